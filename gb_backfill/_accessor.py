@@ -1,0 +1,34 @@
+"""``df.gameball``: the notebook face of gb-backfill, registered when ``gb_backfill`` is imported.
+
+The accessor keeps no state (pandas may build a new one on every attribute access); each method
+forwards to the public function of the same name with ``df`` as its first argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ._payloads import payloads
+from ._rules import ValidationReport, validate
+
+__all__ = ["GameballAccessor"]
+
+
+@pd.api.extensions.register_dataframe_accessor("gameball")
+class GameballAccessor:
+    """``df.gameball.validate(...)``, ``.payloads(...)``: see the functions of the same name."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        if not isinstance(df, pd.DataFrame):  # pragma: no cover - pandas only passes frames
+            raise AttributeError("df.gameball needs a DataFrame")
+        self._df = df
+
+    def validate(self, **mapping: Any) -> ValidationReport:
+        """Check the rows against Gameball's event rules (see :func:`gb_backfill.validate`)."""
+        return validate(self._df, **mapping)
+
+    def payloads(self, **mapping: Any) -> pd.Series:
+        """The v4 payloads of the valid rows (see :func:`gb_backfill.payloads`)."""
+        return payloads(self._df, **mapping)

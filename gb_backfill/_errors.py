@@ -1,0 +1,63 @@
+"""The exceptions gb-backfill raises.
+
+Problems with single rows are never exceptions: they are data (see ``ValidationReport.failures``
+and the failures Parquet file). Exceptions are for misuse and for runs that cannot go on::
+
+    GameballError
+    ├── ConfigError            a bad argument: names the fix
+    │   └── ColumnNotFoundError  a mapping keyword names a column the DataFrame lacks
+    ├── AuthenticationError    Gameball answered 401/403: the run stopped at once
+    └── LedgerError            the ledger file cannot be used for this input
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "AuthenticationError",
+    "ColumnNotFoundError",
+    "ConfigError",
+    "GameballError",
+    "LedgerError",
+]
+
+
+class GameballError(Exception):
+    """Root of every error gb-backfill raises."""
+
+
+class ConfigError(GameballError, ValueError):
+    """An argument is wrong; the message says how to fix it."""
+
+
+class ColumnNotFoundError(ConfigError, KeyError):
+    """A mapping keyword names a column that the DataFrame does not have."""
+
+    def __init__(self, keyword: str, column: object, available: Iterable[object]) -> None:
+        self.keyword = keyword
+        self.column = column
+        self.available = [str(c) for c in available]
+        listed = ", ".join(self.available) or "(none)"
+        super().__init__(f"{keyword}={column!r}: no such column; the columns are: {listed}")
+
+    def __str__(self) -> str:
+        # KeyError would repr() the message; show it as written.
+        return str(self.args[0])
+
+
+class AuthenticationError(GameballError):
+    """Gameball rejected the keys (401 or 403), so the run stopped before burning more rows.
+
+    ``report`` holds the run so far: the row that met the error is ``failed`` and every row not
+    yet attempted is ``aborted``. The keys themselves never appear in the message.
+    """
+
+    def __init__(self, message: str, *, status_code: int, report: object | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.report = report
+
+
+class LedgerError(GameballError):
+    """The ledger cannot be used: it is corrupt, or its row keys do not fit this input."""

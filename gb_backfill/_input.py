@@ -1,0 +1,79 @@
+"""Reading CSV and Parquet input, whole or a bounded batch at a time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from ._errors import ConfigError
+
+__all__: list[str] = []
+
+_PARQUET = {".parquet", ".pq", ".parq"}
+_CSV = {".csv", ".txt", ".tsv"}
+
+
+def _kind(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if path.is_dir() or any(s in _PARQUET for s in suffixes):
+        return "parquet"
+    if any(s in _CSV for s in suffixes):
+        return "csv"
+    raise ConfigError(f"{path}: unknown input format; use a .csv or .parquet file")
+
+
+def _checked(path: str | os.PathLike[str]) -> Path:
+    found = Path(path)
+    if not found.exists():
+        raise ConfigError(f"{found}: no such file")
+    return found
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a whole CSV or Parquet file into a DataFrame."""
+    found = _checked(path)
+    if _kind(found) == "parquet":
+        return pd.read_parquet(found)
+    sep = "\t" if found.suffix.lower() == ".tsv" else ","
+    return pd.read_csv(found, sep=sep)
+
+
+def iter_frames(path: str | os.PathLike[str], *, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """Yield the file as DataFrames of at most ``batch_rows`` rows, never reading it whole.
+
+    Each frame's index continues the previous one, so index labels are positions in the file.
+    """
+    found = _checked(path)
+    start = 0
+    if _kind(found) == "parquet":
+        import pyarrow.parquet as pq
+
+        files = sorted(found.glob("*.parquet")) if found.is_dir() else [found]
+        for file in files:
+            with pq.ParquetFile(file) as parquet:
+                for batch in parquet.iter_batches(batch_size=batch_rows):
+                    frame = batch.to_pandas()
+                    frame.index = pd.RangeIndex(start, start + len(frame))
+                    start += len(frame)
+                    yield frame
+        return
+    sep = "\t" if found.suffix.lower() == ".tsv" else ","
+    with pd.read_csv(found, sep=sep, chunksize=batch_rows) as reader:
+        for frame in reader:
+            frame.index = pd.RangeIndex(start, start + len(frame))
+            start += len(frame)
+            yield frame
+
+
+def count_rows(path: str | os.PathLike[str]) -> int | None:
+    """The number of rows, when it is cheap to know (Parquet metadata); else None."""
+    found = _checked(path)
+    if _kind(found) != "parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    files = sorted(found.glob("*.parquet")) if found.is_dir() else [found]
+    return sum(int(pq.ParquetFile(f).metadata.num_rows) for f in files)

@@ -1,0 +1,125 @@
+"""Which DataFrame column plays which part of a Gameball event.
+
+Callers name columns by keyword (``customer_id="user"``); without keywords the usual names are
+found (``customerId`` or ``customer_id``, ``eventName`` or ``event_name``, ``email``, ``mobile``,
+``sessionToken`` or ``session_token``). Metadata defaults to every other column whose name does
+not start with ``gb_`` (our own status columns, so a failures file can be sent again as it is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ._errors import ColumnNotFoundError, ConfigError
+
+__all__ = ["ColumnMapping", "resolve_mapping"]
+
+#: Columns gb-backfill writes itself start with this; they are never metadata.
+RESERVED_PREFIX = "gb_"
+
+_DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
+    "customer_id": ("customerId", "customer_id"),
+    "event_name": ("eventName", "event_name"),
+    "email": ("email",),
+    "mobile": ("mobile",),
+    "session_token": ("sessionToken", "session_token"),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ColumnMapping:
+    """The resolved roles of a DataFrame's columns. Build it with :func:`resolve_mapping`."""
+
+    customer_id: Hashable
+    event_name: Hashable | None
+    event: str | None
+    metadata: tuple[Hashable, ...]
+    email: Hashable | None = None
+    mobile: Hashable | None = None
+    session_token: Hashable | None = None
+
+    @property
+    def event_label(self) -> str:
+        """How failures name the event-name source: the column, or ``event`` for a constant."""
+        return "event" if self.event_name is None else str(self.event_name)
+
+
+def resolve_mapping(
+    columns: Sequence[Hashable] | pd.Index,
+    *,
+    customer_id: Hashable | None = None,
+    event_name: Hashable | None = None,
+    event: str | None = None,
+    metadata: Sequence[Hashable] | None = None,
+    email: Hashable | None = None,
+    mobile: Hashable | None = None,
+    session_token: Hashable | None = None,
+) -> ColumnMapping:
+    """Resolve the mapping keywords against ``columns``.
+
+    Raises :class:`ColumnNotFoundError` for a keyword naming a missing column, and
+    :class:`ConfigError` when no customer id or event name can be found, or when both
+    ``event_name`` and ``event`` are given.
+    """
+    available = list(columns)
+    present = set(available)
+
+    def pick(keyword: str, given: Hashable | None, *, required: bool = False) -> Hashable | None:
+        if given is not None:
+            if given not in present:
+                raise ColumnNotFoundError(keyword, given, available)
+            return given
+        for name in _DEFAULT_NAMES[keyword]:
+            if name in present:
+                return name
+        if required:
+            names = " or ".join(repr(n) for n in _DEFAULT_NAMES[keyword])
+            raise ConfigError(
+                f"no {keyword} column: pass {keyword}=COLUMN or name a column {names}; "
+                f"the columns are: {', '.join(map(str, available)) or '(none)'}"
+            )
+        return None
+
+    if event_name is not None and event is not None:
+        raise ConfigError("pass either event_name=COLUMN or event=NAME, not both")
+    if event is not None and (not isinstance(event, str) or not event.strip()):
+        raise ConfigError(f"event= must be a non-empty event name, got {event!r}")
+
+    id_column = pick("customer_id", customer_id, required=True)
+    name_column = None if event is not None else pick("event_name", event_name)
+    if name_column is None and event is None:
+        raise ConfigError(
+            "no event name: pass event_name=COLUMN, or event=NAME for one name for every row, "
+            f"or name a column 'eventName' or 'event_name'; the columns are: "
+            f"{', '.join(map(str, available)) or '(none)'}"
+        )
+    roles = {
+        "email": pick("email", email),
+        "mobile": pick("mobile", mobile),
+        "session_token": pick("session_token", session_token),
+    }
+    mapped = {id_column, name_column, *roles.values()} - {None}
+
+    if metadata is None:
+        chosen = tuple(
+            c for c in available if c not in mapped and not str(c).startswith(RESERVED_PREFIX)
+        )
+    else:
+        if isinstance(metadata, str):
+            raise ConfigError(f"metadata= takes a list of columns, e.g. metadata=[{metadata!r}]")
+        for column in metadata:
+            if column not in present:
+                raise ColumnNotFoundError("metadata", column, available)
+        chosen = tuple(dict.fromkeys(metadata))
+    return ColumnMapping(
+        customer_id=id_column,
+        event_name=name_column,
+        event=event,
+        metadata=chosen,
+        email=roles["email"],
+        mobile=roles["mobile"],
+        session_token=roles["session_token"],
+    )

@@ -1,0 +1,315 @@
+"""Gameball's event rules, checked a column at a time, and the report they produce.
+
+The rules come from Gameball's docs and SDKs: ``customerId`` is required and not empty, an event
+name is required, metadata values are strings, numbers or booleans, ``email`` and ``mobile`` are
+optional. Each broken rule is a row of ``ValidationReport.failures`` with a stable code from
+:class:`FailureCode`; a row is valid when it has no failure, and no row is ever dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._mapping import ColumnMapping, resolve_mapping
+from ._values import BoolArray, Identifiers, identifier_strings, metadata_problems
+
+__all__ = ["FailureCode", "ValidationReport", "validate"]
+
+#: The fixed columns of ``ValidationReport.failures``.
+FAILURE_COLUMNS = ("row", "column", "code", "message", "value")
+
+# Loose on purpose: these catch values that are clearly not an address or a phone number (a
+# missing "@", a word, a date), not every address a mail server would refuse.
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+_MOBILE_SEPARATORS = r"[\s().\-]"
+_MOBILE = r"^\+?[0-9]{5,15}$"  # E.164 allows at most 15 digits
+
+_VALUE_TEXT_LIMIT = 120
+
+
+class FailureCode(StrEnum):
+    """Stable codes for the ways a row can break Gameball's event rules."""
+
+    CUSTOMER_ID_MISSING = "customer_id_missing"
+    CUSTOMER_ID_EMPTY = "customer_id_empty"
+    CUSTOMER_ID_TYPE = "customer_id_type"
+    EVENT_NAME_MISSING = "event_name_missing"
+    EVENT_NAME_EMPTY = "event_name_empty"
+    EVENT_NAME_TYPE = "event_name_type"
+    METADATA_TYPE = "metadata_type"
+    METADATA_NOT_FINITE = "metadata_not_finite"
+    EMAIL_MALFORMED = "email_malformed"
+    MOBILE_MALFORMED = "mobile_malformed"
+    SESSION_TOKEN_TYPE = "session_token_type"
+
+
+@dataclass(frozen=True, slots=True)
+class _Broken:
+    column: Hashable
+    code: FailureCode
+    message: str
+    mask: BoolArray
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedFrame:
+    """What the checks learn about a frame; shared by validation, payloads and sending."""
+
+    mapping: ColumnMapping
+    invalid: BoolArray
+    failures: pd.DataFrame  # FAILURE_COLUMNS plus "position"
+    customer_ids: pa.Array
+    event_names: pa.Array | None
+    emails: pa.Array | None
+    mobiles: pa.Array | None
+    session_tokens: pa.Array | None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """The outcome of :func:`validate`.
+
+    ``valid`` holds the valid rows with their original index; ``failures`` has one row per
+    broken rule with the columns ``row`` (the original index label), ``column``, ``code``,
+    ``message`` and ``value`` (the offending value as text). Every input row is either in
+    ``valid`` or named in ``failures``.
+    """
+
+    valid: pd.DataFrame
+    failures: pd.DataFrame
+    rows: int
+
+    @property
+    def ok(self) -> bool:
+        """True when every row is valid."""
+        return self.failures.empty
+
+    @property
+    def invalid_rows(self) -> int:
+        """How many rows have at least one failure."""
+        return self.rows - len(self.valid)
+
+    def counts(self) -> pd.Series:
+        """Failures per code, most frequent first."""
+        return self.failures["code"].value_counts()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ValidationReport rows={self.rows:,} valid={len(self.valid):,} "
+            f"invalid={self.invalid_rows:,}>"
+        )
+
+
+def _blank(text: pa.Array) -> BoolArray:
+    trimmed = pc.utf8_trim_whitespace(text)
+    return np.asarray(pc.equal(trimmed, "").fill_null(False).to_numpy(zero_copy_only=False))
+
+
+def _matches(text: pa.Array, pattern: str) -> BoolArray:
+    return np.asarray(
+        pc.match_substring_regex(text, pattern).fill_null(True).to_numpy(zero_copy_only=False)
+    )
+
+
+def _required(
+    column: Hashable,
+    ids: Identifiers,
+    missing: BoolArray,
+    label: str,
+    codes: tuple[FailureCode, ...],
+) -> Iterator[_Broken]:
+    missing_code, empty_code, type_code = codes
+    yield _Broken(column, missing_code, f"{label} is missing", missing & ~ids.wrong_type)
+    yield _Broken(column, empty_code, f"{label} is empty", _blank(ids.text))
+    yield _Broken(column, type_code, f"{label} must be a string or a whole number", ids.wrong_type)
+
+
+def _optional_text(series: pd.Series) -> Identifiers:
+    ids = identifier_strings(series)
+    # An empty email or mobile is as good as none: it is simply left out.
+    blank = _blank(ids.text)
+    if blank.any():
+        return Identifiers(pc.if_else(pa.array(blank), None, ids.text), ids.wrong_type)
+    return ids
+
+
+def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
+    """Run every rule over ``df`` at once (no per-row Python loop for the checks)."""
+    broken: list[_Broken] = []
+    customer = df[mapping.customer_id]
+    customer_ids = identifier_strings(customer)
+    broken += _required(
+        mapping.customer_id,
+        customer_ids,
+        customer.isna().to_numpy(),
+        "customerId",
+        (
+            FailureCode.CUSTOMER_ID_MISSING,
+            FailureCode.CUSTOMER_ID_EMPTY,
+            FailureCode.CUSTOMER_ID_TYPE,
+        ),
+    )
+    event_names = None
+    if mapping.event_name is not None:
+        names = df[mapping.event_name]
+        event_ids = identifier_strings(names)
+        event_names = event_ids.text
+        broken += _required(
+            mapping.event_name,
+            event_ids,
+            names.isna().to_numpy(),
+            "the event name",
+            (
+                FailureCode.EVENT_NAME_MISSING,
+                FailureCode.EVENT_NAME_EMPTY,
+                FailureCode.EVENT_NAME_TYPE,
+            ),
+        )
+    for column in mapping.metadata:
+        problems = metadata_problems(df[column])
+        broken.append(
+            _Broken(
+                column,
+                FailureCode.METADATA_TYPE,
+                f"metadata {str(column)!r} must be a string, number or boolean",
+                problems.wrong_type,
+            )
+        )
+        broken.append(
+            _Broken(
+                column,
+                FailureCode.METADATA_NOT_FINITE,
+                f"metadata {str(column)!r} must be a finite number",
+                problems.not_finite,
+            )
+        )
+    optional: dict[str, pa.Array | None] = {}
+    for role, code, pattern, cleanup in (
+        ("email", FailureCode.EMAIL_MALFORMED, _EMAIL, None),
+        ("mobile", FailureCode.MOBILE_MALFORMED, _MOBILE, _MOBILE_SEPARATORS),
+    ):
+        column = getattr(mapping, role)
+        if column is None:
+            optional[role] = None
+            continue
+        ids = _optional_text(df[column])
+        checked = ids.text if cleanup is None else pc.replace_substring_regex(ids.text, cleanup, "")
+        malformed = ~_matches(checked, pattern) | ids.wrong_type
+        broken.append(_Broken(column, code, f"{role} is malformed", malformed))
+        optional[role] = ids.text
+    session_tokens = None
+    if mapping.session_token is not None:
+        tokens = _optional_text(df[mapping.session_token])
+        session_tokens = tokens.text
+        broken.append(
+            _Broken(
+                mapping.session_token,
+                FailureCode.SESSION_TOKEN_TYPE,
+                "the session token must be a string",
+                tokens.wrong_type,
+            )
+        )
+    invalid = np.zeros(len(df), dtype=bool)
+    for problem in broken:
+        invalid |= problem.mask
+    return CheckedFrame(
+        mapping=mapping,
+        invalid=invalid,
+        failures=_failure_frame(df, broken),
+        customer_ids=customer_ids.text,
+        event_names=event_names,
+        emails=optional["email"],
+        mobiles=optional["mobile"],
+        session_tokens=session_tokens,
+    )
+
+
+def _value_text(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _VALUE_TEXT_LIMIT else text[: _VALUE_TEXT_LIMIT - 1] + "…"
+
+
+def _failure_frame(df: pd.DataFrame, broken: list[_Broken]) -> pd.DataFrame:
+    pieces = []
+    for order, problem in enumerate(broken):
+        positions = np.flatnonzero(problem.mask)
+        if not len(positions):
+            continue
+        if problem.column in df.columns:
+            cells = df[problem.column].iloc[positions]
+            values = [_value_text(v) for v in cells]
+            kinds = [type(v).__name__ for v in cells]
+        else:
+            values = kinds = ["None"] * len(positions)
+        message = problem.message
+        if problem.code in (FailureCode.METADATA_TYPE, FailureCode.CUSTOMER_ID_TYPE):
+            messages = [f"{message}, not {kind}" for kind in kinds]
+        else:
+            messages = [message] * len(positions)
+        pieces.append(
+            pd.DataFrame(
+                {
+                    "position": positions,
+                    "order": order,
+                    "column": str(problem.column),
+                    "code": str(problem.code),
+                    "message": messages,
+                    "value": values,
+                }
+            )
+        )
+    if not pieces:
+        empty = pd.DataFrame({name: pd.Series(dtype=object) for name in FAILURE_COLUMNS})
+        empty["position"] = pd.Series(dtype=np.int64)
+        return empty
+    frame = pd.concat(pieces, ignore_index=True).sort_values(
+        ["position", "order"], kind="stable", ignore_index=True
+    )
+    positions_array: npt.NDArray[np.int64] = frame["position"].to_numpy()
+    frame.insert(0, "row", df.index[positions_array])
+    return frame.drop(columns="order")
+
+
+def validate(
+    df: pd.DataFrame,
+    *,
+    customer_id: Hashable | None = None,
+    event_name: Hashable | None = None,
+    event: str | None = None,
+    metadata: list[Hashable] | tuple[Hashable, ...] | None = None,
+    email: Hashable | None = None,
+    mobile: Hashable | None = None,
+    session_token: Hashable | None = None,
+) -> ValidationReport:
+    """Check every row of ``df`` against Gameball's event rules.
+
+    The keywords say which column is which (see the README); without them the usual column
+    names are found. Raises :class:`ConfigError` only for a bad mapping; bad rows are data::
+
+        report = validate(df, event="purchase")
+        report.failures.groupby("code").size()
+    """
+    mapping = resolve_mapping(
+        df.columns,
+        customer_id=customer_id,
+        event_name=event_name,
+        event=event,
+        metadata=metadata,
+        email=email,
+        mobile=mobile,
+        session_token=session_token,
+    )
+    checked = check_frame(df, mapping)
+    return ValidationReport(
+        valid=df[~checked.invalid],
+        failures=checked.failures.drop(columns="position"),
+        rows=len(df),
+    )
