@@ -6,6 +6,9 @@ Exit codes: 0 when every row is valid (or sent), 1 when some are not, 2 on bad u
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -93,6 +96,89 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_INCOMPLETE if invalid else EXIT_OK
 
 
+def _mask(key: str, default: str) -> str:
+    return key if key == default else "*" * 8
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Emulator, Faults
+
+    try:
+        faults = Faults(
+            latency=args.latency,
+            jitter=args.jitter,
+            server_errors=args.server_errors,
+            dropped_connections=args.dropped_connections,
+            lost_responses=args.lost_responses,
+            lost_mode=args.lost_mode,
+            slow_reply=args.slow_reply,
+            seed=args.seed,
+        )
+        emulator = Emulator(
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key,
+            secret_key=args.secret_key,
+            high_security=args.high_security,
+            per_second=args.per_second,
+            per_window=args.per_window,
+            window=args.window,
+            retry_after=args.retry_after,
+            faults=faults,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+    async def serve() -> None:
+        await emulator.start_async()
+        # Custom keys are the user's secrets; only the documented defaults are shown.
+        print(
+            f"Gameball emulator on {emulator.base_url}  "
+            f"APIKey: {_mask(args.api_key, DEFAULT_API_KEY)}  "
+            f"SecretKey: {_mask(args.secret_key, DEFAULT_SECRET_KEY)}  (Ctrl-C stops it)",
+            flush=True,
+        )
+        stopped = asyncio.Event()
+        # SIGTERM (a service manager, `timeout`) stops it as cleanly as Ctrl-C.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+        try:
+            await stopped.wait()
+        finally:
+            await emulator.stop_async()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return EXIT_OK
+
+
+def _add_emulator(commands: Any) -> None:
+    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY
+
+    emulator = commands.add_parser("emulator", help="serve a local Gameball emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8787, help="0 picks a free port")
+    emulator.add_argument("--api-key", default=DEFAULT_API_KEY, help="the APIKey it accepts")
+    emulator.add_argument("--secret-key", default=DEFAULT_SECRET_KEY, help="the SecretKey")
+    emulator.add_argument(
+        "--high-security", action="store_true", help="require SecretKey on v4.0 too"
+    )
+    limits = emulator.add_argument_group("rate limits per API key (0 lifts a limit)")
+    limits.add_argument("--per-second", type=int, default=100, metavar="N")
+    limits.add_argument("--per-window", type=int, default=1200, metavar="N")
+    limits.add_argument("--window", type=float, default=30.0, metavar="SECONDS")
+    limits.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
+    faults = emulator.add_argument_group("fault injection (shares are 0 to 1)")
+    faults.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
+    faults.add_argument("--jitter", type=float, default=0.0, metavar="SECONDS")
+    faults.add_argument("--server-errors", type=float, default=0.0, metavar="SHARE")
+    faults.add_argument("--dropped-connections", type=float, default=0.0, metavar="SHARE")
+    faults.add_argument("--lost-responses", type=float, default=0.0, metavar="SHARE")
+    faults.add_argument("--lost-mode", choices=["drop", "slow"], default="drop")
+    faults.add_argument("--slow-reply", type=float, default=30.0, metavar="SECONDS")
+    faults.add_argument("--seed", type=int, default=0)
+    emulator.set_defaults(run=_emulator)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gb-backfill", description="Validate and send historical events to Gameball."
@@ -106,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--failures", metavar="PATH", help="write the invalid rows to this Parquet file"
     )
     validate.set_defaults(run=_validate)
+    _add_emulator(commands)
     return parser
 
 

@@ -1,0 +1,425 @@
+"""A local emulator of Gameball's events API, for the demo, notebooks and end-to-end tests.
+
+It is a real HTTP server on loopback (aiohttp) that follows ``shared/docs/gameball-api.md``:
+
+* ``POST /api/v4.0/integrations/events`` and ``POST /api/v4.1/integrations/events``;
+* ``APIKey`` always; ``SecretKey`` on v4.1 (an ``X-GB-TOKEN`` session token may stand in for
+  it) and on v4.0 when ``high_security`` is on. Errors use the JSON body
+  ``{"code", "type", "message", "documentationUrl", "requestId"}``;
+* the payload rules: ``customerId`` a non-empty string, ``events`` a non-empty object of name
+  to metadata object, scalar metadata values;
+* per-API-key rate limits, 100 requests/s and 1,200 per 30 s by default, answered with 429;
+* 422 with code 2001 for a request about a customer whose earlier request is still running;
+* seeded fault injection: latency, 500/503 before processing, dropped connections before
+  processing, and requests processed whose answer is then lost (the case that makes blind
+  retries double-count).
+
+Every accepted event is recorded; :meth:`Emulator.events` returns them as a DataFrame and
+:attr:`Emulator.counters` counts every kind of answer given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import pandas as pd
+from aiohttp import web
+
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_SECRET_KEY", "Emulator", "Faults"]
+
+#: The keys the emulator accepts unless told otherwise (the demo uses them).
+DEFAULT_API_KEY = "emulator-api-key"
+DEFAULT_SECRET_KEY = "emulator-secret-key"
+
+_PATHS = {"/api/v4.0/integrations/events": "4.0", "/api/v4.1/integrations/events": "4.1"}
+_DOCS = "https://docs.gameball.co/api-reference/overview/status-error-codes"
+_EVENT_COLUMNS = [
+    "customer_id",
+    "event_name",
+    "metadata",
+    "email",
+    "mobile",
+    "api_version",
+    "session_token",
+    "received_at",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Faults:
+    """Faults to inject, as shares of requests (0 to 1) and seconds.
+
+    The shares are drawn from one seeded random stream in arrival order, so a run with the same
+    requests meets the same faults. ``lost_response`` requests are processed and recorded first;
+    their answer is then lost: the connection is dropped (``lost_mode="drop"``) or the reply
+    comes after ``slow_reply`` seconds, later than the client waits (``lost_mode="slow"``).
+    """
+
+    latency: float = 0.0
+    jitter: float = 0.0
+    server_errors: float = 0.0
+    dropped_connections: float = 0.0
+    lost_responses: float = 0.0
+    lost_mode: Literal["drop", "slow"] = "drop"
+    slow_reply: float = 30.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        shares = (self.server_errors, self.dropped_connections, self.lost_responses)
+        if any(not 0 <= s <= 1 for s in shares) or sum(shares) > 1:
+            raise ValueError("fault shares must be between 0 and 1 and add up to at most 1")
+        if self.latency < 0 or self.jitter < 0:
+            raise ValueError("latency and jitter are seconds, at least 0")
+
+
+class _SlidingWindow:
+    """At most ``limit`` admissions in any ``period`` seconds."""
+
+    def __init__(self, limit: int, period: float) -> None:
+        self.limit, self.period = limit, period
+        self.times: deque[float] = deque()
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more admission fits; 0 when it fits now."""
+        while self.times and self.times[0] <= now - self.period:
+            self.times.popleft()
+        if len(self.times) < self.limit:
+            return 0.0
+        return self.times[0] + self.period - now
+
+
+@dataclass
+class _State:
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    counters: Counter[str] = field(default_factory=Counter)
+    windows: dict[str, tuple[_SlidingWindow, _SlidingWindow]] = field(default_factory=dict)
+    busy: set[tuple[str, str]] = field(default_factory=set)
+    requests: int = 0
+
+
+def _error(status: int, code: int, message: str, request_id: int) -> web.Response:
+    body = {
+        "code": code,
+        "type": web.Response(status=status).reason,
+        "message": message,
+        "documentationUrl": _DOCS,
+        "requestId": str(request_id),
+    }
+    return web.json_response(body, status=status)
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _payload_problem(body: object) -> tuple[int, int, str] | None:
+    """(status, code, message) when the body breaks the payload rules."""
+    if not isinstance(body, dict):
+        return 400, 3016, "The request body must be a JSON object."
+    customer = body.get("customerId")
+    if customer is None:
+        return 400, 3000, "The customerId field is required."
+    if not isinstance(customer, str) or not customer.strip():
+        return 422, 3003, "customerId must be a non-empty string."
+    events = body.get("events")
+    if events is None or events == {}:
+        return 400, 3000, "At least one event is required."
+    if not isinstance(events, dict):
+        return 422, 3003, "events must be an object of event name to metadata."
+    for name, metadata in events.items():
+        if not name.strip():
+            return 422, 3003, "Event names must not be empty."
+        if not isinstance(metadata, dict):
+            return 422, 3003, f"The metadata of event {name!r} must be an object."
+        for key, value in metadata.items():
+            if not _scalar(value):
+                return 422, 3003, f"Metadata {key!r} of event {name!r} must be a scalar value."
+    for optional in ("email", "mobile"):
+        if body.get(optional) is not None and not isinstance(body[optional], str):
+            return 422, 3003, f"{optional} must be a string."
+    return None
+
+
+class Emulator:
+    """Gameball's events API on loopback.
+
+    Use it as a context manager, which serves from a background thread::
+
+        with Emulator(faults=Faults(latency=0.05)) as emu:
+            send(df, base_url=emu.base_url, api_key=emu.api_key)
+            emu.events()  # what was accepted
+
+    Rate limits are per API key: ``per_second`` requests in any second and ``per_window``
+    requests in any ``window`` seconds (0 lifts a limit). ``retry_after`` adds a ``Retry-After``
+    header to 429 answers.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = DEFAULT_API_KEY,
+        secret_key: str = DEFAULT_SECRET_KEY,
+        high_security: bool = False,
+        per_second: int = 100,
+        per_window: int = 1200,
+        window: float = 30.0,
+        retry_after: bool = False,
+        faults: Faults | None = None,
+    ) -> None:
+        if per_second < 0 or per_window < 0 or window <= 0:
+            raise ValueError("rate limits must be at least 0 (0 lifts them); window > 0 seconds")
+        self.host, self.port = host, port
+        self.api_key, self._secret_key = api_key, secret_key
+        self.high_security = high_security
+        self.per_second, self.per_window, self.window = per_second, per_window, window
+        self.retry_after = retry_after
+        self.faults = faults or Faults()
+        self._random = random.Random(self.faults.seed)
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._runner else "not running"
+        return f"<Emulator {where} accepted={self.counters.get('accepted', 0):,}>"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The URL to pass as ``base_url`` to the sender, e.g. ``http://127.0.0.1:54321``."""
+        return f"http://{self.host}:{self.port}"
+
+    async def start_async(self) -> None:
+        """Start serving on the running event loop."""
+        app = web.Application(client_max_size=1024**2)
+        app.router.add_post("/api/{version}/integrations/events", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        await site.start()
+        server = site._server  # aiohttp keeps the bound socket here; port 0 needs it
+        if self.port == 0 and server is not None:
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop_async(self) -> None:
+        """Stop serving and close open connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def start(self) -> Self:
+        """Serve from a background thread; returns once the port is bound."""
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.start_async())
+            except BaseException as error:  # reported to start()'s caller
+                failure.append(error)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self.stop_async())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="gb-emulator", daemon=True)
+        self._thread.start()
+        started.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop the background server and wait for its thread."""
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._thread = self._loop = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- what happened ---------------------------------------------------------------------
+
+    @property
+    def counters(self) -> Counter[str]:
+        """How many answers of each kind were given (``accepted``, ``rate_limited``, ...)."""
+        with self._lock:
+            return Counter(self._state.counters)
+
+    def events(self) -> pd.DataFrame:
+        """Every accepted event, one row per event, in the order they were processed."""
+        with self._lock:
+            rows = list(self._state.events)
+        events = pd.DataFrame(rows, columns=_EVENT_COLUMNS)
+        events["received_at"] = pd.to_datetime(events["received_at"], unit="s", utc=True)
+        return events
+
+    def reset(self) -> None:
+        """Forget recorded events, counters and rate-limit windows."""
+        with self._lock:
+            self._state = _State()
+
+    # --- the API ---------------------------------------------------------------------------
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self._state.counters[kind] += 1
+
+    def _admit(self, api_key: str) -> float:
+        """Take a rate-limit slot for ``api_key``; returns 0, or the seconds until one frees."""
+        now = time.monotonic()
+        with self._lock:
+            windows = self._state.windows.get(api_key)
+            if windows is None:
+                windows = (
+                    _SlidingWindow(self.per_second or 2**62, 1.0),
+                    _SlidingWindow(self.per_window or 2**62, self.window),
+                )
+                self._state.windows[api_key] = windows
+            wait = max(w.wait(now) for w in windows)
+            if wait == 0:
+                for w in windows:
+                    w.times.append(now)
+            return wait
+
+    def _authenticate(self, request: web.Request, version: str) -> tuple[int, int, str] | None:
+        api_key = request.headers.get("APIKey")
+        if not api_key or api_key != self.api_key:
+            return 401, 1000, "Unauthorized: the APIKey header is missing or wrong."
+        token = request.headers.get("X-GB-TOKEN")
+        needs_secret = version == "4.1" or self.high_security
+        secret = request.headers.get("SecretKey")
+        if version == "4.1" and token:
+            return None
+        if needs_secret and not secret:
+            return 401, 1001, "A SecretKey is required for this request."
+        if secret is not None and secret != self._secret_key:
+            return 401, 1000, "Unauthorized: the SecretKey is wrong."
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self._state.requests += 1
+            request_id = self._state.requests
+        version = _PATHS.get(request.path)
+        if version is None:
+            self._count("not_found")
+            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
+        if request.content_type != "application/json":
+            self._count("unsupported_media_type")
+            return _error(415, 3013, "The request body must be application/json.", request_id)
+        problem = self._authenticate(request, version)
+        if problem:
+            self._count("unauthorized")
+            return _error(*problem, request_id)
+        wait = self._admit(request.headers["APIKey"])
+        if wait:
+            self._count("rate_limited")
+            response = _error(429, 4290, "Too many requests.", request_id)
+            if self.retry_after:
+                response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+            return response
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            self._count("bad_request")
+            return _error(400, 3016, "Malformed JSON.", request_id)
+        problem = _payload_problem(body)
+        if problem:
+            self._count("bad_request")
+            return _error(*problem, request_id)
+        return await self._process(request, body, version, request_id)
+
+    async def _process(
+        self, request: web.Request, body: dict[str, Any], version: str, request_id: int
+    ) -> web.StreamResponse:
+        customer_key = (request.headers["APIKey"], body["customerId"])
+        faults = self.faults
+        with self._lock:
+            if customer_key in self._state.busy:
+                self._state.counters["concurrent"] += 1
+                return _error(
+                    422,
+                    2001,
+                    "A request for this customer is already in progress.",
+                    request_id,
+                )
+            self._state.busy.add(customer_key)
+            draw, pick, jitter = (self._random.random() for _ in range(3))
+        try:
+            if draw < faults.server_errors:
+                status = 500 if pick < 0.5 else 503
+                self._count(f"server_error_{status}")
+                return _error(status, status * 10, "Injected server error.", request_id)
+            draw -= faults.server_errors
+            if draw < faults.dropped_connections:
+                self._count("dropped")
+                return self._drop(request)
+            draw -= faults.dropped_connections
+            delay = faults.latency + jitter * faults.jitter
+            if delay:
+                await asyncio.sleep(delay)
+            self._record(request, body, version)
+        finally:
+            with self._lock:
+                self._state.busy.discard(customer_key)
+        if draw < faults.lost_responses:
+            self._count("lost_response")
+            if faults.lost_mode == "drop":
+                return self._drop(request)
+            await asyncio.sleep(faults.slow_reply)
+        else:
+            self._count("accepted")
+        return web.json_response({"success": True, "message": "Events processed"})
+
+    def _drop(self, request: web.Request) -> web.StreamResponse:
+        if request.transport is not None:
+            request.transport.abort()
+        # Nothing reaches the client after the abort; aiohttp discards this answer.
+        return web.Response(status=499)
+
+    def _record(self, request: web.Request, body: dict[str, Any], version: str) -> None:
+        now = time.time()
+        token = request.headers.get("X-GB-TOKEN")
+        rows = [
+            (
+                body["customerId"],
+                name,
+                metadata,
+                body.get("email"),
+                body.get("mobile"),
+                version,
+                token,
+                now,
+            )
+            for name, metadata in body["events"].items()
+        ]
+        with self._lock:
+            self._state.events.extend(rows)

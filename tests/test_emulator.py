@@ -1,0 +1,252 @@
+"""The Gameball emulator, over a real socket: auth, payload rules, limits, 2001, faults, records."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from gb_backfill._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Emulator, Faults
+
+V40 = "/api/v4.0/integrations/events"
+V41 = "/api/v4.1/integrations/events"
+BODY = {"customerId": "c-1", "events": {"purchase": {"amount": 9.5}}}
+
+
+def post(emu, body=BODY, path=V40, headers=None, **kw):
+    sent = {"APIKey": DEFAULT_API_KEY} if headers is None else headers
+    with httpx.Client(base_url=emu.base_url, timeout=kw.pop("timeout", 5)) as client:
+        return client.post(path, json=body, headers=sent, **kw)
+
+
+@pytest.fixture
+def emu():
+    with Emulator() as running:
+        yield running
+
+
+def test_accepts_an_event_and_records_it(emu):
+    response = post(emu, {**BODY, "email": "a@b.co"})
+    assert response.status_code == 200
+    events = emu.events()
+    assert events[["customer_id", "event_name", "email", "api_version"]].values.tolist() == [
+        ["c-1", "purchase", "a@b.co", "4.0"]
+    ]
+    assert events["metadata"][0] == {"amount": 9.5}
+    assert emu.counters["accepted"] == 1
+
+
+def test_several_events_in_one_request_are_several_records(emu):
+    body = {"customerId": "c", "events": {"a": {}, "b": {"x": 1}}}
+    assert post(emu, body).status_code == 200
+    assert emu.events()["event_name"].tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "code"),
+    [
+        (V40, {}, 1000),
+        (V40, {"APIKey": "wrong"}, 1000),
+        (V41, {"APIKey": DEFAULT_API_KEY}, 1001),
+        (V41, {"APIKey": DEFAULT_API_KEY, "SecretKey": "wrong"}, 1000),
+    ],
+)
+def test_auth_failures(emu, path, headers, code):
+    response = post(emu, path=path, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["code"] == code
+    assert {"code", "type", "message", "documentationUrl", "requestId"} <= set(response.json())
+    assert emu.events().empty
+
+
+def test_v41_with_secret_or_session_token(emu):
+    both = {"APIKey": DEFAULT_API_KEY, "SecretKey": DEFAULT_SECRET_KEY}
+    assert post(emu, path=V41, headers=both).status_code == 200
+    token = {"APIKey": DEFAULT_API_KEY, "X-GB-TOKEN": "jwe-token"}
+    assert post(emu, path=V41, headers=token).status_code == 200
+    tokens = emu.events()["session_token"]
+    assert tokens.isna().tolist() == [True, False]
+    assert tokens[1] == "jwe-token"
+    assert emu.events()["api_version"].tolist() == ["4.1", "4.1"]
+
+
+def test_high_security_needs_the_secret_on_v40():
+    with Emulator(high_security=True) as emu:
+        assert post(emu).json()["code"] == 1001
+        both = {"APIKey": DEFAULT_API_KEY, "SecretKey": DEFAULT_SECRET_KEY}
+        assert post(emu, headers=both).status_code == 200
+
+
+def test_custom_keys():
+    with Emulator(api_key="k1", secret_key="s1") as emu:
+        assert post(emu).status_code == 401
+        assert post(emu, headers={"APIKey": "k1"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"events": {"a": {}}}, 400, 3000),
+        ({"customerId": "c", "events": {}}, 400, 3000),
+        ({"customerId": "c"}, 400, 3000),
+        ({"customerId": "", "events": {"a": {}}}, 422, 3003),
+        ({"customerId": 5, "events": {"a": {}}}, 422, 3003),
+        ({"customerId": "c", "events": {"a": {"n": {"x": 1}}}}, 422, 3003),
+        ({"customerId": "c", "events": {"a": {"n": [1]}}}, 422, 3003),
+        ({"customerId": "c", "events": {"a": 5}}, 422, 3003),
+        ([1, 2], 400, 3016),
+    ],
+)
+def test_payload_rules(emu, body, status, code):
+    response = post(emu, body)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert emu.events().empty
+
+
+def test_non_json_content_type_and_malformed_json(emu):
+    headers = {"APIKey": DEFAULT_API_KEY, "Content-Type": "text/plain"}
+    response = post(emu, None, headers=headers, content=b"hello")
+    assert (response.status_code, response.json()["code"]) == (415, 3013)
+    headers = {"APIKey": DEFAULT_API_KEY, "Content-Type": "application/json"}
+    response = post(emu, None, headers=headers, content=b"{not json")
+    assert (response.status_code, response.json()["code"]) == (400, 3016)
+
+
+def test_per_second_limit():
+    with Emulator(per_second=5, per_window=0, retry_after=True) as emu:
+        statuses = [post(emu).status_code for _ in range(7)]
+        assert statuses == [200] * 5 + [429] * 2
+        limited = post(emu)
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        time.sleep(1.05)
+        assert post(emu).status_code == 200
+        assert emu.counters["rate_limited"] == 3
+
+
+def test_window_quota():
+    """The 30-s quota, scaled down: 6 per 1.5 s while 100/s would allow more."""
+    with Emulator(per_second=100, per_window=6, window=1.5) as emu:
+        assert [post(emu).status_code for _ in range(8)] == [200] * 6 + [429] * 2
+        assert "Retry-After" not in post(emu).headers
+        time.sleep(1.6)
+        assert post(emu).status_code == 200
+
+
+def test_limits_are_per_api_key():
+    with Emulator(per_second=1, per_window=0) as emu:
+        assert post(emu).status_code == 200
+        assert post(emu, headers={"APIKey": "other"}).status_code == 401
+        assert post(emu).status_code == 429
+
+
+def test_concurrent_request_for_a_customer_gets_2001():
+    with Emulator(faults=Faults(latency=0.4)) as emu:
+        results = {}
+
+        def send(name, customer):
+            results[name] = post(emu, {"customerId": customer, "events": {"e": {}}})
+
+        first = threading.Thread(target=send, args=("first", "same"))
+        first.start()
+        time.sleep(0.15)
+        send("second", "same")
+        send("other", "different")
+        first.join()
+        assert results["first"].status_code == 200
+        assert (results["second"].status_code, results["second"].json()["code"]) == (422, 2001)
+        assert results["other"].status_code == 200
+        assert emu.counters["concurrent"] == 1
+
+
+def test_latency_is_added():
+    with Emulator(faults=Faults(latency=0.2, jitter=0.1)) as emu:
+        start = time.perf_counter()
+        post(emu)
+        assert 0.2 <= time.perf_counter() - start < 1.5
+
+
+def test_server_errors_come_before_processing():
+    with Emulator(faults=Faults(server_errors=1.0)) as emu:
+        statuses = {post(emu).status_code for _ in range(20)}
+        assert statuses == {500, 503}
+        assert emu.events().empty
+
+
+def test_dropped_connections_are_not_processed():
+    with Emulator(faults=Faults(dropped_connections=1.0)) as emu:
+        with pytest.raises(httpx.RemoteProtocolError):
+            post(emu)
+        assert emu.events().empty
+        assert emu.counters["dropped"] == 1
+
+
+def test_lost_responses_are_processed_then_dropped():
+    with Emulator(faults=Faults(lost_responses=1.0)) as emu:
+        with pytest.raises(httpx.RemoteProtocolError):
+            post(emu)
+        assert len(emu.events()) == 1
+        assert emu.counters["lost_response"] == 1
+
+
+def test_lost_responses_slower_than_the_client():
+    with Emulator(faults=Faults(lost_responses=1.0, lost_mode="slow", slow_reply=2.0)) as emu:
+        with pytest.raises(httpx.ReadTimeout):
+            post(emu, timeout=0.3)
+        assert len(emu.events()) == 1
+        # The customer is free once processed, though the reply has not gone out: no 2001.
+        with pytest.raises(httpx.ReadTimeout):
+            post(emu, timeout=0.3)
+        assert len(emu.events()) == 2
+        assert emu.counters["concurrent"] == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_faults_are_reproducible_with_a_seed(seed):
+    faults = Faults(server_errors=0.3, dropped_connections=0.2, lost_responses=0.2, seed=seed)
+
+    def outcomes():
+        seen = []
+        with Emulator(faults=faults) as emu:
+            for n in range(30):
+                try:
+                    seen.append(post(emu, {"customerId": f"c{n}", "events": {"e": {}}}).status_code)
+                except httpx.TransportError as error:
+                    seen.append(type(error).__name__)
+            return seen, len(emu.events())
+
+    first, second = outcomes(), outcomes()
+    assert first == second
+    assert len(set(first[0])) >= 3, "a mix of outcomes"
+
+
+def test_reset_forgets_everything(emu):
+    post(emu)
+    emu.reset()
+    assert emu.events().empty
+    assert not emu.counters
+
+
+def test_invalid_fault_shares():
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Faults(server_errors=0.8, lost_responses=0.5)
+
+
+def test_cli_prints_its_url_and_serves_until_stopped():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gb_backfill", "emulator", "--port", "0", "--per-second", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("Gameball emulator on http://127.0.0.1:")
+        url = line.split()[3]
+        response = httpx.post(url + V40, json=BODY, headers={"APIKey": DEFAULT_API_KEY})
+        assert response.status_code == 200
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+        process.stdout.close()
