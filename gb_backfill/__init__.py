@@ -4,11 +4,14 @@ Importing the package registers the ``df.gameball`` accessor::
 
     import gb_backfill
     report = df.gameball.validate(event="purchase")
+    sent = df.gameball.send(event="purchase", ledger="backfill.ledger")
 """
 
 from __future__ import annotations
 
 from . import _accessor  # noqa: F401  (registers df.gameball)
+from ._config import RateLimits, RetryPolicy
+from ._emulator import Emulator, Faults
 from ._errors import (
     AuthenticationError,
     ColumnNotFoundError,
@@ -18,18 +21,30 @@ from ._errors import (
 )
 from ._failures import FAILURE_STATUS_COLUMNS
 from ._payloads import payloads
+from ._report import STATUSES, SendReport
 from ._rules import FailureCode, ValidationReport, validate
+from ._sender import asend, asend_path, send, send_path
 
 __all__ = [
     "FAILURE_STATUS_COLUMNS",
+    "STATUSES",
     "AuthenticationError",
     "ColumnNotFoundError",
     "ConfigError",
+    "Emulator",
     "FailureCode",
+    "Faults",
     "GameballError",
     "LedgerError",
+    "RateLimits",
+    "RetryPolicy",
+    "SendReport",
     "ValidationReport",
+    "asend",
+    "asend_path",
     "payloads",
+    "send",
+    "send_path",
     "validate",
 ]
 

@@ -11,14 +11,16 @@ from typing import Any
 import pandas as pd
 
 from ._payloads import payloads
+from ._report import SendReport
 from ._rules import ValidationReport, validate
+from ._sender import asend, send
 
 __all__ = ["GameballAccessor"]
 
 
 @pd.api.extensions.register_dataframe_accessor("gameball")
 class GameballAccessor:
-    """``df.gameball.validate(...)``, ``.payloads(...)``: see the functions of the same name."""
+    """``df.gameball.validate/payloads/send/asend(...)``: the functions of the same name."""
 
     def __init__(self, df: pd.DataFrame) -> None:
         if not isinstance(df, pd.DataFrame):  # pragma: no cover - pandas only passes frames
@@ -32,3 +34,11 @@ class GameballAccessor:
     def payloads(self, **mapping: Any) -> pd.Series:
         """The v4 payloads of the valid rows (see :func:`gb_backfill.payloads`)."""
         return payloads(self._df, **mapping)
+
+    def send(self, **options: Any) -> SendReport:
+        """Send the rows to Gameball and wait (see :func:`gb_backfill.send`)."""
+        return send(self._df, **options)
+
+    async def asend(self, **options: Any) -> SendReport:
+        """Send the rows to Gameball; ``await`` it in a notebook (see :func:`gb_backfill.asend`)."""
+        return await asend(self._df, **options)

@@ -1,6 +1,7 @@
-"""The ``gb-backfill`` command line.
+"""The ``gb-backfill`` command line: validate, send, demo, status, emulator.
 
-Exit codes: 0 when every row is valid (or sent), 1 when some are not, 2 on bad usage.
+Exit codes: 0 when every row is valid (or sent), 1 when some are not (the failures file says
+which and why), 2 on bad usage or rejected keys, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -11,20 +12,33 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ._errors import ConfigError, GameballError
+from ._config import API_KEY_ENV, DEFAULT_BASE_URL, SECRET_KEY_ENV, RateLimits, RetryPolicy
+from ._errors import AuthenticationError, ConfigError, GameballError
 from ._failures import failure_rows, write_parquet
 from ._input import read_table
 from ._mapping import resolve_mapping
-from ._rules import check_frame
+from ._rules import check_frame, first_failures
+from ._sender import send_path
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def sample_data_path() -> Path:
+    """The sample export: in the source tree, or the copy inside the installed package."""
+    for candidate in (
+        Path(__file__).resolve().parent.parent / "sample_data" / "events.csv",
+        Path(__file__).resolve().parent / "sample_data" / "events.csv",
+    ):
+        if candidate.exists():
+            return candidate
+    raise ConfigError("sample_data/events.csv is missing; run sample_data/make_sample.py")
 
 
 def _columns(text: str) -> list[str]:
@@ -61,17 +75,6 @@ def mapping_keywords(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _first_failures(failures: pd.DataFrame) -> pd.DataFrame:
-    """One line per invalid row: its first failure's code and every message."""
-    grouped = failures.groupby("position", sort=True)
-    return pd.DataFrame(
-        {
-            "code": grouped["code"].first(),
-            "message": grouped["message"].agg("; ".join),
-        }
-    )
-
-
 def _validate(args: argparse.Namespace) -> int:
     df = read_table(args.input)
     mapping = resolve_mapping(df.columns, **mapping_keywords(args))
@@ -79,7 +82,7 @@ def _validate(args: argparse.Namespace) -> int:
     invalid = int(checked.invalid.sum())
     print(f"rows: {len(df):,}  valid: {len(df) - invalid:,}  invalid: {invalid:,}")
     if invalid:
-        per_row = _first_failures(checked.failures)
+        per_row = first_failures(checked.failures)
         for code, count in per_row["code"].value_counts().items():
             print(f"  {code}: {count:,}")
         if args.failures:
@@ -179,6 +182,123 @@ def _add_emulator(commands: Any) -> None:
     emulator.set_defaults(run=_emulator)
 
 
+def _add_send_flags(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("Gameball")
+    target.add_argument("--base-url", default=DEFAULT_BASE_URL)
+    target.add_argument("--api-version", choices=["4.0", "4.1"], default="4.0")
+    target.add_argument("--api-key", help=f"default: ${API_KEY_ENV} (safer than this flag)")
+    target.add_argument("--secret-key", help=f"default: ${SECRET_KEY_ENV}")
+    target.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow keys over plain http to a host other than loopback",
+    )
+    pace = parser.add_argument_group("pace and retries")
+    pace.add_argument("--rate", type=int, default=100, help="requests per second (0: no limit)")
+    pace.add_argument("--quota", type=int, default=1200, help="requests per quota window")
+    pace.add_argument("--quota-window", type=float, default=30.0, metavar="SECONDS")
+    pace.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
+    pace.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    pace.add_argument("--attempts", type=int, default=6, help="tries per row for retryable errors")
+    pace.add_argument(
+        "--retry-unknown",
+        action="store_true",
+        help="also resend rows that may have been processed (may double-count)",
+    )
+    out = parser.add_argument_group("bookkeeping")
+    out.add_argument("--failures", metavar="PATH", help="Parquet file for rows not sent")
+    out.add_argument("--ledger", metavar="PATH", help="SQLite ledger: makes re-runs safe")
+    out.add_argument(
+        "--row-key", metavar="COL,COL,...", type=_columns, help="your own unique row key"
+    )
+    out.add_argument("--batch-rows", type=int, default=50_000, help="rows read at a time")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _send_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "base_url": args.base_url,
+        "api_version": args.api_version,
+        "api_key": args.api_key,
+        "secret_key": args.secret_key,
+        "allow_insecure_http": args.allow_insecure_http,
+        "limits": RateLimits(per_second=args.rate, per_window=args.quota, window=args.quota_window),
+        "retry": RetryPolicy(attempts=args.attempts),
+        "concurrency": args.concurrency,
+        "timeout": args.timeout,
+        "retry_unknown": args.retry_unknown,
+        "ledger": args.ledger,
+        "row_key": args.row_key,
+        "batch_rows": args.batch_rows,
+        "progress": False if args.no_progress else None,
+    }
+
+
+def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
+    try:
+        report = send_path(input_path, failures_path=failures, **options)
+    except AuthenticationError as error:
+        print(f"gb-backfill: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"gb-backfill: interrupted; rows not sent are in {failures}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(report.summary())
+    return EXIT_OK if report.ok else EXIT_INCOMPLETE
+
+
+def _send(args: argparse.Namespace) -> int:
+    failures = args.failures or f"{Path(args.input).stem}.failures.parquet"
+    options = {**_send_options(args), **mapping_keywords(args)}
+    return _run_send(args.input, failures, options)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._emulator import Emulator, Faults
+
+    sample = sample_data_path()
+    # A little of what real networks do, so the demo shows retries and an unknown or two.
+    faults = Faults(latency=0.03, jitter=0.02, server_errors=0.02, lost_responses=0.002, seed=7)
+    per_second, per_window = (0, 0) if args.fast else (100, 1200)
+    with Emulator(faults=faults, per_second=per_second, per_window=per_window) as emulator:
+        print(f"Gameball emulator on {emulator.base_url}; sending {sample}")
+        options = {
+            "base_url": emulator.base_url,
+            "api_key": emulator.api_key,
+            "limits": RateLimits.unlimited() if args.fast else RateLimits(),
+            "progress": False if args.no_progress else None,
+            "ledger": args.ledger,
+        }
+        code = _run_send(str(sample), args.failures, options)
+        accepted = len(emulator.events())
+    print(f"the emulator recorded {accepted:,} events")
+    # Some sample rows are broken on purpose; the demo succeeded if it ran to the end.
+    return EXIT_OK if code == EXIT_INCOMPLETE else code
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ._ledger import Ledger
+
+    if not Path(args.ledger).exists():
+        raise ConfigError(f"{args.ledger}: no such ledger")
+    ledger = Ledger(args.ledger)
+    try:
+        counts = ledger.counts()
+        unknown = ledger.unknown_rows()
+    finally:
+        ledger.close()
+    print(f"ledger {args.ledger}: {sum(counts.values()):,} rows recorded")
+    for status in ("sent", "failed", "unknown", "in_flight"):
+        print(f"  {status}: {counts.get(status, 0):,}")
+    if not unknown.empty:
+        print(f"rows whose outcome is unknown ({len(unknown):,}):")
+        shown = unknown if args.all else unknown.head(20)
+        print(shown.to_string(index=False))
+        if len(shown) < len(unknown):
+            print(f"  ... {len(unknown) - len(shown):,} more (--all shows them)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gb-backfill", description="Validate and send historical events to Gameball."
@@ -193,6 +313,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(run=_validate)
     _add_emulator(commands)
+
+    send = commands.add_parser("send", help="send a CSV or Parquet file's rows to Gameball")
+    send.add_argument("input", help="a .csv or .parquet file")
+    _add_mapping_flags(send)
+    _add_send_flags(send)
+    send.set_defaults(run=_send)
+
+    demo = commands.add_parser("demo", help="send sample_data/ to a local emulator")
+    demo.add_argument("--failures", default="demo.failures.parquet", metavar="PATH")
+    demo.add_argument("--ledger", metavar="PATH", help="a ledger file (a re-run skips all)")
+    demo.add_argument("--fast", action="store_true", help="lift the rate limits")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(run=_demo)
+
+    status = commands.add_parser("status", help="what a ledger knows")
+    status.add_argument("--ledger", required=True, metavar="PATH")
+    status.add_argument("--all", action="store_true", help="list every unknown row")
+    status.set_defaults(run=_status)
     return parser
 
 

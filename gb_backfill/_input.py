@@ -68,6 +68,20 @@ def iter_frames(path: str | os.PathLike[str], *, batch_rows: int) -> Iterator[pd
             yield frame
 
 
+def read_columns(path: str | os.PathLike[str]) -> pd.Index:
+    """The file's column names, reading no rows."""
+    found = _checked(path)
+    if _kind(found) == "parquet":
+        import pyarrow.parquet as pq
+
+        files = sorted(found.glob("*.parquet")) if found.is_dir() else [found]
+        names: list[str] = pq.read_schema(files[0]).names if files else []
+        return pd.Index([n for n in names if not n.startswith("__index_level_")])
+    sep = "\t" if found.suffix.lower() == ".tsv" else ","
+    columns: pd.Index = pd.read_csv(found, sep=sep, nrows=0).columns
+    return columns
+
+
 def count_rows(path: str | os.PathLike[str]) -> int | None:
     """The number of rows, when it is cheap to know (Parquet metadata); else None."""
     found = _checked(path)

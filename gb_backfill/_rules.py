@@ -232,6 +232,14 @@ def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
     )
 
 
+def first_failures(failures: pd.DataFrame) -> pd.DataFrame:
+    """One row per invalid input row (indexed by position): its first code and every message."""
+    grouped = failures.groupby("position", sort=True)
+    return pd.DataFrame(
+        {"code": grouped["code"].first(), "message": grouped["message"].agg("; ".join)}
+    )
+
+
 def _value_text(value: object) -> str:
     text = repr(value)
     return text if len(text) <= _VALUE_TEXT_LIMIT else text[: _VALUE_TEXT_LIMIT - 1] + "…"

@@ -1,0 +1,112 @@
+"""Settings for a send: rate limits, retries and keys, as small frozen values."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from ._errors import ConfigError
+
+__all__ = ["RateLimits", "RetryPolicy"]
+
+API_KEY_ENV = "GAMEBALL_API_KEY"
+SECRET_KEY_ENV = "GAMEBALL_SECRET_KEY"
+DEFAULT_BASE_URL = "https://api.gameball.co"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimits:
+    """Gameball's documented limits for events, which the sender never exceeds.
+
+    At most ``per_second`` requests in any second and ``per_window`` in any ``window`` seconds
+    (the defaults: 100/s and 1,200 per 30 s, so about 40/s sustained). 0 lifts a limit. The
+    sender keeps ``margin`` seconds of slack on each window, for clocks and network jitter.
+    """
+
+    per_second: int = 100
+    per_window: int = 1200
+    window: float = 30.0
+    margin: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.per_second < 0 or self.per_window < 0:
+            raise ConfigError("rate limits are request counts, at least 0 (0 lifts a limit)")
+        if self.window <= 0 or self.margin < 0:
+            raise ConfigError("window must be > 0 seconds and margin >= 0 seconds")
+
+    @classmethod
+    def unlimited(cls) -> RateLimits:
+        """No client-side limit (for local emulators and benchmarks)."""
+        return cls(per_second=0, per_window=0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How retryable failures are retried: capped attempts, exponential backoff with jitter.
+
+    The n-th retry waits ``min(wait_max, wait_initial * 2 ** (n - 1)) + uniform(0, wait_jitter)``
+    seconds, or what ``Retry-After`` says when the server sends it (never longer than
+    ``wait_max``). ``attempts`` counts the first try.
+    """
+
+    attempts: int = 6
+    wait_initial: float = 0.5
+    wait_max: float = 30.0
+    wait_jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigError("RetryPolicy(attempts=...) must be at least 1")
+        if min(self.wait_initial, self.wait_max, self.wait_jitter) < 0:
+            raise ConfigError("RetryPolicy waits are seconds, at least 0")
+
+    def backoff(self, retry: int, jitter: float) -> float:
+        """The wait before retry number ``retry`` (1-based); ``jitter`` is a draw in [0, 1)."""
+        base = min(self.wait_max, self.wait_initial * 2.0 ** (retry - 1))
+        return float(base + jitter * self.wait_jitter)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The API and secret keys. They never appear in reprs, messages or files."""
+
+    api_key: str = field(repr=False)
+    secret_key: str | None = field(repr=False)
+
+    def __repr__(self) -> str:
+        secret = "None" if self.secret_key is None else "'********'"
+        return f"Keys(api_key='********', secret_key={secret})"
+
+    @classmethod
+    def resolve(cls, api_key: str | None, secret_key: str | None) -> Keys:
+        """Keys from the arguments, else from GAMEBALL_API_KEY and GAMEBALL_SECRET_KEY."""
+        api = api_key or os.environ.get(API_KEY_ENV) or None
+        secret = secret_key or os.environ.get(SECRET_KEY_ENV) or None
+        if not api:
+            raise ConfigError(f"no API key: pass api_key=... or set {API_KEY_ENV}")
+        return cls(api, secret)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
+    """The base URL without a trailing slash; refuses to send keys in clear text to other hosts."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"base_url must be an http(s) URL, e.g. {DEFAULT_BASE_URL}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
+        raise ConfigError(
+            f"refusing to send keys over plain http to {parts.hostname}: use https, "
+            "or pass allow_insecure_http=True (--allow-insecure-http) if you really mean it"
+        )
+    return base_url.rstrip("/")

@@ -1,0 +1,48 @@
+"""The progress bar: ``tqdm.auto`` (a widget in Jupyter, text in a terminal) over all rows."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+
+def interactive() -> bool:
+    """True in a terminal or a Jupyter kernel, where a progress bar helps."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+class Progress:
+    """One bar over every input row; rows are counted as they reach their final status."""
+
+    _REFRESH = 0.5  # seconds between postfix updates; tqdm redraws on its own schedule
+
+    def __init__(self, total: int | None, *, enabled: bool | None) -> None:
+        self._bar: Any = None
+        self._last = 0.0
+        if enabled is None:
+            enabled = interactive()
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, unit="row", desc="gameball", dynamic_ncols=True)
+
+    def advance(self, rows: int, counts: Mapping[str, int], retrying: int) -> None:
+        if self._bar is None or not rows:
+            return
+        self._bar.update(rows)
+        now = time.monotonic()
+        if now - self._last >= self._REFRESH:
+            self._last = now
+            self._bar.set_postfix(
+                sent=counts.get("sent", 0),
+                failed=counts.get("failed", 0) + counts.get("invalid", 0),
+                unknown=counts.get("unknown", 0),
+                retrying=retrying,
+                refresh=False,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

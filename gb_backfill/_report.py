@@ -1,0 +1,82 @@
+"""The outcome of a send: a count for every status, timings, and the rows that did not make it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ._failures import write_parquet
+
+__all__ = ["STATUSES", "SendReport"]
+
+#: Every input row ends in exactly one of these.
+STATUSES = ("sent", "skipped", "invalid", "failed", "unknown", "aborted")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendReport:
+    """What happened to every row of a send.
+
+    ``counts`` has every status in :data:`STATUSES` (``sent``; ``skipped``: sent by an earlier
+    run, per the ledger; ``invalid``; ``failed``; ``unknown``: may or may not have been
+    processed; ``aborted``: not attempted because the run stopped), and they add up to ``rows``.
+    ``failures`` holds every row that is not ``sent`` or ``skipped``, with its original columns
+    and the ``gb_`` status columns; ``failures_path`` is where it was written, if anywhere.
+    """
+
+    counts: dict[str, int]
+    rows: int
+    elapsed: float
+    requests: int
+    http_statuses: dict[int, int]
+    failures: pd.DataFrame
+    failures_path: Path | None = None
+    interrupted: bool = False
+
+    def __getattr__(self, name: str) -> int:
+        # report.sent, report.failed, ... read the counts.
+        if name in STATUSES:
+            return self.counts[name]
+        raise AttributeError(name)
+
+    @property
+    def ok(self) -> bool:
+        """True when every row was sent (now or by an earlier run)."""
+        return self.counts["sent"] + self.counts["skipped"] == self.rows
+
+    @property
+    def rate(self) -> float:
+        """Requests per second over the run (every attempt counts, retries too)."""
+        return self.requests / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write the failures to a Parquet file that can be fixed and sent again."""
+        write_parquet(self.failures, path)
+
+    def __repr__(self) -> str:
+        shown = " ".join(
+            f"{s}={self.counts[s]:,}" for s in STATUSES if self.counts[s] or s == "sent"
+        )
+        return (
+            f"<SendReport rows={self.rows:,} {shown} in {self.elapsed:.1f}s "
+            f"({self.rate:.1f} requests/s)>"
+        )
+
+    def summary(self) -> str:
+        """A few lines for people: counts, rate, HTTP answers."""
+        lines = [repr(self)]
+        if self.http_statuses:
+            answers = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.http_statuses.items()))
+            lines.append(f"  HTTP answers: {answers}")
+        if not self.failures.empty:
+            codes = self.failures["gb_error_code"].value_counts()
+            lines += [f"  {code}: {count:,}" for code, count in codes.items()]
+        if (
+            self.failures_path is not None
+            and self.rows - self.counts["sent"] - self.counts["skipped"]
+        ):
+            lines.append(f"  rows not sent are in {self.failures_path}")
+        return "\n".join(lines)

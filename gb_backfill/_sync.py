@@ -1,0 +1,61 @@
+"""Run a coroutine to completion from sync code, also inside a running loop (a Jupyter cell).
+
+With no loop running, this is ``asyncio.run``. Inside a running loop, the coroutine runs on a
+private loop in a worker thread while the caller waits: no ``nest_asyncio``, no patching of the
+kernel's loop. Ctrl-C while waiting cancels the coroutine, lets it finish its cleanup, and
+re-raises ``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    return _run_in_thread(coroutine)
+
+
+def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
+    loop = asyncio.new_event_loop()
+    task_ready = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            task = loop.create_task(coroutine)
+            outcome["task"] = task
+            task_ready.set()
+            outcome["result"] = loop.run_until_complete(task)
+        except BaseException as error:  # handed to the waiting thread
+            outcome["error"] = error
+        finally:
+            task_ready.set()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    thread = threading.Thread(target=work, name="gb-backfill-send", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(timeout=0.1)
+    except KeyboardInterrupt:
+        task_ready.wait()
+        task = outcome.get("task")
+        if task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+        thread.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    result: T = outcome["result"]
+    return result

@@ -1,0 +1,62 @@
+"""Shared fixtures: small event frames, and a mock Gameball built from handler functions."""
+
+import json
+
+import httpx
+import pandas as pd
+import pytest
+
+from gb_backfill import RetryPolicy
+
+API_KEY = "test-api-key-SECRET-1234"
+SECRET_KEY = "test-secret-key-SECRET-5678"
+FAST_RETRY = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.01, wait_jitter=0.001)
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch):
+    """Keys only come from where a test puts them."""
+    monkeypatch.delenv("GAMEBALL_API_KEY", raising=False)
+    monkeypatch.delenv("GAMEBALL_SECRET_KEY", raising=False)
+
+
+@pytest.fixture
+def events():
+    return pd.DataFrame(
+        {
+            "customerId": ["c1", "c2", "c1", "c3", "", "c2"],
+            "eventName": ["purchase", "review", "purchase", "signup", "purchase", "purchase"],
+            "seq": [0, 1, 2, 3, 4, 5],
+        }
+    )
+
+
+class MockGameball:
+    """Records requests and answers with a handler; the handler gets (request, body, n)."""
+
+    def __init__(self, handler=None):
+        self.handler = handler or (lambda request, body, n: httpx.Response(200, json={}))
+        self.requests = []
+
+    def __call__(self, request):
+        body = json.loads(request.content)
+        self.requests.append((request, body))
+        return self.handler(request, body, len(self.requests))
+
+    def client(self):
+        return httpx.AsyncClient(transport=httpx.MockTransport(self))
+
+    @property
+    def seqs(self):
+        return [body["events"][next(iter(body["events"]))].get("seq") for _, body in self.requests]
+
+
+def send_options(gameball, **overrides):
+    options = {
+        "api_key": API_KEY,
+        "base_url": "https://api.gameball.co",
+        "progress": False,
+        "retry": FAST_RETRY,
+        "client": gameball.client(),
+    }
+    return {**options, **overrides}

@@ -1,0 +1,224 @@
+"""End to end over a real socket: the sender against the emulator with faults on."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gb_backfill import AuthenticationError, Emulator, Faults, RateLimits, RetryPolicy, send
+from gb_backfill._cli import main
+
+RETRY = RetryPolicy(attempts=10, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
+
+
+def frame(rows, customers, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "customerId": [f"cust-{n}" for n in rng.integers(0, customers, rows)],
+            "eventName": rng.choice(["purchase", "review"], rows),
+            "row_id": [f"r{n}" for n in range(rows)],
+            "amount": rng.uniform(1, 100, rows).round(2),
+        }
+    )
+
+
+def arrivals(emulator):
+    events = emulator.events()
+    return events["metadata"].map(lambda m: m["row_id"]).value_counts()
+
+
+def test_faults_every_row_accounted_for_and_sent_rows_arrive_once(tmp_path):
+    df = frame(400, 60)
+    df.loc[[5, 77], "customerId"] = None
+    faults = Faults(
+        latency=0.002,
+        jitter=0.003,
+        server_errors=0.10,
+        dropped_connections=0.03,
+        lost_responses=0.03,
+        seed=11,
+    )
+    with Emulator(faults=faults, per_second=0, per_window=0) as emu:
+        report = send(
+            df,
+            base_url=emu.base_url,
+            api_key=emu.api_key,
+            limits=RateLimits.unlimited(),
+            retry=RETRY,
+            progress=False,
+            failures_path=tmp_path / "f.parquet",
+        )
+        counts = arrivals(emu)
+        counters = emu.counters
+    assert sum(report.counts.values()) == 400
+    assert report.invalid == 2
+    assert report.failed == 0, "5xx faults were retried until sent"
+    assert counters["server_error_500"] + counters["server_error_503"] > 0
+    status = pd.Series("sent", index=df["row_id"])
+    failures = pd.read_parquet(tmp_path / "f.parquet")
+    status[failures["row_id"]] = failures["gb_status"].to_numpy()
+    sent = status[status == "sent"].index
+    assert (counts.reindex(sent) == 1).all(), "every sent row arrived exactly once"
+    unknown = status[status == "unknown"].index
+    assert len(unknown) == counters["lost_response"] + counters["dropped"]
+    assert counts.reindex(unknown).fillna(0).max() <= 1, "unknown rows were not sent twice"
+    lost_arrived = counts.reindex(unknown).fillna(0).sum()
+    assert lost_arrived == counters["lost_response"], "processed-then-lost rows arrived once"
+    assert counts.sum() == len(sent) + lost_arrived
+
+
+def test_slow_replies_end_unknown_and_are_not_resent():
+    df = frame(30, 30, seed=2)
+    faults = Faults(lost_responses=0.2, lost_mode="slow", slow_reply=3.0, seed=5)
+    with Emulator(faults=faults, per_second=0, per_window=0) as emu:
+        report = send(
+            df,
+            base_url=emu.base_url,
+            api_key=emu.api_key,
+            timeout=0.5,
+            retry=RETRY,
+            progress=False,
+        )
+        counts = arrivals(emu)
+    assert report.unknown == emu.counters["lost_response"] > 0
+    assert report.sent + report.unknown == 30
+    assert counts.max() == 1
+
+
+def test_wrong_key_stops_the_run_at_once():
+    df = frame(300, 100)
+    with Emulator() as emu:
+        with pytest.raises(AuthenticationError) as caught:
+            send(df, base_url=emu.base_url, api_key="wrong", progress=False, concurrency=2)
+        assert emu.counters["unauthorized"] <= 2
+        assert emu.events().empty
+    report = caught.value.report
+    assert report.aborted >= 298
+    assert sum(report.counts.values()) == 300
+
+
+def test_the_documented_windows_scaled_down_give_no_429():
+    """Both windows at once, scaled to seconds: the client keeps them exactly."""
+    df = frame(90, 40, seed=3)
+    with Emulator(per_second=20, per_window=40, window=1.5) as emu:
+        limits = RateLimits(per_second=20, per_window=40, window=1.5)
+        report = send(df, base_url=emu.base_url, api_key=emu.api_key, limits=limits, progress=False)
+        assert emu.counters["rate_limited"] == 0
+    assert report.sent == 90
+    assert report.elapsed >= 3.0, "90 requests at 40 per 1.5 s need two full windows"
+
+
+def test_2001_from_a_second_client_is_retried():
+    """Another process writing to the same customer causes 2001; the row still gets sent."""
+    import threading
+
+    import httpx
+
+    df = pd.DataFrame({"customerId": ["shared"] * 3, "eventName": ["e"] * 3, "n": [1, 2, 3]})
+    with Emulator(faults=Faults(latency=0.3), per_second=0, per_window=0) as emu:
+        other = threading.Thread(
+            target=httpx.post,
+            args=(emu.base_url + "/api/v4.0/integrations/events",),
+            kwargs={
+                "json": {"customerId": "shared", "events": {"other": {}}},
+                "headers": {"APIKey": emu.api_key},
+            },
+        )
+        other.start()
+        report = send(
+            df,
+            base_url=emu.base_url,
+            api_key=emu.api_key,
+            progress=False,
+            retry=RetryPolicy(attempts=10, wait_initial=0.1, wait_jitter=0.05),
+        )
+        other.join()
+        assert emu.counters["concurrent"] >= 1
+        assert [m.get("n") for m in emu.events()["metadata"] if m] == [1, 2, 3]
+    assert report.sent == 3
+
+
+def test_cli_send_exit_codes(tmp_path, capsys):
+    df = frame(20, 10)
+    df.loc[3, "customerId"] = ""
+    path = tmp_path / "in.parquet"
+    df.to_parquet(path)
+    failures = tmp_path / "f.parquet"
+    with Emulator(per_second=0, per_window=0) as emu:
+        args = ["send", str(path), "--base-url", emu.base_url, "--no-progress", "--rate", "0"]
+        code = main([*args, "--api-key", emu.api_key, "--failures", str(failures)])
+        assert code == 1
+        assert "sent=19 invalid=1" in capsys.readouterr().out
+        assert pd.read_parquet(failures)["gb_row"].tolist() == [3]
+        assert main([*args, "--api-key", "nope", "--failures", str(failures)]) == 2
+        assert "rejected the keys" in capsys.readouterr().err
+        clean = tmp_path / "clean.csv"
+        df.drop(index=3).to_csv(clean, index=False)
+        code = main(
+            [
+                "send",
+                str(clean),
+                "--base-url",
+                emu.base_url,
+                "--no-progress",
+                "--api-key",
+                emu.api_key,
+                "--failures",
+                str(failures),
+            ]
+        )
+        assert code == 0
+
+
+def test_cli_send_reads_keys_from_the_environment(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "in.csv"
+    frame(5, 5).to_csv(path, index=False)
+    with Emulator() as emu:
+        monkeypatch.setenv("GAMEBALL_API_KEY", emu.api_key)
+        code = main(
+            [
+                "send",
+                str(path),
+                "--base-url",
+                emu.base_url,
+                "--no-progress",
+                "--failures",
+                str(tmp_path / "f.parquet"),
+            ]
+        )
+    assert code == 0
+    assert emu.api_key not in capsys.readouterr().out
+
+
+def test_cli_send_bad_usage(tmp_path, capsys):
+    path = tmp_path / "in.csv"
+    frame(5, 5).to_csv(path, index=False)
+    assert main(["send", str(path), "--api-key", "k", "--customer-id", "nope"]) == 2
+    assert main(["send", str(path)]) == 2
+    assert "GAMEBALL_API_KEY" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gb_backfill",
+            "demo",
+            "--fast",
+            "--no-progress",
+            "--failures",
+            str(tmp_path / "demo.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rows=3,000" in result.stdout
+    failures = pd.read_parquet(tmp_path / "demo.parquet")
+    assert (failures["gb_status"] == "invalid").sum() == 102

@@ -1,0 +1,385 @@
+"""The sender against httpx.MockTransport: outcomes, retries, limits, ordering, safety."""
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+import gb_backfill
+from gb_backfill import (
+    AuthenticationError,
+    ConfigError,
+    RateLimits,
+    RetryPolicy,
+    asend,
+    send,
+)
+from tests.conftest import API_KEY, SECRET_KEY, MockGameball, send_options
+
+
+def test_sends_every_valid_row_once_and_accounts_for_all(events):
+    gameball = MockGameball()
+    report = send(events, **send_options(gameball))
+    assert report.counts == {
+        "sent": 5,
+        "skipped": 0,
+        "invalid": 1,
+        "failed": 0,
+        "unknown": 0,
+        "aborted": 0,
+    }
+    assert sorted(gameball.seqs) == [0, 1, 2, 3, 5]
+    assert report.requests == 5
+    assert report.http_statuses == {200: 5}
+    assert report.failures["gb_status"].tolist() == ["invalid"]
+    assert report.failures["gb_row"].tolist() == [4]
+    assert "sent=5" in repr(report)
+    request, body = gameball.requests[0]
+    assert request.url.path == "/api/v4.0/integrations/events"
+    assert request.headers["APIKey"] == API_KEY
+    assert request.headers["Content-Type"] == "application/json"
+    assert body == gb_backfill.payloads(events).iloc[0]
+
+
+def test_retries_5xx_then_sends():
+    answers = iter([503, 500, 200])
+    gameball = MockGameball(lambda r, b, n: httpx.Response(next(answers)))
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    report = send(df, **send_options(gameball))
+    assert report.sent == 1
+    assert report.requests == 3
+    assert report.http_statuses == {503: 1, 500: 1, 200: 1}
+
+
+def test_gives_up_after_capped_attempts():
+    gameball = MockGameball(
+        lambda r, b, n: httpx.Response(503, json={"code": 5003, "message": "down"})
+    )
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    report = send(
+        df,
+        **send_options(gameball, retry=RetryPolicy(attempts=3, wait_initial=0.001, wait_jitter=0)),
+    )
+    assert report.failed == 1
+    assert len(gameball.requests) == 3
+    failure = report.failures.iloc[0]
+    assert (failure["gb_error_code"], failure["gb_http_status"], failure["gb_attempts"]) == (
+        "http_503",
+        503,
+        3,
+    )
+    assert "gave up after 3 attempts" in failure["gb_error_message"]
+    assert "down (Gameball code 5003)" in failure["gb_error_message"]
+
+
+def test_429_waits_for_retry_after():
+    """Honours Retry-After on 429, for every worker."""
+    times = []
+
+    def handler(request, body, n):
+        times.append(time.monotonic())
+        if n == 1:
+            return httpx.Response(429, headers={"Retry-After": "0.4"})
+        return httpx.Response(200)
+
+    gameball = MockGameball(handler)
+    df = pd.DataFrame({"customerId": ["a", "b"], "eventName": ["e", "e"]})
+    report = send(df, **send_options(gameball, concurrency=1))
+    assert report.sent == 2
+    assert times[1] - times[0] >= 0.4
+
+
+def test_2001_is_retried_but_other_422_fails():
+    def handler(request, body, n):
+        if body["customerId"] == "busy" and n == 1:
+            return httpx.Response(422, json={"code": 2001, "message": "in progress"})
+        if body["customerId"] == "bad":
+            return httpx.Response(422, json={"code": 3003, "message": "invalid value"})
+        return httpx.Response(200)
+
+    gameball = MockGameball(handler)
+    df = pd.DataFrame({"customerId": ["busy", "bad"], "eventName": ["e", "e"]})
+    report = send(df, **send_options(gameball, concurrency=1))
+    assert (report.sent, report.failed) == (1, 1)
+    failed = report.failures.iloc[0]
+    assert (failed["gb_error_code"], failed["gb_attempts"]) == ("http_422", 1)
+
+
+@pytest.mark.parametrize("status", [400, 404, 412, 415])
+def test_other_4xx_is_final(status):
+    gameball = MockGameball(
+        lambda r, b, n: httpx.Response(status, json={"code": 3000, "message": "nope"})
+    )
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    report = send(df, **send_options(gameball))
+    assert report.failed == 1
+    assert len(gameball.requests) == 1
+
+
+def test_connect_errors_are_retried():
+    def handler(request, body, n):
+        if n < 3:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200)
+
+    gameball = MockGameball(handler)
+    report = send(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}), **send_options(gameball))
+    assert report.sent == 1
+    assert len(gameball.requests) == 3
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.ReadError])
+def test_ambiguous_failures_are_unknown_and_not_retried(error):
+    def handler(request, body, n):
+        raise error("lost", request=request)
+
+    gameball = MockGameball(handler)
+    report = send(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}), **send_options(gameball))
+    assert report.unknown == 1
+    assert len(gameball.requests) == 1
+    assert report.failures["gb_status"].tolist() == ["unknown"]
+
+
+def test_retry_unknown_opt_in_resends():
+    def handler(request, body, n):
+        if n == 1:
+            raise httpx.ReadTimeout("slow", request=request)
+        return httpx.Response(200)
+
+    gameball = MockGameball(handler)
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    report = send(df, **send_options(gameball, retry_unknown=True))
+    assert report.sent == 1
+    assert len(gameball.requests) == 2
+
+
+def test_401_stops_the_run_at_once():
+    gameball = MockGameball(
+        lambda r, b, n: httpx.Response(401, json={"code": 1000, "message": "Unauthorized"})
+    )
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(500)], "eventName": ["e"] * 500})
+    with pytest.raises(AuthenticationError) as caught:
+        send(df, **send_options(gameball, concurrency=1))
+    assert len(gameball.requests) == 1
+    report = caught.value.report
+    assert (report.failed, report.aborted, report.rows) == (1, 499, 500)
+    assert caught.value.status_code == 401
+    assert "rejected the keys" in str(caught.value)
+
+
+def test_keys_never_leak(tmp_path, caplog):
+    """Keys stay out of exceptions, reprs, logs and files."""
+    caplog.set_level(logging.DEBUG)
+    gameball = MockGameball(
+        lambda r, b, n: httpx.Response(403, json={"code": 1002, "message": "Forbidden"})
+    )
+    df = pd.DataFrame({"customerId": ["a", "b"], "eventName": ["e", "e"]})
+    failures = tmp_path / "f.parquet"
+    ledger = tmp_path / "l.sqlite"
+    with pytest.raises(AuthenticationError) as caught:
+        send(
+            df,
+            **send_options(gameball, secret_key=SECRET_KEY, concurrency=1),
+            failures_path=failures,
+            ledger=ledger,
+        )
+    texts = [str(caught.value), repr(caught.value), repr(caught.value.report), caplog.text]
+    texts.append(caught.value.report.failures.to_string())
+    blobs = [failures.read_bytes(), *(p.read_bytes() for p in tmp_path.glob("l.sqlite*"))]
+    for secret in (API_KEY, SECRET_KEY):
+        assert all(secret not in text for text in texts)
+        assert all(secret.encode() not in blob for blob in blobs)
+    assert gameball.requests[0][0].headers["SecretKey"] == SECRET_KEY
+
+
+def test_config_repr_masks_keys():
+    from gb_backfill._config import Keys
+
+    keys = Keys(API_KEY, SECRET_KEY)
+    assert API_KEY not in repr(keys)
+    assert SECRET_KEY not in repr(keys)
+
+
+def test_customers_one_at_a_time_in_input_order():
+    in_flight = defaultdict(int)
+    seen = defaultdict(list)
+    peak = {"customer": 0, "total": 0}
+    total = {"now": 0}
+
+    async def handler(request):
+        body = __import__("json").loads(request.content)
+        customer = body["customerId"]
+        in_flight[customer] += 1
+        total["now"] += 1
+        peak["customer"] = max(peak["customer"], in_flight[customer])
+        peak["total"] = max(peak["total"], total["now"])
+        await asyncio.sleep(0.002)
+        seen[customer].append(body["events"]["e"]["seq"])
+        in_flight[customer] -= 1
+        total["now"] -= 1
+        return httpx.Response(200)
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"customerId": rng.choice(["a", "b", "c", "d", "e"], 200), "eventName": "e"})
+    df["seq"] = range(200)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    report = send(df, api_key=API_KEY, progress=False, client=client, concurrency=4)
+    assert report.sent == 200
+    assert peak["customer"] == 1, "one request in flight per customer"
+    assert 1 < peak["total"] <= 4, "concurrency is used and capped"
+    for customer, seqs in seen.items():
+        assert seqs == df.loc[df.customerId == customer, "seq"].tolist()
+
+
+def test_rate_limits_are_kept():
+    times = []
+    gameball = MockGameball(lambda r, b, n: times.append(time.monotonic()) or httpx.Response(200))
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(14)], "eventName": "e"})
+    limits = RateLimits(per_second=6, per_window=10, window=1.5, margin=0.0)
+    send(df, **send_options(gameball, limits=limits, concurrency=4))
+    times = np.array(times)
+    for start in times:
+        assert ((times >= start) & (times < start + 1.0)).sum() <= 6
+        assert ((times >= start) & (times < start + 1.5)).sum() <= 10
+    assert times[-1] - times[0] >= 1.5, "the 14th request waited for the window"
+
+
+def test_session_token_rows_use_v41_with_the_token():
+    gameball = MockGameball()
+    df = pd.DataFrame(
+        {"customerId": ["a", "b"], "eventName": ["e", "e"], "sessionToken": ["tok", None]}
+    )
+    send(df, **send_options(gameball, concurrency=1))
+    paths = {
+        b["customerId"]: (r.url.path, r.headers.get("X-GB-TOKEN")) for r, b in gameball.requests
+    }
+    assert paths == {
+        "a": ("/api/v4.1/integrations/events", "tok"),
+        "b": ("/api/v4.0/integrations/events", None),
+    }
+    assert all("sessionToken" not in b for _, b in gameball.requests), "tokens are not metadata"
+
+
+def test_api_version_41_needs_the_secret_key():
+    with pytest.raises(ConfigError, match="GAMEBALL_SECRET_KEY"):
+        send(
+            pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}), api_key="k", api_version="4.1"
+        )
+
+
+def test_keys_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GAMEBALL_API_KEY", "env-key")
+    gameball = MockGameball()
+    options = send_options(gameball)
+    del options["api_key"]
+    send(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}), **options)
+    assert gameball.requests[0][0].headers["APIKey"] == "env-key"
+
+
+def test_missing_key_is_a_config_error():
+    with pytest.raises(ConfigError, match="GAMEBALL_API_KEY"):
+        send(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}))
+
+
+def test_plain_http_to_a_remote_host_is_refused():
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    with pytest.raises(ConfigError, match="allow_insecure_http"):
+        send(df, api_key="k", base_url="http://api.example.com")
+    gameball = MockGameball()
+    report = send(
+        df, **send_options(gameball, base_url="http://api.example.com", allow_insecure_http=True)
+    )
+    assert report.sent == 1
+    report = send(df, **send_options(MockGameball(), base_url="http://localhost:8000"))
+    assert report.sent == 1
+
+
+def test_unknown_keyword_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown keyword"):
+        send(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}), api_key="k", evnt="x")
+
+
+def test_sync_send_works_inside_a_running_loop(events):
+    """The notebook case: a cell calls send() while the kernel's loop runs."""
+
+    async def cell():
+        return send(events, **send_options(MockGameball()))
+
+    assert asyncio.run(cell()).sent == 5
+
+
+def test_asend_on_the_callers_loop(events):
+    async def cell():
+        return await events.gameball.asend(**send_options(MockGameball()))
+
+    assert asyncio.run(cell()).sent == 5
+
+
+def test_accessor_send(events):
+    assert events.gameball.send(**send_options(MockGameball())).sent == 5
+
+
+def test_cancel_finishes_in_flight_and_accounts_for_every_row(tmp_path):
+    started = asyncio.Event()
+
+    async def handler(request):
+        started.set()
+        await asyncio.sleep(0.05)
+        return httpx.Response(200)
+
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(300)], "eventName": "e"})
+    failures = tmp_path / "f.parquet"
+
+    async def main():
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        task = asyncio.create_task(
+            asend(
+                df,
+                api_key="k",
+                client=client,
+                progress=False,
+                concurrency=4,
+                failures_path=failures,
+                batch_rows=50,
+            )
+        )
+        await started.wait()
+        await asyncio.sleep(0.12)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    written = pd.read_parquet(failures)
+    assert set(written["gb_status"]) == {"aborted"}
+    assert 0 < len(written) < 300
+    assert sorted(written["gb_row"]) == sorted(set(written["gb_row"]))
+    sent_rows = 300 - len(written)
+    assert sent_rows >= 4, "requests in flight at the interrupt were allowed to finish"
+
+
+def test_failures_file_can_be_sent_again_unchanged(tmp_path, events):
+    failing = MockGameball(lambda r, b, n: httpx.Response(400, json={"message": "no"}))
+    path = tmp_path / "failures.parquet"
+    report = send(events, **send_options(failing), failures_path=path)
+    assert (report.failed, report.invalid) == (5, 1)
+    again = pd.read_parquet(path)
+    assert {
+        "gb_status",
+        "gb_error_code",
+        "gb_error_message",
+        "gb_http_status",
+        "gb_attempts",
+        "gb_row",
+    } <= set(again.columns)
+    assert str(again["gb_http_status"].dtype) == "Int64"
+    fixed = again.assign(customerId=again["customerId"].replace("", "c9"))
+    ok = MockGameball()
+    second = send(fixed, **send_options(ok))
+    assert second.sent == 6
+    assert all(set(b["events"][next(iter(b["events"]))]) == {"seq"} for _, b in ok.requests)
