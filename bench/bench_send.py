@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -79,10 +80,8 @@ async def gb_backfill(url: str, df: pd.DataFrame, tally: Tally, period: float, l
         sending = asend(
             df, base_url=url, api_key=DEFAULT_API_KEY, client=client, progress=False, limits=limits
         )
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sending, period + 5)
-        except TimeoutError:
-            pass
 
 
 def body(n: int) -> bytes:
@@ -103,7 +102,10 @@ async def naive_loop(url: str, count: int, tally: Tally, period: float) -> None:
 
 async def unthrottled_gather(url: str, count: int, tally: Tally, period: float) -> None:
     limits = httpx.Limits(max_connections=100)
-    async with httpx.AsyncClient(base_url=url, headers=HEADERS, limits=limits, timeout=60) as client:
+    timeout = httpx.Timeout(60.0, pool=None)  # thousands wait for 100 connections
+    async with httpx.AsyncClient(
+        base_url=url, headers=HEADERS, limits=limits, timeout=timeout
+    ) as client:
 
         async def one(n: int) -> None:
             while time.monotonic() - tally.start < period:

@@ -281,7 +281,7 @@ def _status(args: argparse.Namespace) -> int:
 
     if not Path(args.ledger).exists():
         raise ConfigError(f"{args.ledger}: no such ledger")
-    ledger = Ledger(args.ledger)
+    ledger = Ledger(args.ledger, read_only=True)
     try:
         counts = ledger.counts()
         unknown = ledger.unknown_rows()

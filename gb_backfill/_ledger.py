@@ -1,22 +1,32 @@
 """The ledger: a local SQLite file that remembers what happened to every row it was asked to send.
 
-Gameball has no idempotency key, so this file is what makes re-runs and resumes safe. A row is
-written ``in_flight`` (and committed) before its request goes out, and settled to ``sent``,
-``failed`` or ``unknown`` once its outcome is known. A crash at any instant therefore leaves
-either no record (the request never went out), ``in_flight`` (it may have been processed: the
-next run treats it as ``unknown``), or the settled outcome.
+Gameball has no idempotency key, so this file is what makes re-runs and resumes safe. Each row
+it is asked about is recorded by its stable key (see :mod:`._row_keys`) with one status:
 
-Settling is committed in small groups, a fraction of a second late at most; a crash in that gap
-leaves the row ``in_flight``, which errs on the safe side.
+* ``in_flight``: its request went out and no outcome was recorded (a crash, a kill);
+* ``sent``, ``failed`` (with ``retryable``), ``unknown``: the outcome of its last attempt.
+
+The promise: a row is durably marked in flight *before* its request goes out, so a crash at any
+instant leaves either no record (the request never went out), ``in_flight`` (it may have been
+processed; the next run treats it as ``unknown``), or the settled outcome.
+
+How, cheaply: a transaction per request would cost more than the request itself, so the
+in-flight marks first go to an append-only journal beside the database (``PATH-intents``), one
+``write()`` each, which survives the process being killed. Every fraction of a second the marks
+and the settled outcomes are committed to SQLite in one transaction and the journal is emptied.
+Opening a ledger replays a journal left by a crash into the database. A settled outcome may
+thus wait a fraction of a second; a crash in that gap leaves the row ``in_flight``, which errs
+on the safe side. One run at a time may write a ledger (a lock on the journal enforces it).
 """
 
 from __future__ import annotations
 
-import asyncio
+import fcntl
 import os
 import sqlite3
+import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +60,10 @@ UPDATE rows SET status = ?, retryable = ?, attempts = attempts + ?, http_status 
 WHERE key = ?
 """
 _LOOKUP_BATCH = 5_000
-_SETTLE_DELAY = 0.2  # seconds a settled outcome may wait to be committed with others
+_COMMIT_EVERY = 0.2  # seconds between commits of journalled marks and settled outcomes
+
+# A journal record: 16-byte key, input row, time, customer id length, then the customer id.
+_RECORD = struct.Struct("<16sqdH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,25 +76,66 @@ class LedgerEntry:
     error_message: str | None
 
 
-class Ledger:
-    """One SQLite ledger file. Not thread-safe; use it from one event loop."""
+def _read_journal(path: Path) -> Iterator[tuple[bytes, str, int, float]]:
+    """The marks in a journal, as (key, customer id, input row, time); a torn tail is skipped."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    at = 0
+    while at + _RECORD.size <= len(data):
+        key, row, when, size = _RECORD.unpack_from(data, at)
+        end = at + _RECORD.size + size
+        if end > len(data):
+            return
+        customer = data[at + _RECORD.size : end].decode("utf-8", "replace")
+        yield key, customer, row, when
+        at = end
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+
+class Ledger:
+    """One ledger file. Not thread-safe: use it from one thread (one event loop).
+
+    ``read_only=True`` opens it for reporting while another run may be writing it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal_path = self.path.with_name(self.path.name + "-intents")
+        self.read_only = read_only
+        self._journal = -1
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            # WAL with synchronous=NORMAL survives a killed process (not a power cut) and
-            # makes each commit cheap.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            if read_only:
+                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                self._db.execute("SELECT 1 FROM rows LIMIT 1")
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, isolation_level=None)
+                # WAL with synchronous=NORMAL survives a killed process (not a power cut).
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:
             raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None
         self._begins: list[tuple[bytes, str, int, float]] = []
         self._settles: list[tuple[object, ...]] = []
         self._last_commit = time.monotonic()
-        self._commit_task: asyncio.Future[None] | None = None
+        if not read_only:
+            self._open_journal()
+
+    def _open_journal(self) -> None:
+        fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LedgerError(
+                f"{self.path} is in use by another run; wait for it, or use another ledger"
+            ) from None
+        self._journal = fd
+        # Marks a killed run left behind: its requests may have gone out.
+        self._begins.extend(_read_journal(self.journal_path))
+        self.commit()
 
     def __repr__(self) -> str:
         return f"<Ledger {self.path}>"
@@ -102,34 +156,44 @@ class Ledger:
                 found[key] = LedgerEntry(entry[0], bool(entry[1]), *entry[2:])
         return found
 
+    def _rows(self) -> pd.DataFrame:
+        rows = pd.read_sql_query(
+            "SELECT key, input_row, customer_id, status, attempts, error_code, error_message, "
+            "updated_at FROM rows",
+            self._db,
+        )
+        # A running (or killed) run's marks may still be in the journal only.
+        journal = pd.DataFrame(
+            list(_read_journal(self.journal_path)),
+            columns=["key", "customer_id", "input_row", "updated_at"],
+        )
+        if not journal.empty:
+            rows = rows[~rows["key"].isin(set(journal["key"]))]
+            rows = pd.concat([rows, journal.assign(status="in_flight", attempts=0)])
+        return rows
+
     def counts(self) -> dict[str, int]:
         """Rows per recorded status."""
-        rows = self._db.execute("SELECT status, COUNT(*) FROM rows GROUP BY status")
-        return dict(rows.fetchall())
+        statuses = self._rows()["status"].value_counts()
+        return {str(status): int(count) for status, count in statuses.items()}
 
     def unknown_rows(self) -> pd.DataFrame:
         """Rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash)."""
-        query = (
-            "SELECT input_row, customer_id, status, attempts, error_code, error_message, "
-            "datetime(updated_at, 'unixepoch') AS updated_at FROM rows "
-            "WHERE status IN ('unknown', 'in_flight') ORDER BY input_row"
-        )
-        return pd.read_sql_query(query, self._db)
+        rows = self._rows()
+        unknown = rows[rows["status"].isin(["unknown", "in_flight"])].sort_values("input_row")
+        unknown = unknown.assign(updated_at=pd.to_datetime(unknown["updated_at"], unit="s"))
+        return unknown.drop(columns="key").reset_index(drop=True)
 
     # --- writing -------------------------------------------------------------------------
 
-    async def begin(self, key: bytes, customer_id: str, input_row: int) -> None:
-        """Record ``key`` as in flight; returns once that is on disk."""
-        self._begins.append((key, customer_id, input_row, time.time()))
-        if self._commit_task is None:
-            self._commit_task = asyncio.ensure_future(self._commit_soon())
-        await asyncio.shield(self._commit_task)
-
-    async def _commit_soon(self) -> None:
-        # Yield once so every worker about to send joins this commit.
-        await asyncio.sleep(0)
-        self._commit_task = None
-        self.commit()
+    def begin(self, key: bytes, customer_id: str, input_row: int) -> None:
+        """Record ``key`` as in flight; it is durable (against a crash) when this returns."""
+        now = time.time()
+        customer = customer_id.encode("utf-8")[:65535]
+        os.write(self._journal, _RECORD.pack(key, input_row, now, len(customer)) + customer)
+        self._begins.append((key, customer_id, input_row, now))
+        if time.monotonic() - self._last_commit > _COMMIT_EVERY:
+            self.commit()
 
     def settle(
         self,
@@ -155,21 +219,32 @@ class Ledger:
                 key,
             )
         )
-        if time.monotonic() - self._last_commit > _SETTLE_DELAY:
+        if time.monotonic() - self._last_commit > _COMMIT_EVERY:
             self.commit()
 
     def commit(self) -> None:
-        """Write every pending record in one transaction."""
+        """Commit pending marks and outcomes in one transaction, then empty the journal."""
+        self._last_commit = time.monotonic()
         if not self._begins and not self._settles:
             return
         begins, self._begins = self._begins, []
         settles, self._settles = self._settles, []
-        with self._db:
-            self._db.execute("BEGIN")
+        self._db.execute("BEGIN")
+        try:
             self._db.executemany(_BEGIN, begins)
             self._db.executemany(_SETTLE, settles)
-        self._last_commit = time.monotonic()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        # Every mark in the journal is in the database now.
+        os.ftruncate(self._journal, 0)
 
     def close(self) -> None:
-        self.commit()
+        if not self.read_only:
+            self.commit()
+            os.close(self._journal)
+            self._journal = -1
+            if self.journal_path.stat().st_size == 0:
+                self.journal_path.unlink()
         self._db.close()

@@ -340,7 +340,7 @@ class _Run:
                     )
                 return
             if self.ledger is not None and job.key is not None and not job.attempts:
-                await self.ledger.begin(job.key, job.customer, job.batch.offset + job.local)
+                self.ledger.begin(job.key, job.customer, job.batch.offset + job.local)
             job.attempts += 1
             self.requests += 1
             try:

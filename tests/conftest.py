@@ -6,7 +6,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from gb_backfill import RetryPolicy
+from gb_backfill import RateLimits, RetryPolicy
 
 API_KEY = "test-api-key-SECRET-1234"
 SECRET_KEY = "test-secret-key-SECRET-5678"
@@ -57,6 +57,7 @@ def send_options(gameball, **overrides):
         "base_url": "https://api.gameball.co",
         "progress": False,
         "retry": FAST_RETRY,
+        "limits": RateLimits.unlimited(),
         "client": gameball.client(),
     }
     return {**options, **overrides}

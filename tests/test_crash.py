@@ -1,0 +1,83 @@
+"""Kill -9 at random moments, resume with the same ledger: nothing lost, nothing sent twice."""
+
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from gb_backfill import Emulator, Faults
+from gb_backfill._cli import main
+from gb_backfill._ledger import Ledger
+
+KILLS = 12
+ROWS = 2500
+
+
+def test_sigkill_and_resume(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame(
+        {
+            "customerId": [f"cust-{n}" for n in rng.integers(0, 300, ROWS)],
+            "eventName": rng.choice(["purchase", "review"], ROWS),
+            "row_id": [f"r{n}" for n in range(ROWS)],
+        }
+    )
+    df.loc[[10, 500, 2000], "customerId"] = None
+    source = tmp_path / "input.parquet"
+    df.to_parquet(source)
+    ledger = tmp_path / "run.ledger"
+    failures = tmp_path / "failures.parquet"
+    faults = Faults(latency=0.01, jitter=0.01, server_errors=0.05, lost_responses=0.01, seed=4)
+    moments = random.Random(1234)
+    with Emulator(faults=faults, per_second=0, per_window=0) as emu:
+        command = [
+            sys.executable, "-m", "gb_backfill", "send", str(source),
+            "--base-url", emu.base_url, "--ledger", str(ledger), "--failures", str(failures),
+            "--rate", "0", "--no-progress", "--batch-rows", "300",
+        ]  # fmt: skip
+        env = {"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"}
+        kills = 0
+        for _ in range(KILLS):
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+            time.sleep(moments.uniform(0.8, 2.5))
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            process.wait()
+        before = Ledger(ledger, read_only=True)
+        progress = before.counts()
+        before.close()
+        finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        events = emu.events()
+    assert kills >= 10, "the process was killed mid-run at least ten times"
+    assert 0 < progress.get("sent", 0) < ROWS - 3, "the killed runs made progress, not all of it"
+    assert finished.stdout.count("skipped=") == 1, "the last run skipped what was already sent"
+    assert finished.returncode == 1, finished.stderr  # 3 invalid rows and some unknown ones
+
+    arrived = events["metadata"].map(lambda m: m["row_id"]).value_counts()
+    final = pd.read_parquet(failures)
+    status = pd.Series("sent", index=df["row_id"])
+    status[final["row_id"]] = final["gb_status"].to_numpy()
+    assert set(status) <= {"sent", "invalid", "unknown"}, "every valid row was sent or is unknown"
+    assert (status == "invalid").sum() == 3
+
+    sent = status.index[status == "sent"]
+    assert (arrived.reindex(sent) == 1).all(), "every sent row arrived exactly once"
+    unknown = status.index[status == "unknown"]
+    assert arrived.reindex(unknown).fillna(0).max() <= 1, "no unknown row was sent twice"
+    assert arrived.max() == 1, "no row arrived twice"
+
+    reader = Ledger(ledger, read_only=True)
+    counts = reader.counts()
+    reader.close()
+    assert counts.get("sent", 0) == len(sent)
+    assert counts.get("unknown", 0) + counts.get("in_flight", 0) == len(unknown)
+    assert sum(counts.values()) == ROWS - 3, "every valid row is in the ledger"
+
+    assert main(["status", "--ledger", str(ledger)]) == 0
+    out = capsys.readouterr().out
+    assert f"sent: {len(sent):,}" in out

@@ -1,0 +1,161 @@
+"""Re-runs and resumes with a ledger: never twice, never lost."""
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from gb_backfill import LedgerError, send, send_path
+from gb_backfill._row_keys import as_keys, content_hashes
+from tests.conftest import MockGameball, send_options
+
+
+@pytest.fixture
+def df():
+    return pd.DataFrame(
+        {
+            "customerId": ["a", "b", "a", "c", "", "b", "d"],
+            "eventName": ["e"] * 7,
+            "seq": range(7),
+        }
+    )
+
+
+def test_rerun_of_a_finished_send_makes_no_requests(tmp_path, df):
+    ledger = tmp_path / "run.ledger"
+    first = send(df, **send_options(MockGameball()), ledger=ledger)
+    assert (first.sent, first.invalid) == (6, 1)
+    gameball = MockGameball()
+    again = send(df, **send_options(gameball), ledger=ledger)
+    assert gameball.requests == []
+    assert again.counts == {**again.counts, "sent": 0, "skipped": 6, "invalid": 1}
+
+
+def test_retryable_failures_are_tried_again_and_final_ones_are_not(tmp_path, df):
+    def flaky(request, body, n):
+        seq = body["events"]["e"]["seq"]
+        if seq == 1:
+            return httpx.Response(503)
+        if seq == 3:
+            return httpx.Response(400, json={"message": "bad"})
+        return httpx.Response(200)
+
+    ledger = tmp_path / "run.ledger"
+    first = send(df, **send_options(MockGameball(flaky)), ledger=ledger)
+    assert (first.sent, first.failed) == (4, 2)
+    gameball = MockGameball()
+    again = send(df, **send_options(gameball), ledger=ledger)
+    assert gameball.seqs == [1], "only the retryable failure is sent again"
+    assert (again.sent, again.skipped, again.failed, again.invalid) == (1, 4, 1, 1)
+    final = again.failures.set_index("seq").loc[3]
+    assert final["gb_status"] == "failed"
+    assert "failed in an earlier run" in final["gb_error_message"]
+
+
+def test_unknown_rows_are_left_alone_unless_asked(tmp_path, df):
+    def lost(request, body, n):
+        if body["events"]["e"]["seq"] == 2:
+            raise httpx.ReadTimeout("slow", request=request)
+        return httpx.Response(200)
+
+    ledger = tmp_path / "run.ledger"
+    assert send(df, **send_options(MockGameball(lost)), ledger=ledger).unknown == 1
+    gameball = MockGameball()
+    again = send(df, **send_options(gameball), ledger=ledger)
+    assert gameball.requests == []
+    assert again.unknown == 1
+    assert again.failures.query("gb_status == 'unknown'")["seq"].tolist() == [2]
+    opted = MockGameball()
+    last = send(df, **send_options(opted, retry_unknown=True), ledger=ledger)
+    assert opted.seqs == [2]
+    assert last.sent == 1
+
+
+def test_failures_file_sent_again_keeps_its_keys(tmp_path, df):
+    """A failures file has the rows' original positions, so the ledger knows them."""
+
+    def lost(request, body, n):
+        if body["events"]["e"]["seq"] == 2:
+            raise httpx.ReadTimeout("slow", request=request)
+        return httpx.Response(200)
+
+    ledger = tmp_path / "run.ledger"
+    failures = tmp_path / "f.parquet"
+    send(df, **send_options(MockGameball(lost)), ledger=ledger, failures_path=failures)
+    gameball = MockGameball()
+    again = send(pd.read_parquet(failures), **send_options(gameball), ledger=ledger)
+    assert gameball.requests == [], "the unknown row is recognised, not resent"
+    assert (again.unknown, again.invalid) == (1, 1)
+
+
+def test_identical_rows_get_different_keys_and_runs_agree(df):
+    twins = pd.concat([df, df], ignore_index=True)
+    positions = np.arange(len(twins))
+    keys = as_keys(content_hashes(twins, positions))
+    assert len(set(keys)) == len(twins)
+    assert keys == as_keys(content_hashes(twins.copy(), positions))
+    assert keys[:3] == as_keys(content_hashes(twins.iloc[:3], positions[:3]))
+
+
+def test_keys_do_not_depend_on_dtype_drift(df):
+    as_float = df.assign(seq=df["seq"].astype(float))
+    positions = np.arange(len(df))
+    assert as_keys(content_hashes(df, positions)) == as_keys(content_hashes(as_float, positions))
+
+
+def test_natural_row_key(tmp_path, df):
+    ledger = tmp_path / "run.ledger"
+    keyed = df.assign(order_id=[f"o{n}" for n in range(7)])
+    send(keyed, **send_options(MockGameball()), ledger=ledger, row_key=["order_id"])
+    shuffled = keyed.sample(frac=1, random_state=3).assign(extra="changed")
+    gameball = MockGameball()
+    again = send(shuffled, **send_options(gameball), ledger=ledger, row_key=["order_id"])
+    assert gameball.requests == [], "the natural key survives reordering and new columns"
+    assert again.skipped == 6
+
+
+def test_a_key_that_is_not_unique_fails_before_sending(tmp_path, df):
+    gameball = MockGameball()
+    with pytest.raises(LedgerError, match="not unique"):
+        send(df, **send_options(gameball), ledger=tmp_path / "l", row_key=["customerId"])
+    assert gameball.requests == []
+    path = tmp_path / "in.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(LedgerError, match="not unique"):
+        send_path(path, **send_options(gameball), ledger=tmp_path / "l", row_key=["eventName"])
+    assert gameball.requests == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_send_path_streams_in_batches_like_send(tmp_path, suffix):
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {
+            "customerId": rng.choice(["a", "b", "c", "", "d"], 250),
+            "eventName": "e",
+            "seq": range(250),
+        }
+    )
+    path = tmp_path / f"in{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_parquet(path)
+    streamed = MockGameball()
+    report = send_path(
+        path, **send_options(streamed), batch_rows=17, failures_path=tmp_path / "f.parquet"
+    )
+    whole = MockGameball()
+    expected = send(df, **send_options(whole))
+    assert report.counts == expected.counts
+    assert sorted(streamed.seqs) == sorted(whole.seqs)
+    written = pd.read_parquet(tmp_path / "f.parquet")
+    assert written["gb_row"].tolist() == df.index[df.customerId == ""].tolist()
+
+
+def test_send_path_rerun_with_ledger(tmp_path, df):
+    path = tmp_path / "in.parquet"
+    df.to_parquet(path)
+    ledger = tmp_path / "l"
+    send_path(path, **send_options(MockGameball()), ledger=ledger, batch_rows=3)
+    gameball = MockGameball()
+    again = send_path(path, **send_options(gameball), ledger=ledger, batch_rows=2)
+    assert gameball.requests == []
+    assert again.skipped == 6
