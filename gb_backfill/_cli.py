@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -107,16 +108,8 @@ def _emulator(args: argparse.Namespace) -> int:
     from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Emulator, Faults
 
     try:
-        faults = Faults(
-            latency=args.latency,
-            jitter=args.jitter,
-            server_errors=args.server_errors,
-            dropped_connections=args.dropped_connections,
-            lost_responses=args.lost_responses,
-            lost_mode=args.lost_mode,
-            slow_reply=args.slow_reply,
-            seed=args.seed,
-        )
+        # Every Faults field has a flag of the same name.
+        faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
         emulator = Emulator(
             host=args.host,
             port=args.port,

@@ -25,7 +25,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,6 +61,12 @@ MAPPING_KEYWORDS = frozenset(
 )
 _EVENTS_PATH = "/api/v{version}/integrations/events"
 _USER_AGENT = "gb-backfill"
+_FINAL_STATUS = {
+    Verdict.SENT: "sent",
+    Verdict.FAILED: "failed",
+    Verdict.UNKNOWN: "unknown",
+    Verdict.AUTH: "failed",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -332,12 +338,7 @@ class _Run:
                     self.finish(job, "aborted", None)
                 else:
                     stopped = f"the run stopped before the next retry; last error: {last.message}"
-                    self.finish(
-                        job,
-                        "failed",
-                        Outcome(last.verdict, last.code, stopped, last.http_status),
-                        retryable=True,
-                    )
+                    self.finish(job, "failed", replace(last, message=stopped), retryable=True)
                 return
             if self.ledger is not None and job.key is not None and not job.attempts:
                 self.ledger.begin(job.key, job.customer, job.batch.offset + job.local)
@@ -359,28 +360,15 @@ class _Run:
             verdict = last.verdict
             if verdict is Verdict.UNKNOWN and settings.retry_unknown:
                 verdict = Verdict.RETRY
-            if verdict is Verdict.SENT:
-                self.finish(job, "sent", last)
-                return
-            if verdict is Verdict.FAILED:
-                self.finish(job, "failed", last)
-                return
-            if verdict is Verdict.UNKNOWN:
-                self.finish(job, "unknown", last)
-                return
             if verdict is Verdict.AUTH:
                 self.auth_failure = self.auth_failure or last
-                self.finish(job, "failed", last)
                 self.halt()
+            if verdict is not Verdict.RETRY:
+                self.finish(job, _FINAL_STATUS[verdict], last)
                 return
             if job.attempts >= settings.retry.attempts:
                 message = f"gave up after {job.attempts} attempts; last error: {last.message}"
-                self.finish(
-                    job,
-                    "failed",
-                    Outcome(last.verdict, last.code, message, last.http_status),
-                    retryable=True,
-                )
+                self.finish(job, "failed", replace(last, message=message), retryable=True)
                 return
             wait = last.retry_after
             if wait is None:

@@ -81,3 +81,36 @@ def test_sigkill_and_resume(tmp_path, capsys):
     assert main(["status", "--ledger", str(ledger)]) == 0
     out = capsys.readouterr().out
     assert f"sent: {len(sent):,}" in out
+
+
+def test_ctrl_c_finishes_in_flight_and_writes_every_row(tmp_path):
+    """SIGINT: no new requests, in-flight ones finish, the failures file accounts for the rest."""
+    rows = 400
+    df = pd.DataFrame(
+        {
+            "customerId": [f"c{n}" for n in range(rows)],
+            "eventName": "purchase",
+            "row_id": [f"r{n}" for n in range(rows)],
+        }
+    )
+    source = tmp_path / "input.csv"
+    df.to_csv(source, index=False)
+    failures = tmp_path / "failures.parquet"
+    with Emulator(faults=Faults(latency=0.05)) as emu:
+        command = [
+            sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url", emu.base_url,
+            "--failures", str(failures), "--rate", "40", "--no-progress",
+        ]  # fmt: skip
+        env = {"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"}
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(3.0)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        arrived = set(emu.events()["metadata"].map(lambda m: m["row_id"]))
+    assert process.returncode == 130, err
+    assert b"interrupted" in err
+    written = pd.read_parquet(failures)
+    assert set(written["gb_status"]) == {"aborted"}
+    assert set(written["row_id"]).isdisjoint(arrived), "no aborted row was sent"
+    assert len(written) + len(arrived) == rows, "every row is sent or in the failures file"
+    assert 0 < len(arrived) < rows
