@@ -144,6 +144,7 @@ class FailureWriter:
             frames = [pd.read_parquet(part) for part in parts]
         if frames:
             merged = pd.concat(frames, ignore_index=True)
+            merged = merged.sort_values("gb_row", kind="stable", ignore_index=True)
         else:
             merged = failure_rows(
                 pd.DataFrame(columns=list(columns)), [], status=[], code=[], message=[], attempts=[]

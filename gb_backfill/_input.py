@@ -53,7 +53,8 @@ def iter_frames(path: str | os.PathLike[str], *, batch_rows: int) -> Iterator[pd
 
         files = sorted(found.glob("*.parquet")) if found.is_dir() else [found]
         for file in files:
-            with pq.ParquetFile(file) as parquet:
+            # pre_buffer would keep every column chunk read so far: memory grows with the file.
+            with pq.ParquetFile(file, pre_buffer=False) as parquet:
                 for batch in parquet.iter_batches(batch_size=batch_rows):
                     frame = batch.to_pandas()
                     frame.index = pd.RangeIndex(start, start + len(frame))

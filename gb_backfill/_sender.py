@@ -83,6 +83,12 @@ class _Settings:
     row_key: tuple[Hashable, ...] | None
 
 
+# A row that ends without being sent: position in its batch, status, code, message, HTTP
+# status, attempts.
+_NotSent = tuple[int, str, str | None, str | None, int | None, int]
+_WRITE_FAILURES_EVERY = 2.0  # seconds
+
+
 @dataclass(eq=False, slots=True)
 class _Batch:
     """One slice of the input, kept until every row in it has its final status."""
@@ -90,9 +96,7 @@ class _Batch:
     frame: pd.DataFrame
     offset: int
     pending: int = 0
-    not_sent: list[tuple[int, str, str | None, str | None, int | None, int]] = field(
-        default_factory=list
-    )
+    not_sent: list[_NotSent] = field(default_factory=list)
 
 
 @dataclass(eq=False, slots=True)
@@ -130,6 +134,8 @@ class _Run:
         self.mapping: ColumnMapping | None = None
         self.columns: list[Hashable] = []
         self.auth_failure: Outcome | None = None
+        self.unwritten: set[_Batch] = set()
+        self.written_at = time.monotonic()
         self.stop = asyncio.Event()
         self.limiter = RateLimiter(settings.limits)
         self.random = random.Random()
@@ -166,7 +172,7 @@ class _Run:
             for local, code, message in zip(
                 worst.index, worst["code"], worst["message"], strict=True
             ):
-                batch.not_sent.append((int(local), "invalid", code, message, None, 0))
+                self.not_sent(batch, (int(local), "invalid", code, message, None, 0))
             self.counts["invalid"] += len(worst)
         encoded = encode_rows(frame, checked)
         keys: list[bytes | None] = [None] * len(encoded)
@@ -209,8 +215,6 @@ class _Run:
         if self.outstanding >= self.max_outstanding:
             self.room.clear()
         self.progress.advance(settled, self.counts, self.retrying)
-        if not batch.pending:
-            self._batch_done(batch)
 
     def _needs_sending(self, batch: _Batch, local: int, entry: LedgerEntry) -> bool:
         """Apply what the ledger knows; False when the row is settled without a request."""
@@ -219,14 +223,12 @@ class _Run:
             return False
         if entry.status in ("unknown", "in_flight") and not self.settings.retry_unknown:
             message = "an earlier run may have sent this row; pass retry_unknown=True to resend"
-            batch.not_sent.append((local, "unknown", "unknown_earlier", message, None, 0))
+            self.not_sent(batch, (local, "unknown", "unknown_earlier", message, None, 0))
             self.counts["unknown"] += 1
             return False
         if entry.status == "failed" and not entry.retryable:
             message = f"failed in an earlier run: {entry.error_message}"
-            batch.not_sent.append(
-                (local, "failed", entry.error_code, message, entry.http_status, 0)
-            )
+            self.not_sent(batch, (local, "failed", entry.error_code, message, entry.http_status, 0))
             self.counts["failed"] += 1
             return False
         return True
@@ -258,7 +260,7 @@ class _Run:
             code = outcome.code if outcome else status
             message = outcome.message if outcome else "not attempted: the run stopped"
             http = outcome.http_status if outcome else None
-            batch.not_sent.append((job.local, status, code, message, http, job.attempts))
+            self.not_sent(batch, (job.local, status, code, message, http, job.attempts))
         if self.ledger is not None and job.key is not None and job.attempts:
             self.ledger.settle(
                 job.key,
@@ -271,36 +273,40 @@ class _Run:
             )
         batch.pending -= 1
         self.outstanding -= 1
-        if not batch.pending:
-            self._batch_done(batch)
         if self.outstanding < self.max_outstanding:
             self.room.set()
         if not self.outstanding:
             self.drained.set()
         self.progress.advance(1, self.counts, self.retrying)
 
-    def _batch_done(self, batch: _Batch) -> None:
-        if not batch.not_sent:
-            return
-        local, status, code, message, http, attempts = zip(*batch.not_sent, strict=True)
-        order = np.argsort(np.asarray(local), kind="stable")
+    def not_sent(self, batch: _Batch, entry: _NotSent) -> None:
+        """Note a row that ends without being sent; it reaches the failures file soon."""
+        batch.not_sent.append(entry)
+        self.unwritten.add(batch)
+        if time.monotonic() - self.written_at > _WRITE_FAILURES_EVERY:
+            self.write_failures()
 
-        def pick(values: Sequence[Any]) -> list[Any]:
-            return [values[i] for i in order]
-
-        self.writer.add(
-            failure_rows(
-                batch.frame,
-                np.asarray(local, dtype=np.int64)[order],
-                status=pick(status),
-                code=pick(code),
-                message=pick(message),
-                http_status=pick(http),
-                attempts=pick(attempts),
-                row_offset=batch.offset,
+    def write_failures(self) -> None:
+        """Write every noted row as a complete Parquet part, so a crash cannot lose it."""
+        for batch in self.unwritten:
+            local, status, code, message, http, attempts = zip(*batch.not_sent, strict=True)
+            self.writer.add(
+                failure_rows(
+                    batch.frame,
+                    np.asarray(local, dtype=np.int64),
+                    status=status,
+                    code=code,
+                    message=message,
+                    http_status=http,
+                    attempts=attempts,
+                    row_offset=batch.offset,
+                )
             )
-        )
-        batch.not_sent.clear()
+            batch.not_sent.clear()
+        # Finished batches are let go here: nothing refers to their frames any more.
+        self.unwritten.clear()
+        self.writer.flush()
+        self.written_at = time.monotonic()
 
     def halt(self) -> None:
         """Stop starting requests; in-flight ones finish, queued rows end ``aborted``."""
@@ -455,6 +461,7 @@ async def _send_batches(
         for queue in run.queues.values():
             while queue:
                 run.finish(queue.popleft(), "aborted", None)
+        run.write_failures()
     finally:
         for task in workers:
             task.cancel()
