@@ -83,12 +83,20 @@ def read_columns(path: str | os.PathLike[str]) -> pd.Index:
     return columns
 
 
-def count_rows(path: str | os.PathLike[str]) -> int | None:
-    """The number of rows, when it is cheap to know (Parquet metadata); else None."""
+def count_rows(path: str | os.PathLike[str]) -> int:
+    """The number of rows, for the progress bar: exact for Parquet (its metadata), and for CSV
+    the number of lines after the header (a value with a quoted line break counts twice)."""
     found = _checked(path)
-    if _kind(found) != "parquet":
-        return None
-    import pyarrow.parquet as pq
+    if _kind(found) == "parquet":
+        import pyarrow.parquet as pq
 
-    files = sorted(found.glob("*.parquet")) if found.is_dir() else [found]
-    return sum(int(pq.ParquetFile(f).metadata.num_rows) for f in files)
+        files = sorted(found.glob("*.parquet")) if found.is_dir() else [found]
+        return sum(int(pq.ParquetFile(f).metadata.num_rows) for f in files)
+    lines, last = 0, b"\n"
+    with found.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    if last != b"\n":
+        lines += 1
+    return max(lines - 1, 0)

@@ -36,8 +36,9 @@ class Progress:
         if now - self._last >= self._REFRESH:
             self._last = now
             self._bar.set_postfix(
-                sent=counts.get("sent", 0),
-                failed=counts.get("failed", 0) + counts.get("invalid", 0),
+                sent=counts.get("sent", 0) + counts.get("skipped", 0),
+                failed=counts.get("failed", 0),
+                invalid=counts.get("invalid", 0),
                 unknown=counts.get("unknown", 0),
                 retrying=retrying,
                 refresh=False,

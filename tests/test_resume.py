@@ -159,3 +159,15 @@ def test_send_path_rerun_with_ledger(tmp_path, df):
     again = send_path(path, **send_options(gameball), ledger=ledger, batch_rows=2)
     assert gameball.requests == []
     assert again.skipped == 6
+
+
+def test_row_counts_for_the_progress_bar(tmp_path):
+    from gb_backfill._input import count_rows
+
+    df = pd.DataFrame({"a": range(5), "b": list("vwxyz")})
+    df.to_csv(tmp_path / "x.csv", index=False)
+    df.to_parquet(tmp_path / "x.parquet")
+    (tmp_path / "no-newline.csv").write_text("a,b\n1,2\n3,4")
+    assert count_rows(tmp_path / "x.csv") == 5
+    assert count_rows(tmp_path / "x.parquet") == 5
+    assert count_rows(tmp_path / "no-newline.csv") == 2

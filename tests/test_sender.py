@@ -383,3 +383,16 @@ def test_failures_file_can_be_sent_again_unchanged(tmp_path, events):
     second = send(fixed, **send_options(ok))
     assert second.sent == 6
     assert all(set(b["events"][next(iter(b["events"]))]) == {"seq"} for _, b in ok.requests)
+
+
+def test_progress_bar_counts_every_row(events, capsys):
+    send(events, **send_options(MockGameball(), progress=True))
+    err = capsys.readouterr().err
+    assert "6/6" in err, "one bar over all rows, invalid ones included"
+    assert "sent=" in err
+    assert "retrying=" in err
+
+
+def test_progress_is_off_when_not_interactive(events, capsys):
+    send(events, **send_options(MockGameball(), progress=None))
+    assert capsys.readouterr().err == ""
