@@ -24,7 +24,7 @@ from ._failures import failure_rows, write_parquet
 from ._input import read_table
 from ._mapping import resolve_mapping
 from ._rules import check_frame, first_failures
-from ._sender import send_path
+from ._sender import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, send_path
 
 __all__ = ["main"]
 
@@ -187,12 +187,24 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
         help="allow keys over plain http to a host other than loopback",
     )
     pace = parser.add_argument_group("pace and retries")
-    pace.add_argument("--rate", type=int, default=100, help="requests per second (0: no limit)")
-    pace.add_argument("--quota", type=int, default=1200, help="requests per quota window")
-    pace.add_argument("--quota-window", type=float, default=30.0, metavar="SECONDS")
-    pace.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
-    pace.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
-    pace.add_argument("--attempts", type=int, default=6, help="tries per row for retryable errors")
+    documented = RateLimits()
+    pace.add_argument(
+        "--rate", type=int, default=documented.per_second, help="requests per second (0: none)"
+    )
+    pace.add_argument(
+        "--quota", type=int, default=documented.per_window, help="requests per quota window"
+    )
+    pace.add_argument("--quota-window", type=float, default=documented.window, metavar="SECONDS")
+    pace.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="requests in flight at most"
+    )
+    pace.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS")
+    pace.add_argument(
+        "--attempts",
+        type=int,
+        default=RetryPolicy().attempts,
+        help="tries per row for retryable errors",
+    )
     pace.add_argument(
         "--retry-unknown",
         action="store_true",
@@ -204,7 +216,9 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--row-key", metavar="COL,COL,...", type=_columns, help="your own unique row key"
     )
-    out.add_argument("--batch-rows", type=int, default=50_000, help="rows read at a time")
+    out.add_argument(
+        "--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help="rows read at a time"
+    )
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -59,6 +59,10 @@ __all__ = ["asend", "asend_path", "send", "send_path"]
 MAPPING_KEYWORDS = frozenset(
     {"customer_id", "event_name", "event", "metadata", "email", "mobile", "session_token"}
 )
+# One place for the defaults that asend, asend_path and the CLI share.
+DEFAULT_CONCURRENCY = 8  # ~40 requests/s at 50-200 ms latency need only a few in flight
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_BATCH_ROWS = 50_000
 _EVENTS_PATH = "/api/v{version}/integrations/events"
 _USER_AGENT = "gb-backfill"
 _FINAL_STATUS = {
@@ -496,11 +500,11 @@ def _settings(
     api_version: str = "4.0",
     limits: RateLimits | None = None,
     retry: RetryPolicy | None = None,
-    concurrency: int = 8,
-    timeout: float = 30.0,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float = DEFAULT_TIMEOUT,
     retry_unknown: bool = False,
     allow_insecure_http: bool = False,
-    batch_rows: int = 50_000,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
     row_key: Sequence[Hashable] | None = None,
 ) -> _Settings:
     unknown = set(mapping) - MAPPING_KEYWORDS
@@ -551,8 +555,8 @@ async def asend(
     api_version: Literal["4.0", "4.1"] | str = "4.0",
     limits: RateLimits | None = None,
     retry: RetryPolicy | None = None,
-    concurrency: int = 8,
-    timeout: float = 30.0,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float = DEFAULT_TIMEOUT,
     retry_unknown: bool = False,
     allow_insecure_http: bool = False,
     ledger: str | os.PathLike[str] | None = None,
@@ -560,7 +564,7 @@ async def asend(
     failures_path: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     client: httpx.AsyncClient | None = None,
-    batch_rows: int = 50_000,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
     **mapping: Any,
 ) -> SendReport:
     """Send every valid row of ``df`` to Gameball as one event each; the async core.
@@ -629,7 +633,7 @@ async def asend_path(
     path: str | os.PathLike[str],
     *,
     row_key: Sequence[Hashable] | None = None,
-    batch_rows: int = 50_000,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: bool | None = None,
     **options: Any,
 ) -> SendReport:
