@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ import numpy as np
 
 from ._config import API_KEY_ENV, DEFAULT_BASE_URL, SECRET_KEY_ENV, RateLimits, RetryPolicy
 from ._errors import AuthenticationError, ConfigError, GameballError
-from ._failures import failure_rows, write_parquet
-from ._input import read_table
+from ._failures import FailureWriter, failure_rows
+from ._input import iter_frames, read_columns
 from ._mapping import resolve_mapping
 from ._rules import check_frame, first_failures
 from ._sender import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, send_path
@@ -77,26 +78,35 @@ def mapping_keywords(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    df = read_table(args.input)
-    mapping = resolve_mapping(df.columns, **mapping_keywords(args))
-    checked = check_frame(df, mapping)
-    invalid = int(checked.invalid.sum())
-    print(f"rows: {len(df):,}  valid: {len(df) - invalid:,}  invalid: {invalid:,}")
-    if invalid:
+    mapping = resolve_mapping(read_columns(args.input), **mapping_keywords(args))
+    writer = FailureWriter(args.failures) if args.failures else None
+    codes: Counter[str] = Counter()
+    rows = offset = 0
+    # A batch at a time, like send: a file of any size validates in bounded memory.
+    for frame in iter_frames(args.input, batch_rows=DEFAULT_BATCH_ROWS):
+        checked = check_frame(frame, mapping)
+        rows += len(frame)
         per_row = first_failures(checked.failures)
-        for code, count in per_row["code"].value_counts().items():
-            print(f"  {code}: {count:,}")
-        if args.failures:
-            positions = per_row.index.to_numpy(dtype=np.int64)
-            rows = failure_rows(
-                df,
-                positions,
-                status="invalid",
-                code=per_row["code"].tolist(),
-                message=per_row["message"].tolist(),
+        codes.update(per_row["code"])
+        if writer is not None and not per_row.empty:
+            writer.add(
+                failure_rows(
+                    frame,
+                    per_row.index.to_numpy(dtype=np.int64),
+                    status="invalid",
+                    code=per_row["code"].tolist(),
+                    message=per_row["message"].tolist(),
+                    row_offset=offset,
+                )
             )
-            write_parquet(rows, args.failures)
-            print(f"invalid rows written to {args.failures}")
+        offset += len(frame)
+    invalid = sum(codes.values())
+    print(f"rows: {rows:,}  valid: {rows - invalid:,}  invalid: {invalid:,}")
+    for code, count in codes.most_common():
+        print(f"  {code}: {count:,}")
+    if writer is not None and invalid:
+        writer.close()
+        print(f"invalid rows written to {args.failures}")
     return EXIT_INCOMPLETE if invalid else EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""Reading CSV and Parquet input, whole or a bounded batch at a time."""
+"""Reading CSV and Parquet input a bounded batch at a time, never the whole file."""
 
 from __future__ import annotations
 
@@ -30,15 +30,6 @@ def _checked(path: str | os.PathLike[str]) -> Path:
     if not found.exists():
         raise ConfigError(f"{found}: no such file")
     return found
-
-
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a whole CSV or Parquet file into a DataFrame."""
-    found = _checked(path)
-    if _kind(found) == "parquet":
-        return pd.read_parquet(found)
-    sep = "\t" if found.suffix.lower() == ".tsv" else ","
-    return pd.read_csv(found, sep=sep)
 
 
 def iter_frames(path: str | os.PathLike[str], *, batch_rows: int) -> Iterator[pd.DataFrame]:
