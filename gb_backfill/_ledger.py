@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS rows (
     input_row INTEGER,
     updated_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _BEGIN = """
 INSERT INTO rows (key, status, customer_id, input_row, updated_at) VALUES (?, 'in_flight', ?, ?, ?)
@@ -139,6 +140,20 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"<Ledger {self.path}>"
+
+    def use_keys(self, scheme: str) -> None:
+        """Record how rows are keyed; refuse a ledger whose rows were keyed another way.
+
+        Keys made another way would match nothing, and every row would be sent again.
+        """
+        found = self._db.execute("SELECT value FROM meta WHERE name = 'row_keys'").fetchone()
+        if found is None:
+            self._db.execute("INSERT INTO meta (name, value) VALUES ('row_keys', ?)", (scheme,))
+        elif found[0] != scheme:
+            raise LedgerError(
+                f"{self.path} keys rows by {found[0]}, this run by {scheme}: rows it sent would "
+                "not be recognised and would be sent again. Use the same row_key, or a new ledger."
+            )
 
     # --- reading -------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ._config import DEFAULT_BASE_URL, Keys, RateLimits, RetryPolicy, check_base_url
-from ._errors import AuthenticationError, ConfigError
+from ._errors import AuthenticationError, ConfigError, LedgerError
 from ._failures import FailureWriter, failure_rows
 from ._input import count_rows, iter_frames, read_columns
 from ._ledger import Ledger, LedgerEntry
@@ -408,6 +408,17 @@ class _Run:
         )
 
 
+def _open_ledger(path: str | os.PathLike[str], settings: _Settings) -> Ledger:
+    ledger = Ledger(path)
+    scheme = f"columns {list(map(str, settings.row_key))}" if settings.row_key else "content"
+    try:
+        ledger.use_keys(scheme)
+    except LedgerError:
+        ledger.close()
+        raise
+    return ledger
+
+
 async def _send_batches(
     batches: Iterator[pd.DataFrame],
     *,
@@ -420,6 +431,7 @@ async def _send_batches(
     progress: bool | None,
 ) -> SendReport:
     started = time.perf_counter()
+    ledger = _open_ledger(ledger_path, settings) if ledger_path is not None else None
     own_client = client is None
     if client is None:
         limits = httpx.Limits(
@@ -427,7 +439,6 @@ async def _send_batches(
         )
         timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0), pool=None)
         client = httpx.AsyncClient(limits=limits, timeout=timeout)
-    ledger = Ledger(ledger_path) if ledger_path is not None else None
     writer = FailureWriter(failures_path)
     bar = Progress(total, enabled=progress)
     run = _Run(settings, client, ledger, writer, bar)
@@ -625,6 +636,10 @@ def send(df: pd.DataFrame, **options: Any) -> SendReport:
     Works in scripts and inside a running event loop (a Jupyter cell) alike::
 
         report = df.gameball.send(event="purchase", failures_path="failed.parquet")
+
+    Inside a running loop the send runs on a private loop in a worker thread, so a ``client=``
+    made for the caller's loop cannot be used there: in a notebook, pass your own client to
+    ``await asend(...)`` instead.
     """
     return run_sync(asend(df, **options))
 

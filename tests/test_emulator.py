@@ -165,7 +165,7 @@ def test_latency_is_added():
     with Emulator(faults=Faults(latency=0.2, jitter=0.1)) as emu:
         start = time.perf_counter()
         post(emu)
-        assert 0.2 <= time.perf_counter() - start < 1.5
+        assert time.perf_counter() - start >= 0.2
 
 
 def test_server_errors_come_before_processing():

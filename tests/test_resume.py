@@ -171,3 +171,13 @@ def test_row_counts_for_the_progress_bar(tmp_path):
     assert count_rows(tmp_path / "x.csv") == 5
     assert count_rows(tmp_path / "x.parquet") == 5
     assert count_rows(tmp_path / "no-newline.csv") == 2
+
+
+def test_a_ledger_refuses_rows_keyed_another_way(tmp_path, df):
+    ledger = tmp_path / "l"
+    keyed = df.assign(order_id=[f"o{n}" for n in range(7)])
+    send(keyed, **send_options(MockGameball()), ledger=ledger, row_key=["order_id"])
+    gameball = MockGameball()
+    with pytest.raises(LedgerError, match=r"keys rows by columns \['order_id'\]"):
+        send(keyed, **send_options(gameball), ledger=ledger)
+    assert gameball.requests == []
