@@ -1,46 +1,57 @@
-"""The example notebook runs as a kernel runs it: top-level await on an already running loop."""
+"""The example notebook, run in a real Jupyter kernel: ``await asend`` on the kernel's own loop,
+and the sync ``send()`` from a cell while that loop runs (no nest_asyncio)."""
 
-import ast
-import asyncio
-import json
-import os
+import shutil
 from pathlib import Path
+
+import nbclient
+import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 
+SYNC_CELL = """\
+again = df.head(200).gameball.send(
+    customer_id="customer_id",
+    event_name="event_name",
+    base_url=emulator.base_url,
+    api_key=emulator.api_key,
+    limits=fast,
+    ledger="notebook.ledger",
+)
+print(again)
+"""
 
-def test_quickstart_notebook_runs(tmp_path):
-    notebook = json.loads((ROOT / "notebooks" / "backfill_quickstart.ipynb").read_text())
-    cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+
+def outputs(cell):
+    texts = []
+    for output in cell.outputs:
+        assert output.output_type != "error", f"{output.ename}: {output.evalue}"
+        if output.output_type == "stream":
+            texts.append(output.text)
+        elif "text/plain" in output.get("data", {}):
+            texts.append(output.data["text/plain"])
+    return "\n".join(texts)
+
+
+def test_quickstart_notebook_runs_in_a_kernel(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
-    namespace = {}
-
-    async def kernel():
-        for source in cells:
-            code = compile(source, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-            result = eval(code, namespace)
-            if asyncio.iscoroutine(result):
-                await result
-        # The sync face, called from a cell while the kernel's loop runs.
-        frame = namespace["df"].head(50)
-        return frame.gameball.send(
-            customer_id="customer_id",
-            event_name="event_name",
-            base_url=namespace["emulator"].base_url,
-            api_key=namespace["emulator"].api_key,
-            ledger="notebook.ledger",
-            progress=False,
-        )
-
-    cwd = os.getcwd()
-    os.chdir(tmp_path / "notebooks")
-    try:
-        again = asyncio.run(kernel())
-    finally:
-        os.chdir(cwd)
-        namespace.get("emulator") and namespace["emulator"].stop()
-    sent = namespace["sent"]
-    assert sent.rows == 3000
-    assert sent.invalid == 102
-    assert again.sent == 0, "the ledger knew every row of the re-run"
+    notebook = nbformat.read(ROOT / "notebooks" / "backfill_quickstart.ipynb", as_version=4)
+    # Before the emulator stops: the sync face, from inside the running kernel loop.
+    notebook.cells.insert(-1, nbformat.v4.new_code_cell(SYNC_CELL))
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path / "notebooks")}},
+    )
+    client.execute()
+    code = [outputs(cell) for cell in notebook.cells if cell.cell_type == "code"]
+    text = "\n".join(code)
+    assert "<ValidationReport rows=3,000 valid=2,898 invalid=102>" in text
+    assert "<SendReport rows=3,000 sent=2,898 invalid=102" in text
+    fixed, sync = code[-3], code[-2]
+    assert "sent=52" in fixed, "the fixed emails, mobiles and amounts were sent"
+    assert "skipped=193" in sync, "the ledger knew the rows the notebook had sent"
+    assert (tmp_path / "notebooks" / "notebook.failures.parquet").exists()
+    shutil.rmtree(tmp_path / "notebooks")
