@@ -10,7 +10,15 @@ from typing import Any
 
 def interactive() -> bool:
     """True in a terminal or a Jupyter kernel, where a progress bar helps."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    return sys.stderr.isatty() or _in_kernel()
+
+
+def _in_kernel() -> bool:
+    # Being imported is not enough (a notebook runner imports ipykernel too); a kernel's
+    # shell is running.
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)()
+    return getattr(shell, "kernel", None) is not None
 
 
 class Progress:

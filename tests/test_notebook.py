@@ -54,4 +54,11 @@ def test_quickstart_notebook_runs_in_a_kernel(tmp_path):
     assert "sent=52" in fixed, "the fixed emails, mobiles and amounts were sent"
     assert "skipped=193" in sync, "the ledger knew the rows the notebook had sent"
     assert (tmp_path / "notebooks" / "notebook.failures.parquet").exists()
+    widgets = [
+        output
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in output.get("data", {})
+    ]
+    assert len(widgets) >= 3, "each send showed its progress bar as a widget in the kernel"
     shutil.rmtree(tmp_path / "notebooks")
