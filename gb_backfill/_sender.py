@@ -91,6 +91,7 @@ class _Settings:
 # status, attempts.
 _NotSent = tuple[int, str, str | None, str | None, int | None, int]
 _WRITE_FAILURES_EVERY = 2.0  # seconds
+_MAX_LIVE_BATCHES = 3
 
 
 @dataclass(eq=False, slots=True)
@@ -148,6 +149,9 @@ class _Run:
         self.outstanding = 0
         # Rows admitted but not finished; reading pauses above this, so memory stays bounded.
         self.max_outstanding = max(2 * settings.batch_rows, 4 * settings.concurrency)
+        # Batches with rows still pending; each holds its frame. A customer stuck in retries
+        # could otherwise keep one row, and so one frame, alive in every batch read since.
+        self.live_batches = 0
         self.room = asyncio.Event()
         self.room.set()
         self.drained = asyncio.Event()
@@ -214,9 +218,11 @@ class _Run:
             else:
                 queue.append(job)
         self.outstanding += batch.pending
+        if batch.pending:
+            self.live_batches += 1
         if self.outstanding:
             self.drained.clear()
-        if self.outstanding >= self.max_outstanding:
+        if not self.has_room():
             self.room.clear()
         self.progress.advance(settled, self.counts, self.retrying)
 
@@ -277,11 +283,17 @@ class _Run:
             )
         batch.pending -= 1
         self.outstanding -= 1
-        if self.outstanding < self.max_outstanding:
+        if not batch.pending:
+            self.live_batches -= 1
+        if self.has_room():
             self.room.set()
         if not self.outstanding:
             self.drained.set()
         self.progress.advance(1, self.counts, self.retrying)
+
+    def has_room(self) -> bool:
+        """True while reading another batch keeps memory within its bound."""
+        return self.outstanding < self.max_outstanding and self.live_batches < _MAX_LIVE_BATCHES
 
     def not_sent(self, batch: _Batch, entry: _NotSent) -> None:
         """Note a row that ends without being sent; it reaches the failures file soon."""

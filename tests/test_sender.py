@@ -396,3 +396,42 @@ def test_progress_bar_counts_every_row(events, capsys):
 def test_progress_is_off_when_not_interactive(events, capsys):
     send(events, **send_options(MockGameball(), progress=None))
     assert capsys.readouterr().err == ""
+
+
+def test_a_slow_customer_does_not_let_batches_pile_up():
+    """Memory stays bounded: reading waits while three batches still hold pending rows."""
+    from gb_backfill._sender import _send_batches, _settings
+
+    pulled = []
+    seen_while_slow = []
+
+    def batches():
+        for n in range(12):
+            pulled.append(n)
+            yield pd.DataFrame(
+                {
+                    "customerId": ["slow"] + [f"c{n}-{i}" for i in range(9)],
+                    "eventName": "e",
+                    "b": n,
+                },
+                index=range(10 * n, 10 * n + 10),
+            )
+
+    async def handler(request):
+        body = __import__("json").loads(request.content)
+        if body["customerId"] == "slow":
+            seen_while_slow.append((body["events"]["e"]["b"], len(pulled)))
+            await asyncio.sleep(0.05)
+        return httpx.Response(200)
+
+    async def main():
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        settings = _settings(mapping={}, api_key="k", limits=RateLimits.unlimited(), batch_rows=10)
+        return await _send_batches(
+            batches(), total=120, settings=settings, mapping={}, client=client,
+            ledger_path=None, failures_path=None, progress=False,
+        )  # fmt: skip
+
+    report = asyncio.run(main())
+    assert report.sent == 120
+    assert max(read - batch for batch, read in seen_while_slow) <= 3
