@@ -90,7 +90,8 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write ``frame`` to ``path`` atomically: a reader sees the old file or the new one."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = target.with_name(target.name + ".tmp")
+    # A leading dot: readers of a parts directory skip a part a crash left half written.
+    scratch = target.with_name(f".{target.name}.tmp")
     _parquet_safe(frame).to_parquet(scratch, index=False)
     os.replace(scratch, target)
 
@@ -99,13 +100,12 @@ class FailureWriter:
     """Collects failure rows and keeps them on disk as the run goes.
 
     ``add`` buffers rows and writes a complete Parquet part every few thousand rows (and on
-    ``flush``); ``close`` merges the parts into the final file and returns the frame when it
-    was small enough to keep. Without a path, the rows are only kept in memory.
+    ``flush``); ``close`` merges the parts into the final file, in input order, and returns
+    them as one frame. Without a path, the rows are only kept in memory.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self.path = None if path is None else Path(path)
-        self.rows = 0
         self._buffer: list[pd.DataFrame] = []
         self._buffered = 0
         self._parts = 0
@@ -119,7 +119,6 @@ class FailureWriter:
             return
         self._buffer.append(frame)
         self._buffered += len(frame)
-        self.rows += len(frame)
         if self.path is not None and self._buffered >= _PART_ROWS:
             self.flush()
 

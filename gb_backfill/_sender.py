@@ -140,7 +140,7 @@ class _Run:
         self.columns: list[Hashable] = []
         self.auth_failure: Outcome | None = None
         self.unwritten: set[_Batch] = set()
-        self.written_at = time.monotonic()
+        self.written_at = -_WRITE_FAILURES_EVERY  # the first failure is written at once
         self.stop = asyncio.Event()
         self.limiter = RateLimiter(settings.limits)
         self.random = random.Random()
@@ -285,6 +285,7 @@ class _Run:
         self.outstanding -= 1
         if not batch.pending:
             self.live_batches -= 1
+        self.write_failures_soon()
         if self.has_room():
             self.room.set()
         if not self.outstanding:
@@ -299,7 +300,11 @@ class _Run:
         """Note a row that ends without being sent; it reaches the failures file soon."""
         batch.not_sent.append(entry)
         self.unwritten.add(batch)
-        if time.monotonic() - self.written_at > _WRITE_FAILURES_EVERY:
+        self.write_failures_soon()
+
+    def write_failures_soon(self) -> None:
+        """Write noted rows if the last write is a while ago; called as rows come and go."""
+        if self.unwritten and time.monotonic() - self.written_at > _WRITE_FAILURES_EVERY:
             self.write_failures()
 
     def write_failures(self) -> None:

@@ -9,7 +9,7 @@ Python types fall back to per-type groups. The conversions, which the README doc
 * str, categoricals, pyarrow strings → JSON strings;
 * timestamps → ISO-8601 strings, with the shortest exact fraction; tz-aware ones in UTC with ``Z``;
 * dates and times → ISO-8601 ``YYYY-MM-DD`` and ``HH:MM:SS[.ffffff]``;
-* anything else (dict, list, bytes, timedelta, objects) → an ``metadata_type`` failure.
+* anything else (dict, list, bytes, timedelta, objects) → a ``metadata_type`` failure.
 """
 
 from __future__ import annotations

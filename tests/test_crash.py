@@ -42,7 +42,7 @@ def test_sigkill_and_resume(tmp_path, capsys):
         # 100/s (80/s with the limiter's margin) whatever the machine's speed: each killed run
         # sends a part of the input and none sends it all.
         env = {"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"}
-        kills = 0
+        kills = parts_seen = 0
         for _ in range(KILLS):
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
             time.sleep(moments.uniform(0.8, 2.5))
@@ -50,12 +50,18 @@ def test_sigkill_and_resume(tmp_path, capsys):
                 process.send_signal(signal.SIGKILL)
                 kills += 1
             process.wait()
+            parts = failures.with_name(failures.name + ".parts")
+            if parts.exists():  # what a killed run found so far is readable as it stands
+                found = pd.read_parquet(parts)
+                assert set(found["gb_status"]) <= {"invalid", "unknown", "failed"}
+                parts_seen += 1
         before = Ledger(ledger, read_only=True)
         progress = before.counts()
         before.close()
         finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         events = emu.events()
     assert kills >= 10, "the process was killed mid-run at least ten times"
+    assert parts_seen > 0, "killed runs left their failures so far on disk"
     assert 0 < progress.get("sent", 0) < ROWS - 3, "the killed runs made progress, not all of it"
     assert finished.stdout.count("skipped=") == 1, "the last run skipped what was already sent"
     assert finished.returncode == 1, finished.stderr  # 3 invalid rows and some unknown ones
