@@ -240,7 +240,7 @@ def test_rate_limits_are_kept():
     times = []
     gameball = MockGameball(lambda r, b, n: times.append(time.monotonic()) or httpx.Response(200))
     df = pd.DataFrame({"customerId": [f"c{n}" for n in range(14)], "eventName": "e"})
-    limits = RateLimits(per_second=6, per_window=10, window=1.5, margin=0.0)
+    limits = RateLimits(per_second=6, per_window=10, window=1.5)
     send(df, **send_options(gameball, limits=limits, concurrency=4))
     times = np.array(times)
     for start in times:
