@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 __all__ = ["FAILURE_STATUS_COLUMNS"]
 
@@ -73,8 +74,6 @@ def failure_rows(
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Turn object columns Arrow cannot store (mixed types) into text, so writing never fails."""
-    import pyarrow as pa
-
     safe = frame.copy()
     safe.columns = [str(c) for c in safe.columns]
     for name in safe.columns:

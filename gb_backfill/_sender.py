@@ -125,8 +125,10 @@ class _Run:
         ledger: Ledger | None,
         writer: FailureWriter,
         progress: Progress,
+        mapping: ColumnMapping,
     ) -> None:
         self.settings = settings
+        self.mapping = mapping
         self.client = client
         self.ledger = ledger
         self.writer = writer
@@ -136,8 +138,6 @@ class _Run:
         self.requests = 0
         self.rows = 0
         self.retrying = 0
-        self.mapping: ColumnMapping | None = None
-        self.columns: list[Hashable] = []
         self.auth_failure: Outcome | None = None
         self.unwritten: set[_Batch] = set()
         self.written_at = -_WRITE_FAILURES_EVERY  # the first failure is written at once
@@ -172,8 +172,6 @@ class _Run:
         """Check a batch, settle what needs no request, and queue the rest per customer."""
         self.rows += len(frame)
         batch = _Batch(frame, offset)
-        if self.mapping is None:
-            raise AssertionError("mapping is resolved before the first batch")
         checked = check_frame(frame, self.mapping)
         if checked.invalid.any():
             worst = first_failures(checked.failures)
@@ -193,8 +191,9 @@ class _Run:
                 if row_key
                 else content_hashes(valid, encoded.positions + offset)
             )
-            keys = list(as_keys(hashes))
-            known = self.ledger.lookup([k for k in keys if k is not None])
+            row_keys = as_keys(hashes)
+            keys = list(row_keys)
+            known = self.ledger.lookup(row_keys)
         tokens = encoded.session_tokens or [None] * len(encoded)
         settled = len(frame) - len(encoded)
         for local, customer, body, token, key in zip(
@@ -441,7 +440,8 @@ async def _send_batches(
     *,
     total: int | None,
     settings: _Settings,
-    mapping: dict[str, Any],
+    mapping: ColumnMapping,
+    columns: Sequence[Hashable],
     client: httpx.AsyncClient | None,
     ledger_path: str | os.PathLike[str] | None,
     failures_path: str | os.PathLike[str] | None,
@@ -458,16 +458,13 @@ async def _send_batches(
         client = httpx.AsyncClient(limits=limits, timeout=timeout)
     writer = FailureWriter(failures_path)
     bar = Progress(total, enabled=progress)
-    run = _Run(settings, client, ledger, writer, bar)
+    run = _Run(settings, client, ledger, writer, bar, mapping)
     workers = [asyncio.create_task(run.worker()) for _ in range(settings.concurrency)]
     interrupted = False
     offset = 0
     try:
         try:
             for frame in batches:
-                if run.mapping is None:
-                    run.columns = list(frame.columns)
-                    run.mapping = resolve_mapping(frame.columns, **mapping)
                 if run.stop.is_set():
                     run.abort_unread(frame, offset)
                 else:
@@ -502,7 +499,7 @@ async def _send_batches(
             ledger.close()
         if own_client:
             await client.aclose()
-    failures = writer.close(run.columns)
+    failures = writer.close(columns)
     path = Path(failures_path) if failures_path is not None else None
     report = run.report(time.perf_counter() - started, failures, path, interrupted)
     if interrupted:
@@ -631,7 +628,7 @@ async def asend(
         row_key=row_key,
         mapping=mapping,
     )
-    resolve_mapping(df.columns, **mapping)  # a bad mapping fails before anything starts
+    resolved = resolve_mapping(df.columns, **mapping)  # a bad mapping fails before anything starts
     if settings.row_key:
         check_key_columns(df.columns, settings.row_key)
         check_unique([df], settings.row_key)
@@ -639,7 +636,8 @@ async def asend(
         _slices(df, settings.batch_rows),
         total=len(df),
         settings=settings,
-        mapping=mapping,
+        mapping=resolved,
+        columns=list(df.columns),
         client=client,
         ledger_path=ledger,
         failures_path=failures_path,
@@ -683,7 +681,7 @@ async def asend_path(
     except TypeError as error:  # an unknown keyword
         raise ConfigError(f"send_path(): {error}") from None
     columns = read_columns(path)
-    resolve_mapping(columns, **mapping)
+    resolved = resolve_mapping(columns, **mapping)
     if settings.row_key:
         check_key_columns(columns, settings.row_key)
         check_unique(_key_batches(path, settings.row_key, batch_rows), settings.row_key)
@@ -691,7 +689,8 @@ async def asend_path(
         iter_frames(path, batch_rows=batch_rows),
         total=count_rows(path),
         settings=settings,
-        mapping=mapping,
+        mapping=resolved,
+        columns=list(columns),
         client=client,
         ledger_path=ledger_path,
         failures_path=failures_path,

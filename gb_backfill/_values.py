@@ -166,8 +166,8 @@ def identifier_strings(series: pd.Series) -> Identifiers:
     usable = np.isin(kinds, (_STRING, _INT, _FLOAT, _DECIMAL))
     out: list[str | None] = [None] * size
     wrong = (kinds >= 0) & ~usable
-    for position in np.flatnonzero(usable):
-        value = series.iloc[position]
+    positions = np.flatnonzero(usable)
+    for position, value in zip(positions, series.iloc[positions], strict=True):
         if kinds[position] == _FLOAT:
             if not np.isfinite(value):
                 wrong[position] = True

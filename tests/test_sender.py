@@ -400,6 +400,7 @@ def test_progress_is_off_when_not_interactive(events, capsys):
 
 def test_a_slow_customer_does_not_let_batches_pile_up():
     """Memory stays bounded: reading waits while three batches still hold pending rows."""
+    from gb_backfill._mapping import resolve_mapping
     from gb_backfill._sender import _send_batches, _settings
 
     pulled = []
@@ -428,7 +429,9 @@ def test_a_slow_customer_does_not_let_batches_pile_up():
         client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
         settings = _settings(mapping={}, api_key="k", limits=RateLimits.unlimited(), batch_rows=10)
         return await _send_batches(
-            batches(), total=120, settings=settings, mapping={}, client=client,
+            batches(), total=120, settings=settings, client=client,
+            mapping=resolve_mapping(["customerId", "eventName", "b"]),
+            columns=["customerId", "eventName", "b"],
             ledger_path=None, failures_path=None, progress=False,
         )  # fmt: skip
 
