@@ -4,10 +4,16 @@ Callers name columns by keyword (``customer_id="user"``); without keywords the u
 found (``customerId`` or ``customer_id``, ``eventName`` or ``event_name``, ``email``, ``mobile``,
 ``sessionToken`` or ``session_token``). Metadata defaults to every other column whose name does
 not start with ``gb_`` (our own status columns, so a failures file can be sent again as it is).
+
+A metadata column's JSON key is its name as text: strings as they are, numbers and booleans as
+``str()`` gives them (``0`` becomes ``"0"``). Names that are missing (None, NaN) or not scalars
+(tuples of a MultiIndex) are refused, and so are two columns whose keys would be the same, and
+duplicate column names: each would silently lose values.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -42,9 +48,61 @@ class ColumnMapping:
     session_token: Hashable | None = None
 
     @property
+    def metadata_keys(self) -> tuple[str, ...]:
+        """The JSON key of each metadata column, in the order of ``metadata``."""
+        return tuple(metadata_key(column) for column in self.metadata)
+
+    @property
     def event_label(self) -> str:
         """How failures name the event-name source: the column, or ``event`` for a constant."""
         return "event" if self.event_name is None else str(self.event_name)
+
+
+def metadata_key(column: Hashable) -> str:
+    """The JSON key a column name becomes; :class:`ConfigError` for names that cannot be one."""
+    if isinstance(column, str):
+        key = column
+    elif isinstance(column, (bool, int, float)) and not (
+        isinstance(column, float) and math.isnan(column)
+    ):
+        key = str(column)
+    else:
+        raise ConfigError(
+            f"column name {column!r} cannot be a metadata key: rename the column to a string "
+            "(for a MultiIndex, join its levels), or leave it out with metadata=[...]"
+        )
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"column name {column!r} is not valid Unicode text and cannot be a metadata key"
+        ) from None
+    return key
+
+
+def _check_names(available: list[Hashable]) -> None:
+    seen: dict[Hashable, int] = {}
+    for column in available:
+        seen[column] = seen.get(column, 0) + 1
+    repeated = [f"{column!r} ({count} times)" for column, count in seen.items() if count > 1]
+    if repeated:
+        raise ConfigError(
+            f"duplicate column names: {', '.join(repeated)}; rename them so each is unique "
+            "(e.g. df.columns = [...])"
+        )
+
+
+def _check_keys(metadata: tuple[Hashable, ...]) -> None:
+    owners: dict[str, Hashable] = {}
+    for column in metadata:
+        key = metadata_key(column)
+        if key in owners:
+            raise ConfigError(
+                f"columns {owners[key]!r} and {column!r} would both be the metadata key "
+                f"{key!r}, and one value would be lost: rename one, or leave one out with "
+                "metadata=[...]"
+            )
+        owners[key] = column
 
 
 def resolve_mapping(
@@ -65,6 +123,7 @@ def resolve_mapping(
     ``event_name`` and ``event`` are given.
     """
     available = list(columns)
+    _check_names(available)
     present = set(available)
 
     def pick(keyword: str, given: Hashable | None, *, required: bool = False) -> Hashable | None:
@@ -87,6 +146,8 @@ def resolve_mapping(
         raise ConfigError("pass either event_name=COLUMN or event=NAME, not both")
     if event is not None and (not isinstance(event, str) or not event.strip()):
         raise ConfigError(f"event= must be a non-empty event name, got {event!r}")
+    if event is not None and event != event.strip():
+        raise ConfigError(f"event={event!r} has whitespace at an end: pass {event.strip()!r}")
 
     id_column = pick("customer_id", customer_id, required=True)
     name_column = None if event is not None else pick("event_name", event_name)
@@ -114,6 +175,7 @@ def resolve_mapping(
             if column not in present:
                 raise ColumnNotFoundError("metadata", column, available)
         chosen = tuple(dict.fromkeys(metadata))
+    _check_keys(chosen)
     return ColumnMapping(
         customer_id=id_column,
         event_name=name_column,

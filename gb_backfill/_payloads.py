@@ -6,6 +6,10 @@ One row becomes one request body::
 
 The body is assembled from per-column JSON fragments with Arrow string kernels, so no dict is
 built and no ``json.dumps`` runs per row. The text is strict JSON: never NaN or Infinity.
+
+The text is canonical: metadata keys in sorted order, each value written by a rule that looks at
+that value alone. So a row's body depends on the row only, never on its batch, its neighbours or
+the order of the columns, and the ledger can key rows by it (see :mod:`._row_keys`).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class EncodedRows:
 
 def _member(key: str, values: pa.Array) -> pa.Array:
     """``,"key":value`` for each present value, "" where it is missing."""
-    prefix = "," + json.dumps(key) + ":"
+    prefix = "," + json.dumps(key, ensure_ascii=False) + ":"
     fragment = pc.binary_join_element_wise(prefix, values, "")
     return fragment.fill_null("")
 
@@ -61,14 +65,15 @@ def encode_rows(df: pd.DataFrame, checked: CheckedFrame) -> EncodedRows:
 
     # Each metadata member starts with a comma; the leading one is cut off after joining, so
     # missing values need no separator bookkeeping.
-    members = [_member(str(column), json_values(valid[column])) for column in mapping.metadata]
+    ordered = sorted(zip(mapping.metadata_keys, mapping.metadata, strict=True))
+    members = [_member(key, json_values(valid[column])) for key, column in ordered]
     metadata = (
         pc.utf8_slice_codeunits(pc.binary_join_element_wise(*members, ""), 1)
         if members
         else pa.array([""] * len(positions), pa.string())
     )
     if mapping.event is not None:
-        names: pa.Array | str = json.dumps(mapping.event)
+        names: pa.Array | str = json.dumps(mapping.event, ensure_ascii=False)
     else:
         assert checked.event_names is not None
         names = json_strings(checked.event_names.take(take))

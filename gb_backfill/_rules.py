@@ -34,6 +34,14 @@ _MOBILE = r"^\+?[0-9]{5,15}$"  # E.164 allows at most 15 digits
 
 _VALUE_TEXT_LIMIT = 120
 
+# Whitespace at either end, or an invisible character anywhere, would make Gameball see another
+# customer or event than the one on screen ("c-1" and "c-1\u200b" look the same).
+_INVISIBLE = r"\x{200B}-\x{200D}\x{2060}\x{FEFF}\x{00AD}"
+_SPACES = r"\s\x{0B}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
+_UNTRIMMED = f"^[{_SPACES}{_INVISIBLE}]|[{_SPACES}{_INVISIBLE}]$|[{_INVISIBLE}]"
+# A session token travels as a header value: visible ASCII only (a JWE is base64url and dots).
+_HEADER_TOKEN = r"^[\x21-\x7e]+$"
+
 
 class FailureCode(StrEnum):
     """Stable codes for the ways a row can break Gameball's event rules."""
@@ -41,14 +49,21 @@ class FailureCode(StrEnum):
     CUSTOMER_ID_MISSING = "customer_id_missing"
     CUSTOMER_ID_EMPTY = "customer_id_empty"
     CUSTOMER_ID_TYPE = "customer_id_type"
+    CUSTOMER_ID_INEXACT = "customer_id_inexact"
+    CUSTOMER_ID_WHITESPACE = "customer_id_whitespace"
     EVENT_NAME_MISSING = "event_name_missing"
     EVENT_NAME_EMPTY = "event_name_empty"
     EVENT_NAME_TYPE = "event_name_type"
+    EVENT_NAME_WHITESPACE = "event_name_whitespace"
     METADATA_TYPE = "metadata_type"
     METADATA_NOT_FINITE = "metadata_not_finite"
+    METADATA_OUT_OF_RANGE = "metadata_out_of_range"
+    METADATA_MIXED_TIMEZONES = "metadata_mixed_timezones"
     EMAIL_MALFORMED = "email_malformed"
     MOBILE_MALFORMED = "mobile_malformed"
     SESSION_TOKEN_TYPE = "session_token_type"
+    SESSION_TOKEN_MALFORMED = "session_token_malformed"
+    TEXT_NOT_UNICODE = "text_not_unicode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +128,10 @@ def _blank(text: pa.Array) -> BoolArray:
     return np.asarray(pc.equal(trimmed, "").fill_null(False).to_numpy(zero_copy_only=False))
 
 
-def _matches(text: pa.Array, pattern: str) -> BoolArray:
+def _matches(text: pa.Array, pattern: str, *, missing: bool = True) -> BoolArray:
+    """Where ``text`` matches ``pattern``; ``missing`` for null cells."""
     return np.asarray(
-        pc.match_substring_regex(text, pattern).fill_null(True).to_numpy(zero_copy_only=False)
+        pc.match_substring_regex(text, pattern).fill_null(missing).to_numpy(zero_copy_only=False)
     )
 
 
@@ -126,10 +142,38 @@ def _required(
     label: str,
     codes: tuple[FailureCode, ...],
 ) -> Iterator[_Broken]:
-    missing_code, empty_code, type_code = codes
-    yield _Broken(column, missing_code, f"{label} is missing", missing & ~ids.wrong_type)
-    yield _Broken(column, empty_code, f"{label} is empty", _blank(ids.text))
+    missing_code, empty_code, type_code, inexact_code, whitespace_code = codes
+    blank = _blank(ids.text)
+    yield _Broken(
+        column, missing_code, f"{label} is missing", missing & ~ids.wrong_type & ~ids.not_unicode
+    )
+    yield _Broken(column, empty_code, f"{label} is empty", blank)
     yield _Broken(column, type_code, f"{label} must be a string or a whole number", ids.wrong_type)
+    yield _Broken(
+        column,
+        inexact_code,
+        f"{label} is a number whose digits are not exact (not whole, or a float above 2**53, "
+        "which has lost digits): read the column as text or as an integer type",
+        ids.inexact,
+    )
+    yield _Broken(
+        column,
+        whitespace_code,
+        f"{label} has whitespace at an end or an invisible character, so Gameball would see "
+        "another value than the one shown: strip it (df[col].str.strip()) if that is what you mean",
+        _matches(ids.text, _UNTRIMMED, missing=False) & ~blank,
+    )
+    yield _unicode_failure(column, ids.not_unicode)
+
+
+def _unicode_failure(column: Hashable, mask: BoolArray) -> _Broken:
+    return _Broken(
+        column,
+        FailureCode.TEXT_NOT_UNICODE,
+        f"{str(column)!r} holds text that is not valid Unicode (a lone surrogate), which cannot "
+        "be sent",
+        mask,
+    )
 
 
 def _optional_text(series: pd.Series) -> Identifiers:
@@ -137,7 +181,8 @@ def _optional_text(series: pd.Series) -> Identifiers:
     # An empty email or mobile is as good as none: it is simply left out.
     blank = _blank(ids.text)
     if blank.any():
-        return Identifiers(pc.if_else(pa.array(blank), None, ids.text), ids.wrong_type)
+        text = pc.if_else(pa.array(blank), None, ids.text)
+        return Identifiers(text, ids.wrong_type, ids.inexact, ids.not_unicode)
     return ids
 
 
@@ -155,6 +200,8 @@ def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
             FailureCode.CUSTOMER_ID_MISSING,
             FailureCode.CUSTOMER_ID_EMPTY,
             FailureCode.CUSTOMER_ID_TYPE,
+            FailureCode.CUSTOMER_ID_INEXACT,
+            FailureCode.CUSTOMER_ID_WHITESPACE,
         ),
     )
     event_names = None
@@ -171,26 +218,41 @@ def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
                 FailureCode.EVENT_NAME_MISSING,
                 FailureCode.EVENT_NAME_EMPTY,
                 FailureCode.EVENT_NAME_TYPE,
+                FailureCode.EVENT_NAME_TYPE,
+                FailureCode.EVENT_NAME_WHITESPACE,
             ),
         )
     for column in mapping.metadata:
         problems = metadata_problems(df[column])
-        broken.append(
+        name = repr(str(column))
+        broken += [
             _Broken(
                 column,
                 FailureCode.METADATA_TYPE,
-                f"metadata {str(column)!r} must be a string, number or boolean",
+                f"metadata {name} must be a string, number or boolean",
                 problems.wrong_type,
-            )
-        )
-        broken.append(
+            ),
             _Broken(
                 column,
                 FailureCode.METADATA_NOT_FINITE,
-                f"metadata {str(column)!r} must be a finite number",
+                f"metadata {name} must be a finite number",
                 problems.not_finite,
-            )
-        )
+            ),
+            _Broken(
+                column,
+                FailureCode.METADATA_OUT_OF_RANGE,
+                f"metadata {name} is beyond what a JSON reader holds as a number (about 1.8e308)",
+                problems.out_of_range,
+            ),
+            _Broken(
+                column,
+                FailureCode.METADATA_MIXED_TIMEZONES,
+                f"metadata {name} mixes naive and time-zone-aware timestamps; which zone the naive "
+                "ones mean is a guess: tz_localize them",
+                problems.mixed_timezones,
+            ),
+            _unicode_failure(column, problems.not_unicode),
+        ]
     optional: dict[str, pa.Array | None] = {}
     for role, code, pattern, cleanup in (
         ("email", FailureCode.EMAIL_MALFORMED, _EMAIL, None),
@@ -202,8 +264,9 @@ def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
             continue
         ids = _optional_text(df[column])
         checked = ids.text if cleanup is None else pc.replace_substring_regex(ids.text, cleanup, "")
-        malformed = ~_matches(checked, pattern) | ids.wrong_type
+        malformed = ~_matches(checked, pattern) | ids.wrong_type | ids.inexact
         broken.append(_Broken(column, code, f"{role} is malformed", malformed))
+        broken.append(_unicode_failure(column, ids.not_unicode))
         optional[role] = ids.text
     session_tokens = None
     if mapping.session_token is not None:
@@ -214,7 +277,15 @@ def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
                 mapping.session_token,
                 FailureCode.SESSION_TOKEN_TYPE,
                 "the session token must be a string",
-                tokens.wrong_type,
+                tokens.wrong_type | tokens.inexact,
+            )
+        )
+        broken.append(
+            _Broken(
+                mapping.session_token,
+                FailureCode.SESSION_TOKEN_MALFORMED,
+                "the session token must be visible ASCII (it travels as the X-GB-TOKEN header)",
+                ~_matches(session_tokens, _HEADER_TOKEN) | tokens.not_unicode,
             )
         )
     invalid = np.zeros(len(df), dtype=bool)

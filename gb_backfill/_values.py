@@ -1,15 +1,22 @@
 """How column values become Gameball values: a column at a time, in Arrow, never row by row.
 
 Every pandas column is first turned into one Arrow array (numpy, nullable extension, categorical
-and pyarrow-backed columns all convert without a Python loop). Only object columns that mix
-Python types fall back to per-type groups. The conversions, which the README documents too:
+and pyarrow-backed columns all convert without a Python loop). Object columns that mix Python
+types, or hold values Arrow would coerce (``True`` next to ``1.5``, ints beyond 64 bits,
+Decimals), are handled a value at a time, so a value converts the same way whatever its
+neighbours are. The conversions, which the README documents too:
 
 * missing (None, NaN, NA, NaT) → the key is left out of the payload;
-* bool, integers, floats, Decimal → JSON numbers and booleans (inf and -inf are errors);
-* str, categoricals, pyarrow strings → JSON strings;
-* timestamps → ISO-8601 strings, with the shortest exact fraction; tz-aware ones in UTC with ``Z``;
+* bool, integers, floats, Decimal → JSON numbers and booleans, exactly; inf and -inf, and numbers
+  beyond what a JSON reader can hold (about 1.8e308) are failures;
+* str, categoricals, pyarrow strings → JSON strings; text that is not valid Unicode (a lone
+  surrogate) is a failure;
+* timestamps → ISO-8601 with the shortest of 0, 3, 6 or 9 fraction digits that is exact for
+  *that value*; tz-aware ones in UTC with ``Z``; naive and aware in one column is a failure;
 * dates and times → ISO-8601 ``YYYY-MM-DD`` and ``HH:MM:SS[.ffffff]``;
 * anything else (dict, list, bytes, timedelta, objects) → a ``metadata_type`` failure.
+
+No rule here looks at more than one value, so a row's text never depends on its batch.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,6 +39,18 @@ BoolArray = npt.NDArray[np.bool_]
 
 # Kinds of single Python values in mixed object columns.
 _STRING, _BOOL, _INT, _FLOAT, _DECIMAL, _DATETIME, _DATE, _TIME, _BAD = range(9)
+
+#: What ``infer_dtype`` may say of an object column for Arrow to convert it without coercion.
+#: Decimals are left out on purpose: Arrow gives a column one scale, so ``2`` would read ``2.0``
+#: next to ``1.5``. Datetimes too: naive and aware ones must not be merged silently. And dates:
+#: ``infer_dtype`` says "date" for dates mixed with datetimes, which Arrow would cut to the day.
+_ARROW_SAFE_OBJECTS = frozenset({"string", "integer", "floating", "boolean", "empty"})
+
+#: The largest magnitude a JSON reader holds as a number (IEEE double).
+_DOUBLE_MAX = float(np.finfo(np.float64).max)
+
+#: Ids from a float column from this on may have been rounded before we ever saw them.
+_EXACT_FLOAT_LIMIT = 2.0**53
 
 
 def _kind_of(kind: type) -> int:
@@ -51,11 +71,16 @@ def _kind_of(kind: type) -> int:
 
 
 def to_arrow(series: pd.Series) -> pa.Array | None:
-    """The column as one Arrow array (missing values as nulls), or None if its types are mixed."""
+    """The column as one Arrow array (missing values as nulls), or None if it must be handled a
+    value at a time (mixed Python types, or values Arrow would change)."""
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in (
+        _ARROW_SAFE_OBJECTS
+    ):
+        return None
     try:
         array = pa.array(series, from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
-        # Mixed Python types; the caller handles the column a type at a time.
+        # Ints beyond 64 bits, text with lone surrogates: the caller goes a value at a time.
         return None
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -87,6 +112,10 @@ def _valid(array: pa.Array) -> BoolArray:
     return _mask(array.is_valid())
 
 
+def _none(size: int) -> BoolArray:
+    return np.zeros(size, dtype=bool)
+
+
 def _python_kinds(series: pd.Series) -> npt.NDArray[np.int8]:
     """The value kind of each cell of a mixed object column; -1 where the value is missing."""
     missing = series.isna().to_numpy()
@@ -97,31 +126,73 @@ def _python_kinds(series: pd.Series) -> npt.NDArray[np.int8]:
     return kinds
 
 
+def is_unicode(text: str) -> bool:
+    """True when ``text`` can be written as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _beyond_double(value: Any) -> bool:
+    try:
+        return abs(float(value)) > _DOUBLE_MAX
+    except OverflowError:
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class ValueProblems:
-    """Cells of one metadata column that cannot be sent."""
+    """Cells of one metadata column that cannot be sent, one mask per failure code."""
 
     wrong_type: BoolArray
     not_finite: BoolArray
+    out_of_range: BoolArray
+    not_unicode: BoolArray
+    mixed_timezones: BoolArray
 
 
 def metadata_problems(series: pd.Series) -> ValueProblems:
-    """Find the cells that are not a string, number or boolean, or are inf/-inf."""
+    """Find the cells that cannot be sent as they are (see the module docstring)."""
     size = len(series)
     array = to_arrow(series)
     if array is not None:
         if not _is_scalar_type(array.type):
-            return ValueProblems(_valid(array), np.zeros(size, dtype=bool))
+            return ValueProblems(_valid(array), *(_none(size) for _ in range(4)))
+        not_finite = _none(size)
+        out_of_range = _none(size)
         if pa.types.is_floating(array.type):
-            return ValueProblems(np.zeros(size, dtype=bool), _mask(pc.is_inf(array)))
-        return ValueProblems(np.zeros(size, dtype=bool), np.zeros(size, dtype=bool))
+            not_finite = _mask(pc.is_inf(array))
+        elif pa.types.is_decimal(array.type) and array.type.precision > 308:
+            out_of_range = _mask(pc.greater(pc.abs(array.cast(pa.float64())), _DOUBLE_MAX))
+        return ValueProblems(_none(size), not_finite, out_of_range, _none(size), _none(size))
     kinds = _python_kinds(series)
-    not_finite = np.zeros(size, dtype=bool)
-    floats = np.flatnonzero(kinds == _FLOAT)
-    not_finite[floats] = np.isinf(series.iloc[floats].to_numpy(dtype=float))
-    decimals = np.flatnonzero(kinds == _DECIMAL)
-    not_finite[decimals] = [not value.is_finite() for value in series.iloc[decimals]]
-    return ValueProblems(kinds == _BAD, not_finite)
+    not_finite = _none(size)
+    out_of_range = _none(size)
+    not_unicode = _none(size)
+    mixed_timezones = _none(size)
+    for position in np.flatnonzero(kinds == _FLOAT):
+        not_finite[position] = not math.isfinite(float(series.iloc[position]))
+    for position in np.flatnonzero(kinds == _DECIMAL):
+        value = series.iloc[position]
+        not_finite[position] = not value.is_finite()
+        out_of_range[position] = value.is_finite() and _beyond_double(value)
+    for position in np.flatnonzero(kinds == _INT):
+        out_of_range[position] = _beyond_double(series.iloc[position])
+    for position in np.flatnonzero(kinds == _STRING):
+        not_unicode[position] = not is_unicode(series.iloc[position])
+    stamps = np.flatnonzero(kinds == _DATETIME)
+    if len(stamps):
+        aware = np.array([_is_aware(v) for v in series.iloc[stamps]], dtype=bool)
+        if aware.any() and not aware.all():
+            # Which zone the naive ones meant is a guess; the user says it (tz_localize).
+            mixed_timezones[stamps[~aware]] = True
+    return ValueProblems(kinds == _BAD, not_finite, out_of_range, not_unicode, mixed_timezones)
+
+
+def _is_aware(value: Any) -> bool:
+    return isinstance(value, dt.datetime) and value.tzinfo is not None
 
 
 # --- identifiers: customer ids, event names, email, mobile, session tokens -------------------
@@ -129,52 +200,92 @@ def metadata_problems(series: pd.Series) -> ValueProblems:
 
 @dataclass(frozen=True, slots=True)
 class Identifiers:
-    """A column turned into strings: ``text`` is null where the value is missing or unusable."""
+    """A column turned into strings: ``text`` is null where the value is missing or unusable.
+
+    ``wrong_type`` marks values that are no id at all (booleans, timestamps, containers,
+    non-finite numbers); ``inexact`` marks numbers whose digits cannot be trusted (non-whole
+    floats, floats beyond 2**53, non-whole Decimals); ``not_unicode`` marks text that cannot be
+    sent (a lone surrogate).
+    """
 
     text: pa.Array
     wrong_type: BoolArray
+    inexact: BoolArray
+    not_unicode: BoolArray
+
+
+def _float_ids(array: pa.Array) -> Identifiers:
+    size = len(array)
+    finite = pc.is_finite(array)
+    exact = pc.and_(
+        pc.and_(finite, pc.equal(array, pc.floor(array))),
+        pc.less(pc.abs(array), _EXACT_FLOAT_LIMIT),
+    )
+    digits = pc.cast(pc.if_else(exact, array, 0.0), pa.int64()).cast(pa.string())
+    text = pc.if_else(exact, digits, pa.nulls(size, pa.string()))
+    inexact = _mask(pc.and_(finite, pc.invert(exact)))
+    return Identifiers(text, _mask(pc.invert(finite)), inexact, _none(size))
+
+
+def _decimal_id(value: decimal.Decimal) -> str | None:
+    """The digits of a whole Decimal; None when it is not whole (or not finite)."""
+    if not value.is_finite() or value != value.to_integral_value():
+        return None
+    return str(int(value))
 
 
 def identifier_strings(series: pd.Series) -> Identifiers:
-    """Turn an id-like column into strings.
+    """Turn an id-like column into strings, exactly or not at all.
 
-    Strings stay as they are; integers, and floats that hold whole numbers (an integer column
-    with gaps reads as float), become their decimal digits; other floats and Decimals their
-    shortest text. Booleans, timestamps, non-finite numbers and containers are the wrong type.
+    Strings stay as they are; integers and whole Decimals become their digits; floats become
+    their digits only when they are whole and at most 2**53 (an integer column with gaps reads
+    as float; beyond 2**53 a float has already lost digits). Booleans are never ids.
     """
     size = len(series)
     array = to_arrow(series)
     if array is not None:
         kind = array.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            return Identifiers(array.cast(pa.string()), np.zeros(size, dtype=bool))
+            return Identifiers(array.cast(pa.string()), _none(size), _none(size), _none(size))
         if pa.types.is_null(kind):
-            return Identifiers(pa.nulls(size, pa.string()), np.zeros(size, dtype=bool))
-        if pa.types.is_integer(kind) or pa.types.is_decimal(kind):
-            return Identifiers(pc.cast(array, pa.string()), np.zeros(size, dtype=bool))
+            return Identifiers(pa.nulls(size, pa.string()), _none(size), _none(size), _none(size))
+        if pa.types.is_integer(kind):
+            return Identifiers(pc.cast(array, pa.string()), _none(size), _none(size), _none(size))
         if pa.types.is_floating(kind):
-            finite = pc.is_finite(array)
-            whole = pc.and_(finite, pc.equal(array, pc.floor(array)))
-            safe = pc.and_(whole, pc.less(pc.abs(array), 2.0**63))
-            as_int = pc.cast(pc.if_else(safe, array, 0.0), pa.int64()).cast(pa.string())
-            text = pc.if_else(safe, as_int, pc.if_else(finite, pc.cast(array, pa.string()), None))
-            return Identifiers(text, _mask(pc.invert(finite)))
-        wrong = _valid(array)
-        return Identifiers(pa.nulls(size, pa.string()), wrong)
+            return _float_ids(array)
+        if not pa.types.is_decimal(kind):
+            return Identifiers(pa.nulls(size, pa.string()), _valid(array), _none(size), _none(size))
+        # Decimal columns are rare: a value at a time.
+        series = pd.Series(array.to_pylist(), dtype=object)
 
     kinds = _python_kinds(series)
-    usable = np.isin(kinds, (_STRING, _INT, _FLOAT, _DECIMAL))
     out: list[str | None] = [None] * size
-    wrong = (kinds >= 0) & ~usable
-    positions = np.flatnonzero(usable)
-    for position, value in zip(positions, series.iloc[positions], strict=True):
-        if kinds[position] == _FLOAT:
-            if not np.isfinite(value):
+    wrong = (kinds >= 0) & ~np.isin(kinds, (_STRING, _INT, _FLOAT, _DECIMAL))
+    inexact = _none(size)
+    not_unicode = _none(size)
+    for position in np.flatnonzero(np.isin(kinds, (_STRING, _INT, _FLOAT, _DECIMAL))):
+        value = series.iloc[position]
+        kind = kinds[position]
+        text: str | None
+        if kind == _STRING:
+            text = value if is_unicode(value) else None
+            not_unicode[position] = text is None
+        elif kind == _INT:
+            text = str(int(value))
+        elif kind == _FLOAT:
+            number = float(value)
+            if not math.isfinite(number):
                 wrong[position] = True
                 continue
-            value = int(value) if float(value).is_integer() else value
-        out[position] = str(value)
-    return Identifiers(pa.array(out, pa.string()), wrong)
+            exact = number.is_integer() and abs(number) < _EXACT_FLOAT_LIMIT
+            text = str(int(number)) if exact else None
+            inexact[position] = not exact
+        else:
+            text = _decimal_id(value)
+            wrong[position] = not value.is_finite()
+            inexact[position] = value.is_finite() and text is None
+        out[position] = text
+    return Identifiers(pa.array(out, pa.string()), wrong, inexact, not_unicode)
 
 
 # --- JSON text, a column at a time ----------------------------------------------------------
@@ -189,33 +300,53 @@ def json_strings(text: pa.Array) -> pa.Array:
         # Control characters are rare; let the json module write their \u escapes.
         values = escaped.to_pylist()
         for position in np.flatnonzero(control):
-            values[position] = json.dumps(text[position].as_py())[1:-1]
+            values[position] = json.dumps(text[position].as_py(), ensure_ascii=False)[1:-1]
         escaped = pa.array(values, pa.string())
     return pc.binary_join_element_wise('"', escaped, '"', "")
 
 
-def _fraction_unit(nanoseconds: npt.NDArray[np.int64]) -> Literal["s", "ms", "us", "ns"]:
-    units: tuple[tuple[Literal["s", "ms", "us"], int], ...] = (
-        ("s", 10**9),
-        ("ms", 10**6),
-        ("us", 10**3),
-    )
-    for unit, step in units:
-        if not (nanoseconds % step).any():
-            return unit
-    return "ns"
+_Unit = Literal["s", "ms", "us", "ns"]
+_TICKS_PER_SECOND: dict[_Unit, int] = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_FRACTION_UNITS: tuple[_Unit, ...] = ("s", "ms", "us", "ns")
 
 
 def _iso_timestamps(array: pa.Array) -> pa.Array:
-    aware = array.type.tz is not None
-    # Arrow stores tz-aware timestamps as UTC already; drop the zone and write UTC with "Z".
-    naive = array.cast(pa.timestamp(array.type.unit))
-    values = naive.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False)
-    present = ~np.isnat(values)
-    unit = _fraction_unit(values[present].astype(np.int64)) if present.any() else "s"
-    text = np.datetime_as_string(values, unit=unit)
-    strings = pa.array(np.char.add(text, "Z") if aware else text, pa.string())
-    return pc.if_else(pa.array(present), strings, None)
+    """ISO-8601 text per value, in the value's own unit (so year 9999 is fine)."""
+    unit: _Unit = array.type.unit
+    ticks = array.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    stamps = ticks.astype(f"datetime64[{unit}]")
+    per_second = _TICKS_PER_SECOND[unit]
+    # The coarsest of s, ms, us, ns that shows this value exactly: one rule per value.
+    units = [u for u in _FRACTION_UNITS if _TICKS_PER_SECOND[u] <= per_second]
+    conditions = [ticks % (per_second // _TICKS_PER_SECOND[u]) == 0 for u in units[:-1]]
+    texts = [np.datetime_as_string(stamps, unit=u) for u in units]
+    text = np.select(conditions, texts[:-1], default=texts[-1]) if conditions else texts[0]
+    if array.type.tz is not None:
+        # Arrow stores tz-aware timestamps as UTC already.
+        text = np.char.add(text.astype(str), "Z")
+    return pc.if_else(array.is_valid(), pa.array(text, pa.string()), None)
+
+
+def python_timestamp_text(value: Any) -> str:
+    """The same text :func:`_iso_timestamps` gives, for one Python or numpy datetime."""
+    stamp = value if isinstance(value, dt.datetime) else pd.Timestamp(value)
+    suffix = ""
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+        suffix = "Z"
+    nanos = stamp.microsecond * 1000 + int(getattr(stamp, "nanosecond", 0))
+    if nanos == 0:
+        fraction = ""
+    elif nanos % 10**6 == 0:
+        fraction = f".{nanos // 10**6:03d}"
+    elif nanos % 1000 == 0:
+        fraction = f".{nanos // 1000:06d}"
+    else:
+        fraction = f".{nanos:09d}"
+    return (
+        f"{stamp.year:04d}-{stamp.month:02d}-{stamp.day:02d}T"
+        f"{stamp.hour:02d}:{stamp.minute:02d}:{stamp.second:02d}{fraction}{suffix}"
+    )
 
 
 def _arrow_json(array: pa.Array) -> pa.Array:
@@ -225,10 +356,12 @@ def _arrow_json(array: pa.Array) -> pa.Array:
         return pa.nulls(len(array), pa.string())
     if pa.types.is_boolean(kind):
         return pc.if_else(array, "true", "false")
-    if pa.types.is_integer(kind) or pa.types.is_decimal(kind):
+    if pa.types.is_integer(kind):
         return pc.cast(array, pa.string())
+    if pa.types.is_decimal(kind):
+        return pa.array([_decimal_json(v) for v in array.to_pylist()], pa.string())
     if pa.types.is_floating(kind):
-        return pc.if_else(pc.is_finite(array), pc.cast(array, pa.string()), None)
+        return _float_json(array)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return json_strings(array.cast(pa.string()))
     if pa.types.is_timestamp(kind):
@@ -241,32 +374,45 @@ def _arrow_json(array: pa.Array) -> pa.Array:
     return pa.nulls(len(array), pa.string())
 
 
+def _float_json(array: pa.Array) -> pa.Array:
+    """Floats as JSON numbers: whole ones up to 2**53 as integer digits (``3.0`` and ``3`` read the
+    same, so an integer column that gained a gap keeps its text), others in Arrow's shortest
+    round-trip form. Non-finite values are null."""
+    array = array.cast(pa.float64())
+    finite = pc.is_finite(array)
+    whole = pc.and_(
+        pc.and_(finite, pc.equal(array, pc.floor(array))),
+        pc.less(pc.abs(array), _EXACT_FLOAT_LIMIT),
+    )
+    digits = pc.cast(pc.if_else(whole, array, 0.0), pa.int64()).cast(pa.string())
+    return pc.if_else(whole, digits, pc.if_else(finite, pc.cast(array, pa.string()), None))
+
+
+def _decimal_json(value: decimal.Decimal | None) -> str | None:
+    """A Decimal as a JSON number, the same text for the same value whatever its scale."""
+    if value is None or not value.is_finite() or _beyond_double(value):
+        return None
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
 def _python_json(kind: int) -> Callable[[Any], str | None]:
-    def number(value: Any) -> str | None:
-        return json.dumps(value.item() if isinstance(value, np.generic) else value)
+    def integer(value: Any) -> str | None:
+        return None if _beyond_double(value) else str(int(value))
 
-    def finite(value: Any) -> str | None:
-        return number(value) if np.isfinite(value) else None
-
-    def decimal_text(value: decimal.Decimal) -> str | None:
-        return str(value) if value.is_finite() else None
-
-    def timestamp(value: Any) -> str:
-        stamp = pd.Timestamp(value)
-        if stamp.tzinfo is not None:
-            return json.dumps(stamp.tz_convert("UTC").tz_localize(None).isoformat() + "Z")
-        return json.dumps(stamp.isoformat())
+    def text(value: str) -> str | None:
+        return json.dumps(value, ensure_ascii=False) if is_unicode(value) else None
 
     def iso(value: dt.date | dt.time) -> str:
         return json.dumps(value.isoformat())
 
     encoders: dict[int, Callable[[Any], str | None]] = {
-        _STRING: json.dumps,
+        _STRING: text,
         _BOOL: lambda value: "true" if value else "false",
-        _INT: number,
-        _FLOAT: finite,
-        _DECIMAL: decimal_text,
-        _DATETIME: timestamp,
+        _INT: integer,
+        _DECIMAL: _decimal_json,
+        _DATETIME: lambda value: json.dumps(python_timestamp_text(value)),
         _DATE: iso,
         _TIME: iso,
     }
@@ -287,6 +433,13 @@ def json_values(series: pd.Series) -> pa.Array:
     out: list[str | None] = [None] * len(series)
     for kind in np.unique(kinds[kinds >= 0]):
         where = np.flatnonzero(kinds == kind)
+        if kind == _FLOAT:
+            floats = np.asarray(series.iloc[where].to_numpy(), dtype=np.float64)
+            for position, text in zip(
+                where, _float_json(pa.array(floats)).to_pylist(), strict=True
+            ):
+                out[position] = text
+            continue
         encode = _python_json(int(kind))
         for position, value in zip(where, series.iloc[where], strict=True):
             out[position] = encode(value)

@@ -92,7 +92,7 @@ def test_types_convert_as_documented():
     )
     first, second = payloads(df).tolist()
     meta1, meta2 = first["events"]["e"], second["events"]["e"]
-    assert meta1["naive"] == "2024-03-01T10:00:00.000"
+    assert meta1["naive"] == "2024-03-01T10:00:00", "one rule per value, not per column"
     assert meta2["naive"] == "2024-03-01T10:00:00.250"
     assert meta1["aware"] == "2024-03-01T11:00:00Z"
     assert "aware" not in meta2
@@ -138,14 +138,20 @@ def test_bodies_map_back_to_rows():
 
 ids = st.one_of(
     st.text(max_size=6),
-    st.integers(-(10**12), 10**12),
+    st.sampled_from(["lone\ud800", " padded", "zero\u200bwidth", "1.5"]),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
     st.floats(allow_nan=True, allow_infinity=True),
     st.none(),
     st.just("  "),
 )
 scalars = st.one_of(
     st.text(),
-    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from(["lone\udc00", "NA"]),
+    st.integers(-(2**70), 2**70),
+    st.just(10**400),
+    st.datetimes(timezones=st.just(dt.UTC)),
+    st.datetimes(),
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
     st.none(),
@@ -164,9 +170,9 @@ def frames(draw):
     rows = draw(st.integers(0, 12))
     column = lambda values: draw(st.lists(values, min_size=rows, max_size=rows))  # noqa: E731
     data = {
-        "customerId": column(ids),
+        "customerId": pd.Series(column(ids), dtype=object),
         "eventName": column(st.one_of(st.text(max_size=5), st.none())),
-        "mixed": column(st.one_of(scalars, oddities)),
+        "mixed": pd.Series(column(st.one_of(scalars, oddities)), dtype=object),
         "floats": np.array(column(st.floats(allow_nan=True, allow_infinity=True)), dtype=float),
         "ints": pd.array(column(st.one_of(st.integers(-100, 100), st.none())), dtype="Int64"),
         "text": pd.array(column(st.one_of(st.text(), st.none())), dtype="string"),
