@@ -19,7 +19,7 @@ from ._errors import (
     GameballError,
     LedgerError,
 )
-from ._failures import FAILURE_STATUS_COLUMNS
+from ._failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
 from ._payloads import payloads
 from ._report import STATUSES, SendReport
 from ._rules import FailureCode, ValidationReport, validate
@@ -39,10 +39,12 @@ __all__ = [
     "RateLimits",
     "RetryPolicy",
     "SendReport",
+    "StoredObject",
     "ValidationReport",
     "asend",
     "asend_path",
     "payloads",
+    "read_failures",
     "send",
     "send_path",
     "validate",

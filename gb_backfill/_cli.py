@@ -22,7 +22,7 @@ import numpy as np
 from ._config import API_KEY_ENV, DEFAULT_BASE_URL, SECRET_KEY_ENV, RateLimits, RetryPolicy
 from ._errors import AuthenticationError, ConfigError, GameballError
 from ._failures import FailureWriter, failure_rows
-from ._input import iter_frames, read_columns
+from ._input import CSV_TYPES, CsvOptions, InputFile, columns_of
 from ._mapping import resolve_mapping
 from ._rules import check_frame, first_failures
 from ._sender import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, send_path
@@ -64,6 +64,43 @@ def _add_mapping_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--session-token", metavar="COL", help="the session token column")
 
 
+def _dtype(text: str) -> tuple[str, str]:
+    column, sep, kind = text.rpartition("=")
+    if not sep or not column:
+        raise argparse.ArgumentTypeError(f"expected COL=TYPE, e.g. amount=float; got {text!r}")
+    return column, kind
+
+
+def _add_csv_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("CSV input (ids, emails and mobiles are always read as text)")
+    group.add_argument(
+        "--dtype",
+        metavar="COL=TYPE",
+        type=_dtype,
+        action="append",
+        help=f"a column's type, one of {', '.join(CSV_TYPES)} (default: decided once for the "
+        "whole file; timestamps stay text unless asked)",
+    )
+    group.add_argument(
+        "--na-values",
+        metavar="TEXT,TEXT,...",
+        type=lambda text: text.split(","),
+        help="more texts that mean missing (default: only an empty field)",
+    )
+    group.add_argument("--encoding", default="utf-8", help="the files' encoding (default: utf-8)")
+    group.add_argument("--sep", help="the field separator (default: , or a tab for .tsv)")
+
+
+def csv_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The CSV keywords the flags gave, for ``send_path`` and the validate command."""
+    return {
+        "dtype": dict(args.dtype) if args.dtype else None,
+        "na_values": args.na_values,
+        "encoding": args.encoding,
+        "sep": args.sep,
+    }
+
+
 def mapping_keywords(args: argparse.Namespace) -> dict[str, Any]:
     """The mapping keywords the flags gave, for ``validate``, ``send`` and friends."""
     return {
@@ -78,12 +115,16 @@ def mapping_keywords(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    mapping = resolve_mapping(read_columns(args.input), **mapping_keywords(args))
+    csv = CsvOptions.make(**csv_options(args))
+    mapping = resolve_mapping(columns_of(args.input, csv), **mapping_keywords(args))
+    roles = (mapping.customer_id, mapping.event_name, mapping.email, mapping.mobile)
+    text_columns = [c for c in (*roles, mapping.session_token) if c is not None]
+    source = InputFile(args.input, text_columns=text_columns, csv=csv)
     writer = FailureWriter(args.failures) if args.failures else None
     codes: Counter[str] = Counter()
     rows = offset = 0
     # A batch at a time, like send: a file of any size validates in bounded memory.
-    for frame in iter_frames(args.input, batch_rows=DEFAULT_BATCH_ROWS):
+    for frame in source.frames(batch_rows=DEFAULT_BATCH_ROWS):
         checked = check_frame(frame, mapping)
         rows += len(frame)
         per_row = first_failures(checked.failures)
@@ -266,7 +307,7 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
 
 def _send(args: argparse.Namespace) -> int:
     failures = args.failures or f"{Path(args.input).stem}.failures.parquet"
-    options = {**_send_options(args), **mapping_keywords(args)}
+    options = {**_send_options(args), **mapping_keywords(args), **csv_options(args)}
     return _run_send(args.input, failures, options)
 
 
@@ -325,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a CSV or Parquet file's rows")
     validate.add_argument("input", help="a .csv or .parquet file")
     _add_mapping_flags(validate)
+    _add_csv_flags(validate)
     validate.add_argument(
         "--failures", metavar="PATH", help="write the invalid rows to this Parquet file"
     )
@@ -334,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     send = commands.add_parser("send", help="send a CSV or Parquet file's rows to Gameball")
     send.add_argument("input", help="a .csv or .parquet file")
     _add_mapping_flags(send)
+    _add_csv_flags(send)
     _add_send_flags(send)
     send.set_defaults(run=_send)
 

@@ -1,26 +1,44 @@
 """The failures file: every row that was not sent, with its original columns and the reason.
 
 The file is Parquet with the input's own columns plus a fixed set of ``gb_`` columns. Those are
-never metadata, so the file can be fixed and sent again as it is.
+never metadata, so the file can be fixed and sent again as it is, and ``gb_key`` lets the ledger
+recognise each row (see :mod:`._row_keys`).
+
+Values round-trip: reading the file back with :func:`read_failures` (or sending it with
+``send_path``) gives the same values, the same verdict from ``validate``, the same payload and
+the same key. Columns Arrow can store as they are are stored plainly. An object column Arrow
+cannot store as it is (mixed types such as ``"8"`` next to ``8``, ints beyond 64 bits, text with
+lone surrogates, dicts) is stored as text, one tagged JSON value per cell (``["i", "8"]``,
+``["s", "8"]``), and named in the file's ``gb_backfill`` schema metadata so that gb-backfill
+restores it. Objects with no faithful text form are restored as :class:`StoredObject`, which
+``validate`` refuses just as it refused the original.
 
 While a run goes on, failures are written to complete Parquet parts in ``<path>.parts/``, so a
-crash (even SIGKILL) leaves every failure found so far readable with ``pd.read_parquet``. When
-the run ends, normally, by error or by Ctrl-C, the parts are merged into ``<path>``.
+crash (even SIGKILL) leaves every failure found so far readable. When the run ends, normally, by
+error or by Ctrl-C, the parts are merged into ``<path>`` as a stream (a part at a time), each part
+in input order.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import decimal
+import json
+import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-__all__ = ["FAILURE_STATUS_COLUMNS"]
+__all__ = ["FAILURE_STATUS_COLUMNS", "StoredObject", "read_failures"]
 
 #: The columns gb-backfill adds to every failure row.
 FAILURE_STATUS_COLUMNS = (
@@ -30,9 +48,13 @@ FAILURE_STATUS_COLUMNS = (
     "gb_http_status",
     "gb_attempts",
     "gb_row",
+    "gb_key",
 )
 
 _PART_ROWS = 10_000
+_METADATA_KEY = b"gb_backfill"
+#: What ``infer_dtype`` may say of an object column for Arrow to store it unchanged.
+_STORABLE_OBJECTS = frozenset({"string", "integer", "floating", "boolean", "empty"})
 
 
 def failure_rows(
@@ -44,6 +66,7 @@ def failure_rows(
     message: Sequence[str | None] | str | None,
     http_status: Sequence[int | None] | None = None,
     attempts: Sequence[int] | int = 0,
+    keys: Sequence[str | None] | None = None,
     row_offset: int = 0,
 ) -> pd.DataFrame:
     """The rows of ``df`` at ``positions`` with the ``gb_`` status columns filled in.
@@ -69,20 +92,158 @@ def failure_rows(
     )
     rows["gb_attempts"] = column(attempts, "Int64")
     rows["gb_row"] = pd.Series(positions + row_offset, dtype="Int64")
+    rows["gb_key"] = column(keys if keys is not None else [None] * size, "string")
     return rows
 
 
-def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn object columns Arrow cannot store (mixed types) into text, so writing never fails."""
+# --- values Arrow cannot store as they are ---------------------------------------------------
+
+
+class StoredObject:
+    """A value the failures file could keep only as its ``repr``; ``validate`` refuses it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StoredObject) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def _json_faithful(value: object) -> bool:
+    try:
+        return bool(json.loads(json.dumps(value)) == value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _encode(value: Any) -> str | None:
+    """One cell as tagged JSON text (ASCII, so lone surrogates survive); None when missing."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating) and math.isnan(value):
+        return None
+    tagged: tuple[str, object]
+    if isinstance(value, str):
+        tagged = ("s", value)
+    elif isinstance(value, bool | np.bool_):
+        tagged = ("b", bool(value))
+    elif isinstance(value, int | np.integer):
+        tagged = ("i", str(int(value)))
+    elif isinstance(value, float | np.floating):
+        tagged = ("f", repr(float(value)))
+    elif isinstance(value, decimal.Decimal):
+        tagged = ("d", str(value))
+    elif isinstance(value, dt.datetime | np.datetime64):
+        tagged = ("t", pd.Timestamp(value).isoformat())
+    elif isinstance(value, dt.date):
+        tagged = ("D", value.isoformat())
+    elif isinstance(value, dt.time):
+        tagged = ("T", value.isoformat())
+    elif isinstance(value, dt.timedelta | np.timedelta64):
+        tagged = ("td", str(pd.Timedelta(value).value))
+    elif isinstance(value, bytes):
+        tagged = ("B", base64.b64encode(value).decode("ascii"))
+    elif isinstance(value, dict | list) and _json_faithful(value):
+        tagged = ("j", value)
+    elif isinstance(value, StoredObject):
+        tagged = ("o", value.text)
+    else:
+        tagged = ("o", repr(value))
+    return json.dumps(tagged)
+
+
+_DECODERS: dict[str, Callable[[Any], object]] = {
+    "s": str,
+    "b": bool,
+    "i": int,
+    "f": float,
+    "d": decimal.Decimal,
+    "t": pd.Timestamp,
+    "D": dt.date.fromisoformat,
+    "T": dt.time.fromisoformat,
+    "td": lambda nanos: pd.Timedelta(int(nanos)),
+    "B": base64.b64decode,
+    "j": lambda value: value,
+    "o": StoredObject,
+}
+
+
+def _decode(text: str | None) -> object:
+    if text is None:
+        return None
+    tag, value = json.loads(text)
+    return _DECODERS[tag](value)
+
+
+def _needs_encoding(series: pd.Series) -> bool:
+    if series.dtype != object:
+        return False
+    if pd.api.types.infer_dtype(series, skipna=True) not in _STORABLE_OBJECTS:
+        return True
+    try:
+        pa.array(series, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return True
+    return False
+
+
+def _encode_column(series: pd.Series) -> pd.Series:
+    return pd.Series([_encode(v) for v in series], index=series.index, dtype=object)
+
+
+def _to_table(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as an Arrow table that stores every value faithfully (see the module docstring).
+
+    Column names become text (``0`` becomes ``"0"``), as they would as metadata keys.
+    """
     safe = frame.copy()
     safe.columns = [str(c) for c in safe.columns]
-    for name in safe.columns:
-        if safe[name].dtype == object:
-            try:
-                pa.array(safe[name], from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                safe[name] = safe[name].map(lambda v: v if v is None else repr(v)).astype("string")
-    return safe
+    encoded = [name for name in safe.columns if _needs_encoding(safe[name])]
+    for name in encoded:
+        safe[name] = _encode_column(safe[name])
+    table = pa.Table.from_pandas(safe, preserve_index=False)
+    if encoded:
+        note = json.dumps({"encoded": encoded}).encode()
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), _METADATA_KEY: note}
+        )
+    return table
+
+
+def encoded_columns(schema: pa.Schema) -> list[str]:
+    """The columns a failures file stores as tagged text."""
+    note = (schema.metadata or {}).get(_METADATA_KEY)
+    return list(json.loads(note)["encoded"]) if note else []
+
+
+def restore(frame: pd.DataFrame, encoded: Sequence[str]) -> pd.DataFrame:
+    """Decode the tagged-text columns of a frame read from a failures file."""
+    for name in encoded:
+        if name in frame.columns:
+            frame[name] = pd.Series(
+                [_decode(v) for v in frame[name].astype(object).where(frame[name].notna(), None)],
+                index=frame.index,
+                dtype=object,
+            )
+    return frame
+
+
+def read_failures(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a failures file back with every value as it was (see the module docstring)::
+
+    failures = gb_backfill.read_failures("purchases.failures.parquet")
+    fixed = failures[failures.gb_status == "invalid"].assign(customerId=...)
+    """
+    table = pq.read_table(path)
+    return restore(table.to_pandas(), encoded_columns(table.schema))
 
 
 def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
@@ -91,7 +252,52 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     # A leading dot: readers of a parts directory skip a part a crash left half written.
     scratch = target.with_name(f".{target.name}.tmp")
-    _parquet_safe(frame).to_parquet(scratch, index=False)
+    pq.write_table(_to_table(frame), scratch)
+    os.replace(scratch, target)
+
+
+def _merge_parts(parts: Sequence[Path], target: Path) -> None:
+    """Stream ``parts`` into one file, a part at a time, so memory does not grow with them."""
+    schemas = [pq.read_schema(part) for part in parts]
+    encoded = {name for schema in schemas for name in encoded_columns(schema)}
+    types: dict[str, pa.DataType] = {}
+    for schema in schemas:
+        for field in schema:
+            if pa.types.is_null(field.type):
+                types.setdefault(field.name, field.type)
+            elif pa.types.is_null(types.get(field.name, pa.null())):
+                types[field.name] = field.type
+            elif types[field.name] != field.type:
+                # Parts that stored a column as different types (text in one, ints in another):
+                # promoting one to the other could change values, so the file tags them all.
+                encoded.add(field.name)
+    fields = [
+        pa.field(name, pa.string() if name in encoded else kind) for name, kind in types.items()
+    ]
+    metadata = dict(schemas[0].metadata or {})
+    if encoded:
+        metadata[_METADATA_KEY] = json.dumps({"encoded": sorted(encoded)}).encode()
+    else:
+        metadata.pop(_METADATA_KEY, None)
+    schema = pa.schema(fields, metadata=metadata)
+    scratch = target.with_name(f".{target.name}.tmp")
+    with pq.ParquetWriter(scratch, schema) as writer:
+        for part, part_schema in zip(parts, schemas, strict=True):
+            table = pq.read_table(part)
+            own = set(encoded_columns(part_schema))
+            for name in encoded:
+                if name in own or name not in table.column_names:
+                    continue
+                # This part stored the column plainly; the file stores it tagged in every row.
+                values = table.column(name).to_pandas().astype(object)
+                text = pa.array(
+                    [_encode(v) for v in values.where(values.notna(), None)], pa.string()
+                )
+                table = table.set_column(table.column_names.index(name), name, text)
+            missing = [f for f in fields if f.name not in table.column_names]
+            for field in missing:
+                table = table.append_column(field, pa.nulls(len(table), field.type))
+            writer.write_table(table.select(schema.names).cast(schema))
     os.replace(scratch, target)
 
 
@@ -99,8 +305,8 @@ class FailureWriter:
     """Collects failure rows and keeps them on disk as the run goes.
 
     ``add`` buffers rows and writes a complete Parquet part every few thousand rows (and on
-    ``flush``); ``close`` merges the parts into the final file, in input order, and returns
-    them as one frame. Without a path, the rows are only kept in memory.
+    ``flush``); ``close`` merges the parts into the final file. Without a path, the rows are
+    only kept in memory.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
@@ -108,6 +314,7 @@ class FailureWriter:
         self._buffer: list[pd.DataFrame] = []
         self._buffered = 0
         self._parts = 0
+        self.rows = 0
         if self.path is not None:
             self._parts_dir = self.path.with_name(self.path.name + ".parts")
             # Parts left by a run that was killed belong to that run; this run accounts anew.
@@ -118,36 +325,49 @@ class FailureWriter:
             return
         self._buffer.append(frame)
         self._buffered += len(frame)
+        self.rows += len(frame)
         if self.path is not None and self._buffered >= _PART_ROWS:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered rows as one complete part file."""
+        """Write buffered rows as one complete part file, in input order."""
         if self.path is None or not self._buffer:
             return
         self._parts_dir.mkdir(parents=True, exist_ok=True)
         part = self._parts_dir / f"part-{self._parts:06d}.parquet"
-        write_parquet(pd.concat(self._buffer, ignore_index=True), part)
+        rows = pd.concat(self._buffer, ignore_index=True)
+        write_parquet(rows.sort_values("gb_row", kind="stable", ignore_index=True), part)
         self._parts += 1
         self._buffer.clear()
         self._buffered = 0
 
-    def close(self, columns: Sequence[object] = ()) -> pd.DataFrame:
-        """Finish the file and return every failure row as one frame."""
+    def close(self, columns: Sequence[object] = ()) -> pd.DataFrame | None:
+        """Finish the file. Without a path, returns every failure row as one frame."""
         if self.path is None:
-            frames = self._buffer
+            if self._buffer:
+                merged = pd.concat(self._buffer, ignore_index=True)
+                return merged.sort_values("gb_row", kind="stable", ignore_index=True)
+            return empty_failures(columns)
+        self.flush()
+        parts = sorted(self._parts_dir.glob("part-*.parquet")) if self._parts else []
+        if parts:
+            _merge_parts(parts, self.path)
         else:
-            self.flush()
-            parts = sorted(self._parts_dir.glob("part-*.parquet")) if self._parts else []
-            frames = [pd.read_parquet(part) for part in parts]
-        if frames:
-            merged = pd.concat(frames, ignore_index=True)
-            merged = merged.sort_values("gb_row", kind="stable", ignore_index=True)
-        else:
-            merged = failure_rows(
-                pd.DataFrame(columns=list(columns)), [], status=[], code=[], message=[], attempts=[]
-            )
-        if self.path is not None:
-            write_parquet(merged, self.path)
-            shutil.rmtree(self._parts_dir, ignore_errors=True)
-        return merged
+            write_parquet(empty_failures(columns), self.path)
+        shutil.rmtree(self._parts_dir, ignore_errors=True)
+        return None
+
+
+def empty_failures(columns: Sequence[object]) -> pd.DataFrame:
+    """A failures frame with no rows: the input's columns and the ``gb_`` ones."""
+    return failure_rows(
+        pd.DataFrame(columns=list(columns)), [], status=[], code=[], message=[], attempts=[]
+    )
+
+
+def iter_failures(path: str | os.PathLike[str], *, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """A failures file a batch at a time, restored."""
+    with pq.ParquetFile(path, pre_buffer=False) as parquet:
+        encoded = encoded_columns(parquet.schema_arrow)
+        for batch in parquet.iter_batches(batch_size=batch_rows):
+            yield restore(batch.to_pandas(), encoded)

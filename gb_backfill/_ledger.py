@@ -149,6 +149,13 @@ class Ledger:
         found = self._db.execute("SELECT value FROM meta WHERE name = 'row_keys'").fetchone()
         if found is None:
             self._db.execute("INSERT INTO meta (name, value) VALUES ('row_keys', ?)", (scheme,))
+        elif found[0] == "content":
+            raise LedgerError(
+                f"{self.path} was written by an older gb-backfill whose row keys depended on the "
+                "batch and the row's position, so its rows cannot be recognised now: use a new "
+                "ledger (the old one's rows were sent; check them before sending the same input "
+                "again), or pass row_key=[...] with your own unique columns and a new ledger"
+            )
         elif found[0] != scheme:
             raise LedgerError(
                 f"{self.path} keys rows by {found[0]}, this run by {scheme}: rows it sent would "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._failures import write_parquet
+from ._failures import read_failures, write_parquet
 
 __all__ = ["STATUSES", "SendReport"]
 
@@ -24,7 +24,9 @@ class SendReport:
     run, per the ledger; ``invalid``; ``failed``; ``unknown``: may or may not have been
     processed; ``aborted``: not attempted because the run stopped), and they add up to ``rows``.
     ``failures`` holds every row that is not ``sent`` or ``skipped``, with its original columns
-    and the ``gb_`` status columns; ``failures_path`` is where it was written, if anywhere.
+    and the ``gb_`` status columns; when the run wrote them to ``failures_path`` they are read
+    from that file on demand, so a report never holds millions of rows. ``error_codes`` counts
+    the not-sent rows per ``gb_error_code``.
     """
 
     counts: dict[str, int]
@@ -32,9 +34,19 @@ class SendReport:
     elapsed: float
     requests: int
     http_statuses: dict[int, int]
-    failures: pd.DataFrame
+    error_codes: dict[str, int]
     failures_path: Path | None = None
+    failures_in_memory: pd.DataFrame | None = None
     interrupted: bool = False
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Every row not sent (read from ``failures_path`` when there is one)."""
+        if self.failures_in_memory is not None:
+            return self.failures_in_memory
+        if self.failures_path is None:
+            raise ValueError("this report has neither a failures file nor failures in memory")
+        return read_failures(self.failures_path)
 
     def __getattr__(self, name: str) -> int:
         # report.sent, report.failed, ... read the counts.
@@ -71,9 +83,7 @@ class SendReport:
         if self.http_statuses:
             answers = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.http_statuses.items()))
             lines.append(f"  HTTP answers: {answers}")
-        if not self.failures.empty:
-            codes = self.failures["gb_error_code"].value_counts()
-            lines += [f"  {code}: {count:,}" for code, count in codes.items()]
+        lines += [f"  {code}: {count:,}" for code, count in self.error_codes.items()]
         if (
             self.failures_path is not None
             and self.rows - self.counts["sent"] - self.counts["skipped"]

@@ -24,7 +24,7 @@ import os
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +36,7 @@ import pandas as pd
 from ._config import DEFAULT_BASE_URL, Keys, RateLimits, RetryPolicy, check_base_url
 from ._errors import AuthenticationError, ConfigError, LedgerError
 from ._failures import FailureWriter, failure_rows
-from ._input import count_rows, iter_frames, read_columns
+from ._input import CsvOptions, InputFile, columns_of, key_frames
 from ._ledger import Ledger, LedgerEntry
 from ._limiter import RateLimiter
 from ._mapping import ColumnMapping, resolve_mapping
@@ -45,10 +45,11 @@ from ._payloads import encode_rows
 from ._progress import Progress
 from ._report import STATUSES, SendReport
 from ._row_keys import (
+    CONTENT_SCHEME,
+    ContentKeys,
     as_keys,
     check_key_columns,
     check_unique,
-    content_hashes,
     natural_hashes,
 )
 from ._rules import check_frame, first_failures
@@ -88,8 +89,8 @@ class _Settings:
 
 
 # A row that ends without being sent: position in its batch, status, code, message, HTTP
-# status, attempts.
-_NotSent = tuple[int, str, str | None, str | None, int | None, int]
+# status, attempts, gb_key.
+_NotSent = tuple[int, str, str | None, str | None, int | None, int, str | None]
 _WRITE_FAILURES_EVERY = 2.0  # seconds
 _MAX_LIVE_BATCHES = 3
 
@@ -111,7 +112,8 @@ class _Job:
     customer: str
     body: bytes
     token: str | None
-    key: bytes | None
+    key: bytes
+    key_text: str
     attempts: int = 0
 
 
@@ -134,6 +136,8 @@ class _Run:
         self.writer = writer
         self.progress = progress
         self.counts: Counter[str] = Counter(dict.fromkeys(STATUSES, 0))
+        self.error_codes: Counter[str] = Counter()
+        self.content_keys = ContentKeys()
         self.http_statuses: Counter[int] = Counter()
         self.requests = 0
         self.rows = 0
@@ -178,37 +182,37 @@ class _Run:
             for local, code, message in zip(
                 worst.index, worst["code"], worst["message"], strict=True
             ):
-                self.not_sent(batch, (int(local), "invalid", code, message, None, 0))
+                self.not_sent(batch, (int(local), "invalid", code, message, None, 0, None))
             self.counts["invalid"] += len(worst)
         encoded = encode_rows(frame, checked)
-        keys: list[bytes | None] = [None] * len(encoded)
+        if self.settings.row_key:
+            valid = frame.iloc[encoded.positions]
+            keys = as_keys(natural_hashes(valid, self.settings.row_key))
+            key_texts = [key.hex() for key in keys]
+        else:
+            carried = None
+            if "gb_key" in frame.columns:
+                carried = frame["gb_key"].iloc[encoded.positions].tolist()
+            keys, key_texts = self.content_keys.keys(encoded.bodies, carried)
         known: dict[bytes, LedgerEntry] = {}
         if self.ledger is not None and len(encoded):
-            valid = frame.iloc[encoded.positions]
-            row_key = self.settings.row_key
-            hashes = (
-                natural_hashes(valid, row_key)
-                if row_key
-                else content_hashes(valid, encoded.positions + offset)
-            )
-            row_keys = as_keys(hashes)
-            keys = list(row_keys)
-            known = self.ledger.lookup(row_keys)
+            known = self.ledger.lookup(keys)
         tokens = encoded.session_tokens or [None] * len(encoded)
         settled = len(frame) - len(encoded)
-        for local, customer, body, token, key in zip(
+        for local, customer, body, token, key, key_text in zip(
             encoded.positions.tolist(),
             encoded.customer_ids,
             encoded.bodies,
             tokens,
             keys,
+            key_texts,
             strict=True,
         ):
-            entry = known.get(key) if key is not None else None
-            if entry is not None and not self._needs_sending(batch, local, entry):
+            entry = known.get(key)
+            if entry is not None and not self._needs_sending(batch, local, entry, key_text):
                 settled += 1
                 continue
-            job = _Job(batch, local, customer, body, token, key)
+            job = _Job(batch, local, customer, body, token, key, key_text)
             batch.pending += 1
             queue = self.queues.get(customer)
             if queue is None:
@@ -225,19 +229,20 @@ class _Run:
             self.room.clear()
         self.progress.advance(settled, self.counts, self.retrying)
 
-    def _needs_sending(self, batch: _Batch, local: int, entry: LedgerEntry) -> bool:
+    def _needs_sending(self, batch: _Batch, local: int, entry: LedgerEntry, key: str) -> bool:
         """Apply what the ledger knows; False when the row is settled without a request."""
         if entry.status == "sent":
             self.counts["skipped"] += 1
             return False
         if entry.status in ("unknown", "in_flight") and not self.settings.retry_unknown:
             message = "an earlier run may have sent this row; pass retry_unknown=True to resend"
-            self.not_sent(batch, (local, "unknown", "unknown_earlier", message, None, 0))
+            self.not_sent(batch, (local, "unknown", "unknown_earlier", message, None, 0, key))
             self.counts["unknown"] += 1
             return False
         if entry.status == "failed" and not entry.retryable:
             message = f"failed in an earlier run: {entry.error_message}"
-            self.not_sent(batch, (local, "failed", entry.error_code, message, entry.http_status, 0))
+            failure = (local, "failed", entry.error_code, message, entry.http_status, 0, key)
+            self.not_sent(batch, failure)
             self.counts["failed"] += 1
             return False
         return True
@@ -269,8 +274,10 @@ class _Run:
             code = outcome.code if outcome else status
             message = outcome.message if outcome else "not attempted: the run stopped"
             http = outcome.http_status if outcome else None
-            self.not_sent(batch, (job.local, status, code, message, http, job.attempts))
-        if self.ledger is not None and job.key is not None and job.attempts:
+            self.not_sent(
+                batch, (job.local, status, code, message, http, job.attempts, job.key_text)
+            )
+        if self.ledger is not None and job.attempts:
             self.ledger.settle(
                 job.key,
                 status,
@@ -298,6 +305,7 @@ class _Run:
     def not_sent(self, batch: _Batch, entry: _NotSent) -> None:
         """Note a row that ends without being sent; it reaches the failures file soon."""
         batch.not_sent.append(entry)
+        self.error_codes[entry[2] or entry[1]] += 1
         self.unwritten.add(batch)
         self.write_failures_soon()
 
@@ -309,7 +317,7 @@ class _Run:
     def write_failures(self) -> None:
         """Write every noted row as a complete Parquet part, so a crash cannot lose it."""
         for batch in self.unwritten:
-            local, status, code, message, http, attempts = zip(*batch.not_sent, strict=True)
+            local, status, code, message, http, attempts, keys = zip(*batch.not_sent, strict=True)
             self.writer.add(
                 failure_rows(
                     batch.frame,
@@ -319,6 +327,7 @@ class _Run:
                     message=message,
                     http_status=http,
                     attempts=attempts,
+                    keys=keys,
                     row_offset=batch.offset,
                 )
             )
@@ -366,7 +375,7 @@ class _Run:
                     stopped = f"the run stopped before the next retry; last error: {last.message}"
                     self.finish(job, "failed", replace(last, message=stopped), retryable=True)
                 return
-            if self.ledger is not None and job.key is not None and not job.attempts:
+            if self.ledger is not None and not job.attempts:
                 self.ledger.begin(job.key, job.customer, job.batch.offset + job.local)
             job.attempts += 1
             self.requests += 1
@@ -407,7 +416,7 @@ class _Run:
             self.retrying -= 1
 
     def report(
-        self, elapsed: float, failures: pd.DataFrame, path: Path | None, interrupted: bool
+        self, elapsed: float, failures: pd.DataFrame | None, path: Path | None, interrupted: bool
     ) -> SendReport:
         counts = {status: self.counts[status] for status in STATUSES}
         if sum(counts.values()) != self.rows:  # the promise every caller relies on
@@ -418,7 +427,8 @@ class _Run:
             elapsed=elapsed,
             requests=self.requests,
             http_statuses=dict(self.http_statuses),
-            failures=failures,
+            error_codes=dict(self.error_codes.most_common()),
+            failures_in_memory=failures,
             failures_path=path,
             interrupted=interrupted,
         )
@@ -426,7 +436,7 @@ class _Run:
 
 def _open_ledger(path: str | os.PathLike[str], settings: _Settings) -> Ledger:
     ledger = Ledger(path)
-    scheme = f"columns {list(map(str, settings.row_key))}" if settings.row_key else "content"
+    scheme = f"columns {list(map(str, settings.row_key))}" if settings.row_key else CONTENT_SCHEME
     try:
         ledger.use_keys(scheme)
     except LedgerError:
@@ -495,6 +505,7 @@ async def _send_batches(
         for task in workers:
             task.cancel()
         bar.close()
+        run.content_keys.close()
         if ledger is not None:
             ledger.close()
         if own_client:
@@ -665,11 +676,21 @@ async def asend_path(
     row_key: Sequence[Hashable] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: bool | None = None,
+    dtype: dict[Hashable, str] | None = None,
+    na_values: Sequence[str] | None = None,
+    encoding: str | None = None,
+    sep: str | None = None,
     **options: Any,
 ) -> SendReport:
-    """Send a CSV or Parquet file without loading it whole; otherwise as :func:`asend`.
+    """Send a CSV or Parquet file (or a directory or glob of them) without loading it whole;
+    otherwise as :func:`asend`.
 
-    At most about ``2 * batch_rows`` rows are held in memory at any time.
+    At most about ``2 * batch_rows`` rows are held in memory at any time. CSV is read without
+    guessing: the mapped id, event name, email, mobile, session token and ``row_key`` columns as
+    text exactly as written, only empty fields as missing (``na_values=`` adds more), and every
+    other column's type decided once for the whole file (``dtype={"col": "int"}`` overrides it;
+    the types are text, int, float, bool and datetime). ``encoding=`` and ``sep=`` as in
+    ``pandas.read_csv``.
     """
     mapping = {k: v for k, v in options.items() if k in MAPPING_KEYWORDS}
     sending = {k: v for k, v in options.items() if k not in MAPPING_KEYWORDS}
@@ -680,30 +701,36 @@ async def asend_path(
         settings = _settings(mapping=mapping, batch_rows=batch_rows, row_key=row_key, **sending)
     except TypeError as error:  # an unknown keyword
         raise ConfigError(f"send_path(): {error}") from None
-    columns = read_columns(path)
-    resolved = resolve_mapping(columns, **mapping)
+    csv = CsvOptions.make(sep=sep, encoding=encoding, na_values=na_values, dtype=dtype)
+    resolved = resolve_mapping(columns_of(path, csv), **mapping)
+    text_columns = [
+        c
+        for c in (
+            resolved.customer_id,
+            resolved.event_name,
+            resolved.email,
+            resolved.mobile,
+            resolved.session_token,
+            *(settings.row_key or ()),
+        )
+        if c is not None
+    ]
+    source = InputFile(path, text_columns=text_columns, csv=csv)
     if settings.row_key:
-        check_key_columns(columns, settings.row_key)
-        check_unique(_key_batches(path, settings.row_key, batch_rows), settings.row_key)
+        check_key_columns(source.columns, settings.row_key)
+        keyed = key_frames(source.frames(batch_rows=batch_rows), settings.row_key)
+        check_unique(keyed, settings.row_key)
     return await _send_batches(
-        iter_frames(path, batch_rows=batch_rows),
-        total=count_rows(path),
+        source.frames(batch_rows=batch_rows),
+        total=source.rows,
         settings=settings,
         mapping=resolved,
-        columns=list(columns),
+        columns=list(source.columns),
         client=client,
         ledger_path=ledger_path,
         failures_path=failures_path,
         progress=progress,
     )
-
-
-def _key_batches(
-    path: str | os.PathLike[str], columns: Iterable[Hashable], batch_rows: int
-) -> Iterator[pd.DataFrame]:
-    wanted = list(columns)
-    for frame in iter_frames(path, batch_rows=batch_rows):
-        yield frame[wanted]
 
 
 def send_path(path: str | os.PathLike[str], **options: Any) -> SendReport:

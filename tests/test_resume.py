@@ -6,7 +6,10 @@ import pandas as pd
 import pytest
 
 from gb_backfill import LedgerError, send, send_path
-from gb_backfill._row_keys import as_keys, content_hashes
+from gb_backfill._mapping import resolve_mapping
+from gb_backfill._payloads import encode_rows
+from gb_backfill._row_keys import ContentKeys
+from gb_backfill._rules import check_frame
 from tests.conftest import MockGameball, send_options
 
 
@@ -88,19 +91,29 @@ def test_failures_file_sent_again_keeps_its_keys(tmp_path, df):
     assert (again.unknown, again.invalid) == (1, 1)
 
 
+def keys_of(*frames):
+    """The keys one run gives the valid rows of ``frames``, read in that order."""
+    counter = ContentKeys()
+    keys = []
+    for frame in frames:
+        encoded = encode_rows(frame, check_frame(frame, resolve_mapping(frame.columns)))
+        keys += counter.keys(encoded.bodies)[0]
+    counter.close()
+    return keys
+
+
 def test_identical_rows_get_different_keys_and_runs_agree(df):
     twins = pd.concat([df, df], ignore_index=True)
-    positions = np.arange(len(twins))
-    keys = as_keys(content_hashes(twins, positions))
-    assert len(set(keys)) == len(twins)
-    assert keys == as_keys(content_hashes(twins.copy(), positions))
-    assert keys[:3] == as_keys(content_hashes(twins.iloc[:3], positions[:3]))
+    keys = keys_of(twins)
+    assert len(set(keys)) == len(keys) == 12
+    assert keys == keys_of(twins.copy())
+    assert keys == keys_of(twins.iloc[:3], twins.iloc[3:5], twins.iloc[5:])
+    assert keys[:3] == keys_of(twins.iloc[:3])
 
 
 def test_keys_do_not_depend_on_dtype_drift(df):
     as_float = df.assign(seq=df["seq"].astype(float))
-    positions = np.arange(len(df))
-    assert as_keys(content_hashes(df, positions)) == as_keys(content_hashes(as_float, positions))
+    assert keys_of(df) == keys_of(as_float)
 
 
 def test_natural_row_key(tmp_path, df):
@@ -162,15 +175,16 @@ def test_send_path_rerun_with_ledger(tmp_path, df):
 
 
 def test_row_counts_for_the_progress_bar(tmp_path):
-    from gb_backfill._input import count_rows
+    """Exact counts, quoted line breaks included: CSV rows are counted by the first pass."""
+    from gb_backfill._input import InputFile
 
-    df = pd.DataFrame({"a": range(5), "b": list("vwxyz")})
+    df = pd.DataFrame({"a": range(5), "b": ["v", "w\nx", "y", "z", "q"]})
     df.to_csv(tmp_path / "x.csv", index=False)
     df.to_parquet(tmp_path / "x.parquet")
     (tmp_path / "no-newline.csv").write_text("a,b\n1,2\n3,4")
-    assert count_rows(tmp_path / "x.csv") == 5
-    assert count_rows(tmp_path / "x.parquet") == 5
-    assert count_rows(tmp_path / "no-newline.csv") == 2
+    assert InputFile(tmp_path / "x.csv").rows == 5
+    assert InputFile(tmp_path / "x.parquet").rows == 5
+    assert InputFile(tmp_path / "no-newline.csv").rows == 2
 
 
 def test_a_ledger_refuses_rows_keyed_another_way(tmp_path, df):

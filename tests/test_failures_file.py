@@ -1,0 +1,176 @@
+"""The failures file round-trips: same values, same verdict, same payload, same key."""
+
+import datetime as dt
+import decimal
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gb_backfill import StoredObject, read_failures, validate
+from gb_backfill._failures import FailureWriter, failure_rows, write_parquet
+from gb_backfill._mapping import resolve_mapping
+from gb_backfill._payloads import encode_rows
+from gb_backfill._row_keys import ContentKeys
+from gb_backfill._rules import check_frame
+
+
+class Opaque:
+    def __repr__(self):
+        return "<Opaque thing>"
+
+
+def missing(value):
+    try:
+        return value is None or value is pd.NaT or value is pd.NA or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def same(a, b):
+    if missing(a) or missing(b):
+        return missing(a) and missing(b)
+    if isinstance(a, Opaque):
+        return isinstance(b, StoredObject) and repr(b) == repr(a)
+    if isinstance(a, float) and isinstance(b, float) and math.isinf(a):
+        return a == b
+    return (type(a) is bool and b is a) or (type(a) is not bool and a == b)
+
+
+def verdicts(df):
+    failures = validate(df).failures
+    return failures.groupby("row")["code"].apply(list).to_dict() if len(failures) else {}
+
+
+def bodies_and_keys(df, carried=None):
+    checked = check_frame(df, resolve_mapping(df.columns))
+    encoded = encode_rows(df, checked)
+    keys, texts = ContentKeys().keys(encoded.bodies, carried)
+    return encoded.positions.tolist(), encoded.bodies, keys, texts
+
+
+values = st.one_of(
+    st.text(max_size=4),
+    st.sampled_from(["8", "A23", "lone\ud800", "NA", "", " x "]),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=2, max_value=10**6, min_value=-(10**6)
+    ),
+    st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1)),
+    st.datetimes(
+        min_value=dt.datetime(1990, 1, 1),
+        max_value=dt.datetime(2100, 1, 1),
+        timezones=st.just(dt.UTC),
+    ),
+    st.dates(),
+    st.times(),
+    st.timedeltas(max_value=dt.timedelta(days=999), min_value=dt.timedelta(days=-999)),
+    st.binary(max_size=3),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    st.lists(st.integers(), max_size=2),
+    st.just(Opaque()),
+)
+ids = st.one_of(
+    st.text(max_size=4), st.integers(-(2**70), 2**70), st.floats(), st.none(), st.booleans()
+)
+
+
+@st.composite
+def frames(draw):
+    rows = draw(st.integers(1, 10))
+    column = lambda strategy: draw(st.lists(strategy, min_size=rows, max_size=rows))  # noqa: E731
+    return pd.DataFrame(
+        {
+            "customerId": pd.Series(column(ids), dtype=object),
+            "eventName": pd.Series(column(st.sampled_from(["buy", "", None, 3])), dtype=object),
+            "mixed": pd.Series(column(values), dtype=object),
+            "other": pd.Series(column(values), dtype=object),
+            "plain": np.array(column(st.floats(allow_nan=True)), dtype=float),
+        }
+    )
+
+
+def round_trip(df, tmp_path, parts):
+    positions, bodies, keys, texts = bodies_and_keys(df)
+    gb_keys = [None] * len(df)
+    for position, text in zip(positions, texts, strict=True):
+        gb_keys[position] = text
+    rows = failure_rows(
+        df, np.arange(len(df)), status="failed", code="x", message="m", keys=gb_keys
+    )
+    path = tmp_path / "f.parquet"
+    if parts == 1:
+        write_parquet(rows, path)
+    else:
+        # Several parts, each stored its own way, merged into one file as a run does.
+        writer = FailureWriter(path)
+        for piece in np.array_split(np.arange(len(rows)), parts):
+            writer.add(rows.iloc[piece])
+            writer.flush()
+        writer.close()
+    return read_failures(path), (positions, bodies, keys)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(df=frames(), parts=st.sampled_from([1, 3]))
+def test_property_the_failures_file_round_trips(df, parts, tmp_path_factory):
+    back, (positions, bodies, keys) = round_trip(df, tmp_path_factory.mktemp("rt"), parts)
+    original = df.drop(columns=[])
+    for column in original.columns:
+        for a, b in zip(original[column], back[column], strict=True):
+            assert same(a, b), (column, a, b)
+    assert verdicts(back.drop(columns=[c for c in back if c.startswith("gb_")])) == verdicts(df)
+    again = bodies_and_keys(back.drop(columns=["gb_key"]), None)
+    assert (again[0], again[1]) == (positions, bodies), "same payloads"
+    carried = back["gb_key"].tolist()
+    _, _, back_keys, _ = bodies_and_keys(back, [carried[p] for p in positions])
+    assert back_keys == keys, "same keys"
+
+
+def test_examples_from_the_field_are_restored_not_repr(tmp_path):
+    df = pd.DataFrame(
+        {
+            "customerId": ["c1", "c2", "c3"],
+            "eventName": "e",
+            "nested": pd.Series([{"nested": 1}, "A23", 8], dtype=object),
+            "code": pd.Series(["8", 8, None], dtype=object),
+        }
+    )
+    rows = failure_rows(df, [0, 1, 2], status="invalid", code="x", message="m")
+    path = tmp_path / "f.parquet"
+    write_parquet(rows, path)
+    back = read_failures(path)
+    assert back["nested"].tolist() == [{"nested": 1}, "A23", 8]
+    assert back["code"].tolist()[:2] == ["8", 8]
+    assert verdicts(back.drop(columns=[c for c in back if c.startswith("gb_")])) == verdicts(df)
+    plain = pd.read_parquet(path)
+    assert plain["nested"][0] == '["j", {"nested": 1}]', "documented: tagged JSON text"
+    assert b"gb_backfill" in pq.read_schema(path).metadata
+
+
+def test_plain_columns_stay_plain(tmp_path):
+    df = pd.DataFrame({"customerId": ["c1"], "eventName": ["e"], "n": [1.5], "s": ["x"]})
+    path = tmp_path / "f.parquet"
+    write_parquet(failure_rows(df, [0], status="failed", code="x", message="m"), path)
+    plain = pd.read_parquet(path)
+    assert (plain["n"][0], plain["s"][0]) == (1.5, "x")
+    assert b"gb_backfill" not in (pq.read_schema(path).metadata or {})
+
+
+def test_decimal_values_round_trip_exactly(tmp_path):
+    df = pd.DataFrame(
+        {
+            "customerId": ["a", "b"],
+            "eventName": "e",
+            "p": [decimal.Decimal("2"), decimal.Decimal("1.50")],
+        }
+    )
+    path = tmp_path / "f.parquet"
+    write_parquet(failure_rows(df, [0, 1], status="failed", code="x", message="m"), path)
+    assert read_failures(path)["p"].tolist() == [decimal.Decimal("2"), decimal.Decimal("1.50")]
