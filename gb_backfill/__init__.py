@@ -18,10 +18,11 @@ from ._errors import (
     ConfigError,
     GameballError,
     LedgerError,
+    RepeatedFailureError,
 )
 from ._failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
 from ._payloads import payloads
-from ._report import STATUSES, SendReport
+from ._report import STATUSES, SendReport, Status
 from ._rules import FailureCode, ValidationReport, validate
 from ._sender import asend, asend_path, send, send_path
 
@@ -37,8 +38,10 @@ __all__ = [
     "GameballError",
     "LedgerError",
     "RateLimits",
+    "RepeatedFailureError",
     "RetryPolicy",
     "SendReport",
+    "Status",
     "StoredObject",
     "ValidationReport",
     "asend",

@@ -7,7 +7,11 @@ and the failures Parquet file). Exceptions are for misuse and for runs that cann
     ├── ConfigError            a bad argument: names the fix
     │   └── ColumnNotFoundError  a mapping keyword names a column the DataFrame lacks
     ├── AuthenticationError    Gameball answered 401/403: the run stopped at once
-    └── LedgerError            the ledger file cannot be used for this input
+    ├── RepeatedFailureError   every request failed the same way (wrong URL, nothing listening)
+    └── LedgerError            the ledger cannot be used for this input, or cannot be written
+
+The errors that stop a run carry ``report``: the run so far, every row with its status. Any
+other exception that stops a run is raised as it is, with the same summary as a note.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ __all__ = [
     "ConfigError",
     "GameballError",
     "LedgerError",
+    "RepeatedFailureError",
 ]
 
 
@@ -59,5 +64,21 @@ class AuthenticationError(GameballError):
         self.report = report
 
 
+class RepeatedFailureError(GameballError):
+    """The same failure ended several requests in a row with no success, so the run stopped.
+
+    A wrong base URL, nothing listening, or a server that is down would fail every row alike.
+    The rows it failed stay retryable in the ledger; ``report`` holds the run so far.
+    """
+
+    def __init__(self, message: str, *, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class LedgerError(GameballError):
-    """The ledger cannot be used: it is corrupt, or its row keys do not fit this input."""
+    """The ledger cannot be used: it is corrupt, its row keys do not fit this input, or it
+    could not be written during a run (then ``report`` holds the run so far, and the ledger's
+    journal keeps every row it knew of for the next run)."""
+
+    report: object | None = None

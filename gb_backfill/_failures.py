@@ -38,6 +38,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._errors import ConfigError
+
 __all__ = ["FAILURE_STATUS_COLUMNS", "StoredObject", "read_failures"]
 
 #: The columns gb-backfill adds to every failure row.
@@ -315,10 +317,30 @@ class FailureWriter:
         self._buffered = 0
         self._parts = 0
         self.rows = 0
+        self.finished = False
         if self.path is not None:
             self._parts_dir = self.path.with_name(self.path.name + ".parts")
             # Parts left by a run that was killed belong to that run; this run accounts anew.
             shutil.rmtree(self._parts_dir, ignore_errors=True)
+
+    def check(self) -> None:
+        """Fail now, with :class:`ConfigError`, if the file cannot be written where asked."""
+        if self.path is None:
+            return
+        probe = self._parts_dir / ".probe"
+        try:
+            self._parts_dir.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot write the failures file {self.path} ({error.strerror or error}); "
+                "choose another failures_path (--failures)"
+            ) from None
+
+    def in_memory(self) -> pd.DataFrame | None:
+        """The rows not yet in a part, when the file could not be finished."""
+        return pd.concat(self._buffer, ignore_index=True) if self._buffer else None
 
     def add(self, frame: pd.DataFrame) -> None:
         if frame.empty:
@@ -355,6 +377,7 @@ class FailureWriter:
         else:
             write_parquet(empty_failures(columns), self.path)
         shutil.rmtree(self._parts_dir, ignore_errors=True)
+        self.finished = True
         return None
 
 

@@ -16,12 +16,21 @@ in-flight marks first go to an append-only journal beside the database (``PATH-i
 and the settled outcomes are committed to SQLite in one transaction and the journal is emptied.
 Opening a ledger replays a journal left by a crash into the database. A settled outcome may
 thus wait a fraction of a second; a crash in that gap leaves the row ``in_flight``, which errs
-on the safe side. One run at a time may write a ledger (a lock on the journal enforces it).
+on the safe side.
+
+When a write fails (a full disk, another connection holding the database's lock), nothing
+pending is dropped: the marks stay in memory and in the journal, :class:`LedgerError` stops the
+run, and :meth:`Ledger.close` writes the settled outcomes it could not commit to the journal
+too, so the next run recovers them all. One run at a time may write a ledger: a lock is held on
+the database file itself, which no run deletes; a run whose database or journal is deleted or
+replaced under it stops at its next commit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
 import sqlite3
 import struct
@@ -63,8 +72,15 @@ WHERE key = ?
 _LOOKUP_BATCH = 5_000
 _COMMIT_EVERY = 0.2  # seconds between commits of journalled marks and settled outcomes
 
-# A journal record: 16-byte key, input row, time, customer id length, then the customer id.
+# The journal starts with a magic line; then records, each a kind byte and a fixed part:
+# b"B" (begin): 16-byte key, input row, time, customer id length, then the customer id;
+# b"S" (settle): key, status index, retryable, attempts, HTTP status (-1: none), text length,
+# then the error code and message as a JSON list. Journals of 0.1 have no magic, only begins.
+_MAGIC = b"GBJ2\n"
 _RECORD = struct.Struct("<16sqdH")
+_SETTLE_RECORD = struct.Struct("<16sBBiiI")
+_STATUSES = ("in_flight", "sent", "failed", "unknown", "aborted")
+_BUSY_TIMEOUT_MS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,21 +93,49 @@ class LedgerEntry:
     error_message: str | None
 
 
-def _read_journal(path: Path) -> Iterator[tuple[bytes, str, int, float]]:
-    """The marks in a journal, as (key, customer id, input row, time); a torn tail is skipped."""
+_Begin = tuple[bytes, str, int, float]
+_Settle = tuple[object, ...]  # the parameters of _SETTLE, in order
+
+
+def _read_journal(path: Path) -> Iterator[tuple[str, _Begin | _Settle]]:
+    """The records of a journal, in order, as ("B", begin) or ("S", settle); a torn tail is
+    skipped."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return
-    at = 0
-    while at + _RECORD.size <= len(data):
-        key, row, when, size = _RECORD.unpack_from(data, at)
-        end = at + _RECORD.size + size
-        if end > len(data):
+    legacy = not data.startswith(_MAGIC)
+    at = 0 if legacy else len(_MAGIC)
+    while at < len(data):
+        kind = b"B" if legacy else data[at : at + 1]
+        at += 0 if legacy else 1
+        if kind == b"B":
+            if at + _RECORD.size > len(data):
+                return
+            key, row, when, size = _RECORD.unpack_from(data, at)
+            end = at + _RECORD.size + size
+            if end > len(data):
+                return
+            customer = data[at + _RECORD.size : end].decode("utf-8", "replace")
+            yield "B", (key, customer, row, when)
+        elif kind == b"S":
+            if at + _SETTLE_RECORD.size > len(data):
+                return
+            key, status, retryable, attempts, http, size = _SETTLE_RECORD.unpack_from(data, at)
+            end = at + _SETTLE_RECORD.size + size
+            if end > len(data):
+                return
+            code, message = json.loads(data[at + _SETTLE_RECORD.size : end])
+            http_status = None if http < 0 else http
+            settled = (_STATUSES[status], retryable, attempts, http_status, code, message)
+            yield "S", (*settled, time.time(), key)
+        else:
             return
-        customer = data[at + _RECORD.size : end].decode("utf-8", "replace")
-        yield key, customer, row, when
         at = end
+
+
+def _begins(path: Path) -> list[_Begin]:
+    return [record for kind, record in _read_journal(path) if kind == "B"]  # type: ignore[misc]
 
 
 class Ledger:
@@ -105,27 +149,36 @@ class Ledger:
         self.journal_path = self.path.with_name(self.path.name + "-intents")
         self.read_only = read_only
         self._journal = -1
+        self._lock = -1
+        self._broken: LedgerError | None = None
+        self._begins: list[_Begin] = []
+        self._settles: list[_Settle] = []
+        self._last_commit = time.monotonic()
         try:
             if read_only:
                 self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
                 self._db.execute("SELECT 1 FROM rows LIMIT 1")
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, isolation_level=None)
+                self._take_lock()
+                self._db = sqlite3.connect(
+                    self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
+                )
                 # WAL with synchronous=NORMAL survives a killed process (not a power cut).
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:
+            self._release_lock()
             raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None
-        self._begins: list[tuple[bytes, str, int, float]] = []
-        self._settles: list[tuple[object, ...]] = []
-        self._last_commit = time.monotonic()
+        except OSError as error:
+            self._release_lock()
+            raise LedgerError(f"{self.path}: cannot open the ledger ({error})") from None
         if not read_only:
             self._open_journal()
 
-    def _open_journal(self) -> None:
-        fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    def _take_lock(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -133,10 +186,39 @@ class Ledger:
             raise LedgerError(
                 f"{self.path} is in use by another run; wait for it, or use another ledger"
             ) from None
+        self._lock = fd
+
+    def _release_lock(self) -> None:
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
+
+    def _open_journal(self) -> None:
+        try:
+            fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as error:
+            self._release_lock()
+            raise LedgerError(f"{self.journal_path}: cannot open the journal ({error})") from None
         self._journal = fd
-        # Marks a killed run left behind: its requests may have gone out.
-        self._begins.extend(_read_journal(self.journal_path))
+        # Marks (and outcomes) a killed or failed run left behind: its requests may have gone out.
+        for kind, record in _read_journal(self.journal_path):
+            (self._begins if kind == "B" else self._settles).append(record)  # type: ignore[arg-type]
         self.commit()
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, _MAGIC)
+
+    def _check_files(self) -> None:
+        """Stop if the database or the journal was deleted or replaced under this run."""
+        for path, fd in ((self.path, self._lock), (self.journal_path, self._journal)):
+            try:
+                same = os.path.samestat(os.stat(path), os.fstat(fd))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                raise LedgerError(
+                    f"{path} was deleted or replaced while this run was writing the ledger; the "
+                    "run stopped so that no later run trusts a ledger that lost rows"
+                )
 
     def __repr__(self) -> str:
         return f"<Ledger {self.path}>"
@@ -186,7 +268,7 @@ class Ledger:
         )
         # A running (or killed) run's marks may still be in the journal only.
         journal = pd.DataFrame(
-            list(_read_journal(self.journal_path)),
+            _begins(self.journal_path),
             columns=["key", "customer_id", "input_row", "updated_at"],
         )
         if not journal.empty:
@@ -209,10 +291,20 @@ class Ledger:
     # --- writing -------------------------------------------------------------------------
 
     def begin(self, key: bytes, customer_id: str, input_row: int) -> None:
-        """Record ``key`` as in flight; it is durable (against a crash) when this returns."""
+        """Record ``key`` as in flight; it is durable (against a crash) when this returns.
+
+        Raises :class:`LedgerError` when the mark cannot be written: the request must not go out.
+        """
+        self._raise_if_broken()
         now = time.time()
-        customer = customer_id.encode("utf-8")[:65535]
-        os.write(self._journal, _RECORD.pack(key, input_row, now, len(customer)) + customer)
+        customer = customer_id.encode("utf-8", "replace")[:65535]
+        record = b"B" + _RECORD.pack(key, input_row, now, len(customer)) + customer
+        try:
+            written = os.write(self._journal, record)
+        except OSError as error:
+            raise self._break(f"cannot write the journal {self.journal_path} ({error})") from None
+        if written != len(record):
+            raise self._break(f"the journal {self.journal_path} took a partial write (disk full?)")
         self._begins.append((key, customer_id, input_row, now))
         if time.monotonic() - self._last_commit > _COMMIT_EVERY:
             self.commit()
@@ -228,7 +320,9 @@ class Ledger:
         error_code: str | None,
         error_message: str | None,
     ) -> None:
-        """Record a row's outcome; committed with the next group (soon)."""
+        """Record a row's outcome; committed with the next group (soon).
+
+        The outcome is kept even when the commit that follows fails (then this raises)."""
         self._settles.append(
             (
                 status,
@@ -241,32 +335,86 @@ class Ledger:
                 key,
             )
         )
-        if time.monotonic() - self._last_commit > _COMMIT_EVERY:
+        if self._broken is None and time.monotonic() - self._last_commit > _COMMIT_EVERY:
             self.commit()
 
+    def _break(self, reason: str) -> LedgerError:
+        self._broken = LedgerError(
+            f"{self.path}: {reason}. The run stopped; every row it knows of is kept in the "
+            "journal, and the next run with this ledger recovers them."
+        )
+        return self._broken
+
+    def _raise_if_broken(self) -> None:
+        if self._broken is not None:
+            raise self._broken
+
     def commit(self) -> None:
-        """Commit pending marks and outcomes in one transaction, then empty the journal."""
+        """Commit pending marks and outcomes in one transaction, then empty the journal.
+
+        On failure nothing pending is dropped, and :class:`LedgerError` is raised.
+        """
         self._last_commit = time.monotonic()
         if not self._begins and not self._settles:
             return
-        begins, self._begins = self._begins, []
-        settles, self._settles = self._settles, []
-        self._db.execute("BEGIN")
         try:
-            self._db.executemany(_BEGIN, begins)
-            self._db.executemany(_SETTLE, settles)
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._check_files()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(_BEGIN, self._begins)
+                self._db.executemany(_SETTLE, self._settles)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except LedgerError as error:
+            self._broken = error
             raise
-        self._db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as error:
+            raise self._break(f"cannot write the ledger ({error})") from None
+        self._begins, self._settles = [], []
         # Every mark in the journal is in the database now.
         os.ftruncate(self._journal, 0)
+        os.write(self._journal, _MAGIC)
+
+    def _journal_settles(self) -> None:
+        """Write outcomes that could not be committed to the journal, for the next run."""
+        records = []
+        for status, retryable, attempts, http, code, message, _when, key in self._settles:
+            text = json.dumps([code, message]).encode()
+            fixed = _SETTLE_RECORD.pack(
+                key,
+                _STATUSES.index(str(status)),
+                int(retryable),  # type: ignore[call-overload]
+                int(attempts),  # type: ignore[call-overload]
+                -1 if http is None else int(http),  # type: ignore[call-overload]
+                len(text),
+            )
+            records.append(b"S" + fixed + text)
+        if records:
+            os.write(self._journal, b"".join(records))
 
     def close(self) -> None:
+        """Commit what is pending and release the ledger.
+
+        If the commit fails, the outcomes are appended to the journal instead (best effort) and
+        :class:`LedgerError` is raised after the ledger is released.
+        """
+        failure: LedgerError | None = None
         if not self.read_only:
-            self.commit()
+            try:
+                # Also after a failure: its cause (another connection's lock) may have passed.
+                self.commit()
+            except LedgerError as error:
+                failure = error
+                with contextlib.suppress(OSError):
+                    self._journal_settles()
+            if failure is None and os.fstat(self._journal).st_size <= len(_MAGIC):
+                with contextlib.suppress(FileNotFoundError):
+                    self.journal_path.unlink()
             os.close(self._journal)
             self._journal = -1
-            if self.journal_path.stat().st_size == 0:
-                self.journal_path.unlink()
+            self._release_lock()
         self._db.close()
+        if failure is not None:
+            raise failure

@@ -8,6 +8,7 @@ retrying could award points twice).
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -34,6 +35,8 @@ class Outcome:
     message: str | None = None
     http_status: int | None = None
     retry_after: float | None = None
+    #: 429 and 2001: the pace, not the request, was wrong
+    pacing: bool = False
 
 
 SENT = Outcome(Verdict.SENT, http_status=200)
@@ -47,9 +50,12 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "inf" and "nan" parse as floats; they are no instruction a client can follow.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -79,11 +85,10 @@ def classify_response(response: httpx.Response) -> Outcome:
     name = f"http_{status}"
     if status in (401, 403):
         return Outcome(Verdict.AUTH, name, detail, status)
-    if status == 429:
-        wait = retry_after_seconds(response.headers.get("Retry-After"))
-        return Outcome(Verdict.RETRY, name, detail, status, wait)
-    if status >= 500 or status == 408 or (status == 422 and code == CONCURRENT_REQUEST_CODE):
-        wait = retry_after_seconds(response.headers.get("Retry-After"))
+    wait = retry_after_seconds(response.headers.get("Retry-After"))
+    if status == 429 or (status == 422 and code == CONCURRENT_REQUEST_CODE):
+        return Outcome(Verdict.RETRY, name, detail, status, wait, pacing=True)
+    if status >= 500 or status == 408:
         return Outcome(Verdict.RETRY, name, detail, status, wait)
     return Outcome(Verdict.FAILED, name, detail, status)
 
@@ -97,3 +102,36 @@ def classify_error(error: httpx.HTTPError) -> Outcome:
         "timeout" if isinstance(error, httpx.TimeoutException) else "connection_lost",
         f"{kind}: the request may have been processed; not retried, to avoid sending it twice",
     )
+
+
+class RepeatedFailures:
+    """A circuit breaker: trips when ``threshold`` rows in a row fail the same way.
+
+    A wrong base URL (404 on everything), nothing listening (connection refused), or a server
+    that is down fails every row the same way; retrying each row six times would take hours
+    and prove nothing. Successes reset the count; 429 and 2001 (pacing) and 401/403 (which stop
+    the run by themselves) are not counted. Once tripped it stays tripped.
+    """
+
+    def __init__(self, threshold: int = 8) -> None:
+        self.threshold = threshold
+        self.code: str | None = None
+        self.count = 0
+        self.tripped_by: Outcome | None = None
+
+    def observe(self, outcome: Outcome) -> bool:
+        """Count ``outcome``; True when the breaker has tripped (and ``outcome`` is no success)."""
+        if outcome.verdict is Verdict.SENT:
+            self.code, self.count = None, 0
+            return False
+        if self.tripped_by is not None:
+            return True
+        if outcome.pacing or outcome.verdict is Verdict.AUTH:
+            return False
+        if outcome.code == self.code:
+            self.count += 1
+        else:
+            self.code, self.count = outcome.code, 1
+        if self.count >= self.threshold:
+            self.tripped_by = outcome
+        return self.tripped_by is not None

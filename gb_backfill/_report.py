@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
 
 from ._failures import read_failures, write_parquet
 
-__all__ = ["STATUSES", "SendReport"]
+__all__ = ["STATUSES", "SendReport", "Status"]
 
-#: Every input row ends in exactly one of these.
-STATUSES = ("sent", "skipped", "invalid", "failed", "unknown", "aborted")
+
+class Status(StrEnum):
+    """How a row ended; every input row ends in exactly one of these."""
+
+    SENT = "sent"  #: Gameball accepted it in this run
+    SKIPPED = "skipped"  #: sent by an earlier run, per the ledger
+    INVALID = "invalid"  #: broke Gameball's event rules; never sent
+    FAILED = "failed"  #: Gameball refused it, or retries ran out (gb_error_code says which)
+    UNKNOWN = "unknown"  #: may or may not have been processed; not resent unless asked
+    ABORTED = "aborted"  #: not attempted, because the run stopped
+
+
+#: The statuses, in the order reports list them.
+STATUSES = tuple(status.value for status in Status)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,50 +3,51 @@
 One async core, :func:`asend`, and its sync face, :func:`send`; :func:`send_path` and
 :func:`asend_path` stream a CSV or Parquet file a batch at a time. How a run goes:
 
-* rows are read a batch at a time (a DataFrame is sliced the same way), checked, and turned into
-  request bodies; invalid rows end as ``invalid`` and are never sent;
+* options are checked before anything is read or sent, with messages in the caller's terms;
+* rows are read a batch at a time (a DataFrame is sliced the same way), checked, turned into
+  request bodies and keyed (:mod:`._row_keys`); invalid rows end as ``invalid``;
 * with a ledger, rows it records as sent end as ``skipped``, and rows whose outcome it does not
   know stay ``unknown`` (unless ``retry_unknown``);
-* the rest wait in a queue per customer: at most one request per customer is in flight, and a
-  customer's rows go out in input order, retries included;
-* ``concurrency`` workers take customers from a ready queue and send through one rate limiter
-  that keeps both of Gameball's windows;
-* outcomes are classified by :mod:`._outcomes`: retry, fail, ``unknown`` (never retried unless
-  asked), or stop the run at once on 401/403;
-* rows not sent go to the failures file as their batch completes, so a crash leaves them too.
+* the rest go to the events lane (:mod:`._events_lane`), which owns delivery; every outcome is
+  recorded by the bookkeeper (:mod:`._bookkeeping`), which owns each row's fate;
+* whatever stops the run (Ctrl-C, a rejected key, a failure repeated on every request, a ledger
+  that cannot be written, any unexpected error), in-flight requests finish, every row gets a
+  status, the failures file is completed, and then the run raises.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import difflib
+import inspect
+import math
 import os
-import random
+import re
 import time
-from collections import Counter, deque
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pandas as pd
 
+from ._bookkeeping import Bookkeeper, Job
 from ._config import DEFAULT_BASE_URL, Keys, RateLimits, RetryPolicy, check_base_url
-from ._errors import AuthenticationError, ConfigError, LedgerError
-from ._failures import FailureWriter, failure_rows
+from ._errors import AuthenticationError, ConfigError, LedgerError, RepeatedFailureError
+from ._events_lane import EventsLane
+from ._failures import FailureWriter
 from ._input import CsvOptions, InputFile, columns_of, key_frames
 from ._ledger import Ledger, LedgerEntry
-from ._limiter import RateLimiter
 from ._mapping import ColumnMapping, resolve_mapping
-from ._outcomes import Outcome, Verdict, classify_error, classify_response
 from ._payloads import encode_rows
 from ._progress import Progress
-from ._report import STATUSES, SendReport
+from ._report import SendReport, Status
 from ._row_keys import (
     CONTENT_SCHEME,
     ContentKeys,
+    RowKeys,
     as_keys,
     check_key_columns,
     check_unique,
@@ -64,18 +65,16 @@ MAPPING_KEYWORDS = frozenset(
 DEFAULT_CONCURRENCY = 8  # ~40 requests/s at 50-200 ms latency need only a few in flight
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_BATCH_ROWS = 50_000
-_EVENTS_PATH = "/api/v{version}/integrations/events"
-_USER_AGENT = "gb-backfill"
-_FINAL_STATUS = {
-    Verdict.SENT: "sent",
-    Verdict.FAILED: "failed",
-    Verdict.UNKNOWN: "unknown",
-    Verdict.AUTH: "failed",
-}
+
+# What an HTTP header value may hold here: visible ASCII. A key read from a file with its
+# newline, or pasted with a no-break space, is refused before anything is sent.
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Settings:
+class Settings:
+    """The checked options of one send. Strictly private."""
+
     keys: Keys
     base_url: str
     api_version: str
@@ -88,448 +87,43 @@ class _Settings:
     row_key: tuple[Hashable, ...] | None
 
 
-# A row that ends without being sent: position in its batch, status, code, message, HTTP
-# status, attempts, gb_key.
-_NotSent = tuple[int, str, str | None, str | None, int | None, int, str | None]
-_WRITE_FAILURES_EVERY = 2.0  # seconds
-_MAX_LIVE_BATCHES = 3
+def _whole(name: str, value: object, *, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise ConfigError(f"{name} must be a whole number of at least {least}, not {value!r}")
+    return int(value)
 
 
-@dataclass(eq=False, slots=True)
-class _Batch:
-    """One slice of the input, kept until every row in it has its final status."""
-
-    frame: pd.DataFrame
-    offset: int
-    pending: int = 0
-    not_sent: list[_NotSent] = field(default_factory=list)
-
-
-@dataclass(eq=False, slots=True)
-class _Job:
-    batch: _Batch
-    local: int
-    customer: str
-    body: bytes
-    token: str | None
-    key: bytes
-    key_text: str
-    attempts: int = 0
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{name} must be a finite number of seconds above 0, not {value!r}")
+    return number
 
 
-class _Run:
-    """The state of one send. Strictly private: built and driven by :func:`_send_batches`."""
-
-    def __init__(
-        self,
-        settings: _Settings,
-        client: httpx.AsyncClient,
-        ledger: Ledger | None,
-        writer: FailureWriter,
-        progress: Progress,
-        mapping: ColumnMapping,
-    ) -> None:
-        self.settings = settings
-        self.mapping = mapping
-        self.client = client
-        self.ledger = ledger
-        self.writer = writer
-        self.progress = progress
-        self.counts: Counter[str] = Counter(dict.fromkeys(STATUSES, 0))
-        self.error_codes: Counter[str] = Counter()
-        self.content_keys = ContentKeys()
-        self.http_statuses: Counter[int] = Counter()
-        self.requests = 0
-        self.rows = 0
-        self.retrying = 0
-        self.auth_failure: Outcome | None = None
-        self.unwritten: set[_Batch] = set()
-        self.written_at = -_WRITE_FAILURES_EVERY  # the first failure is written at once
-        self.stop = asyncio.Event()
-        self.limiter = RateLimiter(settings.limits)
-        self.random = random.Random()
-        self.queues: dict[str, deque[_Job]] = {}
-        self.ready: asyncio.Queue[str | None] = asyncio.Queue()
-        self.outstanding = 0
-        # Rows admitted but not finished; reading pauses above this, so memory stays bounded.
-        self.max_outstanding = max(2 * settings.batch_rows, 4 * settings.concurrency)
-        # Batches with rows still pending; each holds its frame. A customer stuck in retries
-        # could otherwise keep one row, and so one frame, alive in every batch read since.
-        self.live_batches = 0
-        self.room = asyncio.Event()
-        self.room.set()
-        self.drained = asyncio.Event()
-        self.drained.set()
-        base = settings.base_url
-        self.urls = {v: base + _EVENTS_PATH.format(version=v) for v in ("4.0", "4.1")}
-        self.headers = {
-            "APIKey": settings.keys.api_key,
-            "Content-Type": "application/json",
-            "User-Agent": _USER_AGENT,
-        }
-        if settings.keys.secret_key:
-            self.headers["SecretKey"] = settings.keys.secret_key
-
-    # --- admitting input ---------------------------------------------------------------
-
-    def admit(self, frame: pd.DataFrame, offset: int) -> None:
-        """Check a batch, settle what needs no request, and queue the rest per customer."""
-        self.rows += len(frame)
-        batch = _Batch(frame, offset)
-        checked = check_frame(frame, self.mapping)
-        if checked.invalid.any():
-            worst = first_failures(checked.failures)
-            for local, code, message in zip(
-                worst.index, worst["code"], worst["message"], strict=True
-            ):
-                self.not_sent(batch, (int(local), "invalid", code, message, None, 0, None))
-            self.counts["invalid"] += len(worst)
-        encoded = encode_rows(frame, checked)
-        if self.settings.row_key:
-            valid = frame.iloc[encoded.positions]
-            keys = as_keys(natural_hashes(valid, self.settings.row_key))
-            key_texts = [key.hex() for key in keys]
-        else:
-            carried = None
-            if "gb_key" in frame.columns:
-                carried = frame["gb_key"].iloc[encoded.positions].tolist()
-            keys, key_texts = self.content_keys.keys(encoded.bodies, carried)
-        known: dict[bytes, LedgerEntry] = {}
-        if self.ledger is not None and len(encoded):
-            known = self.ledger.lookup(keys)
-        tokens = encoded.session_tokens or [None] * len(encoded)
-        settled = len(frame) - len(encoded)
-        for local, customer, body, token, key, key_text in zip(
-            encoded.positions.tolist(),
-            encoded.customer_ids,
-            encoded.bodies,
-            tokens,
-            keys,
-            key_texts,
-            strict=True,
-        ):
-            entry = known.get(key)
-            if entry is not None and not self._needs_sending(batch, local, entry, key_text):
-                settled += 1
-                continue
-            job = _Job(batch, local, customer, body, token, key, key_text)
-            batch.pending += 1
-            queue = self.queues.get(customer)
-            if queue is None:
-                self.queues[customer] = deque([job])
-                self.ready.put_nowait(customer)
-            else:
-                queue.append(job)
-        self.outstanding += batch.pending
-        if batch.pending:
-            self.live_batches += 1
-        if self.outstanding:
-            self.drained.clear()
-        if not self.has_room():
-            self.room.clear()
-        self.progress.advance(settled, self.counts, self.retrying)
-
-    def _needs_sending(self, batch: _Batch, local: int, entry: LedgerEntry, key: str) -> bool:
-        """Apply what the ledger knows; False when the row is settled without a request."""
-        if entry.status == "sent":
-            self.counts["skipped"] += 1
-            return False
-        if entry.status in ("unknown", "in_flight") and not self.settings.retry_unknown:
-            message = "an earlier run may have sent this row; pass retry_unknown=True to resend"
-            self.not_sent(batch, (local, "unknown", "unknown_earlier", message, None, 0, key))
-            self.counts["unknown"] += 1
-            return False
-        if entry.status == "failed" and not entry.retryable:
-            message = f"failed in an earlier run: {entry.error_message}"
-            failure = (local, "failed", entry.error_code, message, entry.http_status, 0, key)
-            self.not_sent(batch, failure)
-            self.counts["failed"] += 1
-            return False
-        return True
-
-    def abort_unread(self, frame: pd.DataFrame, offset: int) -> None:
-        """Account a batch read after the run stopped: every row ``aborted``."""
-        self.rows += len(frame)
-        self.counts["aborted"] += len(frame)
-        message = "not attempted: the run stopped"
-        rows = failure_rows(
-            frame,
-            np.arange(len(frame)),
-            status="aborted",
-            code="aborted",
-            message=message,
-            row_offset=offset,
-        )
-        self.writer.add(rows)
-        self.progress.advance(len(frame), self.counts, self.retrying)
-
-    # --- finishing rows -------------------------------------------------------------------
-
-    def finish(
-        self, job: _Job, status: str, outcome: Outcome | None, *, retryable: bool = False
-    ) -> None:
-        self.counts[status] += 1
-        batch = job.batch
-        if status != "sent":
-            code = outcome.code if outcome else status
-            message = outcome.message if outcome else "not attempted: the run stopped"
-            http = outcome.http_status if outcome else None
-            self.not_sent(
-                batch, (job.local, status, code, message, http, job.attempts, job.key_text)
-            )
-        if self.ledger is not None and job.attempts:
-            self.ledger.settle(
-                job.key,
-                status,
-                retryable=retryable,
-                attempts=job.attempts,
-                http_status=outcome.http_status if outcome else None,
-                error_code=outcome.code if outcome else None,
-                error_message=outcome.message if outcome else None,
-            )
-        batch.pending -= 1
-        self.outstanding -= 1
-        if not batch.pending:
-            self.live_batches -= 1
-        self.write_failures_soon()
-        if self.has_room():
-            self.room.set()
-        if not self.outstanding:
-            self.drained.set()
-        self.progress.advance(1, self.counts, self.retrying)
-
-    def has_room(self) -> bool:
-        """True while reading another batch keeps memory within its bound."""
-        return self.outstanding < self.max_outstanding and self.live_batches < _MAX_LIVE_BATCHES
-
-    def not_sent(self, batch: _Batch, entry: _NotSent) -> None:
-        """Note a row that ends without being sent; it reaches the failures file soon."""
-        batch.not_sent.append(entry)
-        self.error_codes[entry[2] or entry[1]] += 1
-        self.unwritten.add(batch)
-        self.write_failures_soon()
-
-    def write_failures_soon(self) -> None:
-        """Write noted rows if the last write is a while ago; called as rows come and go."""
-        if self.unwritten and time.monotonic() - self.written_at > _WRITE_FAILURES_EVERY:
-            self.write_failures()
-
-    def write_failures(self) -> None:
-        """Write every noted row as a complete Parquet part, so a crash cannot lose it."""
-        for batch in self.unwritten:
-            local, status, code, message, http, attempts, keys = zip(*batch.not_sent, strict=True)
-            self.writer.add(
-                failure_rows(
-                    batch.frame,
-                    np.asarray(local, dtype=np.int64),
-                    status=status,
-                    code=code,
-                    message=message,
-                    http_status=http,
-                    attempts=attempts,
-                    keys=keys,
-                    row_offset=batch.offset,
-                )
-            )
-            batch.not_sent.clear()
-        # Finished batches are let go here: nothing refers to their frames any more.
-        self.unwritten.clear()
-        self.writer.flush()
-        self.written_at = time.monotonic()
-
-    def halt(self) -> None:
-        """Stop starting requests; in-flight ones finish, queued rows end ``aborted``."""
-        self.stop.set()
-        self.room.set()
-        self.drained.set()
-
-    # --- sending ---------------------------------------------------------------------------
-
-    async def worker(self) -> None:
-        while True:
-            customer = await self.ready.get()
-            if customer is None:
-                return
-            queue = self.queues[customer]
-            while queue and not self.stop.is_set():
-                await self.deliver(queue.popleft())
-            if not queue:
-                del self.queues[customer]
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when the run stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
-
-    async def deliver(self, job: _Job) -> None:
-        """Send one row, retrying what is safe to retry, and record its final status."""
-        settings = self.settings
-        version = "4.1" if job.token else settings.api_version
-        headers = self.headers if not job.token else {**self.headers, "X-GB-TOKEN": job.token}
-        last: Outcome | None = None
-        while True:
-            if not await self.limiter.acquire(self.stop):
-                if last is None:
-                    self.finish(job, "aborted", None)
-                else:
-                    stopped = f"the run stopped before the next retry; last error: {last.message}"
-                    self.finish(job, "failed", replace(last, message=stopped), retryable=True)
-                return
-            if self.ledger is not None and not job.attempts:
-                self.ledger.begin(job.key, job.customer, job.batch.offset + job.local)
-            job.attempts += 1
-            self.requests += 1
-            try:
-                response = await self.client.post(
-                    self.urls[version], content=job.body, headers=headers
-                )
-            except httpx.HTTPError as error:
-                last = classify_error(error)
-            except asyncio.CancelledError:
-                message = "the run was interrupted while this request was in flight"
-                self.finish(job, "unknown", Outcome(Verdict.UNKNOWN, "interrupted", message))
-                raise
-            else:
-                self.http_statuses[response.status_code] += 1
-                last = classify_response(response)
-            verdict = last.verdict
-            if verdict is Verdict.UNKNOWN and settings.retry_unknown:
-                verdict = Verdict.RETRY
-            if verdict is Verdict.AUTH:
-                self.auth_failure = self.auth_failure or last
-                self.halt()
-            if verdict is not Verdict.RETRY:
-                self.finish(job, _FINAL_STATUS[verdict], last)
-                return
-            if job.attempts >= settings.retry.attempts:
-                message = f"gave up after {job.attempts} attempts; last error: {last.message}"
-                self.finish(job, "failed", replace(last, message=message), retryable=True)
-                return
-            wait = last.retry_after
-            if wait is None:
-                wait = settings.retry.backoff(job.attempts, self.random.random())
-            if last.http_status == 429:
-                # A 429 means the account is over its limit: hold every worker, not just this one.
-                self.limiter.defer(wait)
-            self.retrying += 1
-            await self._pause(wait)
-            self.retrying -= 1
-
-    def report(
-        self, elapsed: float, failures: pd.DataFrame | None, path: Path | None, interrupted: bool
-    ) -> SendReport:
-        counts = {status: self.counts[status] for status in STATUSES}
-        if sum(counts.values()) != self.rows:  # the promise every caller relies on
-            raise AssertionError(f"statuses {counts} do not add up to {self.rows} rows")
-        return SendReport(
-            counts=counts,
-            rows=self.rows,
-            elapsed=elapsed,
-            requests=self.requests,
-            http_statuses=dict(self.http_statuses),
-            error_codes=dict(self.error_codes.most_common()),
-            failures_in_memory=failures,
-            failures_path=path,
-            interrupted=interrupted,
+def _check_key(name: str, env: str, value: str | None) -> None:
+    if value is not None and not _HEADER_VALUE.fullmatch(value):
+        # The key itself is never shown: it is a secret.
+        raise ConfigError(
+            f"the {name} holds whitespace or characters an HTTP header cannot carry (a newline "
+            f"from a file? a no-break space?): strip it where you set {name.replace(' ', '_')}= "
+            f"or {env}"
         )
 
 
-def _open_ledger(path: str | os.PathLike[str], settings: _Settings) -> Ledger:
-    ledger = Ledger(path)
-    scheme = f"columns {list(map(str, settings.row_key))}" if settings.row_key else CONTENT_SCHEME
-    try:
-        ledger.use_keys(scheme)
-    except LedgerError:
-        ledger.close()
-        raise
-    return ledger
+def unknown_keywords(given: Sequence[str], known: Sequence[str], where: str) -> None:
+    """Raise :class:`ConfigError` for keywords not in ``known``, naming the nearest known one."""
+    for keyword in given:
+        if keyword in known:
+            continue
+        near = difflib.get_close_matches(keyword, known, n=1)
+        hint = f"; did you mean {near[0]}=?" if near else f"; the keywords are {', '.join(known)}"
+        raise ConfigError(f"{where}() got an unknown keyword {keyword}={hint}")
 
 
-async def _send_batches(
-    batches: Iterator[pd.DataFrame],
+def make_settings(
     *,
-    total: int | None,
-    settings: _Settings,
-    mapping: ColumnMapping,
-    columns: Sequence[Hashable],
-    client: httpx.AsyncClient | None,
-    ledger_path: str | os.PathLike[str] | None,
-    failures_path: str | os.PathLike[str] | None,
-    progress: bool | None,
-) -> SendReport:
-    started = time.perf_counter()
-    ledger = _open_ledger(ledger_path, settings) if ledger_path is not None else None
-    own_client = client is None
-    if client is None:
-        limits = httpx.Limits(
-            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-        )
-        timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0), pool=None)
-        client = httpx.AsyncClient(limits=limits, timeout=timeout)
-    writer = FailureWriter(failures_path)
-    bar = Progress(total, enabled=progress)
-    run = _Run(settings, client, ledger, writer, bar, mapping)
-    workers = [asyncio.create_task(run.worker()) for _ in range(settings.concurrency)]
-    interrupted = False
-    offset = 0
-    try:
-        try:
-            for frame in batches:
-                if run.stop.is_set():
-                    run.abort_unread(frame, offset)
-                else:
-                    run.admit(frame, offset)
-                offset += len(frame)
-                await run.room.wait()
-            await run.drained.wait()
-        except asyncio.CancelledError:
-            interrupted = True
-            run.halt()
-            # Every row must be accounted for: the rest of the input is read and aborted.
-            for frame in batches:
-                run.abort_unread(frame, offset)
-                offset += len(frame)
-        for _ in workers:
-            run.ready.put_nowait(None)
-        # In-flight requests may finish (bounded by the timeout); then they are cut off.
-        grace = settings.timeout + 1.0 if run.stop.is_set() else None
-        _, late = await asyncio.wait(workers, timeout=grace)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-        for queue in run.queues.values():
-            while queue:
-                run.finish(queue.popleft(), "aborted", None)
-        run.write_failures()
-    finally:
-        for task in workers:
-            task.cancel()
-        bar.close()
-        run.content_keys.close()
-        if ledger is not None:
-            ledger.close()
-        if own_client:
-            await client.aclose()
-    failures = writer.close(columns)
-    path = Path(failures_path) if failures_path is not None else None
-    report = run.report(time.perf_counter() - started, failures, path, interrupted)
-    if interrupted:
-        raise asyncio.CancelledError
-    if run.auth_failure is not None:
-        failure = run.auth_failure
-        raise AuthenticationError(
-            f"Gameball rejected the keys (HTTP {failure.http_status}: {failure.message}); the "
-            f"run stopped and {report.counts['aborted']:,} rows were not attempted. Check the "
-            "API key and secret key (GAMEBALL_API_KEY, GAMEBALL_SECRET_KEY) and the base URL.",
-            status_code=failure.http_status or 401,
-            report=report,
-        )
-    return report
-
-
-def _settings(
-    *,
-    mapping: dict[str, Any],
     api_key: str | None = None,
     secret_key: str | None = None,
     base_url: str = DEFAULT_BASE_URL,
@@ -542,37 +136,308 @@ def _settings(
     allow_insecure_http: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     row_key: Sequence[Hashable] | None = None,
-) -> _Settings:
-    unknown = set(mapping) - MAPPING_KEYWORDS
-    if unknown:
-        raise ConfigError(
-            f"unknown keyword(s) {', '.join(sorted(unknown))}; the mapping keywords are "
-            f"{', '.join(sorted(MAPPING_KEYWORDS))}"
-        )
+) -> Settings:
+    """Check every option of a send, in the caller's terms, before anything starts."""
     api_version = str(api_version).removeprefix("v")
     if api_version not in ("4.0", "4.1"):
         raise ConfigError(f"api_version must be '4.0' or '4.1', not {api_version!r}")
+    for name, value in (("api_key", api_key), ("secret_key", secret_key)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, not {type(value).__name__}")
     keys = Keys.resolve(api_key, secret_key)
+    _check_key("API key", "GAMEBALL_API_KEY", keys.api_key)
+    _check_key("secret key", "GAMEBALL_SECRET_KEY", keys.secret_key)
     if api_version == "4.1" and not keys.secret_key:
         raise ConfigError(
             "api_version='4.1' needs the secret key: pass secret_key=... or set GAMEBALL_SECRET_KEY"
         )
-    if concurrency < 1 or timeout <= 0 or batch_rows < 1:
-        raise ConfigError("concurrency and batch_rows must be at least 1, timeout > 0 seconds")
+    if limits is not None and not isinstance(limits, RateLimits):
+        example = (
+            ", ".join(f"{k}={v!r}" for k, v in limits.items()) if isinstance(limits, dict) else ""
+        )
+        raise ConfigError(
+            f"limits= takes gb_backfill.RateLimits(...), not {type(limits).__name__}: "
+            f"limits=RateLimits({example or 'per_second=100, per_window=1200, window=30'})"
+        )
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigError(
+            f"retry= takes gb_backfill.RetryPolicy(...), not {type(retry).__name__}: "
+            "e.g. retry=RetryPolicy(attempts=6)"
+        )
     if isinstance(row_key, str):
         raise ConfigError(f"row_key takes a list of columns, e.g. row_key=[{row_key!r}]")
-    return _Settings(
+    return Settings(
         keys=keys,
         base_url=check_base_url(base_url, allow_insecure_http=allow_insecure_http),
         api_version=api_version,
         limits=limits or RateLimits(),
         retry=retry or RetryPolicy(),
-        concurrency=concurrency,
-        timeout=timeout,
-        retry_unknown=retry_unknown,
-        batch_rows=batch_rows,
+        concurrency=_whole("concurrency", concurrency, least=1),
+        timeout=_seconds("timeout", timeout),
+        retry_unknown=bool(retry_unknown),
+        batch_rows=_whole("batch_rows", batch_rows, least=1),
         row_key=tuple(row_key) if row_key else None,
     )
+
+
+_SETTINGS_KEYWORDS = tuple(inspect.signature(make_settings).parameters)
+
+
+# --- one run -------------------------------------------------------------------------------
+
+
+class _Admission:
+    """Turns input batches into settled rows and jobs for the lane. Strictly private."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        mapping: ColumnMapping,
+        book: Bookkeeper,
+        lane: EventsLane,
+        ledger: Ledger | None,
+    ) -> None:
+        self.settings, self.mapping, self.book, self.lane = settings, mapping, book, lane
+        self.ledger = ledger
+        self.content_keys = ContentKeys()
+
+    def close(self) -> None:
+        self.content_keys.close()
+
+    def admit(self, frame: pd.DataFrame, offset: int) -> None:
+        """Check a batch, settle what needs no request, and hand the rest to the lane."""
+        batch = self.book.open_batch(frame, offset)
+        checked = check_frame(frame, self.mapping)
+        if checked.invalid.any():
+            worst = first_failures(checked.failures)
+            for local, code, message in zip(
+                worst.index, worst["code"], worst["message"], strict=True
+            ):
+                self.book.settle(batch, int(local), Status.INVALID, code=code, message=message)
+        encoded = encode_rows(frame, checked)
+        if self.settings.row_key:
+            valid = frame.iloc[encoded.positions]
+            hashes = natural_hashes(valid, self.settings.row_key)
+            batch.keys = RowKeys(as_keys(hashes), hashes, np.zeros(len(valid), dtype=np.int64))
+            batch.natural_keys = True
+        else:
+            carried = None
+            if "gb_key" in frame.columns:
+                carried = frame["gb_key"].iloc[encoded.positions].tolist()
+            batch.keys = self.content_keys.keys(encoded.bodies, carried)
+        keys = batch.keys.keys
+        known = self.ledger.lookup(keys) if self.ledger is not None and keys else {}
+        tokens = encoded.session_tokens or [None] * len(encoded)
+        settled = len(frame) - len(encoded)
+        jobs = 0
+        positions = encoded.positions.tolist()
+        rows = zip(positions, encoded.customer_ids, encoded.bodies, tokens, strict=True)
+        for index, (local, customer, body, token) in enumerate(rows):
+            entry = known.get(keys[index])
+            if entry is not None and self._settled_by_ledger(batch, local, index, entry):
+                settled += 1
+                continue
+            self.lane.submit(Job(batch, local, customer, body, token, index))
+            jobs += 1
+        self.book.queued(batch, jobs, settled)
+
+    def _settled_by_ledger(self, batch: Any, local: int, index: int, entry: LedgerEntry) -> bool:
+        """Apply what the ledger knows; True when the row is settled without a request."""
+        if entry.status == "sent":
+            self.book.settle(batch, local, Status.SKIPPED, code=None, message=None)
+            return True
+        if entry.status in ("unknown", "in_flight") and not self.settings.retry_unknown:
+            message = "an earlier run may have sent this row; pass retry_unknown=True to resend"
+            self.book.settle(
+                batch, local, Status.UNKNOWN, code="unknown_earlier", message=message,
+                key_index=index,
+            )  # fmt: skip
+            return True
+        if entry.status == "failed" and not entry.retryable:
+            self.book.settle(
+                batch,
+                local,
+                Status.FAILED,
+                code=entry.error_code,
+                message=f"failed in an earlier run: {entry.error_message}",
+                http_status=entry.http_status,
+                key_index=index,
+            )
+            return True
+        return False
+
+
+def _open_ledger(path: str | os.PathLike[str], settings: Settings) -> Ledger:
+    ledger = Ledger(path)
+    scheme = f"columns {list(map(str, settings.row_key))}" if settings.row_key else CONTENT_SCHEME
+    try:
+        ledger.use_keys(scheme)
+    except LedgerError:
+        ledger.close()
+        raise
+    return ledger
+
+
+def _client(settings: Settings) -> httpx.AsyncClient:
+    limits = httpx.Limits(
+        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+    )
+    timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0), pool=None)
+    # Keys never travel in clear text through a proxy: plain http (loopback, or a host the user
+    # allowed) ignores HTTP_PROXY and friends; https keeps them, as TLS protects the keys there.
+    plain = urlsplit(settings.base_url).scheme == "http"
+    return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=not plain)
+
+
+async def _send_batches(
+    batches: Iterator[pd.DataFrame],
+    *,
+    total: int | None,
+    settings: Settings,
+    mapping: ColumnMapping,
+    columns: Sequence[Hashable],
+    client: httpx.AsyncClient | None,
+    ledger_path: str | os.PathLike[str] | None,
+    failures_path: str | os.PathLike[str] | None,
+    progress: bool | None,
+) -> SendReport:
+    started = time.perf_counter()
+    writer = FailureWriter(failures_path)
+    writer.check()
+    ledger = _open_ledger(ledger_path, settings) if ledger_path is not None else None
+    own_client = client is None
+    http = client if client is not None else _client(settings)
+    bar = Progress(total, enabled=progress)
+    book = Bookkeeper(
+        ledger=ledger,
+        writer=writer,
+        progress=bar,
+        max_outstanding=max(2 * settings.batch_rows, 4 * settings.concurrency),
+    )
+    lane = EventsLane(settings, http, book)
+    admission = _Admission(settings, mapping, book, lane, ledger)
+    interrupted = False
+    offset = 0
+    readable = True
+    lane.start()
+    try:
+        try:
+            while not book.stopped.is_set():
+                try:
+                    frame = next(batches, None)
+                except Exception as error:  # a file that breaks mid-read stops the run
+                    readable = False
+                    book.halt(error)
+                    break
+                if frame is None:
+                    break
+                try:
+                    admission.admit(frame, offset)
+                except Exception as error:  # checking, encoding, keys, the ledger
+                    book.halt(error)
+                offset += len(frame)
+                await book.room.wait()
+            await book.drained.wait()
+        except asyncio.CancelledError:
+            interrupted = True
+            book.halt()
+        if book.stopped.is_set() and readable:
+            # Every row must be accounted for: the rest of the input is read and aborted.
+            try:
+                for frame in batches:
+                    book.abort_unread(frame, offset)
+                    offset += len(frame)
+            except Exception as error:
+                book.halt(error)
+        await lane.close()
+    finally:
+        lane.cancel()
+        bar.close()
+        admission.close()
+        if own_client:
+            await http.aclose()
+    failures = _finish_files(book, writer, ledger, columns)
+    report = _report(book, lane, time.perf_counter() - started, failures, writer, interrupted)
+    _raise_for(book, lane, report, interrupted)
+    return report
+
+
+def _finish_files(
+    book: Bookkeeper, writer: FailureWriter, ledger: Ledger | None, columns: Sequence[Hashable]
+) -> pd.DataFrame | None:
+    """Complete the failures file and commit the ledger, even when the run failed."""
+    failures: pd.DataFrame | None = None
+    try:
+        book.write_failures()
+        failures = writer.close(columns)
+    except OSError as error:
+        book.halt(error)
+        failures = writer.in_memory()
+    if ledger is not None:
+        try:
+            ledger.close()
+        except LedgerError as error:
+            book.halt(error)
+    return failures
+
+
+def _report(
+    book: Bookkeeper,
+    lane: EventsLane,
+    elapsed: float,
+    failures: pd.DataFrame | None,
+    writer: FailureWriter,
+    interrupted: bool,
+) -> SendReport:
+    counts = {status.value: book.counts[status] for status in Status}
+    if sum(counts.values()) != book.rows:  # the promise every caller relies on
+        raise AssertionError(f"statuses {counts} do not add up to {book.rows} rows")
+    return SendReport(
+        counts=counts,
+        rows=book.rows,
+        elapsed=elapsed,
+        requests=lane.requests,
+        http_statuses=dict(lane.http_statuses),
+        error_codes=dict(book.error_codes.most_common()),
+        failures_path=writer.path if writer.finished else None,
+        failures_in_memory=failures,
+        interrupted=interrupted,
+    )
+
+
+def _raise_for(book: Bookkeeper, lane: EventsLane, report: SendReport, interrupted: bool) -> None:
+    """Raise what stopped the run, now that every row has its status."""
+    where = f"; rows not sent are in {report.failures_path}" if report.failures_path else ""
+    summary = f"{report!r}{where}"
+    if interrupted:
+        raise asyncio.CancelledError
+    error = book.error
+    if error is not None:
+        if isinstance(error, LedgerError | RepeatedFailureError):
+            error.report = report
+        error.add_note(f"gb-backfill: the run stopped; {summary}")
+        raise error
+    if lane.auth_failure is not None:
+        failure = lane.auth_failure
+        raise AuthenticationError(
+            f"Gameball rejected the keys (HTTP {failure.http_status}: {failure.message}); the "
+            f"run stopped and {report.counts['aborted']:,} rows were not attempted. Check the "
+            "API key and secret key (GAMEBALL_API_KEY, GAMEBALL_SECRET_KEY) and the base URL.",
+            status_code=failure.http_status or 401,
+            report=report,
+        )
+    tripped = lane.breaker.tripped_by
+    if tripped is not None:
+        raise RepeatedFailureError(
+            f"{lane.breaker.threshold} requests in a row failed the same way ({tripped.code}: "
+            f"{tripped.message}), so the run stopped instead of retrying every row. Check the "
+            "base URL and that Gameball (or the emulator) is reachable; the rows it failed stay "
+            f"retryable in the ledger, so a fixed re-run sends them. {summary}",
+            report=report,
+        )
+
+
+# --- the public functions -------------------------------------------------------------------
 
 
 def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
@@ -614,8 +479,14 @@ async def asend(
     ``concurrency`` at once and one per customer, each customer's rows in input order.
     Retryable failures (429, 5xx, 2001, connection refused) are retried per ``retry``; other
     4xx fail the row; a request that may have been processed (timeout, connection lost) makes
-    the row ``unknown`` and is not retried unless ``retry_unknown=True``. 401/403 stop the run
-    at once with :class:`AuthenticationError` (its ``report`` holds the run so far).
+    the row ``unknown`` and is not retried unless ``retry_unknown=True``.
+
+    The run stops early, once every row has a status, with :class:`AuthenticationError` on
+    401/403, with :class:`RepeatedFailureError` when the same failure ends several requests in a
+    row (a wrong base URL, nothing listening), with :class:`LedgerError` when the ledger cannot
+    be written, and with the error itself on anything unexpected; each carries the report so
+    far (``error.report``, or a note on other errors). Rows failed by the run rather than by
+    their content stay retryable in the ledger.
 
     With ``ledger=PATH``, rows sent by an earlier run with the same ledger are ``skipped``; see
     the README. Rows not sent are written to ``failures_path`` (Parquet) and are in the
@@ -624,7 +495,8 @@ async def asend(
     Cancelling (Ctrl-C) stops new requests, lets in-flight ones finish (for at most
     ``timeout`` seconds), writes the failures file and re-raises.
     """
-    settings = _settings(
+    unknown_keywords(list(mapping), sorted(MAPPING_KEYWORDS | set(_ASEND_KEYWORDS)), "send")
+    settings = make_settings(
         api_key=api_key,
         secret_key=secret_key,
         base_url=base_url,
@@ -637,8 +509,9 @@ async def asend(
         allow_insecure_http=allow_insecure_http,
         batch_rows=batch_rows,
         row_key=row_key,
-        mapping=mapping,
     )
+    if not isinstance(df, pd.DataFrame):
+        raise ConfigError(f"send() takes a pandas DataFrame, not {type(df).__name__}")
     resolved = resolve_mapping(df.columns, **mapping)  # a bad mapping fails before anything starts
     if settings.row_key:
         check_key_columns(df.columns, settings.row_key)
@@ -656,6 +529,11 @@ async def asend(
     )
 
 
+_ASEND_KEYWORDS = tuple(
+    name for name in inspect.signature(asend).parameters if name not in ("df", "mapping")
+)
+
+
 def send(df: pd.DataFrame, **options: Any) -> SendReport:
     """Send ``df`` and wait for the report; the sync face of :func:`asend`, same keywords.
 
@@ -670,12 +548,12 @@ def send(df: pd.DataFrame, **options: Any) -> SendReport:
     return run_sync(asend(df, **options))
 
 
+send.__signature__ = inspect.signature(asend)  # type: ignore[attr-defined]  # help() shows it
+
+
 async def asend_path(
     path: str | os.PathLike[str],
     *,
-    row_key: Sequence[Hashable] | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    progress: bool | None = None,
     dtype: dict[Hashable, str] | None = None,
     na_values: Sequence[str] | None = None,
     encoding: str | None = None,
@@ -683,56 +561,55 @@ async def asend_path(
     **options: Any,
 ) -> SendReport:
     """Send a CSV or Parquet file (or a directory or glob of them) without loading it whole;
-    otherwise as :func:`asend`.
+    otherwise as :func:`asend`, with the same keywords.
 
     At most about ``2 * batch_rows`` rows are held in memory at any time. CSV is read without
     guessing: the mapped id, event name, email, mobile, session token and ``row_key`` columns as
     text exactly as written, only empty fields as missing (``na_values=`` adds more), and every
     other column's type decided once for the whole file (``dtype={"col": "int"}`` overrides it;
     the types are text, int, float, bool and datetime). ``encoding=`` and ``sep=`` as in
-    ``pandas.read_csv``.
+    ``pandas.read_csv``. A file that cannot be read fails with :class:`ConfigError` naming the
+    place, before anything is sent.
     """
+    known = sorted(MAPPING_KEYWORDS | set(_ASEND_KEYWORDS))
+    unknown_keywords(list(options), known, "send_path")
     mapping = {k: v for k, v in options.items() if k in MAPPING_KEYWORDS}
-    sending = {k: v for k, v in options.items() if k not in MAPPING_KEYWORDS}
-    ledger_path = sending.pop("ledger", None)
-    failures_path = sending.pop("failures_path", None)
-    client = sending.pop("client", None)
-    try:
-        settings = _settings(mapping=mapping, batch_rows=batch_rows, row_key=row_key, **sending)
-    except TypeError as error:  # an unknown keyword
-        raise ConfigError(f"send_path(): {error}") from None
+    sending = {k: v for k, v in options.items() if k in _SETTINGS_KEYWORDS}
+    settings = make_settings(**sending)
     csv = CsvOptions.make(sep=sep, encoding=encoding, na_values=na_values, dtype=dtype)
     resolved = resolve_mapping(columns_of(path, csv), **mapping)
-    text_columns = [
-        c
-        for c in (
-            resolved.customer_id,
-            resolved.event_name,
-            resolved.email,
-            resolved.mobile,
-            resolved.session_token,
-            *(settings.row_key or ()),
-        )
-        if c is not None
-    ]
-    source = InputFile(path, text_columns=text_columns, csv=csv)
+    roles = (resolved.customer_id, resolved.event_name, resolved.email, resolved.mobile)
+    text_columns = [c for c in (*roles, resolved.session_token) if c is not None]
+    source = InputFile(path, text_columns=[*text_columns, *(settings.row_key or ())], csv=csv)
     if settings.row_key:
         check_key_columns(source.columns, settings.row_key)
-        keyed = key_frames(source.frames(batch_rows=batch_rows), settings.row_key)
+        keyed = key_frames(source.frames(batch_rows=settings.batch_rows), settings.row_key)
         check_unique(keyed, settings.row_key)
     return await _send_batches(
-        source.frames(batch_rows=batch_rows),
+        source.frames(batch_rows=settings.batch_rows),
         total=source.rows,
         settings=settings,
         mapping=resolved,
         columns=list(source.columns),
-        client=client,
-        ledger_path=ledger_path,
-        failures_path=failures_path,
-        progress=progress,
+        client=options.get("client"),
+        ledger_path=options.get("ledger"),
+        failures_path=options.get("failures_path"),
+        progress=options.get("progress"),
     )
 
 
 def send_path(path: str | os.PathLike[str], **options: Any) -> SendReport:
     """Send a CSV or Parquet file, streaming it; the sync face of :func:`asend_path`."""
     return run_sync(asend_path(path, **options))
+
+
+def _path_signature() -> inspect.Signature:
+    files = inspect.signature(asend_path).parameters
+    sending = inspect.signature(asend).parameters
+    params = [files["path"], *(p for n, p in files.items() if n not in ("path", "options"))]
+    params += [p for n, p in sending.items() if n != "df"]
+    return inspect.Signature(params, return_annotation=SendReport)
+
+
+send_path.__signature__ = _path_signature()  # type: ignore[attr-defined]
+asend_path.__signature__ = _path_signature()  # type: ignore[attr-defined]

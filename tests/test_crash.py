@@ -51,7 +51,7 @@ def test_sigkill_and_resume(tmp_path, capsys):
                 kills += 1
             process.wait()
             parts = failures.with_name(failures.name + ".parts")
-            if parts.exists():  # what a killed run found so far is readable as it stands
+            if any(parts.glob("part-*.parquet")):  # what a killed run found so far is readable
                 found = pd.read_parquet(parts)
                 assert set(found["gb_status"]) <= {"invalid", "unknown", "failed"}
                 parts_seen += 1

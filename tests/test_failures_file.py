@@ -48,8 +48,11 @@ def verdicts(df):
 def bodies_and_keys(df, carried=None):
     checked = check_frame(df, resolve_mapping(df.columns))
     encoded = encode_rows(df, checked)
-    keys, texts = ContentKeys().keys(encoded.bodies, carried)
-    return encoded.positions.tolist(), encoded.bodies, keys, texts
+    counter = ContentKeys()
+    keyed = counter.keys(encoded.bodies, carried)
+    counter.close()
+    texts = [keyed.text(i) for i in range(len(keyed.keys))]
+    return encoded.positions.tolist(), encoded.bodies, keyed.keys, texts
 
 
 values = st.one_of(

@@ -97,7 +97,7 @@ def keys_of(*frames):
     keys = []
     for frame in frames:
         encoded = encode_rows(frame, check_frame(frame, resolve_mapping(frame.columns)))
-        keys += counter.keys(encoded.bodies)[0]
+        keys += counter.keys(encoded.bodies).keys
     counter.close()
     return keys
 

@@ -89,9 +89,28 @@ def test_429_waits_for_retry_after():
 
     gameball = MockGameball(handler)
     df = pd.DataFrame({"customerId": ["a", "b"], "eventName": ["e", "e"]})
-    report = send(df, **send_options(gameball, concurrency=1))
+    patient = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=1.0, wait_jitter=0.0)
+    report = send(df, **send_options(gameball, concurrency=1, retry=patient))
     assert report.sent == 2
     assert times[1] - times[0] >= 0.4
+
+
+@pytest.mark.parametrize("header", ["120", "inf", "nan", "soon"])
+def test_retry_after_is_capped_by_wait_max_and_nonsense_is_ignored(header):
+    """A Retry-After of two minutes, infinity or gibberish never stalls the run."""
+    times = []
+
+    def handler(request, body, n):
+        times.append(time.monotonic())
+        if n == 1:
+            return httpx.Response(429, headers={"Retry-After": header})
+        return httpx.Response(200)
+
+    brief = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.2, wait_jitter=0.0)
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    report = send(df, **send_options(MockGameball(handler), retry=brief))
+    assert report.sent == 1
+    assert times[1] - times[0] < 1.0
 
 
 def test_2001_is_retried_but_other_422_fails():
@@ -401,7 +420,7 @@ def test_progress_is_off_when_not_interactive(events, capsys):
 def test_a_slow_customer_does_not_let_batches_pile_up():
     """Memory stays bounded: reading waits while three batches still hold pending rows."""
     from gb_backfill._mapping import resolve_mapping
-    from gb_backfill._sender import _send_batches, _settings
+    from gb_backfill._sender import _send_batches, make_settings
 
     pulled = []
     seen_while_slow = []
@@ -427,7 +446,7 @@ def test_a_slow_customer_does_not_let_batches_pile_up():
 
     async def main():
         client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        settings = _settings(mapping={}, api_key="k", limits=RateLimits.unlimited(), batch_rows=10)
+        settings = make_settings(api_key="k", limits=RateLimits.unlimited(), batch_rows=10)
         return await _send_batches(
             batches(), total=120, settings=settings, client=client,
             mapping=resolve_mapping(["customerId", "eventName", "b"]),

@@ -1,0 +1,280 @@
+"""The fate of every row of a send, recorded in one place.
+
+A lane (see :mod:`._events_lane`) owns delivery: when and how a row's request goes out. The
+:class:`Bookkeeper` owns everything a row's outcome touches: the status counts, the ledger, the
+failures file, the progress bar, and the room left for reading more input. Lanes call
+:meth:`Bookkeeper.begin` before a request goes out and :meth:`Bookkeeper.record` once its row's
+outcome is final; rows that need no request (invalid, known to the ledger, never attempted)
+are settled with :meth:`Bookkeeper.settle`. Nothing else changes a row's status, so the counts
+always add up to the rows read.
+
+The bookkeeper also holds the run's stop switch: :meth:`Bookkeeper.halt` stops new requests
+(Ctrl-C, a rejected key, a ledger that cannot be written, any unexpected error) and keeps the
+first error, which the run raises once every row has its status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ._failures import FailureWriter, failure_rows
+from ._ledger import Ledger
+from ._outcomes import Outcome
+from ._progress import Progress
+from ._report import STATUSES, Status
+from ._row_keys import RowKeys
+
+__all__: list[str] = []
+
+_WRITE_FAILURES_EVERY = 2.0  # seconds
+_MAX_LIVE_BATCHES = 3
+
+# A row that ends without being sent: position in its batch, status, code, message, HTTP
+# status, attempts, its index in the batch's keys (None: no key).
+_NotSent = tuple[int, str, str | None, str | None, int | None, int, int | None]
+
+
+@dataclass(eq=False, slots=True)
+class Batch:
+    """One slice of the input, kept until every row in it has its final status."""
+
+    frame: pd.DataFrame
+    offset: int
+    keys: RowKeys | None = None
+    natural_keys: bool = False
+    pending: int = 0
+    not_sent: list[_NotSent] = field(default_factory=list)
+
+    def key_text(self, index: int | None) -> str | None:
+        if index is None or self.keys is None:
+            return None
+        if self.natural_keys:
+            return self.keys.keys[index].hex()
+        return self.keys.text(index)
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One row on its way to Gameball."""
+
+    batch: Batch
+    local: int
+    customer: str
+    body: bytes
+    token: str | None
+    key_index: int
+    attempts: int = 0
+    in_flight: bool = False  #: a request is out: an error now may follow a processed request
+    recorded: bool = False  #: its final status is recorded
+
+    @property
+    def key(self) -> bytes:
+        assert self.batch.keys is not None
+        return self.batch.keys.keys[self.key_index]
+
+
+class Bookkeeper:
+    """Counts, ledger, failures file and progress for one run. Strictly private."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger | None,
+        writer: FailureWriter,
+        progress: Progress,
+        max_outstanding: int,
+    ) -> None:
+        self.ledger = ledger
+        self.writer = writer
+        self.progress = progress
+        self.counts: Counter[str] = Counter(dict.fromkeys(STATUSES, 0))
+        self.error_codes: Counter[str] = Counter()
+        self.rows = 0
+        self.retrying = 0
+        self.error: BaseException | None = None
+        self.stopped = asyncio.Event()
+        self.unwritten: set[Batch] = set()
+        self.written_at = -_WRITE_FAILURES_EVERY  # the first failure is written at once
+        self.outstanding = 0
+        # Rows admitted but not finished; reading pauses above this, so memory stays bounded.
+        self.max_outstanding = max_outstanding
+        # Batches with rows still pending; each holds its frame. A customer stuck in retries
+        # could otherwise keep one row, and so one frame, alive in every batch read since.
+        self.live_batches = 0
+        self.room = asyncio.Event()
+        self.room.set()
+        self.drained = asyncio.Event()
+        self.drained.set()
+
+    # --- the stop switch -------------------------------------------------------------------
+
+    def halt(self, error: BaseException | None = None) -> None:
+        """Stop starting requests; in-flight ones finish, queued rows end ``aborted``.
+
+        The first ``error`` given is the one the run raises at its end.
+        """
+        if error is not None and self.error is None:
+            self.error = error
+        self.stopped.set()
+        self.room.set()
+        self.drained.set()
+
+    # --- rows coming in ----------------------------------------------------------------------
+
+    def open_batch(self, frame: pd.DataFrame, offset: int) -> Batch:
+        self.rows += len(frame)
+        return Batch(frame, offset)
+
+    def queued(self, batch: Batch, jobs: int, settled: int) -> None:
+        """``jobs`` rows of ``batch`` went to a lane; ``settled`` needed no request."""
+        batch.pending += jobs
+        self.outstanding += jobs
+        if batch.pending:
+            self.live_batches += 1
+        if self.outstanding:
+            self.drained.clear()
+        if not self.has_room():
+            self.room.clear()
+        self.progress.advance(settled, self.counts, self.retrying)
+
+    def has_room(self) -> bool:
+        """True while reading another batch keeps memory within its bound."""
+        return self.outstanding < self.max_outstanding and self.live_batches < _MAX_LIVE_BATCHES
+
+    def abort_unread(self, frame: pd.DataFrame, offset: int) -> None:
+        """Account a batch read after the run stopped: every row ``aborted``."""
+        self.rows += len(frame)
+        self.counts[Status.ABORTED] += len(frame)
+        self.error_codes["aborted"] += len(frame)
+        message = "not attempted: the run stopped"
+        rows = failure_rows(
+            frame,
+            np.arange(len(frame)),
+            status="aborted",
+            code="aborted",
+            message=message,
+            row_offset=offset,
+        )
+        self.writer.add(rows)
+        self.progress.advance(len(frame), self.counts, self.retrying)
+
+    # --- outcomes -------------------------------------------------------------------------
+
+    def settle(
+        self,
+        batch: Batch,
+        local: int,
+        status: Status,
+        *,
+        code: str | None,
+        message: str | None,
+        http_status: int | None = None,
+        key_index: int | None = None,
+    ) -> None:
+        """A row that ends without a request of this run (invalid, or known to the ledger)."""
+        self.counts[status] += 1
+        if status not in (Status.SENT, Status.SKIPPED):
+            self._not_sent(batch, (local, status, code, message, http_status, 0, key_index))
+
+    def begin(self, job: Job) -> None:
+        """Mark ``job`` in flight in the ledger before its first request goes out.
+
+        Raises :class:`LedgerError` when the mark cannot be made: then nothing may be sent.
+        """
+        if self.ledger is not None and not job.attempts:
+            self.ledger.begin(job.key, job.customer, job.batch.offset + job.local)
+
+    def record(
+        self, job: Job, status: Status, outcome: Outcome | None, *, retryable: bool = False
+    ) -> None:
+        """The one place a queued row's final status is recorded.
+
+        ``outcome`` is None for a row never attempted. The row is counted first, so a ledger
+        that then fails to record it still leaves the counts whole.
+        """
+        job.recorded = True
+        self.counts[status] += 1
+        batch = job.batch
+        if status != Status.SENT:
+            code = outcome.code if outcome else str(status)
+            message = outcome.message if outcome else "not attempted: the run stopped"
+            http = outcome.http_status if outcome else None
+            self._not_sent(
+                batch, (job.local, status, code, message, http, job.attempts, job.key_index)
+            )
+        batch.pending -= 1
+        self.outstanding -= 1
+        if not batch.pending:
+            self.live_batches -= 1
+        if self.has_room():
+            self.room.set()
+        if not self.outstanding:
+            self.drained.set()
+        self.progress.advance(1, self.counts, self.retrying)
+        if self.ledger is not None and job.attempts:
+            self.ledger.settle(
+                job.key,
+                status,
+                retryable=retryable,
+                attempts=job.attempts,
+                http_status=outcome.http_status if outcome else None,
+                error_code=outcome.code if outcome else None,
+                error_message=outcome.message if outcome else None,
+            )
+        self.write_failures_soon()
+
+    def reconsider(self, job: Job, outcome: Outcome) -> None:
+        """Record in the ledger that ``job``'s failure was the run's, not the row's: retryable."""
+        if self.ledger is not None and job.attempts:
+            self.ledger.settle(
+                job.key,
+                Status.FAILED,
+                retryable=True,
+                attempts=0,
+                http_status=outcome.http_status,
+                error_code=outcome.code,
+                error_message=outcome.message,
+            )
+
+    def _not_sent(self, batch: Batch, entry: _NotSent) -> None:
+        """Note a row that ends without being sent; it reaches the failures file soon."""
+        batch.not_sent.append(entry)
+        self.error_codes[entry[2] or entry[1]] += 1
+        self.unwritten.add(batch)
+        self.write_failures_soon()
+
+    def write_failures_soon(self) -> None:
+        """Write noted rows if the last write is a while ago; called as rows come and go."""
+        if self.unwritten and time.monotonic() - self.written_at > _WRITE_FAILURES_EVERY:
+            self.write_failures()
+
+    def write_failures(self) -> None:
+        """Write every noted row as a complete Parquet part, so a crash cannot lose it."""
+        self.written_at = time.monotonic()
+        for batch in list(self.unwritten):
+            local, status, code, message, http, attempts, key_index = zip(
+                *batch.not_sent, strict=True
+            )
+            self.writer.add(
+                failure_rows(
+                    batch.frame,
+                    np.asarray(local, dtype=np.int64),
+                    status=status,
+                    code=code,
+                    message=message,
+                    http_status=http,
+                    attempts=attempts,
+                    keys=[batch.key_text(index) for index in key_index],
+                    row_offset=batch.offset,
+                )
+            )
+            batch.not_sent.clear()
+            # Finished batches are let go here: nothing refers to their frames any more.
+            self.unwritten.discard(batch)
+        self.writer.flush()

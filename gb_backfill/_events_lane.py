@@ -1,0 +1,226 @@
+"""The events lane: one request per row to ``/integrations/events``, paced and retried.
+
+Rows wait in a queue per customer: at most one request per customer is in flight, and a
+customer's rows go out in input order, retries included. ``concurrency`` workers take customers
+from a ready queue and send through one rate limiter that keeps both of Gameball's windows.
+Each answer is classified by :mod:`._outcomes`; the final status goes to the
+:class:`~._bookkeeping.Bookkeeper`, which is the only place that records it.
+
+The lane stops the run early when going on cannot succeed: on 401/403 (the keys), and when the
+same failure ends several attempts in a row with no success between (a wrong base URL, nothing
+listening, a server that is down). Rows failed by such a streak stay retryable in the ledger,
+so the fixed re-run sends them. Any unexpected error stops the run too, and its row still gets
+a status: ``unknown`` if its request may have gone out, otherwise ``aborted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import Counter, deque
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import httpx
+
+from ._bookkeeping import Bookkeeper, Job
+from ._limiter import RateLimiter
+from ._outcomes import Outcome, RepeatedFailures, Verdict, classify_error, classify_response
+from ._report import Status
+
+if TYPE_CHECKING:
+    from ._sender import Settings
+
+__all__: list[str] = []
+
+_EVENTS_PATH = "/api/v{version}/integrations/events"
+_USER_AGENT = "gb-backfill"
+_FINAL_STATUS = {
+    Verdict.SENT: Status.SENT,
+    Verdict.FAILED: Status.FAILED,
+    Verdict.UNKNOWN: Status.UNKNOWN,
+    Verdict.AUTH: Status.FAILED,
+}
+
+
+class EventsLane:
+    """Delivers jobs one request each. Strictly private: driven by the sender."""
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient, book: Bookkeeper) -> None:
+        self.settings = settings
+        self.client = client
+        self.book = book
+        self.limiter = RateLimiter(settings.limits)
+        self.random = random.Random()
+        self.queues: dict[str, deque[Job]] = {}
+        self.ready: asyncio.Queue[str | None] = asyncio.Queue()
+        self.http_statuses: Counter[int] = Counter()
+        self.requests = 0
+        self.auth_failure: Outcome | None = None
+        self.breaker = RepeatedFailures()
+        self._streak: list[tuple[Job, Outcome]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        base = settings.base_url
+        self.urls = {v: base + _EVENTS_PATH.format(version=v) for v in ("4.0", "4.1")}
+        self.headers = {
+            "APIKey": settings.keys.api_key,
+            "Content-Type": "application/json",
+            "User-Agent": _USER_AGENT,
+        }
+        if settings.keys.secret_key:
+            self.headers["SecretKey"] = settings.keys.secret_key
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)
+        ]
+
+    def submit(self, job: Job) -> None:
+        queue = self.queues.get(job.customer)
+        if queue is None:
+            self.queues[job.customer] = deque([job])
+            self.ready.put_nowait(job.customer)
+        else:
+            queue.append(job)
+
+    async def close(self) -> None:
+        """Let in-flight requests finish (for at most the timeout if the run stopped), then end
+        every queued row ``aborted``."""
+        for _ in self._workers:
+            self.ready.put_nowait(None)
+        grace = self.settings.timeout + 1.0 if self.book.stopped.is_set() else None
+        if self._workers:
+            _, late = await asyncio.wait(self._workers, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        for queue in self.queues.values():
+            while queue:
+                self.book.record(queue.popleft(), Status.ABORTED, None)
+        self.queues.clear()
+
+    def cancel(self) -> None:
+        for task in self._workers:
+            task.cancel()
+
+    # --- delivery --------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            customer = await self.ready.get()
+            if customer is None:
+                return
+            queue = self.queues[customer]
+            while queue and not self.book.stopped.is_set():
+                job = queue.popleft()
+                try:
+                    await self._deliver(job)
+                except Exception as error:  # any surprise stops the run; the row keeps a status
+                    self._surprise(job, error)
+            if not queue:
+                del self.queues[customer]
+
+    def _surprise(self, job: Job, error: Exception) -> None:
+        self.book.halt(error)
+        if job.recorded:
+            return
+        if job.in_flight:
+            message = (
+                f"{type(error).__name__} while its request was in flight; it may have been sent"
+            )
+            self.book.record(job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, "error", message))
+        else:
+            self.book.record(job, Status.ABORTED, None)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the run stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.book.stopped.wait(), seconds)
+
+    async def _deliver(self, job: Job) -> None:
+        """Send one row, retrying what is safe to retry, and record its final status."""
+        settings = self.settings
+        version = "4.1" if job.token else settings.api_version
+        headers = self.headers if not job.token else {**self.headers, "X-GB-TOKEN": job.token}
+        last: Outcome | None = None
+        while True:
+            if not await self.limiter.acquire(self.book.stopped):
+                if last is None:
+                    self.book.record(job, Status.ABORTED, None)
+                else:
+                    stopped = f"the run stopped before the next retry; last error: {last.message}"
+                    outcome = replace(last, message=stopped)
+                    self.book.record(job, Status.FAILED, outcome, retryable=True)
+                return
+            self.book.begin(job)
+            job.attempts += 1
+            self.requests += 1
+            job.in_flight = True
+            try:
+                response = await self.client.post(
+                    self.urls[version], content=job.body, headers=headers
+                )
+            except httpx.HTTPError as error:
+                last = classify_error(error)
+            except asyncio.CancelledError:
+                message = "the run was interrupted while this request was in flight"
+                outcome = Outcome(Verdict.UNKNOWN, "interrupted", message)
+                self.book.record(job, Status.UNKNOWN, outcome)
+                raise
+            else:
+                self.http_statuses[response.status_code] += 1
+                last = classify_response(response)
+            job.in_flight = False
+            if self._watch(job, last):
+                return
+            verdict = last.verdict
+            if verdict is Verdict.UNKNOWN and settings.retry_unknown:
+                verdict = Verdict.RETRY
+            if verdict is Verdict.AUTH:
+                self.auth_failure = self.auth_failure or last
+                self.book.halt()
+            if verdict is not Verdict.RETRY:
+                # Rows refused for the keys were never processed: a fixed re-run sends them.
+                retryable = verdict is Verdict.AUTH
+                self.book.record(job, _FINAL_STATUS[verdict], last, retryable=retryable)
+                return
+            if job.attempts >= settings.retry.attempts:
+                message = f"gave up after {job.attempts} attempts; last error: {last.message}"
+                outcome = replace(last, message=message)
+                self.book.record(job, Status.FAILED, outcome, retryable=True)
+                return
+            wait = settings.retry.backoff(job.attempts, self.random.random())
+            if last.retry_after is not None:
+                wait = min(last.retry_after, settings.retry.wait_max)
+            if last.http_status == 429:
+                # A 429 means the account is over its limit: hold every worker, not just this one.
+                self.limiter.defer(wait)
+            self.book.retrying += 1
+            await self._pause(wait)
+            self.book.retrying -= 1
+
+    def _watch(self, job: Job, outcome: Outcome) -> bool:
+        """Feed the breaker; True when it has tripped, having recorded ``job``.
+
+        Only a row's first attempt counts towards a trip: one row failing its retries says
+        nothing about the run, eight rows failing alike in a row do.
+        """
+        if job.attempts > 1 and outcome.verdict is not Verdict.SENT:
+            return False
+        if not self.breaker.observe(outcome):
+            if self.breaker.count <= 1:
+                self._streak.clear()
+            if outcome.verdict is Verdict.FAILED:
+                self._streak.append((job, outcome))
+            return False
+        self.book.halt()
+        status = Status.UNKNOWN if outcome.verdict is Verdict.UNKNOWN else Status.FAILED
+        self.book.record(job, status, outcome, retryable=status is Status.FAILED)
+        for earlier, failure in self._streak:
+            # Failed by the run's configuration, not by the row: let a fixed re-run send it.
+            self.book.reconsider(earlier, failure)
+        self._streak.clear()
+        return True
