@@ -7,10 +7,14 @@ customer, classify each answer, account every row) with an HTTP client that answ
 once and limits lifted, since 10M requests to any server would take hours.
 Targets: under 500 MB for 10M rows; under 10% growth from 1M to 10M rows.
 
-Part 2, ledger cost: rows/s sending to the emulator (a separate process, limits lifted) with
+Part 2, failures at scale: peak memory of a 2M-row run whose rows all fail (every customer id
+empty, so every row goes to the failures file, merged at the end) next to the same run with
+every row valid. Target: within 10% of the all-valid run.
+
+Part 3, ledger cost: rows/s sending to the emulator (a separate process, limits lifted) with
 and without a ledger, in the same run. Target: under 5% slower with it.
 
-Run: python bench/bench_memory.py [--rows-large N] [--ledger-rows N]
+Run: python bench/bench_memory.py [--rows-large N] [--failing-rows N] [--ledger-rows N]
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ import pyarrow.parquet as pq
 DATA = Path(tempfile.gettempdir()) / "gb-backfill-bench"
 
 
-def make_parquet(rows: int) -> Path:
-    path = DATA / f"events-{rows}.parquet"
+def make_parquet(rows: int, *, failing: bool = False) -> Path:
+    path = DATA / f"events-{rows}{'-failing' if failing else ''}.parquet"
     if path.exists():
         return path
     DATA.mkdir(parents=True, exist_ok=True)
@@ -46,7 +50,9 @@ def make_parquet(rows: int) -> Path:
             table = pa.table(
                 {
                     "customerId": pa.array(
-                        np.char.add("cust-", rng.integers(0, 2_000_000, size).astype(str))
+                        np.full(size, "")
+                        if failing
+                        else np.char.add("cust-", rng.integers(0, 2_000_000, size).astype(str))
                     ),
                     "eventName": pa.array(rng.choice(["purchase_completed", "review"], size)),
                     "amount": rng.uniform(1, 500, size).round(2),
@@ -67,7 +73,7 @@ def make_parquet(rows: int) -> Path:
 
 CHILD = r"""
 import json, resource, sys, time
-mode, path = sys.argv[1], sys.argv[2]
+mode, path, failures = sys.argv[1], sys.argv[2], sys.argv[3] or None
 start = time.perf_counter()
 if mode == "read_parquet":
     import pandas as pd
@@ -81,17 +87,20 @@ else:
             return httpx.Response(200)
 
     report = gb.send_path(path, api_key="k", client=Instant(), progress=False,
-                          limits=gb.RateLimits.unlimited())
-    result = {"rows": report.rows, "sent": report.sent}
+                          limits=gb.RateLimits.unlimited(), failures_path=failures)
+    result = {"rows": report.rows, "sent": report.sent, "invalid": report.invalid}
 result["seconds"] = time.perf_counter() - start
 result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(result))
 """
 
 
-def child(mode: str, path: Path) -> dict[str, float]:
+def child(mode: str, path: Path, failures: Path | None = None) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(path)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, mode, str(path), str(failures or "")],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -117,6 +126,21 @@ def memory(large: int) -> None:
         f"  send_path vs read_parquet at {large:,} rows: "
         f"{peaks['send_path', large] / peaks['read_parquet', large]:.2f}x the memory"
     )
+
+
+def failing(rows: int) -> None:
+    print(f"peak resident memory (MB), {rows:,} rows, all valid vs all failing:")
+    peaks = {}
+    for bad in (False, True):
+        path = make_parquet(rows, failing=bad)
+        with tempfile.TemporaryDirectory() as scratch:
+            result = child("send_path", path, Path(scratch) / "failures.parquet")
+        peaks[bad] = result["peak_mb"]
+        print(
+            f"  {'all failing' if bad else 'all valid':<12} {result['peak_mb']:8,.0f} MB peak, "
+            f"{result['seconds']:6.1f} s (invalid: {result['invalid']:,})"
+        )
+    print(f"  all failing vs all valid: {peaks[True] / peaks[False] - 1:+.1%} (target within 10%)")
 
 
 def ledger_cost(rows: int, repeats: int) -> None:
@@ -172,10 +196,12 @@ def main() -> None:
     parser.add_argument("--rows-large", type=int, default=10_000_000)
     parser.add_argument("--ledger-rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--failing-rows", type=int, default=2_000_000)
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     if not args.skip_memory:
         memory(args.rows_large)
+        failing(args.failing_rows)
     ledger_cost(args.ledger_rows, args.repeats)
     print(f"(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB)")
 

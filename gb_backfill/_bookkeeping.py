@@ -277,4 +277,8 @@ class Bookkeeper:
             batch.not_sent.clear()
             # Finished batches are let go here: nothing refers to their frames any more.
             self.unwritten.discard(batch)
-        self.writer.flush()
+        try:
+            self.writer.flush()
+        except OSError as error:
+            # A full disk: the rows stay in the writer's buffer, and the run stops.
+            self.halt(error)

@@ -1,7 +1,10 @@
 """The ``gb-backfill`` command line: validate, send, demo, status, emulator.
 
 Exit codes: 0 when every row is valid (or sent), 1 when some are not (the failures file says
-which and why), 2 on bad usage or rejected keys, 130 when interrupted.
+which and why), 2 on bad usage or rejected keys, 3 when the run stopped early because it could
+not go on (a ledger that cannot be written, the same failure on every request, an unexpected
+error; one line says which), 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
+Either way every row is accounted for in the failures file and the ledger.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 from collections import Counter
@@ -20,7 +24,13 @@ from typing import Any
 import numpy as np
 
 from ._config import API_KEY_ENV, DEFAULT_BASE_URL, SECRET_KEY_ENV, RateLimits, RetryPolicy
-from ._errors import AuthenticationError, ConfigError, GameballError
+from ._errors import (
+    AuthenticationError,
+    ConfigError,
+    GameballError,
+    LedgerError,
+    RepeatedFailureError,
+)
 from ._failures import FailureWriter, failure_rows
 from ._input import CSV_TYPES, CsvOptions, InputFile, columns_of
 from ._mapping import resolve_mapping
@@ -29,7 +39,8 @@ from ._sender import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, s
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 
 def sample_data_path() -> Path:
@@ -177,7 +188,13 @@ def _emulator(args: argparse.Namespace) -> int:
         raise ConfigError(str(error)) from None
 
     async def serve() -> None:
-        await emulator.start_async()
+        try:
+            await emulator.start_async()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot serve on {args.host}:{args.port} ({error.strerror or error}); the port "
+                "may be in use: pick another with --port, or --port 0 for a free one"
+            ) from None
         # Custom keys are the user's secrets; only the documented defaults are shown.
         print(
             f"Gameball emulator on {emulator.base_url}  "
@@ -198,12 +215,22 @@ def _emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {text!r}")
+    return port
+
+
 def _add_emulator(commands: Any) -> None:
     from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY
 
     emulator = commands.add_parser("emulator", help="serve a local Gameball emulator")
     emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8787, help="0 picks a free port")
+    emulator.add_argument("--port", type=_port, default=8787, help="0 picks a free port")
     emulator.add_argument("--api-key", default=DEFAULT_API_KEY, help="the APIKey it accepts")
     emulator.add_argument("--secret-key", default=DEFAULT_SECRET_KEY, help="the SecretKey")
     emulator.add_argument(
@@ -292,15 +319,46 @@ def _send_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _stopped_line(error: BaseException, failures: str) -> str:
+    """One line: what stopped the run, the counts, and where the rows not sent are."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    cause = text if isinstance(error, GameballError) else f"{type(error).__name__}: {text}"
+    report = getattr(error, "report", None)
+    counts = f" {report!r};" if report is not None else ""
+    return f"gb-backfill: the run stopped: {cause}{counts} rows not sent are in {failures}"
+
+
 def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
+    terminated: list[int] = []
+
+    def on_term(signum: int, frame: object) -> None:
+        # SIGTERM (timeout, systemd, docker) stops the run as Ctrl-C does: asyncio.run turns
+        # SIGINT into a cancellation that drains in-flight requests and writes every row.
+        terminated.append(signum)
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         report = send_path(input_path, failures_path=failures, **options)
     except AuthenticationError as error:
-        print(f"gb-backfill: {error}", file=sys.stderr)
+        print(_stopped_line(error, failures), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"gb-backfill: interrupted; rows not sent are in {failures}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        what = "terminated" if terminated else "interrupted"
+        print(f"gb-backfill: {what}; rows not sent are in {failures}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    except ConfigError:
+        raise
+    except (LedgerError, RepeatedFailureError) as error:
+        if getattr(error, "report", None) is None:
+            raise  # refused before the run started: a usage error
+        print(_stopped_line(error, failures), file=sys.stderr)
+        return EXIT_STOPPED
+    except Exception as error:
+        print(_stopped_line(error, failures), file=sys.stderr)
+        return EXIT_STOPPED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(report.summary())
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
 
@@ -407,3 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GameballError as error:
         print(f"gb-backfill: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`gb-backfill send ... | head`): say nothing more, and keep
+        # Python from complaining about the flush at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_INCOMPLETE

@@ -260,6 +260,10 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
 
 def _merge_parts(parts: Sequence[Path], target: Path) -> None:
     """Stream ``parts`` into one file, a part at a time, so memory does not grow with them."""
+    # Parts cover overlapping stretches of the input; starting each where its first row is keeps
+    # the file close to input order without holding more than one part.
+    firsts = [pq.read_table(part, columns=["gb_row"]).column(0) for part in parts]
+    parts = [part for _, part in sorted(zip((c[0].as_py() for c in firsts), parts, strict=True))]
     schemas = [pq.read_schema(part) for part in parts]
     encoded = {name for schema in schemas for name in encoded_columns(schema)}
     types: dict[str, pa.DataType] = {}

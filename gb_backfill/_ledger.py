@@ -207,14 +207,20 @@ class Ledger:
         if os.fstat(fd).st_size == 0:
             os.write(fd, _MAGIC)
 
-    def _check_files(self) -> None:
-        """Stop if the database or the journal was deleted or replaced under this run."""
-        for path, fd in ((self.path, self._lock), (self.journal_path, self._journal)):
-            try:
-                same = os.path.samestat(os.stat(path), os.fstat(fd))
-            except FileNotFoundError:
-                same = False
-            if not same:
+    @staticmethod
+    def _same_file(path: Path, fd: int) -> bool:
+        try:
+            return os.path.samestat(os.stat(path), os.fstat(fd))
+        except FileNotFoundError:
+            return False
+
+    def _check_files(self, *, journal: bool = True) -> None:
+        """Stop if the database (or the journal) was deleted or replaced under this run."""
+        checks = [(self.path, self._lock)]
+        if journal:
+            checks.append((self.journal_path, self._journal))
+        for path, fd in checks:
+            if not self._same_file(path, fd):
                 raise LedgerError(
                     f"{path} was deleted or replaced while this run was writing the ledger; the "
                     "run stopped so that no later run trusts a ledger that lost rows"
@@ -349,16 +355,18 @@ class Ledger:
         if self._broken is not None:
             raise self._broken
 
-    def commit(self) -> None:
+    def commit(self, *, final: bool = False) -> None:
         """Commit pending marks and outcomes in one transaction, then empty the journal.
 
-        On failure nothing pending is dropped, and :class:`LedgerError` is raised.
+        On failure nothing pending is dropped, and :class:`LedgerError` is raised. The
+        ``final`` commit at close still writes to a database whose journal was deleted: the
+        run has stopped already, and the database is what the next run reads.
         """
         self._last_commit = time.monotonic()
         if not self._begins and not self._settles:
             return
         try:
-            self._check_files()
+            self._check_files(journal=not final)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(_BEGIN, self._begins)
@@ -374,8 +382,9 @@ class Ledger:
             raise self._break(f"cannot write the ledger ({error})") from None
         self._begins, self._settles = [], []
         # Every mark in the journal is in the database now.
-        os.ftruncate(self._journal, 0)
-        os.write(self._journal, _MAGIC)
+        if self._same_file(self.journal_path, self._journal):
+            os.ftruncate(self._journal, 0)
+            os.write(self._journal, _MAGIC)
 
     def _journal_settles(self) -> None:
         """Write outcomes that could not be committed to the journal, for the next run."""
@@ -404,14 +413,14 @@ class Ledger:
         if not self.read_only:
             try:
                 # Also after a failure: its cause (another connection's lock) may have passed.
-                self.commit()
+                self.commit(final=True)
             except LedgerError as error:
                 failure = error
                 with contextlib.suppress(OSError):
                     self._journal_settles()
-            if failure is None and os.fstat(self._journal).st_size <= len(_MAGIC):
-                with contextlib.suppress(FileNotFoundError):
-                    self.journal_path.unlink()
+            ours = self._same_file(self.journal_path, self._journal)
+            if failure is None and ours and os.fstat(self._journal).st_size <= len(_MAGIC):
+                self.journal_path.unlink()
             os.close(self._journal)
             self._journal = -1
             self._release_lock()

@@ -13,15 +13,16 @@ identical rows stays the third even when it is alone in the file. A row fixed by
 row. With ``row_key=[columns]`` the key is the hash of those columns alone, which must be
 unique.
 
-Occurrences are counted in a private temporary SQLite database on disk, so memory stays flat
-however many rows the input has.
+Occurrences are counted with a fixed-size Bloom filter and sorted runs of hashes spilled to
+temporary files, so memory stays flat however many rows the input has.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import tempfile
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -65,19 +66,17 @@ class ContentKeys:
     Make one per run and feed it the input's valid rows in input order; :meth:`close` it at
     the end. ``carried`` are ``gb_key`` values from a failures file (or None).
 
-    Counting needs every body hash seen so far. They live in a private temporary SQLite file
-    on disk, and a fixed-size Bloom filter in memory says which hashes were surely never seen,
-    so that only the rare maybe-seen ones are looked up: memory stays flat, and time is that of
-    one sorted insert per row.
+    Counting needs every body hash seen so far, in flat memory whatever the input's length: a
+    fixed-size Bloom filter says which hashes were surely never seen (nearly all of them), and
+    the hashes themselves go to :class:`_SeenHashes`, sorted runs on disk searched only for the
+    rare maybe-seen ones.
     """
 
-    _BLOOM_BITS = 1 << 27  # 16 MB: under 1% false "maybe" at ten million distinct rows
+    _BLOOM_BITS = 1 << 28  # 32 MB: about 1 false "maybe" in 2,500 at ten million distinct rows
+    _BLOOM_HASHES = 4
 
     def __init__(self) -> None:
-        # An empty name makes SQLite keep a private temporary database on disk, deleted on close.
-        self._seen = sqlite3.connect("", isolation_level=None)
-        self._seen.execute("PRAGMA cache_size=-8000")  # 8 MB of pages, whatever the input's size
-        self._seen.execute("CREATE TABLE seen (hash INTEGER PRIMARY KEY, count INTEGER NOT NULL)")
+        self._seen = _SeenHashes()
         self._bloom = np.zeros(self._BLOOM_BITS // 64, dtype=np.uint64)
 
     def close(self) -> None:
@@ -97,18 +96,19 @@ class ContentKeys:
                     fresh[position] = False
         if fresh.any():
             occurrence[fresh] = self._count(content[fresh])
-        keys = np.where(
-            (occurrence == 0)[:, None], content, content ^ _occurrence_hashes(occurrence)
-        )
+        mixed = content ^ _occurrence_hashes(occurrence)
+        keys = np.where((occurrence == 0)[:, None], content, mixed)
         return RowKeys(as_keys(keys), content, occurrence)
 
-    def _bloom_positions(
-        self, hashes: Hashes
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+    def _bloom_spots(self, hashes: Hashes) -> tuple[npt.NDArray[np.int64], Hashes]:
         bits = np.uint64(self._BLOOM_BITS - 1)
         with np.errstate(over="ignore"):
             spots = np.stack(
-                [(hashes[:, 0] + np.uint64(i) * hashes[:, 1]) & bits for i in range(3)], axis=1
+                [
+                    (hashes[:, 0] + np.uint64(i) * hashes[:, 1]) & bits
+                    for i in range(self._BLOOM_HASHES)
+                ],
+                axis=1,
             )
         words = (spots >> np.uint64(6)).astype(np.int64)
         masks = np.left_shift(np.uint64(1), spots & np.uint64(63))
@@ -130,31 +130,83 @@ class ContentKeys:
         local[order] = np.arange(size) - first
         distinct = ordered[starts]
         counts = np.diff(np.r_[np.flatnonzero(starts), size])
-        words, masks = self._bloom_positions(hashes[order][starts])
+        words, masks = self._bloom_spots(hashes[order][starts])
         maybe = ((self._bloom[words] & masks) != 0).all(axis=1)
         earlier = np.zeros(len(distinct), dtype=np.int64)
         if maybe.any():
-            known: dict[int, int] = {}
-            candidates = distinct[maybe].tolist()
-            for start in range(0, len(candidates), _QUERY_CHUNK):
-                chunk = candidates[start : start + _QUERY_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT hash, count FROM seen WHERE hash IN ({marks})"
-                known.update(self._seen.execute(query, chunk).fetchall())
-            earlier[maybe] = [known.get(h, 0) for h in candidates]
+            earlier[maybe] = self._seen.counts(distinct[maybe])
         np.bitwise_or.at(self._bloom, words.ravel(), masks.ravel())
-        seen_before = earlier > 0
-        self._seen.execute("BEGIN")
-        self._seen.executemany(
-            "INSERT INTO seen (hash, count) VALUES (?, ?)",
-            zip(distinct[~seen_before].tolist(), counts[~seen_before].tolist(), strict=True),
-        )
-        self._seen.executemany(
-            "UPDATE seen SET count = count + ? WHERE hash = ?",
-            zip(counts[seen_before].tolist(), distinct[seen_before].tolist(), strict=True),
-        )
-        self._seen.execute("COMMIT")
+        self._seen.add(distinct, counts)
         return local + earlier[np.searchsorted(distinct, ids)]
+
+
+class _SeenHashes:
+    """A multiset of 64-bit hashes: sorted runs in memory, spilled to files once large.
+
+    Adding is a sort now and then. Counting searches each run; a spilled run keeps only every
+    ``_BLOCK``-th hash in memory and reads the one block a hash could be in from its file, so
+    neither the heap nor the mapped pages grow with the input. It is meant for few hashes at a
+    time (those the Bloom filter could not rule out).
+    """
+
+    _SPILL = 1 << 18  # hashes held in memory before a run goes to disk (4 MB with counts)
+    _BLOCK = 512  # hashes per block read from a spilled run (4 KB)
+
+    def __init__(self) -> None:
+        self._memory: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        self._held = 0
+        self._runs: list[tuple[Path, npt.NDArray[np.int64]]] = []
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+
+    def close(self) -> None:
+        self._runs.clear()
+        if self._folder is not None:
+            self._folder.cleanup()
+
+    def add(self, hashes: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> None:
+        """Add sorted distinct ``hashes``, each seen ``counts`` times."""
+        self._memory.append((hashes, counts))
+        self._held += len(hashes)
+        if self._held >= self._SPILL:
+            self._spill()
+
+    def counts(self, hashes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """How many times each of ``hashes`` was added."""
+        total = np.zeros(len(hashes), dtype=np.int64)
+        for run, counts in self._memory:
+            total += _found(run, counts, hashes)
+        for path, fence in self._runs:
+            blocks = np.searchsorted(fence, hashes, side="right") - 1
+            with path.open("rb") as handle:
+                for block in np.unique(blocks[blocks >= 0]).tolist():
+                    handle.seek(block * self._BLOCK * 16)
+                    pairs = np.frombuffer(handle.read(self._BLOCK * 16), dtype=np.int64)
+                    wanted = blocks == block
+                    total[wanted] += _found(pairs[0::2], pairs[1::2], hashes[wanted])
+        return total
+
+    def _spill(self) -> None:
+        hashes = np.concatenate([h for h, _ in self._memory])
+        counts = np.concatenate([c for _, c in self._memory])
+        order = np.argsort(hashes, kind="stable")
+        pairs = np.empty(2 * len(hashes), dtype=np.int64)
+        pairs[0::2], pairs[1::2] = hashes[order], counts[order]
+        if self._folder is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="gb-backfill-keys-")
+        path = Path(self._folder.name) / f"run-{len(self._runs):05d}.bin"
+        pairs.tofile(path)
+        self._runs.append((path, hashes[order][:: self._BLOCK].copy()))
+        self._memory, self._held = [], 0
+
+
+def _found(
+    run: npt.NDArray[np.int64], counts: npt.NDArray[np.int64], hashes: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """The count of each of ``hashes`` in the sorted ``run`` (0 where absent)."""
+    if not len(run):
+        return np.zeros(len(hashes), dtype=np.int64)
+    at = np.searchsorted(run, hashes).clip(max=len(run) - 1)
+    return np.where(run[at] == hashes, counts[at], 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ One async core, :func:`asend`, and its sync face, :func:`send`; :func:`send_path
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import inspect
 import math
@@ -102,13 +103,12 @@ def _seconds(name: str, value: object) -> float:
     return number
 
 
-def _check_key(name: str, env: str, value: str | None) -> None:
+def _check_key(keyword: str, env: str, value: str | None) -> None:
     if value is not None and not _HEADER_VALUE.fullmatch(value):
         # The key itself is never shown: it is a secret.
         raise ConfigError(
-            f"the {name} holds whitespace or characters an HTTP header cannot carry (a newline "
-            f"from a file? a no-break space?): strip it where you set {name.replace(' ', '_')}= "
-            f"or {env}"
+            f"{keyword} holds whitespace or characters an HTTP header cannot carry (a newline "
+            f"from a file? a no-break space?): fix it where you set {keyword}= or {env}"
         )
 
 
@@ -145,8 +145,8 @@ def make_settings(
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{name} must be a string, not {type(value).__name__}")
     keys = Keys.resolve(api_key, secret_key)
-    _check_key("API key", "GAMEBALL_API_KEY", keys.api_key)
-    _check_key("secret key", "GAMEBALL_SECRET_KEY", keys.secret_key)
+    _check_key("api_key", "GAMEBALL_API_KEY", keys.api_key)
+    _check_key("secret_key", "GAMEBALL_SECRET_KEY", keys.secret_key)
     if api_version == "4.1" and not keys.secret_key:
         raise ConfigError(
             "api_version='4.1' needs the secret key: pass secret_key=... or set GAMEBALL_SECRET_KEY"
@@ -205,28 +205,33 @@ class _Admission:
         self.content_keys.close()
 
     def admit(self, frame: pd.DataFrame, offset: int) -> None:
-        """Check a batch, settle what needs no request, and hand the rest to the lane."""
-        batch = self.book.open_batch(frame, offset)
+        """Check a batch, settle what needs no request, and hand the rest to the lane.
+
+        Everything that can fail (checking, encoding, keying, the ledger's lookup) happens
+        before the first row is counted, so a failure leaves the whole batch to be aborted.
+        """
         checked = check_frame(frame, self.mapping)
-        if checked.invalid.any():
-            worst = first_failures(checked.failures)
-            for local, code, message in zip(
-                worst.index, worst["code"], worst["message"], strict=True
-            ):
-                self.book.settle(batch, int(local), Status.INVALID, code=code, message=message)
         encoded = encode_rows(frame, checked)
         if self.settings.row_key:
             valid = frame.iloc[encoded.positions]
             hashes = natural_hashes(valid, self.settings.row_key)
-            batch.keys = RowKeys(as_keys(hashes), hashes, np.zeros(len(valid), dtype=np.int64))
-            batch.natural_keys = True
+            keyed = RowKeys(as_keys(hashes), hashes, np.zeros(len(valid), dtype=np.int64))
         else:
             carried = None
             if "gb_key" in frame.columns:
                 carried = frame["gb_key"].iloc[encoded.positions].tolist()
-            batch.keys = self.content_keys.keys(encoded.bodies, carried)
-        keys = batch.keys.keys
+            keyed = self.content_keys.keys(encoded.bodies, carried)
+        keys = keyed.keys
         known = self.ledger.lookup(keys) if self.ledger is not None and keys else {}
+        worst = first_failures(checked.failures) if checked.invalid.any() else None
+
+        batch = self.book.open_batch(frame, offset)
+        batch.keys, batch.natural_keys = keyed, bool(self.settings.row_key)
+        if worst is not None:
+            for local, code, message in zip(
+                worst.index, worst["code"], worst["message"], strict=True
+            ):
+                self.book.settle(batch, int(local), Status.INVALID, code=code, message=message)
         tokens = encoded.session_tokens or [None] * len(encoded)
         settled = len(frame) - len(encoded)
         jobs = 0
@@ -335,6 +340,7 @@ async def _send_batches(
                     admission.admit(frame, offset)
                 except Exception as error:  # checking, encoding, keys, the ledger
                     book.halt(error)
+                    book.abort_unread(frame, offset)
                 offset += len(frame)
                 await book.room.wait()
             await book.drained.wait()
@@ -413,8 +419,9 @@ def _raise_for(book: Bookkeeper, lane: EventsLane, report: SendReport, interrupt
         raise asyncio.CancelledError
     error = book.error
     if error is not None:
-        if isinstance(error, LedgerError | RepeatedFailureError):
-            error.report = report
+        # The report travels with whatever stopped the run (most exceptions take attributes).
+        with contextlib.suppress(AttributeError):
+            error.report = report  # type: ignore[attr-defined]
         error.add_note(f"gb-backfill: the run stopped; {summary}")
         raise error
     if lane.auth_failure is not None:
@@ -432,7 +439,7 @@ def _raise_for(book: Bookkeeper, lane: EventsLane, report: SendReport, interrupt
             f"{lane.breaker.threshold} requests in a row failed the same way ({tripped.code}: "
             f"{tripped.message}), so the run stopped instead of retrying every row. Check the "
             "base URL and that Gameball (or the emulator) is reachable; the rows it failed stay "
-            f"retryable in the ledger, so a fixed re-run sends them. {summary}",
+            "retryable in the ledger, so a fixed re-run sends them.",
             report=report,
         )
 
@@ -485,8 +492,8 @@ async def asend(
     401/403, with :class:`RepeatedFailureError` when the same failure ends several requests in a
     row (a wrong base URL, nothing listening), with :class:`LedgerError` when the ledger cannot
     be written, and with the error itself on anything unexpected; each carries the report so
-    far (``error.report``, or a note on other errors). Rows failed by the run rather than by
-    their content stay retryable in the ledger.
+    far as ``error.report`` (and as a note in the traceback). Rows failed by the run rather than
+    by their content stay retryable in the ledger.
 
     With ``ledger=PATH``, rows sent by an earlier run with the same ledger are ``skipped``; see
     the README. Rows not sent are written to ``failures_path`` (Parquet) and are in the

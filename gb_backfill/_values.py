@@ -318,9 +318,14 @@ def _iso_timestamps(array: pa.Array) -> pa.Array:
     per_second = _TICKS_PER_SECOND[unit]
     # The coarsest of s, ms, us, ns that shows this value exactly: one rule per value.
     units = [u for u in _FRACTION_UNITS if _TICKS_PER_SECOND[u] <= per_second]
-    conditions = [ticks % (per_second // _TICKS_PER_SECOND[u]) == 0 for u in units[:-1]]
-    texts = [np.datetime_as_string(stamps, unit=u) for u in units]
-    text = np.select(conditions, texts[:-1], default=texts[-1]) if conditions else texts[0]
+    needed = np.full(len(ticks), len(units) - 1)
+    for index in reversed(range(len(units) - 1)):
+        needed[ticks % (per_second // _TICKS_PER_SECOND[units[index]]) == 0] = index
+    # Only the units some value needs are formatted (usually one: whole seconds).
+    text = np.empty(len(ticks), dtype=f"<U{30 + 3 * len(units)}")
+    for index in np.unique(needed).tolist():
+        where = needed == index
+        text[where] = np.datetime_as_string(stamps[where], unit=units[index])
     if array.type.tz is not None:
         # Arrow stores tz-aware timestamps as UTC already.
         text = np.char.add(text.astype(str), "Z")
