@@ -69,6 +69,7 @@ class Job:
     body: bytes
     token: str | None
     key_index: int
+    lane: str = "events"  #: the lane that delivers it: "events" or "batch"
     attempts: int = 0
     in_flight: bool = False  #: a request is out: an error now may follow a processed request
     recorded: bool = False  #: its final status is recorded
@@ -189,6 +190,11 @@ class Bookkeeper:
         """
         if self.ledger is not None and not job.attempts:
             self.ledger.begin(job.key, job.customer, job.batch.offset + job.local)
+
+    def assign_job(self, jobs: list[Job], job_id: int) -> None:
+        """Note in the ledger which batch job carries ``jobs``, so a later run can ask."""
+        if self.ledger is not None:
+            self.ledger.assign_job(job_id, [job.key for job in jobs])
 
     def record(
         self, job: Job, status: Status, outcome: Outcome | None, *, retryable: bool = False

@@ -35,7 +35,14 @@ from ._failures import FailureWriter, failure_rows
 from ._input import CSV_TYPES, CsvOptions, InputFile, columns_of
 from ._mapping import resolve_mapping
 from ._rules import check_frame, first_failures
-from ._sender import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, send_path
+from ._sender import (
+    BATCH_LIMITS,
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_JOB_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    send_path,
+)
 
 __all__ = ["main"]
 
@@ -288,6 +295,38 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also resend rows that may have been processed (may double-count)",
     )
+    batch = parser.add_argument_group("batch mode")
+    batch.add_argument(
+        "--mode",
+        choices=["events", "batch"],
+        default="events",
+        help="events: one request per row; batch: jobs of up to 1,000 rows (needs the secret "
+        "key) (default: events)",
+    )
+    batch.add_argument(
+        "--batch-rate",
+        type=int,
+        default=BATCH_LIMITS.per_second,
+        help="batch jobs per second (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--batch-quota",
+        type=int,
+        default=BATCH_LIMITS.per_window,
+        help="batch jobs per quota window (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--job-timeout",
+        type=float,
+        default=DEFAULT_JOB_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to wait for a job to end before its rows are unknown (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--any-order",
+        action="store_true",
+        help="let a customer's rows go in several jobs at once (order not kept)",
+    )
     out = parser.add_argument_group("bookkeeping")
     out.add_argument("--failures", metavar="PATH", help="Parquet file for rows not sent")
     out.add_argument("--ledger", metavar="PATH", help="SQLite ledger: makes re-runs safe")
@@ -312,6 +351,12 @@ def _send_options(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "timeout": args.timeout,
         "retry_unknown": args.retry_unknown,
+        "mode": args.mode,
+        "batch_limits": RateLimits(
+            per_second=args.batch_rate, per_window=args.batch_quota, window=args.quota_window
+        ),
+        "keep_order": not args.any_order,
+        "job_timeout": args.job_timeout,
         "ledger": args.ledger,
         "row_key": args.row_key,
         "batch_rows": args.batch_rows,

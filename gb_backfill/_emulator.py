@@ -12,7 +12,9 @@ It is a real HTTP server on loopback (aiohttp) that follows ``shared/docs/gameba
 * 422 with code 2001 for a request about a customer whose earlier request is still running;
 * seeded fault injection: latency, 500/503 before processing, dropped connections before
   processing, and requests processed whose answer is then lost (the case that makes blind
-  retries double-count).
+  retries double-count);
+* the batch endpoints, asynchronous jobs of up to 1,000 events with their own limits, both
+  documented status shapes and their faults (see :mod:`._emulator_batch`).
 
 Every accepted event is recorded; :meth:`Emulator.events` returns them as a DataFrame and
 :attr:`Emulator.counters` counts every kind of answer given.
@@ -33,7 +35,9 @@ from typing import Any, Literal, Self
 import pandas as pd
 from aiohttp import web
 
-__all__ = ["DEFAULT_API_KEY", "DEFAULT_SECRET_KEY", "Emulator", "Faults"]
+from ._emulator_batch import MAX_ITEMS, BatchJobs, BatchSettings
+
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_SECRET_KEY", "BatchSettings", "Emulator", "Faults"]
 
 #: The keys the emulator accepts unless told otherwise (the demo uses them).
 DEFAULT_API_KEY = "emulator-api-key"
@@ -100,7 +104,9 @@ class _SlidingWindow:
 class _State:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
-    windows: dict[str, tuple[_SlidingWindow, _SlidingWindow]] = field(default_factory=dict)
+    windows: dict[tuple[str, str], tuple[_SlidingWindow, _SlidingWindow]] = field(
+        default_factory=dict
+    )
     busy: set[tuple[str, str]] = field(default_factory=set)
     requests: int = 0
 
@@ -159,7 +165,7 @@ class Emulator:
 
     Rate limits are per API key: ``per_second`` requests in any second and ``per_window``
     requests in any ``window`` seconds (0 lifts a limit). ``retry_after`` adds a ``Retry-After``
-    header to 429 answers.
+    header to 429 answers. ``batch`` sets the batch endpoints' limits, status shape and faults.
     """
 
     def __init__(
@@ -175,6 +181,7 @@ class Emulator:
         window: float = 30.0,
         retry_after: bool = False,
         faults: Faults | None = None,
+        batch: BatchSettings | None = None,
     ) -> None:
         if per_second < 0 or per_window < 0 or window <= 0:
             raise ValueError("rate limits must be at least 0 (0 lifts them); window > 0 seconds")
@@ -184,6 +191,8 @@ class Emulator:
         self.per_second, self.per_window, self.window = per_second, per_window, window
         self.retry_after = retry_after
         self.faults = faults or Faults()
+        self.batch = batch or BatchSettings()
+        self._jobs: BatchJobs | None = None
         self._random = random.Random(self.faults.seed)
         self._state = _State()
         self._lock = threading.Lock()
@@ -204,8 +213,14 @@ class Emulator:
 
     async def start_async(self) -> None:
         """Start serving on the running event loop."""
-        app = web.Application(client_max_size=1024**2)
+        app = web.Application(client_max_size=32 * 1024**2)
         app.router.add_post("/api/{version}/integrations/events", self._handle)
+        app.router.add_post("/api/v4.0/integrations/batch/events", self._create_job)
+        app.router.add_get("/api/{version}/integrations/batch/{job}", self._tutorial_status)
+        app.router.add_delete("/api/{version}/integrations/batch/{job}", self._stop_job)
+        app.router.add_get("/api/v4.0/integrations/batches/{job}/status", self._openapi_status)
+        app.router.add_post("/api/v4.0/integrations/batches/{job}/stop", self._stop_job)
+        self._jobs = BatchJobs(self.batch, self._record_item, self._count)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
@@ -292,17 +307,27 @@ class Emulator:
         with self._lock:
             self._state.counters[kind] += 1
 
-    def _admit(self, api_key: str) -> float:
-        """Take a rate-limit slot for ``api_key``; returns 0, or the seconds until one frees."""
+    def _admit(self, api_key: str, kind: str = "events") -> float:
+        """Take a rate-limit slot of ``kind`` for ``api_key``; returns 0, or the seconds until
+        one frees. Kinds: ``events``, ``batch`` (job creation) and ``status`` (job reads)."""
         now = time.monotonic()
+        limits = {
+            "events": (self.per_second, self.per_window, self.window),
+            "batch": (self.batch.per_second, self.batch.per_window, self.batch.window),
+            "status": (
+                self.batch.status_per_second,
+                self.batch.status_per_window,
+                self.batch.window,
+            ),
+        }[kind]
         with self._lock:
-            windows = self._state.windows.get(api_key)
+            windows = self._state.windows.get((api_key, kind))
             if windows is None:
                 windows = (
-                    _SlidingWindow(self.per_second or 2**62, 1.0),
-                    _SlidingWindow(self.per_window or 2**62, self.window),
+                    _SlidingWindow(limits[0] or 2**62, 1.0),
+                    _SlidingWindow(limits[1] or 2**62, limits[2]),
                 )
-                self._state.windows[api_key] = windows
+                self._state.windows[api_key, kind] = windows
             wait = max(w.wait(now) for w in windows)
             if wait == 0:
                 for w in windows:
@@ -325,9 +350,7 @@ class Emulator:
         return None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        with self._lock:
-            self._state.requests += 1
-            request_id = self._state.requests
+        request_id = self._next_request()
         version = _PATHS.get(request.path)
         if version is None:
             self._count("not_found")
@@ -404,6 +427,107 @@ class Emulator:
             request.transport.abort()
         # Nothing reaches the client after the abort; aiohttp discards this answer.
         return web.Response(status=499)
+
+    # --- batch jobs --------------------------------------------------------------------------
+
+    def _record_item(self, api_key: str, item: dict[str, Any]) -> None:
+        now = time.time()
+        rows = [
+            (item["customerId"], name, metadata, None, None, "batch", None, now)
+            for name, metadata in item["events"].items()
+        ]
+        with self._lock:
+            self._state.events.extend(rows)
+
+    def _next_request(self) -> int:
+        with self._lock:
+            self._state.requests += 1
+            return self._state.requests
+
+    def _batch_gate(self, request: web.Request, kind: str, request_id: int) -> web.Response | None:
+        """Authentication (APIKey and SecretKey, always) and the limits of ``kind``."""
+        api_key = request.headers.get("APIKey")
+        if not api_key or api_key != self.api_key:
+            self._count("unauthorized")
+            return _error(
+                401, 1000, "Unauthorized: the APIKey header is missing or wrong.", request_id
+            )
+        if request.headers.get("SecretKey") != self._secret_key:
+            self._count("unauthorized")
+            return _error(401, 1001, "Batch APIs need the right SecretKey.", request_id)
+        wait = self._admit(api_key, kind)
+        if wait:
+            self._count(f"rate_limited_{kind}")
+            response = _error(429, 4290, "Too many requests.", request_id)
+            if self.retry_after:
+                response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+            return response
+        return None
+
+    async def _create_job(self, request: web.Request) -> web.StreamResponse:
+        request_id = self._next_request()
+        refused = self._batch_gate(request, "batch", request_id)
+        if refused is not None:
+            return refused
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            self._count("bad_request")
+            return _error(400, 3016, "Malformed JSON.", request_id)
+        items = body.get("body") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+            self._count("bad_request")
+            return _error(400, 3000, f"body must be a list of 1 to {MAX_ITEMS} items.", request_id)
+        assert self._jobs is not None
+        job = self._jobs.create(request.headers["APIKey"], items)
+        return web.json_response({"jobId": job.id})
+
+    def _job(self, request: web.Request, request_id: int) -> Any:
+        assert self._jobs is not None
+        try:
+            job = self._jobs.jobs.get(int(request.match_info["job"]))
+        except ValueError:
+            job = None
+        if job is None or job.api_key != request.headers.get("APIKey"):
+            return _error(404, 4000, "No such job.", request_id)
+        return job
+
+    async def _status(self, request: web.Request, shape: str) -> web.StreamResponse:
+        request_id = self._next_request()
+        refused = self._batch_gate(request, "status", request_id)
+        if refused is not None:
+            return refused
+        if self.batch.status_shape != shape or request.match_info.get("version", "v4.0") not in (
+            "v4",
+            "v4.0",
+        ):
+            self._count("not_found")
+            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
+        job = self._job(request, request_id)
+        if isinstance(job, web.Response):
+            return job
+        self._count("status_polls")
+        assert self._jobs is not None
+        body = self._jobs.tutorial(job) if shape == "tutorial" else self._jobs.openapi(job)
+        return web.json_response(body)
+
+    async def _tutorial_status(self, request: web.Request) -> web.StreamResponse:
+        return await self._status(request, "tutorial")
+
+    async def _openapi_status(self, request: web.Request) -> web.StreamResponse:
+        return await self._status(request, "openapi")
+
+    async def _stop_job(self, request: web.Request) -> web.StreamResponse:
+        request_id = self._next_request()
+        refused = self._batch_gate(request, "status", request_id)
+        if refused is not None:
+            return refused
+        job = self._job(request, request_id)
+        if isinstance(job, web.Response):
+            return job
+        assert self._jobs is not None
+        self._jobs.stop(job)
+        return web.json_response({"jobId": job.id, "status": job.status})
 
     def _record(self, request: web.Request, body: dict[str, Any], version: str) -> None:
         now = time.time()

@@ -1,8 +1,9 @@
 """The events lane: one request per row to ``/integrations/events``, paced and retried.
 
-Rows wait in a queue per customer: at most one request per customer is in flight, and a
-customer's rows go out in input order, retries included. ``concurrency`` workers take customers
-from a ready queue and send through one rate limiter that keeps both of Gameball's windows.
+The dispatcher (:mod:`._dispatch`) offers a customer's next row only when the customer has
+nothing in flight, so at most one request per customer is out and a customer's rows go in
+input order, retries included. ``concurrency`` workers take offered rows from a ready queue and
+send through one rate limiter that keeps both of Gameball's windows.
 Each answer is classified by :mod:`._outcomes`; the final status goes to the
 :class:`~._bookkeeping.Bookkeeper`, which is the only place that records it.
 
@@ -18,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
 
 from ._bookkeeping import Bookkeeper, Job
+from ._dispatch import Dispatcher
 from ._limiter import RateLimiter
 from ._outcomes import Outcome, RepeatedFailures, Verdict, classify_error, classify_response
 from ._report import Status
@@ -47,14 +49,20 @@ _FINAL_STATUS = {
 class EventsLane:
     """Delivers jobs one request each. Strictly private: driven by the sender."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient, book: Bookkeeper) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        book: Bookkeeper,
+        dispatcher: Dispatcher,
+    ) -> None:
         self.settings = settings
         self.client = client
         self.book = book
+        self.dispatcher = dispatcher
         self.limiter = RateLimiter(settings.limits)
         self.random = random.Random()
-        self.queues: dict[str, deque[Job]] = {}
-        self.ready: asyncio.Queue[str | None] = asyncio.Queue()
+        self.ready: asyncio.Queue[Job | None] = asyncio.Queue()
         self.http_statuses: Counter[int] = Counter()
         self.requests = 0
         self.auth_failure: Outcome | None = None
@@ -78,17 +86,12 @@ class EventsLane:
             asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)
         ]
 
-    def submit(self, job: Job) -> None:
-        queue = self.queues.get(job.customer)
-        if queue is None:
-            self.queues[job.customer] = deque([job])
-            self.ready.put_nowait(job.customer)
-        else:
-            queue.append(job)
+    def offer(self, job: Job) -> None:
+        self.ready.put_nowait(job)
 
     async def close(self) -> None:
         """Let in-flight requests finish (for at most the timeout if the run stopped), then end
-        every queued row ``aborted``."""
+        every row still waiting ``aborted``."""
         for _ in self._workers:
             self.ready.put_nowait(None)
         grace = self.settings.timeout + 1.0 if self.book.stopped.is_set() else None
@@ -97,10 +100,10 @@ class EventsLane:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        for queue in self.queues.values():
-            while queue:
-                self.book.record(queue.popleft(), Status.ABORTED, None)
-        self.queues.clear()
+        while not self.ready.empty():
+            job = self.ready.get_nowait()
+            if job is not None:
+                self.book.record(job, Status.ABORTED, None)
 
     def cancel(self) -> None:
         for task in self._workers:
@@ -110,18 +113,17 @@ class EventsLane:
 
     async def _worker(self) -> None:
         while True:
-            customer = await self.ready.get()
-            if customer is None:
+            job = await self.ready.get()
+            if job is None:
                 return
-            queue = self.queues[customer]
-            while queue and not self.book.stopped.is_set():
-                job = queue.popleft()
-                try:
+            try:
+                if self.book.stopped.is_set():
+                    self.book.record(job, Status.ABORTED, None)
+                else:
                     await self._deliver(job)
-                except Exception as error:  # any surprise stops the run; the row keeps a status
-                    self._surprise(job, error)
-            if not queue:
-                del self.queues[customer]
+            except Exception as error:  # any surprise stops the run; the row keeps a status
+                self._surprise(job, error)
+            self.dispatcher.done(job)
 
     def _surprise(self, job: Job, error: Exception) -> None:
         self.book.halt(error)

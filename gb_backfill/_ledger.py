@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS rows (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_JOB_COLUMN = "ALTER TABLE rows ADD COLUMN job_id INTEGER"
+_ASSIGN = "UPDATE rows SET job_id = ? WHERE key = ?"
 _BEGIN = """
 INSERT INTO rows (key, status, customer_id, input_row, updated_at) VALUES (?, 'in_flight', ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET status = 'in_flight', updated_at = excluded.updated_at
@@ -75,10 +77,12 @@ _COMMIT_EVERY = 0.2  # seconds between commits of journalled marks and settled o
 # The journal starts with a magic line; then records, each a kind byte and a fixed part:
 # b"B" (begin): 16-byte key, input row, time, customer id length, then the customer id;
 # b"S" (settle): key, status index, retryable, attempts, HTTP status (-1: none), text length,
-# then the error code and message as a JSON list. Journals of 0.1 have no magic, only begins.
+# then the error code and message as a JSON list; b"J" (a batch job): job id, key count, then
+# the 16-byte keys. Journals of 0.1 have no magic, only begins.
 _MAGIC = b"GBJ2\n"
 _RECORD = struct.Struct("<16sqdH")
 _SETTLE_RECORD = struct.Struct("<16sBBiiI")
+_JOB_RECORD = struct.Struct("<qI")
 _STATUSES = ("in_flight", "sent", "failed", "unknown", "aborted")
 _BUSY_TIMEOUT_MS = 2000
 
@@ -129,6 +133,16 @@ def _read_journal(path: Path) -> Iterator[tuple[str, _Begin | _Settle]]:
             http_status = None if http < 0 else http
             settled = (_STATUSES[status], retryable, attempts, http_status, code, message)
             yield "S", (*settled, time.time(), key)
+        elif kind == b"J":
+            if at + _JOB_RECORD.size > len(data):
+                return
+            job_id, count = _JOB_RECORD.unpack_from(data, at)
+            end = at + _JOB_RECORD.size + 16 * count
+            if end > len(data):
+                return
+            keys = data[at + _JOB_RECORD.size : end]
+            for start in range(0, len(keys), 16):
+                yield "J", (job_id, keys[start : start + 16])
         else:
             return
         at = end
@@ -153,6 +167,7 @@ class Ledger:
         self._broken: LedgerError | None = None
         self._begins: list[_Begin] = []
         self._settles: list[_Settle] = []
+        self._jobs: list[tuple[int, bytes]] = []
         self._last_commit = time.monotonic()
         try:
             if read_only:
@@ -168,6 +183,9 @@ class Ledger:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(rows)")}
+                if "job_id" not in columns:
+                    self._db.execute(_JOB_COLUMN)
         except sqlite3.DatabaseError as error:
             self._release_lock()
             raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None
@@ -201,8 +219,9 @@ class Ledger:
             raise LedgerError(f"{self.journal_path}: cannot open the journal ({error})") from None
         self._journal = fd
         # Marks (and outcomes) a killed or failed run left behind: its requests may have gone out.
+        lists = {"B": self._begins, "S": self._settles, "J": self._jobs}
         for kind, record in _read_journal(self.journal_path):
-            (self._begins if kind == "B" else self._settles).append(record)  # type: ignore[arg-type]
+            lists[kind].append(record)  # type: ignore[attr-defined]
         self.commit()
         if os.fstat(fd).st_size == 0:
             os.write(fd, _MAGIC)
@@ -315,6 +334,27 @@ class Ledger:
         if time.monotonic() - self._last_commit > _COMMIT_EVERY:
             self.commit()
 
+    def assign_job(self, job_id: int, keys: Sequence[bytes]) -> None:
+        """Record that a batch job carries ``keys`` (in flight); durable when this returns."""
+        self._raise_if_broken()
+        record = b"J" + _JOB_RECORD.pack(job_id, len(keys)) + b"".join(keys)
+        try:
+            os.write(self._journal, record)
+        except OSError as error:
+            raise self._break(f"cannot write the journal {self.journal_path} ({error})") from None
+        self._jobs.extend((job_id, key) for key in keys)
+
+    def pending_jobs(self) -> dict[int, list[tuple[bytes, str]]]:
+        """Batch jobs whose rows are still in flight: job id → [(key, customer id)]."""
+        jobs: dict[int, list[tuple[bytes, str]]] = {}
+        query = (
+            "SELECT job_id, key, customer_id FROM rows "
+            "WHERE status = 'in_flight' AND job_id IS NOT NULL"
+        )
+        for job_id, key, customer in self._db.execute(query):
+            jobs.setdefault(int(job_id), []).append((key, customer))
+        return jobs
+
     def settle(
         self,
         key: bytes,
@@ -363,13 +403,14 @@ class Ledger:
         run has stopped already, and the database is what the next run reads.
         """
         self._last_commit = time.monotonic()
-        if not self._begins and not self._settles:
+        if not self._begins and not self._settles and not self._jobs:
             return
         try:
             self._check_files(journal=not final)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(_BEGIN, self._begins)
+                self._db.executemany(_ASSIGN, self._jobs)
                 self._db.executemany(_SETTLE, self._settles)
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -380,7 +421,7 @@ class Ledger:
             raise
         except (sqlite3.Error, OSError) as error:
             raise self._break(f"cannot write the ledger ({error})") from None
-        self._begins, self._settles = [], []
+        self._begins, self._settles, self._jobs = [], [], []
         # Every mark in the journal is in the database now.
         if self._same_file(self.journal_path, self._journal):
             os.ftruncate(self._journal, 0)

@@ -41,8 +41,15 @@ class Outcome:
 
 SENT = Outcome(Verdict.SENT, http_status=200)
 
-# Raised before the request left: safe to send again.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Raised before the request left: safe to send again. A local protocol error (a header the
+# client refused to write) and an unsupported scheme never reach the network either.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.LocalProtocolError,
+    httpx.UnsupportedProtocol,
+)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

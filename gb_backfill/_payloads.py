@@ -43,6 +43,9 @@ class EncodedRows:
     customer_ids: list[str]
     bodies: list[bytes]
     session_tokens: list[str | None] | None
+    #: True where the body is only ``customerId`` and ``events`` and no session token goes with
+    #: it: what a batch item can carry
+    plain: npt.NDArray[np.bool_]
 
     def __len__(self) -> int:
         return len(self.bodies)
@@ -93,11 +96,18 @@ def encode_rows(df: pd.DataFrame, checked: CheckedFrame) -> EncodedRows:
     parts.append("}")
     bodies = pc.binary_join_element_wise(*parts, "")
     tokens = checked.session_tokens
+    plain = np.ones(len(positions), dtype=bool)
+    for extra in (checked.emails, checked.mobiles, tokens):
+        if extra is not None:
+            plain &= ~np.asarray(
+                extra.take(take).is_valid().to_numpy(zero_copy_only=False), dtype=bool
+            )
     return EncodedRows(
         positions=positions,
         customer_ids=customer_ids.to_pylist(),
         bodies=bodies.cast(pa.binary()).to_pylist(),
         session_tokens=None if tokens is None else tokens.take(take).to_pylist(),
+        plain=plain,
     )
 
 

@@ -25,6 +25,7 @@ import math
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,8 +35,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from ._batch_lane import BatchLane, settle_earlier_jobs
 from ._bookkeeping import Bookkeeper, Job
 from ._config import DEFAULT_BASE_URL, Keys, RateLimits, RetryPolicy, check_base_url
+from ._dispatch import BATCH, EVENTS, Dispatcher
 from ._errors import AuthenticationError, ConfigError, LedgerError, RepeatedFailureError
 from ._events_lane import EventsLane
 from ._failures import FailureWriter
@@ -66,6 +69,11 @@ MAPPING_KEYWORDS = frozenset(
 DEFAULT_CONCURRENCY = 8  # ~40 requests/s at 50-200 ms latency need only a few in flight
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_BATCH_ROWS = 50_000
+DEFAULT_JOB_TIMEOUT = 300.0
+#: Gameball's "others" row (30/s, 360 per 30 s), the likeliest limit for batch job creation.
+BATCH_LIMITS = RateLimits(per_second=30, per_window=360)
+#: Job status reads, assumed to count as GETs (100/s, 1,200 per 30 s); not documented.
+STATUS_LIMITS = RateLimits(per_second=100, per_window=1200)
 
 # What an HTTP header value may hold here: visible ASCII. A key read from a file with its
 # newline, or pasted with a no-break space, is refused before anything is sent.
@@ -86,6 +94,11 @@ class Settings:
     retry_unknown: bool
     batch_rows: int
     row_key: tuple[Hashable, ...] | None
+    mode: str = "events"
+    batch_limits: RateLimits = BATCH_LIMITS
+    status_limits: RateLimits = STATUS_LIMITS
+    keep_order: bool = True
+    job_timeout: float = DEFAULT_JOB_TIMEOUT
 
 
 def _whole(name: str, value: object, *, least: int) -> int:
@@ -112,6 +125,16 @@ def _check_key(keyword: str, env: str, value: str | None) -> None:
         )
 
 
+def _check_limits(name: str, limits: object) -> None:
+    if limits is None or isinstance(limits, RateLimits):
+        return
+    example = ", ".join(f"{k}={v!r}" for k, v in limits.items()) if isinstance(limits, dict) else ""
+    raise ConfigError(
+        f"{name}= takes gb_backfill.RateLimits(...), not {type(limits).__name__}: "
+        f"{name}=RateLimits({example or 'per_second=100, per_window=1200, window=30'})"
+    )
+
+
 def unknown_keywords(given: Sequence[str], known: Sequence[str], where: str) -> None:
     """Raise :class:`ConfigError` for keywords not in ``known``, naming the nearest known one."""
     for keyword in given:
@@ -136,8 +159,14 @@ def make_settings(
     allow_insecure_http: bool = False,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     row_key: Sequence[Hashable] | None = None,
+    mode: Literal["events", "batch"] | str = "events",
+    batch_limits: RateLimits | None = None,
+    keep_order: bool = True,
+    job_timeout: float = DEFAULT_JOB_TIMEOUT,
 ) -> Settings:
     """Check every option of a send, in the caller's terms, before anything starts."""
+    if mode not in ("events", "batch"):
+        raise ConfigError(f"mode must be 'events' or 'batch', not {mode!r}")
     api_version = str(api_version).removeprefix("v")
     if api_version not in ("4.0", "4.1"):
         raise ConfigError(f"api_version must be '4.0' or '4.1', not {api_version!r}")
@@ -151,14 +180,13 @@ def make_settings(
         raise ConfigError(
             "api_version='4.1' needs the secret key: pass secret_key=... or set GAMEBALL_SECRET_KEY"
         )
-    if limits is not None and not isinstance(limits, RateLimits):
-        example = (
-            ", ".join(f"{k}={v!r}" for k, v in limits.items()) if isinstance(limits, dict) else ""
-        )
+    if mode == "batch" and not keys.secret_key:
         raise ConfigError(
-            f"limits= takes gb_backfill.RateLimits(...), not {type(limits).__name__}: "
-            f"limits=RateLimits({example or 'per_second=100, per_window=1200, window=30'})"
+            "mode='batch' needs the secret key (Gameball's batch API requires it): pass "
+            "secret_key=... or set GAMEBALL_SECRET_KEY"
         )
+    for name, given in (("limits", limits), ("batch_limits", batch_limits)):
+        _check_limits(name, given)
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigError(
             f"retry= takes gb_backfill.RetryPolicy(...), not {type(retry).__name__}: "
@@ -177,6 +205,16 @@ def make_settings(
         retry_unknown=bool(retry_unknown),
         batch_rows=_whole("batch_rows", batch_rows, least=1),
         row_key=tuple(row_key) if row_key else None,
+        mode=mode,
+        batch_limits=batch_limits or BATCH_LIMITS,
+        # Lifting the batch limits (a local emulator) lifts the status reads' limits too.
+        status_limits=(
+            RateLimits.unlimited()
+            if batch_limits is not None and not (batch_limits.per_second or batch_limits.per_window)
+            else STATUS_LIMITS
+        ),
+        keep_order=bool(keep_order),
+        job_timeout=_seconds("job_timeout", job_timeout),
     )
 
 
@@ -194,10 +232,11 @@ class _Admission:
         settings: Settings,
         mapping: ColumnMapping,
         book: Bookkeeper,
-        lane: EventsLane,
+        dispatcher: Dispatcher,
         ledger: Ledger | None,
     ) -> None:
-        self.settings, self.mapping, self.book, self.lane = settings, mapping, book, lane
+        self.settings, self.mapping, self.book = settings, mapping, book
+        self.dispatcher = dispatcher
         self.ledger = ledger
         self.content_keys = ContentKeys()
 
@@ -236,13 +275,17 @@ class _Admission:
         settled = len(frame) - len(encoded)
         jobs = 0
         positions = encoded.positions.tolist()
-        rows = zip(positions, encoded.customer_ids, encoded.bodies, tokens, strict=True)
-        for index, (local, customer, body, token) in enumerate(rows):
+        batched = self.settings.mode == "batch"
+        plain = encoded.plain.tolist()
+        rows = zip(positions, encoded.customer_ids, encoded.bodies, tokens, plain, strict=True)
+        for index, (local, customer, body, token, simple) in enumerate(rows):
             entry = known.get(keys[index])
             if entry is not None and self._settled_by_ledger(batch, local, index, entry):
                 settled += 1
                 continue
-            self.lane.submit(Job(batch, local, customer, body, token, index))
+            # A batch item carries customerId and events only; the rest take the events lane.
+            lane = BATCH if batched and simple else EVENTS
+            self.dispatcher.submit(Job(batch, local, customer, body, token, index, lane))
             jobs += 1
         self.book.queued(batch, jobs, settled)
 
@@ -319,14 +362,24 @@ async def _send_batches(
         progress=bar,
         max_outstanding=max(2 * settings.batch_rows, 4 * settings.concurrency),
     )
-    lane = EventsLane(settings, http, book)
-    admission = _Admission(settings, mapping, book, lane, ledger)
+    dispatcher = Dispatcher(keep_order=settings.keep_order)
+    lane = EventsLane(settings, http, book, dispatcher)
+    jobs = BatchLane(settings, http, book, dispatcher)
+    dispatcher.lanes = {EVENTS: lane, BATCH: jobs}
+    admission = _Admission(settings, mapping, book, dispatcher, ledger)
     interrupted = False
     offset = 0
     readable = True
     lane.start()
+    jobs.start()
     try:
         try:
+            if ledger is not None:
+                # Jobs a crashed run posted: ask how they ended before deciding what to send.
+                pending = ledger.pending_jobs()
+                if pending:
+                    await settle_earlier_jobs(jobs, pending)
+                    ledger.commit()
             while not book.stopped.is_set():
                 try:
                     frame = next(batches, None)
@@ -343,6 +396,7 @@ async def _send_batches(
                     book.abort_unread(frame, offset)
                 offset += len(frame)
                 await book.room.wait()
+            jobs.no_more_input()
             await book.drained.wait()
         except asyncio.CancelledError:
             interrupted = True
@@ -355,16 +409,22 @@ async def _send_batches(
                     offset += len(frame)
             except Exception as error:
                 book.halt(error)
+        for job in dispatcher.waiting():
+            book.record(job, Status.ABORTED, None)
         await lane.close()
+        await jobs.close()
     finally:
         lane.cancel()
+        jobs.cancel()
         bar.close()
         admission.close()
         if own_client:
             await http.aclose()
     failures = _finish_files(book, writer, ledger, columns)
-    report = _report(book, lane, time.perf_counter() - started, failures, writer, interrupted)
-    _raise_for(book, lane, report, interrupted)
+    report = _report(
+        book, (lane, jobs), time.perf_counter() - started, failures, writer, interrupted
+    )
+    _raise_for(book, (lane, jobs), report, interrupted)
     return report
 
 
@@ -389,7 +449,7 @@ def _finish_files(
 
 def _report(
     book: Bookkeeper,
-    lane: EventsLane,
+    lanes: tuple[EventsLane, BatchLane],
     elapsed: float,
     failures: pd.DataFrame | None,
     writer: FailureWriter,
@@ -402,8 +462,8 @@ def _report(
         counts=counts,
         rows=book.rows,
         elapsed=elapsed,
-        requests=lane.requests,
-        http_statuses=dict(lane.http_statuses),
+        requests=sum(lane.requests for lane in lanes),
+        http_statuses=dict(sum((lane.http_statuses for lane in lanes), Counter())),
         error_codes=dict(book.error_codes.most_common()),
         failures_path=writer.path if writer.finished else None,
         failures_in_memory=failures,
@@ -411,7 +471,9 @@ def _report(
     )
 
 
-def _raise_for(book: Bookkeeper, lane: EventsLane, report: SendReport, interrupted: bool) -> None:
+def _raise_for(
+    book: Bookkeeper, lanes: tuple[EventsLane, BatchLane], report: SendReport, interrupted: bool
+) -> None:
     """Raise what stopped the run, now that every row has its status."""
     where = f"; rows not sent are in {report.failures_path}" if report.failures_path else ""
     summary = f"{report!r}{where}"
@@ -424,8 +486,8 @@ def _raise_for(book: Bookkeeper, lane: EventsLane, report: SendReport, interrupt
             error.report = report  # type: ignore[attr-defined]
         error.add_note(f"gb-backfill: the run stopped; {summary}")
         raise error
-    if lane.auth_failure is not None:
-        failure = lane.auth_failure
+    failure = lanes[0].auth_failure or lanes[1].auth_failure
+    if failure is not None:
         raise AuthenticationError(
             f"Gameball rejected the keys (HTTP {failure.http_status}: {failure.message}); the "
             f"run stopped and {report.counts['aborted']:,} rows were not attempted. Check the "
@@ -433,10 +495,11 @@ def _raise_for(book: Bookkeeper, lane: EventsLane, report: SendReport, interrupt
             status_code=failure.http_status or 401,
             report=report,
         )
-    tripped = lane.breaker.tripped_by
+    breaker = lanes[0].breaker if lanes[0].breaker.tripped_by else lanes[1].breaker
+    tripped = breaker.tripped_by
     if tripped is not None:
         raise RepeatedFailureError(
-            f"{lane.breaker.threshold} requests in a row failed the same way ({tripped.code}: "
+            f"{breaker.threshold} requests in a row failed the same way ({tripped.code}: "
             f"{tripped.message}), so the run stopped instead of retrying every row. Check the "
             "base URL and that Gameball (or the emulator) is reachable; the rows it failed stay "
             "retryable in the ledger, so a fixed re-run sends them.",
@@ -473,6 +536,10 @@ async def asend(
     progress: bool | None = None,
     client: httpx.AsyncClient | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    mode: Literal["events", "batch"] | str = "events",
+    batch_limits: RateLimits | None = None,
+    keep_order: bool = True,
+    job_timeout: float = DEFAULT_JOB_TIMEOUT,
     **mapping: Any,
 ) -> SendReport:
     """Send every valid row of ``df`` to Gameball as one event each; the async core.
@@ -499,8 +566,16 @@ async def asend(
     the README. Rows not sent are written to ``failures_path`` (Parquet) and are in the
     report's ``failures``. ``client`` may be your own ``httpx.AsyncClient``; it is not closed.
 
+    ``mode="batch"`` sends rows as Gameball batch jobs of up to 1,000 events (about 25 times
+    fewer requests), within ``batch_limits`` (default 30/s and 360 per 30 s), polling each job
+    until it ends or ``job_timeout`` seconds pass (its rows are then ``unknown``). A job holds
+    at most one row per customer, and a customer's next row waits for its previous job unless
+    ``keep_order=False``. Rows with an email, a mobile or a session token, which a batch item
+    cannot carry, go one by one in the same run; the batch API needs the secret key.
+
     Cancelling (Ctrl-C) stops new requests, lets in-flight ones finish (for at most
-    ``timeout`` seconds), writes the failures file and re-raises.
+    ``timeout`` seconds, or ``job_timeout`` for posted jobs), writes the failures file and
+    re-raises.
     """
     unknown_keywords(list(mapping), sorted(MAPPING_KEYWORDS | set(_ASEND_KEYWORDS)), "send")
     settings = make_settings(
@@ -516,6 +591,10 @@ async def asend(
         allow_insecure_http=allow_insecure_http,
         batch_rows=batch_rows,
         row_key=row_key,
+        mode=mode,
+        batch_limits=batch_limits,
+        keep_order=keep_order,
+        job_timeout=job_timeout,
     )
     if not isinstance(df, pd.DataFrame):
         raise ConfigError(f"send() takes a pandas DataFrame, not {type(df).__name__}")

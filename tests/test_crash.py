@@ -111,7 +111,9 @@ def test_ctrl_c_finishes_in_flight_and_writes_every_row(tmp_path):
         ]  # fmt: skip
         env = {"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"}
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(3.0)
+        deadline = time.monotonic() + 60
+        while len(emu.events()) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)  # poll: the run is under way once rows arrive
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         arrived = set(emu.events()["metadata"].map(lambda m: m["row_id"]))

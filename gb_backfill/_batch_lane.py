@@ -1,0 +1,462 @@
+"""The batch lane: rows go to Gameball as asynchronous jobs of up to 1,000 events.
+
+``POST /api/v4.0/integrations/batch/events`` takes ``{"body": [item, ...]}`` and answers a job
+id; the job is polled, with backoff, until it ends. Gameball documents two status paths and two
+body shapes: the tutorial's ``GET /api/v4/integrations/batch/{jobId}`` (``status``,
+``response.successful``/``response.failed``) and the OpenAPI's
+``GET /api/v4.0/integrations/batches/{id}/status`` (``status``, ``results``/``errors``). The lane
+tries the first, falls back to the second on 404, and reads either shape; a failure's reason is
+taken from ``error`` or ``message``.
+
+Results name only the customer, so a job never holds two rows of one customer. Items listed as
+successful are ``sent``; failed ones are ``failed`` with Gameball's reason, and a transient
+reason (2001) is tried again in a later job; items in neither list once the job has ended, a
+job that fails as a whole, and one not confirmed within ``job_timeout`` leave their rows
+``unknown``, never silently ``sent``. Rows are marked in flight before their job is posted, and
+the job id is recorded in the ledger, so a later run can ask how a job ended after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._bookkeeping import Bookkeeper, Job
+from ._dispatch import Dispatcher
+from ._limiter import RateLimiter
+from ._outcomes import Outcome, RepeatedFailures, Verdict, classify_error, classify_response
+from ._report import Status
+
+if TYPE_CHECKING:
+    from ._sender import Settings
+
+__all__: list[str] = []
+
+MAX_ITEMS = 1000
+_CREATE_PATH = "/api/v4.0/integrations/batch/events"
+_STATUS_PATHS = (
+    "/api/v4/integrations/batch/{job}",
+    "/api/v4.0/integrations/batches/{job}/status",
+)
+_ENDED = frozenset({"completed", "failed", "stopped"})
+_TRANSIENT = ("2001",)
+_FILL_WAIT = 0.05  # seconds to let a job fill before it goes out part-full
+_MAX_JOBS = 32  # jobs in flight at once
+_POLL_FIRST, _POLL_MAX = 0.05, 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What a status answer says of a job."""
+
+    ended: bool
+    failed_as_a_whole: bool
+    successful: frozenset[str]
+    failed: dict[str, str]
+
+
+def _reason(entry: dict[str, Any]) -> str:
+    return str(entry.get("error") or entry.get("message") or "failed (no reason given)")
+
+
+def read_status(body: object) -> JobResult:
+    """Read either documented status shape, leniently."""
+    if not isinstance(body, dict):
+        return JobResult(False, False, frozenset(), {})
+    status = str(body.get("status", "")).lower()
+    response = body.get("response")
+    if isinstance(response, dict):  # the tutorial's shape
+        good, bad = response.get("successful") or [], response.get("failed") or []
+    else:  # the OpenAPI's shape
+        good, bad = body.get("results") or [], body.get("errors") or []
+    successful = frozenset(
+        str(e["customerId"]) for e in good if isinstance(e, dict) and "customerId" in e
+    )
+    failed = {
+        str(e["customerId"]): _reason(e) for e in bad if isinstance(e, dict) and "customerId" in e
+    }
+    return JobResult(status in _ENDED, status in ("failed", "stopped"), successful, failed)
+
+
+class BatchLane:
+    """Delivers rows in jobs. Strictly private: driven by the sender."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        book: Bookkeeper,
+        dispatcher: Dispatcher,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.book = book
+        self.dispatcher = dispatcher
+        self.limiter = RateLimiter(settings.batch_limits)
+        self.status_limiter = RateLimiter(settings.status_limits)
+        self.random = random.Random()
+        self.pool: deque[Job] = deque()
+        self.wake = asyncio.Event()
+        self.slots = asyncio.Semaphore(_MAX_JOBS)
+        self.http_statuses: Counter[int] = Counter()
+        self.requests = 0
+        self.jobs_posted = 0
+        self.auth_failure: Outcome | None = None
+        self.breaker = RepeatedFailures()
+        self.input_done = False
+        self._status_path: str | None = None
+        self._never = asyncio.Event()  # polls are not stopped by the run's stop
+        self._typical = 0.0  # how long jobs have been taking to end, in seconds
+        self._filler: asyncio.Task[None] | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
+        base = settings.base_url
+        self.base = base
+        self.headers = {
+            "APIKey": settings.keys.api_key,
+            "Content-Type": "application/json",
+            "User-Agent": "gb-backfill",
+        }
+        if settings.keys.secret_key:
+            self.headers["SecretKey"] = settings.keys.secret_key
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._filler = asyncio.create_task(self._fill())
+
+    def offer(self, job: Job) -> None:
+        self.pool.append(job)
+        self.wake.set()
+
+    def no_more_input(self) -> None:
+        """Every row has been offered or is yet to come from the dispatcher alone."""
+        self.input_done = True
+        self.wake.set()
+
+    async def close(self) -> None:
+        """Let posted jobs settle (bounded by their timeout if the run stopped), then end every
+        row still waiting ``aborted``."""
+        self.input_done = True
+        self.wake.set()
+        grace = (
+            self.settings.job_timeout + self.settings.timeout
+            if self.book.stopped.is_set()
+            else None
+        )
+        if self._filler is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._filler), grace)
+            self._filler.cancel()
+        if self._jobs:
+            _, late = await asyncio.wait(self._jobs, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        while self.pool:
+            self.book.record(self.pool.popleft(), Status.ABORTED, None)
+
+    def cancel(self) -> None:
+        if self._filler is not None:
+            self._filler.cancel()
+        for task in self._jobs:
+            task.cancel()
+
+    # --- filling jobs ----------------------------------------------------------------------
+
+    async def _fill(self) -> None:
+        while True:
+            await self.wake.wait()
+            if self.book.stopped.is_set():
+                return
+            if not self.pool:
+                self.wake.clear()
+                if self.input_done and not self._jobs and not self.book.outstanding:
+                    return
+                continue
+            if len(self.pool) < MAX_ITEMS and not self.input_done:
+                # More rows may be on their way: let the job fill a little.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.book.stopped.wait(), _FILL_WAIT)
+            await self.slots.acquire()
+            jobs = self._take()
+            if not jobs:
+                self.slots.release()
+                continue
+            task = asyncio.create_task(self._run_job(jobs))
+            self._jobs.add(task)
+            task.add_done_callback(self._jobs.discard)
+
+    def _take(self) -> list[Job]:
+        """Up to 1,000 rows from the pool, at most one per customer, oldest first."""
+        taken: list[Job] = []
+        customers: set[str] = set()
+        skipped: deque[Job] = deque()
+        while self.pool and len(taken) < MAX_ITEMS:
+            job = self.pool.popleft()
+            if job.customer in customers:
+                skipped.append(job)
+                continue
+            customers.add(job.customer)
+            taken.append(job)
+        self.pool.extendleft(reversed(skipped))
+        return taken
+
+    # --- one job ---------------------------------------------------------------------------
+
+    async def _run_job(self, jobs: list[Job]) -> None:
+        try:
+            await self._deliver(jobs)
+        except Exception as error:  # any surprise stops the run; every row keeps a status
+            self.book.halt(error)
+            for job in jobs:
+                if not job.recorded:
+                    if job.in_flight:
+                        message = (
+                            f"{type(error).__name__} while its job was out; it may have been sent"
+                        )
+                        outcome = Outcome(Verdict.UNKNOWN, "error", message)
+                        self.book.record(job, Status.UNKNOWN, outcome)
+                    else:
+                        self.book.record(job, Status.ABORTED, None)
+                    self.dispatcher.done(job)
+        finally:
+            self.slots.release()
+            self.wake.set()
+
+    def _finish(
+        self, job: Job, status: Status, outcome: Outcome | None, *, retryable: bool = False
+    ) -> None:
+        self.book.record(job, status, outcome, retryable=retryable)
+        self.dispatcher.done(job)
+
+    def _finish_all(
+        self,
+        jobs: Sequence[Job],
+        status: Status,
+        outcome: Outcome | None,
+        *,
+        retryable: bool = False,
+    ) -> None:
+        for job in jobs:
+            self._finish(job, status, outcome, retryable=retryable)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.book.stopped.wait(), seconds)
+
+    async def _deliver(self, jobs: list[Job]) -> None:
+        settings = self.settings
+        body = b'{"body":[' + b",".join(job.body for job in jobs) + b"]}"
+        last: Outcome | None = None
+        attempts = 0
+        while True:
+            if not await self.limiter.acquire(self.book.stopped):
+                if last is None:
+                    self._finish_all(jobs, Status.ABORTED, None)
+                else:
+                    stopped = replace_message(
+                        last, f"the run stopped before the next retry; last error: {last.message}"
+                    )
+                    self._finish_all(jobs, Status.FAILED, stopped, retryable=True)
+                return
+            for job in jobs:
+                self.book.begin(job)
+                job.attempts += 1
+                job.in_flight = True
+            attempts += 1
+            self.requests += 1
+            try:
+                response = await self.client.post(
+                    self.base + _CREATE_PATH, content=body, headers=self.headers
+                )
+            except httpx.HTTPError as error:
+                last = classify_error(error)
+            else:
+                self.http_statuses[response.status_code] += 1
+                last = classify_response(response)
+            if last.verdict is Verdict.SENT:
+                break
+            tripped = attempts == 1 and self.breaker.observe(last)
+            if last.verdict is Verdict.AUTH:
+                self.auth_failure = self.auth_failure or last
+                self.book.halt()
+                self._finish_all(jobs, Status.FAILED, last, retryable=True)
+                return
+            if tripped:
+                self.book.halt()
+                status = Status.UNKNOWN if last.verdict is Verdict.UNKNOWN else Status.FAILED
+                self._finish_all(jobs, status, last, retryable=status is Status.FAILED)
+                return
+            if last.verdict is Verdict.UNKNOWN and not settings.retry_unknown:
+                self._finish_all(jobs, Status.UNKNOWN, last)
+                return
+            if last.verdict is Verdict.FAILED:
+                self._finish_all(jobs, Status.FAILED, last)
+                return
+            if attempts >= settings.retry.attempts:
+                message = f"gave up after {attempts} attempts; last error: {last.message}"
+                self._finish_all(
+                    jobs, Status.FAILED, replace_message(last, message), retryable=True
+                )
+                return
+            wait = settings.retry.backoff(attempts, self.random.random())
+            if last.retry_after is not None:
+                wait = min(last.retry_after, settings.retry.wait_max)
+            if last.http_status == 429:
+                self.limiter.defer(wait)
+            await self._pause(wait)
+        self.breaker.observe(last)
+        job_id = _job_id(response)
+        if job_id is None:
+            outcome = Outcome(
+                Verdict.UNKNOWN,
+                "batch_no_job_id",
+                "the batch was accepted without a job id; its outcome is unknown",
+            )
+            self._finish_all(jobs, Status.UNKNOWN, outcome)
+            return
+        self.jobs_posted += 1
+        self.book.assign_job(jobs, job_id)
+        result = await self._await_job(job_id)
+        self._settle(jobs, job_id, result)
+
+    async def _await_job(self, job_id: int) -> JobResult | None:
+        """Poll ``job_id`` with backoff until it ends; None when it is not confirmed in time.
+
+        Polling goes on after the run is told to stop: a posted job is a request in flight,
+        and its rows deserve their real outcome.
+        """
+        started = time.monotonic()
+        deadline = started + self.settings.job_timeout
+        # The first poll comes when jobs have been taking to end, so most jobs need one read.
+        wait = max(_POLL_FIRST, 0.8 * self._typical)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(wait, max(deadline - time.monotonic(), 0.0)))
+            wait = min(max(wait * 0.5, _POLL_FIRST), _POLL_MAX)
+            await self.status_limiter.acquire(self._never)
+            result = await self._poll(job_id)
+            if result is not None and result.ended:
+                took = time.monotonic() - started
+                self._typical = 0.8 * self._typical + 0.2 * took if self._typical else took
+                return result
+        return None
+
+    async def _poll(self, job_id: int) -> JobResult | None:
+        paths = [self._status_path] if self._status_path else list(_STATUS_PATHS)
+        for path in paths:
+            url = self.base + path.format(job=job_id)
+            self.requests += 1
+            try:
+                response = await self.client.get(url, headers=self.headers)
+            except httpx.HTTPError:
+                return None
+            self.http_statuses[response.status_code] += 1
+            if response.status_code == 404 and self._status_path is None:
+                continue
+            if response.status_code >= 300:
+                return None
+            self._status_path = path
+            try:
+                return read_status(response.json())
+            except ValueError:
+                return None
+        return None
+
+    def _settle(self, jobs: list[Job], job_id: int, result: JobResult | None) -> None:
+        settings = self.settings
+        for job in jobs:
+            job.in_flight = False
+            if result is None:
+                message = (
+                    f"batch job {job_id} was not confirmed within {settings.job_timeout:g} s; "
+                    "it may have been processed"
+                )
+                self._finish(
+                    job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, "batch_unconfirmed", message)
+                )
+            elif job.customer in result.successful:
+                self._finish(job, Status.SENT, Outcome(Verdict.SENT, http_status=200))
+            elif job.customer in result.failed:
+                reason = result.failed[job.customer]
+                transient = any(code in reason for code in _TRANSIENT)
+                outcome = Outcome(
+                    Verdict.FAILED, "batch_item_failed", f"batch job {job_id}: {reason}"
+                )
+                if (
+                    transient
+                    and job.attempts < settings.retry.attempts
+                    and not self.book.stopped.is_set()
+                ):
+                    # Still this customer's row in flight: it goes into a later job.
+                    self.offer(job)
+                else:
+                    self._finish(job, Status.FAILED, outcome, retryable=transient)
+            else:
+                why = (
+                    "failed as a whole"
+                    if result.failed_as_a_whole
+                    else "ended without listing this customer"
+                )
+                message = f"batch job {job_id} {why}; the row may have been processed"
+                self._finish(
+                    job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, "batch_unlisted", message)
+                )
+
+
+def replace_message(outcome: Outcome, message: str) -> Outcome:
+    return replace(outcome, message=message)
+
+
+def _job_id(response: httpx.Response) -> int | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    value = body.get("jobId", body.get("batchId")) if isinstance(body, dict) else None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def settle_earlier_jobs(lane: BatchLane, pending: dict[int, list[tuple[bytes, str]]]) -> int:
+    """Ask Gameball how the jobs of a crashed run ended and settle their rows in the ledger.
+
+    ``pending`` maps job ids to the (key, customer) of their rows still in flight. Returns how
+    many rows were settled; rows of a job that cannot be confirmed stay in flight (unknown).
+    """
+    ledger = lane.book.ledger
+    assert ledger is not None
+    settled = 0
+    for job_id, rows in pending.items():
+        result = await lane._await_job(job_id)
+        if result is None:
+            continue
+        for key, customer in rows:
+            if customer in result.successful:
+                status, retryable, code, message = "sent", False, None, None
+            elif customer in result.failed:
+                reason = result.failed[customer]
+                status, code, message = (
+                    "failed",
+                    "batch_item_failed",
+                    f"batch job {job_id}: {reason}",
+                )
+                retryable = any(c in reason for c in _TRANSIENT)
+            else:
+                status, retryable, code = "unknown", False, "batch_unlisted"
+                message = f"batch job {job_id} ended without listing this customer"
+            ledger.settle(
+                key, status, retryable=retryable, attempts=0, http_status=None,
+                error_code=code, error_message=message,
+            )  # fmt: skip
+            settled += 1
+    return settled

@@ -1,0 +1,173 @@
+"""The emulator's batch endpoints: asynchronous jobs of up to 1,000 events.
+
+``POST /api/v4.0/integrations/batch/events`` takes ``{"body": [{"customerId", "events"}, ...]}``
+and answers ``{"jobId": n}``; the job is processed ``delay`` seconds later. Its status is served
+in one of the two documented shapes, chosen by ``status_shape``:
+
+* ``"tutorial"``: ``GET /api/v4/integrations/batch/{jobId}`` (also ``/api/v4.0/...``), body
+  ``{operation, status: queued|running|completed|failed|stopped, totalCount, finishedCount,
+  errorCount, createdAt, startedAt, response: {successful: [...], failed: [...]}}``, a failure's
+  reason under ``error`` or ``message`` (both occur in Gameball's examples);
+* ``"openapi"``: ``GET /api/v4.0/integrations/batches/{batchId}/status``, body ``{status:
+  pending|processing|completed|failed, progress, totalItems, processedItems, failedItems,
+  results, errors}``.
+
+The other shape's path answers 404, as an API that serves one of them would. Seeded faults:
+items that fail (half of them with the transient code 2001), jobs that fail as a whole, and jobs
+that are lost (they never end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["BatchSettings"]
+
+MAX_ITEMS = 1000
+_TRANSIENT = "2001: a request for this customer is already in progress"
+_PERMANENT = "3003: the customer cannot receive events"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchSettings:
+    """How the emulator's batch endpoints behave.
+
+    Job creation is limited to ``per_second`` and ``per_window`` per ``window`` (Gameball's
+    "others" row, 30/s and 360 per 30 s, the likeliest for batch), status reads to
+    ``status_per_second`` and ``status_per_window`` (the documented GET row). 0 lifts a limit.
+    """
+
+    per_second: int = 30
+    per_window: int = 360
+    window: float = 30.0
+    status_per_second: int = 100
+    status_per_window: int = 1200
+    status_shape: Literal["tutorial", "openapi"] = "tutorial"
+    delay: float = 0.2
+    item_failures: float = 0.0
+    job_failures: float = 0.0
+    lost_jobs: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.status_shape not in ("tutorial", "openapi"):
+            raise ValueError("status_shape must be 'tutorial' or 'openapi'")
+        shares = (self.item_failures, self.job_failures, self.lost_jobs)
+        if any(not 0 <= s <= 1 for s in shares) or self.delay < 0:
+            raise ValueError("batch fault shares are 0 to 1 and delay is seconds, at least 0")
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    id: int
+    api_key: str
+    items: list[Any]
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    status: str = "queued"
+    successful: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def item_problem(item: object) -> str | None:
+    if not isinstance(item, dict):
+        return "each item must be an object"
+    customer = item.get("customerId")
+    if not isinstance(customer, str) or not customer.strip():
+        return "customerId must be a non-empty string"
+    events = item.get("events")
+    if not isinstance(events, dict) or not events:
+        return "events must be a non-empty object"
+    return None
+
+
+class BatchJobs:
+    """The jobs of one emulator. Call from the emulator's event loop only."""
+
+    def __init__(
+        self,
+        settings: BatchSettings,
+        record: Callable[[str, dict[str, Any]], None],
+        count: Callable[[str], None],
+    ) -> None:
+        self.settings = settings
+        self._record = record
+        self._count = count
+        self._random = random.Random(settings.seed)
+        self.jobs: dict[int, Job] = {}
+        self._next_id = 1000
+
+    def create(self, api_key: str, items: list[Any]) -> Job:
+        self._next_id += 1
+        job = Job(self._next_id, api_key, items)
+        self.jobs[job.id] = job
+        self._count("batch_jobs")
+        draw = self._random.random()
+        if draw < self.settings.lost_jobs:
+            self._count("batch_jobs_lost")
+            job.status = "running"  # and so it stays
+            return job
+        fails = draw < self.settings.lost_jobs + self.settings.job_failures
+        asyncio.get_running_loop().call_later(self.settings.delay, self._process, job, fails)
+        return job
+
+    def _process(self, job: Job, fails: bool) -> None:
+        job.started_at = time.time()
+        if job.status == "stopped":
+            return
+        if fails:
+            job.status = "failed"
+            self._count("batch_jobs_failed")
+            return
+        for number, item in enumerate(job.items):
+            customer = item.get("customerId") if isinstance(item, dict) else None
+            problem = item_problem(item)
+            if problem is None and self._random.random() < self.settings.item_failures:
+                problem = _TRANSIENT if self._random.random() < 0.5 else _PERMANENT
+            if problem is not None:
+                # Gameball's examples give the reason as "error" in one item, "message" in another.
+                reason = "error" if number % 2 else "message"
+                job.failed.append({"customerId": customer, reason: problem})
+                self._count("batch_items_failed")
+                continue
+            self._record(job.api_key, item)
+            job.successful.append({"customerId": customer, "message": "Event processed"})
+            self._count("batch_items_ok")
+        job.status = "completed"
+
+    def stop(self, job: Job) -> None:
+        if job.status in ("queued", "running"):
+            job.status = "stopped"
+
+    def tutorial(self, job: Job) -> dict[str, Any]:
+        done = len(job.successful) + len(job.failed)
+        return {
+            "operation": "events",
+            "status": job.status,
+            "totalCount": len(job.items),
+            "finishedCount": done,
+            "errorCount": len(job.failed),
+            "createdAt": job.created_at,
+            "startedAt": job.started_at,
+            "response": {"successful": job.successful, "failed": job.failed},
+        }
+
+    def openapi(self, job: Job) -> dict[str, Any]:
+        status = {"queued": "pending", "running": "processing", "stopped": "failed"}.get(
+            job.status, job.status
+        )
+        done = len(job.successful) + len(job.failed)
+        return {
+            "status": status,
+            "progress": round(100 * done / max(len(job.items), 1)),
+            "totalItems": len(job.items),
+            "processedItems": done,
+            "failedItems": len(job.failed),
+            "results": job.successful,
+            "errors": job.failed,
+        }

@@ -1,0 +1,193 @@
+"""Batch mode against the emulator, for both documented status shapes."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gb_backfill import Emulator, RateLimits, RetryPolicy, read_failures, send
+from gb_backfill._batch_lane import read_status
+from gb_backfill._emulator_batch import BatchSettings
+
+FAST = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05, wait_jitter=0.0)
+SHAPES = ["tutorial", "openapi"]
+
+
+def history(rows=3000, customers=1200, seed=0):
+    """Customers with a long tail: a few with a dozen rows, most with one or two."""
+    rng = np.random.default_rng(seed)
+    per_customer = np.maximum(1, (12 / np.sqrt(np.arange(1, customers + 1))).astype(int))
+    who = np.repeat(np.arange(customers), per_customer)
+    who = rng.permutation(np.resize(who, rows) if len(who) < rows else who[:rows])
+    return pd.DataFrame(
+        {
+            "customerId": [f"c{n}" for n in who],
+            "eventName": rng.choice(["purchase", "review"], rows),
+            "seq": np.arange(rows),
+        }
+    )
+
+
+def lifted(**options):
+    """The emulator's batch endpoints without rate limits (the client lifts its own too)."""
+    return BatchSettings(
+        per_second=0, per_window=0, status_per_second=0, status_per_window=0, **options
+    )
+
+
+def batch_send(emu, df, **options):
+    settings = {
+        "base_url": emu.base_url,
+        "api_key": emu.api_key,
+        "secret_key": "emulator-secret-key",
+        "mode": "batch",
+        "limits": RateLimits.unlimited(),
+        "batch_limits": RateLimits.unlimited(),
+        "retry": FAST,
+        "progress": False,
+        **options,
+    }
+    return send(df, **settings)
+
+
+def arrivals(emu):
+    return emu.events()["metadata"].map(lambda m: m["seq"]).value_counts()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_mode_delivers_every_valid_row_once_in_customer_order(shape):
+    df = history()
+    df.loc[[5, 50], "customerId"] = ""
+    with Emulator(batch=lifted(status_shape=shape, delay=0.02)) as emu:
+        report = batch_send(emu, df)
+        events = emu.events()
+        counters = emu.counters
+    assert (report.sent, report.invalid) == (len(df) - 2, 2)
+    assert counters["batch_jobs"] < len(df) / 10, "rows went in jobs, not one by one"
+    seqs = events["metadata"].map(lambda m: m["seq"])
+    assert seqs.value_counts().max() == 1
+    assert set(seqs) == set(df["seq"]) - {5, 50}
+    assert (events["api_version"] == "batch").all()
+    ordered = events.assign(seq=seqs).sort_values("received_at", kind="stable")
+    for _, rows in ordered.groupby("customer_id"):
+        assert rows["seq"].is_monotonic_increasing, "a customer's rows arrive in input order"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_item_failures_land_in_the_failures_file_with_their_reasons(shape, tmp_path):
+    df = history(600, 300, seed=1)
+    batch = lifted(status_shape=shape, delay=0.01, item_failures=0.2, seed=3)
+    with Emulator(batch=batch) as emu:
+        report = batch_send(emu, df, failures_path=tmp_path / "f.parquet")
+        counts = arrivals(emu)
+    failures = read_failures(tmp_path / "f.parquet")
+    assert report.failed == len(failures) > 0
+    assert counts.max() == 1
+    assert report.sent == len(counts)
+    reasons = failures["gb_error_message"]
+    assert reasons.str.contains("3003|2001").all(), "Gameball's reason is kept"
+    assert report.sent + report.failed == len(df)
+
+
+@pytest.mark.parametrize("fault", ["lost_jobs", "job_failures"])
+def test_a_lost_or_failed_job_leaves_its_rows_unknown(fault, tmp_path):
+    df = history(300, 300, seed=2).assign(customerId=lambda d: [f"u{n}" for n in range(len(d))])
+    batch = lifted(delay=0.01, **{fault: 1.0})
+    with Emulator(batch=batch) as emu:
+        report = batch_send(emu, df, job_timeout=0.5, failures_path=tmp_path / "f.parquet")
+    assert report.unknown == len(df)
+    assert report.sent == 0
+    codes = set(read_failures(tmp_path / "f.parquet")["gb_error_code"])
+    assert codes == ({"batch_unconfirmed"} if fault == "lost_jobs" else {"batch_unlisted"})
+
+
+def test_rows_a_batch_item_cannot_carry_take_the_events_lane_in_the_same_run():
+    df = history(400, 50, seed=4)
+    df["email"] = np.where(df["seq"] % 7 == 0, "a@b.co", None)
+    df["sessionToken"] = np.where(df["seq"] % 11 == 0, "tok.x", None)
+    with Emulator(batch=lifted(delay=0.01)) as emu:
+        report = batch_send(emu, df)
+        events = emu.events()
+    assert report.sent == len(df)
+    seqs = events["metadata"].map(lambda m: m["seq"])
+    assert seqs.value_counts().max() == 1
+    one_by_one = set(seqs[events["api_version"] != "batch"])
+    assert one_by_one == set(df.loc[df["email"].notna() | df["sessionToken"].notna(), "seq"])
+    ordered = events.assign(seq=seqs).sort_values("received_at", kind="stable")
+    for _, rows in ordered.groupby("customer_id"):
+        assert rows["seq"].is_monotonic_increasing, "order holds across both lanes"
+
+
+def test_without_customer_order_a_customer_rides_several_jobs_but_never_twice_in_one():
+    df = pd.DataFrame({"customerId": "busy", "eventName": "e", "seq": range(30)})
+    with Emulator(batch=lifted(delay=0.3)) as emu:
+        started = time.monotonic()
+        report = batch_send(emu, df, keep_order=False)
+        elapsed = time.monotonic() - started
+        counters = emu.counters
+    assert report.sent == 30
+    assert counters["batch_jobs"] == 30, "one item per customer per job"
+    assert elapsed < 30 * 0.3, "the jobs ran side by side, not one cycle per row"
+
+
+def test_both_status_shapes_read_alike():
+    tutorial = {
+        "status": "completed",
+        "response": {
+            "successful": [{"customerId": "a", "message": "ok"}],
+            "failed": [
+                {"customerId": "b", "error": "2001: busy"},
+                {"customerId": "c", "message": "x"},
+            ],
+        },
+    }
+    openapi = {
+        "status": "completed",
+        "results": [{"customerId": "a"}],
+        "errors": [{"customerId": "b", "error": "2001: busy"}, {"customerId": "c", "message": "x"}],
+    }
+    for body in (tutorial, openapi):
+        result = read_status(body)
+        assert result.ended
+        assert result.successful == {"a"}
+        assert result.failed == {"b": "2001: busy", "c": "x"}
+    assert not read_status({"status": "running"}).ended
+    assert not read_status({"status": "processing"}).ended
+    assert read_status({"status": "failed"}).failed_as_a_whole
+
+
+@pytest.mark.slow
+def test_a_crash_between_posting_a_job_and_its_result_is_settled_by_the_next_run(tmp_path):
+    df = history(2000, 1500, seed=5)
+    source = tmp_path / "in.parquet"
+    df.to_parquet(source)
+    ledger = tmp_path / "l"
+    with Emulator(batch=lifted(delay=1.5)) as emu:
+        command = [
+            sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url", emu.base_url,
+            "--mode", "batch", "--ledger", str(ledger), "--no-progress", "--failures",
+            str(tmp_path / "f.parquet"),
+        ]  # fmt: skip
+        env = {
+            "GAMEBALL_API_KEY": emu.api_key,
+            "GAMEBALL_SECRET_KEY": "emulator-secret-key",
+            "PATH": "/usr/bin:/bin",
+        }
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        # A job is polled once its id reached the client (and the ledger): kill after that.
+        while emu.counters["status_polls"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)  # jobs posted and recorded, none settled yet
+        process.wait(timeout=60)
+        assert emu.counters["batch_items_ok"] == 0, "killed before any job ended"
+        resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        counts = arrivals(emu)
+    assert resumed.returncode == 0, resumed.stdout
+    assert "unknown" not in resumed.stdout, "the killed run's jobs were settled, not left unknown"
+    assert counts.max() == 1, "nothing was sent twice"
+    assert len(counts) == len(df)
