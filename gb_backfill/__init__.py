@@ -22,12 +22,14 @@ from ._errors import (
 )
 from ._failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
 from ._payloads import payloads
+from ._plan import HISTORY_WARNING, SendPlan
 from ._report import STATUSES, SendReport, Status
 from ._rules import FailureCode, ValidationReport, validate
 from ._sender import asend, asend_path, send, send_path
 
 __all__ = [
     "FAILURE_STATUS_COLUMNS",
+    "HISTORY_WARNING",
     "STATUSES",
     "AuthenticationError",
     "ColumnNotFoundError",
@@ -40,6 +42,7 @@ __all__ = [
     "RateLimits",
     "RepeatedFailureError",
     "RetryPolicy",
+    "SendPlan",
     "SendReport",
     "Status",
     "StoredObject",

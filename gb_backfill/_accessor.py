@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ._payloads import payloads
+from ._plan import SendPlan
 from ._report import SendReport
 from ._rules import ValidationReport, validate
 from ._sender import asend, send
@@ -35,10 +36,10 @@ class GameballAccessor:
         """The v4 payloads of the valid rows (see :func:`gb_backfill.payloads`)."""
         return payloads(self._df, **mapping)
 
-    def send(self, **options: Any) -> SendReport:
+    def send(self, **options: Any) -> SendReport | SendPlan:
         """Send the rows to Gameball and wait (see :func:`gb_backfill.send`)."""
         return send(self._df, **options)
 
-    async def asend(self, **options: Any) -> SendReport:
+    async def asend(self, **options: Any) -> SendReport | SendPlan:
         """Send the rows to Gameball; ``await`` it in a notebook (see :func:`gb_backfill.asend`)."""
         return await asend(self._df, **options)

@@ -34,6 +34,7 @@ from ._errors import (
 from ._failures import FailureWriter, failure_rows
 from ._input import CSV_TYPES, CsvOptions, InputFile, columns_of
 from ._mapping import resolve_mapping
+from ._plan import HISTORY_WARNING, SendPlan
 from ._rules import check_frame, first_failures
 from ._sender import (
     BATCH_LIMITS,
@@ -327,6 +328,16 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let a customer's rows go in several jobs at once (order not kept)",
     )
+    batch.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send nothing: check and encode every row and print the plan",
+    )
+    batch.add_argument(
+        "--write-bodies",
+        metavar="PATH",
+        help="with --dry-run, write every request body to this JSONL file",
+    )
     out = parser.add_argument_group("bookkeeping")
     out.add_argument("--failures", metavar="PATH", help="Parquet file for rows not sent")
     out.add_argument("--ledger", metavar="PATH", help="SQLite ledger: makes re-runs safe")
@@ -356,6 +367,8 @@ def _send_options(args: argparse.Namespace) -> dict[str, Any]:
             per_second=args.batch_rate, per_window=args.batch_quota, window=args.quota_window
         ),
         "keep_order": not args.any_order,
+        "dry_run": args.dry_run,
+        "bodies_path": args.write_bodies,
         "job_timeout": args.job_timeout,
         "ledger": args.ledger,
         "row_key": args.row_key,
@@ -405,11 +418,15 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(report.summary())
+    if isinstance(report, SendPlan):
+        return EXIT_OK
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
 
 
 def _send(args: argparse.Namespace) -> int:
     failures = args.failures or f"{Path(args.input).stem}.failures.parquet"
+    if not args.dry_run and args.base_url.rstrip("/") == DEFAULT_BASE_URL:
+        print(f"gb-backfill: sending to {DEFAULT_BASE_URL}. {HISTORY_WARNING}", file=sys.stderr)
     options = {**_send_options(args), **mapping_keywords(args), **csv_options(args)}
     return _run_send(args.input, failures, options)
 

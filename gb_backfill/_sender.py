@@ -46,6 +46,8 @@ from ._input import CsvOptions, InputFile, columns_of, key_frames
 from ._ledger import Ledger, LedgerEntry
 from ._mapping import ColumnMapping, resolve_mapping
 from ._payloads import encode_rows
+from ._plan import SendPlan
+from ._plan import dry_run as _dry_run
 from ._progress import Progress
 from ._report import SendReport, Status
 from ._row_keys import (
@@ -540,8 +542,10 @@ async def asend(
     batch_limits: RateLimits | None = None,
     keep_order: bool = True,
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
+    dry_run: bool = False,
+    bodies_path: str | os.PathLike[str] | None = None,
     **mapping: Any,
-) -> SendReport:
+) -> SendReport | SendPlan:
     """Send every valid row of ``df`` to Gameball as one event each; the async core.
 
     Keys default to the ``GAMEBALL_API_KEY`` and ``GAMEBALL_SECRET_KEY`` environment variables;
@@ -573,6 +577,10 @@ async def asend(
     ``keep_order=False``. Rows with an email, a mobile or a session token, which a batch item
     cannot carry, go one by one in the same run; the batch API needs the secret key.
 
+    ``dry_run=True`` sends nothing: it checks and encodes every row as a live run would and
+    returns a :class:`SendPlan` (counts, customers, event names, requests per lane, estimated
+    time for each mode); ``bodies_path=`` writes the request bodies to JSONL.
+
     Cancelling (Ctrl-C) stops new requests, lets in-flight ones finish (for at most
     ``timeout`` seconds, or ``job_timeout`` for posted jobs), writes the failures file and
     re-raises.
@@ -602,6 +610,14 @@ async def asend(
     if settings.row_key:
         check_key_columns(df.columns, settings.row_key)
         check_unique([df], settings.row_key)
+    if dry_run:
+        return _dry_run(
+            _slices(df, settings.batch_rows),
+            settings=settings,
+            mapping=resolved,
+            ledger_path=ledger,
+            bodies_path=bodies_path,
+        )
     return await _send_batches(
         _slices(df, settings.batch_rows),
         total=len(df),
@@ -620,7 +636,7 @@ _ASEND_KEYWORDS = tuple(
 )
 
 
-def send(df: pd.DataFrame, **options: Any) -> SendReport:
+def send(df: pd.DataFrame, **options: Any) -> SendReport | SendPlan:
     """Send ``df`` and wait for the report; the sync face of :func:`asend`, same keywords.
 
     Works in scripts and inside a running event loop (a Jupyter cell) alike::
@@ -645,7 +661,7 @@ async def asend_path(
     encoding: str | None = None,
     sep: str | None = None,
     **options: Any,
-) -> SendReport:
+) -> SendReport | SendPlan:
     """Send a CSV or Parquet file (or a directory or glob of them) without loading it whole;
     otherwise as :func:`asend`, with the same keywords.
 
@@ -671,6 +687,14 @@ async def asend_path(
         check_key_columns(source.columns, settings.row_key)
         keyed = key_frames(source.frames(batch_rows=settings.batch_rows), settings.row_key)
         check_unique(keyed, settings.row_key)
+    if options.get("dry_run"):
+        return _dry_run(
+            source.frames(batch_rows=settings.batch_rows),
+            settings=settings,
+            mapping=resolved,
+            ledger_path=options.get("ledger"),
+            bodies_path=options.get("bodies_path"),
+        )
     return await _send_batches(
         source.frames(batch_rows=settings.batch_rows),
         total=source.rows,
@@ -684,7 +708,7 @@ async def asend_path(
     )
 
 
-def send_path(path: str | os.PathLike[str], **options: Any) -> SendReport:
+def send_path(path: str | os.PathLike[str], **options: Any) -> SendReport | SendPlan:
     """Send a CSV or Parquet file, streaming it; the sync face of :func:`asend_path`."""
     return run_sync(asend_path(path, **options))
 
@@ -694,7 +718,7 @@ def _path_signature() -> inspect.Signature:
     sending = inspect.signature(asend).parameters
     params = [files["path"], *(p for n, p in files.items() if n not in ("path", "options"))]
     params += [p for n, p in sending.items() if n != "df"]
-    return inspect.Signature(params, return_annotation=SendReport)
+    return inspect.Signature(params, return_annotation=SendReport | SendPlan)
 
 
 send_path.__signature__ = _path_signature()  # type: ignore[attr-defined]

@@ -1,0 +1,129 @@
+"""The dry run: the plan, no network call, and the very bodies a live run sends."""
+
+import asyncio
+import json
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from gb_backfill import HISTORY_WARNING, Emulator, RateLimits, SendPlan, asend, send
+from gb_backfill._cli import main
+from gb_backfill._emulator_batch import BatchSettings
+from gb_backfill._plan import minimum_seconds
+from tests.conftest import MockGameball, send_options
+
+SECRET = "emulator-secret-key"
+
+
+def history(rows=500, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "customerId": [f"c{n}" for n in rng.integers(0, 120, rows)],
+            "eventName": rng.choice(["purchase", "review", "signup"], rows),
+            "amount": rng.uniform(1, 50, rows).round(2),
+            "seq": np.arange(rows),
+        }
+    )
+    df.loc[[3, 9], "customerId"] = ""
+    df["email"] = np.where(df["seq"] % 25 == 0, "x@y.co", None)
+    return df
+
+
+def test_a_dry_run_makes_no_request_and_plans(tmp_path):
+    df = history()
+    gameball = MockGameball()
+    documented = send_options(gameball, limits=RateLimits())
+    plan = send(df, **documented, dry_run=True, bodies_path=tmp_path / "b.jsonl")
+    assert gameball.requests == []
+    assert isinstance(plan, SendPlan)
+    assert (plan.rows, plan.valid, plan.invalid) == (500, 498, 2)
+    assert plan.customers == df.loc[df.customerId != "", "customerId"].nunique()
+    busiest = df.loc[df.customerId != "", "customerId"].value_counts()
+    assert (plan.busiest_customer, plan.busiest_rows) == (busiest.index[0], busiest.iloc[0])
+    assert plan.event_names == df.loc[df.customerId != "", "eventName"].value_counts().to_dict()
+    assert plan.requests == {"events": 498}
+    assert plan.failure_codes == {"customer_id_empty": 2}
+    assert set(plan.estimated_seconds) == {"events", "batch"}
+    # 498 rows fit one job, but the busiest customer's rows take one job cycle each.
+    assert plan.estimated_seconds["batch"] == pytest.approx(plan.busiest_rows * 1.0)
+    assert plan.estimated_seconds["events"] == pytest.approx(minimum_seconds(498, RateLimits()))
+    assert HISTORY_WARNING in plan.summary()
+    assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 498
+
+
+def test_the_events_lane_bodies_are_those_a_live_run_sends(tmp_path):
+    df = history()
+    send(df, **send_options(MockGameball()), dry_run=True, bodies_path=tmp_path / "b.jsonl")
+    planned = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    live = MockGameball()
+    send(df, **send_options(live))
+    sent = sorted(json.dumps(body, sort_keys=True) for _, body in live.requests)
+    assert sorted(json.dumps(p["body"], sort_keys=True) for p in planned) == sent
+    assert {p["path"] for p in planned} == {"/api/v4.0/integrations/events"}
+
+
+def test_the_batch_items_are_those_a_live_run_posts(tmp_path):
+    df = history()
+    options = {
+        "api_key": "emulator-api-key",
+        "secret_key": SECRET,
+        "mode": "batch",
+        "limits": RateLimits.unlimited(),
+        "batch_limits": RateLimits.unlimited(),
+        "progress": False,
+    }
+    lifted = BatchSettings(per_second=0, per_window=0, status_per_second=0, status_per_window=0)
+    with Emulator(per_second=0, per_window=0, batch=lifted) as emu:
+        plan = send(
+            df, base_url=emu.base_url, dry_run=True, bodies_path=tmp_path / "b.jsonl", **options
+        )
+        posted = []
+
+        async def capture(request):
+            if request.url.path.endswith("/batch/events"):
+                posted.extend(json.loads(request.content)["body"])
+            elif request.url.path.endswith("/integrations/events"):
+                posted.append(json.loads(request.content))
+
+        async def live():
+            async with httpx.AsyncClient(event_hooks={"request": [capture]}) as client:
+                return await asend(df, base_url=emu.base_url, client=client, **options)
+
+        report = asyncio.run(live())
+        assert emu.counters["batch_jobs"] >= plan.requests["batch"], "the plan's is the least"
+    planned = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert report.sent == plan.valid
+    assert sorted(json.dumps(p["body"], sort_keys=True) for p in planned) == sorted(
+        json.dumps(body, sort_keys=True) for body in posted
+    )
+    busiest = df[(df.customerId != "") & df.email.isna()].customerId.value_counts().iloc[0]
+    assert plan.requests == {"events": 20, "batch": busiest}
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits", "seconds"),
+    [
+        (1, RateLimits(), 0.0),
+        (101, RateLimits(per_second=100, per_window=0), 1.0),
+        (1200, RateLimits(), 11.99),
+        (1201, RateLimits(), 30.0),
+        (1000, RateLimits(per_second=30, per_window=360), 69.3),
+    ],
+)
+def test_the_least_time_at_the_limits(requests, limits, seconds):
+    assert minimum_seconds(requests, limits) == pytest.approx(seconds, abs=0.01)
+
+
+def test_the_cli_dry_run_prints_the_plan_and_the_warning(tmp_path, capsys):
+    path = tmp_path / "in.parquet"
+    history(50).to_parquet(path)
+    code = main(["send", str(path), "--api-key", "k", "--dry-run", "--mode", "batch",
+                 "--secret-key", "s", "--write-bodies", str(tmp_path / "b.jsonl")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "<SendPlan rows=50" in out
+    assert "estimated time in batch mode" in out
+    assert "test API key" in out
