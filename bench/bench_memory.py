@@ -100,8 +100,10 @@ def child(mode: str, path: Path, failures: Path | None = None) -> dict[str, floa
         [sys.executable, "-c", CHILD, mode, str(path), str(failures or "")],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if done.returncode:
+        raise SystemExit(f"{mode} on {path} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -21,6 +21,7 @@ from ._errors import (
     RepeatedFailureError,
 )
 from ._failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
+from ._outcomes import SendErrorCode
 from ._payloads import payloads
 from ._plan import HISTORY_WARNING, SendPlan
 from ._report import STATUSES, SendReport, Status
@@ -42,6 +43,7 @@ __all__ = [
     "RateLimits",
     "RepeatedFailureError",
     "RetryPolicy",
+    "SendErrorCode",
     "SendPlan",
     "SendReport",
     "Status",

@@ -6,6 +6,7 @@ forwards to the public function of the same name with ``df`` as its first argume
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pandas as pd
@@ -43,3 +44,17 @@ class GameballAccessor:
     async def asend(self, **options: Any) -> SendReport | SendPlan:
         """Send the rows to Gameball; ``await`` it in a notebook (see :func:`gb_backfill.asend`)."""
         return await asend(self._df, **options)
+
+
+def _without_df(function: Any) -> inspect.Signature:
+    """``function``'s signature with ``self`` for its frame: what ``df.gameball.<name>`` takes."""
+    signature = inspect.signature(function)
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return signature.replace(parameters=[this, *list(signature.parameters.values())[1:]])
+
+
+# help() and tab completion show the real keywords, written once in asend.
+GameballAccessor.send.__signature__ = _without_df(asend)  # type: ignore[attr-defined]
+GameballAccessor.asend.__signature__ = _without_df(asend)  # type: ignore[attr-defined]
+GameballAccessor.validate.__signature__ = _without_df(validate)  # type: ignore[attr-defined]
+GameballAccessor.payloads.__signature__ = _without_df(payloads)  # type: ignore[attr-defined]

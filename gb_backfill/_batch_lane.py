@@ -32,7 +32,14 @@ import httpx
 from ._bookkeeping import Bookkeeper, Job
 from ._dispatch import Dispatcher
 from ._limiter import RateLimiter
-from ._outcomes import Outcome, RepeatedFailures, Verdict, classify_error, classify_response
+from ._outcomes import (
+    Outcome,
+    RepeatedFailures,
+    SendErrorCode,
+    Verdict,
+    classify_error,
+    classify_response,
+)
 from ._report import Status
 
 if TYPE_CHECKING:
@@ -104,6 +111,7 @@ class BatchLane:
         self.status_limiter = RateLimiter(settings.status_limits)
         self.random = random.Random()
         self.pool: deque[Job] = deque()
+        self.urgent: deque[Job] = deque()
         self.wake = asyncio.Event()
         self.slots = asyncio.Semaphore(_MAX_JOBS)
         self.http_statuses: Counter[int] = Counter()
@@ -132,8 +140,9 @@ class BatchLane:
     def start(self) -> None:
         self._filler = asyncio.create_task(self._fill())
 
-    def offer(self, job: Job) -> None:
-        self.pool.append(job)
+    def offer(self, job: Job, *, more_waiting: bool = False) -> None:
+        # A customer with rows still waiting is the critical path: its row goes in the next job.
+        (self.urgent if more_waiting else self.pool).append(job)
         self.wake.set()
 
     def no_more_input(self) -> None:
@@ -160,8 +169,9 @@ class BatchLane:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        while self.pool:
-            self.book.record(self.pool.popleft(), Status.ABORTED, None)
+        for pool in (self.urgent, self.pool):
+            while pool:
+                self.book.record(pool.popleft(), Status.ABORTED, None)
 
     def cancel(self) -> None:
         if self._filler is not None:
@@ -176,16 +186,21 @@ class BatchLane:
             await self.wake.wait()
             if self.book.stopped.is_set():
                 return
-            if not self.pool:
+            if not self.pool and not self.urgent:
                 self.wake.clear()
                 if self.input_done and not self._jobs and not self.book.outstanding:
                     return
                 continue
-            if len(self.pool) < MAX_ITEMS and not self.input_done:
+            if len(self.pool) + len(self.urgent) < MAX_ITEMS and not self.input_done:
                 # More rows may be on their way: let the job fill a little.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.book.stopped.wait(), _FILL_WAIT)
             await self.slots.acquire()
+            # The job is filled when the limits let it go, not before: rows that became ready
+            # meanwhile ride along, and fewer part-full jobs are posted.
+            if not await self.limiter.acquire(self.book.stopped):
+                self.slots.release()
+                continue
             jobs = self._take()
             if not jobs:
                 self.slots.release()
@@ -195,18 +210,19 @@ class BatchLane:
             task.add_done_callback(self._jobs.discard)
 
     def _take(self) -> list[Job]:
-        """Up to 1,000 rows from the pool, at most one per customer, oldest first."""
+        """Up to 1,000 rows, at most one per customer: urgent ones first, then the oldest."""
         taken: list[Job] = []
         customers: set[str] = set()
-        skipped: deque[Job] = deque()
-        while self.pool and len(taken) < MAX_ITEMS:
-            job = self.pool.popleft()
-            if job.customer in customers:
-                skipped.append(job)
-                continue
-            customers.add(job.customer)
-            taken.append(job)
-        self.pool.extendleft(reversed(skipped))
+        for pool in (self.urgent, self.pool):
+            skipped: deque[Job] = deque()
+            while pool and len(taken) < MAX_ITEMS:
+                job = pool.popleft()
+                if job.customer in customers:
+                    skipped.append(job)
+                    continue
+                customers.add(job.customer)
+                taken.append(job)
+            pool.extendleft(reversed(skipped))
         return taken
 
     # --- one job ---------------------------------------------------------------------------
@@ -222,7 +238,7 @@ class BatchLane:
                         message = (
                             f"{type(error).__name__} while its job was out; it may have been sent"
                         )
-                        outcome = Outcome(Verdict.UNKNOWN, "error", message)
+                        outcome = Outcome(Verdict.UNKNOWN, SendErrorCode.ERROR, message)
                         self.book.record(job, Status.UNKNOWN, outcome)
                     else:
                         self.book.record(job, Status.ABORTED, None)
@@ -258,7 +274,8 @@ class BatchLane:
         last: Outcome | None = None
         attempts = 0
         while True:
-            if not await self.limiter.acquire(self.book.stopped):
+            # The first attempt's turn was taken by the filler.
+            if attempts and not await self.limiter.acquire(self.book.stopped):
                 if last is None:
                     self._finish_all(jobs, Status.ABORTED, None)
                 else:
@@ -318,7 +335,7 @@ class BatchLane:
         if job_id is None:
             outcome = Outcome(
                 Verdict.UNKNOWN,
-                "batch_no_job_id",
+                SendErrorCode.BATCH_NO_JOB_ID,
                 "the batch was accepted without a job id; its outcome is unknown",
             )
             self._finish_all(jobs, Status.UNKNOWN, outcome)
@@ -380,7 +397,9 @@ class BatchLane:
                     "it may have been processed"
                 )
                 self._finish(
-                    job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, "batch_unconfirmed", message)
+                    job,
+                    Status.UNKNOWN,
+                    Outcome(Verdict.UNKNOWN, SendErrorCode.BATCH_UNCONFIRMED, message),
                 )
             elif job.customer in result.successful:
                 self._finish(job, Status.SENT, Outcome(Verdict.SENT, http_status=200))
@@ -388,7 +407,7 @@ class BatchLane:
                 reason = result.failed[job.customer]
                 transient = any(code in reason for code in _TRANSIENT)
                 outcome = Outcome(
-                    Verdict.FAILED, "batch_item_failed", f"batch job {job_id}: {reason}"
+                    Verdict.FAILED, SendErrorCode.BATCH_ITEM_FAILED, f"batch job {job_id}: {reason}"
                 )
                 if (
                     transient
@@ -396,7 +415,7 @@ class BatchLane:
                     and not self.book.stopped.is_set()
                 ):
                     # Still this customer's row in flight: it goes into a later job.
-                    self.offer(job)
+                    self.offer(job, more_waiting=True)
                 else:
                     self._finish(job, Status.FAILED, outcome, retryable=transient)
             else:
@@ -407,7 +426,9 @@ class BatchLane:
                 )
                 message = f"batch job {job_id} {why}; the row may have been processed"
                 self._finish(
-                    job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, "batch_unlisted", message)
+                    job,
+                    Status.UNKNOWN,
+                    Outcome(Verdict.UNKNOWN, SendErrorCode.BATCH_UNLISTED, message),
                 )
 
 
@@ -447,12 +468,12 @@ async def settle_earlier_jobs(lane: BatchLane, pending: dict[int, list[tuple[byt
                 reason = result.failed[customer]
                 status, code, message = (
                     "failed",
-                    "batch_item_failed",
+                    SendErrorCode.BATCH_ITEM_FAILED,
                     f"batch job {job_id}: {reason}",
                 )
                 retryable = any(c in reason for c in _TRANSIENT)
             else:
-                status, retryable, code = "unknown", False, "batch_unlisted"
+                status, retryable, code = "unknown", False, SendErrorCode.BATCH_UNLISTED
                 message = f"batch job {job_id} ended without listing this customer"
             ledger.settle(
                 key, status, retryable=retryable, attempts=0, http_status=None,

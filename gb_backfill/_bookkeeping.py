@@ -25,7 +25,7 @@ import pandas as pd
 
 from ._failures import FailureWriter, failure_rows
 from ._ledger import Ledger
-from ._outcomes import Outcome
+from ._outcomes import Outcome, SendErrorCode
 from ._progress import Progress
 from ._report import STATUSES, Status
 from ._row_keys import RowKeys
@@ -90,6 +90,7 @@ class Bookkeeper:
         writer: FailureWriter,
         progress: Progress,
         max_outstanding: int,
+        max_live_batches: int = _MAX_LIVE_BATCHES,
     ) -> None:
         self.ledger = ledger
         self.writer = writer
@@ -108,6 +109,7 @@ class Bookkeeper:
         # Batches with rows still pending; each holds its frame. A customer stuck in retries
         # could otherwise keep one row, and so one frame, alive in every batch read since.
         self.live_batches = 0
+        self.max_live_batches = max_live_batches
         self.room = asyncio.Event()
         self.room.set()
         self.drained = asyncio.Event()
@@ -146,19 +148,19 @@ class Bookkeeper:
 
     def has_room(self) -> bool:
         """True while reading another batch keeps memory within its bound."""
-        return self.outstanding < self.max_outstanding and self.live_batches < _MAX_LIVE_BATCHES
+        return self.outstanding < self.max_outstanding and self.live_batches < self.max_live_batches
 
     def abort_unread(self, frame: pd.DataFrame, offset: int) -> None:
         """Account a batch read after the run stopped: every row ``aborted``."""
         self.rows += len(frame)
         self.counts[Status.ABORTED] += len(frame)
-        self.error_codes["aborted"] += len(frame)
+        self.error_codes[SendErrorCode.ABORTED] += len(frame)
         message = "not attempted: the run stopped"
         rows = failure_rows(
             frame,
             np.arange(len(frame)),
-            status="aborted",
-            code="aborted",
+            status=Status.ABORTED,
+            code=SendErrorCode.ABORTED,
             message=message,
             row_offset=offset,
         )
@@ -208,7 +210,7 @@ class Bookkeeper:
         self.counts[status] += 1
         batch = job.batch
         if status != Status.SENT:
-            code = outcome.code if outcome else str(status)
+            code = outcome.code if outcome else SendErrorCode.ABORTED
             message = outcome.message if outcome else "not attempted: the run stopped"
             http = outcome.http_status if outcome else None
             self._not_sent(

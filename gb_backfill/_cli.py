@@ -175,7 +175,7 @@ def _mask(key: str, default: str) -> str:
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Emulator, Faults
+    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, BatchSettings, Emulator, Faults
 
     try:
         # Every Faults field has a flag of the same name.
@@ -191,6 +191,17 @@ def _emulator(args: argparse.Namespace) -> int:
             window=args.window,
             retry_after=args.retry_after,
             faults=faults,
+            batch=BatchSettings(
+                per_second=args.batch_per_second,
+                per_window=args.batch_per_window,
+                window=args.window,
+                status_shape=args.status_shape,
+                delay=args.batch_delay,
+                item_failures=args.batch_item_failures,
+                job_failures=args.batch_job_failures,
+                lost_jobs=args.lost_jobs,
+                seed=args.seed,
+            ),
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None
@@ -234,7 +245,7 @@ def _port(text: str) -> int:
 
 
 def _add_emulator(commands: Any) -> None:
-    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY
+    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, BatchSettings
 
     emulator = commands.add_parser("emulator", help="serve a local Gameball emulator")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -258,6 +269,52 @@ def _add_emulator(commands: Any) -> None:
     faults.add_argument("--lost-mode", choices=["drop", "slow"], default="drop")
     faults.add_argument("--slow-reply", type=float, default=30.0, metavar="SECONDS")
     faults.add_argument("--seed", type=int, default=0)
+    batch = emulator.add_argument_group("batch endpoints")
+    documented = BatchSettings()
+    batch.add_argument(
+        "--batch-per-second",
+        type=int,
+        default=documented.per_second,
+        metavar="N",
+        help="job creations per second (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--batch-per-window",
+        type=int,
+        default=documented.per_window,
+        metavar="N",
+        help="job creations per window (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--status-shape",
+        choices=["tutorial", "openapi"],
+        default=documented.status_shape,
+        help="which documented job status path and body to serve (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--batch-delay",
+        type=float,
+        default=documented.delay,
+        metavar="SECONDS",
+        help="how long a job takes to process (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--batch-item-failures",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of items that fail, half with the transient 2001",
+    )
+    batch.add_argument(
+        "--batch-job-failures",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of jobs that fail as a whole",
+    )
+    batch.add_argument(
+        "--lost-jobs", type=float, default=0.0, metavar="SHARE", help="share of jobs that never end"
+    )
     emulator.set_defaults(run=_emulator)
 
 

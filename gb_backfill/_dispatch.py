@@ -20,8 +20,12 @@ EVENTS, BATCH = "events", "batch"
 
 
 class Lane(Protocol):
-    def offer(self, job: Job) -> None:
-        """Take ``job``; it must end with :meth:`Dispatcher.done` once its status is recorded."""
+    def offer(self, job: Job, *, more_waiting: bool = False) -> None:
+        """Take ``job``; it must end with :meth:`Dispatcher.done` once its status is recorded.
+
+        ``more_waiting`` says the customer has more rows queued behind it: in batch mode those
+        customers are the critical path, so their rows should go first.
+        """
 
 
 class _Customer:
@@ -74,6 +78,6 @@ class Dispatcher:
             customer.waiting.popleft()
             customer.in_flight += 1
             customer.lane = head.lane
-            self.lanes[head.lane].offer(head)
+            self.lanes[head.lane].offer(head, more_waiting=bool(customer.waiting))
             if self.keep_order or head.lane != BATCH:
                 return

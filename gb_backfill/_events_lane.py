@@ -28,7 +28,14 @@ import httpx
 from ._bookkeeping import Bookkeeper, Job
 from ._dispatch import Dispatcher
 from ._limiter import RateLimiter
-from ._outcomes import Outcome, RepeatedFailures, Verdict, classify_error, classify_response
+from ._outcomes import (
+    Outcome,
+    RepeatedFailures,
+    SendErrorCode,
+    Verdict,
+    classify_error,
+    classify_response,
+)
 from ._report import Status
 
 if TYPE_CHECKING:
@@ -86,7 +93,7 @@ class EventsLane:
             asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)
         ]
 
-    def offer(self, job: Job) -> None:
+    def offer(self, job: Job, *, more_waiting: bool = False) -> None:
         self.ready.put_nowait(job)
 
     async def close(self) -> None:
@@ -133,7 +140,9 @@ class EventsLane:
             message = (
                 f"{type(error).__name__} while its request was in flight; it may have been sent"
             )
-            self.book.record(job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, "error", message))
+            self.book.record(
+                job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.ERROR, message)
+            )
         else:
             self.book.record(job, Status.ABORTED, None)
 
@@ -169,7 +178,7 @@ class EventsLane:
                 last = classify_error(error)
             except asyncio.CancelledError:
                 message = "the run was interrupted while this request was in flight"
-                outcome = Outcome(Verdict.UNKNOWN, "interrupted", message)
+                outcome = Outcome(Verdict.UNKNOWN, SendErrorCode.INTERRUPTED, message)
                 self.book.record(job, Status.UNKNOWN, outcome)
                 raise
             else:

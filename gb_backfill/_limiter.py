@@ -35,7 +35,7 @@ class RateLimiter:
 
     def __init__(self, limits: RateLimits) -> None:
         self._windows = [
-            _Window(limit, period + limits.margin)
+            _Window(limit, period + limits.slack(period))
             for limit, period in ((limits.per_second, 1.0), (limits.per_window, limits.window))
             if limit
         ]

@@ -11,11 +11,31 @@ import email.utils
 import math
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 import httpx
 
 CONCURRENT_REQUEST_CODE = 2001
+
+
+class SendErrorCode(StrEnum):
+    """Stable ``gb_error_code`` values for rows that were not sent, like :class:`FailureCode`.
+
+    An HTTP answer that failed a row gives ``http_<status>`` (``http_404``, ``http_429``...);
+    invalid rows carry their :class:`FailureCode`.
+    """
+
+    CONNECT_ERROR = "connect_error"  #: not sent: no connection
+    TIMEOUT = "timeout"  #: sent, no answer in time: may have been processed
+    CONNECTION_LOST = "connection_lost"  #: sent, connection lost: may have been processed
+    INTERRUPTED = "interrupted"  #: in flight when the run was cut off
+    ERROR = "error"  #: an unexpected error while its request was out
+    ABORTED = "aborted"  #: not attempted: the run stopped
+    UNKNOWN_EARLIER = "unknown_earlier"  #: an earlier run may have sent it
+    BATCH_ITEM_FAILED = "batch_item_failed"  #: a batch job listed it as failed
+    BATCH_UNLISTED = "batch_unlisted"  #: its job ended (or failed) without listing it
+    BATCH_UNCONFIRMED = "batch_unconfirmed"  #: its job was not confirmed within job_timeout
+    BATCH_NO_JOB_ID = "batch_no_job_id"  #: the job was accepted without an id
 
 
 class Verdict(Enum):
@@ -103,10 +123,14 @@ def classify_response(response: httpx.Response) -> Outcome:
 def classify_error(error: httpx.HTTPError) -> Outcome:
     kind = type(error).__name__
     if isinstance(error, _NOT_SENT):
-        return Outcome(Verdict.RETRY, "connect_error", f"{kind}: the request was not sent")
+        return Outcome(
+            Verdict.RETRY, SendErrorCode.CONNECT_ERROR, f"{kind}: the request was not sent"
+        )
     return Outcome(
         Verdict.UNKNOWN,
-        "timeout" if isinstance(error, httpx.TimeoutException) else "connection_lost",
+        SendErrorCode.TIMEOUT
+        if isinstance(error, httpx.TimeoutException)
+        else SendErrorCode.CONNECTION_LOST,
         f"{kind}: the request may have been processed; not retried, to avoid sending it twice",
     )
 

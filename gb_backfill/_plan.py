@@ -61,9 +61,10 @@ class SendPlan:
 
     ``requests`` counts requests per lane for the chosen ``mode``; for the batch lane it is the
     least number of jobs (1,000 items each, one row per customer per job); a live run may post
-    more, part-full, as rows become ready. ``estimated_seconds`` gives, for each mode, the least time at the configured
-    limits; in batch mode the busiest customer (``busiest_customer``, ``busiest_rows``) is the
-    critical path when order is kept, one job cycle per row.
+    more, part-full, as rows become ready. ``estimated_seconds`` gives, for each mode, the
+    least time at the configured limits; in batch mode the busiest customer
+    (``busiest_customer``, ``busiest_rows``) is the critical path when order is kept, one job
+    cycle per row.
     """
 
     mode: str

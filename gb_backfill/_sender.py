@@ -45,6 +45,7 @@ from ._failures import FailureWriter
 from ._input import CsvOptions, InputFile, columns_of, key_frames
 from ._ledger import Ledger, LedgerEntry
 from ._mapping import ColumnMapping, resolve_mapping
+from ._outcomes import SendErrorCode
 from ._payloads import encode_rows
 from ._plan import SendPlan
 from ._plan import dry_run as _dry_run
@@ -299,7 +300,7 @@ class _Admission:
         if entry.status in ("unknown", "in_flight") and not self.settings.retry_unknown:
             message = "an earlier run may have sent this row; pass retry_unknown=True to resend"
             self.book.settle(
-                batch, local, Status.UNKNOWN, code="unknown_earlier", message=message,
+                batch, local, Status.UNKNOWN, code=SendErrorCode.UNKNOWN_EARLIER, message=message,
                 key_index=index,
             )  # fmt: skip
             return True
@@ -362,7 +363,13 @@ async def _send_batches(
         ledger=ledger,
         writer=writer,
         progress=bar,
-        max_outstanding=max(2 * settings.batch_rows, 4 * settings.concurrency),
+        max_outstanding=max(
+            (2 if settings.mode == "events" else 4) * settings.batch_rows,
+            4 * settings.concurrency,
+        ),
+        # Batch mode keeps a busy customer's rows waiting one job cycle each: more batches may
+        # wait on them while later rows fill jobs.
+        max_live_batches=3 if settings.mode == "events" else 10,
     )
     dispatcher = Dispatcher(keep_order=settings.keep_order)
     lane = EventsLane(settings, http, book, dispatcher)

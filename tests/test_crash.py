@@ -39,7 +39,7 @@ def test_sigkill_and_resume(tmp_path, capsys):
             "--base-url", emu.base_url, "--ledger", str(ledger), "--failures", str(failures),
             "--rate", "100", "--quota", "0", "--no-progress", "--batch-rows", "300",
         ]  # fmt: skip
-        # 100/s (80/s with the limiter's margin) whatever the machine's speed: each killed run
+        # 100/s (95/s with the limiter's slack) whatever the machine's speed: each killed run
         # sends a part of the input and none sends it all.
         env = {"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"}
         kills = parts_seen = 0

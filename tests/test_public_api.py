@@ -20,3 +20,20 @@ def test_accessor_is_registered_and_stateless():
     first, second = df.gameball, df.gameball
     assert vars(first) == vars(second) == {"_df": df} or first.__dict__.keys() == {"_df"}
     assert df.gameball.payloads().tolist() == gb_backfill.payloads(df).tolist()
+
+
+def test_the_sync_faces_show_the_real_keywords():
+    """help() and tab completion see asend's keywords on send, send_path and the accessor."""
+    import inspect
+
+    import pandas as pd
+
+    expected = {"api_key", "ledger", "mode", "dry_run", "batch_limits", "failures_path"}
+    for function in (
+        gb_backfill.send,
+        gb_backfill.send_path,
+        gb_backfill.asend_path,
+        pd.DataFrame().gameball.send,
+        pd.DataFrame().gameball.asend,
+    ):
+        assert expected <= set(inspect.signature(function).parameters), function
