@@ -127,13 +127,7 @@ class BatchLane:
         self._jobs: set[asyncio.Task[None]] = set()
         base = settings.base_url
         self.base = base
-        self.headers = {
-            "APIKey": settings.keys.api_key,
-            "Content-Type": "application/json",
-            "User-Agent": "gb-backfill",
-        }
-        if settings.keys.secret_key:
-            self.headers["SecretKey"] = settings.keys.secret_key
+        self.headers = settings.keys.headers()
 
     # --- lifecycle -------------------------------------------------------------------------
 

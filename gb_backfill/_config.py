@@ -90,6 +90,17 @@ class Keys:
         secret = "None" if self.secret_key is None else "'********'"
         return f"Keys(api_key='********', secret_key={secret})"
 
+    def headers(self) -> dict[str, str]:
+        """The headers every keyed JSON request carries."""
+        headers = {
+            "APIKey": self.api_key,
+            "Content-Type": "application/json",
+            "User-Agent": "gb-backfill",
+        }
+        if self.secret_key:
+            headers["SecretKey"] = self.secret_key
+        return headers
+
     @classmethod
     def resolve(cls, api_key: str | None, secret_key: str | None) -> Keys:
         """Keys from the arguments, else from GAMEBALL_API_KEY and GAMEBALL_SECRET_KEY."""

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 _EVENTS_PATH = "/api/v{version}/integrations/events"
-_USER_AGENT = "gb-backfill"
 _FINAL_STATUS = {
     Verdict.SENT: Status.SENT,
     Verdict.FAILED: Status.FAILED,
@@ -78,13 +77,7 @@ class EventsLane:
         self._workers: list[asyncio.Task[None]] = []
         base = settings.base_url
         self.urls = {v: base + _EVENTS_PATH.format(version=v) for v in ("4.0", "4.1")}
-        self.headers = {
-            "APIKey": settings.keys.api_key,
-            "Content-Type": "application/json",
-            "User-Agent": _USER_AGENT,
-        }
-        if settings.keys.secret_key:
-            self.headers["SecretKey"] = settings.keys.secret_key
+        self.headers = settings.keys.headers()
 
     # --- lifecycle -------------------------------------------------------------------------
 

@@ -152,7 +152,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys, make, message):
     base = tmp_path / "input"
     make(base)
     target = next(p for p in tmp_path.iterdir())
-    for command in (["validate", str(target)], ["send", str(target), "--api-key", "k"]):
+    local = ["--api-key", "k", "--base-url", "http://127.0.0.1:9"]
+    for command in (["validate", str(target)], ["send", str(target), *local]):
         assert main(command) == 2
         err = capsys.readouterr().err
         assert message in err
@@ -177,3 +178,10 @@ def test_a_timeout_that_is_no_number_of_seconds_is_refused(tmp_path, capsys, val
     orders(3).to_parquet(path)
     assert main(["send", str(path), "--api-key", "k", "--timeout", value]) == 2
     assert "timeout must be a finite number of seconds above 0" in capsys.readouterr().err
+
+
+def test_a_live_send_to_the_real_api_warns_that_backfilled_events_are_live(tmp_path, capsys):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"")
+    main(["send", str(path), "--api-key", "k"])
+    assert "evaluates them against live campaigns" in capsys.readouterr().err

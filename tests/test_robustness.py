@@ -159,20 +159,26 @@ def run(emu, df, ledger, **options):
     )
 
 
+def in_a_thread(emu, df, ledger):
+    """Start ``run`` in a thread; returns it and where its LedgerError will be."""
+    outcome = {}
+
+    def first_run():
+        try:
+            run(emu, df, ledger)
+        except LedgerError as error:
+            outcome["error"] = error
+
+    sender = threading.Thread(target=first_run)
+    sender.start()
+    return sender, outcome
+
+
 def test_a_lock_held_mid_run_stops_it_and_the_resume_sends_nothing_twice(tmp_path):
     df = orders(400, 200)
     ledger = tmp_path / "l"
     with slow_emulator() as emu:
-        outcome = {}
-
-        def first_run():
-            try:
-                run(emu, df, ledger)
-            except LedgerError as error:
-                outcome["error"] = error
-
-        sender = threading.Thread(target=first_run)
-        sender.start()
+        sender, outcome = in_a_thread(emu, df, ledger)
         while len(emu.events()) < 60:
             pass
         blocker = sqlite3.connect(ledger, timeout=10)
@@ -197,16 +203,7 @@ def test_a_deleted_journal_stops_the_run_and_does_not_admit_a_second_one(tmp_pat
     df = orders(400, 200)
     ledger = tmp_path / "l"
     with slow_emulator() as emu:
-        outcome = {}
-
-        def first_run():
-            try:
-                run(emu, df, ledger)
-            except LedgerError as error:
-                outcome["error"] = error
-
-        sender = threading.Thread(target=first_run)
-        sender.start()
+        sender, outcome = in_a_thread(emu, df, ledger)
         while len(emu.events()) < 40:
             pass
         (tmp_path / "l-intents").unlink()
@@ -223,16 +220,7 @@ def test_a_deleted_database_is_noticed(tmp_path):
     df = orders(300, 150)
     ledger = tmp_path / "l"
     with slow_emulator() as emu:
-        outcome = {}
-
-        def first_run():
-            try:
-                run(emu, df, ledger)
-            except LedgerError as error:
-                outcome["error"] = error
-
-        sender = threading.Thread(target=first_run)
-        sender.start()
+        sender, outcome = in_a_thread(emu, df, ledger)
         while len(emu.events()) < 40:
             pass
         ledger.unlink()
