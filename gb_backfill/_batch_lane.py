@@ -113,6 +113,7 @@ class BatchLane:
         self.pool: deque[Job] = deque()
         self.urgent: deque[Job] = deque()
         self.wake = asyncio.Event()
+        self.settled = asyncio.Event()  # set when a job's rows are settled
         self.slots = asyncio.Semaphore(_MAX_JOBS)
         self.http_statuses: Counter[int] = Counter()
         self.requests = 0
@@ -185,10 +186,15 @@ class BatchLane:
                 if self.input_done and not self._jobs and not self.book.outstanding:
                     return
                 continue
-            if len(self.pool) + len(self.urgent) < MAX_ITEMS and not self.input_done:
-                # More rows may be on their way: let the job fill a little.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.book.stopped.wait(), _FILL_WAIT)
+            if len(self.pool) + len(self.urgent) < MAX_ITEMS:
+                # More rows may be on their way: from the input, or, once it is all read, from
+                # jobs about to settle (the busiest customers' next rows). A job that waits for
+                # them a little takes less of the limits than two part-full ones.
+                self.settled.clear()
+                wait = _FILL_WAIT if not self.input_done else max(_FILL_WAIT, self._typical / 2)
+                if self._jobs or not self.input_done:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.settled.wait(), wait)
             await self.slots.acquire()
             # The job is filled when the limits let it go, not before: rows that became ready
             # meanwhile ride along, and fewer part-full jobs are posted.
@@ -382,6 +388,7 @@ class BatchLane:
         return None
 
     def _settle(self, jobs: list[Job], job_id: int, result: JobResult | None) -> None:
+        self.settled.set()
         settings = self.settings
         for job in jobs:
             job.in_flight = False
