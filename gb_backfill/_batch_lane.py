@@ -117,7 +117,6 @@ class BatchLane:
         self.slots = asyncio.Semaphore(_MAX_JOBS)
         self.http_statuses: Counter[int] = Counter()
         self.requests = 0
-        self.jobs_posted = 0
         self.auth_failure: Outcome | None = None
         self.breaker = RepeatedFailures()
         self.input_done = False
@@ -126,8 +125,7 @@ class BatchLane:
         self._typical = 0.0  # how long jobs have been taking to end, in seconds
         self._filler: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
-        base = settings.base_url
-        self.base = base
+        self.base = settings.base_url
         self.headers = settings.keys.headers()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -264,10 +262,6 @@ class BatchLane:
         for job in jobs:
             self._finish(job, status, outcome, retryable=retryable)
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.book.stopped.wait(), seconds)
-
     async def _deliver(self, jobs: list[Job]) -> None:
         settings = self.settings
         body = b'{"body":[' + b",".join(job.body for job in jobs) + b"]}"
@@ -279,9 +273,8 @@ class BatchLane:
                 if last is None:
                     self._finish_all(jobs, Status.ABORTED, None)
                 else:
-                    stopped = replace_message(
-                        last, f"the run stopped before the next retry; last error: {last.message}"
-                    )
+                    message = f"the run stopped before the next retry; last error: {last.message}"
+                    stopped = replace(last, message=message)
                     self._finish_all(jobs, Status.FAILED, stopped, retryable=True)
                 return
             for job in jobs:
@@ -321,7 +314,7 @@ class BatchLane:
             if attempts >= settings.retry.attempts:
                 message = f"gave up after {attempts} attempts; last error: {last.message}"
                 self._finish_all(
-                    jobs, Status.FAILED, replace_message(last, message), retryable=True
+                    jobs, Status.FAILED, replace(last, message=message), retryable=True
                 )
                 return
             wait = settings.retry.backoff(attempts, self.random.random())
@@ -329,7 +322,7 @@ class BatchLane:
                 wait = min(last.retry_after, settings.retry.wait_max)
             if last.http_status == 429:
                 self.limiter.defer(wait)
-            await self._pause(wait)
+            await self.book.pause(wait)
         self.breaker.observe(last)
         job_id = _job_id(response)
         if job_id is None:
@@ -340,7 +333,6 @@ class BatchLane:
             )
             self._finish_all(jobs, Status.UNKNOWN, outcome)
             return
-        self.jobs_posted += 1
         self.book.assign_job(jobs, job_id)
         result = await self._await_job(job_id)
         self._settle(jobs, job_id, result)
@@ -431,10 +423,6 @@ class BatchLane:
                     Status.UNKNOWN,
                     Outcome(Verdict.UNKNOWN, SendErrorCode.BATCH_UNLISTED, message),
                 )
-
-
-def replace_message(outcome: Outcome, message: str) -> Outcome:
-    return replace(outcome, message=message)
 
 
 def _job_id(response: httpx.Response) -> int | None:

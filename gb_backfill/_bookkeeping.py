@@ -16,6 +16,7 @@ first error, which the run raises once every row has its status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -127,6 +128,11 @@ class Bookkeeper:
         self.stopped.set()
         self.room.set()
         self.drained.set()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, but wake at once when the run stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopped.wait(), seconds)
 
     # --- rows coming in ----------------------------------------------------------------------
 

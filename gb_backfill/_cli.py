@@ -136,9 +136,7 @@ def mapping_keywords(args: argparse.Namespace) -> dict[str, Any]:
 def _validate(args: argparse.Namespace) -> int:
     csv = CsvOptions.make(**csv_options(args))
     mapping = resolve_mapping(columns_of(args.input, csv), **mapping_keywords(args))
-    roles = (mapping.customer_id, mapping.event_name, mapping.email, mapping.mobile)
-    text_columns = [c for c in (*roles, mapping.session_token) if c is not None]
-    source = InputFile(args.input, text_columns=text_columns, csv=csv)
+    source = InputFile(args.input, text_columns=mapping.identifier_columns, csv=csv)
     writer = FailureWriter(args.failures) if args.failures else None
     codes: Counter[str] = Counter()
     rows = offset = 0

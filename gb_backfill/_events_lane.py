@@ -17,7 +17,6 @@ a status: ``unknown`` if its request may have gone out, otherwise ``aborted``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections import Counter
 from dataclasses import replace
@@ -139,11 +138,6 @@ class EventsLane:
         else:
             self.book.record(job, Status.ABORTED, None)
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when the run stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.book.stopped.wait(), seconds)
-
     async def _deliver(self, job: Job) -> None:
         """Send one row, retrying what is safe to retry, and record its final status."""
         settings = self.settings
@@ -203,7 +197,7 @@ class EventsLane:
                 # A 429 means the account is over its limit: hold every worker, not just this one.
                 self.limiter.defer(wait)
             self.book.retrying += 1
-            await self._pause(wait)
+            await self.book.pause(wait)
             self.book.retrying -= 1
 
     def _watch(self, job: Job, outcome: Outcome) -> bool:

@@ -28,7 +28,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -320,7 +320,6 @@ class FailureWriter:
         self._buffer: list[pd.DataFrame] = []
         self._buffered = 0
         self._parts = 0
-        self.rows = 0
         self.finished = False
         if self.path is not None:
             self._parts_dir = self.path.with_name(self.path.name + ".parts")
@@ -351,7 +350,6 @@ class FailureWriter:
             return
         self._buffer.append(frame)
         self._buffered += len(frame)
-        self.rows += len(frame)
         if self.path is not None and self._buffered >= _PART_ROWS:
             self.flush()
 
@@ -390,11 +388,3 @@ def empty_failures(columns: Sequence[object]) -> pd.DataFrame:
     return failure_rows(
         pd.DataFrame(columns=list(columns)), [], status=[], code=[], message=[], attempts=[]
     )
-
-
-def iter_failures(path: str | os.PathLike[str], *, batch_rows: int) -> Iterator[pd.DataFrame]:
-    """A failures file a batch at a time, restored."""
-    with pq.ParquetFile(path, pre_buffer=False) as parquet:
-        encoded = encoded_columns(parquet.schema_arrow)
-        for batch in parquet.iter_batches(batch_size=batch_rows):
-            yield restore(batch.to_pandas(), encoded)

@@ -53,6 +53,13 @@ class ColumnMapping:
         return tuple(metadata_key(column) for column in self.metadata)
 
     @property
+    def identifier_columns(self) -> list[Hashable]:
+        """The mapped id, event name, email, mobile and session token columns (CSV reads them
+        as text, exactly as written)."""
+        roles = (self.customer_id, self.event_name, self.email, self.mobile, self.session_token)
+        return [column for column in roles if column is not None]
+
+    @property
     def event_label(self) -> str:
         """How failures name the event-name source: the column, or ``event`` for a constant."""
         return "event" if self.event_name is None else str(self.event_name)

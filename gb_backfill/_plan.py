@@ -26,7 +26,7 @@ from ._config import RateLimits
 from ._ledger import Ledger
 from ._mapping import ColumnMapping
 from ._payloads import encode_rows
-from ._row_keys import ContentKeys, as_keys, natural_hashes
+from ._row_keys import ContentKeys, keys_for
 from ._rules import check_frame, first_failures
 
 if TYPE_CHECKING:
@@ -149,15 +149,13 @@ def dry_run(
                 invalid += len(worst)
                 codes.update(worst["code"])
             encoded = encode_rows(frame, checked)
-            if settings.row_key:
-                row_keys = as_keys(natural_hashes(frame.iloc[encoded.positions], settings.row_key))
-            else:
-                carried = (
-                    frame["gb_key"].iloc[encoded.positions].tolist()
-                    if "gb_key" in frame.columns
-                    else None
-                )
-                row_keys = keys.keys(encoded.bodies, carried).keys
+            row_keys = keys_for(
+                frame,
+                encoded.positions,
+                encoded.bodies,
+                row_key=settings.row_key,
+                counter=keys,
+            ).keys
             known = ledger.lookup(row_keys) if ledger is not None and row_keys else {}
             plain = encoded.plain.tolist()
             tokens = encoded.session_tokens or [None] * len(encoded)

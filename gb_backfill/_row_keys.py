@@ -226,6 +226,24 @@ def _no_hashes() -> Hashes:
     return np.zeros((0, 2), dtype=np.uint64)
 
 
+def keys_for(
+    frame: pd.DataFrame,
+    positions: npt.NDArray[np.int64],
+    bodies: Sequence[bytes],
+    *,
+    row_key: Sequence[Hashable] | None,
+    counter: ContentKeys,
+) -> RowKeys:
+    """The keys of the rows of ``frame`` at ``positions``, whose bodies are ``bodies``: from
+    the ``row_key`` columns when given, else from the bodies (keeping a failures file's
+    ``gb_key`` for unchanged rows)."""
+    if row_key:
+        hashes = natural_hashes(frame.iloc[positions], row_key)
+        return RowKeys(as_keys(hashes), hashes, np.zeros(len(positions), dtype=np.int64))
+    carried = frame["gb_key"].iloc[positions].tolist() if "gb_key" in frame.columns else None
+    return counter.keys(bodies, carried)
+
+
 def _occurrence_hashes(occurrence: npt.NDArray[np.int64]) -> Hashes:
     return np.stack([pd.util.hash_array(occurrence, hash_key=salt) for salt in _SALTS], axis=1)
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ._batch_lane import BatchLane, settle_earlier_jobs
-from ._bookkeeping import Bookkeeper, Job
+from ._bookkeeping import Batch, Bookkeeper, Job
 from ._config import DEFAULT_BASE_URL, Keys, RateLimits, RetryPolicy, check_base_url
 from ._dispatch import BATCH, EVENTS, Dispatcher
 from ._errors import AuthenticationError, ConfigError, LedgerError, RepeatedFailureError
@@ -54,11 +54,9 @@ from ._report import SendReport, Status
 from ._row_keys import (
     CONTENT_SCHEME,
     ContentKeys,
-    RowKeys,
-    as_keys,
     check_key_columns,
     check_unique,
-    natural_hashes,
+    keys_for,
 )
 from ._rules import check_frame, first_failures
 from ._sync import run_sync
@@ -254,15 +252,13 @@ class _Admission:
         """
         checked = check_frame(frame, self.mapping)
         encoded = encode_rows(frame, checked)
-        if self.settings.row_key:
-            valid = frame.iloc[encoded.positions]
-            hashes = natural_hashes(valid, self.settings.row_key)
-            keyed = RowKeys(as_keys(hashes), hashes, np.zeros(len(valid), dtype=np.int64))
-        else:
-            carried = None
-            if "gb_key" in frame.columns:
-                carried = frame["gb_key"].iloc[encoded.positions].tolist()
-            keyed = self.content_keys.keys(encoded.bodies, carried)
+        keyed = keys_for(
+            frame,
+            encoded.positions,
+            encoded.bodies,
+            row_key=self.settings.row_key,
+            counter=self.content_keys,
+        )
         keys = keyed.keys
         known = self.ledger.lookup(keys) if self.ledger is not None and keys else {}
         worst = first_failures(checked.failures) if checked.invalid.any() else None
@@ -292,7 +288,7 @@ class _Admission:
             jobs += 1
         self.book.queued(batch, jobs, settled)
 
-    def _settled_by_ledger(self, batch: Any, local: int, index: int, entry: LedgerEntry) -> bool:
+    def _settled_by_ledger(self, batch: Batch, local: int, index: int, entry: LedgerEntry) -> bool:
         """Apply what the ledger knows; True when the row is settled without a request."""
         if entry.status == "sent":
             self.book.settle(batch, local, Status.SKIPPED, code=None, message=None)
@@ -687,9 +683,8 @@ async def asend_path(
     settings = make_settings(**sending)
     csv = CsvOptions.make(sep=sep, encoding=encoding, na_values=na_values, dtype=dtype)
     resolved = resolve_mapping(columns_of(path, csv), **mapping)
-    roles = (resolved.customer_id, resolved.event_name, resolved.email, resolved.mobile)
-    text_columns = [c for c in (*roles, resolved.session_token) if c is not None]
-    source = InputFile(path, text_columns=[*text_columns, *(settings.row_key or ())], csv=csv)
+    text_columns = [*resolved.identifier_columns, *(settings.row_key or ())]
+    source = InputFile(path, text_columns=text_columns, csv=csv)
     if settings.row_key:
         check_key_columns(source.columns, settings.row_key)
         keyed = key_frames(source.frames(batch_rows=settings.batch_rows), settings.row_key)
