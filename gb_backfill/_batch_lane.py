@@ -56,8 +56,36 @@ _STATUS_PATHS = (
 _ENDED = frozenset({"completed", "failed", "stopped"})
 _TRANSIENT = ("2001",)
 _FILL_WAIT = 0.05  # seconds to let a job fill before it goes out part-full
-_MAX_JOBS = 32  # jobs in flight at once
-_POLL_FIRST, _POLL_MAX = 0.05, 5.0
+_MAX_JOBS = 64  # jobs in flight at once
+_POLL_MIN, _POLL_MAX = 0.05, 5.0
+
+
+class JobDurations:
+    """When to poll a job: learns how long jobs take to end, so most need a single read.
+
+    Status reads have their own limits (100/s, 1,200 per 30 s), so polling early and often
+    would both waste them and slow the run. The first read comes a little after the typical
+    duration; a job not ended by then is read again with growing waits. Each ended job narrows
+    its real duration to between the last read that found it running and the one that found
+    it ended, and the midpoint updates the estimate: it cannot inflate itself the way timing
+    from posting to the (delayed) read would.
+    """
+
+    def __init__(self) -> None:
+        self.typical = 0.0  # seconds from posting to the end; 0 until a job has ended
+
+    def first_wait(self) -> float:
+        return max(_POLL_MIN, 1.1 * self.typical)
+
+    def next_wait(self, reads: int) -> float:
+        """The wait before the next read of a job found running by ``reads`` reads."""
+        return min(max(_POLL_MIN, 0.2 * self.typical) * 1.5 ** (reads - 1), _POLL_MAX)
+
+    def observe(self, running_at: float, ended_by: float) -> None:
+        """A job was still running ``running_at`` seconds after posting (0: never read so) and
+        had ended by ``ended_by``."""
+        sample = (running_at + ended_by) / 2 if running_at else 0.5 * ended_by
+        self.typical = 0.7 * self.typical + 0.3 * sample if self.typical else sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +121,50 @@ def read_status(body: object) -> JobResult:
     return JobResult(status in _ENDED, status in ("failed", "stopped"), successful, failed)
 
 
+class _ReadyRows:
+    """Rows ready for a job, by priority (the customer's rows in all, capped): a job takes the
+    busiest customers first, then the oldest rows."""
+
+    _LEVELS = 64
+
+    def __init__(self) -> None:
+        self._levels = [deque[Job]() for _ in range(self._LEVELS)]
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, job: Job, priority: int) -> None:
+        self._levels[min(max(priority, 0), self._LEVELS - 1)].append(job)
+        self._count += 1
+
+    def take(self, most: int) -> list[Job]:
+        """Up to ``most`` rows, at most one per customer."""
+        taken: list[Job] = []
+        customers: set[str] = set()
+        for level in reversed(self._levels):
+            skipped: deque[Job] = deque()
+            while level and len(taken) < most:
+                job = level.popleft()
+                if job.customer in customers:
+                    skipped.append(job)
+                    continue
+                customers.add(job.customer)
+                taken.append(job)
+            level.extendleft(reversed(skipped))
+            if len(taken) == most:
+                break
+        self._count -= len(taken)
+        return taken
+
+    def drain(self) -> list[Job]:
+        jobs = [job for level in self._levels for job in level]
+        for level in self._levels:
+            level.clear()
+        self._count = 0
+        return jobs
+
+
 class BatchLane:
     """Delivers rows in jobs. Strictly private: driven by the sender."""
 
@@ -110,8 +182,7 @@ class BatchLane:
         self.limiter = RateLimiter(settings.batch_limits)
         self.status_limiter = RateLimiter(settings.status_limits)
         self.random = random.Random()
-        self.pool: deque[Job] = deque()
-        self.urgent: deque[Job] = deque()
+        self.ready = _ReadyRows()
         self.wake = asyncio.Event()
         self.settled = asyncio.Event()  # set when a job's rows are settled
         self.slots = asyncio.Semaphore(_MAX_JOBS)
@@ -122,7 +193,7 @@ class BatchLane:
         self.input_done = False
         self._status_path: str | None = None
         self._never = asyncio.Event()  # polls are not stopped by the run's stop
-        self._typical = 0.0  # how long jobs have been taking to end, in seconds
+        self.durations = JobDurations()
         self._filler: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self.base = settings.base_url
@@ -133,9 +204,8 @@ class BatchLane:
     def start(self) -> None:
         self._filler = asyncio.create_task(self._fill())
 
-    def offer(self, job: Job, *, more_waiting: bool = False) -> None:
-        # A customer with rows still waiting is the critical path: its row goes in the next job.
-        (self.urgent if more_waiting else self.pool).append(job)
+    def offer(self, job: Job, *, priority: int = 0) -> None:
+        self.ready.add(job, priority)
         self.wake.set()
 
     def no_more_input(self) -> None:
@@ -162,9 +232,8 @@ class BatchLane:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        for pool in (self.urgent, self.pool):
-            while pool:
-                self.book.record(pool.popleft(), Status.ABORTED, None)
+        for job in self.ready.drain():
+            self.book.record(job, Status.ABORTED, None)
 
     def cancel(self) -> None:
         if self._filler is not None:
@@ -179,17 +248,19 @@ class BatchLane:
             await self.wake.wait()
             if self.book.stopped.is_set():
                 return
-            if not self.pool and not self.urgent:
+            if not self.ready:
                 self.wake.clear()
                 if self.input_done and not self._jobs and not self.book.outstanding:
                     return
                 continue
-            if len(self.pool) + len(self.urgent) < MAX_ITEMS:
+            if len(self.ready) < MAX_ITEMS:
                 # More rows may be on their way: from the input, or, once it is all read, from
                 # jobs about to settle (the busiest customers' next rows). A job that waits for
                 # them a little takes less of the limits than two part-full ones.
                 self.settled.clear()
-                wait = _FILL_WAIT if not self.input_done else max(_FILL_WAIT, self._typical / 2)
+                wait = _FILL_WAIT
+                if self.input_done:
+                    wait = max(_FILL_WAIT, self.durations.typical / 2)
                 if self._jobs or not self.input_done:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.settled.wait(), wait)
@@ -199,29 +270,13 @@ class BatchLane:
             if not await self.limiter.acquire(self.book.stopped):
                 self.slots.release()
                 continue
-            jobs = self._take()
+            jobs = self.ready.take(MAX_ITEMS)
             if not jobs:
                 self.slots.release()
                 continue
             task = asyncio.create_task(self._run_job(jobs))
             self._jobs.add(task)
             task.add_done_callback(self._jobs.discard)
-
-    def _take(self) -> list[Job]:
-        """Up to 1,000 rows, at most one per customer: urgent ones first, then the oldest."""
-        taken: list[Job] = []
-        customers: set[str] = set()
-        for pool in (self.urgent, self.pool):
-            skipped: deque[Job] = deque()
-            while pool and len(taken) < MAX_ITEMS:
-                job = pool.popleft()
-                if job.customer in customers:
-                    skipped.append(job)
-                    continue
-                customers.add(job.customer)
-                taken.append(job)
-            pool.extendleft(reversed(skipped))
-        return taken
 
     # --- one job ---------------------------------------------------------------------------
 
@@ -345,17 +400,20 @@ class BatchLane:
         """
         started = time.monotonic()
         deadline = started + self.settings.job_timeout
-        # The first poll comes when jobs have been taking to end, so most jobs need one read.
-        wait = max(_POLL_FIRST, 0.8 * self._typical)
+        wait = self.durations.first_wait()
+        running_at, reads = 0.0, 0
         while time.monotonic() < deadline:
             await asyncio.sleep(min(wait, max(deadline - time.monotonic(), 0.0)))
-            wait = min(max(wait * 0.5, _POLL_FIRST), _POLL_MAX)
             await self.status_limiter.acquire(self._never)
+            read_at = time.monotonic() - started
             result = await self._poll(job_id)
             if result is not None and result.ended:
-                took = time.monotonic() - started
-                self._typical = 0.8 * self._typical + 0.2 * took if self._typical else took
+                self.durations.observe(running_at, read_at)
                 return result
+            if result is not None:
+                running_at = read_at
+            reads += 1
+            wait = self.durations.next_wait(reads)
         return None
 
     async def _poll(self, job_id: int) -> JobResult | None:
@@ -408,7 +466,7 @@ class BatchLane:
                     and not self.book.stopped.is_set()
                 ):
                     # Still this customer's row in flight: it goes into a later job.
-                    self.offer(job, more_waiting=True)
+                    self.offer(job, priority=_ReadyRows._LEVELS)
                 else:
                     self._finish(job, Status.FAILED, outcome, retryable=transient)
             else:

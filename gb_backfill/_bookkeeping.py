@@ -136,9 +136,9 @@ class Bookkeeper:
 
     # --- rows coming in ----------------------------------------------------------------------
 
-    def open_batch(self, frame: pd.DataFrame, offset: int) -> Batch:
-        self.rows += len(frame)
-        return Batch(frame, offset)
+    def open_batch(self, batch: Batch) -> None:
+        """Count ``batch``'s rows in: from now on each of them must end with a status."""
+        self.rows += len(batch.frame)
 
     def queued(self, batch: Batch, jobs: int, settled: int) -> None:
         """``jobs`` rows of ``batch`` went to a lane; ``settled`` needed no request."""

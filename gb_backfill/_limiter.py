@@ -1,8 +1,13 @@
-"""A client-side rate limiter with stacked sliding windows, matching how Gameball counts.
+"""A client-side rate limiter that keeps within Gameball's windows, the way it counts them.
 
-Gameball allows 100 event requests in any second and 1,200 in any 30 seconds. A sliding log of
-send times per window keeps the client within both exactly, at the highest rate they allow.
-Create one per run, inside the running loop.
+Gameball allows 100 event requests in any second and 1,200 in any 30 seconds. The long window
+is kept exactly with a sliding log of send times. The per-second limit is kept by spacing
+requests evenly (at most ``per_second`` a second, never in a burst): a burst that the client
+counted right can still reach the server bunched up when the event loop or the connection pool
+held some requests back, and Gameball counts arrivals. An optional :class:`AdaptiveRate` can
+space requests further when the account's real limit turns out lower than the documented one.
+
+Create one per run, inside the running loop. The clock is injectable for tests.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 
 from ._config import RateLimits
+from ._rate_control import AdaptiveRate
 
 
 class _Window:
@@ -21,46 +28,85 @@ class _Window:
         self.sent: deque[float] = deque(maxlen=limit)
 
     def free_at(self) -> float:
-        """The monotonic time when one more request fits."""
+        """The time when one more request fits."""
         if len(self.sent) < self.limit:
             return 0.0
         return self.sent[0] + self.period
 
 
 class RateLimiter:
-    """``await acquire(stop)`` returns when one more request fits every window; then it counts.
+    """``await acquire(stop)`` returns when one more request fits; then it counts.
 
     ``defer(seconds)`` holds every caller back, for a 429 or a ``Retry-After``.
     """
 
-    def __init__(self, limits: RateLimits) -> None:
-        self._windows = [
-            _Window(limit, period + limits.slack(period))
-            for limit, period in ((limits.per_second, 1.0), (limits.per_window, limits.window))
-            if limit
-        ]
+    def __init__(
+        self,
+        limits: RateLimits,
+        *,
+        adaptive: AdaptiveRate | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits
+        self.adaptive = adaptive
+        self.clock = clock
+        # Even spacing at slightly under the per-second limit: its slack is what a busy loop or
+        # network jitter may bunch together.
+        self.spacing = (1.0 + limits.slack(1.0)) / limits.per_second if limits.per_second else 0.0
+        self._window = (
+            _Window(limits.per_window, limits.window + limits.slack(limits.window))
+            if limits.per_window
+            else None
+        )
+        self._last = -float("inf")
         self._held_until = 0.0
         # One waiter at a time keeps requests in arrival order and avoids a thundering herd.
         self._turn = asyncio.Lock()
 
+    @property
+    def unlimited(self) -> bool:
+        return not self.spacing and self._window is None and self.adaptive is None
+
     def defer(self, seconds: float) -> None:
         """Send nothing for ``seconds`` from now."""
-        self._held_until = max(self._held_until, time.monotonic() + seconds)
+        self._held_until = max(self._held_until, self.clock() + seconds)
+
+    def ready_at(self) -> float:
+        """The earliest time the next request may go."""
+        spacing, learned = self.spacing, 0.0
+        if self.adaptive is not None:
+            now = self.clock()
+            rate = self.adaptive.rate(now)
+            if rate is not None:
+                spacing = max(spacing, 1.0 / rate)
+            learned = self.adaptive.window_free_at(now)
+        ready = max(self._held_until, self._last + spacing, learned)
+        if self._window is not None:
+            ready = max(ready, self._window.free_at())
+        return ready
+
+    def take(self) -> float:
+        """Count one request as sent now; returns the time it was counted at."""
+        now = self.clock()
+        self._last = now
+        if self._window is not None:
+            self._window.sent.append(now)
+        if self.adaptive is not None:
+            self.adaptive.sent(now)
+        return now
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Wait for a slot and take it; returns False, taking none, once ``stop`` is set."""
-        if not self._windows and not self._held_until:
+        if self.unlimited and not self._held_until:
             return not stop.is_set()
         async with self._turn:
             while True:
                 if stop.is_set():
                     return False
-                now = time.monotonic()
-                ready = max([self._held_until, *(w.free_at() for w in self._windows)])
-                if ready <= now:
+                wait = self.ready_at() - self.clock()
+                if wait <= 0:
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), ready - now)
-            for window in self._windows:
-                window.sent.append(now)
+                    await asyncio.wait_for(stop.wait(), wait)
+            self.take()
             return True

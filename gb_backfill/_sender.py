@@ -26,9 +26,9 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,7 +38,7 @@ import pandas as pd
 from ._batch_lane import BatchLane, settle_earlier_jobs
 from ._bookkeeping import Batch, Bookkeeper, Job
 from ._config import DEFAULT_BASE_URL, Keys, RateLimits, RetryPolicy, check_base_url
-from ._dispatch import BATCH, EVENTS, Dispatcher
+from ._dispatch import BATCH, EVENTS, CustomerCounts, Dispatcher
 from ._errors import AuthenticationError, ConfigError, LedgerError, RepeatedFailureError
 from ._events_lane import EventsLane
 from ._failures import FailureWriter
@@ -225,6 +225,20 @@ _SETTINGS_KEYWORDS = tuple(inspect.signature(make_settings).parameters)
 # --- one run -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A batch checked, encoded and keyed, ready to be admitted."""
+
+    batch: Batch
+    jobs: list[Job]  #: one per valid row
+    busy: list[int]  #: each job's customer's rows so far (batch mode), else 0
+    worst: pd.DataFrame | None  #: the invalid rows' first failures
+
+
+_BATCH_CONNECTIONS = 32
+_SUBMIT_CHUNK = 2_000  # rows handed to the lanes between two turns of the event loop
+
+
 class _Admission:
     """Turns input batches into settled rows and jobs for the lane. Strictly private."""
 
@@ -240,16 +254,14 @@ class _Admission:
         self.dispatcher = dispatcher
         self.ledger = ledger
         self.content_keys = ContentKeys()
+        self.customer_counts = CustomerCounts()
 
     def close(self) -> None:
         self.content_keys.close()
 
-    def admit(self, frame: pd.DataFrame, offset: int) -> None:
-        """Check a batch, settle what needs no request, and hand the rest to the lane.
-
-        Everything that can fail (checking, encoding, keying, the ledger's lookup) happens
-        before the first row is counted, so a failure leaves the whole batch to be aborted.
-        """
+    def prepare(self, frame: pd.DataFrame, offset: int) -> _Prepared:
+        """Check, encode and key a batch and make its jobs: the CPU-heavy part, which touches
+        no run state, so it runs off the event loop (requests keep their pace meanwhile)."""
         checked = check_frame(frame, self.mapping)
         encoded = encode_rows(frame, checked)
         keyed = keys_for(
@@ -259,34 +271,73 @@ class _Admission:
             row_key=self.settings.row_key,
             counter=self.content_keys,
         )
-        keys = keyed.keys
-        known = self.ledger.lookup(keys) if self.ledger is not None and keys else {}
+        batch = Batch(frame, offset, keyed, bool(self.settings.row_key))
+        batched = self.settings.mode == "batch"
+        # How busy each row's customer is: batch mode sends the busiest first.
+        busy = (
+            self.customer_counts.add(encoded.customer_ids).tolist()
+            if batched
+            else [0] * len(encoded)
+        )
+        tokens = encoded.session_tokens or [None] * len(encoded)
+        rows = zip(
+            encoded.positions.tolist(),
+            encoded.customer_ids,
+            encoded.bodies,
+            tokens,
+            encoded.plain.tolist(),
+            strict=True,
+        )
+        jobs = [
+            # A batch item carries customerId and events only; the rest take the events lane.
+            Job(batch, local, customer, body, token, index, BATCH if batched and simple else EVENTS)
+            for index, (local, customer, body, token, simple) in enumerate(rows)
+        ]
         worst = first_failures(checked.failures) if checked.invalid.any() else None
+        return _Prepared(batch, jobs, busy, worst)
 
-        batch = self.book.open_batch(frame, offset)
-        batch.keys, batch.natural_keys = keyed, bool(self.settings.row_key)
+    async def admit(self, prepared: _Prepared) -> None:
+        """Settle what needs no request and hand the rest to the lanes.
+
+        The ledger's lookup, the last thing that can fail, happens before the batch is counted
+        in, so a failure (or a cancel) before then leaves the whole batch to the caller to
+        abort. Once counted in, every row ends with a status even if this is cancelled.
+        """
+        batch, jobs, busy = prepared.batch, prepared.jobs, prepared.busy
+        keys = batch.keys.keys if batch.keys is not None else []
+        known = self.ledger.lookup(keys) if self.ledger is not None and keys else {}
+
+        self.book.open_batch(batch)
+        worst = prepared.worst
         if worst is not None:
             for local, code, message in zip(
                 worst.index, worst["code"], worst["message"], strict=True
             ):
                 self.book.settle(batch, int(local), Status.INVALID, code=code, message=message)
-        tokens = encoded.session_tokens or [None] * len(encoded)
-        settled = len(frame) - len(encoded)
-        jobs = 0
-        positions = encoded.positions.tolist()
-        batched = self.settings.mode == "batch"
-        plain = encoded.plain.tolist()
-        rows = zip(positions, encoded.customer_ids, encoded.bodies, tokens, plain, strict=True)
-        for index, (local, customer, body, token, simple) in enumerate(rows):
-            entry = known.get(keys[index])
-            if entry is not None and self._settled_by_ledger(batch, local, index, entry):
-                settled += 1
-                continue
-            # A batch item carries customerId and events only; the rest take the events lane.
-            lane = BATCH if batched and simple else EVENTS
-            self.dispatcher.submit(Job(batch, local, customer, body, token, index, lane))
-            jobs += 1
-        self.book.queued(batch, jobs, settled)
+        settled = len(batch.frame) - len(jobs)
+        if known:
+            keep = [
+                index
+                for index, key in enumerate(keys)
+                if (entry := known.get(key)) is None
+                or not self._settled_by_ledger(batch, jobs[index].local, index, entry)
+            ]
+            settled += len(jobs) - len(keep)
+            jobs, busy = [jobs[i] for i in keep], [busy[i] for i in keep]
+        # Counted before any row is offered: a row may be recorded while the rest still wait.
+        self.book.queued(batch, len(jobs), settled)
+        submitted = 0
+        try:
+            for start in range(0, len(jobs), _SUBMIT_CHUNK):
+                stop = min(start + _SUBMIT_CHUNK, len(jobs))
+                for index in range(start, stop):
+                    self.dispatcher.submit(jobs[index], rows=busy[index])
+                submitted = stop
+                await asyncio.sleep(0)  # let requests and answers through between chunks
+        except BaseException:
+            for job in jobs[submitted:]:
+                self.book.record(job, Status.ABORTED, None)
+            raise
 
     def _settled_by_ledger(self, batch: Batch, local: int, index: int, entry: LedgerEntry) -> bool:
         """Apply what the ledger knows; True when the row is settled without a request."""
@@ -326,14 +377,36 @@ def _open_ledger(path: str | os.PathLike[str], settings: Settings) -> Ledger:
 
 
 def _client(settings: Settings) -> httpx.AsyncClient:
-    limits = httpx.Limits(
-        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-    )
+    # Batch mode has its own connections for job posts and status reads: a post that waited
+    # in the pool behind the events lane would leave late, bunched with the next ones, and
+    # break the per-second limit its turn was taken under.
+    connections = settings.concurrency + (_BATCH_CONNECTIONS if settings.mode == "batch" else 0)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0), pool=None)
     # Keys never travel in clear text through a proxy: plain http (loopback, or a host the user
     # allowed) ignores HTTP_PROXY and friends; https keeps them, as TLS protects the keys there.
     plain = urlsplit(settings.base_url).scheme == "http"
     return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=not plain)
+
+
+T = TypeVar("T")
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> tuple[T, bool]:
+    """Run ``fn`` in a worker thread, so the event loop keeps requests at their pace meanwhile.
+
+    A thread cannot be interrupted: when the run is cancelled meanwhile, this still waits for
+    ``fn`` and returns its result with True, so the caller can account for it, then stop.
+    """
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(future), cancelled
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+            cancelled = True
 
 
 async def _send_batches(
@@ -387,18 +460,30 @@ async def _send_batches(
                     ledger.commit()
             while not book.stopped.is_set():
                 try:
-                    frame = next(batches, None)
+                    frame, cancelled = await _off_loop(next, batches, None)
                 except Exception as error:  # a file that breaks mid-read stops the run
                     readable = False
                     book.halt(error)
                     break
                 if frame is None:
+                    if cancelled:
+                        raise asyncio.CancelledError
                     break
+                counted = book.rows
                 try:
-                    admission.admit(frame, offset)
-                except Exception as error:  # checking, encoding, keys, the ledger
-                    book.halt(error)
-                    book.abort_unread(frame, offset)
+                    if not cancelled:
+                        prepared, cancelled = await _off_loop(admission.prepare, frame, offset)
+                    if cancelled:
+                        raise asyncio.CancelledError
+                    await admission.admit(prepared)
+                except (Exception, asyncio.CancelledError) as error:
+                    if book.rows == counted:  # not counted yet: the whole batch is aborted
+                        book.abort_unread(frame, offset)
+                    offset += len(frame)
+                    if isinstance(error, asyncio.CancelledError):
+                        raise
+                    book.halt(error)  # checking, encoding, keys, the ledger
+                    continue
                 offset += len(frame)
                 await book.room.wait()
             jobs.no_more_input()

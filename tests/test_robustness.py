@@ -380,7 +380,7 @@ def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkey
     wrapper = fail_on_call(2, Injected("boom"))
     wrapper.original = _sender.encode_rows
     monkeypatch.setattr(_sender, "encode_rows", wrapper)
-    with pytest.raises(Injected):
+    with pytest.raises(Injected) as raised:
         send(
             orders(100),
             **send_options(MockGameball()),
@@ -388,5 +388,64 @@ def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkey
             failures_path=tmp_path / "f.parquet",
         )
     written = read_failures(tmp_path / "f.parquet")
-    assert set(written["gb_status"]) == {"aborted"}, "queued rows too: it stopped before them"
-    assert sorted(written["gb_row"]) == list(range(100))
+    assert set(written["gb_status"]) == {"aborted"}
+    assert set(range(30, 100)) <= set(written["gb_row"]), "every row from the failed batch on"
+    assert len(written) + raised.value.report.sent == 100  # the first batch may have gone out
+
+
+@pytest.mark.parametrize("stage", ["reading", "checking"])
+def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(stage, tmp_path):
+    """Reading and checking run in a worker thread, which a cancel cannot interrupt: the batch
+    it was working on is still accounted for, and a resume sends every row exactly once."""
+    from gb_backfill import _sender
+
+    df = orders(120, customers=120)
+    entered, release = threading.Event(), threading.Event()
+    original = _sender.check_frame if stage == "checking" else None
+    calls = {"n": 0}
+
+    def slow_check(frame, mapping):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            entered.set()
+            release.wait(BOUND)
+        return original(frame, mapping)
+
+    def slow_batches(frame):
+        for start in range(0, len(frame), 40):
+            if start == 40:
+                entered.set()
+                release.wait(BOUND)
+            yield frame.iloc[start : start + 40]
+
+    ledger, failures = tmp_path / "ledger.db", tmp_path / "failed.parquet"
+    with Emulator(per_second=0, per_window=0) as emu:
+        options = {
+            "base_url": emu.base_url, "api_key": emu.api_key, "progress": False, "ledger": ledger,
+            "failures_path": failures,
+        }  # fmt: skip
+
+        async def cancelled_midway():
+            with pytest.MonkeyPatch.context() as patch:
+                if stage == "checking":
+                    patch.setattr(_sender, "check_frame", slow_check)
+                else:
+                    patch.setattr(_sender, "_slices", lambda frame, rows: slow_batches(frame))
+                task = asyncio.create_task(asend(df, batch_rows=40, **options))
+                while not entered.is_set():
+                    await asyncio.sleep(0.01)
+                task.cancel()
+                await asyncio.sleep(0.05)
+                release.set()  # the thread finishes only now; the cancel waited for it
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+        bounded(cancelled_midway())
+        written = read_failures(failures)
+        sent_first = len(emu.events())
+        assert sent_first + len(written) == len(df), "every row is sent or in the failures file"
+        assert set(written["gb_status"]) <= {"aborted", "unknown"}
+        again = send(df, **options)
+        assert len(emu.events()) == len(df), "the resume sends the rest"
+        assert arrivals(emu).max() == 1, "and nothing twice"
+        assert again.skipped == sent_first
