@@ -40,6 +40,7 @@ from ._outcomes import (
     classify_error,
     classify_response,
 )
+from ._rate_control import AdaptiveRate
 from ._report import Status
 
 if TYPE_CHECKING:
@@ -179,7 +180,12 @@ class BatchLane:
         self.client = client
         self.book = book
         self.dispatcher = dispatcher
-        self.limiter = RateLimiter(settings.batch_limits)
+        limits = settings.batch_limits
+        # Job creation has its own limits, so its own controller (status reads keep theirs).
+        self.adaptive = AdaptiveRate(
+            per_second=limits.per_second, per_window=limits.per_window, window=limits.window
+        )
+        self.limiter = RateLimiter(limits, adaptive=self.adaptive)
         self.status_limiter = RateLimiter(settings.status_limits)
         self.random = random.Random()
         self.ready = _ReadyRows()
@@ -338,6 +344,7 @@ class BatchLane:
                 job.in_flight = True
             attempts += 1
             self.requests += 1
+            sent_at = self.limiter.clock()
             try:
                 response = await self.client.post(
                     self.base + _CREATE_PATH, content=body, headers=self.headers
@@ -347,6 +354,10 @@ class BatchLane:
             else:
                 self.http_statuses[response.status_code] += 1
                 last = classify_response(response)
+                if last.pacing:
+                    self.adaptive.throttled(sent_at, self.limiter.clock())
+                else:
+                    self.adaptive.accepted(self.limiter.clock())
             if last.verdict is Verdict.SENT:
                 break
             tripped = attempts == 1 and self.breaker.observe(last)

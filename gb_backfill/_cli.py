@@ -337,7 +337,10 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
     )
     pace.add_argument("--quota-window", type=float, default=documented.window, metavar="SECONDS")
     pace.add_argument(
-        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="requests in flight at most"
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="requests in flight at most (fewer when the rate and round trip need fewer)",
     )
     pace.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS")
     pace.add_argument(

@@ -17,6 +17,7 @@ a status: ``unknown`` if its request may have gone out, otherwise ``aborted``.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import Counter
 from dataclasses import replace
@@ -35,6 +36,7 @@ from ._outcomes import (
     classify_error,
     classify_response,
 )
+from ._rate_control import AdaptiveRate
 from ._report import Status
 
 if TYPE_CHECKING:
@@ -65,7 +67,11 @@ class EventsLane:
         self.client = client
         self.book = book
         self.dispatcher = dispatcher
-        self.limiter = RateLimiter(settings.limits)
+        limits = settings.limits
+        self.adaptive = AdaptiveRate(
+            per_second=limits.per_second, per_window=limits.per_window, window=limits.window
+        )
+        self.limiter = RateLimiter(limits, adaptive=self.adaptive)
         self.random = random.Random()
         self.ready: asyncio.Queue[Job | None] = asyncio.Queue()
         self.http_statuses: Counter[int] = Counter()
@@ -73,6 +79,9 @@ class EventsLane:
         self.auth_failure: Outcome | None = None
         self.breaker = RepeatedFailures()
         self._streak: list[tuple[Job, Outcome]] = []
+        self.in_flight = 0
+        self.round_trip = 0.0  # seconds, smoothed over recent answers
+        self._freed = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         base = settings.base_url
         self.urls = {v: base + _EVENTS_PATH.format(version=v) for v in ("4.0", "4.1")}
@@ -85,7 +94,7 @@ class EventsLane:
             asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)
         ]
 
-    def offer(self, job: Job, *, more_waiting: bool = False) -> None:
+    def offer(self, job: Job, *, priority: int = 0) -> None:
         self.ready.put_nowait(job)
 
     async def close(self) -> None:
@@ -109,6 +118,37 @@ class EventsLane:
             task.cancel()
 
     # --- delivery --------------------------------------------------------------------------
+
+    def pace(self) -> str | None:
+        """The pace Gameball's answers have set, for the progress bar; None while unthrottled."""
+        now = self.limiter.clock()
+        rate = self.adaptive.rate(now)
+        if rate is None:
+            return None
+        window = self.adaptive.learned_window
+        quota = f", {window:,}/{self.adaptive.window:g}s" if window else ""
+        return f"{rate:.0f}/s{quota}"
+
+    def allowed_in_flight(self) -> int:
+        """Requests in flight the pace needs (Little's law: rate times round trip), with room
+        for jitter, within 2 and ``concurrency``. With no rate limit, ``concurrency``."""
+        ceiling = self.settings.concurrency
+        rate = self.adaptive.rate(self.limiter.clock()) or self.settings.limits.per_second
+        if not rate or not self.round_trip:
+            return ceiling
+        return max(2, min(ceiling, math.ceil(rate * self.round_trip * 1.5) + 1))
+
+    async def _enter(self) -> None:
+        while self.in_flight >= self.allowed_in_flight():
+            self._freed.clear()
+            await self._freed.wait()
+        self.in_flight += 1
+
+    def _leave(self, took: float | None) -> None:
+        self.in_flight -= 1
+        if took is not None:
+            self.round_trip = 0.8 * self.round_trip + 0.2 * took if self.round_trip else took
+        self._freed.set()
 
     async def _worker(self) -> None:
         while True:
@@ -144,8 +184,11 @@ class EventsLane:
         version = "4.1" if job.token else settings.api_version
         headers = self.headers if not job.token else {**self.headers, "X-GB-TOKEN": job.token}
         last: Outcome | None = None
+        throttled_since: float | None = None  # the first 429 of the current streak
         while True:
+            await self._enter()
             if not await self.limiter.acquire(self.book.stopped):
+                self._leave(None)
                 if last is None:
                     self.book.record(job, Status.ABORTED, None)
                 else:
@@ -157,10 +200,15 @@ class EventsLane:
             job.attempts += 1
             self.requests += 1
             job.in_flight = True
+            sent_at = self.limiter.clock()
+            took: float | None = None
             try:
                 response = await self.client.post(
                     self.urls[version], content=job.body, headers=headers
                 )
+                took = self.limiter.clock() - sent_at
+                self.http_statuses[response.status_code] += 1
+                last = classify_response(response)
             except httpx.HTTPError as error:
                 last = classify_error(error)
             except asyncio.CancelledError:
@@ -168,10 +216,14 @@ class EventsLane:
                 outcome = Outcome(Verdict.UNKNOWN, SendErrorCode.INTERRUPTED, message)
                 self.book.record(job, Status.UNKNOWN, outcome)
                 raise
-            else:
-                self.http_statuses[response.status_code] += 1
-                last = classify_response(response)
+            finally:
+                self._leave(took)
             job.in_flight = False
+            answered_at = self.limiter.clock()
+            if last.pacing:
+                self.adaptive.throttled(sent_at, answered_at)
+            elif last.http_status is not None:
+                self.adaptive.accepted(answered_at)
             if self._watch(job, last):
                 return
             verdict = last.verdict
@@ -185,12 +237,31 @@ class EventsLane:
                 retryable = verdict is Verdict.AUTH
                 self.book.record(job, _FINAL_STATUS[verdict], last, retryable=retryable)
                 return
-            if job.attempts >= settings.retry.attempts:
-                message = f"gave up after {job.attempts} attempts; last error: {last.message}"
-                outcome = replace(last, message=message)
-                self.book.record(job, Status.FAILED, outcome, retryable=True)
-                return
-            wait = settings.retry.backoff(job.attempts, self.random.random())
+            if last.pacing:
+                # The account's limit, not the row: the pace adapts, and no attempt is used up.
+                job.attempts -= 1
+                if throttled_since is None:
+                    throttled_since = answered_at
+                throttled_for = answered_at - throttled_since
+                if throttled_for >= settings.retry.throttled_max:
+                    message = (
+                        f"rate-limited for {throttled_for:.1f} s (throttled_max); "
+                        f"last error: {last.message}"
+                    )
+                    outcome = replace(last, message=message)
+                    self.book.record(job, Status.FAILED, outcome, retryable=True)
+                    return
+            else:
+                throttled_since = None
+                if job.attempts >= settings.retry.attempts:
+                    message = f"gave up after {job.attempts} attempts; last error: {last.message}"
+                    outcome = replace(last, message=message)
+                    self.book.record(job, Status.FAILED, outcome, retryable=True)
+                    return
+            wait = settings.retry.backoff(max(job.attempts, 1), self.random.random())
+            if last.pacing and last.retry_after is None:
+                # No exponential backoff: the shared rate has slowed down already.
+                wait = min(wait, settings.retry.wait_initial + settings.retry.wait_jitter)
             if last.retry_after is not None:
                 wait = min(last.retry_after, settings.retry.wait_max)
             if last.http_status == 429:

@@ -2,9 +2,11 @@
 
 Gameball allows 100 event requests in any second and 1,200 in any 30 seconds. The long window
 is kept exactly with a sliding log of send times. The per-second limit is kept by spacing
-requests evenly (at most ``per_second`` a second, never in a burst): a burst that the client
-counted right can still reach the server bunched up when the event loop or the connection pool
-held some requests back, and Gameball counts arrivals. An optional :class:`AdaptiveRate` can
+requests evenly, 5% under the limit (a burst that the client counted right can still reach
+the server bunched up when the event loop or the connection pool held some requests back, and
+Gameball counts arrivals). The spacing follows a schedule (GCRA) that, at 100/s and above,
+forgives being late by up to two slots, so a busy loop does not lower the rate, and no second
+holds more than the limit. An optional :class:`AdaptiveRate` can
 space requests further when the account's real limit turns out lower than the documented one.
 
 Create one per run, inside the running loop. The clock is injectable for tests.
@@ -20,6 +22,8 @@ from collections.abc import Callable
 
 from ._config import RateLimits
 from ._rate_control import AdaptiveRate
+
+_SPACING_SLACK = 0.05  # requests go at most at 95% of the per-second limit
 
 
 class _Window:
@@ -50,15 +54,17 @@ class RateLimiter:
         self.limits = limits
         self.adaptive = adaptive
         self.clock = clock
-        # Even spacing at slightly under the per-second limit: its slack is what a busy loop or
-        # network jitter may bunch together.
-        self.spacing = (1.0 + limits.slack(1.0)) / limits.per_second if limits.per_second else 0.0
+        per_second = limits.per_second
+        self.spacing = (1.0 + _SPACING_SLACK) / per_second if per_second else 0.0
+        # Catching up is worth it where slots are short; it stays within the limit: at most
+        # 95% of it plus these slots in any second.
+        self.late_slots = min(2, int(per_second * 0.02))
         self._window = (
             _Window(limits.per_window, limits.window + limits.slack(limits.window))
             if limits.per_window
             else None
         )
-        self._last = -float("inf")
+        self._due = -float("inf")  # when the next request is due on the schedule
         self._held_until = 0.0
         # One waiter at a time keeps requests in arrival order and avoids a thundering herd.
         self._turn = asyncio.Lock()
@@ -71,16 +77,23 @@ class RateLimiter:
         """Send nothing for ``seconds`` from now."""
         self._held_until = max(self._held_until, self.clock() + seconds)
 
+    def _pace(self, now: float) -> tuple[float, int]:
+        """The spacing between requests and the slots a late one may catch up, at ``now``."""
+        spacing, late = self.spacing, self.late_slots
+        rate = self.adaptive.rate(now) if self.adaptive is not None else None
+        if rate is not None:
+            slowed = (1.0 + _SPACING_SLACK) / rate
+            if slowed > spacing:
+                spacing, late = slowed, min(late, int(rate * 0.02))
+        return spacing, late
+
     def ready_at(self) -> float:
         """The earliest time the next request may go."""
-        spacing, learned = self.spacing, 0.0
+        now = self.clock()
+        spacing, late = self._pace(now)
+        ready = max(self._held_until, self._due - late * spacing)
         if self.adaptive is not None:
-            now = self.clock()
-            rate = self.adaptive.rate(now)
-            if rate is not None:
-                spacing = max(spacing, 1.0 / rate)
-            learned = self.adaptive.window_free_at(now)
-        ready = max(self._held_until, self._last + spacing, learned)
+            ready = max(ready, self.adaptive.window_free_at(now))
         if self._window is not None:
             ready = max(ready, self._window.free_at())
         return ready
@@ -88,7 +101,8 @@ class RateLimiter:
     def take(self) -> float:
         """Count one request as sent now; returns the time it was counted at."""
         now = self.clock()
-        self._last = now
+        spacing, _ = self._pace(now)
+        self._due = max(self._due, now) + spacing
         if self._window is not None:
             self._window.sent.append(now)
         if self.adaptive is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -29,6 +29,8 @@ class Progress:
     def __init__(self, total: int | None, *, enabled: bool | None) -> None:
         self._bar: Any = None
         self._last = 0.0
+        #: the pace to show next to the counts (the adaptive rate once Gameball throttled)
+        self.pace: Callable[[], str | None] = lambda: None
         if enabled is None:
             enabled = interactive()
         if enabled:
@@ -43,12 +45,14 @@ class Progress:
         now = time.monotonic()
         if now - self._last >= self._REFRESH:
             self._last = now
+            pace = self.pace()
             self._bar.set_postfix(
                 sent=counts.get("sent", 0) + counts.get("skipped", 0),
                 failed=counts.get("failed", 0),
                 invalid=counts.get("invalid", 0),
                 unknown=counts.get("unknown", 0),
                 retrying=retrying,
+                **({"pace": pace} if pace else {}),
                 refresh=False,
             )
 

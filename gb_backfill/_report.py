@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._config import RateLimits
 from ._failures import read_failures, write_parquet
 
 __all__ = ["STATUSES", "SendReport", "Status"]
@@ -51,6 +52,9 @@ class SendReport:
     failures_path: Path | None = None
     failures_in_memory: pd.DataFrame | None = None
     interrupted: bool = False
+    #: the limits Gameball enforced, when the run found them lower than configured: pass
+    #: ``limits=report.limits_found`` next time to start at the right pace
+    limits_found: RateLimits | None = None
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -97,6 +101,13 @@ class SendReport:
             answers = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.http_statuses.items()))
             lines.append(f"  HTTP answers: {answers}")
         lines += [f"  {code}: {count:,}" for code, count in self.error_codes.items()]
+        found = self.limits_found
+        if found is not None:
+            lines.append(
+                f"  Gameball's limits for this account are lower than configured: it settled at "
+                f"{found.per_second}/s and {found.per_window:,} per {found.window:g} s; pass "
+                "limits=report.limits_found (--rate/--quota) next time"
+            )
         if (
             self.failures_path is not None
             and self.rows - self.counts["sent"] - self.counts["skipped"]

@@ -67,7 +67,7 @@ MAPPING_KEYWORDS = frozenset(
     {"customer_id", "event_name", "event", "metadata", "email", "mobile", "session_token"}
 )
 # One place for the defaults that asend, asend_path and the CLI share.
-DEFAULT_CONCURRENCY = 8  # ~40 requests/s at 50-200 ms latency need only a few in flight
+DEFAULT_CONCURRENCY = 32  # an upper bound: requests in flight follow rate x round trip
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_BATCH_ROWS = 50_000
 DEFAULT_JOB_TIMEOUT = 300.0
@@ -444,6 +444,7 @@ async def _send_batches(
     lane = EventsLane(settings, http, book, dispatcher)
     jobs = BatchLane(settings, http, book, dispatcher)
     dispatcher.lanes = {EVENTS: lane, BATCH: jobs}
+    bar.pace = lane.pace
     admission = _Admission(settings, mapping, book, dispatcher, ledger)
     interrupted = False
     offset = 0
@@ -558,6 +559,7 @@ def _report(
         failures_path=writer.path if writer.finished else None,
         failures_in_memory=failures,
         interrupted=interrupted,
+        limits_found=lanes[0].adaptive.found(lanes[0].settings.limits, time.monotonic()),
     )
 
 
@@ -641,8 +643,10 @@ async def asend(
     ``X-GB-TOKEN`` header. The mapping keywords (``customer_id=``, ``event=``, ...) are those
     of :func:`validate`.
 
-    Requests stay within ``limits`` (Gameball's 100/s and 1,200 per 30 s by default), at most
-    ``concurrency`` at once and one per customer, each customer's rows in input order.
+    Requests stay within ``limits`` (Gameball's 100/s and 1,200 per 30 s by default), and slow
+    down on their own when Gameball answers 429 (an account's real limit may be lower; the
+    report says so). As many are in flight as the rate times the round trip needs, at most
+    ``concurrency``, and one per customer, each customer's rows in input order.
     Retryable failures (429, 5xx, 2001, connection refused) are retried per ``retry``; other
     4xx fail the row; a request that may have been processed (timeout, connection lost) makes
     the row ``unknown`` and is not retried unless ``retry_unknown=True``.

@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -14,6 +15,7 @@ import gb_backfill
 from gb_backfill import (
     AuthenticationError,
     ConfigError,
+    Emulator,
     RateLimits,
     RetryPolicy,
     asend,
@@ -460,3 +462,65 @@ def test_a_slow_customer_does_not_let_batches_pile_up():
     report = asyncio.run(main())
     assert report.sent == 120
     assert max(read - batch for batch, read in seen_while_slow) <= 3
+
+
+def test_429s_use_up_no_attempt_a_long_episode_does_not_fail_rows():
+    """429s in a row are the account's pace, not the row's fault: with 2 attempts the row is
+    still sent once the episode ends (the pace slows meanwhile, so keep the episode short)."""
+
+    def handler(request, body, n):
+        return httpx.Response(429) if n <= 3 else httpx.Response(200, json={})
+
+    gameball = MockGameball(handler)
+    retry = RetryPolicy(attempts=2, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0)
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    report = send(df, **send_options(gameball, retry=retry))
+    assert report.sent == 1
+    assert report.http_statuses == {429: 3, 200: 1}
+
+
+def test_429s_fail_a_row_only_after_throttled_max():
+    gameball = MockGameball(lambda request, body, n: httpx.Response(429))
+    retry = RetryPolicy(attempts=1, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0)
+    report = send(
+        pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}),
+        **send_options(gameball, retry=replace(retry, throttled_max=0.5)),
+    )
+    assert report.failed == 1
+    assert len(gameball.requests) > retry.attempts, "429s did not count as attempts"
+    assert "throttled_max" in report.failures["gb_error_message"].iloc[0]
+
+
+def test_a_lower_real_limit_is_found_and_reported(tmp_path):
+    """Against an emulator that allows 10/s while the client assumes 100/s, the run slows down
+    on its own, sends every row, and the report names the limit it settled on."""
+    with Emulator(per_second=10, per_window=0) as emu:
+        report = send(
+            pd.DataFrame({"customerId": [f"c{n}" for n in range(60)], "eventName": "e"}),
+            base_url=emu.base_url, api_key=emu.api_key, progress=False,
+        )  # fmt: skip
+    assert report.sent == 60
+    assert report.http_statuses.get(429, 0) <= 15, "it slowed down instead of hammering"
+    assert report.limits_found is not None
+    assert 8 <= report.limits_found.per_second <= 11
+    assert "limits=report.limits_found" in report.summary()
+
+
+def test_requests_in_flight_follow_the_rate_times_the_round_trip():
+    """Little's law: at 100/s and a 50 ms round trip about 5-9 requests need to be in flight;
+    concurrency (32) is only the upper bound."""
+    state = {"now": 0, "peak": 0}
+
+    async def handler(request):
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        await asyncio.sleep(0.05)
+        state["now"] -= 1
+        return httpx.Response(200, json={})
+
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(150)], "eventName": "e"})
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    limits = RateLimits(per_second=100, per_window=0)
+    report = send(df, api_key=API_KEY, progress=False, client=client, limits=limits)
+    assert report.sent == 150
+    assert 3 <= state["peak"] <= 12, state["peak"]
