@@ -246,7 +246,7 @@ def _add_emulator(commands: Any) -> None:
     from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, BatchSettings
 
     emulator = commands.add_parser("emulator", help="serve a local Gameball emulator")
-    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     emulator.add_argument("--port", type=_port, default=8787, help="0 picks a free port")
     emulator.add_argument("--api-key", default=DEFAULT_API_KEY, help="the APIKey it accepts")
     emulator.add_argument("--secret-key", default=DEFAULT_SECRET_KEY, help="the SecretKey")
@@ -254,19 +254,55 @@ def _add_emulator(commands: Any) -> None:
         "--high-security", action="store_true", help="require SecretKey on v4.0 too"
     )
     limits = emulator.add_argument_group("rate limits per API key (0 lifts a limit)")
-    limits.add_argument("--per-second", type=int, default=100, metavar="N")
-    limits.add_argument("--per-window", type=int, default=1200, metavar="N")
-    limits.add_argument("--window", type=float, default=30.0, metavar="SECONDS")
+    limits.add_argument(
+        "--per-second", help="requests per second", type=int, default=100, metavar="N"
+    )
+    limits.add_argument(
+        "--per-window", help="requests per window", type=int, default=1200, metavar="N"
+    )
+    limits.add_argument(
+        "--window", help="the window's length", type=float, default=30.0, metavar="SECONDS"
+    )
     limits.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
     faults = emulator.add_argument_group("fault injection (shares are 0 to 1)")
-    faults.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
-    faults.add_argument("--jitter", type=float, default=0.0, metavar="SECONDS")
-    faults.add_argument("--server-errors", type=float, default=0.0, metavar="SHARE")
-    faults.add_argument("--dropped-connections", type=float, default=0.0, metavar="SHARE")
-    faults.add_argument("--lost-responses", type=float, default=0.0, metavar="SHARE")
-    faults.add_argument("--lost-mode", choices=["drop", "slow"], default="drop")
-    faults.add_argument("--slow-reply", type=float, default=30.0, metavar="SECONDS")
-    faults.add_argument("--seed", type=int, default=0)
+    faults.add_argument(
+        "--latency", help="added to every answer", type=float, default=0.0, metavar="SECONDS"
+    )
+    faults.add_argument(
+        "--jitter", help="random extra latency, up to", type=float, default=0.0, metavar="SECONDS"
+    )
+    faults.add_argument(
+        "--server-errors",
+        help="share of 500/503 before processing",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+    )
+    faults.add_argument(
+        "--dropped-connections",
+        help="share of connections dropped before processing",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+    )
+    faults.add_argument(
+        "--lost-responses",
+        help="share processed whose answer is lost",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+    )
+    faults.add_argument(
+        "--lost-mode", help="drop the connection or hang", choices=["drop", "slow"], default="drop"
+    )
+    faults.add_argument(
+        "--slow-reply",
+        help="how long a lost answer hangs (--lost-mode slow)",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+    )
+    faults.add_argument("--seed", help="seed of the faults' random draws", type=int, default=0)
     batch = emulator.add_argument_group("batch endpoints")
     documented = BatchSettings()
     batch.add_argument(
@@ -318,8 +354,15 @@ def _add_emulator(commands: Any) -> None:
 
 def _add_send_flags(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("Gameball")
-    target.add_argument("--base-url", default=DEFAULT_BASE_URL)
-    target.add_argument("--api-version", choices=["4.0", "4.1"], default="4.0")
+    target.add_argument(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        help="where to send: the real Gameball API unless you point it at an emulator, e.g. "
+        "http://127.0.0.1:8787 (run `gb-backfill emulator`)",
+    )
+    target.add_argument(
+        "--api-version", choices=["4.0", "4.1"], default="4.0", help="events API version"
+    )
     target.add_argument("--api-key", help=f"default: ${API_KEY_ENV} (safer than this flag)")
     target.add_argument("--secret-key", help=f"default: ${SECRET_KEY_ENV}")
     target.add_argument(
@@ -335,14 +378,26 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
     pace.add_argument(
         "--quota", type=int, default=documented.per_window, help="requests per quota window"
     )
-    pace.add_argument("--quota-window", type=float, default=documented.window, metavar="SECONDS")
+    pace.add_argument(
+        "--quota-window",
+        type=float,
+        default=documented.window,
+        metavar="SECONDS",
+        help="the quota window's length",
+    )
     pace.add_argument(
         "--concurrency",
         type=int,
         default=DEFAULT_CONCURRENCY,
         help="requests in flight at most (fewer when the rate and round trip need fewer)",
     )
-    pace.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS")
+    pace.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to wait for an answer (after it, the row is unknown)",
+    )
     pace.add_argument(
         "--attempts",
         type=int,
@@ -459,9 +514,13 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     except AuthenticationError as error:
         print(_stopped_line(error, failures), file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         what = "terminated" if terminated else "interrupted"
-        print(f"gb-backfill: {what}; rows not sent are in {failures}", file=sys.stderr)
+        # asyncio.run (or the worker thread) chains the cancelled run, which carries its report.
+        cause = interrupt.__cause__ or interrupt.__context__
+        partial = getattr(cause, "report", None)
+        counts = f" {partial!r};" if partial is not None else ""
+        print(f"gb-backfill: {what};{counts} rows not sent are in {failures}", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except ConfigError:
         raise
@@ -539,7 +598,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gb-backfill", description="Validate and send historical events to Gameball."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="send sample_data/ to a local emulator")
+    demo.add_argument("--failures", default="demo.failures.parquet", metavar="PATH")
+    demo.add_argument("--ledger", metavar="PATH", help="a ledger file (a re-run skips all)")
+    demo.add_argument("--fast", action="store_true", help="lift the rate limits")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(run=_demo)
 
     validate = commands.add_parser("validate", help="check a CSV or Parquet file's rows")
     validate.add_argument("input", help="a .csv or .parquet file")
@@ -549,7 +616,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--failures", metavar="PATH", help="write the invalid rows to this Parquet file"
     )
     validate.set_defaults(run=_validate)
-    _add_emulator(commands)
 
     send = commands.add_parser("send", help="send a CSV or Parquet file's rows to Gameball")
     send.add_argument("input", help="a .csv or .parquet file")
@@ -558,18 +624,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_send_flags(send)
     send.set_defaults(run=_send)
 
-    demo = commands.add_parser("demo", help="send sample_data/ to a local emulator")
-    demo.add_argument("--failures", default="demo.failures.parquet", metavar="PATH")
-    demo.add_argument("--ledger", metavar="PATH", help="a ledger file (a re-run skips all)")
-    demo.add_argument("--fast", action="store_true", help="lift the rate limits")
-    demo.add_argument("--no-progress", action="store_true")
-    demo.set_defaults(run=_demo)
-
     status = commands.add_parser("status", help="what a ledger knows")
     status.add_argument("--ledger", required=True, metavar="PATH")
     status.add_argument("--all", action="store_true", help="list every unknown row")
     status.set_defaults(run=_status)
+    _add_emulator(commands)
+    for command in commands.choices.values():
+        _show_defaults(command)
     return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return str(__version__)
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every flag's help says its default (argparse's formatter skips flags without help)."""
+    for action in parser._actions:
+        default = action.default
+        if default is None or default is False or default == argparse.SUPPRESS:
+            continue
+        text = action.help or ""
+        if "%(default)" not in text and "default:" not in text:
+            action.help = f"{text} (default: %(default)s)".strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

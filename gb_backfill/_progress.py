@@ -1,4 +1,8 @@
-"""The progress bar: ``tqdm.auto`` (a widget in Jupyter, text in a terminal) over all rows."""
+"""The progress bar: ``tqdm.auto`` (a widget in Jupyter, text in a terminal) over all rows.
+
+When output is neither a terminal nor a notebook (a CI log, ``nohup``, a pipe) and the caller
+did not choose, a bar would be noise: a summary line goes to stderr every few seconds instead.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +29,15 @@ class Progress:
     """One bar over every input row; rows are counted as they reach their final status."""
 
     _REFRESH = 0.5  # seconds between postfix updates; tqdm redraws on its own schedule
+    LINE_EVERY = 5.0  # seconds between summary lines when there is no bar
 
     def __init__(self, total: int | None, *, enabled: bool | None) -> None:
         self._bar: Any = None
         self._last = 0.0
+        self._total = total
+        self._done = 0
+        self._lines = enabled is None and not interactive()
+        self._line_at = time.monotonic()
         #: the pace to show next to the counts (the adaptive rate once Gameball throttled)
         self.pace: Callable[[], str | None] = lambda: None
         if enabled is None:
@@ -39,6 +48,12 @@ class Progress:
             self._bar = tqdm(total=total, unit="row", desc="gameball", dynamic_ncols=True)
 
     def advance(self, rows: int, counts: Mapping[str, int], retrying: int) -> None:
+        self._done += rows
+        if self._lines and rows:
+            now = time.monotonic()
+            if now - self._line_at >= self.LINE_EVERY:
+                self._line_at = now
+                print(self._line(counts, retrying), file=sys.stderr, flush=True)
         if self._bar is None or not rows:
             return
         self._bar.update(rows)
@@ -46,16 +61,35 @@ class Progress:
         if now - self._last >= self._REFRESH:
             self._last = now
             pace = self.pace()
-            self._bar.set_postfix(
-                sent=counts.get("sent", 0) + counts.get("skipped", 0),
-                failed=counts.get("failed", 0),
-                invalid=counts.get("invalid", 0),
-                unknown=counts.get("unknown", 0),
-                retrying=retrying,
-                **({"pace": pace} if pace else {}),
-                refresh=False,
-            )
+            self._bar.set_postfix(_postfix(counts, retrying, pace), refresh=False)
+
+    def finish(self, counts: Mapping[str, int]) -> None:
+        """Show the final counts, so the bar agrees with the report, and close it."""
+        if self._bar is not None:
+            self._bar.set_postfix(_postfix(counts, 0, None), refresh=True)
+            self._bar.close()
+            self._bar = None
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+    def _line(self, counts: Mapping[str, int], retrying: int) -> str:
+        of = f" of {self._total:,}" if self._total is not None else ""
+        share = f" ({self._done / self._total:.0%})" if self._total else ""
+        shown = ", ".join(f"{k}={v:,}" for k, v in _postfix(counts, retrying, self.pace()).items())
+        return f"gameball: {self._done:,}{of} rows{share}: {shown}"
+
+
+def _postfix(counts: Mapping[str, int], retrying: int, pace: str | None) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "sent": counts.get("sent", 0) + counts.get("skipped", 0),
+        "failed": counts.get("failed", 0),
+        "invalid": counts.get("invalid", 0),
+        "unknown": counts.get("unknown", 0),
+    }
+    if retrying:
+        shown["retrying"] = retrying
+    if pace:
+        shown["pace"] = pace
+    return shown

@@ -504,6 +504,7 @@ async def _send_batches(
             book.record(job, Status.ABORTED, None)
         await lane.close()
         await jobs.close()
+        bar.finish(book.counts)
     finally:
         lane.cancel()
         jobs.cancel()
@@ -570,7 +571,9 @@ def _raise_for(
     where = f"; rows not sent are in {report.failures_path}" if report.failures_path else ""
     summary = f"{report!r}{where}"
     if interrupted:
-        raise asyncio.CancelledError
+        cancelled = asyncio.CancelledError()
+        cancelled.report = report  # type: ignore[attr-defined]  # the CLI prints its counts
+        raise cancelled
     error = book.error
     if error is not None:
         # The report travels with whatever stopped the run (most exceptions take attributes).

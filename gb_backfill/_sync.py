@@ -54,7 +54,8 @@ def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
         if task is not None:
             loop.call_soon_threadsafe(task.cancel)
         thread.join()
-        raise
+        # Keep what the cancelled run reported (its counts) with the interrupt.
+        raise KeyboardInterrupt from outcome.get("error")
     if "error" in outcome:
         raise outcome["error"]
     result: T = outcome["result"]

@@ -93,3 +93,61 @@ def test_bad_flags_exit_2():
     with pytest.raises(SystemExit) as caught:
         main(["validate", "x.csv", "--event", "a", "--event-name", "b"])
     assert caught.value.code == 2
+
+
+# --- a CLI a newcomer can drive ---------------------------------------------------------------
+
+
+def test_version(capsys):
+    from gb_backfill import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gb-backfill {__version__}"
+
+
+def test_help_names_every_default_and_that_send_targets_the_real_api(capsys):
+    with pytest.raises(SystemExit):
+        main(["send", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: https://api.gameball.co)" in text
+    for default in ("(default: 100)", "(default: 1200)", "(default: 32)", "(default: events)"):
+        assert default in text
+    with pytest.raises(SystemExit):
+        main(["emulator", "--help"])
+    emulator = " ".join(capsys.readouterr().out.split())
+    assert "added to every answer (default: 0.0)" in emulator, "its flags are documented"
+
+
+def test_commands_are_listed_in_the_order_of_the_work(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    order = [out.index(f"\n    {name} ") for name in ("demo", "validate", "send", "status")]
+    assert order == sorted(order)
+
+
+def test_without_a_terminal_a_summary_line_comes_every_few_seconds(tmp_path):
+    import subprocess
+    import sys
+
+    from gb_backfill import Emulator
+
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"customerId": [f"c{n}" for n in range(120)], "eventName": "e"}).to_csv(
+        source, index=False
+    )
+    with Emulator(per_second=0, per_window=0) as emu:
+        done = subprocess.run(
+            [sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url",
+             emu.base_url, "--rate", "20", "--quota", "0", "--failures", str(tmp_path / "f.pq")],
+            env={"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("gameball: ")]
+    assert lines, done.stderr
+    assert " of 120 rows (" in lines[0]
+    assert "sent=" in lines[0]
+    assert "\r" not in done.stderr, "no progress bar in a log"

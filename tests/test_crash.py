@@ -119,6 +119,7 @@ def test_ctrl_c_finishes_in_flight_and_writes_every_row(tmp_path):
         arrived = set(emu.events()["metadata"].map(lambda m: m["row_id"]))
     assert process.returncode == 130, err
     assert b"interrupted" in err
+    assert f"sent={len(arrived):,}".encode() in err, "the counts so far are printed"
     written = pd.read_parquet(failures)
     assert set(written["gb_status"]) == {"aborted"}
     assert set(written["row_id"]).isdisjoint(arrived), "no aborted row was sent"
