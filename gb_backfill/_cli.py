@@ -566,7 +566,16 @@ def _demo(args: argparse.Namespace) -> int:
         }
         code = _run_send(str(sample), args.failures, options)
         accepted = len(emulator.events())
+        lost = emulator.counters.get("lost_response", 0)
     print(f"the emulator recorded {accepted:,} events")
+    if lost:
+        # The demo's faults include answers lost after processing: say why rows are unknown.
+        print(
+            f"{lost:,} of them had their answer lost on the way back (a fault the demo injects, "
+            "as real networks do): gb-backfill cannot know whether those rows arrived, so it "
+            "marks them unknown and never resends them on its own (retry_unknown=True would). "
+            "`gb-backfill status --ledger PATH` lists them when a ledger is kept."
+        )
     # Some sample rows are broken on purpose; the demo succeeded if it ran to the end.
     return EXIT_OK if code == EXIT_INCOMPLETE else code
 

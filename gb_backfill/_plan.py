@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 import pandas as pd
 
 from ._config import RateLimits
+from ._html import table
 from ._ledger import Ledger
 from ._mapping import ColumnMapping
 from ._payloads import encode_rows
@@ -87,6 +88,31 @@ class SendPlan:
         return (
             f"<SendPlan rows={self.rows:,} valid={self.valid:,} invalid={self.invalid:,} "
             f"skipped={self.skipped:,} requests: {lanes} (mode={self.mode})>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            ("rows", self.rows),
+            ("valid", self.valid),
+            ("invalid", self.invalid),
+            ("skipped (sent before)", self.skipped),
+            ("customers", self.customers),
+        ]
+        if self.busiest_customer is not None:
+            rows.append(
+                ("busiest customer", f"{self.busiest_customer} ({self.busiest_rows:,} rows)")
+            )
+        rows += [(f"event: {name}", count) for name, count in self.event_names.items()]
+        rows += [(f"requests, {lane} lane", count) for lane, count in self.requests.items()]
+        rows += [
+            (f"estimated time, {mode} mode", _duration(seconds))
+            for mode, seconds in self.estimated_seconds.items()
+        ]
+        rows += [(f"invalid: {code}", count) for code, count in self.failure_codes.items()]
+        if self.bodies_path is not None:
+            rows.append(("request bodies", str(self.bodies_path)))
+        return table(
+            f"Gameball dry run ({self.mode} mode): nothing was sent", rows, note=self.warning
         )
 
     def summary(self) -> str:

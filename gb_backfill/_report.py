@@ -11,6 +11,7 @@ import pandas as pd
 
 from ._config import RateLimits
 from ._failures import read_failures, write_parquet
+from ._html import table
 
 __all__ = ["STATUSES", "SendReport", "Status"]
 
@@ -65,11 +66,30 @@ class SendReport:
             raise ValueError("this report has neither a failures file nor failures in memory")
         return read_failures(self.failures_path)
 
-    def __getattr__(self, name: str) -> int:
-        # report.sent, report.failed, ... read the counts.
-        if name in STATUSES:
-            return self.counts[name]
-        raise AttributeError(name)
+    # The counts as plain attributes, so tab completion finds them.
+    @property
+    def sent(self) -> int:
+        return self.counts["sent"]
+
+    @property
+    def skipped(self) -> int:
+        return self.counts["skipped"]
+
+    @property
+    def invalid(self) -> int:
+        return self.counts["invalid"]
+
+    @property
+    def failed(self) -> int:
+        return self.counts["failed"]
+
+    @property
+    def unknown(self) -> int:
+        return self.counts["unknown"]
+
+    @property
+    def aborted(self) -> int:
+        return self.counts["aborted"]
 
     @property
     def ok(self) -> bool:
@@ -94,6 +114,37 @@ class SendReport:
             f"({self.rate:.1f} requests/s)>"
         )
 
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            (status, self.counts[status]) for status in STATUSES if self.counts[status]
+        ]
+        rows += [
+            ("requests", self.requests),
+            ("requests/s", round(self.rate, 1)),
+            (
+                "HTTP answers",
+                ", ".join(f"{k}: {v:,}" for k, v in sorted(self.http_statuses.items())),
+            ),
+        ]
+        rows += [(f"not sent: {code}", count) for code, count in self.error_codes.items()]
+        if self.failures_path is not None and not self.ok:
+            rows.append(("rows not sent are in", str(self.failures_path)))
+        if self.limits_found is not None:
+            found = self.limits_found
+            rows.append(
+                (
+                    "limits found",
+                    f"{found.per_second}/s, {found.per_window:,} per {found.window:g} s",
+                )
+            )
+        title = f"Gameball send: {self.rows:,} rows in {self.elapsed:.1f} s"
+        if self.interrupted:
+            title += " (interrupted)"
+        note = (
+            "pass limits=report.limits_found next time" if self.limits_found is not None else None
+        )
+        return table(title, rows, note=note)
+
     def summary(self) -> str:
         """A few lines for people: counts, rate, HTTP answers."""
         lines = [repr(self)]
@@ -114,3 +165,7 @@ class SendReport:
         ):
             lines.append(f"  rows not sent are in {self.failures_path}")
         return "\n".join(lines)
+
+
+def _answers(http_statuses: dict[int, int]) -> str:
+    return ", ".join(f"{status}: {count:,}" for status, count in sorted(http_statuses.items()))

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._html import table
 from ._mapping import ColumnMapping, resolve_mapping
 from ._values import BoolArray, Identifiers, identifier_strings, metadata_problems
 
@@ -116,11 +117,44 @@ class ValidationReport:
         """Failures per code, most frequent first."""
         return self.failures["code"].value_counts()
 
+    @property
+    def valid_rows(self) -> int:
+        """How many rows are valid."""
+        return len(self.valid)
+
     def __repr__(self) -> str:
         return (
             f"<ValidationReport rows={self.rows:,} valid={len(self.valid):,} "
             f"invalid={self.invalid_rows:,}>"
         )
+
+    def _by_code(self) -> list[tuple[str, int]]:
+        if self.failures.empty:
+            return []
+        grouped = self.failures.groupby(["code", "column"], sort=False).size()
+        ordered = grouped.sort_values(ascending=False)
+        return [
+            (f"{code} ({where})", int(count))
+            for (code, where), count in zip(ordered.index, ordered.to_numpy(), strict=True)
+        ]
+
+    def summary(self) -> str:
+        """Aligned lines for a terminal: counts, then failures per code and column."""
+        lines = [repr(self)]
+        by_code = self._by_code()
+        width = max((len(label) for label, _ in by_code), default=0)
+        lines += [f"  {label:<{width}}  {count:>9,}" for label, count in by_code]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            ("rows", self.rows),
+            ("valid", len(self.valid)),
+            ("invalid", self.invalid_rows),
+        ]
+        rows += [(f"failure: {label}", count) for label, count in self._by_code()]
+        note = "report.failures has one row per broken rule" if not self.ok else None
+        return table("Gameball validation", rows, note=note)
 
 
 def _blank(text: pa.Array) -> BoolArray:

@@ -222,3 +222,6 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "rows=3,000" in result.stdout
     failures = pd.read_parquet(tmp_path / "demo.parquet")
     assert (failures["gb_status"] == "invalid").sum() == 102
+    unknown = (failures["gb_status"] == "unknown").sum()
+    if unknown:  # the demo's lost answers: it says why those rows are unknown
+        assert "had their answer lost on the way back" in result.stdout

@@ -1,0 +1,62 @@
+"""Reports that render: compact HTML in a notebook, aligned text in a terminal."""
+
+import re
+
+import pandas as pd
+
+from gb_backfill import Emulator, send, validate
+
+
+def cells(html):
+    """The table as {label: value}, unescaped text."""
+    import html as html_lib
+
+    pairs = re.findall(r"<th[^>]*>(.*?)</th><td[^>]*>(.*?)</td>", html)
+    return {html_lib.unescape(k): html_lib.unescape(v) for k, v in pairs}
+
+
+def test_the_validation_report_renders_its_counts_and_failures_by_code():
+    df = pd.DataFrame({"customerId": ["a", None, "<script>", ""], "eventName": ["e", "e", "", "e"]})
+    report = validate(df)
+    html = report._repr_html_()
+    assert isinstance(html, str)
+    assert html.startswith("<div>")
+    table = cells(html)
+    assert table["rows"] == "4"
+    assert table["valid"] == "1"
+    assert table["invalid"] == "3"
+    assert any(label.startswith("failure: customer_id_missing") for label in table)
+    assert "<script>" not in html, "values are escaped"
+    text = report.summary().splitlines()
+    assert text[0] == repr(report)
+    assert len({line.rindex(" ") for line in text[1:]}) == 1, "counts aligned"
+
+
+def test_the_send_report_and_the_plan_render_from_a_real_send(tmp_path):
+    df = pd.DataFrame({"customerId": ["a", "b", ""], "eventName": "purchase", "amount": 1.5})
+    with Emulator(per_second=0, per_window=0) as emu:
+        options = {"base_url": emu.base_url, "api_key": emu.api_key, "progress": False}
+        plan = send(df, dry_run=True, **options)
+        report = send(df, failures_path=tmp_path / "f.parquet", **options)
+    sent = cells(report._repr_html_())
+    assert sent["sent"] == "2"
+    assert sent["invalid"] == "1"
+    assert sent["HTTP answers"] == "200: 2"
+    assert sent["rows not sent are in"] == str(tmp_path / "f.parquet")
+    planned = cells(plan._repr_html_())
+    assert planned["valid"] == "2"
+    assert planned["requests, events lane"] == "2"
+    assert "event: purchase" in planned
+    assert "nothing was sent" in plan._repr_html_()
+    assert "live campaigns" in plan._repr_html_(), "the history warning is shown"
+
+
+def test_counts_are_plain_attributes_for_tab_completion():
+    with Emulator(per_second=0, per_window=0) as emu:
+        report = send(
+            pd.DataFrame({"customerId": ["a"], "eventName": "e"}),
+            base_url=emu.base_url, api_key=emu.api_key, progress=False,
+        )  # fmt: skip
+    for status in ("sent", "skipped", "invalid", "failed", "unknown", "aborted"):
+        assert status in dir(report)
+    assert report.sent == 1
