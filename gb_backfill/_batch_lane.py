@@ -42,6 +42,7 @@ from ._outcomes import (
 )
 from ._rate_control import AdaptiveRate
 from ._report import Status
+from ._timeline import Timeline
 
 if TYPE_CHECKING:
     from ._sender import Settings
@@ -200,6 +201,7 @@ class BatchLane:
         self._status_path: str | None = None
         self._never = asyncio.Event()  # polls are not stopped by the run's stop
         self.durations = JobDurations()
+        self.timeline = Timeline()  # the sender shares one between the lanes
         self._filler: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self.base = settings.base_url
@@ -354,6 +356,7 @@ class BatchLane:
             else:
                 self.http_statuses[response.status_code] += 1
                 last = classify_response(response)
+                self.timeline.answer(response.status_code, self.adaptive.rate(self.limiter.clock()))
                 if last.pacing:
                     self.adaptive.throttled(sent_at, self.limiter.clock())
                 else:

@@ -229,6 +229,9 @@ def _emulator(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
+    if args.record:
+        written = emulator.write_events(args.record)
+        print(f"the emulator received {written:,} events; written to {args.record}", flush=True)
     return EXIT_OK
 
 
@@ -252,6 +255,12 @@ def _add_emulator(commands: Any) -> None:
     emulator.add_argument("--secret-key", default=DEFAULT_SECRET_KEY, help="the SecretKey")
     emulator.add_argument(
         "--high-security", action="store_true", help="require SecretKey on v4.0 too"
+    )
+    emulator.add_argument(
+        "--record",
+        metavar="PATH",
+        help="on exit, write every event it received to this Parquet file (while it runs: "
+        "GET /_emulator/events with the APIKey header)",
     )
     limits = emulator.add_argument_group("rate limits per API key (0 lifts a limit)")
     limits.add_argument(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import threading
 import time
@@ -45,6 +46,9 @@ DEFAULT_SECRET_KEY = "emulator-secret-key"
 
 _PATHS = {"/api/v4.0/integrations/events": "4.0", "/api/v4.1/integrations/events": "4.1"}
 _DOCS = "https://docs.gameball.co/api-reference/overview/status-error-codes"
+#: where the emulator shows what it received (GET, with the APIKey header)
+RECORD_PATH = "/_emulator/events"
+
 _EVENT_COLUMNS = [
     "customer_id",
     "event_name",
@@ -220,6 +224,7 @@ class Emulator:
         app.router.add_delete("/api/{version}/integrations/batch/{job}", self._stop_job)
         app.router.add_get("/api/v4.0/integrations/batches/{job}/status", self._openapi_status)
         app.router.add_post("/api/v4.0/integrations/batches/{job}/stop", self._stop_job)
+        app.router.add_get(RECORD_PATH, self._record_view)
         self._jobs = BatchJobs(self.batch, self._record_item, self._count)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -295,6 +300,24 @@ class Emulator:
         events = pd.DataFrame(rows, columns=_EVENT_COLUMNS)
         events["received_at"] = pd.to_datetime(events["received_at"], unit="s", utc=True)
         return events
+
+    def write_events(self, path: str | os.PathLike[str]) -> int:
+        """Write every accepted event to a Parquet file (metadata as JSON text); returns the
+        number of events."""
+        events = self.events()
+        events["metadata"] = events["metadata"].map(lambda m: json.dumps(m, sort_keys=True))
+        events.to_parquet(path, index=False)
+        return len(events)
+
+    async def _record_view(self, request: web.Request) -> web.StreamResponse:
+        """``GET /_emulator/events`` (with the APIKey header): what it received, as JSON."""
+        if request.headers.get("APIKey") != self.api_key:
+            return _error(401, 1000, "Unauthorized: the APIKey header is missing or wrong.", 0)
+        with self._lock:
+            rows = list(self._state.events)
+            counters = dict(self._state.counters)
+        events = [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows]
+        return web.json_response({"counters": counters, "events": events})
 
     def reset(self) -> None:
         """Forget recorded events, counters and rate-limit windows."""

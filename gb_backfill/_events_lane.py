@@ -38,6 +38,7 @@ from ._outcomes import (
 )
 from ._rate_control import AdaptiveRate
 from ._report import Status
+from ._timeline import Timeline
 
 if TYPE_CHECKING:
     from ._sender import Settings
@@ -82,6 +83,7 @@ class EventsLane:
         self.in_flight = 0
         self.round_trip = 0.0  # seconds, smoothed over recent answers
         self._freed = asyncio.Event()
+        self.timeline = Timeline()  # the sender shares one between the lanes
         self._workers: list[asyncio.Task[None]] = []
         base = settings.base_url
         self.urls = {v: base + _EVENTS_PATH.format(version=v) for v in ("4.0", "4.1")}
@@ -220,6 +222,7 @@ class EventsLane:
                 self._leave(took)
             job.in_flight = False
             answered_at = self.limiter.clock()
+            self.timeline.answer(last.http_status, self.adaptive.rate(answered_at))
             if last.pacing:
                 self.adaptive.throttled(sent_at, answered_at)
             elif last.http_status is not None:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -56,6 +57,10 @@ class SendReport:
     #: the limits Gameball enforced, when the run found them lower than configured: pass
     #: ``limits=report.limits_found`` next time to start at the right pace
     limits_found: RateLimits | None = None
+    #: the limits the run kept (the batch limits in batch mode), for plots
+    limits: RateLimits | None = None
+    #: per second of the run: requests, accepted, throttled (429) and the adaptive pace
+    timeline: pd.DataFrame | None = None
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -100,6 +105,13 @@ class SendReport:
     def rate(self) -> float:
         """Requests per second over the run (every attempt counts, retries too)."""
         return self.requests / self.elapsed if self.elapsed > 0 else 0.0
+
+    def plot(self) -> Any:
+        """A matplotlib figure: requests over time against the limits (and the adaptive pace),
+        rows by status, rows not sent by code. Needs ``pip install 'gb-backfill[plot]'``."""
+        from ._plot import plot_send
+
+        return plot_send(self)
 
     def to_parquet(self, path: str | os.PathLike[str]) -> None:
         """Write the failures to a Parquet file that can be fixed and sent again."""

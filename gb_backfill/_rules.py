@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -121,6 +122,13 @@ class ValidationReport:
     def valid_rows(self) -> int:
         """How many rows are valid."""
         return len(self.valid)
+
+    def plot(self) -> Any:
+        """A matplotlib figure of the failures by code and column. Needs
+        ``pip install 'gb-backfill[plot]'``."""
+        from ._plot import plot_validation
+
+        return plot_validation(self)
 
     def __repr__(self) -> str:
         return (

@@ -60,6 +60,7 @@ from ._row_keys import (
 )
 from ._rules import check_frame, first_failures
 from ._sync import run_sync
+from ._timeline import Timeline
 
 __all__ = ["asend", "asend_path", "send", "send_path"]
 
@@ -445,6 +446,7 @@ async def _send_batches(
     jobs = BatchLane(settings, http, book, dispatcher)
     dispatcher.lanes = {EVENTS: lane, BATCH: jobs}
     bar.pace = lane.pace
+    lane.timeline = jobs.timeline = Timeline()
     admission = _Admission(settings, mapping, book, dispatcher, ledger)
     interrupted = False
     offset = 0
@@ -561,6 +563,10 @@ def _report(
         failures_in_memory=failures,
         interrupted=interrupted,
         limits_found=lanes[0].adaptive.found(lanes[0].settings.limits, time.monotonic()),
+        limits=lanes[1].settings.batch_limits
+        if lanes[0].settings.mode == "batch"
+        else lanes[0].settings.limits,
+        timeline=lanes[0].timeline.frame(),
     )
 
 

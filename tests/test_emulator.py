@@ -250,3 +250,36 @@ def test_cli_prints_its_url_and_serves_until_stopped():
         process.terminate()
         assert process.wait(timeout=10) == 0
         process.stdout.close()
+
+
+def test_the_cli_emulators_record_is_readable_from_outside(tmp_path):
+    """While it runs: GET /_emulator/events; on exit: --record writes a Parquet file."""
+    import signal
+
+    import pandas as pd
+
+    from gb_backfill import send
+
+    record = tmp_path / "received.parquet"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gb_backfill", "emulator", "--port", "0", "--record", str(record)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = process.stdout.readline().split()[3]
+        df = pd.DataFrame({"customerId": ["a", "b"], "eventName": "purchase", "amount": [1, 2]})
+        report = send(df, base_url=url, api_key="emulator-api-key", progress=False)
+        assert report.sent == 2
+        seen = httpx.get(url + "/_emulator/events", headers={"APIKey": "emulator-api-key"})
+        assert seen.status_code == 200
+        assert [e["customer_id"] for e in seen.json()["events"]] == ["a", "b"]
+        assert seen.json()["counters"]["accepted"] == 2
+        assert httpx.get(url + "/_emulator/events").status_code == 401, "keyed like the API"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    assert "received 2 events" in out
+    written = pd.read_parquet(record)
+    assert written["customer_id"].tolist() == ["a", "b"]
+    assert written["metadata"].tolist() == ['{"amount": 1}', '{"amount": 2}']

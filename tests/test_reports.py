@@ -60,3 +60,50 @@ def test_counts_are_plain_attributes_for_tab_completion():
     for status in ("sent", "skipped", "invalid", "failed", "unknown", "aborted"):
         assert status in dir(report)
     assert report.sent == 1
+
+
+def test_report_plot_renders_a_png_from_a_real_send(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(60)] + [""], "eventName": "e"})
+    with Emulator(per_second=20, per_window=0) as emu:  # lower than the client assumes
+        report = send(df, base_url=emu.base_url, api_key=emu.api_key, progress=False)
+    timeline = report.timeline
+    assert timeline is not None
+    assert timeline["requests"].sum() == report.requests, "every request is in the time series"
+    assert len(timeline) <= report.elapsed + 2, "one row per second, not per request"
+    figure = report.plot()
+    path = tmp_path / "send.png"
+    figure.savefig(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles == ["requests over time", "rows by status", "rows not sent, by code"]
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert "per-second limit" in labels
+    if report.http_statuses.get(429):
+        assert "adaptive pace" in labels
+
+
+def test_validation_plot_shows_failure_codes_by_column(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    df = pd.DataFrame({"customerId": ["a", "", None], "eventName": ["", "e", "e"]})
+    figure = validate(df).plot()
+    figure.savefig(tmp_path / "validation.png")
+    assert figure.axes[0].get_title() == "failures by code and column"
+    assert (tmp_path / "validation.png").stat().st_size > 1000
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch):
+    import sys
+
+    import pytest
+
+    from gb_backfill import ConfigError
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ConfigError, match=r"gb-backfill\[plot\]"):
+        validate(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})).plot()

@@ -1,0 +1,77 @@
+"""Plots of reports, with matplotlib (an optional extra: ``pip install 'gb-backfill[plot]'``).
+
+Each function returns the figure (shown by Jupyter, or saved with ``fig.savefig``), and draws
+nothing on pyplot's global state besides creating it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._report import SendReport
+    from ._rules import ValidationReport
+
+__all__: list[str] = []
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError(
+            "plot() needs matplotlib: pip install 'gb-backfill[plot]' (or pip install matplotlib)"
+        ) from None
+    return plt
+
+
+def plot_send(report: SendReport) -> Any:
+    """Requests per second against the limits (and the adaptive pace), statuses, failure codes."""
+    plt = _pyplot()
+    figure, (pace, statuses, codes) = plt.subplots(
+        1, 3, figsize=(14, 3.8), gridspec_kw={"width_ratios": [3, 1.2, 1.6]}
+    )
+    timeline = report.timeline
+    if timeline is not None and len(timeline):
+        pace.plot(timeline["second"], timeline["accepted"], label="accepted/s", color="tab:green")
+        if timeline["throttled"].any():
+            pace.bar(timeline["second"], timeline["throttled"], label="429/s", color="tab:red")
+        if timeline["pace"].notna().any():
+            pace.plot(timeline["second"], timeline["pace"], label="adaptive pace", color="tab:blue")
+    limits = report.limits
+    if limits is not None:
+        if limits.per_second:
+            pace.axhline(limits.per_second, ls="--", color="grey", label="per-second limit")
+        if limits.per_window:
+            sustained = limits.per_window / limits.window
+            pace.axhline(sustained, ls=":", color="grey", label="window limit, sustained")
+    pace.set(title="requests over time", xlabel="second of the run", ylabel="per second")
+    pace.legend(loc="upper right", fontsize="small")
+    shown = {status: count for status, count in report.counts.items() if count}
+    statuses.bar(list(shown), list(shown.values()), color="tab:gray")
+    statuses.set(title="rows by status")
+    statuses.tick_params(axis="x", labelrotation=45)
+    if report.error_codes:
+        names = list(report.error_codes)[:10]
+        codes.barh(names[::-1], [report.error_codes[n] for n in names][::-1], color="tab:orange")
+    codes.set(title="rows not sent, by code")
+    figure.tight_layout()
+    return figure
+
+
+def plot_validation(report: ValidationReport) -> Any:
+    """Failures by code, split by column."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(8, 3.5))
+    failures = report.failures
+    if failures.empty:
+        axes.set(title=f"all {report.rows:,} rows are valid")
+    else:
+        table = failures.groupby(["code", "column"]).size().unstack(fill_value=0)
+        table.loc[table.sum(axis=1).sort_values().index].plot.barh(stacked=True, ax=axes)
+        axes.set(title="failures by code and column", xlabel="rows")
+        axes.legend(title="column", fontsize="small")
+    figure.tight_layout()
+    return figure
