@@ -62,3 +62,31 @@ def test_quickstart_notebook_runs_in_a_kernel(tmp_path):
     ]
     assert len(widgets) >= 3, "each send showed its progress bar as a widget in the kernel"
     shutil.rmtree(tmp_path / "notebooks")
+
+
+def test_walkthrough_notebook_runs_start_to_end_with_reports_and_plots(tmp_path):
+    """Load, validate, fix, plan, send, plot, resend the failures, check the emulator, batch
+    mode: the walkthrough executes in a real kernel, so it cannot rot."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    notebook = nbformat.read(ROOT / "notebooks" / "backfill_walkthrough.ipynb", as_version=4)
+    stored = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(not cell.outputs for cell in stored), "stored without outputs"
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path / "notebooks")}},
+    )
+    client.execute()
+    text = "\n".join(outputs(cell) for cell in notebook.cells if cell.cell_type == "code")
+    rich = [output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", [])]
+    html = "\n".join(data.get("text/html", "") for data in rich)
+    assert sum("image/png" in data for data in rich) >= 2, "validation.plot() and report.plot()"
+    assert "Gameball validation" in html
+    assert "Gameball dry run (events mode): nothing was sent" in html
+    assert "Gameball send: 3,000 rows" in html
+    assert "<SendReport rows=3,000 sent=2,929 invalid=71" in text
+    assert "2,947 events arrived; sent by the two runs: 2,947" in text, "nothing twice"
+    assert "mode=events" in text
+    assert (tmp_path / "notebooks" / "walkthrough.failures.parquet").exists()
