@@ -12,11 +12,12 @@ of 2001) as the signal:
   then probes beyond it, faster and faster, so a limit that rises is found again. It is capped
   at twice the measured send rate and never exceeds the configured limit. One cut per episode:
   throttles of requests sent before the last cut are the same news, not new news.
-* **the long window**: when requests are still refused more than a second into an episode (a
-  per-second limit would have cleared by then), the limit is a window's quota. Its size is
-  what the server accepted in the window before the episode, and it is kept from then on (the
-  rate itself is put back, as it was not the problem). A window that passes without a throttle
-  lets the learned quota grow by 10%, up to the configured one.
+* **the long window**: when requests are still refused a second into an episode, and the
+  server accepted far more in the window before than its per-second limit explains (a burst
+  against a per-second limit can be refused for up to a second), the limit is a window's
+  quota. Its size is what the server accepted in the window before the episode, and it is
+  kept from then on (the rate itself is put back, as it was not the problem). A window that
+  passes without a throttle lets the learned quota grow by 10%, up to the configured one.
 
 Everything takes ``now`` from the caller, so the controller is tested on a fake clock.
 """
@@ -36,7 +37,7 @@ PLATEAU = 10.0  # seconds for the rate to grow back to the peak; probing beyond 
 FLOOR = 0.5  # requests per second: never slower
 _BUCKET = 0.5  # seconds per sample of the measured send rate
 _SMOOTH = 0.8  # weight of the older measured rate
-_EPISODE = 1.0  # seconds of refusals after which the limit is a window's quota
+_EPISODE = 1.0  # seconds of refusals after which the limit may be a window's quota
 
 
 class AdaptiveRate:
@@ -116,7 +117,8 @@ class AdaptiveRate:
             peak = 1.0
         self._rate_before = current
         self._peak = max(peak, FLOOR)
-        self._best_peak = max(self._best_peak, self._peak)
+        if accepted:  # evidence of what the server takes in a second, not a guess
+            self._best_peak = max(self._best_peak, float(accepted))
         self._cut_at = now
 
     def _learn_window(self, now: float) -> bool:
@@ -125,7 +127,9 @@ class AdaptiveRate:
             return False
         begun = self._episode_at
         quota = sum(1 for t in self._accepted if t > begun - self.window and t <= begun)
-        if quota <= 0 or quota >= self.configured_window:
+        if quota <= 0 or quota >= self.configured_window or quota <= 2 * self._best_peak:
+            # Not a window: a per-second limit alone explains that many (a burst can be
+            # refused for up to a second after it).
             return False
         self.learned_window = quota
         self._grown_at = now
@@ -155,7 +159,7 @@ class AdaptiveRate:
         """The limits the run settled on, when Gameball's were lower than ``configured``."""
         rate = self.rate(now)
         per_second = configured.per_second
-        best = self._best_peak
+        best = self._best_peak or self._peak
         if rate is not None and best and (not per_second or best < per_second):
             per_second = max(1, math.floor(best))
         per_window = self.learned_window or configured.per_window

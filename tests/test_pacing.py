@@ -242,3 +242,22 @@ def test_the_rate_does_not_oscillate_beyond_a_band_once_settled():
     settled = [rate for t, rate in rates if t >= 45 and rate is not None]
     assert min(settled) >= 0.65 * 50, "one cut at a time: 0.7 of the peak, not a collapse"
     assert max(settled) <= 1.5 * 50
+
+
+def test_a_low_per_second_limit_is_not_mistaken_for_a_window_quota():
+    """A burst against 5/s is refused for up to a second: that is no 5-per-30-s quota."""
+    from gb_backfill._rate_control import AdaptiveRate
+
+    server, limits = SlidingServer(5), RateLimits()
+    accepted, _, _ = simulate(server, 60, limits=limits)
+    assert per_second_in(accepted, 30, 60) >= 0.9 * 5
+    probe = AdaptiveRate(per_second=100, per_window=1200, window=30.0)
+    for t in range(5):
+        probe.sent(t * 0.01)
+        probe.accepted(t * 0.01 + 0.05)
+    for step in range(30):  # refusals for 1.5 s after the burst
+        probe.throttled(0.06 + step * 0.05, 0.11 + step * 0.05)
+    assert probe.learned_window is None
+    found = probe.found(limits, 2.0)
+    assert found is not None
+    assert found.per_second == 5
