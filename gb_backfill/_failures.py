@@ -245,7 +245,9 @@ def read_failures(path: str | os.PathLike[str]) -> pd.DataFrame:
     fixed = failures[failures.gb_status == "invalid"].assign(customerId=...)
     """
     table = pq.read_table(path)
-    return restore(table.to_pandas(), encoded_columns(table.schema))
+    # Integers with nulls stay Python ints (not floats): a 2**53 id must come back exact.
+    frame = table.to_pandas(integer_object_nulls=True)
+    return restore(frame, encoded_columns(table.schema))
 
 
 def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
@@ -295,7 +297,7 @@ def _merge_parts(parts: Sequence[Path], target: Path) -> None:
                 if name in own or name not in table.column_names:
                     continue
                 # This part stored the column plainly; the file stores it tagged in every row.
-                values = table.column(name).to_pandas().astype(object)
+                values = table.column(name).to_pandas(integer_object_nulls=True).astype(object)
                 text = pa.array(
                     [_encode(v) for v in values.where(values.notna(), None)], pa.string()
                 )

@@ -282,7 +282,8 @@ class InputFile:
             with pq.ParquetFile(file, pre_buffer=False) as parquet:
                 encoded = encoded_columns(parquet.schema_arrow)
                 for batch in parquet.iter_batches(batch_size=batch_rows):
-                    yield restore(batch.to_pandas(), encoded)
+                    # Integers with nulls stay exact Python ints rather than become floats.
+                    yield restore(batch.to_pandas(integer_object_nulls=True), encoded)
 
     # --- CSV -----------------------------------------------------------------------------
 
