@@ -183,9 +183,7 @@ class BatchLane:
         self.dispatcher = dispatcher
         limits = settings.batch_limits
         # Job creation has its own limits, so its own controller (status reads keep theirs).
-        self.adaptive = AdaptiveRate(
-            per_second=limits.per_second, per_window=limits.per_window, window=limits.window
-        )
+        self.adaptive = AdaptiveRate(limits)
         self.limiter = RateLimiter(limits, adaptive=self.adaptive)
         self.status_limiter = RateLimiter(settings.status_limits)
         self.random = random.Random()

@@ -319,27 +319,27 @@ def _add_emulator(commands: Any) -> None:
         type=int,
         default=documented.per_second,
         metavar="N",
-        help="job creations per second (default: %(default)s)",
+        help="job creations per second",
     )
     batch.add_argument(
         "--batch-per-window",
         type=int,
         default=documented.per_window,
         metavar="N",
-        help="job creations per window (default: %(default)s)",
+        help="job creations per window",
     )
     batch.add_argument(
         "--status-shape",
         choices=["tutorial", "openapi"],
         default=documented.status_shape,
-        help="which documented job status path and body to serve (default: %(default)s)",
+        help="which documented job status path and body to serve",
     )
     batch.add_argument(
         "--batch-delay",
         type=float,
         default=documented.delay,
         metavar="SECONDS",
-        help="how long a job takes to process (default: %(default)s)",
+        help="how long a job takes to process",
     )
     batch.add_argument(
         "--batch-item-failures",
@@ -430,20 +430,20 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
         "--batch-rate",
         type=int,
         default=BATCH_LIMITS.per_second,
-        help="batch jobs per second (default: %(default)s)",
+        help="batch jobs per second",
     )
     batch.add_argument(
         "--batch-quota",
         type=int,
         default=BATCH_LIMITS.per_window,
-        help="batch jobs per quota window (default: %(default)s)",
+        help="batch jobs per quota window",
     )
     batch.add_argument(
         "--job-timeout",
         type=float,
         default=DEFAULT_JOB_TIMEOUT,
         metavar="SECONDS",
-        help="how long to wait for a job to end before its rows are unknown (default: %(default)s)",
+        help="how long to wait for a job to end before its rows are unknown",
     )
     batch.add_argument(
         "--any-order",

@@ -69,9 +69,7 @@ class EventsLane:
         self.book = book
         self.dispatcher = dispatcher
         limits = settings.limits
-        self.adaptive = AdaptiveRate(
-            per_second=limits.per_second, per_window=limits.per_window, window=limits.window
-        )
+        self.adaptive = AdaptiveRate(limits)
         self.limiter = RateLimiter(limits, adaptive=self.adaptive)
         self.random = random.Random()
         self.ready: asyncio.Queue[Job | None] = asyncio.Queue()

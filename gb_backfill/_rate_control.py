@@ -43,10 +43,11 @@ _EPISODE = 1.0  # seconds of refusals after which the limit may be a window's qu
 class AdaptiveRate:
     """The shared send rate of one kind of endpoint. Strictly private: used by the limiter."""
 
-    def __init__(self, *, per_second: float, per_window: int, window: float) -> None:
-        self.ceiling = float(per_second) if per_second else math.inf
-        self.configured_window = per_window
-        self.window = window
+    def __init__(self, limits: RateLimits) -> None:
+        """Starts unthrottled, within ``limits`` (the configured ones, never exceeded)."""
+        self.ceiling = float(limits.per_second) if limits.per_second else math.inf
+        self.configured_window = limits.per_window
+        self.window = limits.window
         #: the window quota learned from the server, when it is lower than the configured one
         self.learned_window: int | None = None
         self.throttles = 0

@@ -33,12 +33,14 @@ def outputs(cell):
     return "\n".join(texts)
 
 
-def test_quickstart_notebook_runs_in_a_kernel(tmp_path):
+def load(name):
+    return nbformat.read(ROOT / "notebooks" / name, as_version=4)
+
+
+def execute(notebook, tmp_path):
+    """Run ``notebook`` in a real kernel from a copy of the repository's layout."""
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
-    notebook = nbformat.read(ROOT / "notebooks" / "backfill_quickstart.ipynb", as_version=4)
-    # Before the emulator stops: the sync face, from inside the running kernel loop.
-    notebook.cells.insert(-1, nbformat.v4.new_code_cell(SYNC_CELL))
     client = nbclient.NotebookClient(
         notebook,
         timeout=180,
@@ -46,6 +48,13 @@ def test_quickstart_notebook_runs_in_a_kernel(tmp_path):
         resources={"metadata": {"path": str(tmp_path / "notebooks")}},
     )
     client.execute()
+
+
+def test_quickstart_notebook_runs_in_a_kernel(tmp_path):
+    notebook = load("backfill_quickstart.ipynb")
+    # Before the emulator stops: the sync face, from inside the running kernel loop.
+    notebook.cells.insert(-1, nbformat.v4.new_code_cell(SYNC_CELL))
+    execute(notebook, tmp_path)
     code = [outputs(cell) for cell in notebook.cells if cell.cell_type == "code"]
     text = "\n".join(code)
     assert "<ValidationReport rows=3,000 valid=2,898 invalid=102>" in text
@@ -67,18 +76,10 @@ def test_quickstart_notebook_runs_in_a_kernel(tmp_path):
 def test_walkthrough_notebook_runs_start_to_end_with_reports_and_plots(tmp_path):
     """Load, validate, fix, plan, send, plot, resend the failures, check the emulator, batch
     mode: the walkthrough executes in a real kernel, so it cannot rot."""
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
-    notebook = nbformat.read(ROOT / "notebooks" / "backfill_walkthrough.ipynb", as_version=4)
+    notebook = load("backfill_walkthrough.ipynb")
     stored = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(not cell.outputs for cell in stored), "stored without outputs"
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=180,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path / "notebooks")}},
-    )
-    client.execute()
+    execute(notebook, tmp_path)
     text = "\n".join(outputs(cell) for cell in notebook.cells if cell.cell_type == "code")
     rich = [output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", [])]
     html = "\n".join(data.get("text/html", "") for data in rich)

@@ -176,9 +176,7 @@ def simulate(server, seconds, *, limits=None, rtt=0.05, changes=()):
     limits = limits or RateLimits()
     clock = FakeClock()
     start = clock.now
-    adaptive = AdaptiveRate(
-        per_second=limits.per_second, per_window=limits.per_window, window=limits.window
-    )
+    adaptive = AdaptiveRate(limits)
     limiter = RateLimiter(limits, adaptive=adaptive, clock=clock)
     answers, accepted, throttled, rates = [], [], [], []
     changes = sorted(changes)
@@ -251,7 +249,7 @@ def test_a_low_per_second_limit_is_not_mistaken_for_a_window_quota():
     server, limits = SlidingServer(5), RateLimits()
     accepted, _, _ = simulate(server, 60, limits=limits)
     assert per_second_in(accepted, 30, 60) >= 0.9 * 5
-    probe = AdaptiveRate(per_second=100, per_window=1200, window=30.0)
+    probe = AdaptiveRate(RateLimits())
     for t in range(5):
         probe.sent(t * 0.01)
         probe.accepted(t * 0.01 + 0.05)
