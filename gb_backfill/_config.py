@@ -16,6 +16,8 @@ API_KEY_ENV = "GAMEBALL_API_KEY"
 SECRET_KEY_ENV = "GAMEBALL_SECRET_KEY"
 DEFAULT_BASE_URL = "https://api.gameball.co"
 _MIN_SLACK = 0.1  # seconds: network jitter and event-loop stalls of a busy client
+#: Requests are spaced this share under the per-second limit (at most 95% of it).
+SPACING_SLACK = 0.05
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

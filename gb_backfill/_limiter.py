@@ -20,10 +20,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ._config import RateLimits
+from ._config import SPACING_SLACK, RateLimits
 from ._rate_control import AdaptiveRate
-
-_SPACING_SLACK = 0.05  # requests go at most at 95% of the per-second limit
 
 
 class _Window:
@@ -55,7 +53,7 @@ class RateLimiter:
         self.adaptive = adaptive
         self.clock = clock
         per_second = limits.per_second
-        self.spacing = (1.0 + _SPACING_SLACK) / per_second if per_second else 0.0
+        self.spacing = (1.0 + SPACING_SLACK) / per_second if per_second else 0.0
         # Catching up is worth it where slots are short; it stays within the limit: at most
         # 95% of it plus these slots in any second.
         self.late_slots = min(2, int(per_second * 0.02))
@@ -82,7 +80,7 @@ class RateLimiter:
         spacing, late = self.spacing, self.late_slots
         rate = self.adaptive.rate(now) if self.adaptive is not None else None
         if rate is not None:
-            slowed = (1.0 + _SPACING_SLACK) / rate
+            slowed = (1.0 + SPACING_SLACK) / rate
             if slowed > spacing:
                 spacing, late = slowed, min(late, int(rate * 0.02))
         return spacing, late

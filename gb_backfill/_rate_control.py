@@ -28,7 +28,7 @@ import math
 from collections import deque
 from dataclasses import replace
 
-from ._config import RateLimits
+from ._config import SPACING_SLACK, RateLimits
 
 __all__: list[str] = []
 
@@ -161,7 +161,10 @@ class AdaptiveRate:
         rate = self.rate(now)
         per_second = configured.per_second
         best = self._best_peak or self._peak
-        if rate is not None and best and (not per_second or best < per_second):
+        # Below the pace the sender keeps anyway, or it says nothing: a throttle at 97/s under
+        # a 100/s limit came from requests that reached the server bunched, not a lower limit.
+        paced = per_second / (1.0 + SPACING_SLACK)
+        if rate is not None and best and (not per_second or best < paced):
             per_second = max(1, math.floor(best))
         per_window = self.learned_window or configured.per_window
         if (per_second, per_window) == (configured.per_second, configured.per_window):

@@ -259,3 +259,27 @@ def test_a_low_per_second_limit_is_not_mistaken_for_a_window_quota():
     found = probe.found(limits, 2.0)
     assert found is not None
     assert found.per_second == 5
+
+
+def test_a_throttle_at_the_pace_the_sender_keeps_anyway_finds_no_lower_limit():
+    """One 429 while the server counted 97 in a second (requests that reached it bunched)
+    says nothing about the account: the sender never goes above 95/s under a 100/s limit."""
+    from gb_backfill._rate_control import AdaptiveRate
+
+    limits = RateLimits()
+    probe = AdaptiveRate(limits)
+    for n in range(97):
+        probe.sent(n / 97)
+        probe.accepted(n / 97 + 0.03)
+    probe.throttled(1.0, 1.03)
+    assert probe.rate(1.1) is not None, "the controller did slow down"
+    assert probe.found(limits, 1.1) is None
+
+    lower = AdaptiveRate(limits)
+    for n in range(80):
+        lower.sent(n / 80)
+        lower.accepted(n / 80 + 0.03)
+    lower.throttled(1.0, 1.03)
+    found = lower.found(limits, 1.1)
+    assert found is not None
+    assert found.per_second == 80
