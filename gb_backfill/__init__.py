@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import _accessor  # noqa: F401  (registers df.gameball)
 from ._config import RateLimits, RetryPolicy
-from ._emulator import Emulator, Faults
+from ._emulator import BatchSettings, Emulator, Faults
 from ._errors import (
     AuthenticationError,
     ColumnNotFoundError,
@@ -33,6 +33,7 @@ __all__ = [
     "HISTORY_WARNING",
     "STATUSES",
     "AuthenticationError",
+    "BatchSettings",
     "ColumnNotFoundError",
     "ConfigError",
     "Emulator",
