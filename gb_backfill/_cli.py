@@ -53,13 +53,11 @@ EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 def sample_data_path() -> Path:
     """The sample export: in the source tree, or the copy inside the installed package."""
-    for candidate in (
-        Path(__file__).resolve().parent.parent / "sample_data" / "events.csv",
-        Path(__file__).resolve().parent / "sample_data" / "events.csv",
-    ):
+    for folder in (Path(__file__).resolve().parent.parent, Path(__file__).resolve().parent):
+        candidate = folder / "sample_data" / "events.parquet"
         if candidate.exists():
             return candidate
-    raise ConfigError("sample_data/events.csv is missing; run sample_data/make_sample.py")
+    raise ConfigError("sample_data/events.parquet is missing; run sample_data/make_sample.py")
 
 
 def _columns(text: str) -> list[str]:
@@ -558,18 +556,32 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._emulator import Emulator, Faults
+    from ._emulator import DEFAULT_SECRET_KEY, BatchSettings, Emulator, Faults
 
     sample = sample_data_path()
     # A little of what real networks do, so the demo shows retries and an unknown or two.
     faults = Faults(latency=0.03, jitter=0.02, server_errors=0.02, lost_responses=0.002, seed=7)
-    per_second, per_window = (0, 0) if args.fast else (100, 1200)
-    with Emulator(faults=faults, per_second=per_second, per_window=per_window) as emulator:
-        print(f"Gameball emulator on {emulator.base_url}; sending {sample}")
+    limits = RateLimits.unlimited() if args.fast else RateLimits()
+    batch_limits = RateLimits.unlimited() if args.fast else BATCH_LIMITS
+    emulator = Emulator(
+        faults=faults,
+        per_second=limits.per_second,
+        per_window=limits.per_window,
+        batch=BatchSettings(
+            per_second=batch_limits.per_second,
+            per_window=batch_limits.per_window,
+            delay=0.02 if args.fast else BatchSettings().delay,
+        ),
+    )
+    with emulator:
+        print(f"Gameball emulator on {emulator.base_url}; sending {sample} in {args.mode} mode")
         options = {
             "base_url": emulator.base_url,
             "api_key": emulator.api_key,
-            "limits": RateLimits.unlimited() if args.fast else RateLimits(),
+            "secret_key": DEFAULT_SECRET_KEY,
+            "mode": args.mode,
+            "limits": limits,
+            "batch_limits": batch_limits,
             "progress": False if args.no_progress else None,
             "ledger": args.ledger,
         }
@@ -622,7 +634,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="send sample_data/ to a local emulator")
     demo.add_argument("--failures", default="demo.failures.parquet", metavar="PATH")
     demo.add_argument("--ledger", metavar="PATH", help="a ledger file (a re-run skips all)")
-    demo.add_argument("--fast", action="store_true", help="lift the rate limits")
+    demo.add_argument(
+        "--mode",
+        choices=("batch", "events"),
+        default="batch",
+        help="batch jobs (about a minute), or one request per event (about 10 minutes at the "
+        "documented limits)",
+    )
+    demo.add_argument(
+        "--fast", action="store_true", help="lift the rate limits and end batch jobs at once"
+    )
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(run=_demo)
 

@@ -201,7 +201,9 @@ def test_cli_send_bad_usage(tmp_path, capsys):
     assert "GAMEBALL_API_KEY" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
+    """The README's first command, on the whole sample: the emulator, batch mode, the report."""
     result = subprocess.run(
         [
             sys.executable,
@@ -215,13 +217,14 @@ def test_demo_runs_end_to_end(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "rows=3,000" in result.stdout
+    assert "rows=25,000" in result.stdout
+    assert "in batch mode" in result.stdout
     failures = pd.read_parquet(tmp_path / "demo.parquet")
-    assert (failures["gb_status"] == "invalid").sum() == 102
+    assert (failures["gb_status"] == "invalid").sum() == 807
     unknown = (failures["gb_status"] == "unknown").sum()
     if unknown:  # the demo's lost answers: it says why those rows are unknown
         assert "had their answer lost on the way back" in result.stdout
