@@ -459,7 +459,11 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
         help="with --dry-run, write every request body to this JSONL file",
     )
     out = parser.add_argument_group("bookkeeping")
-    out.add_argument("--failures", metavar="PATH", help="Parquet file for rows not sent")
+    out.add_argument(
+        "--failures",
+        metavar="PATH",
+        help="Parquet file for rows not sent (default: the input's name + .failures.parquet)",
+    )
     out.add_argument("--ledger", metavar="PATH", help="SQLite ledger: makes re-runs safe")
     out.add_argument(
         "--row-key", metavar="COL,COL,...", type=_columns, help="your own unique row key"
@@ -632,7 +636,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="send sample_data/ to a local emulator")
-    demo.add_argument("--failures", default="demo.failures.parquet", metavar="PATH")
+    demo.add_argument(
+        "--failures",
+        default="demo.failures.parquet",
+        metavar="PATH",
+        help="Parquet file for rows not sent",
+    )
     demo.add_argument("--ledger", metavar="PATH", help="a ledger file (a re-run skips all)")
     demo.add_argument(
         "--mode",
@@ -644,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--fast", action="store_true", help="lift the rate limits and end batch jobs at once"
     )
-    demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
 
     validate = commands.add_parser("validate", help="check a CSV or Parquet file's rows")
@@ -664,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.set_defaults(run=_send)
 
     status = commands.add_parser("status", help="what a ledger knows")
-    status.add_argument("--ledger", required=True, metavar="PATH")
+    status.add_argument("--ledger", required=True, metavar="PATH", help="the ledger a send kept")
     status.add_argument("--all", action="store_true", help="list every unknown row")
     status.set_defaults(run=_status)
     _add_emulator(commands)

@@ -120,6 +120,26 @@ def test_help_names_every_default_and_that_send_targets_the_real_api(capsys):
     assert "added to every answer (default: 0.0)" in emulator, "its flags are documented"
 
 
+def test_every_flag_of_every_command_says_what_it_does():
+    import argparse
+
+    from gb_backfill._cli import build_parser
+
+    commands = next(
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    silent = [
+        f"{name} {action.option_strings[0]}"
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if action.option_strings and action.help is not argparse.SUPPRESS
+        if not (action.help or "").strip() or action.help.startswith("(default")
+    ]
+    assert silent == []
+
+
 def test_commands_are_listed_in_the_order_of_the_work(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
