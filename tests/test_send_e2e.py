@@ -154,7 +154,11 @@ def test_cli_send_exit_codes(tmp_path, capsys):
         assert "sent=19 invalid=1" in capsys.readouterr().out
         assert pd.read_parquet(failures)["gb_row"].tolist() == [3]
         assert main([*args, "--api-key", "nope", "--failures", str(failures)]) == 2
-        assert "rejected the keys" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "rejected the keys" in err
+        assert "<SendReport rows=20 " in err, "the counts when the key was rejected"
+        assert f"rows not sent are in {failures}" in err
+        assert "nope" not in err.replace("rejected", "")
         clean = tmp_path / "clean.csv"
         df.drop(index=3).to_csv(clean, index=False)
         code = main(
