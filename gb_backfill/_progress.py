@@ -77,7 +77,10 @@ class Progress:
     def _line(self, counts: Mapping[str, int], retrying: int) -> str:
         of = f" of {self._total:,}" if self._total is not None else ""
         share = f" ({self._done / self._total:.0%})" if self._total else ""
-        shown = ", ".join(f"{k}={v:,}" for k, v in _postfix(counts, retrying, self.pace()).items())
+        postfix = _postfix(counts, retrying, self.pace())
+        shown = ", ".join(
+            f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in postfix.items()
+        )
         return f"gameball: {self._done:,}{of} rows{share}: {shown}"
 
 

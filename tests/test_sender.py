@@ -423,6 +423,22 @@ def test_progress_is_off_when_not_interactive(events, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_the_summary_line_shows_the_pace_found_once_throttled(monkeypatch, capsys):
+    """Without a terminal, the periodic line carries the pace as text next to the counts."""
+    from gb_backfill import _progress
+
+    monkeypatch.setattr(_progress, "interactive", lambda: False)
+    monkeypatch.setattr(_progress.Progress, "LINE_EVERY", 0.0)
+    progress = _progress.Progress(1_200, enabled=None)
+    progress.pace = lambda: "17/s, 201/30s"
+    progress.advance(1_000, {"sent": 990, "failed": 10}, retrying=3)
+    line = capsys.readouterr().err.strip()
+    assert line == (
+        "gameball: 1,000 of 1,200 rows (83%): sent=990, failed=10, invalid=0, unknown=0, "
+        "retrying=3, pace=17/s, 201/30s"
+    )
+
+
 def test_a_slow_customer_does_not_let_batches_pile_up():
     """Memory stays bounded: reading waits while three batches still hold pending rows."""
     from gb_backfill._mapping import resolve_mapping
