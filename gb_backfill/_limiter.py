@@ -24,6 +24,13 @@ from ._config import SPACING_SLACK, RateLimits
 from ._rate_control import AdaptiveRate
 
 
+def _schedule(rate: float) -> tuple[float, int]:
+    """The spacing that keeps requests at 95% of ``rate`` per second, and the slots a late
+    request may catch up: worth it where slots are short, and within the limit still (at most
+    95% of it plus these slots in any second)."""
+    return (1.0 + SPACING_SLACK) / rate, min(2, int(rate * 0.02))
+
+
 class _Window:
     def __init__(self, limit: int, period: float) -> None:
         self.limit, self.period = limit, period
@@ -52,11 +59,9 @@ class RateLimiter:
         self.limits = limits
         self.adaptive = adaptive
         self.clock = clock
-        per_second = limits.per_second
-        self.spacing = (1.0 + SPACING_SLACK) / per_second if per_second else 0.0
-        # Catching up is worth it where slots are short; it stays within the limit: at most
-        # 95% of it plus these slots in any second.
-        self.late_slots = min(2, int(per_second * 0.02))
+        self.spacing, self.late_slots = (
+            _schedule(limits.per_second) if limits.per_second else (0.0, 0)
+        )
         self._window = (
             _Window(limits.per_window, limits.window + limits.slack(limits.window))
             if limits.per_window
@@ -80,9 +85,9 @@ class RateLimiter:
         spacing, late = self.spacing, self.late_slots
         rate = self.adaptive.rate(now) if self.adaptive is not None else None
         if rate is not None:
-            slowed = (1.0 + SPACING_SLACK) / rate
+            slowed, slowed_late = _schedule(rate)
             if slowed > spacing:
-                spacing, late = slowed, min(late, int(rate * 0.02))
+                spacing, late = slowed, min(late, slowed_late)
         return spacing, late
 
     def ready_at(self) -> float:

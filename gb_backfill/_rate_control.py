@@ -45,6 +45,7 @@ class AdaptiveRate:
 
     def __init__(self, limits: RateLimits) -> None:
         """Starts unthrottled, within ``limits`` (the configured ones, never exceeded)."""
+        self.configured = limits
         self.ceiling = float(limits.per_second) if limits.per_second else math.inf
         self.configured_window = limits.per_window
         self.window = limits.window
@@ -156,8 +157,9 @@ class AdaptiveRate:
             cap = min(cap, max(2 * self._measured, self._peak))
         return max(FLOOR, min(cubic, cap))
 
-    def found(self, configured: RateLimits, now: float) -> RateLimits | None:
-        """The limits the run settled on, when Gameball's were lower than ``configured``."""
+    def found(self, now: float) -> RateLimits | None:
+        """The limits the run settled on, when Gameball's were lower than the configured ones."""
+        configured = self.configured
         rate = self.rate(now)
         per_second = configured.per_second
         best = self._best_peak or self._peak

@@ -133,10 +133,7 @@ class SendReport:
         rows += [
             ("requests", self.requests),
             ("requests/s", round(self.rate, 1)),
-            (
-                "HTTP answers",
-                ", ".join(f"{k}: {v:,}" for k, v in sorted(self.http_statuses.items())),
-            ),
+            ("HTTP answers", _answers(self.http_statuses)),
         ]
         rows += [(f"not sent: {code}", count) for code, count in self.error_codes.items()]
         if self.failures_path is not None and not self.ok:
@@ -161,8 +158,7 @@ class SendReport:
         """A few lines for people: counts, rate, HTTP answers."""
         lines = [repr(self)]
         if self.http_statuses:
-            answers = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.http_statuses.items()))
-            lines.append(f"  HTTP answers: {answers}")
+            lines.append(f"  HTTP answers: {_answers(self.http_statuses)}")
         lines += [f"  {code}: {count:,}" for code, count in self.error_codes.items()]
         found = self.limits_found
         if found is not None:
@@ -171,10 +167,7 @@ class SendReport:
                 f"{found.per_second}/s and {found.per_window:,} per {found.window:g} s; pass "
                 "limits=report.limits_found (--rate/--quota) next time"
             )
-        if (
-            self.failures_path is not None
-            and self.rows - self.counts["sent"] - self.counts["skipped"]
-        ):
+        if self.failures_path is not None and not self.ok:
             lines.append(f"  rows not sent are in {self.failures_path}")
         return "\n".join(lines)
 

@@ -562,7 +562,7 @@ def _report(
         failures_path=writer.path if writer.finished else None,
         failures_in_memory=failures,
         interrupted=interrupted,
-        limits_found=lanes[0].adaptive.found(lanes[0].settings.limits, time.monotonic()),
+        limits_found=lanes[0].adaptive.found(time.monotonic()),
         limits=lanes[1].settings.batch_limits
         if lanes[0].settings.mode == "batch"
         else lanes[0].settings.limits,

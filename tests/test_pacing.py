@@ -256,7 +256,7 @@ def test_a_low_per_second_limit_is_not_mistaken_for_a_window_quota():
     for step in range(30):  # refusals for 1.5 s after the burst
         probe.throttled(0.06 + step * 0.05, 0.11 + step * 0.05)
     assert probe.learned_window is None
-    found = probe.found(limits, 2.0)
+    found = probe.found(2.0)
     assert found is not None
     assert found.per_second == 5
 
@@ -273,13 +273,13 @@ def test_a_throttle_at_the_pace_the_sender_keeps_anyway_finds_no_lower_limit():
         probe.accepted(n / 97 + 0.03)
     probe.throttled(1.0, 1.03)
     assert probe.rate(1.1) is not None, "the controller did slow down"
-    assert probe.found(limits, 1.1) is None
+    assert probe.found(1.1) is None
 
     lower = AdaptiveRate(limits)
     for n in range(80):
         lower.sent(n / 80)
         lower.accepted(n / 80 + 0.03)
     lower.throttled(1.0, 1.03)
-    found = lower.found(limits, 1.1)
+    found = lower.found(1.1)
     assert found is not None
     assert found.per_second == 80
