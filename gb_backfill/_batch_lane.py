@@ -239,7 +239,7 @@ class BatchLane:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         for job in self.ready.drain():
-            self.book.record(job, Status.ABORTED, None)
+            self.book.stopped_early(job)
 
     def cancel(self) -> None:
         if self._filler is not None:
@@ -289,22 +289,23 @@ class BatchLane:
     async def _run_job(self, jobs: list[Job]) -> None:
         try:
             await self._deliver(jobs)
+        except asyncio.CancelledError:
+            self._stop_all(jobs)
+            raise
         except Exception as error:  # any surprise stops the run; every row keeps a status
             self.book.halt(error)
-            for job in jobs:
-                if not job.recorded:
-                    if job.in_flight:
-                        message = (
-                            f"{type(error).__name__} while its job was out; it may have been sent"
-                        )
-                        outcome = Outcome(Verdict.UNKNOWN, SendErrorCode.ERROR, message)
-                        self.book.record(job, Status.UNKNOWN, outcome)
-                    else:
-                        self.book.record(job, Status.ABORTED, None)
-                    self.dispatcher.done(job)
+            self._stop_all(jobs, error)
         finally:
             self.slots.release()
             self.wake.set()
+
+    def _stop_all(self, jobs: Sequence[Job], error: BaseException | None = None) -> None:
+        """Record every row of a job the run stopped before its final answer (see
+        :meth:`Bookkeeper.stopped_early`)."""
+        for job in jobs:
+            if not job.recorded:
+                self.book.stopped_early(job, error)
+                self.dispatcher.done(job)
 
     def _finish(
         self, job: Job, status: Status, outcome: Outcome | None, *, retryable: bool = False
@@ -327,20 +328,17 @@ class BatchLane:
         settings = self.settings
         body = b'{"body":[' + b",".join(job.body for job in jobs) + b"]}"
         last: Outcome | None = None
-        attempts = 0
+        attempts = 0  # posts that count against the retry policy (a 429 or 2001 is none)
+        throttled_since: float | None = None
         while True:
             # The first attempt's turn was taken by the filler.
-            if attempts and not await self.limiter.acquire(self.book.stopped):
-                if last is None:
-                    self._finish_all(jobs, Status.ABORTED, None)
-                else:
-                    message = f"the run stopped before the next retry; last error: {last.message}"
-                    stopped = replace(last, message=message)
-                    self._finish_all(jobs, Status.FAILED, stopped, retryable=True)
+            if (attempts or last is not None) and not await self.limiter.acquire(self.book.stopped):
+                self._stop_all(jobs)
                 return
             for job in jobs:
                 self.book.begin(job)
                 job.attempts += 1
+                job.requests += 1
                 job.in_flight = True
             attempts += 1
             self.requests += 1
@@ -354,11 +352,14 @@ class BatchLane:
             else:
                 self.http_statuses[response.status_code] += 1
                 last = classify_response(response)
-                self.timeline.answer(response.status_code, self.adaptive.rate(self.limiter.clock()))
                 if last.pacing:
                     self.adaptive.throttled(sent_at, self.limiter.clock())
                 else:
                     self.adaptive.accepted(self.limiter.clock())
+            self.timeline.answer(last.http_status, self.adaptive.rate(self.limiter.clock()))
+            for job in jobs:
+                job.in_flight = last.verdict is Verdict.SENT
+                job.last = last
             if last.verdict is Verdict.SENT:
                 break
             tripped = attempts == 1 and self.breaker.observe(last)
@@ -376,15 +377,32 @@ class BatchLane:
                 self._finish_all(jobs, Status.UNKNOWN, last)
                 return
             if last.verdict is Verdict.FAILED:
-                self._finish_all(jobs, Status.FAILED, last)
+                # Only a 400 or 422 judged the items; any other refusal of the whole job (a wrong
+                # path, a payload too large) leaves them as good as never sent.
+                judged = last.http_status in (400, 422)
+                self._finish_all(jobs, Status.FAILED, last, retryable=not judged)
                 return
+            if last.pacing:
+                # The account's limit, not the rows: no attempt is used up (as in the events lane).
+                attempts -= 1
+                for job in jobs:
+                    job.attempts -= 1
+                now = self.limiter.clock()
+                throttled_since = now if throttled_since is None else throttled_since
+                if now - throttled_since >= settings.retry.throttled_max:
+                    message = f"rate-limited for {now - throttled_since:.1f} s (throttled_max); "
+                    outcome = replace(last, message=message + f"last error: {last.message}")
+                    self._finish_all(jobs, Status.FAILED, outcome, retryable=True)
+                    return
+            else:
+                throttled_since = None
             if attempts >= settings.retry.attempts:
                 message = f"gave up after {attempts} attempts; last error: {last.message}"
                 self._finish_all(
                     jobs, Status.FAILED, replace(last, message=message), retryable=True
                 )
                 return
-            wait = settings.retry.backoff(attempts, self.random.random())
+            wait = settings.retry.backoff(max(attempts, 1), self.random.random())
             if last.retry_after is not None:
                 wait = min(last.retry_after, settings.retry.wait_max)
             if last.http_status == 429:

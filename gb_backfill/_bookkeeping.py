@@ -19,14 +19,14 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from ._failures import FailureWriter, failure_rows
 from ._ledger import Ledger
-from ._outcomes import Outcome, SendErrorCode
+from ._outcomes import Outcome, SendErrorCode, Verdict
 from ._progress import Progress
 from ._report import STATUSES, Status
 from ._row_keys import RowKeys
@@ -71,9 +71,12 @@ class Job:
     token: str | None
     key_index: int
     lane: str = "events"  #: the lane that delivers it: "events" or "batch"
-    attempts: int = 0
+    attempts: int = 0  #: tries counted against the retry policy (a 429 or 2001 is none)
+    requests: int = 0  #: requests made for it in this run, refused ones included
+    begun: bool = False  #: the ledger holds its in-flight mark
     in_flight: bool = False  #: a request is out: an error now may follow a processed request
     recorded: bool = False  #: its final status is recorded
+    last: Outcome | None = None  #: the answer to its latest request, if any
 
     @property
     def key(self) -> bytes:
@@ -196,8 +199,41 @@ class Bookkeeper:
 
         Raises :class:`LedgerError` when the mark cannot be made: then nothing may be sent.
         """
-        if self.ledger is not None and not job.attempts:
+        if self.ledger is not None and not job.begun:
             self.ledger.begin(job.key, job.customer, job.batch.offset + job.local)
+            job.begun = True
+
+    def stopped_early(self, job: Job, error: BaseException | None = None) -> None:
+        """Record ``job``, whose delivery ended before a final answer: the one rule for a stop.
+
+        * a request out with no answer yet (interrupted, or ``error`` while it was out) may
+          have been processed: ``unknown``;
+        * no request made, or only refusals for the pace (429, 2001): ``aborted``, retryable;
+        * answered with a failure that was to be retried: ``failed``, retryable.
+        """
+        last = job.last
+        if job.in_flight:
+            message = (
+                f"{type(error).__name__} while its request was out; it may have been sent"
+                if error is not None
+                else "the run was interrupted while this request was in flight"
+            )
+            code = SendErrorCode.ERROR if error is not None else SendErrorCode.INTERRUPTED
+            self.record(job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, code, message))
+        elif last is None or (last.pacing and not job.attempts):
+            message = "not attempted: the run stopped"
+            if last is not None:
+                message = (
+                    "not sent: the run stopped while Gameball was asking it to slow down "
+                    f"({last.message})"
+                )
+            outcome = Outcome(
+                Verdict.RETRY, SendErrorCode.ABORTED, message, last.http_status if last else None
+            )
+            self.record(job, Status.ABORTED, outcome, retryable=True)
+        else:
+            message = f"the run stopped before the next retry; last error: {last.message}"
+            self.record(job, Status.FAILED, replace(last, message=message), retryable=True)
 
     def assign_job(self, jobs: list[Job], job_id: int) -> None:
         """Note in the ledger which batch job carries ``jobs``, so a later run can ask."""
@@ -220,7 +256,7 @@ class Bookkeeper:
             message = outcome.message if outcome else "not attempted: the run stopped"
             http = outcome.http_status if outcome else None
             self._not_sent(
-                batch, (job.local, status, code, message, http, job.attempts, job.key_index)
+                batch, (job.local, status, code, message, http, job.requests, job.key_index)
             )
         batch.pending -= 1
         self.outstanding -= 1
@@ -231,12 +267,12 @@ class Bookkeeper:
         if not self.outstanding:
             self.drained.set()
         self.progress.advance(1, self.counts, self.retrying)
-        if self.ledger is not None and job.attempts:
+        if self.ledger is not None and job.begun:
             self.ledger.settle(
                 job.key,
                 status,
                 retryable=retryable,
-                attempts=job.attempts,
+                attempts=job.requests,
                 http_status=outcome.http_status if outcome else None,
                 error_code=outcome.code if outcome else None,
                 error_message=outcome.message if outcome else None,
@@ -245,7 +281,7 @@ class Bookkeeper:
 
     def reconsider(self, job: Job, outcome: Outcome) -> None:
         """Record in the ledger that ``job``'s failure was the run's, not the row's: retryable."""
-        if self.ledger is not None and job.attempts:
+        if self.ledger is not None and job.begun:
             self.ledger.settle(
                 job.key,
                 Status.FAILED,

@@ -31,7 +31,6 @@ from ._limiter import RateLimiter
 from ._outcomes import (
     Outcome,
     RepeatedFailures,
-    SendErrorCode,
     Verdict,
     classify_error,
     classify_response,
@@ -111,7 +110,7 @@ class EventsLane:
         while not self.ready.empty():
             job = self.ready.get_nowait()
             if job is not None:
-                self.book.record(job, Status.ABORTED, None)
+                self.book.stopped_early(job)
 
     def cancel(self) -> None:
         for task in self._workers:
@@ -157,47 +156,35 @@ class EventsLane:
                 return
             try:
                 if self.book.stopped.is_set():
-                    self.book.record(job, Status.ABORTED, None)
+                    self.book.stopped_early(job)
                 else:
                     await self._deliver(job)
+            except asyncio.CancelledError:
+                if not job.recorded:
+                    self.book.stopped_early(job)
+                self.dispatcher.done(job)
+                raise
             except Exception as error:  # any surprise stops the run; the row keeps a status
-                self._surprise(job, error)
+                self.book.halt(error)
+                if not job.recorded:
+                    self.book.stopped_early(job, error)
             self.dispatcher.done(job)
-
-    def _surprise(self, job: Job, error: Exception) -> None:
-        self.book.halt(error)
-        if job.recorded:
-            return
-        if job.in_flight:
-            message = (
-                f"{type(error).__name__} while its request was in flight; it may have been sent"
-            )
-            self.book.record(
-                job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.ERROR, message)
-            )
-        else:
-            self.book.record(job, Status.ABORTED, None)
 
     async def _deliver(self, job: Job) -> None:
         """Send one row, retrying what is safe to retry, and record its final status."""
         settings = self.settings
         version = "4.1" if job.token else settings.api_version
         headers = self.headers if not job.token else {**self.headers, "X-GB-TOKEN": job.token}
-        last: Outcome | None = None
         throttled_since: float | None = None  # the first 429 of the current streak
         while True:
             await self._enter()
             if not await self.limiter.acquire(self.book.stopped):
                 self._leave(None)
-                if last is None:
-                    self.book.record(job, Status.ABORTED, None)
-                else:
-                    stopped = f"the run stopped before the next retry; last error: {last.message}"
-                    outcome = replace(last, message=stopped)
-                    self.book.record(job, Status.FAILED, outcome, retryable=True)
+                self.book.stopped_early(job)
                 return
             self.book.begin(job)
             job.attempts += 1
+            job.requests += 1
             self.requests += 1
             job.in_flight = True
             sent_at = self.limiter.clock()
@@ -211,14 +198,10 @@ class EventsLane:
                 last = classify_response(response)
             except httpx.HTTPError as error:
                 last = classify_error(error)
-            except asyncio.CancelledError:
-                message = "the run was interrupted while this request was in flight"
-                outcome = Outcome(Verdict.UNKNOWN, SendErrorCode.INTERRUPTED, message)
-                self.book.record(job, Status.UNKNOWN, outcome)
-                raise
             finally:
                 self._leave(took)
             job.in_flight = False
+            job.last = last
             answered_at = self.limiter.clock()
             self.timeline.answer(last.http_status, self.adaptive.rate(answered_at))
             if last.pacing:
@@ -269,8 +252,10 @@ class EventsLane:
                 # A 429 means the account is over its limit: hold every worker, not just this one.
                 self.limiter.defer(wait)
             self.book.retrying += 1
-            await self.book.pause(wait)
-            self.book.retrying -= 1
+            try:
+                await self.book.pause(wait)
+            finally:
+                self.book.retrying -= 1
 
     def _watch(self, job: Job, outcome: Outcome) -> bool:
         """Feed the breaker; True when it has tripped, having recorded ``job``.
