@@ -35,6 +35,7 @@ from ._failures import FailureWriter, failure_rows
 from ._input import CSV_TYPES, CsvOptions, InputFile, columns_of
 from ._mapping import resolve_mapping
 from ._plan import HISTORY_WARNING, SendPlan
+from ._report import SendReport
 from ._rules import check_frame, first_failures
 from ._sender import (
     BATCH_LIMITS,
@@ -42,7 +43,7 @@ from ._sender import (
     DEFAULT_CONCURRENCY,
     DEFAULT_JOB_TIMEOUT,
     DEFAULT_TIMEOUT,
-    send_path,
+    asend_path,
 )
 
 __all__ = ["main"]
@@ -510,29 +511,50 @@ def _stopped_line(error: BaseException, failures: str) -> str:
     return f"gb-backfill: the run stopped: {cause}{counts} rows not sent are in {failures}"
 
 
-def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
-    terminated: list[int] = []
+async def _send_until_terminated(
+    input_path: str, failures: str, options: dict[str, Any], terminated: list[bool]
+) -> SendReport | SendPlan | None:
+    """Run the send on this loop; SIGTERM cancels it, whatever SIGINT's disposition.
 
-    def on_term(signum: int, frame: object) -> None:
-        # SIGTERM (timeout, systemd, docker) stops the run as Ctrl-C does: asyncio.run turns
-        # SIGINT into a cancellation that drains in-flight requests and writes every row.
-        terminated.append(signum)
-        signal.raise_signal(signal.SIGINT)
+    A shell starts `cmd &` with SIGINT ignored, so turning SIGTERM into SIGINT would do nothing
+    there. The cancelled run finishes what is in flight, records every row, and returns None.
+    """
+    loop = asyncio.get_running_loop()
+    run = asyncio.current_task()
+    assert run is not None
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    def terminate() -> None:
+        terminated.append(True)
+        run.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
     try:
-        report = send_path(input_path, failures_path=failures, **options)
+        return await asend_path(input_path, failures_path=failures, **options)
+    except asyncio.CancelledError as cancelled:
+        if not terminated:
+            raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt
+        partial = getattr(cancelled, "report", None)
+        counts = f" {partial!r};" if partial is not None else ""
+        print(f"gb-backfill: terminated;{counts} rows not sent are in {failures}", file=sys.stderr)
+        return None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
+    terminated: list[bool] = []
+    try:
+        report = asyncio.run(_send_until_terminated(input_path, failures, options, terminated))
     except AuthenticationError as error:
         print(_stopped_line(error, failures), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as interrupt:
-        what = "terminated" if terminated else "interrupted"
-        # asyncio.run (or the worker thread) chains the cancelled run, which carries its report.
+        # asyncio.run chains the cancelled run, which carries its report.
         cause = interrupt.__cause__ or interrupt.__context__
         partial = getattr(cause, "report", None)
         counts = f" {partial!r};" if partial is not None else ""
-        print(f"gb-backfill: {what};{counts} rows not sent are in {failures}", file=sys.stderr)
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        print(f"gb-backfill: interrupted;{counts} rows not sent are in {failures}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ConfigError:
         raise
     except (LedgerError, RepeatedFailureError) as error:
@@ -543,8 +565,8 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     except Exception as error:
         print(_stopped_line(error, failures), file=sys.stderr)
         return EXIT_STOPPED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    if report is None:
+        return EXIT_TERMINATED
     print(report.summary())
     if isinstance(report, SendPlan):
         return EXIT_OK

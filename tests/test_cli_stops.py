@@ -186,3 +186,54 @@ def test_a_live_send_to_the_real_api_warns_that_backfilled_events_are_live(tmp_p
     path.write_bytes(b"")
     main(["send", str(path), "--api-key", "k"])
     assert "evaluates them against live campaigns" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["events", "batch"])
+def test_sigterm_stops_a_shell_scripts_background_job_within_2_s(tmp_path, mode):
+    """`cmd &` in a script starts with SIGINT ignored: SIGTERM must still stop the run, and the
+    inherited SIG_IGN for SIGINT is honoured."""
+    import os
+    import shlex
+    import time
+
+    df = orders(3000, customers=1500)
+    source = tmp_path / "in.parquet"
+    df.to_parquet(source)
+    failures = tmp_path / "f.parquet"
+    with Emulator(faults=Faults(latency=0.02)) as emu:
+        command = cli(
+            "send", source, "--base-url", emu.base_url, "--failures", failures, "--no-progress",
+            "--secret-key", "emulator-secret-key", "--mode", mode, "--rate", "60",
+            "--batch-rate", "2", "--batch-rows", "500",
+        )  # fmt: skip
+        script = f"{shlex.join(command)} 2>{tmp_path / 'err'} & echo $!; wait $!; echo $?"
+        shell = subprocess.Popen(
+            ["bash", "-c", script], env=env_for(emu), stdout=subprocess.PIPE, text=True
+        )
+        pid = int(shell.stdout.readline())
+
+        def arrived():
+            return len(emu.events())
+
+        deadline = time.monotonic() + BOUND
+        while arrived() < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGINT)  # ignored, as the shell asked
+        before = arrived()
+        while arrived() < before + 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert shell.poll() is None, "SIGINT, ignored by the shell's job, did not stop it"
+        signalled = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        out, _ = shell.communicate(timeout=BOUND)
+        took = time.monotonic() - signalled
+        sent = arrived()
+    assert out.split()[-1] == "143"
+    assert took < 2.0, f"stopped {took:.1f} s after SIGTERM"
+    err = (tmp_path / "err").read_text()
+    assert "terminated" in err
+    assert "Traceback" not in err
+    written = read_failures(failures)
+    assert sent + len(written) == len(df), "every row is sent or in the failures file"
+    assert sent < len(df), "it stopped before the end"
