@@ -21,18 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._bookkeeping import Bookkeeper, Job
 from ._dispatch import Dispatcher
+from ._ledger import EarlierJob
 from ._limiter import RateLimiter
 from ._outcomes import (
+    CONCURRENT_REQUEST_CODE,
     Outcome,
     RepeatedFailures,
     SendErrorCode,
@@ -56,7 +59,7 @@ _STATUS_PATHS = (
     "/api/v4.0/integrations/batches/{job}/status",
 )
 _ENDED = frozenset({"completed", "failed", "stopped"})
-_TRANSIENT = ("2001",)
+_MAX_FAILED_READS = 5  # status reads failing in a row before a job is given up as lost
 _FILL_WAIT = 0.05  # seconds to let a job fill before it goes out part-full
 _MAX_JOBS = 64  # jobs in flight at once
 _POLL_MIN, _POLL_MAX = 0.05, 5.0
@@ -97,11 +100,22 @@ class JobResult:
     ended: bool
     failed_as_a_whole: bool
     successful: frozenset[str]
-    failed: dict[str, str]
+    failed: dict[str, str]  #: customer -> Gameball's reason
+    #: customer -> Gameball's error code, where the entry gives one (a ``code`` field, or the
+    #: number that opens the reason, as in ``"2001: a request ... is in progress"``)
+    codes: dict[str, int] = field(default_factory=dict)
 
 
 def _reason(entry: dict[str, Any]) -> str:
     return str(entry.get("error") or entry.get("message") or "failed (no reason given)")
+
+
+def _code(entry: dict[str, Any]) -> int | None:
+    code = entry.get("code", entry.get("errorCode"))
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    opening = re.match(r"\s*\(?(\d+)\b", _reason(entry))
+    return int(opening.group(1)) if opening else None
 
 
 def read_status(body: object) -> JobResult:
@@ -117,10 +131,10 @@ def read_status(body: object) -> JobResult:
     successful = frozenset(
         str(e["customerId"]) for e in good if isinstance(e, dict) and "customerId" in e
     )
-    failed = {
-        str(e["customerId"]): _reason(e) for e in bad if isinstance(e, dict) and "customerId" in e
-    }
-    return JobResult(status in _ENDED, status in ("failed", "stopped"), successful, failed)
+    listed = [e for e in bad if isinstance(e, dict) and "customerId" in e]
+    failed = {str(e["customerId"]): _reason(e) for e in listed}
+    codes = {str(e["customerId"]): code for e in listed if (code := _code(e)) is not None}
+    return JobResult(status in _ENDED, status in ("failed", "stopped"), successful, failed, codes)
 
 
 class _ReadyRows:
@@ -419,98 +433,129 @@ class BatchLane:
             self._finish_all(jobs, Status.UNKNOWN, outcome)
             return
         self.book.assign_job(jobs, job_id)
-        result = await self._await_job(job_id)
-        self._settle(jobs, job_id, result)
+        self._settle(jobs, job_id, await self._await_job(job_id))
 
-    async def _await_job(self, job_id: int) -> JobResult | None:
-        """Poll ``job_id`` with backoff until it ends; None when it is not confirmed in time.
+    async def _await_job(self, job_id: int, *, deadline: float | None = None) -> JobRead:
+        """Poll ``job_id`` with backoff until it ends, until ``deadline`` (a ``time.time()``;
+        default: ``job_timeout`` from now, and at least one read), or until its status cannot be
+        read ``_MAX_FAILED_READS`` times in a row (a 404: the server has forgotten the job).
 
         Polling goes on after the run is told to stop: a posted job is a request in flight,
         and its rows deserve their real outcome.
         """
         started = time.monotonic()
-        deadline = started + self.settings.job_timeout
+        if deadline is None:
+            deadline = time.time() + self.settings.job_timeout
         wait = self.durations.first_wait()
-        running_at, reads = 0.0, 0
-        while time.monotonic() < deadline:
-            await asyncio.sleep(min(wait, max(deadline - time.monotonic(), 0.0)))
+        running_at, reads, failed = 0.0, 0, 0
+        while True:
+            await asyncio.sleep(min(wait, max(deadline - time.time(), 0.0)))
             await self.status_limiter.acquire(self._never)
             read_at = time.monotonic() - started
-            result = await self._poll(job_id)
-            if result is not None and result.ended:
+            read = await self._poll(job_id)
+            if read.result is not None and read.result.ended:
                 self.durations.observe(running_at, read_at)
-                return result
-            if result is not None:
-                running_at = read_at
+                return read
+            if read.result is not None:
+                running_at, failed = read_at, 0
+            else:
+                failed += 1
+                if failed >= _MAX_FAILED_READS:
+                    return replace(read, given_up=True)
             reads += 1
+            if time.time() >= deadline:
+                return JobRead(None, read.failure)
             wait = self.durations.next_wait(reads)
-        return None
 
-    async def _poll(self, job_id: int) -> JobResult | None:
+    async def _poll(self, job_id: int) -> JobRead:
+        """One read of the job's status, trying each documented path until one is known."""
         paths = [self._status_path] if self._status_path else list(_STATUS_PATHS)
+        failure = ""
         for path in paths:
             url = self.base + path.format(job=job_id)
             self.requests += 1
             try:
                 response = await self.client.get(url, headers=self.headers)
-            except httpx.HTTPError:
-                return None
+            except httpx.HTTPError as error:
+                return JobRead(None, f"{type(error).__name__} reading its status")
             self.http_statuses[response.status_code] += 1
-            if response.status_code == 404 and self._status_path is None:
-                continue
             if response.status_code >= 300:
-                return None
+                failure = f"HTTP {response.status_code} reading its status"
+                continue
             self._status_path = path
             try:
-                return read_status(response.json())
+                return JobRead(read_status(response.json()), "")
             except ValueError:
-                return None
-        return None
+                return JobRead(None, "an unreadable status answer")
+        return JobRead(None, failure)
 
-    def _settle(self, jobs: list[Job], job_id: int, result: JobResult | None) -> None:
+    def _settle(self, jobs: list[Job], job_id: int, read: JobRead) -> None:
         self.settled.set()
         settings = self.settings
         for job in jobs:
             job.in_flight = False
-            if result is None:
-                message = (
-                    f"batch job {job_id} was not confirmed within {settings.job_timeout:g} s; "
-                    "it may have been processed"
-                )
-                self._finish(
-                    job,
-                    Status.UNKNOWN,
-                    Outcome(Verdict.UNKNOWN, SendErrorCode.BATCH_UNCONFIRMED, message),
-                )
-            elif job.customer in result.successful:
-                self._finish(job, Status.SENT, Outcome(Verdict.SENT, http_status=200))
-            elif job.customer in result.failed:
-                reason = result.failed[job.customer]
-                transient = any(code in reason for code in _TRANSIENT)
-                outcome = Outcome(
-                    Verdict.FAILED, SendErrorCode.BATCH_ITEM_FAILED, f"batch job {job_id}: {reason}"
-                )
-                if (
-                    transient
-                    and job.attempts < settings.retry.attempts
-                    and not self.book.stopped.is_set()
-                ):
-                    # Still this customer's row in flight: it goes into a later job.
-                    self.offer(job, priority=_ReadyRows._LEVELS)
-                else:
-                    self._finish(job, Status.FAILED, outcome, retryable=transient)
-            else:
-                why = (
-                    "failed as a whole"
-                    if result.failed_as_a_whole
-                    else "ended without listing this customer"
-                )
-                message = f"batch job {job_id} {why}; the row may have been processed"
-                self._finish(
-                    job,
-                    Status.UNKNOWN,
-                    Outcome(Verdict.UNKNOWN, SendErrorCode.BATCH_UNLISTED, message),
-                )
+            verdict = job_verdict(job_id, job.customer, read, settings.job_timeout)
+            if (
+                verdict.transient
+                and job.attempts < settings.retry.attempts
+                and not self.book.stopped.is_set()
+            ):
+                # Still this customer's row in flight: it goes into a later job.
+                self.offer(job, priority=_ReadyRows._LEVELS)
+                continue
+            self._finish(job, verdict.status, verdict.outcome, retryable=verdict.transient)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRead:
+    """What polling a job learned: its result, or why its status could not be read."""
+
+    result: JobResult | None
+    failure: str
+    #: the status could not be read again and again (a 404: the server forgot the job)
+    given_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _RowVerdict:
+    status: Status
+    outcome: Outcome
+    transient: bool = False  #: refused for a reason worth another job (2001)
+
+
+def job_verdict(job_id: int, customer: str, read: JobRead, job_timeout: float) -> _RowVerdict:
+    """The outcome of one row of batch job ``job_id``: the one place a job's result is read
+    for a row, in this run and for the jobs of an earlier one."""
+    result = read.result
+    if result is None:
+        if read.given_up:
+            code = SendErrorCode.BATCH_JOB_LOST
+            message = (
+                f"batch job {job_id}'s status could not be read ({read.failure}, "
+                f"{_MAX_FAILED_READS} times in a row): Gameball may have forgotten it; "
+                "it may have been processed"
+            )
+        else:
+            code = SendErrorCode.BATCH_UNCONFIRMED
+            message = (
+                f"batch job {job_id} was not confirmed within {job_timeout:g} s; "
+                "it may have been processed"
+            )
+        return _RowVerdict(Status.UNKNOWN, Outcome(Verdict.UNKNOWN, code, message))
+    if customer in result.successful:
+        return _RowVerdict(Status.SENT, Outcome(Verdict.SENT, http_status=200))
+    if customer in result.failed:
+        reason = result.failed[customer]
+        outcome = Outcome(
+            Verdict.FAILED, SendErrorCode.BATCH_ITEM_FAILED, f"batch job {job_id}: {reason}"
+        )
+        transient = result.codes.get(customer) == CONCURRENT_REQUEST_CODE
+        return _RowVerdict(Status.FAILED, outcome, transient=transient)
+    why = "failed as a whole" if result.failed_as_a_whole else "ended without listing this customer"
+    message = f"batch job {job_id} {why}; the row may have been processed"
+    return _RowVerdict(
+        Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.BATCH_UNLISTED, message)
+    )
 
 
 def _job_id(response: httpx.Response) -> int | None:
@@ -525,36 +570,29 @@ def _job_id(response: httpx.Response) -> int | None:
         return None
 
 
-async def settle_earlier_jobs(lane: BatchLane, pending: dict[int, list[tuple[bytes, str]]]) -> int:
+async def settle_earlier_jobs(lane: BatchLane, pending: Sequence[EarlierJob]) -> int:
     """Ask Gameball how the jobs of a crashed run ended and settle their rows in the ledger.
 
-    ``pending`` maps job ids to the (key, customer) of their rows still in flight. Returns how
-    many rows were settled; rows of a job that cannot be confirmed stay in flight (unknown).
+    Jobs are read concurrently, each until ``job_timeout`` after it was posted (at least once),
+    so a resume waits at most about ``job_timeout`` for all of them together, and a job the
+    server has forgotten (its status answers 404) is given up within a few reads. Rows of a job
+    that is still running stay in flight (unknown), to be asked about again next time; rows of
+    a forgotten job become ``unknown``. Returns how many rows were settled.
     """
     ledger = lane.book.ledger
     assert ledger is not None
-    settled = 0
-    for job_id, rows in pending.items():
-        result = await lane._await_job(job_id)
-        if result is None:
-            continue
-        for key, customer in rows:
-            if customer in result.successful:
-                status, retryable, code, message = "sent", False, None, None
-            elif customer in result.failed:
-                reason = result.failed[customer]
-                status, code, message = (
-                    "failed",
-                    SendErrorCode.BATCH_ITEM_FAILED,
-                    f"batch job {job_id}: {reason}",
-                )
-                retryable = any(c in reason for c in _TRANSIENT)
-            else:
-                status, retryable, code = "unknown", False, SendErrorCode.BATCH_UNLISTED
-                message = f"batch job {job_id} ended without listing this customer"
+    timeout = lane.settings.job_timeout
+
+    async def settle(job: EarlierJob) -> int:
+        read = await lane._await_job(job.job_id, deadline=job.posted_at + timeout)
+        if read.result is None and not read.given_up:
+            return 0
+        for key, customer in job.rows:
+            verdict = job_verdict(job.job_id, customer, read, timeout)
             ledger.settle(
-                key, status, retryable=retryable, attempts=0, http_status=None,
-                error_code=code, error_message=message,
+                key, verdict.status, retryable=verdict.transient, attempts=0, http_status=None,
+                error_code=verdict.outcome.code, error_message=verdict.outcome.message,
             )  # fmt: skip
-            settled += 1
-    return settled
+        return len(job.rows)
+
+    return sum(await asyncio.gather(*(settle(job) for job in pending)))

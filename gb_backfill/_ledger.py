@@ -97,6 +97,15 @@ class LedgerEntry:
     error_message: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class EarlierJob:
+    """A batch job an earlier run posted whose rows are still in flight."""
+
+    job_id: int
+    posted_at: float  #: ``time.time()`` when its rows were marked in flight
+    rows: list[tuple[bytes, str]]  #: (key, customer id) of each row
+
+
 _Begin = tuple[bytes, str, int, float]
 _Settle = tuple[object, ...]  # the parameters of _SETTLE, in order
 
@@ -271,8 +280,14 @@ class Ledger:
 
     # --- reading -------------------------------------------------------------------------
 
+    def has_rows(self) -> bool:
+        """True when any row is recorded."""
+        return self._db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
+
     def lookup(self, keys: Sequence[bytes]) -> dict[bytes, LedgerEntry]:
-        """The recorded entry of each key that has one."""
+        """The recorded entry of each key that has one, outcomes not yet committed included."""
+        if self._settles and not self.read_only and self._broken is None:
+            self.commit()
         found: dict[bytes, LedgerEntry] = {}
         for start in range(0, len(keys), _LOOKUP_BATCH):
             batch = keys[start : start + _LOOKUP_BATCH]
@@ -324,36 +339,39 @@ class Ledger:
         now = time.time()
         customer = customer_id.encode("utf-8", "replace")[:65535]
         record = b"B" + _RECORD.pack(key, input_row, now, len(customer)) + customer
+        self._append(record)
+        self._begins.append((key, customer_id, input_row, now))
+        if time.monotonic() - self._last_commit > _COMMIT_EVERY:
+            self.commit()
+
+    def _append(self, record: bytes) -> None:
+        """Append one record to the journal with one ``write()``; a failed or partial write
+        breaks the ledger (the record is not durable, so its request must not go out)."""
         try:
             written = os.write(self._journal, record)
         except OSError as error:
             raise self._break(f"cannot write the journal {self.journal_path} ({error})") from None
         if written != len(record):
             raise self._break(f"the journal {self.journal_path} took a partial write (disk full?)")
-        self._begins.append((key, customer_id, input_row, now))
-        if time.monotonic() - self._last_commit > _COMMIT_EVERY:
-            self.commit()
 
     def assign_job(self, job_id: int, keys: Sequence[bytes]) -> None:
         """Record that a batch job carries ``keys`` (in flight); durable when this returns."""
         self._raise_if_broken()
         record = b"J" + _JOB_RECORD.pack(job_id, len(keys)) + b"".join(keys)
-        try:
-            os.write(self._journal, record)
-        except OSError as error:
-            raise self._break(f"cannot write the journal {self.journal_path} ({error})") from None
+        self._append(record)
         self._jobs.extend((job_id, key) for key in keys)
 
-    def pending_jobs(self) -> dict[int, list[tuple[bytes, str]]]:
-        """Batch jobs whose rows are still in flight: job id → [(key, customer id)]."""
-        jobs: dict[int, list[tuple[bytes, str]]] = {}
+    def pending_jobs(self) -> list[EarlierJob]:
+        """Batch jobs whose rows are still in flight, oldest first."""
+        jobs: dict[int, EarlierJob] = {}
         query = (
-            "SELECT job_id, key, customer_id FROM rows "
-            "WHERE status = 'in_flight' AND job_id IS NOT NULL"
+            "SELECT job_id, key, customer_id, updated_at FROM rows "
+            "WHERE status = 'in_flight' AND job_id IS NOT NULL ORDER BY updated_at"
         )
-        for job_id, key, customer in self._db.execute(query):
-            jobs.setdefault(int(job_id), []).append((key, customer))
-        return jobs
+        for job_id, key, customer, when in self._db.execute(query):
+            job = jobs.setdefault(int(job_id), EarlierJob(int(job_id), float(when), []))
+            job.rows.append((key, customer))
+        return list(jobs.values())
 
     def settle(
         self,

@@ -35,6 +35,7 @@ class SendErrorCode(StrEnum):
     BATCH_ITEM_FAILED = "batch_item_failed"  #: a batch job listed it as failed
     BATCH_UNLISTED = "batch_unlisted"  #: its job ended (or failed) without listing it
     BATCH_UNCONFIRMED = "batch_unconfirmed"  #: its job was not confirmed within job_timeout
+    BATCH_JOB_LOST = "batch_job_lost"  #: its job's status could not be read (server forgot it)
     BATCH_NO_JOB_ID = "batch_no_job_id"  #: the job was accepted without an id
 
 

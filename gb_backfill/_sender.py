@@ -256,6 +256,8 @@ class _Admission:
         self.ledger = ledger
         self.content_keys = ContentKeys()
         self.customer_counts = CustomerCounts()
+        #: the ledger knew rows before this run: unread rows are looked up even after a stop
+        self.ledger_had_rows = ledger is not None and ledger.has_rows()
 
     def close(self) -> None:
         self.content_keys.close()
@@ -332,13 +334,41 @@ class _Admission:
             for start in range(0, len(jobs), _SUBMIT_CHUNK):
                 stop = min(start + _SUBMIT_CHUNK, len(jobs))
                 for index in range(start, stop):
-                    self.dispatcher.submit(jobs[index], rows=busy[index])
+                    if self.book.stopped.is_set():
+                        self.book.stopped_early(jobs[index])
+                    else:
+                        self.dispatcher.submit(jobs[index], rows=busy[index])
                 submitted = stop
                 await asyncio.sleep(0)  # let requests and answers through between chunks
         except BaseException:
             for job in jobs[submitted:]:
-                self.book.record(job, Status.ABORTED, None)
+                self.book.stopped_early(job)
             raise
+
+    async def account_unread(self, batches: Iterator[pd.DataFrame], offset: int) -> None:
+        """Give every row the stopped run did not reach its status.
+
+        Rows an earlier run sent or may have sent must not be called "not attempted": when the
+        ledger held rows before this run, each batch is keyed and looked up (nothing is sent,
+        as the run has stopped). Otherwise, or once that is interrupted too, rows are aborted.
+        """
+        careful = self.ledger is not None and self.ledger_had_rows
+        try:
+            for frame in batches:
+                counted = self.book.rows
+                if careful:
+                    try:
+                        prepared, cancelled = await _off_loop(self.prepare, frame, offset)
+                        if cancelled:
+                            raise asyncio.CancelledError
+                        await self.admit(prepared)
+                    except (Exception, asyncio.CancelledError):
+                        careful = False  # a second Ctrl-C, or a ledger gone bad: be quick
+                if self.book.rows == counted:
+                    self.book.abort_unread(frame, offset)
+                offset += len(frame)
+        except Exception as error:  # a file that breaks mid-read
+            self.book.halt(error)
 
     def _settled_by_ledger(self, batch: Batch, local: int, index: int, entry: LedgerEntry) -> bool:
         """Apply what the ledger knows; True when the row is settled without a request."""
@@ -495,15 +525,9 @@ async def _send_batches(
             interrupted = True
             book.halt()
         if book.stopped.is_set() and readable:
-            # Every row must be accounted for: the rest of the input is read and aborted.
-            try:
-                for frame in batches:
-                    book.abort_unread(frame, offset)
-                    offset += len(frame)
-            except Exception as error:
-                book.halt(error)
+            await admission.account_unread(batches, offset)
         for job in dispatcher.waiting():
-            book.record(job, Status.ABORTED, None)
+            book.stopped_early(job)
         await lane.close()
         await jobs.close()
         bar.finish(book.counts)
