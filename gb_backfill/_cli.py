@@ -467,6 +467,11 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
     )
     out.add_argument("--ledger", metavar="PATH", help="SQLite ledger: makes re-runs safe")
     out.add_argument(
+        "--rebuild-ledger",
+        action="store_true",
+        help="rebuild a ledger whose database was deleted or replaced from its journal",
+    )
+    out.add_argument(
         "--row-key", metavar="COL,COL,...", type=_columns, help="your own unique row key"
     )
     out.add_argument(
@@ -496,6 +501,7 @@ def _send_options(args: argparse.Namespace) -> dict[str, Any]:
         "bodies_path": args.write_bodies,
         "job_timeout": args.job_timeout,
         "ledger": args.ledger,
+        "rebuild_ledger": args.rebuild_ledger,
         "row_key": args.row_key,
         "batch_rows": args.batch_rows,
         "progress": False if args.no_progress else None,
@@ -628,18 +634,29 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ._ledger import Ledger
+    from ._journal import STATUSES
+    from ._ledger import Ledger, journal_rows, unknown_rows
 
-    if not Path(args.ledger).exists():
-        raise ConfigError(f"{args.ledger}: no such ledger")
-    ledger = Ledger(args.ledger, read_only=True)
-    try:
-        counts = ledger.counts()
-        unknown = ledger.unknown_rows()
-    finally:
-        ledger.close()
-    print(f"ledger {args.ledger}: {sum(counts.values()):,} rows recorded")
-    for status in ("sent", "failed", "unknown", "in_flight"):
+    path = Path(args.ledger)
+    if path.exists():
+        ledger = Ledger(path, read_only=True)
+        try:
+            counts = ledger.counts()
+            unknown = ledger.unknown_rows()
+        finally:
+            ledger.close()
+        print(f"ledger {path}: {sum(counts.values()):,} rows recorded")
+    else:
+        rows = journal_rows(path)
+        if rows.empty:
+            raise ConfigError(f"{path}: no such ledger")
+        counts = {str(k): int(v) for k, v in rows["status"].value_counts().items()}
+        unknown = unknown_rows(rows)
+        print(
+            f"ledger {path}: the database is missing; its journal holds {len(rows):,} rows "
+            "(send again with --rebuild-ledger to rebuild the ledger from them)"
+        )
+    for status in (*STATUSES[1:], STATUSES[0]):  # in flight last: a crashed run's rows
         print(f"  {status}: {counts.get(status, 0):,}")
     if not unknown.empty:
         print(f"rows whose outcome is unknown ({len(unknown):,}):")

@@ -4,47 +4,56 @@ Gameball has no idempotency key, so this file is what makes re-runs and resumes 
 it is asked about is recorded by its stable key (see :mod:`._row_keys`) with one status:
 
 * ``in_flight``: its request went out and no outcome was recorded (a crash, a kill);
-* ``sent``, ``failed`` (with ``retryable``), ``unknown``: the outcome of its last attempt.
+* ``sent``, ``failed`` (with ``retryable``), ``unknown``, ``aborted``: its latest outcome.
+
+Each row also keeps its *loose key*, which ignores how values were written (text or typed,
+empty or missing), so that the same rows sent again from another export are recognised.
 
 The promise: a row is durably marked in flight *before* its request goes out, so a crash at any
 instant leaves either no record (the request never went out), ``in_flight`` (it may have been
 processed; the next run treats it as ``unknown``), or the settled outcome.
 
 How, cheaply: a transaction per request would cost more than the request itself, so the
-in-flight marks first go to an append-only journal beside the database (``PATH-intents``), one
-``write()`` each, which survives the process being killed. Every fraction of a second the marks
-and the settled outcomes are committed to SQLite in one transaction and the journal is emptied.
-Opening a ledger replays a journal left by a crash into the database. A settled outcome may
-thus wait a fraction of a second; a crash in that gap leaves the row ``in_flight``, which errs
-on the safe side.
+in-flight marks first go to an append-only journal beside the database (``PATH-intents``, see
+:mod:`._journal`), one ``write()`` each, which survives the process being killed. Every fraction
+of a second the marks and the settled outcomes are committed to SQLite in one transaction and
+the journal is emptied. Opening a ledger replays a journal left by a crash into the database. A
+settled outcome may thus wait a fraction of a second; a crash in that gap leaves the row
+``in_flight``, which errs on the safe side.
 
 When a write fails (a full disk, another connection holding the database's lock), nothing
 pending is dropped: the marks stay in memory and in the journal, :class:`LedgerError` stops the
-run, and :meth:`Ledger.close` writes the settled outcomes it could not commit to the journal
-too, so the next run recovers them all. One run at a time may write a ledger: a lock is held on
-the database file itself, which no run deletes; a run whose database or journal is deleted or
-replaced under it stops at its next commit.
+run, and :meth:`Ledger.close` writes what it could not commit to the journal too, so the next
+run recovers it all. One run at a time may write a ledger: a lock is held on the database file
+itself. A run whose database is deleted or replaced under it stops at its next commit and writes
+everything the ledger knew into the journal. A ledger whose database is missing while its
+journal or write-ahead log is still there, or whose journal belongs to another database, is
+refused (a fresh database would not know the rows already sent): ``gb-backfill status`` shows
+the journal's rows, and ``rebuild=True`` (``--rebuild-ledger``) rebuilds from the journal.
+A SQLite file that is not a ledger is refused without being written to.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import sqlite3
-import struct
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from . import _journal
 from ._errors import LedgerError
 
 __all__: list[str] = []
 
+#: SQLite's ``application_id`` of a ledger ("GBbf"), so other programs' files are told apart.
+_APPLICATION_ID = 0x47426266
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (
     key BLOB PRIMARY KEY,
@@ -56,12 +65,18 @@ CREATE TABLE IF NOT EXISTS rows (
     error_message TEXT,
     customer_id TEXT,
     input_row INTEGER,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    job_id INTEGER,
+    loose BLOB
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_JOB_COLUMN = "ALTER TABLE rows ADD COLUMN job_id INTEGER"
+_INDEX = "CREATE INDEX IF NOT EXISTS rows_by_loose ON rows (loose) WHERE loose IS NOT NULL"
+#: columns later versions added, and how ledgers written before them gain them
+_ADDED_COLUMNS = {"job_id": "INTEGER", "loose": "BLOB"}
+_REQUIRED_COLUMNS = {"key", "status", "retryable", "attempts", "customer_id", "updated_at"}
 _ASSIGN = "UPDATE rows SET job_id = ? WHERE key = ?"
+_LOOSE = "UPDATE rows SET loose = ? WHERE key = ?"
 _BEGIN = """
 INSERT INTO rows (key, status, customer_id, input_row, updated_at) VALUES (?, 'in_flight', ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET status = 'in_flight', updated_at = excluded.updated_at
@@ -73,18 +88,9 @@ WHERE key = ?
 """
 _LOOKUP_BATCH = 5_000
 _COMMIT_EVERY = 0.2  # seconds between commits of journalled marks and settled outcomes
-
-# The journal starts with a magic line; then records, each a kind byte and a fixed part:
-# b"B" (begin): 16-byte key, input row, time, customer id length, then the customer id;
-# b"S" (settle): key, status index, retryable, attempts, HTTP status (-1: none), text length,
-# then the error code and message as a JSON list; b"J" (a batch job): job id, key count, then
-# the 16-byte keys. Journals of 0.1 have no magic, only begins.
-_MAGIC = b"GBJ2\n"
-_RECORD = struct.Struct("<16sqdH")
-_SETTLE_RECORD = struct.Struct("<16sBBiiI")
-_JOB_RECORD = struct.Struct("<qI")
-_STATUSES = ("in_flight", "sent", "failed", "unknown", "aborted")
 _BUSY_TIMEOUT_MS = 2000
+#: statuses whose rows were, or may have been, processed by Gameball
+_MAY_HAVE_ARRIVED = ("sent", "in_flight", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,103 +112,130 @@ class EarlierJob:
     rows: list[tuple[bytes, str]]  #: (key, customer id) of each row
 
 
-_Begin = tuple[bytes, str, int, float]
-_Settle = tuple[object, ...]  # the parameters of _SETTLE, in order
+def _leftovers(path: Path) -> list[Path]:
+    """The files a ledger's database leaves beside it: its journal and SQLite's WAL."""
+    names = ("-intents", "-wal")
+    return [found for name in names if (found := path.with_name(path.name + name)).exists()]
 
 
-def _read_journal(path: Path) -> Iterator[tuple[str, _Begin | _Settle]]:
-    """The records of a journal, in order, as ("B", begin) or ("S", settle); a torn tail is
-    skipped."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return
-    legacy = not data.startswith(_MAGIC)
-    at = 0 if legacy else len(_MAGIC)
-    while at < len(data):
-        kind = b"B" if legacy else data[at : at + 1]
-        at += 0 if legacy else 1
-        if kind == b"B":
-            if at + _RECORD.size > len(data):
-                return
-            key, row, when, size = _RECORD.unpack_from(data, at)
-            end = at + _RECORD.size + size
-            if end > len(data):
-                return
-            customer = data[at + _RECORD.size : end].decode("utf-8", "replace")
-            yield "B", (key, customer, row, when)
-        elif kind == b"S":
-            if at + _SETTLE_RECORD.size > len(data):
-                return
-            key, status, retryable, attempts, http, size = _SETTLE_RECORD.unpack_from(data, at)
-            end = at + _SETTLE_RECORD.size + size
-            if end > len(data):
-                return
-            code, message = json.loads(data[at + _SETTLE_RECORD.size : end])
-            http_status = None if http < 0 else http
-            settled = (_STATUSES[status], retryable, attempts, http_status, code, message)
-            yield "S", (*settled, time.time(), key)
-        elif kind == b"J":
-            if at + _JOB_RECORD.size > len(data):
-                return
-            job_id, count = _JOB_RECORD.unpack_from(data, at)
-            end = at + _JOB_RECORD.size + 16 * count
-            if end > len(data):
-                return
-            keys = data[at + _JOB_RECORD.size : end]
-            for start in range(0, len(keys), 16):
-                yield "J", (job_id, keys[start : start + 16])
-        else:
-            return
-        at = end
+def refuse_missing_ledger(path: Path) -> None:
+    """Raise :class:`LedgerError` when ``path`` is missing but its journal or WAL is not."""
+    leftovers = _leftovers(path)
+    if not path.exists() and leftovers:
+        raise LedgerError(_missing_message(path, leftovers))
 
 
-def _begins(path: Path) -> list[_Begin]:
-    return [record for kind, record in _read_journal(path) if kind == "B"]  # type: ignore[misc]
+def _missing_message(path: Path, leftovers: Sequence[Path]) -> str:
+    names = " and ".join(found.name for found in leftovers)
+    verb = "are" if len(leftovers) > 1 else "is"
+    return (
+        f"{path} is missing, but {names} beside it {verb} still there: the ledger's database "
+        "was deleted, and a new one would not know the rows already sent, so they could be "
+        f"sent twice. `gb-backfill status --ledger {path}` shows what the journal holds; to "
+        "rebuild the ledger from it, run again with --rebuild-ledger (rebuild_ledger=True). To "
+        f"start afresh on purpose, delete {names} too."
+    )
+
+
+def journal_rows(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The rows a ledger's journal holds (for ``gb-backfill status`` when the database is gone);
+    the columns of :meth:`Ledger.unknown_rows` plus ``status``."""
+    base = Path(path)
+    return _journal.rows(_journal.read(base.with_name(base.name + "-intents")))
 
 
 class Ledger:
     """One ledger file. Not thread-safe: use it from one thread (one event loop).
 
     ``read_only=True`` opens it for reporting while another run may be writing it.
+    ``rebuild=True`` opens a ledger whose database is missing or replaced by rebuilding it from
+    what its journal holds.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, read_only: bool = False, rebuild: bool = False
+    ) -> None:
         self.path = Path(path)
         self.journal_path = self.path.with_name(self.path.name + "-intents")
         self.read_only = read_only
+        self.identity = ""
         self._journal = -1
         self._lock = -1
         self._broken: LedgerError | None = None
-        self._begins: list[_Begin] = []
-        self._settles: list[_Settle] = []
-        self._jobs: list[tuple[int, bytes]] = []
+        self._begins: list[_journal.Begin] = []
+        self._looses: list[_journal.Loose] = []
+        self._settles: list[_journal.Settle] = []
+        self._jobs: list[_journal.Assign] = []
         self._last_commit = time.monotonic()
+        if read_only:
+            self._open_read_only()
+            return
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        leftovers = _leftovers(self.path)
+        if not existed and leftovers and not rebuild:
+            raise LedgerError(_missing_message(self.path, leftovers))
         try:
-            if read_only:
-                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-                self._db.execute("SELECT 1 FROM rows LIMIT 1")
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._take_lock()
-                self._db = sqlite3.connect(
-                    self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
-                )
-                # WAL with synchronous=NORMAL survives a killed process (not a power cut).
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_SCHEMA)
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(rows)")}
-                if "job_id" not in columns:
-                    self._db.execute(_JOB_COLUMN)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._take_lock()
+            if not existed:
+                for stale in leftovers:  # a deleted database's WAL must not reach a new one
+                    if stale != self.journal_path:
+                        stale.rename(stale.with_name(stale.name + ".orphaned"))
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
+            )
+            self._prepare_database()
         except sqlite3.DatabaseError as error:
             self._release_lock()
             raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None
         except OSError as error:
             self._release_lock()
             raise LedgerError(f"{self.path}: cannot open the ledger ({error})") from None
-        if not read_only:
-            self._open_journal()
+        except LedgerError:
+            self._release_lock()
+            raise
+        self._open_journal(rebuild=rebuild)
+
+    def _open_read_only(self) -> None:
+        try:
+            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            self._check_is_ledger()
+        except sqlite3.DatabaseError as error:
+            raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None
+
+    def _check_is_ledger(self) -> None:
+        """Refuse an SQLite file that another program wrote, before anything is written to it."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        application = self._db.execute("PRAGMA application_id").fetchone()[0]
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(rows)")}
+        ours = application in (0, _APPLICATION_ID) and (
+            not tables or ({"rows", "meta"} <= tables and columns >= _REQUIRED_COLUMNS)
+        )
+        if not ours:
+            listed = ", ".join(sorted(tables)) or "none"
+            raise LedgerError(
+                f"{self.path} is an SQLite database but not a gb-backfill ledger (its tables: "
+                f"{listed}); it was left as it is: give another ledger path (--ledger, ledger=)"
+            )
+
+    def _prepare_database(self) -> None:
+        self._check_is_ledger()
+        # WAL with synchronous=NORMAL survives a killed process (not a power cut).
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+        self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(rows)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE rows ADD COLUMN {name} {kind}")
+        self._db.execute(_INDEX)
+        found = self._db.execute("SELECT value FROM meta WHERE name = 'ledger_id'").fetchone()
+        self.identity = found[0] if found else uuid.uuid4().hex
+        if not found:
+            self._db.execute(
+                "INSERT INTO meta (name, value) VALUES ('ledger_id', ?)", (self.identity,)
+            )
 
     def _take_lock(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -220,20 +253,28 @@ class Ledger:
             os.close(self._lock)
             self._lock = -1
 
-    def _open_journal(self) -> None:
+    def _open_journal(self, *, rebuild: bool) -> None:
+        found = _journal.read(self.journal_path)
+        if found.identity not in (None, self.identity) and not rebuild:
+            self._release_lock()
+            raise LedgerError(
+                f"{self.journal_path} belongs to another ledger database than {self.path} (the "
+                "database was replaced): its rows would be lost. `gb-backfill status --ledger "
+                f"{self.path}` shows them; to add them to this database, run again with "
+                "--rebuild-ledger (rebuild_ledger=True), or put the right database back."
+            )
         try:
             fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as error:
             self._release_lock()
             raise LedgerError(f"{self.journal_path}: cannot open the journal ({error})") from None
         self._journal = fd
-        # Marks (and outcomes) a killed or failed run left behind: its requests may have gone out.
-        lists = {"B": self._begins, "S": self._settles, "J": self._jobs}
-        for kind, record in _read_journal(self.journal_path):
-            lists[kind].append(record)  # type: ignore[attr-defined]
+        # What a killed or failed run left behind: its requests may have gone out.
+        self._begins, self._looses = found.begins, found.looses
+        self._settles, self._jobs = found.settles, found.jobs
         self.commit()
         if os.fstat(fd).st_size == 0:
-            os.write(fd, _MAGIC)
+            os.write(fd, _journal.header(self.identity))
 
     @staticmethod
     def _same_file(path: Path, fd: int) -> bool:
@@ -284,21 +325,36 @@ class Ledger:
         """True when any row is recorded."""
         return self._db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
 
-    def lookup(self, keys: Sequence[bytes]) -> dict[bytes, LedgerEntry]:
-        """The recorded entry of each key that has one, outcomes not yet committed included."""
+    def _commit_pending_outcomes(self) -> None:
         if self._settles and not self.read_only and self._broken is None:
             self.commit()
+
+    def _select_in(self, query: str, values: Sequence[bytes]) -> Iterator[tuple[object, ...]]:
+        """Rows of ``query``, whose ``{marks}`` is filled with ``values`` a batch at a time."""
+        for start in range(0, len(values), _LOOKUP_BATCH):
+            batch = values[start : start + _LOOKUP_BATCH]
+            yield from self._db.execute(query.format(marks=",".join("?" * len(batch))), batch)
+
+    def lookup(self, keys: Sequence[bytes]) -> dict[bytes, LedgerEntry]:
+        """The recorded entry of each key that has one, outcomes not yet committed included."""
+        self._commit_pending_outcomes()
+        query = (
+            "SELECT key, status, retryable, attempts, http_status, error_code, "
+            "error_message FROM rows WHERE key IN ({marks})"
+        )
         found: dict[bytes, LedgerEntry] = {}
-        for start in range(0, len(keys), _LOOKUP_BATCH):
-            batch = keys[start : start + _LOOKUP_BATCH]
-            marks = ",".join("?" * len(batch))
-            query = (
-                "SELECT key, status, retryable, attempts, http_status, error_code, "
-                f"error_message FROM rows WHERE key IN ({marks})"
-            )
-            for key, *entry in self._db.execute(query, batch):
-                found[key] = LedgerEntry(entry[0], bool(entry[1]), *entry[2:])
+        for key, status, retryable, *rest in self._select_in(query, keys):
+            found[key] = LedgerEntry(status, bool(retryable), *rest)  # type: ignore[arg-type,index]
         return found
+
+    def lookup_loose(self, looses: Sequence[bytes]) -> dict[bytes, str]:
+        """For each loose key that a row sent (or perhaps sent) has, that row's status."""
+        self._commit_pending_outcomes()
+        statuses = ",".join(f"'{status}'" for status in _MAY_HAVE_ARRIVED)
+        query = (
+            f"SELECT loose, status FROM rows WHERE loose IN ({{marks}}) AND status IN ({statuses})"
+        )
+        return {loose: str(status) for loose, status in self._select_in(query, looses)}  # type: ignore[misc]
 
     def _rows(self) -> pd.DataFrame:
         rows = pd.read_sql_query(
@@ -307,13 +363,9 @@ class Ledger:
             self._db,
         )
         # A running (or killed) run's marks may still be in the journal only.
-        journal = pd.DataFrame(
-            _begins(self.journal_path),
-            columns=["key", "customer_id", "input_row", "updated_at"],
-        )
-        if not journal.empty:
-            rows = rows[~rows["key"].isin(set(journal["key"]))]
-            rows = pd.concat([rows, journal.assign(status="in_flight", attempts=0)])
+        pending = _journal.rows(_journal.read(self.journal_path))
+        if not pending.empty:
+            rows = pd.concat([rows[~rows["key"].isin(set(pending["key"]))], pending])
         return rows
 
     def counts(self) -> dict[str, int]:
@@ -323,29 +375,32 @@ class Ledger:
 
     def unknown_rows(self) -> pd.DataFrame:
         """Rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash)."""
-        rows = self._rows()
-        unknown = rows[rows["status"].isin(["unknown", "in_flight"])].sort_values("input_row")
-        unknown = unknown.assign(updated_at=pd.to_datetime(unknown["updated_at"], unit="s"))
-        return unknown.drop(columns="key").reset_index(drop=True)
+        return unknown_rows(self._rows())
 
     # --- writing -------------------------------------------------------------------------
 
-    def begin(self, key: bytes, customer_id: str, input_row: int) -> None:
+    def begin(
+        self, key: bytes, customer_id: str, input_row: int, *, loose: bytes | None = None
+    ) -> None:
         """Record ``key`` as in flight; it is durable (against a crash) when this returns.
 
-        Raises :class:`LedgerError` when the mark cannot be written: the request must not go out.
+        ``loose`` is the row's loose key. Raises :class:`LedgerError` when the mark cannot be
+        written: the request must not go out.
         """
         self._raise_if_broken()
         now = time.time()
-        customer = customer_id.encode("utf-8", "replace")[:65535]
-        record = b"B" + _RECORD.pack(key, input_row, now, len(customer)) + customer
+        record = _journal.begin_record(key, customer_id, input_row, now)
+        if loose is not None:
+            record += _journal.loose_record(key, loose)
         self._append(record)
         self._begins.append((key, customer_id, input_row, now))
+        if loose is not None:
+            self._looses.append((loose, key))
         if time.monotonic() - self._last_commit > _COMMIT_EVERY:
             self.commit()
 
     def _append(self, record: bytes) -> None:
-        """Append one record to the journal with one ``write()``; a failed or partial write
+        """Append ``record`` to the journal with one ``write()``; a failed or partial write
         breaks the ledger (the record is not durable, so its request must not go out)."""
         try:
             written = os.write(self._journal, record)
@@ -357,8 +412,7 @@ class Ledger:
     def assign_job(self, job_id: int, keys: Sequence[bytes]) -> None:
         """Record that a batch job carries ``keys`` (in flight); durable when this returns."""
         self._raise_if_broken()
-        record = b"J" + _JOB_RECORD.pack(job_id, len(keys)) + b"".join(keys)
-        self._append(record)
+        self._append(_journal.job_record(job_id, keys))
         self._jobs.extend((job_id, key) for key in keys)
 
     def pending_jobs(self) -> list[EarlierJob]:
@@ -387,18 +441,8 @@ class Ledger:
         """Record a row's outcome; committed with the next group (soon).
 
         The outcome is kept even when the commit that follows fails (then this raises)."""
-        self._settles.append(
-            (
-                status,
-                int(retryable),
-                attempts,
-                http_status,
-                error_code,
-                error_message,
-                time.time(),
-                key,
-            )
-        )
+        settled = (status, int(retryable), attempts, http_status, error_code, error_message)
+        self._settles.append((*settled, time.time(), key))
         if self._broken is None and time.monotonic() - self._last_commit > _COMMIT_EVERY:
             self.commit()
 
@@ -421,7 +465,7 @@ class Ledger:
         run has stopped already, and the database is what the next run reads.
         """
         self._last_commit = time.monotonic()
-        if not self._begins and not self._settles and not self._jobs:
+        if not (self._begins or self._settles or self._jobs or self._looses):
             return
         try:
             self._check_files(journal=not final)
@@ -429,6 +473,7 @@ class Ledger:
             try:
                 self._db.executemany(_BEGIN, self._begins)
                 self._db.executemany(_ASSIGN, self._jobs)
+                self._db.executemany(_LOOSE, self._looses)
                 self._db.executemany(_SETTLE, self._settles)
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -439,33 +484,40 @@ class Ledger:
             raise
         except (sqlite3.Error, OSError) as error:
             raise self._break(f"cannot write the ledger ({error})") from None
-        self._begins, self._settles, self._jobs = [], [], []
+        self._begins, self._settles, self._jobs, self._looses = [], [], [], []
         # Every mark in the journal is in the database now.
         if self._same_file(self.journal_path, self._journal):
             os.ftruncate(self._journal, 0)
-            os.write(self._journal, _MAGIC)
+            os.write(self._journal, _journal.header(self.identity))
 
-    def _journal_settles(self) -> None:
-        """Write outcomes that could not be committed to the journal, for the next run."""
-        records = []
-        for status, retryable, attempts, http, code, message, _when, key in self._settles:
-            text = json.dumps([code, message]).encode()
-            fixed = _SETTLE_RECORD.pack(
-                key,
-                _STATUSES.index(str(status)),
-                int(retryable),  # type: ignore[call-overload]
-                int(attempts),  # type: ignore[call-overload]
-                -1 if http is None else int(http),  # type: ignore[call-overload]
-                len(text),
+    def _save_to_journal(self) -> None:
+        """Write what could not be committed to the journal, for the next run. When the
+        database itself is gone, that is everything it held: a rebuild then loses nothing."""
+        records: list[bytes] = []
+        if not self._same_file(self.path, self._lock):
+            query = (
+                "SELECT key, customer_id, input_row, updated_at, status, retryable, attempts, "
+                "http_status, error_code, error_message, job_id, loose FROM rows"
             )
-            records.append(b"S" + fixed + text)
-        if records:
-            os.write(self._journal, b"".join(records))
+            for key, customer, row, when, status, *outcome, job, loose in self._db.execute(query):
+                records.append(_journal.begin_record(key, customer or "", row or 0, when))
+                if loose is not None:
+                    records.append(_journal.loose_record(key, loose))
+                if job is not None:
+                    records.append(_journal.job_record(job, [key]))
+                if status != "in_flight":
+                    records.append(_journal.settle_record((status, *outcome, when, key)))
+            records += [_journal.begin_record(*begin) for begin in self._begins]
+            records += [_journal.loose_record(key, loose) for loose, key in self._looses]
+            records += [_journal.job_record(job, [key]) for job, key in self._jobs]
+        records += [_journal.settle_record(settle) for settle in self._settles]
+        for start in range(0, len(records), 10_000):
+            os.write(self._journal, b"".join(records[start : start + 10_000]))
 
     def close(self) -> None:
         """Commit what is pending and release the ledger.
 
-        If the commit fails, the outcomes are appended to the journal instead (best effort) and
+        If the commit fails, what it held goes to the journal instead (best effort) and
         :class:`LedgerError` is raised after the ledger is released.
         """
         failure: LedgerError | None = None
@@ -475,10 +527,11 @@ class Ledger:
                 self.commit(final=True)
             except LedgerError as error:
                 failure = error
-                with contextlib.suppress(OSError):
-                    self._journal_settles()
+                with contextlib.suppress(OSError, sqlite3.Error):
+                    self._save_to_journal()
             ours = self._same_file(self.journal_path, self._journal)
-            if failure is None and ours and os.fstat(self._journal).st_size <= len(_MAGIC):
+            empty = os.fstat(self._journal).st_size <= len(_journal.header(self.identity))
+            if failure is None and ours and empty:
                 self.journal_path.unlink()
             os.close(self._journal)
             self._journal = -1
@@ -486,3 +539,11 @@ class Ledger:
         self._db.close()
         if failure is not None:
             raise failure
+
+
+def unknown_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash), in input
+    order, without their keys."""
+    unknown = rows[rows["status"].isin(["unknown", "in_flight"])].sort_values("input_row")
+    unknown = unknown.assign(updated_at=pd.to_datetime(unknown["updated_at"], unit="s"))
+    return unknown.drop(columns="key").reset_index(drop=True)

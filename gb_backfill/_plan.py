@@ -24,7 +24,7 @@ import pandas as pd
 
 from ._config import RateLimits
 from ._html import table
-from ._ledger import Ledger
+from ._ledger import Ledger, refuse_missing_ledger
 from ._mapping import ColumnMapping
 from ._payloads import encode_rows
 from ._row_keys import ContentKeys, keys_for
@@ -161,6 +161,8 @@ def dry_run(
         if ledger_path is not None and Path(ledger_path).exists():
             ledger = Ledger(ledger_path, read_only=True)
             stack.callback(ledger.close)
+        elif ledger_path is not None and not settings.rebuild_ledger:
+            refuse_missing_ledger(Path(ledger_path))
         keys = ContentKeys()
         stack.callback(keys.close)
         out: IO[str] | None = None

@@ -101,6 +101,7 @@ class Settings:
     status_limits: RateLimits = STATUS_LIMITS
     keep_order: bool = True
     job_timeout: float = DEFAULT_JOB_TIMEOUT
+    rebuild_ledger: bool = False
 
 
 def _whole(name: str, value: object, *, least: int) -> int:
@@ -165,6 +166,7 @@ def make_settings(
     batch_limits: RateLimits | None = None,
     keep_order: bool = True,
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
+    rebuild_ledger: bool = False,
 ) -> Settings:
     """Check every option of a send, in the caller's terms, before anything starts."""
     if mode not in ("events", "batch"):
@@ -217,6 +219,7 @@ def make_settings(
         ),
         keep_order=bool(keep_order),
         job_timeout=_seconds("job_timeout", job_timeout),
+        rebuild_ledger=bool(rebuild_ledger),
     )
 
 
@@ -397,7 +400,7 @@ class _Admission:
 
 
 def _open_ledger(path: str | os.PathLike[str], settings: Settings) -> Ledger:
-    ledger = Ledger(path)
+    ledger = Ledger(path, rebuild=settings.rebuild_ledger)
     scheme = f"columns {list(map(str, settings.row_key))}" if settings.row_key else CONTENT_SCHEME
     try:
         ledger.use_keys(scheme)
@@ -665,6 +668,7 @@ async def asend(
     batch_limits: RateLimits | None = None,
     keep_order: bool = True,
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
+    rebuild_ledger: bool = False,
     dry_run: bool = False,
     bodies_path: str | os.PathLike[str] | None = None,
     **mapping: Any,
@@ -692,8 +696,10 @@ async def asend(
     by their content stay retryable in the ledger.
 
     With ``ledger=PATH``, rows sent by an earlier run with the same ledger are ``skipped``; see
-    the README. Rows not sent are written to ``failures_path`` (Parquet) and are in the
-    report's ``failures``. ``client`` may be your own ``httpx.AsyncClient``; it is not closed.
+    the README. A ledger whose database was deleted or replaced while its journal remains is
+    refused; ``rebuild_ledger=True`` rebuilds it from the journal. Rows not sent are written to
+    ``failures_path`` (Parquet) and are in the report's ``failures``. ``client`` may be your
+    own ``httpx.AsyncClient``; it is not closed.
 
     ``mode="batch"`` sends rows as Gameball batch jobs of up to 1,000 events (about 25 times
     fewer requests), within ``batch_limits`` (default 30/s and 360 per 30 s), polling each job
@@ -728,6 +734,7 @@ async def asend(
         batch_limits=batch_limits,
         keep_order=keep_order,
         job_timeout=job_timeout,
+        rebuild_ledger=rebuild_ledger,
     )
     if not isinstance(df, pd.DataFrame):
         raise ConfigError(f"send() takes a pandas DataFrame, not {type(df).__name__}")

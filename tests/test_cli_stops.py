@@ -67,7 +67,7 @@ def test_a_full_disk_mid_run_stops_it_loudly_and_the_resume_sends_nothing_twice(
             capture_output=True,
             text=True,
             timeout=BOUND,
-            preexec_fn=full_disk_at(48 * 1024),
+            preexec_fn=full_disk_at(96 * 1024),
         )
         delivered = len(emu.events())
         resumed = subprocess.run(

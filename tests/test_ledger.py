@@ -54,7 +54,7 @@ def test_marks_survive_a_crash_before_any_commit(tmp_path):
     reader.close()
     resumed = Ledger(tmp_path / "l")
     assert resumed.lookup([b"a" * 16])[b"a" * 16].status == "in_flight"
-    assert (tmp_path / "l-intents").stat().st_size <= 5, "replayed into the database"
+    assert (tmp_path / "l-intents").stat().st_size <= 38, "replayed: only the header is left"
     resumed.close()
 
 
