@@ -14,6 +14,7 @@ from ._config import RateLimits, RetryPolicy
 from ._emulator import BatchSettings, Emulator, Faults
 from ._errors import (
     AuthenticationError,
+    ChangedRowsError,
     ColumnNotFoundError,
     ConfigError,
     GameballError,
@@ -34,6 +35,7 @@ __all__ = [
     "STATUSES",
     "AuthenticationError",
     "BatchSettings",
+    "ChangedRowsError",
     "ColumnNotFoundError",
     "ConfigError",
     "Emulator",

@@ -49,6 +49,8 @@ class Batch:
     offset: int
     keys: RowKeys | None = None
     natural_keys: bool = False
+    #: each keyed row's loose key and form mask (with a ledger; see :mod:`._loose`)
+    loose: tuple[list[bytes], np.ndarray] | None = None
     pending: int = 0
     not_sent: list[_NotSent] = field(default_factory=list)
 
@@ -200,7 +202,15 @@ class Bookkeeper:
         Raises :class:`LedgerError` when the mark cannot be made: then nothing may be sent.
         """
         if self.ledger is not None and not job.begun:
-            self.ledger.begin(job.key, job.customer, job.batch.offset + job.local)
+            batch, index = job.batch, job.key_index
+            loose, form = (
+                (None, 0)
+                if batch.loose is None
+                else (batch.loose[0][index], int(batch.loose[1][index]))
+            )
+            self.ledger.begin(
+                job.key, job.customer, batch.offset + job.local, loose=loose, form=form
+            )
             job.begun = True
 
     def stopped_early(self, job: Job, error: BaseException | None = None) -> None:

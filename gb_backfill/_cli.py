@@ -26,6 +26,7 @@ import numpy as np
 from ._config import API_KEY_ENV, DEFAULT_BASE_URL, SECRET_KEY_ENV, RateLimits, RetryPolicy
 from ._errors import (
     AuthenticationError,
+    ChangedRowsError,
     ConfigError,
     GameballError,
     LedgerError,
@@ -413,6 +414,12 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
         help="tries per row for retryable errors",
     )
     pace.add_argument(
+        "--resend-changed",
+        action="store_true",
+        help="send rows that look like rows an earlier run with the ledger sent, written "
+        "differently (numbers or timestamps as text, empty for missing); may double-count",
+    )
+    pace.add_argument(
         "--retry-unknown",
         action="store_true",
         help="also resend rows that may have been processed (may double-count)",
@@ -492,6 +499,7 @@ def _send_options(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "timeout": args.timeout,
         "retry_unknown": args.retry_unknown,
+        "resend_changed": args.resend_changed,
         "mode": args.mode,
         "batch_limits": RateLimits(
             per_second=args.batch_rate, per_window=args.batch_quota, window=args.quota_window
@@ -563,6 +571,10 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
         return EXIT_INTERRUPTED
     except ConfigError:
         raise
+    except ChangedRowsError as error:
+        print(f"gb-backfill: nothing was sent: {error}", file=sys.stderr)
+        print(error.examples, file=sys.stderr)
+        return EXIT_USAGE
     except (LedgerError, RepeatedFailureError) as error:
         if getattr(error, "report", None) is None:
             raise  # refused before the run started: a usage error

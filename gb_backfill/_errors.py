@@ -9,6 +9,7 @@ and the failures Parquet file). Exceptions are for misuse and for runs that cann
     ├── AuthenticationError    Gameball answered 401/403: the run stopped at once
     ├── RepeatedFailureError   every request failed the same way (wrong URL, nothing listening)
     └── LedgerError            the ledger cannot be used for this input, or cannot be written
+        └── ChangedRowsError   rows look like rows an earlier run sent, written differently
 
 The errors that stop a run carry ``report``: the run so far, every row with its status. Any
 other exception that stops a run is raised as it is, with the same summary as a note.
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "AuthenticationError",
+    "ChangedRowsError",
     "ColumnNotFoundError",
     "ConfigError",
     "GameballError",
@@ -82,3 +84,16 @@ class LedgerError(GameballError):
     journal keeps every row it knew of for the next run)."""
 
     report: object | None = None
+
+
+class ChangedRowsError(LedgerError):
+    """Rows whose exact key is new but which look like rows an earlier run with the ledger
+    sent: the same customer, event and values, written differently (text for numbers or
+    timestamps, empty for missing). Nothing was sent. ``rows`` counts them and ``examples``
+    (a DataFrame) shows a few with the columns that differ; ``resend_changed=True``
+    (``--resend-changed``) sends them anyway."""
+
+    def __init__(self, message: str, *, rows: int, examples: object) -> None:
+        super().__init__(message)
+        self.rows = rows
+        self.examples = examples

@@ -343,6 +343,11 @@ class FailureWriter:
                 "choose another failures_path (--failures)"
             ) from None
 
+    def discard(self) -> None:
+        """Forget a run that never started: nothing is written, the parts folder goes."""
+        if self.path is not None and not self._parts:
+            shutil.rmtree(self._parts_dir, ignore_errors=True)
+
     def in_memory(self) -> pd.DataFrame | None:
         """The rows not yet in a part, when the file could not be finished."""
         return pd.concat(self._buffer, ignore_index=True) if self._buffer else None

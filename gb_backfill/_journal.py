@@ -9,7 +9,8 @@ journal left beside another database (the ledger was deleted or replaced) is rec
 Records follow, each a kind byte and a fixed part:
 
 * ``B`` (begin): 16-byte key, input row, time, customer id length, then the customer id;
-* ``L`` (loose identity): 16-byte key, then the row's 16-byte loose key (see :mod:`._row_keys`);
+* ``L`` (loose identity): 16-byte key, the row's 16-byte loose key and its form mask (see
+  :mod:`._loose`);
 * ``S`` (settle): key, status index, retryable, attempts, HTTP status (-1: none), text length,
   then the error code and message as a JSON list;
 * ``J`` (a batch job): job id, key count, then the 16-byte keys.
@@ -35,14 +36,14 @@ _HEADER = b"GBJ3 "
 _HEADER_SIZE = len(_HEADER) + 32 + 1
 _V2 = b"GBJ2\n"
 _BEGIN = struct.Struct("<16sqdH")
-_LOOSE = struct.Struct("<16s16s")
+_LOOSE = struct.Struct("<16s16sq")
 _SETTLE = struct.Struct("<16sBBiiI")
 _JOB = struct.Struct("<qI")
 #: the statuses a settle record can hold, by index
 STATUSES = ("in_flight", "sent", "failed", "unknown", "aborted")
 
 Begin = tuple[bytes, str, int, float]  #: key, customer id, input row, time
-Loose = tuple[bytes, bytes]  #: loose key, key (the order of the ledger's UPDATE)
+Loose = tuple[bytes, int, bytes]  #: loose key, form mask, key (the order of the ledger's UPDATE)
 Settle = tuple[object, ...]  #: status, retryable, attempts, HTTP status, code, message, time, key
 Assign = tuple[int, bytes]  #: job id, key
 
@@ -57,8 +58,8 @@ def begin_record(key: bytes, customer_id: str, input_row: int, when: float) -> b
     return b"B" + _BEGIN.pack(key, input_row, when, len(customer)) + customer
 
 
-def loose_record(key: bytes, loose: bytes) -> bytes:
-    return b"L" + _LOOSE.pack(key, loose)
+def loose_record(key: bytes, loose: bytes, form: int) -> bytes:
+    return b"L" + _LOOSE.pack(key, loose, form)
 
 
 def settle_record(settle: Settle) -> bytes:
@@ -144,8 +145,8 @@ def _records(data: bytes, at: int) -> Iterator[tuple[str, object]]:
             end = at + _LOOSE.size
             if end > len(data):
                 return
-            key, loose = _LOOSE.unpack_from(data, at)
-            yield "looses", (loose, key)
+            key, loose, form = _LOOSE.unpack_from(data, at)
+            yield "looses", (loose, form, key)
         elif kind == b"S":
             if at + _SETTLE.size > len(data):
                 return

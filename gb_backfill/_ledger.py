@@ -44,6 +44,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -67,16 +68,17 @@ CREATE TABLE IF NOT EXISTS rows (
     input_row INTEGER,
     updated_at REAL NOT NULL,
     job_id INTEGER,
-    loose BLOB
+    loose BLOB,
+    form INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _INDEX = "CREATE INDEX IF NOT EXISTS rows_by_loose ON rows (loose) WHERE loose IS NOT NULL"
 #: columns later versions added, and how ledgers written before them gain them
-_ADDED_COLUMNS = {"job_id": "INTEGER", "loose": "BLOB"}
+_ADDED_COLUMNS = {"job_id": "INTEGER", "loose": "BLOB", "form": "INTEGER"}
 _REQUIRED_COLUMNS = {"key", "status", "retryable", "attempts", "customer_id", "updated_at"}
 _ASSIGN = "UPDATE rows SET job_id = ? WHERE key = ?"
-_LOOSE = "UPDATE rows SET loose = ? WHERE key = ?"
+_LOOSE = "UPDATE rows SET loose = ?, form = ? WHERE key = ?"
 _BEGIN = """
 INSERT INTO rows (key, status, customer_id, input_row, updated_at) VALUES (?, 'in_flight', ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET status = 'in_flight', updated_at = excluded.updated_at
@@ -329,7 +331,7 @@ class Ledger:
         if self._settles and not self.read_only and self._broken is None:
             self.commit()
 
-    def _select_in(self, query: str, values: Sequence[bytes]) -> Iterator[tuple[object, ...]]:
+    def _select_in(self, query: str, values: Sequence[bytes]) -> Iterator[Any]:
         """Rows of ``query``, whose ``{marks}`` is filled with ``values`` a batch at a time."""
         for start in range(0, len(values), _LOOKUP_BATCH):
             batch = values[start : start + _LOOKUP_BATCH]
@@ -344,17 +346,28 @@ class Ledger:
         )
         found: dict[bytes, LedgerEntry] = {}
         for key, status, retryable, *rest in self._select_in(query, keys):
-            found[key] = LedgerEntry(status, bool(retryable), *rest)  # type: ignore[arg-type,index]
+            found[key] = LedgerEntry(status, bool(retryable), *rest)
         return found
 
-    def lookup_loose(self, looses: Sequence[bytes]) -> dict[bytes, str]:
-        """For each loose key that a row sent (or perhaps sent) has, that row's status."""
-        self._commit_pending_outcomes()
+    def has_loose_keys(self) -> bool:
+        """True when a row sent (or perhaps sent) has a loose key to compare new rows with."""
+        statuses = ",".join(f"'{status}'" for status in _MAY_HAVE_ARRIVED)
+        query = f"SELECT 1 FROM rows WHERE loose IS NOT NULL AND status IN ({statuses}) LIMIT 1"
+        return self._db.execute(query).fetchone() is not None
+
+    def changed(self, keys: Sequence[bytes], looses: Sequence[bytes]) -> dict[int, int]:
+        """Rows that look sent but differ: for each index whose key the ledger does not know
+        but whose loose key a row sent (or perhaps sent) has, that row's form mask."""
+        known = self.lookup(keys)
+        new = [index for index, key in enumerate(keys) if key not in known]
+        if not new:
+            return {}
         statuses = ",".join(f"'{status}'" for status in _MAY_HAVE_ARRIVED)
         query = (
-            f"SELECT loose, status FROM rows WHERE loose IN ({{marks}}) AND status IN ({statuses})"
+            f"SELECT loose, form FROM rows WHERE loose IN ({{marks}}) AND status IN ({statuses})"
         )
-        return {loose: str(status) for loose, status in self._select_in(query, looses)}  # type: ignore[misc]
+        sent = dict(self._select_in(query, [looses[i] for i in new]))
+        return {i: int(sent[looses[i]] or 0) for i in new if looses[i] in sent}
 
     def _rows(self) -> pd.DataFrame:
         rows = pd.read_sql_query(
@@ -380,22 +393,28 @@ class Ledger:
     # --- writing -------------------------------------------------------------------------
 
     def begin(
-        self, key: bytes, customer_id: str, input_row: int, *, loose: bytes | None = None
+        self,
+        key: bytes,
+        customer_id: str,
+        input_row: int,
+        *,
+        loose: bytes | None = None,
+        form: int = 0,
     ) -> None:
         """Record ``key`` as in flight; it is durable (against a crash) when this returns.
 
-        ``loose`` is the row's loose key. Raises :class:`LedgerError` when the mark cannot be
-        written: the request must not go out.
+        ``loose`` is the row's loose key and ``form`` its form mask (see :mod:`._loose`).
+        Raises :class:`LedgerError` when the mark cannot be written: the request must not go out.
         """
         self._raise_if_broken()
         now = time.time()
         record = _journal.begin_record(key, customer_id, input_row, now)
         if loose is not None:
-            record += _journal.loose_record(key, loose)
+            record += _journal.loose_record(key, loose, form)
         self._append(record)
         self._begins.append((key, customer_id, input_row, now))
         if loose is not None:
-            self._looses.append((loose, key))
+            self._looses.append((loose, form, key))
         if time.monotonic() - self._last_commit > _COMMIT_EVERY:
             self.commit()
 
@@ -497,18 +516,22 @@ class Ledger:
         if not self._same_file(self.path, self._lock):
             query = (
                 "SELECT key, customer_id, input_row, updated_at, status, retryable, attempts, "
-                "http_status, error_code, error_message, job_id, loose FROM rows"
+                "http_status, error_code, error_message, job_id, loose, form FROM rows"
             )
-            for key, customer, row, when, status, *outcome, job, loose in self._db.execute(query):
+            for key, customer, row, when, status, *outcome, job, loose, form in self._db.execute(
+                query
+            ):
                 records.append(_journal.begin_record(key, customer or "", row or 0, when))
                 if loose is not None:
-                    records.append(_journal.loose_record(key, loose))
+                    records.append(_journal.loose_record(key, loose, form or 0))
                 if job is not None:
                     records.append(_journal.job_record(job, [key]))
                 if status != "in_flight":
                     records.append(_journal.settle_record((status, *outcome, when, key)))
             records += [_journal.begin_record(*begin) for begin in self._begins]
-            records += [_journal.loose_record(key, loose) for loose, key in self._looses]
+            records += [
+                _journal.loose_record(key, loose, form) for loose, form, key in self._looses
+            ]
             records += [_journal.job_record(job, [key]) for job, key in self._jobs]
         records += [_journal.settle_record(settle) for settle in self._settles]
         for start in range(0, len(records), 10_000):

@@ -25,6 +25,7 @@ import pandas as pd
 from ._config import RateLimits
 from ._html import table
 from ._ledger import Ledger, refuse_missing_ledger
+from ._loose import loose_keys
 from ._mapping import ColumnMapping
 from ._payloads import encode_rows
 from ._row_keys import ContentKeys, keys_for
@@ -73,6 +74,9 @@ class SendPlan:
     valid: int
     invalid: int
     skipped: int
+    #: rows that look like rows an earlier run sent, written differently: a live run stops
+    #: before sending anything unless ``resend_changed=True``
+    changed: int
     customers: int
     busiest_customer: str | None
     busiest_rows: int
@@ -96,6 +100,7 @@ class SendPlan:
             ("valid", self.valid),
             ("invalid", self.invalid),
             ("skipped (sent before)", self.skipped),
+            ("changed since sent (see resend_changed)", self.changed),
             ("customers", self.customers),
         ]
         if self.busiest_customer is not None:
@@ -124,6 +129,12 @@ class SendPlan:
         ]
         names = ", ".join(f"{name}: {count:,}" for name, count in self.event_names.items())
         lines.append(f"  event names: {names or '(none)'}")
+        if self.changed:
+            lines.append(
+                f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "
+                "differently; a live run stops before sending unless resend_changed=True "
+                "(--resend-changed)"
+            )
         for mode, seconds in self.estimated_seconds.items():
             lines.append(f"  estimated time in {mode} mode: {_duration(seconds)}")
         lines += [f"  invalid, {code}: {count:,}" for code, count in self.failure_codes.items()]
@@ -150,7 +161,7 @@ def dry_run(
     bodies_path: str | os.PathLike[str] | None,
 ) -> SendPlan:
     """Check and encode every row as a live run would, and plan; no network call."""
-    rows = invalid = skipped = 0
+    rows = invalid = skipped = changed = 0
     per_customer: Counter[str] = Counter()
     batch_customer: Counter[str] = Counter()
     names: Counter[str] = Counter()
@@ -185,6 +196,9 @@ def dry_run(
                 counter=keys,
             ).keys
             known = ledger.lookup(row_keys) if ledger is not None and row_keys else {}
+            if ledger is not None and row_keys:
+                looses, _ = loose_keys(frame, checked, encoded, keys)
+                changed += len(ledger.changed(row_keys, looses))
             plain = encoded.plain.tolist()
             tokens = encoded.session_tokens or [None] * len(encoded)
             for index, (customer, body, token) in enumerate(
@@ -218,6 +232,7 @@ def dry_run(
         valid=valid,
         invalid=invalid,
         skipped=skipped,
+        changed=changed,
         customers=len(per_customer),
         busiest_customer=busiest[0][0] if busiest else None,
         busiest_rows=busiest_rows,

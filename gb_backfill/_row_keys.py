@@ -100,6 +100,15 @@ class ContentKeys:
         keys = np.where((occurrence == 0)[:, None], content, mixed)
         return RowKeys(as_keys(keys), content, occurrence)
 
+    def occurrence_keys(self, hashes: Hashes) -> list[bytes]:
+        """Keys from ``hashes`` (made with salts of their own, so they never meet the bodies'),
+        told apart by occurrence like the body keys, counted in the same multiset."""
+        if not len(hashes):
+            return []
+        occurrence = self._count(hashes)
+        mixed = hashes ^ _occurrence_hashes(occurrence)
+        return as_keys(np.where((occurrence == 0)[:, None], hashes, mixed))
+
     def _bloom_spots(self, hashes: Hashes) -> tuple[npt.NDArray[np.int64], Hashes]:
         bits = np.uint64(self._BLOOM_BITS - 1)
         with np.errstate(over="ignore"):

@@ -39,11 +39,18 @@ from ._batch_lane import BatchLane, settle_earlier_jobs
 from ._bookkeeping import Batch, Bookkeeper, Job
 from ._config import DEFAULT_BASE_URL, Keys, RateLimits, RetryPolicy, check_base_url
 from ._dispatch import BATCH, EVENTS, CustomerCounts, Dispatcher
-from ._errors import AuthenticationError, ConfigError, LedgerError, RepeatedFailureError
+from ._errors import (
+    AuthenticationError,
+    ChangedRowsError,
+    ConfigError,
+    LedgerError,
+    RepeatedFailureError,
+)
 from ._events_lane import EventsLane
 from ._failures import FailureWriter
 from ._input import CsvOptions, InputFile, columns_of, key_frames
 from ._ledger import Ledger, LedgerEntry
+from ._loose import ChangedRows, loose_keys
 from ._mapping import ColumnMapping, resolve_mapping
 from ._outcomes import SendErrorCode
 from ._payloads import encode_rows
@@ -102,6 +109,7 @@ class Settings:
     keep_order: bool = True
     job_timeout: float = DEFAULT_JOB_TIMEOUT
     rebuild_ledger: bool = False
+    resend_changed: bool = False
 
 
 def _whole(name: str, value: object, *, least: int) -> int:
@@ -167,6 +175,7 @@ def make_settings(
     keep_order: bool = True,
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
     rebuild_ledger: bool = False,
+    resend_changed: bool = False,
 ) -> Settings:
     """Check every option of a send, in the caller's terms, before anything starts."""
     if mode not in ("events", "batch"):
@@ -220,6 +229,7 @@ def make_settings(
         keep_order=bool(keep_order),
         job_timeout=_seconds("job_timeout", job_timeout),
         rebuild_ledger=bool(rebuild_ledger),
+        resend_changed=bool(resend_changed),
     )
 
 
@@ -243,31 +253,19 @@ _BATCH_CONNECTIONS = 32
 _SUBMIT_CHUNK = 2_000  # rows handed to the lanes between two turns of the event loop
 
 
-class _Admission:
-    """Turns input batches into settled rows and jobs for the lane. Strictly private."""
+class _Preparer:
+    """Checks, encodes and keys batches and makes their jobs: the CPU-heavy part, which touches
+    no run state, so it runs off the event loop. Strictly private."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        mapping: ColumnMapping,
-        book: Bookkeeper,
-        dispatcher: Dispatcher,
-        ledger: Ledger | None,
-    ) -> None:
-        self.settings, self.mapping, self.book = settings, mapping, book
-        self.dispatcher = dispatcher
-        self.ledger = ledger
+    def __init__(self, settings: Settings, mapping: ColumnMapping, *, loose: bool) -> None:
+        self.settings, self.mapping, self.loose = settings, mapping, loose
         self.content_keys = ContentKeys()
         self.customer_counts = CustomerCounts()
-        #: the ledger knew rows before this run: unread rows are looked up even after a stop
-        self.ledger_had_rows = ledger is not None and ledger.has_rows()
 
     def close(self) -> None:
         self.content_keys.close()
 
     def prepare(self, frame: pd.DataFrame, offset: int) -> _Prepared:
-        """Check, encode and key a batch and make its jobs: the CPU-heavy part, which touches
-        no run state, so it runs off the event loop (requests keep their pace meanwhile)."""
         checked = check_frame(frame, self.mapping)
         encoded = encode_rows(frame, checked)
         keyed = keys_for(
@@ -277,7 +275,8 @@ class _Admission:
             row_key=self.settings.row_key,
             counter=self.content_keys,
         )
-        batch = Batch(frame, offset, keyed, bool(self.settings.row_key))
+        loose = loose_keys(frame, checked, encoded, self.content_keys) if self.loose else None
+        batch = Batch(frame, offset, keyed, bool(self.settings.row_key), loose)
         batched = self.settings.mode == "batch"
         # How busy each row's customer is: batch mode sends the busiest first.
         busy = (
@@ -301,6 +300,29 @@ class _Admission:
         ]
         worst = first_failures(checked.failures) if checked.invalid.any() else None
         return _Prepared(batch, jobs, busy, worst)
+
+
+class _Admission:
+    """Turns input batches into settled rows and jobs for the lane. Strictly private."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        mapping: ColumnMapping,
+        book: Bookkeeper,
+        dispatcher: Dispatcher,
+        ledger: Ledger | None,
+    ) -> None:
+        self.settings, self.mapping, self.book = settings, mapping, book
+        self.dispatcher = dispatcher
+        self.ledger = ledger
+        self.preparer = _Preparer(settings, mapping, loose=ledger is not None)
+        self.prepare = self.preparer.prepare
+        #: the ledger knew rows before this run: unread rows are looked up even after a stop
+        self.ledger_had_rows = ledger is not None and ledger.has_rows()
+
+    def close(self) -> None:
+        self.preparer.close()
 
     async def admit(self, prepared: _Prepared) -> None:
         """Settle what needs no request and hand the rest to the lanes.
@@ -399,6 +421,55 @@ class _Admission:
         return False
 
 
+def _note_changed_rows(
+    ledger: Ledger, prepared: _Prepared, mapping: ColumnMapping, changed: ChangedRows
+) -> None:
+    """Note the rows of ``prepared`` that look like rows an earlier run sent, written
+    differently (see :mod:`._loose`)."""
+    batch = prepared.batch
+    if batch.keys is None or batch.loose is None:
+        return
+    looses, forms = batch.loose
+    found = ledger.changed(batch.keys.keys, looses)
+    rows = {prepared.jobs[i].local: (int(forms[i]), then) for i, then in found.items()}
+    if rows:
+        changed.add(batch.frame, batch.offset, mapping, rows)
+
+
+async def _refuse_changed_rows(
+    read: Callable[[], Iterator[pd.DataFrame]],
+    settings: Settings,
+    mapping: ColumnMapping,
+    ledger: Ledger,
+) -> None:
+    """Raise :class:`ChangedRowsError`, before anything is sent, when rows of the input look
+    like rows an earlier run with ``ledger`` sent but are written differently.
+
+    It reads the whole input once more (checking and keying it off the loop), and only when the
+    ledger holds sent rows to compare with, so a first run pays nothing.
+    """
+    if settings.resend_changed or not ledger.has_loose_keys():
+        return
+    scanner = _Preparer(settings, mapping, loose=True)
+    changed = ChangedRows()
+    batches, offset = read(), 0
+    try:
+        while True:
+            frame, cancelled = await _off_loop(next, batches, None)
+            if frame is not None and not cancelled:
+                prepared, cancelled = await _off_loop(scanner.prepare, frame, offset)
+            if cancelled:
+                raise asyncio.CancelledError
+            if frame is None:
+                break
+            _note_changed_rows(ledger, prepared, mapping, changed)
+            offset += len(frame)
+    finally:
+        scanner.close()
+    if changed.count:
+        raise ChangedRowsError(changed.message(), rows=changed.count, examples=changed.frame())
+
+
 def _open_ledger(path: str | os.PathLike[str], settings: Settings) -> Ledger:
     ledger = Ledger(path, rebuild=settings.rebuild_ledger)
     scheme = f"columns {list(map(str, settings.row_key))}" if settings.row_key else CONTENT_SCHEME
@@ -444,7 +515,7 @@ async def _off_loop(fn: Callable[..., T], *args: Any) -> tuple[T, bool]:
 
 
 async def _send_batches(
-    batches: Iterator[pd.DataFrame],
+    read: Callable[[], Iterator[pd.DataFrame]],
     *,
     total: int | None,
     settings: Settings,
@@ -459,6 +530,14 @@ async def _send_batches(
     writer = FailureWriter(failures_path)
     writer.check()
     ledger = _open_ledger(ledger_path, settings) if ledger_path is not None else None
+    if ledger is not None:
+        try:
+            await _refuse_changed_rows(read, settings, mapping, ledger)
+        except BaseException:
+            ledger.close()
+            writer.discard()
+            raise
+    batches = read()
     own_client = client is None
     http = client if client is not None else _client(settings)
     bar = Progress(total, enabled=progress)
@@ -669,6 +748,7 @@ async def asend(
     keep_order: bool = True,
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
     rebuild_ledger: bool = False,
+    resend_changed: bool = False,
     dry_run: bool = False,
     bodies_path: str | os.PathLike[str] | None = None,
     **mapping: Any,
@@ -697,7 +777,10 @@ async def asend(
 
     With ``ledger=PATH``, rows sent by an earlier run with the same ledger are ``skipped``; see
     the README. A ledger whose database was deleted or replaced while its journal remains is
-    refused; ``rebuild_ledger=True`` rebuilds it from the journal. Rows not sent are written to
+    refused; ``rebuild_ledger=True`` rebuilds it from the journal. Rows that look like rows an
+    earlier run sent, written differently (numbers or timestamps as text, empty for missing),
+    stop the run before anything is sent with :class:`ChangedRowsError`, unless
+    ``resend_changed=True``. Rows not sent are written to
     ``failures_path`` (Parquet) and are in the report's ``failures``. ``client`` may be your
     own ``httpx.AsyncClient``; it is not closed.
 
@@ -735,6 +818,7 @@ async def asend(
         keep_order=keep_order,
         job_timeout=job_timeout,
         rebuild_ledger=rebuild_ledger,
+        resend_changed=resend_changed,
     )
     if not isinstance(df, pd.DataFrame):
         raise ConfigError(f"send() takes a pandas DataFrame, not {type(df).__name__}")
@@ -751,7 +835,7 @@ async def asend(
             bodies_path=bodies_path,
         )
     return await _send_batches(
-        _slices(df, settings.batch_rows),
+        lambda: _slices(df, settings.batch_rows),
         total=len(df),
         settings=settings,
         mapping=resolved,
@@ -827,7 +911,7 @@ async def asend_path(
             bodies_path=options.get("bodies_path"),
         )
     return await _send_batches(
-        source.frames(batch_rows=settings.batch_rows),
+        lambda: source.frames(batch_rows=settings.batch_rows),
         total=source.rows,
         settings=settings,
         mapping=resolved,

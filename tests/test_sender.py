@@ -470,7 +470,7 @@ def test_a_slow_customer_does_not_let_batches_pile_up():
         client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
         settings = make_settings(api_key="k", limits=RateLimits.unlimited(), batch_rows=10)
         return await _send_batches(
-            batches(), total=120, settings=settings, client=client,
+            batches, total=120, settings=settings, client=client,
             mapping=resolve_mapping(["customerId", "eventName", "b"]),
             columns=["customerId", "eventName", "b"],
             ledger_path=None, failures_path=None, progress=False,

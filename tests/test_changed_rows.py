@@ -1,0 +1,194 @@
+"""Rows that look sent but differ: the same export again in another format is not sent twice.
+
+A CSV keeps timestamps and numbers as text and writes an empty string as an empty field, so the
+same rows read from CSV after Parquet have other exact keys. Their loose identity (customer,
+event, values read the same way) is what the ledger recognises.
+"""
+
+import asyncio
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from gb_backfill import ChangedRowsError, Emulator, RateLimits, asend, send, send_path
+from gb_backfill._cli import main
+from gb_backfill._loose import canonical
+
+
+def export(rows=60):
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {
+            "customer_id": [f"{n:05d}" for n in rng.integers(0, 20, rows)],
+            "event_name": rng.choice(["purchase", "review"], rows),
+            "occurred_at": pd.date_range("2024-03-30 22:00", periods=rows, freq="37min", tz="UTC"),
+            "amount": np.round(rng.uniform(1, 500, rows), 2),
+            "items": rng.integers(1, 5, rows),
+            "first_order": rng.choice([True, False], rows),
+            "coupon": rng.choice(["", "SPRING", "WELCOME10"], rows),
+        }
+    )
+
+
+class Gameball:
+    def __init__(self):
+        self.bodies = []
+
+    def __call__(self, request):
+        self.bodies.append(request.content)
+        return httpx.Response(200)
+
+
+def options(gameball, ledger, **more):
+    return {
+        "api_key": "k",
+        "base_url": "https://api.gameball.co",
+        "client": httpx.AsyncClient(transport=httpx.MockTransport(gameball)),
+        "limits": RateLimits.unlimited(),
+        "progress": False,
+        "ledger": ledger,
+        **more,
+    }
+
+
+def test_the_same_rows_as_csv_after_parquet_are_refused_before_anything_is_sent(tmp_path):
+    df = export()
+    df.to_parquet(tmp_path / "export.parquet")
+    df.to_csv(tmp_path / "export.csv", index=False)
+    ledger = tmp_path / "l"
+    gameball = Gameball()
+    first = send_path(tmp_path / "export.parquet", **options(gameball, ledger))
+    assert first.sent == len(df)
+
+    with pytest.raises(ChangedRowsError) as refused:
+        send_path(tmp_path / "export.csv", **options(gameball, ledger))
+    assert len(gameball.bodies) == len(df), "nothing more was sent"
+    error = refused.value
+    assert error.rows == len(df)
+    assert "--resend-changed" in str(error)
+    assert "occurred_at" in str(error), "the columns that differ are named"
+    assert len(error.examples) == 5
+    assert {"row", "customer_id", "event_name", "occurred_at"} <= set(error.examples.columns)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "reordered",
+        "empty-for-missing",
+        "missing-for-empty",
+        "numbers-as-text",
+        "columns-reordered",
+        "another-timezone",
+    ],
+)
+def test_rows_written_differently_are_recognised(tmp_path, change):
+    df = export()
+    ledger = tmp_path / "l"
+    gameball = Gameball()
+    asyncio.run(asend(df, **options(gameball, ledger)))
+    again = df.copy()
+    if change == "reordered":  # and as text, as a CSV holds it (reordering alone changes no key)
+        again = again.sample(frac=1, random_state=3).astype(str)
+    elif change == "empty-for-missing":
+        again["coupon"] = again["coupon"].replace("", None)
+    elif change == "missing-for-empty":
+        again.loc[again.index[::2], "items"] = None
+        df2 = df.copy()
+        df2.loc[df2.index[::2], "items"] = None  # the first run had them missing
+        ledger = tmp_path / "l2"
+        asyncio.run(asend(df2, **options(Gameball(), ledger)))
+        again = df2.assign(items=df2["items"].astype(object).where(df2["items"].notna(), ""))
+    elif change == "numbers-as-text":
+        again["amount"] = again["amount"].map(lambda v: f"{v:,.2f}")
+        again["items"] = again["items"].astype(str)
+    elif change == "columns-reordered":
+        again = again[list(reversed(again.columns))]
+        again["amount"] = again["amount"].astype(str)
+    elif change == "another-timezone":
+        again["occurred_at"] = again["occurred_at"].dt.tz_convert("Africa/Cairo").astype(str)
+    sent_before = len(gameball.bodies)
+    with pytest.raises(ChangedRowsError):
+        asyncio.run(asend(again, **options(gameball, ledger)))
+    assert len(gameball.bodies) == sent_before
+
+
+def test_resend_changed_sends_them_and_the_dry_run_counts_them(tmp_path):
+    df = export()
+    ledger = tmp_path / "l"
+    gameball = Gameball()
+    asyncio.run(asend(df, **options(gameball, ledger)))
+    text = df.astype(str)
+    plan = send(text, **options(gameball, ledger, dry_run=True))
+    assert plan.changed == len(df)
+    assert "resend_changed" in plan.summary()
+    report = asyncio.run(asend(text, **options(gameball, ledger, resend_changed=True)))
+    assert report.sent == len(df)
+
+
+def test_new_rows_and_new_occurrences_are_not_taken_for_changed_ones(tmp_path):
+    df = export(20)
+    ledger = tmp_path / "l"
+    gameball = Gameball()
+    asyncio.run(asend(df, **options(gameball, ledger)))
+    grown = pd.concat([df, df.iloc[[0]], export(30).iloc[20:]], ignore_index=True)
+    report = asyncio.run(asend(grown, **options(gameball, ledger)))
+    assert report.skipped == 20
+    assert report.sent == 11, "a second identical event and ten new ones are new rows"
+    # ...and the same grown input as text later: all of it is recognised.
+    with pytest.raises(ChangedRowsError) as refused:
+        asyncio.run(asend(grown.astype(str), **options(gameball, ledger)))
+    assert refused.value.rows == len(grown)
+
+
+def test_a_first_run_with_an_empty_ledger_is_not_checked_twice(tmp_path, monkeypatch):
+    import gb_backfill._sender as sender
+
+    reads = []
+    original = sender._slices
+
+    def counting(df, rows):
+        reads.append(1)
+        return original(df, rows)
+
+    monkeypatch.setattr(sender, "_slices", counting)
+    asyncio.run(asend(export(), **options(Gameball(), tmp_path / "l")))
+    assert len(reads) == 1, "no ledger rows to compare with: the input is read once"
+
+
+def test_canonical_forms_meet():
+    typed = pd.Series([1.5, 3.0, None])
+    text = pd.Series(["1.50", "3", ""])
+    assert canonical(typed)[0].to_pylist() == canonical(text)[0].to_pylist()
+    stamps = pd.Series(pd.to_datetime(["2024-03-31 01:30"]).tz_localize("UTC"))
+    cairo = pd.Series(["2024-03-31T03:30:00+02:00"])
+    assert canonical(stamps)[0].to_pylist() == canonical(cairo)[0].to_pylist()
+    assert canonical(pd.Series([True]))[0] == canonical(pd.Series(["TRUE"]))[0]
+    assert canonical(pd.Series(["7,029.78"]))[0] == canonical(pd.Series([7029.78]))[0]
+    assert canonical(pd.Series(["A1"]))[0] != canonical(pd.Series(["a1"]))[0]
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_csv_after_parquet_with_exit_2_and_sends_with_the_flag(tmp_path, capsys):
+    df = export()
+    df.to_parquet(tmp_path / "export.parquet")
+    df.sample(frac=1, random_state=1).to_csv(tmp_path / "export.csv", index=False)
+    with Emulator(per_second=0, per_window=0) as emu:
+        common = [
+            "--base-url", emu.base_url, "--api-key", emu.api_key, "--ledger",
+            str(tmp_path / "l"), "--no-progress", "--customer-id", "customer_id",
+            "--event-name", "event_name",
+        ]  # fmt: skip
+        assert main(["send", str(tmp_path / "export.parquet"), *common]) == 0
+        capsys.readouterr()
+        assert main(["send", str(tmp_path / "export.csv"), *common]) == 2
+        err = capsys.readouterr().err
+        assert len(emu.events()) == len(df), "0 rows twice"
+        assert "nothing was sent" in err
+        assert "--resend-changed" in err
+        assert main(["send", str(tmp_path / "export.csv"), *common, "--dry-run"]) == 0
+        assert f"changed: {len(df):,} rows" in capsys.readouterr().out
+        assert main(["send", str(tmp_path / "export.csv"), *common, "--resend-changed"]) == 0
+        assert len(emu.events()) == 2 * len(df)
