@@ -443,7 +443,8 @@ def test_the_interval_holds_the_true_points_of_a_million_rows(big_shop, size):
 
 def test_the_share_of_rows_is_exact_for_a_census_and_never_a_point_otherwise():
     """A census is exact; a sample without a flag still leaves room for some."""
-    assert estimate_share([(4, [1, 0, 0, 1])]).high == 0.5
+    census = estimate_share([(4, [1, 0, 0, 1]), (2, [1, 1])])
+    assert (census.value, census.low, census.high, census.std_error) == (4 / 6, 4 / 6, 4 / 6, 0)
     none_seen = estimate_share([(10_000, [0] * 300)])
     assert none_seen.value == none_seen.low == 0
     assert 0.005 < none_seen.high < 0.03  # Wilson; about 3/n, the rule of three
