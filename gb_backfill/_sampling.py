@@ -2,7 +2,7 @@
 
 The preview quotes a sample of the valid rows (Gameball's read-only reward-preview endpoint)
 and estimates, for the whole input, totals such as points, campaign hits and coupons. This
-module is the pure part: no I/O, numpy and the standard library only.
+module is the pure part: no I/O; numpy, pandas and the standard library only.
 
 **The sample.** :class:`StratifiedSampler` takes the rows a batch at a time, stratified by event
 name, in memory bounded by the sample, whatever the input's size. Every row gets a random key,
@@ -12,8 +12,11 @@ of ``N_h`` rows, its ``n_h`` rows with the lowest keys, where
 
 * every stratum gets ``min(N_h, min_per_stratum)`` rows at least, so a rare event name is
   quoted too, and
-* the rest of ``size`` goes to the rows with the lowest keys overall, so each stratum's share of
-  it is a draw around ``size * N_h / N``: proportional allocation in expectation.
+* the rows with the lowest keys overall fill the sample up to ``size``: a stratum's rows among
+  them are a draw around ``size * N_h / N``, so the allocation beyond the minimums is
+  proportional in expectation. (Neyman allocation would need each name's spread of points
+  before any quote; without a pilot, proportional allocation is the safe choice: it is
+  never worse than a simple random sample of the same size, up to terms of order 1/N_h.)
 
 Given ``n_h``, a stratum's sample is a simple random sample without replacement (the lowest
 ``n_h`` of i.i.d. keys; which ``n_h`` it is depends only on the keys' values, never on which
@@ -69,8 +72,8 @@ Positions = npt.NDArray[np.int64]
 #: The preview should take about this long, so that it is worth running before every backfill.
 PREVIEW_SECONDS = 15
 #: Each event name is quoted this many times at least (or every row, when it has fewer): two
-#: give a variance, five give a fair chance (83%) to see an outcome that a third of the name's
-#: rows have, and twenty names still leave most of a 360-quote sample to proportional shares.
+#: give a variance, five see an outcome that 30% of the name's rows have with a chance of 83%,
+#: and twenty names still leave most of a 360-quote sample (260) to proportional shares.
 MIN_PER_STRATUM = 5
 
 
