@@ -4,11 +4,15 @@ The endpoint is tested over a real socket; the campaign model and the quote also
 """
 
 import json
+import subprocess
+import sys
 import time
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from gb_backfill import BatchSettings, ConfigError, Emulator, Faults, RateLimits
@@ -658,3 +662,102 @@ def test_a_campaigns_file_that_is_not_json_or_not_there(tmp_path):
         Campaigns.from_json(path)
     with pytest.raises(ConfigError, match=r"cannot read the campaigns file .*missing.json"):
         Campaigns.from_json(tmp_path / "missing.json")
+
+
+def test_the_quote_is_an_exact_oracle_for_every_row():
+    """In process, ``Emulator.quote`` gives what the socket answers, row by row."""
+    campaigns = Campaigns.from_json(SAMPLE_CAMPAIGNS)
+    bodies = []
+    for row in pd.read_parquet(ROOT / "sample_data" / "events.parquet").head(150).itertuples():
+        if not all(isinstance(v, str) and v.strip() for v in (row.customer_id, row.event_name)):
+            continue
+        keys = ("amount", "currency", "rating", "first_order")
+        metadata = {key: v for key in keys if pd.notna(v := getattr(row, key))}
+        bodies.append({"customerId": row.customer_id, "events": {row.event_name: metadata}})
+    unlimited = RateLimits.unlimited()
+    with Emulator(campaigns=campaigns, existing_share=1, preview_limits=unlimited) as emu:
+        with client_of(emu) as client:
+            answers = [preview(emu, sent, client=client).json() for sent in bodies]
+        assert answers == [emu.quote(sent) for sent in bodies]
+    assert sum(answer["totalPoints"] for answer in answers) > 0
+
+
+# --- the sample campaigns, the CLI and the wheel -----------------------------------------------
+
+
+def test_the_sample_campaigns_fit_the_sample_and_show_every_answer():
+    campaigns = Campaigns.from_json(SAMPLE_CAMPAIGNS)
+    history = pd.read_parquet(ROOT / "sample_data" / "events.parquet")
+    valid = history.gameball.validate().valid
+    names = set(valid["event_name"])
+    unknown = {name for name in names if not campaigns.knows(name)}
+    assert unknown == {"profile_completed"}, "one sample event name Gameball does not know"
+    reasons, invalid = set(), set()
+    metadata_columns = [c for c in valid.columns if c not in ("customer_id", "event_name")]
+    standings = {}
+    for row in valid.head(4000).itertuples(index=False):
+        metadata = {
+            c: getattr(row, c)
+            for c in metadata_columns
+            if not isinstance(getattr(row, c), pd.Timestamp) and pd.notna(getattr(row, c))
+        }
+        metadata = {k: v.item() if hasattr(v, "item") else v for k, v in metadata.items()}
+        standing = standings.setdefault(row.customer_id, {})
+        sent = {"customerId": row.customer_id, "events": {row.event_name: metadata}}
+        answer = campaigns.quote(sent, standing, now=NOW)
+        invalid |= {e["invalidReason"] for e in answer["events"] if not e["valid"]}
+        reasons |= {c["reason"] for e in answer["events"] for c in e["campaigns"]}
+        standing.update(campaigns.award(row.event_name, metadata, standing, now=NOW)[1])
+    assert reasons == {"Rewarded", "ProgressOnly", "NoMatchingConditions", "NonPointsReward"}
+    assert invalid == {"EventNotFound"}
+
+
+def test_the_wheel_ships_the_sample_campaigns():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    shipped = project["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert shipped["sample_data/campaigns.json"] == "gb_backfill/sample_data/campaigns.json"
+
+
+def test_the_cli_serves_the_preview_from_a_campaigns_file():
+    command = [
+        *(sys.executable, "-m", "gb_backfill", "emulator", "--port", "0"),
+        *("--campaigns", str(SAMPLE_CAMPAIGNS), "--customers", "alice,bob"),
+        *("--preview-per-second", "2", "--preview-per-window", "0"),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().split()[3]
+        assert process.stdout.readline().startswith("reward preview: 8 campaigns, 1 event")
+        sent = {"customerId": "alice", "events": {"signed_up": None}}
+        answer = httpx.post(url + PREVIEW, json=sent, headers=KEY)
+        assert (answer.status_code, answer.json()["totalPoints"]) == (200, 100)
+        stranger = httpx.post(url + PREVIEW, json=sent | {"customerId": "carol"}, headers=KEY)
+        assert stranger.status_code == 404
+        assert httpx.post(url + PREVIEW, json=sent, headers=KEY).status_code == 429
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+        process.stdout.close()
+
+
+def test_the_cli_says_what_is_wrong_with_a_campaigns_file(tmp_path, capsys):
+    from gb_backfill._cli import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"campaigns": [{"id": 1}]}', encoding="utf-8")
+    assert main(["emulator", "--port", "0", "--campaigns", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"gb-backfill: error: {bad}: campaigns[0]: 'name' is missing"
+    assert main(["emulator", "--existing-share", "2"]) == 2
+    assert "existing_share" in capsys.readouterr().err
+
+
+def test_the_cli_help_names_the_preview_defaults(capsys):
+    from gb_backfill._cli import main
+
+    with pytest.raises(SystemExit):
+        main(["emulator", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "previews per second (0 lifts it) (default: 30)" in text
+    assert "previews per window (0 lifts it) (default: 360)" in text
+    assert "--campaigns FILE.json" in text
