@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from ._config import API_KEY_ENV, DEFAULT_BASE_URL, SECRET_KEY_ENV, RateLimits, RetryPolicy
+from ._config import (
+    API_KEY_ENV,
+    DEFAULT_BASE_URL,
+    PREVIEW_LIMITS,
+    SECRET_KEY_ENV,
+    RateLimits,
+    RetryPolicy,
+)
 from ._errors import (
     AuthenticationError,
     ChangedRowsError,
@@ -174,7 +181,9 @@ def _mask(key: str, default: str) -> str:
 
 def _emulator(args: argparse.Namespace) -> int:
     from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, BatchSettings, Emulator, Faults
+    from ._emulator_campaigns import Campaigns
 
+    campaigns = Campaigns.from_json(args.campaigns) if args.campaigns else Campaigns()
     try:
         # Every Faults field has a flag of the same name.
         faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
@@ -200,6 +209,14 @@ def _emulator(args: argparse.Namespace) -> int:
                 lost_jobs=args.lost_jobs,
                 seed=args.seed,
             ),
+            campaigns=campaigns,
+            customers=args.customers or (),
+            existing_share=args.existing_share,
+            preview_limits=RateLimits(
+                per_second=args.preview_per_second,
+                per_window=args.preview_per_window,
+                window=args.window,
+            ),
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None
@@ -219,6 +236,13 @@ def _emulator(args: argparse.Namespace) -> int:
             f"SecretKey: {_mask(args.secret_key, DEFAULT_SECRET_KEY)}  (Ctrl-C stops it)",
             flush=True,
         )
+        if args.campaigns:
+            print(
+                f"reward preview: {len(campaigns.campaigns)} campaigns, "
+                f"{len(campaigns.known_events)} event names known without one, "
+                f"from {args.campaigns}",
+                flush=True,
+            )
         stopped = asyncio.Event()
         # SIGTERM (a service manager, `timeout`) stops it as cleanly as Ctrl-C.
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
@@ -358,7 +382,45 @@ def _add_emulator(commands: Any) -> None:
     batch.add_argument(
         "--lost-jobs", type=float, default=0.0, metavar="SHARE", help="share of jobs that never end"
     )
+    _add_preview_flags(emulator)
     emulator.set_defaults(run=_emulator)
+
+
+def _add_preview_flags(emulator: argparse.ArgumentParser) -> None:
+    preview = emulator.add_argument_group("reward preview (POST .../events/reward-preview)")
+    preview.add_argument(
+        "--campaigns",
+        metavar="FILE.json",
+        help="the campaigns and known event names it quotes from (see the README; e.g. "
+        "sample_data/campaigns.json); without it every event is EventNotFound",
+    )
+    preview.add_argument(
+        "--customers",
+        metavar="ID,ID,...",
+        type=_columns,
+        help="customers that exist without a live event (others: 404 until their first)",
+    )
+    preview.add_argument(
+        "--existing-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of customers that exist anyway, chosen by a hash of the id (1: every one)",
+    )
+    preview.add_argument(
+        "--preview-per-second",
+        type=int,
+        default=PREVIEW_LIMITS.per_second,
+        metavar="N",
+        help="previews per second (0 lifts it)",
+    )
+    preview.add_argument(
+        "--preview-per-window",
+        type=int,
+        default=PREVIEW_LIMITS.per_window,
+        metavar="N",
+        help="previews per window (0 lifts it)",
+    )
 
 
 def _add_send_flags(parser: argparse.ArgumentParser) -> None:

@@ -55,6 +55,9 @@ class RateLimits:
         return cls(per_second=0, per_window=0)
 
 
+PREVIEW_LIMITS = RateLimits(per_second=30, per_window=360)  # the reward preview's; undocumented
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
     """How retryable failures are retried: capped attempts, exponential backoff with jitter.

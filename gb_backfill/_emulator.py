@@ -14,7 +14,11 @@ It is a real HTTP server on loopback (aiohttp) that follows ``shared/docs/gameba
   processing, and requests processed whose answer is then lost (the case that makes blind
   retries double-count);
 * the batch endpoints, asynchronous jobs of up to 1,000 events with their own limits, both
-  documented status shapes and their faults (see :mod:`._emulator_batch`).
+  documented status shapes and their faults (see :mod:`._emulator_batch`);
+* the reward preview, ``POST /api/v4.0/integrations/events/reward-preview`` (and v4.1): a
+  read-only quote from campaigns (see :mod:`._emulator_campaigns`), 404 for a customer it does
+  not know, its own limits (30/s and 360 per 30 s by default); live events achieve campaigns
+  exactly as quoted, and previews change nothing.
 
 Every accepted event is recorded; :meth:`Emulator.events` returns them as a DataFrame and
 :attr:`Emulator.counters` counts every kind of answer given.
@@ -23,20 +27,26 @@ Every accepted event is recorded; :meth:`Emulator.events` returns them as a Data
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import pandas as pd
 from aiohttp import web
 
+from ._config import PREVIEW_LIMITS, RateLimits
 from ._emulator_batch import MAX_ITEMS, BatchJobs, BatchSettings
+from ._emulator_campaigns import Campaign, Campaigns, Tally, preview_problem
+from ._errors import ConfigError
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_SECRET_KEY", "BatchSettings", "Emulator", "Faults"]
 
@@ -45,6 +55,7 @@ DEFAULT_API_KEY = "emulator-api-key"
 DEFAULT_SECRET_KEY = "emulator-secret-key"
 
 _PATHS = {"/api/v4.0/integrations/events": "4.0", "/api/v4.1/integrations/events": "4.1"}
+_PREVIEW_PATHS = {f"{path}/reward-preview": version for path, version in _PATHS.items()}
 _DOCS = "https://docs.gameball.co/api-reference/overview/status-error-codes"
 #: where the emulator shows what it received (GET, with the APIKey header)
 RECORD_PATH = "/_emulator/events"
@@ -113,6 +124,10 @@ class _State:
     )
     busy: set[tuple[str, str]] = field(default_factory=set)
     requests: int = 0
+    # Customers with a live event, each with what its events did to each campaign (by id).
+    standings: dict[str, dict[int, Tally]] = field(default_factory=dict)
+    # The points each accepted event earned, by its row in ``events``; only those above 0.
+    points: dict[int, int] = field(default_factory=dict)
 
 
 def _error(status: int, code: int, message: str, request_id: int) -> web.Response:
@@ -158,6 +173,12 @@ def _payload_problem(body: object) -> tuple[int, int, str] | None:
     return None
 
 
+def _share_draw(customer_id: str) -> float:
+    """A stable draw in [0, 1) for a customer id: an id exists in every run, or in none."""
+    digest = hashlib.sha256(f"gb-emulator-customer:{customer_id}".encode(errors="replace"))
+    return int.from_bytes(digest.digest()[:8], "big") / 2**64
+
+
 class Emulator:
     """Gameball's events API on loopback.
 
@@ -170,6 +191,13 @@ class Emulator:
     Rate limits are per API key: ``per_second`` requests in any second and ``per_window``
     requests in any ``window`` seconds (0 lifts a limit). ``retry_after`` adds a ``Retry-After``
     header to 429 answers. ``batch`` sets the batch endpoints' limits, status shape and faults.
+
+    The reward preview quotes from ``campaigns`` (a :class:`Campaigns`, e.g.
+    ``Campaigns.from_json(path)``, or a list of :class:`Campaign`) and ``known_events``, event
+    names Gameball knows without a campaign; other names are ``EventNotFound``. A customer
+    exists once it has a live event, or when listed in ``customers``, or for an
+    ``existing_share`` of ids (chosen by a stable hash of the id; 1 makes every customer
+    exist); others answer 404. ``preview_limits`` are its rate limits (per API key).
     """
 
     def __init__(
@@ -186,9 +214,24 @@ class Emulator:
         retry_after: bool = False,
         faults: Faults | None = None,
         batch: BatchSettings | None = None,
+        campaigns: Campaigns | Iterable[Campaign] = (),
+        known_events: Iterable[str] = (),
+        customers: Iterable[str] = (),
+        existing_share: float = 0.0,
+        preview_limits: RateLimits = PREVIEW_LIMITS,
     ) -> None:
         if per_second < 0 or per_window < 0 or window <= 0:
             raise ValueError("rate limits must be at least 0 (0 lifts them); window > 0 seconds")
+        if isinstance(customers, str):
+            raise ConfigError("customers=... is a list of customer ids, not one string")
+        if not 0 <= existing_share <= 1:
+            raise ConfigError("existing_share is a share of customers from 0 to 1 (1: all exist)")
+        if not isinstance(preview_limits, RateLimits):
+            raise ConfigError("preview_limits=... is a RateLimits(per_second=..., per_window=...)")
+        self._campaigns = Campaigns.of(campaigns, known_events)
+        self.customers = frozenset(customers)
+        self.existing_share = existing_share
+        self.preview_limits = preview_limits
         self.host, self.port = host, port
         self.api_key, self._secret_key = api_key, secret_key
         self.high_security = high_security
@@ -198,6 +241,8 @@ class Emulator:
         self.batch = batch or BatchSettings()
         self._jobs: BatchJobs | None = None
         self._random = random.Random(self.faults.seed)
+        # Previews draw their jitter apart, so they never shift the events' seeded faults.
+        self._preview_random = random.Random(self.faults.seed)
         self._state = _State()
         self._lock = threading.Lock()
         self._runner: web.AppRunner | None = None
@@ -219,6 +264,7 @@ class Emulator:
         """Start serving on the running event loop."""
         app = web.Application(client_max_size=32 * 1024**2)
         app.router.add_post("/api/{version}/integrations/events", self._handle)
+        app.router.add_post("/api/{version}/integrations/events/reward-preview", self._preview)
         app.router.add_post("/api/v4.0/integrations/batch/events", self._create_job)
         app.router.add_get("/api/{version}/integrations/batch/{job}", self._tutorial_status)
         app.router.add_delete("/api/{version}/integrations/batch/{job}", self._stop_job)
@@ -320,9 +366,71 @@ class Emulator:
         return web.json_response({"counters": counters, "events": events})
 
     def reset(self) -> None:
-        """Forget recorded events, counters and rate-limit windows."""
+        """Forget recorded events, counters, rate-limit windows and what customers achieved."""
         with self._lock:
             self._state = _State()
+
+    # --- the reward preview ------------------------------------------------------------------
+
+    @property
+    def campaigns(self) -> Campaigns:
+        """The campaigns and known event names the preview quotes from."""
+        return self._campaigns
+
+    def set_campaigns(
+        self, campaigns: Campaigns | Iterable[Campaign] = (), *, known_events: Iterable[str] = ()
+    ) -> None:
+        """Replace the campaigns and known event names, also while running. What customers
+        achieved so far stays, by campaign id."""
+        replacement = Campaigns.of(campaigns, known_events)
+        with self._lock:
+            self._campaigns = replacement
+
+    def customer_exists(self, customer_id: str) -> bool:
+        """Whether the preview knows the customer (else it answers 404): a live event accepted
+        for it, listed in ``customers``, or in the ``existing_share`` of ids."""
+        if customer_id in self.customers or _share_draw(customer_id) < self.existing_share:
+            return True
+        with self._lock:
+            return customer_id in self._state.standings
+
+    def quote(self, body: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+        """What the preview answers now for ``body`` and an existing customer, computed in
+        process, consuming nothing: an exact oracle for tests. Raises ConfigError for a body
+        the endpoint answers 400; :meth:`customer_exists` says when it answers 404 instead."""
+        problem = preview_problem(body)
+        if problem:
+            raise ConfigError(f"the preview would answer 400: {problem[1]}")
+        return self._quote(body, now or datetime.now(UTC))
+
+    def awards(self) -> pd.DataFrame:
+        """The points each accepted event earned from the campaigns when it arrived, one row
+        per row of :meth:`events`, in the same order: customer_id, event_name, points."""
+        with self._lock:
+            rows = [row[:2] for row in self._state.events]
+            points = dict(self._state.points)
+        awards = pd.DataFrame(rows, columns=["customer_id", "event_name"])
+        awards["points"] = pd.Series([points.get(n, 0) for n in range(len(rows))], dtype="int64")
+        return awards
+
+    def _quote(self, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+        with self._lock:
+            campaigns = self._campaigns
+            standing = dict(self._state.standings.get(body["customerId"], {}))
+        return campaigns.quote(body, standing, now=now)
+
+    def _award(self, customer: str, events: Mapping[str, Any]) -> None:
+        """Live events achieve campaigns as the preview quotes them. Call with the lock held,
+        right after their rows were added to the record."""
+        now = datetime.now(UTC)
+        standing = self._state.standings.setdefault(customer, {})
+        first_row = len(self._state.events) - len(events)
+        for row, (name, metadata) in enumerate(events.items(), start=first_row):
+            given = metadata if isinstance(metadata, dict) else {}
+            points, changed = self._campaigns.award(name, given, standing, now=now)
+            standing.update(changed)
+            if points:
+                self._state.points[row] = points
 
     # --- the API ---------------------------------------------------------------------------
 
@@ -332,7 +440,8 @@ class Emulator:
 
     def _admit(self, api_key: str, kind: str = "events") -> float:
         """Take a rate-limit slot of ``kind`` for ``api_key``; returns 0, or the seconds until
-        one frees. Kinds: ``events``, ``batch`` (job creation) and ``status`` (job reads)."""
+        one frees. Kinds: ``events``, ``batch`` (job creation), ``status`` (job reads) and
+        ``preview``."""
         now = time.monotonic()
         limits = {
             "events": (self.per_second, self.per_window, self.window),
@@ -341,6 +450,11 @@ class Emulator:
                 self.batch.status_per_second,
                 self.batch.status_per_window,
                 self.batch.window,
+            ),
+            "preview": (
+                self.preview_limits.per_second,
+                self.preview_limits.per_window,
+                self.preview_limits.window,
             ),
         }[kind]
         with self._lock:
@@ -451,6 +565,46 @@ class Emulator:
         # Nothing reaches the client after the abort; aiohttp discards this answer.
         return web.Response(status=499)
 
+    async def _preview(self, request: web.Request) -> web.StreamResponse:
+        """The reward preview: a quote with no side effects. Of the faults, only latency."""
+        request_id = self._next_request()
+        version = _PREVIEW_PATHS.get(request.path)
+        if version is None:
+            self._count("not_found")
+            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
+        if request.content_type != "application/json":
+            self._count("preview_bad_request")
+            return _error(415, 3013, "The request body must be application/json.", request_id)
+        problem = self._authenticate(request, version)
+        if problem:
+            self._count("preview_unauthorized")
+            return _error(*problem, request_id)
+        wait = self._admit(request.headers["APIKey"], "preview")
+        if wait:
+            self._count("rate_limited_preview")
+            response = _error(429, 4290, "Too many requests.", request_id)
+            if self.retry_after:
+                response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+            return response
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            self._count("preview_bad_request")
+            return _error(400, 3016, "Malformed JSON.", request_id)
+        problem_400 = preview_problem(body)
+        if problem_400:
+            self._count("preview_bad_request")
+            return _error(400, *problem_400, request_id)
+        if not self.customer_exists(body["customerId"]):
+            self._count("preview_not_found")
+            return _error(404, 7000, "Customer not found.", request_id)
+        delay = self.faults.latency + self._preview_random.random() * self.faults.jitter
+        if delay:
+            await asyncio.sleep(delay)
+        answer = self._quote(body, datetime.now(UTC))
+        self._count("preview_ok")
+        return web.json_response(answer)
+
     # --- batch jobs --------------------------------------------------------------------------
 
     def _record_item(self, api_key: str, item: dict[str, Any]) -> None:
@@ -461,6 +615,7 @@ class Emulator:
         ]
         with self._lock:
             self._state.events.extend(rows)
+            self._award(item["customerId"], item["events"])
 
     def _next_request(self) -> int:
         with self._lock:
@@ -570,3 +725,4 @@ class Emulator:
         ]
         with self._lock:
             self._state.events.extend(rows)
+            self._award(body["customerId"], body["events"])
