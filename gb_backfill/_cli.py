@@ -1,10 +1,7 @@
-"""The ``gb-backfill`` command line: validate, send, demo, status, emulator.
+"""The ``gb-backfill`` command line: demo, validate, send, status, emulator.
 
-Exit codes: 0 when every row is valid (or sent), 1 when some are not (the failures file says
-which and why), 2 on bad usage or rejected keys, 3 when the run stopped early because it could
-not go on (a ledger that cannot be written, the same failure on every request, an unexpected
-error; one line says which), 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
-Either way every row is accounted for in the failures file and the ledger.
+One exit-code rule for every command (:data:`EXIT_CODES`, also in ``--help`` and the README).
+Whatever ends a run, every row is accounted for in the failures file and the ledger.
 """
 
 from __future__ import annotations
@@ -58,6 +55,14 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+#: The exit-code rule, as ``--help`` and the README state it.
+EXIT_CODES = (
+    "exit codes: 0 everything asked was done, with nothing invalid or unsent; 1 it finished "
+    "with rows invalid, failed or unknown (the failures file says which and why); 2 usage "
+    "error (a bad argument, a refused ledger, keys Gameball rejects); 3 stopped early (a "
+    "ledger that cannot be written, the same failure on every request, an unexpected error); "
+    "130 interrupted (Ctrl-C); 143 terminated (SIGTERM)"
+)
 
 
 def sample_data_path() -> Path:
@@ -272,7 +277,9 @@ def _port(text: str) -> int:
 def _add_emulator(commands: Any) -> None:
     from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, BatchSettings
 
-    emulator = commands.add_parser("emulator", help="serve a local Gameball emulator")
+    emulator = commands.add_parser(
+        "emulator", help="serve a local Gameball emulator", epilog=EXIT_CODES
+    )
     emulator.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     emulator.add_argument("--port", type=_port, default=8787, help="0 picks a free port")
     emulator.add_argument("--api-key", default=DEFAULT_API_KEY, help="the APIKey it accepts")
@@ -649,7 +656,8 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
         return EXIT_TERMINATED
     print(report.summary())
     if isinstance(report, SendPlan):
-        return EXIT_OK
+        # The plan was made; rows it would not send make it incomplete, as a live run.
+        return EXIT_OK if not (report.invalid or report.changed) else EXIT_INCOMPLETE
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
 
 
@@ -703,8 +711,12 @@ def _demo(args: argparse.Namespace) -> int:
             "marks them unknown and never resends them on its own (retry_unknown=True would). "
             "`gb-backfill status --ledger PATH` lists them when a ledger is kept."
         )
-    # Some sample rows are broken on purpose; the demo succeeded if it ran to the end.
-    return EXIT_OK if code == EXIT_INCOMPLETE else code
+    if code == EXIT_INCOMPLETE:
+        print(
+            f"exit code 1, as for any run that leaves rows unsent: the sample has broken rows on "
+            f"purpose and the emulator loses a few answers; they are all in {args.failures}"
+        )
+    return code
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -743,12 +755,16 @@ def _status(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gb-backfill", description="Validate and send historical events to Gameball."
+        prog="gb-backfill",
+        description="Validate and send historical events to Gameball.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="send sample_data/ to a local emulator")
+    demo = commands.add_parser(
+        "demo", help="send sample_data/ to a local emulator", epilog=EXIT_CODES
+    )
     demo.add_argument(
         "--failures",
         default="demo.failures.parquet",
@@ -769,7 +785,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
 
-    validate = commands.add_parser("validate", help="check a CSV or Parquet file's rows")
+    validate = commands.add_parser(
+        "validate", help="check a CSV or Parquet file's rows", epilog=EXIT_CODES
+    )
     validate.add_argument("input", help="a .csv or .parquet file")
     _add_mapping_flags(validate)
     _add_csv_flags(validate)
@@ -778,14 +796,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(run=_validate)
 
-    send = commands.add_parser("send", help="send a CSV or Parquet file's rows to Gameball")
+    send = commands.add_parser(
+        "send", help="send a CSV or Parquet file's rows to Gameball", epilog=EXIT_CODES
+    )
     send.add_argument("input", help="a .csv or .parquet file")
     _add_mapping_flags(send)
     _add_csv_flags(send)
     _add_send_flags(send)
     send.set_defaults(run=_send)
 
-    status = commands.add_parser("status", help="what a ledger knows")
+    status = commands.add_parser("status", help="what a ledger knows", epilog=EXIT_CODES)
     status.add_argument("--ledger", required=True, metavar="PATH", help="the ledger a send kept")
     status.add_argument("--all", action="store_true", help="list every unknown row")
     status.set_defaults(run=_status)

@@ -110,13 +110,16 @@ class Keys:
         return headers
 
     @classmethod
-    def resolve(cls, api_key: str | None, secret_key: str | None) -> Keys:
-        """Keys from the arguments, else from GAMEBALL_API_KEY and GAMEBALL_SECRET_KEY."""
+    def resolve(cls, api_key: str | None, secret_key: str | None, *, required: bool = True) -> Keys:
+        """Keys from the arguments, else from GAMEBALL_API_KEY and GAMEBALL_SECRET_KEY.
+
+        With ``required=False`` (a dry run, which sends nothing) a missing API key is "".
+        """
         api = api_key or os.environ.get(API_KEY_ENV) or None
         secret = secret_key or os.environ.get(SECRET_KEY_ENV) or None
-        if not api:
+        if not api and required:
             raise ConfigError(f"no API key: pass api_key=... or set {API_KEY_ENV}")
-        return cls(api, secret)
+        return cls(api or "", secret)
 
 
 def is_loopback(host: str) -> bool:

@@ -233,7 +233,7 @@ class Emulator:
         self.existing_share = existing_share
         self.preview_limits = preview_limits
         self.host, self.port = host, port
-        self.api_key, self._secret_key = api_key, secret_key
+        self.api_key, self.secret_key = api_key, secret_key
         self.high_security = high_security
         self.per_second, self.per_window, self.window = per_second, per_window, window
         self.retry_after = retry_after
@@ -482,7 +482,7 @@ class Emulator:
             return None
         if needs_secret and not secret:
             return 401, 1001, "A SecretKey is required for this request."
-        if secret is not None and secret != self._secret_key:
+        if secret is not None and secret != self.secret_key:
             return 401, 1000, "Unauthorized: the SecretKey is wrong."
         return None
 
@@ -630,7 +630,7 @@ class Emulator:
             return _error(
                 401, 1000, "Unauthorized: the APIKey header is missing or wrong.", request_id
             )
-        if request.headers.get("SecretKey") != self._secret_key:
+        if request.headers.get("SecretKey") != self.secret_key:
             self._count("unauthorized")
             return _error(401, 1001, "Batch APIs need the right SecretKey.", request_id)
         wait = self._admit(api_key, kind)

@@ -176,6 +176,7 @@ def make_settings(
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
     rebuild_ledger: bool = False,
     resend_changed: bool = False,
+    dry_run: bool = False,
 ) -> Settings:
     """Check every option of a send, in the caller's terms, before anything starts."""
     if mode not in ("events", "batch"):
@@ -186,14 +187,15 @@ def make_settings(
     for name, value in (("api_key", api_key), ("secret_key", secret_key)):
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{name} must be a string, not {type(value).__name__}")
-    keys = Keys.resolve(api_key, secret_key)
-    _check_key("api_key", "GAMEBALL_API_KEY", keys.api_key)
+    # A dry run sends nothing, so it needs no key; a key it is given is still checked.
+    keys = Keys.resolve(api_key, secret_key, required=not dry_run)
+    _check_key("api_key", "GAMEBALL_API_KEY", keys.api_key or None)
     _check_key("secret_key", "GAMEBALL_SECRET_KEY", keys.secret_key)
-    if api_version == "4.1" and not keys.secret_key:
+    if api_version == "4.1" and not keys.secret_key and not dry_run:
         raise ConfigError(
             "api_version='4.1' needs the secret key: pass secret_key=... or set GAMEBALL_SECRET_KEY"
         )
-    if mode == "batch" and not keys.secret_key:
+    if mode == "batch" and not keys.secret_key and not dry_run:
         raise ConfigError(
             "mode='batch' needs the secret key (Gameball's batch API requires it): pass "
             "secret_key=... or set GAMEBALL_SECRET_KEY"
@@ -819,6 +821,7 @@ async def asend(
         job_timeout=job_timeout,
         rebuild_ledger=rebuild_ledger,
         resend_changed=resend_changed,
+        dry_run=dry_run,
     )
     if not isinstance(df, pd.DataFrame):
         raise ConfigError(f"send() takes a pandas DataFrame, not {type(df).__name__}")

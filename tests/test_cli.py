@@ -171,3 +171,38 @@ def test_without_a_terminal_a_summary_line_comes_every_few_seconds(tmp_path):
     assert " of 120 rows (" in lines[0]
     assert "sent=" in lines[0]
     assert "\r" not in done.stderr, "no progress bar in a log"
+
+
+def test_one_exit_code_rule_for_every_command_stated_in_help_and_readme(tmp_path, capsys):
+    from pathlib import Path
+
+    from gb_backfill._cli import EXIT_CODES
+
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    pd.DataFrame({"customerId": ["a", "b"], "eventName": "e"}).to_csv(good, index=False)
+    pd.DataFrame({"customerId": ["a", ""], "eventName": "e"}).to_csv(bad, index=False)
+    assert main(["validate", str(good)]) == 0
+    assert main(["validate", str(bad)]) == 1
+    # A dry run needs no key, and follows the same rule: invalid rows make it 1.
+    assert main(["send", str(good), "--dry-run"]) == 0
+    assert main(["send", str(bad), "--dry-run"]) == 1
+    assert main(["send", str(bad), "--dry-run", "--mode", "batch"]) == 1
+    capsys.readouterr()
+    for command in ([], ["send"], ["validate"], ["demo"], ["status"], ["emulator"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "0 everything asked was done, with nothing invalid or unsent" in shown, command
+        assert "143 terminated (SIGTERM)" in shown
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for code, meaning in (("0", "everything asked was done"), ("1", "it finished with rows")):
+        assert f"| {code} | {meaning}" in readme
+    assert "130 interrupted" in EXIT_CODES
+
+
+def test_a_dry_run_needs_no_key(tmp_path):
+    from gb_backfill import send
+
+    df = pd.DataFrame({"customerId": ["a", "b"], "eventName": "e"})
+    plan = send(df, dry_run=True, mode="batch")
+    assert plan.valid == 2

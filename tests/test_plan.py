@@ -123,7 +123,7 @@ def test_the_cli_dry_run_prints_the_plan_and_the_warning(tmp_path, capsys):
     code = main(["send", str(path), "--api-key", "k", "--dry-run", "--mode", "batch",
                  "--secret-key", "s", "--write-bodies", str(tmp_path / "b.jsonl")])  # fmt: skip
     out = capsys.readouterr().out
-    assert code == 0
-    assert "<SendPlan rows=50" in out
+    assert code == 1, "two rows are invalid: the plan leaves them unsent"
+    assert "<SendPlan rows=50 valid=48 invalid=2" in out
     assert "estimated time in batch mode" in out
     assert "test API key" in out

@@ -218,7 +218,8 @@ def test_demo_runs_end_to_end(tmp_path):
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the sample's broken rows are not sent
+    assert "exit code 1, as for any run that leaves rows unsent" in result.stdout
     assert "in batch mode" in result.stdout
     assert "<SendReport rows=25,000 " in result.stdout
     assert "the run stopped" not in result.stderr
