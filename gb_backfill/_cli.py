@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 import sys
 from collections import Counter
@@ -36,7 +37,7 @@ from ._errors import (
     LedgerError,
     RepeatedFailureError,
 )
-from ._failures import FailureWriter, failure_rows
+from ._failures import FailureWriter, failure_rows, input_name
 from ._input import CSV_TYPES, CsvOptions, InputFile, columns_of
 from ._mapping import resolve_mapping
 from ._plan import HISTORY_WARNING, SendPlan
@@ -149,7 +150,10 @@ def _validate(args: argparse.Namespace) -> int:
     csv = CsvOptions.make(**csv_options(args))
     mapping = resolve_mapping(columns_of(args.input, csv), **mapping_keywords(args))
     source = InputFile(args.input, text_columns=mapping.identifier_columns, csv=csv)
-    writer = FailureWriter(args.failures) if args.failures else None
+    writer = None
+    if args.failures:
+        writer = FailureWriter(args.failures, input_name=input_name(args.input))
+        writer.check()
     codes: Counter[str] = Counter()
     rows = offset = 0
     # A batch at a time, like send: a file of any size validates in bounded memory.
@@ -539,7 +543,8 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--failures",
         metavar="PATH",
-        help="Parquet file for rows not sent (default: the input's name + .failures.parquet)",
+        help="Parquet file for rows not sent (default: the input's full name + "
+        ".failures.parquet, e.g. export.csv.failures.parquet)",
     )
     out.add_argument("--ledger", metavar="PATH", help="SQLite ledger: makes re-runs safe")
     out.add_argument(
@@ -661,8 +666,15 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
 
 
+def default_failures_path(input_path: str) -> str:
+    """The failures file of an input when none is named: its full name (``export.csv`` and
+    ``export.parquet`` are two inputs) + ``.failures.parquet``, in the working directory."""
+    name = Path(input_path.rstrip("/")).name or "input"
+    return re.sub(r"[*?\[\]]", "_", name) + ".failures.parquet"
+
+
 def _send(args: argparse.Namespace) -> int:
-    failures = args.failures or f"{Path(args.input).stem}.failures.parquet"
+    failures = args.failures or default_failures_path(args.input)
     if not args.dry_run and args.base_url.rstrip("/") == DEFAULT_BASE_URL:
         print(f"gb-backfill: sending to {DEFAULT_BASE_URL}. {HISTORY_WARNING}", file=sys.stderr)
     options = {**_send_options(args), **mapping_keywords(args), **csv_options(args)}

@@ -55,6 +55,8 @@ FAILURE_STATUS_COLUMNS = (
 
 _PART_ROWS = 10_000
 _METADATA_KEY = b"gb_backfill"
+#: schema metadata naming the input a failures file was written for
+_INPUT_KEY = b"gb_backfill_input"
 #: What ``infer_dtype`` may say of an object column for Arrow to store it unchanged.
 _STORABLE_OBJECTS = frozenset({"string", "integer", "floating", "boolean", "empty"})
 
@@ -250,17 +252,40 @@ def read_failures(path: str | os.PathLike[str]) -> pd.DataFrame:
     return restore(frame, encoded_columns(table.schema))
 
 
-def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write ``frame`` to ``path`` atomically: a reader sees the old file or the new one."""
+def write_parquet(
+    frame: pd.DataFrame, path: str | os.PathLike[str], *, input_name: str | None = None
+) -> None:
+    """Write ``frame`` to ``path`` atomically: a reader sees the old file or the new one.
+    ``input_name`` is recorded as the input the file holds failures of."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     # A leading dot: readers of a parts directory skip a part a crash left half written.
     scratch = target.with_name(f".{target.name}.tmp")
-    pq.write_table(_to_table(frame), scratch)
+    table = _to_table(frame)
+    if input_name is not None:
+        metadata = {**(table.schema.metadata or {}), _INPUT_KEY: input_name.encode()}
+        table = table.replace_schema_metadata(metadata)
+    pq.write_table(table, scratch)
     os.replace(scratch, target)
 
 
-def _merge_parts(parts: Sequence[Path], target: Path) -> None:
+def input_name(source: str | os.PathLike[str] | None) -> str:
+    """How a failures file names its input: a file, directory or glob as an absolute path, or
+    ``"a DataFrame"``."""
+    return "a DataFrame" if source is None else os.path.abspath(os.fspath(source))
+
+
+def failures_input(path: str | os.PathLike[str]) -> str | None:
+    """The input a failures file was written for (None: not recorded, or not readable)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError):
+        return None
+    recorded = metadata.get(_INPUT_KEY)
+    return recorded.decode("utf-8", "replace") if recorded else None
+
+
+def _merge_parts(parts: Sequence[Path], target: Path, input_name: str | None) -> None:
     """Stream ``parts`` into one file, a part at a time, so memory does not grow with them."""
     # Parts cover overlapping stretches of the input; starting each where its first row is keeps
     # the file close to input order without holding more than one part.
@@ -287,6 +312,8 @@ def _merge_parts(parts: Sequence[Path], target: Path) -> None:
         metadata[_METADATA_KEY] = json.dumps({"encoded": sorted(encoded)}).encode()
     else:
         metadata.pop(_METADATA_KEY, None)
+    if input_name is not None:
+        metadata[_INPUT_KEY] = input_name.encode()
     schema = pa.schema(fields, metadata=metadata)
     scratch = target.with_name(f".{target.name}.tmp")
     with pq.ParquetWriter(scratch, schema) as writer:
@@ -317,21 +344,32 @@ class FailureWriter:
     only kept in memory.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None, *, input_name: str | None = None
+    ) -> None:
         self.path = None if path is None else Path(path)
+        #: the input whose failures these are (recorded in the file; see :meth:`check`)
+        self.input_name = input_name
         self._buffer: list[pd.DataFrame] = []
         self._buffered = 0
         self._parts = 0
         self.finished = False
         if self.path is not None:
             self._parts_dir = self.path.with_name(self.path.name + ".parts")
-            # Parts left by a run that was killed belong to that run; this run accounts anew.
-            shutil.rmtree(self._parts_dir, ignore_errors=True)
 
     def check(self) -> None:
-        """Fail now, with :class:`ConfigError`, if the file cannot be written where asked."""
+        """Fail now, with :class:`ConfigError`, if the file cannot be written where asked, or
+        if it holds the failures of another input (they are never overwritten)."""
         if self.path is None:
             return
+        recorded = failures_input(self.path) if self.path.exists() else None
+        if None not in (recorded, self.input_name) and recorded != self.input_name:
+            raise ConfigError(
+                f"{self.path} holds the failures of another input ({recorded}); choose another "
+                "failures_path (--failures), or move that file away first"
+            )
+        # Parts left by a run that was killed belong to that run; this run accounts anew.
+        shutil.rmtree(self._parts_dir, ignore_errors=True)
         probe = self._parts_dir / ".probe"
         try:
             self._parts_dir.mkdir(parents=True, exist_ok=True)
@@ -382,9 +420,9 @@ class FailureWriter:
         self.flush()
         parts = sorted(self._parts_dir.glob("part-*.parquet")) if self._parts else []
         if parts:
-            _merge_parts(parts, self.path)
+            _merge_parts(parts, self.path, self.input_name)
         else:
-            write_parquet(empty_failures(columns), self.path)
+            write_parquet(empty_failures(columns), self.path, input_name=self.input_name)
         shutil.rmtree(self._parts_dir, ignore_errors=True)
         self.finished = True
         return None

@@ -47,7 +47,7 @@ from ._errors import (
     RepeatedFailureError,
 )
 from ._events_lane import EventsLane
-from ._failures import FailureWriter
+from ._failures import FailureWriter, input_name
 from ._input import CsvOptions, InputFile, columns_of, key_frames
 from ._ledger import Ledger, LedgerEntry
 from ._loose import ChangedRows, loose_keys
@@ -527,9 +527,11 @@ async def _send_batches(
     ledger_path: str | os.PathLike[str] | None,
     failures_path: str | os.PathLike[str] | None,
     progress: bool | None,
+    source: str | os.PathLike[str] | None = None,
 ) -> SendReport:
+    """One run; ``source`` is the input's path (None: a DataFrame)."""
     started = time.perf_counter()
-    writer = FailureWriter(failures_path)
+    writer = FailureWriter(failures_path, input_name=input_name(source))
     writer.check()
     ledger = _open_ledger(ledger_path, settings) if ledger_path is not None else None
     if ledger is not None:
@@ -923,6 +925,7 @@ async def asend_path(
         ledger_path=options.get("ledger"),
         failures_path=options.get("failures_path"),
         progress=options.get("progress"),
+        source=path,
     )
 
 

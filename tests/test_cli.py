@@ -206,3 +206,34 @@ def test_a_dry_run_needs_no_key(tmp_path):
     df = pd.DataFrame({"customerId": ["a", "b"], "eventName": "e"})
     plan = send(df, dry_run=True, mode="batch")
     assert plan.valid == 2
+
+
+def test_the_default_failures_file_keeps_the_inputs_full_name_and_never_overwrites_anothers(
+    tmp_path, capsys, monkeypatch
+):
+    from gb_backfill import read_failures
+
+    monkeypatch.chdir(tmp_path)
+    df = pd.DataFrame({"customerId": ["a", ""], "eventName": "e"})
+    df.to_csv("export.csv", index=False)
+    df.to_parquet("export.parquet")
+    assert main(["validate", "export.csv", "--failures", "export.csv.failures.parquet"]) == 1
+    written = (tmp_path / "export.csv.failures.parquet").read_bytes()
+    code = main(["validate", "export.parquet", "--failures", "export.csv.failures.parquet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "holds the failures of another input" in err
+    assert (tmp_path / "export.csv.failures.parquet").read_bytes() == written, "untouched"
+    # The same input again may replace its own failures.
+    assert main(["validate", "export.csv", "--failures", "export.csv.failures.parquet"]) == 1
+    assert len(read_failures("export.csv.failures.parquet")) == 1
+    # send's default names both inputs apart (nothing listens at port 9: every row fails).
+    for name in ("export.csv", "export.parquet"):
+        nowhere = ["--base-url", "http://127.0.0.1:9", "--attempts", "1", "--no-progress"]
+        assert main(["send", name, "--api-key", "k", *nowhere]) == 1
+        assert len(read_failures(f"{name}.failures.parquet")) == 2
+    from gb_backfill._cli import default_failures_path
+
+    assert default_failures_path("export.csv") == "export.csv.failures.parquet"
+    assert default_failures_path("exports/*.csv") == "_.csv.failures.parquet"
+    assert default_failures_path("exports/") == "exports.failures.parquet"
