@@ -53,6 +53,12 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 MAX_ITEMS = 1000
+#: A job's body is kept under this many bytes (1 MiB): Gameball documents no size limit, and
+#: 1 MiB is the smallest request-body limit common in front of web APIs (nginx's default).
+MAX_JOB_BYTES = 1 << 20
+#: Answers that refuse a job as a whole without judging its rows one by one: the job is split
+#: in halves until the items at fault are alone.
+_SPLIT_ON = frozenset({400, 413})
 _CREATE_PATH = "/api/v4.0/integrations/batch/events"
 _STATUS_PATHS = (
     "/api/v4/integrations/batch/{job}",
@@ -154,19 +160,23 @@ class _ReadyRows:
         self._levels[min(max(priority, 0), self._LEVELS - 1)].append(job)
         self._count += 1
 
-    def take(self, most: int) -> list[Job]:
-        """Up to ``most`` rows, at most one per customer."""
+    def take(self, most: int, max_bytes: int = MAX_JOB_BYTES) -> list[Job]:
+        """Up to ``most`` rows, at most one per customer, whose bodies take at most
+        ``max_bytes`` (a single row bigger than that goes alone)."""
         taken: list[Job] = []
         customers: set[str] = set()
+        size = 0
         for level in reversed(self._levels):
             skipped: deque[Job] = deque()
             while level and len(taken) < most:
                 job = level.popleft()
-                if job.customer in customers:
+                cost = len(job.body) + 1
+                if job.customer in customers or (taken and size + cost > max_bytes):
                     skipped.append(job)
                     continue
                 customers.add(job.customer)
                 taken.append(job)
+                size += cost
             level.extendleft(reversed(skipped))
             if len(taken) == most:
                 break
@@ -338,7 +348,12 @@ class BatchLane:
         for job in jobs:
             self._finish(job, status, outcome, retryable=retryable)
 
-    async def _deliver(self, jobs: list[Job]) -> None:
+    async def _deliver(self, jobs: list[Job], *, part: bool = False) -> None:
+        """Post ``jobs`` as one batch job, retrying what is safe to, and settle its rows.
+
+        ``part`` is a half of a job refused as a whole (400, 413): it takes its own turn of the
+        limits, and its refusals do not count towards the breaker.
+        """
         settings = self.settings
         body = b'{"body":[' + b",".join(job.body for job in jobs) + b"]}"
         last: Outcome | None = None
@@ -346,7 +361,9 @@ class BatchLane:
         throttled_since: float | None = None
         while True:
             # The first attempt's turn was taken by the filler.
-            if (attempts or last is not None) and not await self.limiter.acquire(self.book.stopped):
+            if (attempts or last is not None or part) and not await self.limiter.acquire(
+                self.book.stopped
+            ):
                 self._stop_all(jobs)
                 return
             for job in jobs:
@@ -376,7 +393,7 @@ class BatchLane:
                 job.last = last
             if last.verdict is Verdict.SENT:
                 break
-            tripped = attempts == 1 and self.breaker.observe(last)
+            tripped = attempts == 1 and not part and self.breaker.observe(last)
             if last.verdict is Verdict.AUTH:
                 self.auth_failure = self.auth_failure or last
                 self.book.halt()
@@ -390,10 +407,18 @@ class BatchLane:
             if last.verdict is Verdict.UNKNOWN and not settings.retry_unknown:
                 self._finish_all(jobs, Status.UNKNOWN, last)
                 return
+            if last.verdict is Verdict.FAILED and last.http_status in _SPLIT_ON and len(jobs) > 1:
+                # One bad item (or too many bytes) refuses the whole job: halves find it.
+                middle = len(jobs) // 2
+                for half in (jobs[:middle], jobs[middle:]):
+                    await self._deliver(half, part=True)
+                return
             if last.verdict is Verdict.FAILED:
-                # Only a 400 or 422 judged the items; any other refusal of the whole job (a wrong
-                # path, a payload too large) leaves them as good as never sent.
-                judged = last.http_status in (400, 422)
+                # Only a 400 or 422 judged the items (or a 413 a single one: it is too large);
+                # any other refusal of the whole job (a wrong path) leaves them as never sent.
+                judged = last.http_status in (400, 422) or (
+                    last.http_status == 413 and len(jobs) == 1
+                )
                 self._finish_all(jobs, Status.FAILED, last, retryable=not judged)
                 return
             if last.pacing:

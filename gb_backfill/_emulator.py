@@ -656,6 +656,14 @@ class Emulator:
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
             self._count("bad_request")
             return _error(400, 3000, f"body must be a list of 1 to {MAX_ITEMS} items.", request_id)
+        limit = self.batch.max_item_bytes
+        too_large = [
+            n for n, item in enumerate(items) if limit and len(json.dumps(item).encode()) > limit
+        ]
+        if too_large:
+            self._count("bad_request")
+            message = f"item {too_large[0]} is larger than {limit:,} bytes."
+            return _error(400, 3016, message, request_id)
         assert self._jobs is not None
         job = self._jobs.create(request.headers["APIKey"], items)
         return web.json_response({"jobId": job.id})

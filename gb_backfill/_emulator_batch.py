@@ -52,6 +52,9 @@ class BatchSettings:
     item_failures: float = 0.0
     job_failures: float = 0.0
     lost_jobs: float = 0.0
+    #: a job holding an item whose JSON is longer than this is refused as a whole with 400
+    #: (0: no limit), as an API that checks item sizes before queueing a job would
+    max_item_bytes: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:

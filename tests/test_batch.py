@@ -191,3 +191,42 @@ def test_a_crash_between_posting_a_job_and_its_result_is_settled_by_the_next_run
     assert "unknown" not in resumed.stdout, "the killed run's jobs were settled, not left unknown"
     assert counts.max() == 1, "nothing was sent twice"
     assert len(counts) == len(df)
+
+
+def test_jobs_are_capped_by_bytes_as_well_as_by_items():
+    from gb_backfill._batch_lane import MAX_JOB_BYTES, _ReadyRows
+    from gb_backfill._bookkeeping import Batch, Job
+
+    batch = Batch(pd.DataFrame(), 0)
+    ready = _ReadyRows()
+    for n in range(300):
+        ready.add(Job(batch, n, f"c{n}", b"x" * 20_000, None, n), 0)
+    sizes = []
+    while len(ready):
+        taken = ready.take(1000)
+        sizes.append(len(taken))
+        assert sum(len(job.body) + 1 for job in taken) <= MAX_JOB_BYTES
+    assert sum(sizes) == 300
+    assert max(sizes) == MAX_JOB_BYTES // 20_001
+    huge = _ReadyRows()
+    huge.add(Job(batch, 0, "big", b"x" * (2 * MAX_JOB_BYTES), None, 0), 0)
+    assert len(huge.take(1000)) == 1, "a row bigger than the cap still goes, alone"
+
+
+def test_a_job_refused_as_a_whole_is_split_until_the_bad_items_are_alone():
+    df = history(400, 400, seed=2)
+    df["note"] = "short"
+    bad = [17, 230, 231]
+    df.loc[bad, "note"] = "y" * 20_000  # Gameball refuses a job holding an item this large
+    with Emulator(batch=lifted(delay=0.02, max_item_bytes=10_000)) as emu:
+        report = batch_send(emu, df)
+        counts = arrivals(emu)
+        refused = emu.counters["bad_request"]
+    assert report.sent == len(df) - len(bad), "the rest are sent"
+    assert report.failed == len(bad)
+    failures = report.failures
+    assert sorted(failures["seq"]) == bad
+    assert set(failures["gb_error_code"]) == {"http_400"}
+    assert failures["gb_error_message"].str.contains("larger than 10,000 bytes").all()
+    assert counts.max() == 1
+    assert refused < 40, "halves, not one job per row"
