@@ -136,10 +136,13 @@ def is_unicode(text: str) -> bool:
 
 
 def _beyond_double(value: Any) -> bool:
+    """True when a JSON reader holding numbers as doubles would read another number: beyond
+    about 1.8e308, or so close to zero that it reads 0."""
     try:
-        return abs(float(value)) > _DOUBLE_MAX
+        number = float(value)
     except OverflowError:
         return True
+    return abs(number) > _DOUBLE_MAX or (number == 0 and value != 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +167,9 @@ def metadata_problems(series: pd.Series) -> ValueProblems:
         out_of_range = _none(size)
         if pa.types.is_floating(array.type):
             not_finite = _mask(pc.is_inf(array))
-        elif pa.types.is_decimal(array.type) and array.type.precision > 308:
-            out_of_range = _mask(pc.greater(pc.abs(array.cast(pa.float64())), _DOUBLE_MAX))
+        elif pa.types.is_decimal(array.type) and _decimal_may_leave_double(array.type):
+            values = array.to_pylist()
+            out_of_range = np.array([v is not None and _beyond_double(v) for v in values], bool)
         return ValueProblems(_none(size), not_finite, out_of_range, _none(size), _none(size))
     kinds = _python_kinds(series)
     not_finite = _none(size)
@@ -189,6 +193,11 @@ def metadata_problems(series: pd.Series) -> ValueProblems:
             # Which zone the naive ones meant is a guess; the user says it (tz_localize).
             mixed_timezones[stamps[~aware]] = True
     return ValueProblems(kinds == _BAD, not_finite, out_of_range, not_unicode, mixed_timezones)
+
+
+def _decimal_may_leave_double(kind: pa.DataType) -> bool:
+    """Whether a decimal type can hold values beyond a double's range (either way)."""
+    return bool(kind.precision - kind.scale > 308 or kind.scale > 307)
 
 
 def _is_aware(value: Any) -> bool:
@@ -399,7 +408,8 @@ def _decimal_json(value: decimal.Decimal | None) -> str | None:
         return None
     if value == value.to_integral_value():
         return str(int(value))
-    return format(value.normalize(), "f")
+    # Not normalize(): it rounds to the context's 28 digits. format(..., "f") is exact.
+    return format(value, "f").rstrip("0")
 
 
 def _python_json(kind: int) -> Callable[[Any], str | None]:
