@@ -35,6 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._errors import ConfigError
+
 BoolArray = npt.NDArray[np.bool_]
 
 # Kinds of single Python values in mixed object columns.
@@ -54,6 +56,8 @@ _EXACT_FLOAT_LIMIT = 2.0**53
 
 
 def _kind_of(kind: type) -> int:
+    if issubclass(kind, np.floating) and np.dtype(kind).itemsize > 8:
+        return _BAD  # a long double: its digits would be rounded to a double's
     # Order matters: bool subclasses int, datetime subclasses date.
     for base, code in (
         ((str,), _STRING),
@@ -70,9 +74,42 @@ def _kind_of(kind: type) -> int:
     return _BAD
 
 
+def plain_column(series: pd.Series) -> pd.Series:
+    """The column in a dtype the conversions read: sparse columns densified (exactly, every
+    value as stored); :class:`ConfigError` naming the column and the fix for a dtype whose values
+    no JSON reader holds exactly."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.SparseDtype):
+        return series.sparse.to_dense()
+    name = series.name
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize > 8:
+        raise ConfigError(
+            f"column {name!r} is {dtype} (long double), whose digits no JSON reader holds: "
+            f"convert it, e.g. df[{name!r}] = df[{name!r}].astype('float64') if rounding to a "
+            "double is fine"
+        )
+    try:
+        # Rows are taken by position for failures and batches; some Arrow types cannot be.
+        series.iloc[np.zeros(min(len(series), 1), dtype=np.int64)]
+    except (pa.ArrowException, NotImplementedError, TypeError):
+        raise ConfigError(
+            f"column {name!r} has dtype {dtype}, whose rows pandas cannot take: convert it, "
+            f"e.g. df[{name!r}] = df[{name!r}].astype(object)"
+        ) from None
+    return series
+
+
+#: Arrow types read as another that holds every value exactly, so one kernel serves both.
+_WIDENED = {
+    pa.large_string(): pa.string(),
+    pa.float16(): pa.float64(),
+}
+
+
 def to_arrow(series: pd.Series) -> pa.Array | None:
     """The column as one Arrow array (missing values as nulls), or None if it must be handled a
-    value at a time (mixed Python types, or values Arrow would change)."""
+    value at a time (mixed Python types, or values Arrow would change). ``series`` has been
+    through :func:`plain_column`."""
     if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in (
         _ARROW_SAFE_OBJECTS
     ):
@@ -86,6 +123,8 @@ def to_arrow(series: pd.Series) -> pa.Array | None:
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
+    if array.type in _WIDENED:
+        array = array.cast(_WIDENED[array.type])
     return array
 
 
@@ -158,6 +197,7 @@ class ValueProblems:
 
 def metadata_problems(series: pd.Series) -> ValueProblems:
     """Find the cells that cannot be sent as they are (see the module docstring)."""
+    series = plain_column(series)
     size = len(series)
     array = to_arrow(series)
     if array is not None:
@@ -250,6 +290,7 @@ def identifier_strings(series: pd.Series) -> Identifiers:
     their digits only when they are whole and at most 2**53 (an integer column with gaps reads
     as float; beyond 2**53 a float has already lost digits). Booleans are never ids.
     """
+    series = plain_column(series)
     size = len(series)
     array = to_arrow(series)
     if array is not None:
@@ -439,6 +480,7 @@ def json_values(series: pd.Series) -> pa.Array:
 
     Cells that :func:`metadata_problems` reports come out null too; callers never send those rows.
     """
+    series = plain_column(series)
     array = to_arrow(series)
     if array is not None:
         if not _is_scalar_type(array.type):
