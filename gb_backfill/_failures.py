@@ -209,8 +209,9 @@ def _to_table(frame: pd.DataFrame) -> pa.Table:
     safe = frame.copy()
     safe.columns = [str(c) for c in safe.columns]
     for name in safe.columns:
-        if isinstance(safe[name].dtype, pd.SparseDtype):  # Arrow stores no sparse column
-            safe[name] = safe[name].sparse.to_dense()
+        kind = safe[name].dtype
+        if isinstance(kind, pd.SparseDtype):  # Arrow stores no sparse column
+            safe[name] = safe[name].astype(kind.subtype)
     encoded = [name for name in safe.columns if _needs_encoding(safe[name])]
     for name in encoded:
         safe[name] = _encode_column(safe[name])

@@ -80,7 +80,7 @@ def plain_column(series: pd.Series) -> pd.Series:
     no JSON reader holds exactly."""
     dtype = series.dtype
     if isinstance(dtype, pd.SparseDtype):
-        return series.sparse.to_dense()
+        return series.astype(dtype.subtype)
     name = series.name
     if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize > 8:
         raise ConfigError(
