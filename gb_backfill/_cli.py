@@ -32,8 +32,7 @@ from ._errors import (
     RepeatedFailureError,
 )
 from ._failures import FailureWriter, failure_rows
-from ._input import CSV_TYPES, CsvOptions, InputFile, columns_of
-from ._mapping import resolve_mapping
+from ._input import CSV_TYPES, CsvOptions, InputFile, input_mapping
 from ._plan import HISTORY_WARNING, SendPlan
 from ._rules import check_frame, first_failures
 from ._sender import (
@@ -133,7 +132,7 @@ def mapping_keywords(args: argparse.Namespace) -> dict[str, Any]:
 
 def _validate(args: argparse.Namespace) -> int:
     csv = CsvOptions.make(**csv_options(args))
-    mapping = resolve_mapping(columns_of(args.input, csv), **mapping_keywords(args))
+    mapping = input_mapping(args.input, csv, cli=True, **mapping_keywords(args))
     source = InputFile(args.input, text_columns=mapping.identifier_columns, csv=csv)
     writer = FailureWriter(args.failures) if args.failures else None
     codes: Counter[str] = Counter()

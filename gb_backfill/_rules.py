@@ -8,7 +8,8 @@ optional. Each broken rule is a row of ``ValidationReport.failures`` with a stab
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+import json
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -66,6 +67,22 @@ class FailureCode(StrEnum):
     SESSION_TOKEN_TYPE = "session_token_type"
     SESSION_TOKEN_MALFORMED = "session_token_malformed"
     TEXT_NOT_UNICODE = "text_not_unicode"
+    CSV_EXTRA_FIELDS = "csv_extra_fields"
+    CSV_MISSING_FIELDS = "csv_missing_fields"
+    DTYPE_UNCONVERTIBLE = "dtype_unconvertible"
+
+
+#: The column a reader adds to rows it could not read as written (a ragged CSV line, a value
+#: ``dtype=`` cannot convert): JSON text, a list of ``[code, column, message, value]``, null on
+#: every other row. :func:`check_frame` makes each entry a failure. It is never metadata (its
+#: name starts with ``gb_``), never part of a row key, and never written to a failures file (the
+#: failure's code and message are), so a fixed row sent again carries no stale marker.
+READ_PROBLEMS = "gb_read_problems"
+
+
+def read_problems_text(problems: Sequence[tuple[str, str, str, str]]) -> str:
+    """One row's :data:`READ_PROBLEMS` value."""
+    return json.dumps([list(problem) for problem in problems])
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,10 +350,12 @@ def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
     invalid = np.zeros(len(df), dtype=bool)
     for problem in broken:
         invalid |= problem.mask
+    read = _read_failures(df)
+    invalid[read["position"].to_numpy(dtype=np.int64)] = True
     return CheckedFrame(
         mapping=mapping,
         invalid=invalid,
-        failures=_failure_frame(df, broken),
+        failures=_failure_frame(df, broken, read),
         customer_ids=customer_ids.text,
         event_names=event_names,
         emails=optional["email"],
@@ -358,8 +377,25 @@ def _value_text(value: object) -> str:
     return text if len(text) <= _VALUE_TEXT_LIMIT else text[: _VALUE_TEXT_LIMIT - 1] + "…"
 
 
-def _failure_frame(df: pd.DataFrame, broken: list[_Broken]) -> pd.DataFrame:
-    pieces = []
+def _read_failures(df: pd.DataFrame) -> pd.DataFrame:
+    """The problems a reader marked in :data:`READ_PROBLEMS`, as failure rows placed before
+    every other failure of their row (so a row's first code says why it could not be read)."""
+    rows: list[tuple[int, int, str, str, str, str]] = []
+    if READ_PROBLEMS in df.columns:
+        marks = df[READ_PROBLEMS]
+        for position in np.flatnonzero(marks.notna().to_numpy()).tolist():
+            try:
+                for code, column, message, value in json.loads(marks.iloc[position]):
+                    rows.append((position, -1, str(column), str(code), str(message), str(value)))
+            except (TypeError, ValueError):
+                continue  # not a reader's mark: no gb-backfill reader writes this
+    columns = ["position", "order", "column", "code", "message", "value"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype({"position": np.int64, "order": np.int64})
+
+
+def _failure_frame(df: pd.DataFrame, broken: list[_Broken], read: pd.DataFrame) -> pd.DataFrame:
+    pieces = [read] if len(read) else []
     for order, problem in enumerate(broken):
         positions = np.flatnonzero(problem.mask)
         if not len(positions):
