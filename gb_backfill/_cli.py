@@ -43,6 +43,7 @@ from ._sender import (
     DEFAULT_TIMEOUT,
     send_path,
 )
+from ._warnings import WarningTally, warning_lines
 
 __all__ = ["main"]
 
@@ -136,10 +137,12 @@ def _validate(args: argparse.Namespace) -> int:
     source = InputFile(args.input, text_columns=mapping.identifier_columns, csv=csv)
     writer = FailureWriter(args.failures) if args.failures else None
     codes: Counter[str] = Counter()
+    warnings = WarningTally(mapping)
     rows = offset = 0
     # A batch at a time, like send: a file of any size validates in bounded memory.
     for frame in source.frames(batch_rows=DEFAULT_BATCH_ROWS):
         checked = check_frame(frame, mapping)
+        warnings.add(frame, checked.customer_ids)
         rows += len(frame)
         per_row = first_failures(checked.failures)
         codes.update(per_row["code"])
@@ -159,6 +162,8 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"rows: {rows:,}  valid: {rows - invalid:,}  invalid: {invalid:,}")
     for code, count in codes.most_common():
         print(f"  {code}: {count:,}")
+    for line in warning_lines(warnings.frame()):
+        print(line)
     if writer is not None and invalid:
         writer.close()
         print(f"invalid rows written to {args.failures}")

@@ -90,7 +90,8 @@ def plain_column(series: pd.Series) -> pd.Series:
         )
     try:
         # Rows are taken by position for failures and batches; some Arrow types cannot be.
-        series.iloc[np.zeros(min(len(series), 1), dtype=np.int64)]
+        if isinstance(dtype, pd.ArrowDtype):
+            series.iloc[np.zeros(min(len(series), 1), dtype=np.int64)]
     except (pa.ArrowException, NotImplementedError, TypeError):
         raise ConfigError(
             f"column {name!r} has dtype {dtype}, whose rows pandas cannot take: convert it, "
