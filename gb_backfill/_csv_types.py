@@ -15,8 +15,8 @@ decides its type (``dtype=`` decides it instead for the columns it names):
 ``dtype_unconvertible`` failure, never an exception. Timestamps asked as ``datetime`` follow one
 rule, value by value: an ISO-8601 value with a UTC offset (``+02:00``, ``Z``) is converted to UTC
 (so ``+02:00`` and ``+03:00`` on either side of a daylight-saving change are one column); a
-value without one stays as written (naive). In a column that has both, the values without an
-offset are ``metadata_mixed_timezones``: which zone they mean is a guess.
+value without one is a naive timestamp (sent without ``Z``). In a column that has both, the
+values without an offset are ``metadata_mixed_timezones``: which zone they mean is a guess.
 """
 
 from __future__ import annotations

@@ -7,14 +7,19 @@ Decimals), are handled a value at a time, so a value converts the same way whate
 neighbours are. The conversions, which the README documents too:
 
 * missing (None, NaN, NA, NaT) → the key is left out of the payload;
-* bool, integers, floats, Decimal → JSON numbers and booleans, exactly; inf and -inf, and numbers
-  beyond what a JSON reader can hold (about 1.8e308) are failures;
+* bool, integers, floats, Decimal → JSON numbers and booleans, exactly: decimals (Python or
+  Arrow, any precision and scale) with exactly their digits, never through a float; inf and
+  -inf, and numbers a JSON reader holding doubles would read as another number (beyond about
+  1.8e308, or so small they read 0) are failures;
 * str, categoricals, pyarrow strings → JSON strings; text that is not valid Unicode (a lone
   surrogate) is a failure;
 * timestamps → ISO-8601 with the shortest of 0, 3, 6 or 9 fraction digits that is exact for
   *that value*; tz-aware ones in UTC with ``Z``; naive and aware in one column is a failure;
 * dates and times → ISO-8601 ``YYYY-MM-DD`` and ``HH:MM:SS[.ffffff]``;
 * anything else (dict, list, bytes, timedelta, objects) → a ``metadata_type`` failure.
+
+Sparse columns are read densified (:func:`plain_column`); a dtype whose values no JSON reader
+holds exactly (a long double) or whose rows pandas cannot take is a :class:`ConfigError`.
 
 No rule here looks at more than one value, so a row's text never depends on its batch.
 """
