@@ -216,7 +216,7 @@ class _Shape:
 
     width: int  #: the header's fields
     named: int  #: up to its last named one: a trailing separator after it names no column
-    fields: int  #: fields read per line (the widest line's, at least one beyond the header)
+    fields: int  #: fields read per line: the widest line's, at least the header's
     short_rows: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     short_fields: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     records: int | None = None  #: data lines the count found (None: not counted)
