@@ -28,6 +28,7 @@ from ._plan import HISTORY_WARNING, SendPlan
 from ._report import STATUSES, SendReport, Status
 from ._rules import FailureCode, ValidationReport, validate
 from ._sender import asend, asend_path, send, send_path
+from ._warnings import WarningCode
 
 __all__ = [
     "FAILURE_STATUS_COLUMNS",
@@ -52,6 +53,7 @@ __all__ = [
     "Status",
     "StoredObject",
     "ValidationReport",
+    "WarningCode",
     "asend",
     "asend_path",
     "payloads",

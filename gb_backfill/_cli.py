@@ -38,8 +38,7 @@ from ._errors import (
     RepeatedFailureError,
 )
 from ._failures import FailureWriter, failure_rows, input_name
-from ._input import CSV_TYPES, CsvOptions, InputFile, columns_of
-from ._mapping import resolve_mapping
+from ._input import CSV_TYPES, CsvOptions, InputFile, input_mapping
 from ._plan import HISTORY_WARNING, SendPlan
 from ._report import SendReport
 from ._rules import check_frame, first_failures
@@ -51,6 +50,7 @@ from ._sender import (
     DEFAULT_TIMEOUT,
     asend_path,
 )
+from ._warnings import WarningTally, warning_lines
 
 __all__ = ["main"]
 
@@ -148,17 +148,19 @@ def mapping_keywords(args: argparse.Namespace) -> dict[str, Any]:
 
 def _validate(args: argparse.Namespace) -> int:
     csv = CsvOptions.make(**csv_options(args))
-    mapping = resolve_mapping(columns_of(args.input, csv), **mapping_keywords(args))
+    mapping = input_mapping(args.input, csv, cli=True, **mapping_keywords(args))
     source = InputFile(args.input, text_columns=mapping.identifier_columns, csv=csv)
     writer = None
     if args.failures:
         writer = FailureWriter(args.failures, input_name=input_name(args.input))
         writer.check()
     codes: Counter[str] = Counter()
+    warnings = WarningTally(mapping)
     rows = offset = 0
     # A batch at a time, like send: a file of any size validates in bounded memory.
     for frame in source.frames(batch_rows=DEFAULT_BATCH_ROWS):
         checked = check_frame(frame, mapping)
+        warnings.add(frame, checked.customer_ids)
         rows += len(frame)
         per_row = first_failures(checked.failures)
         codes.update(per_row["code"])
@@ -178,6 +180,8 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"rows: {rows:,}  valid: {rows - invalid:,}  invalid: {invalid:,}")
     for code, count in codes.most_common():
         print(f"  {code}: {count:,}")
+    for line in warning_lines(warnings.frame()):
+        print(line)
     if writer is not None and invalid:
         writer.close()
         print(f"invalid rows written to {args.failures}")

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._errors import ConfigError
+from ._rules import READ_PROBLEMS
 
 __all__ = ["FAILURE_STATUS_COLUMNS", "StoredObject", "read_failures"]
 
@@ -76,10 +77,12 @@ def failure_rows(
     """The rows of ``df`` at ``positions`` with the ``gb_`` status columns filled in.
 
     ``row_offset`` is the position of ``df``'s first row in the whole input (for chunked input).
-    Old ``gb_`` status columns (from a failures file sent again) are replaced, not duplicated.
+    Old ``gb_`` status columns (from a failures file sent again) are replaced, not duplicated,
+    and a reader's :data:`READ_PROBLEMS` marks are left out.
     """
     positions = np.asarray(positions, dtype=np.int64)
-    rows = df.iloc[positions].drop(columns=list(FAILURE_STATUS_COLUMNS), errors="ignore")
+    dropped = [*FAILURE_STATUS_COLUMNS, READ_PROBLEMS]  # a reader's marks are in gb_error_*
+    rows = df.iloc[positions].drop(columns=dropped, errors="ignore")
     rows = rows.reset_index(drop=True)
     size = len(positions)
 
@@ -210,6 +213,10 @@ def _to_table(frame: pd.DataFrame) -> pa.Table:
     """
     safe = frame.copy()
     safe.columns = [str(c) for c in safe.columns]
+    for name in safe.columns:
+        kind = safe[name].dtype
+        if isinstance(kind, pd.SparseDtype):  # Arrow stores no sparse column
+            safe[name] = safe[name].astype(kind.subtype)
     encoded = [name for name in safe.columns if _needs_encoding(safe[name])]
     for name in encoded:
         safe[name] = _encode_column(safe[name])

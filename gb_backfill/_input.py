@@ -9,32 +9,45 @@ stayed ``00123`` in another:
 * the mapped id, event name, email, mobile, session token and row-key columns are text, exactly
   as written;
 * only an empty field is missing (``na_values=`` adds more: ``NA`` is Namibia until you say so);
-* every other column's type is decided once for the whole input, by a first pass over it:
-  whole numbers (without leading zeros) → integers, numbers → floats, ``true``/``false`` →
-  booleans, anything else → text. Timestamps stay text, as written, unless ``dtype=`` asks for
-  ``datetime``; ``dtype={"col": "text" | "int" | "float" | "bool" | "datetime"}`` overrides any
-  column. The same pass finds bad bytes and broken lines before anything is sent.
+* every other column's type is decided once for the whole input, by a first pass over it (see
+  :mod:`._csv_types`); ``dtype={"col": "text" | "int" | "float" | "bool" | "datetime"}``
+  overrides any column. The same pass finds bad bytes before anything is sent;
+* a value never moves to another column. The header says how many fields a line has: a line
+  with more is read by the header when every extra field is empty (a trailing separator), and is
+  otherwise its row's ``csv_extra_fields`` failure; a line with fewer is ``csv_missing_fields``
+  (which of its values belongs to which column is a guess). pandas cannot tell a missing field
+  from an empty one, so when some line may be short, Python's ``csv`` module counts each line's
+  fields in a second pass (only then).
+
+Problems found while reading reach the checks as data: the reader marks the row in the reserved
+:data:`._rules.READ_PROBLEMS` column, which :func:`._rules.check_frame` turns into failures.
 
 Parquet keeps its own types; a failures file's stored values are restored (see :mod:`._failures`).
 """
 
 from __future__ import annotations
 
+import csv as csv_module
 import glob
+import io
 import os
+import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ._csv_types import CSV_TYPES, BadValues, ColumnScan, canonical_type, convert
 from ._errors import ConfigError
 from ._failures import encoded_columns, restore
+from ._mapping import ColumnMapping, resolve_mapping
+from ._rules import READ_PROBLEMS, FailureCode, read_problems_text
 
 __all__ = ["CSV_TYPES", "InputFile"]
 
@@ -42,21 +55,12 @@ _PARQUET = {".parquet", ".pq", ".parq"}
 _CSV = {".csv", ".txt", ".tsv"}
 _SCAN_ROWS = 100_000
 
-#: The types ``dtype=`` may name for a CSV column, and the names each goes by.
-CSV_TYPES = {
-    "text": ("text", "str", "string"),
-    "int": ("int", "integer", "int64"),
-    "float": ("float", "float64", "double", "number"),
-    "bool": ("bool", "boolean"),
-    "datetime": ("datetime", "timestamp", "datetime64"),
-}
-_TYPE_NAMES = {alias: kind for kind, aliases in CSV_TYPES.items() for alias in aliases}
-
-_INT = r"^-?(0|[1-9][0-9]*)$"
-_FLOAT = r"^-?(0|[1-9][0-9]*)?(\.[0-9]*)?([eE][-+]?[0-9]+)?$"
-_INFINITY = r"(?i)^-?(inf|infinity)$"
-_BOOL = r"(?i)^(true|false)$"
-_INT64_DIGITS = 18  # beyond this many digits an integer may not fit int64
+# The characters a one-column header most likely holds when the separator was wrong.
+_SEPARATORS = (";", "\t", "|")
+# pandas' words when a line has more fields than the names it reads with.
+_TOO_WIDE = re.compile(r"Expected \d+ fields in line \d+, saw (\d+)")
+# Names for fields beyond the header while a chunk is read; never kept.
+_EXTRA = "\x00extra-field-"
 
 
 def _kind(path: Path) -> str:
@@ -87,55 +91,6 @@ def _files(path: str | os.PathLike[str]) -> list[Path]:
     return [given]
 
 
-def canonical_type(name: str) -> str:
-    kind = _TYPE_NAMES.get(str(name).lower() if str(name) != "Int64" else "int")
-    if kind is None:
-        raise ConfigError(f"unknown column type {name!r}; use one of {', '.join(CSV_TYPES)}")
-    return kind
-
-
-@dataclass(slots=True)
-class _Guess:
-    """What the first pass learned of one CSV column's values."""
-
-    values: int = 0
-    ints: int = 0
-    floats: int = 0
-    bools: int = 0
-    big: bool = False
-
-    def add(self, text: pa.Array) -> None:
-        present = pc.drop_null(text)
-        if not len(present):
-            return
-        self.values += len(present)
-        ints = pc.match_substring_regex(present, _INT)
-        self.ints += pc.sum(ints).as_py() or 0
-        lengths = pc.utf8_length(pc.filter(present, ints))
-        if len(lengths) and (pc.max(lengths).as_py() or 0) > _INT64_DIGITS:
-            self.big = True
-        numbers = pc.or_(
-            pc.and_(
-                pc.match_substring_regex(present, _FLOAT),
-                pc.match_substring_regex(present, r"[0-9]"),
-            ),
-            pc.match_substring_regex(present, _INFINITY),
-        )
-        self.floats += pc.sum(numbers).as_py() or 0
-        self.bools += pc.sum(pc.match_substring_regex(present, _BOOL)).as_py() or 0
-
-    def decide(self) -> str:
-        if not self.values:
-            return "text"
-        if self.ints == self.values:
-            return "bigint" if self.big else "int"
-        if self.floats == self.values:
-            return "float"
-        if self.bools == self.values:
-            return "bool"
-        return "text"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CsvOptions:
     """How CSV files are read (the keywords of ``send_path`` and the CLI's flags)."""
@@ -156,6 +111,9 @@ class CsvOptions:
     ) -> CsvOptions:
         if isinstance(na_values, str):
             raise ConfigError(f"na_values takes a list of strings, e.g. na_values=[{na_values!r}]")
+        sep = "\t" if sep == "\\t" else sep  # --sep '\t' from a shell
+        if sep is not None and len(sep) != 1:
+            raise ConfigError(f"sep takes one character, e.g. sep=';' (--sep ';'), not {sep!r}")
         if encoding is not None:
             import codecs
 
@@ -195,12 +153,15 @@ def _parquet_columns(files: Sequence[Path]) -> tuple[pd.Index, int]:
     return pd.Index(first or []), rows
 
 
+def _separator(file: Path, csv: CsvOptions) -> str:
+    return csv.sep if csv.sep is not None else ("\t" if file.suffix.lower() == ".tsv" else ",")
+
+
 def _read_csv(file: Path, csv: CsvOptions, **options: Any) -> Any:
     """``pd.read_csv`` with every field as text and only ``csv.na_values`` missing."""
-    sep = csv.sep if csv.sep is not None else ("\t" if file.suffix.lower() == ".tsv" else ",")
     return pd.read_csv(
         file,
-        sep=sep,
+        sep=_separator(file, csv),
         encoding=csv.encoding,
         dtype=str,
         keep_default_na=False,
@@ -246,6 +207,161 @@ def _csv_columns(files: Sequence[Path], csv: CsvOptions) -> pd.Index:
     return first
 
 
+# --- the shape of CSV lines ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """How one CSV file's lines fit its header, as the first pass found it."""
+
+    width: int  #: the header's fields
+    named: int  #: up to its last named one: a trailing separator after it names no column
+    fields: int  #: fields read per line: the widest line's, at least the header's
+    short_rows: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    short_fields: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    records: int | None = None  #: data lines the count found (None: not counted)
+
+    @classmethod
+    def of(cls, columns: pd.Index, fields: int = 0) -> _Shape:
+        names = [str(c) for c in columns]
+        named = len(names)
+        while named and names[named - 1] == f"Unnamed: {named - 1}":
+            named -= 1
+        return cls(width=len(names), named=named, fields=max(fields, len(names)))
+
+
+class _TooWide(Exception):
+    """A line has more fields than the chunk is read with: ``fields`` of them."""
+
+    def __init__(self, fields: int) -> None:
+        super().__init__(fields)
+        self.fields = fields
+
+
+def _is_blank(fields: list[str]) -> bool:
+    # pandas skips lines that are empty or only spaces and tabs.
+    return not fields or (len(fields) == 1 and not fields[0].strip(" \t"))
+
+
+def _count_fields(file: Path, csv: CsvOptions, shape: _Shape) -> _Shape:
+    """Count every line's fields with Python's csv module, which, unlike pandas, tells a
+    missing field from an empty one: the widest line, and the rows with too few fields."""
+    rows: list[int] = []
+    counts: list[int] = []
+    widest = shape.fields
+    record = -1  # the header is record -1, the first row record 0
+    try:
+        with file.open(encoding=csv.encoding, newline="") as handle:
+            for fields in csv_module.reader(handle, delimiter=_separator(file, csv)):
+                if _is_blank(fields):
+                    continue
+                if record >= 0 and len(fields) < shape.named:
+                    rows.append(record)
+                    counts.append(len(fields))
+                widest = max(widest, len(fields))
+                record += 1
+    except csv_module.Error as error:
+        raise ConfigError(f"{file}: cannot be read as CSV ({error})") from None
+    return _Shape(
+        width=shape.width,
+        named=shape.named,
+        fields=widest,
+        short_rows=np.array(rows, dtype=np.int64),
+        short_fields=np.array(counts, dtype=np.int64),
+        records=max(record, 0),
+    )
+
+
+def _chunks(file: Path, csv: CsvOptions, shape: _Shape, rows: int) -> Iterator[pd.DataFrame]:
+    """The file's rows, ``rows`` at a time, each line read into ``shape.fields`` columns: the
+    header's, then the extra ones. No index is inferred, so no value moves to another column."""
+    names = [f"{_EXTRA}{n}" for n in range(shape.fields)]
+    try:
+        # The header line is read as a row and dropped: with header=0, pandas would expect
+        # every line to have the header's width, whatever the names.
+        with _read_csv(
+            file, csv, header=None, names=names, index_col=False, iterator=True
+        ) as reader:
+            size, skip = rows + 1, 1
+            while True:
+                try:
+                    chunk = reader.get_chunk(size).iloc[skip:]
+                except StopIteration:
+                    return
+                size, skip = rows, 0
+                if len(chunk):
+                    yield chunk
+    except pd.errors.ParserError as error:
+        wide = _TOO_WIDE.search(str(error))
+        if wide:
+            raise _TooWide(int(wide.group(1))) from None
+        raise _csv_error(file, csv, error) from None
+    except ValueError as error:
+        raise _csv_error(file, csv, error) from None
+
+
+class _Marks:
+    """The problems found while reading one chunk, per row, for :data:`READ_PROBLEMS`."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, list[tuple[str, str, str, str]]] = {}
+
+    def add(self, position: int, code: FailureCode, column: str, message: str, value: str) -> None:
+        self.rows.setdefault(position, []).append((str(code), column, message, value))
+
+    def attach(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not self.rows:
+            return frame
+        marks: list[str | None] = [None] * len(frame)
+        for position, problems in self.rows.items():
+            marks[position] = read_problems_text(problems)
+        frame[READ_PROBLEMS] = pd.Series(marks, index=frame.index, dtype=object)
+        return frame
+
+
+def _line_text(values: Iterable[object], sep: str) -> str:
+    """A line's fields as CSV text again (missing ones empty), for messages."""
+    out = io.StringIO()
+    fields = [v if isinstance(v, str) else "" for v in values]  # fields are text or missing
+    csv_module.writer(out, delimiter=sep, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+def _mark_shapes(
+    chunk: pd.DataFrame, shape: _Shape, start: int, file: Path, sep: str, marks: _Marks
+) -> None:
+    """Mark the rows whose lines do not fit the header (see the module docstring)."""
+    if shape.fields > shape.width:
+        extra = chunk.iloc[:, shape.width :].notna().to_numpy().any(axis=1)
+        for position in np.flatnonzero(extra).tolist():
+            values = chunk.iloc[position].tolist()
+            last = max(i for i, v in enumerate(values) if isinstance(v, str))
+            line = _line_text(values[: last + 1], sep)
+            marks.add(
+                position,
+                FailureCode.CSV_EXTRA_FIELDS,
+                file.name,
+                f"the line has more fields than the header's {shape.width}, and the ones beyond "
+                "it are not empty, so which value belongs to which column is a guess: fix the "
+                f"line (or the separator: sep=, --sep); as read: {line}",
+                line,
+            )
+    low, high = np.searchsorted(shape.short_rows, [start, start + len(chunk)])
+    for row, count in zip(
+        shape.short_rows[low:high].tolist(), shape.short_fields[low:high].tolist(), strict=True
+    ):
+        position = row - start
+        line = _line_text(chunk.iloc[position, :count], sep)
+        marks.add(
+            position,
+            FailureCode.CSV_MISSING_FIELDS,
+            file.name,
+            f"the line has {count} field{'s' if count != 1 else ''} but the header {shape.named}, "
+            f"so which value belongs to which column is a guess: fix the line; as read: {line}",
+            line,
+        )
+
+
 class InputFile:
     """One input (a file, a directory or a glob), read a batch at a time.
 
@@ -268,6 +384,8 @@ class InputFile:
         self.kind = kinds.pop()
         self.csv = csv or CsvOptions()
         self.types: dict[str, str] = {}
+        self._scans: dict[str, ColumnScan] = {}
+        self._shapes: dict[Path, _Shape] = {}
         if self.kind == "parquet":
             self.columns, self.rows = _parquet_columns(self.files)
         else:
@@ -287,40 +405,99 @@ class InputFile:
 
     # --- CSV -----------------------------------------------------------------------------
 
+    def _scan_file(
+        self, file: Path, shape: _Shape, scanned: list[str]
+    ) -> tuple[int, dict[str, ColumnScan], bool]:
+        """One file's first pass: its rows, what its values are, and whether a line may be
+        short (its last named field is missing)."""
+        scans = {name: ColumnScan() for name in scanned}
+        positions = {str(c): n for n, c in enumerate(self.columns)}
+        rows, maybe_short = 0, False
+        for chunk in _chunks(file, self.csv, shape, _SCAN_ROWS):
+            for name, scan in scans.items():
+                text = pa.array(chunk.iloc[:, positions[name]], pa.string(), from_pandas=True)
+                scan.add(text, self.csv.dtype.get(name))
+            if shape.named:
+                maybe_short |= bool(chunk.iloc[:, shape.named - 1].isna().any())
+            rows += len(chunk)
+        return rows, scans, maybe_short
+
+    def _scan_shaped(
+        self, file: Path, scanned: list[str]
+    ) -> tuple[_Shape, int, dict[str, ColumnScan]]:
+        """:meth:`_scan_file` with as many fields per line as the file's widest line has.
+
+        Lines are read by the header's width first: most files fit it, and each field more
+        costs time. A wider line (a trailing separator on every line) is read again wider; a
+        third width, or a line that may be short, has every line's fields counted.
+        """
+        shape = _Shape.of(self.columns)
+        try:
+            found, scans, maybe_short = self._scan_file(file, shape, scanned)
+        except _TooWide as wide:
+            shape = _Shape.of(self.columns, wide.fields + 1)
+            try:
+                found, scans, maybe_short = self._scan_file(file, shape, scanned)
+            except _TooWide:
+                shape = _count_fields(file, self.csv, shape)
+                found, scans, maybe_short = self._scan_file(file, shape, scanned)
+        if maybe_short and shape.records is None:
+            shape = _count_fields(file, self.csv, shape)
+        return shape, found, scans
+
     def _csv_scan(self, text_columns: set[str]) -> int:
-        """The first pass: decide each column's type, count rows, find unreadable places."""
-        guesses = {str(c): _Guess() for c in self.columns}
-        asked = dict(self.csv.dtype)
+        """The first pass: decide each column's type, count rows, fit lines to the header."""
+        asked = self.csv.dtype
+        names = [str(c) for c in self.columns]
+        scanned = [
+            n for n in names if asked.get(n, "text" if n in text_columns else None) != "text"
+        ]
+        self._scans = {name: ColumnScan() for name in scanned}
         rows = 0
         for file in self.files:
-            try:
-                with _read_csv(file, self.csv, chunksize=_SCAN_ROWS) as reader:
-                    for chunk in reader:
-                        for name, guess in guesses.items():
-                            if name in asked:
-                                _convert(chunk[name], asked[name], column=name, at=rows)
-                            elif name not in text_columns:
-                                guess.add(pa.array(chunk[name], pa.string(), from_pandas=True))
-                        rows += len(chunk)
-            except (ValueError, pd.errors.ParserError) as error:
-                if isinstance(error, ConfigError):
-                    raise
-                raise _csv_error(file, self.csv, error) from None
-        for name, guess in guesses.items():
-            self.types[name] = asked.get(name) or (
-                "text" if name in text_columns else guess.decide()
-            )
+            shape, found, scans = self._scan_shaped(file, scanned)
+            if shape.records is not None and shape.records != found:
+                raise ConfigError(
+                    f"{file}: pandas reads {found:,} rows and Python's csv module "
+                    f"{shape.records:,}, so its lines cannot be matched to rows; check its quoting"
+                )
+            for name, scan in scans.items():
+                self._scans[name].merge(scan)
+            self._shapes[file] = shape
+            rows += found
+        for name in names:
+            found_scan = self._scans.get(name)
+            kind = None if found_scan is None else found_scan.decide(asked.get(name))
+            self.types[name] = kind or "text"
         return rows
 
     def _csv_frames(self, batch_rows: int) -> Iterator[pd.DataFrame]:
         for file in self.files:
-            with _read_csv(file, self.csv, chunksize=batch_rows) as reader:
-                for chunk in reader:
-                    for name in chunk.columns:
-                        kind = self.types.get(str(name), "text")
-                        if kind != "text":
-                            chunk[name] = _convert(chunk[name], kind, column=str(name), at=0)
-                    yield chunk
+            shape = self._shapes[file]
+            start = 0
+            for chunk in _chunks(file, self.csv, shape, batch_rows):
+                yield self._read_chunk(chunk, file, shape, start)
+                start += len(chunk)
+
+    def _read_chunk(
+        self, chunk: pd.DataFrame, file: Path, shape: _Shape, start: int
+    ) -> pd.DataFrame:
+        """A chunk as the input's columns, typed, with its rows' problems marked."""
+        marks = _Marks()
+        _mark_shapes(chunk, shape, start, file, _separator(file, self.csv), marks)
+        frame = chunk.iloc[:, : shape.width] if shape.fields > shape.width else chunk
+        frame.columns = self.columns
+        frame.index = pd.RangeIndex(len(frame))
+        for name in frame.columns:
+            kind = self.types[str(name)]
+            if kind == "text":
+                continue
+            text = frame[name]
+            frame[name], bad = convert(
+                text, kind, self._scans[str(name)], asked=str(name) in self.csv.dtype
+            )
+            _mark_values(text, bad, marks)
+        return marks.attach(frame)
 
     # --- both ----------------------------------------------------------------------------
 
@@ -338,50 +515,12 @@ class InputFile:
             yield frame
 
 
-def _convert(series: pd.Series, kind: str, *, column: str, at: int) -> pd.Series:
-    """A CSV text column as ``kind``; :class:`ConfigError` naming the first value that is not."""
-    text = pa.array(series, pa.string(), from_pandas=True)
-    present = text.is_valid()
-    try:
-        if kind == "text":
-            return series
-        if kind == "int":
-            array = pc.cast(text, pa.int64())
-        elif kind == "bigint":
-            return pd.Series(
-                [None if v is None else int(v) for v in text.to_pylist()],
-                index=series.index,
-                dtype=object,
-            )
-        elif kind == "float":
-            array = pc.cast(text, pa.float64())
-        elif kind == "bool":
-            lower = pc.utf8_lower(text)
-            bad = pc.and_(present, pc.invert(pc.is_in(lower, pa.array(["true", "false"]))))
-            if pc.any(bad).as_py():
-                raise ValueError("not true or false")
-            array = pc.equal(lower, "true")
-        else:
-            return pd.Series(pd.to_datetime(series, format="ISO8601"), index=series.index)
-    except (pa.ArrowInvalid, ValueError, TypeError, OverflowError) as error:
-        first = _first_bad(series, kind)
-        where = f" (row {at + first[0] + 1})" if first else ""
-        value = f" {first[1]!r}" if first else ""
-        raise ConfigError(
-            f"column {column!r} was asked to be {kind}, but value{value}{where} is not: {error}"
-        ) from None
-    return pd.Series(pd.arrays.ArrowExtensionArray(array), index=series.index)
-
-
-def _first_bad(series: pd.Series, kind: str) -> tuple[int, str] | None:
-    for position, value in enumerate(series.tolist()):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            continue
-        try:
-            _convert(pd.Series([value]), kind, column="", at=0)
-        except ConfigError:
-            return position, value
-    return None
+def _mark_values(text: pd.Series, bad: list[BadValues], marks: _Marks) -> None:
+    for values in bad:
+        for position in np.flatnonzero(values.mask).tolist():
+            value = str(text.iloc[position])
+            message = values.message.replace("{value}", repr(value))
+            marks.add(position, values.code, str(text.name), message, value)
 
 
 def _undecodable_line(file: Path, encoding: str) -> int:
@@ -401,6 +540,35 @@ def columns_of(path: str | os.PathLike[str], csv: CsvOptions | None = None) -> p
     if _kind(files[0]) == "parquet":
         return _parquet_columns(files)[0]
     return _csv_columns(files, csv or CsvOptions())
+
+
+def separator_hint(columns: pd.Index, csv: CsvOptions, *, cli: bool) -> str | None:
+    """A hint naming the separator when the header is one column that holds a likelier one."""
+    if len(columns) != 1:
+        return None
+    name = str(columns[0])
+    found = [s for s in _SEPARATORS if s in name and s != csv.sep]
+    if not found:
+        return None
+    shown = "\\t" if found[0] == "\t" else found[0]
+    what = "a tab" if found[0] == "\t" else f"'{shown}'"
+    how = f"--sep '{shown}'" if cli else f"sep='{shown}' (--sep '{shown}' on the command line)"
+    return f"the header is one column, {name!r}: is the separator {what}? pass {how}"
+
+
+def input_mapping(
+    path: str | os.PathLike[str], csv: CsvOptions, *, cli: bool = False, **keywords: Any
+) -> ColumnMapping:
+    """The column mapping for an input (see :func:`._mapping.resolve_mapping`); when it cannot
+    be resolved and a wrong separator is the likely cause, the error says so."""
+    columns = columns_of(path, csv)
+    try:
+        return resolve_mapping(columns, **keywords)
+    except ConfigError as error:
+        hint = separator_hint(columns, csv, cli=cli)
+        if hint is not None:
+            error.args = (f"{error.args[0]}; {hint}", *error.args[1:])
+        raise
 
 
 def key_frames(

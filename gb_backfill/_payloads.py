@@ -14,6 +14,7 @@ the order of the columns, and the ledger can key rows by it (see :mod:`._row_key
 
 from __future__ import annotations
 
+import decimal
 import json
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -111,6 +112,15 @@ def encode_rows(df: pd.DataFrame, checked: CheckedFrame) -> EncodedRows:
     )
 
 
+def exact_number(text: str) -> float | decimal.Decimal:
+    """A JSON number with a fraction or exponent as a float when a float holds exactly that
+    number, else as a Decimal (``12345678901234567.89`` would read ``1.2345678901234568e+16``)."""
+    number = float(text)
+    if decimal.Decimal(repr(number)) == decimal.Decimal(text):
+        return number
+    return decimal.Decimal(text)
+
+
 def payloads(
     df: pd.DataFrame,
     *,
@@ -125,7 +135,8 @@ def payloads(
     """The Gameball v4 payloads of the valid rows of ``df``, in input order.
 
     Returns a Series of dicts named ``payload`` whose index is the rows' original index, so each
-    payload maps back to its row; invalid rows are left out (see :func:`validate` for why). The
+    payload maps back to its row; invalid rows are left out (see :func:`validate` for why).
+    Numbers are as sent: a decimal a float cannot hold exactly comes back as a ``Decimal``. The
     mapping keywords are those of :func:`validate`::
 
         df.gameball.payloads(event="purchase").iloc[0]
@@ -142,5 +153,7 @@ def payloads(
         session_token=session_token,
     )
     encoded = encode_rows(df, check_frame(df, mapping))
-    decoded: list[dict[str, Any]] = [json.loads(body) for body in encoded.bodies]
+    decoded: list[dict[str, Any]] = [
+        json.loads(body, parse_float=exact_number) for body in encoded.bodies
+    ]
     return pd.Series(decoded, index=df.index[encoded.positions], name="payload", dtype=object)

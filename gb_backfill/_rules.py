@@ -8,8 +8,9 @@ optional. Each broken rule is a row of ``ValidationReport.failures`` with a stab
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+import json
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 from ._html import table
 from ._mapping import ColumnMapping, resolve_mapping
 from ._values import BoolArray, Identifiers, identifier_strings, metadata_problems
+from ._warnings import WarningTally, empty_warnings, warning_lines
 
 __all__ = ["FailureCode", "ValidationReport", "validate"]
 
@@ -66,6 +68,22 @@ class FailureCode(StrEnum):
     SESSION_TOKEN_TYPE = "session_token_type"
     SESSION_TOKEN_MALFORMED = "session_token_malformed"
     TEXT_NOT_UNICODE = "text_not_unicode"
+    CSV_EXTRA_FIELDS = "csv_extra_fields"
+    CSV_MISSING_FIELDS = "csv_missing_fields"
+    DTYPE_UNCONVERTIBLE = "dtype_unconvertible"
+
+
+#: The column a reader adds to rows it could not read as written (a ragged CSV line, a value
+#: ``dtype=`` cannot convert): JSON text, a list of ``[code, column, message, value]``, null on
+#: every other row. :func:`check_frame` makes each entry a failure. It is never metadata (its
+#: name starts with ``gb_``), never part of a row key, and never written to a failures file (the
+#: failure's code and message are), so a fixed row sent again carries no stale marker.
+READ_PROBLEMS = "gb_read_problems"
+
+
+def read_problems_text(problems: Sequence[tuple[str, str, str, str]]) -> str:
+    """One row's :data:`READ_PROBLEMS` value."""
+    return json.dumps([list(problem) for problem in problems])
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +115,15 @@ class ValidationReport:
     ``valid`` holds the valid rows with their original index; ``failures`` has one row per
     broken rule with the columns ``row`` (the original index label), ``column``, ``code``,
     ``message`` and ``value`` (the offending value as text). Every input row is either in
-    ``valid`` or named in ``failures``.
+    ``valid`` or named in ``failures``. ``warnings`` are about columns, not rows (valid rows
+    with a warning are still sent): ``column``, ``code`` (a :class:`WarningCode`), ``count``
+    (the values it is about), ``example`` and ``message`` (the fix).
     """
 
     valid: pd.DataFrame
     failures: pd.DataFrame
     rows: int
+    warnings: pd.DataFrame = field(default_factory=empty_warnings)
 
     @property
     def ok(self) -> bool:
@@ -147,12 +168,13 @@ class ValidationReport:
         ]
 
     def summary(self) -> str:
-        """Aligned lines for a terminal: counts, then failures per code and column."""
+        """Aligned lines for a terminal: counts, failures per code and column, then the
+        warnings about columns with their fixes."""
         lines = [repr(self)]
         by_code = self._by_code()
         width = max((len(label) for label, _ in by_code), default=0)
         lines += [f"  {label:<{width}}  {count:>9,}" for label, count in by_code]
-        return "\n".join(lines)
+        return "\n".join(lines + warning_lines(self.warnings))
 
     def _repr_html_(self) -> str:
         rows: list[tuple[str, object]] = [
@@ -161,8 +183,19 @@ class ValidationReport:
             ("invalid", self.invalid_rows),
         ]
         rows += [(f"failure: {label}", count) for label, count in self._by_code()]
-        note = "report.failures has one row per broken rule" if not self.ok else None
-        return table("Gameball validation", rows, note=note)
+        rows += [
+            (f"warning: {code} ({column})", message)
+            for column, code, message in zip(
+                self.warnings["column"],
+                self.warnings["code"],
+                self.warnings["message"],
+                strict=True,
+            )
+        ]
+        notes = ["report.failures has one row per broken rule"] if not self.ok else []
+        if len(self.warnings):
+            notes.append("report.warnings: columns whose values are likely not what was meant")
+        return table("Gameball validation", rows, note="; ".join(notes) or None)
 
 
 def _blank(text: pa.Array) -> BoolArray:
@@ -333,10 +366,13 @@ def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
     invalid = np.zeros(len(df), dtype=bool)
     for problem in broken:
         invalid |= problem.mask
+    read = _read_failures(df)
+    if read is not None:
+        invalid[read["position"].to_numpy(dtype=np.int64)] = True
     return CheckedFrame(
         mapping=mapping,
         invalid=invalid,
-        failures=_failure_frame(df, broken),
+        failures=_failure_frame(df, broken, read),
         customer_ids=customer_ids.text,
         event_names=event_names,
         emails=optional["email"],
@@ -358,8 +394,29 @@ def _value_text(value: object) -> str:
     return text if len(text) <= _VALUE_TEXT_LIMIT else text[: _VALUE_TEXT_LIMIT - 1] + "…"
 
 
-def _failure_frame(df: pd.DataFrame, broken: list[_Broken]) -> pd.DataFrame:
-    pieces = []
+def _read_failures(df: pd.DataFrame) -> pd.DataFrame | None:
+    """The problems a reader marked in :data:`READ_PROBLEMS`, as failure rows placed before
+    every other failure of their row (so a row's first code says why it could not be read)."""
+    if READ_PROBLEMS not in df.columns:
+        return None
+    rows: list[tuple[int, int, str, str, str, str]] = []
+    marks = df[READ_PROBLEMS]
+    for position in np.flatnonzero(marks.notna().to_numpy()).tolist():
+        try:
+            for code, column, message, value in json.loads(marks.iloc[position]):
+                rows.append((position, -1, str(column), str(code), str(message), str(value)))
+        except (TypeError, ValueError):
+            continue  # not a reader's mark: no gb-backfill reader writes this
+    if not rows:
+        return None
+    columns = ["position", "order", "column", "code", "message", "value"]
+    return pd.DataFrame(rows, columns=columns).astype({"position": np.int64, "order": np.int64})
+
+
+def _failure_frame(
+    df: pd.DataFrame, broken: list[_Broken], read: pd.DataFrame | None
+) -> pd.DataFrame:
+    pieces = [] if read is None else [read]
     for order, problem in enumerate(broken):
         positions = np.flatnonzero(problem.mask)
         if not len(positions):
@@ -429,8 +486,11 @@ def validate(
         session_token=session_token,
     )
     checked = check_frame(df, mapping)
+    warnings = WarningTally(mapping)
+    warnings.add(df, checked.customer_ids)
     return ValidationReport(
         valid=df[~checked.invalid],
         failures=checked.failures.drop(columns="position"),
         rows=len(df),
+        warnings=warnings.frame(),
     )

@@ -48,7 +48,7 @@ from ._errors import (
 )
 from ._events_lane import EventsLane
 from ._failures import FailureWriter, input_name
-from ._input import CsvOptions, InputFile, columns_of, key_frames
+from ._input import CsvOptions, InputFile, input_mapping, key_frames
 from ._ledger import Ledger, LedgerEntry
 from ._loose import ChangedRows, loose_keys
 from ._mapping import ColumnMapping, resolve_mapping
@@ -900,7 +900,7 @@ async def asend_path(
     sending = {k: v for k, v in options.items() if k in _SETTINGS_KEYWORDS}
     settings = make_settings(**sending)
     csv = CsvOptions.make(sep=sep, encoding=encoding, na_values=na_values, dtype=dtype)
-    resolved = resolve_mapping(columns_of(path, csv), **mapping)
+    resolved = input_mapping(path, csv, **mapping)
     text_columns = [*resolved.identifier_columns, *(settings.row_key or ())]
     source = InputFile(path, text_columns=text_columns, csv=csv)
     if settings.row_key:

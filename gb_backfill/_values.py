@@ -7,14 +7,19 @@ Decimals), are handled a value at a time, so a value converts the same way whate
 neighbours are. The conversions, which the README documents too:
 
 * missing (None, NaN, NA, NaT) → the key is left out of the payload;
-* bool, integers, floats, Decimal → JSON numbers and booleans, exactly; inf and -inf, and numbers
-  beyond what a JSON reader can hold (about 1.8e308) are failures;
+* bool, integers, floats, Decimal → JSON numbers and booleans, exactly: decimals (Python or
+  Arrow, any precision and scale) with exactly their digits, never through a float; inf and
+  -inf, and numbers a JSON reader holding doubles would read as another number (beyond about
+  1.8e308, or so small they read 0) are failures;
 * str, categoricals, pyarrow strings → JSON strings; text that is not valid Unicode (a lone
   surrogate) is a failure;
 * timestamps → ISO-8601 with the shortest of 0, 3, 6 or 9 fraction digits that is exact for
   *that value*; tz-aware ones in UTC with ``Z``; naive and aware in one column is a failure;
 * dates and times → ISO-8601 ``YYYY-MM-DD`` and ``HH:MM:SS[.ffffff]``;
 * anything else (dict, list, bytes, timedelta, objects) → a ``metadata_type`` failure.
+
+Sparse columns are read densified (:func:`plain_column`); a dtype whose values no JSON reader
+holds exactly (a long double) or whose rows pandas cannot take is a :class:`ConfigError`.
 
 No rule here looks at more than one value, so a row's text never depends on its batch.
 """
@@ -35,6 +40,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._errors import ConfigError
+
 BoolArray = npt.NDArray[np.bool_]
 
 # Kinds of single Python values in mixed object columns.
@@ -54,6 +61,8 @@ _EXACT_FLOAT_LIMIT = 2.0**53
 
 
 def _kind_of(kind: type) -> int:
+    if issubclass(kind, np.floating) and np.dtype(kind).itemsize > 8:
+        return _BAD  # a long double: its digits would be rounded to a double's
     # Order matters: bool subclasses int, datetime subclasses date.
     for base, code in (
         ((str,), _STRING),
@@ -70,9 +79,43 @@ def _kind_of(kind: type) -> int:
     return _BAD
 
 
+def plain_column(series: pd.Series) -> pd.Series:
+    """The column in a dtype the conversions read: sparse columns densified (exactly, every
+    value as stored); :class:`ConfigError` naming the column and the fix for a dtype whose values
+    no JSON reader holds exactly."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.SparseDtype):
+        return series.astype(dtype.subtype)
+    name = series.name
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize > 8:
+        raise ConfigError(
+            f"column {name!r} is {dtype} (long double), whose digits no JSON reader holds: "
+            f"convert it, e.g. df[{name!r}] = df[{name!r}].astype('float64') if rounding to a "
+            "double is fine"
+        )
+    try:
+        # Rows are taken by position for failures and batches; some Arrow types cannot be.
+        if isinstance(dtype, pd.ArrowDtype):
+            series.iloc[np.zeros(min(len(series), 1), dtype=np.int64)]
+    except (pa.ArrowException, NotImplementedError, TypeError):
+        raise ConfigError(
+            f"column {name!r} has dtype {dtype}, whose rows pandas cannot take: convert it, "
+            f"e.g. df[{name!r}] = df[{name!r}].astype(object)"
+        ) from None
+    return series
+
+
+#: Arrow types read as another that holds every value exactly, so one kernel serves both.
+_WIDENED = {
+    pa.large_string(): pa.string(),
+    pa.float16(): pa.float64(),
+}
+
+
 def to_arrow(series: pd.Series) -> pa.Array | None:
     """The column as one Arrow array (missing values as nulls), or None if it must be handled a
-    value at a time (mixed Python types, or values Arrow would change)."""
+    value at a time (mixed Python types, or values Arrow would change). ``series`` has been
+    through :func:`plain_column`."""
     if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in (
         _ARROW_SAFE_OBJECTS
     ):
@@ -86,6 +129,8 @@ def to_arrow(series: pd.Series) -> pa.Array | None:
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
+    if array.type in _WIDENED:
+        array = array.cast(_WIDENED[array.type])
     return array
 
 
@@ -136,10 +181,13 @@ def is_unicode(text: str) -> bool:
 
 
 def _beyond_double(value: Any) -> bool:
+    """True when a JSON reader holding numbers as doubles would read another number: beyond
+    about 1.8e308, or so close to zero that it reads 0."""
     try:
-        return abs(float(value)) > _DOUBLE_MAX
+        number = float(value)
     except OverflowError:
         return True
+    return abs(number) > _DOUBLE_MAX or (number == 0 and value != 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +203,7 @@ class ValueProblems:
 
 def metadata_problems(series: pd.Series) -> ValueProblems:
     """Find the cells that cannot be sent as they are (see the module docstring)."""
+    series = plain_column(series)
     size = len(series)
     array = to_arrow(series)
     if array is not None:
@@ -164,8 +213,9 @@ def metadata_problems(series: pd.Series) -> ValueProblems:
         out_of_range = _none(size)
         if pa.types.is_floating(array.type):
             not_finite = _mask(pc.is_inf(array))
-        elif pa.types.is_decimal(array.type) and array.type.precision > 308:
-            out_of_range = _mask(pc.greater(pc.abs(array.cast(pa.float64())), _DOUBLE_MAX))
+        elif pa.types.is_decimal(array.type) and _decimal_may_leave_double(array.type):
+            values = array.to_pylist()
+            out_of_range = np.array([v is not None and _beyond_double(v) for v in values], bool)
         return ValueProblems(_none(size), not_finite, out_of_range, _none(size), _none(size))
     kinds = _python_kinds(series)
     not_finite = _none(size)
@@ -189,6 +239,11 @@ def metadata_problems(series: pd.Series) -> ValueProblems:
             # Which zone the naive ones meant is a guess; the user says it (tz_localize).
             mixed_timezones[stamps[~aware]] = True
     return ValueProblems(kinds == _BAD, not_finite, out_of_range, not_unicode, mixed_timezones)
+
+
+def _decimal_may_leave_double(kind: pa.DataType) -> bool:
+    """Whether a decimal type can hold values beyond a double's range (either way)."""
+    return bool(kind.precision - kind.scale > 308 or kind.scale > 307)
 
 
 def _is_aware(value: Any) -> bool:
@@ -241,6 +296,7 @@ def identifier_strings(series: pd.Series) -> Identifiers:
     their digits only when they are whole and at most 2**53 (an integer column with gaps reads
     as float; beyond 2**53 a float has already lost digits). Booleans are never ids.
     """
+    series = plain_column(series)
     size = len(series)
     array = to_arrow(series)
     if array is not None:
@@ -399,7 +455,8 @@ def _decimal_json(value: decimal.Decimal | None) -> str | None:
         return None
     if value == value.to_integral_value():
         return str(int(value))
-    return format(value.normalize(), "f")
+    # Not normalize(): it rounds to the context's 28 digits. format(..., "f") is exact.
+    return format(value, "f").rstrip("0")
 
 
 def _python_json(kind: int) -> Callable[[Any], str | None]:
@@ -429,6 +486,7 @@ def json_values(series: pd.Series) -> pa.Array:
 
     Cells that :func:`metadata_problems` reports come out null too; callers never send those rows.
     """
+    series = plain_column(series)
     array = to_arrow(series)
     if array is not None:
         if not _is_scalar_type(array.type):

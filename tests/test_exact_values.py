@@ -2,12 +2,17 @@
 
 import datetime as dt
 import decimal
+import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gb_backfill import ConfigError, payloads, validate
+from gb_backfill import ConfigError, payloads, send_path, validate
 from gb_backfill._mapping import resolve_mapping
 from gb_backfill._payloads import encode_rows
 from gb_backfill._rules import check_frame
@@ -189,3 +194,92 @@ def test_metadata_keys_are_sorted_so_column_order_does_not_matter():
     assert encode_rows(flipped, check_frame(flipped, resolve_mapping(flipped.columns))).bodies == [
         body
     ]
+
+
+DECIMALS = ["12345678901234567.89", "99999999999999999999.99", "-0.000001", "3.000000"]
+
+
+def decimal_frames():
+    """The same decimals as object Decimals and as ArrowDtype(decimal128(38, 6))."""
+    values = [decimal.Decimal(text) for text in DECIMALS]
+    arrow = pd.array(values, dtype=pd.ArrowDtype(pa.decimal128(38, 6)))
+    for column in (pd.Series(values, dtype=object), pd.Series(arrow)):
+        yield pd.DataFrame({"customerId": list("abcd"), "eventName": "e", "amount": column})
+
+
+def test_decimals_are_sent_with_exactly_their_digits():
+    """Issue 18.2: 12345678901234567.89 went out as 1.2345678901234568e+16."""
+    for df in decimal_frames():
+        mapping = resolve_mapping(df.columns)
+        bodies = encode_rows(df, check_frame(df, mapping)).bodies
+        amounts = [
+            json.loads(b, parse_float=decimal.Decimal)["events"]["e"]["amount"] for b in bodies
+        ]
+        assert amounts == [decimal.Decimal(t) for t in DECIMALS]
+        assert bodies[0].endswith(b'"amount":12345678901234567.89}}}')
+        assert bodies[3].endswith(b'"amount":3}}}'), "the same value, the same text"
+        # payloads() gives a float where a float holds the number, a Decimal where not.
+        shown = [p["events"]["e"]["amount"] for p in payloads(df)]
+        assert [type(v) for v in shown] == [decimal.Decimal, decimal.Decimal, float, int]
+        assert [decimal.Decimal(str(v)) for v in shown] == [decimal.Decimal(t) for t in DECIMALS]
+
+
+def test_the_dry_runs_bodies_file_keeps_a_parquet_decimals_digits(tmp_path):
+    """Issue 18.2: the dry run's --write-bodies file went through floats."""
+    path = tmp_path / "amounts.parquet"
+    table = pa.table(
+        {
+            "customerId": list("abcd"),
+            "eventName": ["e"] * 4,
+            "amount": pa.array([decimal.Decimal(t) for t in DECIMALS], pa.decimal128(38, 6)),
+        }
+    )
+    pq.write_table(table, path)
+    bodies = tmp_path / "bodies.jsonl"
+    send_path(path, api_key="k", dry_run=True, bodies_path=bodies)
+    text = bodies.read_text().splitlines()
+    lines = [json.loads(line, parse_float=decimal.Decimal) for line in text]
+    assert [line["body"]["events"]["e"]["amount"] for line in lines] == [
+        decimal.Decimal(t) for t in DECIMALS
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**300), max_value=10**300),
+        min_size=1,
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_property_decimal_bodies_parse_back_to_the_input(values, arrow):
+    """Any decimal a double's range holds goes out with exactly its digits, or the row fails."""
+    column = pd.Series(values, dtype=object)
+    if arrow:
+        quantum = decimal.Decimal(1).scaleb(-6)
+        wide = decimal.Context(prec=100)
+        values = [v.quantize(quantum, context=wide) if abs(v) < 10**31 else v * 0 for v in values]
+        column = pd.Series(pd.array(values, dtype=pd.ArrowDtype(pa.decimal128(38, 6))))
+    df = pd.DataFrame({"customerId": "a", "eventName": "e", "n": column})
+    checked = check_frame(df, resolve_mapping(df.columns))
+    encoded = encode_rows(df, checked)
+    for position, body in zip(encoded.positions, encoded.bodies, strict=True):
+        sent_value = json.loads(body, parse_float=decimal.Decimal)["events"]["e"]["n"]
+        assert sent_value == values[position]
+    failed = set(checked.failures["position"])
+    assert set(encoded.positions) | failed == set(range(len(values)))
+    for position in failed:
+        assert float(values[position]) == 0, "only a decimal a double reads as 0 fails"
+        assert values[position] != 0
+
+
+def test_decimals_a_double_cannot_hold_are_a_failure_not_a_rounded_number():
+    tiny, huge = decimal.Decimal("1E-400"), decimal.Decimal("1E+400")
+    df = pd.DataFrame(
+        {"customerId": ["a", "b", "c"], "eventName": "e", "n": [tiny, huge, decimal.Decimal("0")]}
+    )
+    assert codes_by_row(validate(df)) == {
+        0: ["metadata_out_of_range"],
+        1: ["metadata_out_of_range"],
+    }

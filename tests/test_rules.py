@@ -5,10 +5,12 @@ import decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import gb_backfill
 from gb_backfill import FailureCode, validate
+from tests.conftest import MockGameball, send_options
 
 
 def codes_by_row(report):
@@ -161,3 +163,66 @@ def test_validate_is_reachable_from_the_accessor():
 def test_codes_are_stable_snake_case(code):
     assert code.value == code.value.lower()
     assert " " not in code.value
+
+
+def sparse_and_dense():
+    dense = pd.DataFrame(
+        {
+            "customerId": pd.Series([7, 0, 0, 12]),
+            "eventName": ["e"] * 4,
+            "amount": [1.5, np.nan, 0.0, 2.25],
+            "flag": [True, False, False, False],
+            "note": pd.Series(["a", None, None, "b"], dtype=object),
+            "when": pd.to_datetime(
+                ["2024-01-01", None, None, "2024-01-02 10:00:00.5"], format="ISO8601"
+            ),
+        }
+    )
+    sparse = dense.copy()
+    for name in dense.columns.drop("eventName"):
+        sparse[name] = pd.arrays.SparseArray(dense[name])
+    return dense, sparse
+
+
+def test_sparse_columns_are_read_exactly_as_their_dense_values():
+    """Issue 18.5: a SparseArray column raised a raw ValueError."""
+    dense, sparse = sparse_and_dense()
+    assert gb_backfill.payloads(sparse).tolist() == gb_backfill.payloads(dense).tolist()
+    sparse.loc[3, "eventName"] = None
+    report = validate(sparse)
+    assert codes_by_row(report) == {3: ["event_name_missing"]}
+
+
+def test_a_send_with_sparse_columns_writes_its_failures_file(tmp_path):
+    """The failures file stores a sparse column densified (Arrow has no sparse type)."""
+    _, sparse = sparse_and_dense()
+    sparse["eventName"] = ["e", None, "e", "e"]
+    gameball = MockGameball()
+    path = tmp_path / "failures.parquet"
+    report = gb_backfill.send(sparse, failures_path=path, **send_options(gameball))
+    assert (report.sent, report.invalid) == (3, 1)
+    written = gb_backfill.read_failures(path)
+    assert written["gb_error_code"].tolist() == ["event_name_missing"]
+    assert written["customerId"].tolist() == [0]
+    assert len(gameball.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        (
+            np.array([1.5, 2, 3], dtype=np.longdouble),
+            r"column 'm' is float128 .*astype\('float64'\)",
+        ),
+        (
+            pd.array(["a", "b", None], dtype=pd.ArrowDtype(pa.string_view())),
+            r"column 'm' has dtype string_view.*astype\(object\)",
+        ),
+    ],
+    ids=["long-double", "string-view"],
+)
+def test_dtypes_that_cannot_be_read_exactly_are_one_line_config_errors(column, message):
+    df = pd.DataFrame({"customerId": ["a", "b", "c"], "eventName": "e", "m": column})
+    with pytest.raises(gb_backfill.ConfigError, match=message) as caught:
+        validate(df)
+    assert "\n" not in str(caught.value)
