@@ -416,7 +416,10 @@ class Ledger:
         if loose is not None:
             self._looses.append((loose, form, key))
         if time.monotonic() - self._last_commit > _COMMIT_EVERY:
-            self.commit()
+            # The mark is durable now, so its request may go: a commit that fails here breaks
+            # the ledger, and the next begin stops the run instead.
+            with contextlib.suppress(LedgerError):
+                self.commit()
 
     def _append(self, record: bytes) -> None:
         """Append ``record`` to the journal with one ``write()``; a failed or partial write

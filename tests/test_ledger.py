@@ -95,3 +95,30 @@ def test_settles_are_committed_in_groups(tmp_path):
     assert reader.counts() == {"sent": 50}
     reader.close()
     ledger.close()
+
+
+def test_a_mark_made_durable_is_never_followed_by_an_error_that_keeps_its_request_back(
+    tmp_path, monkeypatch
+):
+    """begin() raising after its mark reached the journal would leave a row in flight whose
+    request never went: the next run would call it unknown and never send it."""
+    import gb_backfill._ledger as ledger_module
+    from gb_backfill import LedgerError
+
+    ledger = Ledger(tmp_path / "l")
+    monkeypatch.setattr(ledger_module, "_COMMIT_EVERY", 0.0)  # every begin commits
+    ledger.begin(b"a" * 16, "c1", 0)
+    (tmp_path / "l").unlink()  # the commit after the next mark fails
+    ledger.begin(b"b" * 16, "c2", 1)  # durable: it returns, so its request goes out
+    with pytest.raises(LedgerError, match="deleted or replaced"):
+        ledger.begin(b"c" * 16, "c3", 2)  # the next one stops the run
+    ledger.settle(
+        b"b" * 16, "sent", retryable=False, attempts=1, http_status=200, error_code=None,
+        error_message=None,
+    )  # fmt: skip
+    with pytest.raises(LedgerError):
+        ledger.close()
+    rebuilt = Ledger(tmp_path / "l", rebuild=True)
+    assert rebuilt.lookup([b"b" * 16])[b"b" * 16].status == "sent"
+    assert not rebuilt.lookup([b"c" * 16]), "never marked: its request never went"
+    rebuilt.close()
