@@ -28,12 +28,10 @@ USER = ["--customer-id", "user_id", "--event-name", "event"]
 
 
 def expected_exit(command: str, *, invalid: int, usage: bool = False) -> int:
-    """The exit code of ``command`` (validate, dry-run or send) today. Someone is changing the
-    rule: this is the one place to follow it."""
+    """The exit code of ``command`` (validate, dry-run or send) by the one rule: 2 for usage, 1
+    when rows are left invalid or unsent, else 0."""
     if usage:
         return 2
-    if command == "dry-run":
-        return 0
     return 1 if invalid else 0
 
 

@@ -171,7 +171,7 @@ def test_cli_send_exit_codes(tmp_path, capsys):
                 "--api-key",
                 emu.api_key,
                 "--failures",
-                str(failures),
+                str(tmp_path / "clean.failures.parquet"),  # another input's file is refused
             ]
         )
         assert code == 0
