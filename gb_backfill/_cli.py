@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import signal
@@ -594,9 +595,69 @@ def _send_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# --- errors in the CLI's own terms ------------------------------------------------------------
+
+#: Keywords whose CLI form is not one flag taking the keyword's value.
+_SPECIAL_TERMS = {
+    "limits": "--rate/--quota",
+    "batch_limits": "--batch-rate/--batch-quota",
+    "retry": "--attempts",
+    "progress": "--no-progress",
+    "keep_order": "--any-order",
+}
+#: Keywords whose flag has another name.
+_RENAMED = {"failures_path": "failures", "bodies_path": "write_bodies"}
+_KEYWORD_VALUE = re.compile(
+    r"(?<![\w.-])([a-z][a-z0-9_]*)="
+    r"(RateLimits\([^)]*\)|RetryPolicy\([^)]*\)|\[[^\]]*\]|\{[^}]*\}|'[^']*'|\"[^\"]*\"|[^\s,;)]*)"
+)
+
+
+@functools.cache
+def _flags() -> dict[str, tuple[str, bool]]:
+    """Each keyword the commands take, as (its flag, whether the flag takes a value)."""
+    flags: dict[str, tuple[str, bool]] = {}
+    commands = build_parser()._subparsers
+    assert commands is not None
+    for action in commands._group_actions:
+        for command in getattr(action, "choices", {}).values():
+            for option in command._actions:
+                long = [name for name in option.option_strings if name.startswith("--")]
+                if long and option.dest not in flags:
+                    flags[option.dest] = (long[0], option.nargs != 0)
+    return flags
+
+
+def cli_terms(message: str) -> str:
+    """``message``, written in the Python API's terms (``customer_id=COLUMN``), in the CLI's
+    (``--customer-id COLUMN``), so every error the CLI prints names its own flags."""
+    flags = _flags()
+
+    def flag(match: re.Match[str]) -> str:
+        keyword, value = _RENAMED.get(match.group(1), match.group(1)), match.group(2)
+        if keyword in _SPECIAL_TERMS:
+            return _SPECIAL_TERMS[keyword]
+        if keyword not in flags:
+            return match.group(0)
+        name, takes_value = flags[keyword]
+        if not takes_value:
+            return name
+        if value.startswith("["):
+            value = ",".join(re.findall(r"'([^']*)'", value)) or "A,B"
+        elif value.startswith("{"):
+            value = "COL=TYPE"
+        elif value[:1] in ("'", '"') and not re.search(r"\s", value):
+            value = value[1:-1]  # quotes only where the shell needs them
+        return f"{name} {value}".rstrip()
+
+    text = _KEYWORD_VALUE.sub(flag, message)
+    # "--failures (--failures)": a message that already named the flag says it once.
+    return re.sub(r"(--[a-z-]+)([^()]{0,40}?) \(\1[^()]*\)", r"\1\2", text)
+
+
 def _stopped_line(error: BaseException, failures: str) -> str:
     """One line: what stopped the run, the counts, and where the rows not sent are."""
-    text = str(error).splitlines()[0] if str(error) else ""
+    text = cli_terms(str(error).splitlines()[0]) if str(error) else ""
     cause = text if isinstance(error, GameballError) else f"{type(error).__name__}: {text}"
     report = getattr(error, "report", None)
     counts = f" {report!r};" if report is not None else ""
@@ -650,7 +711,7 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     except ConfigError:
         raise
     except ChangedRowsError as error:
-        print(f"gb-backfill: nothing was sent: {error}", file=sys.stderr)
+        print(f"gb-backfill: nothing was sent: {cli_terms(str(error))}", file=sys.stderr)
         print(error.examples, file=sys.stderr)
         return EXIT_USAGE
     except (LedgerError, RepeatedFailureError) as error:
@@ -663,7 +724,7 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
         return EXIT_STOPPED
     if report is None:
         return EXIT_TERMINATED
-    print(report.summary())
+    print(cli_terms(report.summary()))
     if isinstance(report, SendPlan):
         # The plan was made; rows it would not send make it incomplete, as a live run.
         return EXIT_OK if not (report.invalid or report.changed) else EXIT_INCOMPLETE
@@ -856,10 +917,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except ConfigError as error:
-        print(f"gb-backfill: error: {error}", file=sys.stderr)
+        print(f"gb-backfill: error: {cli_terms(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except GameballError as error:
-        print(f"gb-backfill: {error}", file=sys.stderr)
+        print(f"gb-backfill: {cli_terms(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # The reader went away (`gb-backfill send ... | head`): say nothing more, and keep

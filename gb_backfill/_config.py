@@ -136,7 +136,7 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     """The base URL without a trailing slash; refuses to send keys in clear text to other hosts."""
     parts = urlsplit(base_url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"base_url must be an http(s) URL, e.g. {DEFAULT_BASE_URL}")
+        raise ConfigError(f"base_url= must be an http(s) URL, e.g. {DEFAULT_BASE_URL}")
     if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
         raise ConfigError(
             f"refusing to send keys over plain http to {parts.hostname}: use https, "

@@ -373,7 +373,7 @@ class FailureWriter:
         if None not in (recorded, self.input_name) and recorded != self.input_name:
             raise ConfigError(
                 f"{self.path} holds the failures of another input ({recorded}); choose another "
-                "failures_path (--failures), or move that file away first"
+                "path with failures_path=PATH (--failures PATH), or move that file away first"
             )
         # Parts left by a run that was killed belong to that run; this run accounts anew.
         shutil.rmtree(self._parts_dir, ignore_errors=True)
@@ -385,7 +385,7 @@ class FailureWriter:
         except OSError as error:
             raise ConfigError(
                 f"cannot write the failures file {self.path} ({error.strerror or error}); "
-                "choose another failures_path (--failures)"
+                "choose another path with failures_path=PATH (--failures PATH)"
             ) from None
 
     def discard(self) -> None:

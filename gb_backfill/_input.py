@@ -110,7 +110,7 @@ class CsvOptions:
         dtype: Mapping[Hashable, str] | None = None,
     ) -> CsvOptions:
         if isinstance(na_values, str):
-            raise ConfigError(f"na_values takes a list of strings, e.g. na_values=[{na_values!r}]")
+            raise ConfigError(f"na_values= takes a list of strings, e.g. na_values=[{na_values!r}]")
         sep = "\t" if sep == "\\t" else sep  # --sep '\t' from a shell
         if sep is not None and len(sep) != 1:
             raise ConfigError(f"sep takes one character, e.g. sep=';' (--sep ';'), not {sep!r}")

@@ -318,7 +318,8 @@ class Ledger:
         elif found[0] != scheme:
             raise LedgerError(
                 f"{self.path} keys rows by {found[0]}, this run by {scheme}: rows it sent would "
-                "not be recognised and would be sent again. Use the same row_key, or a new ledger."
+                "not be recognised and would be sent again. Use the same row_key=[...], or a new "
+                "ledger."
             )
 
     # --- reading -------------------------------------------------------------------------

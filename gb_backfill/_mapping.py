@@ -144,7 +144,8 @@ def resolve_mapping(
         if required:
             names = " or ".join(repr(n) for n in _DEFAULT_NAMES[keyword])
             raise ConfigError(
-                f"no {keyword} column: pass {keyword}=COLUMN or name a column {names}; "
+                f"no {keyword.replace('_', ' ')} column: pass {keyword}=COLUMN or name a column "
+                f"{names}; "
                 f"the columns are: {', '.join(map(str, available)) or '(none)'}"
             )
         return None

@@ -282,7 +282,7 @@ def check_key_columns(columns: Iterable[Hashable], key_columns: Sequence[Hashabl
     missing = [c for c in key_columns if c not in present]
     if missing:
         raise ConfigError(
-            f"row_key names missing column(s) {', '.join(map(str, missing))}; "
+            f"row_key=[...] names missing column(s) {', '.join(map(str, missing))}; "
             f"the columns are: {', '.join(map(str, present))}"
         )
 
@@ -301,6 +301,6 @@ def check_unique(chunks: Iterable[pd.DataFrame], key_columns: Sequence[Hashable]
         first = int(order[int(np.flatnonzero(same)[0]) + 1])
         raise LedgerError(
             f"row_key={list(key_columns)} is not unique: {repeats:,} row(s) repeat a key "
-            f"(first at row {first}); add columns to the key, or leave row_key out to key "
+            f"(first at row {first}); add columns to the key, or leave row_key= out to key "
             "rows by their content"
         )

@@ -114,16 +114,16 @@ class Settings:
 
 def _whole(name: str, value: object, *, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise ConfigError(f"{name} must be a whole number of at least {least}, not {value!r}")
+        raise ConfigError(f"{name}= must be a whole number of at least {least}, not {value!r}")
     return int(value)
 
 
 def _seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ConfigError(f"{name} must be a number of seconds, not {value!r}")
+        raise ConfigError(f"{name}= must be a number of seconds, not {value!r}")
     number = float(value)
     if not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{name} must be a finite number of seconds above 0, not {value!r}")
+        raise ConfigError(f"{name}= must be a finite number of seconds above 0, not {value!r}")
     return number
 
 
@@ -131,7 +131,7 @@ def _check_key(keyword: str, env: str, value: str | None) -> None:
     if value is not None and not _HEADER_VALUE.fullmatch(value):
         # The key itself is never shown: it is a secret.
         raise ConfigError(
-            f"{keyword} holds whitespace or characters an HTTP header cannot carry (a newline "
+            f"{keyword}= holds whitespace or characters an HTTP header cannot carry (a newline "
             f"from a file? a no-break space?): fix it where you set {keyword}= or {env}"
         )
 
@@ -183,10 +183,10 @@ def make_settings(
         raise ConfigError(f"mode must be 'events' or 'batch', not {mode!r}")
     api_version = str(api_version).removeprefix("v")
     if api_version not in ("4.0", "4.1"):
-        raise ConfigError(f"api_version must be '4.0' or '4.1', not {api_version!r}")
+        raise ConfigError(f"api_version= must be '4.0' or '4.1', not {api_version!r}")
     for name, value in (("api_key", api_key), ("secret_key", secret_key)):
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{name} must be a string, not {type(value).__name__}")
+            raise ConfigError(f"{name}= must be a string, not {type(value).__name__}")
     # A dry run sends nothing, so it needs no key; a key it is given is still checked.
     keys = Keys.resolve(api_key, secret_key, required=not dry_run)
     _check_key("api_key", "GAMEBALL_API_KEY", keys.api_key or None)
@@ -208,7 +208,7 @@ def make_settings(
             "e.g. retry=RetryPolicy(attempts=6)"
         )
     if isinstance(row_key, str):
-        raise ConfigError(f"row_key takes a list of columns, e.g. row_key=[{row_key!r}]")
+        raise ConfigError(f"row_key= takes a list of columns, e.g. row_key=[{row_key!r}]")
     return Settings(
         keys=keys,
         base_url=check_base_url(base_url, allow_insecure_http=allow_insecure_http),

@@ -79,7 +79,7 @@ def test_failures_file_validates_again_without_the_gb_columns_as_metadata(events
 def test_missing_column_is_usage_error(events_csv, capsys):
     assert main(["validate", str(events_csv), "--customer-id", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "customer_id='nope'" in err
+    assert "--customer-id nope: no such column" in err
     assert "user, kind, amount, email" in err
     assert err.count("\n") == 1, "one line"
 

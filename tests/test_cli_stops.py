@@ -178,7 +178,7 @@ def test_a_timeout_that_is_no_number_of_seconds_is_refused(tmp_path, capsys, val
     path = tmp_path / "in.parquet"
     orders(3).to_parquet(path)
     assert main(["send", str(path), "--api-key", "k", "--timeout", value]) == 2
-    assert "timeout must be a finite number of seconds above 0" in capsys.readouterr().err
+    assert "--timeout must be a finite number of seconds above 0" in capsys.readouterr().err
 
 
 def test_a_live_send_to_the_real_api_warns_that_backfilled_events_are_live(tmp_path, capsys):

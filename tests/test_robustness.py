@@ -315,9 +315,9 @@ def test_a_session_token_that_cannot_be_a_header_is_a_row_failure():
     ("options", "message"),
     [
         ({"limits": {"per_second": 10}}, r"limits= takes gb_backfill.RateLimits\(...\), not dict"),
-        ({"concurrency": "8"}, "concurrency must be a whole number of at least 1, not '8'"),
-        ({"timeout": float("nan")}, "timeout must be a finite number of seconds above 0"),
-        ({"timeout": -1}, "timeout must be a finite number"),
+        ({"concurrency": "8"}, "concurrency= must be a whole number of at least 1, not '8'"),
+        ({"timeout": float("nan")}, "timeout= must be a finite number of seconds above 0"),
+        ({"timeout": -1}, "timeout= must be a finite number"),
         ({"retry": {"attempts": 2}}, r"retry= takes gb_backfill.RetryPolicy"),
         ({"concurency": 8}, r"unknown keyword concurency=; did you mean concurrency=\?"),
         ({"failure_path": "x"}, r"did you mean failures_path=\?"),
