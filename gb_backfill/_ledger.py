@@ -202,6 +202,11 @@ class Ledger:
         try:
             self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
             self._check_is_ledger()
+            if not self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                # An empty file is an empty ledger (a run creates its tables when it writes).
+                self._db.close()
+                self._db = sqlite3.connect(":memory:")
+                self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:
             raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None
 

@@ -356,3 +356,33 @@ def test_a_terminal_sees_one_line_and_no_traceback(tmp_path):
     assert "dtype_unconvertible: 1" in done.stdout
     assert "Traceback" not in done.stderr
     assert "RecursionError" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("ledger", ["foreign-sqlite", "not-sqlite", "empty-file"])
+@pytest.mark.parametrize("command", ["dry-run", "send"])
+def test_foreign_or_corrupt_ledgers_are_one_line_errors_and_left_untouched(
+    tmp_path, capsys, emulator, ledger, command
+):
+    import sqlite3
+
+    path = tmp_path / "in.csv"
+    path.write_text("customerId,eventName\na,buy\n")
+    file = tmp_path / "ledger"
+    if ledger == "foreign-sqlite":
+        with sqlite3.connect(file) as db:
+            db.execute("CREATE TABLE rows (key TEXT, value TEXT)")
+    elif ledger == "not-sqlite":
+        file.write_text("orders,2024\n" * 50)
+    else:
+        file.write_bytes(b"")
+    before = file.read_bytes()
+    argv = ["send", str(path), "--ledger", str(file), "--base-url", emulator.base_url,
+            "--api-key", emulator.api_key, "--no-progress"]  # fmt: skip
+    code, out = run(capsys, [*argv, "--dry-run"] if command == "dry-run" else argv)
+    if ledger == "empty-file":  # an empty file is an empty ledger
+        assert code == 0
+        return
+    assert code == expected_exit(command, invalid=0, usage=True)
+    assert out.err.count("\n") == 1, out.err
+    assert "ledger" in out.err
+    assert file.read_bytes() == before, "a file that is not a ledger is never written to"
