@@ -377,7 +377,8 @@ def test_foreign_or_corrupt_ledgers_are_one_line_errors_and_left_untouched(
         file.write_bytes(b"")
     before = file.read_bytes()
     argv = ["send", str(path), "--ledger", str(file), "--base-url", emulator.base_url,
-            "--api-key", emulator.api_key, "--no-progress"]  # fmt: skip
+            "--api-key", emulator.api_key, "--no-progress", "--failures",
+            str(tmp_path / "f.parquet")]  # fmt: skip
     code, out = run(capsys, [*argv, "--dry-run"] if command == "dry-run" else argv)
     if ledger == "empty-file":  # an empty file is an empty ledger
         assert code == 0
