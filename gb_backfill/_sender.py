@@ -533,14 +533,17 @@ async def _send_batches(
     started = time.perf_counter()
     writer = FailureWriter(failures_path, input_name=input_name(source))
     writer.check()
-    ledger = _open_ledger(ledger_path, settings) if ledger_path is not None else None
-    if ledger is not None:
-        try:
+    ledger = None
+    try:
+        if ledger_path is not None:
+            ledger = _open_ledger(ledger_path, settings)
             await _refuse_changed_rows(read, settings, mapping, ledger)
-        except BaseException:
+    except BaseException:
+        # Refused before anything was sent: no failures file, no parts left behind.
+        if ledger is not None:
             ledger.close()
-            writer.discard()
-            raise
+        writer.discard()
+        raise
     batches = read()
     own_client = client is None
     http = client if client is not None else _client(settings)

@@ -61,3 +61,18 @@ def send_options(gameball, **overrides):
         "client": gameball.client(),
     }
     return {**options, **overrides}
+
+
+@pytest.fixture(autouse=True)
+def no_stray_files():
+    """A test writes its files under tmp_path, never into the working directory."""
+    import pathlib
+    import shutil
+
+    here = pathlib.Path.cwd()
+    before = set(here.glob("*.parquet*"))
+    yield
+    stray = set(here.glob("*.parquet*")) - before
+    for path in stray:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    assert not stray, f"the test left {sorted(map(str, stray))} in the working directory"

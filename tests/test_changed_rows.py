@@ -181,14 +181,16 @@ def test_the_cli_refuses_csv_after_parquet_with_exit_2_and_sends_with_the_flag(t
             str(tmp_path / "l"), "--no-progress", "--customer-id", "customer_id",
             "--event-name", "event_name",
         ]  # fmt: skip
-        assert main(["send", str(tmp_path / "export.parquet"), *common]) == 0
+        first = ["--failures", str(tmp_path / "parquet.failures.parquet")]
+        assert main(["send", str(tmp_path / "export.parquet"), *common, *first]) == 0
         capsys.readouterr()
+        common += ["--failures", str(tmp_path / "csv.failures.parquet")]
         assert main(["send", str(tmp_path / "export.csv"), *common]) == 2
         err = capsys.readouterr().err
         assert len(emu.events()) == len(df), "0 rows twice"
         assert "nothing was sent" in err
         assert "--resend-changed" in err
-        assert main(["send", str(tmp_path / "export.csv"), *common, "--dry-run"]) == 0
+        assert main(["send", str(tmp_path / "export.csv"), *common, "--dry-run"]) == 1
         assert f"changed: {len(df):,} rows" in capsys.readouterr().out
         assert main(["send", str(tmp_path / "export.csv"), *common, "--resend-changed"]) == 0
         assert len(emu.events()) == 2 * len(df)
