@@ -55,8 +55,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import gb_backfill as gb
+    from gb_backfill._config import BATCH_LIMITS
     from gb_backfill._plan import minimum_seconds
-    from gb_backfill._sender import BATCH_LIMITS
 
     df = history(args.events, args.customers, args.busiest)
     counts = df["customerId"].value_counts()

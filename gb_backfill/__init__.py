@@ -5,13 +5,17 @@ Importing the package registers the ``df.gameball`` accessor::
     import gb_backfill
     report = df.gameball.validate(event="purchase")
     sent = df.gameball.send(event="purchase", ledger="backfill.ledger")
+
+The emulator (and aiohttp, which serves it) is imported only when one of its names is first
+used, so ``import gb_backfill`` stays quick.
 """
 
 from __future__ import annotations
 
+import typing as _typing
+
 from . import _accessor  # noqa: F401  (registers df.gameball)
 from ._config import RateLimits, RetryPolicy
-from ._emulator import BatchSettings, Emulator, Faults
 from ._errors import (
     AuthenticationError,
     ChangedRowsError,
@@ -22,13 +26,25 @@ from ._errors import (
     RepeatedFailureError,
 )
 from ._failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
-from ._outcomes import SendErrorCode
+from ._gameball import HISTORY_WARNING
 from ._payloads import payloads
-from ._plan import HISTORY_WARNING, SendPlan
-from ._report import STATUSES, SendReport, Status
-from ._rules import FailureCode, ValidationReport, validate
+from ._reports import SendPlan, SendReport, ValidationReport
 from ._sender import asend, asend_path, send, send_path
-from ._warnings import WarningCode
+from ._validate import validate
+from ._vocabulary import STATUSES, FailureCode, SendErrorCode, Status, WarningCode
+
+if _typing.TYPE_CHECKING:
+    from ._emulator import (
+        BatchSettings,
+        Campaign,
+        Campaigns,
+        Condition,
+        Coupon,
+        Emulator,
+        Faults,
+        Points,
+        PointsPerUnit,
+    )
 
 __all__ = [
     "FAILURE_STATUS_COLUMNS",
@@ -36,14 +52,20 @@ __all__ = [
     "STATUSES",
     "AuthenticationError",
     "BatchSettings",
+    "Campaign",
+    "Campaigns",
     "ChangedRowsError",
     "ColumnNotFoundError",
+    "Condition",
     "ConfigError",
+    "Coupon",
     "Emulator",
     "FailureCode",
     "Faults",
     "GameballError",
     "LedgerError",
+    "Points",
+    "PointsPerUnit",
     "RateLimits",
     "RepeatedFailureError",
     "RetryPolicy",
@@ -63,10 +85,34 @@ __all__ = [
     "validate",
 ]
 
+#: Public names that live in the emulator, imported on first use.
+_EMULATOR_NAMES = frozenset(
+    {
+        "BatchSettings",
+        "Campaign",
+        "Campaigns",
+        "Condition",
+        "Coupon",
+        "Emulator",
+        "Faults",
+        "Points",
+        "PointsPerUnit",
+    }
+)
 
-def __getattr__(name: str) -> str:
+
+def __getattr__(name: str) -> _typing.Any:
+    if name in _EMULATOR_NAMES:
+        from . import _emulator
+
+        return getattr(_emulator, name)
     if name == "__version__":
         from importlib.metadata import version
 
         return version("gb-backfill")
     raise AttributeError(f"module 'gb_backfill' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The emulator's names are public before their first use too (tab completion, help()).
+    return sorted({*globals(), *__all__})

@@ -12,10 +12,9 @@ from typing import Any
 import pandas as pd
 
 from ._payloads import payloads
-from ._plan import SendPlan
-from ._report import SendReport
-from ._rules import ValidationReport, validate
+from ._reports import SendPlan, SendReport, ValidationReport
 from ._sender import asend, send
+from ._validate import validate
 
 __all__ = ["GameballAccessor"]
 
@@ -39,11 +38,13 @@ class GameballAccessor:
 
     def send(self, **options: Any) -> SendReport | SendPlan:
         """Send the rows to Gameball and wait (see :func:`gb_backfill.send`)."""
-        return send(self._df, **options)
+        report: SendReport | SendPlan = send(self._df, **options)
+        return report
 
     async def asend(self, **options: Any) -> SendReport | SendPlan:
         """Send the rows to Gameball; ``await`` it in a notebook (see :func:`gb_backfill.asend`)."""
-        return await asend(self._df, **options)
+        report: SendReport | SendPlan = await asend(self._df, **options)
+        return report
 
 
 def _without_df(function: Any) -> inspect.Signature:

@@ -1,6 +1,6 @@
 """The fate of every row of a send, recorded in one place.
 
-A lane (see :mod:`._events_lane`) owns delivery: when and how a row's request goes out. The
+A lane (see :mod:`._lanes`) owns delivery: when and how a row's request goes out. The
 :class:`Bookkeeper` owns everything a row's outcome touches: the status counts, the ledger, the
 failures file, the progress bar, and the room left for reading more input. Lanes call
 :meth:`Bookkeeper.begin` before a request goes out and :meth:`Bookkeeper.record` once its row's
@@ -17,73 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
+from ._clock import Clock
 from ._failures import FailureWriter, failure_rows
 from ._ledger import Ledger
-from ._outcomes import Outcome, SendErrorCode, Verdict
+from ._outcomes import Outcome
 from ._progress import Progress
-from ._report import STATUSES, Status
-from ._row_keys import RowKeys
+from ._rows import Batch, Job, NotSent
+from ._vocabulary import STATUSES, SendErrorCode, Status, Verdict
 
 __all__: list[str] = []
 
 _WRITE_FAILURES_EVERY = 2.0  # seconds
 _MAX_LIVE_BATCHES = 3
-
-# A row that ends without being sent: position in its batch, status, code, message, HTTP
-# status, attempts, its index in the batch's keys (None: no key).
-_NotSent = tuple[int, str, str | None, str | None, int | None, int, int | None]
-
-
-@dataclass(eq=False, slots=True)
-class Batch:
-    """One slice of the input, kept until every row in it has its final status."""
-
-    frame: pd.DataFrame
-    offset: int
-    keys: RowKeys | None = None
-    natural_keys: bool = False
-    #: each keyed row's loose key and form mask (with a ledger; see :mod:`._loose`)
-    loose: tuple[list[bytes], np.ndarray] | None = None
-    pending: int = 0
-    not_sent: list[_NotSent] = field(default_factory=list)
-
-    def key_text(self, index: int | None) -> str | None:
-        if index is None or self.keys is None:
-            return None
-        if self.natural_keys:
-            return self.keys.keys[index].hex()
-        return self.keys.text(index)
-
-
-@dataclass(eq=False, slots=True)
-class Job:
-    """One row on its way to Gameball."""
-
-    batch: Batch
-    local: int
-    customer: str
-    body: bytes
-    token: str | None
-    key_index: int
-    lane: str = "events"  #: the lane that delivers it: "events" or "batch"
-    attempts: int = 0  #: tries counted against the retry policy (a 429 or 2001 is none)
-    requests: int = 0  #: requests made for it in this run, refused ones included
-    begun: bool = False  #: the ledger holds its in-flight mark
-    in_flight: bool = False  #: a request is out: an error now may follow a processed request
-    recorded: bool = False  #: its final status is recorded
-    last: Outcome | None = None  #: the answer to its latest request, if any
-
-    @property
-    def key(self) -> bytes:
-        assert self.batch.keys is not None
-        return self.batch.keys.keys[self.key_index]
 
 
 class Bookkeeper:
@@ -97,8 +49,10 @@ class Bookkeeper:
         progress: Progress,
         max_outstanding: int,
         max_live_batches: int = _MAX_LIVE_BATCHES,
+        clock: Clock,
     ) -> None:
         self.ledger = ledger
+        self.clock = clock
         self.writer = writer
         self.progress = progress
         self.counts: Counter[str] = Counter(dict.fromkeys(STATUSES, 0))
@@ -196,127 +150,119 @@ class Bookkeeper:
         if status not in (Status.SENT, Status.SKIPPED):
             self._not_sent(batch, (local, status, code, message, http_status, 0, key_index))
 
-    def begin(self, job: Job) -> None:
-        """Mark ``job`` in flight in the ledger before its first request goes out.
+    def begin(self, rows: Sequence[Job]) -> None:
+        """Mark ``rows`` in flight in the ledger before their first request goes out, with one
+        write to its journal.
 
-        Raises :class:`LedgerError` when the mark cannot be made: then nothing may be sent.
+        Raises :class:`LedgerError` when the marks cannot be made: then nothing may be sent.
         """
-        if self.ledger is not None and not job.begun:
+        fresh = [job for job in rows if not job.begun]
+        if self.ledger is None or not fresh:
+            return
+        marks = []
+        for job in fresh:
             batch, index = job.batch, job.key_index
-            loose, form = (
-                (None, 0)
-                if batch.loose is None
-                else (batch.loose[0][index], int(batch.loose[1][index]))
-            )
-            self.ledger.begin(
-                job.key, job.customer, batch.offset + job.local, loose=loose, form=form
-            )
+            loose = None if batch.loose is None else batch.loose[0][index]
+            form = 0 if batch.loose is None else int(batch.loose[1][index])
+            marks.append((job.key, job.customer, batch.offset + job.local, loose, form))
+        self.ledger.begin_many(marks)
+        for job in fresh:
             job.begun = True
 
-    def stopped_early(self, job: Job, error: BaseException | None = None) -> None:
-        """Record ``job``, whose delivery ended before a final answer: the one rule for a stop.
+    def stopped_early(self, rows: Sequence[Job], error: BaseException | None = None) -> None:
+        """Record ``rows``, whose delivery ended before a final answer: the one rule for a stop.
 
         * a request out with no answer yet (interrupted, or ``error`` while it was out) may
           have been processed: ``unknown``;
         * no request made, or only refusals for the pace (429, 2001): ``aborted``, retryable;
         * answered with a failure that was to be retried: ``failed``, retryable.
         """
-        last = job.last
-        if job.in_flight:
-            message = (
-                f"{type(error).__name__} while its request was out; it may have been sent"
-                if error is not None
-                else "the run was interrupted while this request was in flight"
-            )
-            code = SendErrorCode.ERROR if error is not None else SendErrorCode.INTERRUPTED
-            self.record(job, Status.UNKNOWN, Outcome(Verdict.UNKNOWN, code, message))
-        elif last is None or (last.pacing and not job.attempts):
-            message = "not attempted: the run stopped"
-            if last is not None:
-                message = (
-                    "not sent: the run stopped while Gameball was asking it to slow down "
-                    f"({last.message})"
-                )
-            outcome = Outcome(
-                Verdict.RETRY, SendErrorCode.ABORTED, message, last.http_status if last else None
-            )
-            self.record(job, Status.ABORTED, outcome, retryable=True)
-        else:
-            message = f"the run stopped before the next retry; last error: {last.message}"
-            self.record(job, Status.FAILED, replace(last, message=message), retryable=True)
+        for job in rows:
+            if not job.recorded:
+                status, outcome = _stop_outcome(job, error)
+                self.record([job], status, outcome, retryable=status is not Status.UNKNOWN)
 
-    def assign_job(self, jobs: list[Job], job_id: int) -> None:
+    def assign_job(self, jobs: Sequence[Job], job_id: int) -> None:
         """Note in the ledger which batch job carries ``jobs``, so a later run can ask."""
         if self.ledger is not None:
             self.ledger.assign_job(job_id, [job.key for job in jobs])
 
     def record(
-        self, job: Job, status: Status, outcome: Outcome | None, *, retryable: bool = False
+        self,
+        rows: Sequence[Job],
+        status: Status,
+        outcome: Outcome | None,
+        *,
+        retryable: bool = False,
     ) -> None:
-        """The one place a queued row's final status is recorded.
+        """The one place a queued row's final status is recorded (here, for ``rows`` alike).
 
-        ``outcome`` is None for a row never attempted. The row is counted first, so a ledger
-        that then fails to record it still leaves the counts whole.
+        ``outcome`` is None for a row never attempted. Rows are counted first, so a ledger
+        that then fails to record them still leaves the counts whole.
         """
-        job.recorded = True
-        self.counts[status] += 1
-        batch = job.batch
-        if status != Status.SENT:
-            code = outcome.code if outcome else SendErrorCode.ABORTED
-            message = outcome.message if outcome else "not attempted: the run stopped"
-            http = outcome.http_status if outcome else None
-            self._not_sent(
-                batch, (job.local, status, code, message, http, job.requests, job.key_index)
-            )
-        batch.pending -= 1
-        self.outstanding -= 1
-        if not batch.pending:
-            self.live_batches -= 1
+        for job in rows:
+            job.recorded = True
+            self.counts[status] += 1
+            batch = job.batch
+            if status != Status.SENT:
+                code = outcome.code if outcome else SendErrorCode.ABORTED
+                message = outcome.message if outcome else "not attempted: the run stopped"
+                http = outcome.http_status if outcome else None
+                entry = (job.local, status, code, message, http, job.requests, job.key_index)
+                self._not_sent(batch, entry)
+            batch.pending -= 1
+            if not batch.pending:
+                self.live_batches -= 1
+        self.outstanding -= len(rows)
         if self.has_room():
             self.room.set()
         if not self.outstanding:
             self.drained.set()
-        self.progress.advance(1, self.counts, self.retrying)
-        if self.ledger is not None and job.begun:
-            self.ledger.settle(
-                job.key,
-                status,
-                retryable=retryable,
-                attempts=job.requests,
-                http_status=outcome.http_status if outcome else None,
-                error_code=outcome.code if outcome else None,
-                error_message=outcome.message if outcome else None,
-            )
+        self.progress.advance(len(rows), self.counts, self.retrying)
+        if self.ledger is not None:
+            for job in rows:
+                if job.begun:
+                    self.ledger.settle(
+                        job.key,
+                        status,
+                        retryable=retryable,
+                        attempts=job.requests,
+                        http_status=outcome.http_status if outcome else None,
+                        error_code=outcome.code if outcome else None,
+                        error_message=outcome.message if outcome else None,
+                    )
         self.write_failures_soon()
 
-    def reconsider(self, job: Job, outcome: Outcome) -> None:
-        """Record in the ledger that ``job``'s failure was the run's, not the row's: retryable."""
-        if self.ledger is not None and job.begun:
-            self.ledger.settle(
-                job.key,
-                Status.FAILED,
-                retryable=True,
-                attempts=0,
-                http_status=outcome.http_status,
-                error_code=outcome.code,
-                error_message=outcome.message,
-            )
+    def reconsider(self, rows: Sequence[Job], outcome: Outcome) -> None:
+        """Record in the ledger that ``rows`` failed for the run, not for themselves: retryable."""
+        if self.ledger is None:
+            return
+        for job in rows:
+            if job.begun:
+                self.ledger.settle(
+                    job.key,
+                    Status.FAILED,
+                    retryable=True,
+                    attempts=0,
+                    http_status=outcome.http_status,
+                    error_code=outcome.code,
+                    error_message=outcome.message,
+                )
 
-    def _not_sent(self, batch: Batch, entry: _NotSent) -> None:
+    def _not_sent(self, batch: Batch, entry: NotSent) -> None:
         """Note a row that ends without being sent; it reaches the failures file soon."""
         batch.not_sent.append(entry)
         self.error_codes[entry[2] or entry[1]] += 1
         self.unwritten.add(batch)
-        self.write_failures_soon()
 
     def write_failures_soon(self) -> None:
         """Write noted rows if the last write is a while ago; called as rows come and go."""
-        if self.unwritten and time.monotonic() - self.written_at > _WRITE_FAILURES_EVERY:
+        if self.unwritten and self.clock() - self.written_at > _WRITE_FAILURES_EVERY:
             self.write_failures()
 
     def write_failures(self) -> None:
         """Write every noted row as a complete Parquet part, so a crash cannot lose it."""
-        self.written_at = time.monotonic()
+        self.written_at = self.clock()
         for batch in list(self.unwritten):
             local, status, code, message, http, attempts, key_index = zip(
                 *batch.not_sent, strict=True
@@ -342,3 +288,26 @@ class Bookkeeper:
         except OSError as error:
             # A full disk: the rows stay in the writer's buffer, and the run stops.
             self.halt(error)
+
+
+def _stop_outcome(job: Job, error: BaseException | None) -> tuple[Status, Outcome]:
+    """The status and outcome a stop gives ``job`` (see :meth:`Bookkeeper.stopped_early`)."""
+    last = job.last
+    if job.in_flight:
+        if error is not None:
+            message = f"{type(error).__name__} while its request was out; it may have been sent"
+            return Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.ERROR, message)
+        message = "the run was interrupted while this request was in flight"
+        return Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.INTERRUPTED, message)
+    if last is None:
+        message = "not attempted: the run stopped"
+        return Status.ABORTED, Outcome(Verdict.RETRY, SendErrorCode.ABORTED, message)
+    if last.pacing and not job.attempts:
+        message = (
+            f"not sent: the run stopped while Gameball was asking it to slow down ({last.message})"
+        )
+        return Status.ABORTED, Outcome(
+            Verdict.RETRY, SendErrorCode.ABORTED, message, last.http_status
+        )
+    message = f"the run stopped before the next retry; last error: {last.message}"
+    return Status.FAILED, replace(last, message=message)

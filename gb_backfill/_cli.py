@@ -22,9 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from . import _gameball as gameball
 from ._config import (
     API_KEY_ENV,
-    DEFAULT_BASE_URL,
+    BATCH_LIMITS,
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_JOB_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    EVENTS_LIMITS,
     PREVIEW_LIMITS,
     SECRET_KEY_ENV,
     RateLimits,
@@ -40,17 +46,10 @@ from ._errors import (
 )
 from ._failures import FailureWriter, failure_rows, input_name
 from ._input import CSV_TYPES, CsvOptions, InputFile, input_mapping
-from ._plan import HISTORY_WARNING, SendPlan
-from ._report import SendReport
+from ._reports import SendPlan, SendReport
 from ._rules import check_frame, first_failures
-from ._sender import (
-    BATCH_LIMITS,
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_JOB_TIMEOUT,
-    DEFAULT_TIMEOUT,
-    asend_path,
-)
+from ._sender import asend_path
+from ._vocabulary import LedgerStatus
 from ._warnings import WarningTally, warning_lines
 
 __all__ = ["main"]
@@ -193,80 +192,85 @@ def _mask(key: str, default: str) -> str:
     return key if key == default else "*" * 8
 
 
-def _emulator(args: argparse.Namespace) -> int:
-    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, BatchSettings, Emulator, Faults
-    from ._emulator_campaigns import Campaigns
+def _emulator_from(args: argparse.Namespace) -> Any:
+    """The emulator the ``emulator`` command's flags describe."""
+    from ._emulator import BatchSettings, Campaigns, Emulator, Faults
 
-    campaigns = Campaigns.from_json(args.campaigns) if args.campaigns else Campaigns()
-    try:
-        # Every Faults field has a flag of the same name.
-        faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
-        emulator = Emulator(
-            host=args.host,
-            port=args.port,
-            api_key=args.api_key,
-            secret_key=args.secret_key,
-            high_security=args.high_security,
-            per_second=args.per_second,
-            per_window=args.per_window,
+    # Every Faults field has a flag of the same name.
+    faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
+    batch = BatchSettings(
+        per_second=args.batch_per_second,
+        per_window=args.batch_per_window,
+        window=args.window,
+        status_shape=args.status_shape,
+        delay=args.batch_delay,
+        item_failures=args.batch_item_failures,
+        job_failures=args.batch_job_failures,
+        lost_jobs=args.lost_jobs,
+        seed=args.seed,
+    )
+    return Emulator(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        secret_key=args.secret_key,
+        high_security=args.high_security,
+        per_second=args.per_second,
+        per_window=args.per_window,
+        window=args.window,
+        retry_after=args.retry_after,
+        faults=faults,
+        batch=batch,
+        campaigns=Campaigns.from_json(args.campaigns) if args.campaigns else Campaigns(),
+        customers=args.customers or (),
+        existing_share=args.existing_share,
+        preview_limits=RateLimits(
+            per_second=args.preview_per_second,
+            per_window=args.preview_per_window,
             window=args.window,
-            retry_after=args.retry_after,
-            faults=faults,
-            batch=BatchSettings(
-                per_second=args.batch_per_second,
-                per_window=args.batch_per_window,
-                window=args.window,
-                status_shape=args.status_shape,
-                delay=args.batch_delay,
-                item_failures=args.batch_item_failures,
-                job_failures=args.batch_job_failures,
-                lost_jobs=args.lost_jobs,
-                seed=args.seed,
-            ),
-            campaigns=campaigns,
-            customers=args.customers or (),
-            existing_share=args.existing_share,
-            preview_limits=RateLimits(
-                per_second=args.preview_per_second,
-                per_window=args.preview_per_window,
-                window=args.window,
-            ),
-        )
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
+        ),
+    )
 
-    async def serve() -> None:
-        try:
-            await emulator.start_async()
-        except OSError as error:
-            raise ConfigError(
-                f"cannot serve on {args.host}:{args.port} ({error.strerror or error}); the port "
-                "may be in use: pick another with --port, or --port 0 for a free one"
-            ) from None
-        # Custom keys are the user's secrets; only the documented defaults are shown.
+
+async def _serve(emulator: Any, args: argparse.Namespace) -> None:
+    """Serve until Ctrl-C or SIGTERM, saying where and with which keys."""
+    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY
+
+    try:
+        await emulator.start_async()
+    except OSError as error:
+        raise ConfigError(
+            f"cannot serve on {args.host}:{args.port} ({error.strerror or error}); the port "
+            "may be in use: pick another with --port, or --port 0 for a free one"
+        ) from None
+    # Custom keys are the user's secrets; only the documented defaults are shown.
+    print(
+        f"Gameball emulator on {emulator.base_url}  "
+        f"APIKey: {_mask(args.api_key, DEFAULT_API_KEY)}  "
+        f"SecretKey: {_mask(args.secret_key, DEFAULT_SECRET_KEY)}  (Ctrl-C stops it)",
+        flush=True,
+    )
+    if args.campaigns:
+        campaigns = emulator.campaigns
         print(
-            f"Gameball emulator on {emulator.base_url}  "
-            f"APIKey: {_mask(args.api_key, DEFAULT_API_KEY)}  "
-            f"SecretKey: {_mask(args.secret_key, DEFAULT_SECRET_KEY)}  (Ctrl-C stops it)",
+            f"reward preview: {len(campaigns.campaigns)} campaigns, "
+            f"{len(campaigns.known_events)} event names known without one, "
+            f"from {args.campaigns}",
             flush=True,
         )
-        if args.campaigns:
-            print(
-                f"reward preview: {len(campaigns.campaigns)} campaigns, "
-                f"{len(campaigns.known_events)} event names known without one, "
-                f"from {args.campaigns}",
-                flush=True,
-            )
-        stopped = asyncio.Event()
-        # SIGTERM (a service manager, `timeout`) stops it as cleanly as Ctrl-C.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
-        try:
-            await stopped.wait()
-        finally:
-            await emulator.stop_async()
+    stopped = asyncio.Event()
+    # SIGTERM (a service manager, `timeout`) stops it as cleanly as Ctrl-C.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        await emulator.stop_async()
 
+
+def _emulator(args: argparse.Namespace) -> int:
+    emulator = _emulator_from(args)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        asyncio.run(_serve(emulator, args))
     if args.record:
         written = emulator.write_events(args.record)
         print(f"the emulator received {written:,} events; written to {args.record}", flush=True)
@@ -283,8 +287,17 @@ def _port(text: str) -> int:
     return port
 
 
+#: (flag, type, default, metavar, help) of a flag that takes a value
+_Valued = tuple[str, type, object, str, str]
+
+
+def _add_valued(group: Any, specs: Sequence[_Valued]) -> None:
+    for flag, kind, default, metavar, help_text in specs:
+        group.add_argument(flag, type=kind, default=default, metavar=metavar, help=help_text)
+
+
 def _add_emulator(commands: Any) -> None:
-    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, BatchSettings
+    from ._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Faults
 
     emulator = commands.add_parser(
         "emulator", help="serve a local Gameball emulator", epilog=EXIT_CODES
@@ -303,103 +316,55 @@ def _add_emulator(commands: Any) -> None:
         "GET /_emulator/events with the APIKey header)",
     )
     limits = emulator.add_argument_group("rate limits per API key (0 lifts a limit)")
-    limits.add_argument(
-        "--per-second", help="requests per second", type=int, default=100, metavar="N"
-    )
-    limits.add_argument(
-        "--per-window", help="requests per window", type=int, default=1200, metavar="N"
-    )
-    limits.add_argument(
-        "--window", help="the window's length", type=float, default=30.0, metavar="SECONDS"
-    )
+    _add_valued(limits, [
+        ("--per-second", int, EVENTS_LIMITS.per_second, "N", "requests per second"),
+        ("--per-window", int, EVENTS_LIMITS.per_window, "N", "requests per window"),
+        ("--window", float, EVENTS_LIMITS.window, "SECONDS", "the window's length"),
+    ])  # fmt: skip
     limits.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
     faults = emulator.add_argument_group("fault injection (shares are 0 to 1)")
+    none = Faults()  # the defaults: no fault at all
+    _add_valued(faults, [
+        ("--latency", float, none.latency, "SECONDS", "added to every answer"),
+        ("--jitter", float, none.jitter, "SECONDS", "random extra latency, up to"),
+        ("--server-errors", float, none.server_errors, "SHARE",
+         "share of 500/503 before processing"),
+        ("--dropped-connections", float, none.dropped_connections, "SHARE",
+         "share of connections dropped before processing"),
+        ("--lost-responses", float, none.lost_responses, "SHARE",
+         "share processed whose answer is lost"),
+        ("--slow-reply", float, none.slow_reply, "SECONDS",
+         "how long a lost answer hangs (--lost-mode slow)"),
+        ("--seed", int, none.seed, "N", "seed of the faults' random draws"),
+    ])  # fmt: skip
     faults.add_argument(
-        "--latency", help="added to every answer", type=float, default=0.0, metavar="SECONDS"
-    )
-    faults.add_argument(
-        "--jitter", help="random extra latency, up to", type=float, default=0.0, metavar="SECONDS"
-    )
-    faults.add_argument(
-        "--server-errors",
-        help="share of 500/503 before processing",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-    )
-    faults.add_argument(
-        "--dropped-connections",
-        help="share of connections dropped before processing",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-    )
-    faults.add_argument(
-        "--lost-responses",
-        help="share processed whose answer is lost",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-    )
-    faults.add_argument(
-        "--lost-mode", help="drop the connection or hang", choices=["drop", "slow"], default="drop"
-    )
-    faults.add_argument(
-        "--slow-reply",
-        help="how long a lost answer hangs (--lost-mode slow)",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-    )
-    faults.add_argument("--seed", help="seed of the faults' random draws", type=int, default=0)
-    batch = emulator.add_argument_group("batch endpoints")
-    documented = BatchSettings()
-    batch.add_argument(
-        "--batch-per-second",
-        type=int,
-        default=documented.per_second,
-        metavar="N",
-        help="job creations per second",
-    )
-    batch.add_argument(
-        "--batch-per-window",
-        type=int,
-        default=documented.per_window,
-        metavar="N",
-        help="job creations per window",
-    )
-    batch.add_argument(
-        "--status-shape",
-        choices=["tutorial", "openapi"],
-        default=documented.status_shape,
-        help="which documented job status path and body to serve",
-    )
-    batch.add_argument(
-        "--batch-delay",
-        type=float,
-        default=documented.delay,
-        metavar="SECONDS",
-        help="how long a job takes to process",
-    )
-    batch.add_argument(
-        "--batch-item-failures",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-        help="share of items that fail, half with the transient 2001",
-    )
-    batch.add_argument(
-        "--batch-job-failures",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-        help="share of jobs that fail as a whole",
-    )
-    batch.add_argument(
-        "--lost-jobs", type=float, default=0.0, metavar="SHARE", help="share of jobs that never end"
-    )
+        "--lost-mode", help="drop the connection or hang", choices=["drop", "slow"],
+        default=none.lost_mode,
+    )  # fmt: skip
+    _add_emulator_batch_flags(emulator)
     _add_preview_flags(emulator)
     emulator.set_defaults(run=_emulator)
+
+
+def _add_emulator_batch_flags(emulator: argparse.ArgumentParser) -> None:
+    from ._emulator import BatchSettings
+
+    batch = emulator.add_argument_group("batch endpoints")
+    documented = BatchSettings()
+    _add_valued(batch, [
+        ("--batch-per-second", int, documented.per_second, "N", "job creations per second"),
+        ("--batch-per-window", int, documented.per_window, "N", "job creations per window"),
+        ("--batch-delay", float, documented.delay, "SECONDS", "how long a job takes to process"),
+        ("--batch-item-failures", float, documented.item_failures, "SHARE",
+         "share of items that fail, half with the transient 2001"),
+        ("--batch-job-failures", float, documented.job_failures, "SHARE",
+         "share of jobs that fail as a whole"),
+        ("--lost-jobs", float, documented.lost_jobs, "SHARE", "share of jobs that never end"),
+    ])  # fmt: skip
+    batch.add_argument(
+        "--status-shape", choices=["tutorial", "openapi"], default=documented.status_shape,
+        help="which documented job status path and body to serve",
+    )  # fmt: skip
 
 
 def _add_preview_flags(emulator: argparse.ArgumentParser) -> None:
@@ -440,10 +405,17 @@ def _add_preview_flags(emulator: argparse.ArgumentParser) -> None:
 
 
 def _add_send_flags(parser: argparse.ArgumentParser) -> None:
+    _add_connection_flags(parser)
+    _add_pace_flags(parser)
+    _add_batch_flags(parser)
+    _add_bookkeeping_flags(parser)
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("Gameball")
     target.add_argument(
         "--base-url",
-        default=DEFAULT_BASE_URL,
+        default=gameball.BASE_URL,
         help="where to send: the real Gameball API unless you point it at an emulator, e.g. "
         "http://127.0.0.1:8787 (run `gb-backfill emulator`)",
     )
@@ -457,8 +429,11 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow keys over plain http to a host other than loopback",
     )
+
+
+def _add_pace_flags(parser: argparse.ArgumentParser) -> None:
     pace = parser.add_argument_group("pace and retries")
-    documented = RateLimits()
+    documented = EVENTS_LIMITS
     pace.add_argument(
         "--rate", type=int, default=documented.per_second, help="requests per second (0: none)"
     )
@@ -502,6 +477,9 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also resend rows that may have been processed (may double-count)",
     )
+
+
+def _add_batch_flags(parser: argparse.ArgumentParser) -> None:
     batch = parser.add_argument_group("batch mode")
     batch.add_argument(
         "--mode",
@@ -544,6 +522,9 @@ def _add_send_flags(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="with --dry-run, write every request body to this JSONL file",
     )
+
+
+def _add_bookkeeping_flags(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("bookkeeping")
     out.add_argument(
         "--failures",
@@ -614,7 +595,7 @@ _KEYWORD_VALUE = re.compile(
 
 
 @functools.cache
-def _flags() -> dict[str, tuple[str, bool]]:
+def _keyword_flags() -> dict[str, tuple[str, bool]]:
     """Each keyword the commands take, as (its flag, whether the flag takes a value)."""
     flags: dict[str, tuple[str, bool]] = {}
     commands = build_parser()._subparsers
@@ -631,7 +612,7 @@ def _flags() -> dict[str, tuple[str, bool]]:
 def cli_terms(message: str) -> str:
     """``message``, written in the Python API's terms (``customer_id=COLUMN``), in the CLI's
     (``--customer-id COLUMN``), so every error the CLI prints names its own flags."""
-    flags = _flags()
+    flags = _keyword_flags()
 
     def flag(match: re.Match[str]) -> str:
         keyword, value = _RENAMED.get(match.group(1), match.group(1)), match.group(2)
@@ -682,7 +663,10 @@ async def _send_until_terminated(
 
     loop.add_signal_handler(signal.SIGTERM, terminate)
     try:
-        return await asend_path(input_path, failures_path=failures, **options)
+        report: SendReport | SendPlan = await asend_path(
+            input_path, failures_path=failures, **options
+        )
+        return report
     except asyncio.CancelledError as cancelled:
         if not terminated:
             raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt
@@ -740,8 +724,11 @@ def default_failures_path(input_path: str) -> str:
 
 def _send(args: argparse.Namespace) -> int:
     failures = args.failures or default_failures_path(args.input)
-    if not args.dry_run and args.base_url.rstrip("/") == DEFAULT_BASE_URL:
-        print(f"gb-backfill: sending to {DEFAULT_BASE_URL}. {HISTORY_WARNING}", file=sys.stderr)
+    if not args.dry_run and args.base_url.rstrip("/") == gameball.BASE_URL:
+        print(
+            f"gb-backfill: sending to {gameball.BASE_URL}. {gameball.HISTORY_WARNING}",
+            file=sys.stderr,
+        )
     options = {**_send_options(args), **mapping_keywords(args), **csv_options(args)}
     return _run_send(args.input, failures, options)
 
@@ -752,7 +739,7 @@ def _demo(args: argparse.Namespace) -> int:
     sample = sample_data_path()
     # A little of what real networks do, so the demo shows retries and an unknown or two.
     faults = Faults(latency=0.03, jitter=0.02, server_errors=0.02, lost_responses=0.002, seed=7)
-    limits = RateLimits.unlimited() if args.fast else RateLimits()
+    limits = RateLimits.unlimited() if args.fast else EVENTS_LIMITS
     batch_limits = RateLimits.unlimited() if args.fast else BATCH_LIMITS
     emulator = Emulator(
         faults=faults,
@@ -797,7 +784,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ._journal import STATUSES
     from ._ledger import Ledger, journal_rows, unknown_rows
 
     path = Path(args.ledger)
@@ -819,7 +805,8 @@ def _status(args: argparse.Namespace) -> int:
             f"ledger {path}: the database is missing; its journal holds {len(rows):,} rows "
             "(send again with --rebuild-ledger to rebuild the ledger from them)"
         )
-    for status in (*STATUSES[1:], STATUSES[0]):  # in flight last: a crashed run's rows
+    in_flight_last = sorted(LedgerStatus, key=lambda status: status is LedgerStatus.IN_FLIGHT)
+    for status in in_flight_last:  # a crashed run's rows, last
         print(f"  {status}: {counts.get(status, 0):,}")
     if not unknown.empty:
         print(f"rows whose outcome is unknown ({len(unknown):,}):")

@@ -1,23 +1,38 @@
-"""Settings for a send: rate limits, retries and keys, as small frozen values."""
+"""Every option of a run, its default and its check, in one place.
+
+The small frozen values users pass (:class:`RateLimits`, :class:`RetryPolicy`), the keys, every
+default the Python API, the CLI's ``--help``, the emulator and the README read, and
+:func:`make_settings`, which checks the options of a send or a preview in the caller's terms
+before anything starts. Gameball's own numbers come from :mod:`._gameball`.
+"""
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import os
+import re
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
+import numpy as np
+
+from . import _gameball as gameball
 from ._errors import ConfigError
 
 __all__ = ["RateLimits", "RetryPolicy"]
 
 API_KEY_ENV = "GAMEBALL_API_KEY"
 SECRET_KEY_ENV = "GAMEBALL_SECRET_KEY"
-DEFAULT_BASE_URL = "https://api.gameball.co"
 _MIN_SLACK = 0.1  # seconds: network jitter and event-loop stalls of a busy client
 #: Requests are spaced this share under the per-second limit (at most 95% of it).
 SPACING_SLACK = 0.05
+# What an HTTP header value may hold here: visible ASCII. A key read from a file with its
+# newline, or pasted with a no-break space, is refused before anything is sent.
+HEADER_VALUE = r"[\x21-\x7e]+"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,9 +46,9 @@ class RateLimits:
     so that it reaches about 98% of what the limits allow.
     """
 
-    per_second: int = 100
-    per_window: int = 1200
-    window: float = 30.0
+    per_second: int = gameball.EVENTS_PER_SECOND
+    per_window: int = gameball.EVENTS_PER_WINDOW
+    window: float = gameball.WINDOW
     margin: float = 0.01
 
     def __post_init__(self) -> None:
@@ -53,9 +68,6 @@ class RateLimits:
     def unlimited(cls) -> RateLimits:
         """No client-side limit (for local emulators and benchmarks)."""
         return cls(per_second=0, per_window=0)
-
-
-PREVIEW_LIMITS = RateLimits(per_second=30, per_window=360)  # the reward preview's; undocumented
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,12 +113,12 @@ class Keys:
     def headers(self) -> dict[str, str]:
         """The headers every keyed JSON request carries."""
         headers = {
-            "APIKey": self.api_key,
+            gameball.API_KEY_HEADER: self.api_key,
             "Content-Type": "application/json",
             "User-Agent": "gb-backfill",
         }
         if self.secret_key:
-            headers["SecretKey"] = self.secret_key
+            headers[gameball.SECRET_KEY_HEADER] = self.secret_key
         return headers
 
     @classmethod
@@ -136,10 +148,197 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     """The base URL without a trailing slash; refuses to send keys in clear text to other hosts."""
     parts = urlsplit(base_url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"base_url= must be an http(s) URL, e.g. {DEFAULT_BASE_URL}")
+        raise ConfigError(f"base_url= must be an http(s) URL, e.g. {gameball.BASE_URL}")
     if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
         raise ConfigError(
             f"refusing to send keys over plain http to {parts.hostname}: use https, "
             "or pass allow_insecure_http=True (--allow-insecure-http) if you really mean it"
         )
     return base_url.rstrip("/")
+
+
+# --- defaults ----------------------------------------------------------------------------------
+
+DEFAULT_CONCURRENCY = 32  # an upper bound: requests in flight follow rate x round trip
+DEFAULT_TIMEOUT = 30.0  # seconds for an answer
+DEFAULT_BATCH_ROWS = 50_000  # rows read at a time
+DEFAULT_JOB_TIMEOUT = 300.0  # seconds for a batch job to end
+#: The events endpoint's documented limits.
+EVENTS_LIMITS = RateLimits()
+#: Batch job creation: Gameball's "others" row, the likeliest; not documented.
+BATCH_LIMITS = RateLimits(
+    per_second=gameball.OTHERS_PER_SECOND, per_window=gameball.OTHERS_PER_WINDOW
+)
+#: Batch job status reads, assumed to count as GETs; not documented.
+STATUS_LIMITS = RateLimits(
+    per_second=gameball.READS_PER_SECOND, per_window=gameball.READS_PER_WINDOW
+)
+#: The reward preview: the "others" row until measured; not documented.
+PREVIEW_LIMITS = RateLimits(
+    per_second=gameball.OTHERS_PER_SECOND, per_window=gameball.OTHERS_PER_WINDOW
+)
+#: Seconds a preview's sample should take at :data:`PREVIEW_LIMITS`.
+PREVIEW_SECONDS = 15.0
+#: The keywords that say which column is which.
+MAPPING_KEYWORDS = frozenset(
+    {"customer_id", "event_name", "event", "metadata", "email", "mobile", "session_token"}
+)
+
+
+# --- the checked options of a run --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """The checked options of one send (or preview). Strictly private."""
+
+    keys: Keys
+    base_url: str
+    api_version: str
+    limits: RateLimits
+    retry: RetryPolicy
+    concurrency: int
+    timeout: float
+    retry_unknown: bool
+    batch_rows: int
+    row_key: tuple[Hashable, ...] | None
+    mode: str = "events"
+    batch_limits: RateLimits = BATCH_LIMITS
+    status_limits: RateLimits = STATUS_LIMITS
+    keep_order: bool = True
+    job_timeout: float = DEFAULT_JOB_TIMEOUT
+    rebuild_ledger: bool = False
+    resend_changed: bool = False
+
+
+def _whole(name: str, value: object, *, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise ConfigError(f"{name}= must be a whole number of at least {least}, not {value!r}")
+    return int(value)
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise ConfigError(f"{name}= must be a number of seconds, not {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{name}= must be a finite number of seconds above 0, not {value!r}")
+    return number
+
+
+def _check_key(keyword: str, env: str, value: str | None) -> None:
+    if value is not None and not re.fullmatch(HEADER_VALUE, value):
+        # The key itself is never shown: it is a secret.
+        raise ConfigError(
+            f"{keyword}= holds whitespace or characters an HTTP header cannot carry (a newline "
+            f"from a file? a no-break space?): fix it where you set {keyword}= or {env}"
+        )
+
+
+def _check_limits(name: str, limits: object) -> None:
+    if limits is None or isinstance(limits, RateLimits):
+        return
+    example = ", ".join(f"{k}={v!r}" for k, v in limits.items()) if isinstance(limits, dict) else ""
+    raise ConfigError(
+        f"{name}= takes gb_backfill.RateLimits(...), not {type(limits).__name__}: "
+        f"{name}=RateLimits({example or 'per_second=100, per_window=1200, window=30'})"
+    )
+
+
+def unknown_keywords(given: Sequence[str], known: Sequence[str], where: str) -> None:
+    """Raise :class:`ConfigError` for keywords not in ``known``, naming the nearest known one."""
+    for keyword in given:
+        if keyword in known:
+            continue
+        near = difflib.get_close_matches(keyword, known, n=1)
+        hint = f"; did you mean {near[0]}=?" if near else f"; the keywords are {', '.join(known)}"
+        raise ConfigError(f"{where}() got an unknown keyword {keyword}={hint}")
+
+
+def _keys(
+    api_key: object, secret_key: object, *, api_version: str, mode: str, dry_run: bool
+) -> Keys:
+    """The keys, checked: a dry run sends nothing, so it needs none (given ones are checked)."""
+    for name, value in (("api_key", api_key), ("secret_key", secret_key)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{name}= must be a string, not {type(value).__name__}")
+    keys = Keys.resolve(api_key, secret_key, required=not dry_run)  # type: ignore[arg-type]
+    _check_key("api_key", API_KEY_ENV, keys.api_key or None)
+    _check_key("secret_key", SECRET_KEY_ENV, keys.secret_key)
+    if keys.secret_key or dry_run:
+        return keys
+    if api_version == "4.1":
+        raise ConfigError(
+            f"api_version='4.1' needs the secret key: pass secret_key=... or set {SECRET_KEY_ENV}"
+        )
+    if mode == "batch":
+        raise ConfigError(
+            "mode='batch' needs the secret key (Gameball's batch API requires it): pass "
+            f"secret_key=... or set {SECRET_KEY_ENV}"
+        )
+    return keys
+
+
+def _check_values(*, limits: object, batch_limits: object, retry: object, row_key: object) -> None:
+    for name, given in (("limits", limits), ("batch_limits", batch_limits)):
+        _check_limits(name, given)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigError(
+            f"retry= takes gb_backfill.RetryPolicy(...), not {type(retry).__name__}: "
+            "e.g. retry=RetryPolicy(attempts=6)"
+        )
+    if isinstance(row_key, str):
+        raise ConfigError(f"row_key= takes a list of columns, e.g. row_key=[{row_key!r}]")
+
+
+def make_settings(
+    *,
+    api_key: str | None = None,
+    secret_key: str | None = None,
+    base_url: str = gameball.BASE_URL,
+    api_version: str = "4.0",
+    limits: RateLimits | None = None,
+    retry: RetryPolicy | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float = DEFAULT_TIMEOUT,
+    retry_unknown: bool = False,
+    allow_insecure_http: bool = False,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    row_key: Sequence[Hashable] | None = None,
+    mode: Literal["events", "batch"] | str = "events",
+    batch_limits: RateLimits | None = None,
+    keep_order: bool = True,
+    job_timeout: float = DEFAULT_JOB_TIMEOUT,
+    rebuild_ledger: bool = False,
+    resend_changed: bool = False,
+    dry_run: bool = False,
+) -> Settings:
+    """Check every option of a send, in the caller's terms, before anything starts."""
+    if mode not in ("events", "batch"):
+        raise ConfigError(f"mode= must be 'events' or 'batch', not {mode!r}")
+    api_version = str(api_version).removeprefix("v")
+    if api_version not in gameball.API_VERSIONS:
+        raise ConfigError(f"api_version= must be '4.0' or '4.1', not {api_version!r}")
+    keys = _keys(api_key, secret_key, api_version=api_version, mode=mode, dry_run=dry_run)
+    _check_values(limits=limits, batch_limits=batch_limits, retry=retry, row_key=row_key)
+    lifted = batch_limits is not None and not (batch_limits.per_second or batch_limits.per_window)
+    return Settings(
+        keys=keys,
+        base_url=check_base_url(base_url, allow_insecure_http=allow_insecure_http),
+        api_version=api_version,
+        limits=limits or EVENTS_LIMITS,
+        retry=retry or RetryPolicy(),
+        concurrency=_whole("concurrency", concurrency, least=1),
+        timeout=_seconds("timeout", timeout),
+        retry_unknown=bool(retry_unknown),
+        batch_rows=_whole("batch_rows", batch_rows, least=1),
+        row_key=tuple(row_key) if row_key else None,
+        mode=mode,
+        batch_limits=batch_limits or BATCH_LIMITS,
+        # Lifting the batch limits (a local emulator) lifts the status reads' limits too.
+        status_limits=RateLimits.unlimited() if lifted else STATUS_LIMITS,
+        keep_order=bool(keep_order),
+        job_timeout=_seconds("job_timeout", job_timeout),
+        rebuild_ledger=bool(rebuild_ledger),
+        resend_changed=bool(resend_changed),
+    )

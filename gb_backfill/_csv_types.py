@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._errors import ConfigError
-from ._rules import FailureCode
 from ._values import BoolArray
+from ._vocabulary import FailureCode
 
 __all__ = ["CSV_TYPES"]
 

@@ -21,14 +21,15 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from ._bookkeeping import Job
+from ._rows import Job
+from ._vocabulary import Lane
 
 __all__: list[str] = []
 
-EVENTS, BATCH = "events", "batch"
 
+class Receiver(Protocol):
+    """What the dispatcher offers rows to: a lane (see :mod:`._lanes`)."""
 
-class Lane(Protocol):
     def offer(self, job: Job, *, priority: int = 0) -> None:
         """Take ``job``; it must end with :meth:`Dispatcher.done` once its status is recorded.
 
@@ -70,7 +71,7 @@ class _Customer:
     def __init__(self) -> None:
         self.waiting: deque[Job] = deque()
         self.in_flight = 0
-        self.lane: str | None = None
+        self.lane: Lane | None = None
         self.rows = 0  # its rows in the input so far, as far as known
 
 
@@ -79,7 +80,7 @@ class Dispatcher:
 
     def __init__(self, *, keep_order: bool = True) -> None:
         self.keep_order = keep_order
-        self.lanes: dict[str, Lane] = {}
+        self.lanes: dict[Lane, Receiver] = {}
         self._customers: dict[str, _Customer] = {}
 
     def submit(self, job: Job, *, rows: int = 0) -> None:
@@ -111,7 +112,9 @@ class Dispatcher:
     def _pump(self, customer: _Customer) -> None:
         while customer.waiting:
             head = customer.waiting[0]
-            together = not self.keep_order and head.lane == BATCH and customer.lane == BATCH
+            together = (
+                not self.keep_order and head.lane == Lane.BATCH and customer.lane == Lane.BATCH
+            )
             if customer.in_flight and not together:
                 return
             customer.waiting.popleft()
@@ -119,5 +122,5 @@ class Dispatcher:
             customer.lane = head.lane
             priority = max(customer.rows, len(customer.waiting) + 1)
             self.lanes[head.lane].offer(head, priority=priority)
-            if self.keep_order or head.lane != BATCH:
+            if self.keep_order or head.lane != Lane.BATCH:
                 return

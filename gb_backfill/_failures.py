@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._errors import ConfigError
-from ._rules import READ_PROBLEMS
+from ._mapping import READ_PROBLEMS
 
 __all__ = ["FAILURE_STATUS_COLUMNS", "StoredObject", "read_failures"]
 

@@ -46,8 +46,8 @@ import pyarrow.parquet as pq
 from ._csv_types import CSV_TYPES, BadValues, ColumnScan, canonical_type, convert
 from ._errors import ConfigError
 from ._failures import encoded_columns, restore
-from ._mapping import ColumnMapping, resolve_mapping
-from ._rules import READ_PROBLEMS, FailureCode, read_problems_text
+from ._mapping import READ_PROBLEMS, ColumnMapping, read_problems_text, resolve_mapping
+from ._vocabulary import FailureCode
 
 __all__ = ["CSV_TYPES", "InputFile"]
 

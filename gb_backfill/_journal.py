@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._vocabulary import LedgerStatus
+
 __all__: list[str] = []
 
 _HEADER = b"GBJ3 "
@@ -39,8 +41,8 @@ _BEGIN = struct.Struct("<16sqdH")
 _LOOSE = struct.Struct("<16s16sq")
 _SETTLE = struct.Struct("<16sBBiiI")
 _JOB = struct.Struct("<qI")
-#: the statuses a settle record can hold, by index
-STATUSES = ("in_flight", "sent", "failed", "unknown", "aborted")
+#: the statuses a settle record can hold, by index (never reorder: journals on disk use it)
+STATUSES = tuple(status.value for status in LedgerStatus)
 
 Begin = tuple[bytes, str, int, float]  #: key, customer id, input row, time
 Loose = tuple[bytes, int, bytes]  #: loose key, form mask, key (the order of the ledger's UPDATE)
@@ -180,8 +182,9 @@ def rows(journal: Journal) -> pd.DataFrame:
     known: dict[bytes, dict[str, object]] = {}
     for key, customer, row, when in journal.begins:
         known[key] = {
-            "key": key, "customer_id": customer, "input_row": row, "status": "in_flight",
-            "attempts": 0, "error_code": None, "error_message": None, "updated_at": when,
+            "key": key, "customer_id": customer, "input_row": row,
+            "status": LedgerStatus.IN_FLIGHT.value, "attempts": 0, "error_code": None,
+            "error_message": None, "updated_at": when,
         }  # fmt: skip
     for status, _retryable, attempts, _http, code, message, settled_at, settled in journal.settles:
         entry = known.get(settled)  # type: ignore[call-overload]

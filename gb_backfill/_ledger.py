@@ -50,6 +50,7 @@ import pandas as pd
 
 from . import _journal
 from ._errors import LedgerError
+from ._vocabulary import LedgerStatus
 
 __all__: list[str] = []
 
@@ -92,7 +93,7 @@ _LOOKUP_BATCH = 5_000
 _COMMIT_EVERY = 0.2  # seconds between commits of journalled marks and settled outcomes
 _BUSY_TIMEOUT_MS = 2000
 #: statuses whose rows were, or may have been, processed by Gameball
-_MAY_HAVE_ARRIVED = ("sent", "in_flight", "unknown")
+_MAY_HAVE_ARRIVED = tuple(status.value for status in LedgerStatus if status.may_have_arrived)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,23 +408,32 @@ class Ledger:
         loose: bytes | None = None,
         form: int = 0,
     ) -> None:
-        """Record ``key`` as in flight; it is durable (against a crash) when this returns.
+        """Record ``key`` as in flight (see :meth:`begin_many`)."""
+        self.begin_many([(key, customer_id, input_row, loose, form)])
 
-        ``loose`` is the row's loose key and ``form`` its form mask (see :mod:`._loose`).
-        Raises :class:`LedgerError` when the mark cannot be written: the request must not go out.
+    def begin_many(self, marks: Sequence[tuple[bytes, str, int, bytes | None, int]]) -> None:
+        """Record rows as in flight, with one ``write()`` to the journal; they are durable
+        (against a crash) when this returns. Each mark is the row's key, customer id, input row,
+        loose key and form mask (see :mod:`._loose`).
+
+        Raises :class:`LedgerError` when the marks cannot be written: the requests must not go
+        out.
         """
         self._raise_if_broken()
         now = time.time()
-        record = _journal.begin_record(key, customer_id, input_row, now)
-        if loose is not None:
-            record += _journal.loose_record(key, loose, form)
-        self._append(record)
-        self._begins.append((key, customer_id, input_row, now))
-        if loose is not None:
-            self._looses.append((loose, form, key))
+        records = []
+        for key, customer_id, input_row, loose, form in marks:
+            records.append(_journal.begin_record(key, customer_id, input_row, now))
+            if loose is not None:
+                records.append(_journal.loose_record(key, loose, form))
+        self._append(b"".join(records))
+        for key, customer_id, input_row, loose, form in marks:
+            self._begins.append((key, customer_id, input_row, now))
+            if loose is not None:
+                self._looses.append((loose, form, key))
         if time.monotonic() - self._last_commit > _COMMIT_EVERY:
-            # The mark is durable now, so its request may go: a commit that fails here breaks
-            # the ledger, and the next begin stops the run instead.
+            # The marks are durable now, so their requests may go: a commit that fails here
+            # breaks the ledger, and the next begin stops the run instead.
             with contextlib.suppress(LedgerError):
                 self.commit()
 
@@ -535,7 +545,7 @@ class Ledger:
                     records.append(_journal.loose_record(key, loose, form or 0))
                 if job is not None:
                     records.append(_journal.job_record(job, [key]))
-                if status != "in_flight":
+                if status != LedgerStatus.IN_FLIGHT:
                     records.append(_journal.settle_record((status, *outcome, when, key)))
             records += [_journal.begin_record(*begin) for begin in self._begins]
             records += [
@@ -576,6 +586,7 @@ class Ledger:
 def unknown_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash), in input
     order, without their keys."""
-    unknown = rows[rows["status"].isin(["unknown", "in_flight"])].sort_values("input_row")
+    doubtful = [LedgerStatus.UNKNOWN.value, LedgerStatus.IN_FLIGHT.value]
+    unknown = rows[rows["status"].isin(doubtful)].sort_values("input_row")
     unknown = unknown.assign(updated_at=pd.to_datetime(unknown["updated_at"], unit="s"))
     return unknown.drop(columns="key").reset_index(drop=True)

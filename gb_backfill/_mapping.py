@@ -13,6 +13,7 @@ duplicate column names: each would silently lose values.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,19 @@ __all__ = ["ColumnMapping", "resolve_mapping"]
 
 #: Columns gb-backfill writes itself start with this; they are never metadata.
 RESERVED_PREFIX = "gb_"
+
+#: The column a reader adds to rows it could not read as written (a ragged CSV line, a value
+#: ``dtype=`` cannot convert): JSON text, a list of ``[code, column, message, value]``, null on
+#: every other row. :func:`check_frame` makes each entry a failure. It is never metadata (its
+#: name starts with ``gb_``), never part of a row key, and never written to a failures file (the
+#: failure's code and message are), so a fixed row sent again carries no stale marker.
+READ_PROBLEMS = "gb_read_problems"
+
+
+def read_problems_text(problems: Sequence[tuple[str, str, str, str]]) -> str:
+    """One row's :data:`READ_PROBLEMS` value."""
+    return json.dumps([list(problem) for problem in problems])
+
 
 _DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "customer_id": ("customerId", "customer_id"),
@@ -112,6 +126,51 @@ def _check_keys(metadata: tuple[Hashable, ...]) -> None:
         owners[key] = column
 
 
+def _pick(
+    keyword: str, given: Hashable | None, available: list[Hashable], *, required: bool = False
+) -> Hashable | None:
+    """The column ``keyword`` names, else the first usual name present."""
+    if given is not None:
+        if given not in set(available):
+            raise ColumnNotFoundError(keyword, given, available)
+        return given
+    for name in _DEFAULT_NAMES[keyword]:
+        if name in set(available):
+            return name
+    if required:
+        names = " or ".join(repr(n) for n in _DEFAULT_NAMES[keyword])
+        raise ConfigError(
+            f"no {keyword.replace('_', ' ')} column: pass {keyword}=COLUMN or name a column "
+            f"{names}; the columns are: {', '.join(map(str, available)) or '(none)'}"
+        )
+    return None
+
+
+def _check_event(event_name: Hashable | None, event: str | None) -> None:
+    if event_name is not None and event is not None:
+        raise ConfigError("pass either event_name=COLUMN or event=NAME, not both")
+    if event is not None and (not isinstance(event, str) or not event.strip()):
+        raise ConfigError(f"event= must be a non-empty event name, got {event!r}")
+    if event is not None and event != event.strip():
+        raise ConfigError(f"event={event!r} has whitespace at an end: pass {event.strip()!r}")
+
+
+def _metadata(
+    metadata: Sequence[Hashable] | None, available: list[Hashable], mapped: set[Hashable]
+) -> tuple[Hashable, ...]:
+    """The metadata columns: those named, or every column not mapped and not ``gb_``."""
+    if metadata is None:
+        return tuple(
+            c for c in available if c not in mapped and not str(c).startswith(RESERVED_PREFIX)
+        )
+    if isinstance(metadata, str):
+        raise ConfigError(f"metadata= takes a list of columns, e.g. metadata=[{metadata!r}]")
+    for column in metadata:
+        if column not in set(available):
+            raise ColumnNotFoundError("metadata", column, available)
+    return tuple(dict.fromkeys(metadata))
+
+
 def resolve_mapping(
     columns: Sequence[Hashable] | pd.Index,
     *,
@@ -131,34 +190,9 @@ def resolve_mapping(
     """
     available = list(columns)
     _check_names(available)
-    present = set(available)
-
-    def pick(keyword: str, given: Hashable | None, *, required: bool = False) -> Hashable | None:
-        if given is not None:
-            if given not in present:
-                raise ColumnNotFoundError(keyword, given, available)
-            return given
-        for name in _DEFAULT_NAMES[keyword]:
-            if name in present:
-                return name
-        if required:
-            names = " or ".join(repr(n) for n in _DEFAULT_NAMES[keyword])
-            raise ConfigError(
-                f"no {keyword.replace('_', ' ')} column: pass {keyword}=COLUMN or name a column "
-                f"{names}; "
-                f"the columns are: {', '.join(map(str, available)) or '(none)'}"
-            )
-        return None
-
-    if event_name is not None and event is not None:
-        raise ConfigError("pass either event_name=COLUMN or event=NAME, not both")
-    if event is not None and (not isinstance(event, str) or not event.strip()):
-        raise ConfigError(f"event= must be a non-empty event name, got {event!r}")
-    if event is not None and event != event.strip():
-        raise ConfigError(f"event={event!r} has whitespace at an end: pass {event.strip()!r}")
-
-    id_column = pick("customer_id", customer_id, required=True)
-    name_column = None if event is not None else pick("event_name", event_name)
+    _check_event(event_name, event)
+    id_column = _pick("customer_id", customer_id, available, required=True)
+    name_column = None if event is not None else _pick("event_name", event_name, available)
     if name_column is None and event is None:
         raise ConfigError(
             "no event name: pass event_name=COLUMN, or event=NAME for one name for every row, "
@@ -166,23 +200,11 @@ def resolve_mapping(
             f"{', '.join(map(str, available)) or '(none)'}"
         )
     roles = {
-        "email": pick("email", email),
-        "mobile": pick("mobile", mobile),
-        "session_token": pick("session_token", session_token),
+        "email": _pick("email", email, available),
+        "mobile": _pick("mobile", mobile, available),
+        "session_token": _pick("session_token", session_token, available),
     }
-    mapped = {id_column, name_column, *roles.values()} - {None}
-
-    if metadata is None:
-        chosen = tuple(
-            c for c in available if c not in mapped and not str(c).startswith(RESERVED_PREFIX)
-        )
-    else:
-        if isinstance(metadata, str):
-            raise ConfigError(f"metadata= takes a list of columns, e.g. metadata=[{metadata!r}]")
-        for column in metadata:
-            if column not in present:
-                raise ColumnNotFoundError("metadata", column, available)
-        chosen = tuple(dict.fromkeys(metadata))
+    chosen = _metadata(metadata, available, {id_column, name_column, *roles.values()} - {None})
     _check_keys(chosen)
     return ColumnMapping(
         customer_id=id_column,

@@ -11,40 +11,11 @@ import email.utils
 import math
 import time
 from dataclasses import dataclass
-from enum import Enum, StrEnum
 
 import httpx
 
-CONCURRENT_REQUEST_CODE = 2001
-
-
-class SendErrorCode(StrEnum):
-    """Stable ``gb_error_code`` values for rows that were not sent, like :class:`FailureCode`.
-
-    An HTTP answer that failed a row gives ``http_<status>`` (``http_404``, ``http_429``...);
-    invalid rows carry their :class:`FailureCode`.
-    """
-
-    CONNECT_ERROR = "connect_error"  #: not sent: no connection
-    TIMEOUT = "timeout"  #: sent, no answer in time: may have been processed
-    CONNECTION_LOST = "connection_lost"  #: sent, connection lost: may have been processed
-    INTERRUPTED = "interrupted"  #: in flight when the run was cut off
-    ERROR = "error"  #: an unexpected error while its request was out
-    ABORTED = "aborted"  #: not attempted: the run stopped
-    UNKNOWN_EARLIER = "unknown_earlier"  #: an earlier run may have sent it
-    BATCH_ITEM_FAILED = "batch_item_failed"  #: a batch job listed it as failed
-    BATCH_UNLISTED = "batch_unlisted"  #: its job ended (or failed) without listing it
-    BATCH_UNCONFIRMED = "batch_unconfirmed"  #: its job was not confirmed within job_timeout
-    BATCH_JOB_LOST = "batch_job_lost"  #: its job's status could not be read (server forgot it)
-    BATCH_NO_JOB_ID = "batch_no_job_id"  #: the job was accepted without an id
-
-
-class Verdict(Enum):
-    SENT = "sent"
-    RETRY = "retry"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-    AUTH = "auth"
+from . import _gameball as gameball
+from ._vocabulary import SendErrorCode, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +85,7 @@ def classify_response(response: httpx.Response) -> Outcome:
     if status in (401, 403):
         return Outcome(Verdict.AUTH, name, detail, status)
     wait = retry_after_seconds(response.headers.get("Retry-After"))
-    if status == 429 or (status == 422 and code == CONCURRENT_REQUEST_CODE):
+    if status == 429 or (status == 422 and code == gameball.CONCURRENT_REQUEST):
         return Outcome(Verdict.RETRY, name, detail, status, wait, pacing=True)
     if status >= 500 or status == 408:
         return Outcome(Verdict.RETRY, name, detail, status, wait)

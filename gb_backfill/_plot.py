@@ -6,13 +6,13 @@ nothing on pyplot's global state besides creating it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
+import pandas as pd
+
+from ._config import RateLimits
 from ._errors import ConfigError
-
-if TYPE_CHECKING:
-    from ._report import SendReport
-    from ._rules import ValidationReport
 
 __all__: list[str] = []
 
@@ -27,20 +27,24 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_send(report: SendReport) -> Any:
-    """Requests per second against the limits (and the adaptive pace), statuses, failure codes."""
+def plot_send(
+    timeline: pd.DataFrame | None,
+    counts: Mapping[str, int],
+    error_codes: Mapping[str, int],
+    limits: RateLimits | None,
+) -> Any:
+    """Requests per second against the limits (and the adaptive pace), rows by status, rows
+    not sent by code (a send report's ``timeline``, ``counts``, ``error_codes``, ``limits``)."""
     plt = _pyplot()
     figure, (pace, statuses, codes) = plt.subplots(
         1, 3, figsize=(14, 3.8), gridspec_kw={"width_ratios": [3, 1.2, 1.6]}
     )
-    timeline = report.timeline
     if timeline is not None and len(timeline):
         pace.plot(timeline["second"], timeline["accepted"], label="accepted/s", color="tab:green")
         if timeline["throttled"].any():
             pace.bar(timeline["second"], timeline["throttled"], label="429/s", color="tab:red")
         if timeline["pace"].notna().any():
             pace.plot(timeline["second"], timeline["pace"], label="adaptive pace", color="tab:blue")
-    limits = report.limits
     if limits is not None:
         if limits.per_second:
             pace.axhline(limits.per_second, ls="--", color="grey", label="per-second limit")
@@ -49,25 +53,24 @@ def plot_send(report: SendReport) -> Any:
             pace.axhline(sustained, ls=":", color="grey", label="window limit, sustained")
     pace.set(title="requests over time", xlabel="second of the run", ylabel="per second")
     pace.legend(loc="upper right", fontsize="small")
-    shown = {status: count for status, count in report.counts.items() if count}
+    shown = {status: count for status, count in counts.items() if count}
     statuses.bar(list(shown), list(shown.values()), color="tab:gray")
     statuses.set(title="rows by status")
     statuses.tick_params(axis="x", labelrotation=45)
-    if report.error_codes:
-        names = list(report.error_codes)[:10]
-        codes.barh(names[::-1], [report.error_codes[n] for n in names][::-1], color="tab:orange")
+    if error_codes:
+        names = list(error_codes)[:10]
+        codes.barh(names[::-1], [error_codes[n] for n in names][::-1], color="tab:orange")
     codes.set(title="rows not sent, by code")
     figure.tight_layout()
     return figure
 
 
-def plot_validation(report: ValidationReport) -> Any:
-    """Failures by code, split by column."""
+def plot_validation(failures: pd.DataFrame, rows: int) -> Any:
+    """Failures by code, split by column (a validation report's ``failures``)."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(8, 3.5))
-    failures = report.failures
     if failures.empty:
-        axes.set(title=f"all {report.rows:,} rows are valid")
+        axes.set(title=f"all {rows:,} rows are valid")
     else:
         table = failures.groupby(["code", "column"]).size().unstack(fill_value=0)
         table.loc[table.sum(axis=1).sort_values().index].plot.barh(stacked=True, ax=axes)

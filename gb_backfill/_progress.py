@@ -7,9 +7,11 @@ did not choose, a bar would be noise: a summary line goes to stderr every few se
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from ._clock import Clock
+from ._vocabulary import Status
 
 
 def interactive() -> bool:
@@ -31,13 +33,14 @@ class Progress:
     _REFRESH = 0.5  # seconds between postfix updates; tqdm redraws on its own schedule
     LINE_EVERY = 5.0  # seconds between summary lines when there is no bar
 
-    def __init__(self, total: int | None, *, enabled: bool | None) -> None:
+    def __init__(self, total: int | None, *, enabled: bool | None, clock: Clock) -> None:
+        self.clock = clock
         self._bar: Any = None
         self._last = 0.0
         self._total = total
         self._done = 0
         self._lines = enabled is None and not interactive()
-        self._line_at = time.monotonic()
+        self._line_at = self.clock()
         #: the pace to show next to the counts (the adaptive rate once Gameball throttled)
         self.pace: Callable[[], str | None] = lambda: None
         if enabled is None:
@@ -50,14 +53,14 @@ class Progress:
     def advance(self, rows: int, counts: Mapping[str, int], retrying: int) -> None:
         self._done += rows
         if self._lines and rows:
-            now = time.monotonic()
+            now = self.clock()
             if now - self._line_at >= self.LINE_EVERY:
                 self._line_at = now
                 print(self._line(counts, retrying), file=sys.stderr, flush=True)
         if self._bar is None or not rows:
             return
         self._bar.update(rows)
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last >= self._REFRESH:
             self._last = now
             pace = self.pace()
@@ -86,10 +89,10 @@ class Progress:
 
 def _postfix(counts: Mapping[str, int], retrying: int, pace: str | None) -> dict[str, Any]:
     shown: dict[str, Any] = {
-        "sent": counts.get("sent", 0) + counts.get("skipped", 0),
-        "failed": counts.get("failed", 0),
-        "invalid": counts.get("invalid", 0),
-        "unknown": counts.get("unknown", 0),
+        Status.SENT: counts.get(Status.SENT, 0) + counts.get(Status.SKIPPED, 0),
+        Status.FAILED: counts.get(Status.FAILED, 0),
+        Status.INVALID: counts.get(Status.INVALID, 0),
+        Status.UNKNOWN: counts.get(Status.UNKNOWN, 0),
     }
     if retrying:
         shown["retrying"] = retrying

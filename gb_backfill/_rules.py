@@ -1,18 +1,16 @@
-"""Gameball's event rules, checked a column at a time, and the report they produce.
+"""Gameball's event rules, checked a column at a time.
 
 The rules come from Gameball's docs and SDKs: ``customerId`` is required and not empty, an event
 name is required, metadata values are strings, numbers or booleans, ``email`` and ``mobile`` are
-optional. Each broken rule is a row of ``ValidationReport.failures`` with a stable code from
-:class:`FailureCode`; a row is valid when it has no failure, and no row is ever dropped.
+optional. Each broken rule is a failure row with a stable :class:`FailureCode`; a row is valid
+when it has no failure, and no row is ever dropped. The report they make is in :mod:`._reports`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -20,12 +18,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._html import table
-from ._mapping import ColumnMapping, resolve_mapping
+from ._config import HEADER_VALUE
+from ._mapping import READ_PROBLEMS, ColumnMapping
 from ._values import BoolArray, Identifiers, identifier_strings, metadata_problems
-from ._warnings import WarningTally, empty_warnings, warning_lines
+from ._vocabulary import FailureCode
 
-__all__ = ["FailureCode", "ValidationReport", "validate"]
+__all__: list[str] = []
 
 #: The fixed columns of ``ValidationReport.failures``.
 FAILURE_COLUMNS = ("row", "column", "code", "message", "value")
@@ -44,46 +42,7 @@ _INVISIBLE = r"\x{200B}-\x{200D}\x{2060}\x{FEFF}\x{00AD}"
 _SPACES = r"\s\x{0B}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
 _UNTRIMMED = f"^[{_SPACES}{_INVISIBLE}]|[{_SPACES}{_INVISIBLE}]$|[{_INVISIBLE}]"
 # A session token travels as a header value: visible ASCII only (a JWE is base64url and dots).
-_HEADER_TOKEN = r"^[\x21-\x7e]+$"
-
-
-class FailureCode(StrEnum):
-    """Stable codes for the ways a row can break Gameball's event rules."""
-
-    CUSTOMER_ID_MISSING = "customer_id_missing"
-    CUSTOMER_ID_EMPTY = "customer_id_empty"
-    CUSTOMER_ID_TYPE = "customer_id_type"
-    CUSTOMER_ID_INEXACT = "customer_id_inexact"
-    CUSTOMER_ID_WHITESPACE = "customer_id_whitespace"
-    EVENT_NAME_MISSING = "event_name_missing"
-    EVENT_NAME_EMPTY = "event_name_empty"
-    EVENT_NAME_TYPE = "event_name_type"
-    EVENT_NAME_WHITESPACE = "event_name_whitespace"
-    METADATA_TYPE = "metadata_type"
-    METADATA_NOT_FINITE = "metadata_not_finite"
-    METADATA_OUT_OF_RANGE = "metadata_out_of_range"
-    METADATA_MIXED_TIMEZONES = "metadata_mixed_timezones"
-    EMAIL_MALFORMED = "email_malformed"
-    MOBILE_MALFORMED = "mobile_malformed"
-    SESSION_TOKEN_TYPE = "session_token_type"
-    SESSION_TOKEN_MALFORMED = "session_token_malformed"
-    TEXT_NOT_UNICODE = "text_not_unicode"
-    CSV_EXTRA_FIELDS = "csv_extra_fields"
-    CSV_MISSING_FIELDS = "csv_missing_fields"
-    DTYPE_UNCONVERTIBLE = "dtype_unconvertible"
-
-
-#: The column a reader adds to rows it could not read as written (a ragged CSV line, a value
-#: ``dtype=`` cannot convert): JSON text, a list of ``[code, column, message, value]``, null on
-#: every other row. :func:`check_frame` makes each entry a failure. It is never metadata (its
-#: name starts with ``gb_``), never part of a row key, and never written to a failures file (the
-#: failure's code and message are), so a fixed row sent again carries no stale marker.
-READ_PROBLEMS = "gb_read_problems"
-
-
-def read_problems_text(problems: Sequence[tuple[str, str, str, str]]) -> str:
-    """One row's :data:`READ_PROBLEMS` value."""
-    return json.dumps([list(problem) for problem in problems])
+_HEADER_TOKEN = f"^{HEADER_VALUE}$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,96 +65,6 @@ class CheckedFrame:
     emails: pa.Array | None
     mobiles: pa.Array | None
     session_tokens: pa.Array | None
-
-
-@dataclass(frozen=True, slots=True)
-class ValidationReport:
-    """The outcome of :func:`validate`.
-
-    ``valid`` holds the valid rows with their original index; ``failures`` has one row per
-    broken rule with the columns ``row`` (the original index label), ``column``, ``code``,
-    ``message`` and ``value`` (the offending value as text). Every input row is either in
-    ``valid`` or named in ``failures``. ``warnings`` are about columns, not rows (valid rows
-    with a warning are still sent): ``column``, ``code`` (a :class:`WarningCode`), ``count``
-    (the values it is about), ``example`` and ``message`` (the fix).
-    """
-
-    valid: pd.DataFrame
-    failures: pd.DataFrame
-    rows: int
-    warnings: pd.DataFrame = field(default_factory=empty_warnings)
-
-    @property
-    def ok(self) -> bool:
-        """True when every row is valid."""
-        return self.failures.empty
-
-    @property
-    def invalid_rows(self) -> int:
-        """How many rows have at least one failure."""
-        return self.rows - len(self.valid)
-
-    def counts(self) -> pd.Series:
-        """Failures per code, most frequent first."""
-        return self.failures["code"].value_counts()
-
-    @property
-    def valid_rows(self) -> int:
-        """How many rows are valid."""
-        return len(self.valid)
-
-    def plot(self) -> Any:
-        """A matplotlib figure of the failures by code and column. Needs
-        ``pip install 'gb-backfill[plot]'``."""
-        from ._plot import plot_validation
-
-        return plot_validation(self)
-
-    def __repr__(self) -> str:
-        return (
-            f"<ValidationReport rows={self.rows:,} valid={len(self.valid):,} "
-            f"invalid={self.invalid_rows:,}>"
-        )
-
-    def _by_code(self) -> list[tuple[str, int]]:
-        if self.failures.empty:
-            return []
-        grouped = self.failures.groupby(["code", "column"], sort=False).size()
-        ordered = grouped.sort_values(ascending=False)
-        return [
-            (f"{code} ({where})", int(count))
-            for (code, where), count in zip(ordered.index, ordered.to_numpy(), strict=True)
-        ]
-
-    def summary(self) -> str:
-        """Aligned lines for a terminal: counts, failures per code and column, then the
-        warnings about columns with their fixes."""
-        lines = [repr(self)]
-        by_code = self._by_code()
-        width = max((len(label) for label, _ in by_code), default=0)
-        lines += [f"  {label:<{width}}  {count:>9,}" for label, count in by_code]
-        return "\n".join(lines + warning_lines(self.warnings))
-
-    def _repr_html_(self) -> str:
-        rows: list[tuple[str, object]] = [
-            ("rows", self.rows),
-            ("valid", len(self.valid)),
-            ("invalid", self.invalid_rows),
-        ]
-        rows += [(f"failure: {label}", count) for label, count in self._by_code()]
-        rows += [
-            (f"warning: {code} ({column})", message)
-            for column, code, message in zip(
-                self.warnings["column"],
-                self.warnings["code"],
-                self.warnings["message"],
-                strict=True,
-            )
-        ]
-        notes = ["report.failures has one row per broken rule"] if not self.ok else []
-        if len(self.warnings):
-            notes.append("report.warnings: columns whose values are likely not what was meant")
-        return table("Gameball validation", rows, note="; ".join(notes) or None)
 
 
 def _blank(text: pa.Array) -> BoolArray:
@@ -261,73 +130,59 @@ def _optional_text(series: pd.Series) -> Identifiers:
     return ids
 
 
-def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
-    """Run every rule over ``df`` at once (no per-row Python loop for the checks)."""
-    broken: list[_Broken] = []
-    customer = df[mapping.customer_id]
-    customer_ids = identifier_strings(customer)
-    broken += _required(
-        mapping.customer_id,
-        customer_ids,
-        customer.isna().to_numpy(),
-        "customerId",
-        (
-            FailureCode.CUSTOMER_ID_MISSING,
-            FailureCode.CUSTOMER_ID_EMPTY,
-            FailureCode.CUSTOMER_ID_TYPE,
-            FailureCode.CUSTOMER_ID_INEXACT,
-            FailureCode.CUSTOMER_ID_WHITESPACE,
+_CUSTOMER_CODES = (
+    FailureCode.CUSTOMER_ID_MISSING,
+    FailureCode.CUSTOMER_ID_EMPTY,
+    FailureCode.CUSTOMER_ID_TYPE,
+    FailureCode.CUSTOMER_ID_INEXACT,
+    FailureCode.CUSTOMER_ID_WHITESPACE,
+)
+_EVENT_NAME_CODES = (
+    FailureCode.EVENT_NAME_MISSING,
+    FailureCode.EVENT_NAME_EMPTY,
+    FailureCode.EVENT_NAME_TYPE,
+    FailureCode.EVENT_NAME_TYPE,
+    FailureCode.EVENT_NAME_WHITESPACE,
+)
+
+
+def _metadata_rules(df: pd.DataFrame, column: Hashable) -> list[_Broken]:
+    problems = metadata_problems(df[column])
+    name = repr(str(column))
+    return [
+        _Broken(
+            column,
+            FailureCode.METADATA_TYPE,
+            f"metadata {name} must be a string, number or boolean",
+            problems.wrong_type,
         ),
-    )
-    event_names = None
-    if mapping.event_name is not None:
-        names = df[mapping.event_name]
-        event_ids = identifier_strings(names)
-        event_names = event_ids.text
-        broken += _required(
-            mapping.event_name,
-            event_ids,
-            names.isna().to_numpy(),
-            "the event name",
-            (
-                FailureCode.EVENT_NAME_MISSING,
-                FailureCode.EVENT_NAME_EMPTY,
-                FailureCode.EVENT_NAME_TYPE,
-                FailureCode.EVENT_NAME_TYPE,
-                FailureCode.EVENT_NAME_WHITESPACE,
-            ),
-        )
-    for column in mapping.metadata:
-        problems = metadata_problems(df[column])
-        name = repr(str(column))
-        broken += [
-            _Broken(
-                column,
-                FailureCode.METADATA_TYPE,
-                f"metadata {name} must be a string, number or boolean",
-                problems.wrong_type,
-            ),
-            _Broken(
-                column,
-                FailureCode.METADATA_NOT_FINITE,
-                f"metadata {name} must be a finite number",
-                problems.not_finite,
-            ),
-            _Broken(
-                column,
-                FailureCode.METADATA_OUT_OF_RANGE,
-                f"metadata {name} is beyond what a JSON reader holds as a number (about 1.8e308)",
-                problems.out_of_range,
-            ),
-            _Broken(
-                column,
-                FailureCode.METADATA_MIXED_TIMEZONES,
-                f"metadata {name} mixes naive and time-zone-aware timestamps; which zone the naive "
-                "ones mean is a guess: tz_localize them",
-                problems.mixed_timezones,
-            ),
-            _unicode_failure(column, problems.not_unicode),
-        ]
+        _Broken(
+            column,
+            FailureCode.METADATA_NOT_FINITE,
+            f"metadata {name} must be a finite number",
+            problems.not_finite,
+        ),
+        _Broken(
+            column,
+            FailureCode.METADATA_OUT_OF_RANGE,
+            f"metadata {name} is beyond what a JSON reader holds as a number (about 1.8e308)",
+            problems.out_of_range,
+        ),
+        _Broken(
+            column,
+            FailureCode.METADATA_MIXED_TIMEZONES,
+            f"metadata {name} mixes naive and time-zone-aware timestamps; which zone the naive "
+            "ones mean is a guess: tz_localize them",
+            problems.mixed_timezones,
+        ),
+        _unicode_failure(column, problems.not_unicode),
+    ]
+
+
+def _contact_rules(
+    df: pd.DataFrame, mapping: ColumnMapping, broken: list[_Broken]
+) -> dict[str, pa.Array | None]:
+    """Email and mobile: optional, and clearly malformed values refused. Their text, by role."""
     optional: dict[str, pa.Array | None] = {}
     for role, code, pattern, cleanup in (
         ("email", FailureCode.EMAIL_MALFORMED, _EMAIL, None),
@@ -343,26 +198,51 @@ def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
         broken.append(_Broken(column, code, f"{role} is malformed", malformed))
         broken.append(_unicode_failure(column, ids.not_unicode))
         optional[role] = ids.text
+    return optional
+
+
+def _token_rules(column: Hashable, tokens: Identifiers) -> list[_Broken]:
+    return [
+        _Broken(
+            column,
+            FailureCode.SESSION_TOKEN_TYPE,
+            "the session token must be a string",
+            tokens.wrong_type | tokens.inexact,
+        ),
+        _Broken(
+            column,
+            FailureCode.SESSION_TOKEN_MALFORMED,
+            "the session token must be visible ASCII (it travels as the X-GB-TOKEN header)",
+            ~_matches(tokens.text, _HEADER_TOKEN) | tokens.not_unicode,
+        ),
+    ]
+
+
+def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
+    """Run every rule over ``df`` at once (no per-row Python loop for the checks)."""
+    customer = df[mapping.customer_id]
+    customer_ids = identifier_strings(customer)
+    broken = list(
+        _required(mapping.customer_id, customer_ids, customer.isna().to_numpy(), "customerId",
+                  _CUSTOMER_CODES)
+    )  # fmt: skip
+    event_names = None
+    if mapping.event_name is not None:
+        names = df[mapping.event_name]
+        event_ids = identifier_strings(names)
+        event_names = event_ids.text
+        missing = names.isna().to_numpy()
+        broken += _required(
+            mapping.event_name, event_ids, missing, "the event name", _EVENT_NAME_CODES
+        )
+    for column in mapping.metadata:
+        broken += _metadata_rules(df, column)
+    optional = _contact_rules(df, mapping, broken)
     session_tokens = None
     if mapping.session_token is not None:
         tokens = _optional_text(df[mapping.session_token])
         session_tokens = tokens.text
-        broken.append(
-            _Broken(
-                mapping.session_token,
-                FailureCode.SESSION_TOKEN_TYPE,
-                "the session token must be a string",
-                tokens.wrong_type | tokens.inexact,
-            )
-        )
-        broken.append(
-            _Broken(
-                mapping.session_token,
-                FailureCode.SESSION_TOKEN_MALFORMED,
-                "the session token must be visible ASCII (it travels as the X-GB-TOKEN header)",
-                ~_matches(session_tokens, _HEADER_TOKEN) | tokens.not_unicode,
-            )
-        )
+        broken += _token_rules(mapping.session_token, tokens)
     invalid = np.zeros(len(df), dtype=bool)
     for problem in broken:
         invalid |= problem.mask
@@ -454,43 +334,3 @@ def _failure_frame(
     positions_array: npt.NDArray[np.int64] = frame["position"].to_numpy()
     frame.insert(0, "row", df.index[positions_array])
     return frame.drop(columns="order")
-
-
-def validate(
-    df: pd.DataFrame,
-    *,
-    customer_id: Hashable | None = None,
-    event_name: Hashable | None = None,
-    event: str | None = None,
-    metadata: list[Hashable] | tuple[Hashable, ...] | None = None,
-    email: Hashable | None = None,
-    mobile: Hashable | None = None,
-    session_token: Hashable | None = None,
-) -> ValidationReport:
-    """Check every row of ``df`` against Gameball's event rules.
-
-    The keywords say which column is which (see the README); without them the usual column
-    names are found. Raises :class:`ConfigError` only for a bad mapping; bad rows are data::
-
-        report = validate(df, event="purchase")
-        report.failures.groupby("code").size()
-    """
-    mapping = resolve_mapping(
-        df.columns,
-        customer_id=customer_id,
-        event_name=event_name,
-        event=event,
-        metadata=metadata,
-        email=email,
-        mobile=mobile,
-        session_token=session_token,
-    )
-    checked = check_frame(df, mapping)
-    warnings = WarningTally(mapping)
-    warnings.add(df, checked.customer_ids)
-    return ValidationReport(
-        valid=df[~checked.invalid],
-        failures=checked.failures.drop(columns="position"),
-        rows=len(df),
-        warnings=warnings.frame(),
-    )

@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ._config import SPACING_SLACK, RateLimits
+from ._config import PREVIEW_LIMITS, PREVIEW_SECONDS, SPACING_SLACK, RateLimits
 from ._errors import ConfigError
 
 __all__ = [
@@ -69,8 +69,6 @@ T = TypeVar("T")
 Keys = npt.NDArray[np.uint64]
 Positions = npt.NDArray[np.int64]
 
-#: The preview should take about this long, so that it is worth running before every backfill.
-PREVIEW_SECONDS = 15
 #: Each event name is quoted this many times at least (or every row, when it has fewer): two
 #: give a variance, five see an outcome that 30% of the name's rows have with a chance of 83%,
 #: and twenty names still leave most of a 360-quote sample (260) to proportional shares.
@@ -103,7 +101,7 @@ def sample_size_for(*, limits: RateLimits, seconds: float = PREVIEW_SECONDS) -> 
 
 
 #: Quotes that fit in PREVIEW_SECONDS at the preview's limits (30/s, 360 per 30 s): 360.
-DEFAULT_SAMPLE_SIZE = sample_size_for(limits=RateLimits(per_second=30, per_window=360))
+DEFAULT_SAMPLE_SIZE = sample_size_for(limits=PREVIEW_LIMITS)
 
 
 # --- The sampler ----------------------------------------------------------------------------

@@ -1,16 +1,20 @@
-"""Run a coroutine to completion from sync code, also inside a running loop (a Jupyter cell).
+"""Sync and async meeting: a coroutine run from sync code, and sync work run off the loop.
 
-With no loop running, this is ``asyncio.run``. Inside a running loop, the coroutine runs on a
-private loop in a worker thread while the caller waits: no ``nest_asyncio``, no patching of the
-kernel's loop. Ctrl-C while waiting cancels the coroutine, lets it finish its cleanup, and
-re-raises ``KeyboardInterrupt``.
+:func:`run_sync` runs a coroutine to completion from sync code, also inside a running loop
+(a Jupyter cell); :func:`off_loop` runs CPU-heavy sync work in a worker thread from a
+coroutine, so the loop keeps requests at their pace.
+
+With no loop running, ``run_sync`` is ``asyncio.run``. Inside a running loop, the coroutine
+runs on a private loop in a worker thread while the caller waits: no ``nest_asyncio``, no
+patching of the kernel's loop. Ctrl-C while waiting cancels the coroutine, lets it finish its
+cleanup, and re-raises ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -60,3 +64,20 @@ def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
         raise outcome["error"]
     result: T = outcome["result"]
     return result
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> tuple[T, bool]:
+    """Run ``fn`` in a worker thread, so the event loop keeps requests at their pace meanwhile.
+
+    A thread cannot be interrupted: when the caller is cancelled meanwhile, this still waits for
+    ``fn`` and returns its result with True, so the caller can account for it, then stop.
+    """
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(future), cancelled
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+            cancelled = True

@@ -6,10 +6,9 @@ throttled (429), and the adaptive pace when Gameball had slowed the run down.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pandas as pd
+
+from ._clock import Clock
 
 __all__: list[str] = []
 
@@ -17,7 +16,7 @@ __all__: list[str] = []
 class Timeline:
     """Per-second counts of a run. Strictly private: the lanes record, the report reads."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.start = clock()
         self._seconds: dict[int, list[float]] = {}  # second -> [requests, accepted, 429, pace]

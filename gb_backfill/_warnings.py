@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import pandas as pd
 import pyarrow as pa
@@ -29,8 +28,9 @@ import pyarrow.compute as pc
 
 from ._mapping import ColumnMapping
 from ._values import plain_column, to_arrow
+from ._vocabulary import WarningCode
 
-__all__ = ["WarningCode"]
+__all__: list[str] = []
 
 #: The fixed columns of ``ValidationReport.warnings``.
 WARNING_COLUMNS = ("column", "code", "count", "example", "message")
@@ -48,16 +48,6 @@ _TIMESTAMP = (
 )
 _OFFSET = r"(?P<offset>[Zz]|[-+][0-9]{2}:?[0-9]{2}|[-+][0-9]{2})$"
 _TIME = r"[T ][0-9]{2}:[0-9]{2}"
-
-
-class WarningCode(StrEnum):
-    """Stable codes for columns whose values are valid but likely not what was meant."""
-
-    NUMBER_AS_TEXT = "number_as_text"
-    BOOL_AS_TEXT = "bool_as_text"
-    TIMESTAMP_AS_TEXT = "timestamp_as_text"
-    MIXED_OFFSETS = "mixed_offsets"
-    ID_MIXED_WIDTHS = "id_mixed_widths"
 
 
 _LOOKS = {

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from gb_backfill import Emulator, RateLimits, asend, read_failures
-from gb_backfill._batch_lane import read_status
+from gb_backfill._lanes.jobs import read_status
 from gb_backfill._ledger import Ledger
 from gb_backfill._row_keys import as_keys, natural_hashes
 from tests.conftest import FAST_RETRY

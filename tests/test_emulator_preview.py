@@ -18,7 +18,7 @@ import pytest
 from gb_backfill import BatchSettings, ConfigError, Emulator, Faults, RateLimits
 from gb_backfill._config import PREVIEW_LIMITS
 from gb_backfill._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY
-from gb_backfill._emulator_campaigns import (
+from gb_backfill._emulator.campaigns import (
     Campaign,
     Campaigns,
     Condition,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from gb_backfill import ConfigError, send, send_path, validate
-from gb_backfill._cli import _flags, main
+from gb_backfill._cli import _keyword_flags, main
 
 
 @pytest.fixture
@@ -153,5 +153,6 @@ def test_each_error_in_the_terms_of_each_face(files, capsys, case):
     err = capsys.readouterr().err
     assert cli_says in err
     assert err.count("\n") == 1, "one line"
-    python_forms = [f"{keyword}=" for keyword in _flags() if re.search(rf"\b{keyword}=", err)]
+    keywords = _keyword_flags()
+    python_forms = [f"{word}=" for word in keywords if re.search(rf"\b{word}=", err)]
     assert not python_forms, f"the CLI named Python keywords: {python_forms}"

@@ -6,10 +6,11 @@ import itertools
 import pytest
 
 from gb_backfill import RateLimits
-from gb_backfill._batch_lane import JobDurations, _ReadyRows
-from gb_backfill._bookkeeping import Batch, Job
 from gb_backfill._dispatch import CustomerCounts
+from gb_backfill._lanes.batch import _ReadyRows
+from gb_backfill._lanes.jobs import JobDurations
 from gb_backfill._limiter import RateLimiter
+from gb_backfill._rows import Batch, Job
 
 
 class FakeClock:

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gb_backfill import HISTORY_WARNING, Emulator, RateLimits, SendPlan, asend, send
+from gb_backfill import HISTORY_WARNING, BatchSettings, Emulator, RateLimits, SendPlan, asend, send
 from gb_backfill._cli import main
-from gb_backfill._emulator_batch import BatchSettings
 from gb_backfill._plan import minimum_seconds
 from tests.conftest import MockGameball, send_options
 

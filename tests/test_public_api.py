@@ -18,8 +18,26 @@ def test_version_is_available():
 def test_accessor_is_registered_and_stateless():
     df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
     first, second = df.gameball, df.gameball
-    assert vars(first) == vars(second) == {"_df": df} or first.__dict__.keys() == {"_df"}
+    assert vars(first).keys() == vars(second).keys() == {"_df"}, "it holds the frame, nothing else"
+    assert first._df is df
+    assert second._df is df
+    first.validate()
+    first.payloads()
+    assert vars(first).keys() == {"_df"}, "calling it leaves no state behind"
     assert df.gameball.payloads().tolist() == gb_backfill.payloads(df).tolist()
+
+
+def test_the_emulator_is_not_imported_until_used():
+    """``import gb_backfill`` does not load aiohttp: the emulator is loaded on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gb_backfill; print('aiohttp' in sys.modules, 'matplotlib' in sys.modules);"
+        "gb_backfill.Emulator; print('aiohttp' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False", "True"]
 
 
 def test_the_sync_faces_show_the_real_keywords():

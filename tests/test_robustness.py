@@ -84,14 +84,14 @@ def fail_on_call(n, error):
 def test_an_error_in_any_stage_stops_the_run_with_every_row_accounted(stage, monkeypatch, tmp_path):
     df = orders()
     df.loc[[3, 130], "customerId"] = None  # a few failures to write
-    from gb_backfill import _bookkeeping, _failures, _ledger, _sender
+    from gb_backfill import _bookkeeping, _failures, _ledger, _prepare, _sender
 
     targets = {
-        "checking": (_sender, "check_frame", 2),
-        "encoding": (_sender, "encode_rows", 2),
+        "checking": (_prepare, "check_frame", 2),
+        "encoding": (_prepare, "encode_rows", 2),
         "writing-failures": (_failures.FailureWriter, "flush", 2),
-        "ledger": (_ledger.Ledger, "begin", 40),
-        "keys": (_sender.ContentKeys, "keys", 2),
+        "ledger": (_ledger.Ledger, "begin_many", 40),
+        "keys": (_prepare.ContentKeys, "keys", 2),
     }
     error = Injected(f"injected in {stage}")
     if stage == "writing-failures":
@@ -375,11 +375,11 @@ def test_plain_http_ignores_the_environments_proxy(monkeypatch):
 
 
 def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkeypatch):
-    from gb_backfill import _sender
+    from gb_backfill import _prepare
 
     wrapper = fail_on_call(2, Injected("boom"))
-    wrapper.original = _sender.encode_rows
-    monkeypatch.setattr(_sender, "encode_rows", wrapper)
+    wrapper.original = _prepare.encode_rows
+    monkeypatch.setattr(_prepare, "encode_rows", wrapper)
     with pytest.raises(Injected) as raised:
         send(
             orders(100),
@@ -397,11 +397,11 @@ def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkey
 def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(stage, tmp_path):
     """Reading and checking run in a worker thread, which a cancel cannot interrupt: the batch
     it was working on is still accounted for, and a resume sends every row exactly once."""
-    from gb_backfill import _sender
+    from gb_backfill import _prepare, _sender
 
     df = orders(120, customers=120)
     entered, release = threading.Event(), threading.Event()
-    original = _sender.check_frame if stage == "checking" else None
+    original = _prepare.check_frame if stage == "checking" else None
     calls = {"n": 0}
 
     def slow_check(frame, mapping):
@@ -428,7 +428,7 @@ def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(sta
         async def cancelled_midway():
             with pytest.MonkeyPatch.context() as patch:
                 if stage == "checking":
-                    patch.setattr(_sender, "check_frame", slow_check)
+                    patch.setattr(_prepare, "check_frame", slow_check)
                 else:
                     patch.setattr(_sender, "_slices", lambda frame, rows: slow_batches(frame))
                 task = asyncio.create_task(asend(df, batch_rows=40, **options))

@@ -429,7 +429,7 @@ def test_the_summary_line_shows_the_pace_found_once_throttled(monkeypatch, capsy
 
     monkeypatch.setattr(_progress, "interactive", lambda: False)
     monkeypatch.setattr(_progress.Progress, "LINE_EVERY", 0.0)
-    progress = _progress.Progress(1_200, enabled=None)
+    progress = _progress.Progress(1_200, enabled=None, clock=time.monotonic)
     progress.pace = lambda: "17/s, 201/30s"
     progress.advance(1_000, {"sent": 990, "failed": 10}, retrying=3)
     line = capsys.readouterr().err.strip()
@@ -441,8 +441,9 @@ def test_the_summary_line_shows_the_pace_found_once_throttled(monkeypatch, capsy
 
 def test_a_slow_customer_does_not_let_batches_pile_up():
     """Memory stays bounded: reading waits while three batches still hold pending rows."""
+    from gb_backfill._config import make_settings
     from gb_backfill._mapping import resolve_mapping
-    from gb_backfill._sender import _send_batches, make_settings
+    from gb_backfill._run import run_send
 
     pulled = []
     seen_while_slow = []
@@ -469,7 +470,7 @@ def test_a_slow_customer_does_not_let_batches_pile_up():
     async def main():
         client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
         settings = make_settings(api_key="k", limits=RateLimits.unlimited(), batch_rows=10)
-        return await _send_batches(
+        return await run_send(
             batches, total=120, settings=settings, client=client,
             mapping=resolve_mapping(["customerId", "eventName", "b"]),
             columns=["customerId", "eventName", "b"],

@@ -26,9 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._config import BATCH_LIMITS, STATUS_LIMITS
+from .._errors import ConfigError
+
 __all__ = ["BatchSettings"]
 
-MAX_ITEMS = 1000
 _TRANSIENT = "2001: a request for this customer is already in progress"
 _PERMANENT = "3003: the customer cannot receive events"
 
@@ -42,11 +44,11 @@ class BatchSettings:
     ``status_per_second`` and ``status_per_window`` (the documented GET row). 0 lifts a limit.
     """
 
-    per_second: int = 30
-    per_window: int = 360
-    window: float = 30.0
-    status_per_second: int = 100
-    status_per_window: int = 1200
+    per_second: int = BATCH_LIMITS.per_second
+    per_window: int = BATCH_LIMITS.per_window
+    window: float = BATCH_LIMITS.window
+    status_per_second: int = STATUS_LIMITS.per_second
+    status_per_window: int = STATUS_LIMITS.per_window
     status_shape: Literal["tutorial", "openapi"] = "tutorial"
     delay: float = 0.2
     item_failures: float = 0.0
@@ -59,10 +61,10 @@ class BatchSettings:
 
     def __post_init__(self) -> None:
         if self.status_shape not in ("tutorial", "openapi"):
-            raise ValueError("status_shape must be 'tutorial' or 'openapi'")
+            raise ConfigError("status_shape must be 'tutorial' or 'openapi'")
         shares = (self.item_failures, self.job_failures, self.lost_jobs)
         if any(not 0 <= s <= 1 for s in shares) or self.delay < 0:
-            raise ValueError("batch fault shares are 0 to 1 and delay is seconds, at least 0")
+            raise ConfigError("batch fault shares are 0 to 1 and delay is seconds, at least 0")
 
 
 @dataclass(eq=False, slots=True)

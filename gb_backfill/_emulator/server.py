@@ -14,9 +14,9 @@ It is a real HTTP server on loopback (aiohttp) that follows ``shared/docs/gameba
   processing, and requests processed whose answer is then lost (the case that makes blind
   retries double-count);
 * the batch endpoints, asynchronous jobs of up to 1,000 events with their own limits, both
-  documented status shapes and their faults (see :mod:`._emulator_batch`);
+  documented status shapes and their faults (see :mod:`.batch`);
 * the reward preview, ``POST /api/v4.0/integrations/events/reward-preview`` (and v4.1): a
-  read-only quote from campaigns (see :mod:`._emulator_campaigns`), 404 for a customer it does
+  read-only quote from campaigns (see :mod:`.campaigns`), 404 for a customer it does
   not know, its own limits (30/s and 360 per 30 s by default); live events achieve campaigns
   exactly as quoted, and previews change nothing.
 
@@ -38,24 +38,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import pandas as pd
 from aiohttp import web
 
-from ._config import PREVIEW_LIMITS, RateLimits
-from ._emulator_batch import MAX_ITEMS, BatchJobs, BatchSettings
-from ._emulator_campaigns import Campaign, Campaigns, Tally, preview_problem
-from ._errors import ConfigError
+from .. import _gameball as gameball
+from .._config import EVENTS_LIMITS, PREVIEW_LIMITS, RateLimits
+from .._errors import ConfigError
+from .batch import BatchJobs, BatchSettings
+from .campaigns import Campaign, Campaigns, Tally, preview_problem
+from .faults import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Faults
 
-__all__ = ["DEFAULT_API_KEY", "DEFAULT_SECRET_KEY", "BatchSettings", "Emulator", "Faults"]
+__all__ = ["RECORD_PATH", "Emulator"]
 
-#: The keys the emulator accepts unless told otherwise (the demo uses them).
-DEFAULT_API_KEY = "emulator-api-key"
-DEFAULT_SECRET_KEY = "emulator-secret-key"
+_PATHS = {gameball.EVENTS_PATH.format(version=v): v for v in gameball.API_VERSIONS}
+_PREVIEW_PATHS = {gameball.PREVIEW_PATH.format(version=v): v for v in gameball.API_VERSIONS}
 
-_PATHS = {"/api/v4.0/integrations/events": "4.0", "/api/v4.1/integrations/events": "4.1"}
-_PREVIEW_PATHS = {f"{path}/reward-preview": version for path, version in _PATHS.items()}
+
+def _route(path: str) -> str:
+    """An API path as an aiohttp route: its version (``v4.0``) as a match."""
+    return path.replace("v{version}", "{version}")
+
+
 _DOCS = "https://docs.gameball.co/api-reference/overview/status-error-codes"
 #: where the emulator shows what it received (GET, with the APIKey header)
 RECORD_PATH = "/_emulator/events"
@@ -70,33 +75,6 @@ _EVENT_COLUMNS = [
     "session_token",
     "received_at",
 ]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Faults:
-    """Faults to inject, as shares of requests (0 to 1) and seconds.
-
-    The shares are drawn from one seeded random stream in arrival order, so a run with the same
-    requests meets the same faults. ``lost_response`` requests are processed and recorded first;
-    their answer is then lost: the connection is dropped (``lost_mode="drop"``) or the reply
-    comes after ``slow_reply`` seconds, later than the client waits (``lost_mode="slow"``).
-    """
-
-    latency: float = 0.0
-    jitter: float = 0.0
-    server_errors: float = 0.0
-    dropped_connections: float = 0.0
-    lost_responses: float = 0.0
-    lost_mode: Literal["drop", "slow"] = "drop"
-    slow_reply: float = 30.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        shares = (self.server_errors, self.dropped_connections, self.lost_responses)
-        if any(not 0 <= s <= 1 for s in shares) or sum(shares) > 1:
-            raise ValueError("fault shares must be between 0 and 1 and add up to at most 1")
-        if self.latency < 0 or self.jitter < 0:
-            raise ValueError("latency and jitter are seconds, at least 0")
 
 
 class _SlidingWindow:
@@ -208,9 +186,9 @@ class Emulator:
         api_key: str = DEFAULT_API_KEY,
         secret_key: str = DEFAULT_SECRET_KEY,
         high_security: bool = False,
-        per_second: int = 100,
-        per_window: int = 1200,
-        window: float = 30.0,
+        per_second: int = EVENTS_LIMITS.per_second,
+        per_window: int = EVENTS_LIMITS.per_window,
+        window: float = EVENTS_LIMITS.window,
         retry_after: bool = False,
         faults: Faults | None = None,
         batch: BatchSettings | None = None,
@@ -221,7 +199,7 @@ class Emulator:
         preview_limits: RateLimits = PREVIEW_LIMITS,
     ) -> None:
         if per_second < 0 or per_window < 0 or window <= 0:
-            raise ValueError("rate limits must be at least 0 (0 lifts them); window > 0 seconds")
+            raise ConfigError("rate limits must be at least 0 (0 lifts them); window > 0 seconds")
         if isinstance(customers, str):
             raise ConfigError("customers=... is a list of customer ids, not one string")
         if not 0 <= existing_share <= 1:
@@ -263,13 +241,17 @@ class Emulator:
     async def start_async(self) -> None:
         """Start serving on the running event loop."""
         app = web.Application(client_max_size=32 * 1024**2)
-        app.router.add_post("/api/{version}/integrations/events", self._handle)
-        app.router.add_post("/api/{version}/integrations/events/reward-preview", self._preview)
-        app.router.add_post("/api/v4.0/integrations/batch/events", self._create_job)
-        app.router.add_get("/api/{version}/integrations/batch/{job}", self._tutorial_status)
-        app.router.add_delete("/api/{version}/integrations/batch/{job}", self._stop_job)
-        app.router.add_get("/api/v4.0/integrations/batches/{job}/status", self._openapi_status)
-        app.router.add_post("/api/v4.0/integrations/batches/{job}/stop", self._stop_job)
+        tutorial_status, openapi_status = gameball.BATCH_STATUS_PATHS
+        stop_by_delete, stop_by_post = gameball.BATCH_STOP_PATHS
+        add = app.router
+        add.add_post(_route(gameball.EVENTS_PATH), self._handle)
+        add.add_post(_route(gameball.PREVIEW_PATH), self._preview)
+        add.add_post(gameball.BATCH_CREATE_PATH, self._create_job)
+        # The tutorial's status path, in any version (the client asks for /api/v4/...).
+        add.add_get(tutorial_status.replace("/v4/", "/{version}/"), self._tutorial_status)
+        add.add_delete(_route(stop_by_delete), self._stop_job)
+        add.add_get(openapi_status, self._openapi_status)
+        add.add_post(stop_by_post, self._stop_job)
         app.router.add_get(RECORD_PATH, self._record_view)
         self._jobs = BatchJobs(self.batch, self._record_item, self._count)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -357,7 +339,7 @@ class Emulator:
 
     async def _record_view(self, request: web.Request) -> web.StreamResponse:
         """``GET /_emulator/events`` (with the APIKey header): what it received, as JSON."""
-        if request.headers.get("APIKey") != self.api_key:
+        if request.headers.get(gameball.API_KEY_HEADER) != self.api_key:
             return _error(401, 1000, "Unauthorized: the APIKey header is missing or wrong.", 0)
         with self._lock:
             rows = list(self._state.events)
@@ -472,12 +454,12 @@ class Emulator:
             return wait
 
     def _authenticate(self, request: web.Request, version: str) -> tuple[int, int, str] | None:
-        api_key = request.headers.get("APIKey")
+        api_key = request.headers.get(gameball.API_KEY_HEADER)
         if not api_key or api_key != self.api_key:
             return 401, 1000, "Unauthorized: the APIKey header is missing or wrong."
-        token = request.headers.get("X-GB-TOKEN")
+        token = request.headers.get(gameball.SESSION_TOKEN_HEADER)
         needs_secret = version == "4.1" or self.high_security
-        secret = request.headers.get("SecretKey")
+        secret = request.headers.get(gameball.SECRET_KEY_HEADER)
         if version == "4.1" and token:
             return None
         if needs_secret and not secret:
@@ -499,7 +481,7 @@ class Emulator:
         if problem:
             self._count("unauthorized")
             return _error(*problem, request_id)
-        wait = self._admit(request.headers["APIKey"])
+        wait = self._admit(request.headers[gameball.API_KEY_HEADER])
         if wait:
             self._count("rate_limited")
             response = _error(429, 4290, "Too many requests.", request_id)
@@ -520,7 +502,7 @@ class Emulator:
     async def _process(
         self, request: web.Request, body: dict[str, Any], version: str, request_id: int
     ) -> web.StreamResponse:
-        customer_key = (request.headers["APIKey"], body["customerId"])
+        customer_key = (request.headers[gameball.API_KEY_HEADER], body["customerId"])
         faults = self.faults
         with self._lock:
             if customer_key in self._state.busy:
@@ -579,7 +561,7 @@ class Emulator:
         if problem:
             self._count("preview_unauthorized")
             return _error(*problem, request_id)
-        wait = self._admit(request.headers["APIKey"], "preview")
+        wait = self._admit(request.headers[gameball.API_KEY_HEADER], "preview")
         if wait:
             self._count("rate_limited_preview")
             response = _error(429, 4290, "Too many requests.", request_id)
@@ -624,13 +606,13 @@ class Emulator:
 
     def _batch_gate(self, request: web.Request, kind: str, request_id: int) -> web.Response | None:
         """Authentication (APIKey and SecretKey, always) and the limits of ``kind``."""
-        api_key = request.headers.get("APIKey")
+        api_key = request.headers.get(gameball.API_KEY_HEADER)
         if not api_key or api_key != self.api_key:
             self._count("unauthorized")
             return _error(
                 401, 1000, "Unauthorized: the APIKey header is missing or wrong.", request_id
             )
-        if request.headers.get("SecretKey") != self.secret_key:
+        if request.headers.get(gameball.SECRET_KEY_HEADER) != self.secret_key:
             self._count("unauthorized")
             return _error(401, 1001, "Batch APIs need the right SecretKey.", request_id)
         wait = self._admit(api_key, kind)
@@ -653,9 +635,14 @@ class Emulator:
             self._count("bad_request")
             return _error(400, 3016, "Malformed JSON.", request_id)
         items = body.get("body") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+        if not isinstance(items, list) or not 1 <= len(items) <= gameball.MAX_ITEMS_PER_JOB:
             self._count("bad_request")
-            return _error(400, 3000, f"body must be a list of 1 to {MAX_ITEMS} items.", request_id)
+            return _error(
+                400,
+                3000,
+                f"body must be a list of 1 to {gameball.MAX_ITEMS_PER_JOB} items.",
+                request_id,
+            )
         limit = self.batch.max_item_bytes
         too_large = [
             n for n, item in enumerate(items) if limit and len(json.dumps(item).encode()) > limit
@@ -665,7 +652,7 @@ class Emulator:
             message = f"item {too_large[0]} is larger than {limit:,} bytes."
             return _error(400, 3016, message, request_id)
         assert self._jobs is not None
-        job = self._jobs.create(request.headers["APIKey"], items)
+        job = self._jobs.create(request.headers[gameball.API_KEY_HEADER], items)
         return web.json_response({"jobId": job.id})
 
     def _job(self, request: web.Request, request_id: int) -> Any:
@@ -674,7 +661,7 @@ class Emulator:
             job = self._jobs.jobs.get(int(request.match_info["job"]))
         except ValueError:
             job = None
-        if job is None or job.api_key != request.headers.get("APIKey"):
+        if job is None or job.api_key != request.headers.get(gameball.API_KEY_HEADER):
             return _error(404, 4000, "No such job.", request_id)
         return job
 
@@ -717,7 +704,7 @@ class Emulator:
 
     def _record(self, request: web.Request, body: dict[str, Any], version: str) -> None:
         now = time.time()
-        token = request.headers.get("X-GB-TOKEN")
+        token = request.headers.get(gameball.SESSION_TOKEN_HEADER)
         rows = [
             (
                 body["customerId"],

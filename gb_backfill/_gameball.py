@@ -1,0 +1,81 @@
+"""What gb-backfill relies on about Gameball's API, stated once (see the shared API notes).
+
+The sender, the dry run, the preview and the emulator all read these; nothing else spells a
+path, a header, a code or a documented limit.
+"""
+
+from __future__ import annotations
+
+from ._vocabulary import Lane
+
+__all__ = ["HISTORY_WARNING"]
+
+BASE_URL = "https://api.gameball.co"
+API_VERSIONS = ("4.0", "4.1")
+#: A row with a session token goes to this version, whatever the run's.
+TOKEN_API_VERSION = "4.1"
+
+# --- paths -----------------------------------------------------------------------------------
+
+EVENTS_PATH = "/api/v{version}/integrations/events"
+PREVIEW_PATH = "/api/v{version}/integrations/events/reward-preview"
+BATCH_CREATE_PATH = "/api/v4.0/integrations/batch/events"
+#: Job status: the tutorial's path (``response.successful/failed``), then the OpenAPI's
+#: (``results/errors``); both are documented, and the client tries them in this order.
+BATCH_STATUS_PATHS = (
+    "/api/v4/integrations/batch/{job}",
+    "/api/v4.0/integrations/batches/{job}/status",
+)
+BATCH_STOP_PATHS = (
+    "/api/v{version}/integrations/batch/{job}",
+    "/api/v4.0/integrations/batches/{job}/stop",
+)
+#: Job statuses that mean the job is over (lower case; ``failed`` and ``stopped`` as a whole).
+BATCH_ENDED = frozenset({"completed", "failed", "stopped"})
+BATCH_FAILED_AS_A_WHOLE = frozenset({"failed", "stopped"})
+
+# --- headers ---------------------------------------------------------------------------------
+
+API_KEY_HEADER = "APIKey"
+SECRET_KEY_HEADER = "SecretKey"
+SESSION_TOKEN_HEADER = "X-GB-TOKEN"
+
+# --- sizes and codes -------------------------------------------------------------------------
+
+#: Items a batch job may hold (documented).
+MAX_ITEMS_PER_JOB = 1000
+#: Bytes a batch job's body is kept under (1 MiB): Gameball documents no size limit, and 1 MiB
+#: is the smallest request-body limit common in front of web APIs (nginx's default).
+MAX_JOB_BYTES = 1 << 20
+#: Customer ids longer than this are refused by the reward preview.
+MAX_CUSTOMER_ID = 100
+#: 422 with this code: a request for the same customer is still in progress (retry later).
+CONCURRENT_REQUEST = 2001
+#: 404 with this code: the customer does not exist (the preview never creates one).
+CUSTOMER_NOT_FOUND = 7000
+
+# --- documented rate limits (per account and key, counted by arrival) ------------------------
+
+WINDOW = 30.0  #: seconds of the long window
+#: Events: 100 requests in any second and 1,200 in any 30 s (about 40/s sustained).
+EVENTS_PER_SECOND, EVENTS_PER_WINDOW = 100, 1200
+#: The "others" row (30/s, 360 per 30 s): the likeliest for batch job creation and the reward
+#: preview, whose limits are not documented.
+OTHERS_PER_SECOND, OTHERS_PER_WINDOW = 30, 360
+#: Reads (GET): 100/s, 1,200 per 30 s; batch job status reads are assumed to count as these.
+READS_PER_SECOND, READS_PER_WINDOW = 100, 1200
+
+
+def lane_for(*, batch_mode: bool, plain: bool) -> Lane:
+    """The lane that can carry a row: a batch item holds only ``customerId`` and ``events``, so
+    unless the row is ``plain`` (no email, mobile or session token), it goes one request at a
+    time."""
+    return Lane.BATCH if batch_mode and plain else Lane.EVENTS
+
+
+#: Said by the plan, the preview, the CLI before a live send to the real API, and the README.
+HISTORY_WARNING = (
+    "Gameball stamps events when it receives them and evaluates them against live campaigns: "
+    "a backfill can award real points and send real notifications, and an unknown customerId "
+    "creates a customer. Try it with a test API key first, and `gb-backfill preview` it."
+)

@@ -1,0 +1,16 @@
+"""The lanes: each carries rows to one kind of Gameball endpoint, within that endpoint's limits.
+
+All of them share one interface and one delivery loop (:mod:`.base`): retries, backoff, the
+429/2001 pacing, the breaker, and what a stop means for each row are written once.
+
+* :class:`EventsLane` (:mod:`.events`): one request per row to ``/integrations/events``;
+* :class:`BatchLane` (:mod:`.batch`): jobs of up to 1,000 rows, whose status is read (:mod:`.jobs`)
+  until they end.
+"""
+
+from .base import BaseLane
+from .batch import BatchLane
+from .events import EventsLane
+from .jobs import settle_earlier_jobs
+
+__all__ = ["BaseLane", "BatchLane", "EventsLane", "settle_earlier_jobs"]

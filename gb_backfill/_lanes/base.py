@@ -1,0 +1,298 @@
+"""What every lane is, and the one delivery loop they share.
+
+A lane takes rows the dispatcher offers (:meth:`BaseLane.offer`), sends them within its own
+limits, and records each row's final status through the bookkeeper, the only place a status is
+recorded. The run drives every lane alike: :meth:`~BaseLane.start`, :meth:`~BaseLane.offer`,
+:meth:`~BaseLane.close`, :meth:`~BaseLane.cancel`, and reads their ``requests``,
+``http_statuses``, ``auth_failure``, ``breaker`` and :meth:`~BaseLane.limits_found`.
+
+:meth:`BaseLane.deliver` sends one request for some rows until it is answered for good:
+
+* a 429 or Gameball's 2001 is the account's pace, not the rows': no attempt is used up, the
+  shared rate slows down, every request of the lane waits out a 429 (``Retry-After`` honoured,
+  capped by ``wait_max``), and the rows fail only after ``throttled_max`` seconds of it;
+* 5xx, 408 and a request that surely did not leave are retried with exponential backoff and
+  jitter, up to ``RetryPolicy.attempts``;
+* a request that may have been processed (a timeout, a lost connection) makes its rows
+  ``unknown``; a 401/403 stops the run; another 4xx fails the rows (a lane may judge it first:
+  the batch lane splits a job refused as a whole);
+* the same failure on several first attempts in a row trips the breaker and stops the run, and
+  the rows that streak failed are made retryable in the ledger (the run's fault, not theirs);
+* when the run stops meanwhile, the rows get their status by the one rule of
+  :meth:`Bookkeeper.stopped_early`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+
+import httpx
+
+from .._bookkeeping import Bookkeeper
+from .._clock import Clock
+from .._config import RateLimits, Settings
+from .._dispatch import Dispatcher
+from .._limiter import RateLimiter
+from .._outcomes import Outcome, RepeatedFailures, classify_error, classify_response
+from .._rate_control import AdaptiveRate
+from .._rows import Job
+from .._timeline import Timeline
+from .._vocabulary import Lane, Status, Verdict
+
+__all__ = ["BaseLane"]
+
+#: What a lane sends: one request for its rows; returns the answer or raises httpx's errors.
+Post = Callable[[], Awaitable[httpx.Response]]
+
+
+class BaseLane:
+    """One kind of endpoint: rows in, requests out within its limits. Strictly private."""
+
+    kind: Lane
+    #: the keyword that sets this lane's limits (``limits``, ``batch_limits``)
+    option: str
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        book: Bookkeeper,
+        dispatcher: Dispatcher,
+        limits: RateLimits,
+        clock: Clock,
+        timeline: Timeline,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.book = book
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.timeline = timeline
+        self.adaptive = AdaptiveRate(limits)
+        self.limiter = RateLimiter(limits, adaptive=self.adaptive, clock=clock)
+        self.random = random.Random()
+        self.http_statuses: Counter[int] = Counter()
+        self.requests = 0
+        self.auth_failure: Outcome | None = None
+        self.breaker = RepeatedFailures()
+        self._streak: list[tuple[Sequence[Job], Outcome]] = []
+        self.headers = settings.keys.headers()
+
+    # --- the interface the run drives --------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the lane's tasks (inside the run's loop)."""
+        raise NotImplementedError
+
+    def offer(self, job: Job, *, priority: int = 0) -> None:
+        """Take ``job``; its status is recorded and the dispatcher told when it is final."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Let in-flight requests finish (bounded once the run stopped), then record every row
+        still waiting by the stop rule."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Cancel the lane's tasks (after :meth:`close`, or when the run is torn down)."""
+        raise NotImplementedError
+
+    def limits_found(self) -> RateLimits | None:
+        """The limits Gameball kept this lane to, when lower than its configured ones."""
+        return self.adaptive.found(self.clock())
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def finish(
+        self,
+        rows: Sequence[Job],
+        status: Status,
+        outcome: Outcome | None,
+        *,
+        retryable: bool = False,
+    ) -> None:
+        """Record ``rows``' final status, and let their customers' next rows go."""
+        self.book.record(rows, status, outcome, retryable=retryable)
+        for job in rows:
+            self.dispatcher.done(job)
+
+    def stop_rows(self, rows: Sequence[Job], error: BaseException | None = None) -> None:
+        """Record the rows of ``rows`` not yet recorded by the stop rule."""
+        pending = [job for job in rows if not job.recorded]
+        self.book.stopped_early(pending, error)
+        for job in pending:
+            self.dispatcher.done(job)
+
+    # --- hooks a lane may override -----------------------------------------------------------
+
+    async def _admit(self) -> None:
+        """Wait until one more request may be in flight (before taking a turn of the limits)."""
+
+    def _release(self, took: float | None) -> None:
+        """A request admitted by :meth:`_admit` is over; ``took`` its round trip, if answered."""
+
+    async def refused(self, rows: Sequence[Job], outcome: Outcome) -> None:
+        """Gameball refused the request for good (a 4xx): by default the rows failed."""
+        self.finish(rows, Status.FAILED, outcome)
+
+    # --- the delivery loop ---------------------------------------------------------------------
+
+    async def deliver(
+        self, rows: Sequence[Job], post: Post, *, turn_taken: bool = False, part: bool = False
+    ) -> httpx.Response | None:
+        """Send ``rows`` in one request until it is answered for good.
+
+        Returns the accepted (2xx) answer; otherwise records the rows and returns None.
+        ``turn_taken``: the first request's turn of the limits was taken by the caller.
+        ``part``: the rows are part of a request refused as a whole; their refusals do not
+        count towards the breaker.
+        """
+        tries, throttled_since = 0, None
+        while True:
+            await self._admit()
+            if not turn_taken and not await self.limiter.acquire(self.book.stopped):
+                self._release(None)
+                self.stop_rows(rows)
+                return None
+            turn_taken = False
+            response, outcome = await self._attempt(rows, post)
+            tries += 1
+            if outcome.verdict is Verdict.SENT:
+                self.breaker.observe(outcome)  # a success ends a streak
+                return response
+            if await self._final(rows, outcome, first=tries == 1 and not part):
+                return None
+            now = self.clock()
+            if outcome.pacing:
+                tries -= 1  # the account's pace, not the rows: no attempt is used up
+                for job in rows:
+                    job.attempts -= 1
+                throttled_since = now if throttled_since is None else throttled_since
+            else:
+                throttled_since = None
+            throttled_for = 0.0 if throttled_since is None else now - throttled_since
+            if self._out_of_tries(rows, outcome, tries, throttled_for):
+                return None
+            await self._wait(rows, outcome, tries)
+
+    async def _attempt(
+        self, rows: Sequence[Job], post: Post
+    ) -> tuple[httpx.Response | None, Outcome]:
+        """One request: marked in the ledger first, then sent, classified and observed."""
+        self.book.begin(rows)  # a ledger that cannot mark them: nothing may be sent
+        for job in rows:
+            job.attempts += 1
+            job.requests += 1
+            job.in_flight = True
+        self.requests += 1
+        sent_at = self.clock()
+        took: float | None = None
+        response: httpx.Response | None = None
+        try:
+            response = await post()
+            took = self.clock() - sent_at
+            self.http_statuses[response.status_code] += 1
+            outcome = classify_response(response)
+        except httpx.HTTPError as error:
+            outcome = classify_error(error)
+        finally:
+            self._release(took)
+        answered_at = self.clock()
+        self.timeline.answer(outcome.http_status, self.adaptive.rate(answered_at))
+        if outcome.pacing:
+            self.adaptive.throttled(sent_at, answered_at)
+        elif outcome.http_status is not None:
+            self.adaptive.accepted(answered_at)
+        for job in rows:
+            job.in_flight = False
+            job.last = outcome
+        return response, outcome
+
+    async def _final(self, rows: Sequence[Job], outcome: Outcome, *, first: bool) -> bool:
+        """Record ``rows`` when ``outcome`` is final for them; True if so."""
+        if self._tripped(rows, outcome, counts=first):
+            return True
+        verdict = outcome.verdict
+        if verdict is Verdict.UNKNOWN and self.settings.retry_unknown:
+            return False
+        if verdict is Verdict.AUTH:
+            # Rows refused for the keys were never processed: a fixed re-run sends them.
+            self.auth_failure = self.auth_failure or outcome
+            self.book.halt()
+            self.finish(rows, Status.FAILED, outcome, retryable=True)
+        elif verdict is Verdict.UNKNOWN:
+            self.finish(rows, Status.UNKNOWN, outcome)
+        elif verdict is Verdict.FAILED:
+            await self.refused(rows, outcome)
+        return verdict is not Verdict.RETRY
+
+    def _tripped(self, rows: Sequence[Job], outcome: Outcome, *, counts: bool) -> bool:
+        """Feed the breaker; True when it has tripped, having recorded ``rows``.
+
+        Only first attempts count: one request failing its retries says nothing about the run,
+        eight failing alike in a row do.
+        """
+        if not counts:
+            return False
+        if not self.breaker.observe(outcome):
+            if self.breaker.count <= 1:
+                self._streak.clear()
+            if outcome.verdict is Verdict.FAILED:
+                self._streak.append((rows, outcome))
+            return False
+        self.book.halt()
+        status = Status.UNKNOWN if outcome.verdict is Verdict.UNKNOWN else Status.FAILED
+        self.finish(rows, status, outcome, retryable=status is Status.FAILED)
+        for earlier, failure in self._streak:
+            # Failed by the run's configuration, not by the rows: let a fixed re-run send them.
+            self.book.reconsider(earlier, failure)
+        self._streak.clear()
+        return True
+
+    def _out_of_tries(
+        self, rows: Sequence[Job], outcome: Outcome, tries: int, throttled_for: float
+    ) -> bool:
+        """Fail ``rows`` (retryable) when retrying is over; True if so."""
+        retry = self.settings.retry
+        if outcome.pacing and throttled_for >= retry.throttled_max:
+            why = f"rate-limited for {throttled_for:.1f} s (throttled_max)"
+        elif not outcome.pacing and tries >= retry.attempts:
+            why = f"gave up after {tries} attempts"
+        else:
+            return False
+        self.finish(
+            rows, Status.FAILED, replace(outcome, message=f"{why}; last error: {outcome.message}"),
+            retryable=True,
+        )  # fmt: skip
+        return True
+
+    async def _wait(self, rows: Sequence[Job], outcome: Outcome, tries: int) -> None:
+        """Back off before the next try; a 429 holds every request of the lane."""
+        retry = self.settings.retry
+        wait = retry.backoff(max(tries, 1), self.random.random())
+        if outcome.pacing and outcome.retry_after is None:
+            # No exponential backoff: the shared rate has slowed down already.
+            wait = min(wait, retry.wait_initial + retry.wait_jitter)
+        if outcome.retry_after is not None:
+            wait = min(outcome.retry_after, retry.wait_max)
+        if outcome.http_status == 429:
+            self.limiter.defer(wait)
+        self.book.retrying += len(rows)
+        try:
+            await self.book.pause(wait)
+        finally:
+            self.book.retrying -= len(rows)
+
+    async def _drain_tasks(self, tasks: Sequence[asyncio.Task[None]], grace: float | None) -> None:
+        """Wait for ``tasks`` (at most ``grace`` seconds), then cancel the late ones."""
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)

@@ -1,0 +1,140 @@
+"""The events lane: one request per row to ``/integrations/events``, paced and retried.
+
+The dispatcher offers a customer's next row only when the customer has nothing in flight, so at
+most one request per customer is out and a customer's rows go in input order, retries included.
+``concurrency`` workers take offered rows from a ready queue; as many requests are in flight as
+the pace times the round trip needs (Little's law), at most ``concurrency``. Delivery is the
+shared loop of :mod:`.base`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from functools import partial
+
+import httpx
+
+from .. import _gameball as gameball
+from .._bookkeeping import Bookkeeper
+from .._clock import Clock
+from .._config import Settings
+from .._dispatch import Dispatcher
+from .._outcomes import SENT
+from .._rows import Job
+from .._timeline import Timeline
+from .._vocabulary import Lane, Status
+from .base import BaseLane
+
+__all__ = ["EventsLane"]
+
+
+class EventsLane(BaseLane):
+    """Delivers rows one request each. Strictly private: driven by the run."""
+
+    kind = Lane.EVENTS
+    option = "limits"
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        book: Bookkeeper,
+        dispatcher: Dispatcher,
+        *,
+        clock: Clock,
+        timeline: Timeline,
+    ) -> None:
+        super().__init__(
+            settings=settings, client=client, book=book, dispatcher=dispatcher,
+            limits=settings.limits, clock=clock, timeline=timeline,
+        )  # fmt: skip
+        self.ready: asyncio.Queue[Job | None] = asyncio.Queue()
+        self.in_flight = 0
+        self.round_trip = 0.0  # seconds, smoothed over recent answers
+        self._freed = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        base = settings.base_url
+        self.urls = {
+            v: base + gameball.EVENTS_PATH.format(version=v) for v in gameball.API_VERSIONS
+        }
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)
+        ]
+
+    def offer(self, job: Job, *, priority: int = 0) -> None:
+        self.ready.put_nowait(job)
+
+    async def close(self) -> None:
+        for _ in self._workers:
+            self.ready.put_nowait(None)
+        grace = self.settings.timeout + 1.0 if self.book.stopped.is_set() else None
+        await self._drain_tasks(self._workers, grace)
+        while not self.ready.empty():
+            job = self.ready.get_nowait()
+            if job is not None:
+                self.stop_rows([job])
+
+    def cancel(self) -> None:
+        for task in self._workers:
+            task.cancel()
+
+    # --- delivery --------------------------------------------------------------------------
+
+    def pace(self) -> str | None:
+        """The pace Gameball's answers have set, for the progress bar; None while unthrottled."""
+        rate = self.adaptive.rate(self.clock())
+        if rate is None:
+            return None
+        window = self.adaptive.learned_window
+        quota = f", {window:,}/{self.adaptive.window:g}s" if window else ""
+        return f"{rate:.0f}/s{quota}"
+
+    def allowed_in_flight(self) -> int:
+        """Requests in flight the pace needs (Little's law: rate times round trip), with room
+        for jitter, within 2 and ``concurrency``. With no rate limit, ``concurrency``."""
+        ceiling = self.settings.concurrency
+        rate = self.adaptive.rate(self.clock()) or self.settings.limits.per_second
+        if not rate or not self.round_trip:
+            return ceiling
+        return max(2, min(ceiling, math.ceil(rate * self.round_trip * 1.5) + 1))
+
+    async def _admit(self) -> None:
+        while self.in_flight >= self.allowed_in_flight():
+            self._freed.clear()
+            await self._freed.wait()
+        self.in_flight += 1
+
+    def _release(self, took: float | None) -> None:
+        self.in_flight -= 1
+        if took is not None:
+            self.round_trip = 0.8 * self.round_trip + 0.2 * took if self.round_trip else took
+        self._freed.set()
+
+    async def _post(self, job: Job) -> httpx.Response:
+        version = gameball.TOKEN_API_VERSION if job.token else self.settings.api_version
+        headers = self.headers
+        if job.token:
+            headers = {**headers, gameball.SESSION_TOKEN_HEADER: job.token}
+        return await self.client.post(self.urls[version], content=job.body, headers=headers)
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self.ready.get()
+            if job is None:
+                return
+            try:
+                if self.book.stopped.is_set():
+                    self.stop_rows([job])
+                elif await self.deliver([job], partial(self._post, job)) is not None:
+                    self.finish([job], Status.SENT, SENT)
+            except asyncio.CancelledError:
+                self.stop_rows([job])
+                raise
+            except Exception as error:  # any surprise stops the run; the row keeps a status
+                self.book.halt(error)
+                self.stop_rows([job], error)

@@ -1,0 +1,359 @@
+"""The reports gb-backfill returns, side by side: what validation, a send and a dry run found.
+
+* :class:`ValidationReport` (``validate()``): valid rows, one failure row per broken rule, and
+  warnings about columns;
+* :class:`SendReport` (``send()``): a count for every status, timings, the HTTP answers, the
+  limits Gameball turned out to keep, and the rows that did not make it;
+* :class:`SendPlan` (``send(..., dry_run=True)``): what a send would do.
+
+Each shows as a compact HTML table in a notebook and as aligned text from ``summary()``; counts
+are plain attributes, so tab completion finds them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._config import RateLimits
+from ._failures import read_failures, write_parquet
+from ._gameball import HISTORY_WARNING
+from ._html import table
+from ._vocabulary import STATUSES
+from ._warnings import empty_warnings, warning_lines
+
+__all__ = ["SendPlan", "SendReport", "ValidationReport"]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """The outcome of :func:`validate`.
+
+    ``valid`` holds the valid rows with their original index; ``failures`` has one row per
+    broken rule with the columns ``row`` (the original index label), ``column``, ``code``,
+    ``message`` and ``value`` (the offending value as text). Every input row is either in
+    ``valid`` or named in ``failures``. ``warnings`` are about columns, not rows (valid rows
+    with a warning are still sent): ``column``, ``code`` (a :class:`WarningCode`), ``count``
+    (the values it is about), ``example`` and ``message`` (the fix).
+    """
+
+    valid: pd.DataFrame
+    failures: pd.DataFrame
+    rows: int
+    warnings: pd.DataFrame = field(default_factory=empty_warnings)
+
+    @property
+    def ok(self) -> bool:
+        """True when every row is valid."""
+        return self.failures.empty
+
+    @property
+    def invalid_rows(self) -> int:
+        """How many rows have at least one failure."""
+        return self.rows - len(self.valid)
+
+    def counts(self) -> pd.Series:
+        """Failures per code, most frequent first."""
+        return self.failures["code"].value_counts()
+
+    @property
+    def valid_rows(self) -> int:
+        """How many rows are valid."""
+        return len(self.valid)
+
+    def plot(self) -> Any:
+        """A matplotlib figure of the failures by code and column. Needs
+        ``pip install 'gb-backfill[plot]'``."""
+        from ._plot import plot_validation
+
+        return plot_validation(self.failures, self.rows)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ValidationReport rows={self.rows:,} valid={len(self.valid):,} "
+            f"invalid={self.invalid_rows:,}>"
+        )
+
+    def _by_code(self) -> list[tuple[str, int]]:
+        if self.failures.empty:
+            return []
+        grouped = self.failures.groupby(["code", "column"], sort=False).size()
+        ordered = grouped.sort_values(ascending=False)
+        return [
+            (f"{code} ({where})", int(count))
+            for (code, where), count in zip(ordered.index, ordered.to_numpy(), strict=True)
+        ]
+
+    def summary(self) -> str:
+        """Aligned lines for a terminal: counts, failures per code and column, then the
+        warnings about columns with their fixes."""
+        lines = [repr(self)]
+        by_code = self._by_code()
+        width = max((len(label) for label, _ in by_code), default=0)
+        lines += [f"  {label:<{width}}  {count:>9,}" for label, count in by_code]
+        return "\n".join(lines + warning_lines(self.warnings))
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            ("rows", self.rows),
+            ("valid", len(self.valid)),
+            ("invalid", self.invalid_rows),
+        ]
+        rows += [(f"failure: {label}", count) for label, count in self._by_code()]
+        rows += [
+            (f"warning: {code} ({column})", message)
+            for column, code, message in zip(
+                self.warnings["column"],
+                self.warnings["code"],
+                self.warnings["message"],
+                strict=True,
+            )
+        ]
+        notes = ["report.failures has one row per broken rule"] if not self.ok else []
+        if len(self.warnings):
+            notes.append("report.warnings: columns whose values are likely not what was meant")
+        return table("Gameball validation", rows, note="; ".join(notes) or None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendReport:
+    """What happened to every row of a send.
+
+    ``counts`` has every status in :data:`STATUSES` (``sent``; ``skipped``: sent by an earlier
+    run, per the ledger; ``invalid``; ``failed``; ``unknown``: may or may not have been
+    processed; ``aborted``: not attempted because the run stopped), and they add up to ``rows``.
+    ``failures`` holds every row that is not ``sent`` or ``skipped``, with its original columns
+    and the ``gb_`` status columns; when the run wrote them to ``failures_path`` they are read
+    from that file on demand, so a report never holds millions of rows. ``error_codes`` counts
+    the not-sent rows per ``gb_error_code``.
+    """
+
+    counts: dict[str, int]
+    rows: int
+    elapsed: float
+    requests: int
+    http_statuses: dict[int, int]
+    error_codes: dict[str, int]
+    failures_path: Path | None = None
+    failures_in_memory: pd.DataFrame | None = None
+    interrupted: bool = False
+    #: the limits Gameball enforced on events, when the run found them lower than configured:
+    #: pass ``limits=report.limits_found`` next time to start at the right pace
+    limits_found: RateLimits | None = None
+    #: the same for batch job creation: pass ``batch_limits=report.batch_limits_found``
+    batch_limits_found: RateLimits | None = None
+    #: the limits the run kept (the batch limits in batch mode), for plots
+    limits: RateLimits | None = None
+    #: per second of the run: requests, accepted, throttled (429) and the adaptive pace
+    timeline: pd.DataFrame | None = None
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Every row not sent (read from ``failures_path`` when there is one)."""
+        if self.failures_in_memory is not None:
+            return self.failures_in_memory
+        if self.failures_path is None:
+            raise ValueError("this report has neither a failures file nor failures in memory")
+        return read_failures(self.failures_path)
+
+    # The counts as plain attributes, so tab completion finds them.
+    @property
+    def sent(self) -> int:
+        return self.counts["sent"]
+
+    @property
+    def skipped(self) -> int:
+        return self.counts["skipped"]
+
+    @property
+    def invalid(self) -> int:
+        return self.counts["invalid"]
+
+    @property
+    def failed(self) -> int:
+        return self.counts["failed"]
+
+    @property
+    def unknown(self) -> int:
+        return self.counts["unknown"]
+
+    @property
+    def aborted(self) -> int:
+        return self.counts["aborted"]
+
+    @property
+    def ok(self) -> bool:
+        """True when every row was sent (now or by an earlier run)."""
+        return self.counts["sent"] + self.counts["skipped"] == self.rows
+
+    @property
+    def rate(self) -> float:
+        """Requests per second over the run (every attempt counts, retries too)."""
+        return self.requests / self.elapsed if self.elapsed > 0 else 0.0
+
+    def plot(self) -> Any:
+        """A matplotlib figure: requests over time against the limits (and the adaptive pace),
+        rows by status, rows not sent by code. Needs ``pip install 'gb-backfill[plot]'``."""
+        from ._plot import plot_send
+
+        return plot_send(self.timeline, self.counts, self.error_codes, self.limits)
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write the failures to a Parquet file that can be fixed and sent again."""
+        write_parquet(self.failures, path)
+
+    def __repr__(self) -> str:
+        shown = " ".join(
+            f"{s}={self.counts[s]:,}" for s in STATUSES if self.counts[s] or s == "sent"
+        )
+        return (
+            f"<SendReport rows={self.rows:,} {shown} in {self.elapsed:.1f}s "
+            f"({self.rate:.1f} requests/s)>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            (status, self.counts[status]) for status in STATUSES if self.counts[status]
+        ]
+        rows += [
+            ("requests", self.requests),
+            ("requests/s", round(self.rate, 1)),
+            ("HTTP answers", _answers(self.http_statuses)),
+        ]
+        rows += [(f"not sent: {code}", count) for code, count in self.error_codes.items()]
+        if self.failures_path is not None and not self.ok:
+            rows.append(("rows not sent are in", str(self.failures_path)))
+        rows += [(f"{option} found", _pace(found)) for option, found in self._found()]
+        title = f"Gameball send: {self.rows:,} rows in {self.elapsed:.1f} s"
+        if self.interrupted:
+            title += " (interrupted)"
+        advice = [f"pass {option}=report.{option}_found next time" for option, _ in self._found()]
+        return table(title, rows, note="; ".join(advice) or None)
+
+    def _found(self) -> list[tuple[str, RateLimits]]:
+        """(the option to pass, the limits found) for each lane Gameball held below its limits."""
+        found = [("limits", self.limits_found), ("batch_limits", self.batch_limits_found)]
+        return [(option, limits) for option, limits in found if limits is not None]
+
+    def summary(self) -> str:
+        """A few lines for people: counts, rate, HTTP answers."""
+        lines = [repr(self)]
+        if self.http_statuses:
+            lines.append(f"  HTTP answers: {_answers(self.http_statuses)}")
+        lines += [f"  {code}: {count:,}" for code, count in self.error_codes.items()]
+        for option, found in self._found():
+            what = "events" if option == "limits" else "batch job creation"
+            lines.append(
+                f"  Gameball's limits for {what} on this account are lower than configured: it "
+                f"settled at {_pace(found)}; pass {option}=report.{option}_found next time"
+            )
+        if self.failures_path is not None and not self.ok:
+            lines.append(f"  rows not sent are in {self.failures_path}")
+        return "\n".join(lines)
+
+
+def _pace(limits: RateLimits) -> str:
+    return f"{limits.per_second}/s and {limits.per_window:,} per {limits.window:g} s"
+
+
+def _answers(http_statuses: dict[int, int]) -> str:
+    return ", ".join(f"{status}: {count:,}" for status, count in sorted(http_statuses.items()))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendPlan:
+    """What a send would do; made by ``send(..., dry_run=True)``. Nothing was sent.
+
+    ``requests`` counts requests per lane for the chosen ``mode``; for the batch lane it is the
+    least number of jobs (1,000 items each, one row per customer per job); a live run may post
+    more, part-full, as rows become ready. ``estimated_seconds`` gives, for each mode, the
+    least time at the configured limits; in batch mode the busiest customer
+    (``busiest_customer``, ``busiest_rows``) is the critical path when order is kept, one job
+    cycle per row.
+    """
+
+    mode: str
+    rows: int
+    valid: int
+    invalid: int
+    skipped: int
+    #: rows that look like rows an earlier run sent, written differently: a live run stops
+    #: before sending anything unless ``resend_changed=True``
+    changed: int
+    customers: int
+    busiest_customer: str | None
+    busiest_rows: int
+    event_names: dict[str, int]
+    failure_codes: dict[str, int]
+    requests: dict[str, int]
+    estimated_seconds: dict[str, float]
+    bodies_path: Path | None = None
+    warning: str = field(default=HISTORY_WARNING)
+
+    def __repr__(self) -> str:
+        lanes = " ".join(f"{lane}={count:,}" for lane, count in self.requests.items())
+        return (
+            f"<SendPlan rows={self.rows:,} valid={self.valid:,} invalid={self.invalid:,} "
+            f"skipped={self.skipped:,} requests: {lanes} (mode={self.mode})>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            ("rows", self.rows),
+            ("valid", self.valid),
+            ("invalid", self.invalid),
+            ("skipped (sent before)", self.skipped),
+            ("changed since sent (see resend_changed)", self.changed),
+            ("customers", self.customers),
+        ]
+        if self.busiest_customer is not None:
+            rows.append(
+                ("busiest customer", f"{self.busiest_customer} ({self.busiest_rows:,} rows)")
+            )
+        rows += [(f"event: {name}", count) for name, count in self.event_names.items()]
+        rows += [(f"requests, {lane} lane", count) for lane, count in self.requests.items()]
+        rows += [
+            (f"estimated time, {mode} mode", _duration(seconds))
+            for mode, seconds in self.estimated_seconds.items()
+        ]
+        rows += [(f"invalid: {code}", count) for code, count in self.failure_codes.items()]
+        if self.bodies_path is not None:
+            rows.append(("request bodies", str(self.bodies_path)))
+        return table(
+            f"Gameball dry run ({self.mode} mode): nothing was sent", rows, note=self.warning
+        )
+
+    def summary(self) -> str:
+        """Aligned lines for a terminal."""
+        lines = [
+            repr(self),
+            f"  customers: {self.customers:,} (busiest: {self.busiest_customer!r} with "
+            f"{self.busiest_rows:,} rows)",
+        ]
+        names = ", ".join(f"{name}: {count:,}" for name, count in self.event_names.items())
+        lines.append(f"  event names: {names or '(none)'}")
+        if self.changed:
+            lines.append(
+                f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "
+                "differently; a live run stops before sending unless resend_changed=True "
+                "(--resend-changed)"
+            )
+        for mode, seconds in self.estimated_seconds.items():
+            lines.append(f"  estimated time in {mode} mode: {_duration(seconds)}")
+        lines += [f"  invalid, {code}: {count:,}" for code, count in self.failure_codes.items()]
+        if self.bodies_path is not None:
+            lines.append(f"  request bodies written to {self.bodies_path}")
+        lines.append(f"  note: {self.warning}")
+        return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:,.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:,.1f} min"
+    return f"{seconds / 3600:,.1f} h"

@@ -1,0 +1,68 @@
+"""The rows of a run: a slice of the input (:class:`Batch`) and one row on its way (:class:`Job`).
+
+A :class:`Batch` holds its frame until every row in it has its final status, so the failures
+file can be written with each row's original columns. A :class:`Job` is one valid row on its
+way to Gameball: which lane carries it, its request body, and what happened to it so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ._outcomes import Outcome
+from ._row_keys import RowKeys
+from ._vocabulary import Lane
+
+__all__: list[str] = []
+
+#: A row that ends without being sent: position in its batch, status, code, message, HTTP
+# status, attempts, its index in the batch's keys (None: no key).
+NotSent = tuple[int, str, str | None, str | None, int | None, int, int | None]
+
+
+@dataclass(eq=False, slots=True)
+class Batch:
+    """One slice of the input, kept until every row in it has its final status."""
+
+    frame: pd.DataFrame
+    offset: int
+    keys: RowKeys | None = None
+    natural_keys: bool = False
+    #: each keyed row's loose key and form mask (with a ledger; see :mod:`._loose`)
+    loose: tuple[list[bytes], np.ndarray] | None = None
+    pending: int = 0
+    not_sent: list[NotSent] = field(default_factory=list)
+
+    def key_text(self, index: int | None) -> str | None:
+        if index is None or self.keys is None:
+            return None
+        if self.natural_keys:
+            return self.keys.keys[index].hex()
+        return self.keys.text(index)
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One row on its way to Gameball."""
+
+    batch: Batch
+    local: int
+    customer: str
+    body: bytes
+    token: str | None
+    key_index: int
+    lane: Lane = Lane.EVENTS  #: the lane that delivers it
+    attempts: int = 0  #: tries counted against the retry policy (a 429 or 2001 is none)
+    requests: int = 0  #: requests made for it in this run, refused ones included
+    begun: bool = False  #: the ledger holds its in-flight mark
+    in_flight: bool = False  #: a request is out: an error now may follow a processed request
+    recorded: bool = False  #: its final status is recorded
+    last: Outcome | None = None  #: the answer to its latest request, if any
+
+    @property
+    def key(self) -> bytes:
+        assert self.batch.keys is not None
+        return self.batch.keys.keys[self.key_index]

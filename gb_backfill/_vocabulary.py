@@ -1,0 +1,125 @@
+"""The words gb-backfill uses for what happens to rows, as enums, in one place.
+
+Every status, verdict and code a row can get is defined here, and the rest of the package (the
+ledger, the CLI, the plan, the progress bar, the reports) compares these enums, never loose
+strings. The values are stable: they are written to failures files and ledgers, and users
+filter on them.
+
+* :class:`Status`: how a row of a send ended (every row ends in exactly one).
+* :class:`LedgerStatus`: what the ledger records of a row.
+* :class:`FailureCode`: why a row broke Gameball's event rules (``invalid`` rows).
+* :class:`WarningCode`: columns whose values are valid but likely not what was meant.
+* :class:`SendErrorCode`: why a row that was valid was not sent.
+* :class:`Verdict`: what one answer means for its rows.
+* :class:`Lane`: which endpoint carries a row.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, StrEnum
+
+__all__ = ["STATUSES", "FailureCode", "SendErrorCode", "Status", "WarningCode"]
+
+
+class Status(StrEnum):
+    """How a row ended; every input row ends in exactly one of these."""
+
+    SENT = "sent"  #: Gameball accepted it in this run
+    SKIPPED = "skipped"  #: sent by an earlier run, per the ledger
+    INVALID = "invalid"  #: broke Gameball's event rules; never sent
+    FAILED = "failed"  #: Gameball refused it, or retries ran out (gb_error_code says which)
+    UNKNOWN = "unknown"  #: may or may not have been processed; not resent unless asked
+    ABORTED = "aborted"  #: not attempted, because the run stopped
+
+
+#: The statuses, in the order reports list them.
+STATUSES = tuple(status.value for status in Status)
+
+
+class LedgerStatus(StrEnum):
+    """What the ledger records of a row. The order is the journal's (see :mod:`._journal`)."""
+
+    IN_FLIGHT = "in_flight"  #: its request went out, no outcome recorded (a crash)
+    SENT = "sent"
+    FAILED = "failed"  #: with ``retryable``
+    UNKNOWN = "unknown"
+    ABORTED = "aborted"  #: not sent because the run stopped; retryable
+
+    @property
+    def may_have_arrived(self) -> bool:
+        """True when Gameball has, or may have, processed the row."""
+        return self in (LedgerStatus.SENT, LedgerStatus.IN_FLIGHT, LedgerStatus.UNKNOWN)
+
+
+class FailureCode(StrEnum):
+    """Stable codes for the ways a row can break Gameball's event rules."""
+
+    CUSTOMER_ID_MISSING = "customer_id_missing"
+    CUSTOMER_ID_EMPTY = "customer_id_empty"
+    CUSTOMER_ID_TYPE = "customer_id_type"
+    CUSTOMER_ID_INEXACT = "customer_id_inexact"
+    CUSTOMER_ID_WHITESPACE = "customer_id_whitespace"
+    EVENT_NAME_MISSING = "event_name_missing"
+    EVENT_NAME_EMPTY = "event_name_empty"
+    EVENT_NAME_TYPE = "event_name_type"
+    EVENT_NAME_WHITESPACE = "event_name_whitespace"
+    METADATA_TYPE = "metadata_type"
+    METADATA_NOT_FINITE = "metadata_not_finite"
+    METADATA_OUT_OF_RANGE = "metadata_out_of_range"
+    METADATA_MIXED_TIMEZONES = "metadata_mixed_timezones"
+    EMAIL_MALFORMED = "email_malformed"
+    MOBILE_MALFORMED = "mobile_malformed"
+    SESSION_TOKEN_TYPE = "session_token_type"
+    SESSION_TOKEN_MALFORMED = "session_token_malformed"
+    TEXT_NOT_UNICODE = "text_not_unicode"
+    CSV_EXTRA_FIELDS = "csv_extra_fields"
+    CSV_MISSING_FIELDS = "csv_missing_fields"
+    DTYPE_UNCONVERTIBLE = "dtype_unconvertible"
+
+
+class WarningCode(StrEnum):
+    """Stable codes for columns whose values are valid but likely not what was meant."""
+
+    NUMBER_AS_TEXT = "number_as_text"
+    BOOL_AS_TEXT = "bool_as_text"
+    TIMESTAMP_AS_TEXT = "timestamp_as_text"
+    MIXED_OFFSETS = "mixed_offsets"
+    ID_MIXED_WIDTHS = "id_mixed_widths"
+
+
+class SendErrorCode(StrEnum):
+    """Stable ``gb_error_code`` values for rows that were not sent, like :class:`FailureCode`.
+
+    An HTTP answer that failed a row gives ``http_<status>`` (``http_404``, ``http_429``...);
+    invalid rows carry their :class:`FailureCode`.
+    """
+
+    CONNECT_ERROR = "connect_error"  #: not sent: no connection
+    TIMEOUT = "timeout"  #: sent, no answer in time: may have been processed
+    CONNECTION_LOST = "connection_lost"  #: sent, connection lost: may have been processed
+    INTERRUPTED = "interrupted"  #: in flight when the run was cut off
+    ERROR = "error"  #: an unexpected error while its request was out
+    ABORTED = "aborted"  #: not attempted: the run stopped
+    UNKNOWN_EARLIER = "unknown_earlier"  #: an earlier run may have sent it
+    BATCH_ITEM_FAILED = "batch_item_failed"  #: a batch job listed it as failed
+    BATCH_UNLISTED = "batch_unlisted"  #: its job ended (or failed) without listing it
+    BATCH_UNCONFIRMED = "batch_unconfirmed"  #: its job was not confirmed within job_timeout
+    BATCH_JOB_LOST = "batch_job_lost"  #: its job's status could not be read (server forgot it)
+    BATCH_NO_JOB_ID = "batch_no_job_id"  #: the job was accepted without an id
+
+
+class Verdict(Enum):
+    """What one answer means for the rows it carried."""
+
+    SENT = "sent"  #: accepted
+    RETRY = "retry"  #: surely not processed: safe to send again
+    FAILED = "failed"  #: refused for good
+    UNKNOWN = "unknown"  #: may have been processed: not sent again on its own
+    AUTH = "auth"  #: the keys were refused: the run stops
+
+
+class Lane(StrEnum):
+    """The endpoint that carries a row (see :func:`._gameball.lane_for`)."""
+
+    EVENTS = "events"  #: one request per row
+    BATCH = "batch"  #: asynchronous jobs of many rows

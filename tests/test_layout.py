@@ -1,0 +1,134 @@
+"""The shape of the package: floors that import only downwards, no circles, short functions.
+
+Every import counts, inside functions and under ``TYPE_CHECKING`` too: hiding an import from the
+type checker hides a circle, it does not remove it. A module that is not on a floor here fails
+the test, so the layout is decided when a module is added, not later.
+"""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "gb_backfill"
+
+#: Each module's floor, lowest first: a module imports only from its own floor or below.
+FLOORS = {
+    # the vocabulary, the facts, and tools with no knowledge of rows
+    "_errors": 0, "_vocabulary": 0, "_clock": 0, "_sync": 0, "_html": 0,
+    "_gameball": 1, "_config": 1,
+    # values, columns and files, with no run
+    "_values": 2, "_mapping": 2, "_csv_types": 2, "_journal": 2, "_plot": 2, "_sampling": 2,
+    "_warnings": 2,
+    "_rules": 3, "_failures": 3, "_row_keys": 3, "_input": 3, "_ledger": 3,
+    "_payloads": 4, "_loose": 4, "_reports": 4, "_timeline": 4, "_progress": 4, "_limiter": 4,
+    "_rate_control": 4, "_outcomes": 4,
+    "_emulator": 4, "_emulator.server": 4, "_emulator.faults": 4, "_emulator.batch": 4,
+    "_emulator.campaigns": 4,
+    # the parts of a run
+    "_validate": 5, "_rows": 5, "_bookkeeping": 5, "_dispatch": 5, "_prepare": 5,
+    "_lanes": 6, "_lanes.base": 6, "_lanes.jobs": 6, "_lanes.events": 6, "_lanes.batch": 6,
+    "_run": 7, "_plan": 7, "_preview": 7, "_quotes": 6,
+    # the faces
+    "_sender": 8, "_accessor": 8, "_cli": 8, "__init__": 8, "__main__": 8,
+}  # fmt: skip
+MAX_FUNCTION_LINES = 60  # statements of a function's body, its docstring left out
+MAX_SENDER_LINES = 300
+
+
+def modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        yield ".".join(parts), path
+
+
+def imports_of(name, path):
+    """The package modules ``name`` imports, by their FLOORS names."""
+    package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+    if name == "__init__":
+        package = []
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+            target = [*base, *(node.module.split(".") if node.module else [])]
+            if node.module:
+                found.add(".".join(target))
+            for alias in node.names:  # `from . import _journal`, `from .batch import X`
+                candidate = ".".join([*target, alias.name])
+                if candidate in FLOORS:
+                    found.add(candidate)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gb_backfill."):
+            found.add(node.module.removeprefix("gb_backfill."))
+    return {module for module in found if module in FLOORS or module.split(".")[0] in FLOORS}
+
+
+def graph():
+    return {name: imports_of(name, path) for name, path in modules()}
+
+
+def test_every_module_has_a_floor():
+    missing = [name for name, _ in modules() if name not in FLOORS]
+    assert not missing, f"put these on a floor in FLOORS: {missing}"
+
+
+def test_no_import_runs_up_a_floor():
+    upward = [
+        f"{name} (floor {FLOORS[name]}) imports {target} (floor {FLOORS[target]})"
+        for name, targets in graph().items()
+        for target in targets
+        if FLOORS[target] > FLOORS[name]
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_circles():
+    edges = graph()
+    circles = []
+
+    def visit(node, path):
+        for target in edges.get(node, ()):
+            if target in path:
+                circles.append([*path[path.index(target) :], target])
+            elif target not in seen:
+                seen.add(target)
+                visit(target, [*path, target])
+
+    for start in edges:
+        seen = {start}
+        visit(start, [start])
+    assert not circles, f"import circles: {circles[:5]}"
+
+
+def body_lines(function):
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if not body:
+        return 0
+    return body[-1].end_lineno - body[0].lineno + 1
+
+
+def test_no_function_is_long():
+    long = []
+    for name, path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            if function and (lines := body_lines(node)) > MAX_FUNCTION_LINES:
+                long.append(f"{name}.{node.name}: {lines} lines")
+    assert not long, "\n".join(long)
+
+
+def test_the_sender_holds_only_the_public_send_functions():
+    lines = len((PACKAGE / "_sender.py").read_text().splitlines())
+    assert lines <= MAX_SENDER_LINES, f"_sender.py has {lines} lines"
+
+
+def test_the_checker_sees_every_kind_of_import(tmp_path):
+    """The graph above would be worthless if it missed function-level or TYPE_CHECKING imports."""
+    edges = graph()
+    assert "_emulator" in edges["_cli"], "imported inside a function"
+    assert "_emulator" in edges["__init__"], "imported under TYPE_CHECKING"
+    assert "_journal" in edges["_ledger"], "`from . import _journal`"
+    assert "_lanes.base" in edges["_lanes.events"], "`from .base import ...`"
+    assert "_config" in edges["_lanes.base"], "`from .._config import ...`"
