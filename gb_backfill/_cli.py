@@ -31,6 +31,7 @@ from ._config import (
     DEFAULT_JOB_TIMEOUT,
     DEFAULT_TIMEOUT,
     EVENTS_LIMITS,
+    MAPPING_KEYWORDS,
     PREVIEW_LIMITS,
     SECRET_KEY_ENV,
     RateLimits,
@@ -275,6 +276,16 @@ def _emulator(args: argparse.Namespace) -> int:
         written = emulator.write_events(args.record)
         print(f"the emulator received {written:,} events; written to {args.record}", flush=True)
     return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return number
 
 
 def _port(text: str) -> int:
@@ -596,7 +607,11 @@ _KEYWORD_VALUE = re.compile(
 
 @functools.cache
 def _keyword_flags() -> dict[str, tuple[str, bool]]:
-    """Each keyword the commands take, as (its flag, whether the flag takes a value)."""
+    """Each keyword of the Python API that a command takes as a flag, as (the flag, whether it
+    takes a value)."""
+    import inspect
+
+    keywords = {*inspect.signature(asend_path).parameters, *MAPPING_KEYWORDS}
     flags: dict[str, tuple[str, bool]] = {}
     commands = build_parser()._subparsers
     assert commands is not None
@@ -604,8 +619,9 @@ def _keyword_flags() -> dict[str, tuple[str, bool]]:
         for command in getattr(action, "choices", {}).values():
             for option in command._actions:
                 long = [name for name in option.option_strings if name.startswith("--")]
-                if long and option.dest not in flags:
-                    flags[option.dest] = (long[0], option.nargs != 0)
+                dest = {v: k for k, v in _RENAMED.items()}.get(option.dest, option.dest)
+                if long and dest in keywords and dest not in flags:
+                    flags[dest] = (long[0], option.nargs != 0)
     return flags
 
 
@@ -615,7 +631,7 @@ def cli_terms(message: str) -> str:
     flags = _keyword_flags()
 
     def flag(match: re.Match[str]) -> str:
-        keyword, value = _RENAMED.get(match.group(1), match.group(1)), match.group(2)
+        keyword, value = match.group(1), match.group(2)
         if keyword in _SPECIAL_TERMS:
             return _SPECIAL_TERMS[keyword]
         if keyword not in flags:
@@ -708,7 +724,7 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
         return EXIT_STOPPED
     if report is None:
         return EXIT_TERMINATED
-    print(cli_terms(report.summary()))
+    print(report.summary())
     if isinstance(report, SendPlan):
         # The plan was made; rows it would not send make it incomplete, as a live run.
         return EXIT_OK if not (report.invalid or report.changed) else EXIT_INCOMPLETE
@@ -733,10 +749,27 @@ def _send(args: argparse.Namespace) -> int:
     return _run_send(args.input, failures, options)
 
 
+def _sample_slice(sample: Path, rows: int) -> Path:
+    """The first ``rows`` rows of the sample, as a file of their own (removed at exit)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    folder = Path(tempfile.mkdtemp(prefix="gb-backfill-demo-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    part = folder / f"events-first-{rows}.parquet"
+    pq.write_table(pq.read_table(sample).slice(0, rows), part)
+    return part
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ._emulator import DEFAULT_SECRET_KEY, BatchSettings, Emulator, Faults
 
     sample = sample_data_path()
+    if args.rows is not None:
+        sample = _sample_slice(sample, args.rows)
     # A little of what real networks do, so the demo shows retries and an unknown or two.
     faults = Faults(latency=0.03, jitter=0.02, server_errors=0.02, lost_responses=0.002, seed=7)
     limits = RateLimits.unlimited() if args.fast else EVENTS_LIMITS
@@ -817,15 +850,7 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gb-backfill",
-        description="Validate and send historical events to Gameball.",
-        epilog=EXIT_CODES,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_demo(commands: Any) -> None:
     demo = commands.add_parser(
         "demo", help="send sample_data/ to a local emulator", epilog=EXIT_CODES
     )
@@ -846,8 +871,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--fast", action="store_true", help="lift the rate limits and end batch jobs at once"
     )
+    demo.add_argument(
+        "--rows", type=_positive, metavar="N", help="send only the sample's first N rows"
+    )
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gb-backfill",
+        description="Validate and send historical events to Gameball.",
+        epilog=EXIT_CODES,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_demo(commands)
 
     validate = commands.add_parser(
         "validate", help="check a CSV or Parquet file's rows", epilog=EXIT_CODES

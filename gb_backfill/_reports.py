@@ -247,9 +247,11 @@ class SendReport:
         lines += [f"  {code}: {count:,}" for code, count in self.error_codes.items()]
         for option, found in self._found():
             what = "events" if option == "limits" else "batch job creation"
+            flags = "--rate/--quota" if option == "limits" else "--batch-rate/--batch-quota"
             lines.append(
                 f"  Gameball's limits for {what} on this account are lower than configured: it "
-                f"settled at {_pace(found)}; pass {option}=report.{option}_found next time"
+                f"settled at {_pace(found)}; pass {option}=report.{option}_found ({flags}) "
+                "next time"
             )
         if self.failures_path is not None and not self.ok:
             lines.append(f"  rows not sent are in {self.failures_path}")

@@ -1,12 +1,23 @@
 """Shared fixtures: small event frames, and a mock Gameball built from handler functions."""
 
 import json
+import os
 
 import httpx
 import pandas as pd
 import pytest
 
 from gb_backfill import RateLimits, RetryPolicy
+
+#: Set by .ci/run's second step: property tests draw every example they ask for.
+THOROUGH = os.environ.get("GB_BACKFILL_THOROUGH") == "1"
+
+
+def examples(wanted: int) -> int:
+    """Examples for a property test: all of them when thorough, a sixth (at least 10) in the
+    quick default run."""
+    return wanted if THOROUGH else max(10, wanted // 6)
+
 
 API_KEY = "test-api-key-SECRET-1234"
 SECRET_KEY = "test-secret-key-SECRET-5678"
@@ -76,3 +87,36 @@ def no_stray_files():
     for path in stray:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     assert not stray, f"the test left {sorted(map(str, stray))} in the working directory"
+
+
+def send_fast(df, **options):
+    """``send``, on a fake-time loop: pacing and backoff play out at once (see fake_time)."""
+    from gb_backfill import asend
+    from tests import fake_time
+
+    return fake_time.run(asend(df, **options))
+
+
+class LimitedGameball(MockGameball):
+    """A mock Gameball that keeps rate limits the way Gameball counts them (arrivals in sliding
+    windows, on the running loop's clock), answering 429 beyond them."""
+
+    def __init__(self, *, per_second=0, per_window=0, window=30.0):
+        super().__init__(self._answer)
+        self.per_second, self.per_window, self.window = per_second, per_window, window
+        self.arrivals = []
+        self.refused = 0
+
+    def _answer(self, request, body, n):
+        from tests.fake_time import now
+
+        at = now()
+        in_second = sum(1 for t in self.arrivals if t > at - 1.0)
+        in_window = sum(1 for t in self.arrivals if t > at - self.window)
+        if (self.per_second and in_second >= self.per_second) or (
+            self.per_window and in_window >= self.per_window
+        ):
+            self.refused += 1
+            return httpx.Response(429, json={"code": 4290, "message": "Too many requests."})
+        self.arrivals.append(at)
+        return httpx.Response(200, json={})

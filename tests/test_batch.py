@@ -159,13 +159,14 @@ def test_both_status_shapes_read_alike():
     assert read_status({"status": "failed"}).failed_as_a_whole
 
 
-@pytest.mark.slow
-def test_a_crash_between_posting_a_job_and_its_result_is_settled_by_the_next_run(tmp_path):
-    df = history(2000, 1500, seed=5)
+def crash_between_posting_and_result(tmp_path, *, rows, customers, delay):
+    """kill -9 once jobs are posted (their ids recorded) and before any ended; the next run
+    asks how they ended and settles their rows, sending nothing twice."""
+    df = history(rows, customers, seed=5)
     source = tmp_path / "in.parquet"
     df.to_parquet(source)
     ledger = tmp_path / "l"
-    with Emulator(batch=lifted(delay=1.5)) as emu:
+    with Emulator(batch=lifted(delay=delay)) as emu:
         command = [
             sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url", emu.base_url,
             "--mode", "batch", "--ledger", str(ledger), "--no-progress", "--failures",
@@ -190,6 +191,15 @@ def test_a_crash_between_posting_a_job_and_its_result_is_settled_by_the_next_run
     assert "unknown" not in resumed.stdout, "the killed run's jobs were settled, not left unknown"
     assert counts.max() == 1, "nothing was sent twice"
     assert len(counts) == len(df)
+
+
+def test_a_crash_between_posting_a_job_and_its_result_short_jobs(tmp_path):
+    crash_between_posting_and_result(tmp_path, rows=300, customers=250, delay=0.4)
+
+
+@pytest.mark.slow
+def test_a_crash_between_posting_a_job_and_its_result_is_settled_by_the_next_run(tmp_path):
+    crash_between_posting_and_result(tmp_path, rows=2000, customers=1500, delay=1.5)
 
 
 def test_jobs_are_capped_by_bytes_as_well_as_by_items():
@@ -230,3 +240,78 @@ def test_a_job_refused_as_a_whole_is_split_until_the_bad_items_are_alone():
     assert failures["gb_error_message"].str.contains("larger than 10,000 bytes").all()
     assert counts.max() == 1
     assert refused < 40, "halves, not one job per row"
+
+
+def test_jobs_keep_the_batch_limits_and_customer_order_on_a_fake_clock():
+    """A whole batch-mode run on a fake clock: job posts within both windows, each customer's
+    rows in order, every row once, and no real time spent waiting."""
+    import json as json_module
+
+    import httpx
+
+    from gb_backfill import asend
+    from tests import fake_time
+
+    posts, jobs, seen = [], {}, []
+
+    async def gameball(request):
+        if request.method == "POST":
+            posts.append(fake_time.now())
+            items = json_module.loads(request.content)["body"]
+            jobs[len(jobs) + 1] = (fake_time.now(), items)
+            return httpx.Response(200, json={"jobId": len(jobs)})
+        job = int(request.url.path.rstrip("/").split("/")[-1])
+        posted, items = jobs[job]
+        if fake_time.now() < posted + 0.5:  # each job takes half a second
+            return httpx.Response(200, json={"status": "running"})
+        seen.extend(item["events"]["e"]["seq"] for item in items)
+        done = [{"customerId": item["customerId"]} for item in items]
+        return httpx.Response(200, json={"status": "completed", "response": {"successful": done}})
+
+    df = pd.DataFrame(
+        {"customerId": [f"c{n % 40}" for n in range(400)], "eventName": "e", "seq": range(400)}
+    )
+    limits = RateLimits(per_second=2, per_window=5, window=3.0)
+    report = fake_time.run(
+        asend(
+            df, api_key="k", secret_key="s", mode="batch", batch_limits=limits, progress=False,
+            client=httpx.AsyncClient(transport=httpx.MockTransport(gameball)), retry=FAST,
+            batch_rows=100,
+        )
+    )  # fmt: skip
+    assert report.sent == 400
+    assert sorted(seen) == list(range(400)), "every row once"
+    for start in posts:
+        assert sum(start <= t < start + 1.0 for t in posts) <= 2
+        assert sum(start <= t < start + 3.0 + limits.slack(3.0) - 0.01 for t in posts) <= 5
+    order = {customer: [] for customer in df["customerId"].unique()}
+    for seq in seen:
+        order[f"c{seq % 40}"].append(seq)
+    assert all(rows == sorted(rows) for rows in order.values()), "each customer's rows in order"
+
+
+def test_failed_job_posts_are_in_the_timeline():
+    """Every post is a request in the report's per-second timeline, refused ones too."""
+    import httpx
+
+    from gb_backfill import asend
+    from tests import fake_time
+
+    answers = iter([503, 503, 200])
+
+    async def gameball(request):
+        if request.method == "POST":
+            status = next(answers)
+            return httpx.Response(status, json={"jobId": 1} if status == 200 else {})
+        done = [{"customerId": "a"}]
+        return httpx.Response(200, json={"status": "completed", "response": {"successful": done}})
+
+    df = pd.DataFrame({"customerId": ["a"], "eventName": "e"})
+    report = fake_time.run(
+        asend(
+            df, api_key="k", secret_key="s", mode="batch", progress=False, retry=FAST,
+            client=httpx.AsyncClient(transport=httpx.MockTransport(gameball)),
+        )
+    )  # fmt: skip
+    assert report.sent == 1
+    assert report.timeline["requests"].sum() == 3, "two refused posts and the accepted one"

@@ -148,6 +148,7 @@ def test_commands_are_listed_in_the_order_of_the_work(capsys):
     assert order == sorted(order)
 
 
+@pytest.mark.slow
 def test_without_a_terminal_a_summary_line_comes_every_few_seconds(tmp_path):
     import subprocess
     import sys
@@ -237,3 +238,26 @@ def test_the_default_failures_file_keeps_the_inputs_full_name_and_never_overwrit
     assert default_failures_path("export.csv") == "export.csv.failures.parquet"
     assert default_failures_path("exports/*.csv") == "_.csv.failures.parquet"
     assert default_failures_path("exports/") == "exports.failures.parquet"
+
+
+def test_status_lists_every_status_so_its_lines_add_up(tmp_path, capsys):
+    import re
+
+    from gb_backfill._ledger import Ledger
+
+    ledger = Ledger(tmp_path / "l")
+    for n, status in enumerate(["sent", "failed", "unknown", "aborted", "aborted"]):
+        key = bytes([n]) * 16
+        ledger.begin(key, f"c{n}", n)
+        ledger.settle(
+            key, status, retryable=True, attempts=1, http_status=None, error_code=None,
+            error_message=None,
+        )  # fmt: skip
+    ledger.begin(b"x" * 16, "c9", 9)  # in flight, as a crash leaves it
+    ledger.commit()
+    ledger.close()
+    assert main(["status", "--ledger", str(tmp_path / "l")]) == 0
+    out = capsys.readouterr().out
+    lines = dict(re.findall(r"^  ([a-z_]+): ([\d,]+)$", out, flags=re.MULTILINE))
+    assert lines == {"sent": "1", "failed": "1", "unknown": "1", "aborted": "2", "in_flight": "1"}
+    assert "6 rows recorded" in out

@@ -1,6 +1,7 @@
 """Kill -9 at random moments, resume with the same ledger: nothing lost, nothing sent twice."""
 
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -8,25 +9,25 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from gb_backfill import Emulator, Faults
 from gb_backfill._cli import main
 from gb_backfill._ledger import Ledger
 
-KILLS = 12
-ROWS = 2500
 
-
-def test_sigkill_and_resume(tmp_path, capsys):
+def kill_and_resume(tmp_path, capsys, *, rows, kills, batch_rows):
+    """Send ``rows`` rows, kill -9 the sender ``kills`` times at random moments (after a
+    random number of arrivals), then resume to the end: nothing lost, nothing sent twice."""
     rng = np.random.default_rng(8)
     df = pd.DataFrame(
         {
-            "customerId": [f"cust-{n}" for n in rng.integers(0, 300, ROWS)],
-            "eventName": rng.choice(["purchase", "review"], ROWS),
-            "row_id": [f"r{n}" for n in range(ROWS)],
+            "customerId": [f"cust-{n}" for n in rng.integers(0, rows // 8, rows)],
+            "eventName": rng.choice(["purchase", "review"], rows),
+            "row_id": [f"r{n}" for n in range(rows)],
         }
     )
-    df.loc[[10, 500, 2000], "customerId"] = None
+    df.loc[[10, rows // 5, rows * 4 // 5], "customerId"] = None
     source = tmp_path / "input.parquet"
     df.to_parquet(source)
     ledger = tmp_path / "run.ledger"
@@ -37,35 +38,44 @@ def test_sigkill_and_resume(tmp_path, capsys):
         command = [
             sys.executable, "-m", "gb_backfill", "send", str(source),
             "--base-url", emu.base_url, "--ledger", str(ledger), "--failures", str(failures),
-            "--rate", "100", "--quota", "0", "--no-progress", "--batch-rows", "300",
+            "--rate", "100", "--quota", "0", "--no-progress", "--batch-rows", str(batch_rows),
         ]  # fmt: skip
         # 100/s (95/s with the limiter's slack) whatever the machine's speed: each killed run
         # sends a part of the input and none sends it all.
         env = {"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"}
-        kills = parts_seen = 0
-        for _ in range(KILLS):
+        killed = parts_seen = 0
+        for _ in range(kills):
+            before = len(emu.events())
+            target = before + moments.randint(5, max(6, rows // (kills + 2)))
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-            time.sleep(moments.uniform(0.8, 2.5))
+            deadline = time.monotonic() + 60
+            while len(emu.events()) < target and process.poll() is None:
+                assert time.monotonic() < deadline, "the sender made no progress"
+                time.sleep(0.005)
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
-                kills += 1
+                killed += 1
             process.wait()
             parts = failures.with_name(failures.name + ".parts")
             if any(parts.glob("part-*.parquet")):  # what a killed run found so far is readable
                 found = pd.read_parquet(parts)
                 assert set(found["gb_status"]) <= {"invalid", "unknown", "failed"}
                 parts_seen += 1
-        before = Ledger(ledger, read_only=True)
-        progress = before.counts()
-        before.close()
+        before_resume = Ledger(ledger, read_only=True)
+        progress = before_resume.counts()
+        before_resume.close()
         finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         events = emu.events()
-    assert kills >= 10, "the process was killed mid-run at least ten times"
+    assert killed >= kills - 1, "the process was killed mid-run nearly every time"
     assert parts_seen > 0, "killed runs left their failures so far on disk"
-    assert 0 < progress.get("sent", 0) < ROWS - 3, "the killed runs made progress, not all of it"
+    assert 0 < progress.get("sent", 0) < rows - 3, "the killed runs made progress, not all of it"
     assert finished.stdout.count("skipped=") == 1, "the last run skipped what was already sent"
     assert finished.returncode == 1, finished.stderr  # 3 invalid rows and some unknown ones
+    check_every_row_once(df, events, failures, ledger, capsys)
 
+
+def check_every_row_once(df, events, failures, ledger, capsys):
+    rows = len(df)
     arrived = events["metadata"].map(lambda m: m["row_id"]).value_counts()
     final = pd.read_parquet(failures)
     status = pd.Series("sent", index=df["row_id"])
@@ -84,11 +94,23 @@ def test_sigkill_and_resume(tmp_path, capsys):
     reader.close()
     assert counts.get("sent", 0) == len(sent)
     assert counts.get("unknown", 0) + counts.get("in_flight", 0) == len(unknown)
-    assert sum(counts.values()) == ROWS - 3, "every valid row is in the ledger"
+    assert sum(counts.values()) == rows - 3, "every valid row is in the ledger"
 
     assert main(["status", "--ledger", str(ledger)]) == 0
     out = capsys.readouterr().out
     assert f"sent: {len(sent):,}" in out
+    counted = re.findall(r"^  [a-z_]+: ([\d,]+)$", out, flags=re.MULTILINE)
+    total = int(re.search(r"([\d,]+) rows recorded", out).group(1).replace(",", ""))
+    assert sum(int(n.replace(",", "")) for n in counted) == total == rows - 3, "lines add up"
+
+
+def test_three_kills_on_a_few_hundred_rows_and_resume(tmp_path, capsys):
+    kill_and_resume(tmp_path, capsys, rows=300, kills=3, batch_rows=60)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume(tmp_path, capsys):
+    kill_and_resume(tmp_path, capsys, rows=2500, kills=12, batch_rows=300)
 
 
 def test_ctrl_c_finishes_in_flight_and_writes_every_row(tmp_path):

@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+import gb_backfill
 from gb_backfill._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Emulator, Faults
 
 V40 = "/api/v4.0/integrations/events"
@@ -284,3 +285,19 @@ def test_the_cli_emulators_record_is_readable_from_outside(tmp_path):
     written = pd.read_parquet(record).sort_values("customer_id")
     assert written["customer_id"].tolist() == ["a", "b"]
     assert written["metadata"].tolist() == ['{"amount": 1}', '{"amount": 2}']
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Faults(server_errors=2.0),
+        lambda: Faults(latency=-1),
+        lambda: Emulator(per_second=-1),
+        lambda: gb_backfill.BatchSettings(status_shape="xml"),
+        lambda: gb_backfill.BatchSettings(delay=-1),
+    ],
+)
+def test_the_emulators_errors_are_in_the_gameball_error_tree(make):
+    with pytest.raises(gb_backfill.ConfigError) as raised:
+        make()
+    assert isinstance(raised.value, gb_backfill.GameballError)

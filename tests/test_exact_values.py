@@ -16,6 +16,7 @@ from gb_backfill import ConfigError, payloads, send_path, validate
 from gb_backfill._mapping import resolve_mapping
 from gb_backfill._payloads import encode_rows
 from gb_backfill._rules import check_frame
+from tests.conftest import examples
 
 
 def codes_by_row(report):
@@ -244,7 +245,8 @@ def test_the_dry_runs_bodies_file_keeps_a_parquet_decimals_digits(tmp_path):
     ]
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.mark.property
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(
         st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**300), max_value=10**300),

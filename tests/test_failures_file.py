@@ -17,6 +17,7 @@ from gb_backfill._mapping import resolve_mapping
 from gb_backfill._payloads import encode_rows
 from gb_backfill._row_keys import ContentKeys
 from gb_backfill._rules import check_frame
+from tests.conftest import examples
 
 
 class Opaque:
@@ -121,7 +122,8 @@ def round_trip(df, tmp_path, parts):
     return read_failures(path), (positions, bodies, keys)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@pytest.mark.property
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck))
 @given(df=frames(), parts=st.sampled_from([1, 3]))
 def test_property_the_failures_file_round_trips(df, parts, tmp_path_factory):
     back, (positions, bodies, keys) = round_trip(df, tmp_path_factory.mktemp("rt"), parts)

@@ -122,3 +122,28 @@ def test_a_mark_made_durable_is_never_followed_by_an_error_that_keeps_its_reques
     assert rebuilt.lookup([b"b" * 16])[b"b" * 16].status == "sent"
     assert not rebuilt.lookup([b"c" * 16]), "never marked: its request never went"
     rebuilt.close()
+
+
+def test_a_partial_write_of_a_job_record_breaks_the_ledger_like_a_partial_mark(
+    tmp_path, monkeypatch
+):
+    """assign_job checks its write as begin does: a job id half written is not durable."""
+    import os
+
+    import gb_backfill._ledger as ledger_module
+    from gb_backfill import LedgerError
+
+    ledger = Ledger(tmp_path / "l")
+    ledger.begin(b"a" * 16, "c1", 0)
+    real_write = os.write
+    monkeypatch.setattr(ledger_module.os, "write", lambda fd, data: real_write(fd, data[:5]))
+    with pytest.raises(LedgerError, match="partial write"):
+        ledger.assign_job(7, [b"a" * 16])
+    with pytest.raises(LedgerError):
+        ledger.begin(b"b" * 16, "c2", 1)  # broken: no more marks, no more requests
+    monkeypatch.setattr(ledger_module.os, "write", real_write)
+    ledger.close()
+    reopened = Ledger(tmp_path / "l")
+    assert reopened.pending_jobs() == [], "a job id not durably written is not claimed"
+    assert reopened.lookup([b"a" * 16])[b"a" * 16].status == "in_flight"
+    reopened.close()

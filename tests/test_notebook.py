@@ -5,6 +5,7 @@ from pathlib import Path
 
 import nbclient
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,7 @@ def execute(notebook, tmp_path):
     client.execute()
 
 
+@pytest.mark.slow
 def test_walkthrough_notebook_runs_start_to_end_with_reports_and_plots(tmp_path):
     """Load, validate, fix, plan, send a slice, plot, resend the failures, the rest in batch
     mode, check the emulator: the walkthrough executes in a real kernel, so it cannot rot."""

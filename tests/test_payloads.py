@@ -15,6 +15,7 @@ from gb_backfill import payloads, validate
 from gb_backfill._mapping import resolve_mapping
 from gb_backfill._payloads import encode_rows
 from gb_backfill._rules import check_frame
+from tests.conftest import examples
 
 
 def strict_loads(body):
@@ -182,7 +183,8 @@ def frames(draw):
     return pd.DataFrame(data)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.property
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames())
 def test_property_every_row_is_valid_xor_failed_and_payloads_are_lawful(df):
     report = validate(df)

@@ -175,7 +175,7 @@ def in_a_thread(emu, df, ledger):
 
 
 def test_a_lock_held_mid_run_stops_it_and_the_resume_sends_nothing_twice(tmp_path):
-    df = orders(400, 200)
+    df = orders(250, 125)
     ledger = tmp_path / "l"
     with slow_emulator() as emu:
         sender, outcome = in_a_thread(emu, df, ledger)
@@ -200,7 +200,7 @@ def test_a_lock_held_mid_run_stops_it_and_the_resume_sends_nothing_twice(tmp_pat
 
 
 def test_a_deleted_journal_stops_the_run_and_does_not_admit_a_second_one(tmp_path):
-    df = orders(400, 200)
+    df = orders(250, 125)
     ledger = tmp_path / "l"
     with slow_emulator() as emu:
         sender, outcome = in_a_thread(emu, df, ledger)

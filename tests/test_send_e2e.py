@@ -205,6 +205,25 @@ def test_cli_send_bad_usage(tmp_path, capsys):
     assert "GAMEBALL_API_KEY" in capsys.readouterr().err
 
 
+def test_a_demo_slice_runs_end_to_end_fast(tmp_path):
+    """The demo's path on the sample's first rows, limits lifted: the quick version of the
+    README's first command, in the default run."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gb_backfill", "demo", "--fast", "--rows", "800", "--no-progress"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr  # the sample's broken rows are not sent
+    assert "<SendReport rows=800 " in result.stdout
+    assert "exit code 1, as for any run that leaves rows unsent" in result.stdout
+    failures = pd.read_parquet(tmp_path / "demo.failures.parquet")
+    assert set(failures["gb_status"]) <= {"invalid", "unknown"}, "every other row was sent"
+    assert (failures["gb_status"] == "invalid").sum() > 0
+
+
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     """The README's first command as it is, with its output not a terminal (a CI log): the
@@ -230,3 +249,18 @@ def test_demo_runs_end_to_end(tmp_path):
     unknown = (failures["gb_status"] == "unknown").sum()
     if unknown:  # the demo's lost answers: it says why those rows are unknown
         assert "had their answer lost on the way back" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_lower_real_limit_is_found_and_reported_end_to_end():
+    """Against an emulator that allows 10/s while the client assumes 100/s, the run slows down
+    on its own, sends every row, and the report names the limit it settled on."""
+    with Emulator(per_second=10, per_window=0) as emu:
+        report = send(
+            pd.DataFrame({"customerId": [f"c{n}" for n in range(60)], "eventName": "e"}),
+            base_url=emu.base_url, api_key=emu.api_key, progress=False,
+        )  # fmt: skip
+    assert report.sent == 60
+    assert report.http_statuses.get(429, 0) <= 15, "it slowed down instead of hammering"
+    assert report.limits_found is not None
+    assert 8 <= report.limits_found.per_second <= 11

@@ -15,13 +15,21 @@ import gb_backfill
 from gb_backfill import (
     AuthenticationError,
     ConfigError,
-    Emulator,
     RateLimits,
     RetryPolicy,
     asend,
     send,
 )
-from tests.conftest import API_KEY, SECRET_KEY, MockGameball, send_options
+from tests.conftest import (
+    API_KEY,
+    FAST_RETRY,
+    SECRET_KEY,
+    LimitedGameball,
+    MockGameball,
+    send_fast,
+    send_options,
+)
+from tests.fake_time import now
 
 
 def test_sends_every_valid_row_once_and_accounts_for_all(events):
@@ -84,7 +92,7 @@ def test_429_waits_for_retry_after():
     times = []
 
     def handler(request, body, n):
-        times.append(time.monotonic())
+        times.append(now())
         if n == 1:
             return httpx.Response(429, headers={"Retry-After": "0.4"})
         return httpx.Response(200)
@@ -92,9 +100,9 @@ def test_429_waits_for_retry_after():
     gameball = MockGameball(handler)
     df = pd.DataFrame({"customerId": ["a", "b"], "eventName": ["e", "e"]})
     patient = RetryPolicy(attempts=3, wait_initial=0.001, wait_max=1.0, wait_jitter=0.0)
-    report = send(df, **send_options(gameball, concurrency=1, retry=patient))
+    report = send_fast(df, **send_options(gameball, concurrency=1, retry=patient))
     assert report.sent == 2
-    assert times[1] - times[0] >= 0.4
+    assert times[1] - times[0] >= 0.4 - 1e-9, "it waited the 0.4 s Gameball asked for"
 
 
 @pytest.mark.parametrize("header", ["120", "inf", "nan", "soon"])
@@ -103,14 +111,14 @@ def test_retry_after_is_capped_by_wait_max_and_nonsense_is_ignored(header):
     times = []
 
     def handler(request, body, n):
-        times.append(time.monotonic())
+        times.append(now())
         if n == 1:
             return httpx.Response(429, headers={"Retry-After": header})
         return httpx.Response(200)
 
     brief = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.2, wait_jitter=0.0)
     df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
-    report = send(df, **send_options(MockGameball(handler), retry=brief))
+    report = send_fast(df, **send_options(MockGameball(handler), retry=brief))
     assert report.sent == 1
     assert times[1] - times[0] < 1.0
 
@@ -125,7 +133,7 @@ def test_2001_is_retried_but_other_422_fails():
 
     gameball = MockGameball(handler)
     df = pd.DataFrame({"customerId": ["busy", "bad"], "eventName": ["e", "e"]})
-    report = send(df, **send_options(gameball, concurrency=1))
+    report = send_fast(df, **send_options(gameball, concurrency=1))
     assert (report.sent, report.failed) == (1, 1)
     failed = report.failures.iloc[0]
     assert (failed["gb_error_code"], failed["gb_attempts"]) == ("http_422", 1)
@@ -262,10 +270,10 @@ def test_customers_one_at_a_time_in_input_order():
 
 def test_rate_limits_are_kept():
     times = []
-    gameball = MockGameball(lambda r, b, n: times.append(time.monotonic()) or httpx.Response(200))
+    gameball = MockGameball(lambda r, b, n: times.append(now()) or httpx.Response(200))
     df = pd.DataFrame({"customerId": [f"c{n}" for n in range(14)], "eventName": "e"})
     limits = RateLimits(per_second=6, per_window=10, window=1.5)
-    send(df, **send_options(gameball, limits=limits, concurrency=4))
+    send_fast(df, **send_options(gameball, limits=limits, concurrency=4))
     times = np.array(times)
     for start in times:
         assert ((times >= start) & (times < start + 1.0)).sum() <= 6
@@ -492,7 +500,7 @@ def test_429s_use_up_no_attempt_a_long_episode_does_not_fail_rows():
     gameball = MockGameball(handler)
     retry = RetryPolicy(attempts=2, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0)
     df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
-    report = send(df, **send_options(gameball, retry=retry))
+    report = send_fast(df, **send_options(gameball, retry=retry))
     assert report.sent == 1
     assert report.http_statuses == {429: 3, 200: 1}
 
@@ -500,7 +508,7 @@ def test_429s_use_up_no_attempt_a_long_episode_does_not_fail_rows():
 def test_429s_fail_a_row_only_after_throttled_max():
     gameball = MockGameball(lambda request, body, n: httpx.Response(429))
     retry = RetryPolicy(attempts=1, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0)
-    report = send(
+    report = send_fast(
         pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}),
         **send_options(gameball, retry=replace(retry, throttled_max=0.5)),
     )
@@ -509,19 +517,49 @@ def test_429s_fail_a_row_only_after_throttled_max():
     assert "throttled_max" in report.failures["gb_error_message"].iloc[0]
 
 
-def test_a_lower_real_limit_is_found_and_reported(tmp_path):
-    """Against an emulator that allows 10/s while the client assumes 100/s, the run slows down
-    on its own, sends every row, and the report names the limit it settled on."""
-    with Emulator(per_second=10, per_window=0) as emu:
-        report = send(
-            pd.DataFrame({"customerId": [f"c{n}" for n in range(60)], "eventName": "e"}),
-            base_url=emu.base_url, api_key=emu.api_key, progress=False,
-        )  # fmt: skip
+def test_a_lower_real_limit_is_found_and_reported():
+    """Against a Gameball that allows 10/s while the client assumes 100/s, the run slows down
+    on its own, sends every row, and the report names the limit it settled on (fake time)."""
+    gameball = LimitedGameball(per_second=10)
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(60)], "eventName": "e"})
+    report = send_fast(df, **send_options(gameball, limits=RateLimits()))
     assert report.sent == 60
     assert report.http_statuses.get(429, 0) <= 15, "it slowed down instead of hammering"
     assert report.limits_found is not None
     assert 8 <= report.limits_found.per_second <= 11
     assert "limits=report.limits_found" in report.summary()
+    assert report.batch_limits_found is None, "events were throttled, not batch job creation"
+
+
+def test_throttled_batch_job_creation_is_reported_for_the_batch_lane():
+    """limits_found names the lane Gameball held back: batch job creation here, so the advice
+    is batch_limits=..., not limits=... (fake time)."""
+    jobs, created = {}, []
+
+    async def handler(request):
+        at = now()
+        if request.method == "POST":
+            if sum(1 for t in created if t > at - 1.0) >= 2:  # 2 jobs a second
+                return httpx.Response(429, json={"message": "Too many requests."})
+            created.append(at)
+            customers = [i["customerId"] for i in __import__("json").loads(request.content)["body"]]
+            jobs[len(jobs) + 1] = customers
+            return httpx.Response(200, json={"jobId": len(jobs)})
+        job = int(request.url.path.rstrip("/").split("/")[-1])
+        done = [{"customerId": c} for c in jobs[job]]
+        return httpx.Response(200, json={"status": "completed", "response": {"successful": done}})
+
+    df = pd.DataFrame({"customerId": ["a"] * 40, "eventName": "e"})  # one customer: 40 jobs
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    report = send_fast(
+        df, api_key="k", secret_key="s", mode="batch", client=client, progress=False,
+        retry=FAST_RETRY,
+    )  # fmt: skip
+    assert report.sent == 40
+    assert report.batch_limits_found is not None
+    assert report.batch_limits_found.per_second <= 3
+    assert report.limits_found is None
+    assert "batch_limits=report.batch_limits_found" in report.summary()
 
 
 def test_requests_in_flight_follow_the_rate_times_the_round_trip():
@@ -539,6 +577,6 @@ def test_requests_in_flight_follow_the_rate_times_the_round_trip():
     df = pd.DataFrame({"customerId": [f"c{n}" for n in range(150)], "eventName": "e"})
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     limits = RateLimits(per_second=100, per_window=0)
-    report = send(df, api_key=API_KEY, progress=False, client=client, limits=limits)
+    report = send_fast(df, api_key=API_KEY, progress=False, client=client, limits=limits)
     assert report.sent == 150
     assert 3 <= state["peak"] <= 12, state["peak"]

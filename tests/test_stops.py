@@ -1,4 +1,4 @@
-"""One rule for every row when a run stops, whatever stopped it.
+"""One rule for every row when a run stops, whatever stopped it (on a fake clock: no sleeping).
 
 * no request made, or only refusals for the pace (429, 2001): ``aborted``, retryable;
 * answered with a failure that was to be retried: ``failed``, retryable;
@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from gb_backfill import RateLimits, asend, read_failures
+from tests import fake_time
 from tests.conftest import FAST_RETRY
 
 ROWS = 40
@@ -159,7 +160,7 @@ def test_every_exit_path_follows_one_rule_in_report_failures_file_and_ledger(tmp
     if mode == "batch":
         options = {**options, "mode": "batch", "batch_limits": RateLimits.unlimited()}
         options.setdefault("job_timeout", 0.2)
-    report = asyncio.run(_run(handler, tmp_path, stop_after=stop_after, **options))
+    report = fake_time.run(_run(handler, tmp_path, stop_after=stop_after, **options))
     assert report.rows == ROWS
     assert {status for status, count in report.counts.items() if count} <= allowed
     failures = read_failures(tmp_path / "failures.parquet")
@@ -175,7 +176,7 @@ def test_every_exit_path_follows_one_rule_in_report_failures_file_and_ledger(tmp
     assert sum(status == "sent" for status in ledger.values()) == report.sent
 
     # The re-run against a healthy server sends exactly the retryable rows, once.
-    again = asyncio.run(_run(healthy(), tmp_path, mode=mode))
+    again = fake_time.run(_run(healthy(), tmp_path, mode=mode))
     resendable = report.counts["aborted"] + report.counts["failed"]
     assert again.sent == resendable
     assert again.skipped == report.sent
@@ -185,7 +186,7 @@ def test_every_exit_path_follows_one_rule_in_report_failures_file_and_ledger(tmp
 @pytest.mark.parametrize("mode", ["events", "batch"])
 def test_a_row_refused_for_the_pace_is_aborted_not_failed_and_says_why(tmp_path, mode):
     options = {"mode": mode, "batch_limits": RateLimits.unlimited()}
-    report = asyncio.run(_run(answer_429, tmp_path, stop_after=3, **options))
+    report = fake_time.run(_run(answer_429, tmp_path, stop_after=3, **options))
     failures = read_failures(tmp_path / "failures.parquet")
     refused = failures[failures["gb_http_status"] == 429]
     assert len(refused) >= 1
