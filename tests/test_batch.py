@@ -59,7 +59,7 @@ def arrivals(emu):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_batch_mode_delivers_every_valid_row_once_in_customer_order(shape):
-    df = history()
+    df = history(1500, 600)
     df.loc[[5, 50], "customerId"] = ""
     with Emulator(batch=lifted(status_shape=shape, delay=0.02)) as emu:
         report = batch_send(emu, df)
