@@ -28,7 +28,17 @@ from ._errors import (
 from ._failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
 from ._gameball import HISTORY_WARNING
 from ._payloads import payloads
-from ._reports import SendPlan, SendReport, ValidationReport
+from ._preview import apreview, apreview_path, preview, preview_path
+from ._reports import (
+    CampaignPreview,
+    CustomerPreview,
+    EventPreview,
+    PreviewReport,
+    SendPlan,
+    SendReport,
+    ValidationReport,
+)
+from ._sampling import Estimate
 from ._sender import asend, asend_path, send, send_path
 from ._validate import validate
 from ._vocabulary import STATUSES, FailureCode, SendErrorCode, Status, WarningCode
@@ -53,19 +63,24 @@ __all__ = [
     "AuthenticationError",
     "BatchSettings",
     "Campaign",
+    "CampaignPreview",
     "Campaigns",
     "ChangedRowsError",
     "ColumnNotFoundError",
     "Condition",
     "ConfigError",
     "Coupon",
+    "CustomerPreview",
     "Emulator",
+    "Estimate",
+    "EventPreview",
     "FailureCode",
     "Faults",
     "GameballError",
     "LedgerError",
     "Points",
     "PointsPerUnit",
+    "PreviewReport",
     "RateLimits",
     "RepeatedFailureError",
     "RetryPolicy",
@@ -76,9 +91,13 @@ __all__ = [
     "StoredObject",
     "ValidationReport",
     "WarningCode",
+    "apreview",
+    "apreview_path",
     "asend",
     "asend_path",
     "payloads",
+    "preview",
+    "preview_path",
     "read_failures",
     "send",
     "send_path",

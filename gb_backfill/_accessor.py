@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from ._payloads import payloads
-from ._reports import SendPlan, SendReport, ValidationReport
+from ._preview import apreview, preview
+from ._reports import PreviewReport, SendPlan, SendReport, ValidationReport
 from ._sender import asend, send
 from ._validate import validate
 
@@ -21,7 +22,8 @@ __all__ = ["GameballAccessor"]
 
 @pd.api.extensions.register_dataframe_accessor("gameball")
 class GameballAccessor:
-    """``df.gameball.validate/payloads/send/asend(...)``: the functions of the same name."""
+    """``df.gameball.validate/payloads/preview/apreview/send/asend(...)``: the functions of the
+    same name."""
 
     def __init__(self, df: pd.DataFrame) -> None:
         if not isinstance(df, pd.DataFrame):  # pragma: no cover - pandas only passes frames
@@ -35,6 +37,15 @@ class GameballAccessor:
     def payloads(self, **mapping: Any) -> pd.Series:
         """The v4 payloads of the valid rows (see :func:`gb_backfill.payloads`)."""
         return payloads(self._df, **mapping)
+
+    def preview(self, **options: Any) -> PreviewReport:
+        """Estimate what sending the rows would award (see :func:`gb_backfill.preview`)."""
+        return preview(self._df, **options)
+
+    async def apreview(self, **options: Any) -> PreviewReport:
+        """Estimate what sending the rows would award; ``await`` it (see
+        :func:`gb_backfill.apreview`)."""
+        return await apreview(self._df, **options)
 
     def send(self, **options: Any) -> SendReport | SendPlan:
         """Send the rows to Gameball and wait (see :func:`gb_backfill.send`)."""
@@ -59,3 +70,5 @@ GameballAccessor.send.__signature__ = _without_df(asend)  # type: ignore[attr-de
 GameballAccessor.asend.__signature__ = _without_df(asend)  # type: ignore[attr-defined]
 GameballAccessor.validate.__signature__ = _without_df(validate)  # type: ignore[attr-defined]
 GameballAccessor.payloads.__signature__ = _without_df(payloads)  # type: ignore[attr-defined]
+GameballAccessor.preview.__signature__ = _without_df(apreview)  # type: ignore[attr-defined]
+GameballAccessor.apreview.__signature__ = _without_df(apreview)  # type: ignore[attr-defined]

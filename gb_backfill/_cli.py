@@ -1,4 +1,4 @@
-"""The ``gb-backfill`` command line: demo, validate, send, status, emulator.
+"""The ``gb-backfill`` command line: demo, validate, preview, send, status, emulator.
 
 One exit-code rule for every command (:data:`EXIT_CODES`, also in ``--help`` and the README).
 Whatever ends a run, every row is accounted for in the failures file and the ledger.
@@ -11,14 +11,15 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import os
 import re
 import signal
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -47,13 +48,17 @@ from ._errors import (
 )
 from ._failures import FailureWriter, failure_rows, input_name
 from ._input import CSV_TYPES, CsvOptions, InputFile, input_mapping
-from ._reports import SendPlan, SendReport
+from ._preview import apreview_path
+from ._reports import PreviewReport, SendPlan, SendReport
 from ._rules import check_frame, first_failures
+from ._sampling import DEFAULT_SAMPLE_SIZE
 from ._sender import asend_path
 from ._vocabulary import LedgerStatus
 from ._warnings import WarningTally, warning_lines
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
@@ -661,13 +666,13 @@ def _stopped_line(error: BaseException, failures: str) -> str:
     return f"gb-backfill: the run stopped: {cause}{counts} rows not sent are in {failures}"
 
 
-async def _send_until_terminated(
-    input_path: str, failures: str, options: dict[str, Any], terminated: list[bool]
-) -> SendReport | SendPlan | None:
-    """Run the send on this loop; SIGTERM cancels it, whatever SIGINT's disposition.
+async def _until_terminated(work: Awaitable[T], terminated: list[bool]) -> T:
+    """Await ``work`` (a send or a preview) on this loop; SIGTERM cancels it, whatever SIGINT's
+    disposition, and is noted in ``terminated``.
 
     A shell starts `cmd &` with SIGINT ignored, so turning SIGTERM into SIGINT would do nothing
-    there. The cancelled run finishes what is in flight, records every row, and returns None.
+    there. A cancelled run finishes what is in flight, accounts for every row and raises
+    CancelledError carrying its report.
     """
     loop = asyncio.get_running_loop()
     run = asyncio.current_task()
@@ -679,8 +684,18 @@ async def _send_until_terminated(
 
     loop.add_signal_handler(signal.SIGTERM, terminate)
     try:
-        report: SendReport | SendPlan = await asend_path(
-            input_path, failures_path=failures, **options
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _send_until_terminated(
+    input_path: str, failures: str, options: dict[str, Any], terminated: list[bool]
+) -> SendReport | SendPlan | None:
+    """The send; None when SIGTERM stopped it (after saying so)."""
+    try:
+        report: SendReport | SendPlan = await _until_terminated(
+            asend_path(input_path, failures_path=failures, **options), terminated
         )
         return report
     except asyncio.CancelledError as cancelled:
@@ -690,8 +705,6 @@ async def _send_until_terminated(
         counts = f" {partial!r};" if partial is not None else ""
         print(f"gb-backfill: terminated;{counts} rows not sent are in {failures}", file=sys.stderr)
         return None
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
@@ -729,6 +742,133 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
         # The plan was made; rows it would not send make it incomplete, as a live run.
         return EXIT_OK if not (report.invalid or report.changed) else EXIT_INCOMPLETE
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
+
+
+def _print_preview(report: PreviewReport, json_path: str | None) -> None:
+    print(report.summary())
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as out:
+            json.dump(report.to_dict(), out, indent=2, allow_nan=False)
+            out.write("\n")
+        print(f"  the preview's figures are in {json_path}")
+
+
+async def _preview_until_terminated(
+    input_path: str, options: dict[str, Any], json_path: str | None, terminated: list[bool]
+) -> PreviewReport | None:
+    """The preview; None when SIGTERM stopped it (after printing what was quoted so far)."""
+    try:
+        return await _until_terminated(apreview_path(input_path, **options), terminated)
+    except asyncio.CancelledError as cancelled:
+        if not terminated:
+            raise
+        print("gb-backfill: terminated; what was quoted so far:", file=sys.stderr)
+        partial = getattr(cancelled, "report", None)
+        if partial is not None:
+            _print_preview(partial, json_path)
+        return None
+
+
+def _run_preview(input_path: str, options: dict[str, Any], json_path: str | None) -> int:
+    terminated: list[bool] = []
+    try:
+        report = asyncio.run(_preview_until_terminated(input_path, options, json_path, terminated))
+    except KeyboardInterrupt as interrupt:
+        partial = getattr(interrupt.__cause__ or interrupt.__context__, "report", None)
+        print("gb-backfill: interrupted; what was quoted so far:", file=sys.stderr)
+        if partial is not None:
+            _print_preview(partial, json_path)
+        return EXIT_INTERRUPTED
+    except (AuthenticationError, RepeatedFailureError) as error:
+        print(f"gb-backfill: the preview stopped: {cli_terms(str(error))}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, AuthenticationError) else EXIT_STOPPED
+    if report is None:
+        return EXIT_TERMINATED
+    _print_preview(report, json_path)
+    # As a dry run: rows it would not send (invalid) or quotes it could not get leave it
+    # incomplete.
+    return EXIT_OK if report.valid == report.rows and report.quoted == report.sampled else 1
+
+
+def _preview(args: argparse.Namespace) -> int:
+    options = {
+        "base_url": args.base_url,
+        "api_version": args.api_version,
+        "api_key": args.api_key,
+        "secret_key": args.secret_key,
+        "allow_insecure_http": args.allow_insecure_http,
+        "preview_limits": RateLimits(
+            per_second=args.preview_rate, per_window=args.preview_quota, window=args.quota_window
+        ),
+        "retry": RetryPolicy(attempts=args.attempts),
+        "concurrency": args.concurrency,
+        "timeout": args.timeout,
+        "retry_unknown": args.retry_unknown,
+        "sample": args.sample,
+        "seed": args.seed,
+        "ledger": args.ledger,
+        "row_key": args.row_key,
+        "batch_rows": args.batch_rows,
+        "progress": False if args.no_progress else None,
+        **mapping_keywords(args),
+        **csv_options(args),
+    }
+    return _run_preview(args.input, options, args.json)
+
+
+def _add_preview(commands: Any) -> None:
+    preview = commands.add_parser(
+        "preview",
+        help="estimate what sending a file would award, from Gameball's reward preview of a "
+        "sample (nothing is sent)",
+        epilog=EXIT_CODES,
+    )
+    preview.add_argument("input", help="a .csv or .parquet file")
+    _add_mapping_flags(preview)
+    _add_csv_flags(preview)
+    _add_connection_flags(preview)
+    sampling = preview.add_argument_group("sample and pace")
+    sampling.add_argument(
+        "--sample", type=_positive, default=DEFAULT_SAMPLE_SIZE, metavar="N",
+        help="valid rows to quote (the default takes about 15 s at the preview's limits)",
+    )  # fmt: skip
+    sampling.add_argument("--seed", type=int, default=0, help="the sample's random seed")
+    sampling.add_argument(
+        "--json", metavar="PATH", help="also write the estimates to this JSON file"
+    )
+    sampling.add_argument(
+        "--preview-rate", type=int, default=PREVIEW_LIMITS.per_second, metavar="N",
+        help="quotes per second (0: none)",
+    )  # fmt: skip
+    sampling.add_argument(
+        "--preview-quota", type=int, default=PREVIEW_LIMITS.per_window, metavar="N",
+        help="quotes per quota window",
+    )  # fmt: skip
+    sampling.add_argument(
+        "--quota-window", type=float, default=PREVIEW_LIMITS.window, metavar="SECONDS",
+        help="the quota window's length",
+    )  # fmt: skip
+    sampling.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                          help="quotes in flight at most")  # fmt: skip
+    sampling.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                          help="how long to wait for a quote")  # fmt: skip
+    sampling.add_argument("--attempts", type=int, default=RetryPolicy().attempts,
+                          help="tries per quote for retryable errors")  # fmt: skip
+    sampling.add_argument(
+        "--retry-unknown", action="store_true",
+        help="with --ledger: also quote rows an earlier run may have sent",
+    )  # fmt: skip
+    rows = preview.add_argument_group("rows")
+    rows.add_argument(
+        "--ledger", metavar="PATH",
+        help="leave out rows this send's ledger says were sent (read only)",
+    )  # fmt: skip
+    rows.add_argument("--row-key", metavar="COL,COL,...", type=_columns,
+                      help="the send's own unique row key (with --ledger)")  # fmt: skip
+    rows.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS,
+                      help="rows read at a time")  # fmt: skip
+    rows.add_argument("--no-progress", action="store_true", help="no progress bar")
+    preview.set_defaults(run=_preview)
 
 
 def default_failures_path(input_path: str) -> str:
@@ -899,6 +1039,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--failures", metavar="PATH", help="write the invalid rows to this Parquet file"
     )
     validate.set_defaults(run=_validate)
+
+    _add_preview(commands)
 
     send = commands.add_parser(
         "send", help="send a CSV or Parquet file's rows to Gameball", epilog=EXIT_CODES

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._vocabulary import Lane
 
-__all__ = ["HISTORY_WARNING"]
+__all__ = ["HISTORY_WARNING", "PREVIEW_CAVEATS"]
 
 BASE_URL = "https://api.gameball.co"
 API_VERSIONS = ("4.0", "4.1")
@@ -78,4 +78,12 @@ HISTORY_WARNING = (
     "Gameball stamps events when it receives them and evaluates them against live campaigns: "
     "a backfill can award real points and send real notifications, and an unknown customerId "
     "creates a customer. Try it with a test API key first, and `gb-backfill preview` it."
+)
+
+#: What the reward preview cannot see, said by its report, the CLI and the README.
+PREVIEW_CAVEATS = (
+    "A quote is what one event would award now, on its own: a customer's many backfilled events "
+    "are not added up against per-customer caps or progress (for capped campaigns the estimate "
+    "is an upper bound); campaign budgets are not checked; streak badges and mission steps are "
+    "not included; customers that do not exist yet cannot be quoted (their rows count 0 here)."
 )

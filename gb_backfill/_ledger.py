@@ -200,13 +200,16 @@ class Ledger:
         self._open_journal(rebuild=rebuild)
 
     def _open_read_only(self) -> None:
+        # Read from whichever worker thread reads the input (the preview), one at a time.
         try:
-            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            self._db = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
+            )
             self._check_is_ledger()
             if not self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
                 # An empty file is an empty ledger (a run creates its tables when it writes).
                 self._db.close()
-                self._db = sqlite3.connect(":memory:")
+                self._db = sqlite3.connect(":memory:", check_same_thread=False)
                 self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:
             raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None

@@ -62,7 +62,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_details(response: httpx.Response) -> tuple[int | None, str]:
+def error_details(response: httpx.Response) -> tuple[int | None, str]:
     """Gameball's error code and message, read leniently (several body shapes exist)."""
     try:
         body = response.json()
@@ -79,7 +79,7 @@ def classify_response(response: httpx.Response) -> Outcome:
     status = response.status_code
     if 200 <= status < 300:
         return SENT
-    code, message = _error_details(response)
+    code, message = error_details(response)
     detail = f"{message} (Gameball code {code})" if code is not None else message
     name = f"http_{status}"
     if status in (401, 403):

@@ -59,11 +59,14 @@ def _member(key: str, values: pa.Array) -> pa.Array:
     return fragment.fill_null("")
 
 
-def encode_rows(df: pd.DataFrame, checked: CheckedFrame) -> EncodedRows:
-    """Build the request body of every valid row of ``df``."""
+def encode_rows(
+    df: pd.DataFrame, checked: CheckedFrame, *, only: npt.NDArray[np.int64] | None = None
+) -> EncodedRows:
+    """Build the request body of every valid row of ``df``, or of the valid rows at positions
+    ``only`` (the preview encodes just the rows it samples; a body does not depend on the
+    other rows)."""
     mapping = checked.mapping
-    keep = ~checked.invalid
-    positions = np.flatnonzero(keep).astype(np.int64)
+    positions = np.flatnonzero(~checked.invalid).astype(np.int64) if only is None else only
     take = pa.array(positions)
     valid = df.iloc[positions]
 

@@ -78,3 +78,27 @@ def plot_validation(failures: pd.DataFrame, rows: int) -> Any:
         axes.legend(title="column", fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def plot_preview(
+    points: Mapping[str, tuple[float, float, float]], reasons: Mapping[str, Mapping[str, int]]
+) -> Any:
+    """Points by event name with their intervals (name -> (estimate, low, high)), and the
+    reasons in each event name's quotes (a preview report's ``events``)."""
+    plt = _pyplot()
+    figure, (estimates, why) = plt.subplots(1, 2, figsize=(13, 0.5 * max(len(reasons), 4) + 1.5))
+    names = list(points)[::-1]
+    values = [points[name][0] for name in names]
+    below = [points[name][0] - points[name][1] for name in names]
+    above = [points[name][2] - points[name][0] for name in names]
+    estimates.barh(names, values, xerr=[below, above], color="tab:green", capsize=3)
+    estimates.set(title="points by event name (95% interval)", xlabel="points, whole input")
+    table = pd.DataFrame(reasons).T.fillna(0)
+    if table.empty:
+        why.set(title="no quote answered")
+    else:
+        table.iloc[::-1].plot.barh(stacked=True, ax=why)
+        why.set(title="reasons in the quotes, by event name", xlabel="campaign quotes")
+        why.legend(fontsize="small")
+    figure.tight_layout()
+    return figure

@@ -33,8 +33,17 @@ class Progress:
     _REFRESH = 0.5  # seconds between postfix updates; tqdm redraws on its own schedule
     LINE_EVERY = 5.0  # seconds between summary lines when there is no bar
 
-    def __init__(self, total: int | None, *, enabled: bool | None, clock: Clock) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        enabled: bool | None,
+        clock: Clock,
+        desc: str = "gameball",
+        unit: str = "row",
+    ) -> None:
         self.clock = clock
+        self.desc, self.unit = desc, unit
         self._bar: Any = None
         self._last = 0.0
         self._total = total
@@ -48,7 +57,7 @@ class Progress:
         if enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, unit="row", desc="gameball", dynamic_ncols=True)
+            self._bar = tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True)
 
     def advance(self, rows: int, counts: Mapping[str, int], retrying: int) -> None:
         self._done += rows
@@ -84,10 +93,12 @@ class Progress:
         shown = ", ".join(
             f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in postfix.items()
         )
-        return f"gameball: {self._done:,}{of} rows{share}: {shown}"
+        return f"{self.desc}: {self._done:,}{of} {self.unit}s{share}: {shown}"
 
 
 def _postfix(counts: Mapping[str, int], retrying: int, pace: str | None) -> dict[str, Any]:
+    if Status.SENT not in counts:  # counts of something else (quotes): shown as they are
+        return {**counts, **({"retrying": retrying} if retrying else {})}
     shown: dict[str, Any] = {
         Status.SENT: counts.get(Status.SENT, 0) + counts.get(Status.SKIPPED, 0),
         Status.FAILED: counts.get(Status.FAILED, 0),

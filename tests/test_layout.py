@@ -26,7 +26,8 @@ FLOORS = {
     # the parts of a run
     "_validate": 5, "_rows": 5, "_bookkeeping": 5, "_dispatch": 5, "_prepare": 5,
     "_lanes": 6, "_lanes.base": 6, "_lanes.jobs": 6, "_lanes.events": 6, "_lanes.batch": 6,
-    "_run": 7, "_plan": 7, "_preview": 7, "_quotes": 6,
+    "_lanes.quotes": 6,
+    "_run": 7, "_plan": 7, "_preview": 7, "_forecast": 5,
     # the faces
     "_sender": 8, "_accessor": 8, "_cli": 8, "__init__": 8, "__main__": 8,
 }  # fmt: skip

@@ -31,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .. import _gameball as gameball
 from .._errors import ConfigError
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 #: The longest ``customerId`` a preview takes (Gameball's documented maximum).
-MAX_CUSTOMER_ID = 100
+MAX_CUSTOMER_ID = gameball.MAX_CUSTOMER_ID
 EVENT_NOT_FOUND = "EventNotFound"
 INVALID_METADATA = "InvalidMetadata"
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {

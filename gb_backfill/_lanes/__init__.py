@@ -5,12 +5,17 @@ All of them share one interface and one delivery loop (:mod:`.base`): retries, b
 
 * :class:`EventsLane` (:mod:`.events`): one request per row to ``/integrations/events``;
 * :class:`BatchLane` (:mod:`.batch`): jobs of up to 1,000 rows, whose status is read (:mod:`.jobs`)
-  until they end.
+  until they end;
+* :class:`QuoteLane` (:mod:`.quotes`): one request per sampled row to the reward preview, whose
+  answers go to a :class:`QuoteBook` instead of the ledger.
 """
 
 from .base import BaseLane
 from .batch import BatchLane
 from .events import EventsLane
 from .jobs import settle_earlier_jobs
+from .quotes import QuoteBook, QuoteLane
 
-__all__ = ["BaseLane", "BatchLane", "EventsLane", "settle_earlier_jobs"]
+__all__ = [
+    "BaseLane", "BatchLane", "EventsLane", "QuoteBook", "QuoteLane", "settle_earlier_jobs"
+]  # fmt: skip

@@ -29,10 +29,10 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 import httpx
 
-from .._bookkeeping import Bookkeeper
 from .._clock import Clock
 from .._config import RateLimits, Settings
 from .._dispatch import Dispatcher
@@ -49,19 +49,48 @@ __all__ = ["BaseLane"]
 Post = Callable[[], Awaitable[httpx.Response]]
 
 
+class Book(Protocol):
+    """Where a lane records its rows' fate: the run's :class:`~.._bookkeeping.Bookkeeper`, or
+    the preview's book of quotes."""
+
+    stopped: asyncio.Event
+    retrying: int
+
+    def halt(self, error: BaseException | None = None) -> None: ...
+
+    async def pause(self, seconds: float) -> None: ...
+
+    def begin(self, rows: Sequence[Job]) -> None: ...
+
+    def record(
+        self,
+        rows: Sequence[Job],
+        status: Status,
+        outcome: Outcome | None,
+        *,
+        retryable: bool = False,
+    ) -> None: ...
+
+    def stopped_early(self, rows: Sequence[Job], error: BaseException | None = None) -> None: ...
+
+    def reconsider(self, rows: Sequence[Job], outcome: Outcome) -> None: ...
+
+
 class BaseLane:
     """One kind of endpoint: rows in, requests out within its limits. Strictly private."""
 
     kind: Lane
     #: the keyword that sets this lane's limits (``limits``, ``batch_limits``)
     option: str
+    #: requests that change nothing (a quote): one that may have been processed is retried
+    idempotent = False
 
     def __init__(
         self,
         *,
         settings: Settings,
         client: httpx.AsyncClient,
-        book: Bookkeeper,
+        book: Book,
         dispatcher: Dispatcher,
         limits: RateLimits,
         clock: Clock,
@@ -136,6 +165,10 @@ class BaseLane:
     def _release(self, took: float | None) -> None:
         """A request admitted by :meth:`_admit` is over; ``took`` its round trip, if answered."""
 
+    def classify(self, response: httpx.Response) -> Outcome:
+        """What an answer means for its rows (see :mod:`.._outcomes`)."""
+        return classify_response(response)
+
     async def refused(self, rows: Sequence[Job], outcome: Outcome) -> None:
         """Gameball refused the request for good (a 4xx): by default the rows failed."""
         self.finish(rows, Status.FAILED, outcome)
@@ -197,7 +230,7 @@ class BaseLane:
             response = await post()
             took = self.clock() - sent_at
             self.http_statuses[response.status_code] += 1
-            outcome = classify_response(response)
+            outcome = self.classify(response)
         except httpx.HTTPError as error:
             outcome = classify_error(error)
         finally:
@@ -218,7 +251,7 @@ class BaseLane:
         if self._tripped(rows, outcome, counts=first):
             return True
         verdict = outcome.verdict
-        if verdict is Verdict.UNKNOWN and self.settings.retry_unknown:
+        if verdict is Verdict.UNKNOWN and (self.settings.retry_unknown or self.idempotent):
             return False
         if verdict is Verdict.AUTH:
             # Rows refused for the keys were never processed: a fixed re-run sends them.

@@ -113,6 +113,7 @@ class BatchLane(BaseLane):
             settings=settings, client=client, book=book, dispatcher=dispatcher,
             limits=settings.batch_limits, clock=clock, timeline=timeline,
         )  # fmt: skip
+        self.bookkeeper = book  # the run's: it knows the rows outstanding and records job ids
         self.poller = JobPoller(
             client=client, base_url=settings.base_url, headers=self.headers,
             limits=settings.status_limits, clock=clock, job_timeout=settings.job_timeout,
@@ -171,7 +172,7 @@ class BatchLane(BaseLane):
                 return
             if not self.ready:
                 self.wake.clear()
-                if self.input_done and not self._jobs and not self.book.outstanding:
+                if self.input_done and not self._jobs and not self.bookkeeper.outstanding:
                     return
                 continue
             if len(self.ready) < gameball.MAX_ITEMS_PER_JOB:
@@ -238,7 +239,7 @@ class BatchLane(BaseLane):
             return
         for job in jobs:
             job.in_flight = True  # accepted: processed or not, its outcome is the job's
-        self.book.assign_job(jobs, job_id)
+        self.bookkeeper.assign_job(jobs, job_id)
         self._settle(jobs, job_id, await self.poller.wait_for(job_id))
 
     async def refused(self, rows: Sequence[Job], outcome: Outcome) -> None:

@@ -16,15 +16,14 @@ from functools import partial
 import httpx
 
 from .. import _gameball as gameball
-from .._bookkeeping import Bookkeeper
 from .._clock import Clock
-from .._config import Settings
+from .._config import RateLimits, Settings
 from .._dispatch import Dispatcher
 from .._outcomes import SENT
 from .._rows import Job
 from .._timeline import Timeline
 from .._vocabulary import Lane, Status
-from .base import BaseLane
+from .base import BaseLane, Book
 
 __all__ = ["EventsLane"]
 
@@ -39,15 +38,17 @@ class EventsLane(BaseLane):
         self,
         settings: Settings,
         client: httpx.AsyncClient,
-        book: Bookkeeper,
+        book: Book,
         dispatcher: Dispatcher,
         *,
         clock: Clock,
         timeline: Timeline,
+        limits: RateLimits | None = None,
+        path: str = gameball.EVENTS_PATH,
     ) -> None:
         super().__init__(
             settings=settings, client=client, book=book, dispatcher=dispatcher,
-            limits=settings.limits, clock=clock, timeline=timeline,
+            limits=limits or settings.limits, clock=clock, timeline=timeline,
         )  # fmt: skip
         self.ready: asyncio.Queue[Job | None] = asyncio.Queue()
         self.in_flight = 0
@@ -55,9 +56,7 @@ class EventsLane(BaseLane):
         self._freed = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         base = settings.base_url
-        self.urls = {
-            v: base + gameball.EVENTS_PATH.format(version=v) for v in gameball.API_VERSIONS
-        }
+        self.urls = {v: base + path.format(version=v) for v in gameball.API_VERSIONS}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -98,7 +97,7 @@ class EventsLane(BaseLane):
         """Requests in flight the pace needs (Little's law: rate times round trip), with room
         for jitter, within 2 and ``concurrency``. With no rate limit, ``concurrency``."""
         ceiling = self.settings.concurrency
-        rate = self.adaptive.rate(self.clock()) or self.settings.limits.per_second
+        rate = self.adaptive.rate(self.clock()) or self.limiter.limits.per_second
         if not rate or not self.round_trip:
             return ceiling
         return max(2, min(ceiling, math.ceil(rate * self.round_trip * 1.5) + 1))
@@ -122,6 +121,10 @@ class EventsLane(BaseLane):
             headers = {**headers, gameball.SESSION_TOKEN_HEADER: job.token}
         return await self.client.post(self.urls[version], content=job.body, headers=headers)
 
+    def delivered(self, job: Job, response: httpx.Response) -> None:
+        """Gameball accepted ``job``'s request."""
+        self.finish([job], Status.SENT, SENT)
+
     async def _worker(self) -> None:
         while True:
             job = await self.ready.get()
@@ -130,8 +133,8 @@ class EventsLane(BaseLane):
             try:
                 if self.book.stopped.is_set():
                     self.stop_rows([job])
-                elif await self.deliver([job], partial(self._post, job)) is not None:
-                    self.finish([job], Status.SENT, SENT)
+                elif (response := await self.deliver([job], partial(self._post, job))) is not None:
+                    self.delivered(job, response)
             except asyncio.CancelledError:
                 self.stop_rows([job])
                 raise
