@@ -890,24 +890,40 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _sample_slice(sample: Path, rows: int) -> Path:
-    """The first ``rows`` rows of the sample, as a file of their own (removed at exit)."""
-    import atexit
-    import shutil
+    """The first ``rows`` rows of the sample, as a file of their own, at the same path on every
+    run (so a second demo continues the first's failures file and ledger)."""
     import tempfile
 
     import pyarrow.parquet as pq
 
-    folder = Path(tempfile.mkdtemp(prefix="gb-backfill-demo-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = Path(tempfile.gettempdir()) / f"gb-backfill-demo-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
     part = folder / f"events-first-{rows}.parquet"
-    pq.write_table(pq.read_table(sample).slice(0, rows), part)
+    scratch = part.with_name(f"{part.name}.{os.getpid()}.tmp")
+    pq.write_table(pq.read_table(sample).slice(0, rows), scratch)
+    os.replace(scratch, part)
     return part
 
 
+def _demo_preview(sample: Path, emulator: Any, options: dict[str, Any]) -> None:
+    """The demo's first step: what sending the sample would award, from the emulator's quotes."""
+    print(f"previewing what sending {sample.name} would award (nothing is sent yet)")
+    preview_options = {k: v for k, v in options.items() if k in ("base_url", "api_key",
+                       "progress")}  # fmt: skip
+    limits = RateLimits.unlimited() if options["limits"] == RateLimits.unlimited() else None
+    code = _run_preview(str(sample), {**preview_options, "preview_limits": limits}, None)
+    if code in (EXIT_OK, EXIT_INCOMPLETE):
+        print(
+            f"the estimate leaves out customers the emulator does not know yet (a live send "
+            f"creates them); now sending the sample to {emulator.base_url}"
+        )
+
+
 def _demo(args: argparse.Namespace) -> int:
-    from ._emulator import DEFAULT_SECRET_KEY, BatchSettings, Emulator, Faults
+    from ._emulator import DEFAULT_SECRET_KEY, BatchSettings, Campaigns, Emulator, Faults
 
     sample = sample_data_path()
+    campaigns = Campaigns.from_json(sample.parent / "campaigns.json")
     if args.rows is not None:
         sample = _sample_slice(sample, args.rows)
     # A little of what real networks do, so the demo shows retries and an unknown or two.
@@ -923,9 +939,13 @@ def _demo(args: argparse.Namespace) -> int:
             per_window=batch_limits.per_window,
             delay=0.02 if args.fast else BatchSettings().delay,
         ),
+        # The shop's campaigns, and most of its customers already in Gameball.
+        campaigns=campaigns,
+        existing_share=0.7,
+        preview_limits=RateLimits.unlimited() if args.fast else PREVIEW_LIMITS,
     )
     with emulator:
-        print(f"Gameball emulator on {emulator.base_url}; sending {sample} in {args.mode} mode")
+        print(f"Gameball emulator on {emulator.base_url}")
         options = {
             "base_url": emulator.base_url,
             "api_key": emulator.api_key,
@@ -936,10 +956,20 @@ def _demo(args: argparse.Namespace) -> int:
             "progress": False if args.no_progress else None,
             "ledger": args.ledger,
         }
+        if not args.no_preview:
+            _demo_preview(sample, emulator, options)
+        print(f"sending {sample} in {args.mode} mode")
         code = _run_send(str(sample), args.failures, options)
         accepted = len(emulator.events())
+        awarded = int(emulator.awards()["points"].sum())
         lost = emulator.counters.get("lost_response", 0)
-    print(f"the emulator recorded {accepted:,} events")
+    print(f"the emulator recorded {accepted:,} events and awarded {awarded:,} points")
+    if not args.no_preview:
+        print(
+            "  (not the preview's estimate: the preview counts 0 for customers that did not exist "
+            "yet, which the send created, and sees each row alone, so caps and progress over a "
+            "customer's many events are not added up)"
+        )
     if lost:
         # The demo's faults include answers lost after processing: say why rows are unknown.
         print(
@@ -992,7 +1022,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _add_demo(commands: Any) -> None:
     demo = commands.add_parser(
-        "demo", help="send sample_data/ to a local emulator", epilog=EXIT_CODES
+        "demo",
+        help="preview and send sample_data/ to a local emulator with the sample's campaigns",
+        epilog=EXIT_CODES,
     )
     demo.add_argument(
         "--failures",
@@ -1013,6 +1045,9 @@ def _add_demo(commands: Any) -> None:
     )
     demo.add_argument(
         "--rows", type=_positive, metavar="N", help="send only the sample's first N rows"
+    )
+    demo.add_argument(
+        "--no-preview", action="store_true", help="send without previewing the rewards first"
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(run=_demo)

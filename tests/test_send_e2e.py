@@ -205,20 +205,25 @@ def test_cli_send_bad_usage(tmp_path, capsys):
     assert "GAMEBALL_API_KEY" in capsys.readouterr().err
 
 
-def test_a_demo_slice_runs_end_to_end_fast(tmp_path):
+def test_a_demo_slice_runs_end_to_end_fast_and_again(tmp_path):
     """The demo's path on the sample's first rows, limits lifted: the quick version of the
-    README's first command, in the default run."""
-    result = subprocess.run(
-        [sys.executable, "-m", "gb_backfill", "demo", "--fast", "--rows", "800", "--no-progress"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 1, result.stderr  # the sample's broken rows are not sent
-    assert "<SendReport rows=800 " in result.stdout
-    assert "exit code 1, as for any run that leaves rows unsent" in result.stdout
+    README's first command, in the default run. Run twice, as users do: the second run writes
+    the same failures file instead of refusing it as another input's."""
+    demo = [sys.executable, "-m", "gb_backfill", "demo", "--fast", "--rows", "800", "--no-progress"]
+    outputs = []
+    for again in ([], ["--no-preview"]):
+        result = subprocess.run(
+            [*demo, *again], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            check=False,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr  # the sample's broken rows are not sent
+        outputs.append(result.stdout)
+    first, second = outputs
+    assert "customers a send would create" in first
+    assert first.index("<PreviewReport rows=800 ") < first.index("<SendReport rows=800 ")
+    assert "<PreviewReport" not in second
+    assert "<SendReport rows=800 " in second
+    assert "exit code 1, as for any run that leaves rows unsent" in second
     failures = pd.read_parquet(tmp_path / "demo.failures.parquet")
     assert set(failures["gb_status"]) <= {"invalid", "unknown"}, "every other row was sent"
     assert (failures["gb_status"] == "invalid").sum() > 0
@@ -241,6 +246,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "exit code 1, as for any run that leaves rows unsent" in result.stdout
     assert "in batch mode" in result.stdout
     assert "<SendReport rows=25,000 " in result.stdout
+    assert "<PreviewReport rows=25,000 " in result.stdout
+    assert "event names Gameball does not know: profile_completed" in result.stdout
     assert "the run stopped" not in result.stderr
     assert "gameball: " in result.stderr, "a summary line every few seconds"
     failures = pd.read_parquet(tmp_path / "demo.failures.parquet")
