@@ -40,8 +40,8 @@ def execute(notebook, tmp_path):
 
 @pytest.mark.slow
 def test_walkthrough_notebook_runs_start_to_end_with_reports_and_plots(tmp_path):
-    """Load, validate, fix, plan, send a slice, plot, resend the failures, the rest in batch
-    mode, check the emulator: the walkthrough executes in a real kernel, so it cannot rot."""
+    """Load, validate, fix, plan, preview the rewards, send a slice, plot, resend the failures,
+    the rest in batch mode, check the emulator: the walkthrough executes in a real kernel, so it cannot rot."""
     notebook = load("backfill_walkthrough.ipynb")
     stored = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(not cell.outputs for cell in stored), "stored without outputs"
@@ -49,12 +49,16 @@ def test_walkthrough_notebook_runs_start_to_end_with_reports_and_plots(tmp_path)
     text = "\n".join(outputs(cell) for cell in notebook.cells if cell.cell_type == "code")
     rich = [output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", [])]
     html = "\n".join(data.get("text/html", "") for data in rich)
-    assert sum("image/png" in data for data in rich) >= 2, "validation.plot() and report.plot()"
+    assert sum("image/png" in data for data in rich) >= 3, "validation, preview and send plots"
     widgets = sum("application/vnd.jupyter.widget-view+json" in data for data in rich)
     assert widgets >= 1, "the send showed its progress bar as a widget in the kernel"
     assert "Gameball validation" in html
     assert "Gameball dry run (events mode): nothing was sent" in html
     assert "Gameball send: 1,328 rows" in html
+    assert "Gameball reward preview: 25,000 rows" in html
+    assert "profile_completed" in html, "the event name Gameball does not know"
+    assert "Welcome points" in text, "the campaigns table"
+    assert "the preview estimated" in text
     assert "<ValidationReport rows=25,000 valid=24,193 invalid=807>" in text
     assert "<ValidationReport rows=25,000 valid=24,599 invalid=401>" in text, "the fixes held"
     assert "<SendReport rows=1,328 sent=1,301 invalid=27" in text, "the first quarter"
