@@ -919,32 +919,38 @@ def _demo_preview(sample: Path, emulator: Any, options: dict[str, Any]) -> None:
         )
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from ._emulator import DEFAULT_SECRET_KEY, BatchSettings, Campaigns, Emulator, Faults
+def _demo_emulator(fast: bool) -> Any:
+    """The demo's Gameball: a little of what real networks do (so the demo shows retries and an
+    unknown or two), the sample shop's campaigns, most of its customers known already."""
+    from ._emulator import BatchSettings, Campaigns, Emulator, Faults
 
-    sample = sample_data_path()
-    campaigns = Campaigns.from_json(sample.parent / "campaigns.json")
-    if args.rows is not None:
-        sample = _sample_slice(sample, args.rows)
-    # A little of what real networks do, so the demo shows retries and an unknown or two.
     faults = Faults(latency=0.03, jitter=0.02, server_errors=0.02, lost_responses=0.002, seed=7)
-    limits = RateLimits.unlimited() if args.fast else EVENTS_LIMITS
-    batch_limits = RateLimits.unlimited() if args.fast else BATCH_LIMITS
-    emulator = Emulator(
+    limits = RateLimits.unlimited() if fast else EVENTS_LIMITS
+    batch_limits = RateLimits.unlimited() if fast else BATCH_LIMITS
+    return Emulator(
         faults=faults,
         per_second=limits.per_second,
         per_window=limits.per_window,
         batch=BatchSettings(
             per_second=batch_limits.per_second,
             per_window=batch_limits.per_window,
-            delay=0.02 if args.fast else BatchSettings().delay,
+            delay=0.02 if fast else BatchSettings().delay,
         ),
-        # The shop's campaigns, and most of its customers already in Gameball.
-        campaigns=campaigns,
+        campaigns=Campaigns.from_json(sample_data_path().parent / "campaigns.json"),
         existing_share=0.7,
-        preview_limits=RateLimits.unlimited() if args.fast else PREVIEW_LIMITS,
+        preview_limits=RateLimits.unlimited() if fast else PREVIEW_LIMITS,
     )
-    with emulator:
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._emulator import DEFAULT_SECRET_KEY
+
+    sample = sample_data_path()
+    if args.rows is not None:
+        sample = _sample_slice(sample, args.rows)
+    limits = RateLimits.unlimited() if args.fast else EVENTS_LIMITS
+    batch_limits = RateLimits.unlimited() if args.fast else BATCH_LIMITS
+    with _demo_emulator(args.fast) as emulator:
         print(f"Gameball emulator on {emulator.base_url}")
         options = {
             "base_url": emulator.base_url,
