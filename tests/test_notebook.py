@@ -41,7 +41,8 @@ def execute(notebook, tmp_path):
 @pytest.mark.slow
 def test_walkthrough_notebook_runs_start_to_end_with_reports_and_plots(tmp_path):
     """Load, validate, fix, plan, preview the rewards, send a slice, plot, resend the failures,
-    the rest in batch mode, check the emulator: the walkthrough executes in a real kernel, so it cannot rot."""
+    the rest in batch mode, check the emulator: the walkthrough executes in a real kernel, so it
+    cannot rot."""
     notebook = load("backfill_walkthrough.ipynb")
     stored = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(not cell.outputs for cell in stored), "stored without outputs"
@@ -58,7 +59,7 @@ def test_walkthrough_notebook_runs_start_to_end_with_reports_and_plots(tmp_path)
     assert "Gameball reward preview: 25,000 rows" in html
     assert "profile_completed" in html, "the event name Gameball does not know"
     assert "Welcome points" in text, "the campaigns table"
-    assert "the preview estimated" in text
+    assert "the preview said" in text
     assert "<ValidationReport rows=25,000 valid=24,193 invalid=807>" in text
     assert "<ValidationReport rows=25,000 valid=24,599 invalid=401>" in text, "the fixes held"
     assert "<SendReport rows=1,328 sent=1,301 invalid=27" in text, "the first quarter"

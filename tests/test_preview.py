@@ -465,3 +465,42 @@ def test_at_the_default_limits_the_emulator_never_refuses_a_quote():
     assert report.quoted == report.sampled >= 400
     assert refused == 0
     assert report.http_statuses.keys() <= {200, 404}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signal_number", "code"), [(2, 130), (15, 143)])
+def test_ctrl_c_and_sigterm_print_what_was_quoted_so_far(tmp_path, signal_number, code):
+    """The CLI at the real limits, stopped mid-way: it prints the partial preview and exits as
+    any stopped run does. SIGTERM works with SIGINT ignored (a background job)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "export.parquet"
+    backfill(rows=3000).to_parquet(path)
+    with emulator() as server:
+        environment = {**os.environ, "GAMEBALL_API_KEY": server.api_key}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gb_backfill", "preview", str(path), "--customer-id",
+             "customer", "--event-name", "event", "--base-url", server.base_url,
+             "--no-progress", "--json", str(tmp_path / "partial.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            if signal_number == 15 else None,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while (
+            server.counters.get("preview_ok", 0) + server.counters.get("preview_not_found", 0) < 60
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        process.send_signal(signal_number)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    assert "what was quoted so far" in err
+    assert "(interrupted)" in out
+    partial = json.loads((tmp_path / "partial.json").read_text())
+    assert partial["interrupted"]
+    assert 60 <= partial["quoted"] < partial["sampled"]
