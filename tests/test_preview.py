@@ -415,6 +415,11 @@ def test_the_report_shows_and_serializes_without_keys(emu, tmp_path):
     for shown in (text, report.summary(), report._repr_html_(), repr(report),
                   report.quotes.to_csv()):  # fmt: skip
         assert emu.api_key not in shown
+    figure = report.plot()
+    assert [axes.get_title() for axes in figure.axes][:2] == [
+        "points by event name (95% interval)",
+        "reasons in the quotes, by event name",
+    ]
     assert "upper bound" in report.summary()
     assert "<table" in report._repr_html_()
 
