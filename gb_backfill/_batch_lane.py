@@ -358,7 +358,7 @@ class BatchLane:
                 if last.pacing:
                     self.adaptive.throttled(sent_at, self.limiter.clock())
                 else:
-                    self.adaptive.accepted(self.limiter.clock())
+                    self.adaptive.accepted(sent_at, self.limiter.clock())
             if last.verdict is Verdict.SENT:
                 break
             tripped = attempts == 1 and self.breaker.observe(last)

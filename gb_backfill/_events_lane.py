@@ -224,7 +224,7 @@ class EventsLane:
             if last.pacing:
                 self.adaptive.throttled(sent_at, answered_at)
             elif last.http_status is not None:
-                self.adaptive.accepted(answered_at)
+                self.adaptive.accepted(sent_at, answered_at)
             if self._watch(job, last):
                 return
             verdict = last.verdict

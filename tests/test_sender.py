@@ -508,18 +508,24 @@ def test_429s_fail_a_row_only_after_throttled_max():
     assert "throttled_max" in report.failures["gb_error_message"].iloc[0]
 
 
-def test_a_lower_real_limit_is_found_and_reported(tmp_path):
-    """Against an emulator that allows 10/s while the client assumes 100/s, the run slows down
-    on its own, sends every row, and the report names the limit it settled on."""
-    with Emulator(per_second=10, per_window=0) as emu:
+@pytest.mark.slow
+def test_a_lower_real_limit_is_found_and_reported():
+    """Windows scaled to 2 s: against an emulator that takes 20 per window while the client
+    assumes 200, the run learns the quota on its own once the window holds only its own
+    requests, sends every row, and, refused at that quota in two windows, the report names
+    the limits it settled on."""
+    limits = RateLimits(per_second=100, per_window=200, window=2.0)
+    retry = RetryPolicy(wait_initial=0.05, wait_jitter=0.05)
+    with Emulator(per_second=100, per_window=20, window=2.0) as emu:
         report = send(
-            pd.DataFrame({"customerId": [f"c{n}" for n in range(60)], "eventName": "e"}),
-            base_url=emu.base_url, api_key=emu.api_key, progress=False,
+            pd.DataFrame({"customerId": [f"c{n}" for n in range(90)], "eventName": "e"}),
+            base_url=emu.base_url, api_key=emu.api_key, limits=limits, retry=retry,
+            progress=False,
         )  # fmt: skip
-    assert report.sent == 60
-    assert report.http_statuses.get(429, 0) <= 15, "it slowed down instead of hammering"
+    assert report.sent == 90
+    assert report.http_statuses.get(429, 0) <= 20, "it waited instead of hammering"
     assert report.limits_found is not None
-    assert 8 <= report.limits_found.per_second <= 11
+    assert report.limits_found.per_window == 20
     assert "limits=report.limits_found" in report.summary()
 
 
