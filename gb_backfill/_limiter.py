@@ -6,8 +6,9 @@ requests evenly, 5% under the limit (a burst that the client counted right can s
 the server bunched up when the event loop or the connection pool held some requests back, and
 Gameball counts arrivals). The spacing follows a schedule (GCRA) that, at 100/s and above,
 forgives being late by up to two slots, so a busy loop does not lower the rate, and no second
-holds more than the limit. An optional :class:`AdaptiveRate` can
-space requests further when the account's real limit turns out lower than the documented one.
+holds more than the limit. An optional :class:`AdaptiveRate` can space requests further, hold
+them while the server refuses, and keep a lower quota in the long window when the account's
+real limits turn out lower than the documented ones.
 
 Create one per run, inside the running loop. The clock is injectable for tests.
 """
@@ -23,6 +24,11 @@ from collections.abc import Callable
 from ._config import SPACING_SLACK, RateLimits
 from ._rate_control import AdaptiveRate
 
+_RECHECK = 0.05  # seconds between looks while refusals hold the run
+# A wait this short is none: the loop fires a timer this close at once, without the clock
+# passing it, so waiting for it would spin.
+_NO_WAIT = 1e-6
+
 
 def _schedule(rate: float) -> tuple[float, int]:
     """The spacing that keeps requests at 95% of ``rate`` per second, and the slots a late
@@ -36,11 +42,12 @@ class _Window:
         self.limit, self.period = limit, period
         self.sent: deque[float] = deque(maxlen=limit)
 
-    def free_at(self) -> float:
-        """The time when one more request fits."""
-        if len(self.sent) < self.limit:
+    def free_at(self, limit: int) -> float:
+        """The time when one more request fits, with at most ``limit`` (<= ``self.limit``) in
+        the window."""
+        if len(self.sent) < limit:
             return 0.0
-        return self.sent[0] + self.period
+        return self.sent[len(self.sent) - limit] + self.period
 
 
 class RateLimiter:
@@ -95,10 +102,13 @@ class RateLimiter:
         now = self.clock()
         spacing, late = self._pace(now)
         ready = max(self._held_until, self._due - late * spacing)
+        quota = None
         if self.adaptive is not None:
-            ready = max(ready, self.adaptive.window_free_at(now))
+            ready = max(ready, self.adaptive.held_until(now))
+            quota = self.adaptive.quota(now)
         if self._window is not None:
-            ready = max(ready, self._window.free_at())
+            limit = self._window.limit if quota is None else min(quota, self._window.limit)
+            ready = max(ready, self._window.free_at(limit))
         return ready
 
     def take(self) -> float:
@@ -121,8 +131,11 @@ class RateLimiter:
                 if stop.is_set():
                     return False
                 wait = self.ready_at() - self.clock()
-                if wait <= 0:
+                if wait <= _NO_WAIT:
                     break
+                if self.adaptive is not None and self.adaptive.held_until(self.clock()):
+                    # A hold ends with an accepted answer, which this wait cannot see.
+                    wait = min(wait, _RECHECK)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
             self.take()

@@ -1,23 +1,32 @@
-"""Finding the account's real limit: a shared send rate that backs off on 429 and probes back up.
+"""Finding the account's real limits: a shared send rate that backs off on refusals and probes back.
 
 Gameball's published limits have changed more than once, and an account's real limit may be
 lower than the documented one. :class:`AdaptiveRate` is the one controller a lane's workers
-share. It starts unthrottled (the configured limits alone apply) and treats a 429 (or a burst
-of 2001) as the signal:
+share (status reads may keep another instance). It starts unthrottled (the configured limits
+alone apply) and treats a 429 (or a burst of 2001) as the signal. A refusal holds the run: one
+probe at a time (after 0.25 s, 0.5 s, then every second) until the server takes one. What the
+hold shows tells three causes apart:
 
-* **the rate** follows a CUBIC curve (the shape botocore's ``adaptive`` retry mode uses) around
-  the rate the server was seen to accept: a throttle sets the peak to what it accepted in the
-  second before (which, against a per-second limit, *is* the limit) and cuts the rate to
-  ``BETA`` of it; the rate grows back to the peak over ``PLATEAU`` seconds, stays flat near it,
-  then probes beyond it, faster and faster, so a limit that rises is found again. It is capped
-  at twice the measured send rate and never exceeds the configured limit. One cut per episode:
-  throttles of requests sent before the last cut are the same news, not new news.
-* **the long window**: when requests are still refused a second into an episode, and the
-  server accepted far more in the window before than its per-second limit explains (a burst
-  against a per-second limit can be refused for up to a second), the limit is a window's
-  quota. Its size is what the server accepted in the window before the episode, and it is
-  kept from then on (the rate itself is put back, as it was not the problem). A window that
-  passes without a throttle lets the learned quota grow by 10%, up to the configured one.
+* **the pace** (a per-second limit): the server has room again within a second. The rate
+  follows a CUBIC curve (the shape botocore's ``adaptive`` retry mode uses) around what the
+  server was seen to accept in the second before the refusal: it is cut to ``BETA`` of it,
+  grows back over ``PLATEAU`` seconds, stays flat, then probes beyond it, faster and faster, so
+  a limit that rises is found again. It never exceeds the configured limit, nor a quarter above
+  the measured send rate (a rate the window holds back is not being probed). One cut per
+  episode: refusals of requests sent before the last cut are the same news.
+* **a full window**: refusals outlast a second. The cut is taken back (the pace was not the
+  problem). In a run's first window the server's window may still hold earlier requests (the
+  run before, a resume after a crash), so these refusals teach nothing about the quota: the
+  run waits for those requests to leave and goes on at the configured pace.
+* **a lower quota**: a full window once it holds only this run's requests. The quota is what
+  the server took in the window before the refusal (counted by send time, as the server counts
+  arrivals); the limiter keeps it from then on. It is tested again as soon as the refusals
+  stop, then once per window: one request beyond it; if the server takes that, it is dropped.
+
+:meth:`found` advises lower limits only on sustained evidence: refusals while the pace was
+already below the configured one, after the run's first window, over at least two windows. A
+few refusals of a run at the configured limits (requests that reached the server bunched, a
+window still full of the run before) never advise anything.
 
 Everything takes ``now`` from the caller, so the controller is tested on a fake clock.
 """
@@ -26,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ._config import SPACING_SLACK, RateLimits
 
@@ -37,7 +46,25 @@ PLATEAU = 10.0  # seconds for the rate to grow back to the peak; probing beyond 
 FLOOR = 0.5  # requests per second: never slower
 _BUCKET = 0.5  # seconds per sample of the measured send rate
 _SMOOTH = 0.8  # weight of the older measured rate
-_EPISODE = 1.0  # seconds of refusals after which the limit may be a window's quota
+_EPISODE = 1.0  # refused this long into a hold: the long window, not a per-second limit
+_PROBE_FIRST = 0.25  # seconds from a refusal to the first probe; the gap doubles ...
+_PROBE_MAX = 1.0  # ... up to this
+_YOUNG_SLACK = 1.0  # seconds past the first window for earlier requests to have left it
+_AT_QUOTA = 0.97  # a count within 3% of a quota is that quota (requests reach the server late)
+
+
+@dataclass(slots=True)
+class _Hold:
+    """Sending stopped by refusals: one probe at a time until the server takes one."""
+
+    refused_sent: float  # when the request whose refusal began the hold was sent
+    began: float  # when that refusal came
+    probe_at: float  # when the next probe may go
+    gap: float  # seconds between probes, doubling up to _PROBE_MAX
+    undo: tuple[float | None, float] | None  # (cut_at, peak) before the hold's cut, if one
+    peak: float  # what the server accepted in the second before the refused request
+    evidence: bool  # refused at a pace already below the configured one, after the first window
+    window: bool = False  # the refusals outlasted a second: the long window is full
 
 
 class AdaptiveRate:
@@ -54,27 +81,147 @@ class AdaptiveRate:
         self.throttles = 0
         self._cut_at: float | None = None  # when the rate was last cut; None: never throttled
         self._peak = 0.0
-        self._episode_at: float | None = None  # first throttle of the current episode
-        self._rate_before: float | None = None
-        self._accepted: deque[float] = deque()
+        self._young_cut = False  # the last cut came in the run's first window
+        self._hold: _Hold | None = None
+        self._answers: deque[float] = deque()  # answer times of accepted requests, one second
+        self._accepted: deque[float] = deque()  # send times of accepted requests, two windows
+        self._refused: deque[float] = deque()  # send times of refused requests, one window
         self._measured = 0.0
         self._bucket_start: float | None = None
         self._bucket_count = 0
-        self._grown_at = 0.0
+        self._first_sent: float | None = None
         self._last_sent: float | None = None
+        self._sending_since: float | None = None  # sending without a pause or a hold since
+        self._retest_at = math.inf  # when the learned quota may be tested next
+        self._testing: float | None = None  # send time of the request testing it
         self._best_peak = 0.0  # the most the server was seen to accept in a second
+        self._found_peak = 0.0  # the same, from refusals that are evidence
+        self._evidence: dict[str, tuple[float, float]] = {}  # kind: (first, last) refusal
 
     # --- what happened ---------------------------------------------------------------------
 
     def sent(self, now: float) -> None:
         """A request was sent: the measured send rate is sampled every half second."""
-        if self._cut_at is not None and self._last_sent is not None:
-            idle = now - self._last_sent
-            if idle > 1.0:
+        if self._first_sent is None:
+            self._first_sent = self._sending_since = now
+        idle = 0.0 if self._last_sent is None else now - self._last_sent
+        if idle > 1.0:
+            self._sending_since = now
+            if self._cut_at is not None:
                 # Probing is for time spent sending: a pause (a full window, a Retry-After)
                 # must not let the rate climb far past the limit it just found.
                 self._cut_at += idle
         self._last_sent = now
+        if self._young_cut and self._hold is None and not self._young(now):
+            # Cut while earlier requests may have filled the window: probe beyond it now.
+            self._cut_at, self._young_cut = min(self._cut_at or now, now - PLATEAU), False
+        self._measure(now)
+        hold = self._hold
+        if hold is not None:
+            hold.probe_at, hold.gap = now + hold.gap, min(_PROBE_MAX, 2 * hold.gap)
+        elif self._test_due(now):
+            # One request beyond the learned quota (what quota() allowed): is it still this low?
+            self._testing, self._retest_at = now, now + self.window
+
+    def accepted(self, sent_at: float, now: float) -> None:
+        """A request sent at ``sent_at`` was answered without a throttle."""
+        self._answers.append(now)
+        self._accepted.append(sent_at)
+        self._forget(now)
+        hold = self._hold
+        if hold is not None and sent_at > hold.refused_sent:
+            self._end_hold(hold, now)
+        if self._testing is not None and sent_at >= self._testing:
+            # The server took one beyond the learned quota: its quota is higher.
+            self.learned_window, self._testing = None, None
+
+    def throttled(self, sent_at: float, now: float) -> None:
+        """A request sent at ``sent_at`` was refused for the pace (429, or a burst of 2001)."""
+        self.throttles += 1
+        self._refused.append(sent_at)
+        self._forget(now)
+        if self._testing is not None and sent_at >= self._testing:
+            # The test beyond the learned quota was refused: the quota holds.
+            self._testing = None
+            if self.learned_window is not None and self.learned_window < self.configured_window:
+                self._note("window", now)
+            return
+        hold = self._hold
+        if hold is None:
+            self._begin_hold(sent_at, now)
+        elif not hold.window and sent_at - hold.refused_sent >= _EPISODE:
+            self._window_full(hold, now)
+
+    # --- how refusals are read -------------------------------------------------------------
+
+    def _begin_hold(self, sent_at: float, now: float) -> None:
+        rate = self.rate(sent_at)
+        # Evidence of a lower limit: refused although sent after a cut, at a pace below the
+        # configured one, and after the first window (which may hold earlier requests).
+        lowered = self._cut_at is not None and sent_at > self._cut_at
+        lowered = lowered and (rate or math.inf) < self.ceiling / (1.0 + SPACING_SLACK)
+        evidence = lowered and not self._young(sent_at)
+        peak = float(sum(1 for t in self._answers if t > sent_at - 1.0))
+        hold = _Hold(sent_at, now, now + _PROBE_FIRST, 2 * _PROBE_FIRST, None, peak, evidence)
+        self._hold = hold
+        if self._cut_at is not None and sent_at <= self._cut_at:
+            return  # sent before the last cut: the same episode
+        if not peak:
+            return  # nothing accepted: the window, or too soon to tell; the hold will say
+        # Less than a second of sending (the run's start, just after a pause) reads as a rate.
+        span = min(1.0, sent_at - (self._sending_since or sent_at))
+        rate_seen = peak / span if span > 0 else math.inf
+        hold.undo = (self._cut_at, self._peak)
+        cut_to = min(rate_seen, self.ceiling)
+        self._peak = max(peak if math.isinf(cut_to) else cut_to, FLOOR)
+        self._cut_at, self._young_cut = now, self._young(sent_at)
+
+    def _window_full(self, hold: _Hold, now: float) -> None:
+        """Refusals have outlasted a per-second limit: the long window is full."""
+        begun = hold.refused_sent
+        young = self._young(begun)
+        quota = self._in_window(begun)
+        if not young and quota <= 2 * self._best_peak:
+            return  # a per-second limit explains that many (a burst is refused for a second)
+        hold.window = True
+        if hold.undo is not None:
+            # The pace was not the problem: put the rate back, minus the time spent waiting.
+            cut_at, self._peak = hold.undo
+            self._cut_at = None if cut_at is None else cut_at + (now - hold.began)
+            self._young_cut = False
+        if young or not 0 < quota < _AT_QUOTA * self.configured_window:
+            # Earlier requests may fill the window, or it is the configured quota itself
+            # (requests that reached the server late): nothing learned about the quota.
+            return
+        self.learned_window = quota
+        self._retest_at = now  # tested again as soon as the refusals stop
+        self._note("window", now)
+
+    def _end_hold(self, hold: _Hold, now: float) -> None:
+        self._hold = None
+        if hold.window:
+            return
+        # The server had room again within a second: a per-second limit, at about ``peak``.
+        self._best_peak = max(self._best_peak, hold.peak)
+        if hold.evidence:
+            self._found_peak = max(self._found_peak, hold.peak)
+            self._note("second", hold.began)
+
+    def _note(self, kind: str, now: float) -> None:
+        first, _ = self._evidence.get(kind, (now, now))
+        self._evidence[kind] = (first, now)
+
+    def _sustained(self, kind: str) -> bool:
+        """Refusals of this kind over at least two windows: the first and last one apart."""
+        first, last = self._evidence.get(kind, (0.0, 0.0))
+        return last - first >= self.window
+
+    def _young(self, when: float) -> bool:
+        """In the run's first window, which may still hold requests sent before the run."""
+        first = self._first_sent
+        return first is None or when < first + self.window + _YOUNG_SLACK
+
+    def _measure(self, now: float) -> None:
         if self._bucket_start is None:
             self._bucket_start = now
         elapsed = now - self._bucket_start
@@ -84,65 +231,31 @@ class AdaptiveRate:
             self._bucket_start, self._bucket_count = now, 0
         self._bucket_count += 1
 
-    def accepted(self, now: float) -> None:
-        """A request was answered without a throttle."""
-        self._accepted.append(now)
-        while self._accepted and self._accepted[0] <= now - self.window:
+    def _forget(self, now: float) -> None:
+        while self._answers and self._answers[0] <= now - 1.0:
+            self._answers.popleft()
+        while self._accepted and self._accepted[0] <= now - 2 * self.window:
             self._accepted.popleft()
-        self._episode_at = None
-        if self.learned_window is not None and now - self._grown_at >= self.window:
-            # A whole window without a throttle: probe a little above the learned quota.
-            grown = math.ceil(self.learned_window * 1.1)
-            self.learned_window = grown if grown < self.configured_window else None
-            self._grown_at = now
+        while self._refused and self._refused[0] <= now - self.window:
+            self._refused.popleft()
 
-    def throttled(self, sent_at: float, now: float) -> None:
-        """A request sent at ``sent_at`` was refused for the pace (429, or a burst of 2001)."""
-        self.throttles += 1
-        used = sum(1 for t in self._accepted if t > sent_at - self.window)
-        if self.learned_window is not None and used >= 0.9 * self.learned_window:
-            # The learned quota is used up (perhaps after probing above it): the window again,
-            # so the quota is relearned and the rate left alone.
-            self.learned_window, self._grown_at, self._episode_at = max(used, 1), now, None
-            return
-        if self._episode_at is None:
-            self._episode_at = now
-        elif now - self._episode_at >= _EPISODE and self._learn_window(now):
-            return
-        if self._cut_at is not None and sent_at <= self._cut_at:
-            return  # sent before the last cut: the same episode
-        current = self.rate(now)
-        accepted = sum(1 for t in reversed(self._accepted) if t > sent_at - 1.0)
-        fallback = min(self._measured or self.ceiling, current or self.ceiling)
-        peak = float(accepted) if accepted else fallback
-        if math.isinf(peak):
-            peak = 1.0
-        self._rate_before = current
-        self._peak = max(peak, FLOOR)
-        if accepted:  # evidence of what the server takes in a second, not a guess
-            self._best_peak = max(self._best_peak, float(accepted))
-        self._cut_at = now
+    def _in_window(self, now: float) -> int:
+        """Accepted requests sent in the window before ``now``: what the server counts, as
+        it counts arrivals."""
+        count = 0
+        for sent in reversed(self._accepted):
+            if sent <= now - self.window:
+                break
+            count += 1
+        return count
 
-    def _learn_window(self, now: float) -> bool:
-        """Refusals have outlasted a per-second limit: learn the window's quota. True if so."""
-        if self._episode_at is None:
+    def _test_due(self, now: float) -> bool:
+        """Whether the next request is to test the learned quota: the server holds that many
+        of ours, and a test is due."""
+        learned = self.learned_window
+        if learned is None or now < self._retest_at:
             return False
-        begun = self._episode_at
-        quota = sum(1 for t in self._accepted if t > begun - self.window and t <= begun)
-        if quota <= 0 or quota >= self.configured_window or quota <= 2 * self._best_peak:
-            # Not a window: a per-second limit alone explains that many (a burst can be
-            # refused for up to a second after it).
-            return False
-        self.learned_window = quota
-        self._grown_at = now
-        self._episode_at = now  # one lesson per episode
-        # The rate was not the problem: put it back where it was before this episode.
-        if self._rate_before is None:
-            self._cut_at = None
-        else:
-            # Start at the top of the curve: the plateau, then probing.
-            self._peak, self._cut_at = self._rate_before, now - PLATEAU
-        return True
+        return self._in_window(now) >= learned
 
     # --- what to do ------------------------------------------------------------------------
 
@@ -154,27 +267,39 @@ class AdaptiveRate:
         cubic = self._peak * (1 + (1 - BETA) * (t - 1) ** 3)
         cap = self.ceiling
         if self._measured:
-            cap = min(cap, max(2 * self._measured, self._peak))
+            cap = min(cap, max(1.25 * self._measured, self._peak))
         return max(FLOOR, min(cubic, cap))
 
+    def held_until(self, now: float) -> float:
+        """When the next request may go while refusals hold the run: one probe at a time
+        (0: not held)."""
+        hold = self._hold
+        return 0.0 if hold is None else hold.probe_at
+
+    def quota(self, now: float) -> int | None:
+        """The requests the long window may hold now, as learned from the server (the limiter
+        keeps it); None: the configured quota. The learned quota counts what the server took,
+        so refused requests come on top; and one more when the quota is due a test."""
+        learned = self.learned_window
+        if learned is None:
+            return None
+        self._forget(now)
+        return learned + len(self._refused) + (1 if self._test_due(now) else 0)
+
     def found(self, now: float) -> RateLimits | None:
-        """The limits the run settled on, when Gameball's were lower than the configured ones."""
+        """The lower limits Gameball keeps for this account, on sustained evidence (refusals
+        over two windows at a pace below the configured one); None when there is none."""
         configured = self.configured
-        rate = self.rate(now)
         per_second = configured.per_second
-        best = self._best_peak or self._peak
+        paced = per_second / (1.0 + SPACING_SLACK)
+        best = self._found_peak
         # Below the pace the sender keeps anyway, or it says nothing: a throttle at 97/s under
         # a 100/s limit came from requests that reached the server bunched, not a lower limit.
-        paced = per_second / (1.0 + SPACING_SLACK)
-        if rate is not None and best and (not per_second or best < paced):
+        if self._sustained("second") and best and (not per_second or best < paced):
             per_second = max(1, math.floor(best))
-        per_window = self.learned_window or configured.per_window
+        per_window = configured.per_window
+        if self._sustained("window") and self.learned_window is not None:
+            per_window = self.learned_window
         if (per_second, per_window) == (configured.per_second, configured.per_window):
             return None
         return replace(configured, per_second=per_second, per_window=per_window)
-
-    def window_free_at(self, now: float) -> float:
-        """When the learned window has room for one more request (0: now, or none learned)."""
-        if self.learned_window is None or len(self._accepted) < self.learned_window:
-            return 0.0
-        return self._accepted[-self.learned_window] + self.window

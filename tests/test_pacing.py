@@ -1,7 +1,11 @@
 """The limiter, the adaptive rate and the batch lane's scheduling, on a fake clock: no sleeping."""
 
 import asyncio
+import heapq
 import itertools
+import math
+import random
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -10,6 +14,8 @@ from gb_backfill._dispatch import CustomerCounts
 from gb_backfill._lanes.batch import _ReadyRows
 from gb_backfill._lanes.jobs import JobDurations
 from gb_backfill._limiter import RateLimiter
+from gb_backfill._plan import minimum_seconds
+from gb_backfill._rate_control import AdaptiveRate
 from gb_backfill._rows import Batch, Job
 
 
@@ -167,41 +173,67 @@ class SlidingServer:
         return True
 
 
-def simulate(server, seconds, *, limits=None, rtt=0.05, changes=()):
-    """A client sending as fast as its limiter allows (no limit on requests in flight);
-    returns (accepted times, throttled times, rate samples)."""
-    import heapq
+@dataclass
+class Run:
+    """What a simulated send did: times in seconds from its start."""
 
-    from gb_backfill._rate_control import AdaptiveRate
+    adaptive: AdaptiveRate
+    accepted: list = field(default_factory=list)
+    throttled: list = field(default_factory=list)
+    rates: list = field(default_factory=list)  # (time, the adaptive rate) at each send
+    elapsed: float = 0.0
 
+    @property
+    def share_429(self):
+        return len(self.throttled) / max(1, len(self.throttled) + len(self.accepted))
+
+
+def simulate(
+    server, seconds=math.inf, *, rows=None, limits=None, rtt=0.05, jitter=0.0, changes=(),
+    clock=None, seed=0,
+):  # fmt: skip
+    """A client sending as fast as its limiter allows (no limit on requests in flight) until
+    ``seconds`` pass or ``rows`` rows are accepted (a refused row goes again). A request
+    reaches the server ``rtt / 2`` plus up to ``jitter`` seconds (seeded) after it is sent,
+    and the answer takes ``rtt / 2`` more; the server counts it when it arrives."""
     limits = limits or RateLimits()
-    clock = FakeClock()
-    start = clock.now
-    adaptive = AdaptiveRate(limits)
-    limiter = RateLimiter(limits, adaptive=adaptive, clock=clock)
-    answers, accepted, throttled, rates = [], [], [], []
+    clock = clock or FakeClock()
+    start, draw = clock.now, random.Random(seed)
+    run = Run(AdaptiveRate(limits))
+    limiter = RateLimiter(limits, adaptive=run.adaptive, clock=clock)
+    events, order = [], itertools.count()  # (time, order, sent at, None: arriving / admitted)
+    waiting = math.inf if rows is None else rows  # rows to send, or to send again
     changes = sorted(changes)
-    while clock.now < start + seconds:
+    while waiting or events:
         while changes and clock.now - start >= changes[0][0]:
-            _, per_second, per_window = changes.pop(0)
-            server.per_second, server.per_window = per_second, per_window
-        send_at = max(limiter.ready_at(), clock.now)
-        if answers and answers[0][0] <= send_at:
-            clock.now, sent, ok = heapq.heappop(answers)
-            if ok:
-                adaptive.accepted(clock.now)
-                accepted.append(clock.now - start)
+            _, server.per_second, server.per_window = changes.pop(0)
+        send_at = max(limiter.ready_at(), clock.now) if waiting else math.inf
+        if events and events[0][0] <= send_at:
+            clock.now, _, sent, admitted = heapq.heappop(events)
+            if admitted is None:
+                admitted = server.admit(clock.now)
+                heapq.heappush(events, (clock.now + rtt / 2, next(order), sent, admitted))
+            elif admitted:
+                run.adaptive.accepted(sent, clock.now)
+                run.accepted.append(clock.now - start)
             else:
-                adaptive.throttled(sent, clock.now)
-                throttled.append(clock.now - start)
+                run.adaptive.throttled(sent, clock.now)
+                run.throttled.append(clock.now - start)
                 limiter.defer(0.5)
+                waiting += 1
             continue
+        if send_at >= start + seconds:
+            break
         clock.now = send_at
+        if limiter.ready_at() > clock.now:
+            continue  # an answer meanwhile moved the time (the limiter looks again when it wakes)
         sent = limiter.take()
-        ok = server.admit(sent + rtt / 2)
-        heapq.heappush(answers, (sent + rtt, sent, ok))
-        rates.append((clock.now - start, adaptive.rate(clock.now)))
-    return accepted, throttled, rates
+        waiting -= 1
+        arrival = sent + rtt / 2 + draw.uniform(0, jitter)
+        heapq.heappush(events, (arrival, next(order), sent, None))
+        run.rates.append((clock.now - start, run.adaptive.rate(clock.now)))
+    run.elapsed = clock.now - start
+    return run
 
 
 def per_second_in(times, start, end):
@@ -209,78 +241,150 @@ def per_second_in(times, start, end):
 
 
 def test_at_the_documented_limits_nothing_is_throttled_and_the_rate_stays_free():
-    accepted, throttled, rates = simulate(SlidingServer(100, 1200), 60)
-    assert throttled == []
-    assert len(accepted) >= 0.97 * 2 * 1200
-    assert all(rate is None for _, rate in rates)
+    run = simulate(SlidingServer(100, 1200), 60)
+    assert run.throttled == []
+    assert len(run.accepted) >= 0.97 * 2 * 1200
+    assert all(rate is None for _, rate in run.rates)
 
 
 def test_a_lower_per_second_limit_is_found_within_two_windows_and_held():
-    accepted, throttled, _ = simulate(SlidingServer(20), 90)
-    assert per_second_in(accepted, 60, 90) >= 0.9 * 20, "within 10% of the real limit"
-    late = sum(1 for t in throttled if t >= 60)
-    assert late <= 0.03 * sum(1 for t in accepted if t >= 60), "429s stay a small share"
+    run = simulate(SlidingServer(20), 90)
+    assert per_second_in(run.accepted, 60, 90) >= 0.9 * 20, "within 10% of the real limit"
+    late = sum(1 for t in run.throttled if t >= 60)
+    assert late <= 0.03 * sum(1 for t in run.accepted if t >= 60), "429s stay a small share"
 
 
 def test_a_lower_long_window_is_learned_from_what_the_server_accepted():
-    accepted, throttled, _ = simulate(SlidingServer(20, 240), 120)
-    assert per_second_in(accepted, 60, 120) >= 0.9 * 240 / 30
-    late = sum(1 for t in throttled if t >= 60)
-    assert late <= 0.03 * sum(1 for t in accepted if t >= 60)
+    run = simulate(SlidingServer(20, 240), 120)
+    assert per_second_in(run.accepted, 60, 120) >= 0.9 * 240 / 30
+    late = sum(1 for t in run.throttled if t >= 60)
+    assert late <= 0.03 * sum(1 for t in run.accepted if t >= 60)
 
 
 def test_the_rate_recovers_when_the_limit_rises():
     limits = RateLimits(per_second=100, per_window=0)  # no client window to cap the climb
-    accepted, _, _ = simulate(SlidingServer(10), 120, limits=limits, changes=[(40, 60, 0)])
-    assert per_second_in(accepted, 20, 40) <= 10.5
-    assert per_second_in(accepted, 90, 120) >= 0.85 * 60, "probes back up to the new limit"
+    run = simulate(SlidingServer(10), 120, limits=limits, changes=[(40, 60, 0)])
+    assert per_second_in(run.accepted, 20, 40) <= 10.5
+    assert per_second_in(run.accepted, 90, 120) >= 0.85 * 60, "probes back up to the new limit"
 
 
 def test_the_rate_does_not_oscillate_beyond_a_band_once_settled():
-    _, _, rates = simulate(SlidingServer(50), 90)
-    settled = [rate for t, rate in rates if t >= 45 and rate is not None]
+    run = simulate(SlidingServer(50), 90)
+    settled = [rate for t, rate in run.rates if t >= 45 and rate is not None]
     assert min(settled) >= 0.65 * 50, "one cut at a time: 0.7 of the peak, not a collapse"
     assert max(settled) <= 1.5 * 50
 
 
 def test_a_low_per_second_limit_is_not_mistaken_for_a_window_quota():
     """A burst against 5/s is refused for up to a second: that is no 5-per-30-s quota."""
-    from gb_backfill._rate_control import AdaptiveRate
-
-    server, limits = SlidingServer(5), RateLimits()
-    accepted, _, _ = simulate(server, 60, limits=limits)
-    assert per_second_in(accepted, 30, 60) >= 0.9 * 5
+    run = simulate(SlidingServer(5), 90)
+    assert per_second_in(run.accepted, 30, 90) >= 0.85 * 5
+    assert run.adaptive.learned_window is None
     probe = AdaptiveRate(RateLimits())
     for t in range(5):
         probe.sent(t * 0.01)
-        probe.accepted(t * 0.01 + 0.05)
+        probe.accepted(t * 0.01, t * 0.01 + 0.05)
     for step in range(30):  # refusals for 1.5 s after the burst
+        probe.sent(0.06 + step * 0.05)
         probe.throttled(0.06 + step * 0.05, 0.11 + step * 0.05)
     assert probe.learned_window is None
-    found = probe.found(2.0)
-    assert found is not None
-    assert found.per_second == 5
 
 
-def test_a_throttle_at_the_pace_the_sender_keeps_anyway_finds_no_lower_limit():
-    """One 429 while the server counted 97 in a second (requests that reached it bunched)
-    says nothing about the account: the sender never goes above 95/s under a 100/s limit."""
-    from gb_backfill._rate_control import AdaptiveRate
+# --- the second run: a window still full of the run before ------------------------------------
 
-    limits = RateLimits()
-    probe = AdaptiveRate(limits)
-    for n in range(97):
-        probe.sent(n / 97)
-        probe.accepted(n / 97 + 0.03)
+
+def second_run(first, second=None, *, stop_first=math.inf):
+    """Run A sends ``first`` rows (stopped after ``stop_first`` seconds: an interrupt); then
+    run B, another process with a controller of its own, sends ``second`` rows (by default
+    the rows A left: a resume) at once to the same server, whose window still holds A's
+    requests. Returns (A, B)."""
+    server, clock = SlidingServer(100, 1200), FakeClock()
+    a = simulate(server, stop_first, rows=first, clock=clock)
+    rest = first - len(a.accepted) if second is None else second
+    return a, simulate(server, rows=rest, clock=clock)
+
+
+def test_back_to_back_runs_take_about_the_least_time_for_all_their_requests():
+    """Run B starts while A's 1,150 requests fill the server's window: its first refusals
+    are about that window, not its quota. B waits for them to leave, then goes on at the
+    configured limits: no collapse to a crawl, no lower limits advised."""
+    a, b = second_run(1150, 1000)
+    assert a.elapsed + b.elapsed <= minimum_seconds(2150, RateLimits()) / 0.90
+    assert b.share_429 <= 0.03
+    assert b.adaptive.learned_window is None
+    assert b.adaptive.found(1e9) is None
+    assert per_second_in(b.accepted, b.elapsed - 5, b.elapsed) >= 0.95 * 100 / 1.05
+
+
+@pytest.mark.parametrize("stopped_at", [6.0, 20.0], ids=["mid-burst", "window-full"])
+def test_a_run_resumed_after_an_interrupt_takes_about_the_least_time(stopped_at):
+    """A is interrupted mid-burst (6 s) or while its own window is full (20 s); B resumes
+    the rest at once, against the server's window that remembers A."""
+    a, b = second_run(2150, stop_first=stopped_at)
+    assert len(a.accepted) + len(b.accepted) == 2150
+    assert a.elapsed + b.elapsed <= minimum_seconds(2150, RateLimits()) / 0.90
+    assert b.share_429 <= 0.03
+    assert b.adaptive.found(1e9) is None
+
+
+def test_earlier_requests_that_leave_bit_by_bit_do_not_slow_the_run_after_they_left():
+    """The run before sent steadily: its requests leave the window one by one, so the run
+    is refused now and then for its first 30 s, and then keeps the configured limits."""
+    server, clock = SlidingServer(100, 1200), FakeClock()
+    server.arrivals = [clock.now - 30 + n / 40 for n in range(1200)]
+    run = simulate(server, 120, clock=clock)
+    assert run.throttled, "the earlier requests did get in the way"
+    assert per_second_in(run.accepted, 30, 120) >= 0.97 * 1200 / 30
+    assert run.adaptive.found(clock.now) is None
+
+
+def test_a_learned_quota_is_tested_again_as_soon_as_the_refusals_stop():
+    """The quota rises from 240 to 1,200 per 30 s at 90 s: the next window uses it all."""
+    run = simulate(SlidingServer(100, 240), 150, changes=[(90, 100, 1200)])
+    assert per_second_in(run.accepted, 60, 90) <= 240 / 30 * 1.05
+    assert per_second_in(run.accepted, 95, 125) >= 0.95 * 1200 / 30
+
+
+def test_a_learned_quota_reads_what_the_server_allows():
+    run = simulate(SlidingServer(20, 240), 150)
+    assert run.adaptive.learned_window == pytest.approx(240, rel=0.03)
+
+
+# --- advice: lower limits only on sustained evidence ------------------------------------------
+
+
+def test_refusals_at_the_configured_pace_never_advise_lower_limits():
+    """Requests that reach the server bunched (up to 0.4 s late) are refused now and then at
+    the documented limits; a lower limit is advised only on refusals at a pace below the
+    configured one, so never here."""
+    run = simulate(SlidingServer(100, 1200), 150, jitter=0.4)
+    assert run.throttled, "the bunching did cause refusals"
+    assert run.adaptive.found(1e9) is None
+
+
+def test_a_single_refusal_is_no_evidence():
+    """One 429 after the server took 80 in a second (a stall that bunched requests, a pace
+    the input set) says nothing sustained about the account."""
+    probe = AdaptiveRate(RateLimits())
+    for n in range(80):
+        probe.sent(n / 80)
+        probe.accepted(n / 80, n / 80 + 0.03)
     probe.throttled(1.0, 1.03)
     assert probe.rate(1.1) is not None, "the controller did slow down"
     assert probe.found(1.1) is None
 
-    lower = AdaptiveRate(limits)
-    for n in range(80):
-        lower.sent(n / 80)
-        lower.accepted(n / 80 + 0.03)
-    lower.throttled(1.0, 1.03)
-    found = lower.found(1.1)
-    assert found is not None
-    assert found.per_second == 80
+
+@pytest.mark.parametrize(
+    ("server", "found"),
+    [(SlidingServer(20), (20, 1200)), (SlidingServer(100, 240), (100, 240))],
+    ids=["20/s", "240/30s"],
+)
+def test_lower_limits_are_advised_on_refusals_over_two_windows(server, found):
+    limits = simulate(server, 180).adaptive.found(1e9)
+    assert limits is not None
+    assert (limits.per_second, limits.per_window) == pytest.approx(found, rel=0.03)
+
+
+def test_refusals_in_the_first_window_alone_advise_nothing():
+    """A short run against a lower limit: its refusals are real, but not sustained."""
+    assert simulate(SlidingServer(20, 240), 25).adaptive.found(1e9) is None

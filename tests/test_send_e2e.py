@@ -9,6 +9,8 @@ import pytest
 
 from gb_backfill import AuthenticationError, Emulator, Faults, RateLimits, RetryPolicy, send
 from gb_backfill._cli import main
+from gb_backfill._emulator import DEFAULT_SECRET_KEY as SECRET
+from gb_backfill._plan import minimum_seconds
 
 RETRY = RetryPolicy(attempts=10, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
 
@@ -109,6 +111,61 @@ def test_the_documented_windows_scaled_down_give_no_429():
         assert emu.counters["rate_limited"] == 0
     assert report.sent == 90
     assert report.elapsed >= 3.0, "90 requests at 40 per 1.5 s need two full windows"
+
+
+def distinct_frame(rows, prefix, **columns):
+    """``rows`` rows, one customer each, none shared with another prefix's frame."""
+    return pd.DataFrame(
+        {"customerId": [f"{prefix}-{n}" for n in range(rows)], "eventName": "e", **columns}
+    )
+
+
+@pytest.mark.slow
+def test_back_to_back_runs_wait_for_the_window_then_keep_the_limits():
+    """The documented limits with the window scaled to 15 s: run A sends 570 rows (6 s), run B
+    starts at once with 600 others while A's requests fill the server's window. B waits for
+    them to leave, then sends at the limits: within 1/0.9 of the least time for all 1,170
+    requests from A's first, few 429s, and no lower limits advised."""
+    limits = RateLimits(per_second=100, per_window=600, window=15.0)
+    retry = RetryPolicy(wait_initial=0.05, wait_jitter=0.05)
+    options = {"limits": limits, "retry": retry, "progress": False}
+    with Emulator(per_second=100, per_window=600, window=15.0) as emu:
+        where = {"base_url": emu.base_url, "api_key": emu.api_key}
+        a = send(distinct_frame(570, "a"), **where, **options)
+        b = send(distinct_frame(600, "b"), **where, **options)
+        received = emu.events()["received_at"]
+    assert a.sent == 570
+    assert b.sent == 600
+    took = (received.max() - received.min()).total_seconds()  # from A's first request
+    least = minimum_seconds(1170, limits)
+    assert took <= least / 0.9, (took, least)
+    assert b.http_statuses.get(429, 0) <= 0.03 * sum(b.http_statuses.values())
+    assert a.limits_found is None
+    assert b.limits_found is None
+
+
+@pytest.mark.slow
+def test_a_batch_send_at_the_documented_limits_never_advises_lower_ones():
+    """Emulator() defaults, batch mode, two sends back to back: the second starts while the
+    events lane's window (rows with an email go that way) is full of the first send's. Its
+    refusals are about that window: neither send advises lower limits."""
+    with Emulator() as emu:
+        where = {"base_url": emu.base_url, "api_key": emu.api_key, "secret_key": SECRET}
+        options = {**where, "mode": "batch", "progress": False}
+        first = pd.concat(
+            [distinct_frame(1150, "a", email="a@example.com"), distinct_frame(300, "a-batch")]
+        )
+        a = send(first, **options)
+        second = pd.concat(
+            [distinct_frame(100, "b", email="b@example.com"), distinct_frame(300, "b-batch")]
+        )
+        b = send(second, **options)
+        refused = emu.counters["rate_limited"]
+    assert a.sent == 1450
+    assert b.sent == 400
+    assert refused > 0, "the second send did meet the full window"
+    assert a.limits_found is None
+    assert b.limits_found is None
 
 
 def test_2001_from_a_second_client_is_retried():
@@ -261,13 +318,15 @@ def test_demo_runs_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_a_lower_real_limit_is_found_and_reported_end_to_end():
     """Against an emulator that allows 10/s while the client assumes 100/s, the run slows down
-    on its own, sends every row, and the report names the limit it settled on."""
+    on its own, sends every row, and the report names the limit it settled on (the client's
+    window scaled to 2 s: advice needs refusals over two windows after the first)."""
+    limits = RateLimits(per_second=100, per_window=1200, window=2.0)
     with Emulator(per_second=10, per_window=0) as emu:
         report = send(
-            pd.DataFrame({"customerId": [f"c{n}" for n in range(60)], "eventName": "e"}),
-            base_url=emu.base_url, api_key=emu.api_key, progress=False,
+            pd.DataFrame({"customerId": [f"c{n}" for n in range(250)], "eventName": "e"}),
+            base_url=emu.base_url, api_key=emu.api_key, progress=False, limits=limits,
         )  # fmt: skip
-    assert report.sent == 60
+    assert report.sent == 250
     assert report.http_statuses.get(429, 0) <= 15, "it slowed down instead of hammering"
     assert report.limits_found is not None
     assert 8 <= report.limits_found.per_second <= 11

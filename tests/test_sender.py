@@ -15,6 +15,7 @@ import gb_backfill
 from gb_backfill import (
     AuthenticationError,
     ConfigError,
+    Emulator,
     RateLimits,
     RetryPolicy,
     asend,
@@ -517,23 +518,47 @@ def test_429s_fail_a_row_only_after_throttled_max():
     assert "throttled_max" in report.failures["gb_error_message"].iloc[0]
 
 
-def test_a_lower_real_limit_is_found_and_reported():
+def test_a_lower_per_second_limit_is_found_and_reported():
     """Against a Gameball that allows 10/s while the client assumes 100/s, the run slows down
-    on its own, sends every row, and the report names the limit it settled on (fake time)."""
+    on its own, sends every row, and, refused at that pace over two windows after the first,
+    the report names the limit it settled on (fake time; windows scaled to 2 s)."""
     gameball = LimitedGameball(per_second=10)
-    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(60)], "eventName": "e"})
-    report = send_fast(df, **send_options(gameball, limits=RateLimits()))
-    assert report.sent == 60
+    limits = RateLimits(per_second=100, per_window=1200, window=2.0)
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(250)], "eventName": "e"})
+    report = send_fast(df, **send_options(gameball, limits=limits))
+    assert report.sent == 250
     assert report.http_statuses.get(429, 0) <= 15, "it slowed down instead of hammering"
     assert report.limits_found is not None
     assert 8 <= report.limits_found.per_second <= 11
+    assert report.limits_found.per_window == 1200
+
+
+@pytest.mark.slow
+def test_a_lower_real_limit_is_found_and_reported():
+    """Windows scaled to 2 s: against an emulator that takes 20 per window while the client
+    assumes 200, the run learns the quota on its own once the window holds only its own
+    requests, sends every row, and, refused at that quota in two windows, the report names
+    the limits it settled on."""
+    limits = RateLimits(per_second=100, per_window=200, window=2.0)
+    retry = RetryPolicy(wait_initial=0.05, wait_jitter=0.05)
+    with Emulator(per_second=100, per_window=20, window=2.0) as emu:
+        report = send(
+            pd.DataFrame({"customerId": [f"c{n}" for n in range(90)], "eventName": "e"}),
+            base_url=emu.base_url, api_key=emu.api_key, limits=limits, retry=retry,
+            progress=False,
+        )  # fmt: skip
+    assert report.sent == 90
+    assert report.http_statuses.get(429, 0) <= 20, "it waited instead of hammering"
+    assert report.limits_found is not None
+    assert report.limits_found.per_window == 20
     assert "limits=report.limits_found" in report.summary()
     assert report.batch_limits_found is None, "events were throttled, not batch job creation"
 
 
 def test_throttled_batch_job_creation_is_reported_for_the_batch_lane():
     """limits_found names the lane Gameball held back: batch job creation here, so the advice
-    is batch_limits=..., not limits=... (fake time)."""
+    is batch_limits=..., not limits=... (fake time; windows scaled to 4 s so that refusals span
+    the two windows beyond the first that advice needs)."""
     jobs, created = {}, []
 
     async def handler(request):
@@ -549,13 +574,13 @@ def test_throttled_batch_job_creation_is_reported_for_the_batch_lane():
         done = [{"customerId": c} for c in jobs[job]]
         return httpx.Response(200, json={"status": "completed", "response": {"successful": done}})
 
-    df = pd.DataFrame({"customerId": ["a"] * 40, "eventName": "e"})  # one customer: 40 jobs
+    df = pd.DataFrame({"customerId": ["a"] * 80, "eventName": "e"})  # one customer: 80 jobs
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     report = send_fast(
         df, api_key="k", secret_key="s", mode="batch", client=client, progress=False,
-        retry=FAST_RETRY,
+        retry=FAST_RETRY, batch_limits=RateLimits(per_second=30, per_window=120, window=4.0),
     )  # fmt: skip
-    assert report.sent == 40
+    assert report.sent == 80
     assert report.batch_limits_found is not None
     assert report.batch_limits_found.per_second <= 3
     assert report.limits_found is None

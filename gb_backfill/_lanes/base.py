@@ -240,7 +240,7 @@ class BaseLane:
         if outcome.pacing:
             self.adaptive.throttled(sent_at, answered_at)
         elif outcome.http_status is not None:
-            self.adaptive.accepted(answered_at)
+            self.adaptive.accepted(sent_at, answered_at)
         for job in rows:
             job.in_flight = False
             job.last = outcome

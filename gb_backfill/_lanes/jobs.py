@@ -201,7 +201,7 @@ class JobPoller:
             if outcome.retry_after is not None:
                 self.limiter.defer(outcome.retry_after)
         else:
-            self.adaptive.accepted(self.clock())
+            self.adaptive.accepted(sent_at, self.clock())
 
 
 @dataclass(frozen=True, slots=True)
