@@ -6,8 +6,9 @@ Importing the package registers the ``df.gameball`` accessor::
     report = df.gameball.validate(event="purchase")
     sent = df.gameball.send(event="purchase", ledger="backfill.ledger")
 
-The emulator (and aiohttp, which serves it) is imported only when one of its names is first
-used, so ``import gb_backfill`` stays quick.
+What sends and previews (httpx, asyncio, the ledger, the lanes) and the emulator (aiohttp) are
+imported when one of their names is first used, so ``import gb_backfill`` costs little beyond
+pandas (``bench/bench_startup.py`` measures it).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from ._errors import (
 from ._failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
 from ._gameball import HISTORY_WARNING
 from ._payloads import payloads
-from ._preview import apreview, apreview_path, preview, preview_path
 from ._reports import (
     CampaignPreview,
     CustomerPreview,
@@ -39,7 +39,6 @@ from ._reports import (
     ValidationReport,
 )
 from ._sampling import Estimate
-from ._sender import asend, asend_path, send, send_path
 from ._validate import validate
 from ._vocabulary import STATUSES, FailureCode, SendErrorCode, Status, WarningCode
 
@@ -55,6 +54,8 @@ if _typing.TYPE_CHECKING:
         Points,
         PointsPerUnit,
     )
+    from ._preview import apreview, apreview_path, preview, preview_path
+    from ._sender import asend, asend_path, send, send_path
 
 __all__ = [
     "FAILURE_STATUS_COLUMNS",
@@ -104,27 +105,34 @@ __all__ = [
     "validate",
 ]
 
-#: Public names that live in the emulator, imported on first use.
-_EMULATOR_NAMES = frozenset(
-    {
-        "BatchSettings",
-        "Campaign",
-        "Campaigns",
-        "Condition",
-        "Coupon",
-        "Emulator",
-        "Faults",
-        "Points",
-        "PointsPerUnit",
-    }
-)
+#: Public names imported on first use, and the module each lives in.
+_LAZY = {
+    **dict.fromkeys(("asend", "asend_path", "send", "send_path"), "_sender"),
+    **dict.fromkeys(("apreview", "apreview_path", "preview", "preview_path"), "_preview"),
+    **dict.fromkeys(
+        (
+            "BatchSettings",
+            "Campaign",
+            "Campaigns",
+            "Condition",
+            "Coupon",
+            "Emulator",
+            "Faults",
+            "Points",
+            "PointsPerUnit",
+        ),
+        "_emulator",
+    ),
+}
 
 
 def __getattr__(name: str) -> _typing.Any:
-    if name in _EMULATOR_NAMES:
-        from . import _emulator
+    if name in _LAZY:
+        from importlib import import_module
 
-        return getattr(_emulator, name)
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # found by plain lookup from now on
+        return value
     if name == "__version__":
         from importlib.metadata import version
 
@@ -133,5 +141,5 @@ def __getattr__(name: str) -> _typing.Any:
 
 
 def __dir__() -> list[str]:
-    # The emulator's names are public before their first use too (tab completion, help()).
+    # The lazy names are public before their first use too (tab completion, help()).
     return sorted({*globals(), *__all__})

@@ -1,21 +1,23 @@
 """``df.gameball``: the notebook face of gb-backfill, registered when ``gb_backfill`` is imported.
 
 The accessor keeps no state (pandas may build a new one on every attribute access); each method
-forwards to the public function of the same name with ``df`` as its first argument.
+forwards to the public function of the same name with ``df`` as its first argument. Sending and
+previewing are imported on first use (they bring httpx, asyncio and the ledger), so registering
+the accessor costs ``import gb_backfill`` nothing beyond pandas.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ._payloads import payloads
-from ._preview import apreview, preview
-from ._reports import PreviewReport, SendPlan, SendReport, ValidationReport
-from ._sender import asend, send
 from ._validate import validate
+
+if TYPE_CHECKING:
+    from ._reports import PreviewReport, SendPlan, SendReport, ValidationReport
 
 __all__ = ["GameballAccessor"]
 
@@ -29,6 +31,7 @@ class GameballAccessor:
         if not isinstance(df, pd.DataFrame):  # pragma: no cover - pandas only passes frames
             raise AttributeError("df.gameball needs a DataFrame")
         self._df = df
+        _show_real_keywords()
 
     def validate(self, **mapping: Any) -> ValidationReport:
         """Check the rows against Gameball's event rules (see :func:`gb_backfill.validate`)."""
@@ -40,20 +43,28 @@ class GameballAccessor:
 
     def preview(self, **options: Any) -> PreviewReport:
         """Estimate what sending the rows would award (see :func:`gb_backfill.preview`)."""
+        from ._preview import preview
+
         return preview(self._df, **options)
 
     async def apreview(self, **options: Any) -> PreviewReport:
         """Estimate what sending the rows would award; ``await`` it (see
         :func:`gb_backfill.apreview`)."""
+        from ._preview import apreview
+
         return await apreview(self._df, **options)
 
     def send(self, **options: Any) -> SendReport | SendPlan:
         """Send the rows to Gameball and wait (see :func:`gb_backfill.send`)."""
+        from ._sender import send
+
         report: SendReport | SendPlan = send(self._df, **options)
         return report
 
     async def asend(self, **options: Any) -> SendReport | SendPlan:
         """Send the rows to Gameball; ``await`` it in a notebook (see :func:`gb_backfill.asend`)."""
+        from ._sender import asend
+
         report: SendReport | SendPlan = await asend(self._df, **options)
         return report
 
@@ -65,10 +76,15 @@ def _without_df(function: Any) -> inspect.Signature:
     return signature.replace(parameters=[this, *list(signature.parameters.values())[1:]])
 
 
-# help() and tab completion show the real keywords, written once in asend.
-GameballAccessor.send.__signature__ = _without_df(asend)  # type: ignore[attr-defined]
-GameballAccessor.asend.__signature__ = _without_df(asend)  # type: ignore[attr-defined]
-GameballAccessor.validate.__signature__ = _without_df(validate)  # type: ignore[attr-defined]
-GameballAccessor.payloads.__signature__ = _without_df(payloads)  # type: ignore[attr-defined]
-GameballAccessor.preview.__signature__ = _without_df(apreview)  # type: ignore[attr-defined]
-GameballAccessor.apreview.__signature__ = _without_df(apreview)  # type: ignore[attr-defined]
+def _show_real_keywords() -> None:
+    """help() and tab completion show the real keywords, written once in asend and apreview.
+    Done when the first ``df.gameball`` is made, since that imports what sends."""
+    if "__signature__" in vars(GameballAccessor.send):
+        return
+    from ._preview import apreview
+    from ._sender import asend
+
+    faces = {"send": asend, "asend": asend, "validate": validate, "payloads": payloads}
+    faces |= {"preview": apreview, "apreview": apreview}
+    for name, function in faces.items():
+        getattr(GameballAccessor, name).__signature__ = _without_df(function)

@@ -27,17 +27,20 @@ def test_accessor_is_registered_and_stateless():
     assert df.gameball.payloads().tolist() == gb_backfill.payloads(df).tolist()
 
 
-def test_the_emulator_is_not_imported_until_used():
-    """``import gb_backfill`` does not load aiohttp: the emulator is loaded on first use."""
+def test_what_sends_and_the_emulator_are_not_imported_until_used():
+    """``import gb_backfill`` stays quick: aiohttp (the emulator), matplotlib, and what sends
+    (httpx, asyncio, sqlite3) load on first use; so does the accessor's sending side."""
     import subprocess
     import sys
 
+    later = ["aiohttp", "matplotlib", "httpx", "asyncio", "sqlite3", "gb_backfill._sender"]
     code = (
-        "import sys, gb_backfill; print('aiohttp' in sys.modules, 'matplotlib' in sys.modules);"
+        f"import sys, gb_backfill; print(*[m in sys.modules for m in {later!r}]);"
+        "gb_backfill.send; print('httpx' in sys.modules, 'aiohttp' in sys.modules);"
         "gb_backfill.Emulator; print('aiohttp' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["False", "False", "True"]
+    assert done.stdout.split() == ["False"] * len(later) + ["True", "False", "True"]
 
 
 def test_the_sync_faces_show_the_real_keywords():
