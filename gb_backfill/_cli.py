@@ -351,6 +351,10 @@ def _add_emulator(commands: Any) -> None:
          "share processed whose answer is lost"),
         ("--slow-reply", float, none.slow_reply, "SECONDS",
          "how long a lost answer hangs (--lost-mode slow)"),
+        ("--arrival-delay", float, none.arrival_delay, "SECONDS",
+         "before a request is counted against the limits (one-way delay)"),
+        ("--arrival-jitter", float, none.arrival_jitter, "SECONDS",
+         "random extra arrival delay, up to"),
         ("--seed", int, none.seed, "N", "seed of the faults' random draws"),
     ])  # fmt: skip
     faults.add_argument(

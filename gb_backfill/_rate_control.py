@@ -3,9 +3,13 @@
 Gameball's published limits have changed more than once, and an account's real limit may be
 lower than the documented one. :class:`AdaptiveRate` is the one controller a lane's workers
 share (status reads may keep another instance). It starts unthrottled (the configured limits
-alone apply) and treats a 429 (or a burst of 2001) as the signal. A refusal holds the run: one
-probe at a time (after 0.25 s, 0.5 s, then every second) until the server takes one. What the
-hold shows tells three causes apart:
+alone apply) and treats a 429 (or a burst of 2001) as the signal.
+
+A refusal at the configured pace after the server took about all of it in the second before
+is requests that reached it bunched up (a stalled loop, network jitter), no lower limit: the
+pace drops to 92% of what it took, then probes back beyond it. Any other refusal holds the
+run: one probe at a time (at once, then 0.25 s, 0.5 s and 1 s in, then every second) until the
+server takes one. What the hold shows tells three causes apart:
 
 * **the pace** (a per-second limit): the server has room again within a second. The rate
   follows a CUBIC curve (the shape botocore's ``adaptive`` retry mode uses) around what the
@@ -47,9 +51,12 @@ FLOOR = 0.5  # requests per second: never slower
 _BUCKET = 0.5  # seconds per sample of the measured send rate
 _SMOOTH = 0.8  # weight of the older measured rate
 _EPISODE = 1.0  # refused this long into a hold: the long window, not a per-second limit
-_PROBE_FIRST = 0.25  # seconds from a refusal to the first probe; the gap doubles ...
-_PROBE_MAX = 1.0  # ... up to this
+_PROBE_FIRST = 0.25  # seconds from the first probe (at once) to the next; then at 0.5 s, 1 s ...
+_PROBE_MAX = 1.0  # ... and every second after that
 _YOUNG_SLACK = 1.0  # seconds past the first window for earlier requests to have left it
+_STREAK = 0.25  # seconds between two sends that do not break a run of sending
+_BUNCHED = 0.9  # refused after taking this share of the configured pace: bunched up
+_GENTLE = 0.92  # what a refusal of requests that reached the server bunched up cuts to
 _AT_QUOTA = 0.97  # a count within 3% of a quota is that quota (requests reach the server late)
 
 
@@ -60,7 +67,6 @@ class _Hold:
     refused_sent: float  # when the request whose refusal began the hold was sent
     began: float  # when that refusal came
     probe_at: float  # when the next probe may go
-    gap: float  # seconds between probes, doubling up to _PROBE_MAX
     undo: tuple[float | None, float] | None  # (cut_at, peak) before the hold's cut, if one
     peak: float  # what the server accepted in the second before the refused request
     evidence: bool  # refused at a pace already below the configured one, after the first window
@@ -82,8 +88,8 @@ class AdaptiveRate:
         self._cut_at: float | None = None  # when the rate was last cut; None: never throttled
         self._peak = 0.0
         self._young_cut = False  # the last cut came in the run's first window
+        self._bunched = -math.inf  # when the rate was last cut for requests that came bunched
         self._hold: _Hold | None = None
-        self._answers: deque[float] = deque()  # answer times of accepted requests, one second
         self._accepted: deque[float] = deque()  # send times of accepted requests, two windows
         self._refused: deque[float] = deque()  # send times of refused requests, one window
         self._measured = 0.0
@@ -91,7 +97,7 @@ class AdaptiveRate:
         self._bucket_count = 0
         self._first_sent: float | None = None
         self._last_sent: float | None = None
-        self._sending_since: float | None = None  # sending without a pause or a hold since
+        self._sends: deque[float] = deque()  # send times, two seconds
         self._retest_at = math.inf  # when the learned quota may be tested next
         self._testing: float | None = None  # send time of the request testing it
         self._best_peak = 0.0  # the most the server was seen to accept in a second
@@ -103,14 +109,15 @@ class AdaptiveRate:
     def sent(self, now: float) -> None:
         """A request was sent: the measured send rate is sampled every half second."""
         if self._first_sent is None:
-            self._first_sent = self._sending_since = now
+            self._first_sent = now
         idle = 0.0 if self._last_sent is None else now - self._last_sent
-        if idle > 1.0:
-            self._sending_since = now
-            if self._cut_at is not None:
-                # Probing is for time spent sending: a pause (a full window, a Retry-After)
-                # must not let the rate climb far past the limit it just found.
-                self._cut_at += idle
+        if idle > 1.0 and self._cut_at is not None:
+            # Probing is for time spent sending: a pause (a full window, a Retry-After) must
+            # not let the rate climb far past the limit it just found.
+            self._cut_at += idle
+        self._sends.append(now)
+        while self._sends[0] <= now - 2.0:
+            self._sends.popleft()
         self._last_sent = now
         if self._young_cut and self._hold is None and not self._young(now):
             # Cut while earlier requests may have filled the window: probe beyond it now.
@@ -118,14 +125,14 @@ class AdaptiveRate:
         self._measure(now)
         hold = self._hold
         if hold is not None:
-            hold.probe_at, hold.gap = now + hold.gap, min(_PROBE_MAX, 2 * hold.gap)
+            held = now - hold.began  # probes at 0, 0.25, 0.5, 1, 2, 3 ... s into the hold
+            hold.probe_at = hold.began + max(_PROBE_FIRST, min(2 * held, held + _PROBE_MAX))
         elif self._test_due(now):
             # One request beyond the learned quota (what quota() allowed): is it still this low?
             self._testing, self._retest_at = now, now + self.window
 
     def accepted(self, sent_at: float, now: float) -> None:
         """A request sent at ``sent_at`` was answered without a throttle."""
-        self._answers.append(now)
         self._accepted.append(sent_at)
         self._forget(now)
         hold = self._hold
@@ -146,13 +153,52 @@ class AdaptiveRate:
             if self.learned_window is not None and self.learned_window < self.configured_window:
                 self._note("window", now)
             return
+        if sent_at <= self._bunched:
+            return  # sent before the cut for requests that reached the server bunched up
         hold = self._hold
         if hold is None:
-            self._begin_hold(sent_at, now)
+            if not self._bunched_up(sent_at, now):
+                self._begin_hold(sent_at, now)
         elif not hold.window and sent_at - hold.refused_sent >= _EPISODE:
             self._window_full(hold, now)
 
     # --- how refusals are read -------------------------------------------------------------
+
+    def _taken(self, sent_at: float) -> int:
+        """Requests sent in the second before ``sent_at`` and not refused: what the server
+        took in its second before that request arrived (it counts arrivals), answered or not
+        yet (a refusal comes back sooner than an answer that needed processing)."""
+        sent = sum(1 for t in self._sends if sent_at - 1.0 < t < sent_at)
+        return sent - sum(1 for t in self._refused if sent_at - 1.0 < t < sent_at)
+
+    def _rate_seen(self, sent_at: float) -> float:
+        """What the server took in the second before ``sent_at``, read as a rate over the
+        part of that second the run was sending in (not at its start, nor after a pause)."""
+        taken = self._taken(sent_at)
+        since, before = sent_at, -math.inf  # the first send in that second, the one before it
+        for sent in self._sends:
+            if sent > sent_at - 1.0:
+                since = sent
+                break
+            before = sent
+        span = sent_at - since
+        if not taken or since - before < _STREAK:
+            return float(taken)  # sending all that second: a whole second's sample
+        return min(taken / span, self.ceiling) if span > 0 else min(taken, self.ceiling)
+
+    def _bunched_up(self, sent_at: float, now: float) -> bool:
+        """A refusal at the configured pace after the server took about all of it: requests
+        that reached it bunched up (a stalled loop, network jitter), no lower limit. A few
+        percent slower for a while, and no hold; True if so."""
+        rate = self.rate(sent_at)
+        seen = self._rate_seen(sent_at)
+        paced = self.ceiling / (1.0 + SPACING_SLACK)
+        if (rate is not None and rate < self.ceiling) or seen < _BUNCHED * paced:
+            return False
+        # The top of the curve at _GENTLE of what it took: flat, then probing beyond it.
+        self._peak, self._cut_at, self._bunched = _GENTLE * seen, now - PLATEAU, now
+        self._young_cut = self._young(sent_at)
+        return True
 
     def _begin_hold(self, sent_at: float, now: float) -> None:
         rate = self.rate(sent_at)
@@ -161,19 +207,15 @@ class AdaptiveRate:
         lowered = self._cut_at is not None and sent_at > self._cut_at
         lowered = lowered and (rate or math.inf) < self.ceiling / (1.0 + SPACING_SLACK)
         evidence = lowered and not self._young(sent_at)
-        peak = float(sum(1 for t in self._answers if t > sent_at - 1.0))
-        hold = _Hold(sent_at, now, now + _PROBE_FIRST, 2 * _PROBE_FIRST, None, peak, evidence)
+        peak = float(self._taken(sent_at))
+        hold = _Hold(sent_at, now, now, None, peak, evidence)
         self._hold = hold
         if self._cut_at is not None and sent_at <= self._cut_at:
             return  # sent before the last cut: the same episode
         if not peak:
             return  # nothing accepted: the window, or too soon to tell; the hold will say
-        # Less than a second of sending (the run's start, just after a pause) reads as a rate.
-        span = min(1.0, sent_at - (self._sending_since or sent_at))
-        rate_seen = peak / span if span > 0 else math.inf
         hold.undo = (self._cut_at, self._peak)
-        cut_to = min(rate_seen, self.ceiling)
-        self._peak = max(peak if math.isinf(cut_to) else cut_to, FLOOR)
+        self._peak = max(self._rate_seen(sent_at), FLOOR)
         self._cut_at, self._young_cut = now, self._young(sent_at)
 
     def _window_full(self, hold: _Hold, now: float) -> None:
@@ -232,8 +274,6 @@ class AdaptiveRate:
         self._bucket_count += 1
 
     def _forget(self, now: float) -> None:
-        while self._answers and self._answers[0] <= now - 1.0:
-            self._answers.popleft()
         while self._accepted and self._accepted[0] <= now - 2 * self.window:
             self._accepted.popleft()
         while self._refused and self._refused[0] <= now - self.window:

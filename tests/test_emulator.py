@@ -169,6 +169,22 @@ def test_latency_is_added():
         assert time.perf_counter() - start >= 0.2
 
 
+def test_an_arrival_delay_comes_before_the_limits_count_the_request():
+    """A one-way network delay: the request reaches the rate limits late, so a refused one
+    waits for it too (``latency`` only delays answers to requests already counted)."""
+    faults = Faults(arrival_delay=0.2, arrival_jitter=0.1, seed=3)
+    with Emulator(per_second=1, per_window=0, faults=faults) as emu:
+        answers = []
+        for _ in range(2):
+            start = time.perf_counter()
+            status = post(emu).status_code
+            answers.append((status, time.perf_counter() - start))
+    assert [status for status, _ in answers] == [200, 429]
+    assert all(0.2 <= took < 0.6 for _, took in answers), answers
+    with pytest.raises(ValueError, match="seconds"):
+        Faults(arrival_delay=-0.1)
+
+
 def test_server_errors_come_before_processing():
     with Emulator(faults=Faults(server_errors=1.0)) as emu:
         statuses = {post(emu).status_code for _ in range(20)}

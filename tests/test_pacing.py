@@ -32,7 +32,7 @@ def grants(limiter: RateLimiter, clock: FakeClock, seconds: float, step: float =
     times, end = [], clock.now + seconds
     while clock.now < end:
         if limiter.ready_at() <= clock.now:
-            times.append(limiter.take())
+            times.append(limiter.take().sent_at)
         else:
             clock.now = min(limiter.ready_at(), end)
     return times
@@ -62,7 +62,7 @@ def test_a_request_late_on_its_schedule_catches_up_without_a_burst():
     times = []
     for _ in range(500):  # every request goes 3 ms after it may: a busy event loop
         clock.now = max(clock.now, limiter.ready_at()) + 0.003
-        times.append(limiter.take())
+        times.append(limiter.take().sent_at)
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert rate == pytest.approx(100 / 1.05, rel=0.01), "the lateness does not lower the rate"
     assert most_in_any(times, 1.0) <= 100
@@ -80,6 +80,17 @@ def test_both_windows_are_kept_at_about_98_percent_of_what_they_allow(
     assert most_in_any(times, 1.0) <= per_second
     assert most_in_any(times, window) <= per_window
     assert len(times) >= 0.97 * 3 * per_window
+
+
+def test_after_a_pause_the_schedule_starts_afresh_without_a_burst():
+    """At the run's start and after a full window there is nothing late to catch up: a burst
+    there reaches the server bunched up with the requests a busy loop held back."""
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimits(per_second=100, per_window=0), clock=clock)
+    for _ in range(2):
+        times = grants(limiter, clock, 0.1)
+        assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([0.0105] * 9)
+        clock.now += 5.0  # a pause
 
 
 def test_a_deferral_holds_every_request_back():
@@ -100,7 +111,73 @@ def test_acquire_stops_waiting_when_the_run_stops():
         stop.set()
         return await asyncio.wait_for(waiting, 5)
 
-    assert asyncio.run(scenario()) is False
+    assert asyncio.run(scenario()) is None
+
+
+def test_a_slot_is_held_until_one_window_after_its_answer():
+    """The server counts a request when it arrives, anywhere between its send and its answer:
+    its slot in the long window ends one window after the answer, and a request still
+    unanswered keeps its slot. The per-second spacing stays on send times."""
+    clock = FakeClock()
+    limits = RateLimits(per_second=10, per_window=2, window=10.0, margin=0.0)
+    limiter = RateLimiter(limits, until_answered=True, clock=clock)
+    first = limiter.take()
+    clock.now += 0.2
+    assert limiter.ready_at() == pytest.approx(first.sent_at + 1.05 / 10), "spacing on send"
+    second = limiter.take()
+    assert limiter.ready_at() == math.inf, "both unanswered: not before an answer"
+    clock.now += 2.0
+    limiter.answered(first, clock.now)
+    assert limiter.ready_at() == pytest.approx(clock.now + 10.0), "a window after the answer"
+    limiter.answered(second, clock.now + 0.5)
+    limiter.answered(second, clock.now + 5.0)  # told twice: the first answer counts
+    assert limiter.ready_at() == pytest.approx(clock.now + 10.0)
+    sent_based = RateLimiter(limits, clock=clock)  # callers that report no answers
+    sent_based.take()
+    sent_based.take()
+    assert sent_based.ready_at() == pytest.approx(clock.now + 10.0)
+
+
+def test_a_learned_quota_in_the_limiter_counts_what_is_still_unanswered():
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimits(per_second=0, per_window=5), until_answered=True, clock=clock)
+    slots = [limiter.take() for _ in range(5)]
+    for slot in slots[:3]:
+        limiter.answered(slot, clock.now)
+    assert limiter._window.free_at(3, clock.now) == pytest.approx(clock.now + 30.3)
+    assert limiter._window.free_at(2, clock.now) == math.inf, "3 of 5 must leave; 2 unanswered"
+
+
+@pytest.mark.parametrize("until_answered", [True, False], ids=["answers", "send times"])
+def test_late_arrivals_meet_no_refusal_when_slots_end_after_answers(until_answered):
+    """A busy loop holds the first half second's requests back, and every request reaches
+    the server up to 0.3 s late: it counts them later than they were sent, by amounts the
+    client cannot see. Holding each slot until one window after its answer keeps every
+    window within the quota; slots counted from send times do not."""
+    server = SlidingServer(10_000, 1200)  # the long window alone
+    run = simulate(server, 125, jitter=0.3, stall=(0.0, 0.5), until_answered=until_answered)
+    if until_answered:
+        assert run.throttled == []
+        assert len(run.accepted) >= 0.99 * 4 * 1200, "four windows, less a round trip each"
+    else:
+        assert run.throttled, "the control: slots counted from send times meet refusals"
+
+
+def test_a_learned_quota_reads_within_3_percent_with_jittered_arrivals():
+    run = simulate(SlidingServer(20, 240), 150, rtt=0.3, jitter=0.3)
+    assert run.adaptive.learned_window == pytest.approx(240, rel=0.03)
+
+
+def test_status_reads_can_keep_a_controller_of_their_own():
+    """Another instance, another kind of endpoint (status reads: 100/s, 1,200 per 30 s):
+    it learns that endpoint's lower quota, and the events controller knows nothing of it."""
+    from gb_backfill._config import STATUS_LIMITS
+
+    events = AdaptiveRate(RateLimits())
+    status = simulate(SlidingServer(100, 240), 120, limits=STATUS_LIMITS).adaptive
+    assert status.learned_window == pytest.approx(240, rel=0.03)
+    assert events.learned_window is None
+    assert events.rate(1e9) is None
 
 
 # --- the batch lane: when to poll, and who goes first ---------------------------------------
@@ -190,18 +267,21 @@ class Run:
 
 def simulate(
     server, seconds=math.inf, *, rows=None, limits=None, rtt=0.05, jitter=0.0, changes=(),
-    clock=None, seed=0,
+    clock=None, seed=0, defer=0.0, until_answered=True, stall=(0.0, 0.0),
 ):  # fmt: skip
     """A client sending as fast as its limiter allows (no limit on requests in flight) until
     ``seconds`` pass or ``rows`` rows are accepted (a refused row goes again). A request
-    reaches the server ``rtt / 2`` plus up to ``jitter`` seconds (seeded) after it is sent,
-    and the answer takes ``rtt / 2`` more; the server counts it when it arrives."""
+    reaches the server ``rtt / 2`` plus up to ``jitter`` seconds (seeded) after it is sent;
+    the server counts it when it arrives, refuses it at once or takes ``rtt / 2`` to process
+    it, as the emulator does. Requests sent
+    in the ``stall`` (from, to) seconds leave only at its end, as from a busy event loop. A
+    refusal defers every request by ``defer`` seconds, as the lanes do with a Retry-After."""
     limits = limits or RateLimits()
     clock = clock or FakeClock()
     start, draw = clock.now, random.Random(seed)
     run = Run(AdaptiveRate(limits))
-    limiter = RateLimiter(limits, adaptive=run.adaptive, clock=clock)
-    events, order = [], itertools.count()  # (time, order, sent at, None: arriving / admitted)
+    limiter = RateLimiter(limits, adaptive=run.adaptive, until_answered=until_answered, clock=clock)
+    events, order = [], itertools.count()  # (time, order, slot, None: arriving / admitted)
     waiting = math.inf if rows is None else rows  # rows to send, or to send again
     changes = sorted(changes)
     while waiting or events:
@@ -209,17 +289,20 @@ def simulate(
             _, server.per_second, server.per_window = changes.pop(0)
         send_at = max(limiter.ready_at(), clock.now) if waiting else math.inf
         if events and events[0][0] <= send_at:
-            clock.now, _, sent, admitted = heapq.heappop(events)
+            clock.now, _, slot, admitted = heapq.heappop(events)
             if admitted is None:
                 admitted = server.admit(clock.now)
-                heapq.heappush(events, (clock.now + rtt / 2, next(order), sent, admitted))
-            elif admitted:
-                run.adaptive.accepted(sent, clock.now)
+                answer = clock.now + rtt / 2 if admitted else clock.now  # refused unprocessed
+                heapq.heappush(events, (answer, next(order), slot, admitted))
+                continue
+            limiter.answered(slot, clock.now)
+            if admitted:
+                run.adaptive.accepted(slot.sent_at, clock.now)
                 run.accepted.append(clock.now - start)
             else:
-                run.adaptive.throttled(sent, clock.now)
+                run.adaptive.throttled(slot.sent_at, clock.now)
                 run.throttled.append(clock.now - start)
-                limiter.defer(0.5)
+                limiter.defer(defer)
                 waiting += 1
             continue
         if send_at >= start + seconds:
@@ -227,10 +310,13 @@ def simulate(
         clock.now = send_at
         if limiter.ready_at() > clock.now:
             continue  # an answer meanwhile moved the time (the limiter looks again when it wakes)
-        sent = limiter.take()
+        slot = limiter.take()
         waiting -= 1
-        arrival = sent + rtt / 2 + draw.uniform(0, jitter)
-        heapq.heappush(events, (arrival, next(order), sent, None))
+        leaves = slot.sent_at
+        if stall[0] <= leaves - start < stall[1]:
+            leaves = start + stall[1]
+        arrival = leaves + rtt / 2 + draw.uniform(0, jitter)
+        heapq.heappush(events, (arrival, next(order), slot, None))
         run.rates.append((clock.now - start, run.adaptive.rate(clock.now)))
     run.elapsed = clock.now - start
     return run
@@ -288,6 +374,14 @@ def test_a_low_per_second_limit_is_not_mistaken_for_a_window_quota():
         probe.sent(0.06 + step * 0.05)
         probe.throttled(0.06 + step * 0.05, 0.11 + step * 0.05)
     assert probe.learned_window is None
+
+
+def test_a_low_per_second_limit_is_read_although_refusals_come_back_first():
+    """The server refuses at once but takes 100 ms to process what it accepts: when a refusal
+    comes, the answers to the requests sent just before it are still on their way, and they
+    count as taken (else the pace would be cut to the one or two answers already in)."""
+    run = simulate(SlidingServer(5), 90, rtt=0.2)
+    assert per_second_in(run.accepted, 30, 90) >= 0.85 * 5
 
 
 # --- the second run: a window still full of the run before ------------------------------------
@@ -360,6 +454,24 @@ def test_refusals_at_the_configured_pace_never_advise_lower_limits():
     run = simulate(SlidingServer(100, 1200), 150, jitter=0.4)
     assert run.throttled, "the bunching did cause refusals"
     assert run.adaptive.found(1e9) is None
+
+
+def test_a_refusal_of_requests_that_came_bunched_up_slows_the_pace_a_little():
+    """Refused at the configured pace after the server took about all of it: requests that
+    reached it bunched up, no lower limit. The pace drops to 92% and nothing is held."""
+    probe = AdaptiveRate(RateLimits())
+    for n in range(96):
+        probe.sent(n / 95)
+        probe.accepted(n / 95, n / 95 + 0.05)
+    probe.sent(1.02)
+    probe.throttled(1.02, 1.03)
+    assert probe.held_until(1.03) == 0.0
+    assert probe.rate(1.03) == pytest.approx(0.92 * 95, rel=0.02)
+    for n in range(1, 20 * 90):  # sending at that pace for 20 s
+        probe.sent(1.03 + n / 90)
+        probe.accepted(1.03 + n / 90, 1.08 + n / 90)
+    assert probe.rate(21.03) == pytest.approx(100), "and climbs back to the configured pace"
+    assert probe.found(21.03) is None
 
 
 def test_a_single_refusal_is_no_evidence():

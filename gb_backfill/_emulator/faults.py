@@ -25,6 +25,9 @@ class Faults:
     requests meets the same faults. ``lost_response`` requests are processed and recorded first;
     their answer is then lost: the connection is dropped (``lost_mode="drop"``) or the reply
     comes after ``slow_reply`` seconds, later than the client waits (``lost_mode="slow"``).
+    ``arrival_delay`` plus up to ``arrival_jitter`` seconds (uniform) pass before an events
+    request is counted against the rate limits: a one-way network delay, so the server counts
+    it later than it was sent, by a varying amount.
     """
 
     latency: float = 0.0
@@ -34,11 +37,13 @@ class Faults:
     lost_responses: float = 0.0
     lost_mode: Literal["drop", "slow"] = "drop"
     slow_reply: float = 30.0
+    arrival_delay: float = 0.0
+    arrival_jitter: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         shares = (self.server_errors, self.dropped_connections, self.lost_responses)
         if any(not 0 <= s <= 1 for s in shares) or sum(shares) > 1:
             raise ConfigError("fault shares must be between 0 and 1 and add up to at most 1")
-        if self.latency < 0 or self.jitter < 0:
-            raise ConfigError("latency and jitter are seconds, at least 0")
+        if min(self.latency, self.jitter, self.arrival_delay, self.arrival_jitter) < 0:
+            raise ConfigError("latency, jitter and arrival delays are seconds, at least 0")

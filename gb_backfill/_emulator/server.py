@@ -469,6 +469,11 @@ class Emulator:
         return None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        faults = self.faults
+        if faults.arrival_delay or faults.arrival_jitter:
+            with self._lock:
+                draw = self._random.random()
+            await asyncio.sleep(faults.arrival_delay + draw * faults.arrival_jitter)
         request_id = self._next_request()
         version = _PATHS.get(request.path)
         if version is None:

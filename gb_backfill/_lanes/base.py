@@ -36,7 +36,7 @@ import httpx
 from .._clock import Clock
 from .._config import RateLimits, Settings
 from .._dispatch import Dispatcher
-from .._limiter import RateLimiter
+from .._limiter import RateLimiter, Slot
 from .._outcomes import Outcome, RepeatedFailures, classify_error, classify_response
 from .._rate_control import AdaptiveRate
 from .._rows import Job
@@ -103,7 +103,9 @@ class BaseLane:
         self.clock = clock
         self.timeline = timeline
         self.adaptive = AdaptiveRate(limits)
-        self.limiter = RateLimiter(limits, adaptive=self.adaptive, clock=clock)
+        # Each request holds its place in the long window until one window after its answer:
+        # Gameball counts its arrival, which may come any time before that answer.
+        self.limiter = RateLimiter(limits, adaptive=self.adaptive, until_answered=True, clock=clock)
         self.random = random.Random()
         self.http_statuses: Counter[int] = Counter()
         self.requests = 0
@@ -176,24 +178,24 @@ class BaseLane:
     # --- the delivery loop ---------------------------------------------------------------------
 
     async def deliver(
-        self, rows: Sequence[Job], post: Post, *, turn_taken: bool = False, part: bool = False
+        self, rows: Sequence[Job], post: Post, *, slot: Slot | None = None, part: bool = False
     ) -> httpx.Response | None:
         """Send ``rows`` in one request until it is answered for good.
 
         Returns the accepted (2xx) answer; otherwise records the rows and returns None.
-        ``turn_taken``: the first request's turn of the limits was taken by the caller.
+        ``slot``: the first request's place in the limits, taken by the caller.
         ``part``: the rows are part of a request refused as a whole; their refusals do not
         count towards the breaker.
         """
         tries, throttled_since = 0, None
         while True:
             await self._admit()
-            if not turn_taken and not await self.limiter.acquire(self.book.stopped):
+            if slot is None and (slot := await self.limiter.acquire(self.book.stopped)) is None:
                 self._release(None)
                 self.stop_rows(rows)
                 return None
-            turn_taken = False
-            response, outcome = await self._attempt(rows, post)
+            response, outcome = await self._attempt(rows, post, slot)
+            slot = None
             tries += 1
             if outcome.verdict is Verdict.SENT:
                 self.breaker.observe(outcome)  # a success ends a streak
@@ -214,21 +216,23 @@ class BaseLane:
             await self._wait(rows, outcome, tries)
 
     async def _attempt(
-        self, rows: Sequence[Job], post: Post
+        self, rows: Sequence[Job], post: Post, slot: Slot
     ) -> tuple[httpx.Response | None, Outcome]:
-        """One request: marked in the ledger first, then sent, classified and observed."""
+        """One request in ``slot``: marked in the ledger first, then sent, classified and
+        observed; its slot is held until one window after the answer."""
         self.book.begin(rows)  # a ledger that cannot mark them: nothing may be sent
         for job in rows:
             job.attempts += 1
             job.requests += 1
             job.in_flight = True
         self.requests += 1
-        sent_at = self.clock()
+        sent_at = slot.sent_at  # what the limits counted
+        posted_at = self.clock()
         took: float | None = None
         response: httpx.Response | None = None
         try:
             response = await post()
-            took = self.clock() - sent_at
+            took = self.clock() - posted_at
             self.http_statuses[response.status_code] += 1
             outcome = self.classify(response)
         except httpx.HTTPError as error:
@@ -236,6 +240,7 @@ class BaseLane:
         finally:
             self._release(took)
         answered_at = self.clock()
+        self.limiter.answered(slot, answered_at)
         self.timeline.answer(outcome.http_status, self.adaptive.rate(answered_at))
         if outcome.pacing:
             self.adaptive.throttled(sent_at, answered_at)
@@ -313,7 +318,9 @@ class BaseLane:
             wait = min(wait, retry.wait_initial + retry.wait_jitter)
         if outcome.retry_after is not None:
             wait = min(outcome.retry_after, retry.wait_max)
-        if outcome.http_status == 429:
+        if outcome.http_status == 429 and outcome.retry_after is not None:
+            # Gameball said how long the account is over its limit: hold every request. (Any
+            # 429 holds them anyway: the shared controller probes until there is room.)
             self.limiter.defer(wait)
         self.book.retrying += len(rows)
         try:

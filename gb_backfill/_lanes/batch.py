@@ -29,6 +29,7 @@ from .._bookkeeping import Bookkeeper
 from .._clock import Clock
 from .._config import Settings
 from .._dispatch import Dispatcher
+from .._limiter import Slot
 from .._outcomes import Outcome
 from .._rows import Job
 from .._timeline import Timeline
@@ -180,14 +181,16 @@ class BatchLane(BaseLane):
             await self.slots.acquire()
             # The job is filled when the limits let it go, not before: rows that became ready
             # meanwhile ride along, and fewer part-full jobs are posted.
-            if not await self.limiter.acquire(self.book.stopped):
+            slot = await self.limiter.acquire(self.book.stopped)
+            if slot is None:
                 self.slots.release()
                 continue
             jobs = self.ready.take(gameball.MAX_ITEMS_PER_JOB)
             if not jobs:
+                self.limiter.answered(slot, self.clock())  # nothing went out
                 self.slots.release()
                 continue
-            task = asyncio.create_task(self._run_job(jobs))
+            task = asyncio.create_task(self._run_job(jobs, slot))
             self._jobs.add(task)
             task.add_done_callback(self._jobs.discard)
 
@@ -205,9 +208,9 @@ class BatchLane(BaseLane):
 
     # --- one job ---------------------------------------------------------------------------
 
-    async def _run_job(self, jobs: list[Job]) -> None:
+    async def _run_job(self, jobs: list[Job], slot: Slot) -> None:
         try:
-            await self._send_job(jobs, turn_taken=True)
+            await self._send_job(jobs, slot=slot)
         except asyncio.CancelledError:
             self.stop_rows(jobs)
             raise
@@ -222,13 +225,11 @@ class BatchLane(BaseLane):
         return await self.client.post(self.create_url, content=body, headers=self.headers)
 
     async def _send_job(
-        self, jobs: Sequence[Job], *, turn_taken: bool = False, part: bool = False
+        self, jobs: Sequence[Job], *, slot: Slot | None = None, part: bool = False
     ) -> None:
         """Post ``jobs`` as one batch job, then settle its rows once it has ended."""
         body = b'{"body":[' + b",".join(job.body for job in jobs) + b"]}"
-        response = await self.deliver(
-            jobs, partial(self._post, body), turn_taken=turn_taken, part=part
-        )
+        response = await self.deliver(jobs, partial(self._post, body), slot=slot, part=part)
         if response is None:
             return  # the rows are recorded
         job_id = job_id_of(response)
