@@ -27,8 +27,8 @@ The minimum is the least time the server's real limits allow for the rows (both 
 sliding), computed in the same run. Each leg also prints the dry-run plan's estimate next to
 the measured time (target: within +-25%): the plan at the client's limits, and where the server
 is really slower, the plan at the limits the report advises (what a user plans the re-run by).
-``--baselines`` adds a naive sequential loop and an unthrottled ``asyncio.gather`` (100 connections, a 429 resent after 1 s) at the documented
-limits, measured over 60 s.
+``--baselines`` adds a naive sequential loop and an unthrottled ``asyncio.gather`` (100
+connections, a 429 resent after 1 s) at the documented limits, measured over 60 s.
 
 Run: python bench/bench_send.py [--only NAME] [--baselines]
 """
