@@ -43,7 +43,9 @@ class RateLimits:
     (the defaults: 100/s and 1,200 per 30 s, so about 40/s sustained). 0 lifts a limit. The
     sender keeps a slack of ``margin`` of the long window (1%: 0.3 s of a 30 s window), and at
     least 100 ms, for clocks and network jitter, and spaces requests at 95% of ``per_second``,
-    so that it reaches about 98% of what the limits allow.
+    so that it reaches about 98% of what the limits allow. Where a request holds its place in
+    the long window until one window after its answer (the lanes do), the network's delays are
+    covered already: the slack is only for clocks, ``margin`` of the window but at most 100 ms.
     """
 
     per_second: int = gameball.EVENTS_PER_SECOND
@@ -60,9 +62,14 @@ class RateLimits:
                 "from 0 to 1 (0.01 keeps 1% slack)"
             )
 
-    def slack(self, period: float) -> float:
-        """The seconds of slack kept on a window of ``period`` seconds."""
-        return max(_MIN_SLACK, self.margin * period) if self.margin else 0.0
+    def slack(self, period: float, *, after_answers: bool = False) -> float:
+        """The seconds of slack kept on a window of ``period`` seconds; ``after_answers``: the
+        window is counted from answers, which come after Gameball counted the request."""
+        if not self.margin:
+            return 0.0
+        if after_answers:
+            return min(_MIN_SLACK, self.margin * period)
+        return max(_MIN_SLACK, self.margin * period)
 
     @classmethod
     def unlimited(cls) -> RateLimits:

@@ -114,7 +114,10 @@ class RateLimiter:
             _schedule(limits.per_second) if limits.per_second else (0.0, 0)
         )
         self._window = (
-            _Window(limits.per_window, limits.window + limits.slack(limits.window))
+            _Window(
+                limits.per_window,
+                limits.window + limits.slack(limits.window, after_answers=until_answered),
+            )
             if limits.per_window
             else None
         )
