@@ -80,6 +80,14 @@ def assumed_costs(settings: Settings) -> LaneCosts:
     )
 
 
+def routes(settings: Settings) -> bool:
+    """Whether a run with ``settings`` routes customers: in batch mode, in order, with the
+    events limits in force (lifted, as against a local emulator, the lanes' times are the
+    assumed durations alone, which say nothing of such a server)."""
+    lifted = not settings.limits.per_second and not settings.limits.per_window
+    return settings.mode == "batch" and settings.keep_order and not lifted
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True

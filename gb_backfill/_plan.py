@@ -34,6 +34,7 @@ from ._makespan import (
     batch_seconds,
     events_seconds,
     route,
+    routes,
 )
 from ._makespan import minimum_seconds as minimum_seconds  # the benches' and tests' import
 from ._mapping import ColumnMapping
@@ -123,7 +124,7 @@ def dry_run_plan(
             refuse_missing_ledger(Path(ledger_path))
         costs = assumed_costs(settings)
         routing = None
-        if settings.mode == Lane.BATCH:
+        if routes(settings):
             loads = count_loads(read, LoadCounter(mapping, costs))
             routing = route(loads, costs, keep_order=settings.keep_order)
         preparer = Preparer(settings, mapping, loose=ledger is not None, routing=routing)

@@ -40,7 +40,7 @@ from ._failures import FailureWriter, input_name
 from ._lanes import BaseLane, BatchLane, EventsLane, settle_earlier_jobs
 from ._ledger import Ledger, LedgerEntry
 from ._loose import ChangedRows
-from ._makespan import Routing, assumed_costs, route
+from ._makespan import Routing, assumed_costs, route, routes
 from ._mapping import ColumnMapping
 from ._prepare import LoadCounter, Prepared, Preparer
 from ._progress import Progress
@@ -489,7 +489,7 @@ async def run_send(
         if ledger_path is not None:
             ledger = open_ledger(ledger_path, settings)
             await refuse_changed_rows(read, settings, mapping, ledger)
-        if settings.mode == Lane.BATCH:
+        if routes(settings):
             routing = await route_customers(read, settings, mapping)
     except BaseException:
         # Refused before anything was sent: no failures file, no parts left behind.
