@@ -1,11 +1,13 @@
 """The dry run: what a send would do, with no network call.
 
 ``send(..., dry_run=True)`` reads and prepares every row exactly as a live run would (see
-:mod:`._prepare`), asks the ledger (read-only) what an earlier run already sent, and returns a
-:class:`~._reports.SendPlan`: counts, customers, event names, requests per lane, and the time
-each mode would take at the configured limits. ``bodies_path=`` writes every body to JSONL, one
-line per request of the events lane or item of the batch lane (how a live run groups items into
-jobs depends on timing; the items are the same).
+:mod:`._prepare`; in batch mode after the same count of each customer's rows and the same
+routing of the busiest to the events lane), asks the ledger (read-only) what an earlier run
+already sent, and returns a :class:`~._reports.SendPlan`: counts, customers, event names,
+requests and rows per lane, and the time each mode would take, from the model of
+:mod:`._makespan` that routes a live run. ``bodies_path=`` writes every body to JSONL, one line
+per request of the events lane or item of the batch lane (how a live run groups items into jobs
+depends on timing; the items are the same).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -23,28 +25,36 @@ from typing import IO
 import pandas as pd
 
 from . import _gameball as gameball
-from ._config import RateLimits, Settings
+from ._config import Settings
 from ._ledger import Ledger, refuse_missing_ledger
+from ._makespan import (
+    LaneCosts,
+    Loads,
+    assumed_costs,
+    batch_seconds,
+    events_seconds,
+    route,
+    routes,
+)
+from ._makespan import minimum_seconds as minimum_seconds  # the benches' and tests' import
 from ._mapping import ColumnMapping
-from ._prepare import Prepared, Preparer
+from ._prepare import LoadCounter, Prepared, Preparer
 from ._reports import SendPlan
 from ._rows import Job
 from ._vocabulary import Lane, LedgerStatus
 
 __all__: list[str] = []
 
-_JOB_CYCLE = 1.0  # seconds a batch job is assumed to take from post to result, for estimates
 
-
-def minimum_seconds(requests: int, limits: RateLimits) -> float:
-    """The least time ``requests`` take within ``limits`` (both windows, sliding)."""
-    if requests <= 0:
-        return 0.0
-    per_second = limits.per_second or math.inf
-    if not limits.per_window:
-        return (requests - 1) / per_second if per_second < math.inf else 0.0
-    full, rest = divmod(requests - 1, limits.per_window)
-    return full * limits.window + (rest / per_second if per_second < math.inf else 0.0)
+def count_loads(read: Callable[[], Iterator[pd.DataFrame]], counter: LoadCounter) -> Loads:
+    """Each customer's rows, read from the input before a batch-mode run (one pass, or two when
+    some customer may be busy enough to move to the events lane)."""
+    for frame in read():
+        counter.count(frame)
+    if counter.needs_busiest():
+        for frame in read():
+            counter.count_busiest(frame)
+    return counter.loads()
 
 
 @dataclass(slots=True)
@@ -57,6 +67,7 @@ class _Tally:
     changed: int = 0
     per_customer: Counter[str] = field(default_factory=Counter)
     batch_customer: Counter[str] = field(default_factory=Counter)
+    events_customer: Counter[str] = field(default_factory=Counter)
     names: Counter[str] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
     lanes: Counter[Lane] = field(default_factory=Counter)
@@ -66,6 +77,8 @@ class _Tally:
         self.per_customer[job.customer] += 1
         if job.lane is Lane.BATCH:
             self.batch_customer[job.customer] += 1
+        else:
+            self.events_customer[job.customer] += 1
         self.names.update(list(json.loads(job.body)["events"]))
 
 
@@ -92,7 +105,7 @@ def _plan_batch(
 
 
 def dry_run_plan(
-    batches: Iterator[pd.DataFrame],
+    read: Callable[[], Iterator[pd.DataFrame]],
     *,
     settings: Settings,
     mapping: ColumnMapping,
@@ -109,31 +122,74 @@ def dry_run_plan(
             stack.callback(ledger.close)
         elif ledger_path is not None and not settings.rebuild_ledger:
             refuse_missing_ledger(Path(ledger_path))
-        preparer = Preparer(settings, mapping, loose=ledger is not None)
+        costs = assumed_costs(settings)
+        routing = None
+        if routes(settings):
+            loads = count_loads(read, LoadCounter(mapping, costs))
+            routing = route(loads, costs, keep_order=settings.keep_order)
+        preparer = Preparer(settings, mapping, loose=ledger is not None, routing=routing)
         stack.callback(preparer.close)
         out: IO[str] | None = None
         if bodies_path is not None:
             Path(bodies_path).parent.mkdir(parents=True, exist_ok=True)
             out = stack.enter_context(Path(bodies_path).open("w", encoding="utf-8"))
         offset = 0
-        for frame in batches:
+        for frame in read():
             _plan_batch(preparer.prepare(frame, offset), tally, ledger, out, settings.api_version)
             offset += len(frame)
-    return _plan(tally, settings, bodies_path)
+    return _plan(tally, settings, costs, bodies_path)
+
+
+def _most(counts: Counter[str]) -> int:
+    return counts.most_common(1)[0][1] if counts else 0
+
+
+def _estimates(tally: _Tally, settings: Settings, costs: LaneCosts) -> dict[str, float]:
+    """Each mode's time, by the model a live run is routed with (:mod:`._makespan`)."""
+    sendable = sum(tally.lanes.values())
+    events_mode = events_seconds(sendable, _most(tally.per_customer), costs)
+    if settings.mode == Lane.BATCH:  # the split the rows were prepared with
+        batch_mode = max(
+            events_seconds(tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs),
+            batch_seconds(tally.lanes[Lane.BATCH], _chain(tally.batch_customer, settings), costs),
+        )
+    else:  # as if every row could ride a job, routed the same way
+        busiest = dict(tally.per_customer.most_common(_ROUTED_AT_MOST))
+        loads = Loads(events_rows=0, events_chain=0, batch_rows=sendable, busiest=busiest)
+        batch_mode = route(loads, costs, keep_order=settings.keep_order).seconds
+    return {Lane.EVENTS.value: events_mode, Lane.BATCH.value: batch_mode}
+
+
+_ROUTED_AT_MOST = 10_000  # customers an events-mode plan considers moving, busiest first
+
+
+def _chain(counts: Counter[str], settings: Settings) -> int:
+    return _most(counts) if settings.keep_order else min(_most(counts), 1)
 
 
 def _plan(
-    tally: _Tally, settings: Settings, bodies_path: str | os.PathLike[str] | None
+    tally: _Tally,
+    settings: Settings,
+    costs: LaneCosts,
+    bodies_path: str | os.PathLike[str] | None,
 ) -> SendPlan:
     busiest = tally.per_customer.most_common(1)
-    busiest_batch = tally.batch_customer.most_common(1)[0][1] if tally.batch_customer else 0
     requests = {Lane.EVENTS.value: tally.lanes[Lane.EVENTS]}
+    lane_rows: dict[str, int] = {}
+    lane_seconds: dict[str, float] = {}
     if settings.mode == Lane.BATCH:
         # At least one job per 1,000 items, and one per row of the busiest customer.
         jobs = math.ceil(tally.lanes[Lane.BATCH] / gameball.MAX_ITEMS_PER_JOB)
-        requests[Lane.BATCH.value] = max(jobs, busiest_batch)
-    sendable = sum(tally.lanes.values())
-    busiest_rows = busiest[0][1] if busiest else 0
+        requests[Lane.BATCH.value] = max(jobs, _chain(tally.batch_customer, settings))
+        lane_rows = {lane.value: tally.lanes[lane] for lane in Lane}
+        lane_seconds = {
+            Lane.EVENTS.value: events_seconds(
+                tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs
+            ),
+            Lane.BATCH.value: batch_seconds(
+                tally.lanes[Lane.BATCH], _chain(tally.batch_customer, settings), costs
+            ),
+        }
     return SendPlan(
         mode=settings.mode,
         rows=tally.rows,
@@ -143,19 +199,16 @@ def _plan(
         changed=tally.changed,
         customers=len(tally.per_customer),
         busiest_customer=busiest[0][0] if busiest else None,
-        busiest_rows=busiest_rows,
+        busiest_rows=busiest[0][1] if busiest else 0,
         event_names=dict(tally.names.most_common()),
         failure_codes=dict(tally.codes.most_common()),
         requests=requests,
-        estimated_seconds={
-            Lane.EVENTS.value: minimum_seconds(sendable, settings.limits),
-            Lane.BATCH.value: max(
-                minimum_seconds(
-                    math.ceil(sendable / gameball.MAX_ITEMS_PER_JOB), settings.batch_limits
-                ),
-                busiest_rows * _JOB_CYCLE if settings.keep_order else _JOB_CYCLE,
-            ),
-        },
+        estimated_seconds=_estimates(tally, settings, costs),
+        lane_rows=lane_rows,
+        lane_seconds=lane_seconds,
+        events_lane_customers=len(tally.events_customer),
+        round_trip=costs.round_trip,
+        job_seconds=costs.job_seconds,
         bodies_path=Path(bodies_path) if bodies_path is not None else None,
     )
 

@@ -279,10 +279,13 @@ class SendPlan:
 
     ``requests`` counts requests per lane for the chosen ``mode``; for the batch lane it is the
     least number of jobs (1,000 items each, one row per customer per job); a live run may post
-    more, part-full, as rows become ready. ``estimated_seconds`` gives, for each mode, the
-    least time at the configured limits; in batch mode the busiest customer
-    (``busiest_customer``, ``busiest_rows``) is the critical path when order is kept, one job
-    cycle per row.
+    more, part-full, as rows become ready. ``estimated_seconds`` gives, for each mode, the time
+    a run is expected to take: each lane's rows at its limits, and each customer's rows one at a
+    time (one round trip each in the events lane, one job cycle each in the batch lane). In
+    batch mode the busiest customers' rows take the events lane when that finishes sooner:
+    ``lane_rows``, ``lane_seconds`` and ``events_lane_customers`` show the split a live run
+    makes. The estimates assume a round trip (``round_trip``) and how long Gameball takes to
+    process a job (``job_seconds``), neither documented.
     """
 
     mode: str
@@ -300,6 +303,13 @@ class SendPlan:
     failure_codes: dict[str, int]
     requests: dict[str, int]
     estimated_seconds: dict[str, float]
+    #: batch mode: rows and expected seconds per lane, and the customers with rows in the
+    #: events lane (empty and 0 in events mode)
+    lane_rows: dict[str, int] = field(default_factory=dict)
+    lane_seconds: dict[str, float] = field(default_factory=dict)
+    events_lane_customers: int = 0
+    round_trip: float = 0.0  #: seconds per events request assumed by the estimates
+    job_seconds: float = 0.0  #: seconds Gameball is assumed to take to process a job
     bodies_path: Path | None = None
     warning: str = field(default=HISTORY_WARNING)
 
@@ -329,6 +339,8 @@ class SendPlan:
             (f"estimated time, {mode} mode", _duration(seconds))
             for mode, seconds in self.estimated_seconds.items()
         ]
+        rows += [(f"{lane} lane", line) for lane, line in self._lanes().items()]
+        rows.append(("assumed", self._assumed()))
         rows += [(f"invalid: {code}", count) for code, count in self.failure_codes.items()]
         if self.bodies_path is not None:
             rows.append(("request bodies", str(self.bodies_path)))
@@ -353,11 +365,30 @@ class SendPlan:
             )
         for mode, seconds in self.estimated_seconds.items():
             lines.append(f"  estimated time in {mode} mode: {_duration(seconds)}")
+        lines += [f"    {lane} lane: {line}" for lane, line in self._lanes().items()]
+        lines.append(f"    assumed: {self._assumed()}")
         lines += [f"  invalid, {code}: {count:,}" for code, count in self.failure_codes.items()]
         if self.bodies_path is not None:
             lines.append(f"  request bodies written to {self.bodies_path}")
         lines.append(f"  note: {self.warning}")
         return "\n".join(lines)
+
+    def _lanes(self) -> dict[str, str]:
+        """Batch mode's split: each lane's rows and expected time."""
+        lines = {}
+        for lane, rows in self.lane_rows.items():
+            seconds = self.lane_seconds.get(lane, 0.0)
+            who = ""
+            if lane == "events" and self.events_lane_customers:
+                who = f" of {self.events_lane_customers:,} customers"
+            lines[lane] = f"{rows:,} rows{who}, about {_duration(seconds)}"
+        return lines
+
+    def _assumed(self) -> str:
+        return (
+            f"a round trip of {self.round_trip * 1000:,.0f} ms per events request and "
+            f"{self.job_seconds:g} s for Gameball to process a job"
+        )
 
 
 def _duration(seconds: float) -> str:

@@ -5,6 +5,9 @@ How a run goes (:func:`run_send`):
 * the failures file and the ledger are checked before anything is read; a ledger that holds sent
   rows is compared with the whole input first, and rows that look sent but differ stop the run
   before anything is sent (:func:`refuse_changed_rows`);
+* in batch mode, each customer's rows are counted (a pass of the rules alone) and the busiest
+  customers' rows are routed to the events lane when that finishes the run sooner
+  (:func:`route_customers`, :mod:`._makespan`);
 * batch jobs a crashed run left are asked about (:func:`~._lanes.settle_earlier_jobs`);
 * each batch is read and prepared off the event loop (:mod:`._prepare`), then admitted
   (:class:`Admission`): invalid rows and rows the ledger settles end at once, the rest go to
@@ -37,8 +40,9 @@ from ._failures import FailureWriter, input_name
 from ._lanes import BaseLane, BatchLane, EventsLane, settle_earlier_jobs
 from ._ledger import Ledger, LedgerEntry
 from ._loose import ChangedRows
+from ._makespan import Routing, assumed_costs, route, routes
 from ._mapping import ColumnMapping
-from ._prepare import Prepared, Preparer
+from ._prepare import LoadCounter, Prepared, Preparer
 from ._progress import Progress
 from ._reports import SendReport
 from ._row_keys import CONTENT_SCHEME
@@ -66,11 +70,12 @@ class Admission:
         book: Bookkeeper,
         dispatcher: Dispatcher,
         ledger: Ledger | None,
+        routing: Routing | None = None,
     ) -> None:
         self.settings, self.mapping, self.book = settings, mapping, book
         self.dispatcher = dispatcher
         self.ledger = ledger
-        self.preparer = Preparer(settings, mapping, loose=ledger is not None)
+        self.preparer = Preparer(settings, mapping, loose=ledger is not None, routing=routing)
         #: the ledger knew rows before this run: unread rows are looked up even after a stop
         self.ledger_had_rows = ledger is not None and ledger.has_rows()
 
@@ -229,6 +234,30 @@ async def refuse_changed_rows(
         raise ChangedRowsError(changed.message(), rows=changed.count, examples=changed.frame())
 
 
+async def route_customers(read: Reader, settings: Settings, mapping: ColumnMapping) -> Routing:
+    """Count each customer's rows (off the loop, a batch at a time) and route the busiest to
+    the events lane when that finishes a batch-mode run sooner (see :mod:`._makespan`)."""
+    costs = assumed_costs(settings)
+    counter = LoadCounter(mapping, costs)
+    await _each_frame(read, counter.count)
+    if counter.needs_busiest():
+        await _each_frame(read, counter.count_busiest)
+    return route(counter.loads(), costs, keep_order=settings.keep_order)
+
+
+async def _each_frame(read: Reader, work: Callable[[pd.DataFrame], None]) -> None:
+    """Read the input once more and do ``work`` on each batch, both off the loop."""
+    batches = read()
+    while True:
+        frame, cancelled = await off_loop(next, batches, None)
+        if frame is not None and not cancelled:
+            _, cancelled = await off_loop(work, frame)
+        if cancelled:
+            raise asyncio.CancelledError
+        if frame is None:
+            return
+
+
 def http_client(settings: Settings) -> httpx.AsyncClient:
     """The run's own client, when the caller gave none (it is closed at the end)."""
     # Batch mode has its own connections for job posts and status reads: a post that waited
@@ -259,6 +288,7 @@ class SendRun:
         client: httpx.AsyncClient,
         total: int | None,
         progress: bool | None,
+        routing: Routing | None = None,
     ) -> None:
         clock = run_clock()
         self.started = time.perf_counter()
@@ -286,7 +316,10 @@ class SendRun:
         self.dispatcher.lanes = {lane.kind: lane for lane in self.lanes}
         self.bar.pace = self.events.pace
         self.timeline = timeline
-        self.admission = Admission(settings, mapping, self.book, self.dispatcher, ledger)
+        self.admission = Admission(
+            settings, mapping, self.book, self.dispatcher, ledger, routing=routing
+        )
+        self.routing = routing
         self.interrupted = False
         self.offset = 0  #: rows read so far
 
@@ -451,10 +484,13 @@ async def run_send(
     writer = FailureWriter(failures_path, input_name=input_name(source))
     writer.check()
     ledger = None
+    routing = None
     try:
         if ledger_path is not None:
             ledger = open_ledger(ledger_path, settings)
             await refuse_changed_rows(read, settings, mapping, ledger)
+        if routes(settings):
+            routing = await route_customers(read, settings, mapping)
     except BaseException:
         # Refused before anything was sent: no failures file, no parts left behind.
         if ledger is not None:
@@ -465,7 +501,7 @@ async def run_send(
     try:
         run = SendRun(
             settings, mapping, writer=writer, ledger=ledger, client=http, total=total,
-            progress=progress,
+            progress=progress, routing=routing,
         )  # fmt: skip
         await run.go(read())
     finally:

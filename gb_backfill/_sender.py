@@ -161,7 +161,7 @@ async def asend(
         check_unique([df], settings.row_key)
     if dry_run:
         return dry_run_plan(
-            _slices(df, settings.batch_rows),
+            lambda: _slices(df, settings.batch_rows),
             settings=settings,
             mapping=resolved,
             ledger_path=ledger,
@@ -250,7 +250,7 @@ async def asend_path(
         check_unique(keyed, settings.row_key)
     if options.get("dry_run"):
         return dry_run_plan(
-            source.frames(batch_rows=settings.batch_rows),
+            lambda: source.frames(batch_rows=settings.batch_rows),
             settings=settings,
             mapping=resolved,
             ledger_path=options.get("ledger"),

@@ -579,6 +579,7 @@ def test_throttled_batch_job_creation_is_reported_for_the_batch_lane():
     report = send_fast(
         df, api_key="k", secret_key="s", mode="batch", client=client, progress=False,
         retry=FAST_RETRY, batch_limits=RateLimits(per_second=30, per_window=120, window=4.0),
+        limits=RateLimits.unlimited(),  # in force, the events lane would take the busy customer
     )  # fmt: skip
     assert report.sent == 80
     assert report.batch_limits_found is not None

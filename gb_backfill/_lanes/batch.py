@@ -195,16 +195,18 @@ class BatchLane(BaseLane):
             task.add_done_callback(self._jobs.discard)
 
     async def _let_it_fill(self) -> None:
-        """More rows may be on their way: from the input, or, once it is all read, from jobs
-        about to settle (the busiest customers' next rows). A job that waits for them a little
-        takes less of the limits than two part-full ones."""
+        """More rows may be on their way from the input: a job that waits for them a little
+        takes less of the limits than two part-full ones.
+
+        Once the input is all read, rows come only from jobs that settle (the busiest
+        customers' next rows), and waiting for them would add to every job cycle of the
+        longest chain, the run's critical path. The job goes at once: when posts are scarce,
+        the limiter's own wait lets the rows that settle meanwhile ride along.
+        """
         self.settled.clear()
-        wait = _FILL_WAIT
-        if self.input_done:
-            wait = max(_FILL_WAIT, self.poller.durations.typical / 2)
-        if self._jobs or not self.input_done:
+        if not self.input_done:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.settled.wait(), wait)
+                await asyncio.wait_for(self.settled.wait(), _FILL_WAIT)
 
     # --- one job ---------------------------------------------------------------------------
 

@@ -2,14 +2,17 @@
 
 The dispatcher offers a customer's next row only when the customer has nothing in flight, so at
 most one request per customer is out and a customer's rows go in input order, retries included.
-``concurrency`` workers take offered rows from a ready queue; as many requests are in flight as
-the pace times the round trip needs (Little's law), at most ``concurrency``. Delivery is the
+``concurrency`` workers take offered rows from a ready queue, highest priority first (in batch
+mode the busiest customers', whose one-at-a-time chains are the lane's critical path; else in
+the order offered); as many requests are in flight as the pace times the round trip needs
+(Little's law), at most ``concurrency``. Delivery is the
 shared loop of :mod:`.base`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from functools import partial
 
@@ -50,7 +53,9 @@ class EventsLane(BaseLane):
             settings=settings, client=client, book=book, dispatcher=dispatcher,
             limits=limits or settings.limits, clock=clock, timeline=timeline,
         )  # fmt: skip
-        self.ready: asyncio.Queue[Job | None] = asyncio.Queue()
+        #: (-priority, order offered, row); None, last of all, tells a worker to stop
+        self.ready: asyncio.PriorityQueue[tuple[float, int, Job | None]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
         self.in_flight = 0
         self.round_trip = 0.0  # seconds, smoothed over recent answers
         self._freed = asyncio.Event()
@@ -66,15 +71,17 @@ class EventsLane(BaseLane):
         ]
 
     def offer(self, job: Job, *, priority: int = 0) -> None:
-        self.ready.put_nowait(job)
+        # Events mode keeps the order offered: there the input's order is the plan.
+        rank = -priority if self.settings.mode == Lane.BATCH else 0
+        self.ready.put_nowait((rank, next(self._order), job))
 
     async def close(self) -> None:
         for _ in self._workers:
-            self.ready.put_nowait(None)
+            self.ready.put_nowait((math.inf, next(self._order), None))
         grace = self.settings.timeout + 1.0 if self.book.stopped.is_set() else None
         await self._drain_tasks(self._workers, grace)
         while not self.ready.empty():
-            job = self.ready.get_nowait()
+            _, _, job = self.ready.get_nowait()
             if job is not None:
                 self.stop_rows([job])
 
@@ -127,7 +134,7 @@ class EventsLane(BaseLane):
 
     async def _worker(self) -> None:
         while True:
-            job = await self.ready.get()
+            _, _, job = await self.ready.get()
             if job is None:
                 return
             try:
