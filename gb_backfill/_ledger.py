@@ -482,8 +482,32 @@ class Ledger:
         """Record a row's outcome; committed with the next group (soon).
 
         The outcome is kept even when the commit that follows fails (then this raises)."""
-        settled = (status, int(retryable), attempts, http_status, error_code, error_message)
-        self._settles.append((*settled, time.time(), key))
+        self.settle_many(
+            [(key, attempts)], status, retryable=retryable, http_status=http_status,
+            error_code=error_code, error_message=error_message,
+        )  # fmt: skip
+
+    def settle_many(
+        self,
+        rows: Sequence[tuple[bytes, int]],
+        status: str,
+        *,
+        retryable: bool,
+        http_status: int | None,
+        error_code: str | None,
+        error_message: str | None,
+    ) -> None:
+        """Record one outcome for many rows, each ``(key, attempts)``; committed with the next
+        group (soon), in one ``executemany`` with every other pending outcome.
+
+        The outcomes are kept even when the commit that follows fails (then this raises)."""
+        if not rows:
+            return
+        now, flag = time.time(), int(retryable)
+        self._settles.extend(
+            (status, flag, attempts, http_status, error_code, error_message, now, key)
+            for key, attempts in rows
+        )
         if self._broken is None and time.monotonic() - self._last_commit > _COMMIT_EVERY:
             self.commit()
 
