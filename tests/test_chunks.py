@@ -278,3 +278,39 @@ def test_a_job_with_every_kind_of_row_records_each_with_its_own_outcome(tmp_path
     reader = Ledger(ledger, read_only=True)
     assert reader.counts() == {"sent": 30, "failed": 15, "unknown": 15}
     reader.close()
+
+
+def ledger_rows(path):
+    reader = Ledger(path, read_only=True)
+    query = "SELECT key, status, attempts, customer_id, input_row, job_id, error_code FROM rows"
+    found = {row[0]: row[1:] for row in reader._db.execute(query)}
+    reader.close()
+    return found
+
+
+def test_a_row_marked_and_settled_in_one_commit_is_written_as_the_separate_writes_would(tmp_path):
+    """One statement per row where a commit group holds its mark and its outcome: on keys an
+    earlier run wrote, the customer and input row stay, attempts add up, the last outcome and
+    job id stand; a row only marked keeps its earlier error fields."""
+    path = tmp_path / "l"
+    a, b, c = (bytes([n]) * 16 for n in (1, 2, 3))
+    failed = {"retryable": True, "http_status": 503, "error_code": "http_503", "error_message": ""}
+    first = Ledger(path)
+    first.begin_many([(a, "first", 5, None, 0), (b, "first", 6, None, 0)])
+    first.settle_many([(a, 2), (b, 1)], "failed", **failed)
+    first.close()
+    second = Ledger(path)
+    second.begin_many(
+        [(a, "second", 9, None, 0), (b, "second", 10, None, 0), (c, "new", 11, None, 0)]
+    )
+    second.assign_job(7, [a, c])
+    sent = {"retryable": False, "http_status": 200, "error_code": None, "error_message": None}
+    second.settle_many([(a, 1), (c, 1)], "sent", **sent)
+    second.settle_many([(c, 1)], "unknown", **{**sent, "error_code": "batch_unlisted"})
+    second.commit()
+    assert ledger_rows(path) == {
+        a: ("sent", 3, "first", 5, 7, None),
+        b: ("in_flight", 1, "first", 6, None, "http_503"),
+        c: ("unknown", 2, "new", 11, 7, "batch_unlisted"),
+    }
+    second.close()
