@@ -1,11 +1,15 @@
 """Peak memory of streaming a large Parquet file through the sender, and the ledger's cost.
 
-Part 1, memory: in separate processes, the peak resident memory (ru_maxrss) of
-``pandas.read_parquet`` of a file and of ``send_path`` over the same file, for 1M and 10M
-rows. ``send_path`` runs the whole pipeline (read a batch, validate, build payloads, queue per
-customer, classify each answer, account every row) with an HTTP client that answers 200 at
-once and limits lifted, since 10M requests to any server would take hours.
-Targets: under 500 MB for 10M rows; under 10% growth from 1M to 10M rows.
+Part 1, memory and rate: in separate processes, the peak resident memory (``VmHWM`` of the
+child itself: ``ru_maxrss`` of a vfork+exec'd child also counts its parent's peak) and rows/s
+of ``pandas.read_parquet`` of a file, of the dry run over it (read, check, encode and key every
+row, send nothing: the floor each pipeline is measured against) and of ``send_path`` over it in
+batch mode and in events mode, for 1M and 10M rows. ``send_path`` runs the whole pipeline
+(read a batch, validate, build payloads, queue per customer, post, read job status, classify
+each answer, account every row) with an in-process client that answers at once (200, a job
+id, a job ended with every item successful) and limits lifted, since 10M requests to any
+server would take hours. Targets: the batch pipeline at >= 60,000 rows/s; peak memory under
+400 MB for 10M rows and under 10% growth from 1M to 10M rows.
 
 Part 2, failures at scale: peak memory of a 2M-row run whose rows all fail (every customer id
 empty, so every row goes to the failures file, merged at the end) next to the same run with
@@ -15,6 +19,7 @@ Part 3, ledger cost: rows/s sending to the emulator (a separate process, limits 
 and without a ledger, in the same run. Target: under 5% slower with it.
 
 Run: python bench/bench_memory.py [--rows-large N] [--failing-rows N] [--ledger-rows N]
+     python bench/bench_memory.py --only-pipelines [--pipelines batch events]  (part 1 alone)
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +78,7 @@ def make_parquet(rows: int, *, failing: bool = False) -> Path:
 
 
 CHILD = r"""
-import json, resource, sys, time
+import json, re, sys, time
 mode, path, failures = sys.argv[1], sys.argv[2], sys.argv[3] or None
 start = time.perf_counter()
 if mode == "read_parquet":
@@ -83,14 +89,39 @@ else:
     import httpx, gb_backfill as gb
 
     class Instant:
+        # A server that answers at once: 200 to an event, a job id to a batch job, and the job
+        # ended with every item successful on its first status read.
+        customers = re.compile(rb'"customerId":("(?:[^"\\]|\\.)*")')
+
+        def __init__(self):
+            self.jobs, self.posted = {}, 0
+
         async def post(self, url, content, headers):
+            if url.endswith("/batch/events"):
+                job = self.posted = self.posted + 1
+                self.jobs[job] = self.customers.findall(content)
+                return httpx.Response(200, content=b'{"jobId":%d}' % job)
             return httpx.Response(200)
 
-    report = gb.send_path(path, api_key="k", client=Instant(), progress=False,
-                          limits=gb.RateLimits.unlimited(), failures_path=failures)
-    result = {"rows": report.rows, "sent": report.sent, "invalid": report.invalid}
+        async def get(self, url, headers):
+            ids = self.jobs.pop(int(url.rstrip("/").rsplit("/", 1)[1]))
+            items = b",".join(b'{"customerId":' + c + b"}" for c in ids)
+            body = b'{"status":"completed","response":{"successful":[' + items + b'],"failed":[]}}'
+            return httpx.Response(200, content=body)
+
+    options = dict(api_key="k", secret_key="s", progress=False,
+                   limits=gb.RateLimits.unlimited(), batch_limits=gb.RateLimits.unlimited(),
+                   failures_path=failures)
+    if mode == "dry_run":
+        plan = gb.send_path(path, dry_run=True, **options)
+        result = {"rows": plan.rows, "sent": 0, "invalid": plan.invalid}
+    else:
+        report = gb.send_path(path, client=Instant(), mode=mode, **options)
+        result = {"rows": report.rows, "sent": report.sent, "invalid": report.invalid}
 result["seconds"] = time.perf_counter() - start
-result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# The child's own high-water mark: ru_maxrss of a vfork+exec'd child counts its parent's peak.
+status = open("/proc/self/status").read()
+result["peak_mb"] = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 print(json.dumps(result))
 """
 
@@ -107,27 +138,45 @@ def child(mode: str, path: Path, failures: Path | None = None) -> dict[str, floa
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def memory(large: int) -> None:
+PIPELINES = ("batch", "events")
+RATE_TARGET = 60_000  # rows/s: 5x the batch lane's ceiling of 12,000 events/s
+
+
+def memory(large: int, pipelines: Sequence[str] = PIPELINES) -> None:
+    """Peak memory and rows/s of each pipeline at ``large // 10`` and ``large`` rows, next to
+    ``read_parquet`` of the same file and the dry run (read, check, encode and key every row,
+    send nothing): the floor a pipeline's rate is measured against."""
     small = large // 10
-    print(f"peak resident memory (MB), {small:,} and {large:,} rows:")
-    peaks = {}
+    print(f"peak resident memory (VmHWM, MB) and rows/s, {small:,} and {large:,} rows:")
+    peaks, rates = {}, {}
     for rows in (small, large):
         path = make_parquet(rows)
         size_mb = path.stat().st_size / 1e6
-        for mode in ("read_parquet", "send_path"):
+        for mode in ("read_parquet", "dry_run", *pipelines):
             result = child(mode, path)
+            if mode not in ("read_parquet", "dry_run"):
+                assert result["sent"] == rows, result
             peaks[mode, rows] = result["peak_mb"]
+            rates[mode, rows] = rows / result["seconds"]
             print(
                 f"  {mode:<13} {rows:>11,} rows ({size_mb:,.0f} MB file): "
                 f"{result['peak_mb']:8,.0f} MB peak, {result['seconds']:6.1f} s"
-                f" ({rows / result['seconds']:,.0f} rows/s)"
+                f" ({rates[mode, rows]:,.0f} rows/s)"
             )
-    growth = peaks["send_path", large] / peaks["send_path", small] - 1
-    print(f"  send_path growth from {small:,} to {large:,} rows: {growth:+.1%} (target < 10%)")
-    print(
-        f"  send_path vs read_parquet at {large:,} rows: "
-        f"{peaks['send_path', large] / peaks['read_parquet', large]:.2f}x the memory"
-    )
+    for mode in pipelines:
+        growth = peaks[mode, large] / peaks[mode, small] - 1
+        rate, floor = rates[mode, large], rates["dry_run", large]
+        print(
+            f"  {mode} pipeline: {rate:,.0f} rows/s at {large:,} rows ({rate / floor:.2f}x the "
+            f"dry run's {floor:,.0f}; target >= {RATE_TARGET:,}); peak memory "
+            f"{peaks[mode, small]:,.0f} -> {peaks[mode, large]:,.0f} MB, ratio 10M/1M "
+            f"{peaks[mode, large] / peaks[mode, small]:.3f} ({growth:+.1%}; target < 10%, "
+            "under 400 MB)"
+        )
+        print(
+            f"    vs read_parquet at {large:,} rows: "
+            f"{peaks[mode, large] / peaks['read_parquet', large]:.2f}x the memory"
+        )
 
 
 def failing(rows: int) -> None:
@@ -136,7 +185,7 @@ def failing(rows: int) -> None:
     for bad in (False, True):
         path = make_parquet(rows, failing=bad)
         with tempfile.TemporaryDirectory() as scratch:
-            result = child("send_path", path, Path(scratch) / "failures.parquet")
+            result = child("events", path, Path(scratch) / "failures.parquet")
         peaks[bad] = result["peak_mb"]
         print(
             f"  {'all failing' if bad else 'all valid':<12} {result['peak_mb']:8,.0f} MB peak, "
@@ -200,9 +249,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--failing-rows", type=int, default=2_000_000)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--only-pipelines", action="store_true", help="part 1 alone")
+    parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=PIPELINES)
     args = parser.parse_args()
     if not args.skip_memory:
-        memory(args.rows_large)
+        memory(args.rows_large, args.pipelines)
+        if args.only_pipelines:
+            return
         failing(args.failing_rows)
     ledger_cost(args.ledger_rows, args.repeats)
     print(f"(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB)")

@@ -177,10 +177,12 @@ class Bookkeeper:
         * no request made, or only refusals for the pace (429, 2001): ``aborted``, retryable;
         * answered with a failure that was to be retried: ``failed``, retryable.
         """
+        groups: dict[tuple[Status, Outcome], list[Job]] = {}
         for job in rows:
             if not job.recorded:
-                status, outcome = _stop_outcome(job, error)
-                self.record([job], status, outcome, retryable=status is not Status.UNKNOWN)
+                groups.setdefault(_stop_outcome(job, error), []).append(job)
+        for (status, outcome), alike in groups.items():  # rows alike recorded together
+            self.record(alike, status, outcome, retryable=status is not Status.UNKNOWN)
 
     def assign_job(self, jobs: Sequence[Job], job_id: int) -> None:
         """Note in the ledger which batch job carries ``jobs``, so a later run can ask."""
@@ -195,24 +197,32 @@ class Bookkeeper:
         *,
         retryable: bool = False,
     ) -> None:
-        """The one place a queued row's final status is recorded (here, for ``rows`` alike).
+        """The one place a queued row's final status is recorded (here, for ``rows`` alike:
+        a job's or a chunk's rows at once, counted, noted and settled in the ledger together).
 
         ``outcome`` is None for a row never attempted. Rows are counted first, so a ledger
         that then fails to record them still leaves the counts whole.
         """
+        if not rows:
+            return
+        self.counts[status] += len(rows)
+        if status != Status.SENT:
+            code = outcome.code if outcome else SendErrorCode.ABORTED
+            message = outcome.message if outcome else "not attempted: the run stopped"
+            http = outcome.http_status if outcome else None
+            for job in rows:
+                entry = (job.local, status, code, message, http, job.requests, job.key_index)
+                self._not_sent(job.batch, entry)
+        batch, finished = None, 0  # a job's rows mostly come from one batch: count them so
         for job in rows:
             job.recorded = True
-            self.counts[status] += 1
-            batch = job.batch
-            if status != Status.SENT:
-                code = outcome.code if outcome else SendErrorCode.ABORTED
-                message = outcome.message if outcome else "not attempted: the run stopped"
-                http = outcome.http_status if outcome else None
-                entry = (job.local, status, code, message, http, job.requests, job.key_index)
-                self._not_sent(batch, entry)
-            batch.pending -= 1
-            if not batch.pending:
-                self.live_batches -= 1
+            if job.batch is not batch:
+                if batch is not None:
+                    self._finished(batch, finished)
+                batch, finished = job.batch, 0
+            finished += 1
+        if batch is not None:
+            self._finished(batch, finished)
         self.outstanding -= len(rows)
         if self.has_room():
             self.room.set()
@@ -220,18 +230,21 @@ class Bookkeeper:
             self.drained.set()
         self.progress.advance(len(rows), self.counts, self.retrying)
         if self.ledger is not None:
-            for job in rows:
-                if job.begun:
-                    self.ledger.settle(
-                        job.key,
-                        status,
-                        retryable=retryable,
-                        attempts=job.requests,
-                        http_status=outcome.http_status if outcome else None,
-                        error_code=outcome.code if outcome else None,
-                        error_message=outcome.message if outcome else None,
-                    )
+            self.ledger.settle_many(
+                [(job.key, job.requests) for job in rows if job.begun],
+                status,
+                retryable=retryable,
+                http_status=outcome.http_status if outcome else None,
+                error_code=outcome.code if outcome else None,
+                error_message=outcome.message if outcome else None,
+            )
         self.write_failures_soon()
+
+    def _finished(self, batch: Batch, rows: int) -> None:
+        """``rows`` of ``batch`` have their final status: a batch with none pending is let go."""
+        batch.pending -= rows
+        if not batch.pending:
+            self.live_batches -= 1
 
     def reconsider(self, rows: Sequence[Job], outcome: Outcome) -> None:
         """Record in the ledger that ``rows`` failed for the run, not for themselves: retryable."""

@@ -55,12 +55,15 @@ class CustomerCounts:
         included."""
         if not customers:
             return np.zeros(0, dtype=np.uint32)
-        hashes = pd.util.hash_array(np.asarray(customers, dtype=object))
+        hashes = pd.util.hash_array(np.asarray(customers, dtype=object), categorize=False)
         mask = (1 << self._BITS) - 1
         first = (hashes & mask).astype(np.intp)
         second = ((hashes >> self._BITS) & mask).astype(np.intp)
-        np.add.at(self._counts[0], first, 1)
-        np.add.at(self._counts[1], second, 1)
+        for counts, spots in ((self._counts[0], first), (self._counts[1], second)):
+            # Distinct spots, each added once: several times faster than np.add.at, with
+            # temporaries the size of the batch (a bincount's would be the whole sketch's).
+            distinct, times = np.unique(spots, return_counts=True)
+            counts[distinct] += times.astype(np.uint32)
         estimate: np.ndarray = np.minimum(self._counts[0][first], self._counts[1][second])
         return estimate
 
@@ -76,31 +79,59 @@ class _Customer:
 
 
 class Dispatcher:
-    """Per-customer queues feeding the lanes. Strictly private."""
+    """Per-customer queues feeding the lanes. Strictly private.
+
+    Most customers have one row in flight and nothing waiting: they are only named in
+    ``_lone`` (with their row's lane), so such a row costs a dictionary entry, not a queue.
+    A customer whose next row arrives while one is in flight gets a :class:`_Customer`.
+    """
 
     def __init__(self, *, keep_order: bool = True) -> None:
         self.keep_order = keep_order
         self.lanes: dict[Lane, Receiver] = {}
+        self._lone: dict[str, Lane] = {}  # one row in flight, nothing waiting: its lane
         self._customers: dict[str, _Customer] = {}
 
     def submit(self, job: Job, *, rows: int = 0) -> None:
         """Queue ``job``; ``rows`` is how many rows its customer has had so far, if known."""
-        customer = self._customers.get(job.customer)
-        if customer is None:
-            customer = self._customers[job.customer] = _Customer()
-        customer.waiting.append(job)
-        customer.rows = max(customer.rows, rows)
-        self._pump(customer)
+        self.submit_many([job], [rows])
+
+    def submit_many(self, jobs: Sequence[Job], rows: Sequence[int]) -> None:
+        """Queue ``jobs`` in order; ``rows[i]`` is how many rows ``jobs[i]``'s customer has had
+        so far (0 if not known)."""
+        lone, customers, lanes = self._lone, self._customers, self.lanes
+        for job, count in zip(jobs, rows, strict=True):
+            name = job.customer
+            if name not in lone and name not in customers:  # no chain: it goes at once
+                lone[name] = job.lane
+                lanes[job.lane].offer(job, priority=max(count, 1))
+                continue
+            customer = customers.get(name)
+            if customer is None:
+                customer = customers[name] = _Customer()
+                customer.in_flight, customer.lane = 1, lone.pop(name)
+            customer.waiting.append(job)
+            customer.rows = max(customer.rows, count)
+            self._pump(customer)
 
     def done(self, job: Job) -> None:
         """``job`` has its final status: the customer's next row may go."""
-        customer = self._customers[job.customer]
-        customer.in_flight -= 1
-        if customer.in_flight == 0:
-            customer.lane = None
-        self._pump(customer)
-        if not customer.in_flight and not customer.waiting:
-            del self._customers[job.customer]
+        self.done_many([job])
+
+    def done_many(self, jobs: Sequence[Job]) -> None:
+        """``jobs`` have their final status: their customers' next rows may go."""
+        lone, customers = self._lone, self._customers
+        for job in jobs:
+            name = job.customer
+            if lone.pop(name, None) is not None:
+                continue
+            customer = customers[name]
+            customer.in_flight -= 1
+            if customer.in_flight == 0:
+                customer.lane = None
+            self._pump(customer)
+            if not customer.in_flight and not customer.waiting:
+                del customers[name]
 
     def waiting(self) -> list[Job]:
         """Take every row not yet offered to a lane (to abort them when the run stops)."""

@@ -44,7 +44,11 @@ _QUERY_CHUNK = 10_000
 
 
 def _hash_text(values: npt.NDArray[np.object_]) -> Hashes:
-    return np.stack([pd.util.hash_array(values, hash_key=salt) for salt in _SALTS], axis=1)
+    # categorize=False gives the same hashes; factorizing first only pays when values repeat,
+    # and bodies nearly never do (it took three quarters of the time).
+    return np.stack(
+        [pd.util.hash_array(values, hash_key=salt, categorize=False) for salt in _SALTS], axis=1
+    )
 
 
 def _combine(columns: Iterable[Hashes], rows: int) -> Hashes:

@@ -117,8 +117,7 @@ class Admission:
                 if self.book.stopped.is_set():
                     self.book.stopped_early(jobs[start:stop])
                 else:
-                    for index in range(start, stop):
-                        self.dispatcher.submit(jobs[index], rows=busy[index])
+                    self.dispatcher.submit_many(jobs[start:stop], busy[start:stop])
                 submitted = stop
                 await asyncio.sleep(0)  # let requests and answers through between chunks
         except BaseException:

@@ -149,15 +149,13 @@ class BaseLane:
     ) -> None:
         """Record ``rows``' final status, and let their customers' next rows go."""
         self.book.record(rows, status, outcome, retryable=retryable)
-        for job in rows:
-            self.dispatcher.done(job)
+        self.dispatcher.done_many(rows)
 
     def stop_rows(self, rows: Sequence[Job], error: BaseException | None = None) -> None:
         """Record the rows of ``rows`` not yet recorded by the stop rule."""
         pending = [job for job in rows if not job.recorded]
         self.book.stopped_early(pending, error)
-        for job in pending:
-            self.dispatcher.done(job)
+        self.dispatcher.done_many(pending)
 
     # --- hooks a lane may override -----------------------------------------------------------
 

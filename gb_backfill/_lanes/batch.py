@@ -35,7 +35,7 @@ from .._rows import Job
 from .._timeline import Timeline
 from .._vocabulary import Lane, SendErrorCode, Status, Verdict
 from .base import BaseLane
-from .jobs import JobPoller, JobRead, job_id_of, job_verdict
+from .jobs import JobPoller, JobRead, job_id_of, job_verdicts
 
 __all__ = ["BatchLane"]
 
@@ -258,14 +258,21 @@ class BatchLane(BaseLane):
         self.finish(rows, Status.FAILED, outcome, retryable=not judged)
 
     def _settle(self, jobs: Sequence[Job], job_id: int, read: JobRead) -> None:
+        """Record a job's rows: one verdict pass over the job, and the rows of each verdict
+        recorded together."""
         self.settled.set()
         settings = self.settings
+        again = not self.book.stopped.is_set()
         for job in jobs:
             job.in_flight = False
-            verdict = job_verdict(job_id, job.customer, read, settings.job_timeout)
-            again = job.attempts < settings.retry.attempts and not self.book.stopped.is_set()
+        customers = [job.customer for job in jobs]
+        for verdict, positions in job_verdicts(job_id, customers, read, settings.job_timeout):
+            rows = [jobs[i] for i in positions]
             if verdict.transient and again:
-                # Still this customer's row in flight: it goes into a later job.
-                self.offer(job, priority=_ReadyRows.LEVELS)
-                continue
-            self.finish([job], verdict.status, verdict.outcome, retryable=verdict.transient)
+                # Still these customers' rows in flight: those with tries left go into a
+                # later job.
+                retried = [job for job in rows if job.attempts < settings.retry.attempts]
+                for job in retried:
+                    self.offer(job, priority=_ReadyRows.LEVELS)
+                rows = [job for job in rows if job.attempts >= settings.retry.attempts]
+            self.finish(rows, verdict.status, verdict.outcome, retryable=verdict.transient)

@@ -221,6 +221,9 @@ class _RowVerdict:
     transient: bool = False  #: refused for a reason worth another job (2001)
 
 
+_SENT = _RowVerdict(Status.SENT, Outcome(Verdict.SENT, http_status=200))
+
+
 def job_verdict(job_id: int, customer: str, read: JobRead, job_timeout: float) -> _RowVerdict:
     """The outcome of one row of batch job ``job_id``: the one place a job's result is read
     for a row, in this run and for the jobs of an earlier one."""
@@ -241,7 +244,7 @@ def job_verdict(job_id: int, customer: str, read: JobRead, job_timeout: float) -
             )
         return _RowVerdict(Status.UNKNOWN, Outcome(Verdict.UNKNOWN, code, message))
     if customer in result.successful:
-        return _RowVerdict(Status.SENT, Outcome(Verdict.SENT, http_status=200))
+        return _SENT
     if customer in result.failed:
         reason = result.failed[customer]
         outcome = Outcome(
@@ -254,6 +257,27 @@ def job_verdict(job_id: int, customer: str, read: JobRead, job_timeout: float) -
     return _RowVerdict(
         Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.BATCH_UNLISTED, message)
     )
+
+
+def job_verdicts(
+    job_id: int, customers: Sequence[str], read: JobRead, job_timeout: float
+) -> list[tuple[_RowVerdict, list[int]]]:
+    """The outcomes of a whole job's rows (``customers[i]`` is row i's) in one pass: each
+    distinct verdict with the positions of the rows it applies to. The usual job, every row
+    successful, is one set lookup per row and one verdict; other rows are read by
+    :func:`job_verdict`."""
+    result = read.result
+    if result is None:
+        return [(job_verdict(job_id, "", read, job_timeout), list(range(len(customers))))]
+    successful = result.successful
+    sent = [i for i, customer in enumerate(customers) if customer in successful]
+    groups: dict[_RowVerdict, list[int]] = {_SENT: sent} if sent else {}
+    if len(sent) < len(customers):
+        for i, customer in enumerate(customers):
+            if customer not in successful:
+                verdict = job_verdict(job_id, customer, read, job_timeout)
+                groups.setdefault(verdict, []).append(i)
+    return list(groups.items())
 
 
 def job_id_of(response: httpx.Response) -> int | None:
