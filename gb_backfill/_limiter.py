@@ -158,6 +158,15 @@ class RateLimiter:
             ready = max(ready, self._window.free_at(limit, now))
         return ready
 
+    def room_beyond(self, reserve: int) -> bool:
+        """Whether one more request fits in the long window now with ``reserve`` places kept
+        free in it (for requests that may use them)."""
+        if self._window is None or reserve <= 0:
+            return True
+        quota = self.adaptive.quota(self.clock()) if self.adaptive is not None else None
+        limit = self._window.limit if quota is None else min(quota, self._window.limit)
+        return self._window.free_at(limit - reserve, self.clock()) <= self.clock()
+
     def take(self) -> Slot:
         """Count one request as sent now; returns its slot."""
         now = self.clock()

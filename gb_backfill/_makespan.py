@@ -159,6 +159,10 @@ class Routing:
     events_seconds: float
     batch_seconds: float
     costs: LaneCosts
+    #: rows from which a customer left in the batch lane has a long chain (one whose row
+    #: waiting most of an events window would make it outlast the run), whose events-lane
+    #: rows get places kept in the events window; None: no customer has one
+    chain_priority: int | None = None
 
     @property
     def seconds(self) -> float:
@@ -193,6 +197,10 @@ def route(loads: Loads, costs: LaneCosts, *, keep_order: bool = True) -> Routing
         if max(trial) < max(best):
             best, moved = trial, index + 1
     e_rows = loads.events_rows + sum(count for _, count in ranked[:moved])
+    longest = rest_chain[moved - 1] if moved else first
+    # A chain is long when a row of it waiting most of an events window (which short chains
+    # fill in its first seconds) would make it outlast the run.
+    long_chain = max(2, math.ceil((max(best) - costs.events_limits.window) / costs.cycle))
     return Routing(
         customers=frozenset(customer for customer, _ in ranked[:moved]),
         rows=dict(loads.busiest),
@@ -201,4 +209,5 @@ def route(loads: Loads, costs: LaneCosts, *, keep_order: bool = True) -> Routing
         events_seconds=best[0],
         batch_seconds=best[1],
         costs=costs,
+        chain_priority=long_chain if keep_order and longest >= long_chain else None,
     )

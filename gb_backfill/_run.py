@@ -319,6 +319,10 @@ class SendRun:
             settings, mapping, self.book, self.dispatcher, ledger, routing=routing
         )
         self.routing = routing
+        window = settings.limits.per_window
+        if routing is not None and routing.chain_priority is not None and window:
+            # A long chain's events-lane row must not wait for the window with the rest.
+            self.events.keep_for_chains(priority=routing.chain_priority, places=-(-window // 20))
         self.interrupted = False
         self.offset = 0  #: rows read so far
 

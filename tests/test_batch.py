@@ -324,3 +324,47 @@ def test_failed_job_posts_are_in_the_timeline():
     )  # fmt: skip
     assert report.sent == 1
     assert report.timeline["requests"].sum() == 3, "two refused posts and the accepted one"
+
+
+def test_a_long_chains_events_row_does_not_wait_for_the_window_with_short_ones():
+    """Batch mode, fake clock. Thirty one-row customers with an email (events lane) fill the
+    events window at once; a busy customer's chain of job cycles reaches its own row with an
+    email while that window is full. Places kept for long chains let that row go at once,
+    where it would otherwise wait, with every cycle after it, for the window to slide."""
+    import json as json_module
+
+    import httpx
+
+    from gb_backfill import asend
+    from tests import fake_time
+
+    events_at, jobs = {}, {}
+
+    async def gameball(request):
+        if request.url.path.endswith("/integrations/events"):
+            body = json_module.loads(request.content)
+            events_at[body["customerId"]] = fake_time.now()
+            return httpx.Response(200, json={})
+        if request.method == "POST":
+            jobs[len(jobs) + 1] = (fake_time.now(), json_module.loads(request.content)["body"])
+            return httpx.Response(200, json={"jobId": len(jobs)})
+        posted, items = jobs[int(request.url.path.rstrip("/").split("/")[-1])]
+        if fake_time.now() < posted + 0.2:
+            return httpx.Response(200, json={"status": "running"})
+        done = [{"customerId": item["customerId"]} for item in items]
+        return httpx.Response(200, json={"status": "completed", "response": {"successful": done}})
+
+    short = pd.DataFrame({"customerId": [f"s{n}" for n in range(30)], "email": "a@b.co"})
+    busy = pd.DataFrame({"customerId": "busy", "email": [None] * 20 + ["c@d.co"] + [None] * 19})
+    df = pd.concat([short, busy], ignore_index=True).assign(eventName="e")
+    start = 1000.0  # the fake clock's start
+    report = fake_time.run(
+        asend(
+            df, api_key="k", secret_key="s", mode="batch", progress=False, retry=FAST,
+            limits=RateLimits(per_second=100, per_window=20, window=30.0),
+            client=httpx.AsyncClient(transport=httpx.MockTransport(gameball)),
+        )
+    )  # fmt: skip
+    assert report.sent == 70
+    assert sum(at < start + 30 for at in events_at.values()) == 20, "the window was full"
+    assert events_at["busy"] < start + 20, "the chain's row went while the window was full"

@@ -30,6 +30,10 @@ from .base import BaseLane, Book
 
 __all__ = ["EventsLane"]
 
+_LOOK_AGAIN = (
+    0.05  # seconds between looks of a short chain's row at a window full but for its kept places
+)
+
 
 class EventsLane(BaseLane):
     """Delivers rows one request each. Strictly private: driven by the run."""
@@ -58,6 +62,11 @@ class EventsLane(BaseLane):
         self._order = itertools.count()
         self.in_flight = 0
         self.round_trip = 0.0  # seconds, smoothed over recent answers
+        # Places in the long window kept for the rows of customers with long chains (see
+        # keep_for_chains); none by default.
+        self._chain_priority = math.inf
+        self._kept = 0
+        self._short_going = 0  # short chains' rows past the check, not yet answered
         self._freed = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         base = settings.base_url
@@ -69,6 +78,16 @@ class EventsLane(BaseLane):
         self._workers = [
             asyncio.create_task(self._worker()) for _ in range(self.settings.concurrency)
         ]
+
+    def keep_for_chains(self, *, priority: int, places: int) -> None:
+        """Keep ``places`` in the long window for rows of ``priority`` and above (in batch mode,
+        customers whose rows chain through many job cycles).
+
+        Rows of short chains fill a window in its first seconds, then wait for it to slide,
+        and a long chain's row that comes up meanwhile would wait with them: every job cycle
+        after it too. Short chains lose nothing by waiting; a long chain's row goes at once.
+        """
+        self._chain_priority, self._kept = priority, places
 
     def offer(self, job: Job, *, priority: int = 0) -> None:
         # Events mode keeps the order offered: there the input's order is the plan.
@@ -121,6 +140,13 @@ class EventsLane(BaseLane):
             self.round_trip = 0.8 * self.round_trip + 0.2 * took if self.round_trip else took
         self._freed.set()
 
+    def _waits_for_the_window(self) -> bool:
+        """Whether a short chain's row must wait: the window has no place for it beyond those
+        kept for long chains and those the short rows on their way will take."""
+        if not self._kept or self.book.stopped.is_set():
+            return False
+        return not self.limiter.room_beyond(self._kept + self._short_going)
+
     async def _post(self, job: Job) -> httpx.Response:
         version = gameball.TOKEN_API_VERSION if job.token else self.settings.api_version
         headers = self.headers
@@ -134,9 +160,16 @@ class EventsLane(BaseLane):
 
     async def _worker(self) -> None:
         while True:
-            _, _, job = await self.ready.get()
+            rank, order, job = await self.ready.get()
             if job is None:
                 return
+            short = -rank < self._chain_priority
+            if short and self._waits_for_the_window():
+                # Back in the queue, where a long chain's row that comes up goes first.
+                self.ready.put_nowait((rank, order, job))
+                await self.book.pause(_LOOK_AGAIN)
+                continue
+            self._short_going += short
             try:
                 if self.book.stopped.is_set():
                     self.stop_rows([job])
@@ -148,3 +181,5 @@ class EventsLane(BaseLane):
             except Exception as error:  # any surprise stops the run; the row keeps a status
                 self.book.halt(error)
                 self.stop_rows([job], error)
+            finally:
+                self._short_going -= short
