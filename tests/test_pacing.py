@@ -502,3 +502,24 @@ def test_lower_limits_are_advised_on_refusals_over_two_windows(server, found):
 def test_refusals_in_the_first_window_alone_advise_nothing():
     """A short run against a lower limit: its refusals are real, but not sustained."""
     assert simulate(SlidingServer(20, 240), 25).adaptive.found(1e9) is None
+
+
+def test_a_rate_cut_to_one_a_second_climbs_back():
+    """A refusal misread at a run's start (a window still full of the run before) can cut the
+    rate to about 1/s. Sending at that pace, every gap is over a second: read as pauses, they
+    held the rate there for good (a send of 2,000 rows crawled at 1/s for 12 minutes). The
+    gaps the rate itself sets are no pause: it climbs back to the limit within two minutes."""
+    probe = AdaptiveRate(RateLimits())
+    now = 0.0
+    for _ in range(50):
+        probe.sent(now)
+        probe.accepted(now, now + 0.05)
+        now += 0.1
+    probe._peak, probe._cut_at = 1.0, now  # the cut such a refusal leaves
+    start = now
+    while now < start + 120:
+        rate = probe.rate(now)
+        probe.sent(now)
+        probe.accepted(now, now + 0.05)
+        now += 1.0 / rate
+    assert probe.rate(now) == pytest.approx(100.0)
