@@ -24,8 +24,12 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coroutine)
-    return _run_in_thread(coroutine)
+        running = False
+    else:
+        running = True
+    # Run outside the except clause: an error of the run would carry "no running event
+    # loop" chained before it in every traceback.
+    return _run_in_thread(coroutine) if running else asyncio.run(coroutine)
 
 
 def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -156,3 +156,16 @@ def test_each_error_in_the_terms_of_each_face(files, capsys, case):
     keywords = _keyword_flags()
     python_forms = [f"{word}=" for word in keywords if re.search(rf"\b{word}=", err)]
     assert not python_forms, f"the CLI named Python keywords: {python_forms}"
+
+
+def test_an_error_from_the_sync_face_carries_no_chained_loop_error():
+    """``send(df, ledgr=...)`` outside a loop: the ConfigError alone, not "no running event
+    loop" chained before it in the traceback."""
+    import pandas as pd
+    import pytest
+
+    import gb_backfill
+
+    with pytest.raises(gb_backfill.ConfigError) as raised:
+        gb_backfill.send(pd.DataFrame({"customerId": ["a"], "eventName": "e"}), ledgr="x")
+    assert raised.value.__context__ is None
