@@ -161,11 +161,6 @@ def test_each_error_in_the_terms_of_each_face(files, capsys, case):
 def test_an_error_from_the_sync_face_carries_no_chained_loop_error():
     """``send(df, ledgr=...)`` outside a loop: the ConfigError alone, not "no running event
     loop" chained before it in the traceback."""
-    import pandas as pd
-    import pytest
-
-    import gb_backfill
-
-    with pytest.raises(gb_backfill.ConfigError) as raised:
-        gb_backfill.send(pd.DataFrame({"customerId": ["a"], "eventName": "e"}), ledgr="x")
+    with pytest.raises(ConfigError) as raised:
+        send(pd.DataFrame({"customerId": ["a"], "eventName": "e"}), ledgr="x")
     assert raised.value.__context__ is None
