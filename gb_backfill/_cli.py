@@ -827,7 +827,9 @@ def _add_preview(commands: Any) -> None:
         "sample (nothing is sent)",
         epilog=EXIT_CODES,
     )
-    preview.add_argument("input", help="a .csv or .parquet file")
+    preview.add_argument(
+        "input", help="a .csv or .parquet file, a directory of them, or a quoted glob"
+    )
     _add_mapping_flags(preview)
     _add_csv_flags(preview)
     _add_connection_flags(preview)
@@ -1077,7 +1079,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="check a CSV or Parquet file's rows", epilog=EXIT_CODES
     )
-    validate.add_argument("input", help="a .csv or .parquet file")
+    validate.add_argument(
+        "input", help="a .csv or .parquet file, a directory of them, or a quoted glob"
+    )
     _add_mapping_flags(validate)
     _add_csv_flags(validate)
     validate.add_argument(
@@ -1090,7 +1094,9 @@ def build_parser() -> argparse.ArgumentParser:
     send = commands.add_parser(
         "send", help="send a CSV or Parquet file's rows to Gameball", epilog=EXIT_CODES
     )
-    send.add_argument("input", help="a .csv or .parquet file")
+    send.add_argument(
+        "input", help="a .csv or .parquet file, a directory of them, or a quoted glob"
+    )
     _add_mapping_flags(send)
     _add_csv_flags(send)
     _add_send_flags(send)

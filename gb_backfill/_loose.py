@@ -282,8 +282,9 @@ class ChangedRows:
         return (
             f"{self.count:,} rows look like rows an earlier run with this ledger sent, written "
             f"differently ({columns}): the same customer, event and values, but as text, or "
-            "empty where they were missing. Sending them would award them twice. Leave them "
-            "out, or send them anyway with --resend-changed (resend_changed=True)."
+            "empty where they were missing. Sending them would award them twice. Nothing "
+            "was sent: drop them from the input (the examples below show which), or send them "
+            "anyway with --resend-changed (resend_changed=True)."
         )
 
 

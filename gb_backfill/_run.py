@@ -464,8 +464,12 @@ class SendRun:
                 f"{tripped.threshold} requests in a row failed the same way "
                 f"({tripped.tripped_by.code}: {tripped.tripped_by.message}), so the run stopped "
                 "instead of retrying every row. Check the base URL and that Gameball (or the "
-                "emulator) is reachable; the rows it failed stay retryable in the ledger, so a "
-                "fixed re-run sends them.",
+                "emulator) is reachable. "
+                + (
+                    "The rows it failed stay retryable in the ledger, so a fixed re-run sends them."
+                    if self.ledger is not None
+                    else "The rows it failed are in the failures file, ready to send again."
+                ),
                 report=report,
             )
 
