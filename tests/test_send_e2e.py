@@ -113,6 +113,7 @@ def test_wrong_key_stops_the_run_at_once():
     assert sum(report.counts.values()) == 300
 
 
+@pytest.mark.slow  # the fake-clock pacing tests cover it in the default run
 def test_the_documented_windows_scaled_down_give_no_429():
     """Both windows at once, scaled to seconds: the client keeps them exactly."""
     df = frame(90, 40, seed=3)
@@ -196,6 +197,7 @@ class HeldBack(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+@pytest.mark.slow  # the fake-clock pacing tests cover it in the default run
 def test_requests_held_back_at_the_start_do_not_overfill_the_next_window():
     """The first half second's requests reach the server late, together: a window later the
     limiter still holds their slots (until a window after their answers), so the server's
