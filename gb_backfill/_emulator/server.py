@@ -56,6 +56,27 @@ _PATHS = {gameball.EVENTS_PATH.format(version=v): v for v in gameball.API_VERSIO
 _PREVIEW_PATHS = {gameball.PREVIEW_PATH.format(version=v): v for v in gameball.API_VERSIONS}
 
 
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """An endpoint's paths, its rate-limit kind, and the counters its refusals go under."""
+
+    paths: Mapping[str, str]
+    kind: str
+    unsupported: str
+    unauthorized: str
+    rate_limited: str
+    malformed: str
+
+
+_EVENTS_GATE = _Gate(
+    _PATHS, "events", "unsupported_media_type", "unauthorized", "rate_limited", "bad_request"
+)
+_PREVIEW_GATE = _Gate(
+    _PREVIEW_PATHS, "preview", "preview_bad_request", "preview_unauthorized",
+    "rate_limited_preview", "preview_bad_request",
+)  # fmt: skip
+
+
 def _route(path: str) -> str:
     """An API path as an aiohttp route: its version (``v4.0``) as a match."""
     return path.replace("v{version}", "{version}")
@@ -468,6 +489,36 @@ class Emulator:
             return 401, 1000, "Unauthorized: the SecretKey is wrong."
         return None
 
+    async def _admitted(
+        self, request: web.Request, request_id: int, gate: _Gate
+    ) -> tuple[str, Any] | web.StreamResponse:
+        """What the events and preview endpoints check first, in Gameball's order: the path,
+        the media type, the keys, the rate limit, the JSON. Returns the API version and the
+        parsed body, or the error answer (counted under ``gate``'s names)."""
+        version = gate.paths.get(request.path)
+        if version is None:
+            self._count("not_found")
+            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
+        if request.content_type != "application/json":
+            self._count(gate.unsupported)
+            return _error(415, 3013, "The request body must be application/json.", request_id)
+        problem = self._authenticate(request, version)
+        if problem:
+            self._count(gate.unauthorized)
+            return _error(*problem, request_id)
+        wait = self._admit(request.headers[gameball.API_KEY_HEADER], gate.kind)
+        if wait:
+            self._count(gate.rate_limited)
+            response = _error(429, 4290, "Too many requests.", request_id)
+            if self.retry_after:
+                response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+            return response
+        try:
+            return version, json.loads(await request.read())
+        except ValueError:
+            self._count(gate.malformed)
+            return _error(400, 3016, "Malformed JSON.", request_id)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         faults = self.faults
         if faults.arrival_delay or faults.arrival_jitter:
@@ -475,29 +526,10 @@ class Emulator:
                 draw = self._random.random()
             await asyncio.sleep(faults.arrival_delay + draw * faults.arrival_jitter)
         request_id = self._next_request()
-        version = _PATHS.get(request.path)
-        if version is None:
-            self._count("not_found")
-            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
-        if request.content_type != "application/json":
-            self._count("unsupported_media_type")
-            return _error(415, 3013, "The request body must be application/json.", request_id)
-        problem = self._authenticate(request, version)
-        if problem:
-            self._count("unauthorized")
-            return _error(*problem, request_id)
-        wait = self._admit(request.headers[gameball.API_KEY_HEADER])
-        if wait:
-            self._count("rate_limited")
-            response = _error(429, 4290, "Too many requests.", request_id)
-            if self.retry_after:
-                response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
-            return response
-        try:
-            body = json.loads(await request.read())
-        except ValueError:
-            self._count("bad_request")
-            return _error(400, 3016, "Malformed JSON.", request_id)
+        admitted = await self._admitted(request, request_id, _EVENTS_GATE)
+        if isinstance(admitted, web.StreamResponse):
+            return admitted
+        version, body = admitted
         problem = _payload_problem(body)
         if problem:
             self._count("bad_request")
@@ -555,29 +587,10 @@ class Emulator:
     async def _preview(self, request: web.Request) -> web.StreamResponse:
         """The reward preview: a quote with no side effects. Of the faults, only latency."""
         request_id = self._next_request()
-        version = _PREVIEW_PATHS.get(request.path)
-        if version is None:
-            self._count("not_found")
-            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
-        if request.content_type != "application/json":
-            self._count("preview_bad_request")
-            return _error(415, 3013, "The request body must be application/json.", request_id)
-        problem = self._authenticate(request, version)
-        if problem:
-            self._count("preview_unauthorized")
-            return _error(*problem, request_id)
-        wait = self._admit(request.headers[gameball.API_KEY_HEADER], "preview")
-        if wait:
-            self._count("rate_limited_preview")
-            response = _error(429, 4290, "Too many requests.", request_id)
-            if self.retry_after:
-                response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
-            return response
-        try:
-            body = json.loads(await request.read())
-        except ValueError:
-            self._count("preview_bad_request")
-            return _error(400, 3016, "Malformed JSON.", request_id)
+        admitted = await self._admitted(request, request_id, _PREVIEW_GATE)
+        if isinstance(admitted, web.StreamResponse):
+            return admitted
+        _, body = admitted
         problem_400 = preview_problem(body)
         if problem_400:
             self._count("preview_bad_request")
