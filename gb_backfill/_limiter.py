@@ -149,13 +149,10 @@ class RateLimiter:
         now = self.clock()
         spacing, late = self._pace(now)
         ready = max(self._held_until, self._due - late * spacing)
-        quota = None
         if self.adaptive is not None:
             ready = max(ready, self.adaptive.held_until(now))
-            quota = self.adaptive.quota(now)
         if self._window is not None:
-            limit = self._window.limit if quota is None else min(quota, self._window.limit)
-            ready = max(ready, self._window.free_at(limit, now))
+            ready = max(ready, self._window.free_at(self._limit_of(self._window, now), now))
         return ready
 
     def room_beyond(self, reserve: int) -> bool:
@@ -163,9 +160,14 @@ class RateLimiter:
         free in it (for requests that may use them)."""
         if self._window is None or reserve <= 0:
             return True
-        quota = self.adaptive.quota(self.clock()) if self.adaptive is not None else None
-        limit = self._window.limit if quota is None else min(quota, self._window.limit)
-        return self._window.free_at(limit - reserve, self.clock()) <= self.clock()
+        now = self.clock()
+        return self._window.free_at(self._limit_of(self._window, now) - reserve, now) <= now
+
+    def _limit_of(self, window: _Window, now: float) -> int:
+        """The requests ``window`` may hold now: the configured quota, or the lower one the
+        adaptive rate learned."""
+        quota = self.adaptive.quota(now) if self.adaptive is not None else None
+        return window.limit if quota is None else min(quota, window.limit)
 
     def take(self) -> Slot:
         """Count one request as sent now; returns its slot."""

@@ -111,7 +111,7 @@ class AdaptiveRate:
         if self._first_sent is None:
             self._first_sent = now
         idle = 0.0 if self._last_sent is None else now - self._last_sent
-        if self._cut_at is not None and idle > max(1.0, 2.0 / (self.rate(now) or math.inf)):
+        if idle > 1.0 and self._cut_at is not None and idle > 2.0 / (self.rate(now) or math.inf):
             # Probing is for time spent sending: a pause (a full window, a Retry-After) must
             # not let the rate climb far past the limit it just found. A gap the rate itself
             # sets is no pause: at 1/s or less, every gap would hold the rate where it is.
