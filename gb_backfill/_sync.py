@@ -2,7 +2,10 @@
 
 :func:`run_sync` runs a coroutine to completion from sync code, also inside a running loop
 (a Jupyter cell); :func:`off_loop` runs CPU-heavy sync work in a worker thread from a
-coroutine, so the loop keeps requests at their pace.
+coroutine, so the loop keeps requests at their pace. That worker is always the same thread:
+pyarrow's allocator (mimalloc) keeps a heap per thread, and with the loop's default executor
+(up to six threads, each used now and then) a long run's peak memory crept up by a sixth
+from 1M to 10M rows; with one thread it stays flat (``bench/bench_memory.py``).
 
 With no loop running, ``run_sync`` is ``asyncio.run``. Inside a running loop, the coroutine
 runs on a private loop in a worker thread while the caller waits: no ``nest_asyncio``, no
@@ -13,11 +16,26 @@ cleanup, and re-raises ``KeyboardInterrupt``.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+_worker: tuple[int, ThreadPoolExecutor] | None = None  # (the process it belongs to, it)
+_worker_lock = threading.Lock()
+
+
+def _the_worker() -> ThreadPoolExecutor:
+    global _worker
+    with _worker_lock:
+        # A forked child inherits the executor but not its thread: it gets its own.
+        if _worker is None or _worker[0] != os.getpid():
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gb-backfill-work")
+            _worker = (os.getpid(), executor)
+        return _worker[1]
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -76,7 +94,7 @@ async def off_loop(fn: Callable[..., T], *args: Any) -> tuple[T, bool]:
     A thread cannot be interrupted: when the caller is cancelled meanwhile, this still waits for
     ``fn`` and returns its result with True, so the caller can account for it, then stop.
     """
-    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    future = asyncio.get_running_loop().run_in_executor(_the_worker(), fn, *args)
     cancelled = False
     while True:
         try:

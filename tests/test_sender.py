@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import threading
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -344,6 +345,26 @@ def test_sync_send_works_inside_a_running_loop(events):
         return send(events, **send_options(MockGameball()))
 
     assert asyncio.run(cell()).sent == 5
+
+
+def test_every_batch_is_read_and_prepared_on_one_worker_thread(monkeypatch):
+    """pyarrow's allocator keeps a heap per thread: work spread over the default executor's
+    threads let a long run's memory creep up (bench_memory), so all of it goes to one."""
+    from gb_backfill import _prepare
+
+    threads: set[int] = set()
+    prepare = _prepare.Preparer.prepare
+
+    def spy(self, *args, **kwargs):
+        threads.add(threading.get_ident())
+        return prepare(self, *args, **kwargs)
+
+    monkeypatch.setattr(_prepare.Preparer, "prepare", spy)
+    df = pd.DataFrame({"customerId": [f"c{n % 50}" for n in range(600)], "eventName": "e"})
+    for _ in range(2):  # two runs, two event loops: one thread
+        assert send(df, **send_options(MockGameball(), batch_rows=7)).sent == 600
+    assert len(threads) == 1
+    assert threading.get_ident() not in threads
 
 
 def test_asend_on_the_callers_loop(events):
