@@ -169,6 +169,22 @@ class Bookkeeper:
         for job in fresh:
             job.begun = True
 
+    def retry_later(self, rows: Sequence[Job], outcome: Outcome) -> None:
+        """``rows`` were refused in a way the run retries: until their next request they are
+        not in flight, and the ledger says so at once (their next :meth:`begin` marks them
+        again), so a run killed while they wait leaves them to the next run to send."""
+        marked = [job for job in rows if job.begun]
+        if self.ledger is None or not marked:
+            return
+        for job in marked:
+            job.begun = False
+        self.ledger.retry_later(
+            [job.key for job in marked],
+            http_status=outcome.http_status,
+            error_code=outcome.code,
+            error_message=f"to be retried: {outcome.message}",
+        )
+
     def stopped_early(self, rows: Sequence[Job], error: BaseException | None = None) -> None:
         """Record ``rows``, whose delivery ended before a final answer: the one rule for a stop.
 
@@ -231,7 +247,7 @@ class Bookkeeper:
         self.progress.advance(len(rows), self.counts, self.retrying)
         if self.ledger is not None:
             self.ledger.settle_many(
-                [(job.key, job.requests) for job in rows if job.begun],
+                [(job.key, job.requests) for job in rows if job.begun or job.requests],
                 status,
                 retryable=retryable,
                 http_status=outcome.http_status if outcome else None,

@@ -266,7 +266,14 @@ class SendReport:
 
 
 def _pace(limits: RateLimits) -> str:
-    return f"{limits.per_second}/s and {limits.per_window:,} per {limits.window:g} s"
+    """The limits as a user writes them; 0 lifts a limit."""
+    parts = [
+        f"{limits.per_second}/s" if limits.per_second else "no limit per second",
+        f"{limits.per_window:,} per {limits.window:g} s"
+        if limits.per_window
+        else f"no limit per {limits.window:g} s",
+    ]
+    return " and ".join(parts)
 
 
 def _answers(http_statuses: dict[int, int]) -> str:

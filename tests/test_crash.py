@@ -113,6 +113,53 @@ def test_sigkill_and_resume(tmp_path, capsys):
     kill_and_resume(tmp_path, capsys, rows=2500, kills=12, batch_rows=300)
 
 
+def test_kill_while_rows_wait_out_a_429_and_resume_sends_them(tmp_path):
+    """Rows refused with 429 wait out its Retry-After (30 s here) before their retry; a kill -9
+    meanwhile must leave them to the resume to send, not ``in_flight`` (hence ``unknown``)."""
+    rows = 60
+    df = pd.DataFrame(
+        {
+            "customerId": [f"c{n}" for n in range(rows)],
+            "eventName": "purchase",
+            "row_id": [f"r{n}" for n in range(rows)],
+        }
+    )
+    source = tmp_path / "input.csv"
+    df.to_csv(source, index=False)
+    ledger = tmp_path / "run.ledger"
+    with Emulator(per_second=0, per_window=10, window=30, retry_after=True) as emu:
+        command = [
+            sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url", emu.base_url,
+            "--ledger", str(ledger), "--failures", str(tmp_path / "failures.parquet"),
+            "--rate", "100", "--quota", "0", "--no-progress",
+        ]  # fmt: skip
+        env = {"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"}
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        try:
+            deadline, waiting = time.monotonic() + 30, 0
+            while not waiting and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.05)  # poll: refused rows are recorded as soon as they are refused
+                if emu.counters["rate_limited"] and ledger.exists():
+                    reader = Ledger(ledger, read_only=True)
+                    waiting = reader.counts().get("failed", 0)
+                    reader.close()
+            assert emu.counters["rate_limited"], "the server refused nothing"
+            assert waiting, "rows waiting out a 429 are still marked in flight in the ledger"
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        first = emu.events()
+        emu.per_window = 0  # the account's window has room again: the resume is not held
+        emu.reset()  # (a window keeps the limit it was opened with)
+        resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        events = pd.concat([first, emu.events()])
+        arrived = events["metadata"].map(lambda m: m["row_id"]).value_counts()
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "unknown" not in resumed.stdout, resumed.stdout
+    assert set(arrived.index) == set(df["row_id"]), "every row arrived"
+    assert (arrived == 1).all(), "none twice"
+
+
 def test_ctrl_c_finishes_in_flight_and_writes_every_row(tmp_path):
     """SIGINT: no new requests, in-flight ones finish, the failures file accounts for the rest."""
     rows = 400

@@ -58,6 +58,29 @@ def test_marks_survive_a_crash_before_any_commit(tmp_path):
     resumed.close()
 
 
+def test_a_row_waiting_to_retry_is_not_in_flight_until_marked_again(tmp_path):
+    """A refusal the run retries (429) unmarks the row at once; the retry's mark, made within
+    the same fraction of a second, wins again, also when a kill leaves it in the journal."""
+    key = b"r" * 16
+    ledger = Ledger(tmp_path / "l")
+    ledger.begin(key, "c", 3)
+    ledger.retry_later([key], http_status=429, error_code="rate_limited", error_message="429")
+    reader = Ledger(tmp_path / "l", read_only=True)
+    entry = reader.lookup([key])[key]
+    assert (entry.status, entry.retryable) == ("failed", True), "committed at once"
+    reader.close()
+    ledger.begin(key, "c", 3)  # the retry goes out
+    os.close(ledger._journal)  # killed before the next commit
+    os.close(ledger._lock)
+    resumed = Ledger(tmp_path / "l")
+    assert resumed.lookup([key])[key].status == "in_flight"
+    settle(resumed, key, "sent")
+    resumed.close()
+    again = Ledger(tmp_path / "l", read_only=True)
+    assert again.lookup([key])[key].status == "sent"
+    again.close()
+
+
 def test_a_torn_journal_tail_is_ignored(tmp_path):
     ledger = Ledger(tmp_path / "l")
     ledger.begin(b"a" * 16, "c", 1)

@@ -62,6 +62,8 @@ class Book(Protocol):
 
     def begin(self, rows: Sequence[Job]) -> None: ...
 
+    def retry_later(self, rows: Sequence[Job], outcome: Outcome) -> None: ...
+
     def record(
         self,
         rows: Sequence[Job],
@@ -211,6 +213,8 @@ class BaseLane:
             throttled_for = 0.0 if throttled_since is None else now - throttled_since
             if self._out_of_tries(rows, outcome, tries, throttled_for):
                 return None
+            if outcome.verdict is Verdict.RETRY:  # not an unknown retried on request
+                self.book.retry_later(rows, outcome)
             await self._wait(rows, outcome, tries)
 
     async def _attempt(

@@ -73,6 +73,9 @@ class QuoteBook:
     def begin(self, rows: Sequence[Job]) -> None:
         """Nothing to mark: a quote awards nothing, so there is no ledger."""
 
+    def retry_later(self, rows: Sequence[Job], outcome: Outcome) -> None:
+        """Nothing to unmark: there is no ledger."""
+
     def record(
         self,
         rows: Sequence[Job],
