@@ -360,9 +360,9 @@ def test_every_batch_is_read_and_prepared_on_one_worker_thread(monkeypatch):
         return prepare(self, *args, **kwargs)
 
     monkeypatch.setattr(_prepare.Preparer, "prepare", spy)
-    df = pd.DataFrame({"customerId": [f"c{n % 50}" for n in range(600)], "eventName": "e"})
+    df = pd.DataFrame({"customerId": [f"c{n % 50}" for n in range(300)], "eventName": "e"})
     for _ in range(2):  # two runs, two event loops: one thread
-        assert send(df, **send_options(MockGameball(), batch_rows=7)).sent == 600
+        assert send(df, **send_options(MockGameball(), batch_rows=10)).sent == 300
     assert len(threads) == 1
     assert threading.get_ident() not in threads
 
