@@ -18,7 +18,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -42,6 +42,7 @@ from ._prepare import LoadCounter, Prepared, Preparer
 from ._reports import SendPlan
 from ._rows import Job
 from ._vocabulary import Lane, LedgerStatus
+from ._warnings import WarningTally
 
 __all__: list[str] = []
 
@@ -115,6 +116,7 @@ def dry_run_plan(
     """Prepare every row as a live run would, and plan; no network call, no write to the
     ledger."""
     tally = _Tally()
+    warnings = WarningTally(mapping)
     with contextlib.ExitStack() as stack:
         ledger = None
         if ledger_path is not None and Path(ledger_path).exists():
@@ -127,7 +129,9 @@ def dry_run_plan(
         if routes(settings):
             loads = count_loads(read, LoadCounter(mapping, costs))
             routing = route(loads, costs, keep_order=settings.keep_order)
-        preparer = Preparer(settings, mapping, loose=ledger is not None, routing=routing)
+        preparer = Preparer(
+            settings, mapping, loose=ledger is not None, routing=routing, warnings=warnings
+        )
         stack.callback(preparer.close)
         out: IO[str] | None = None
         if bodies_path is not None:
@@ -137,7 +141,7 @@ def dry_run_plan(
         for frame in read():
             _plan_batch(preparer.prepare(frame, offset), tally, ledger, out, settings.api_version)
             offset += len(frame)
-    return _plan(tally, settings, costs, bodies_path)
+    return replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
 
 
 def _most(counts: Counter[str]) -> int:

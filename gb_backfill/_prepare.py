@@ -32,6 +32,7 @@ from ._row_keys import ContentKeys, keys_for
 from ._rows import Batch, Job
 from ._rules import CheckedFrame, check_frame, first_failures
 from ._vocabulary import Lane
+from ._warnings import WarningTally
 
 __all__: list[str] = []
 
@@ -57,8 +58,10 @@ class Preparer:
         *,
         loose: bool,
         routing: Routing | None = None,
+        warnings: WarningTally | None = None,
     ) -> None:
         self.settings, self.mapping, self.loose = settings, mapping, loose
+        self.warnings = warnings  #: the dry run's: column warnings gathered as batches pass
         self.content_keys = ContentKeys()
         self.customer_counts = CustomerCounts()
         #: batch mode: customers whose rows all take the events lane, and their rows in all
@@ -70,6 +73,8 @@ class Preparer:
 
     def prepare(self, frame: pd.DataFrame, offset: int) -> Prepared:
         checked = check_frame(frame, self.mapping)
+        if self.warnings is not None:
+            self.warnings.add(frame, checked.customer_ids)
         encoded = encode_rows(frame, checked)
         keyed = keys_for(
             frame,

@@ -22,6 +22,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +65,7 @@ from ._sampling import DEFAULT_SAMPLE_SIZE, StratifiedSample, StratifiedSampler
 from ._sync import off_loop, run_sync
 from ._timeline import Timeline
 from ._vocabulary import LedgerStatus
+from ._warnings import WarningTally
 
 __all__ = ["apreview", "apreview_path", "preview", "preview_path"]
 
@@ -80,12 +82,14 @@ class Sampling:
     ) -> None:  # fmt: skip
         self.settings, self.mapping, self.sampler, self.ledger = settings, mapping, sampler, ledger
         self.content_keys = ContentKeys()
+        self.warnings = WarningTally(mapping)
         self.rows = self.valid = self.skipped = 0
         self.population: list[npt.NDArray[np.uint8]] = []  # per batch, packed bits
 
     def take(self, frame: pd.DataFrame) -> None:
         offset, self.rows = self.rows, self.rows + len(frame)
         checked = check_frame(frame, self.mapping)
+        self.warnings.add(frame, checked.customer_ids)
         candidates = np.flatnonzero(~checked.invalid).astype(np.int64)
         self.valid += len(candidates)
         encoded = None
@@ -268,7 +272,7 @@ class PreviewRun:
         if self.sample is None:
             self.sample = self.sampling.sampler.sample()
         lane = self.lane
-        return forecast(
+        report = forecast(
             self.sample,
             self.quotes(),
             rows=self.sampling.rows,
@@ -281,6 +285,7 @@ class PreviewRun:
             columns=columns,
             http_statuses=dict(lane.http_statuses) if lane is not None else {},
         )
+        return replace(report, warnings=self.sampling.warnings.frame())
 
     def raise_for(self, report: PreviewReport) -> None:
         """Raise what stopped the preview, with the report of what was quoted so far."""

@@ -111,15 +111,7 @@ class ValidationReport:
             ("invalid", self.invalid_rows),
         ]
         rows += [(f"failure: {label}", count) for label, count in self._by_code()]
-        rows += [
-            (f"warning: {code} ({column})", message)
-            for column, code, message in zip(
-                self.warnings["column"],
-                self.warnings["code"],
-                self.warnings["message"],
-                strict=True,
-            )
-        ]
+        rows += _warning_rows(self.warnings)
         notes = ["report.failures has one row per broken rule"] if not self.ok else []
         if len(self.warnings):
             notes.append("report.warnings: columns whose values are likely not what was meant")
@@ -319,6 +311,8 @@ class SendPlan:
     job_seconds: float = 0.0  #: seconds Gameball is assumed to take to process a job
     bodies_path: Path | None = None
     warning: str = field(default=HISTORY_WARNING)
+    #: columns whose values are likely not what was meant (as ``ValidationReport.warnings``)
+    warnings: pd.DataFrame = field(default_factory=empty_warnings)
 
     def __repr__(self) -> str:
         lanes = " ".join(f"{lane}={count:,}" for lane, count in self.requests.items())
@@ -351,6 +345,7 @@ class SendPlan:
         rows += [(f"invalid: {code}", count) for code, count in self.failure_codes.items()]
         if self.bodies_path is not None:
             rows.append(("request bodies", str(self.bodies_path)))
+        rows += _warning_rows(self.warnings)
         return table(
             f"Gameball dry run ({self.mode} mode): nothing was sent", rows, note=self.warning
         )
@@ -377,6 +372,7 @@ class SendPlan:
         lines += [f"  invalid, {code}: {count:,}" for code, count in self.failure_codes.items()]
         if self.bodies_path is not None:
             lines.append(f"  request bodies written to {self.bodies_path}")
+        lines += [f"  {line}" for line in warning_lines(self.warnings)]
         lines.append(f"  note: {self.warning}")
         return "\n".join(lines)
 
@@ -396,6 +392,16 @@ class SendPlan:
             f"a round trip of {self.round_trip * 1000:,.0f} ms per events request and "
             f"{self.job_seconds:g} s for Gameball to process a job"
         )
+
+
+def _warning_rows(warnings: pd.DataFrame) -> list[tuple[str, object]]:
+    """A table's rows for column warnings: the code and column, then the fix."""
+    return [
+        (f"warning: {code} ({column})", message)
+        for column, code, message in zip(
+            warnings["column"], warnings["code"], warnings["message"], strict=True
+        )
+    ]
 
 
 def _duration(seconds: float) -> str:
@@ -511,6 +517,9 @@ class PreviewReport:
     http_statuses: dict[int, int]
     quotes: pd.DataFrame
     caveats: str = PREVIEW_CAVEATS
+    #: columns whose values are likely not what was meant (as ``ValidationReport.warnings``):
+    #: amounts written as text are quoted as text, and a campaign on them awards nothing
+    warnings: pd.DataFrame = field(default_factory=empty_warnings)
 
     @property
     def unknown_events(self) -> list[str]:
@@ -563,6 +572,10 @@ class PreviewReport:
                 for campaign in self.campaigns
             ],
             "coupons": {kind: estimate.value for kind, estimate in self.coupons.items()},
+            "warnings": [
+                {**warning, "column": str(warning["column"]), "count": int(warning["count"])}
+                for warning in self.warnings.to_dict("records")
+            ],
             "caveats": self.caveats,
         }
 
@@ -620,7 +633,7 @@ class PreviewReport:
         title = f"Gameball reward preview: {self.rows:,} rows, {self.quoted:,} quoted"
         if self.interrupted:
             title += " (interrupted)"
-        return table(title, self._lines(), note=self.caveats)
+        return table(title, self._lines() + _warning_rows(self.warnings), note=self.caveats)
 
     def summary(self) -> str:
         """Aligned lines for a terminal: the estimate, unknown event names, customers to be
@@ -628,5 +641,6 @@ class PreviewReport:
         lines = [repr(self)]
         lines += [f"  {label}: {value:,}" if isinstance(value, int) else f"  {label}: {value}"
                   for label, value in self._lines()]  # fmt: skip
+        lines += [f"  {line}" for line in warning_lines(self.warnings)]
         lines.append(f"  note: {self.caveats}")
         return "\n".join(lines)

@@ -1,5 +1,7 @@
 """Warnings about columns: valid values that are almost never what was meant (issue 18.3)."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -109,3 +111,30 @@ def test_cli_validate_prints_warnings_after_the_counts(tmp_path, capsys):
     assert "csv_missing_fields: 1" in counts
     assert "number_as_text (amount): 30 values, e.g. '7,000.78'" in warnings
     assert "pd.to_numeric" in warnings
+
+
+def test_the_dry_run_and_the_preview_warn_as_validate_does(tmp_path, capsys):
+    """Amounts written as text are sent, and quoted, as text: a campaign on them awards
+    nothing. The dry run and the preview, where a user looks before sending, say so."""
+    from gb_backfill import Emulator, RateLimits, preview_path
+
+    path = tmp_path / "amounts.csv"
+    lines = ["customerId,eventName,amount", *(f'c{n},buy,"7,0{n:02d}.78"' for n in range(30))]
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["send", str(path), "--dry-run", "--api-key", "k"]) == 0
+    out = capsys.readouterr().out
+    assert "number_as_text (amount): 30 values, e.g. '7,000.78'" in out
+    assert "pd.to_numeric" in out
+    with Emulator(known_events=["buy"], existing_share=1) as emu:
+        report = preview_path(
+            path, base_url=emu.base_url, api_key=emu.api_key, sample=10, progress=False,
+            preview_limits=RateLimits.unlimited(),
+        )  # fmt: skip
+    assert report.warnings[["column", "code", "count"]].values.tolist() == [
+        ["amount", "number_as_text", 30]
+    ]
+    assert "number_as_text (amount)" in report.summary()
+    assert "number_as_text (amount)" in report._repr_html_()
+    assert [w["code"] for w in json.loads(json.dumps(report.to_dict()))["warnings"]] == [
+        "number_as_text"
+    ]
