@@ -224,6 +224,14 @@ def _whole(name: str, value: object, *, least: int) -> int:
     return int(value)
 
 
+def _switch(name: str, value: object) -> bool:
+    """A yes/no option, which must be a bool: ``bool("false")`` is True, and a switch read
+    from a config file as text (``retry_unknown="false"``) could resend rows."""
+    if not isinstance(value, bool | np.bool_):
+        raise ConfigError(f"{name}= must be True or False, not {value!r}")
+    return bool(value)
+
+
 def _seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         raise ConfigError(f"{name}= must be a number of seconds, not {value!r}")
@@ -323,6 +331,13 @@ def make_settings(
     """Check every option of a send, in the caller's terms, before anything starts."""
     if mode not in ("events", "batch"):
         raise ConfigError(f"mode= must be 'events' or 'batch', not {mode!r}")
+    switches = {
+        "retry_unknown": retry_unknown, "allow_insecure_http": allow_insecure_http,
+        "keep_order": keep_order, "rebuild_ledger": rebuild_ledger,
+        "resend_changed": resend_changed, "dry_run": dry_run,
+    }  # fmt: skip
+    for name, value in switches.items():
+        _switch(name, value)
     api_version = str(api_version).removeprefix("v")
     if api_version not in gameball.API_VERSIONS:
         raise ConfigError(f"api_version= must be '4.0' or '4.1', not {api_version!r}")
@@ -337,15 +352,15 @@ def make_settings(
         retry=retry or RetryPolicy(),
         concurrency=_whole("concurrency", concurrency, least=1),
         timeout=_seconds("timeout", timeout),
-        retry_unknown=bool(retry_unknown),
+        retry_unknown=retry_unknown,
         batch_rows=_whole("batch_rows", batch_rows, least=1),
         row_key=tuple(row_key) if row_key else None,
         mode=mode,
         batch_limits=batch_limits or BATCH_LIMITS,
         # Lifting the batch limits (a local emulator) lifts the status reads' limits too.
         status_limits=RateLimits.unlimited() if lifted else STATUS_LIMITS,
-        keep_order=bool(keep_order),
+        keep_order=keep_order,
         job_timeout=_seconds("job_timeout", job_timeout),
-        rebuild_ledger=bool(rebuild_ledger),
-        resend_changed=bool(resend_changed),
+        rebuild_ledger=rebuild_ledger,
+        resend_changed=resend_changed,
     )

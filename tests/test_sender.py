@@ -333,6 +333,17 @@ def test_plain_http_to_a_remote_host_is_refused():
     assert report.sent == 1
 
 
+@pytest.mark.parametrize(
+    "switch", ["retry_unknown", "resend_changed", "keep_order", "dry_run", "allow_insecure_http"]
+)
+def test_a_switch_given_as_text_is_a_config_error(switch):
+    """bool("false") is True: retry_unknown="false" from a config file would resend rows."""
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    with pytest.raises(ConfigError, match=f"^{switch}= must be True or False, not 'false'$"):
+        send(df, **send_options(MockGameball(), **{switch: "false"}))
+    assert send(df, **send_options(MockGameball(), retry_unknown=np.bool_(False))).sent == 1
+
+
 def test_unknown_keyword_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown keyword"):
         send(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}), api_key="k", evnt="x")
