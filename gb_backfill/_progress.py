@@ -99,12 +99,13 @@ class Progress:
 def _postfix(counts: Mapping[str, int], retrying: int, pace: str | None) -> dict[str, Any]:
     if Status.SENT not in counts:  # counts of something else (quotes): shown as they are
         return {**counts, **({"retrying": retrying} if retrying else {})}
-    shown: dict[str, Any] = {
-        Status.SENT: counts.get(Status.SENT, 0) + counts.get(Status.SKIPPED, 0),
-        Status.FAILED: counts.get(Status.FAILED, 0),
-        Status.INVALID: counts.get(Status.INVALID, 0),
-        Status.UNKNOWN: counts.get(Status.UNKNOWN, 0),
-    }
+    shown: dict[str, Any] = {Status.SENT: counts.get(Status.SENT, 0)}
+    # A re-run's rows are mostly skipped: counted apart, the bar never says they were sent.
+    for rare in (Status.SKIPPED, Status.ABORTED):
+        if counts.get(rare):
+            shown[rare] = counts[rare]
+    for status in (Status.FAILED, Status.INVALID, Status.UNKNOWN):
+        shown[status] = counts.get(status, 0)
     if retrying:
         shown["retrying"] = retrying
     if pace:

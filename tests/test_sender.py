@@ -478,6 +478,11 @@ def test_the_summary_line_shows_the_pace_found_once_throttled(monkeypatch, capsy
         "gameball: 1,000 of 1,200 rows (83%): sent=990, failed=10, invalid=0, unknown=0, "
         "retrying=3, pace=17/s, 201/30s"
     )
+    progress.advance(200, {"sent": 990, "skipped": 150, "aborted": 40, "failed": 20}, 0)
+    assert capsys.readouterr().err.strip() == (
+        "gameball: 1,200 of 1,200 rows (100%): sent=990, skipped=150, aborted=40, failed=20, "
+        "invalid=0, unknown=0, pace=17/s, 201/30s"
+    ), "a re-run's skipped rows are not shown as sent"
 
 
 def test_a_slow_customer_does_not_let_batches_pile_up():
