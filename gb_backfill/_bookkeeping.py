@@ -180,6 +180,7 @@ class Bookkeeper:
             job.begun = False
         self.ledger.retry_later(
             [job.key for job in marked],
+            pacing=outcome.pacing,
             http_status=outcome.http_status,
             error_code=outcome.code,
             error_message=f"to be retried: {outcome.message}",

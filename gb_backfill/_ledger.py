@@ -538,23 +538,27 @@ class Ledger:
         self,
         keys: Sequence[bytes],
         *,
+        pacing: bool,
         http_status: int | None,
         error_code: str | None,
         error_message: str | None,
     ) -> None:
         """Record that the requests for ``keys`` were answered with a refusal the run will retry
-        (a 429, a 5xx, a connection that never opened): ``failed``, retryable, until they are
-        marked again for the retry. Committed at once, with everything pending: a run killed
-        while they wait (a ``Retry-After`` can be long, and nothing else commits meanwhile)
-        leaves them to be sent by the next run, not ``in_flight``, and their next mark always
-        lands in a later commit group than this outcome.
+        (a 429, a 5xx, a connection that never opened), as a stop would (see
+        :meth:`~._bookkeeping.Bookkeeper.stopped_early`): ``aborted`` when refused for the pace,
+        else ``failed``; retryable either way, until they are marked again for the retry.
+
+        Committed at once, with everything pending: a run killed while they wait (a
+        ``Retry-After`` can be long, and nothing else commits meanwhile) leaves them to be sent
+        by the next run, not ``in_flight``, and their next mark always lands in a later commit
+        group than this outcome.
         """
         if not keys:
             return
         now = time.time()
+        status = (LedgerStatus.ABORTED if pacing else LedgerStatus.FAILED).value
         self._settles.extend(
-            (LedgerStatus.FAILED.value, 1, 0, http_status, error_code, error_message, now, key)
-            for key in keys
+            (status, 1, 0, http_status, error_code, error_message, now, key) for key in keys
         )
         self._raise_if_broken()
         self.commit()

@@ -141,7 +141,7 @@ def test_kill_while_rows_wait_out_a_429_and_resume_sends_them(tmp_path):
                 time.sleep(0.05)  # poll: refused rows are recorded as soon as they are refused
                 if emu.counters["rate_limited"] and ledger.exists():
                     reader = Ledger(ledger, read_only=True)
-                    waiting = reader.counts().get("failed", 0)
+                    waiting = reader.counts().get("aborted", 0)
                     reader.close()
             assert emu.counters["rate_limited"], "the server refused nothing"
             assert waiting, "rows waiting out a 429 are still marked in flight in the ledger"

@@ -64,10 +64,12 @@ def test_a_row_waiting_to_retry_is_not_in_flight_until_marked_again(tmp_path):
     key = b"r" * 16
     ledger = Ledger(tmp_path / "l")
     ledger.begin(key, "c", 3)
-    ledger.retry_later([key], http_status=429, error_code="rate_limited", error_message="429")
+    ledger.retry_later(
+        [key], pacing=True, http_status=429, error_code="rate_limited", error_message="429"
+    )
     reader = Ledger(tmp_path / "l", read_only=True)
     entry = reader.lookup([key])[key]
-    assert (entry.status, entry.retryable) == ("failed", True), "committed at once"
+    assert (entry.status, entry.retryable) == ("aborted", True), "committed at once, as a stop"
     reader.close()
     ledger.begin(key, "c", 3)  # the retry goes out
     os.close(ledger._journal)  # killed before the next commit
