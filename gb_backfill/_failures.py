@@ -8,10 +8,11 @@ Values round-trip: reading the file back with :func:`read_failures` (or sending 
 ``send_path``) gives the same values, the same verdict from ``validate``, the same payload and
 the same key. Columns Arrow can store as they are are stored plainly. An object column Arrow
 cannot store as it is (mixed types such as ``"8"`` next to ``8``, ints beyond 64 bits, text with
-lone surrogates, dicts) is stored as text, one tagged JSON value per cell (``["i", "8"]``,
-``["s", "8"]``), and named in the file's ``gb_backfill`` schema metadata so that gb-backfill
-restores it. Objects with no faithful text form are restored as :class:`StoredObject`, which
-``validate`` refuses just as it refused the original.
+lone surrogates, dicts, the arrays pandas reads Parquet lists as) is stored as text, one
+tagged JSON value per cell (``["i", "8"]``, ``["s", "8"]``), and named in the file's
+``gb_backfill`` schema metadata so that gb-backfill restores it. Objects with no faithful
+text form are restored as :class:`StoredObject`, which ``validate`` refuses just as it refused
+the original.
 
 While a run goes on, failures are written to complete Parquet parts in ``<path>.parts/``, so a
 crash (even SIGKILL) leaves every failure found so far readable. When the run ends, normally, by
@@ -131,6 +132,22 @@ def _json_faithful(value: object) -> bool:
         return False
 
 
+def _array_faithful(value: object) -> bool:
+    """True for a flat numpy array whose values and dtype survive JSON."""
+    if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind not in "biufUO":
+        return False
+    plain = (str, bool, int, float)
+    if value.dtype.hasobject and not all(
+        isinstance(item, plain) and not isinstance(item, np.generic) for item in value
+    ):
+        return False
+    return _json_faithful(value.tolist())
+
+
+def _array(stored: dict[str, Any]) -> np.ndarray:
+    return np.array(stored["values"], dtype=np.dtype(stored["dtype"]))
+
+
 def _encode(value: Any) -> str | None:
     """One cell as tagged JSON text (ASCII, so lone surrogates survive); None when missing."""
     if value is None or value is pd.NA or value is pd.NaT:
@@ -160,6 +177,8 @@ def _encode(value: Any) -> str | None:
         tagged = ("B", base64.b64encode(value).decode("ascii"))
     elif isinstance(value, dict | list) and _json_faithful(value):
         tagged = ("j", value)
+    elif _array_faithful(value):  # a Parquet list cell, as pandas reads it
+        tagged = ("a", {"dtype": value.dtype.str, "values": value.tolist()})
     elif isinstance(value, StoredObject):
         tagged = ("o", value.text)
     else:
@@ -179,6 +198,7 @@ _DECODERS: dict[str, Callable[[Any], object]] = {
     "td": lambda nanos: pd.Timedelta(int(nanos)),
     "B": base64.b64decode,
     "j": lambda value: value,
+    "a": _array,
     "o": StoredObject,
 }
 

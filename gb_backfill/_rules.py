@@ -269,6 +269,13 @@ def first_failures(failures: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _kind(value: object) -> str:
+    """A value's type as a user knows it: pandas reads a Parquet list as a numpy array."""
+    if isinstance(value, np.ndarray):
+        return "a list (numpy array)"
+    return type(value).__name__
+
+
 def _value_text(value: object) -> str:
     text = repr(value)
     return text if len(text) <= _VALUE_TEXT_LIMIT else text[: _VALUE_TEXT_LIMIT - 1] + "…"
@@ -304,7 +311,7 @@ def _failure_frame(
         if problem.column in df.columns:
             cells = df[problem.column].iloc[positions]
             values = [_value_text(v) for v in cells]
-            kinds = [type(v).__name__ for v in cells]
+            kinds = [_kind(v) for v in cells]
         else:
             values = kinds = ["None"] * len(positions)
         message = problem.message

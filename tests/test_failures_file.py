@@ -160,6 +160,34 @@ def test_examples_from_the_field_are_restored_not_repr(tmp_path):
     assert b"gb_backfill" in pq.read_schema(path).metadata
 
 
+def test_a_parquet_list_column_comes_back_as_arrays_ready_to_fix(tmp_path, capsys):
+    """pandas reads a Parquet list as numpy arrays: they come back as such, not as their repr,
+    and the failure names them as lists."""
+    from gb_backfill._cli import main
+
+    source = tmp_path / "in.parquet"
+    pd.DataFrame(
+        {"customerId": ["a", "b", "c"], "eventName": "e", "tags": [["x", "y"], ["z"], None],
+         "sizes": [[1, 2], [3], [4]]}
+    ).to_parquet(source)  # fmt: skip
+    failures = tmp_path / "f.parquet"
+    assert main(["validate", str(source), "--failures", str(failures)]) == 1
+    back = read_failures(failures)
+    assert "must be a string, number or boolean, not a list (numpy array)" in str(
+        back["gb_error_message"].tolist()
+    )
+    original = pd.read_parquet(source)
+    for column in ("tags", "sizes"):
+        for was, now in zip(original[column], back[column], strict=True):
+            assert type(now) is type(was), (was, now)
+            assert np.array_equal(now, was), (was, now)
+            assert now is None or now.dtype == was.dtype
+    fixed = back.assign(
+        tags=back["tags"].map(",".join, na_action="ignore"), sizes=back["sizes"].map(sum)
+    )
+    assert verdicts(fixed.drop(columns=[c for c in fixed if c.startswith("gb_")])) == {}
+
+
 def test_plain_columns_stay_plain(tmp_path):
     df = pd.DataFrame({"customerId": ["c1"], "eventName": ["e"], "n": [1.5], "s": ["x"]})
     path = tmp_path / "f.parquet"
