@@ -226,22 +226,32 @@ def test_2001_from_a_second_client_is_retried():
 
     df = pd.DataFrame({"customerId": ["shared"] * 3, "eventName": ["e"] * 3, "n": [1, 2, 3]})
     with Emulator(faults=Faults(latency=0.3), per_second=0, per_window=0) as emu:
-        other = threading.Thread(
-            target=httpx.post,
-            args=(emu.base_url + "/api/v4.0/integrations/events",),
-            kwargs={
-                "json": {"customerId": "shared", "events": {"other": {}}},
-                "headers": {"APIKey": emu.api_key},
-            },
-        )
+        done = threading.Event()
+
+        def other_client():
+            # Back to back until the two clients met, so its requests overlap the send's
+            # however long the send takes to start on a busy machine (bounded, to be safe).
+            deadline = time.monotonic() + 30
+            with httpx.Client(headers={"APIKey": emu.api_key}) as client:
+                while not done.is_set() and not emu.counters["concurrent"]:
+                    assert time.monotonic() < deadline
+                    client.post(
+                        emu.base_url + "/api/v4.0/integrations/events",
+                        json={"customerId": "shared", "events": {"other": {}}},
+                    )
+
+        other = threading.Thread(target=other_client)
         other.start()
-        report = send(
-            df,
-            base_url=emu.base_url,
-            api_key=emu.api_key,
-            progress=False,
-            retry=RetryPolicy(attempts=10, wait_initial=0.1, wait_jitter=0.05),
-        )
+        try:
+            report = send(
+                df,
+                base_url=emu.base_url,
+                api_key=emu.api_key,
+                progress=False,
+                retry=RetryPolicy(attempts=10, wait_initial=0.1, wait_jitter=0.05),
+            )
+        finally:
+            done.set()
         other.join()
         assert emu.counters["concurrent"] >= 1
         assert [m.get("n") for m in emu.events()["metadata"] if m] == [1, 2, 3]
