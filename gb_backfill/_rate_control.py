@@ -58,6 +58,9 @@ _STREAK = 0.25  # seconds between two sends that do not break a run of sending
 _BUNCHED = 0.9  # refused after taking this share of the configured pace: bunched up
 _GENTLE = 0.92  # what a refusal of requests that reached the server bunched up cuts to
 _AT_QUOTA = 0.97  # a count within 3% of a quota is that quota (requests reach the server late)
+#: A Retry-After longer than this is more than any per-second limit needs (a second, rounded
+#: up): the long window is full.
+_WINDOW_WAIT = 2.0
 
 
 @dataclass(slots=True)
@@ -143,8 +146,9 @@ class AdaptiveRate:
             # The server took one beyond the learned quota: its quota is higher.
             self.learned_window, self._testing = None, None
 
-    def throttled(self, sent_at: float, now: float) -> None:
-        """A request sent at ``sent_at`` was refused for the pace (429, or a burst of 2001)."""
+    def throttled(self, sent_at: float, now: float, *, retry_after: float | None = None) -> None:
+        """A request sent at ``sent_at`` was refused for the pace (429, or a burst of 2001),
+        with the ``Retry-After`` seconds it named, if any."""
         self.throttles += 1
         self._refused.append(sent_at)
         self._forget(now)
@@ -161,6 +165,11 @@ class AdaptiveRate:
             if not self._bunched_up(sent_at, now):
                 self._begin_hold(sent_at, now)
         elif not hold.window and sent_at - hold.refused_sent >= _EPISODE:
+            self._window_full(hold, now)
+        hold = self._hold
+        if hold is not None and not hold.window and (retry_after or 0.0) > _WINDOW_WAIT:
+            # The server said how long: the run waits it out, and no refusal would come a
+            # second into the hold to tell the window apart.
             self._window_full(hold, now)
 
     # --- how refusals are read -------------------------------------------------------------
@@ -334,9 +343,14 @@ class AdaptiveRate:
         per_second = configured.per_second
         paced = per_second / (1.0 + SPACING_SLACK)
         best = self._found_peak
+        # Once a lower window quota holds the run, the per-second limit is seldom met again:
+        # its evidence after the first window is enough then.
+        second = self._sustained("second") or (
+            "second" in self._evidence and self._sustained("window")
+        )
         # Below the pace the sender keeps anyway, or it says nothing: a throttle at 97/s under
         # a 100/s limit came from requests that reached the server bunched, not a lower limit.
-        if self._sustained("second") and best and (not per_second or best < paced):
+        if second and best and (not per_second or best < paced):
             per_second = max(1, math.floor(best))
         per_window = configured.per_window
         if self._sustained("window") and self.learned_window is not None:

@@ -251,6 +251,18 @@ class SlidingServer:
         self.arrivals.append(now)
         return True
 
+    def retry_after(self, now):
+        """Seconds until a refused request would be taken, as the emulator's header says
+        (whole seconds, rounded up past a half, at least 1)."""
+        waits = [0.0]
+        recent = [t for t in self.arrivals[-2000:] if t > now - 1.0]
+        windowed = [t for t in self.arrivals[-5000:] if t > now - self.window]
+        if self.per_second and len(recent) >= self.per_second:
+            waits.append(recent[-self.per_second] + 1.0 - now)
+        if self.per_window and len(windowed) >= self.per_window:
+            waits.append(windowed[-self.per_window] + self.window - now)
+        return max(1, round(max(waits) + 0.5))
+
 
 @dataclass
 class Run:
@@ -269,7 +281,7 @@ class Run:
 
 def simulate(
     server, seconds=math.inf, *, rows=None, limits=None, rtt=0.05, jitter=0.0, changes=(),
-    clock=None, seed=0, defer=0.0, until_answered=True, stall=(0.0, 0.0),
+    clock=None, seed=0, defer=0.0, until_answered=True, stall=(0.0, 0.0), retry_after=False,
 ):  # fmt: skip
     """A client sending as fast as its limiter allows (no limit on requests in flight) until
     ``seconds`` pass or ``rows`` rows are accepted (a refused row goes again). A request
@@ -277,7 +289,8 @@ def simulate(
     the server counts it when it arrives, refuses it at once or takes ``rtt / 2`` to process
     it, as the emulator does. Requests sent
     in the ``stall`` (from, to) seconds leave only at its end, as from a busy event loop. A
-    refusal defers every request by ``defer`` seconds, as the lanes do with a Retry-After."""
+    refusal defers every request by ``defer`` seconds, as the lanes do with a Retry-After; or,
+    with ``retry_after``, by the server's ``Retry-After``, which the controller is told."""
     limits = limits or RateLimits()
     clock = clock or FakeClock()
     start, draw = clock.now, random.Random(seed)
@@ -302,9 +315,10 @@ def simulate(
                 run.adaptive.accepted(slot.sent_at, clock.now)
                 run.accepted.append(clock.now - start)
             else:
-                run.adaptive.throttled(slot.sent_at, clock.now)
+                wait = server.retry_after(clock.now) if retry_after else None
+                run.adaptive.throttled(slot.sent_at, clock.now, retry_after=wait)
                 run.throttled.append(clock.now - start)
-                limiter.defer(defer)
+                limiter.defer(defer if wait is None else wait)
                 waiting += 1
             continue
         if send_at >= start + seconds:
@@ -497,6 +511,17 @@ def test_lower_limits_are_advised_on_refusals_over_two_windows(server, found):
     limits = simulate(server, 180).adaptive.found(1e9)
     assert limits is not None
     assert (limits.per_second, limits.per_window) == pytest.approx(found, rel=0.03)
+
+
+def test_a_window_quota_is_learned_when_the_server_names_its_wait():
+    """With Retry-After the run waits out every refusal, so none comes a second into a hold to
+    tell the long window from a per-second limit: the wait itself does (5/s, 40 per 30 s
+    advised 5/s and 1,200 per 30 s)."""
+    run = simulate(SlidingServer(5, 40), 150, retry_after=True)
+    limits = run.adaptive.found(1e9)
+    assert limits is not None
+    assert (limits.per_second, limits.per_window) == (5, 40)
+    assert len(run.accepted) >= 0.9 * 40 * 150 / 30
 
 
 def test_refusals_in_the_first_window_alone_advise_nothing():

@@ -245,7 +245,7 @@ class BaseLane:
         self.limiter.answered(slot, answered_at)
         self.timeline.answer(outcome.http_status, self.adaptive.rate(answered_at))
         if outcome.pacing:
-            self.adaptive.throttled(sent_at, answered_at)
+            self.adaptive.throttled(sent_at, answered_at, retry_after=outcome.retry_after)
         elif outcome.http_status is not None:
             self.adaptive.accepted(sent_at, answered_at)
         for job in rows:

@@ -197,7 +197,7 @@ class JobPoller:
 
     def _observe(self, outcome: Outcome, sent_at: float) -> None:
         if outcome.pacing:
-            self.adaptive.throttled(sent_at, self.clock())
+            self.adaptive.throttled(sent_at, self.clock(), retry_after=outcome.retry_after)
             if outcome.retry_after is not None:
                 self.limiter.defer(outcome.retry_after)
         else:
