@@ -326,7 +326,7 @@ def test_a_demo_slice_runs_end_to_end_fast_and_again(tmp_path):
     """The demo's path on the sample's first rows, limits lifted: the quick version of the
     README's first command, in the default run. Run twice, as users do: the second run writes
     the same failures file instead of refusing it as another input's."""
-    demo = [sys.executable, "-m", "gb_backfill", "demo", "--fast", "--rows", "300", "--no-progress"]
+    demo = [sys.executable, "-m", "gb_backfill", "demo", "--fast", "--rows", "100", "--no-progress"]
     outputs = []
     for again in ([], ["--no-preview"]):
         result = subprocess.run(
@@ -337,9 +337,9 @@ def test_a_demo_slice_runs_end_to_end_fast_and_again(tmp_path):
         outputs.append(result.stdout)
     first, second = outputs
     assert "customers a send would create" in first
-    assert first.index("<PreviewReport rows=300 ") < first.index("<SendReport rows=300 ")
+    assert first.index("<PreviewReport rows=100 ") < first.index("<SendReport rows=100 ")
     assert "<PreviewReport" not in second
-    assert "<SendReport rows=300 " in second
+    assert "<SendReport rows=100 " in second
     assert "exit code 1, as for any run that leaves rows unsent" in second
     failures = pd.read_parquet(tmp_path / "demo.failures.parquet")
     assert set(failures["gb_status"]) <= {"invalid", "unknown"}, "every other row was sent"
