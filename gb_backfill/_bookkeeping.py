@@ -268,7 +268,7 @@ class Bookkeeper:
         if self.ledger is None:
             return
         for job in rows:
-            if job.begun:
+            if job.begun or job.requests:  # in the ledger (unmarked while waiting to retry)
                 self.ledger.settle(
                     job.key,
                     Status.FAILED,

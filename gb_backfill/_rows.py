@@ -57,7 +57,7 @@ class Job:
     lane: Lane = Lane.EVENTS  #: the lane that delivers it
     attempts: int = 0  #: tries counted against the retry policy (a 429 or 2001 is none)
     requests: int = 0  #: requests made for it in this run, refused ones included
-    begun: bool = False  #: the ledger holds its in-flight mark
+    begun: bool = False  #: the ledger holds its in-flight mark (cleared while it waits to retry)
     in_flight: bool = False  #: a request is out: an error now may follow a processed request
     recorded: bool = False  #: its final status is recorded
     last: Outcome | None = None  #: the answer to its latest request, if any
