@@ -232,6 +232,12 @@ def _switch(name: str, value: object) -> bool:
     return bool(value)
 
 
+def check_progress(value: object) -> None:
+    """``progress=``: True, False or None (a bar when the output is a terminal)."""
+    if value is not None and not isinstance(value, bool | np.bool_):
+        raise ConfigError(f"progress= must be True, False or None (automatic), not {value!r}")
+
+
 def _seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         raise ConfigError(f"{name}= must be a number of seconds, not {value!r}")

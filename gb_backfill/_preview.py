@@ -43,6 +43,7 @@ from ._config import (
     RateLimits,
     RetryPolicy,
     Settings,
+    check_progress,
     make_settings,
     unknown_keywords,
 )
@@ -435,6 +436,7 @@ async def apreview(
     repeatedly, and Ctrl-C re-raises; each carries the report so far as ``error.report``.
     """
     unknown_keywords(list(mapping), sorted(MAPPING_KEYWORDS | set(_KEYWORDS)), "preview")
+    check_progress(progress)
     settings = _settings(
         api_key=api_key, secret_key=secret_key, base_url=base_url, api_version=api_version,
         preview_limits=preview_limits, retry=retry, concurrency=concurrency, timeout=timeout,
@@ -482,6 +484,7 @@ async def apreview_path(
     twice (memory stays bounded by the batch and the sample); otherwise as :func:`apreview`.
     The file is read exactly as :func:`send_path` reads it."""
     unknown_keywords(list(options), sorted(MAPPING_KEYWORDS | set(_KEYWORDS)), "preview_path")
+    check_progress(options.get("progress"))
     mapping = {k: v for k, v in options.items() if k in MAPPING_KEYWORDS}
     size = _sample_size(options.pop("sample", DEFAULT_SAMPLE_SIZE))
     seed = _seed(options.pop("seed", 0))

@@ -26,6 +26,7 @@ from ._config import (
     MAPPING_KEYWORDS,
     RateLimits,
     RetryPolicy,
+    check_progress,
     make_settings,
     unknown_keywords,
 )
@@ -132,6 +133,7 @@ async def asend(
     re-raises.
     """
     unknown_keywords(list(mapping), sorted(MAPPING_KEYWORDS | set(_ASEND_KEYWORDS)), "send")
+    check_progress(progress)
     settings = make_settings(
         api_key=api_key,
         secret_key=secret_key,
@@ -237,6 +239,7 @@ async def asend_path(
     """
     known = sorted(MAPPING_KEYWORDS | set(_ASEND_KEYWORDS))
     unknown_keywords(list(options), known, "send_path")
+    check_progress(options.get("progress"))
     mapping = {k: v for k, v in options.items() if k in MAPPING_KEYWORDS}
     sending = {k: v for k, v in options.items() if k in _SETTINGS_KEYWORDS}
     settings = make_settings(**sending)

@@ -344,6 +344,22 @@ def test_a_switch_given_as_text_is_a_config_error(switch):
     assert send(df, **send_options(MockGameball(), retry_unknown=np.bool_(False))).sent == 1
 
 
+@pytest.mark.parametrize("face", ["send", "preview"])
+def test_progress_given_as_text_is_a_config_error(face, tmp_path):
+    """progress="no" drew a bar: any text was truthy."""
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    path = tmp_path / "in.parquet"
+    df.to_parquet(path)
+    calls = {
+        "send": [lambda **o: send(df, **o), lambda **o: gb_backfill.send_path(path, **o)],
+        "preview": [lambda **o: gb_backfill.preview(df, **o),
+                    lambda **o: gb_backfill.preview_path(path, **o)],
+    }[face]  # fmt: skip
+    for call in calls:
+        with pytest.raises(ConfigError, match=r"^progress= must be True, False or None"):
+            call(api_key="k", base_url="http://127.0.0.1:9", progress="no")
+
+
 def test_unknown_keyword_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown keyword"):
         send(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}), api_key="k", evnt="x")
