@@ -120,3 +120,13 @@ class LimitedGameball(MockGameball):
             return httpx.Response(429, json={"code": 4290, "message": "Too many requests."})
         self.arrivals.append(at)
         return httpx.Response(200, json={})
+
+
+def sigint_as_in_a_terminal():
+    """A child's ``preexec_fn``: SIGINT reaches it as a terminal's Ctrl-C would, whatever the
+    test process's own disposition and mask (twice in full runs a child started from a pytest
+    worker ignored it, and a send honours an inherited SIG_IGN, as for `cmd &`)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -15,6 +15,7 @@ import pytest
 from gb_backfill import Emulator, Faults
 from gb_backfill._cli import main
 from gb_backfill._ledger import Ledger
+from tests.conftest import sigint_as_in_a_terminal
 
 
 def kill_and_resume(tmp_path, capsys, *, rows, kills, batch_rows):
@@ -161,13 +162,6 @@ def test_kill_while_rows_wait_out_a_429_and_resume_sends_them(tmp_path):
     assert (arrived == 1).all(), "none twice"
 
 
-def _sigint_as_in_a_terminal():
-    """The child gets SIGINT as a terminal's Ctrl-C would reach it, whatever the test
-    process's own disposition and mask (a test runner's worker may ignore or block it)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
 def test_ctrl_c_finishes_in_flight_and_writes_every_row(tmp_path):
     """SIGINT: no new requests, in-flight ones finish, the failures file accounts for the rest."""
     rows = 2_000  # 50 s at 40/s: the interrupt lands mid-run however slow the machine
@@ -189,7 +183,7 @@ def test_ctrl_c_finishes_in_flight_and_writes_every_row(tmp_path):
         env = {"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"}
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=_sigint_as_in_a_terminal,
+            preexec_fn=sigint_as_in_a_terminal,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while len(emu.events()) < 20 and time.monotonic() < deadline:

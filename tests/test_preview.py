@@ -29,7 +29,7 @@ from gb_backfill import (
 from gb_backfill._config import PREVIEW_LIMITS
 from gb_backfill._emulator import DEFAULT_API_KEY
 from tests import fake_time
-from tests.conftest import API_KEY, FAST_RETRY, SECRET_KEY, MockGameball
+from tests.conftest import API_KEY, FAST_RETRY, SECRET_KEY, MockGameball, sigint_as_in_a_terminal
 
 MAPPING = {"customer_id": "customer", "event_name": "event"}
 #: The test's own campaigns: points per unit, a bonus, a coupon, a capped review reward.
@@ -493,7 +493,7 @@ def test_ctrl_c_and_sigterm_print_what_was_quoted_so_far(tmp_path, signal_number
              "--no-progress", "--json", str(tmp_path / "partial.json")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
             preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-            if signal_number == 15 else None,
+            if signal_number == 15 else sigint_as_in_a_terminal,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while (
