@@ -123,9 +123,9 @@ class LimitedGameball(MockGameball):
 
 
 def sigint_as_in_a_terminal():
-    """A child's ``preexec_fn``: SIGINT reaches it as a terminal's Ctrl-C would, whatever the
-    test process's own disposition and mask (twice in full runs a child started from a pytest
-    worker ignored it, and a send honours an inherited SIG_IGN, as for `cmd &`)."""
+    """A child's ``preexec_fn``: SIGINT reaches it as a terminal's Ctrl-C would. A suite run
+    from a background job (`.ci/run &`) has SIGINT ignored in every process, and a send
+    honours an inherited SIG_IGN on purpose (`cmd &`), so it would ignore the test's SIGINT."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
