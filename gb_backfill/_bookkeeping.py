@@ -248,7 +248,7 @@ class Bookkeeper:
         self.progress.advance(len(rows), self.counts, self.retrying)
         if self.ledger is not None:
             self.ledger.settle_many(
-                [(job.key, job.requests) for job in rows if job.begun or job.requests],
+                [(job.key, job.requests) for job in rows if job.in_ledger],
                 status,
                 retryable=retryable,
                 http_status=outcome.http_status if outcome else None,
@@ -268,7 +268,7 @@ class Bookkeeper:
         if self.ledger is None:
             return
         for job in rows:
-            if job.begun or job.requests:  # in the ledger (unmarked while waiting to retry)
+            if job.in_ledger:
                 self.ledger.settle(
                     job.key,
                     Status.FAILED,

@@ -337,13 +337,12 @@ def make_settings(
     """Check every option of a send, in the caller's terms, before anything starts."""
     if mode not in ("events", "batch"):
         raise ConfigError(f"mode= must be 'events' or 'batch', not {mode!r}")
-    switches = {
-        "retry_unknown": retry_unknown, "allow_insecure_http": allow_insecure_http,
-        "keep_order": keep_order, "rebuild_ledger": rebuild_ledger,
-        "resend_changed": resend_changed, "dry_run": dry_run,
-    }  # fmt: skip
-    for name, value in switches.items():
-        _switch(name, value)
+    retry_unknown = _switch("retry_unknown", retry_unknown)
+    allow_insecure_http = _switch("allow_insecure_http", allow_insecure_http)
+    keep_order = _switch("keep_order", keep_order)
+    rebuild_ledger = _switch("rebuild_ledger", rebuild_ledger)
+    resend_changed = _switch("resend_changed", resend_changed)
+    dry_run = _switch("dry_run", dry_run)
     api_version = str(api_version).removeprefix("v")
     if api_version not in gameball.API_VERSIONS:
         raise ConfigError(f"api_version= must be '4.0' or '4.1', not {api_version!r}")

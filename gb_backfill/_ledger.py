@@ -555,11 +555,11 @@ class Ledger:
         """
         if not keys:
             return
-        now = time.time()
-        status = (LedgerStatus.ABORTED if pacing else LedgerStatus.FAILED).value
-        self._settles.extend(
-            (status, 1, 0, http_status, error_code, error_message, now, key) for key in keys
-        )
+        status = LedgerStatus.ABORTED if pacing else LedgerStatus.FAILED
+        self.settle_many(
+            [(key, 0) for key in keys], status.value, retryable=True, http_status=http_status,
+            error_code=error_code, error_message=error_message,
+        )  # fmt: skip
         self._raise_if_broken()
         self.commit()
 

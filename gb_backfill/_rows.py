@@ -63,6 +63,11 @@ class Job:
     last: Outcome | None = None  #: the answer to its latest request, if any
 
     @property
+    def in_ledger(self) -> bool:
+        """The ledger has a record of it: marked now, or unmarked while it waits to retry."""
+        return self.begun or self.requests > 0
+
+    @property
     def key(self) -> bytes:
         assert self.batch.keys is not None
         return self.batch.keys.keys[self.key_index]
