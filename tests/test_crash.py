@@ -106,6 +106,19 @@ def check_every_row_once(df, events, failures, ledger, capsys):
     assert sum(int(n.replace(",", "")) for n in counted) == total == rows - 3, "lines add up"
 
 
+def one_row_per_customer(rows, source):
+    """``rows`` purchases of distinct customers, each with its ``row_id``, written as a CSV."""
+    df = pd.DataFrame(
+        {
+            "customerId": [f"c{n}" for n in range(rows)],
+            "eventName": "purchase",
+            "row_id": [f"r{n}" for n in range(rows)],
+        }
+    )
+    df.to_csv(source, index=False)
+    return df
+
+
 def test_three_kills_on_a_few_hundred_rows_and_resume(tmp_path, capsys):
     kill_and_resume(tmp_path, capsys, rows=300, kills=3, batch_rows=60)
 
@@ -119,15 +132,8 @@ def test_kill_while_rows_wait_out_a_429_and_resume_sends_them(tmp_path):
     """Rows refused with 429 wait out its Retry-After (30 s here) before their retry; a kill -9
     meanwhile must leave them to the resume to send, not ``in_flight`` (hence ``unknown``)."""
     rows = 60
-    df = pd.DataFrame(
-        {
-            "customerId": [f"c{n}" for n in range(rows)],
-            "eventName": "purchase",
-            "row_id": [f"r{n}" for n in range(rows)],
-        }
-    )
     source = tmp_path / "input.csv"
-    df.to_csv(source, index=False)
+    df = one_row_per_customer(rows, source)
     ledger = tmp_path / "run.ledger"
     with Emulator(per_second=0, per_window=10, window=30, retry_after=True) as emu:
         command = [
@@ -164,16 +170,9 @@ def test_kill_while_rows_wait_out_a_429_and_resume_sends_them(tmp_path):
 
 def test_ctrl_c_finishes_in_flight_and_writes_every_row(tmp_path):
     """SIGINT: no new requests, in-flight ones finish, the failures file accounts for the rest."""
-    rows = 2_000  # 50 s at 40/s: the interrupt lands mid-run however slow the machine
-    df = pd.DataFrame(
-        {
-            "customerId": [f"c{n}" for n in range(rows)],
-            "eventName": "purchase",
-            "row_id": [f"r{n}" for n in range(rows)],
-        }
-    )
+    rows = 2_000  # 50 s at 40/s, stopped after 20 arrivals: the run cannot finish first
     source = tmp_path / "input.csv"
-    df.to_csv(source, index=False)
+    one_row_per_customer(rows, source)
     failures = tmp_path / "failures.parquet"
     with Emulator(faults=Faults(latency=0.05)) as emu:
         command = [
