@@ -26,7 +26,7 @@ import pandas as pd
 
 from ._clock import Clock
 from ._failures import FailureWriter, failure_rows
-from ._ledger import Ledger
+from ._ledger import POSTING_JOB, Ledger
 from ._outcomes import Outcome
 from ._progress import Progress
 from ._rows import Batch, Job, NotSent
@@ -200,6 +200,13 @@ class Bookkeeper:
                 groups.setdefault(_stop_outcome(job, error), []).append(job)
         for (status, outcome), alike in groups.items():  # rows alike recorded together
             self.record(alike, status, outcome, retryable=status is not Status.UNKNOWN)
+
+    def posting(self, jobs: Sequence[Job]) -> None:
+        """Note in the ledger, before a job's POST goes out, that ``jobs`` left any earlier job:
+        until its answer names the new job, a resume must not ask the old one (which may have
+        answered 2001 for them) and send them again."""
+        if self.ledger is not None:
+            self.ledger.assign_job(POSTING_JOB, [job.key for job in jobs if job.begun])
 
     def assign_job(self, jobs: Sequence[Job], job_id: int) -> None:
         """Note in the ledger which batch job carries ``jobs``, so a later run can ask."""

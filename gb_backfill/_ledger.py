@@ -112,6 +112,10 @@ _LOOKUP_BATCH = 5_000
 _COMMIT_EVERY = 0.2  # seconds between commits of journalled marks and settled outcomes
 _BUSY_TIMEOUT_MS = 2000
 _CACHE_KIB = 16_384
+#: The job id a row is recorded with while the POST of its next job is out: its earlier job
+#: (one that answered 2001 for it) is left, and the new job's id is not known yet. A resume
+#: cannot ask that job, so the row stays in flight (unknown) instead of being sent again.
+POSTING_JOB = -1
 #: statuses whose rows were, or may have been, processed by Gameball
 _MAY_HAVE_ARRIVED = tuple(status.value for status in LedgerStatus if status.may_have_arrived)
 
@@ -474,17 +478,22 @@ class Ledger:
             raise self._break(f"the journal {self.journal_path} took a partial write (disk full?)")
 
     def assign_job(self, job_id: int, keys: Sequence[bytes]) -> None:
-        """Record that a batch job carries ``keys`` (in flight); durable when this returns."""
+        """Record that a batch job carries ``keys`` (in flight); durable when this returns.
+
+        ``job_id`` :data:`POSTING_JOB`: a job is being posted for ``keys`` (recorded before its
+        POST goes out, so the ledger never points a row at a job it has left)."""
         self._raise_if_broken()
         self._append(_journal.job_record(job_id, keys))
         self._jobs.extend((job_id, key) for key in keys)
 
     def pending_jobs(self) -> list[EarlierJob]:
-        """Batch jobs whose rows are still in flight, oldest first."""
+        """Batch jobs whose rows are still in flight, oldest first (rows whose job was being
+        posted, id unknown, are in none: they stay in flight)."""
         jobs: dict[int, EarlierJob] = {}
         query = (
             "SELECT job_id, key, customer_id, updated_at FROM rows "
-            "WHERE status = 'in_flight' AND job_id IS NOT NULL ORDER BY updated_at"
+            "WHERE status = 'in_flight' AND job_id IS NOT NULL AND job_id >= 0 "
+            "ORDER BY updated_at"
         )
         for job_id, key, customer, when in self._db.execute(query):
             job = jobs.setdefault(int(job_id), EarlierJob(int(job_id), float(when), []))
@@ -709,10 +718,11 @@ def _merged(
             whole.append(
                 (key, status, retryable, attempts, http, code, message, *row[1:3], when, *row[4:])
             )
+    latest_job = {key: job_id for job_id, key in jobs if key not in marked}  # the last one holds
     return (
         sorted(whole),
         sorted(marks),
-        sorted((j for j in jobs if j[1] not in marked), key=lambda j: j[1]),
+        sorted(((job_id, key) for key, job_id in latest_job.items()), key=lambda j: j[1]),
         sorted((x for x in looses if x[2] not in marked), key=lambda x: x[2]),
         sorted((s for s in settles if s[7] not in marked), key=_settled_key),
     )

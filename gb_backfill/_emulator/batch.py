@@ -13,8 +13,11 @@ in one of the two documented shapes, chosen by ``status_shape``:
   results, errors}``.
 
 The other shape's path answers 404, as an API that serves one of them would. Seeded faults:
-items that fail (half of them with the transient code 2001), jobs that fail as a whole, and jobs
-that are lost (they never end).
+items that fail (a ``transient_share`` of them with the transient code 2001), jobs that fail as
+a whole, and jobs that are lost (they never end). ``busy_jobs``: the first jobs fail every item
+with 2001, as when another client is sending for the same customers. ``create_delay``: a job
+exists (and is processed) from the moment its POST arrives, but the answer naming its id comes
+that many seconds later, as across a slow network.
 """
 
 from __future__ import annotations
@@ -57,14 +60,19 @@ class BatchSettings:
     #: a job holding an item whose JSON is longer than this is refused as a whole with 400
     #: (0: no limit), as an API that checks item sizes before queueing a job would
     max_item_bytes: int = 0
+    transient_share: float = 0.5
+    busy_jobs: int = 0
+    create_delay: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.status_shape not in ("tutorial", "openapi"):
             raise ConfigError("status_shape must be 'tutorial' or 'openapi'")
-        shares = (self.item_failures, self.job_failures, self.lost_jobs)
-        if any(not 0 <= s <= 1 for s in shares) or self.delay < 0:
-            raise ConfigError("batch fault shares are 0 to 1 and delay is seconds, at least 0")
+        shares = (self.item_failures, self.job_failures, self.lost_jobs, self.transient_share)
+        if any(not 0 <= s <= 1 for s in shares) or min(self.delay, self.create_delay) < 0:
+            raise ConfigError("batch fault shares are 0 to 1 and delays are seconds, at least 0")
+        if self.busy_jobs < 0:
+            raise ConfigError("busy_jobs is a number of jobs, at least 0")
 
 
 @dataclass(eq=False, slots=True)
@@ -118,10 +126,13 @@ class BatchJobs:
             job.status = "running"  # and so it stays
             return job
         fails = draw < self.settings.lost_jobs + self.settings.job_failures
-        asyncio.get_running_loop().call_later(self.settings.delay, self._process, job, fails)
+        busy = len(self.jobs) <= self.settings.busy_jobs
+        asyncio.get_running_loop().call_later(
+            self.settings.delay, self._process, job, fails, busy
+        )
         return job
 
-    def _process(self, job: Job, fails: bool) -> None:
+    def _process(self, job: Job, fails: bool, busy: bool = False) -> None:
         job.started_at = time.time()
         if job.status == "stopped":
             return
@@ -132,8 +143,11 @@ class BatchJobs:
         for number, item in enumerate(job.items):
             customer = item.get("customerId") if isinstance(item, dict) else None
             problem = item_problem(item)
-            if problem is None and self._random.random() < self.settings.item_failures:
-                problem = _TRANSIENT if self._random.random() < 0.5 else _PERMANENT
+            if problem is None and busy:
+                problem = _TRANSIENT
+            elif problem is None and self._random.random() < self.settings.item_failures:
+                transient = self._random.random() < self.settings.transient_share
+                problem = _TRANSIENT if transient else _PERMANENT
             if problem is not None:
                 # Gameball's examples give the reason as "error" in one item, "message" in another.
                 reason = "error" if number % 2 else "message"

@@ -671,6 +671,8 @@ class Emulator:
             return _error(400, 3016, message, request_id)
         assert self._jobs is not None
         job = self._jobs.create(request.headers[gameball.API_KEY_HEADER], items)
+        if self.batch.create_delay:
+            await asyncio.sleep(self.batch.create_delay)
         return web.json_response({"jobId": job.id})
 
     def _job(self, request: web.Request, request_id: int) -> Any:

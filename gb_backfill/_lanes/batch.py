@@ -7,7 +7,9 @@ ones are ``failed`` with Gameball's reason, and a transient reason (2001) is tri
 later job; items in neither list once the job has ended, a job that fails as a whole, and one not
 confirmed in time leave their rows ``unknown``, never silently ``sent``. Rows are marked in
 flight before their job is posted and the job id is recorded in the ledger, so a later run can
-ask how a job ended after a crash.
+ask how a job ended after a crash. Before each POST the ledger notes that the rows left any
+earlier job: a row answered 2001 in job 1 and killed while job 2's POST is out stays in flight
+(unknown), never sent a third time on job 1's word.
 
 Jobs hold at most 1,000 items and 1 MiB of JSON; a job refused as a whole (400, or 413 for its
 size) is posted again in halves until the items at fault are alone. Posting a job is the shared
@@ -20,7 +22,6 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Sequence
-from functools import partial
 
 import httpx
 
@@ -231,7 +232,13 @@ class BatchLane(BaseLane):
     ) -> None:
         """Post ``jobs`` as one batch job, then settle its rows once it has ended."""
         body = b'{"body":[' + b",".join(job.body for job in jobs) + b"]}"
-        response = await self.deliver(jobs, partial(self._post, body), slot=slot, part=part)
+
+        async def post() -> httpx.Response:
+            # Before every POST: the rows leave any earlier job (one that answered 2001).
+            self.bookkeeper.posting(jobs)
+            return await self._post(body)
+
+        response = await self.deliver(jobs, post, slot=slot, part=part)
         if response is None:
             return  # the rows are recorded
         job_id = job_id_of(response)
