@@ -7,7 +7,9 @@ Sending the second export would award every event twice. The loose identity make
 
 * the customer id and the event name, exactly;
 * each metadata value reduced to a canonical form: numbers (typed, or text such as ``12.50``,
-  ``1e3`` or ``7,029.78``) as one float text; booleans (typed, or ``true``/``false`` in any
+  ``1e3`` or ``7,029.78``) as one float text where float64 carries them exactly, else as their
+  exact digits (an int64 or uint64 id beyond 2**53, a decimal with more than 17 digits: the wire
+  carries them exactly, so they are told apart exactly); booleans (typed, or ``true``/``false`` in any
   case); timestamps (typed, or ISO-8601 text) as the instant in UTC, a naive one read as UTC;
   dates; any other text as it is;
 * empty text and missing values alike: left out;
@@ -56,6 +58,7 @@ _BOOL = r"(?i)^\s*(true|false)\s*$"
 _DATE = r"^\s*\d{4}-\d{2}-\d{2}\s*$"
 _TIMESTAMP = r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
 _MICROS = {"s": 10**6, "ms": 10**3, "us": 1, "ns": 1}
+_FLOAT_EXACT = 2**53  # integers up to this size are exact in float64
 
 
 def key_bit(key: str) -> int:
@@ -68,6 +71,60 @@ def _numbers(array: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise("n:", pc.cast(floats, pa.string()), "")
 
 
+def _number_text(value: decimal.Decimal) -> str | None:
+    """The canonical text of the number whose exact value is ``value``: its float text when
+    float64 carries it exactly (the float's shortest text is this value), else its exact
+    digits. Never through float64 alone: 2**53 + 1 and 2**53 are two numbers."""
+    if value.is_nan():
+        return None
+    number = float(value)
+    if math.isfinite(number) and decimal.Decimal(repr(number)) == value:
+        return _numbers(pa.array([number], pa.float64()))[0].as_py()  # type: ignore[no-any-return]
+    # Not normalize(): it rounds to the context's 28 digits.
+    sign, digits, exponent = value.as_tuple()
+    text = "".join(map(str, digits)).lstrip("0")
+    stripped = text.rstrip("0")
+    assert isinstance(exponent, int)  # finite
+    return f"n:{'-' if sign else ''}{stripped}e{exponent + len(text) - len(stripped)}"
+
+
+def _replaced(out: pa.Array, where: npt.NDArray[np.bool_], texts: list[str | None]) -> pa.Array:
+    return pc.replace_with_mask(out, pa.array(where), pa.array(texts, pa.string()))
+
+
+def _integers(array: pa.Array) -> pa.Array:
+    """Canonical text of an integer array: beyond 2**53 (rare: ids), exactly."""
+    if array.type not in (pa.int64(), pa.uint64()):
+        return _numbers(array)  # narrower integers are all exact in float64
+    big = pc.greater(array, pa.scalar(_FLOAT_EXACT, array.type))
+    if array.type == pa.int64():
+        big = pc.or_(big, pc.less(array, pa.scalar(-_FLOAT_EXACT, array.type)))
+    where = _where(big)
+    if not where.any():
+        return _numbers(array)
+    exact = [_number_text(decimal.Decimal(v)) for v in array.filter(pa.array(where)).to_pylist()]
+    small = pc.if_else(pa.array(where), pa.scalar(0, array.type), array)
+    return _replaced(_numbers(small), where, exact)
+
+
+def _numeric_texts(digits: pa.Array) -> pa.Array:
+    """Canonical text of numbers written as text (no grouping): through float64 when they have
+    at most 15 significant digits (float64 tells every such number apart), else exactly."""
+    mantissa = pc.replace_substring_regex(digits, r"[eE].*$", "")
+    significant = pc.replace_substring_regex(
+        pc.replace_substring_regex(mantissa, r"[^0-9]", ""), r"^0+|0+$", ""
+    )
+    long = _where(pc.greater(pc.utf8_length(significant), 15))
+    if not long.any():
+        return _numbers(digits)
+    exact = [
+        _number_text(decimal.Decimal(text.strip()))
+        for text in digits.filter(pa.array(long)).to_pylist()
+    ]
+    short = pc.if_else(pa.array(long), "0", digits)
+    return _replaced(_numbers(short), long, exact)
+
+
 def _instants(micros: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise("t:", pc.cast(micros, pa.string()), "")
 
@@ -77,7 +134,11 @@ def _typed(array: pa.Array) -> pa.Array:
     kind = array.type
     if pa.types.is_boolean(kind):
         return pc.if_else(array, "b:true", "b:false")
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+    if pa.types.is_integer(kind):
+        return _integers(array)
+    if pa.types.is_decimal(kind):
+        return _numeric_texts(pc.cast(array, pa.string()))  # a decimal's text is exact
+    if pa.types.is_floating(kind):
         return _numbers(array)
     if pa.types.is_timestamp(kind):
         ticks = pc.cast(pc.cast(array, pa.timestamp(kind.unit)), pa.int64())
@@ -102,8 +163,8 @@ def _text(text: pa.Array) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
     if plain.any() or grouped.any():
         digits = pc.replace_substring_regex(text, r"[, \x{a0}\x{202f}]", "")
         numeric = plain | grouped
-        parsed = pc.cast(pc.if_else(pa.array(numeric), digits, "0"), pa.float64())
-        out = pc.if_else(pa.array(numeric), _numbers(parsed), out)
+        parsed = _numeric_texts(pc.if_else(pa.array(numeric), digits, "0"))
+        out = pc.if_else(pa.array(numeric), parsed, out)
         loose |= numeric
     booleans = _where(pc.match_substring_regex(text, _BOOL))
     if booleans.any():
@@ -149,7 +210,10 @@ def _python_value(value: Any) -> tuple[str | None, bool]:
         return text[0].as_py(), bool(loose[0])
     if isinstance(value, bool | np.bool_):
         return ("b:true" if value else "b:false"), False
-    if isinstance(value, int | float | np.integer | np.floating | decimal.Decimal):
+    if isinstance(value, int | np.integer | decimal.Decimal):
+        exact = decimal.Decimal(int(value) if isinstance(value, np.integer) else value)
+        return _number_text(exact), False
+    if isinstance(value, float | np.floating):
         number = float(value)
         if math.isnan(number):
             return None, False
