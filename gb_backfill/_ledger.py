@@ -31,6 +31,14 @@ journal or write-ahead log is still there, or whose journal belongs to another d
 refused (a fresh database would not know the rows already sent): ``gb-backfill status`` shows
 the journal's rows, and ``rebuild=True`` (``--rebuild-ledger``) rebuilds from the journal.
 A SQLite file that is not a ledger is refused without being written to.
+
+A ledger no run uses is one file: a run notes in the database itself (checkpointed at once)
+that it has the ledger open, and a clean close clears the note, folds the WAL back into the
+file and removes the journal, so the file can be copied alone. A file whose note is still there
+while its WAL or journal is missing (copied alone after a crash: its latest rows are in them)
+is refused, never taken as new. A journal replayed after a crash never turns a row the database
+holds as settled back into one in flight: the crash may have come between the commit and the
+journal's truncation, and the marks are older than the outcomes.
 """
 
 from __future__ import annotations
@@ -108,6 +116,13 @@ ON CONFLICT (key) DO UPDATE SET status = 'in_flight', updated_at = excluded.upda
     form = CASE WHEN excluded.loose IS NULL THEN form ELSE excluded.form END,
     loose = coalesce(excluded.loose, loose)
 """
+#: A mark replayed from a journal a crash left: it may be older than the outcome the database
+#: already holds (the crash came between the commit and the journal's truncation), and then it
+#: must not turn a settled row back into one in flight.
+_MARK_REPLAYED = _MARK + " WHERE rows.status = 'in_flight' OR rows.updated_at < excluded.updated_at"
+#: The meta row that says a run has this ledger open: its latest rows may be in the companion
+#: files (the WAL and the journal) rather than in the database file itself.
+_IN_USE = "in_use"
 _LOOKUP_BATCH = 5_000
 _COMMIT_EVERY = 0.2  # seconds between commits of journalled marks and settled outcomes
 _BUSY_TIMEOUT_MS = 2000
@@ -164,6 +179,18 @@ def _missing_message(path: Path, leftovers: Sequence[Path]) -> str:
     )
 
 
+def _lost_companions_message(path: Path, missing: Sequence[Path]) -> str:
+    names = " and ".join(found.name for found in missing)
+    return (
+        f"{path} was in use by a run that did not finish (it was killed or crashed), and its "
+        f"latest rows are in {names}, which {'are' if len(missing) > 1 else 'is'} not beside "
+        "it: a ledger file copied alone. Copy every file whose name starts with "
+        f"{path.name} from where the run was into {path.parent}, then run again; without them, "
+        "rows already sent would be sent again. If they are lost for good, --rebuild-ledger "
+        "(rebuild_ledger=True) trusts this file alone."
+    )
+
+
 def journal_rows(path: str | os.PathLike[str]) -> pd.DataFrame:
     """The rows a ledger's journal holds (for ``gb-backfill status`` when the database is gone);
     the columns of :meth:`Ledger.unknown_rows` plus ``status``."""
@@ -193,6 +220,7 @@ class Ledger:
         self._looses: list[_journal.Loose] = []
         self._settles: list[_journal.Settle] = []
         self._jobs: list[_journal.Assign] = []
+        self._replaying = False
         self._last_commit = time.monotonic()
         if read_only:
             self._open_read_only()
@@ -211,7 +239,7 @@ class Ledger:
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
             )
-            self._prepare_database()
+            self._prepare_database(rebuild=rebuild, found=leftovers)
         except sqlite3.DatabaseError as error:
             self._release_lock()
             raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None
@@ -253,8 +281,9 @@ class Ledger:
                 f"{listed}); it was left as it is: give another ledger path (--ledger, ledger=)"
             )
 
-    def _prepare_database(self) -> None:
+    def _prepare_database(self, *, rebuild: bool, found: Sequence[Path]) -> None:
         self._check_is_ledger()
+        self._refuse_lost_companions(rebuild=rebuild, found=found)
         # WAL with synchronous=NORMAL survives a killed process (not a power cut).
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -274,6 +303,34 @@ class Ledger:
             self._db.execute(
                 "INSERT INTO meta (name, value) VALUES ('ledger_id', ?)", (self.identity,)
             )
+
+    def _refuse_lost_companions(self, *, rebuild: bool, found: Sequence[Path]) -> None:
+        """Refuse a database whose run did not close it while its WAL or journal is missing
+        (``found``: the companions there before SQLite opened it): the latest rows were in them
+        (a ledger file copied alone after a crash), and a run trusting the file alone would
+        send those rows again."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        if rebuild or "meta" not in tables:
+            return
+        in_use = self._db.execute("SELECT 1 FROM meta WHERE name = ?", (_IN_USE,)).fetchone()
+        wal = self.path.with_name(self.path.name + "-wal")
+        missing = [path for path in (wal, self.journal_path) if path not in found]
+        if in_use and missing:
+            self._db.close()
+            # Leave the folder as it was: opening made an empty WAL and its index.
+            for made in (wal, self.path.with_name(self.path.name + "-shm")):
+                if made not in found:
+                    made.unlink(missing_ok=True)
+            raise LedgerError(_lost_companions_message(self.path, missing))
+
+    def _mark_in_use(self) -> None:
+        """Note in the database file itself that a run has it open (checkpointed at once, so
+        a copy of the file alone says so), until :meth:`close` makes it one file again."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+            (_IN_USE, f"pid {os.getpid()} since {time.time():.0f}"),
+        )
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _take_lock(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -310,9 +367,14 @@ class Ledger:
         # What a killed or failed run left behind: its requests may have gone out.
         self._begins, self._looses = found.begins, found.looses
         self._settles, self._jobs = found.settles, found.jobs
-        self.commit()
+        self._replaying = True
+        try:
+            self.commit()
+        finally:
+            self._replaying = False
         if os.fstat(fd).st_size == 0:
             os.write(fd, _journal.header(self.identity))
+        self._mark_in_use()
 
     @staticmethod
     def _same_file(path: Path, fd: int) -> bool:
@@ -602,7 +664,7 @@ class Ledger:
             try:
                 # In key order: neighbouring keys share the B-tree's pages.
                 self._db.executemany(_WHOLE, whole)
-                self._db.executemany(_MARK, marks)
+                self._db.executemany(_MARK_REPLAYED if self._replaying else _MARK, marks)
                 self._db.executemany(_ASSIGN, jobs)
                 self._db.executemany(_LOOSE, looses)
                 self._db.executemany(_SETTLE, settles)
@@ -666,10 +728,16 @@ class Ledger:
                     self._save_to_journal()
             ours = self._same_file(self.journal_path, self._journal)
             empty = os.fstat(self._journal).st_size <= len(_journal.header(self.identity))
+            if failure is None:
+                with contextlib.suppress(sqlite3.Error):  # the next open checks again
+                    self._db.execute("DELETE FROM meta WHERE name = ?", (_IN_USE,))
             if failure is None and ours and empty:
                 self.journal_path.unlink()
             os.close(self._journal)
             self._journal = -1
+            if failure is None:
+                with contextlib.suppress(sqlite3.Error):  # a reader holds it: kept in WAL
+                    self._db.execute("PRAGMA journal_mode=DELETE")
             self._release_lock()
         self._db.close()
         if failure is not None:
