@@ -75,6 +75,15 @@ class Progress:
             pace = self.pace()
             self._bar.set_postfix(_postfix(counts, retrying, pace), refresh=False)
 
+    def note(self, text: str) -> None:
+        """Tell the user something now (on stderr, above the bar if there is one)."""
+        if self._bar is not None:
+            from tqdm.auto import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
     def finish(self, counts: Mapping[str, int]) -> None:
         """Show the final counts, so the bar agrees with the report, and close it."""
         if self._bar is not None:

@@ -380,17 +380,32 @@ class SendRun:
             except asyncio.CancelledError:
                 self.interrupted = True
                 self.book.halt()
-            if self.book.stopped.is_set() and readable:
-                await self.admission.account_unread(batches, self.offset)
-            self.book.stopped_early(self.dispatcher.waiting())
-            for lane in self.lanes:
-                await lane.close()
+            try:
+                if self.book.stopped.is_set() and readable:
+                    await self.admission.account_unread(batches, self.offset)
+                self.book.stopped_early(self.dispatcher.waiting())
+                for lane in self.lanes:
+                    await lane.close()
+            except asyncio.CancelledError:
+                await self._cut_short()
             self.bar.finish(self.book.counts)
         finally:
             for lane in self.lanes:
                 lane.cancel()
             self.bar.close()
             self.admission.close()
+
+    async def _cut_short(self) -> None:
+        """A second stop (Ctrl-C or SIGTERM again) while the run winds down: nothing more is
+        waited for. Every row still out or queued is recorded by the stop rule, and the run
+        goes on to write its files (the failures file merged, the ledger closed)."""
+        self.interrupted = True
+        self.book.halt()
+        for lane in self.lanes:
+            lane.cancel()
+        for lane in self.lanes:
+            await lane.abandon()
+        self.book.stopped_early(self.dispatcher.waiting())
 
     def finish_files(self, columns: Sequence[Hashable]) -> pd.DataFrame | None:
         """Complete the failures file and commit the ledger, even when the run failed."""

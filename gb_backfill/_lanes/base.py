@@ -135,6 +135,19 @@ class BaseLane:
         """Cancel the lane's tasks (after :meth:`close`, or when the run is torn down)."""
         raise NotImplementedError
 
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The lane's running tasks."""
+        return []
+
+    def stop_queued(self) -> None:
+        """Record every row still queued by the stop rule."""
+
+    async def abandon(self) -> None:
+        """After :meth:`cancel` (a second stop cut the wait short): let the cancelled tasks
+        record their rows, then record the rows still queued, by the stop rule."""
+        await asyncio.gather(*self.tasks(), return_exceptions=True)
+        self.stop_queued()
+
     def limits_found(self) -> RateLimits | None:
         """The limits Gameball kept this lane to, when lower than its configured ones."""
         return self.adaptive.found(self.clock())

@@ -41,6 +41,10 @@ from .jobs import JobPoller, JobRead, job_id_of, job_verdicts
 __all__ = ["BatchLane"]
 
 _FILL_WAIT = 0.05  # seconds to let a job fill before it goes out part-full
+#: Once the run is stopped (Ctrl-C, SIGTERM, an error), how long jobs already posted may still
+#: end and give their rows a real outcome; rows of jobs not ended by then are unknown (a later
+#: run with the ledger asks Gameball how their jobs ended).
+STOP_GRACE = 10.0
 _MAX_JOBS = 64  # jobs in flight at once
 #: Answers that refuse a job as a whole without judging its rows one by one: the job is split
 #: in halves until the items at fault are alone.
@@ -150,13 +154,26 @@ class BatchLane(BaseLane):
 
     async def close(self) -> None:
         self.no_more_input()
-        stopped = self.book.stopped.is_set()
-        grace = self.settings.job_timeout + self.settings.timeout if stopped else None
+        grace: float | None = None
+        if self.book.stopped.is_set():
+            grace = min(STOP_GRACE, self.settings.job_timeout + self.settings.timeout)
+            if self._jobs:
+                self.bookkeeper.progress.note(
+                    f"gb-backfill: stopping: waiting up to {grace:g} s for {len(self._jobs):,} "
+                    "batch job(s) already posted to end; rows of jobs not ended by then are "
+                    "recorded unknown"
+                )
+        loop = asyncio.get_running_loop()
+        deadline = None if grace is None else loop.time() + grace
         if self._filler is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._filler), grace)
             self._filler.cancel()
-        await self._drain_tasks(list(self._jobs), grace)
+        left = None if deadline is None else max(deadline - loop.time(), 0.0)
+        await self._drain_tasks(list(self._jobs), left)
+        self.stop_queued()
+
+    def stop_queued(self) -> None:
         self.stop_rows(self.ready.drain())
 
     def cancel(self) -> None:
@@ -164,6 +181,9 @@ class BatchLane(BaseLane):
             self._filler.cancel()
         for task in self._jobs:
             task.cancel()
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return [task for task in (self._filler, *self._jobs) if task is not None]
 
     # --- filling jobs ----------------------------------------------------------------------
 

@@ -99,6 +99,9 @@ class EventsLane(BaseLane):
             self.ready.put_nowait((math.inf, next(self._order), None))
         grace = self.settings.timeout + 1.0 if self.book.stopped.is_set() else None
         await self._drain_tasks(self._workers, grace)
+        self.stop_queued()
+
+    def stop_queued(self) -> None:
         while not self.ready.empty():
             _, _, job = self.ready.get_nowait()
             if job is not None:
@@ -107,6 +110,9 @@ class EventsLane(BaseLane):
     def cancel(self) -> None:
         for task in self._workers:
             task.cancel()
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return list(self._workers)
 
     # --- delivery --------------------------------------------------------------------------
 

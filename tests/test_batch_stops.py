@@ -1,0 +1,100 @@
+"""Stopping a batch-mode run whose job never ends (issue 26, item 5).
+
+A stop waits for jobs already posted a bounded, stated time (seconds, not ``job_timeout``),
+then records their rows unknown; a second Ctrl-C or SIGTERM cuts even that short. Either way
+the failures file is merged into one file, not left as ``PATH.parts/``.
+"""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from gb_backfill import Emulator
+from gb_backfill._emulator import BatchSettings
+from tests.conftest import sigint_as_in_a_terminal
+
+ROWS = 30
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "in.csv"
+    pd.DataFrame(
+        {"customerId": [f"c{n}" for n in range(ROWS)], "eventName": "e", "row_id": range(ROWS)}
+    ).to_csv(path, index=False)
+    return path
+
+
+def start(emu, source, failures):
+    command = [
+        sys.executable, "-m", "gb_backfill", "send", str(source), "--mode", "batch",
+        "--base-url", emu.base_url, "--secret-key", emu.secret_key, "--failures", str(failures),
+        "--no-progress",
+    ]  # fmt: skip
+    env = {"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=sigint_as_in_a_terminal,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not emu.counters.get("status_polls"):  # the job is posted and being read
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no job was posted"
+        time.sleep(0.02)
+    return process
+
+
+def stopped_within(process, seconds):
+    started = time.monotonic()
+    try:
+        _, err = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError(f"the send did not stop within {seconds} s") from None
+    return err, time.monotonic() - started
+
+
+def check_failures_file(failures):
+    assert failures.is_file(), "the failures file is one file"
+    assert not failures.with_name(failures.name + ".parts").exists(), "its parts are merged"
+    written = pd.read_parquet(failures)
+    assert len(written) == ROWS and set(written["gb_status"]) == {"unknown"}
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_a_job_that_never_ends_stops_within_seconds_saying_why(tmp_path, source):
+    failures = tmp_path / "f.parquet"
+    with Emulator(batch=BatchSettings(lost_jobs=1.0)) as emu:
+        process = start(emu, source, failures)
+        process.send_signal(signal.SIGINT)
+        err, took = stopped_within(process, 20)
+    assert process.returncode == 130, err
+    assert took < 20
+    assert "waiting up to 10 s for 1 batch job(s) already posted" in err
+    assert "Traceback" not in err
+    check_failures_file(failures)
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_signal_cuts_the_wait_short_and_still_merges_the_failures_file(
+    tmp_path, source, stop, code
+):
+    failures = tmp_path / "f.parquet"
+    with Emulator(batch=BatchSettings(lost_jobs=1.0)) as emu:
+        process = start(emu, source, failures)
+        process.send_signal(stop)
+        deadline = time.monotonic() + 20
+        while not failures.with_name(failures.name + ".parts").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.5)  # the first stop is waiting for the job now
+        process.send_signal(stop)
+        err, took = stopped_within(process, 8)
+    assert process.returncode == code, err
+    assert "Traceback" not in err
+    check_failures_file(failures)
