@@ -8,7 +8,11 @@ is the events lane with another path, the preview's limits and two differences:
   asked again;
 * a 404 with Gameball's code 7000 is an answer, not a failure: the customer does not exist (a
   live send would create it). Any other 404 (a wrong path) is a failure, which trips the
-  breaker like any failure repeated on every request.
+  breaker like any failure repeated on every request;
+* a 2xx answer is a quote only in the documented shape (an object with a number
+  ``totalPoints`` and a list of ``events``, each an object with an ``eventName``): anything
+  else (``{}``, ``{"success": true}``: a server that is not the reward preview) is a failure
+  of that request, ``not_a_quote``, never a quote of 0 points.
 
 Rows' fates go to a :class:`QuoteBook`, not to the run's bookkeeper: a preview writes no ledger
 and no failures file.
@@ -40,6 +44,26 @@ __all__ = ["NOT_FOUND", "QuoteBook", "QuoteLane"]
 
 #: A quote's outcome for a customer Gameball does not know.
 NOT_FOUND = "customer_not_found"
+#: The failure of a request answered 2xx with something that is not a quote.
+NOT_A_QUOTE = "not_a_quote"
+
+
+def quote_problem(answer: object) -> str | None:
+    """Why ``answer`` (a 2xx answer's JSON) is not a quote in the documented shape, or None."""
+    if not isinstance(answer, dict):
+        return "not a JSON object"
+    points = answer.get("totalPoints")
+    if not isinstance(points, int | float) or isinstance(points, bool):
+        return "no number totalPoints"
+    events = answer.get("events")
+    if not isinstance(events, list):
+        return "no list of events"
+    for event in events:
+        if not isinstance(event, dict) or not isinstance(event.get("eventName"), str):
+            return "an event without its eventName"
+        if not isinstance(event.get("campaigns", []), list):
+            return f"event {event['eventName']!r} has campaigns that are not a list"
+    return None
 
 
 @dataclass(slots=True)
@@ -132,7 +156,16 @@ class QuoteLane(EventsLane):
             code, message = error_details(response)
             if code == gameball.CUSTOMER_NOT_FOUND:
                 return Outcome(Verdict.SENT, NOT_FOUND, message, 404)
-        return classify_response(response)
+        outcome = classify_response(response)
+        if outcome.verdict is Verdict.SENT:
+            try:
+                problem = quote_problem(response.json())
+            except ValueError:
+                problem = "not JSON"
+            if problem is not None:
+                message = f"answered {response.status_code} with something that is not a quote: {problem}"
+                return Outcome(Verdict.FAILED, NOT_A_QUOTE, message, response.status_code)
+        return outcome
 
     def delivered(self, job: Job, response: httpx.Response) -> None:
         if response.status_code == 404:

@@ -1,0 +1,70 @@
+"""The preview believes only quotes (issue 26, item 6).
+
+A server answering 200 with ``{}`` or ``{"success": true}`` (the live events endpoint's answer,
+a proxy, another service at the base URL) gave "30 of 30 quoted, points 0 (0 to 0)" and exit 0.
+An answer that is not in the documented quote shape is a failure of that request, and the same
+failure on every request trips the breaker.
+"""
+
+import httpx
+import pandas as pd
+import pytest
+
+import gb_backfill as gb
+from gb_backfill import RateLimits, RepeatedFailureError
+from gb_backfill._lanes.quotes import quote_problem
+from tests import fake_time
+from tests.conftest import API_KEY, FAST_RETRY, MockGameball
+
+ROWS = 30
+OPTIONS = {
+    "api_key": API_KEY, "progress": False, "retry": FAST_RETRY,
+    "preview_limits": RateLimits.unlimited(), "sample": ROWS,
+}  # fmt: skip
+QUOTE = {"customerId": "c", "totalPoints": 40, "events": [
+    {"eventName": "e", "valid": True, "invalidReason": None, "totalPoints": 40, "campaigns": []}
+]}  # fmt: skip
+
+
+def frame():
+    return pd.DataFrame({"customerId": [f"c{n}" for n in range(ROWS)], "eventName": "e"})
+
+
+@pytest.mark.parametrize("answer", [{}, {"success": True}, {"success": True, "message": "ok"}])
+def test_answers_that_are_not_quotes_stop_the_preview_instead_of_quoting_0_points(answer):
+    mock = MockGameball(lambda request, body, n: httpx.Response(200, json=answer))
+    with pytest.raises(RepeatedFailureError) as stopped:
+        fake_time.run(gb.apreview(frame(), client=mock.client(), **OPTIONS))
+    assert "not_a_quote" in str(stopped.value)
+    report = stopped.value.report
+    assert report.quoted == 0, report
+
+
+def test_a_few_answers_that_are_not_quotes_are_failures_not_zero_point_quotes():
+    def answer(request, body, n):
+        return httpx.Response(200, json={"success": True} if n % 5 == 0 else QUOTE)
+
+    mock = MockGameball(answer)
+    report = fake_time.run(gb.apreview(frame(), client=mock.client(), **OPTIONS))
+    failed = report.quotes[report.quotes["gb_quote"] == "failed"]
+    assert len(failed) == ROWS // 5
+    assert report.quoted == ROWS - len(failed)
+    assert (report.quotes.loc[report.quotes["gb_quote"] == "quoted", "gb_points"] == 40).all()
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ([], "not a JSON object"),
+        ({"totalPoints": "40", "events": []}, "no number totalPoints"),
+        ({"totalPoints": True, "events": []}, "no number totalPoints"),
+        ({"totalPoints": 4}, "no list of events"),
+        ({"totalPoints": 4, "events": [{"totalPoints": 4}]}, "an event without its eventName"),
+        ({"totalPoints": 4, "events": [{"eventName": "e", "campaigns": {}}]}, "campaigns"),
+        (QUOTE, None),
+        ({"totalPoints": 0, "events": []}, None),
+    ],
+)
+def test_the_documented_quote_shape(answer, problem):
+    found = quote_problem(answer)
+    assert (found is None) if problem is None else (problem in found)
