@@ -224,16 +224,73 @@ _CONVERTERS: dict[str, Converter] = {
 }
 
 
-def _datetimes(series: pd.Series, text: pa.Array, scan: ColumnScan) -> tuple[pd.Series, BoolArray]:
-    """The UTC rule (see the module docstring): the converted column, and the values without an
-    offset in a column that has offsets (null in it)."""
+# A fraction of a second with a digit beyond the ninth that is not 0: finer than nanoseconds.
+_BEYOND_NANOSECONDS = r"[T ][0-9:]+[.,][0-9]{9}[0-9]*[1-9]"
+_NANOSECOND_RANGE = "1677-09-21 to 2262-04-11"
+
+
+def _timestamps(series: pd.Series, *, utc: bool) -> tuple[pd.Series, BoolArray]:
+    """ISO-8601 text as timestamps with every digit given: in nanoseconds, or in microseconds
+    when a value lies outside the years nanoseconds reach (``0001-01-01``, ``9999-12-31``).
+    Also the values that would lose digits (null in the result): finer than nanoseconds, or
+    finer than microseconds in a column read in microseconds."""
+    text = pa.array(series, pa.string(), from_pandas=True)
+    finer = _mask(pc.match_substring_regex(text, _BEYOND_NANOSECONDS))
+    stamps = pd.to_datetime(series.where(~finer), format="ISO8601", utc=utc, errors="coerce")
+    missed = np.flatnonzero(series.notna().to_numpy() & stamps.isna().to_numpy() & ~finer)
+    far = {position: _far_timestamp(series.iloc[position], utc) for position in missed}
+    far = {position: stamp for position, stamp in far.items() if stamp is not None}
+    if not far:
+        return stamps, finer
+    # One column, one unit: microseconds, and values with digits below them cannot stay.
+    lost = (stamps.notna() & (stamps.dt.nanosecond != 0)).to_numpy()
+    stamps = stamps.where(~lost).dt.as_unit("us")
+    for position, stamp in far.items():
+        stamps.iloc[position] = stamp
+    return stamps, finer | lost
+
+
+def _far_timestamp(value: str, utc: bool) -> pd.Timestamp | None:
+    """``value`` read in microseconds (None: not an ISO-8601 timestamp, or one with digits
+    finer than microseconds, which no unit holds beyond the nanoseconds' years)."""
+    try:
+        stamp = pd.Timestamp(value)
+    except ValueError:  # OutOfBoundsDatetime too: more than 6 fraction digits
+        return None
+    if stamp.unit == "ns" or (utc and stamp.tzinfo is None) or (not utc and stamp.tzinfo):
+        return None
+    return stamp.tz_convert("UTC") if utc else stamp
+
+
+def _datetimes(
+    series: pd.Series, text: pa.Array, scan: ColumnScan
+) -> tuple[pd.Series, BoolArray, BoolArray]:
+    """The UTC rule (see the module docstring): the converted column, the values without an
+    offset in a column that has offsets (null in it), and those that would lose digits."""
     offset = _mask(pc.match_substring_regex(text, _OFFSET))
     if not scan.offsets:
-        stamps = pd.to_datetime(series, format="ISO8601", errors="coerce")
-        return stamps, np.zeros(len(series), dtype=bool)
-    stamps = pd.to_datetime(series.where(offset), format="ISO8601", utc=True, errors="coerce")
+        stamps, finer = _timestamps(series, utc=False)
+        return stamps, np.zeros(len(series), dtype=bool), finer
+    stamps, finer = _timestamps(series.where(offset), utc=True)
     naive = pd.to_datetime(series.where(~offset), format="ISO8601", errors="coerce")
-    return stamps, naive.notna().to_numpy()
+    return stamps, naive.notna().to_numpy(), finer
+
+
+def _beyond_double(text: pa.Array, valid: pa.Array, column: str) -> BadValues:
+    """Numbers a double cannot hold: so small they read 0 (``1e-400``), or so large they read
+    infinite (``1e400``); sent as 0 or not at all, they would be another number."""
+    numbers = pc.cast(pc.if_else(valid, _unsigned(text, valid), "0"), pa.float64())
+    mantissa = pc.replace_substring_regex(text, r"[eE].*$", "")
+    underflow = pc.and_(pc.equal(numbers, 0.0), pc.match_substring_regex(mantissa, "[1-9]"))
+    overflow = pc.and_(pc.is_inf(numbers), pc.invert(pc.match_substring_regex(text, _INFINITY)))
+    return BadValues(
+        _mask(pc.and_(valid, pc.or_(underflow, overflow))),
+        FailureCode.METADATA_OUT_OF_RANGE,
+        f"column {column!r} holds {{value}}, beyond what a JSON reader holding doubles reads "
+        "as that number (about 5e-324 to 1.8e308, and 0): it would arrive as 0 or infinity; "
+        "round it, or read the column as text (--dtype "
+        f"{column}=text, dtype={{{column!r}: 'text'}})",
+    )
 
 
 def convert(
@@ -248,8 +305,18 @@ def convert(
     present = _mask(text.is_valid())
     bad: list[BadValues] = []
     if kind == "datetime":
-        converted, mixed = _datetimes(series, text, scan)
-        failed = present & converted.isna().to_numpy() & ~mixed
+        converted, mixed, finer = _datetimes(series, text, scan)
+        failed = present & converted.isna().to_numpy() & ~mixed & ~finer
+        bad.append(
+            BadValues(
+                finer,
+                FailureCode.TIMESTAMP_TOO_PRECISE,
+                f"column {column!r} is read as datetime, and {{value}} has more fraction digits "
+                "than a timestamp holds (nanoseconds; microseconds in a column with a date "
+                f"outside {_NANOSECOND_RANGE}): it would be sent cut short. Round it, or read "
+                f"the column as text to send it as written (--dtype {column}=text)",
+            )
+        )
         bad.append(
             BadValues(
                 mixed,
@@ -261,6 +328,8 @@ def convert(
     else:
         converted, valid = _CONVERTERS[kind](text)
         failed = present & ~_mask(valid)
+        if kind == "float":
+            bad.append(_beyond_double(text, valid, column))
     how = "asked for with dtype=/--dtype" if asked else "as the first pass decided"
     name = {"bigint": "int", "decimal": "float"}.get(kind, kind)
     bad.append(

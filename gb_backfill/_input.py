@@ -188,8 +188,16 @@ def _csv_columns(files: Sequence[Path], csv: CsvOptions) -> pd.Index:
     for file in files:
         try:
             columns: pd.Index = _read_csv(file, csv, nrows=0).columns
+            # pandas renames a name given twice (amount, amount.1): read the names as written.
+            written = _read_csv(file, csv, header=None, nrows=1).iloc[0].tolist()
         except (ValueError, pd.errors.ParserError) as error:
             raise _csv_error(file, csv, error) from None
+        repeated = [n for i, n in enumerate(written) if n in written[:i] and n not in written[i + 1 :]]
+        if repeated:
+            raise ConfigError(
+                f"{file}: the header names {', '.join(map(repr, repeated))} more than once, so "
+                "its columns cannot be told apart; give each column its own name"
+            )
         if first is None:
             first = columns
         elif list(columns) != list(first):

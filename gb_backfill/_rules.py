@@ -8,7 +8,9 @@ when it has no failure, and no row is ever dropped. The report they make is in :
 
 from __future__ import annotations
 
+import functools
 import json
+import unicodedata
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 
@@ -38,9 +40,45 @@ _VALUE_TEXT_LIMIT = 120
 
 # Whitespace at either end, or an invisible character anywhere, would make Gameball see another
 # customer or event than the one on screen ("c-1" and "c-1\u200b" look the same).
-_INVISIBLE = r"\x{200B}-\x{200D}\x{2060}\x{FEFF}\x{00AD}"
 _SPACES = r"\s\x{0B}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
-_UNTRIMMED = f"^[{_SPACES}{_INVISIBLE}]|[{_SPACES}{_INVISIBLE}]$|[{_INVISIBLE}]"
+_UNTRIMMED = f"^[{_SPACES}]|[{_SPACES}]$"
+# Default_Ignorable_Code_Point is derived (Unicode's DerivedCoreProperties.txt) from the
+# general category Cf, Variation_Selector and Other_Default_Ignorable_Code_Point, less some
+# Cf characters; unicodedata gives only the categories. These two lists are the other parts,
+# as Unicode 15's PropList.txt gives them (inclusive ranges): together with every Cc and Cf
+# character they make up every invisible character an id may not hold.
+_VARIATION_SELECTORS = ((0x180B, 0x180D), (0x180F, 0x180F), (0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
+_OTHER_DEFAULT_IGNORABLE = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x2065, 0x2065), (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0xE0000, 0xE0000), (0xE0002, 0xE001F),
+    (0xE0080, 0xE00FF), (0xE01F0, 0xE0FFF),
+)  # fmt: skip
+_KINDS = {"Cc": "a control character", "Cf": "an invisible format character"}
+
+
+@functools.cache
+def _invisible_class() -> str:
+    """An RE2 character class of every control (Cc), format (Cf) and default-ignorable code point
+    (built once, on first need: a pass over all code points takes a tenth of a second)."""
+    points = [c for c in range(0x110000) if unicodedata.category(chr(c)) in _KINDS]
+    for first, last in _VARIATION_SELECTORS + _OTHER_DEFAULT_IGNORABLE:
+        points.extend(range(first, last + 1))
+    points = sorted(set(points))
+    ranges: list[list[int]] = []
+    for point in points:
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1][1] = point
+        else:
+            ranges.append([point, point])
+    return "[" + "".join(f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges) + "]"
+
+
+def _describe(character: str) -> str:
+    """``U+200E LEFT-TO-RIGHT MARK, an invisible format character``."""
+    point = ord(character)
+    name = unicodedata.name(character, "")
+    kind = _KINDS.get(unicodedata.category(character), "a default-ignorable (invisible) character")
+    return f"U+{point:04X}{' ' + name if name else ''}, {kind}"
 # A session token travels as a header value: visible ASCII only (a JWE is base64url and dots).
 _HEADER_TOKEN = f"^{HEADER_VALUE}$"
 
@@ -100,14 +138,42 @@ def _required(
         "which has lost digits): read the column as text or as an integer type",
         ids.inexact,
     )
+    invisible = _invisible_characters(ids.text)
+    shown = np.zeros(len(blank), dtype=bool)
+    for character, mask in invisible:
+        yield _Broken(
+            column,
+            whitespace_code,
+            f"{label} holds {_describe(character)}, so Gameball would see another value than "
+            "the one shown: remove it if that is what you mean",
+            mask & ~blank,
+        )
+        shown |= mask
     yield _Broken(
         column,
         whitespace_code,
-        f"{label} has whitespace at an end or an invisible character, so Gameball would see "
-        "another value than the one shown: strip it (df[col].str.strip()) if that is what you mean",
-        _matches(ids.text, _UNTRIMMED, missing=False) & ~blank,
+        f"{label} has whitespace at an end, so Gameball would see another value than the one "
+        "shown: strip it (df[col].str.strip()) if that is what you mean",
+        _matches(ids.text, _UNTRIMMED, missing=False) & ~blank & ~shown,
     )
     yield _unicode_failure(column, ids.not_unicode)
+
+
+def _invisible_characters(text: pa.Array) -> list[tuple[str, BoolArray]]:
+    """Each invisible character (control, format, default-ignorable) found in ``text``, and the
+    values whose first such character it is."""
+    if not len(text) or not _matches(text, r"[^\x{20}-\x{7E}]", missing=False).any():
+        return []  # printable ASCII alone, the usual ids: no need for the full class
+    found = pc.extract_regex(text, f"(?P<c>{_invisible_class()})")
+    first = pc.if_else(found.is_valid(), found.field("c"), None)
+    return [
+        (character, _matches(first, "^" + _literal(character) + "$", missing=False))
+        for character in pc.unique(first).drop_null().to_pylist()
+    ]
+
+
+def _literal(character: str) -> str:
+    return f"\\x{{{ord(character):X}}}"
 
 
 def _unicode_failure(column: Hashable, mask: BoolArray) -> _Broken:

@@ -75,6 +75,7 @@ class FailureCode(StrEnum):
     CSV_EXTRA_FIELDS = "csv_extra_fields"
     CSV_MISSING_FIELDS = "csv_missing_fields"
     DTYPE_UNCONVERTIBLE = "dtype_unconvertible"
+    TIMESTAMP_TOO_PRECISE = "timestamp_too_precise"
 
 
 class WarningCode(StrEnum):
