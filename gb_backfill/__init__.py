@@ -13,7 +13,11 @@ pandas (``bench/bench_startup.py`` measures it).
 
 from __future__ import annotations
 
-import typing as _typing
+from . import _interrupt
+
+_interrupt.quiet_when_run_as_the_cli()  # first: pandas' imports take the first half second
+
+import typing as _typing  # noqa: E402
 
 from . import _accessor  # noqa: F401  (registers df.gameball)
 from ._config import RateLimits, RetryPolicy

@@ -273,12 +273,37 @@ async def _serve(emulator: Any, args: argparse.Namespace) -> None:
         await emulator.stop_async()
 
 
+def _check_writable(path: str, flag: str) -> None:
+    """Raise :class:`ConfigError` now if ``path`` cannot be written, before anything is done
+    that writing it at the end would lose (quotes spent, events received)."""
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write {flag} {path} ({error.strerror or error}); choose another path"
+        ) from None
+    if not existed:
+        os.unlink(path)
+
+
 def _emulator(args: argparse.Namespace) -> int:
     emulator = _emulator_from(args)
+    if args.record:
+        _check_writable(args.record, "--record")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(emulator, args))
     if args.record:
-        written = emulator.write_events(args.record)
+        try:
+            written = emulator.write_events(args.record)
+        except OSError as error:
+            print(
+                f"gb-backfill: cannot write --record {args.record} ({error.strerror or error}): "
+                "the events the emulator received are lost",
+                file=sys.stderr,
+            )
+            return EXIT_STOPPED
         print(f"the emulator received {written:,} events; written to {args.record}", flush=True)
     return EXIT_OK
 
@@ -817,6 +842,8 @@ def _preview(args: argparse.Namespace) -> int:
         **mapping_keywords(args),
         **csv_options(args),
     }
+    if args.json:
+        _check_writable(args.json, "--json")
     return _run_preview(args.input, options, args.json)
 
 
@@ -1136,6 +1163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before a send or preview is under way (they say what they did themselves).
+        print("gb-backfill: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ConfigError as error:
         print(f"gb-backfill: error: {cli_terms(str(error))}", file=sys.stderr)
         return EXIT_USAGE

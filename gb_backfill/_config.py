@@ -153,7 +153,13 @@ def is_loopback(host: str) -> bool:
 
 def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     """The base URL without a trailing slash; refuses to send keys in clear text to other hosts."""
-    parts = urlsplit(base_url)
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018  (reading it checks it: "host:abc", a port beyond 65535)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ConfigError(
+            f"base_url={base_url!r} is not a URL ({error}); e.g. {gameball.BASE_URL}"
+        ) from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"base_url= must be an http(s) URL, e.g. {gameball.BASE_URL}")
     if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:

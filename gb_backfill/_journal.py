@@ -16,7 +16,8 @@ Records follow, each a kind byte and a fixed part:
 * ``J`` (a batch job): job id, key count, then the 16-byte keys.
 
 Journals of gb-backfill 0.1 hold only begins and no header; those of 0.2 start ``GBJ2\\n``.
-A torn last record (a crash mid-write) is ignored.
+A torn last record (a crash mid-write) is ignored; a whole record that cannot be read is
+damage, and reading the journal raises :class:`LedgerError` saying so.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._errors import LedgerError
 from ._vocabulary import LedgerStatus
 
 __all__: list[str] = []
@@ -111,8 +113,16 @@ def read(path: Path) -> Journal:
     else:
         _read_legacy(data, journal)
         return journal
-    for kind, record in _records(data, at):
-        getattr(journal, kind).append(record)
+    try:
+        for kind, record in _records(data, at):
+            getattr(journal, kind).append(record)
+    except ValueError as error:
+        raise LedgerError(
+            f"the ledger's journal {path} is damaged: {error}. It holds rows whose requests "
+            "may have gone out, so it is not skipped: keep a copy of it, and restore it from a "
+            "backup if you have one. Deleting it lets the ledger open without those rows, "
+            "which could then be sent again."
+        ) from None
     return journal
 
 
@@ -130,7 +140,8 @@ def _read_legacy(data: bytes, journal: Journal) -> None:
 
 
 def _records(data: bytes, at: int) -> Iterator[tuple[str, object]]:
-    """(list name, record) for each whole record from ``at``; stops at a torn one."""
+    """(list name, record) for each whole record from ``at``; stops at a torn one (the tail a
+    crash cut short), and raises :class:`ValueError` at one that is whole but unreadable."""
     while at < len(data):
         kind = data[at : at + 1]
         at += 1
@@ -156,9 +167,12 @@ def _records(data: bytes, at: int) -> Iterator[tuple[str, object]]:
             end = at + _SETTLE.size + size
             if end > len(data):
                 return
-            code, message = json.loads(data[at + _SETTLE.size : end])
-            http_status = None if http < 0 else http
-            settled = (STATUSES[status], retryable, attempts, http_status, code, message)
+            try:
+                code, message = json.loads(data[at + _SETTLE.size : end])
+                settled = (STATUSES[status], retryable, attempts, None if http < 0 else http,
+                           code, message)  # fmt: skip
+            except (ValueError, TypeError, IndexError) as error:
+                raise ValueError(f"an outcome record at byte {at - 1} ({error})") from None
             yield "settles", (*settled, time.time(), key)
         elif kind == b"J":
             if at + _JOB.size > len(data):
@@ -170,8 +184,10 @@ def _records(data: bytes, at: int) -> Iterator[tuple[str, object]]:
             keys = data[at + _JOB.size : end]
             for start in range(0, len(keys), 16):
                 yield "jobs", (job_id, keys[start : start + 16])
+        elif not data[at - 1 :].strip(b"\x00"):
+            return  # a tail of zeros: space a crashed file system had not filled yet
         else:
-            return
+            raise ValueError(f"no record starts at byte {at - 1} (kind {kind!r})")
         at = end
 
 

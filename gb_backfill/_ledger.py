@@ -123,6 +123,9 @@ _MARK_REPLAYED = _MARK + " WHERE rows.status = 'in_flight' OR rows.updated_at < 
 #: The meta row that says a run has this ledger open: its latest rows may be in the companion
 #: files (the WAL and the journal) rather than in the database file itself.
 _IN_USE = "in_use"
+#: Its value once a run closed the ledger with rows left in the journal (a failed commit, a
+#: refusal): the WAL is folded in, the journal must still come along.
+_JOURNAL_ONLY = "journal"
 _LOOKUP_BATCH = 5_000
 _COMMIT_EVERY = 0.2  # seconds between commits of journalled marks and settled outcomes
 _BUSY_TIMEOUT_MS = 2000
@@ -312,9 +315,10 @@ class Ledger:
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
         if rebuild or "meta" not in tables:
             return
-        in_use = self._db.execute("SELECT 1 FROM meta WHERE name = ?", (_IN_USE,)).fetchone()
+        in_use = self._db.execute("SELECT value FROM meta WHERE name = ?", (_IN_USE,)).fetchone()
         wal = self.path.with_name(self.path.name + "-wal")
-        missing = [path for path in (wal, self.journal_path) if path not in found]
+        needed = (self.journal_path,) if in_use and in_use[0] == _JOURNAL_ONLY else (wal, self.journal_path)
+        missing = [path for path in needed if path not in found]
         if in_use and missing:
             self._db.close()
             # Leave the folder as it was: opening made an empty WAL and its index.
@@ -331,6 +335,28 @@ class Ledger:
             (_IN_USE, f"pid {os.getpid()} since {time.time():.0f}"),
         )
         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _close_writer(self) -> None:
+        """Close the writer's connection (SQLite folds the WAL into the file and removes it),
+        first noting in the file whether a copy of it needs the journal beside it: a close is
+        no crash, so only the journal, if it still holds rows, must come along."""
+        header = len(_journal.header("0" * 32))
+        pending = self.journal_path.exists() and self.journal_path.stat().st_size > header
+        with contextlib.suppress(sqlite3.Error):
+            if pending:
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE name = ?", (_JOURNAL_ONLY, _IN_USE)
+                )
+            else:
+                self._db.execute("DELETE FROM meta WHERE name = ?", (_IN_USE,))
+        self._db.close()
+
+    def __del__(self) -> None:
+        # Dropped without close() (an error escaped the run): SQLite's own close would fold the
+        # WAL in and leave the note that a crash left it, so say what is needed first.
+        if not getattr(self, "read_only", True) and getattr(self, "_journal", -1) >= 0:
+            with contextlib.suppress(Exception):
+                self._close_writer()
 
     def _take_lock(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -349,8 +375,14 @@ class Ledger:
             self._lock = -1
 
     def _open_journal(self, *, rebuild: bool) -> None:
-        found = _journal.read(self.journal_path)
+        try:
+            found = _journal.read(self.journal_path)
+        except LedgerError:
+            self._close_writer()
+            self._release_lock()
+            raise
         if found.identity not in (None, self.identity) and not rebuild:
+            self._close_writer()
             self._release_lock()
             raise LedgerError(
                 f"{self.journal_path} belongs to another ledger database than {self.path} (the "
@@ -361,6 +393,7 @@ class Ledger:
         try:
             fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as error:
+            self._close_writer()
             self._release_lock()
             raise LedgerError(f"{self.journal_path}: cannot open the journal ({error})") from None
         self._journal = fd
@@ -738,8 +771,10 @@ class Ledger:
             if failure is None:
                 with contextlib.suppress(sqlite3.Error):  # a reader holds it: kept in WAL
                     self._db.execute("PRAGMA journal_mode=DELETE")
+            self._close_writer()
             self._release_lock()
-        self._db.close()
+        else:
+            self._db.close()
         if failure is not None:
             raise failure
 
