@@ -13,11 +13,9 @@ pandas (``bench/bench_startup.py`` measures it).
 
 from __future__ import annotations
 
-from . import _interrupt
-
-_interrupt.quiet_when_run_as_the_cli()  # first: pandas' imports take the first half second
-
-import typing as _typing  # noqa: E402
+# First: pandas' imports take the CLI's first half second (see the module).
+from . import _interrupt  # noqa: F401  isort: skip
+import typing as _typing
 
 from . import _accessor  # noqa: F401  (registers df.gameball)
 from ._config import RateLimits, RetryPolicy

@@ -238,8 +238,8 @@ def _timestamps(series: pd.Series, *, utc: bool) -> tuple[pd.Series, BoolArray]:
     finer = _mask(pc.match_substring_regex(text, _BEYOND_NANOSECONDS))
     stamps = pd.to_datetime(series.where(~finer), format="ISO8601", utc=utc, errors="coerce")
     missed = np.flatnonzero(series.notna().to_numpy() & stamps.isna().to_numpy() & ~finer)
-    far = {position: _far_timestamp(series.iloc[position], utc) for position in missed}
-    far = {position: stamp for position, stamp in far.items() if stamp is not None}
+    read = ((int(position), _far_timestamp(series.iloc[position], utc)) for position in missed)
+    far = {position: stamp for position, stamp in read if stamp is not None}
     if not far:
         return stamps, finer
     # One column, one unit: microseconds, and values with digits below them cannot stay.

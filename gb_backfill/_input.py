@@ -192,7 +192,9 @@ def _csv_columns(files: Sequence[Path], csv: CsvOptions) -> pd.Index:
             written = _read_csv(file, csv, header=None, nrows=1).iloc[0].tolist()
         except (ValueError, pd.errors.ParserError) as error:
             raise _csv_error(file, csv, error) from None
-        repeated = [n for i, n in enumerate(written) if n in written[:i] and n not in written[i + 1 :]]
+        repeated = [
+            n for i, n in enumerate(written) if n in written[:i] and n not in written[i + 1 :]
+        ]
         if repeated:
             raise ConfigError(
                 f"{file}: the header names {', '.join(map(repr, repeated))} more than once, so "

@@ -4,7 +4,8 @@ Importing pandas takes the first half second of every ``gb-backfill`` command, b
 command's own handling of Ctrl-C exists; an interrupt then would print a traceback of pandas'
 imports. Only when the package is imported to run the command line (``gb-backfill``, or
 ``python -m gb_backfill``, whose ``sys.argv[0]`` is ``"-m"`` while the package loads) is the
-hook set: a program that imports gb-backfill keeps its own.
+hook set (when this module is imported, first of all): a program that imports gb-backfill
+keeps its own.
 """
 
 from __future__ import annotations
@@ -30,3 +31,6 @@ def quiet_when_run_as_the_cli() -> None:
     command = sys.argv[0] if sys.argv else ""
     if command == "-m" or os.path.basename(command) == "gb-backfill":
         sys.excepthook = _one_line
+
+
+quiet_when_run_as_the_cli()

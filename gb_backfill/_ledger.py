@@ -242,7 +242,7 @@ class Ledger:
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000
             )
-            self._prepare_database(rebuild=rebuild, found=leftovers)
+            self._prepare_database(rebuild=rebuild, companions=leftovers)
         except sqlite3.DatabaseError as error:
             self._release_lock()
             raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None
@@ -284,9 +284,9 @@ class Ledger:
                 f"{listed}); it was left as it is: give another ledger path (--ledger, ledger=)"
             )
 
-    def _prepare_database(self, *, rebuild: bool, found: Sequence[Path]) -> None:
+    def _prepare_database(self, *, rebuild: bool, companions: Sequence[Path]) -> None:
         self._check_is_ledger()
-        self._refuse_lost_companions(rebuild=rebuild, found=found)
+        self._refuse_lost_companions(rebuild=rebuild, found=companions)
         # WAL with synchronous=NORMAL survives a killed process (not a power cut).
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -317,7 +317,11 @@ class Ledger:
             return
         in_use = self._db.execute("SELECT value FROM meta WHERE name = ?", (_IN_USE,)).fetchone()
         wal = self.path.with_name(self.path.name + "-wal")
-        needed = (self.journal_path,) if in_use and in_use[0] == _JOURNAL_ONLY else (wal, self.journal_path)
+        needed = (
+            (self.journal_path,)
+            if in_use and in_use[0] == _JOURNAL_ONLY
+            else (wal, self.journal_path)
+        )
         missing = [path for path in needed if path not in found]
         if in_use and missing:
             self._db.close()

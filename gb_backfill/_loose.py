@@ -7,11 +7,11 @@ Sending the second export would award every event twice. The loose identity make
 
 * the customer id and the event name, exactly;
 * each metadata value reduced to a canonical form: numbers (typed, or text such as ``12.50``,
-  ``1e3`` or ``7,029.78``) as one float text where float64 carries them exactly, else as their
-  exact digits (an int64 or uint64 id beyond 2**53, a decimal with more than 17 digits: the wire
-  carries them exactly, so they are told apart exactly); booleans (typed, or ``true``/``false`` in any
-  case); timestamps (typed, or ISO-8601 text) as the instant in UTC, a naive one read as UTC;
-  dates; any other text as it is;
+  ``1e3`` or ``7,029.78``) as one float text where float64 carries them exactly, else as
+  their exact digits (an int64 or uint64 id beyond 2**53, a decimal with more than 17 digits:
+  the wire carries them exactly, so they are told apart exactly); booleans (typed, or
+  ``true``/``false`` in any case); timestamps (typed, or ISO-8601 text) as the instant in
+  UTC, a naive one read as UTC; dates; any other text as it is;
 * empty text and missing values alike: left out;
 * email and mobile are not part of it: they say who the customer is, not what happened.
 

@@ -79,6 +79,8 @@ def _describe(character: str) -> str:
     name = unicodedata.name(character, "")
     kind = _KINDS.get(unicodedata.category(character), "a default-ignorable (invisible) character")
     return f"U+{point:04X}{' ' + name if name else ''}, {kind}"
+
+
 # A session token travels as a header value: visible ASCII only (a JWE is base64url and dots).
 _HEADER_TOKEN = f"^{HEADER_VALUE}$"
 

@@ -11,8 +11,7 @@ import time
 import pandas as pd
 import pytest
 
-from gb_backfill import ConfigError, Emulator, send
-from gb_backfill import _journal
+from gb_backfill import ConfigError, Emulator, _journal, send
 from gb_backfill._cli import main
 from gb_backfill._ledger import Ledger
 from tests.conftest import sigint_as_in_a_terminal
@@ -52,7 +51,8 @@ def test_a_preview_json_path_that_can_be_written_is_left_for_the_preview(tmp_pat
     with Emulator(existing_share=1.0, known_events=["e"]) as emu:
         code = main(["preview", str(source), "--base-url", emu.base_url, "--api-key",
                      emu.api_key, "--json", str(out), "--no-progress"])  # fmt: skip
-    assert code == 0 and out.stat().st_size > 0
+    assert code == 0
+    assert out.stat().st_size > 0
 
 
 def test_emulator_record_to_a_path_that_cannot_be_written_is_refused_before_serving(tmp_path):

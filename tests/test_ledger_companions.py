@@ -85,7 +85,8 @@ def test_a_finished_runs_ledger_is_one_file_and_copied_alone_knows_every_row(tmp
         elsewhere.mkdir()
         shutil.copy(path, elsewhere / "run.ledger")
         again = send(df, ledger=elsewhere / "run.ledger", **options)
-    assert again.requests == 0 and again.skipped == len(df), again
+    assert again.requests == 0, again
+    assert again.skipped == len(df), again
 
 
 def test_a_killed_runs_ledger_copied_alone_is_refused_naming_what_to_copy(tmp_path, capsys):
@@ -102,7 +103,8 @@ def test_a_killed_runs_ledger_copied_alone_is_refused_naming_what_to_copy(tmp_pa
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while emu.counters.get("accepted", 0) < 50:
-            assert process.poll() is None and time.monotonic() < deadline
+            assert process.poll() is None
+            assert time.monotonic() < deadline
             time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -116,7 +118,8 @@ def test_a_killed_runs_ledger_copied_alone_is_refused_naming_what_to_copy(tmp_pa
                      "--ledger", str(moved / "run.ledger"), "--no-progress"]) == 2  # fmt: skip
         assert emu.counters["accepted"] == sent_before, "nothing was sent"
     message = str(refused.value)
-    assert "run.ledger-wal" in message and "run.ledger-intents" in message, message
+    assert "run.ledger-wal" in message, message
+    assert "run.ledger-intents" in message, message
     assert "copy every file" in message.lower()
     assert sorted(p.name for p in moved.iterdir()) == ["run.ledger"], "left as it was"
     assert "run.ledger-wal" in capsys.readouterr().err

@@ -79,7 +79,9 @@ def test_a_csv_header_naming_a_column_twice_is_an_error_before_anything_is_sent(
                      "--no-progress"])  # fmt: skip
         assert emu.counters.get("accepted", 0) == 0
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "more than once" in err, err
+    assert code == 2, err
+    assert err.count("\n") == 1, err
+    assert "more than once" in err
 
 
 def test_timestamps_keep_every_digit_or_fail_saying_why(tmp_path):
@@ -109,7 +111,8 @@ def test_dates_outside_the_nanosecond_years_are_read_in_microseconds(tmp_path):
         "b": {"at": "9999-12-31T23:59:59.999999Z"},
         "c": {"at": "2024-06-01T10:00:00.500Z"},
     }
-    assert not_sent.keys() == {3} and not_sent[3][0] == "timestamp_too_precise"
+    assert not_sent.keys() == {3}
+    assert not_sent[3][0] == "timestamp_too_precise"
     assert "outside 1677-09-21 to 2262-04-11" in not_sent[3][1]
 
 
@@ -140,7 +143,8 @@ def test_ids_and_event_names_with_an_invisible_character_are_invalid_naming_it(c
     report = validate(df)
     assert codes(report) == {1: ["customer_id_whitespace"], 2: ["event_name_whitespace"]}
     for message in report.failures["message"]:
-        assert f"U+{ord(character):04X}" in message and INVISIBLE[character] in message
+        assert f"U+{ord(character):04X}" in message
+        assert INVISIBLE[character] in message
 
 
 def test_visible_text_in_any_script_stays_valid():

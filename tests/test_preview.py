@@ -231,7 +231,9 @@ def test_a_csv_is_quoted_with_the_bodies_send_path_would_send(tmp_path):
     # Each line holds the body as sent, byte for byte: {"lane": ..., "body": BODY, "path": ...}
     planned = {line[line.index('"body": ') + 8 : line.rindex(', "path"')]
                for line in bodies.read_text(encoding="utf-8").splitlines()}  # fmt: skip
-    quoted = MockGameball(lambda request, body, n: httpx.Response(200, json={"totalPoints": 0, "events": []}))
+    quoted = MockGameball(
+        lambda request, body, n: httpx.Response(200, json={"totalPoints": 0, "events": []})
+    )
     report = fake_time.run(gb.apreview_path(path, sample=40, client=quoted.client(), **options))
     sent = [r.content.decode() for r, _ in quoted.requests]
     assert len(sent) == report.sampled

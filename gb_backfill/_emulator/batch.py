@@ -127,9 +127,7 @@ class BatchJobs:
             return job
         fails = draw < self.settings.lost_jobs + self.settings.job_failures
         busy = len(self.jobs) <= self.settings.busy_jobs
-        asyncio.get_running_loop().call_later(
-            self.settings.delay, self._process, job, fails, busy
-        )
+        asyncio.get_running_loop().call_later(self.settings.delay, self._process, job, fails, busy)
         return job
 
     def _process(self, job: Job, fails: bool, busy: bool = False) -> None:

@@ -163,7 +163,9 @@ class QuoteLane(EventsLane):
             except ValueError:
                 problem = "not JSON"
             if problem is not None:
-                message = f"answered {response.status_code} with something that is not a quote: {problem}"
+                message = (
+                    f"answered {response.status_code} with something that is not a quote: {problem}"
+                )
                 return Outcome(Verdict.FAILED, NOT_A_QUOTE, message, response.status_code)
         return outcome
 
