@@ -35,10 +35,10 @@ A SQLite file that is not a ledger is refused without being written to.
 A ledger no run uses is one file: a run notes in the database itself (checkpointed at once)
 that it has the ledger open, and a clean close clears the note, folds the WAL back into the
 file and removes the journal, so the file can be copied alone. A file whose note is still there
-while its WAL or journal is missing (copied alone after a crash: its latest rows are in them)
-is refused, never taken as new. A journal replayed after a crash never turns a row the database
-holds as settled back into one in flight: the crash may have come between the commit and the
-journal's truncation, and the marks are older than the outcomes.
+while its journal is missing (copied alone after a crash: its latest rows are in the journal
+and the WAL) is refused, never taken as new. A journal replayed after a crash never turns a
+row the database holds as settled back into one in flight: the crash may have come between
+the commit and the journal's truncation, and the marks are older than the outcomes.
 """
 
 from __future__ import annotations
@@ -123,9 +123,6 @@ _MARK_REPLAYED = _MARK + " WHERE rows.status = 'in_flight' OR rows.updated_at < 
 #: The meta row that says a run has this ledger open: its latest rows may be in the companion
 #: files (the WAL and the journal) rather than in the database file itself.
 _IN_USE = "in_use"
-#: Its value once a run closed the ledger with rows left in the journal (a failed commit, a
-#: refusal): the WAL is folded in, the journal must still come along.
-_JOURNAL_ONLY = "journal"
 _LOOKUP_BATCH = 5_000
 _COMMIT_EVERY = 0.2  # seconds between commits of journalled marks and settled outcomes
 _BUSY_TIMEOUT_MS = 2000
@@ -182,12 +179,11 @@ def _missing_message(path: Path, leftovers: Sequence[Path]) -> str:
     )
 
 
-def _lost_companions_message(path: Path, missing: Sequence[Path]) -> str:
-    names = " and ".join(found.name for found in missing)
+def _lost_companions_message(path: Path, journal: Path, wal: Path) -> str:
     return (
         f"{path} was in use by a run that did not finish (it was killed or crashed), and its "
-        f"latest rows are in {names}, which {'are' if len(missing) > 1 else 'is'} not beside "
-        "it: a ledger file copied alone. Copy every file whose name starts with "
+        f"journal {journal.name} is not beside it: a ledger file copied alone? Its latest rows "
+        f"are in {journal.name} and {wal.name}: copy every file whose name starts with "
         f"{path.name} from where the run was into {path.parent}, then run again; without them, "
         "rows already sent would be sent again. If they are lost for good, --rebuild-ledger "
         "(rebuild_ledger=True) trusts this file alone."
@@ -308,28 +304,25 @@ class Ledger:
             )
 
     def _refuse_lost_companions(self, *, rebuild: bool, found: Sequence[Path]) -> None:
-        """Refuse a database whose run did not close it while its WAL or journal is missing
-        (``found``: the companions there before SQLite opened it): the latest rows were in them
+        """Refuse a database whose run did not close it while its journal is missing (``found``:
+        the companions there before SQLite opened it): the latest rows were in it and the WAL
         (a ledger file copied alone after a crash), and a run trusting the file alone would
         send those rows again."""
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
         if rebuild or "meta" not in tables:
             return
-        in_use = self._db.execute("SELECT value FROM meta WHERE name = ?", (_IN_USE,)).fetchone()
+        in_use = self._db.execute("SELECT 1 FROM meta WHERE name = ?", (_IN_USE,)).fetchone()
         wal = self.path.with_name(self.path.name + "-wal")
-        needed = (
-            (self.journal_path,)
-            if in_use and in_use[0] == _JOURNAL_ONLY
-            else (wal, self.journal_path)
-        )
-        missing = [path for path in needed if path not in found]
-        if in_use and missing:
+        # Only the journal says it reliably: any connection's clean close (a reader's, another
+        # program's) folds the WAL into the file and removes it, but the journal stays until
+        # this ledger is closed cleanly, and a crash leaves it.
+        if in_use and self.journal_path not in found:
             self._db.close()
             # Leave the folder as it was: opening made an empty WAL and its index.
             for made in (wal, self.path.with_name(self.path.name + "-shm")):
                 if made not in found:
                     made.unlink(missing_ok=True)
-            raise LedgerError(_lost_companions_message(self.path, missing))
+            raise LedgerError(_lost_companions_message(self.path, self.journal_path, wal))
 
     def _mark_in_use(self) -> None:
         """Note in the database file itself that a run has it open (checkpointed at once, so
@@ -339,28 +332,6 @@ class Ledger:
             (_IN_USE, f"pid {os.getpid()} since {time.time():.0f}"),
         )
         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def _close_writer(self) -> None:
-        """Close the writer's connection (SQLite folds the WAL into the file and removes it),
-        first noting in the file whether a copy of it needs the journal beside it: a close is
-        no crash, so only the journal, if it still holds rows, must come along."""
-        header = len(_journal.header("0" * 32))
-        pending = self.journal_path.exists() and self.journal_path.stat().st_size > header
-        with contextlib.suppress(sqlite3.Error):
-            if pending:
-                self._db.execute(
-                    "UPDATE meta SET value = ? WHERE name = ?", (_JOURNAL_ONLY, _IN_USE)
-                )
-            else:
-                self._db.execute("DELETE FROM meta WHERE name = ?", (_IN_USE,))
-        self._db.close()
-
-    def __del__(self) -> None:
-        # Dropped without close() (an error escaped the run): SQLite's own close would fold the
-        # WAL in and leave the note that a crash left it, so say what is needed first.
-        if not getattr(self, "read_only", True) and getattr(self, "_journal", -1) >= 0:
-            with contextlib.suppress(Exception):
-                self._close_writer()
 
     def _take_lock(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -382,11 +353,11 @@ class Ledger:
         try:
             found = _journal.read(self.journal_path)
         except LedgerError:
-            self._close_writer()
+            self._db.close()
             self._release_lock()
             raise
         if found.identity not in (None, self.identity) and not rebuild:
-            self._close_writer()
+            self._db.close()
             self._release_lock()
             raise LedgerError(
                 f"{self.journal_path} belongs to another ledger database than {self.path} (the "
@@ -397,7 +368,7 @@ class Ledger:
         try:
             fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as error:
-            self._close_writer()
+            self._db.close()
             self._release_lock()
             raise LedgerError(f"{self.journal_path}: cannot open the journal ({error})") from None
         self._journal = fd
@@ -775,10 +746,8 @@ class Ledger:
             if failure is None:
                 with contextlib.suppress(sqlite3.Error):  # a reader holds it: kept in WAL
                     self._db.execute("PRAGMA journal_mode=DELETE")
-            self._close_writer()
             self._release_lock()
-        else:
-            self._db.close()
+        self._db.close()
         if failure is not None:
             raise failure
 

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gb_backfill"
 #: Each module's floor, lowest first: a module imports only from its own floor or below.
 FLOORS = {
     # the vocabulary, the facts, and tools with no knowledge of rows
-    "_errors": 0, "_vocabulary": 0, "_clock": 0, "_sync": 0, "_html": 0,
+    "_errors": 0, "_vocabulary": 0, "_clock": 0, "_sync": 0, "_html": 0, "_interrupt": 0,
     "_gameball": 1, "_config": 1,
     # values, columns and files, with no run
     "_values": 2, "_mapping": 2, "_csv_types": 2, "_journal": 2, "_plot": 2, "_sampling": 2,
