@@ -47,13 +47,13 @@ def test_killed_while_the_second_job_is_posted_sends_no_row_twice(tmp_path):
     )
     source, ledger = tmp_path / "in.csv", tmp_path / "run.ledger"
     df.to_csv(source, index=False)
-    # Job 1 fails every item with 2001; every job's id is answered 3 s after it was created.
-    batch = BatchSettings(busy_jobs=1, create_delay=3.0, delay=0.05)
+    # Job 1 fails every item with 2001; every job's id is answered 2 s after it was created.
+    batch = BatchSettings(busy_jobs=1, create_delay=2.0, delay=0.05)
     with Emulator(batch=batch) as emu:
         command = _command(emu, source, ledger, tmp_path / "f.parquet", "--row-key", "row_id")
         process = subprocess.Popen(command, env=_env(emu), stdout=subprocess.DEVNULL)
         try:
-            # Job 2 exists and delivered the rows; its answer is 3 s away: kill in that window.
+            # Job 2 exists and delivered the rows; its answer is 2 s away: kill in that window.
             _wait_for(lambda: emu.counters.get("batch_items_ok", 0) == rows, process)
             assert emu.counters["batch_jobs"] == 2
             process.send_signal(signal.SIGKILL)
