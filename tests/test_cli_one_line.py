@@ -83,7 +83,8 @@ def test_a_damaged_journal_is_named_in_one_line_by_status_and_send(tmp_path, sou
     assert "is damaged" in one_line(capsys.readouterr().err)
     with Emulator() as emu:
         code = main(["send", str(source), "--base-url", emu.base_url, "--api-key", emu.api_key,
-                     "--ledger", str(path), "--no-progress"])  # fmt: skip
+                     "--ledger", str(path), "--no-progress",
+                     "--failures", str(tmp_path / "f.parquet")])  # fmt: skip
         assert emu.counters.get("accepted", 0) == 0
     assert code == 2
     assert "run.ledger-intents is damaged" in one_line(capsys.readouterr().err)
@@ -94,10 +95,11 @@ def test_a_damaged_journal_is_named_in_one_line_by_status_and_send(tmp_path, sou
 
 def test_ctrl_c_while_starting_up_is_one_line(tmp_path, source):
     command = [sys.executable, "-m", "gb_backfill", "send", str(source), "--api-key", "k",
-               "--base-url", "http://127.0.0.1:9", "--no-progress"]  # fmt: skip
+               "--base-url", "http://127.0.0.1:9", "--no-progress",
+               "--failures", str(tmp_path / "f.parquet")]  # fmt: skip
     for delay in (0.05, 0.15, 0.3):
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
             preexec_fn=sigint_as_in_a_terminal,
         )  # fmt: skip
         time.sleep(delay)
@@ -112,5 +114,9 @@ def test_ctrl_c_while_starting_up_is_one_line(tmp_path, source):
 def test_a_base_url_that_is_not_a_url_is_a_config_error(tmp_path, source, capsys, url):
     with pytest.raises(ConfigError, match="is not a URL"):
         send(pd.read_csv(source), base_url=url, api_key="k", progress=False)
-    assert main(["send", str(source), "--base-url", url, "--api-key", "k"]) == 2
+    failures = str(tmp_path / "f.parquet")
+    assert (
+        main(["send", str(source), "--base-url", url, "--api-key", "k", "--failures", failures])
+        == 2
+    )
     assert "--base-url" in one_line(capsys.readouterr().err)

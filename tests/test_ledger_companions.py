@@ -115,7 +115,8 @@ def test_a_killed_runs_ledger_copied_alone_is_refused_naming_what_to_copy(tmp_pa
         with pytest.raises(LedgerError) as refused:
             Ledger(moved / "run.ledger")
         assert main(["send", str(source), "--base-url", emu.base_url, "--api-key", emu.api_key,
-                     "--ledger", str(moved / "run.ledger"), "--no-progress"]) == 2  # fmt: skip
+                     "--ledger", str(moved / "run.ledger"), "--no-progress",
+                     "--failures", str(tmp_path / "f2.parquet")]) == 2  # fmt: skip
         assert emu.counters["accepted"] == sent_before, "nothing was sent"
     message = str(refused.value)
     assert "run.ledger-wal" in message, message

@@ -76,7 +76,7 @@ def test_a_csv_header_naming_a_column_twice_is_an_error_before_anything_is_sent(
         send_path(path, api_key="k", dry_run=True)
     with Emulator() as emu:
         code = main(["send", str(path), "--base-url", emu.base_url, "--api-key", emu.api_key,
-                     "--no-progress"])  # fmt: skip
+                     "--no-progress", "--failures", str(tmp_path / "f.parquet")])  # fmt: skip
         assert emu.counters.get("accepted", 0) == 0
     err = capsys.readouterr().err
     assert code == 2, err
