@@ -380,6 +380,8 @@ class SendRun:
             except asyncio.CancelledError:
                 self.interrupted = True
                 self.book.halt()
+            except Exception as error:  # the ledger, while settling an earlier run's jobs
+                self.book.halt(error)
             try:
                 if self.book.stopped.is_set() and readable:
                     await self.admission.account_unread(batches, self.offset)

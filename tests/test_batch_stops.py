@@ -5,15 +5,18 @@ then records their rows unknown; a second Ctrl-C or SIGTERM cuts even that short
 the failures file is merged into one file, not left as ``PATH.parts/``.
 """
 
+import asyncio
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
+import httpx
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator
+from gb_backfill import Emulator, LedgerError, asend
 from gb_backfill._emulator import BatchSettings
 from tests.conftest import sigint_as_in_a_terminal
 
@@ -99,3 +102,43 @@ def test_a_second_signal_cuts_the_wait_short_and_still_merges_the_failures_file(
     assert process.returncode == code, err
     assert "Traceback" not in err
     check_failures_file(failures)
+
+
+def test_a_ledger_failing_while_earlier_jobs_are_asked_still_merges_the_failures_file(tmp_path):
+    """Another program holds the ledger's lock while a resume settles a crashed run's jobs: the
+    run stops with the ledger's error, and still accounts for every row in one failures file."""
+    from tests.test_earlier_jobs import ROWS as ROWS_EARLIER
+    from tests.test_earlier_jobs import crashed_ledger, frame
+
+    df = frame()
+    crashed_ledger(tmp_path / "ledger", df, jobs=3)
+    blockers = []
+
+    def handler(request):
+        if request.method == "GET" and not blockers:
+            blocker = sqlite3.connect(tmp_path / "ledger", timeout=10)
+            blocker.execute("BEGIN EXCLUSIVE")
+            blockers.append(blocker)
+        return httpx.Response(200, json={"status": "completed", "response": {"successful": []}})
+
+    async def resume():
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        return await asend(
+            df, api_key="k", secret_key="s", client=client, mode="batch", progress=False,
+            row_key=["seq"], ledger=tmp_path / "ledger",
+            failures_path=tmp_path / "failures.parquet",
+        )  # fmt: skip
+
+    try:
+        with pytest.raises(LedgerError, match="cannot write the ledger") as stopped:
+            asyncio.run(resume())
+    finally:
+        for blocker in blockers:
+            blocker.rollback()
+            blocker.close()
+    report = stopped.value.report
+    assert report.rows == ROWS_EARLIER
+    failures = tmp_path / "failures.parquet"
+    assert failures.is_file()
+    assert not failures.with_name(failures.name + ".parts").exists()
+    assert len(pd.read_parquet(failures)) == ROWS_EARLIER - report.sent
