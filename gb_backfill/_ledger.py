@@ -161,10 +161,32 @@ def _leftovers(path: Path) -> list[Path]:
 
 
 def refuse_missing_ledger(path: Path) -> None:
-    """Raise :class:`LedgerError` when ``path`` is missing but its journal or WAL is not."""
+    """Raise :class:`LedgerError` when ``path`` is missing but its journal or WAL is not, or
+    when it is a file a killed run left without its journal (as a run would refuse it)."""
     leftovers = _leftovers(path)
     if not path.exists() and leftovers:
         raise LedgerError(_missing_message(path, leftovers))
+    journal = path.with_name(path.name + "-intents")
+    if path.exists() and not journal.exists() and _noted_in_use(path):
+        raise LedgerError(
+            _lost_companions_message(path, journal, path.with_name(path.name + "-wal"))
+        )
+
+
+def _noted_in_use(path: Path) -> bool:
+    """Whether the database file itself says a run has it open (read as the file alone:
+    ``immutable`` makes SQLite create no companion files)."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        ) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "meta" not in tables:
+                return False
+            found = db.execute("SELECT 1 FROM meta WHERE name = ?", (_IN_USE,)).fetchone()
+            return found is not None
+    except sqlite3.Error:
+        return False  # not a ledger: opening it says so
 
 
 def _missing_message(path: Path, leftovers: Sequence[Path]) -> str:

@@ -119,11 +119,11 @@ def dry_run_plan(
     warnings = WarningTally(mapping)
     with contextlib.ExitStack() as stack:
         ledger = None
+        if ledger_path is not None and not settings.rebuild_ledger:
+            refuse_missing_ledger(Path(ledger_path))  # as the live run would refuse it
         if ledger_path is not None and Path(ledger_path).exists():
             ledger = Ledger(ledger_path, read_only=True)
             stack.callback(ledger.close)
-        elif ledger_path is not None and not settings.rebuild_ledger:
-            refuse_missing_ledger(Path(ledger_path))
         costs = assumed_costs(settings)
         routing = None
         if routes(settings):

@@ -343,11 +343,12 @@ async def run_preview(
 ) -> PreviewReport:
     """One preview of the input ``read`` gives (it is read twice)."""
     ledger = None
+    if ledger_path is not None:
+        # Not there yet (no send so far) is nothing sent; deleted beside its journal, or copied
+        # alone after a crash, is refused.
+        refuse_missing_ledger(Path(ledger_path))
     if ledger_path is not None and Path(ledger_path).exists():
         ledger = Ledger(ledger_path, read_only=True)
-    elif ledger_path is not None:
-        # Not there yet (no send so far) is nothing sent; deleted beside its journal is refused.
-        refuse_missing_ledger(Path(ledger_path))
     http = client if client is not None else http_client(settings)
     try:
         run = PreviewRun(

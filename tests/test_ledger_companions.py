@@ -19,7 +19,7 @@ import time
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator, LedgerError, send
+from gb_backfill import Emulator, LedgerError, send, send_path
 from gb_backfill._cli import main
 from gb_backfill._ledger import Ledger
 
@@ -114,6 +114,8 @@ def test_a_killed_runs_ledger_copied_alone_is_refused_naming_what_to_copy(tmp_pa
         shutil.copy(path, moved / "run.ledger")
         with pytest.raises(LedgerError) as refused:
             Ledger(moved / "run.ledger")
+        with pytest.raises(LedgerError, match="copy every file"):  # the dry run says so too
+            send_path(source, dry_run=True, ledger=moved / "run.ledger", api_key="k")
         assert main(["send", str(source), "--base-url", emu.base_url, "--api-key", emu.api_key,
                      "--ledger", str(moved / "run.ledger"), "--no-progress",
                      "--failures", str(tmp_path / "f2.parquet")]) == 2  # fmt: skip
