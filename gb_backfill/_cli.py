@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from . import _gameball as gameball
+from . import _interrupt
 from ._config import (
     API_KEY_ENV,
     BATCH_LIMITS,
@@ -1158,6 +1159,9 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    if _interrupt.started():
+        print("gb-backfill: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     parser = build_parser()
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run

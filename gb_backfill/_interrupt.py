@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from types import TracebackType
+from typing import Any
 
 __all__: list[str] = []
 
@@ -27,10 +28,35 @@ def _one_line(
     sys.__excepthook__(kind, value, traceback)
 
 
+#: Set when Ctrl-C landed, while starting, where Python cannot raise it (see _held).
+interrupted_while_starting = False
+_started = False
+
+
+def _held(unraisable: Any) -> None:
+    """Ctrl-C that landed in a callback Python cannot raise from (importlib's module locks,
+    while pandas loads) would be printed as a traceback and then ignored: while starting, it is
+    held for :func:`started` to act on."""
+    global interrupted_while_starting
+    if not _started and isinstance(unraisable.exc_value, KeyboardInterrupt):
+        interrupted_while_starting = True
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def started() -> bool:
+    """The command line is about to run its command; True if Ctrl-C came while it started
+    (then the command must not run)."""
+    global _started
+    _started = True
+    return interrupted_while_starting
+
+
 def quiet_when_run_as_the_cli() -> None:
     command = sys.argv[0] if sys.argv else ""
     if command == "-m" or os.path.basename(command) == "gb-backfill":
         sys.excepthook = _one_line
+        sys.unraisablehook = _held
 
 
 quiet_when_run_as_the_cli()
