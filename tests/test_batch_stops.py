@@ -104,6 +104,7 @@ def test_a_second_signal_cuts_the_wait_short_and_still_merges_the_failures_file(
     check_failures_file(failures)
 
 
+@pytest.mark.slow  # two waits for SQLite's busy timeout (2 s each)
 def test_a_ledger_failing_while_earlier_jobs_are_asked_still_merges_the_failures_file(tmp_path):
     """Another program holds the ledger's lock while a resume settles a crashed run's jobs: the
     run stops with the ledger's error, and still accounts for every row in one failures file."""

@@ -98,7 +98,7 @@ def test_ctrl_c_while_starting_up_is_one_line(tmp_path, source):
                "--base-url", "http://127.0.0.1:9", "--no-progress",
                "--failures", str(tmp_path / "f.parquet")]  # fmt: skip
     # From 0.1 s: before that, the interpreter itself may still be starting (no code of ours).
-    for delay in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4):
+    for delay in (0.12, 0.24, 0.36):
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
             preexec_fn=sigint_as_in_a_terminal,
