@@ -33,9 +33,11 @@ from ._reports import (
     CampaignPreview,
     CustomerPreview,
     EventPreview,
+    LedgerReport,
     PreviewReport,
     SendPlan,
     SendReport,
+    Settlement,
     ValidationReport,
 )
 from ._sampling import Estimate
@@ -56,6 +58,7 @@ if _typing.TYPE_CHECKING:
     )
     from ._preview import apreview, apreview_path, preview, preview_path
     from ._sender import asend, asend_path, send, send_path
+    from ._settle import ledger_status, settle
 
 __all__ = [
     "FAILURE_STATUS_COLUMNS",
@@ -79,6 +82,7 @@ __all__ = [
     "Faults",
     "GameballError",
     "LedgerError",
+    "LedgerReport",
     "Points",
     "PointsPerUnit",
     "PreviewReport",
@@ -88,6 +92,7 @@ __all__ = [
     "SendErrorCode",
     "SendPlan",
     "SendReport",
+    "Settlement",
     "Status",
     "StoredObject",
     "ValidationReport",
@@ -96,12 +101,14 @@ __all__ = [
     "apreview_path",
     "asend",
     "asend_path",
+    "ledger_status",
     "payloads",
     "preview",
     "preview_path",
     "read_failures",
     "send",
     "send_path",
+    "settle",
     "validate",
 ]
 
@@ -109,6 +116,7 @@ __all__ = [
 _LAZY = {
     **dict.fromkeys(("asend", "asend_path", "send", "send_path"), "_sender"),
     **dict.fromkeys(("apreview", "apreview_path", "preview", "preview_path"), "_preview"),
+    **dict.fromkeys(("ledger_status", "settle"), "_settle"),
     **dict.fromkeys(
         (
             "BatchSettings",

@@ -53,7 +53,6 @@ from ._reports import PreviewReport, SendPlan, SendReport
 from ._rules import check_frame, first_failures
 from ._sampling import DEFAULT_SAMPLE_SIZE
 from ._sender import asend_path
-from ._vocabulary import LedgerStatus
 from ._warnings import WarningTally, warning_lines
 
 __all__ = ["main"]
@@ -999,37 +998,78 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ._ledger import Ledger, journal_rows, unknown_rows
+    from ._settle import ledger_status
 
-    path = Path(args.ledger)
-    if path.exists():
-        ledger = Ledger(path, read_only=True)
-        try:
-            counts = ledger.counts()
-            unknown = ledger.unknown_rows()
-        finally:
-            ledger.close()
-        print(f"ledger {path}: {sum(counts.values()):,} rows recorded")
-    else:
-        rows = journal_rows(path)
-        if rows.empty:
-            raise ConfigError(f"{path}: no such ledger")
-        counts = {str(k): int(v) for k, v in rows["status"].value_counts().items()}
-        unknown = unknown_rows(rows)
-        print(
-            f"ledger {path}: the database is missing; its journal holds {len(rows):,} rows "
-            "(send again with --rebuild-ledger to rebuild the ledger from them)"
-        )
-    in_flight_last = sorted(LedgerStatus, key=lambda status: status is LedgerStatus.IN_FLIGHT)
-    for status in in_flight_last:  # a crashed run's rows, last
-        print(f"  {status}: {counts.get(status, 0):,}")
-    if not unknown.empty:
-        print(f"rows whose outcome is unknown ({len(unknown):,}):")
-        shown = unknown if args.all else unknown.head(20)
-        print(shown.to_string(index=False))
-        if len(shown) < len(unknown):
-            print(f"  ... {len(unknown) - len(shown):,} more (--all shows them)")
+    report = ledger_status(args.ledger)
+    print(report.summary(limit=None if args.all else 20))
+    if args.json:
+        _write_json(args.json, report.to_dict())
+        print(f"  the ledger's counts and unknown rows are in {args.json}")
     return EXIT_OK
+
+
+def _settle(args: argparse.Namespace) -> int:
+    from ._settle import keys_from_file, settle
+
+    keys: list[str] = list(args.key or [])
+    if args.keys_file:
+        keys += keys_from_file(args.keys_file)
+    if args.all and keys:
+        raise ConfigError("--all settles every unknown row: give it without --key or --keys-file")
+    if not args.all and not keys:
+        raise ConfigError("name the rows to settle: --key GB_KEY, --keys-file PATH, or --all")
+    done = settle(args.ledger, arrived=args.arrived, keys="all" if args.all else keys)
+    print(done.summary())
+    return EXIT_OK
+
+
+def _write_json(path: str, data: object) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, allow_nan=False, default=str)
+            out.write("\n")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write {path} ({error.strerror or error}); give another --json PATH"
+        ) from None
+
+
+def _add_ledger_commands(commands: Any) -> None:
+    status = commands.add_parser(
+        "status",
+        help="what a ledger knows: counts, and the rows whose outcome is unknown",
+        epilog=EXIT_CODES,
+    )
+    status.add_argument("--ledger", required=True, metavar="PATH", help="the ledger a send kept")
+    status.add_argument("--all", action="store_true", help="list every unknown row")
+    status.add_argument(
+        "--json", metavar="PATH", help="also write the counts and every unknown row as JSON"
+    )
+    status.set_defaults(run=_status)
+    settle = commands.add_parser(
+        "settle",
+        help="mark unknown rows as arrived or not, once looked up in Gameball",
+        epilog=EXIT_CODES,
+    )
+    settle.add_argument("--ledger", required=True, metavar="PATH", help="the ledger a send kept")
+    verdict = settle.add_mutually_exclusive_group(required=True)
+    verdict.add_argument(
+        "--arrived", dest="arrived", action="store_true", default=None,
+        help="Gameball has them: they are sent from now on, and runs skip them",
+    )  # fmt: skip
+    verdict.add_argument(
+        "--not-arrived", dest="arrived", action="store_false", default=None,
+        help="Gameball does not have them: the next run sends each once",
+    )  # fmt: skip
+    which = settle.add_argument_group("which rows (gb_key values, as in the failures file)")
+    which.add_argument("--key", action="append", metavar="GB_KEY", help="one row; repeat it")
+    which.add_argument(
+        "--keys-file", metavar="PATH",
+        help="a file of keys: one per line, or a Parquet/CSV file with a gb_key column (of a "
+        "failures file, its unknown rows)",
+    )  # fmt: skip
+    which.add_argument("--all", action="store_true", help="every unknown row of the ledger")
+    settle.set_defaults(run=_settle)
 
 
 def _add_demo(commands: Any) -> None:
@@ -1102,10 +1142,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_send_flags(send)
     send.set_defaults(run=_send)
 
-    status = commands.add_parser("status", help="what a ledger knows", epilog=EXIT_CODES)
-    status.add_argument("--ledger", required=True, metavar="PATH", help="the ledger a send kept")
-    status.add_argument("--all", action="store_true", help="list every unknown row")
-    status.set_defaults(run=_status)
+    _add_ledger_commands(commands)
     _add_emulator(commands)
     for command in commands.choices.values():
         _show_defaults(command)

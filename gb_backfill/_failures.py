@@ -372,9 +372,15 @@ class FailureWriter:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] | None, *, input_name: str | None = None
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        input_name: str | None = None,
+        types: dict[str, str] | None = None,
     ) -> None:
         self.path = None if path is None else Path(path)
+        #: the CSV types the input's columns were read as (see :func:`failure_rows`)
+        self.types = dict(types or {})
         #: the input whose failures these are (recorded in the file; see :meth:`check`)
         self.input_name = input_name
         self._buffer: list[pd.DataFrame] = []

@@ -13,7 +13,10 @@ Records follow, each a kind byte and a fixed part:
   :mod:`._loose`);
 * ``S`` (settle): key, status index, retryable, attempts, HTTP status (-1: none), text length,
   then the error code and message as a JSON list;
-* ``J`` (a batch job): job id, key count, then the 16-byte keys.
+* ``J`` (a batch job): job id, key count, then the 16-byte keys;
+* ``R`` (a request, see :mod:`._ledger_extras`): 16-byte key, time, ``gb_key`` length, body
+  length, then the ``gb_key`` text and the request body, so a row a crash leaves in flight can
+  be shown as it was sent.
 
 Journals of gb-backfill 0.1 hold only begins and no header; those of 0.2 start ``GBJ2\\n``.
 A torn last record (a crash mid-write) is ignored.
@@ -41,6 +44,7 @@ _BEGIN = struct.Struct("<16sqdH")
 _LOOSE = struct.Struct("<16s16sq")
 _SETTLE = struct.Struct("<16sBBiiI")
 _JOB = struct.Struct("<qI")
+_REQUEST = struct.Struct("<16sdHI")
 #: the statuses a settle record can hold, by index (never reorder: journals on disk use it)
 STATUSES = tuple(status.value for status in LedgerStatus)
 
@@ -48,6 +52,7 @@ Begin = tuple[bytes, str, int, float]  #: key, customer id, input row, time
 Loose = tuple[bytes, int, bytes]  #: loose key, form mask, key (the order of the ledger's UPDATE)
 Settle = tuple[object, ...]  #: status, retryable, attempts, HTTP status, code, message, time, key
 Assign = tuple[int, bytes]  #: job id, key
+Request = tuple[bytes, str, bytes, float]  #: key, gb_key text, request body, time sent
 
 
 def header(identity: str) -> bytes:
@@ -82,6 +87,12 @@ def job_record(job_id: int, keys: Sequence[bytes]) -> bytes:
     return b"J" + _JOB.pack(job_id, len(keys)) + b"".join(keys)
 
 
+def request_record(request: Request) -> bytes:
+    key, gb_key, body, when = request
+    text = gb_key.encode("utf-8", "replace")[:65535]
+    return b"R" + _REQUEST.pack(key, when, len(text), len(body)) + text + body
+
+
 @dataclass(slots=True)
 class Journal:
     """What a journal file holds."""
@@ -91,6 +102,7 @@ class Journal:
     looses: list[Loose] = field(default_factory=list)
     settles: list[Settle] = field(default_factory=list)
     jobs: list[Assign] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.begins) + len(self.settles) + len(self.jobs)
@@ -170,6 +182,16 @@ def _records(data: bytes, at: int) -> Iterator[tuple[str, object]]:
             keys = data[at + _JOB.size : end]
             for start in range(0, len(keys), 16):
                 yield "jobs", (job_id, keys[start : start + 16])
+        elif kind == b"R":
+            if at + _REQUEST.size > len(data):
+                return
+            key, when, text_size, body_size = _REQUEST.unpack_from(data, at)
+            start = at + _REQUEST.size
+            end = start + text_size + body_size
+            if end > len(data):
+                return
+            gb_key = data[start : start + text_size].decode("utf-8", "replace")
+            yield "requests", (key, gb_key, data[start + text_size : end], when)
         else:
             return
         at = end

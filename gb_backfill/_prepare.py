@@ -45,6 +45,15 @@ class Prepared:
     jobs: list[Job]  #: one per valid row
     busy: list[int]  #: each job's customer's rows so far (batch mode), else 0
     worst: pd.DataFrame | None  #: the invalid rows' first failures
+    checked: CheckedFrame | None = None  #: what the checks found
+
+    @property
+    def invalid_positions(self) -> npt.NDArray[np.int64]:
+        """The invalid rows' positions in the batch; the n-th's key follows the valid rows'
+        (key index ``len(jobs) + n``)."""
+        if self.worst is None:
+            return np.zeros(0, dtype=np.int64)
+        return self.worst.index.to_numpy(dtype=np.int64)
 
 
 class Preparer:
@@ -76,12 +85,15 @@ class Preparer:
         if self.warnings is not None:
             self.warnings.add(frame, checked.customer_ids)
         encoded = encode_rows(frame, checked)
+        worst = first_failures(checked.failures) if checked.invalid.any() else None
         keyed = keys_for(
             frame,
             encoded.positions,
             encoded.bodies,
             row_key=self.settings.row_key,
             counter=self.content_keys,
+            mapping=self.mapping,
+            invalid=None if worst is None else worst.index.to_numpy(dtype=np.int64),
         )
         loose = loose_keys(frame, checked, encoded, self.content_keys) if self.loose else None
         batch = Batch(frame, offset, keyed, bool(self.settings.row_key), loose)
@@ -116,8 +128,7 @@ class Preparer:
             )
             for index, (local, customer, body, token, plain) in enumerate(rows)
         ]
-        worst = first_failures(checked.failures) if checked.invalid.any() else None
-        return Prepared(batch, jobs, busy, worst)
+        return Prepared(batch, jobs, busy, worst, checked)
 
 
 def _lane_ids(checked: CheckedFrame) -> tuple[pa.Array, pa.Array]:

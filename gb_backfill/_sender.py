@@ -163,12 +163,9 @@ async def asend(
         check_unique([df], settings.row_key)
     if dry_run:
         return dry_run_plan(
-            lambda: _slices(df, settings.batch_rows),
-            settings=settings,
-            mapping=resolved,
-            ledger_path=ledger,
-            bodies_path=bodies_path,
-        )
+            lambda: _slices(df, settings.batch_rows), settings=settings, mapping=resolved,
+            ledger_path=ledger, bodies_path=bodies_path, columns=list(df.columns),
+        )  # fmt: skip
     return await run_send(
         lambda: _slices(df, settings.batch_rows),
         total=len(df),
@@ -253,12 +250,10 @@ async def asend_path(
         check_unique(keyed, settings.row_key)
     if options.get("dry_run"):
         return dry_run_plan(
-            lambda: source.frames(batch_rows=settings.batch_rows),
-            settings=settings,
-            mapping=resolved,
-            ledger_path=options.get("ledger"),
-            bodies_path=options.get("bodies_path"),
-        )
+            lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
+            mapping=resolved, ledger_path=options.get("ledger"),
+            bodies_path=options.get("bodies_path"), columns=list(source.columns),
+        )  # fmt: skip
     return await run_send(
         lambda: source.frames(batch_rows=settings.batch_rows),
         total=source.rows,
@@ -270,6 +265,7 @@ async def asend_path(
         failures_path=options.get("failures_path"),
         progress=options.get("progress"),
         source=path,
+        types=source.types,
     )
 
 

@@ -44,6 +44,9 @@ class LedgerStatus(StrEnum):
     FAILED = "failed"  #: with ``retryable``
     UNKNOWN = "unknown"
     ABORTED = "aborted"  #: not sent because the run stopped; retryable
+    #: broke Gameball's rules when a run met it (kept apart, see :mod:`._ledger_extras`): a fixed
+    #: copy that carries its key is sent
+    INVALID = "invalid"
 
     @property
     def may_have_arrived(self) -> bool:
@@ -75,6 +78,8 @@ class FailureCode(StrEnum):
     CSV_EXTRA_FIELDS = "csv_extra_fields"
     CSV_MISSING_FIELDS = "csv_missing_fields"
     DTYPE_UNCONVERTIBLE = "dtype_unconvertible"
+    #: a failures file's invalid row sent again unchanged (its reader's problem is not in the file)
+    INVALID_UNCHANGED = "invalid_unchanged"
 
 
 class WarningCode(StrEnum):
@@ -106,6 +111,7 @@ class SendErrorCode(StrEnum):
     BATCH_UNCONFIRMED = "batch_unconfirmed"  #: its job was not confirmed within job_timeout
     BATCH_JOB_LOST = "batch_job_lost"  #: its job's status could not be read (server forgot it)
     BATCH_NO_JOB_ID = "batch_no_job_id"  #: the job was accepted without an id
+    NOT_ARRIVED = "not_arrived"  #: marked by hand as not arrived (``settle``): sent again once
 
 
 class Verdict(Enum):
