@@ -133,6 +133,7 @@ class Bookkeeper:
             code=SendErrorCode.ABORTED,
             message=message,
             row_offset=offset,
+            types=self.writer.types,
         )
         self.writer.add(rows)
         self.progress.advance(len(frame), self.counts, self.retrying)
@@ -326,6 +327,7 @@ class Bookkeeper:
                     attempts=attempts,
                     keys=[batch.key_text(index) for index in key_index],
                     row_offset=batch.offset,
+                    types=self.writer.types,
                 )
             )
             batch.not_sent.clear()

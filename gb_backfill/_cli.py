@@ -157,7 +157,7 @@ def _validate(args: argparse.Namespace) -> int:
     source = InputFile(args.input, text_columns=mapping.identifier_columns, csv=csv)
     writer = None
     if args.failures:
-        writer = FailureWriter(args.failures, input_name=input_name(args.input))
+        writer = FailureWriter(args.failures, input_name=input_name(args.input), types=source.types)
         writer.check()
     codes: Counter[str] = Counter()
     warnings = WarningTally(mapping)
@@ -178,6 +178,7 @@ def _validate(args: argparse.Namespace) -> int:
                     code=per_row["code"].tolist(),
                     message=per_row["message"].tolist(),
                     row_offset=offset,
+                    types=source.types,
                 )
             )
         offset += len(frame)

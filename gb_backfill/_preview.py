@@ -51,7 +51,7 @@ from ._dispatch import Dispatcher
 from ._errors import AuthenticationError, ConfigError, RepeatedFailureError
 from ._fate import Fate, Folds, Judge, scan_folds
 from ._forecast import CUSTOMER_NOT_FOUND, FAILED, NOT_ASKED, QUOTED, Quote, SampledRow, forecast
-from ._input import CsvOptions, InputFile, input_mapping
+from ._input import CsvOptions, InputFile, input_mapping, retyped
 from ._lanes import QuoteBook, QuoteLane
 from ._lanes.quotes import NOT_FOUND
 from ._ledger import Ledger, refuse_missing_ledger
@@ -379,7 +379,7 @@ async def run_preview(
 
 def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
     for start in range(0, max(len(df), 1), rows):
-        yield df.iloc[start : start + rows]
+        yield retyped(df.iloc[start : start + rows])
 
 
 def _sample_size(sample: object) -> int:

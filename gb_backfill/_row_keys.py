@@ -35,7 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ._errors import ConfigError, LedgerError
-from ._mapping import READ_PROBLEMS, ColumnMapping, metadata_key
+from ._mapping import READ_PROBLEMS, ColumnMapping, metadata_key, unconverted_texts
 from ._values import json_values
 
 __all__: list[str] = []
@@ -358,7 +358,7 @@ def identity_hashes(
         )
         if column is not None
     ]  # fmt: skip
-    read = _read_texts(rows)
+    read = unconverted_texts(rows[READ_PROBLEMS].tolist()) if READ_PROBLEMS in rows else {}
     parts = []
     for name, column in sorted(roles, key=lambda role: role[0]):
         texts = _cell_texts(rows[column])
@@ -373,23 +373,6 @@ def identity_hashes(
         [pd.util.hash_array(values, hash_key=salt, categorize=False) for salt in _IDENTITY_SALTS],
         axis=1,
     ) if len(values) else _no_hashes()  # fmt: skip
-
-
-def _read_texts(rows: pd.DataFrame) -> dict[str, dict[int, str]]:
-    """The values a reader could not convert, by column and row: ``{column: {row: text}}``."""
-    if READ_PROBLEMS not in rows.columns:
-        return {}
-    found: dict[str, dict[int, str]] = {}
-    for at, marks in enumerate(rows[READ_PROBLEMS].tolist()):
-        if not isinstance(marks, str):
-            continue
-        try:
-            for code, column, _message, value in json.loads(marks):
-                if code == "dtype_unconvertible":
-                    found.setdefault(str(column), {})[at] = str(value)
-        except (TypeError, ValueError):
-            continue
-    return found
 
 
 def _cell_texts(series: pd.Series) -> list[str]:

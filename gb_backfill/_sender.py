@@ -31,7 +31,7 @@ from ._config import (
     unknown_keywords,
 )
 from ._errors import ConfigError
-from ._input import CsvOptions, InputFile, input_mapping, key_frames
+from ._input import CsvOptions, InputFile, input_mapping, key_frames, retyped
 from ._mapping import resolve_mapping
 from ._plan import dry_run_plan
 from ._reports import SendPlan, SendReport
@@ -45,8 +45,9 @@ _SETTINGS_KEYWORDS = tuple(inspect.signature(make_settings).parameters)
 
 
 def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
+    # A failures file read with pandas keeps, as text, values a CSV reader could not convert.
     for start in range(0, len(df), rows):
-        yield df.iloc[start : start + rows]
+        yield retyped(df.iloc[start : start + rows])
     if df.empty:
         yield df
 
