@@ -161,14 +161,15 @@ def _validate(args: argparse.Namespace) -> int:
         writer.check()
     codes: Counter[str] = Counter()
     warnings = WarningTally(mapping)
-    rows = offset = 0
+    rows = offset = invalid = 0
     # A batch at a time, like send: a file of any size validates in bounded memory.
     for frame in source.frames(batch_rows=DEFAULT_BATCH_ROWS):
         checked = check_frame(frame, mapping)
-        warnings.add(frame, checked.customer_ids)
+        warnings.add(frame, checked.customer_ids, checked.invalid)
         rows += len(frame)
         per_row = first_failures(checked.failures)
-        codes.update(per_row["code"])
+        codes.update(checked.failures["code"])  # every broken rule, as report.failures has them
+        invalid += len(per_row)
         if writer is not None and not per_row.empty:
             writer.add(
                 failure_rows(
@@ -182,8 +183,9 @@ def _validate(args: argparse.Namespace) -> int:
                 )
             )
         offset += len(frame)
-    invalid = sum(codes.values())
     print(f"rows: {rows:,}  valid: {rows - invalid:,}  invalid: {invalid:,}")
+    if sum(codes.values()) > invalid:
+        print("broken rules by code (a row that breaks two rules counts under each):")
     for code, count in codes.most_common():
         print(f"  {code}: {count:,}")
     for line in warning_lines(warnings.frame()):
@@ -661,13 +663,36 @@ def cli_terms(message: str) -> str:
     return re.sub(r"(--[a-z-]+)([^()]{0,40}?) \(\1[^()]*\)", r"\1\2", text)
 
 
-def _stopped_line(error: BaseException, failures: str) -> str:
+def where_rows_are(failures: str, ledger: str | None, report: object | None) -> str:
+    """Where the rows not sent are, as the files on disk say (never a file that was not
+    written): the failures file, or the parts written so far, or the ledger."""
+    if isinstance(report, SendReport) and report.failures_path is not None:
+        return f"rows not sent are in {report.failures_path}"
+    parts = Path(failures).with_name(Path(failures).name + ".parts")
+    if report is None and not parts.exists():
+        # The parts folder is made when the run starts, and goes only once the file is merged.
+        return "nothing was sent: the run had not started"
+    if any(parts.glob("part-*.parquet")):
+        where = (
+            f"the failures file {failures} was not written; the rows not sent found so far "
+            f"are in {parts}/ (pd.read_parquet reads the folder)"
+        )
+    else:
+        where = f"the failures file {failures} was not written"
+    if ledger:
+        where += f"; the ledger {ledger} knows every row sent or in flight: run again with it"
+    return where
+
+
+def _stopped_line(error: BaseException, failures: str, ledger: str | None) -> str:
     """One line: what stopped the run, the counts, and where the rows not sent are."""
     text = cli_terms(str(error).splitlines()[0]) if str(error) else ""
     cause = text if isinstance(error, GameballError) else f"{type(error).__name__}: {text}"
     report = getattr(error, "report", None)
     counts = f" {report!r};" if report is not None else ""
-    return f"gb-backfill: the run stopped: {cause}{counts} rows not sent are in {failures}"
+    return (
+        f"gb-backfill: the run stopped: {cause}{counts} {where_rows_are(failures, ledger, report)}"
+    )
 
 
 async def _until_terminated(work: Awaitable[T], terminated: list[bool]) -> T:
@@ -707,23 +732,26 @@ async def _send_until_terminated(
             raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt
         partial = getattr(cancelled, "report", None)
         counts = f" {partial!r};" if partial is not None else ""
-        print(f"gb-backfill: terminated;{counts} rows not sent are in {failures}", file=sys.stderr)
+        where = where_rows_are(failures, options.get("ledger"), partial)
+        print(f"gb-backfill: terminated;{counts} {where}", file=sys.stderr)
         return None
 
 
 def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     terminated: list[bool] = []
+    ledger = options.get("ledger")
     try:
         report = asyncio.run(_send_until_terminated(input_path, failures, options, terminated))
     except AuthenticationError as error:
-        print(_stopped_line(error, failures), file=sys.stderr)
+        print(_stopped_line(error, failures, ledger), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as interrupt:
         # asyncio.run chains the cancelled run, which carries its report.
         cause = interrupt.__cause__ or interrupt.__context__
         partial = getattr(cause, "report", None)
         counts = f" {partial!r};" if partial is not None else ""
-        print(f"gb-backfill: interrupted;{counts} rows not sent are in {failures}", file=sys.stderr)
+        where = where_rows_are(failures, ledger, partial)
+        print(f"gb-backfill: interrupted;{counts} {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ConfigError:
         raise
@@ -734,17 +762,17 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     except (LedgerError, RepeatedFailureError) as error:
         if getattr(error, "report", None) is None:
             raise  # refused before the run started: a usage error
-        print(_stopped_line(error, failures), file=sys.stderr)
+        print(_stopped_line(error, failures, ledger), file=sys.stderr)
         return EXIT_STOPPED
     except Exception as error:
-        print(_stopped_line(error, failures), file=sys.stderr)
+        print(_stopped_line(error, failures, ledger), file=sys.stderr)
         return EXIT_STOPPED
     if report is None:
         return EXIT_TERMINATED
     print(report.summary())
     if isinstance(report, SendPlan):
         # The plan was made; rows it would not send make it incomplete, as a live run.
-        return EXIT_OK if not (report.invalid or report.changed) else EXIT_INCOMPLETE
+        return EXIT_OK if report.ok else EXIT_INCOMPLETE
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
 
 

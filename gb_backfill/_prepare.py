@@ -83,7 +83,7 @@ class Preparer:
     def prepare(self, frame: pd.DataFrame, offset: int) -> Prepared:
         checked = check_frame(frame, self.mapping)
         if self.warnings is not None:
-            self.warnings.add(frame, checked.customer_ids)
+            self.warnings.add(frame, checked.customer_ids, checked.invalid)
         encoded = encode_rows(frame, checked)
         worst = first_failures(checked.failures) if checked.invalid.any() else None
         keyed = keys_for(

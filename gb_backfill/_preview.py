@@ -114,7 +114,7 @@ class Sampling:
         else:
             checked = check_frame(frame, self.mapping)
             candidates = np.flatnonzero(~checked.invalid).astype(np.int64)
-        self.warnings.add(frame, checked.customer_ids)
+        self.warnings.add(frame, checked.customer_ids, checked.invalid)
         self.valid += int((~checked.invalid).sum())
         bits = np.zeros(len(frame), dtype=bool)
         bits[candidates] = True

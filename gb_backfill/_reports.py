@@ -1,7 +1,7 @@
 """The reports gb-backfill returns, side by side: what validation, a send and a dry run found.
 
 * :class:`ValidationReport` (``validate()``): valid rows, one failure row per broken rule, and
-  warnings about columns;
+  warnings (about columns, and rows that repeat one another);
 * :class:`SendReport` (``send()``): a count for every status, timings, the HTTP answers, the
   limits Gameball turned out to keep, and the rows that did not make it;
 * :class:`SendPlan` (``send(..., dry_run=True)``): what a send would do;
@@ -43,9 +43,18 @@ class ValidationReport:
     ``valid`` holds the valid rows with their original index; ``failures`` has one row per
     broken rule with the columns ``row`` (the original index label), ``column``, ``code``,
     ``message`` and ``value`` (the offending value as text). Every input row is either in
-    ``valid`` or named in ``failures``. ``warnings`` are about columns, not rows (valid rows
-    with a warning are still sent): ``column``, ``code`` (a :class:`WarningCode`), ``count``
-    (the values it is about), ``example`` and ``message`` (the fix).
+    ``valid`` or named in ``failures``.
+
+    One count per thing: a row that breaks two rules is one invalid row (``invalid_rows``) and
+    two failures. Counts per code (:meth:`counts`, :meth:`summary`, ``gb-backfill validate``,
+    ``failures.groupby("code")``) count broken rules, each under its own code, so they can add
+    up to more than the invalid rows. A send names each invalid row once, by its first broken
+    rule (``gb_error_code`` in the failures file, every rule in ``gb_error_message``), and its
+    counts (``SendReport.error_codes``, the CLI) count rows that way.
+
+    ``warnings`` are about columns and about rows that repeat one another (valid rows with a
+    warning are still sent): ``column``, ``code`` (a :class:`WarningCode`), ``count`` (the
+    values or rows it is about), ``example`` and ``message`` (the fix).
     """
 
     valid: pd.DataFrame
@@ -252,7 +261,9 @@ class SendReport:
         lines = [repr(self)]
         if self.http_statuses:
             lines.append(f"  HTTP answers: {_answers(self.http_statuses)}")
-        lines += [f"  {code}: {count:,}" for code, count in self.error_codes.items()]
+        if self.error_codes:
+            lines.append("  rows not sent, by gb_error_code (an invalid row by its first rule):")
+        lines += [f"    {code}: {count:,}" for code, count in self.error_codes.items()]
         for option, found in self._found():
             what = "events" if option == "limits" else "batch job creation"
             flags = "--rate/--quota" if option == "limits" else "--batch-rate/--batch-quota"
@@ -411,7 +422,9 @@ class SendPlan:
             lines.append(f"  estimated time in {mode} mode: {_duration(seconds)}")
         lines += [f"    {lane} lane: {line}" for lane, line in self._lanes().items()]
         lines.append(f"    assumed: {self._assumed()}")
-        lines += [f"  invalid, {code}: {count:,}" for code, count in self.failure_codes.items()]
+        if self.failure_codes:
+            lines.append("  invalid rows, by their first broken rule (as gb_error_code):")
+        lines += [f"    {code}: {count:,}" for code, count in self.failure_codes.items()]
         if self.bodies_path is not None:
             lines.append(f"  request bodies written to {self.bodies_path}")
         lines += [f"  {line}" for line in warning_lines(self.warnings)]

@@ -400,6 +400,11 @@ def _occurrence_hashes(occurrence: npt.NDArray[np.int64]) -> Hashes:
     return np.stack([pd.util.hash_array(occurrence, hash_key=salt) for salt in _SALTS], axis=1)
 
 
+def carried_flags(texts: Sequence[object]) -> npt.NDArray[np.bool_]:
+    """Which of ``texts`` are well-formed ``gb_key`` values."""
+    return np.array([_parse_carried(text) is not None for text in texts], dtype=bool)
+
+
 def carried_keys(texts: Iterable[object]) -> list[bytes]:
     """The ledger keys the well-formed ``gb_key`` values among ``texts`` name."""
     found = [parsed for text in texts if (parsed := _parse_carried(text)) is not None]

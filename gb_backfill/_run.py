@@ -513,14 +513,40 @@ class SendRun:
                 f"{tripped.threshold} requests in a row failed the same way "
                 f"({tripped.tripped_by.code}: {tripped.tripped_by.message}), so the run stopped "
                 "instead of retrying every row. Check the base URL and that Gameball (or the "
-                "emulator) is reachable. "
-                + (
-                    "The rows it failed stay retryable in the ledger, so a fixed re-run sends them."
-                    if self.ledger is not None
-                    else "The rows it failed are in the failures file, ready to send again."
-                ),
+                f"emulator) is reachable. {rows_left(report, ledger=self.ledger is not None)}",
                 report=report,
             )
+
+
+def rows_left(report: SendReport, *, ledger: bool) -> str:
+    """What becomes of a stopped run's rows not sent, as their statuses say."""
+    again = report.aborted + report.failed
+    parts = []
+    if again:
+        parts.append(
+            f"{again:,} rows were not sent (aborted: {report.aborted:,}, failed: "
+            f"{report.failed:,}): "
+            + (
+                "a re-run with the same ledger sends the aborted ones and those failed by the "
+                "run (gb_error_code says which)"
+                if ledger
+                else "the failures file lists them; aborted rows, and rows failed by the run "
+                "(gb_error_code), can be sent again"
+            )
+        )
+    if report.unknown:
+        parts.append(
+            f"{report.unknown:,} rows are unknown: their requests went out without an answer, so "
+            "Gameball may have them; "
+            + (
+                "no run sends them again on its own: look them up in Gameball (gb-backfill "
+                "status --ledger PATH lists them), then gb-backfill settle"
+                if ledger
+                else "look them up in Gameball before sending any again (gb_status unknown in "
+                "the failures file): without a ledger nothing holds them back"
+            )
+        )
+    return ". ".join(parts) + "." if parts else ""
 
 
 async def run_send(

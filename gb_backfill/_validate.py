@@ -47,7 +47,7 @@ def validate(
     df = retyped(df)  # a failures file's text of values a CSV reader could not convert
     checked = check_frame(df, mapping)
     warnings = WarningTally(mapping)
-    warnings.add(df, checked.customer_ids)
+    warnings.add(df, checked.customer_ids, checked.invalid)
     return ValidationReport(
         valid=df[~checked.invalid],
         failures=checked.failures.drop(columns="position"),

@@ -90,6 +90,8 @@ class WarningCode(StrEnum):
     TIMESTAMP_AS_TEXT = "timestamp_as_text"
     MIXED_OFFSETS = "mixed_offsets"
     ID_MIXED_WIDTHS = "id_mixed_widths"
+    #: about rows, not a column: valid rows that repeat an earlier row in every column sent
+    DUPLICATE_ROWS = "duplicate_rows"
 
 
 class SendErrorCode(StrEnum):
