@@ -136,15 +136,17 @@ def keys_from_file(path: str | os.PathLike[str]) -> list[str]:
     text file with one key per line (blank lines and ``#`` comments left out)."""
     file = Path(path)
     try:
-        if file.suffix.lower() in (".parquet", ".csv"):
-            read = pd.read_parquet if file.suffix.lower() == ".parquet" else pd.read_csv
-            frame = read(file)
+        with file.open("rb") as handle:
+            parquet = handle.read(4) == b"PAR1"
+        if parquet or file.suffix.lower() == ".csv":
+            frame = pd.read_parquet(file) if parquet else pd.read_csv(file, dtype=str)
             if "gb_key" not in frame.columns:
                 raise ConfigError(f"{file} has no gb_key column; give a failures file, or keys")
             if "gb_status" in frame.columns:
                 frame = frame[frame["gb_status"] == "unknown"]
             return [str(key) for key in frame["gb_key"].dropna()]
         lines = file.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(f"cannot read the keys file {file} ({error.strerror or error})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not text, CSV or Parquet"
+        raise ConfigError(f"cannot read the keys file {file} ({reason or error})") from None
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
