@@ -339,18 +339,19 @@ def test_the_dry_run_equals_the_live_run_on_a_ledger_in_every_state(tmp_path):
 
 def test_the_preview_quotes_what_the_live_run_sends(tmp_path):
     again = ledger_of_every_state(tmp_path)
-    plan = send(again, **options(Shop()), ledger=tmp_path / "l", dry_run=True)
     with gb.Emulator(per_second=0, per_window=0, existing_share=1.0) as emu:
         estimate = gb.preview(
             again, base_url=emu.base_url, api_key=emu.api_key, ledger=tmp_path / "l",
             sample=200, progress=False,
         )  # fmt: skip
-    assert estimate.valid - estimate.skipped == plan.sending
-    quoted = set(estimate.quotes["n"])
-    assert quoted == set(
-        again.iloc[[i for i, n in enumerate(again["n"]) if n in quoted]]["n"]
-    )  # fmt: skip
-    assert not {1, 2, 4} & quoted, "no unknown or finally failed row is quoted"
+    live = Shop()
+    report = send(again, **options(live), ledger=tmp_path / "l")
+    assert estimate.valid - estimate.skipped == report.sent, "it samples what a send sends"
+    quoted = estimate.quotes["n"].tolist()
+    assert sorted(quoted) == sorted(live.sent_ns()), "every row the send sends"
+    assert len(quoted) == len(set(quoted)), "once each: copies of a row are folded"
+    assert {3, 30} <= set(quoted), "the fixed rows are quoted"
+    assert not {1, 2, 4, 31} & set(quoted), "unknown, failed for good and invalid rows are not"
 
 
 # --- 6. unknown rows settled, both ways -----------------------------------------------------------
