@@ -14,6 +14,7 @@ import re
 from collections import Counter
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -616,3 +617,69 @@ def test_a_dry_run_with_an_unwritable_bodies_path_is_a_usage_error(tmp_path, cap
     assert "cannot write the request bodies" in err
     assert "--write-bodies PATH" in err
     assert "rows not sent" not in err
+
+
+# --- the loop the README teaches -------------------------------------------------------------
+
+
+def test_the_readme_loop_ends_with_every_row_accounted_for_and_nothing_twice(tmp_path, capsys):
+    """The README's steps, as a new user follows them: send, read the failures file with
+    pandas, fix in bulk, send again, settle what is unknown (looked up in "Gameball"), send
+    once more."""
+    rng = np.random.default_rng(3)
+    export = pd.DataFrame(
+        {
+            "customer_id": [f"c{n}" for n in rng.integers(0, 60, 240)],
+            "event_name": rng.choice(["purchase", " Purchase", "review "], 240),
+            "order_id": [f"o{n}" for n in range(240)],
+        }
+    )
+    path = tmp_path / "export.parquet"
+    export.to_parquet(path)
+    failures = tmp_path / "export.parquet.failures.parquet"
+    faults = gb.Faults(lost_responses=0.05, dropped_connections=0.05, seed=11)
+    with gb.Emulator(per_second=0, per_window=0, faults=faults) as emu:
+        flags = [
+            "--ledger", str(tmp_path / "export.ledger"), "--base-url", emu.base_url,
+            "--api-key", emu.api_key, "--rate", "0", "--no-progress", "--failures",
+        ]  # fmt: skip
+        # 1. Send, with a ledger.
+        assert main(["send", str(path), *flags, str(failures)]) == 1
+        # 2. Read the failures file with pandas; 3. fix in bulk, over the whole file.
+        f = pd.read_parquet(failures)
+        assert {"invalid", "unknown"} <= set(f["gb_status"])
+        f["event_name"] = f["event_name"].str.strip().str.lower()
+        f.to_parquet(tmp_path / "fixed.parquet")
+        # 4. Send again, with the same ledger.
+        main(["send", str(tmp_path / "fixed.parquet"), *flags, str(tmp_path / "f2.parquet")])
+        # 5. Settle what is unknown, as looked up in Gameball.
+        assert main(["status", "--ledger", str(tmp_path / "export.ledger"), "--json",
+                     str(tmp_path / "status.json")]) == 0  # fmt: skip
+        unknown = json.loads((tmp_path / "status.json").read_text())["unknown"]
+        assert unknown, "the faults left rows unknown"
+        received = {json.dumps(m, sort_keys=True) for m in emu.events()["metadata"]}
+        arrived = [r["gb_key"] for r in unknown if
+                   json.dumps(json.loads(r["metadata"]), sort_keys=True) in received]  # fmt: skip
+        missing = [r["gb_key"] for r in unknown if r["gb_key"] not in arrived]
+        assert arrived, "answers lost after processing: those rows arrived"
+        assert missing, "connections dropped before processing: those did not"
+        ledger = ["--ledger", str(tmp_path / "export.ledger")]
+        if arrived:
+            assert main(["settle", *ledger, "--arrived", *(f"--key={k}" for k in arrived)]) == 0
+        if missing:
+            (tmp_path / "missing.txt").write_text("\n".join(missing))
+            assert main(["settle", *ledger, "--not-arrived", "--keys-file",
+                         str(tmp_path / "missing.txt")]) == 0  # fmt: skip
+        # 6. Send once more: what was not arrived goes once; the run ends clean, unless a
+        # fault struck again (then the loop goes round once more).
+        emu.faults = gb.Faults()
+        code = main(["send", str(tmp_path / "fixed.parquet"), *flags, str(tmp_path / "f3.pq")])
+        orders_received = emu.events()["metadata"].map(lambda m: m["order_id"])
+    assert code == 0
+    counts = orders_received.value_counts()
+    assert counts.max() == 1, "nothing twice"
+    assert len(counts) == len(export), "every row arrived"
+    status = gb.ledger_status(tmp_path / "export.ledger")
+    assert status.counts["sent"] == len(export)
+    assert status.counts["unknown"] == status.counts["in_flight"] == status.counts["invalid"] == 0
+    capsys.readouterr()
