@@ -143,7 +143,8 @@ def describe(requests: Sequence[Request]) -> pd.DataFrame:
         )  # fmt: skip
     columns = ["key", "gb_key", "event", "metadata", "email", "mobile", "sent_at"]
     frame = pd.DataFrame(rows, columns=columns)
-    frame["sent_at"] = pd.to_datetime(frame["sent_at"].astype("float64"), unit="s", utc=True)
+    sent_at = pd.to_datetime(frame["sent_at"].astype("float64"), unit="s", utc=True)
+    frame["sent_at"] = sent_at.dt.round("ms")  # a float's nanoseconds are noise
     return frame
 
 

@@ -683,3 +683,55 @@ def test_the_readme_loop_ends_with_every_row_accounted_for_and_nothing_twice(tmp
     assert status.counts["sent"] == len(export)
     assert status.counts["unknown"] == status.counts["in_flight"] == status.counts["invalid"] == 0
     capsys.readouterr()
+
+
+# --- what the ledger keeps for the way back -------------------------------------------------------
+
+
+def test_a_row_in_flight_at_a_kill_is_shown_as_it_was_sent(tmp_path):
+    """The request goes to the journal with its mark, so status shows it even when no commit
+    came between (a kill -9 a moment after the request went out), and after one did."""
+    import os
+
+    from gb_backfill._ledger import Ledger
+
+    body = b'{"customerId":"c7","events":{"purchase":{"order_id":"o7"}}}'
+    ledger = Ledger(tmp_path / "l")
+    ledger.begin_many([(b"a" * 16, "c7", 7, None, 0)], [("ab/0", body)])
+    os.close(ledger._journal)  # killed: nothing committed, the lock dies with the descriptor
+    os.close(ledger._lock)
+    [row] = gb.ledger_status(tmp_path / "l").unknown.to_dict("records")
+    assert (row["gb_key"], row["customer_id"], row["event"]) == ("ab/0", "c7", "purchase")
+    assert json.loads(row["metadata"]) == {"order_id": "o7"}
+    assert row["status"] == "in_flight"
+    resumed = Ledger(tmp_path / "l")  # replays the journal into the database
+    resumed.close()
+    assert not (tmp_path / "l-intents").exists(), "every mark is in the database now"
+    [again] = gb.ledger_status(tmp_path / "l").unknown.to_dict("records")
+    assert (again["event"], again["sent_at"]) == ("purchase", row["sent_at"])
+
+
+def test_a_ledger_written_before_the_extras_opens_and_gains_them(tmp_path):
+    """An older ledger (no extras tables) is read as it is, and gains them when a run opens it."""
+    import sqlite3
+
+    ledger = tmp_path / "l"
+    shop = Shop({1: "timeout"})
+    send(orders(4, 4), **options(shop), ledger=ledger)
+    with sqlite3.connect(ledger) as db:  # as gb-backfill before these tables wrote it
+        db.executescript(
+            "DROP TABLE invalid_rows; DROP TABLE requests; DROP TABLE settlements; "
+            "DELETE FROM meta WHERE name = 'extras_version';"
+        )
+    old = gb.ledger_status(ledger)
+    assert (old.counts["sent"], old.counts["unknown"]) == (3, 1)
+    assert old.unknown["customer_id"].tolist() == ["c1"]
+    assert old.unknown["event"].isna().all(), "what was sent was not kept then"
+    again = send(orders(4, 4), **options(Shop()), ledger=ledger)
+    assert (again.skipped, again.unknown) == (3, 1), "its rows are known as before"
+    with sqlite3.connect(ledger) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        version = db.execute("SELECT value FROM meta WHERE name = 'extras_version'").fetchone()
+    assert {"invalid_rows", "requests", "settlements"} <= tables
+    assert version == ("1",)
+    assert gb.settle(ledger, arrived=False, keys="all").settled == 1
