@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -663,14 +664,21 @@ def cli_terms(message: str) -> str:
     return re.sub(r"(--[a-z-]+)([^()]{0,40}?) \(\1[^()]*\)", r"\1\2", text)
 
 
-def where_rows_are(failures: str, ledger: str | None, report: object | None) -> str:
+def where_rows_are(
+    failures: str, ledger: str | None, report: object | None, started: float | None = None
+) -> str:
     """Where the rows not sent are, as the files on disk say (never a file that was not
-    written): the failures file, or the parts written so far, or the ledger."""
+    written): the failures file, or the parts written so far, or the ledger. ``started``: when
+    the command started (a failures file written since is this run's)."""
     if isinstance(report, SendReport) and report.failures_path is not None:
         return f"rows not sent are in {report.failures_path}"
-    parts = Path(failures).with_name(Path(failures).name + ".parts")
+    target = Path(failures)
+    parts = target.with_name(target.name + ".parts")
     if report is None and not parts.exists():
-        # The parts folder is made when the run starts, and goes only once the file is merged.
+        # The parts folder is made when the run starts, and goes once the file is merged: a
+        # second signal may stop the run between the merge and its report.
+        if started is not None and target.exists() and target.stat().st_mtime >= started:
+            return f"rows not sent are in {failures}"
         return "nothing was sent: the run had not started"
     if any(parts.glob("part-*.parquet")):
         where = (
@@ -685,7 +693,8 @@ def where_rows_are(failures: str, ledger: str | None, report: object | None) -> 
 
 
 def _stopped_line(error: BaseException, failures: str, ledger: str | None) -> str:
-    """One line: what stopped the run, the counts, and where the rows not sent are."""
+    """One line: what stopped the run, the counts, and where the rows not sent are (an error
+    that stops a run carries its report: the run had started)."""
     text = cli_terms(str(error).splitlines()[0]) if str(error) else ""
     cause = text if isinstance(error, GameballError) else f"{type(error).__name__}: {text}"
     report = getattr(error, "report", None)
@@ -719,8 +728,9 @@ async def _until_terminated(work: Awaitable[T], terminated: list[bool]) -> T:
 
 
 async def _send_until_terminated(
-    input_path: str, failures: str, options: dict[str, Any], terminated: list[bool]
-) -> SendReport | SendPlan | None:
+    input_path: str, failures: str, options: dict[str, Any], terminated: list[bool],
+    started: float,
+) -> SendReport | SendPlan | None:  # fmt: skip
     """The send; None when SIGTERM stopped it (after saying so)."""
     try:
         report: SendReport | SendPlan = await _until_terminated(
@@ -732,7 +742,7 @@ async def _send_until_terminated(
             raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt
         partial = getattr(cancelled, "report", None)
         counts = f" {partial!r};" if partial is not None else ""
-        where = where_rows_are(failures, options.get("ledger"), partial)
+        where = where_rows_are(failures, options.get("ledger"), partial, started)
         print(f"gb-backfill: terminated;{counts} {where}", file=sys.stderr)
         return None
 
@@ -740,8 +750,11 @@ async def _send_until_terminated(
 def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     terminated: list[bool] = []
     ledger = options.get("ledger")
+    started = time.time()
     try:
-        report = asyncio.run(_send_until_terminated(input_path, failures, options, terminated))
+        report = asyncio.run(
+            _send_until_terminated(input_path, failures, options, terminated, started)
+        )
     except AuthenticationError as error:
         print(_stopped_line(error, failures, ledger), file=sys.stderr)
         return EXIT_USAGE
@@ -750,7 +763,7 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
         cause = interrupt.__cause__ or interrupt.__context__
         partial = getattr(cause, "report", None)
         counts = f" {partial!r};" if partial is not None else ""
-        where = where_rows_are(failures, ledger, partial)
+        where = where_rows_are(failures, ledger, partial, started)
         print(f"gb-backfill: interrupted;{counts} {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ConfigError:

@@ -735,3 +735,49 @@ def test_a_ledger_written_before_the_extras_opens_and_gains_them(tmp_path):
     assert {"invalid_rows", "requests", "settlements"} <= tables
     assert version == ("1",)
     assert gb.settle(ledger, arrived=False, keys="all").settled == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gap", [0.0, 0.3])
+def test_after_a_second_ctrl_c_the_line_names_only_what_is_on_disk(tmp_path, gap):
+    """Two SIGINTs, at once or a moment apart: wherever the second lands, the line it prints
+    names a failures file only if it is there, parts only if they are, and says nothing was
+    sent only if nothing arrived."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import sigint_as_in_a_terminal
+
+    source = tmp_path / "in.csv"
+    orders(600, 600).to_csv(source, index=False)
+    failures = tmp_path / "f.parquet"
+    with gb.Emulator(faults=gb.Faults(latency=0.3)) as emu:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url",
+             emu.base_url, "--failures", str(failures), "--ledger", str(tmp_path / "l"),
+             "--rate", "40", "--no-progress"],
+            env={"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=sigint_as_in_a_terminal,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(emu.events()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        time.sleep(gap)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        arrived = len(emu.events())
+    line = next(text for text in err.splitlines() if text.startswith("gb-backfill: interrupted"))
+    assert process.returncode == 130, err
+    if f"rows not sent are in {failures}" in line:
+        assert len(read_failures(failures)) + arrived <= 600
+    elif f"{failures}.parts/" in line:
+        assert any((tmp_path / "f.parquet.parts").glob("part-*.parquet"))
+    else:
+        assert f"the failures file {failures} was not written" in line, line
+    assert "nothing was sent" not in line, "rows had arrived"
+    assert arrived > 0
