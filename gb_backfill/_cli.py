@@ -51,6 +51,7 @@ from ._failures import FailureWriter, failure_rows, input_name
 from ._input import CSV_TYPES, CsvOptions, InputFile, input_mapping
 from ._preview import apreview_path
 from ._reports import PreviewReport, SendPlan, SendReport
+from ._row_keys import ContentKeys, identity_hashes
 from ._rules import check_frame, first_failures
 from ._sampling import DEFAULT_SAMPLE_SIZE
 from ._sender import asend_path
@@ -162,6 +163,7 @@ def _validate(args: argparse.Namespace) -> int:
         writer.check()
     codes: Counter[str] = Counter()
     warnings = WarningTally(mapping)
+    keys = ContentKeys()  # each invalid row's identity, as a send would key it
     rows = offset = invalid = 0
     # A batch at a time, like send: a file of any size validates in bounded memory.
     for frame in source.frames(batch_rows=DEFAULT_BATCH_ROWS):
@@ -172,18 +174,18 @@ def _validate(args: argparse.Namespace) -> int:
         codes.update(checked.failures["code"])  # every broken rule, as report.failures has them
         invalid += len(per_row)
         if writer is not None and not per_row.empty:
+            positions = per_row.index.to_numpy(dtype=np.int64)
+            carried = frame["gb_key"].iloc[positions].tolist() if "gb_key" in frame else None
+            keyed = keys.identity_keys(identity_hashes(frame, positions, mapping), carried)
             writer.add(
                 failure_rows(
-                    frame,
-                    per_row.index.to_numpy(dtype=np.int64),
-                    status="invalid",
-                    code=per_row["code"].tolist(),
-                    message=per_row["message"].tolist(),
-                    row_offset=offset,
-                    types=source.types,
+                    frame, positions, status="invalid", code=per_row["code"].tolist(),
+                    message=per_row["message"].tolist(), row_offset=offset, types=source.types,
+                    keys=[keyed.text(i) for i in range(len(positions))],
                 )
-            )
+            )  # fmt: skip
         offset += len(frame)
+    keys.close()
     print(f"rows: {rows:,}  valid: {rows - invalid:,}  invalid: {invalid:,}")
     if sum(codes.values()) > invalid:
         print("broken rules by code (a row that breaks two rules counts under each):")

@@ -117,6 +117,14 @@ class Folds:
         at = int(np.searchsorted(self.keys, np.bytes_(key)))
         return at if at < len(self.keys) and self.keys[at] == np.bytes_(key) else None
 
+    def among(self, keys: list[bytes]) -> list[int]:
+        """The indexes of ``keys`` some row of the input carries."""
+        if not len(self.keys) or not keys:
+            return []
+        wanted = np.array(keys, dtype="S16")
+        at = np.searchsorted(self.keys, wanted).clip(max=len(self.keys) - 1)
+        return np.flatnonzero(self.keys[at] == wanted).tolist()
+
     def apply(self, key: bytes, *, carried: bool, fate: Fate) -> Fate:
         """The fate of a row with ``key``, once copies of it in this input are counted."""
         at = self._where(key)
@@ -133,22 +141,53 @@ class Folds:
 
 @dataclass(slots=True)
 class Verdicts:
-    """The fate of each row of one prepared batch."""
+    """The fate of each row of one prepared batch. Most rows are plain (``SEND`` when valid,
+    ``INVALID`` when not), and are not listed one by one: ``other`` holds the rest."""
 
-    jobs: list[Fate]  #: each valid row's (``Prepared.jobs`` order)
-    entries: list[LedgerEntry | None]  #: each valid row's ledger entry
-    invalid: list[Fate]  #: each invalid row's (``Prepared.worst`` order)
+    valid: int  #: rows in ``Prepared.jobs``
+    invalid_rows: int  #: rows in ``Prepared.worst``
+    #: the rows whose fate is not the plain one, by key index (a job's index, then
+    #: ``valid + n`` for the n-th invalid row), with their ledger entries
+    other: dict[int, tuple[Fate, LedgerEntry | None]] = field(default_factory=dict)
     #: valid rows judged ``CHANGED``: job index -> the form mask of the row sent before
     changed: dict[int, int] = field(default_factory=dict)
 
+    def job(self, index: int) -> Fate:
+        found = self.other.get(index)
+        return Fate.SEND if found is None else found[0]
+
+    def invalid(self, n: int) -> Fate:
+        found = self.other.get(self.valid + n)
+        return Fate.INVALID if found is None else found[0]
+
+    @property
+    def jobs(self) -> list[Fate]:
+        """Each valid row's fate (``Prepared.jobs`` order)."""
+        return [self.job(index) for index in range(self.valid)]
+
+    def held(self) -> list[int]:
+        """The indexes of valid rows that are not sent, in order."""
+        return sorted(
+            i for i, (fate, _) in self.other.items() if i < self.valid and fate is not Fate.SEND
+        )
+
     def counts(self) -> Counter[Fate]:
-        return Counter(self.jobs) + Counter(self.invalid)
+        counts = Counter({Fate.SEND: self.valid, Fate.INVALID: self.invalid_rows})
+        for index, (fate, _) in self.other.items():
+            counts[Fate.SEND if index < self.valid else Fate.INVALID] -= 1
+            counts[fate] += 1
+        return +counts
 
 
 class Judge:
     """Judges prepared batches in input order by :func:`fate_of`, with the ledger's word and
     the input's copies (:class:`Folds`). ``check_changed``: also find ``CHANGED`` rows (the
-    live run does so in a first pass over the whole input before it sends anything)."""
+    live run does so in a first pass over the whole input before it sends anything).
+
+    Only rows something is known of (a ledger entry, a carried key, a key the input carries, a
+    loose match) are judged one by one; the rest are plain, so a first run costs nothing per
+    row here.
+    """
 
     def __init__(
         self,
@@ -171,39 +210,40 @@ class Judge:
         return 0 if self.folds is None else self.folds.folded
 
     def __call__(self, prepared: Prepared) -> Verdicts:
-        batch, jobs = prepared.batch, prepared.jobs
-        keyed = batch.keys
-        keys = keyed.keys if keyed is not None else []
-        known = self.ledger.lookup(keys) if self.ledger is not None and keys else {}
+        jobs, invalid_at = prepared.jobs, prepared.invalid_positions
+        verdicts = Verdicts(valid=len(jobs), invalid_rows=len(invalid_at))
+        keyed = prepared.batch.keys
+        if keyed is None or not keyed.keys:
+            return verdicts
+        keys = keyed.keys
+        known = self.ledger.lookup(keys) if self.ledger is not None else {}
         looks = self._looks_sent(prepared, known)
-        invalid_at = prepared.invalid_positions
-        fates: dict[int, Fate] = {}  # by key index
+        known_at = [i for i, key in enumerate(keys) if key in known] if known else []
+        special = {*known_at, *looks}
+        if keyed.carried is not None:
+            special.update(np.flatnonzero(keyed.carried).tolist())
+        if self.folds is not None:
+            special.update(self.folds.among(keys))
+        if not special:
+            return verdicts
         # Input order, valid and invalid rows together: the first copy of a key comes first.
-        order = sorted(
-            [(job.local, job.key_index, True) for job in jobs]
-            + [(int(local), len(jobs) + n, False) for n, local in enumerate(invalid_at)]
-        )
-        for _local, index, valid in order:
-            if keyed is None or index >= len(keys):
-                fates[index] = Fate.SEND if valid else Fate.INVALID
-                continue
-            key = keys[index]
+        local = {
+            i: jobs[i].local if i < len(jobs) else int(invalid_at[i - len(jobs)]) for i in special
+        }
+        for index in sorted(special, key=local.__getitem__):
+            key, valid = keys[index], index < len(jobs)
+            entry = known.get(key)
             fate = fate_of(
-                known.get(key), valid=valid, edited=keyed.flag("changed", index),
+                entry, valid=valid, edited=keyed.flag("changed", index),
                 unchanged_invalid=keyed.flag("unchanged_invalid", index),
                 looks_sent=index in looks, retry_unknown=self.settings.retry_unknown,
             )  # fmt: skip
             if self.folds is not None:
                 fate = self.folds.apply(key, carried=keyed.flag("carried", index), fate=fate)
-            fates[index] = fate
-        job_fates = [fates[job.key_index] if keyed is not None else Fate.SEND for job in jobs]
-        return Verdicts(
-            jobs=job_fates,
-            entries=[known.get(keys[job.key_index]) if keys else None for job in jobs],
-            invalid=[fates[len(jobs) + n] for n in range(len(invalid_at))],
-            changed={i: looks[job.key_index] for i, job in enumerate(jobs)
-                     if job_fates[i] is Fate.CHANGED},
-        )  # fmt: skip
+            if fate is not (Fate.SEND if valid else Fate.INVALID) or entry is not None:
+                verdicts.other[index] = (fate, entry)
+        verdicts.changed = {i: looks[i] for i in looks if verdicts.job(i) is Fate.CHANGED}
+        return verdicts
 
     def _looks_sent(self, prepared: Prepared, known: dict[bytes, LedgerEntry]) -> dict[int, int]:
         """Valid rows the ledger does not know whose loose identity a row sent (or perhaps
@@ -211,14 +251,12 @@ class Judge:
         batch = prepared.batch
         if not self.loose or self.ledger is None or batch.keys is None or batch.loose is None:
             return {}
-        looses = batch.loose[0]
-        new = [
-            i for i, job in enumerate(prepared.jobs) if batch.keys.keys[job.key_index] not in known
-        ]
+        looses, keys = batch.loose[0], batch.keys.keys
+        new = [i for i in range(len(prepared.jobs)) if keys[i] not in known]
         if not new:
             return {}
         forms = self.ledger.loose_forms([looses[i] for i in new])
-        return {prepared.jobs[i].key_index: forms[looses[i]] for i in new if looses[i] in forms}
+        return {i: forms[looses[i]] for i in new if looses[i] in forms}
 
 
 def carries_keys(settings: Settings, columns: Iterable[object]) -> bool:

@@ -96,7 +96,7 @@ def _plan_batch(
     tally.rows += len(batch.frame)
     verdicts = judge(prepared)
     if prepared.worst is not None:
-        invalid = [fate is Fate.INVALID for fate in verdicts.invalid]
+        invalid = [verdicts.invalid(n) is Fate.INVALID for n in range(len(prepared.worst))]
         tally.codes.update(prepared.worst["code"][invalid])
     for job, fate in zip(prepared.jobs, verdicts.jobs, strict=True):
         if fate is Fate.SEND:

@@ -28,7 +28,7 @@ from ._loose import loose_keys
 from ._makespan import LaneCosts, Loads, Routing, routing_floor
 from ._mapping import ColumnMapping
 from ._payloads import encode_rows
-from ._row_keys import ContentKeys, keys_for
+from ._row_keys import ContentKeys, RowKeys, keys_for
 from ._rows import Batch, Job
 from ._rules import CheckedFrame, check_frame, first_failures
 from ._vocabulary import Lane
@@ -82,8 +82,6 @@ class Preparer:
 
     def prepare(self, frame: pd.DataFrame, offset: int) -> Prepared:
         checked = check_frame(frame, self.mapping)
-        if self.warnings is not None:
-            self.warnings.add(frame, checked.customer_ids, checked.invalid)
         encoded = encode_rows(frame, checked)
         worst = first_failures(checked.failures) if checked.invalid.any() else None
         keyed = keys_for(
@@ -95,6 +93,10 @@ class Preparer:
             mapping=self.mapping,
             invalid=None if worst is None else worst.index.to_numpy(dtype=np.int64),
         )
+        if self.warnings is not None:
+            # Rows keyed by row_key= columns have no occurrences: the tally compares them.
+            repeated = None if self.settings.row_key else _repeated(keyed, encoded.positions)
+            self.warnings.add(frame, checked.customer_ids, checked.invalid, repeated)
         loose = loose_keys(frame, checked, encoded, self.content_keys) if self.loose else None
         batch = Batch(frame, offset, keyed, bool(self.settings.row_key), loose)
         batched = self.settings.mode == "batch"
@@ -129,6 +131,15 @@ class Preparer:
             for index, (local, customer, body, token, plain) in enumerate(rows)
         ]
         return Prepared(batch, jobs, busy, worst, checked)
+
+
+def _repeated(keyed: RowKeys, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The positions of valid rows whose request body an earlier row of the input had (their
+    occurrence counts them), rows that carry a ``gb_key`` left out."""
+    counted = keyed.occurrence[: len(positions)] > 0
+    if keyed.carried is not None:
+        counted &= ~keyed.carried[: len(positions)]
+    return positions[counted]
 
 
 def _lane_ids(checked: CheckedFrame) -> tuple[pa.Array, pa.Array]:

@@ -87,9 +87,10 @@ class ContentKeys:
     _BLOOM_BITS = 1 << 28  # 32 MB: about 1 false "maybe" in 2,500 at ten million distinct rows
     _BLOOM_HASHES = 4
 
-    def __init__(self) -> None:
+    def __init__(self, *, bloom_bits: int = _BLOOM_BITS) -> None:
         self._seen = _SeenHashes()
-        self._bloom = np.zeros(self._BLOOM_BITS // 64, dtype=np.uint64)
+        self._bloom_bits = bloom_bits
+        self._bloom = np.zeros(bloom_bits // 64, dtype=np.uint64)
 
     def close(self) -> None:
         self._seen.close()
@@ -144,7 +145,7 @@ class ContentKeys:
         return as_keys(np.where((occurrence == 0)[:, None], hashes, mixed))
 
     def _bloom_spots(self, hashes: Hashes) -> tuple[npt.NDArray[np.int64], Hashes]:
-        bits = np.uint64(self._BLOOM_BITS - 1)
+        bits = np.uint64(self._bloom_bits - 1)
         with np.errstate(over="ignore"):
             spots = np.stack(
                 [

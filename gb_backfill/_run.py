@@ -101,14 +101,13 @@ class Admission:
         verdicts = self.judge(prepared)
         self.book.open_batch(batch)
         self._settle_invalid(prepared, verdicts)
-        keep = []
-        for index, (fate, entry) in enumerate(zip(verdicts.jobs, verdicts.entries, strict=True)):
-            if fate is Fate.SEND:
-                keep.append(index)
-            else:
-                self._settle_judged(batch, jobs[index], fate, entry)
-        settled = len(batch.frame) - len(keep)
-        jobs, busy = [jobs[i] for i in keep], [busy[i] for i in keep]
+        held = verdicts.held()
+        for index in held:
+            self._settle_judged(batch, jobs[index], *verdicts.other[index])
+        if held:
+            keep = sorted(set(range(len(jobs))) - set(held))
+            jobs, busy = [jobs[i] for i in keep], [busy[i] for i in keep]
+        settled = len(batch.frame) - len(jobs)
         # Counted before any row is offered: a row may be recorded while the rest still wait.
         self.book.queued(batch, len(jobs), settled)
         submitted = 0
@@ -133,9 +132,10 @@ class Admission:
         batch, worst = prepared.batch, prepared.worst
         first_key = len(prepared.jobs)
         noted = []
-        rows = zip(worst.index, worst["code"], worst["message"], verdicts.invalid, strict=True)
-        for n, (local, code, message, fate) in enumerate(rows):
+        rows = zip(worst.index, worst["code"], worst["message"], strict=True)
+        for n, (local, code, message) in enumerate(rows):
             index = first_key + n if batch.keys is not None else None
+            fate = verdicts.invalid(n)
             if fate is Fate.INVALID:
                 self.book.settle(
                     batch, int(local), Status.INVALID, code=code, message=message, key_index=index
@@ -164,7 +164,10 @@ class Admission:
                 batch, local, Status.SKIPPED, code=None, message=None, folded=fate is Fate.FOLD
             )
         elif fate is Fate.HOLD:
-            message = "an earlier run may have sent this row; pass retry_unknown=True to resend"
+            message = (
+                "an earlier run may have sent this row: look it up in Gameball and settle it "
+                "(gb-backfill settle), or pass retry_unknown=True to resend"
+            )
             book.settle(
                 batch, local, Status.UNKNOWN, code=SendErrorCode.UNKNOWN_EARLIER, message=message,
                 key_index=index,

@@ -15,12 +15,16 @@ A row with a warning is still sent. Each warning names the column, a stable code
   column sent. Each is still sent, as an event of its own (two identical purchases may be two
   purchases), but an export's duplicates would be counted twice: the warning gives the count
   and the first positions (as ``gb_row``). Rows that carry a ``gb_key`` are copies of one row
-  (see :mod:`._fate`), not duplicates, and are left out.
+  (see :mod:`._fate`), not duplicates, and are left out. A send and its dry run know them from
+  the row keys (identical request bodies, counted anyway); ``validate`` and the preview compare
+  the values of the sent columns, which agree but for values written two ways that send alike
+  (``3`` and ``3.0`` in one object column).
 
 "Every value" is over the whole input: :class:`WarningTally` gathers the warnings batch by
 batch. The checks are Arrow kernels over whole columns, and a column is first tried on a small
 sample, so columns that are plainly text cost next to nothing; rows are compared by a 64-bit hash
-of their sent columns, counted in fixed memory (:class:`._row_keys.ContentKeys`).
+of their sent columns, counted in fixed memory (:class:`._row_keys.ContentKeys`, with an 8 MB
+filter).
 """
 
 from __future__ import annotations
@@ -119,15 +123,18 @@ class WarningTally:
         frame: pd.DataFrame,
         customer_ids: pa.Array,
         invalid: npt.NDArray[np.bool_] | None = None,
+        repeated: npt.NDArray[np.int64] | None = None,
     ) -> None:
         """Look at one batch (its valid and invalid rows alike for the columns; its valid rows,
         ``invalid`` left out, for repeats); ``customer_ids`` are the ids as the checks read them
-        (``CheckedFrame.customer_ids``)."""
+        (``CheckedFrame.customer_ids``). ``repeated``: the positions of the rows that repeat an
+        earlier one, when the caller knows them already (a send's row keys count identical
+        request bodies), else the rows' sent columns are compared here."""
         for column, state in self._text.items():
             if state.alive:
                 self._add_text(plain_column(frame[column]), state)
         self._add_ids(customer_ids)
-        self._repeats.add(frame, invalid)
+        self._repeats.add(frame, invalid, repeated)
 
     def _add_text(self, series: pd.Series, state: _TextColumn) -> None:
         sample = to_arrow(series.iloc[:_SAMPLE])
@@ -299,12 +306,20 @@ class _Repeats:
         roles = (mapping.customer_id, mapping.event_name, *mapping.metadata, mapping.email,
                  mapping.mobile, mapping.session_token)  # fmt: skip
         self.columns = sorted({str(c): c for c in roles if c is not None}.items())
-        self.seen = ContentKeys()
+        self.seen = ContentKeys(bloom_bits=1 << 26)
         self.read = self.count = 0  #: rows looked at so far, and repeats among them
         self.first: list[int] = []
 
-    def add(self, frame: pd.DataFrame, invalid: npt.NDArray[np.bool_] | None) -> None:
+    def add(
+        self,
+        frame: pd.DataFrame,
+        invalid: npt.NDArray[np.bool_] | None,
+        repeated: npt.NDArray[np.int64] | None = None,
+    ) -> None:
         offset, self.read = self.read, self.read + len(frame)
+        if repeated is not None:
+            self._note(repeated, offset)
+            return
         looked = np.ones(len(frame), dtype=bool) if invalid is None else ~np.asarray(invalid)
         if "gb_key" in frame.columns:
             looked &= ~carried_flags(frame["gb_key"].tolist())
@@ -316,7 +331,9 @@ class _Repeats:
         with np.errstate(over="ignore"):
             for _name, column in self.columns:
                 hashes = hashes * _MIX ^ _column_hashes(part[column])
-        repeated = positions[self.seen.repeats(hashes) > 0]
+        self._note(positions[self.seen.repeats(hashes) > 0], offset)
+
+    def _note(self, repeated: npt.NDArray[np.int64], offset: int) -> None:
         self.count += len(repeated)
         self.first += [offset + int(p) for p in repeated[: _SHOWN - len(self.first)]]
 

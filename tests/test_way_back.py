@@ -200,6 +200,25 @@ def test_a_fixed_row_that_matches_a_sent_row_arrives_once(tmp_path, capsys):
     assert (again.skipped, len(gameball.requests)) == (1, 1)
 
 
+def test_validates_failures_file_keys_invalid_rows_as_a_send_does(tmp_path, capsys):
+    """The fixed row of item 3 through `gb-backfill validate --failures`: the same keys as a
+    send's failures file, so the fix is that row."""
+    df = pd.DataFrame({"customerId": ["42", "42 ", "42 "], "eventName": "buy", "amount": 10})
+    df.to_parquet(tmp_path / "export.parquet")
+    send_path(tmp_path / "export.parquet", **options(Shop()), ledger=tmp_path / "l",
+              failures_path=tmp_path / "sent.pq")  # fmt: skip
+    assert main(["validate", str(tmp_path / "export.parquet"), "--failures",
+                 str(tmp_path / "bad.pq")]) == 1  # fmt: skip
+    bad = pd.read_parquet(tmp_path / "bad.pq")
+    assert bad["gb_key"].tolist() == pd.read_parquet(tmp_path / "sent.pq")["gb_key"].tolist()
+    assert bad["gb_key"].nunique() == 2, "identical invalid rows are told apart"
+    bad["customerId"] = bad["customerId"].str.strip()
+    gameball = MockGameball()
+    again = send(bad, **options(gameball), ledger=tmp_path / "l")
+    assert (again.sent, len(gameball.requests)) == (2, 2), "both fixes, neither lost"
+    capsys.readouterr()
+
+
 def test_a_failures_files_invalid_row_sent_again_as_it_was_stays_invalid(tmp_path):
     """A CSV line with too many fields is invalid for the reader; its first fields are in the
     failures file, which would pass the rules: sent again unchanged, it is not sent."""
@@ -296,6 +315,29 @@ def test_typed_values_of_a_text_column_come_back_as_the_reader_read_them(tmp_pat
 
 
 # --- 5. the dry run and the preview say what the live run does ----------------------------------
+
+
+def test_only_the_fate_module_asks_the_ledger_about_rows():
+    """One rule, in one place: the live run, the dry run and the preview decide nothing from
+    the ledger themselves (no lookup, no ledger status), so they cannot drift apart again."""
+    import ast
+    from pathlib import Path
+
+    package = Path(gb.__file__).parent
+    asking = {}
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        calls = {
+            node.func.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and not (isinstance(node.func.value, ast.Name) and node.func.value.id == "codecs")
+        }
+        names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        if calls & {"lookup", "loose_forms", "changed"} or "LedgerStatus" in names:
+            asking[path.name] = sorted(calls & {"lookup", "loose_forms", "changed"})
+    assert set(asking) <= {"_fate.py", "_ledger.py", "_ledger_extras.py", "_journal.py",
+                           "_settle.py", "_vocabulary.py"}, asking  # fmt: skip
 
 
 def ledger_of_every_state(tmp_path):
