@@ -346,7 +346,8 @@ def identity_hashes(
 ) -> Hashes:
     """A hash of what the rows at ``positions`` hold in their mapped columns: each cell as the
     JSON text it would be sent as where it has one, else a text of its value; a cell a reader
-    could not convert (``dtype=``) as the text it was, as the failures file shows it."""
+    could not convert (``dtype=``) as the text it was, as the failures file shows it. Column by
+    column, as the body keys are made, with salts of their own."""
     rows = frame.iloc[positions]
     roles: list[tuple[str, Hashable]] = [("\x00customerId", mapping.customer_id)]
     roles += [("\x00eventName", mapping.event_name)] if mapping.event_name is not None else []
@@ -360,28 +361,40 @@ def identity_hashes(
         if column is not None
     ]  # fmt: skip
     read = unconverted_texts(rows[READ_PROBLEMS].tolist()) if READ_PROBLEMS in rows else {}
-    parts = []
-    for name, column in sorted(roles, key=lambda role: role[0]):
-        texts = _cell_texts(rows[column])
-        for at, text in read.get(str(column), {}).items():
-            texts[at] = json.dumps(text, ensure_ascii=False)
-        parts.append([f"{name}\x1f{text}" for text in texts])
-    if mapping.event is not None:
-        parts.append([f"\x00event\x1f{mapping.event}"] * len(rows))
-    lines = ["\x1e".join(cells) for cells in zip(*parts, strict=True)] or [""] * len(rows)
-    values = np.asarray(lines, dtype=object)
+    combined = np.zeros((len(rows), 2), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for name, column in sorted(roles, key=lambda role: role[0]):
+            cells = _cell_texts(rows[column])
+            for at, text in read.get(str(column), {}).items():
+                cells[at] = json.dumps(text, ensure_ascii=False)
+            combined = (combined * _MIX ^ _named(name)) * _MIX ^ _hash_with(cells, _IDENTITY_SALTS)
+        if mapping.event is not None:
+            combined = combined * _MIX ^ _named(f"\x00event\x1f{mapping.event}")
+    return combined
+
+
+def _named(name: str) -> Hashes:
+    return _hash_with(np.array([name], dtype=object), _IDENTITY_SALTS)
+
+
+def _hash_with(values: npt.NDArray[np.object_], salts: tuple[str, str]) -> Hashes:
     return np.stack(
-        [pd.util.hash_array(values, hash_key=salt, categorize=False) for salt in _IDENTITY_SALTS],
-        axis=1,
-    ) if len(values) else _no_hashes()  # fmt: skip
+        [pd.util.hash_array(values, hash_key=salt, categorize=False) for salt in salts], axis=1
+    )
 
 
-def _cell_texts(series: pd.Series) -> list[str]:
-    texts = json_values(series).to_pylist()
-    return [
-        text if text is not None else _other_text(value)
-        for text, value in zip(texts, series.tolist(), strict=True)
-    ]
+def _cell_texts(series: pd.Series) -> npt.NDArray[np.object_]:
+    """Each cell's JSON text; a cell with none: empty when missing, else a text of its value."""
+    texts: npt.NDArray[np.object_] = np.asarray(
+        json_values(series).to_numpy(zero_copy_only=False), dtype=object
+    )
+    absent = np.flatnonzero(pd.isna(texts))
+    if len(absent):
+        missing = np.asarray(pd.isna(series.iloc[absent]), dtype=bool)
+        texts[absent[missing]] = ""
+        rest = absent[~missing]  # values a rule refuses: few
+        texts[rest] = [_other_text(value) for value in series.iloc[rest].tolist()]
+    return texts
 
 
 def _other_text(value: Any) -> str:
