@@ -1031,7 +1031,8 @@ def _demo(args: argparse.Namespace) -> int:
             f"{lost:,} of them had their answer lost on the way back (a fault the demo injects, "
             "as real networks do): gb-backfill cannot know whether those rows arrived, so it "
             "marks them unknown and never resends them on its own (retry_unknown=True would). "
-            "`gb-backfill status --ledger PATH` lists them when a ledger is kept."
+            "With a ledger, `gb-backfill status --ledger PATH` lists them as sent, and "
+            "`gb-backfill settle` records what Gameball says of them."
         )
     if code == EXIT_INCOMPLETE:
         print(

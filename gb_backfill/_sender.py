@@ -109,7 +109,9 @@ async def asend(
     far as ``error.report`` (and as a note in the traceback). Rows failed by the run rather than
     by their content stay retryable in the ledger.
 
-    With ``ledger=PATH``, rows sent by an earlier run with the same ledger are ``skipped``; see
+    With ``ledger=PATH``, rows sent by an earlier run with the same ledger are ``skipped``, and a
+    row that carries a ``gb_key`` (a failures file sent again, edited or not) is judged by that
+    key's word in the ledger; copies of one ``gb_key`` in the input are sent at most once. See
     the README. A ledger whose database was deleted or replaced while its journal remains is
     refused; ``rebuild_ledger=True`` rebuilds it from the journal. Rows that look like rows an
     earlier run sent, written differently (numbers or timestamps as text, empty for missing),

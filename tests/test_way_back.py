@@ -330,7 +330,8 @@ def test_only_the_fate_module_asks_the_ledger_about_rows():
         calls = {
             node.func.attr
             for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
             and not (isinstance(node.func.value, ast.Name) and node.func.value.id == "codecs")
         }
         names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
