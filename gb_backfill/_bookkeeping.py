@@ -183,7 +183,7 @@ class Bookkeeper:
             loose = None if batch.loose is None else batch.loose[0][index]
             form = 0 if batch.loose is None else int(batch.loose[1][index])
             marks.append((job.key, job.customer, batch.offset + job.local, loose, form))
-            requests.append((batch.key_text(index) or "", job.body))
+            requests.append((*batch.shown_key(index), job.body))
         self.ledger.begin_many(marks, requests)
         for job in fresh:
             job.begun = True

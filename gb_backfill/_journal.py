@@ -14,9 +14,10 @@ Records follow, each a kind byte and a fixed part:
 * ``S`` (settle): key, status index, retryable, attempts, HTTP status (-1: none), text length,
   then the error code and message as a JSON list;
 * ``J`` (a batch job): job id, key count, then the 16-byte keys;
-* ``R`` (a request, see :mod:`._ledger_extras`): 16-byte key, time, ``gb_key`` length, body
-  length, then the ``gb_key`` text and the request body, so a row a crash leaves in flight can
-  be shown as it was sent.
+* ``R`` (a request, see :mod:`._ledger_extras`): 16-byte key, time, the 16-byte content hash
+  and occurrence its ``gb_key`` shows (-1: a ``row_key=`` key, shown as itself), body length,
+  then the request body, so a row a crash leaves in flight can be shown as it was sent. A row
+  in flight across commits has its request written again after each (see :mod:`._ledger`).
 
 Journals of gb-backfill 0.1 hold only begins and no header; those of 0.2 start ``GBJ2\\n``.
 A torn last record (a crash mid-write) is ignored.
@@ -44,7 +45,7 @@ _BEGIN = struct.Struct("<16sqdH")
 _LOOSE = struct.Struct("<16s16sq")
 _SETTLE = struct.Struct("<16sBBiiI")
 _JOB = struct.Struct("<qI")
-_REQUEST = struct.Struct("<16sdHI")
+_REQUEST = struct.Struct("<16sd16sqI")
 #: the statuses a settle record can hold, by index (never reorder: journals on disk use it)
 STATUSES = tuple(status.value for status in LedgerStatus)
 
@@ -52,7 +53,8 @@ Begin = tuple[bytes, str, int, float]  #: key, customer id, input row, time
 Loose = tuple[bytes, int, bytes]  #: loose key, form mask, key (the order of the ledger's UPDATE)
 Settle = tuple[object, ...]  #: status, retryable, attempts, HTTP status, code, message, time, key
 Assign = tuple[int, bytes]  #: job id, key
-Request = tuple[bytes, str, bytes, float]  #: key, gb_key text, request body, time sent
+#: key, content hash, occurrence (-1: a row_key key), request body, time sent
+Request = tuple[bytes, bytes, int, bytes, float]
 
 
 def header(identity: str) -> bytes:
@@ -88,9 +90,14 @@ def job_record(job_id: int, keys: Sequence[bytes]) -> bytes:
 
 
 def request_record(request: Request) -> bytes:
-    key, gb_key, body, when = request
-    text = gb_key.encode("utf-8", "replace")[:65535]
-    return b"R" + _REQUEST.pack(key, when, len(text), len(body)) + text + body
+    key, content, occurrence, body, when = request
+    return b"R" + _REQUEST.pack(key, when, content, occurrence, len(body)) + body
+
+
+def gb_key_text(key: bytes, content: bytes, occurrence: int) -> str:
+    """The ``gb_key`` a request's row shows: ``<content hash>/<occurrence>``, or the key itself
+    for rows keyed by ``row_key=`` columns."""
+    return key.hex() if occurrence < 0 else f"{content.hex()}/{occurrence}"
 
 
 @dataclass(slots=True)
@@ -185,13 +192,11 @@ def _records(data: bytes, at: int) -> Iterator[tuple[str, object]]:
         elif kind == b"R":
             if at + _REQUEST.size > len(data):
                 return
-            key, when, text_size, body_size = _REQUEST.unpack_from(data, at)
-            start = at + _REQUEST.size
-            end = start + text_size + body_size
+            key, when, content, occurrence, body_size = _REQUEST.unpack_from(data, at)
+            end = at + _REQUEST.size + body_size
             if end > len(data):
                 return
-            gb_key = data[start : start + text_size].decode("utf-8", "replace")
-            yield "requests", (key, gb_key, data[start + text_size : end], when)
+            yield "requests", (key, content, occurrence, data[at + _REQUEST.size : end], when)
         else:
             return
         at = end

@@ -129,6 +129,8 @@ class LedgerEntry:
     error_message: str | None
 
 
+#: a request, and its journal record (written again after each commit while its row is in flight)
+_Kept = tuple[_journal.Request, bytes]
 #: what a lookup says of a row a run found invalid (and no run has recorded otherwise since)
 _INVALID_ENTRY = LedgerEntry(LedgerStatus.INVALID.value, False, 0, None, None, None)
 
@@ -196,8 +198,11 @@ class Ledger:
         self._looses: list[_journal.Loose] = []
         self._settles: list[_journal.Settle] = []
         self._jobs: list[_journal.Assign] = []
-        #: the requests of rows marked since the last commit, and invalid rows to record
-        self._requests: dict[bytes, _journal.Request] = {}
+        #: the requests of rows marked since the last commit (and, at open, those the journal
+        #: had), of rows in flight across commits (journalled again after each), and invalid
+        #: rows to record
+        self._requests: dict[bytes, _Kept] = {}
+        self._carried: dict[bytes, _Kept] = {}
         self._invalid: list[tuple[bytes, int, float]] = []
         self._extras = True  #: the extras tables are there (a read-only old ledger: not)
         self._has_invalid = False
@@ -322,7 +327,7 @@ class Ledger:
         # What a killed or failed run left behind: its requests may have gone out.
         self._begins, self._looses = found.begins, found.looses
         self._settles, self._jobs = found.settles, found.jobs
-        self._requests = {request[0]: request for request in found.requests}
+        self._requests = {r[0]: (r, _journal.request_record(r)) for r in found.requests}
         self.commit()
         if os.fstat(fd).st_size == 0:
             os.write(fd, _journal.header(self.identity))
@@ -492,12 +497,13 @@ class Ledger:
     def begin_many(
         self,
         marks: Sequence[tuple[bytes, str, int, bytes | None, int]],
-        requests: Sequence[tuple[str, bytes]] = (),
+        requests: Sequence[tuple[bytes, int, bytes]] = (),
     ) -> None:
         """Record rows as in flight, with one ``write()`` to the journal; they are durable
         (against a crash) when this returns. Each mark is the row's key, customer id, input row,
         loose key and form mask (see :mod:`._loose`); ``requests``, when given, has each row's
-        ``gb_key`` text and request body, kept while its outcome is not known (for ``status``).
+        content hash and occurrence (its ``gb_key``; -1: a ``row_key=`` key) and request body,
+        kept while its outcome is not known (for ``status``).
 
         Raises :class:`LedgerError` when the marks cannot be written: the requests must not go
         out.
@@ -505,19 +511,22 @@ class Ledger:
         self._raise_if_broken()
         now = time.time()
         records = []
-        pairs = zip(marks, requests, strict=True) if requests else ()
-        sent = [(mark[0], gb_key, body, now) for mark, (gb_key, body) in pairs]
         for key, customer_id, input_row, loose, form in marks:
             records.append(_journal.begin_record(key, customer_id, input_row, now))
             if loose is not None:
                 records.append(_journal.loose_record(key, loose, form))
-        records += [_journal.request_record(request) for request in sent]
+        made: list[_Kept] = []
+        for mark, (content, occurrence, body) in zip(marks, requests, strict=False):  # or none
+            request = (mark[0], content, occurrence, body, now)
+            made.append((request, _journal.request_record(request)))
+            records.append(made[-1][1])
         self._append(b"".join(records))
         for key, customer_id, input_row, loose, form in marks:
             self._begins.append((key, customer_id, input_row, now))
             if loose is not None:
                 self._looses.append((loose, form, key))
-        self._requests.update((request[0], request) for request in sent)
+        for kept in made:
+            self._requests[kept[0][0]] = kept
         if time.monotonic() - self._last_commit > _COMMIT_EVERY:
             # The marks are durable now, so their requests may go: a commit that fails here
             # breaks the ledger, and the next begin stops the run instead.
@@ -652,14 +661,17 @@ class Ledger:
         run has stopped already, and the database is what the next run reads.
         """
         self._last_commit = time.monotonic()
-        if not (self._begins or self._settles or self._jobs or self._looses or self._invalid):
+        pending = self._begins or self._settles or self._jobs or self._looses or self._invalid
+        if not (pending or self._requests or (final and self._carried)):
             return
         try:
             self._check_files(journal=not final)
             whole, marks, jobs, looses, settles = _merged(
                 self._begins, self._jobs, self._looses, self._settles
             )
-            keep, forget = _request_changes(self._requests, whole, marks, settles)
+            keep, carried = _request_changes(
+                self._requests, self._carried, whole, marks, settles, final=final
+            )
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 # In key order: neighbouring keys share the B-tree's pages.
@@ -668,9 +680,7 @@ class Ledger:
                 self._db.executemany(_ASSIGN, jobs)
                 self._db.executemany(_LOOSE, looses)
                 self._db.executemany(_SETTLE, settles)
-                _ledger_extras.write_group(
-                    self._db, keep=keep, forget=forget, invalid=self._invalid
-                )
+                _ledger_extras.write_group(self._db, keep=keep, invalid=self._invalid)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -681,11 +691,13 @@ class Ledger:
         except (sqlite3.Error, OSError) as error:
             raise self._break(f"cannot write the ledger ({error})") from None
         self._begins, self._settles, self._jobs, self._looses = [], [], [], []
-        self._requests, self._invalid = {}, []
-        # Every mark in the journal is in the database now.
+        self._requests, self._carried, self._invalid = {}, carried, []
+        # Every mark in the journal is in the database now; the requests of rows still in
+        # flight stay in the journal (a row that ends sent never costs a database write).
         if self._same_file(self.journal_path, self._journal):
             os.ftruncate(self._journal, 0)
-            os.write(self._journal, _journal.header(self.identity))
+            records = [record for _, record in carried.values()]
+            os.write(self._journal, b"".join([_journal.header(self.identity), *records]))
 
     def _save_to_journal(self) -> None:
         """Write what could not be committed to the journal, for the next run. When the
@@ -713,7 +725,8 @@ class Ledger:
             records += [_journal.job_record(job, [key]) for job, key in self._jobs]
             stored = _ledger_extras.stored_requests(self._db) if self._extras else []
             records += [_journal.request_record(request) for request in stored]
-        records += [_journal.request_record(request) for request in self._requests.values()]
+        pending = {**self._carried, **self._requests}
+        records += [record for _, record in pending.values()]
         records += [_journal.settle_record(settle) for settle in self._settles]
         for start in range(0, len(records), 10_000):
             os.write(self._journal, b"".join(records[start : start + 10_000]))
@@ -738,6 +751,7 @@ class Ledger:
                     self._save_to_journal()
             ours = self._same_file(self.journal_path, self._journal)
             empty = os.fstat(self._journal).st_size <= len(_journal.header(self.identity))
+            # (The final commit wrote the requests of rows still in flight to the database.)
             if failure is None and ours and empty:
                 self.journal_path.unlink()
             os.close(self._journal)
@@ -805,19 +819,44 @@ def _settled_key(settle: _journal.Settle) -> bytes:
     return key
 
 
+_IN_FLIGHT, _UNKNOWN = LedgerStatus.IN_FLIGHT.value, LedgerStatus.UNKNOWN.value
+
+
 def _request_changes(
-    requests: dict[bytes, _journal.Request],
+    requests: dict[bytes, _Kept],
+    carried: dict[bytes, _Kept],
     whole: Sequence[Any],
     marks: Sequence[Any],
     settles: Sequence[Any],
-) -> tuple[list[_journal.Request], list[bytes]]:
-    """Which requests a commit group keeps (rows it leaves in flight or unknown) and which it
-    drops (rows marked before it, now settled otherwise)."""
-    doubtful = _ledger_extras.DOUBTFUL
-    keep = [requests[row[0]] for row in marks if row[0] in requests]
-    keep += [requests[row[0]] for row in whole if row[1] in doubtful and row[0] in requests]
-    forget = [settle[7] for settle in settles if settle[0] not in doubtful]
-    return keep, forget
+    *,
+    final: bool,
+) -> tuple[list[_journal.Request], dict[bytes, _Kept]]:
+    """Which requests a commit group writes to the database, and which it carries on in the
+    journal. A row's request is written once it ends ``unknown``; it is carried while the row
+    is in flight; it goes when its outcome is known otherwise. Requests the journal had at open
+    whose rows the group does not touch (in flight since an earlier commit) are written, and so
+    is every carried one at the ``final`` commit (the journal goes then)."""
+    status: dict[bytes, str] = dict.fromkeys((row[0] for row in marks), _IN_FLIGHT)
+    status.update((row[0], row[1]) for row in whole)
+    status.update((settle[7], settle[0]) for settle in settles)
+    keep: list[_journal.Request] = []
+    still: dict[bytes, _Kept] = {}
+    for key, kept in carried.items():
+        found = status.get(key, _IN_FLIGHT)
+        if found == _IN_FLIGHT and key not in requests:
+            still[key] = kept
+        elif found == _UNKNOWN and key not in requests:
+            keep.append(kept[0])
+    for key, kept in requests.items():
+        now = status.get(key)
+        if now == _IN_FLIGHT:
+            still[key] = kept
+        elif now is None or now == _UNKNOWN:
+            keep.append(kept[0])  # the journal's, from a run that stopped; or unknown now
+    if final:
+        keep += [kept[0] for kept in still.values()]
+        still = {}
+    return keep, still
 
 
 #: the columns of :func:`unknown_rows`, in order

@@ -6,10 +6,11 @@ a run, ``status`` or ``settle`` opens it), keep what the way back in needs:
 
 * ``invalid_rows``: the key of each row a run found invalid (see :mod:`._row_keys`), so a fixed
   copy of it from the failures file is known as that row, and sent once;
-* ``requests``: the request body of each row whose outcome is not known (in flight at a crash,
-  or ``unknown``), with its ``gb_key`` and when it went out, so ``gb-backfill status`` can show
-  its customer, event and metadata to look up in Gameball; a row's request goes once its
-  outcome is known;
+* ``requests``: the request body of each row whose outcome is not known (``unknown``, or in
+  flight when its run stopped), with its ``gb_key`` and when it went out, so ``gb-backfill
+  status`` can show its customer, event and metadata to look up in Gameball. While a run goes
+  on, the request of a row in flight is in the journal (written with its mark, and again after
+  each commit while it stays in flight): a row that ends sent costs no write here;
 * ``settlements``: the marks a user made by hand (``gb-backfill settle``): which unknown row was
   said to have arrived or not, when, and what it was before.
 
@@ -26,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from ._errors import LedgerError
-from ._journal import Request
+from ._journal import Request, gb_key_text
 from ._vocabulary import LedgerStatus, SendErrorCode
 
 __all__: list[str] = []
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS invalid_rows (
     key BLOB PRIMARY KEY, input_row INTEGER, recorded_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS requests (
-    key BLOB PRIMARY KEY, gb_key TEXT, body BLOB NOT NULL, sent_at REAL NOT NULL
+    key BLOB PRIMARY KEY, content BLOB NOT NULL, occurrence INTEGER NOT NULL,
+    body BLOB NOT NULL, sent_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settlements (
     key BLOB NOT NULL, gb_key TEXT, verdict TEXT NOT NULL, previous TEXT NOT NULL,
@@ -85,16 +87,13 @@ def write_group(
     db: sqlite3.Connection,
     *,
     keep: Sequence[Request],
-    forget: Sequence[bytes],
     invalid: Sequence[tuple[bytes, int, float]],
 ) -> None:
-    """One commit group's share (inside its transaction): the requests of rows that end it in
-    flight or unknown, the requests of rows now settled otherwise dropped, and invalid rows
-    (never over a row the ledger knows otherwise: the ``rows`` table wins in every lookup)."""
+    """One commit group's share (inside its transaction): the requests of rows whose outcome is
+    not known, and invalid rows (never over a row the ledger knows otherwise: the ``rows``
+    table wins in every lookup)."""
     if keep:
-        db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?)", sorted(keep))
-    if forget:
-        db.executemany("DELETE FROM requests WHERE key = ?", [(key,) for key in sorted(forget)])
+        db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?)", sorted(keep))
     if invalid:
         db.executemany("INSERT OR IGNORE INTO invalid_rows VALUES (?, ?, ?)", sorted(invalid))
 
@@ -116,22 +115,30 @@ def invalid_count(db: sqlite3.Connection) -> int:
 
 
 def tidy(db: sqlite3.Connection) -> None:
-    """Drop invalid marks of rows whose fixed copy a run has recorded since."""
+    """Drop invalid marks of rows whose fixed copy a run has recorded since, and the requests
+    of rows whose outcome is known now (the table is small: only doubtful rows' requests)."""
     db.execute("DELETE FROM invalid_rows WHERE key IN (SELECT key FROM rows)")
+    marks = ",".join("?" * len(DOUBTFUL))
+    db.execute(
+        f"DELETE FROM requests WHERE key NOT IN (SELECT key FROM rows WHERE status IN ({marks}))",
+        DOUBTFUL,
+    )
 
 
 # --- for status and settle ---------------------------------------------------------------------
 
 
 def stored_requests(db: sqlite3.Connection) -> list[Request]:
-    return [(k, g or "", bytes(b), float(t)) for k, g, b, t in db.execute("SELECT * FROM requests")]
+    query = "SELECT key, content, occurrence, body, sent_at FROM requests"
+    return [(k, c, int(n), bytes(b), float(t)) for k, c, n, b, t in db.execute(query)]
 
 
 def describe(requests: Sequence[Request]) -> pd.DataFrame:
     """What each request said, for a person to look it up in Gameball: ``key``, ``gb_key``,
     ``event``, ``metadata`` (JSON text), ``email``, ``mobile``, ``sent_at`` (UTC)."""
     rows = []
-    for key, gb_key, body, when in requests:
+    for key, content, occurrence, body, when in requests:
+        gb_key = gb_key_text(key, content, occurrence)
         try:
             sent = json.loads(body)
             (event, metadata), *_ = sent["events"].items()
@@ -193,8 +200,9 @@ def settle_by_hand(
     db.execute("BEGIN IMMEDIATE")
     try:
         db.executemany(
-            "INSERT INTO settlements SELECT r.key, q.gb_key, ?, r.status, ? FROM rows r "
-            "LEFT JOIN requests q ON q.key = r.key WHERE r.key = ?",
+            "INSERT INTO settlements SELECT r.key, CASE WHEN q.occurrence < 0 THEN "
+            "lower(hex(r.key)) ELSE lower(hex(q.content)) || '/' || q.occurrence END, ?, "
+            "r.status, ? FROM rows r LEFT JOIN requests q ON q.key = r.key WHERE r.key = ?",
             [(verdict, now, key) for key in settle],
         )
         db.executemany(change, [(message, now, key) for key in settle])

@@ -777,11 +777,15 @@ def test_a_row_in_flight_at_a_kill_is_shown_as_it_was_sent(tmp_path):
 
     body = b'{"customerId":"c7","events":{"purchase":{"order_id":"o7"}}}'
     ledger = Ledger(tmp_path / "l")
-    ledger.begin_many([(b"a" * 16, "c7", 7, None, 0)], [("ab/0", body)])
-    os.close(ledger._journal)  # killed: nothing committed, the lock dies with the descriptor
+    ledger.begin_many([(b"a" * 16, "c7", 7, None, 0)], [(b"\xab" * 16, 3, body)])
+    ledger.begin_many([(b"b" * 16, "c8", 8, None, 0)], [(b"\xcd" * 16, 0, body)])
+    ledger.settle(b"b" * 16, "sent", retryable=False, attempts=1, http_status=200,
+                  error_code=None, error_message=None)  # fmt: skip
+    ledger.commit()  # a7 stays in flight across the commit; b8 is sent: no request kept
+    os.close(ledger._journal)  # killed: the lock dies with the descriptor
     os.close(ledger._lock)
     [row] = gb.ledger_status(tmp_path / "l").unknown.to_dict("records")
-    assert (row["gb_key"], row["customer_id"], row["event"]) == ("ab/0", "c7", "purchase")
+    assert (row["gb_key"], row["customer_id"], row["event"]) == ("ab" * 16 + "/3", "c7", "purchase")
     assert json.loads(row["metadata"]) == {"order_id": "o7"}
     assert row["status"] == "in_flight"
     resumed = Ledger(tmp_path / "l")  # replays the journal into the database
