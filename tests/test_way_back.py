@@ -171,6 +171,19 @@ def test_the_cli_sends_a_bulk_edited_failures_file_without_its_unknown_rows(tmp_
     assert "unknown_earlier: 2" in capsys.readouterr().out
 
 
+def test_a_gb_key_that_is_not_one_is_no_identity(tmp_path):
+    """Hand-made or damaged gb_key values (not hex, an occurrence beyond any input, a number)
+    name no row: those rows are keyed by their content, as any new row."""
+    df = orders(4, 4).assign(
+        gb_key=pd.Series(["zz" * 16 + "/0", "ab" * 16 + "/" + "9" * 25, 7, None], dtype=object)
+    )
+    shop = Shop()
+    report = send(df, **options(shop), ledger=tmp_path / "l")
+    assert (report.sent, report.folded) == (4, 0)
+    again = send(df.drop(columns="gb_key"), **options(shop), ledger=tmp_path / "l")
+    assert again.skipped == 4, "keyed by content: the same rows without the column"
+
+
 # --- 3. a fixed row can be lost -----------------------------------------------------------------
 
 
