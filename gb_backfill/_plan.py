@@ -2,8 +2,9 @@
 
 ``send(..., dry_run=True)`` reads and prepares every row exactly as a live run would (see
 :mod:`._prepare`; in batch mode after the same count of each customer's rows and the same
-routing of the busiest to the events lane), asks the ledger (read-only) what an earlier run
-already sent, and returns a :class:`~._reports.SendPlan`: counts, customers, event names,
+routing of the busiest to the events lane), judges each row by the live run's own rule
+(:mod:`._fate`, with the ledger opened read-only: what it skips, holds, fails again or folds),
+and returns a :class:`~._reports.SendPlan`: counts, customers, event names,
 requests and rows per lane, and the time each mode would take, from the model of
 :mod:`._makespan` that routes a live run. ``bodies_path=`` writes every body to JSONL, one line
 per request of the events lane or item of the batch lane (how a live run groups items into jobs

@@ -4,8 +4,9 @@
 input as a send would, in batches, with the same mapping, checks and request bodies, and:
 
 1. samples its valid rows in one pass, stratified by event name (:mod:`._sampling`), building
-   the request body of the sampled rows only; with ``ledger=``, rows an earlier run sent are
-   left out, as the send would skip them (the ledger is opened read-only);
+   the request body of the sampled rows only; with ``ledger=`` (opened read-only), or rows that
+   carry ``gb_key`` values, only the rows a send would send are sampled, judged by the send's
+   own rule (:mod:`._fate`: sent before, held as unknown, failed for good, copies folded);
 2. asks Gameball's read-only reward preview for each sampled row (:mod:`._lanes.quotes`),
    within the preview's limits, while a second pass counts each sampled customer's rows;
 3. turns the answers into estimates for the whole input (:mod:`._forecast`).

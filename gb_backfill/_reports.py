@@ -307,7 +307,9 @@ class SendPlan:
     batch mode the busiest customers' rows take the events lane when that finishes sooner:
     ``lane_rows``, ``lane_seconds`` and ``events_lane_customers`` show the split a live run
     makes. The estimates assume a round trip (``round_trip``) and how long Gameball takes to
-    process a job (``job_seconds``), neither documented.
+    process a job (``job_seconds``), neither documented. Each row is judged by the live run's
+    own rule (:mod:`._fate`): ``skipped``, ``unknown``, ``failed``, ``changed`` and ``folded``
+    count what a live run would settle without a request, and :attr:`sending` what it sends.
     """
 
     mode: str
