@@ -35,9 +35,11 @@ from ._reports import (
     CampaignPreview,
     CustomerPreview,
     EventPreview,
+    LedgerReport,
     PreviewReport,
     SendPlan,
     SendReport,
+    Settlement,
     ValidationReport,
 )
 from ._sampling import Estimate
@@ -58,6 +60,7 @@ if _typing.TYPE_CHECKING:
     )
     from ._preview import apreview, apreview_path, preview, preview_path
     from ._sender import asend, asend_path, send, send_path
+    from ._settle import ledger_status, settle
 
 __all__ = [
     "FAILURE_STATUS_COLUMNS",
@@ -81,6 +84,7 @@ __all__ = [
     "Faults",
     "GameballError",
     "LedgerError",
+    "LedgerReport",
     "Points",
     "PointsPerUnit",
     "PreviewReport",
@@ -90,6 +94,7 @@ __all__ = [
     "SendErrorCode",
     "SendPlan",
     "SendReport",
+    "Settlement",
     "Status",
     "StoredObject",
     "ValidationReport",
@@ -98,12 +103,14 @@ __all__ = [
     "apreview_path",
     "asend",
     "asend_path",
+    "ledger_status",
     "payloads",
     "preview",
     "preview_path",
     "read_failures",
     "send",
     "send_path",
+    "settle",
     "validate",
 ]
 
@@ -111,6 +118,7 @@ __all__ = [
 _LAZY = {
     **dict.fromkeys(("asend", "asend_path", "send", "send_path"), "_sender"),
     **dict.fromkeys(("apreview", "apreview_path", "preview", "preview_path"), "_preview"),
+    **dict.fromkeys(("ledger_status", "settle"), "_settle"),
     **dict.fromkeys(
         (
             "BatchSettings",

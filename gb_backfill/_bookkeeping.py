@@ -31,6 +31,7 @@ from ._outcomes import Outcome
 from ._progress import Progress
 from ._rows import Batch, Job, NotSent
 from ._vocabulary import STATUSES, SendErrorCode, Status, Verdict
+from ._warnings import WarningTally
 
 __all__: list[str] = []
 
@@ -50,14 +51,18 @@ class Bookkeeper:
         max_outstanding: int,
         max_live_batches: int = _MAX_LIVE_BATCHES,
         clock: Clock,
+        warnings: WarningTally | None = None,
     ) -> None:
         self.ledger = ledger
+        #: the input's warnings, gathered as its batches are prepared (see :mod:`._warnings`)
+        self.warnings = warnings
         self.clock = clock
         self.writer = writer
         self.progress = progress
         self.counts: Counter[str] = Counter(dict.fromkeys(STATUSES, 0))
         self.error_codes: Counter[str] = Counter()
         self.rows = 0
+        self.folded = 0  #: rows skipped as copies of a row met elsewhere in the input
         self.retrying = 0
         self.error: BaseException | None = None
         self.stopped = asyncio.Event()
@@ -128,6 +133,7 @@ class Bookkeeper:
             code=SendErrorCode.ABORTED,
             message=message,
             row_offset=offset,
+            types=self.writer.types,
         )
         self.writer.add(rows)
         self.progress.advance(len(frame), self.counts, self.retrying)
@@ -144,11 +150,23 @@ class Bookkeeper:
         message: str | None,
         http_status: int | None = None,
         key_index: int | None = None,
+        folded: bool = False,
     ) -> None:
-        """A row that ends without a request of this run (invalid, or known to the ledger)."""
+        """A row that ends without a request of this run (invalid, known to the ledger, or a
+        copy of another row of the input: ``folded``)."""
         self.counts[status] += 1
+        self.folded += folded
         if status not in (Status.SENT, Status.SKIPPED):
             self._not_sent(batch, (local, status, code, message, http_status, 0, key_index))
+
+    def note_invalid(self, batch: Batch, rows: Sequence[tuple[int, int]]) -> None:
+        """Note in the ledger the invalid ``rows`` of ``batch`` (position, key index), so a
+        fixed copy of one is known as that row."""
+        if self.ledger is not None and rows and batch.keys is not None:
+            keys = batch.keys.keys
+            self.ledger.record_invalid(
+                [(keys[index], batch.offset + local) for local, index in rows]
+            )
 
     def begin(self, rows: Sequence[Job]) -> None:
         """Mark ``rows`` in flight in the ledger before their first request goes out, with one
@@ -159,13 +177,14 @@ class Bookkeeper:
         fresh = [job for job in rows if not job.begun]
         if self.ledger is None or not fresh:
             return
-        marks = []
+        marks, requests = [], []
         for job in fresh:
             batch, index = job.batch, job.key_index
             loose = None if batch.loose is None else batch.loose[0][index]
             form = 0 if batch.loose is None else int(batch.loose[1][index])
             marks.append((job.key, job.customer, batch.offset + job.local, loose, form))
-        self.ledger.begin_many(marks)
+            requests.append((*batch.shown_key(index), job.body))
+        self.ledger.begin_many(marks, requests)
         for job in fresh:
             job.begun = True
 
@@ -315,6 +334,7 @@ class Bookkeeper:
                     attempts=attempts,
                     keys=[batch.key_text(index) for index in key_index],
                     row_offset=batch.offset,
+                    types=self.writer.types,
                 )
             )
             batch.not_sent.clear()

@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -51,10 +52,10 @@ from ._failures import FailureWriter, failure_rows, input_name
 from ._input import CSV_TYPES, CsvOptions, InputFile, input_mapping
 from ._preview import apreview_path
 from ._reports import PreviewReport, SendPlan, SendReport
+from ._row_keys import ContentKeys, identity_hashes
 from ._rules import check_frame, first_failures
 from ._sampling import DEFAULT_SAMPLE_SIZE
 from ._sender import asend_path
-from ._vocabulary import LedgerStatus
 from ._warnings import WarningTally, warning_lines
 
 __all__ = ["main"]
@@ -159,32 +160,36 @@ def _validate(args: argparse.Namespace) -> int:
     source = InputFile(args.input, text_columns=mapping.identifier_columns, csv=csv)
     writer = None
     if args.failures:
-        writer = FailureWriter(args.failures, input_name=input_name(args.input))
+        writer = FailureWriter(args.failures, input_name=input_name(args.input), types=source.types)
         writer.check()
     codes: Counter[str] = Counter()
     warnings = WarningTally(mapping)
-    rows = offset = 0
+    keys = ContentKeys()  # each invalid row's identity, as a send would key it
+    rows = offset = invalid = 0
     # A batch at a time, like send: a file of any size validates in bounded memory.
     for frame in source.frames(batch_rows=DEFAULT_BATCH_ROWS):
         checked = check_frame(frame, mapping)
-        warnings.add(frame, checked.customer_ids)
+        warnings.add(frame, checked.customer_ids, checked.invalid)
         rows += len(frame)
         per_row = first_failures(checked.failures)
-        codes.update(per_row["code"])
+        codes.update(checked.failures["code"])  # every broken rule, as report.failures has them
+        invalid += len(per_row)
         if writer is not None and not per_row.empty:
+            positions = per_row.index.to_numpy(dtype=np.int64)
+            carried = frame["gb_key"].iloc[positions].tolist() if "gb_key" in frame else None
+            keyed = keys.identity_keys(identity_hashes(frame, positions, mapping), carried)
             writer.add(
                 failure_rows(
-                    frame,
-                    per_row.index.to_numpy(dtype=np.int64),
-                    status="invalid",
-                    code=per_row["code"].tolist(),
-                    message=per_row["message"].tolist(),
-                    row_offset=offset,
+                    frame, positions, status="invalid", code=per_row["code"].tolist(),
+                    message=per_row["message"].tolist(), row_offset=offset, types=source.types,
+                    keys=[keyed.text(i) for i in range(len(positions))],
                 )
-            )
+            )  # fmt: skip
         offset += len(frame)
-    invalid = sum(codes.values())
+    keys.close()
     print(f"rows: {rows:,}  valid: {rows - invalid:,}  invalid: {invalid:,}")
+    if sum(codes.values()) > invalid:
+        print("broken rules by code (a row that breaks two rules counts under each):")
     for code, count in codes.most_common():
         print(f"  {code}: {count:,}")
     for line in warning_lines(warnings.frame()):
@@ -687,13 +692,44 @@ def cli_terms(message: str) -> str:
     return re.sub(r"(--[a-z-]+)([^()]{0,40}?) \(\1[^()]*\)", r"\1\2", text)
 
 
-def _stopped_line(error: BaseException, failures: str) -> str:
-    """One line: what stopped the run, the counts, and where the rows not sent are."""
+def where_rows_are(
+    failures: str, ledger: str | None, report: object | None, started: float | None = None
+) -> str:
+    """Where the rows not sent are, as the files on disk say (never a file that was not
+    written): the failures file, or the parts written so far, or the ledger. ``started``: when
+    the command started (a failures file written since is this run's)."""
+    if isinstance(report, SendReport) and report.failures_path is not None:
+        return f"rows not sent are in {report.failures_path}"
+    target = Path(failures)
+    parts = target.with_name(target.name + ".parts")
+    if report is None and not parts.exists():
+        # The parts folder is made when the run starts, and goes once the file is merged: a
+        # second signal may stop the run between the merge and its report.
+        if started is not None and target.exists() and target.stat().st_mtime >= started:
+            return f"rows not sent are in {failures}"
+        return "nothing was sent: the run had not started"
+    if any(parts.glob("part-*.parquet")):
+        where = (
+            f"the failures file {failures} was not written; the rows not sent found so far "
+            f"are in {parts}/ (pd.read_parquet reads the folder)"
+        )
+    else:
+        where = f"the failures file {failures} was not written"
+    if ledger:
+        where += f"; the ledger {ledger} knows every row sent or in flight: run again with it"
+    return where
+
+
+def _stopped_line(error: BaseException, failures: str, ledger: str | None) -> str:
+    """One line: what stopped the run, the counts, and where the rows not sent are (an error
+    that stops a run carries its report: the run had started)."""
     text = cli_terms(str(error).splitlines()[0]) if str(error) else ""
     cause = text if isinstance(error, GameballError) else f"{type(error).__name__}: {text}"
     report = getattr(error, "report", None)
     counts = f" {report!r};" if report is not None else ""
-    return f"gb-backfill: the run stopped: {cause}{counts} rows not sent are in {failures}"
+    return (
+        f"gb-backfill: the run stopped: {cause}{counts} {where_rows_are(failures, ledger, report)}"
+    )
 
 
 async def _until_terminated(work: Awaitable[T], terminated: list[bool]) -> T:
@@ -720,8 +756,9 @@ async def _until_terminated(work: Awaitable[T], terminated: list[bool]) -> T:
 
 
 async def _send_until_terminated(
-    input_path: str, failures: str, options: dict[str, Any], terminated: list[bool]
-) -> SendReport | SendPlan | None:
+    input_path: str, failures: str, options: dict[str, Any], terminated: list[bool],
+    started: float,
+) -> SendReport | SendPlan | None:  # fmt: skip
     """The send; None when SIGTERM stopped it (after saying so)."""
     try:
         report: SendReport | SendPlan = await _until_terminated(
@@ -733,23 +770,29 @@ async def _send_until_terminated(
             raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt
         partial = getattr(cancelled, "report", None)
         counts = f" {partial!r};" if partial is not None else ""
-        print(f"gb-backfill: terminated;{counts} rows not sent are in {failures}", file=sys.stderr)
+        where = where_rows_are(failures, options.get("ledger"), partial, started)
+        print(f"gb-backfill: terminated;{counts} {where}", file=sys.stderr)
         return None
 
 
 def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     terminated: list[bool] = []
+    ledger = options.get("ledger")
+    started = time.time()
     try:
-        report = asyncio.run(_send_until_terminated(input_path, failures, options, terminated))
+        report = asyncio.run(
+            _send_until_terminated(input_path, failures, options, terminated, started)
+        )
     except AuthenticationError as error:
-        print(_stopped_line(error, failures), file=sys.stderr)
+        print(_stopped_line(error, failures, ledger), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as interrupt:
         # asyncio.run chains the cancelled run, which carries its report.
         cause = interrupt.__cause__ or interrupt.__context__
         partial = getattr(cause, "report", None)
         counts = f" {partial!r};" if partial is not None else ""
-        print(f"gb-backfill: interrupted;{counts} rows not sent are in {failures}", file=sys.stderr)
+        where = where_rows_are(failures, ledger, partial, started)
+        print(f"gb-backfill: interrupted;{counts} {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ConfigError:
         raise
@@ -760,17 +803,17 @@ def _run_send(input_path: str, failures: str, options: dict[str, Any]) -> int:
     except (LedgerError, RepeatedFailureError) as error:
         if getattr(error, "report", None) is None:
             raise  # refused before the run started: a usage error
-        print(_stopped_line(error, failures), file=sys.stderr)
+        print(_stopped_line(error, failures, ledger), file=sys.stderr)
         return EXIT_STOPPED
     except Exception as error:
-        print(_stopped_line(error, failures), file=sys.stderr)
+        print(_stopped_line(error, failures, ledger), file=sys.stderr)
         return EXIT_STOPPED
     if report is None:
         return EXIT_TERMINATED
     print(report.summary())
     if isinstance(report, SendPlan):
         # The plan was made; rows it would not send make it incomplete, as a live run.
-        return EXIT_OK if not (report.invalid or report.changed) else EXIT_INCOMPLETE
+        return EXIT_OK if report.ok else EXIT_INCOMPLETE
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
 
 
@@ -1016,7 +1059,8 @@ def _demo(args: argparse.Namespace) -> int:
             f"{lost:,} of them had their answer lost on the way back (a fault the demo injects, "
             "as real networks do): gb-backfill cannot know whether those rows arrived, so it "
             "marks them unknown and never resends them on its own (retry_unknown=True would). "
-            "`gb-backfill status --ledger PATH` lists them when a ledger is kept."
+            "With a ledger, `gb-backfill status --ledger PATH` lists them as sent, and "
+            "`gb-backfill settle` records what Gameball says of them."
         )
     if code == EXIT_INCOMPLETE:
         print(
@@ -1027,37 +1071,78 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ._ledger import Ledger, journal_rows, unknown_rows
+    from ._settle import ledger_status
 
-    path = Path(args.ledger)
-    if path.exists():
-        ledger = Ledger(path, read_only=True)
-        try:
-            counts = ledger.counts()
-            unknown = ledger.unknown_rows()
-        finally:
-            ledger.close()
-        print(f"ledger {path}: {sum(counts.values()):,} rows recorded")
-    else:
-        rows = journal_rows(path)
-        if rows.empty:
-            raise ConfigError(f"{path}: no such ledger")
-        counts = {str(k): int(v) for k, v in rows["status"].value_counts().items()}
-        unknown = unknown_rows(rows)
-        print(
-            f"ledger {path}: the database is missing; its journal holds {len(rows):,} rows "
-            "(send again with --rebuild-ledger to rebuild the ledger from them)"
-        )
-    in_flight_last = sorted(LedgerStatus, key=lambda status: status is LedgerStatus.IN_FLIGHT)
-    for status in in_flight_last:  # a crashed run's rows, last
-        print(f"  {status}: {counts.get(status, 0):,}")
-    if not unknown.empty:
-        print(f"rows whose outcome is unknown ({len(unknown):,}):")
-        shown = unknown if args.all else unknown.head(20)
-        print(shown.to_string(index=False))
-        if len(shown) < len(unknown):
-            print(f"  ... {len(unknown) - len(shown):,} more (--all shows them)")
+    report = ledger_status(args.ledger)
+    print(report.summary(limit=None if args.all else 20))
+    if args.json:
+        _write_json(args.json, report.to_dict())
+        print(f"  the ledger's counts and unknown rows are in {args.json}")
     return EXIT_OK
+
+
+def _settle(args: argparse.Namespace) -> int:
+    from ._settle import keys_from_file, settle
+
+    keys: list[str] = list(args.key or [])
+    if args.keys_file:
+        keys += keys_from_file(args.keys_file)
+    if args.all and keys:
+        raise ConfigError("--all settles every unknown row: give it without --key or --keys-file")
+    if not args.all and not keys:
+        raise ConfigError("name the rows to settle: --key GB_KEY, --keys-file PATH, or --all")
+    done = settle(args.ledger, arrived=args.arrived, keys="all" if args.all else keys)
+    print(done.summary())
+    return EXIT_OK
+
+
+def _write_json(path: str, data: object) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, allow_nan=False, default=str)
+            out.write("\n")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write {path} ({error.strerror or error}); give another --json PATH"
+        ) from None
+
+
+def _add_ledger_commands(commands: Any) -> None:
+    status = commands.add_parser(
+        "status",
+        help="what a ledger knows: counts, and the rows whose outcome is unknown",
+        epilog=EXIT_CODES,
+    )
+    status.add_argument("--ledger", required=True, metavar="PATH", help="the ledger a send kept")
+    status.add_argument("--all", action="store_true", help="list every unknown row")
+    status.add_argument(
+        "--json", metavar="PATH", help="also write the counts and every unknown row as JSON"
+    )
+    status.set_defaults(run=_status)
+    settle = commands.add_parser(
+        "settle",
+        help="mark unknown rows as arrived or not, once looked up in Gameball",
+        epilog=EXIT_CODES,
+    )
+    settle.add_argument("--ledger", required=True, metavar="PATH", help="the ledger a send kept")
+    verdict = settle.add_mutually_exclusive_group(required=True)
+    verdict.add_argument(
+        "--arrived", dest="arrived", action="store_true", default=None,
+        help="Gameball has them: they are sent from now on, and runs skip them",
+    )  # fmt: skip
+    verdict.add_argument(
+        "--not-arrived", dest="arrived", action="store_false", default=None,
+        help="Gameball does not have them: the next run sends each once",
+    )  # fmt: skip
+    which = settle.add_argument_group("which rows (gb_key values, as in the failures file)")
+    which.add_argument("--key", action="append", metavar="GB_KEY", help="one row; repeat it")
+    which.add_argument(
+        "--keys-file", metavar="PATH",
+        help="a file of keys: one per line, or a Parquet/CSV file with a gb_key column (of a "
+        "failures file, its unknown rows)",
+    )  # fmt: skip
+    which.add_argument("--all", action="store_true", help="every unknown row of the ledger")
+    settle.set_defaults(run=_settle)
 
 
 def _add_demo(commands: Any) -> None:
@@ -1130,10 +1215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_send_flags(send)
     send.set_defaults(run=_send)
 
-    status = commands.add_parser("status", help="what a ledger knows", epilog=EXIT_CODES)
-    status.add_argument("--ledger", required=True, metavar="PATH", help="the ledger a send kept")
-    status.add_argument("--all", action="store_true", help="list every unknown row")
-    status.set_defaults(run=_status)
+    _add_ledger_commands(commands)
     _add_emulator(commands)
     for command in commands.choices.values():
         _show_defaults(command)

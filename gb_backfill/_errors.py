@@ -70,7 +70,9 @@ class RepeatedFailureError(GameballError):
     """The same failure ended several requests in a row with no success, so the run stopped.
 
     A wrong base URL, nothing listening, or a server that is down would fail every row alike.
-    The rows it failed stay retryable in the ledger; ``report`` holds the run so far.
+    Rows failed by the run stay retryable in the ledger, and rows whose requests went out
+    without an answer are ``unknown`` (the message says how many of each); ``report`` holds the
+    run so far.
     """
 
     def __init__(self, message: str, *, report: object | None = None) -> None:

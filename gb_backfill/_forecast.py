@@ -255,8 +255,10 @@ class Forecast:
                         "gb_body": row.body.decode(),
                     }
                 )
-        names = [*columns, "gb_row", "gb_event", "gb_quote", "gb_points", "gb_reasons",
-                 "gb_answer", "gb_error", "gb_body"]  # fmt: skip
+        ours = ["gb_row", "gb_event", "gb_quote", "gb_points", "gb_reasons", "gb_answer",
+                "gb_error", "gb_body"]  # fmt: skip
+        # A failures file previewed has a gb_row of its own: the quote's (this input's) wins.
+        names = [*(c for c in columns if c not in ours), *ours]
         frame = pd.DataFrame.from_records(records, columns=names)
         return frame.sort_values("gb_row", kind="stable").reset_index(drop=True)
 

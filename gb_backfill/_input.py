@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from ._csv_types import CSV_TYPES, BadValues, ColumnScan, canonical_type, convert
 from ._errors import ConfigError
-from ._failures import encoded_columns, restore
+from ._failures import as_text_columns, file_notes, restore
 from ._mapping import READ_PROBLEMS, ColumnMapping, read_problems_text, resolve_mapping
 from ._vocabulary import FailureCode
 
@@ -408,10 +408,10 @@ class InputFile:
         for file in self.files:
             # pre_buffer would keep every column chunk read so far: memory grows with the file.
             with pq.ParquetFile(file, pre_buffer=False) as parquet:
-                encoded = encoded_columns(parquet.schema_arrow)
+                notes = file_notes(parquet.schema_arrow)
                 for batch in parquet.iter_batches(batch_size=batch_rows):
                     # Integers with nulls stay exact Python ints rather than become floats.
-                    yield restore(batch.to_pandas(integer_object_nulls=True), encoded)
+                    yield retyped(restore(batch.to_pandas(integer_object_nulls=True), notes))
 
     # --- CSV -----------------------------------------------------------------------------
 
@@ -523,6 +523,48 @@ class InputFile:
             frame.index = pd.RangeIndex(start, start + len(frame))
             start += len(frame)
             yield frame
+
+
+#: the types :func:`._csv_types.convert` reads text as, and the ``dtype=`` name each refines
+_CONVERTED = {
+    "int": "int", "bigint": "int", "float": "float", "decimal": "float", "bool": "bool",
+    "datetime": "datetime",
+}  # fmt: skip
+
+
+def retyped(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (from a failures file) with the text of values a CSV reader could not convert
+    converted again by the type it was read as (see :func:`._failures.as_text_columns`); a value
+    that still does not convert is its row's ``dtype_unconvertible`` failure again. Columns the
+    user converted already (no text left) stay as they are."""
+    as_text = as_text_columns(frame)
+    if not as_text:
+        return frame
+    frame = frame.copy()
+    marks = _Marks()
+    for name, kind in as_text.items():
+        column = next(c for c in frame.columns if str(c) == name)
+        values = frame[column]
+        text = np.array([isinstance(v, str) for v in values.tolist()], dtype=bool)
+        if not text.any() or kind not in _CONVERTED:
+            continue
+        cells = pd.Series(values[text].tolist(), name=column, dtype=object)
+        scan = ColumnScan()
+        scan.add(pa.array(cells, pa.string()), _CONVERTED[kind])
+        converted, bad = convert(cells, kind, scan, asked=True)
+        if text.all():
+            frame[column] = converted.set_axis(frame.index)
+        else:
+            merged = values.astype(object).copy()
+            merged[text] = converted.astype(object).where(converted.notna(), None).to_numpy()
+            frame[column] = merged
+        where = np.flatnonzero(text)
+        for found in bad:
+            for n in np.flatnonzero(found.mask).tolist():
+                value = str(cells.iloc[n])
+                message = found.message.replace("{value}", repr(value))
+                marks.add(int(where[n]), found.code, name, message, value)
+    return marks.attach(frame)
 
 
 def _mark_values(text: pd.Series, bad: list[BadValues], marks: _Marks) -> None:

@@ -13,7 +13,11 @@ Records follow, each a kind byte and a fixed part:
   :mod:`._loose`);
 * ``S`` (settle): key, status index, retryable, attempts, HTTP status (-1: none), text length,
   then the error code and message as a JSON list;
-* ``J`` (a batch job): job id, key count, then the 16-byte keys.
+* ``J`` (a batch job): job id, key count, then the 16-byte keys;
+* ``R`` (a request, see :mod:`._ledger_extras`): 16-byte key, time, the 16-byte content hash
+  and occurrence its ``gb_key`` shows (-1: a ``row_key=`` key, shown as itself), body length,
+  then the request body, so a row a crash leaves in flight can be shown as it was sent. A row
+  in flight across commits has its request written again after each (see :mod:`._ledger`).
 
 Journals of gb-backfill 0.1 hold only begins and no header; those of 0.2 start ``GBJ2\\n``.
 A torn last record (a crash mid-write) is ignored; a whole record that cannot be read is
@@ -43,6 +47,7 @@ _BEGIN = struct.Struct("<16sqdH")
 _LOOSE = struct.Struct("<16s16sq")
 _SETTLE = struct.Struct("<16sBBiiI")
 _JOB = struct.Struct("<qI")
+_REQUEST = struct.Struct("<16sd16sqI")
 #: the statuses a settle record can hold, by index (never reorder: journals on disk use it)
 STATUSES = tuple(status.value for status in LedgerStatus)
 
@@ -50,6 +55,8 @@ Begin = tuple[bytes, str, int, float]  #: key, customer id, input row, time
 Loose = tuple[bytes, int, bytes]  #: loose key, form mask, key (the order of the ledger's UPDATE)
 Settle = tuple[object, ...]  #: status, retryable, attempts, HTTP status, code, message, time, key
 Assign = tuple[int, bytes]  #: job id, key
+#: key, content hash, occurrence (-1: a row_key key), request body, time sent
+Request = tuple[bytes, bytes, int, bytes, float]
 
 
 def header(identity: str) -> bytes:
@@ -84,6 +91,17 @@ def job_record(job_id: int, keys: Sequence[bytes]) -> bytes:
     return b"J" + _JOB.pack(job_id, len(keys)) + b"".join(keys)
 
 
+def request_record(request: Request) -> bytes:
+    key, content, occurrence, body, when = request
+    return b"R" + _REQUEST.pack(key, when, content, occurrence, len(body)) + body
+
+
+def gb_key_text(key: bytes, content: bytes, occurrence: int) -> str:
+    """The ``gb_key`` a request's row shows: ``<content hash>/<occurrence>``, or the key itself
+    for rows keyed by ``row_key=`` columns."""
+    return key.hex() if occurrence < 0 else f"{content.hex()}/{occurrence}"
+
+
 @dataclass(slots=True)
 class Journal:
     """What a journal file holds."""
@@ -93,6 +111,7 @@ class Journal:
     looses: list[Loose] = field(default_factory=list)
     settles: list[Settle] = field(default_factory=list)
     jobs: list[Assign] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.begins) + len(self.settles) + len(self.jobs)
@@ -184,6 +203,14 @@ def _records(data: bytes, at: int) -> Iterator[tuple[str, object]]:
             keys = data[at + _JOB.size : end]
             for start in range(0, len(keys), 16):
                 yield "jobs", (job_id, keys[start : start + 16])
+        elif kind == b"R":
+            if at + _REQUEST.size > len(data):
+                return
+            key, when, content, occurrence, body_size = _REQUEST.unpack_from(data, at)
+            end = at + _REQUEST.size + body_size
+            if end > len(data):
+                return
+            yield "requests", (key, content, occurrence, data[at + _REQUEST.size : end], when)
         elif not data[at - 1 :].strip(b"\x00"):
             return  # a tail of zeros: space a crashed file system had not filled yet
         else:

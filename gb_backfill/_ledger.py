@@ -39,6 +39,9 @@ while its journal is missing (copied alone after a crash: its latest rows are in
 and the WAL) is refused, never taken as new. A journal replayed after a crash never turns a
 row the database holds as settled back into one in flight: the crash may have come between
 the commit and the journal's truncation, and the marks are older than the outcomes.
+
+What the way back in needs besides each row's status (invalid rows, the requests of rows whose
+outcome is unknown, settlements by hand) is kept in tables of its own: see :mod:`._ledger_extras`.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import _journal
+from . import _journal, _ledger_extras
 from ._errors import LedgerError
 from ._vocabulary import LedgerStatus
 
@@ -143,6 +146,12 @@ class LedgerEntry:
     http_status: int | None
     error_code: str | None
     error_message: str | None
+
+
+#: a request, and its journal record (written again after each commit while its row is in flight)
+_Kept = tuple[_journal.Request, bytes]
+#: what a lookup says of a row a run found invalid (and no run has recorded otherwise since)
+_INVALID_ENTRY = LedgerEntry(LedgerStatus.INVALID.value, False, 0, None, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +251,14 @@ class Ledger:
         self._settles: list[_journal.Settle] = []
         self._jobs: list[_journal.Assign] = []
         self._replaying = False
+        #: the requests of rows marked since the last commit (and, at open, those the journal
+        #: had), of rows in flight across commits (journalled again after each), and invalid
+        #: rows to record
+        self._requests: dict[bytes, _Kept] = {}
+        self._carried: dict[bytes, _Kept] = {}
+        self._invalid: list[tuple[bytes, int, float]] = []
+        self._extras = True  #: the extras tables are there (a read-only old ledger: not)
+        self._has_invalid = False
         self._last_commit = time.monotonic()
         if read_only:
             self._open_read_only()
@@ -284,6 +301,8 @@ class Ledger:
                 self._db.close()
                 self._db = sqlite3.connect(":memory:", check_same_thread=False)
                 self._db.executescript(_SCHEMA)
+            self._extras = _ledger_extras.present(self._db)
+            self._has_invalid = self._extras and _ledger_extras.has_invalid(self._db)
         except sqlite3.DatabaseError as error:
             raise LedgerError(f"{self.path}: not a usable ledger ({error})") from None
 
@@ -318,6 +337,8 @@ class Ledger:
             if name not in columns:
                 self._db.execute(f"ALTER TABLE rows ADD COLUMN {name} {kind}")
         self._db.execute(_INDEX)
+        _ledger_extras.create(self._db)
+        self._has_invalid = _ledger_extras.has_invalid(self._db)
         found = self._db.execute("SELECT value FROM meta WHERE name = 'ledger_id'").fetchone()
         self.identity = found[0] if found else uuid.uuid4().hex
         if not found:
@@ -397,6 +418,7 @@ class Ledger:
         # What a killed or failed run left behind: its requests may have gone out.
         self._begins, self._looses = found.begins, found.looses
         self._settles, self._jobs = found.settles, found.jobs
+        self._requests = {r[0]: (r, _journal.request_record(r)) for r in found.requests}
         self._replaying = True
         try:
             self.commit()
@@ -476,7 +498,16 @@ class Ledger:
         found: dict[bytes, LedgerEntry] = {}
         for key, status, retryable, *rest in self._select_in(query, keys):
             found[key] = LedgerEntry(status, bool(retryable), *rest)
+        if self._has_invalid or self._invalid:
+            self._commit_pending_invalid()
+            new = [key for key in keys if key not in found]
+            for key in _ledger_extras.invalid_keys(self._db, new):
+                found[key] = _INVALID_ENTRY
         return found
+
+    def _commit_pending_invalid(self) -> None:
+        if self._invalid and not self.read_only and self._broken is None:
+            self.commit()
 
     def has_loose_keys(self) -> bool:
         """True when a row sent (or perhaps sent) has a loose key to compare new rows with."""
@@ -491,12 +522,17 @@ class Ledger:
         new = [index for index, key in enumerate(keys) if key not in known]
         if not new:
             return {}
+        sent = self.loose_forms([looses[i] for i in new])
+        return {i: sent[looses[i]] for i in new if looses[i] in sent}
+
+    def loose_forms(self, looses: Sequence[bytes]) -> dict[bytes, int]:
+        """The form mask of the row sent (or perhaps sent) with each of ``looses`` that one
+        has."""
         statuses = ",".join(f"'{status}'" for status in _MAY_HAVE_ARRIVED)
         query = (
             f"SELECT loose, form FROM rows WHERE loose IN ({{marks}}) AND status IN ({statuses})"
         )
-        sent = dict(self._select_in(query, [looses[i] for i in new]))
-        return {i: int(sent[looses[i]] or 0) for i in new if looses[i] in sent}
+        return {loose: int(form or 0) for loose, form in self._select_in(query, looses)}
 
     def _rows(self) -> pd.DataFrame:
         rows = pd.read_sql_query(
@@ -511,13 +547,34 @@ class Ledger:
         return rows
 
     def counts(self) -> dict[str, int]:
-        """Rows per recorded status."""
+        """Rows per recorded status (``invalid`` too: rows a run found invalid, whose fixed
+        copy no run has recorded since)."""
         statuses = self._rows()["status"].value_counts()
-        return {str(status): int(count) for status, count in statuses.items()}
+        counts = {str(status): int(count) for status, count in statuses.items()}
+        invalid = _ledger_extras.invalid_count(self._db) if self._extras else 0
+        if invalid:
+            counts[LedgerStatus.INVALID.value] = invalid
+        return counts
 
     def unknown_rows(self) -> pd.DataFrame:
-        """Rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash)."""
-        return unknown_rows(self._rows())
+        """Rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash), with what
+        their request said where the ledger has it (see :func:`unknown_rows`)."""
+        stored = _ledger_extras.stored_requests(self._db) if self._extras else []
+        pending = _journal.read(self.journal_path).requests
+        return unknown_rows(self._rows(), [*stored, *pending])
+
+    def settlements(self) -> dict[str, int]:
+        """Rows settled by hand, per verdict."""
+        return _ledger_extras.settlement_counts(self._db) if self._extras else {}
+
+    def settle_by_hand(
+        self, keys: Sequence[bytes] | None, *, arrived: bool
+    ) -> tuple[list[bytes], list[bytes], list[bytes]]:
+        """See :func:`._ledger_extras.settle_by_hand`; the ledger must be open for writing."""
+        if self.read_only:
+            raise LedgerError(f"{self.path} is open read-only")
+        self.commit()
+        return _ledger_extras.settle_by_hand(self._db, keys, arrived=arrived, now=time.time())
 
     # --- writing -------------------------------------------------------------------------
 
@@ -533,10 +590,16 @@ class Ledger:
         """Record ``key`` as in flight (see :meth:`begin_many`)."""
         self.begin_many([(key, customer_id, input_row, loose, form)])
 
-    def begin_many(self, marks: Sequence[tuple[bytes, str, int, bytes | None, int]]) -> None:
+    def begin_many(
+        self,
+        marks: Sequence[tuple[bytes, str, int, bytes | None, int]],
+        requests: Sequence[tuple[bytes, int, bytes]] = (),
+    ) -> None:
         """Record rows as in flight, with one ``write()`` to the journal; they are durable
         (against a crash) when this returns. Each mark is the row's key, customer id, input row,
-        loose key and form mask (see :mod:`._loose`).
+        loose key and form mask (see :mod:`._loose`); ``requests``, when given, has each row's
+        content hash and occurrence (its ``gb_key``; -1: a ``row_key=`` key) and request body,
+        kept while its outcome is not known (for ``status``).
 
         Raises :class:`LedgerError` when the marks cannot be written: the requests must not go
         out.
@@ -548,11 +611,18 @@ class Ledger:
             records.append(_journal.begin_record(key, customer_id, input_row, now))
             if loose is not None:
                 records.append(_journal.loose_record(key, loose, form))
+        made: list[_Kept] = []
+        for mark, (content, occurrence, body) in zip(marks, requests, strict=False):  # or none
+            request = (mark[0], content, occurrence, body, now)
+            made.append((request, _journal.request_record(request)))
+            records.append(made[-1][1])
         self._append(b"".join(records))
         for key, customer_id, input_row, loose, form in marks:
             self._begins.append((key, customer_id, input_row, now))
             if loose is not None:
                 self._looses.append((loose, form, key))
+        for kept in made:
+            self._requests[kept[0][0]] = kept
         if time.monotonic() - self._last_commit > _COMMIT_EVERY:
             # The marks are durable now, so their requests may go: a commit that fails here
             # breaks the ledger, and the next begin stops the run instead.
@@ -568,6 +638,15 @@ class Ledger:
             raise self._break(f"cannot write the journal {self.journal_path} ({error})") from None
         if written != len(record):
             raise self._break(f"the journal {self.journal_path} took a partial write (disk full?)")
+
+    def record_invalid(self, rows: Sequence[tuple[bytes, int]]) -> None:
+        """Record rows a run found invalid, each ``(key, input row)``, with the next commit
+        group. Never over a row the ledger knows otherwise; losing them (a crash) loses nothing
+        that matters: the next run with the input finds them again."""
+        if rows and not self.read_only:
+            now = time.time()
+            self._invalid.extend((key, row, now) for key, row in rows)
+            self._has_invalid = True
 
     def assign_job(self, job_id: int, keys: Sequence[bytes]) -> None:
         """Record that a batch job carries ``keys`` (in flight); durable when this returns.
@@ -683,12 +762,16 @@ class Ledger:
         run has stopped already, and the database is what the next run reads.
         """
         self._last_commit = time.monotonic()
-        if not (self._begins or self._settles or self._jobs or self._looses):
+        pending = self._begins or self._settles or self._jobs or self._looses or self._invalid
+        if not (pending or self._requests or (final and self._carried)):
             return
         try:
             self._check_files(journal=not final)
             whole, marks, jobs, looses, settles = _merged(
                 self._begins, self._jobs, self._looses, self._settles
+            )
+            keep, carried = _request_changes(
+                self._requests, self._carried, whole, marks, settles, final=final
             )
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -698,6 +781,7 @@ class Ledger:
                 self._db.executemany(_ASSIGN, jobs)
                 self._db.executemany(_LOOSE, looses)
                 self._db.executemany(_SETTLE, settles)
+                _ledger_extras.write_group(self._db, keep=keep, invalid=self._invalid)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -708,10 +792,13 @@ class Ledger:
         except (sqlite3.Error, OSError) as error:
             raise self._break(f"cannot write the ledger ({error})") from None
         self._begins, self._settles, self._jobs, self._looses = [], [], [], []
-        # Every mark in the journal is in the database now.
+        self._requests, self._carried, self._invalid = {}, carried, []
+        # Every mark in the journal is in the database now; the requests of rows still in
+        # flight stay in the journal (a row that ends sent never costs a database write).
         if self._same_file(self.journal_path, self._journal):
             os.ftruncate(self._journal, 0)
-            os.write(self._journal, _journal.header(self.identity))
+            records = [record for _, record in carried.values()]
+            os.write(self._journal, b"".join([_journal.header(self.identity), *records]))
 
     def _save_to_journal(self) -> None:
         """Write what could not be committed to the journal, for the next run. When the
@@ -737,6 +824,10 @@ class Ledger:
                 _journal.loose_record(key, loose, form) for loose, form, key in self._looses
             ]
             records += [_journal.job_record(job, [key]) for job, key in self._jobs]
+            stored = _ledger_extras.stored_requests(self._db) if self._extras else []
+            records += [_journal.request_record(request) for request in stored]
+        pending = {**self._carried, **self._requests}
+        records += [record for _, record in pending.values()]
         records += [_journal.settle_record(settle) for settle in self._settles]
         for start in range(0, len(records), 10_000):
             os.write(self._journal, b"".join(records[start : start + 10_000]))
@@ -752,12 +843,16 @@ class Ledger:
             try:
                 # Also after a failure: its cause (another connection's lock) may have passed.
                 self.commit(final=True)
+                if self._has_invalid:
+                    with contextlib.suppress(sqlite3.Error):
+                        _ledger_extras.tidy(self._db)
             except LedgerError as error:
                 failure = error
                 with contextlib.suppress(OSError, sqlite3.Error):
                     self._save_to_journal()
             ours = self._same_file(self.journal_path, self._journal)
             empty = os.fstat(self._journal).st_size <= len(_journal.header(self.identity))
+            # (The final commit wrote the requests of rows still in flight to the database.)
             if failure is None:
                 with contextlib.suppress(sqlite3.Error):  # the next open checks again
                     self._db.execute("DELETE FROM meta WHERE name = ?", (_IN_USE,))
@@ -832,10 +927,62 @@ def _settled_key(settle: _journal.Settle) -> bytes:
     return key
 
 
-def unknown_rows(rows: pd.DataFrame) -> pd.DataFrame:
+_IN_FLIGHT, _UNKNOWN = LedgerStatus.IN_FLIGHT.value, LedgerStatus.UNKNOWN.value
+
+
+def _request_changes(
+    requests: dict[bytes, _Kept],
+    carried: dict[bytes, _Kept],
+    whole: Sequence[Any],
+    marks: Sequence[Any],
+    settles: Sequence[Any],
+    *,
+    final: bool,
+) -> tuple[list[_journal.Request], dict[bytes, _Kept]]:
+    """Which requests a commit group writes to the database, and which it carries on in the
+    journal. A row's request is written once it ends ``unknown``; it is carried while the row
+    is in flight; it goes when its outcome is known otherwise. Requests the journal had at open
+    whose rows the group does not touch (in flight since an earlier commit) are written, and so
+    is every carried one at the ``final`` commit (the journal goes then)."""
+    status: dict[bytes, str] = dict.fromkeys((row[0] for row in marks), _IN_FLIGHT)
+    status.update((row[0], row[1]) for row in whole)
+    status.update((settle[7], settle[0]) for settle in settles)
+    keep: list[_journal.Request] = []
+    still: dict[bytes, _Kept] = {}
+    for key, kept in carried.items():
+        found = status.get(key, _IN_FLIGHT)
+        if found == _IN_FLIGHT and key not in requests:
+            still[key] = kept
+        elif found == _UNKNOWN and key not in requests:
+            keep.append(kept[0])
+    for key, kept in requests.items():
+        now = status.get(key)
+        if now == _IN_FLIGHT:
+            still[key] = kept
+        elif now is None or now == _UNKNOWN:
+            keep.append(kept[0])  # the journal's, from a run that stopped; or unknown now
+    if final:
+        keep += [kept[0] for kept in still.values()]
+        still = {}
+    return keep, still
+
+
+#: the columns of :func:`unknown_rows`, in order
+UNKNOWN_COLUMNS = (
+    "gb_key", "customer_id", "event", "metadata", "email", "mobile", "sent_at", "status",
+    "error_code", "error_message", "input_row", "attempts", "updated_at",
+)  # fmt: skip
+
+
+def unknown_rows(rows: pd.DataFrame, requests: Sequence[_journal.Request] = ()) -> pd.DataFrame:
     """The rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash), in input
-    order, without their keys."""
+    order, without their keys: each with its ``gb_key``, customer, event, metadata (JSON text),
+    email and mobile, and when its request went out (``sent_at``, UTC), where the ledger has its
+    request (a ledger written before gb-backfill 0.2 has not); ``updated_at`` is when its status
+    was last written."""
     doubtful = [LedgerStatus.UNKNOWN.value, LedgerStatus.IN_FLIGHT.value]
-    unknown = rows[rows["status"].isin(doubtful)].sort_values("input_row")
-    unknown = unknown.assign(updated_at=pd.to_datetime(unknown["updated_at"], unit="s"))
-    return unknown.drop(columns="key").reset_index(drop=True)
+    unknown = rows[rows["status"].isin(doubtful)].sort_values("input_row", kind="stable")
+    unknown = unknown.assign(updated_at=pd.to_datetime(unknown["updated_at"], unit="s", utc=True))
+    described = _ledger_extras.describe(requests).drop_duplicates("key", keep="last")
+    unknown = unknown.merge(described, on="key", how="left")
+    return unknown[list(UNKNOWN_COLUMNS)].reset_index(drop=True)

@@ -40,6 +40,22 @@ def read_problems_text(problems: Sequence[tuple[str, str, str, str]]) -> str:
     return json.dumps([list(problem) for problem in problems])
 
 
+def unconverted_texts(marks: Sequence[object]) -> dict[str, dict[int, str]]:
+    """The values a reader could not convert (``dtype_unconvertible``) in rows whose
+    :data:`READ_PROBLEMS` values are ``marks``, as written: ``{column: {row: text}}``."""
+    found: dict[str, dict[int, str]] = {}
+    for at, text in enumerate(marks):
+        if not isinstance(text, str):
+            continue
+        try:
+            for code, column, _message, value in json.loads(text):
+                if code == "dtype_unconvertible":
+                    found.setdefault(str(column), {})[at] = str(value)
+        except (TypeError, ValueError):
+            continue
+    return found
+
+
 _DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "customer_id": ("customerId", "customer_id"),
     "event_name": ("eventName", "event_name"),

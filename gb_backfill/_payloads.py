@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._input import retyped
 from ._mapping import resolve_mapping
 from ._rules import CheckedFrame, check_frame
 from ._values import json_strings, json_values
@@ -155,6 +156,7 @@ def payloads(
         mobile=mobile,
         session_token=session_token,
     )
+    df = retyped(df)  # a failures file's text of values a CSV reader could not convert
     encoded = encode_rows(df, check_frame(df, mapping))
     decoded: list[dict[str, Any]] = [
         json.loads(body, parse_float=exact_number) for body in encoded.bodies

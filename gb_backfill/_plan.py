@@ -2,8 +2,9 @@
 
 ``send(..., dry_run=True)`` reads and prepares every row exactly as a live run would (see
 :mod:`._prepare`; in batch mode after the same count of each customer's rows and the same
-routing of the busiest to the events lane), asks the ledger (read-only) what an earlier run
-already sent, and returns a :class:`~._reports.SendPlan`: counts, customers, event names,
+routing of the busiest to the events lane), judges each row by the live run's own rule
+(:mod:`._fate`, with the ledger opened read-only: what it skips, holds, fails again or folds),
+and returns a :class:`~._reports.SendPlan`: counts, customers, event names,
 requests and rows per lane, and the time each mode would take, from the model of
 :mod:`._makespan` that routes a live run. ``bodies_path=`` writes every body to JSONL, one line
 per request of the events lane or item of the batch lane (how a live run groups items into jobs
@@ -17,7 +18,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
@@ -26,6 +27,8 @@ import pandas as pd
 
 from . import _gameball as gameball
 from ._config import Settings
+from ._errors import ConfigError
+from ._fate import Fate, Judge, scan_folds, unchanged_invalid
 from ._ledger import Ledger, refuse_missing_ledger
 from ._makespan import (
     LaneCosts,
@@ -41,7 +44,7 @@ from ._mapping import ColumnMapping
 from ._prepare import LoadCounter, Prepared, Preparer
 from ._reports import SendPlan
 from ._rows import Job
-from ._vocabulary import Lane, LedgerStatus
+from ._vocabulary import Lane
 from ._warnings import WarningTally
 
 __all__: list[str] = []
@@ -65,6 +68,9 @@ class _Tally:
     rows: int = 0
     invalid: int = 0
     skipped: int = 0
+    folded: int = 0
+    unknown: int = 0
+    failed: int = 0
     changed: int = 0
     per_customer: Counter[str] = field(default_factory=Counter)
     batch_customer: Counter[str] = field(default_factory=Counter)
@@ -84,25 +90,40 @@ class _Tally:
 
 
 def _plan_batch(
-    prepared: Prepared, tally: _Tally, ledger: Ledger | None, out: IO[str] | None, api: str
+    prepared: Prepared, tally: _Tally, judge: Judge, out: IO[str] | None, api: str
 ) -> None:
+    """Count one batch as the live run would settle it (:mod:`._fate`), and write its bodies."""
     batch = prepared.batch
     tally.rows += len(batch.frame)
+    verdicts = judge(prepared)
     if prepared.worst is not None:
-        tally.invalid += len(prepared.worst)
-        tally.codes.update(prepared.worst["code"])
-    keys = batch.keys.keys if batch.keys is not None else []
-    known = ledger.lookup(keys) if ledger is not None and keys else {}
-    if ledger is not None and keys and batch.loose is not None:
-        tally.changed += len(ledger.changed(keys, batch.loose[0]))
-    for index, job in enumerate(prepared.jobs):
-        entry = known.get(keys[index])
-        if entry is not None and entry.status == LedgerStatus.SENT:
-            tally.skipped += 1
-            continue
-        tally.add(job)
-        if out is not None:
-            out.write(_line(job, api))
+        invalid = [verdicts.invalid(n) is Fate.INVALID for n in range(len(prepared.worst))]
+        tally.codes.update(prepared.worst["code"][invalid])
+    for job, fate in zip(prepared.jobs, verdicts.jobs, strict=True):
+        if fate is Fate.SEND:
+            tally.add(job)
+            if out is not None:
+                out.write(_line(job, api))
+        elif fate is Fate.INVALID:  # a failures file's invalid row, sent again as it was
+            tally.codes[unchanged_invalid(batch.frame, job.local)[0]] += 1
+    fates = verdicts.counts()
+    tally.invalid += fates[Fate.INVALID]
+    tally.skipped += fates[Fate.SKIP] + fates[Fate.FOLD]
+    tally.folded += fates[Fate.FOLD]
+    tally.unknown += fates[Fate.HOLD]
+    tally.failed += fates[Fate.FAILED]
+    tally.changed += fates[Fate.CHANGED]
+
+
+def _open_bodies(path: str | os.PathLike[str]) -> IO[str]:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return Path(path).open("w", encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the request bodies to {path} ({error.strerror or error}); choose "
+            "another path with bodies_path=PATH (--write-bodies PATH)"
+        ) from None
 
 
 def dry_run_plan(
@@ -112,12 +133,16 @@ def dry_run_plan(
     mapping: ColumnMapping,
     ledger_path: str | os.PathLike[str] | None,
     bodies_path: str | os.PathLike[str] | None,
+    columns: Sequence[Hashable] = (),
 ) -> SendPlan:
-    """Prepare every row as a live run would, and plan; no network call, no write to the
-    ledger."""
+    """Prepare every row as a live run would, judge it by the live run's rule (see
+    :mod:`._fate`), and plan; no network call, no write to the ledger."""
     tally = _Tally()
     warnings = WarningTally(mapping)
     with contextlib.ExitStack() as stack:
+        out: IO[str] | None = None
+        if bodies_path is not None:  # before the input is read: a wrong path fails at once
+            out = stack.enter_context(_open_bodies(bodies_path))
         ledger = None
         if ledger_path is not None and not settings.rebuild_ledger:
             refuse_missing_ledger(Path(ledger_path))  # as the live run would refuse it
@@ -129,17 +154,14 @@ def dry_run_plan(
         if routes(settings):
             loads = count_loads(read, LoadCounter(mapping, costs))
             routing = route(loads, costs, keep_order=settings.keep_order)
+        judge = Judge(settings, ledger, scan_folds(read, columns, settings), check_changed=True)
         preparer = Preparer(
             settings, mapping, loose=ledger is not None, routing=routing, warnings=warnings
         )
         stack.callback(preparer.close)
-        out: IO[str] | None = None
-        if bodies_path is not None:
-            Path(bodies_path).parent.mkdir(parents=True, exist_ok=True)
-            out = stack.enter_context(Path(bodies_path).open("w", encoding="utf-8"))
         offset = 0
         for frame in read():
-            _plan_batch(preparer.prepare(frame, offset), tally, ledger, out, settings.api_version)
+            _plan_batch(preparer.prepare(frame, offset), tally, judge, out, settings.api_version)
             offset += len(frame)
     return replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
 
@@ -201,6 +223,9 @@ def _plan(
         invalid=tally.invalid,
         skipped=tally.skipped,
         changed=tally.changed,
+        unknown=tally.unknown,
+        failed=tally.failed,
+        folded=tally.folded,
         customers=len(tally.per_customer),
         busiest_customer=busiest[0][0] if busiest else None,
         busiest_rows=busiest[0][1] if busiest else 0,

@@ -28,7 +28,7 @@ from ._loose import loose_keys
 from ._makespan import LaneCosts, Loads, Routing, routing_floor
 from ._mapping import ColumnMapping
 from ._payloads import encode_rows
-from ._row_keys import ContentKeys, keys_for
+from ._row_keys import ContentKeys, RowKeys, keys_for
 from ._rows import Batch, Job
 from ._rules import CheckedFrame, check_frame, first_failures
 from ._vocabulary import Lane
@@ -45,6 +45,15 @@ class Prepared:
     jobs: list[Job]  #: one per valid row
     busy: list[int]  #: each job's customer's rows so far (batch mode), else 0
     worst: pd.DataFrame | None  #: the invalid rows' first failures
+    checked: CheckedFrame | None = None  #: what the checks found
+
+    @property
+    def invalid_positions(self) -> npt.NDArray[np.int64]:
+        """The invalid rows' positions in the batch; the n-th's key follows the valid rows'
+        (key index ``len(jobs) + n``)."""
+        if self.worst is None:
+            return np.zeros(0, dtype=np.int64)
+        return self.worst.index.to_numpy(dtype=np.int64)
 
 
 class Preparer:
@@ -73,16 +82,21 @@ class Preparer:
 
     def prepare(self, frame: pd.DataFrame, offset: int) -> Prepared:
         checked = check_frame(frame, self.mapping)
-        if self.warnings is not None:
-            self.warnings.add(frame, checked.customer_ids)
         encoded = encode_rows(frame, checked)
+        worst = first_failures(checked.failures) if checked.invalid.any() else None
         keyed = keys_for(
             frame,
             encoded.positions,
             encoded.bodies,
             row_key=self.settings.row_key,
             counter=self.content_keys,
+            mapping=self.mapping,
+            invalid=None if worst is None else worst.index.to_numpy(dtype=np.int64),
         )
+        if self.warnings is not None:
+            # Rows keyed by row_key= columns have no occurrences: the tally compares them.
+            repeated = None if self.settings.row_key else _repeated(keyed, encoded.positions)
+            self.warnings.add(frame, checked.customer_ids, checked.invalid, repeated)
         loose = loose_keys(frame, checked, encoded, self.content_keys) if self.loose else None
         batch = Batch(frame, offset, keyed, bool(self.settings.row_key), loose)
         batched = self.settings.mode == "batch"
@@ -116,8 +130,16 @@ class Preparer:
             )
             for index, (local, customer, body, token, plain) in enumerate(rows)
         ]
-        worst = first_failures(checked.failures) if checked.invalid.any() else None
-        return Prepared(batch, jobs, busy, worst)
+        return Prepared(batch, jobs, busy, worst, checked)
+
+
+def _repeated(keyed: RowKeys, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The positions of valid rows whose request body an earlier row of the input had (their
+    occurrence counts them), rows that carry a ``gb_key`` left out."""
+    counted = keyed.occurrence[: len(positions)] > 0
+    if keyed.carried is not None:
+        counted &= ~keyed.carried[: len(positions)]
+    return positions[counted]
 
 
 def _lane_ids(checked: CheckedFrame) -> tuple[pa.Array, pa.Array]:

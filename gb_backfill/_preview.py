@@ -4,8 +4,9 @@
 input as a send would, in batches, with the same mapping, checks and request bodies, and:
 
 1. samples its valid rows in one pass, stratified by event name (:mod:`._sampling`), building
-   the request body of the sampled rows only; with ``ledger=``, rows an earlier run sent are
-   left out, as the send would skip them (the ledger is opened read-only);
+   the request body of the sampled rows only; with ``ledger=`` (opened read-only), or rows that
+   carry ``gb_key`` values, only the rows a send would send are sampled, judged by the send's
+   own rule (:mod:`._fate`: sent before, held as unknown, failed for good, copies folded);
 2. asks Gameball's read-only reward preview for each sampled row (:mod:`._lanes.quotes`),
    within the preview's limits, while a second pass counts each sampled customer's rows;
 3. turns the answers into estimates for the whole input (:mod:`._forecast`).
@@ -49,23 +50,23 @@ from ._config import (
 )
 from ._dispatch import Dispatcher
 from ._errors import AuthenticationError, ConfigError, RepeatedFailureError
+from ._fate import Fate, Folds, Judge, scan_folds
 from ._forecast import CUSTOMER_NOT_FOUND, FAILED, NOT_ASKED, QUOTED, Quote, SampledRow, forecast
-from ._input import CsvOptions, InputFile, input_mapping
+from ._input import CsvOptions, InputFile, input_mapping, retyped
 from ._lanes import QuoteBook, QuoteLane
 from ._lanes.quotes import NOT_FOUND
 from ._ledger import Ledger, refuse_missing_ledger
 from ._mapping import ColumnMapping, resolve_mapping
 from ._payloads import encode_rows
+from ._prepare import Preparer
 from ._progress import Progress
 from ._reports import PreviewReport
-from ._row_keys import ContentKeys, keys_for
 from ._rows import Batch, Job
 from ._rules import CheckedFrame, check_frame
 from ._run import Reader, http_client
 from ._sampling import DEFAULT_SAMPLE_SIZE, StratifiedSample, StratifiedSampler
 from ._sync import off_loop, run_sync
 from ._timeline import Timeline
-from ._vocabulary import LedgerStatus
 from ._warnings import WarningTally
 
 __all__ = ["apreview", "apreview_path", "preview", "preview_path"]
@@ -75,35 +76,47 @@ Positions = npt.NDArray[np.int64]
 
 class Sampling:
     """The first pass: counts the rows, samples the valid ones a send would send, and notes
-    which rows those are (a bit per row), for the second pass. Strictly private."""
+    which rows those are (a bit per row), for the second pass. Strictly private.
+
+    With a ledger, or an input whose rows carry ``gb_key`` values (``folds``), each batch is
+    prepared and judged as a send would judge it (:mod:`._fate`), and only rows it would send
+    are sampled; otherwise every valid row is (a send would send them all).
+    """
 
     def __init__(
         self, settings: Settings, mapping: ColumnMapping, sampler: StratifiedSampler[SampledRow],
-        ledger: Ledger | None,
+        ledger: Ledger | None, folds: Folds | None = None,
     ) -> None:  # fmt: skip
         self.settings, self.mapping, self.sampler, self.ledger = settings, mapping, sampler, ledger
-        self.content_keys = ContentKeys()
+        self.preparer: Preparer | None = None
+        self.judge: Judge | None = None
+        if ledger is not None or folds is not None:
+            self.preparer = Preparer(settings, mapping, loose=ledger is not None)
+            self.judge = Judge(settings, ledger, folds, check_changed=True)
         self.warnings = WarningTally(mapping)
         self.rows = self.valid = self.skipped = 0
         self.population: list[npt.NDArray[np.uint8]] = []  # per batch, packed bits
 
+    def close(self) -> None:
+        if self.preparer is not None:
+            self.preparer.close()
+
     def take(self, frame: pd.DataFrame) -> None:
         offset, self.rows = self.rows, self.rows + len(frame)
-        checked = check_frame(frame, self.mapping)
-        self.warnings.add(frame, checked.customer_ids)
-        candidates = np.flatnonzero(~checked.invalid).astype(np.int64)
-        self.valid += len(candidates)
-        encoded = None
-        if self.ledger is not None and len(candidates):
-            encoded = encode_rows(frame, checked)
-            keys = keys_for(
-                frame, encoded.positions, encoded.bodies, row_key=self.settings.row_key,
-                counter=self.content_keys,
-            ).keys  # fmt: skip
-            known = self.ledger.lookup(keys)
-            sending = np.array([not self._settled(known.get(key)) for key in keys], dtype=bool)
-            self.skipped += int((~sending).sum())
-            candidates = candidates[sending]
+        if self.preparer is not None and self.judge is not None:
+            prepared = self.preparer.prepare(frame, offset)
+            checked = prepared.checked
+            assert checked is not None
+            verdicts = self.judge(prepared)
+            sending = [job.local for job, fate in zip(prepared.jobs, verdicts.jobs, strict=True)
+                       if fate is Fate.SEND]  # fmt: skip
+            candidates = np.array(sending, dtype=np.int64)
+            self.skipped += len(prepared.jobs) - len(candidates)
+        else:
+            checked = check_frame(frame, self.mapping)
+            candidates = np.flatnonzero(~checked.invalid).astype(np.int64)
+        self.warnings.add(frame, checked.customer_ids, checked.invalid)
+        self.valid += int((~checked.invalid).sum())
         bits = np.zeros(len(frame), dtype=bool)
         bits[candidates] = True
         self.population.append(np.packbits(bits))
@@ -124,17 +137,6 @@ class Sampling:
             ]
 
         self.sampler.offer(_event_names(checked, candidates), build)
-
-    def _settled(self, entry: Any) -> bool:
-        """Whether a send would settle the row from the ledger, without a request."""
-        if entry is None:
-            return False
-        status = LedgerStatus(entry.status)
-        if status is LedgerStatus.SENT:
-            return True
-        if status.may_have_arrived:
-            return not self.settings.retry_unknown
-        return status is LedgerStatus.FAILED and not entry.retryable
 
     def count_customers(self, frame: pd.DataFrame, index: int, wanted: pa.Array) -> Counter[str]:
         """The second pass, one batch: rows per sampled customer among the rows sampled from."""
@@ -168,10 +170,12 @@ class PreviewRun:
         ledger: Ledger | None,
         client: httpx.AsyncClient,
         progress: bool | None,
+        folds: Folds | None = None,
     ) -> None:
         self.settings, self.client, self.progress = settings, client, progress
         self.started = time.perf_counter()
-        self.sampling = Sampling(settings, mapping, StratifiedSampler(size=size, seed=seed), ledger)
+        sampler: StratifiedSampler[SampledRow] = StratifiedSampler(size=size, seed=seed)
+        self.sampling = Sampling(settings, mapping, sampler, ledger, folds)
         self.sample: StratifiedSample[SampledRow] | None = None
         self.lane: QuoteLane | None = None
         self.book: QuoteBook | None = None
@@ -350,15 +354,21 @@ async def run_preview(
     if ledger_path is not None and Path(ledger_path).exists():
         ledger = Ledger(ledger_path, read_only=True)
     http = client if client is not None else http_client(settings)
+    run = None
     try:
+        folds, cancelled = await off_loop(scan_folds, read, columns, settings)
+        if cancelled:
+            raise asyncio.CancelledError
         run = PreviewRun(
             settings, mapping, size=sample, seed=seed, ledger=ledger, client=http,
-            progress=progress,
+            progress=progress, folds=folds,
         )  # fmt: skip
         await run.go(read)
     finally:
         if client is None:
             await http.aclose()
+        if run is not None:
+            run.sampling.close()
         if ledger is not None:
             ledger.close()
     report = run.report(columns)
@@ -371,7 +381,7 @@ async def run_preview(
 
 def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
     for start in range(0, max(len(df), 1), rows):
-        yield df.iloc[start : start + rows]
+        yield retyped(df.iloc[start : start + rows])
 
 
 def _sample_size(sample: object) -> int:

@@ -1,7 +1,7 @@
 """The reports gb-backfill returns, side by side: what validation, a send and a dry run found.
 
 * :class:`ValidationReport` (``validate()``): valid rows, one failure row per broken rule, and
-  warnings about columns;
+  warnings (about columns, and rows that repeat one another);
 * :class:`SendReport` (``send()``): a count for every status, timings, the HTTP answers, the
   limits Gameball turned out to keep, and the rows that did not make it;
 * :class:`SendPlan` (``send(..., dry_run=True)``): what a send would do;
@@ -31,8 +31,8 @@ from ._vocabulary import STATUSES
 from ._warnings import empty_warnings, warning_lines
 
 __all__ = [
-    "CampaignPreview", "CustomerPreview", "EventPreview", "PreviewReport", "SendPlan",
-    "SendReport", "ValidationReport",
+    "CampaignPreview", "CustomerPreview", "EventPreview", "LedgerReport", "PreviewReport",
+    "SendPlan", "SendReport", "Settlement", "ValidationReport",
 ]  # fmt: skip
 
 
@@ -43,9 +43,18 @@ class ValidationReport:
     ``valid`` holds the valid rows with their original index; ``failures`` has one row per
     broken rule with the columns ``row`` (the original index label), ``column``, ``code``,
     ``message`` and ``value`` (the offending value as text). Every input row is either in
-    ``valid`` or named in ``failures``. ``warnings`` are about columns, not rows (valid rows
-    with a warning are still sent): ``column``, ``code`` (a :class:`WarningCode`), ``count``
-    (the values it is about), ``example`` and ``message`` (the fix).
+    ``valid`` or named in ``failures``.
+
+    One count per thing: a row that breaks two rules is one invalid row (``invalid_rows``) and
+    two failures. Counts per code (:meth:`counts`, :meth:`summary`, ``gb-backfill validate``,
+    ``failures.groupby("code")``) count broken rules, each under its own code, so they can add
+    up to more than the invalid rows. A send names each invalid row once, by its first broken
+    rule (``gb_error_code`` in the failures file, every rule in ``gb_error_message``), and its
+    counts (``SendReport.error_codes``, the CLI) count rows that way.
+
+    ``warnings`` are about columns and about rows that repeat one another (valid rows with a
+    warning are still sent): ``column``, ``code`` (a :class:`WarningCode`), ``count`` (the
+    values or rows it is about), ``example`` and ``message`` (the fix).
     """
 
     valid: pd.DataFrame
@@ -149,6 +158,12 @@ class SendReport:
     limits: RateLimits | None = None
     #: per second of the run: requests, accepted, throttled (429) and the adaptive pace
     timeline: pd.DataFrame | None = None
+    #: ``skipped`` rows that were copies of a row met elsewhere in the input (the same
+    #: ``gb_key``: an export and its failures file together), each sent at most once
+    folded: int = 0
+    #: columns whose values are likely not what was meant, and rows that repeat one another
+    #: (as ``ValidationReport.warnings``)
+    warnings: pd.DataFrame = field(default_factory=empty_warnings)
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -224,9 +239,12 @@ class SendReport:
             ("HTTP answers", _answers(self.http_statuses)),
         ]
         rows += [(f"not sent: {code}", count) for code, count in self.error_codes.items()]
+        if self.folded:
+            rows.append(("skipped as copies of one gb_key (folded)", self.folded))
         if self.failures_path is not None and not self.ok:
             rows.append(("rows not sent are in", str(self.failures_path)))
         rows += [(f"{option} found", _pace(found)) for option, found in self._found()]
+        rows += _warning_rows(self.warnings)
         title = f"Gameball send: {self.rows:,} rows in {self.elapsed:.1f} s"
         if self.interrupted:
             title += " (interrupted)"
@@ -243,7 +261,9 @@ class SendReport:
         lines = [repr(self)]
         if self.http_statuses:
             lines.append(f"  HTTP answers: {_answers(self.http_statuses)}")
-        lines += [f"  {code}: {count:,}" for code, count in self.error_codes.items()]
+        if self.error_codes:
+            lines.append("  rows not sent, by gb_error_code (an invalid row by its first rule):")
+        lines += [f"    {code}: {count:,}" for code, count in self.error_codes.items()]
         for option, found in self._found():
             what = "events" if option == "limits" else "batch job creation"
             flags = "--rate/--quota" if option == "limits" else "--batch-rate/--batch-quota"
@@ -252,8 +272,11 @@ class SendReport:
                 f"settled at {_pace(found)}; pass {option}=report.{option}_found ({flags}) "
                 "next time"
             )
+        if self.folded:
+            lines += _held_lines(0, 0, self.folded)
         if self.failures_path is not None and not self.ok:
             lines.append(f"  rows not sent are in {self.failures_path}")
+        lines += [f"  {line}" for line in warning_lines(self.warnings)]
         return "\n".join(lines)
 
 
@@ -284,7 +307,9 @@ class SendPlan:
     batch mode the busiest customers' rows take the events lane when that finishes sooner:
     ``lane_rows``, ``lane_seconds`` and ``events_lane_customers`` show the split a live run
     makes. The estimates assume a round trip (``round_trip``) and how long Gameball takes to
-    process a job (``job_seconds``), neither documented.
+    process a job (``job_seconds``), neither documented. Each row is judged by the live run's
+    own rule (:mod:`._fate`): ``skipped``, ``unknown``, ``failed``, ``changed`` and ``folded``
+    count what a live run would settle without a request, and :attr:`sending` what it sends.
     """
 
     mode: str
@@ -311,14 +336,39 @@ class SendPlan:
     job_seconds: float = 0.0  #: seconds Gameball is assumed to take to process a job
     bodies_path: Path | None = None
     warning: str = field(default=HISTORY_WARNING)
-    #: columns whose values are likely not what was meant (as ``ValidationReport.warnings``)
+    #: columns whose values are likely not what was meant, and rows that repeat one another
+    #: (as ``ValidationReport.warnings``)
     warnings: pd.DataFrame = field(default_factory=empty_warnings)
+    #: rows a live run would hold as ``unknown`` (an earlier run may have sent them)
+    unknown: int = 0
+    #: rows a live run would report ``failed`` again without a request (failed for good before)
+    failed: int = 0
+    #: of ``skipped``, rows that are copies of a row met elsewhere in the input (one ``gb_key``)
+    folded: int = 0
+
+    @property
+    def sending(self) -> int:
+        """Rows a live run would send: every row but the invalid, skipped, unknown, failed and
+        changed ones (``changed`` rows stop a live run unless ``resend_changed=True``)."""
+        return sum(self.lane_rows.values()) if self.lane_rows else self.requests.get("events", 0)
+
+    @property
+    def ok(self) -> bool:
+        """True when a live run would end with every row sent (now or before): what its exit
+        code 0 says."""
+        return not (self.invalid or self.changed or self.unknown or self.failed)
 
     def __repr__(self) -> str:
         lanes = " ".join(f"{lane}={count:,}" for lane, count in self.requests.items())
+        held = "".join(
+            f" {name}={count:,}"
+            for name, count in (("unknown", self.unknown), ("failed", self.failed))
+            if count
+        )
         return (
             f"<SendPlan rows={self.rows:,} valid={self.valid:,} invalid={self.invalid:,} "
-            f"skipped={self.skipped:,} requests: {lanes} (mode={self.mode})>"
+            f"skipped={self.skipped:,}{held} sending={self.sending:,} requests: {lanes} "
+            f"(mode={self.mode})>"
         )
 
     def _repr_html_(self) -> str:
@@ -326,8 +376,12 @@ class SendPlan:
             ("rows", self.rows),
             ("valid", self.valid),
             ("invalid", self.invalid),
-            ("skipped (sent before)", self.skipped),
+            ("skipped (sent before, or a copy in this input)", self.skipped),
+            *([("of them folded (copies of one gb_key)", self.folded)] if self.folded else []),
+            ("held as unknown (an earlier run may have sent them)", self.unknown),
+            ("failed before, not sent again", self.failed),
             ("changed since sent (see resend_changed)", self.changed),
+            ("rows it would send", self.sending),
             ("customers", self.customers),
         ]
         if self.busiest_customer is not None:
@@ -359,6 +413,7 @@ class SendPlan:
         ]
         names = ", ".join(f"{name}: {count:,}" for name, count in self.event_names.items())
         lines.append(f"  event names: {names or '(none)'}")
+        lines += _held_lines(self.unknown, self.failed, self.folded)
         if self.changed:
             lines.append(
                 f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "
@@ -369,7 +424,9 @@ class SendPlan:
             lines.append(f"  estimated time in {mode} mode: {_duration(seconds)}")
         lines += [f"    {lane} lane: {line}" for lane, line in self._lanes().items()]
         lines.append(f"    assumed: {self._assumed()}")
-        lines += [f"  invalid, {code}: {count:,}" for code, count in self.failure_codes.items()]
+        if self.failure_codes:
+            lines.append("  invalid rows, by their first broken rule (as gb_error_code):")
+        lines += [f"    {code}: {count:,}" for code, count in self.failure_codes.items()]
         if self.bodies_path is not None:
             lines.append(f"  request bodies written to {self.bodies_path}")
         lines += [f"  {line}" for line in warning_lines(self.warnings)]
@@ -392,6 +449,25 @@ class SendPlan:
             f"a round trip of {self.round_trip * 1000:,.0f} ms per events request and "
             f"{self.job_seconds:g} s for Gameball to process a job"
         )
+
+
+def _held_lines(unknown: int, failed: int, folded: int) -> list[str]:
+    """What a send (or its plan) says of rows the ledger or the input settle without a request."""
+    lines = []
+    if unknown:
+        lines.append(
+            f"  unknown: {unknown:,} rows an earlier run may have sent are held, not sent: check "
+            "them in Gameball (gb-backfill status --ledger PATH lists them), then gb-backfill "
+            "settle marks them arrived or not"
+        )
+    if failed:
+        lines.append(f"  failed before: {failed:,} rows failed for good in an earlier run")
+    if folded:
+        lines.append(
+            f"  folded: {folded:,} rows were copies of a row met elsewhere in the input (the same "
+            "gb_key: an export and its failures file together); each is sent at most once"
+        )
+    return lines
 
 
 def _warning_rows(warnings: pd.DataFrame) -> list[tuple[str, object]]:
@@ -643,4 +719,117 @@ class PreviewReport:
                   for label, value in self._lines()]  # fmt: skip
         lines += [f"  {line}" for line in warning_lines(self.warnings)]
         lines.append(f"  note: {self.caveats}")
+        return "\n".join(lines)
+
+
+# --- the ledger, between runs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerReport:
+    """What a ledger knows; made by :func:`ledger_status` (``gb-backfill status``).
+
+    ``counts`` has every ledger status (``sent``, ``failed``, ``unknown``, ``aborted``,
+    ``invalid``, and ``in_flight``: rows a crash left with their request out). ``unknown``
+    holds the rows whose outcome is not known (``unknown`` and ``in_flight``), one each, with
+    what was sent: ``gb_key``, ``customer_id``, ``event``, ``metadata`` (JSON text), ``email``,
+    ``mobile``, ``sent_at`` (UTC), ``status``, ``error_code``, ``error_message``,
+    ``input_row``; look them up in Gameball, then :func:`settle` them. ``settled`` counts the
+    rows settled by hand so far, per verdict (``arrived``, ``not_arrived``).
+    """
+
+    path: Path
+    counts: dict[str, int]
+    unknown: pd.DataFrame
+    settled: dict[str, int] = field(default_factory=dict)
+    #: the database is missing and this is what its journal holds
+    journal_only: bool = False
+
+    @property
+    def rows(self) -> int:
+        """Rows the ledger records."""
+        return sum(self.counts.values())
+
+    def __repr__(self) -> str:
+        shown = " ".join(f"{status}={count:,}" for status, count in self.counts.items() if count)
+        return f"<LedgerReport {self.path} rows={self.rows:,} {shown}>".replace("  ", " ")
+
+    def summary(self, *, limit: int | None = 20) -> str:
+        """Lines for a terminal: the counts (every status), the settlements, and the unknown rows
+        (the first ``limit``; None: every one)."""
+        if self.journal_only:
+            lines = [
+                f"ledger {self.path}: the database is missing; its journal holds {self.rows:,} "
+                "rows (send again with --rebuild-ledger to rebuild the ledger from them)"
+            ]
+        else:
+            lines = [f"ledger {self.path}: {self.rows:,} rows recorded"]
+        in_flight_last = sorted(self.counts, key=lambda status: status == "in_flight")
+        lines += [f"  {status}: {self.counts[status]:,}" for status in in_flight_last]
+        for verdict, count in sorted(self.settled.items()):
+            lines.append(f"  (settled by hand as {verdict.replace('_', ' ')}: {count:,})")
+        if len(self.unknown):
+            lines.append(
+                f"rows whose outcome is unknown ({len(self.unknown):,}): look each up in "
+                "Gameball, then `gb-backfill settle --ledger PATH --arrived|--not-arrived "
+                "--key GB_KEY` (or --keys-file, or --all)"
+            )
+            columns = ["gb_key", "customer_id", "event", "metadata", "sent_at", "status"]
+            shown = self.unknown if limit is None else self.unknown.head(limit)
+            lines.append(shown[columns].to_string(index=False))
+            if len(shown) < len(self.unknown):
+                lines.append(f"  ... {len(self.unknown) - len(shown):,} more (--all shows them)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain numbers, strings and lists (what ``gb-backfill status --json`` writes)."""
+        unknown = self.unknown.astype(object).where(self.unknown.notna(), None)
+        if "sent_at" in unknown.columns:
+            unknown["sent_at"] = [
+                None if at is None else pd.Timestamp(at).isoformat() for at in unknown["sent_at"]
+            ]
+        unknown = unknown.drop(columns=["updated_at"], errors="ignore")
+        return {
+            "ledger": str(self.path),
+            "rows": self.rows,
+            "counts": dict(self.counts),
+            "settled": dict(self.settled),
+            "journal_only": self.journal_only,
+            "unknown": unknown.to_dict("records"),
+        }
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [(status, n) for status, n in self.counts.items()]
+        rows += [(f"settled by hand: {verdict}", n) for verdict, n in self.settled.items()]
+        note = (
+            f"{len(self.unknown):,} unknown rows in .unknown: look them up in Gameball, then "
+            "gb_backfill.settle(...)"
+            if len(self.unknown)
+            else None
+        )
+        return table(f"Gameball ledger {self.path.name}: {self.rows:,} rows", rows, note=note)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settlement:
+    """What :func:`settle` did: ``settled`` unknown rows marked ``arrived`` (or not), and the
+    keys it was given of rows the ledger knows otherwise (sent, failed, ...), left as they are
+    (``not_unknown``)."""
+
+    arrived: bool
+    settled: int
+    not_unknown: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        verdict = (
+            "arrived: they are sent from now on, and runs skip them"
+            if self.arrived
+            else "not arrived: the next run with this ledger sends each of them once"
+        )
+        lines = [f"settled {self.settled:,} unknown rows as {verdict}"]
+        if self.not_unknown:
+            lines.append(
+                f"  {len(self.not_unknown):,} of the keys are rows whose outcome is known (sent, "
+                f"failed, ...), left as they are: {', '.join(self.not_unknown[:5])}"
+            )
         return "\n".join(lines)

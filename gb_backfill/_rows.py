@@ -35,6 +35,21 @@ class Batch:
     loose: tuple[list[bytes], np.ndarray] | None = None
     pending: int = 0
     not_sent: list[NotSent] = field(default_factory=list)
+    #: each key's content hash (16 bytes each, in one string) and occurrence, made on demand
+    _shown: tuple[bytes, list[int]] | None = None
+
+    def shown_key(self, index: int) -> tuple[bytes, int]:
+        """Row ``index``'s ``gb_key`` as the ledger keeps it with a request: its content hash
+        and occurrence (-1: a ``row_key=`` key, shown as itself)."""
+        assert self.keys is not None
+        if self._shown is None:
+            occurrence = [-1] * len(self.keys.keys) if self.natural_keys else None
+            self._shown = (
+                self.keys.content.tobytes(),
+                occurrence if occurrence is not None else self.keys.occurrence.tolist(),
+            )
+        content, occurrences = self._shown
+        return content[16 * index : 16 * index + 16], occurrences[index]
 
     def key_text(self, index: int | None) -> str | None:
         if index is None or self.keys is None:

@@ -37,6 +37,7 @@ from ._config import Settings
 from ._dispatch import Dispatcher
 from ._errors import AuthenticationError, ChangedRowsError, LedgerError, RepeatedFailureError
 from ._failures import FailureWriter, input_name
+from ._fate import Fate, Folds, Judge, Verdicts, carries_keys, unchanged_invalid
 from ._lanes import BaseLane, BatchLane, EventsLane, settle_earlier_jobs
 from ._ledger import Ledger, LedgerEntry
 from ._loose import ChangedRows
@@ -45,11 +46,12 @@ from ._mapping import ColumnMapping
 from ._prepare import LoadCounter, Prepared, Preparer
 from ._progress import Progress
 from ._reports import SendReport
-from ._row_keys import CONTENT_SCHEME
-from ._rows import Batch
+from ._row_keys import CONTENT_SCHEME, carried_keys
+from ._rows import Batch, Job
 from ._sync import off_loop
 from ._timeline import Timeline
-from ._vocabulary import Lane, LedgerStatus, SendErrorCode, Status
+from ._vocabulary import Lane, SendErrorCode, Status
+from ._warnings import WarningTally, empty_warnings
 
 __all__: list[str] = []
 
@@ -71,11 +73,16 @@ class Admission:
         dispatcher: Dispatcher,
         ledger: Ledger | None,
         routing: Routing | None = None,
+        folds: Folds | None = None,
     ) -> None:
         self.settings, self.mapping, self.book = settings, mapping, book
         self.dispatcher = dispatcher
         self.ledger = ledger
-        self.preparer = Preparer(settings, mapping, loose=ledger is not None, routing=routing)
+        self.preparer = Preparer(
+            settings, mapping, loose=ledger is not None, routing=routing, warnings=book.warnings
+        )
+        # Rows that look sent but differ were refused before the run (refuse_changed_rows).
+        self.judge = Judge(settings, ledger, folds, check_changed=False)
         #: the ledger knew rows before this run: unread rows are looked up even after a stop
         self.ledger_had_rows = ledger is not None and ledger.has_rows()
 
@@ -85,29 +92,22 @@ class Admission:
     async def admit(self, prepared: Prepared) -> None:
         """Settle what needs no request and hand the rest to the lanes.
 
-        The ledger's lookup, the last thing that can fail, happens before the batch is counted
-        in, so a failure (or a cancel) before then leaves the whole batch to the caller to
-        abort. Once counted in, every row ends with a status even if this is cancelled.
+        The ledger's lookup (in the judge), the last thing that can fail, happens before the
+        batch is counted in, so a failure (or a cancel) before then leaves the whole batch to
+        the caller to abort. Once counted in, every row ends with a status even if this is
+        cancelled.
         """
         batch, jobs, busy = prepared.batch, prepared.jobs, prepared.busy
-        keys = batch.keys.keys if batch.keys is not None else []
-        known = self.ledger.lookup(keys) if self.ledger is not None and keys else {}
+        verdicts = self.judge(prepared)
         self.book.open_batch(batch)
-        if prepared.worst is not None:
-            worst = prepared.worst
-            rows = zip(worst.index, worst["code"], worst["message"], strict=True)
-            for local, code, message in rows:
-                self.book.settle(batch, int(local), Status.INVALID, code=code, message=message)
-        settled = len(batch.frame) - len(jobs)
-        if known:
-            keep = [
-                index
-                for index, key in enumerate(keys)
-                if (entry := known.get(key)) is None
-                or not self._settled_by_ledger(batch, jobs[index].local, index, entry)
-            ]
-            settled += len(jobs) - len(keep)
+        self._settle_invalid(prepared, verdicts)
+        held = verdicts.held()
+        for index in held:
+            self._settle_judged(batch, jobs[index], *verdicts.other[index])
+        if held:
+            keep = sorted(set(range(len(jobs))) - set(held))
             jobs, busy = [jobs[i] for i in keep], [busy[i] for i in keep]
+        settled = len(batch.frame) - len(jobs)
         # Counted before any row is offered: a row may be recorded while the rest still wait.
         self.book.queued(batch, len(jobs), settled)
         submitted = 0
@@ -123,6 +123,64 @@ class Admission:
         except BaseException:
             self.book.stopped_early(jobs[submitted:])
             raise
+
+    def _settle_invalid(self, prepared: Prepared, verdicts: Verdicts) -> None:
+        """The invalid rows: invalid (noted in the ledger by their key), or settled by their
+        key's word (sent before, a copy, unknown)."""
+        if prepared.worst is None:
+            return
+        batch, worst = prepared.batch, prepared.worst
+        first_key = len(prepared.jobs)
+        noted = []
+        rows = zip(worst.index, worst["code"], worst["message"], strict=True)
+        for n, (local, code, message) in enumerate(rows):
+            index = first_key + n if batch.keys is not None else None
+            fate = verdicts.invalid(n)
+            if fate is Fate.INVALID:
+                self.book.settle(
+                    batch, int(local), Status.INVALID, code=code, message=message, key_index=index
+                )
+                if index is not None:
+                    noted.append((int(local), index))
+            else:
+                self._settle_judged(batch, int(local), fate, None, key_index=index)
+        self.book.note_invalid(batch, noted)
+
+    def _settle_judged(
+        self,
+        batch: Batch,
+        row: Job | int,
+        fate: Fate,
+        entry: LedgerEntry | None,
+        *,
+        key_index: int | None = None,
+    ) -> None:
+        """Settle a row the judge says needs no request (see :mod:`._fate`)."""
+        local = row if isinstance(row, int) else row.local
+        index = key_index if isinstance(row, int) else row.key_index
+        book = self.book
+        if fate in (Fate.SKIP, Fate.FOLD):
+            book.settle(
+                batch, local, Status.SKIPPED, code=None, message=None, folded=fate is Fate.FOLD
+            )
+        elif fate is Fate.HOLD:
+            message = (
+                "an earlier run may have sent this row: look it up in Gameball and settle it "
+                "(gb-backfill settle), or pass retry_unknown=True to resend"
+            )
+            book.settle(
+                batch, local, Status.UNKNOWN, code=SendErrorCode.UNKNOWN_EARLIER, message=message,
+                key_index=index,
+            )  # fmt: skip
+        elif fate is Fate.FAILED and entry is not None:
+            book.settle(
+                batch, local, Status.FAILED, code=entry.error_code,
+                message=f"failed in an earlier run: {entry.error_message}",
+                http_status=entry.http_status, key_index=index,
+            )  # fmt: skip
+        else:  # a failures file's invalid row, sent again as it was (CHANGED cannot come here)
+            code, message = unchanged_invalid(batch.frame, local)
+            book.settle(batch, local, Status.INVALID, code=code, message=message, key_index=index)
 
     async def account_unread(self, batches: Iterator[pd.DataFrame], offset: int) -> None:
         """Give every row the stopped run did not reach its status.
@@ -149,28 +207,6 @@ class Admission:
         except Exception as error:  # a file that breaks mid-read
             self.book.halt(error)
 
-    def _settled_by_ledger(self, batch: Batch, local: int, index: int, entry: LedgerEntry) -> bool:
-        """Apply what the ledger knows; True when the row is settled without a request."""
-        status = LedgerStatus(entry.status)
-        if status is LedgerStatus.SENT:
-            self.book.settle(batch, local, Status.SKIPPED, code=None, message=None)
-            return True
-        if status.may_have_arrived and not self.settings.retry_unknown:
-            message = "an earlier run may have sent this row; pass retry_unknown=True to resend"
-            self.book.settle(
-                batch, local, Status.UNKNOWN, code=SendErrorCode.UNKNOWN_EARLIER, message=message,
-                key_index=index,
-            )  # fmt: skip
-            return True
-        if status is LedgerStatus.FAILED and not entry.retryable:
-            self.book.settle(
-                batch, local, Status.FAILED, code=entry.error_code,
-                message=f"failed in an earlier run: {entry.error_message}",
-                http_status=entry.http_status, key_index=index,
-            )  # fmt: skip
-            return True
-        return False
-
 
 # --- before anything is sent -------------------------------------------------------------------
 
@@ -188,25 +224,27 @@ def open_ledger(path: str | os.PathLike[str], settings: Settings) -> Ledger:
 
 
 def note_changed_rows(
-    ledger: Ledger, prepared: Prepared, mapping: ColumnMapping, changed: ChangedRows
+    prepared: Prepared, verdicts: Verdicts, mapping: ColumnMapping, changed: ChangedRows
 ) -> None:
-    """Note the rows of ``prepared`` that look like rows an earlier run sent, written
-    differently (see :mod:`._loose`)."""
+    """Note the rows of ``prepared`` the judge found ``CHANGED``: they look like rows an earlier
+    run sent, written differently (see :mod:`._loose`)."""
     batch = prepared.batch
-    if batch.keys is None or batch.loose is None:
+    if not verdicts.changed or batch.loose is None:
         return
-    looses, forms = batch.loose
-    found = ledger.changed(batch.keys.keys, looses)
-    rows = {prepared.jobs[i].local: (int(forms[i]), then) for i, then in found.items()}
-    if rows:
-        changed.add(batch.frame, batch.offset, mapping, rows)
+    forms = batch.loose[1]
+    rows = {
+        prepared.jobs[i].local: (int(forms[prepared.jobs[i].key_index]), then)
+        for i, then in verdicts.changed.items()
+    }
+    changed.add(batch.frame, batch.offset, mapping, rows)
 
 
 async def refuse_changed_rows(
-    read: Reader, settings: Settings, mapping: ColumnMapping, ledger: Ledger
+    read: Reader, settings: Settings, mapping: ColumnMapping, ledger: Ledger, folds: Folds | None
 ) -> None:
     """Raise :class:`ChangedRowsError`, before anything is sent, when rows of the input look
-    like rows an earlier run with ``ledger`` sent but are written differently.
+    like rows an earlier run with ``ledger`` sent but are written differently (the judge's
+    ``CHANGED``: the same rule the dry run and the preview apply).
 
     It reads the whole input once more (checking and keying it off the loop), and only when the
     ledger holds sent rows to compare with, so a first run pays nothing.
@@ -214,6 +252,7 @@ async def refuse_changed_rows(
     if settings.resend_changed or not ledger.has_loose_keys():
         return
     scanner = Preparer(settings, mapping, loose=True)
+    judge = Judge(settings, ledger, None if folds is None else folds.fresh(), check_changed=True)
     changed = ChangedRows()
     batches, offset = read(), 0
     try:
@@ -225,12 +264,21 @@ async def refuse_changed_rows(
                 raise asyncio.CancelledError
             if frame is None:
                 break
-            note_changed_rows(ledger, prepared, mapping, changed)
+            note_changed_rows(prepared, judge(prepared), mapping, changed)
             offset += len(frame)
     finally:
         scanner.close()
     if changed.count:
         raise ChangedRowsError(changed.message(), rows=changed.count, examples=changed.frame())
+
+
+async def find_folds(read: Reader, settings: Settings, columns: Sequence[Hashable]) -> Folds | None:
+    """The keys the input's rows carry (see :class:`._fate.Folds`), read off the loop."""
+    if not carries_keys(settings, columns):
+        return None
+    found: list[bytes] = []
+    await _each_frame(read, lambda frame: found.extend(carried_keys(frame["gb_key"].tolist())))
+    return Folds(found)
 
 
 async def route_customers(read: Reader, settings: Settings, mapping: ColumnMapping) -> Routing:
@@ -288,6 +336,7 @@ class SendRun:
         total: int | None,
         progress: bool | None,
         routing: Routing | None = None,
+        folds: Folds | None = None,
     ) -> None:
         clock = run_clock()
         self.started = time.perf_counter()
@@ -304,6 +353,7 @@ class SendRun:
             # may wait on them while later rows fill jobs.
             max_live_batches=10 if batched else 3,
             clock=clock,
+            warnings=WarningTally(mapping),
         )  # fmt: skip
         self.dispatcher = Dispatcher(keep_order=settings.keep_order)
         timeline = Timeline(clock)
@@ -316,7 +366,7 @@ class SendRun:
         self.bar.pace = self.events.pace
         self.timeline = timeline
         self.admission = Admission(
-            settings, mapping, self.book, self.dispatcher, ledger, routing=routing
+            settings, mapping, self.book, self.dispatcher, ledger, routing=routing, folds=folds
         )
         self.routing = routing
         window = settings.limits.per_window
@@ -450,6 +500,8 @@ class SendRun:
             batch_limits_found=found["batch_limits"],
             limits=main_lane.limiter.limits,
             timeline=self.timeline.frame(),
+            folded=book.folded,
+            warnings=book.warnings.frame() if book.warnings is not None else empty_warnings(),
         )
 
     def raise_for(self, report: SendReport) -> None:
@@ -481,14 +533,40 @@ class SendRun:
                 f"{tripped.threshold} requests in a row failed the same way "
                 f"({tripped.tripped_by.code}: {tripped.tripped_by.message}), so the run stopped "
                 "instead of retrying every row. Check the base URL and that Gameball (or the "
-                "emulator) is reachable. "
-                + (
-                    "The rows it failed stay retryable in the ledger, so a fixed re-run sends them."
-                    if self.ledger is not None
-                    else "The rows it failed are in the failures file, ready to send again."
-                ),
+                f"emulator) is reachable. {rows_left(report, ledger=self.ledger is not None)}",
                 report=report,
             )
+
+
+def rows_left(report: SendReport, *, ledger: bool) -> str:
+    """What becomes of a stopped run's rows not sent, as their statuses say."""
+    again = report.aborted + report.failed
+    parts = []
+    if again:
+        parts.append(
+            f"{again:,} rows were not sent (aborted: {report.aborted:,}, failed: "
+            f"{report.failed:,}): "
+            + (
+                "a re-run with the same ledger sends the aborted ones and those failed by the "
+                "run (gb_error_code says which)"
+                if ledger
+                else "the failures file lists them; aborted rows, and rows failed by the run "
+                "(gb_error_code), can be sent again"
+            )
+        )
+    if report.unknown:
+        parts.append(
+            f"{report.unknown:,} rows are unknown: their requests went out without an answer, so "
+            "Gameball may have them; "
+            + (
+                "no run sends them again on its own: look them up in Gameball (gb-backfill "
+                "status --ledger PATH lists them), then gb-backfill settle"
+                if ledger
+                else "look them up in Gameball before sending any again (gb_status unknown in "
+                "the failures file): without a ledger nothing holds them back"
+            )
+        )
+    return ". ".join(parts) + "." if parts else ""
 
 
 async def run_send(
@@ -503,16 +581,19 @@ async def run_send(
     failures_path: str | os.PathLike[str] | None,
     progress: bool | None,
     source: str | os.PathLike[str] | None = None,
+    types: dict[str, str] | None = None,
 ) -> SendReport:
-    """One send of the input ``read`` gives; ``source`` is its path (None: a DataFrame)."""
-    writer = FailureWriter(failures_path, input_name=input_name(source))
+    """One send of the input ``read`` gives; ``source`` is its path (None: a DataFrame), and
+    ``types`` the CSV types its columns were read as (see :class:`._failures.FailureWriter`)."""
+    writer = FailureWriter(failures_path, input_name=input_name(source), types=types)
     writer.check()
     ledger = None
     routing = None
     try:
+        folds = await find_folds(read, settings, columns)
         if ledger_path is not None:
             ledger = open_ledger(ledger_path, settings)
-            await refuse_changed_rows(read, settings, mapping, ledger)
+            await refuse_changed_rows(read, settings, mapping, ledger, folds)
         if routes(settings):
             routing = await route_customers(read, settings, mapping)
     except BaseException:
@@ -525,7 +606,7 @@ async def run_send(
     try:
         run = SendRun(
             settings, mapping, writer=writer, ledger=ledger, client=http, total=total,
-            progress=progress, routing=routing,
+            progress=progress, routing=routing, folds=folds,
         )  # fmt: skip
         await run.go(read())
     finally:

@@ -31,7 +31,7 @@ from ._config import (
     unknown_keywords,
 )
 from ._errors import ConfigError
-from ._input import CsvOptions, InputFile, input_mapping, key_frames
+from ._input import CsvOptions, InputFile, input_mapping, key_frames, retyped
 from ._mapping import resolve_mapping
 from ._plan import dry_run_plan
 from ._reports import SendPlan, SendReport
@@ -45,8 +45,9 @@ _SETTINGS_KEYWORDS = tuple(inspect.signature(make_settings).parameters)
 
 
 def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
+    # A failures file read with pandas keeps, as text, values a CSV reader could not convert.
     for start in range(0, len(df), rows):
-        yield df.iloc[start : start + rows]
+        yield retyped(df.iloc[start : start + rows])
     if df.empty:
         yield df
 
@@ -108,7 +109,9 @@ async def asend(
     far as ``error.report`` (and as a note in the traceback). Rows failed by the run rather than
     by their content stay retryable in the ledger.
 
-    With ``ledger=PATH``, rows sent by an earlier run with the same ledger are ``skipped``; see
+    With ``ledger=PATH``, rows sent by an earlier run with the same ledger are ``skipped``, and a
+    row that carries a ``gb_key`` (a failures file sent again, edited or not) is judged by that
+    key's word in the ledger; copies of one ``gb_key`` in the input are sent at most once. See
     the README. A ledger whose database was deleted or replaced while its journal remains is
     refused; ``rebuild_ledger=True`` rebuilds it from the journal. Rows that look like rows an
     earlier run sent, written differently (numbers or timestamps as text, empty for missing),
@@ -163,12 +166,9 @@ async def asend(
         check_unique([df], settings.row_key)
     if dry_run:
         return dry_run_plan(
-            lambda: _slices(df, settings.batch_rows),
-            settings=settings,
-            mapping=resolved,
-            ledger_path=ledger,
-            bodies_path=bodies_path,
-        )
+            lambda: _slices(df, settings.batch_rows), settings=settings, mapping=resolved,
+            ledger_path=ledger, bodies_path=bodies_path, columns=list(df.columns),
+        )  # fmt: skip
     return await run_send(
         lambda: _slices(df, settings.batch_rows),
         total=len(df),
@@ -253,12 +253,10 @@ async def asend_path(
         check_unique(keyed, settings.row_key)
     if options.get("dry_run"):
         return dry_run_plan(
-            lambda: source.frames(batch_rows=settings.batch_rows),
-            settings=settings,
-            mapping=resolved,
-            ledger_path=options.get("ledger"),
-            bodies_path=options.get("bodies_path"),
-        )
+            lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
+            mapping=resolved, ledger_path=options.get("ledger"),
+            bodies_path=options.get("bodies_path"), columns=list(source.columns),
+        )  # fmt: skip
     return await run_send(
         lambda: source.frames(batch_rows=settings.batch_rows),
         total=source.rows,
@@ -270,6 +268,7 @@ async def asend_path(
         failures_path=options.get("failures_path"),
         progress=options.get("progress"),
         source=path,
+        types=source.types,
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Hashable
 
 import pandas as pd
 
+from ._input import retyped
 from ._mapping import resolve_mapping
 from ._reports import ValidationReport
 from ._rules import check_frame
@@ -43,9 +44,10 @@ def validate(
         mobile=mobile,
         session_token=session_token,
     )
+    df = retyped(df)  # a failures file's text of values a CSV reader could not convert
     checked = check_frame(df, mapping)
     warnings = WarningTally(mapping)
-    warnings.add(df, checked.customer_ids)
+    warnings.add(df, checked.customer_ids, checked.invalid)
     return ValidationReport(
         valid=df[~checked.invalid],
         failures=checked.failures.drop(columns="position"),

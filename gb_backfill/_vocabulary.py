@@ -44,6 +44,9 @@ class LedgerStatus(StrEnum):
     FAILED = "failed"  #: with ``retryable``
     UNKNOWN = "unknown"
     ABORTED = "aborted"  #: not sent because the run stopped; retryable
+    #: broke Gameball's rules when a run met it (kept apart, see :mod:`._ledger_extras`): a fixed
+    #: copy that carries its key is sent
+    INVALID = "invalid"
 
     @property
     def may_have_arrived(self) -> bool:
@@ -76,6 +79,8 @@ class FailureCode(StrEnum):
     CSV_MISSING_FIELDS = "csv_missing_fields"
     DTYPE_UNCONVERTIBLE = "dtype_unconvertible"
     TIMESTAMP_TOO_PRECISE = "timestamp_too_precise"
+    #: a failures file's invalid row sent again unchanged (its reader's problem is not in the file)
+    INVALID_UNCHANGED = "invalid_unchanged"
 
 
 class WarningCode(StrEnum):
@@ -86,6 +91,8 @@ class WarningCode(StrEnum):
     TIMESTAMP_AS_TEXT = "timestamp_as_text"
     MIXED_OFFSETS = "mixed_offsets"
     ID_MIXED_WIDTHS = "id_mixed_widths"
+    #: about rows, not a column: valid rows that repeat an earlier row in every column sent
+    DUPLICATE_ROWS = "duplicate_rows"
 
 
 class SendErrorCode(StrEnum):
@@ -107,6 +114,7 @@ class SendErrorCode(StrEnum):
     BATCH_UNCONFIRMED = "batch_unconfirmed"  #: its job was not confirmed within job_timeout
     BATCH_JOB_LOST = "batch_job_lost"  #: its job's status could not be read (server forgot it)
     BATCH_NO_JOB_ID = "batch_no_job_id"  #: the job was accepted without an id
+    NOT_ARRIVED = "not_arrived"  #: marked by hand as not arrived (``settle``): sent again once
 
 
 class Verdict(Enum):

@@ -1,4 +1,4 @@
-"""Warnings about columns, not rows: values that are valid but almost never what was meant.
+"""Warnings: values that are valid but almost never what was meant, and rows that repeat.
 
 A row with a warning is still sent. Each warning names the column, a stable code from
 :class:`WarningCode`, how many values it is about, one of them, and the fix in words:
@@ -10,11 +10,21 @@ A row with a warning is still sent. Each warning names the column, a stable code
 * ``mixed_offsets``: those timestamps have different UTC offsets (``+02:00`` and ``+03:00`` across
   a daylight-saving change), or some have one and some not, so equal instants read differently;
 * ``id_mixed_widths``: the customer ids are digits of different widths with zero-padded ones
-  among them (``0012`` next to ``12345``): Gameball sees ``0012`` and ``12`` as two customers.
+  among them (``0012`` next to ``12345``): Gameball sees ``0012`` and ``12`` as two customers;
+* ``duplicate_rows`` (about rows, not a column): valid rows that repeat an earlier row in every
+  column sent. Each is still sent, as an event of its own (two identical purchases may be two
+  purchases), but an export's duplicates would be counted twice: the warning gives the count
+  and the first positions (as ``gb_row``). Rows that carry a ``gb_key`` are copies of one row
+  (see :mod:`._fate`), not duplicates, and are left out. A send and its dry run know them from
+  the row keys (identical request bodies, counted anyway); ``validate`` and the preview compare
+  the values of the sent columns, which agree but for values written two ways that send alike
+  (``3`` and ``3.0`` in one object column).
 
 "Every value" is over the whole input: :class:`WarningTally` gathers the warnings batch by
 batch. The checks are Arrow kernels over whole columns, and a column is first tried on a small
-sample, so columns that are plainly text cost next to nothing.
+sample, so columns that are plainly text cost next to nothing; rows are compared by a 64-bit hash
+of their sent columns, counted in fixed memory (:class:`._row_keys.ContentKeys`, with an 8 MB
+filter).
 """
 
 from __future__ import annotations
@@ -22,11 +32,14 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._mapping import ColumnMapping
+from ._row_keys import ContentKeys, carried_flags
 from ._values import plain_column, to_arrow
 from ._vocabulary import WarningCode
 
@@ -96,20 +109,32 @@ def _all_match(text: pa.Array, pattern: str) -> bool:
 
 
 class WarningTally:
-    """Gathers column warnings over the batches of one input; :meth:`frame` gives them."""
+    """Gathers the warnings over the batches of one input, given in input order; :meth:`frame`
+    gives them."""
 
     def __init__(self, mapping: ColumnMapping) -> None:
         self.mapping = mapping
         self._text = {column: _TextColumn() for column in mapping.metadata}
         self._ids = _Widths()
+        self._repeats = _Repeats(mapping)
 
-    def add(self, frame: pd.DataFrame, customer_ids: pa.Array) -> None:
-        """Look at one batch (its valid and invalid rows alike); ``customer_ids`` are the ids as
-        the checks read them (``CheckedFrame.customer_ids``)."""
+    def add(
+        self,
+        frame: pd.DataFrame,
+        customer_ids: pa.Array,
+        invalid: npt.NDArray[np.bool_] | None = None,
+        repeated: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        """Look at one batch (its valid and invalid rows alike for the columns; its valid rows,
+        ``invalid`` left out, for repeats); ``customer_ids`` are the ids as the checks read them
+        (``CheckedFrame.customer_ids``). ``repeated``: the positions of the rows that repeat an
+        earlier one, when the caller knows them already (a send's row keys count identical
+        request bodies), else the rows' sent columns are compared here."""
         for column, state in self._text.items():
             if state.alive:
                 self._add_text(plain_column(frame[column]), state)
         self._add_ids(customer_ids)
+        self._repeats.add(frame, invalid, repeated)
 
     def _add_text(self, series: pd.Series, state: _TextColumn) -> None:
         sample = to_arrow(series.iloc[:_SAMPLE])
@@ -159,6 +184,7 @@ class WarningTally:
         """The warnings so far: one row per column and code (see ``WARNING_COLUMNS``)."""
         rows = [row for column, state in self._text.items() for row in _text_rows(column, state)]
         rows += _id_rows(self.mapping.customer_id, self._ids)
+        rows += self._repeats.warning_rows()
         frame = pd.DataFrame(rows, columns=list(WARNING_COLUMNS))
         return frame.astype({"count": "int64"}) if len(frame) else empty_warnings()
 
@@ -167,9 +193,13 @@ def warning_lines(warnings: pd.DataFrame) -> list[str]:
     """Lines for a terminal: a heading, then each warning with its count, example and fix."""
     if not len(warnings):
         return []
-    lines = ["warnings (about columns; their rows are still sent):"]
+    lines = ["warnings (their rows are still sent):"]
     for row in warnings.itertuples(index=False):
-        lines.append(f"  {row.code} ({row.column}): {row.count:,} values, e.g. {row.example!r}")
+        code, column, example = str(row.code), str(row.column), str(row.example)
+        if code == WarningCode.DUPLICATE_ROWS:
+            lines.append(f"  {code}: {row.count:,} rows, at {example}")
+        else:
+            lines.append(f"  {code} ({column}): {row.count:,} values, e.g. {example!r}")
         lines.append(f"    {row.message}")
     return lines
 
@@ -263,6 +293,71 @@ _MESSAGES = {
     WarningCode.BOOL_AS_TEXT: _bool_message,
     WarningCode.TIMESTAMP_AS_TEXT: _timestamp_message,
 }
+
+
+_MIX = np.uint64(0x100000001B3)
+_SHOWN = 5  # positions of repeated rows a warning names
+
+
+class _Repeats:
+    """Valid rows that repeat an earlier row in every column sent (see the module docstring)."""
+
+    def __init__(self, mapping: ColumnMapping) -> None:
+        roles = (mapping.customer_id, mapping.event_name, *mapping.metadata, mapping.email,
+                 mapping.mobile, mapping.session_token)  # fmt: skip
+        self.columns = sorted({str(c): c for c in roles if c is not None}.items())
+        self.seen = ContentKeys(bloom_bits=1 << 26)
+        self.read = self.count = 0  #: rows looked at so far, and repeats among them
+        self.first: list[int] = []
+
+    def add(
+        self,
+        frame: pd.DataFrame,
+        invalid: npt.NDArray[np.bool_] | None,
+        repeated: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        offset, self.read = self.read, self.read + len(frame)
+        if repeated is not None:
+            self._note(repeated, offset)
+            return
+        looked = np.ones(len(frame), dtype=bool) if invalid is None else ~np.asarray(invalid)
+        if "gb_key" in frame.columns:
+            looked &= ~carried_flags(frame["gb_key"].tolist())
+        if not looked.any():
+            return
+        positions = np.flatnonzero(looked)
+        part = frame.iloc[positions]
+        hashes = np.zeros(len(part), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for _name, column in self.columns:
+                hashes = hashes * _MIX ^ _column_hashes(part[column])
+        self._note(positions[self.seen.repeats(hashes) > 0], offset)
+
+    def _note(self, repeated: npt.NDArray[np.int64], offset: int) -> None:
+        self.count += len(repeated)
+        self.first += [offset + int(p) for p in repeated[: _SHOWN - len(self.first)]]
+
+    def warning_rows(self) -> list[tuple[str, str, int, str, str]]:
+        if not self.count:
+            return []
+        shown = ", ".join(map(str, self.first)) + (", ..." if self.count > len(self.first) else "")
+        message = (
+            f"{self.count:,} valid rows repeat an earlier row in every column sent (positions "
+            f"{shown}, as gb_row counts): each is sent as an event of its own, so Gameball counts "
+            "it again; if they are an export's duplicates, drop them first "
+            "(df.drop_duplicates())"
+        )
+        return [("(rows)", str(WarningCode.DUPLICATE_ROWS), self.count, f"positions {shown}",
+                 message)]  # fmt: skip
+
+
+def _column_hashes(series: pd.Series) -> npt.NDArray[np.uint64]:
+    """A 64-bit hash of each value of a column (values pandas cannot hash, by their text)."""
+    try:
+        found = pd.util.hash_pandas_object(series, index=False)
+    except TypeError:  # dicts, lists: unhashable
+        found = pd.util.hash_pandas_object(series.map(repr).astype(object), index=False)
+    return np.asarray(found.to_numpy(), dtype=np.uint64)
 
 
 def _id_rows(column: Hashable, state: _Widths) -> list[tuple[str, str, int, str, str]]:

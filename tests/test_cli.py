@@ -259,5 +259,7 @@ def test_status_lists_every_status_so_its_lines_add_up(tmp_path, capsys):
     assert main(["status", "--ledger", str(tmp_path / "l")]) == 0
     out = capsys.readouterr().out
     lines = dict(re.findall(r"^  ([a-z_]+): ([\d,]+)$", out, flags=re.MULTILINE))
-    assert lines == {"sent": "1", "failed": "1", "unknown": "1", "aborted": "2", "in_flight": "1"}
+    assert lines == {
+        "sent": "1", "failed": "1", "unknown": "1", "aborted": "2", "invalid": "0", "in_flight": "1"
+    }  # fmt: skip
     assert "6 rows recorded" in out

@@ -17,14 +17,14 @@ FLOORS = {
     "_gameball": 1, "_config": 1,
     # values, columns and files, with no run
     "_values": 2, "_mapping": 2, "_csv_types": 2, "_journal": 2, "_plot": 2, "_sampling": 2,
-    "_warnings": 2, "_makespan": 2,
-    "_rules": 3, "_failures": 3, "_row_keys": 3, "_input": 3, "_ledger": 3,
+    "_makespan": 2, "_ledger_extras": 2,
+    "_rules": 3, "_failures": 3, "_row_keys": 3, "_input": 3, "_ledger": 3, "_warnings": 3,
     "_payloads": 4, "_loose": 4, "_reports": 4, "_timeline": 4, "_progress": 4, "_limiter": 4,
     "_rate_control": 4, "_outcomes": 4,
     "_emulator": 4, "_emulator.server": 4, "_emulator.faults": 4, "_emulator.batch": 4,
-    "_emulator.campaigns": 4,
+    "_emulator.campaigns": 4, "_settle": 4,
     # the parts of a run
-    "_validate": 5, "_rows": 5, "_bookkeeping": 5, "_dispatch": 5, "_prepare": 5,
+    "_validate": 5, "_rows": 5, "_bookkeeping": 5, "_dispatch": 5, "_prepare": 5, "_fate": 5,
     "_lanes": 6, "_lanes.base": 6, "_lanes.jobs": 6, "_lanes.events": 6, "_lanes.batch": 6,
     "_lanes.quotes": 6,
     "_run": 7, "_plan": 7, "_preview": 7, "_forecast": 5,
