@@ -871,7 +871,12 @@ def test_after_a_second_ctrl_c_the_line_names_only_what_is_on_disk(tmp_path, gap
     line = next(text for text in err.splitlines() if text.startswith("gb-backfill: interrupted"))
     assert process.returncode == 130, err
     if f"rows not sent are in {failures}" in line:
-        assert len(read_failures(failures)) + arrived <= 600
+        written = read_failures(failures)
+        # Rows in flight when the second signal cut the wait short are unknown: they may have
+        # arrived. Every other row in the file was not delivered.
+        not_delivered = written[written["gb_status"] != "unknown"]
+        assert len(not_delivered) + arrived <= 600
+        assert len(written) + arrived >= 600, "every row arrived or is in the file"
     elif f"{failures}.parts/" in line:
         assert any((tmp_path / "f.parquet.parts").glob("part-*.parquet"))
     else:
