@@ -587,6 +587,22 @@ def test_a_lower_per_second_limit_is_found_and_reported():
     assert report.limits_found.per_window == 1200
 
 
+def test_with_a_fresh_ledger_a_lower_quota_is_learned_in_the_first_window(tmp_path):
+    """Its ledger never sent, so the server's window can hold no earlier request of it: the
+    run learns the quota of 240 per 30 s from its first full window (fake time), instead of
+    waiting that window out probing and meeting the quota again a window later. A ledger that
+    sent a second ago says the opposite: the first window may hold that run's requests."""
+    gameball = LimitedGameball(per_second=20, per_window=240)
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(556)], "eventName": "e"})
+    fresh = send_fast(df, **send_options(gameball, limits=RateLimits(), ledger=tmp_path / "a"))
+    assert fresh.sent == 556
+    assert fresh.http_statuses.get(429, 0) <= 0.03 * sum(fresh.http_statuses.values())
+    gameball = LimitedGameball(per_second=20, per_window=240)
+    df["customerId"] = "other-" + df["customerId"]
+    recent = send_fast(df, **send_options(gameball, limits=RateLimits(), ledger=tmp_path / "a"))
+    assert recent.http_statuses[429] > 0.03 * sum(recent.http_statuses.values())
+
+
 @pytest.mark.slow
 def test_a_lower_real_limit_is_found_and_reported():
     """Windows scaled to 2 s: against an emulator that takes 20 per window while the client

@@ -97,14 +97,18 @@ class BaseLane:
         limits: RateLimits,
         clock: Clock,
         timeline: Timeline,
+        quiet_for: float | None = None,
     ) -> None:
+        """``quiet_for``: the seconds since a run before this one last sent, as the run's
+        ledger knows (``inf``: never); None without a ledger."""
         self.settings = settings
         self.client = client
         self.book = book
         self.dispatcher = dispatcher
         self.clock = clock
         self.timeline = timeline
-        self.adaptive = AdaptiveRate(limits)
+        earlier = None if quiet_for is None else clock() - quiet_for
+        self.adaptive = AdaptiveRate(limits, earlier_sent=earlier)
         # Each request holds its place in the long window until one window after its answer:
         # Gameball counts its arrival, which may come any time before that answer.
         self.limiter = RateLimiter(limits, adaptive=self.adaptive, until_answered=True, clock=clock)
