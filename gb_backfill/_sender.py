@@ -82,6 +82,7 @@ async def asend(
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
     rebuild_ledger: bool = False,
     resend_changed: bool = False,
+    reserve: float = 0.0,
     dry_run: bool = False,
     bodies_path: str | os.PathLike[str] | None = None,
     **mapping: Any,
@@ -96,7 +97,9 @@ async def asend(
     Requests stay within ``limits`` (Gameball's 100/s and 1,200 per 30 s by default), and slow
     down on their own when Gameball answers 429 (an account's real limit may be lower; the
     report says so). As many are in flight as the rate times the round trip needs, at most
-    ``concurrency``, and one per customer, each customer's rows in input order.
+    ``concurrency``, and one per customer, each customer's rows in input order. When the key
+    also serves a live shop, ``reserve=0.3`` leaves 30% of every limit to its requests (Gameball
+    counts a key's requests together): the run keeps to the rest.
     Retryable failures (429, 5xx, 2001, connection refused) are retried per ``retry``; other
     4xx fail the row; a request that may have been processed (timeout, connection lost) makes
     the row ``unknown`` and is not retried unless ``retry_unknown=True``.
@@ -153,6 +156,7 @@ async def asend(
         job_timeout=job_timeout,
         rebuild_ledger=rebuild_ledger,
         resend_changed=resend_changed,
+        reserve=reserve,
         dry_run=dry_run,
     )
     if not isinstance(df, pd.DataFrame):

@@ -31,6 +31,7 @@ from tests.conftest import (
     send_fast,
     send_options,
 )
+from gb_backfill._plan import minimum_seconds
 from tests.fake_time import now
 
 
@@ -601,6 +602,85 @@ def test_with_a_fresh_ledger_a_lower_quota_is_learned_in_the_first_window(tmp_pa
     df["customerId"] = "other-" + df["customerId"]
     recent = send_fast(df, **send_options(gameball, limits=RateLimits(), ledger=tmp_path / "a"))
     assert recent.http_statuses[429] > 0.03 * sum(recent.http_statuses.values())
+
+
+class SharedKey:
+    """Gameball's events limits for one key (arrivals in a sliding second and window, on the
+    running loop's clock) shared by the run and a live shop's storefront: a Poisson stream of
+    ``rate`` requests a second that are refused, never retried, when the key is over a limit."""
+
+    def __init__(self, rate, *, per_second=100, per_window=1200, window=30.0):
+        from collections import deque
+
+        self.rate, self.window = rate, window
+        self.limits = ((deque(), per_second, 1.0), (deque(), per_window, window))
+        self.shop = {"sent": 0, "refused": 0}
+        self.statuses = defaultdict(int)
+
+    def admit(self):
+        at = now()
+        for times, limit, period in self.limits:
+            while times and times[0] <= at - period:
+                times.popleft()
+        if any(len(times) >= limit for times, limit, _ in self.limits):
+            return False
+        for times, _, _ in self.limits:
+            times.append(at)
+        return True
+
+    async def storefront(self, seed=0):
+        import random
+
+        draw = random.Random(seed)
+        while True:
+            await asyncio.sleep(draw.expovariate(self.rate))
+            self.shop["sent"] += 1
+            self.shop["refused"] += not self.admit()
+
+    async def __call__(self, request):
+        await asyncio.sleep(0.02)  # one way
+        status = 200 if self.admit() else 429
+        self.statuses[status] += 1
+        await asyncio.sleep(0.02)
+        return httpx.Response(status, json={})
+
+    async def send(self, df, **options):
+        shop = asyncio.create_task(self.storefront())
+        await asyncio.sleep(10)  # the shop was there before the backfill
+        client = httpx.AsyncClient(transport=httpx.MockTransport(self))
+        started = now()
+        try:
+            report = await gb_backfill.asend(
+                df, api_key=API_KEY, progress=False, retry=FAST_RETRY, client=client, **options
+            )
+        finally:
+            shop.cancel()
+        return report, now() - started
+
+
+@pytest.mark.parametrize("reserve", [0.3, 0.0])
+def test_reserve_leaves_room_for_a_live_shop_on_the_same_key(reserve, tmp_path):
+    """The merchant's storefront sends 8 events a second with the same key while the backfill
+    runs (fake time). With reserve=0.3 the backfill keeps to 70% of the limits: the shop's
+    requests are not refused, and the backfill takes about the least time 70% of the limits
+    allow. With reserve=0 the backfill fills the key's window and the shop meets refusals."""
+    from tests import fake_time
+
+    rows = 2500
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(rows)], "eventName": "e"})
+    key = SharedKey(8.0)
+    report, elapsed = fake_time.run(
+        key.send(df, limits=RateLimits(), reserve=reserve, ledger=tmp_path / "l")
+    )
+    assert report.sent == rows
+    refused = key.shop["refused"] / key.shop["sent"]
+    if reserve:
+        assert refused <= 0.005, key.shop
+        share = RateLimits(per_second=70, per_window=840)
+        assert elapsed <= minimum_seconds(rows, share) / 0.9
+        assert report.limits_found is None, "its share was never refused: nothing to advise"
+    else:
+        assert refused > 0.05, key.shop
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ from typing import Protocol
 import httpx
 
 from .._clock import Clock
-from .._config import RateLimits, Settings
+from .._config import RateLimits, Settings, account_limits
 from .._dispatch import Dispatcher
 from .._limiter import RateLimiter, Slot
 from .._outcomes import Outcome, RepeatedFailures, classify_error, classify_response
@@ -140,8 +140,10 @@ class BaseLane:
         raise NotImplementedError
 
     def limits_found(self) -> RateLimits | None:
-        """The limits Gameball kept this lane to, when lower than its configured ones."""
-        return self.adaptive.found(self.clock())
+        """The limits Gameball kept this lane to, when lower than its configured ones: as the
+        account's limits, which the same ``reserve=`` shares out the same way."""
+        found = self.adaptive.found(self.clock())
+        return None if found is None else account_limits(found, self.settings.reserve)
 
     # --- recording -----------------------------------------------------------------------------
 
