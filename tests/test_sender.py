@@ -22,6 +22,7 @@ from gb_backfill import (
     asend,
     send,
 )
+from gb_backfill._plan import minimum_seconds
 from tests.conftest import (
     API_KEY,
     FAST_RETRY,
@@ -31,7 +32,6 @@ from tests.conftest import (
     send_fast,
     send_options,
 )
-from gb_backfill._plan import minimum_seconds
 from tests.fake_time import now
 
 
@@ -361,6 +361,29 @@ def test_progress_given_as_text_is_a_config_error(face, tmp_path):
             call(api_key="k", base_url="http://127.0.0.1:9", progress="no")
 
 
+@pytest.mark.parametrize("reserve", [1, 1.5, -0.1, float("nan"), "0.3", True])
+def test_reserve_is_a_share_below_one(reserve):
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    with pytest.raises(ConfigError, match=r"^reserve= must be a share from 0 to below 1"):
+        send(df, **send_options(MockGameball(), reserve=reserve))
+
+
+def test_reserve_keeps_every_limit_to_the_share_left_and_reports_the_accounts_limits():
+    from gb_backfill._config import account_limits, leave_room, make_settings
+
+    settings = make_settings(api_key="k", secret_key="s", reserve=0.3, mode="batch")
+    assert (settings.limits.per_second, settings.limits.per_window) == (70, 840)
+    assert (settings.batch_limits.per_second, settings.batch_limits.per_window) == (21, 252)
+    assert (settings.status_limits.per_second, settings.status_limits.per_window) == (70, 840)
+    lifted = leave_room(RateLimits(per_second=0, per_window=3), 0.9)
+    assert (lifted.per_second, lifted.per_window) == (0, 1), "lifted stays lifted; at least 1"
+    for limits in (RateLimits(), RateLimits(per_second=30, per_window=360)):
+        for reserve in (0.1, 0.25, 0.3, 0.5):
+            kept = leave_room(limits, reserve)
+            assert account_limits(kept, reserve) == limits, (limits, reserve)
+            assert leave_room(account_limits(kept, reserve), reserve) == kept
+
+
 def test_unknown_keyword_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown keyword"):
         send(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}), api_key="k", evnt="x")
@@ -619,7 +642,7 @@ class SharedKey:
 
     def admit(self):
         at = now()
-        for times, limit, period in self.limits:
+        for times, _, period in self.limits:
             while times and times[0] <= at - period:
                 times.popleft()
         if any(len(times) >= limit for times, limit, _ in self.limits):
