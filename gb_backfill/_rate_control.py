@@ -26,7 +26,10 @@ what the run sent and what was refused; how long the hold lasts tells three caus
   limit already found. Nothing is cut. While the window may still hold earlier requests (the
   run before, a resume after a crash: the run's first window, unless its ledger shows that no
   run sent within a window before it), these refusals teach nothing about the quota: the run
-  waits for those requests to leave and goes on at the configured pace.
+  waits for those requests to leave and goes on at the configured pace. But if the room comes
+  only once its own first requests can leave (earlier ones, sent before the run at no more
+  than the per-second limit, would have made room sooner), its own filled the window: that is
+  the quota.
 * **a lower quota**: a full window once it holds only this run's requests. The quota is what
   the server took in the window before the refusal (counted by send time, as the server counts
   arrivals); the limiter keeps it from then on, and no probe goes beyond it while refusals
@@ -210,9 +213,9 @@ class AdaptiveRate:
         return True
 
     def _not_the_pace(self, sent_at: float, retry_after: float) -> bool:
-        """Whether what the run sent shows that a refusal that names a wait longer than a
-        second (no probe can see the refusals outlast one) is not about a per-second limit:
-        it came at a pace no faster than the per-second limit the run already found."""
+        """Whether a refusal that names a wait longer than a second (so no probe can show
+        the refusals outlast one) came at a pace no faster than the per-second limit the run
+        already found: then no per-second limit refused it, the window did."""
         rate = self.rate(sent_at)
         return retry_after > _EPISODE and rate is not None and rate <= self._best_peak
 
@@ -266,7 +269,10 @@ class AdaptiveRate:
     def _end_hold(self, hold: _Hold, sent_at: float, now: float) -> None:
         """The server took a request sent at ``sent_at``: the hold is over."""
         self._hold, self._resumed = None, sent_at
-        if hold.window or not hold.pace:
+        if hold.window:
+            self._window_ended(hold, sent_at, now)
+            return
+        if not hold.pace:
             return
         if sent_at < hold.second_from + 1.0 - _ROOM_EARLY:
             # Room again before the requests it took in that second could have left it: the
@@ -281,6 +287,21 @@ class AdaptiveRate:
         if hold.evidence:
             self._found_peak = max(self._found_peak, hold.peak)
             self._note("second", hold.began)
+
+    def _window_ended(self, hold: _Hold, sent_at: float, now: float) -> None:
+        """A full window has room again for a request sent at ``sent_at``. Refused while it
+        might hold earlier requests, the run learned nothing; but if the room came only once
+        its own first requests could leave (earlier ones, sent at most at the per-second
+        limit before it started, would have made room sooner), its own filled it."""
+        first = self._first_sent
+        if self.learned_window is not None or first is None or not self._young(hold.refused_sent):
+            return
+        if sent_at < first + self.window - _YOUNG_SLACK:
+            return  # room sooner: earlier requests left
+        quota = self._in_window(hold.refused_sent)
+        if 0 < quota < _AT_QUOTA * self.configured_window:
+            self.learned_window, self._retest_at = quota, now
+            self._note("window", now)
 
     def _note(self, kind: str, now: float) -> None:
         first, _ = self._evidence.get(kind, (now, now))
@@ -320,7 +341,7 @@ class AdaptiveRate:
         for sent in reversed(self._accepted):
             if sent <= now - self.window:
                 break
-            count += 1
+            count += sent <= now  # a request sent after ``now`` (a probe since) is not in it
         return count
 
     def _test_due(self, now: float) -> bool:
