@@ -167,6 +167,17 @@ def test_a_background_client_shares_the_keys_limits_and_counts_its_refusals():
     assert emu.events().shape[0] == busy["accepted"], "the background records no event"
 
 
+def test_the_cli_sets_a_fixed_retry_after_and_a_background_client():
+    from gb_backfill._cli import _emulator_from, build_parser
+
+    parse = build_parser().parse_args
+    emulator = _emulator_from(parse(["emulator", "--retry-after", "120", "--background-rate", "8"]))
+    assert (emulator.retry_after, emulator.background_rate) == (120.0, 8.0)
+    assert _emulator_from(parse(["emulator", "--retry-after"])).retry_after is True
+    plain = _emulator_from(parse(["emulator"]))
+    assert (plain.retry_after, plain.background_rate) == (False, 0.0)
+
+
 def test_limits_are_per_api_key():
     with Emulator(per_second=1, per_window=0) as emu:
         assert post(emu).status_code == 200
