@@ -706,6 +706,35 @@ def test_reserve_leaves_room_for_a_live_shop_on_the_same_key(reserve, tmp_path):
         assert refused > 0.05, key.shop
 
 
+def test_a_gateways_long_retry_after_on_a_per_second_limit_is_waited_not_read_as_a_quota():
+    """A gateway answers every refusal of a 5/s limit with Retry-After: 120 (fake time). The
+    run waits wait_max (30 s) once, goes on at 5/s, and advises no quota per 30 s: it took
+    211 s and advised "5 per 30 s" when the wait was read as a full window."""
+
+    class Gateway(LimitedGameball):
+        def _answer(self, request, body, n):
+            answer = super()._answer(request, body, n)
+            if answer.status_code == 429:
+                answer.headers["Retry-After"] = "120"
+            return answer
+
+    gameball = Gateway(per_second=5)
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(40)], "eventName": "e"})
+    started = []
+
+    async def timed():
+        started.append(now())
+        report = await asend(df, **send_options(gameball, limits=RateLimits(), retry=RetryPolicy()))
+        return report, now() - started[0]
+
+    from tests import fake_time
+
+    report, elapsed = fake_time.run(timed())
+    assert report.sent == 40
+    assert elapsed < 100
+    assert report.limits_found is None or report.limits_found.per_window == 1200
+
+
 @pytest.mark.slow
 def test_a_lower_real_limit_is_found_and_reported():
     """Windows scaled to 2 s: against an emulator that takes 20 per window while the client
