@@ -231,6 +231,7 @@ def _emulator_from(args: argparse.Namespace) -> Any:
         per_window=args.per_window,
         window=args.window,
         retry_after=args.retry_after,
+        background_rate=args.background_rate,
         faults=faults,
         batch=batch,
         campaigns=Campaigns.from_json(args.campaigns) if args.campaigns else Campaigns(),
@@ -368,7 +369,15 @@ def _add_emulator(commands: Any) -> None:
         ("--per-window", int, EVENTS_LIMITS.per_window, "N", "requests per window"),
         ("--window", float, EVENTS_LIMITS.window, "SECONDS", "the window's length"),
     ])  # fmt: skip
-    limits.add_argument("--retry-after", action="store_true", help="send Retry-After on 429")
+    limits.add_argument(
+        "--retry-after", nargs="?", const=True, default=False, type=float, metavar="SECONDS",
+        help="send Retry-After on 429: the real wait, or always SECONDS (as a gateway may)",
+    )  # fmt: skip
+    limits.add_argument(
+        "--background-rate", type=float, default=0.0, metavar="N",
+        help="another client of the key (a live shop): N events requests a second on "
+        "average, its 429s counted (0: none)",
+    )  # fmt: skip
     faults = emulator.add_argument_group("fault injection (shares are 0 to 1)")
     none = Faults()  # the defaults: no fault at all
     _add_valued(faults, [
@@ -498,6 +507,7 @@ def _add_pace_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="the quota window's length",
     )
+    _add_reserve_flag(pace)
     pace.add_argument(
         "--concurrency",
         type=int,
@@ -527,6 +537,17 @@ def _add_pace_flags(parser: argparse.ArgumentParser) -> None:
         "--retry-unknown",
         action="store_true",
         help="also resend rows that may have been processed (may double-count)",
+    )
+
+
+def _add_reserve_flag(group: Any) -> None:
+    group.add_argument(
+        "--reserve",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="the share of every limit left for other clients of the key, e.g. 0.3 when it also "
+        "serves a live shop",
     )
 
 
@@ -611,6 +632,7 @@ def _send_options(args: argparse.Namespace) -> dict[str, Any]:
         "timeout": args.timeout,
         "retry_unknown": args.retry_unknown,
         "resend_changed": args.resend_changed,
+        "reserve": args.reserve,
         "mode": args.mode,
         "batch_limits": RateLimits(
             per_second=args.batch_rate, per_window=args.batch_quota, window=args.quota_window
@@ -877,6 +899,7 @@ def _preview(args: argparse.Namespace) -> int:
         "concurrency": args.concurrency,
         "timeout": args.timeout,
         "retry_unknown": args.retry_unknown,
+        "reserve": args.reserve,
         "sample": args.sample,
         "seed": args.seed,
         "ledger": args.ledger,
@@ -925,6 +948,7 @@ def _add_preview(commands: Any) -> None:
         "--quota-window", type=float, default=PREVIEW_LIMITS.window, metavar="SECONDS",
         help="the quota window's length",
     )  # fmt: skip
+    _add_reserve_flag(sampling)
     sampling.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                           help="quotes in flight at most")  # fmt: skip
     sampling.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",

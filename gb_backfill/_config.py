@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -222,6 +222,9 @@ class Settings:
     job_timeout: float = DEFAULT_JOB_TIMEOUT
     rebuild_ledger: bool = False
     resend_changed: bool = False
+    #: the share of the account's limits left for other clients of the key; the limits above
+    #: are the run's own share already (see :func:`leave_room`)
+    reserve: float = 0.0
 
 
 def _whole(name: str, value: object, *, least: int) -> int:
@@ -251,6 +254,43 @@ def _seconds(name: str, value: object) -> float:
     if not math.isfinite(number) or number <= 0:
         raise ConfigError(f"{name}= must be a finite number of seconds above 0, not {value!r}")
     return number
+
+
+def _reserve(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise ConfigError(f"reserve= must be a share from 0 to below 1, e.g. 0.3, not {value!r}")
+    share = float(value)
+    if not 0 <= share < 1:
+        raise ConfigError(
+            f"reserve= must be a share from 0 to below 1 (0.3 leaves 30% of the limits to "
+            f"the other clients of the key), not {value!r}"
+        )
+    return share
+
+
+def leave_room(limits: RateLimits, reserve: float) -> RateLimits:
+    """The run's own share of ``limits`` when ``reserve`` of them is left for other clients of
+    the key (a live shop sending with the same key): each limit times ``1 - reserve``, rounded
+    down, at least 1; a lifted limit stays lifted."""
+    if not reserve:
+        return limits
+
+    def share(limit: int) -> int:
+        return max(1, math.floor(limit * (1 - reserve) + 1e-9)) if limit else 0
+
+    return replace(limits, per_second=share(limits.per_second), per_window=share(limits.per_window))
+
+
+def account_limits(kept: RateLimits, reserve: float) -> RateLimits:
+    """The account's limits whose share left after ``reserve`` is ``kept`` (the least such):
+    what to pass as ``limits=`` with the same ``reserve=`` for a run to keep ``kept``."""
+    if not reserve:
+        return kept
+
+    def whole(limit: int) -> int:
+        return math.ceil(limit / (1 - reserve) - 1e-9) if limit else 0
+
+    return replace(kept, per_second=whole(kept.per_second), per_window=whole(kept.per_window))
 
 
 def _check_key(keyword: str, env: str, value: str | None) -> None:
@@ -338,6 +378,7 @@ def make_settings(
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
     rebuild_ledger: bool = False,
     resend_changed: bool = False,
+    reserve: float = 0.0,
     dry_run: bool = False,
 ) -> Settings:
     """Check every option of a send, in the caller's terms, before anything starts."""
@@ -355,11 +396,12 @@ def make_settings(
     keys = _keys(api_key, secret_key, api_version=api_version, mode=mode, dry_run=dry_run)
     _check_values(limits=limits, batch_limits=batch_limits, retry=retry, row_key=row_key)
     lifted = batch_limits is not None and not (batch_limits.per_second or batch_limits.per_window)
+    reserve = _reserve(reserve)
     return Settings(
         keys=keys,
         base_url=check_base_url(base_url, allow_insecure_http=allow_insecure_http),
         api_version=api_version,
-        limits=limits or EVENTS_LIMITS,
+        limits=leave_room(limits or EVENTS_LIMITS, reserve),
         retry=retry or RetryPolicy(),
         concurrency=_whole("concurrency", concurrency, least=1),
         timeout=_seconds("timeout", timeout),
@@ -367,11 +409,12 @@ def make_settings(
         batch_rows=_whole("batch_rows", batch_rows, least=1),
         row_key=tuple(row_key) if row_key else None,
         mode=mode,
-        batch_limits=batch_limits or BATCH_LIMITS,
+        batch_limits=leave_room(batch_limits or BATCH_LIMITS, reserve),
         # Lifting the batch limits (a local emulator) lifts the status reads' limits too.
-        status_limits=RateLimits.unlimited() if lifted else STATUS_LIMITS,
+        status_limits=RateLimits.unlimited() if lifted else leave_room(STATUS_LIMITS, reserve),
         keep_order=keep_order,
         job_timeout=_seconds("job_timeout", job_timeout),
         rebuild_ledger=rebuild_ledger,
         resend_changed=resend_changed,
+        reserve=reserve,
     )

@@ -478,6 +478,13 @@ class Ledger:
         """True when any row is recorded."""
         return self._db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
 
+    def last_sent_at(self) -> float | None:
+        """When (``time.time()``) a run with this ledger last marked a row in flight or
+        recorded an outcome: no run with it sent later. None when it recorded no row."""
+        self._commit_pending_outcomes()
+        last = self._db.execute("SELECT MAX(updated_at) FROM rows").fetchone()[0]
+        return None if last is None else float(last)
+
     def _commit_pending_outcomes(self) -> None:
         if self._settles and not self.read_only and self._broken is None:
             self.commit()

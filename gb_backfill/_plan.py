@@ -26,7 +26,7 @@ from typing import IO
 import pandas as pd
 
 from . import _gameball as gameball
-from ._config import Settings
+from ._config import RateLimits, Settings
 from ._errors import ConfigError
 from ._fate import Fate, Judge, scan_folds, unchanged_invalid
 from ._ledger import Ledger, refuse_missing_ledger
@@ -238,8 +238,18 @@ def _plan(
         events_lane_customers=len(tally.events_customer),
         round_trip=costs.round_trip,
         job_seconds=costs.job_seconds,
+        pace=_pace(settings),
+        reserve=settings.reserve,
         bodies_path=Path(bodies_path) if bodies_path is not None else None,
     )
+
+
+def _pace(settings: Settings) -> dict[str, RateLimits]:
+    """The limits each lane of the run's mode keeps to (less the reserve)."""
+    pace = {Lane.EVENTS.value: settings.limits}
+    if settings.mode == Lane.BATCH:
+        pace[Lane.BATCH.value] = settings.batch_limits
+    return pace
 
 
 def _line(job: Job, api_version: str) -> str:

@@ -290,7 +290,10 @@ class PreviewRun:
             columns=columns,
             http_statuses=dict(lane.http_statuses) if lane is not None else {},
         )
-        return replace(report, warnings=self.sampling.warnings.frame())
+        return replace(
+            report, warnings=self.sampling.warnings.frame(), pace=self.settings.limits,
+            reserve=self.settings.reserve,
+        )  # fmt: skip
 
     def raise_for(self, report: PreviewReport) -> None:
         """Raise what stopped the preview, with the report of what was quoted so far."""
@@ -426,6 +429,7 @@ async def apreview(
     ledger: str | os.PathLike[str] | None = None,
     row_key: Sequence[Hashable] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    reserve: float = 0.0,
     progress: bool | None = None,
     client: httpx.AsyncClient | None = None,
     **mapping: Any,
@@ -437,8 +441,9 @@ async def apreview(
     the mapping, keys and connection); ``sample`` valid rows (by default what the preview's
     limits allow in about 15 seconds) are drawn with ``seed``, stratified by event name so every
     name is quoted at least a few times, and each is quoted with the very body its send would
-    carry, within ``preview_limits`` (default 30/s and 360 per 30 s). With ``ledger=``, rows an
-    earlier run sent are left out, as a send would skip them (the ledger is only read).
+    carry, within ``preview_limits`` (default 30/s and 360 per 30 s), less the ``reserve=`` share
+    left for other clients of the key (as :func:`send`). With ``ledger=``, rows an earlier run
+    sent are left out, as a send would skip them (the ledger is only read).
 
     Returns a :class:`PreviewReport`: points for the whole input with a 95% interval, per event
     name, per campaign, coupons, and the customers a send would create. A quote is point in
@@ -452,7 +457,7 @@ async def apreview(
         api_key=api_key, secret_key=secret_key, base_url=base_url, api_version=api_version,
         preview_limits=preview_limits, retry=retry, concurrency=concurrency, timeout=timeout,
         retry_unknown=retry_unknown, allow_insecure_http=allow_insecure_http, row_key=row_key,
-        batch_rows=batch_rows,
+        batch_rows=batch_rows, reserve=reserve,
     )  # fmt: skip
     size, seed = _sample_size(sample), _seed(seed)
     if not isinstance(df, pd.DataFrame):

@@ -8,29 +8,41 @@ alone apply) and treats a 429 (or a burst of 2001) as the signal.
 A refusal at the configured pace after the server took about all of it in the second before
 is requests that reached it bunched up (a stalled loop, network jitter), no lower limit: the
 pace drops to 92% of what it took, then probes back beyond it. Any other refusal holds the
-run: one probe at a time (at once, then 0.25 s, 0.5 s and 1 s in, then every second) until the
-server takes one. What the hold shows tells three causes apart:
+run: one probe at a time (at once, then 0.25 s, 0.5 s and 1 s in, then every second, or after
+the ``Retry-After`` the server named) until the server takes one. Limits are learned only from
+what the run sent and what was refused; how long the hold lasts tells three causes apart:
 
-* **the pace** (a per-second limit): the server has room again within a second. The rate
-  follows a CUBIC curve (the shape botocore's ``adaptive`` retry mode uses) around what the
-  server was seen to accept in the second before the refusal: it is cut to ``BETA`` of it,
-  grows back over ``PLATEAU`` seconds, stays flat, then probes beyond it, faster and faster, so
-  a limit that rises is found again. It never exceeds the configured limit, nor a quarter above
+* **the pace** (a per-second limit): the server took ``n`` requests in the second before the
+  refusal, and has room again once the first of them has been a second at the server (not
+  sooner: then it was the window, other clients, earlier requests, and nothing is cut; the
+  probes of a hold count for no second). The rate then follows a CUBIC curve (the shape
+  botocore's ``adaptive`` retry mode uses) around ``n``: it is cut to ``BETA`` of it, grows
+  back over ``PLATEAU`` seconds, stays flat, then probes beyond it, faster and faster, so a
+  limit that rises is found again. It never exceeds the configured limit, nor a quarter above
   the measured send rate (a rate the window holds back is not being probed). One cut per
   episode: refusals of requests sent before the last cut are the same news.
-* **a full window**: refusals outlast a second. The cut is taken back (the pace was not the
-  problem). In a run's first window the server's window may still hold earlier requests (the
-  run before, a resume after a crash), so these refusals teach nothing about the quota: the
-  run waits for those requests to leave and goes on at the configured pace.
+* **a full window**: refusals outlast a second; or, when the server names a wait longer than
+  a second (no probe can go sooner), the refusal came at a pace no faster than the per-second
+  limit already found. Nothing is cut. While the window may still hold earlier requests (the
+  run before, a resume after a crash: the run's first window, unless its ledger shows that no
+  run sent within a window before it), these refusals teach nothing about the quota: the run
+  waits for those requests to leave and goes on at the configured pace. But if the room comes
+  only once its own first requests can leave (earlier ones, sent before the run at no more
+  than the per-second limit, would have made room sooner), its own filled the window: that is
+  the quota.
 * **a lower quota**: a full window once it holds only this run's requests. The quota is what
   the server took in the window before the refusal (counted by send time, as the server counts
-  arrivals); the limiter keeps it from then on. It is tested again as soon as the refusals
-  stop, then once per window: one request beyond it; if the server takes that, it is dropped.
+  arrivals); the limiter keeps it from then on, and no probe goes beyond it while refusals
+  last. It is tested again as soon as the refusals stop, then once per window: one request
+  beyond it; if the server takes that, it is dropped.
 
-:meth:`found` advises lower limits only on sustained evidence: refusals while the pace was
-already below the configured one, after the run's first window, over at least two windows. A
-few refusals of a run at the configured limits (requests that reached the server bunched, a
-window still full of the run before) never advise anything.
+A ``Retry-After`` is a wait, never a measurement: its length says nothing about the limit.
+
+:meth:`found` advises lower limits only on sustained evidence: refusals at a pace below the
+configured one (after a cut, or with the server taking clearly less than that pace), while
+the window can hold no earlier requests, over at least two windows. A few refusals of a run at
+the configured limits (requests that reached the server bunched, a window still full of the
+run before) never advise anything.
 
 Everything takes ``now`` from the caller, so the controller is tested on a fake clock.
 """
@@ -53,14 +65,13 @@ _SMOOTH = 0.8  # weight of the older measured rate
 _EPISODE = 1.0  # refused this long into a hold: the long window, not a per-second limit
 _PROBE_FIRST = 0.25  # seconds from the first probe (at once) to the next; then at 0.5 s, 1 s ...
 _PROBE_MAX = 1.0  # ... and every second after that
-_YOUNG_SLACK = 1.0  # seconds past the first window for earlier requests to have left it
-_STREAK = 0.25  # seconds between two sends that do not break a run of sending
+_YOUNG_SLACK = 1.0  # seconds past a window for earlier requests to have left it
 _BUNCHED = 0.9  # refused after taking this share of the configured pace: bunched up
 _GENTLE = 0.92  # what a refusal of requests that reached the server bunched up cuts to
 _AT_QUOTA = 0.97  # a count within 3% of a quota is that quota (requests reach the server late)
-#: A Retry-After longer than this is more than any per-second limit needs (a second, rounded
-#: up): the long window is full.
-_WINDOW_WAIT = 2.0
+#: How much sooner than a per-second limit allows room may come (requests that reached the
+#: server late): sooner than that, the refusal was not about a per-second limit.
+_ROOM_EARLY = 0.25
 
 
 @dataclass(slots=True)
@@ -70,18 +81,28 @@ class _Hold:
     refused_sent: float  # when the request whose refusal began the hold was sent
     began: float  # when that refusal came
     probe_at: float  # when the next probe may go
-    undo: tuple[float | None, float] | None  # (cut_at, peak) before the hold's cut, if one
-    peak: float  # what the server accepted in the second before the refused request
-    evidence: bool  # refused at a pace already below the configured one, after the first window
+    peak: float  # what the server took in the second before the refused request
+    evidence: bool  # refused at a pace below the configured one, no earlier requests about
+    #: the first request the server took in that second (none before the last hold ended): a
+    #: per-second limit has room again only once it has been a second at the server
+    second_from: float
+    #: the rate's new peak if the hold shows a per-second limit; None: no cut to make
+    cut: float | None = None
+    pace: bool = True  # its refusals may be about the pace (else no per-second limit is read)
     window: bool = False  # the refusals outlasted a second: the long window is full
 
 
 class AdaptiveRate:
     """The shared send rate of one kind of endpoint. Strictly private: used by the limiter."""
 
-    def __init__(self, limits: RateLimits) -> None:
-        """Starts unthrottled, within ``limits`` (the configured ones, never exceeded)."""
+    def __init__(self, limits: RateLimits, *, earlier_sent: float | None = None) -> None:
+        """Starts unthrottled, within ``limits`` (the configured ones, never exceeded).
+
+        ``earlier_sent``: when (on the caller's clock) a run before this one last sent, as
+        the run's ledger knows (``-inf``: never); the server's window holds none of those
+        requests a window later. None: unknown, so the run's first window may hold some."""
         self.configured = limits
+        self._earlier_sent = earlier_sent
         self.ceiling = float(limits.per_second) if limits.per_second else math.inf
         self.configured_window = limits.per_window
         self.window = limits.window
@@ -106,6 +127,7 @@ class AdaptiveRate:
         self._best_peak = 0.0  # the most the server was seen to accept in a second
         self._found_peak = 0.0  # the same, from refusals that are evidence
         self._evidence: dict[str, tuple[float, float]] = {}  # kind: (first, last) refusal
+        self._resumed = -math.inf  # when the request that ended the last hold was sent
 
     # --- what happened ---------------------------------------------------------------------
 
@@ -141,7 +163,7 @@ class AdaptiveRate:
         self._forget(now)
         hold = self._hold
         if hold is not None and sent_at > hold.refused_sent:
-            self._end_hold(hold, now)
+            self._end_hold(hold, sent_at, now)
         if self._testing is not None and sent_at >= self._testing:
             # The server took one beyond the learned quota: its quota is higher.
             self.learned_window, self._testing = None, None
@@ -163,13 +185,8 @@ class AdaptiveRate:
         hold = self._hold
         if hold is None:
             if not self._bunched_up(sent_at, now):
-                self._begin_hold(sent_at, now)
+                self._begin_hold(sent_at, now, retry_after or 0.0)
         elif not hold.window and sent_at - hold.refused_sent >= _EPISODE:
-            self._window_full(hold, now)
-        hold = self._hold
-        if hold is not None and not hold.window and (retry_after or 0.0) > _WINDOW_WAIT:
-            # The server said how long: the run waits it out, and no refusal would come a
-            # second into the hold to tell the window apart.
             self._window_full(hold, now)
 
     # --- how refusals are read -------------------------------------------------------------
@@ -181,66 +198,66 @@ class AdaptiveRate:
         sent = sum(1 for t in self._sends if sent_at - 1.0 < t < sent_at)
         return sent - sum(1 for t in self._refused if sent_at - 1.0 < t < sent_at)
 
-    def _rate_seen(self, sent_at: float) -> float:
-        """What the server took in the second before ``sent_at``, read as a rate over the
-        part of that second the run was sending in (not at its start, nor after a pause)."""
-        taken = self._taken(sent_at)
-        since, before = sent_at, -math.inf  # the first send in that second, the one before it
-        for sent in self._sends:
-            if sent > sent_at - 1.0:
-                since = sent
-                break
-            before = sent
-        span = sent_at - since
-        if not taken or since - before < _STREAK:
-            return float(taken)  # sending all that second: a whole second's sample
-        return min(taken / span, self.ceiling) if span > 0 else min(taken, self.ceiling)
-
     def _bunched_up(self, sent_at: float, now: float) -> bool:
-        """A refusal at the configured pace after the server took about all of it: requests
-        that reached it bunched up (a stalled loop, network jitter), no lower limit. A few
-        percent slower for a while, and no hold; True if so."""
+        """A refusal at the configured pace after the server took about all of it in the
+        second before: requests that reached it bunched up (a stalled loop, network jitter),
+        no lower limit. A few percent slower for a while, and no hold; True if so."""
         rate = self.rate(sent_at)
-        seen = self._rate_seen(sent_at)
+        taken = self._taken(sent_at)
         paced = self.ceiling / (1.0 + SPACING_SLACK)
-        if (rate is not None and rate < self.ceiling) or seen < _BUNCHED * paced:
+        if (rate is not None and rate < self.ceiling) or taken < _BUNCHED * paced:
             return False
         # The top of the curve at _GENTLE of what it took: flat, then probing beyond it.
-        self._peak, self._cut_at, self._bunched = _GENTLE * seen, now - PLATEAU, now
+        self._peak, self._cut_at, self._bunched = _GENTLE * taken, now - PLATEAU, now
         self._young_cut = self._young(sent_at)
         return True
 
-    def _begin_hold(self, sent_at: float, now: float) -> None:
+    def _not_the_pace(self, sent_at: float, retry_after: float) -> bool:
+        """Whether a refusal that names a wait longer than a second (so no probe can show
+        the refusals outlast one) came at a pace no faster than the per-second limit the run
+        already found: then no per-second limit refused it, the window did."""
         rate = self.rate(sent_at)
-        # Evidence of a lower limit: refused although sent after a cut, at a pace below the
-        # configured one, and after the first window (which may hold earlier requests).
-        lowered = self._cut_at is not None and sent_at > self._cut_at
-        lowered = lowered and (rate or math.inf) < self.ceiling / (1.0 + SPACING_SLACK)
-        evidence = lowered and not self._young(sent_at)
-        peak = float(self._taken(sent_at))
-        hold = _Hold(sent_at, now, now, None, peak, evidence)
+        return retry_after > _EPISODE and rate is not None and rate <= self._best_peak
+
+    def _first_taken(self, sent_at: float) -> float:
+        """The first request the server took in the second before ``sent_at``, not counting
+        those sent before the last hold ended (its probes are no pace)."""
+        since = sent_at - 1.0
+        refused = {t for t in self._refused if since < t < sent_at}
+        taken = (t for t in self._sends if since < t < sent_at and t not in refused)
+        return next((t for t in taken if t >= self._resumed), sent_at)
+
+    def _begin_hold(self, sent_at: float, now: float, retry_after: float) -> None:
+        rate = self.rate(sent_at)
+        taken = self._taken(sent_at)
+        # Evidence of a lower limit: refused at a pace below the configured one (sent after a
+        # cut, or the server took clearly less than that pace in the second before: no
+        # bunching explains it), while the window can hold no earlier requests.
+        paced = self.ceiling / (1.0 + SPACING_SLACK)
+        lowered = self._cut_at is not None and sent_at > self._cut_at and (rate or math.inf) < paced
+        evidence = (lowered or taken < _BUNCHED * paced) and not self._young(sent_at)
+        hold = _Hold(sent_at, now, now, float(taken), evidence, self._first_taken(sent_at))
         self._hold = hold
-        if self._cut_at is not None and sent_at <= self._cut_at:
-            return  # sent before the last cut: the same episode
-        if not peak:
-            return  # nothing accepted: the window, or too soon to tell; the hold will say
-        hold.undo = (self._cut_at, self._peak)
-        self._peak = max(self._rate_seen(sent_at), FLOOR)
-        self._cut_at, self._young_cut = now, self._young(sent_at)
+        if self._not_the_pace(sent_at, retry_after):
+            # No cut, and no per-second limit read when the hold ends: the window is full.
+            hold.pace = False
+            self._window_full(hold, now)
+            return
+        if (self._cut_at is None or sent_at > self._cut_at) and taken:
+            # A per-second limit refuses once the server took it in the second before: the cut,
+            # made when the hold ends if its length fits a per-second limit. (Sent before the
+            # last cut: the same episode. Nothing taken: the window, or too soon to tell.)
+            hold.cut = max(float(taken), FLOOR)
 
     def _window_full(self, hold: _Hold, now: float) -> None:
-        """Refusals have outlasted a per-second limit: the long window is full."""
+        """Refusals outlast a per-second limit (or are not about one): the long window is
+        full."""
         begun = hold.refused_sent
         young = self._young(begun)
         quota = self._in_window(begun)
         if not young and quota <= 2 * self._best_peak:
             return  # a per-second limit explains that many (a burst is refused for a second)
-        hold.window = True
-        if hold.undo is not None:
-            # The pace was not the problem: put the rate back, minus the time spent waiting.
-            cut_at, self._peak = hold.undo
-            self._cut_at = None if cut_at is None else cut_at + (now - hold.began)
-            self._young_cut = False
+        hold.window = True  # the pace was not the problem: no cut
         if young or not 0 < quota < _AT_QUOTA * self.configured_window:
             # Earlier requests may fill the window, or it is the configured quota itself
             # (requests that reached the server late): nothing learned about the quota.
@@ -249,15 +266,42 @@ class AdaptiveRate:
         self._retest_at = now  # tested again as soon as the refusals stop
         self._note("window", now)
 
-    def _end_hold(self, hold: _Hold, now: float) -> None:
-        self._hold = None
+    def _end_hold(self, hold: _Hold, sent_at: float, now: float) -> None:
+        """The server took a request sent at ``sent_at``: the hold is over."""
+        self._hold, self._resumed = None, sent_at
         if hold.window:
+            self._window_ended(hold, sent_at, now)
             return
-        # The server had room again within a second: a per-second limit, at about ``peak``.
+        if not hold.pace:
+            return
+        if sent_at < hold.second_from + 1.0 - _ROOM_EARLY:
+            # Room again before the requests it took in that second could have left it: the
+            # server had not refused for a per-second limit at that count (its window, other
+            # clients, earlier requests). No cut.
+            return
+        # The server had room again once that second passed: a per-second limit, at ``peak``.
+        if hold.cut is not None:
+            self._peak, self._cut_at = hold.cut, now
+            self._young_cut = self._young(hold.refused_sent)
         self._best_peak = max(self._best_peak, hold.peak)
         if hold.evidence:
             self._found_peak = max(self._found_peak, hold.peak)
             self._note("second", hold.began)
+
+    def _window_ended(self, hold: _Hold, sent_at: float, now: float) -> None:
+        """A full window has room again for a request sent at ``sent_at``. Refused while it
+        might hold earlier requests, the run learned nothing; but if the room came only once
+        its own first requests could leave (earlier ones, sent at most at the per-second
+        limit before it started, would have made room sooner), its own filled it."""
+        first = self._first_sent
+        if self.learned_window is not None or first is None or not self._young(hold.refused_sent):
+            return
+        if sent_at < first + self.window - _YOUNG_SLACK:
+            return  # room sooner: earlier requests left
+        quota = self._in_window(hold.refused_sent)
+        if 0 < quota < _AT_QUOTA * self.configured_window:
+            self.learned_window, self._retest_at = quota, now
+            self._note("window", now)
 
     def _note(self, kind: str, now: float) -> None:
         first, _ = self._evidence.get(kind, (now, now))
@@ -269,9 +313,10 @@ class AdaptiveRate:
         return last - first >= self.window
 
     def _young(self, when: float) -> bool:
-        """In the run's first window, which may still hold requests sent before the run."""
-        first = self._first_sent
-        return first is None or when < first + self.window + _YOUNG_SLACK
+        """While the long window may still hold requests sent before the run: its first
+        window, unless the run knows when the runs before it last sent."""
+        earlier = self._first_sent if self._earlier_sent is None else self._earlier_sent
+        return earlier is None or when < earlier + self.window + _YOUNG_SLACK
 
     def _measure(self, now: float) -> None:
         if self._bucket_start is None:
@@ -296,15 +341,15 @@ class AdaptiveRate:
         for sent in reversed(self._accepted):
             if sent <= now - self.window:
                 break
-            count += 1
+            count += sent <= now  # a request sent after ``now`` (a probe since) is not in it
         return count
 
     def _test_due(self, now: float) -> bool:
         """Whether the next request is to test the learned quota: the server holds that many
         of ours, and a test is due."""
         learned = self.learned_window
-        if learned is None or now < self._retest_at:
-            return False
+        if learned is None or now < self._retest_at or self._hold is not None:
+            return False  # while refusals hold the run, the server is refusing: no test
         return self._in_window(now) >= learned
 
     # --- what to do ------------------------------------------------------------------------

@@ -291,6 +291,14 @@ def _pace(limits: RateLimits) -> str:
     return " and ".join(parts)
 
 
+def _kept(limits: RateLimits | str, reserve: float) -> str:
+    """The limits a run keeps to, and the share of each left for other clients of the key."""
+    kept = _pace(limits) if isinstance(limits, RateLimits) else limits
+    if not reserve:
+        return f"{kept} (nothing left for other clients of the key)"
+    return f"{kept} ({reserve:.0%} of each limit left for other clients of the key)"
+
+
 def _answers(http_statuses: dict[int, int]) -> str:
     return ", ".join(f"{status}: {count:,}" for status, count in sorted(http_statuses.items()))
 
@@ -334,6 +342,9 @@ class SendPlan:
     events_lane_customers: int = 0
     round_trip: float = 0.0  #: seconds per events request assumed by the estimates
     job_seconds: float = 0.0  #: seconds Gameball is assumed to take to process a job
+    #: the limits each lane of ``mode`` keeps to, by lane: the configured ones less ``reserve``
+    pace: dict[str, RateLimits] = field(default_factory=dict)
+    reserve: float = 0.0  #: the share of every limit left for other clients of the key
     bodies_path: Path | None = None
     warning: str = field(default=HISTORY_WARNING)
     #: columns whose values are likely not what was meant, and rows that repeat one another
@@ -395,6 +406,8 @@ class SendPlan:
             for mode, seconds in self.estimated_seconds.items()
         ]
         rows += [(f"{lane} lane", line) for lane, line in self._lanes().items()]
+        if self.pace:
+            rows.append(("pace", self._pace()))
         rows.append(("assumed", self._assumed()))
         rows += [(f"invalid: {code}", count) for code, count in self.failure_codes.items()]
         if self.bodies_path is not None:
@@ -423,6 +436,8 @@ class SendPlan:
         for mode, seconds in self.estimated_seconds.items():
             lines.append(f"  estimated time in {mode} mode: {_duration(seconds)}")
         lines += [f"    {lane} lane: {line}" for lane, line in self._lanes().items()]
+        if self.pace:
+            lines.append(f"    pace: {self._pace()}")
         lines.append(f"    assumed: {self._assumed()}")
         if self.failure_codes:
             lines.append("  invalid rows, by their first broken rule (as gb_error_code):")
@@ -443,6 +458,14 @@ class SendPlan:
                 who = f" of {self.events_lane_customers:,} customers"
             lines[lane] = f"{rows:,} rows{who}, about {_duration(seconds)}"
         return lines
+
+    def _pace(self) -> str:
+        """The limits the run keeps to, and the share left for other clients of the key."""
+        what = {"events": "events", "batch": "batch jobs"}
+        kept = "; ".join(
+            f"{what.get(lane, lane)} {_pace(limits)}" for lane, limits in self.pace.items()
+        )
+        return _kept(kept, self.reserve)
 
     def _assumed(self) -> str:
         return (
@@ -596,6 +619,10 @@ class PreviewReport:
     #: columns whose values are likely not what was meant (as ``ValidationReport.warnings``):
     #: amounts written as text are quoted as text, and a campaign on them awards nothing
     warnings: pd.DataFrame = field(default_factory=empty_warnings)
+    #: the limits the quotes kept to: ``preview_limits`` less ``reserve``, the share of each
+    #: limit left for other clients of the key
+    pace: RateLimits | None = None
+    reserve: float = 0.0
 
     @property
     def unknown_events(self) -> list[str]:
@@ -652,6 +679,14 @@ class PreviewReport:
                 {**warning, "column": str(warning["column"]), "count": int(warning["count"])}
                 for warning in self.warnings.to_dict("records")
             ],
+            "pace": None
+            if self.pace is None
+            else {
+                "per_second": self.pace.per_second,
+                "per_window": self.pace.per_window,
+                "window": self.pace.window,
+                "reserve": self.reserve,
+            },
             "caveats": self.caveats,
         }
 
@@ -703,6 +738,8 @@ class PreviewReport:
         rows += [(f"coupons, {kind}", _about(count)) for kind, count in self.coupons.items()]
         if self.unquoted_rows:
             rows.append(("rows not estimated (no quote answered)", self.unquoted_rows))
+        if self.pace is not None:
+            rows.append(("pace of the quotes", _kept(self.pace, self.reserve)))
         return rows
 
     def _repr_html_(self) -> str:

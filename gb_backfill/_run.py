@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import time
 from collections import Counter
@@ -305,6 +306,16 @@ async def _each_frame(read: Reader, work: Callable[[pd.DataFrame], None]) -> Non
             return
 
 
+def quiet_for(ledger: Ledger | None) -> float | None:
+    """The seconds since a run with ``ledger`` last sent (``inf``: none ever did): Gameball's
+    window holds none of its requests a window later, so refusals then are this run's. None
+    without a ledger: the run cannot know."""
+    if ledger is None:
+        return None
+    last = ledger.last_sent_at()
+    return math.inf if last is None else max(0.0, time.time() - last)
+
+
 def http_client(settings: Settings) -> httpx.AsyncClient:
     """The run's own client, when the caller gave none (it is closed at the end)."""
     # Batch mode has its own connections for job posts and status reads: a post that waited
@@ -357,10 +368,11 @@ class SendRun:
         )  # fmt: skip
         self.dispatcher = Dispatcher(keep_order=settings.keep_order)
         timeline = Timeline(clock)
+        quiet = quiet_for(ledger)
         self.events = EventsLane(settings, client, self.book, self.dispatcher, clock=clock,
-                                 timeline=timeline)  # fmt: skip
+                                 timeline=timeline, quiet_for=quiet)  # fmt: skip
         self.batch = BatchLane(settings, client, self.book, self.dispatcher, clock=clock,
-                               timeline=timeline)  # fmt: skip
+                               timeline=timeline, quiet_for=quiet)  # fmt: skip
         self.lanes: tuple[BaseLane, ...] = (self.events, self.batch)
         self.dispatcher.lanes = {lane.kind: lane for lane in self.lanes}
         self.bar.pace = self.events.pace

@@ -83,6 +83,7 @@ async def asend(
     job_timeout: float = DEFAULT_JOB_TIMEOUT,
     rebuild_ledger: bool = False,
     resend_changed: bool = False,
+    reserve: float = 0.0,
     dry_run: bool = False,
     bodies_path: str | os.PathLike[str] | None = None,
     **mapping: Any,
@@ -94,13 +95,13 @@ async def asend(
     ``X-GB-TOKEN`` header. The mapping keywords (``customer_id=``, ``event=``, ...) are those
     of :func:`validate`.
 
-    Requests stay within ``limits`` (Gameball's 100/s and 1,200 per 30 s by default), and slow
-    down on their own when Gameball answers 429 (an account's real limit may be lower; the
-    report says so). As many are in flight as the rate times the round trip needs, at most
-    ``concurrency``, and one per customer, each customer's rows in input order.
-    Retryable failures (429, 5xx, 2001, connection refused) are retried per ``retry``; other
-    4xx fail the row; a request that may have been processed (timeout, connection lost) makes
-    the row ``unknown`` and is not retried unless ``retry_unknown=True``.
+    Requests stay within ``limits`` (Gameball's 100/s and 1,200 per 30 s by default) less the
+    ``reserve`` share left for other clients of the key (a live shop), and slow down when
+    Gameball answers 429 (a lower real limit is found and reported). In flight: the rate times
+    the round trip, at most ``concurrency``, one per customer, each customer's rows in input
+    order. Retryable failures (429, 5xx, 2001, connection refused) are retried per ``retry``;
+    other 4xx fail the row; a request that may have been processed (timeout, connection lost)
+    makes the row ``unknown``, not retried unless ``retry_unknown=True``.
 
     The run stops early, once every row has a status, with :class:`AuthenticationError` on
     401/403, with :class:`RepeatedFailureError` when the same failure ends several requests in a
@@ -131,9 +132,8 @@ async def asend(
     returns a :class:`SendPlan` (counts, customers, event names, requests per lane, estimated
     time for each mode); ``bodies_path=`` writes the request bodies to JSONL.
 
-    Cancelling (Ctrl-C) stops new requests, lets in-flight ones finish (for at most
-    ``timeout`` seconds, or ``job_timeout`` for posted jobs), writes the failures file and
-    re-raises.
+    Cancelling (Ctrl-C) stops new requests, lets in-flight ones finish (at most ``timeout``
+    seconds, or ``job_timeout`` for posted jobs), writes the failures file and re-raises.
     """
     unknown_keywords(list(mapping), sorted(MAPPING_KEYWORDS | set(_ASEND_KEYWORDS)), "send")
     check_progress(progress)
@@ -156,6 +156,7 @@ async def asend(
         job_timeout=job_timeout,
         rebuild_ledger=rebuild_ledger,
         resend_changed=resend_changed,
+        reserve=reserve,
         dry_run=dry_run,
     )
     if not isinstance(df, pd.DataFrame):

@@ -136,6 +136,48 @@ def test_window_quota():
         assert post(emu).status_code == 200
 
 
+def test_a_fixed_retry_after_is_sent_whatever_the_wait():
+    """As a gateway in front of an API may: Retry-After: 120 on a refusal of a 5/s limit."""
+    with Emulator(per_second=5, per_window=0, retry_after=120) as emu:
+        statuses = [post(emu) for _ in range(6)]
+        assert [r.status_code for r in statuses] == [200] * 5 + [429]
+        assert statuses[-1].headers["Retry-After"] == "120"
+
+
+def test_a_background_client_shares_the_keys_limits_and_counts_its_refusals():
+    """A live shop on the same key, at 40/s on average (Poisson): under a 50/s limit alone it
+    is seldom refused; once another client takes the key's whole second, it is refused."""
+    with Emulator(per_second=50, per_window=0, background_rate=40.0) as emu:
+        deadline = time.monotonic() + 10
+        while emu.counters["background_sent"] < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        alone = emu.counters
+        assert alone["background_sent"] >= 40
+        with httpx.Client(base_url=emu.base_url) as client:
+            for _ in range(60):  # the key's whole second, and more
+                client.post(V40, json=BODY, headers={"APIKey": DEFAULT_API_KEY})
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # its next requests meet the full second
+            busy = emu.counters
+            if busy["background_rate_limited"] > alone["background_rate_limited"]:
+                break
+            time.sleep(0.01)
+        assert busy["background_rate_limited"] > alone["background_rate_limited"]
+        assert busy["rate_limited"] > 0, "the background's requests count for the key too"
+    assert emu.events().shape[0] == busy["accepted"], "the background records no event"
+
+
+def test_the_cli_sets_a_fixed_retry_after_and_a_background_client():
+    from gb_backfill._cli import _emulator_from, build_parser
+
+    parse = build_parser().parse_args
+    emulator = _emulator_from(parse(["emulator", "--retry-after", "120", "--background-rate", "8"]))
+    assert (emulator.retry_after, emulator.background_rate) == (120.0, 8.0)
+    assert _emulator_from(parse(["emulator", "--retry-after"])).retry_after is True
+    plain = _emulator_from(parse(["emulator"]))
+    assert (plain.retry_after, plain.background_rate) == (False, 0.0)
+
+
 def test_limits_are_per_api_key():
     with Emulator(per_second=1, per_window=0) as emu:
         assert post(emu).status_code == 200
@@ -311,6 +353,8 @@ def test_the_cli_emulators_record_is_readable_from_outside(tmp_path):
         lambda: Faults(server_errors=2.0),
         lambda: Faults(latency=-1),
         lambda: Emulator(per_second=-1),
+        lambda: Emulator(retry_after=-5),
+        lambda: Emulator(background_rate=-1.0),
         lambda: gb_backfill.BatchSettings(status_shape="xml"),
         lambda: gb_backfill.BatchSettings(delay=-1),
     ],

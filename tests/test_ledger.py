@@ -83,6 +83,30 @@ def test_a_row_waiting_to_retry_is_not_in_flight_until_marked_again(tmp_path):
     again.close()
 
 
+def test_the_last_send_is_known_after_a_clean_end_and_after_a_kill(tmp_path, monkeypatch):
+    """When a run with the ledger last sent: the pacing of the next run reads it to know
+    whether the server's window can still hold that run's requests."""
+    import time
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    ledger = Ledger(tmp_path / "l")
+    assert ledger.last_sent_at() is None, "a new ledger: no run sent with it"
+    ledger.begin(b"k" * 16, "c1", 0)
+    now[0] = 1005.0
+    settle(ledger, b"k" * 16, "sent")  # the answer came
+    ledger.close()
+    again = Ledger(tmp_path / "l")
+    assert again.last_sent_at() == 1005.0
+    now[0] = 1010.0
+    again.begin(b"f" * 16, "c2", 1)  # then killed: the mark is in the journal alone
+    os.close(again._journal)
+    os.close(again._lock)
+    resumed = Ledger(tmp_path / "l")
+    assert resumed.last_sent_at() == 1010.0
+    resumed.close()
+
+
 def test_a_torn_journal_tail_is_ignored(tmp_path):
     ledger = Ledger(tmp_path / "l")
     ledger.begin(b"a" * 16, "c", 1)

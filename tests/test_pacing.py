@@ -282,6 +282,7 @@ class Run:
 def simulate(
     server, seconds=math.inf, *, rows=None, limits=None, rtt=0.05, jitter=0.0, changes=(),
     clock=None, seed=0, defer=0.0, until_answered=True, stall=(0.0, 0.0), retry_after=False,
+    wait_max=30.0, quiet=False,
 ):  # fmt: skip
     """A client sending as fast as its limiter allows (no limit on requests in flight) until
     ``seconds`` pass or ``rows`` rows are accepted (a refused row goes again). A request
@@ -294,7 +295,9 @@ def simulate(
     limits = limits or RateLimits()
     clock = clock or FakeClock()
     start, draw = clock.now, random.Random(seed)
-    run = Run(AdaptiveRate(limits))
+    # ``quiet``: the run knows no earlier request is in the server's window (its ledger sent
+    # nothing within a window before it).
+    run = Run(AdaptiveRate(limits, earlier_sent=-math.inf if quiet else None))
     limiter = RateLimiter(limits, adaptive=run.adaptive, until_answered=until_answered, clock=clock)
     events, order = [], itertools.count()  # (time, order, slot, None: arriving / admitted)
     waiting = math.inf if rows is None else rows  # rows to send, or to send again
@@ -318,7 +321,7 @@ def simulate(
                 wait = server.retry_after(clock.now) if retry_after else None
                 run.adaptive.throttled(slot.sent_at, clock.now, retry_after=wait)
                 run.throttled.append(clock.now - start)
-                limiter.defer(defer if wait is None else wait)
+                limiter.defer(defer if wait is None else min(wait, wait_max))
                 waiting += 1
             continue
         if send_at >= start + seconds:
@@ -498,8 +501,11 @@ def test_a_single_refusal_is_no_evidence():
         probe.sent(n / 80)
         probe.accepted(n / 80, n / 80 + 0.03)
     probe.throttled(1.0, 1.03)
-    assert probe.rate(1.1) is not None, "the controller did slow down"
-    assert probe.found(1.1) is None
+    assert probe.held_until(1.03) > 0, "the controller holds the run"
+    probe.sent(1.5)
+    probe.accepted(1.5, 1.53)  # room again after a second: the pace
+    assert probe.rate(1.6) is not None, "the controller did slow down"
+    assert probe.found(1.6) is None
 
 
 @pytest.mark.parametrize(
@@ -548,3 +554,93 @@ def test_a_rate_cut_to_one_a_second_climbs_back():
         probe.accepted(now, now + 0.05)
         now += 1.0 / rate
     assert probe.rate(now) == pytest.approx(100.0)
+
+
+# --- a fresh run against a lower quota, a long Retry-After, a refusal right after a hold -------
+
+
+class FixedRetryAfterServer(SlidingServer):
+    """A server whose every 429 says ``Retry-After: seconds``, as a proxy or a gateway in front
+    of an API may, whatever the limit it refused for."""
+
+    def __init__(self, seconds, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seconds = seconds
+
+    def retry_after(self, now):
+        return self.seconds
+
+
+def test_a_fresh_run_learns_a_lower_quota_in_its_first_window():
+    """Its ledger sent nothing within a window before it, so the server's window can hold no
+    earlier request: the first full window is the quota (240 of the 1,200 configured), learned
+    then, and the run keeps to it instead of walking into the same wall a window later."""
+    run = simulate(SlidingServer(20, 240), rows=556, quiet=True)
+    assert run.adaptive.learned_window == pytest.approx(240, rel=0.03)
+    assert run.share_429 <= 0.03, [round(t, 1) for t in run.throttled]
+    assert run.elapsed <= minimum_seconds(556, RateLimits(per_second=20, per_window=240)) / 0.9
+
+
+def test_without_a_ledger_the_first_windows_refusals_are_paid_once():
+    """With no ledger the run cannot know the window holds only its own requests: it waits out
+    its first full window probing (earlier requests would leave sooner). The room comes only
+    when its own first requests leave: its own requests filled the window, so it learns the
+    quota then, and from the next window on it keeps to it (one test beyond it a window)."""
+    assert simulate(SlidingServer(20, 240), 35).adaptive.learned_window == 240
+    run = simulate(SlidingServer(20, 240), rows=556)
+    later = [round(t, 1) for t in run.throttled if t > 31.0]  # after the first window
+    assert len(later) <= 2, later
+
+
+def test_a_long_retry_after_is_a_wait_not_a_window():
+    """A proxy answers every refusal of a 5/s limit with Retry-After: 120. The run waits (at
+    most wait_max, 30 s), learns 5/s from what it sent and what was refused, and advises no
+    quota per 30 s: the wait is no measurement."""
+    run = simulate(FixedRetryAfterServer(120, 5), rows=40, retry_after=True)
+    assert run.elapsed < 100
+    found = run.adaptive.found(1e9)
+    assert found is None or found.per_window == RateLimits().per_window, found
+    assert run.adaptive.learned_window is None
+
+
+def sparse_then_burst(clock, count):
+    """A window full of the run before's requests: ``count`` that leave one every half second,
+    then the rest, which leave within ten seconds."""
+    start = clock.now - 29.5
+    sparse = [start + n * 0.5 for n in range(count)]
+    return sparse + [start + 10 + n / 118 for n in range(1200 - count)]
+
+
+def test_no_deep_cut_from_a_refusal_right_after_a_hold():
+    """The window is full of earlier requests that leave one at a time: each hold ends with
+    room for its probe alone, and the next refusal's second before held only probes. That is
+    no per-second limit of one or two a second: the rate is not cut to a crawl, so the run is
+    at the configured pace when the burst of earlier requests leaves (a second run in four
+    took 114 s instead of 55 s)."""
+    server, clock = SlidingServer(100, 1200), FakeClock()
+    server.arrivals = sparse_then_burst(clock, 20)
+    run = simulate(server, rows=1500, clock=clock)
+    lowest = min((rate for _, rate in run.rates if rate is not None), default=math.inf)
+    assert lowest >= 20, lowest
+    assert run.elapsed <= 50
+    assert run.adaptive.found(1e9) is None
+
+
+def test_a_per_second_limit_met_right_after_a_hold_is_still_found():
+    """Refusals right after a hold cut nothing, but a real per-second limit is still found:
+    the window full of an earlier run's requests holds the run first, then the server's 20/s
+    refuses it, and it settles there."""
+    server, clock = SlidingServer(20, 1200), FakeClock()
+    server.arrivals = [clock.now - 12 + n / 95 for n in range(1140)]
+    run = simulate(server, 90, clock=clock)
+    assert per_second_in(run.accepted, 40, 90) >= 0.9 * 20
+    assert run.share_429 <= 0.03
+
+
+def test_a_fresh_run_with_its_ledger_advises_both_lower_limits():
+    """From its first second the window holds only its own requests: refused at 20 a second,
+    far below the configured pace (no bunching explains it), the run has evidence of the
+    per-second limit at once, and the quota's over the windows after: it advises both."""
+    found = simulate(SlidingServer(20, 240), rows=1500, quiet=True).adaptive.found(1e9)
+    assert found is not None
+    assert (found.per_second, found.per_window) == (20, 240)

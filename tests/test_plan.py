@@ -131,3 +131,22 @@ def test_the_cli_dry_run_prints_the_plan_and_the_warning(tmp_path, capsys):
     assert "<SendPlan rows=50 valid=48 invalid=2" in out
     assert "estimated time in batch mode" in out
     assert "test API key" in out
+
+
+def test_the_plan_shows_the_pace_a_reserve_leaves(tmp_path, capsys):
+    """The key also serves a live shop: the plan says what the run keeps to, and estimates at it."""
+    plan = send(history(50), dry_run=True, reserve=0.3, mode="batch", secret_key="s")
+    assert plan.pace["events"] == RateLimits(per_second=70, per_window=840)
+    assert plan.pace["batch"] == RateLimits(per_second=21, per_window=252)
+    assert "events 70/s and 840 per 30 s; batch jobs 21/s and 252 per 30 s (30% of each" in (
+        plan.summary()
+    )
+    assert "30% of each limit left for other clients of the key" in plan._repr_html_()
+    rows = [{"customerId": f"c{n}", "eventName": "e"} for n in range(2400)]
+    full, kept = (send(pd.DataFrame(rows), dry_run=True, reserve=r) for r in (0, 0.3))
+    assert "nothing left for other clients of the key" in full.summary()
+    assert kept.estimated_seconds["events"] > full.estimated_seconds["events"]
+    path = tmp_path / "in.parquet"
+    history(50).to_parquet(path)
+    main(["send", str(path), "--api-key", "k", "--dry-run", "--reserve", "0.3"])
+    assert "pace: events 70/s and 840 per 30 s (30% of each limit left" in capsys.readouterr().out

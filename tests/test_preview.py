@@ -262,6 +262,27 @@ def test_quotes_keep_the_preview_limits_by_arrival():
     assert times[-1] - times[0] >= 30.0  # the window, not only the rate, held it back
 
 
+def test_a_reserve_slows_the_quotes_and_the_report_says_so():
+    """reserve=0.3: the quotes keep to 70% of the preview's limits (21/s and 252 per 30 s),
+    leaving the rest to the other clients of the key; the report shows that pace."""
+    arrivals = []
+
+    def answer(request, body, n):
+        arrivals.append(fake_time.now())
+        return httpx.Response(200, json={"totalPoints": 5, "events": []})
+
+    mock = MockGameball(answer)
+    report = fake_time.run(gb.apreview(backfill(rows=2000), sample=300, api_key=API_KEY,
+                                       client=mock.client(), progress=False, reserve=0.3,
+                                       **MAPPING))  # fmt: skip
+    times = np.array(sorted(arrivals))
+    per_window = max(np.searchsorted(times, t + 30.0, "left") - i for i, t in enumerate(times))
+    assert per_window <= 252
+    assert report.pace == RateLimits(per_second=21, per_window=252)
+    assert "21/s and 252 per 30 s (30% of each limit left" in report.summary()
+    assert report.to_dict()["pace"]["reserve"] == 0.3
+
+
 def test_429s_are_waited_out_and_use_no_attempt():
     def answer(request, body, n):
         if n % 3 == 1:

@@ -22,6 +22,7 @@ from gb_backfill import (
     asend,
     send,
 )
+from gb_backfill._plan import minimum_seconds
 from tests.conftest import (
     API_KEY,
     FAST_RETRY,
@@ -360,6 +361,29 @@ def test_progress_given_as_text_is_a_config_error(face, tmp_path):
             call(api_key="k", base_url="http://127.0.0.1:9", progress="no")
 
 
+@pytest.mark.parametrize("reserve", [1, 1.5, -0.1, float("nan"), "0.3", True])
+def test_reserve_is_a_share_below_one(reserve):
+    df = pd.DataFrame({"customerId": ["a"], "eventName": ["e"]})
+    with pytest.raises(ConfigError, match=r"^reserve= must be a share from 0 to below 1"):
+        send(df, **send_options(MockGameball(), reserve=reserve))
+
+
+def test_reserve_keeps_every_limit_to_the_share_left_and_reports_the_accounts_limits():
+    from gb_backfill._config import account_limits, leave_room, make_settings
+
+    settings = make_settings(api_key="k", secret_key="s", reserve=0.3, mode="batch")
+    assert (settings.limits.per_second, settings.limits.per_window) == (70, 840)
+    assert (settings.batch_limits.per_second, settings.batch_limits.per_window) == (21, 252)
+    assert (settings.status_limits.per_second, settings.status_limits.per_window) == (70, 840)
+    lifted = leave_room(RateLimits(per_second=0, per_window=3), 0.9)
+    assert (lifted.per_second, lifted.per_window) == (0, 1), "lifted stays lifted; at least 1"
+    for limits in (RateLimits(), RateLimits(per_second=30, per_window=360)):
+        for reserve in (0.1, 0.25, 0.3, 0.5):
+            kept = leave_room(limits, reserve)
+            assert account_limits(kept, reserve) == limits, (limits, reserve)
+            assert leave_room(account_limits(kept, reserve), reserve) == kept
+
+
 def test_unknown_keyword_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown keyword"):
         send(pd.DataFrame({"customerId": ["a"], "eventName": ["e"]}), api_key="k", evnt="x")
@@ -574,16 +598,141 @@ def test_429s_fail_a_row_only_after_throttled_max():
 def test_a_lower_per_second_limit_is_found_and_reported():
     """Against a Gameball that allows 10/s while the client assumes 100/s, the run slows down
     on its own, sends every row, and, refused at that pace over two windows after the first,
-    the report names the limit it settled on (fake time; windows scaled to 2 s)."""
+    the report names the limit it settled on (fake time; windows scaled to 2 s). It meets the
+    limit about once in 30 s once it found it: 400 rows take about 40 s."""
     gameball = LimitedGameball(per_second=10)
     limits = RateLimits(per_second=100, per_window=1200, window=2.0)
-    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(250)], "eventName": "e"})
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(400)], "eventName": "e"})
     report = send_fast(df, **send_options(gameball, limits=limits))
-    assert report.sent == 250
+    assert report.sent == 400
     assert report.http_statuses.get(429, 0) <= 15, "it slowed down instead of hammering"
     assert report.limits_found is not None
     assert 8 <= report.limits_found.per_second <= 11
     assert report.limits_found.per_window == 1200
+
+
+def test_with_a_fresh_ledger_a_lower_quota_is_learned_in_the_first_window(tmp_path):
+    """Its ledger never sent, so the server's window can hold no earlier request of it: the
+    run learns the quota of 240 per 30 s from its first full window (fake time), instead of
+    waiting that window out probing and meeting the quota again a window later. A ledger that
+    sent a second ago says the opposite: the first window may hold that run's requests."""
+    gameball = LimitedGameball(per_second=20, per_window=240)
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(556)], "eventName": "e"})
+    fresh = send_fast(df, **send_options(gameball, limits=RateLimits(), ledger=tmp_path / "a"))
+    assert fresh.sent == 556
+    assert fresh.http_statuses.get(429, 0) <= 0.03 * sum(fresh.http_statuses.values())
+    gameball = LimitedGameball(per_second=20, per_window=240)
+    df["customerId"] = "other-" + df["customerId"]
+    recent = send_fast(df, **send_options(gameball, limits=RateLimits(), ledger=tmp_path / "a"))
+    assert recent.http_statuses[429] > 0.03 * sum(recent.http_statuses.values())
+
+
+class SharedKey:
+    """Gameball's events limits for one key (arrivals in a sliding second and window, on the
+    running loop's clock) shared by the run and a live shop's storefront: a Poisson stream of
+    ``rate`` requests a second that are refused, never retried, when the key is over a limit."""
+
+    def __init__(self, rate, *, per_second=100, per_window=1200, window=30.0):
+        from collections import deque
+
+        self.rate, self.window = rate, window
+        self.limits = ((deque(), per_second, 1.0), (deque(), per_window, window))
+        self.shop = {"sent": 0, "refused": 0}
+        self.statuses = defaultdict(int)
+
+    def admit(self):
+        at = now()
+        for times, _, period in self.limits:
+            while times and times[0] <= at - period:
+                times.popleft()
+        if any(len(times) >= limit for times, limit, _ in self.limits):
+            return False
+        for times, _, _ in self.limits:
+            times.append(at)
+        return True
+
+    async def storefront(self, seed=0):
+        import random
+
+        draw = random.Random(seed)
+        while True:
+            await asyncio.sleep(draw.expovariate(self.rate))
+            self.shop["sent"] += 1
+            self.shop["refused"] += not self.admit()
+
+    async def __call__(self, request):
+        await asyncio.sleep(0.02)  # one way
+        status = 200 if self.admit() else 429
+        self.statuses[status] += 1
+        await asyncio.sleep(0.02)
+        return httpx.Response(status, json={})
+
+    async def send(self, df, **options):
+        shop = asyncio.create_task(self.storefront())
+        await asyncio.sleep(10)  # the shop was there before the backfill
+        client = httpx.AsyncClient(transport=httpx.MockTransport(self))
+        started = now()
+        try:
+            report = await gb_backfill.asend(
+                df, api_key=API_KEY, progress=False, retry=FAST_RETRY, client=client, **options
+            )
+        finally:
+            shop.cancel()
+        return report, now() - started
+
+
+@pytest.mark.parametrize("reserve", [0.3, 0.0])
+def test_reserve_leaves_room_for_a_live_shop_on_the_same_key(reserve, tmp_path):
+    """The merchant's storefront sends 8 events a second with the same key while the backfill
+    runs (fake time). With reserve=0.3 the backfill keeps to 70% of the limits: the shop's
+    requests are not refused, and the backfill takes about the least time 70% of the limits
+    allow. With reserve=0 the backfill fills the key's window and the shop meets refusals."""
+    from tests import fake_time
+
+    rows = 2500
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(rows)], "eventName": "e"})
+    key = SharedKey(8.0)
+    report, elapsed = fake_time.run(
+        key.send(df, limits=RateLimits(), reserve=reserve, ledger=tmp_path / "l")
+    )
+    assert report.sent == rows
+    refused = key.shop["refused"] / key.shop["sent"]
+    if reserve:
+        assert refused <= 0.005, key.shop
+        share = RateLimits(per_second=70, per_window=840)
+        assert elapsed <= minimum_seconds(rows, share) / 0.9
+        assert report.limits_found is None, "its share was never refused: nothing to advise"
+    else:
+        assert refused > 0.05, key.shop
+
+
+def test_a_gateways_long_retry_after_on_a_per_second_limit_is_waited_not_read_as_a_quota():
+    """A gateway answers every refusal of a 5/s limit with Retry-After: 120 (fake time). The
+    run waits wait_max (30 s) once, goes on at 5/s, and advises no quota per 30 s: it took
+    211 s and advised "5 per 30 s" when the wait was read as a full window."""
+
+    class Gateway(LimitedGameball):
+        def _answer(self, request, body, n):
+            answer = super()._answer(request, body, n)
+            if answer.status_code == 429:
+                answer.headers["Retry-After"] = "120"
+            return answer
+
+    gameball = Gateway(per_second=5)
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(40)], "eventName": "e"})
+    started = []
+
+    async def timed():
+        started.append(now())
+        report = await asend(df, **send_options(gameball, limits=RateLimits(), retry=RetryPolicy()))
+        return report, now() - started[0]
+
+    from tests import fake_time
+
+    report, elapsed = fake_time.run(timed())
+    assert report.sent == 40
+    assert elapsed < 100
+    assert report.limits_found is None or report.limits_found.per_window == 1200
 
 
 @pytest.mark.slow

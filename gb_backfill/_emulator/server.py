@@ -9,6 +9,8 @@ It is a real HTTP server on loopback (aiohttp) that follows ``shared/docs/gameba
 * the payload rules: ``customerId`` a non-empty string, ``events`` a non-empty object of name
   to metadata object, scalar metadata values;
 * per-API-key rate limits, 100 requests/s and 1,200 per 30 s by default, answered with 429;
+* another client of the same key (a live shop's storefront), whose requests take their places
+  in the key's limits: a Poisson stream at a given rate, its 429s counted;
 * 422 with code 2001 for a request about a customer whose earlier request is still running;
 * seeded fault injection: latency, 500/503 before processing, dropped connections before
   processing, and requests processed whose answer is then lost (the case that makes blind
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import os
 import random
 import threading
@@ -188,8 +191,14 @@ class Emulator:
             emu.events()  # what was accepted
 
     Rate limits are per API key: ``per_second`` requests in any second and ``per_window``
-    requests in any ``window`` seconds (0 lifts a limit). ``retry_after`` adds a ``Retry-After``
-    header to 429 answers. ``batch`` sets the batch endpoints' limits, status shape and faults.
+    requests in any ``window`` seconds (0 lifts a limit). ``retry_after=True`` adds a
+    ``Retry-After`` header to 429 answers with the real wait; a number of seconds sends that
+    number always, whatever the limit (as a proxy or a gateway in front of an API may).
+    ``background_rate`` runs another client of the same key, a live shop's storefront sending
+    events at that many requests a second on average (a Poisson stream, seeded by
+    ``faults.seed``): each takes its place in the key's events limits or is refused and not
+    retried, counted as ``background_sent`` and ``background_rate_limited``; it records no
+    event. ``batch`` sets the batch endpoints' limits, status shape and faults.
 
     The reward preview quotes from ``campaigns`` (a :class:`Campaigns`, e.g.
     ``Campaigns.from_json(path)``, or a list of :class:`Campaign`) and ``known_events``, event
@@ -210,7 +219,8 @@ class Emulator:
         per_second: int = EVENTS_LIMITS.per_second,
         per_window: int = EVENTS_LIMITS.per_window,
         window: float = EVENTS_LIMITS.window,
-        retry_after: bool = False,
+        retry_after: bool | float = False,
+        background_rate: float = 0.0,
         faults: Faults | None = None,
         batch: BatchSettings | None = None,
         campaigns: Campaigns | Iterable[Campaign] = (),
@@ -221,6 +231,11 @@ class Emulator:
     ) -> None:
         if per_second < 0 or per_window < 0 or window <= 0:
             raise ConfigError("rate limits must be at least 0 (0 lifts them); window > 0 seconds")
+        seconds = isinstance(retry_after, int | float) and 0 < retry_after < math.inf
+        if not (isinstance(retry_after, bool) or seconds):
+            raise ConfigError("retry_after= is True, False or a number of seconds above 0")
+        if not (isinstance(background_rate, int | float) and 0 <= background_rate < math.inf):
+            raise ConfigError("background_rate= is requests per second, at least 0 (0: none)")
         if isinstance(customers, str):
             raise ConfigError("customers=... is a list of customer ids, not one string")
         if not 0 <= existing_share <= 1:
@@ -236,6 +251,8 @@ class Emulator:
         self.high_security = high_security
         self.per_second, self.per_window, self.window = per_second, per_window, window
         self.retry_after = retry_after
+        self.background_rate = background_rate
+        self._background: asyncio.Task[None] | None = None
         self.faults = faults or Faults()
         self.batch = batch or BatchSettings()
         self._jobs: BatchJobs | None = None
@@ -282,9 +299,15 @@ class Emulator:
         server = site._server  # aiohttp keeps the bound socket here; port 0 needs it
         if self.port == 0 and server is not None:
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        if self.background_rate:
+            self._background = asyncio.create_task(self._background_client())
 
     async def stop_async(self) -> None:
         """Stop serving and close open connections."""
+        if self._background is not None:
+            self._background.cancel()
+            await asyncio.gather(self._background, return_exceptions=True)
+            self._background = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -474,6 +497,25 @@ class Emulator:
                     w.times.append(now)
             return wait
 
+    async def _background_client(self) -> None:
+        """Another client of the key: events requests at ``background_rate`` a second on
+        average (a Poisson stream), each taking its place in the key's events limits or
+        refused; a storefront may not retry a refused request, so none is retried."""
+        draw = random.Random(f"background:{self.faults.seed}")
+        due = time.monotonic()
+        while True:
+            due += draw.expovariate(self.background_rate)  # on schedule, however late the loop
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            self._count("background_sent")
+            if self._admit(self.api_key):
+                self._count("background_rate_limited")
+
+    def _retry_after(self, wait: float) -> str:
+        """The Retry-After header's value for a refusal whose slot frees in ``wait`` seconds."""
+        if self.retry_after is True:
+            return str(max(1, round(wait + 0.5)))
+        return f"{self.retry_after:g}"
+
     def _authenticate(self, request: web.Request, version: str) -> tuple[int, int, str] | None:
         api_key = request.headers.get(gameball.API_KEY_HEADER)
         if not api_key or api_key != self.api_key:
@@ -511,7 +553,7 @@ class Emulator:
             self._count(gate.rate_limited)
             response = _error(429, 4290, "Too many requests.", request_id)
             if self.retry_after:
-                response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+                response.headers["Retry-After"] = self._retry_after(wait)
             return response
         try:
             return version, json.loads(await request.read())
@@ -638,7 +680,7 @@ class Emulator:
             self._count(f"rate_limited_{kind}")
             response = _error(429, 4290, "Too many requests.", request_id)
             if self.retry_after:
-                response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+                response.headers["Retry-After"] = self._retry_after(wait)
             return response
         return None
 

@@ -34,7 +34,7 @@ from typing import Protocol
 import httpx
 
 from .._clock import Clock
-from .._config import RateLimits, Settings
+from .._config import RateLimits, Settings, account_limits
 from .._dispatch import Dispatcher
 from .._limiter import RateLimiter, Slot
 from .._outcomes import Outcome, RepeatedFailures, classify_error, classify_response
@@ -97,14 +97,18 @@ class BaseLane:
         limits: RateLimits,
         clock: Clock,
         timeline: Timeline,
+        quiet_for: float | None = None,
     ) -> None:
+        """``quiet_for``: the seconds since a run before this one last sent, as the run's
+        ledger knows (``inf``: never); None without a ledger."""
         self.settings = settings
         self.client = client
         self.book = book
         self.dispatcher = dispatcher
         self.clock = clock
         self.timeline = timeline
-        self.adaptive = AdaptiveRate(limits)
+        earlier = None if quiet_for is None else clock() - quiet_for
+        self.adaptive = AdaptiveRate(limits, earlier_sent=earlier)
         # Each request holds its place in the long window until one window after its answer:
         # Gameball counts its arrival, which may come any time before that answer.
         self.limiter = RateLimiter(limits, adaptive=self.adaptive, until_answered=True, clock=clock)
@@ -149,8 +153,10 @@ class BaseLane:
         self.stop_queued()
 
     def limits_found(self) -> RateLimits | None:
-        """The limits Gameball kept this lane to, when lower than its configured ones."""
-        return self.adaptive.found(self.clock())
+        """The limits Gameball kept this lane to, when lower than its configured ones: as the
+        account's limits, which the same ``reserve=`` shares out the same way."""
+        found = self.adaptive.found(self.clock())
+        return None if found is None else account_limits(found, self.settings.reserve)
 
     # --- recording -----------------------------------------------------------------------------
 

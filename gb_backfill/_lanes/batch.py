@@ -114,10 +114,11 @@ class BatchLane(BaseLane):
         *,
         clock: Clock,
         timeline: Timeline,
+        quiet_for: float | None = None,
     ) -> None:
         super().__init__(
             settings=settings, client=client, book=book, dispatcher=dispatcher,
-            limits=settings.batch_limits, clock=clock, timeline=timeline,
+            limits=settings.batch_limits, clock=clock, timeline=timeline, quiet_for=quiet_for,
         )  # fmt: skip
         self.bookkeeper = book  # the run's: it knows the rows outstanding and records job ids
         self.poller = JobPoller(

@@ -52,10 +52,12 @@ class EventsLane(BaseLane):
         timeline: Timeline,
         limits: RateLimits | None = None,
         path: str = gameball.EVENTS_PATH,
+        quiet_for: float | None = None,
     ) -> None:
         super().__init__(
             settings=settings, client=client, book=book, dispatcher=dispatcher,
             limits=limits or settings.limits, clock=clock, timeline=timeline,
+            quiet_for=quiet_for,
         )  # fmt: skip
         #: (-priority, order offered, row); None, last of all, tells a worker to stop
         self.ready: asyncio.PriorityQueue[tuple[float, int, Job | None]] = asyncio.PriorityQueue()
