@@ -94,7 +94,7 @@ def leg(name: str, data: pd.DataFrame | str, delay: float, *, events_limits: boo
     """Plan, send and compare one leg; returns the ratio to its minimum."""
     import gb_backfill as gb
     from gb_backfill._config import BATCH_LIMITS
-    from gb_backfill._makespan import minimum_seconds
+    from gb_backfill._engine.makespan import minimum_seconds
 
     server, url = emulator(delay, events_limits=events_limits)
     options = {

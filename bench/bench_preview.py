@@ -133,7 +133,7 @@ def preview(path: Path, url: str, sample: int, quota: int, out: Path) -> tuple[f
 def least_seconds(sample: int, per_window: int) -> float:
     """The least time ``sample`` quotes take at 30/s (and ``per_window`` per 30 s)."""
     from gb_backfill import RateLimits
-    from gb_backfill._sampling import sample_size_for
+    from gb_backfill._preview.sampling import sample_size_for
 
     limits = RateLimits(per_second=30, per_window=per_window)
     low, high = 0.0, 3600.0

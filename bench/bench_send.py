@@ -65,7 +65,7 @@ import pandas as pd
 from gb_backfill import RateLimits, SendPlan, SendReport, asend, send
 from gb_backfill._config import leave_room
 from gb_backfill._emulator import DEFAULT_API_KEY, RECORD_PATH
-from gb_backfill._plan import minimum_seconds
+from gb_backfill._engine.plan import minimum_seconds
 
 PATH = "/api/v4.0/integrations/events"
 

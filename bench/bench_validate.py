@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from gb_backfill import validate
-from gb_backfill._mapping import resolve_mapping
-from gb_backfill._payloads import encode_rows
-from gb_backfill._rules import check_frame
+from gb_backfill._rows.mapping import resolve_mapping
+from gb_backfill._rows.payloads import encode_rows
+from gb_backfill._rows.rules import check_frame
 
 
 def synthetic(rows: int, seed: int = 7) -> pd.DataFrame:

@@ -28,22 +28,14 @@ from ._errors import (
     LedgerError,
     RepeatedFailureError,
 )
-from ._failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
 from ._gameball import HISTORY_WARNING
-from ._payloads import payloads
-from ._reports import (
-    CampaignPreview,
-    CustomerPreview,
-    EventPreview,
-    LedgerReport,
-    PreviewReport,
-    SendPlan,
-    SendReport,
-    Settlement,
-    ValidationReport,
-)
-from ._sampling import Estimate
-from ._validate import validate
+from ._preview.report import CampaignPreview, CustomerPreview, EventPreview, PreviewReport
+from ._preview.sampling import Estimate
+from ._reports.ledger import LedgerReport, Settlement
+from ._reports.send import SendPlan, SendReport
+from ._reports.validation import ValidationReport
+from ._store.failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
+from ._validate import payloads, validate
 from ._vocabulary import STATUSES, FailureCode, SendErrorCode, Status, WarningCode
 
 if _typing.TYPE_CHECKING:
@@ -58,7 +50,7 @@ if _typing.TYPE_CHECKING:
         Points,
         PointsPerUnit,
     )
-    from ._preview import apreview, apreview_path, preview, preview_path
+    from ._preview.run import apreview, apreview_path, preview, preview_path
     from ._sender import asend, asend_path, send, send_path
     from ._settle import ledger_status, settle
 
@@ -117,7 +109,7 @@ __all__ = [
 #: Public names imported on first use, and the module each lives in.
 _LAZY = {
     **dict.fromkeys(("asend", "asend_path", "send", "send_path"), "_sender"),
-    **dict.fromkeys(("apreview", "apreview_path", "preview", "preview_path"), "_preview"),
+    **dict.fromkeys(("apreview", "apreview_path", "preview", "preview_path"), "_preview.run"),
     **dict.fromkeys(("ledger_status", "settle"), "_settle"),
     **dict.fromkeys(
         (

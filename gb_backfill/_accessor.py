@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ._payloads import payloads
-from ._validate import validate
+from ._validate import payloads, validate
 
 if TYPE_CHECKING:
-    from ._reports import PreviewReport, SendPlan, SendReport, ValidationReport
+    from ._preview.report import PreviewReport
+    from ._reports.send import SendPlan, SendReport
+    from ._reports.validation import ValidationReport
 
 __all__ = ["GameballAccessor"]
 
@@ -43,14 +44,14 @@ class GameballAccessor:
 
     def preview(self, **options: Any) -> PreviewReport:
         """Estimate what sending the rows would award (see :func:`gb_backfill.preview`)."""
-        from ._preview import preview
+        from ._preview.run import preview
 
         return preview(self._df, **options)
 
     async def apreview(self, **options: Any) -> PreviewReport:
         """Estimate what sending the rows would award; ``await`` it (see
         :func:`gb_backfill.apreview`)."""
-        from ._preview import apreview
+        from ._preview.run import apreview
 
         return await apreview(self._df, **options)
 
@@ -81,7 +82,7 @@ def _show_real_keywords() -> None:
     Done when the first ``df.gameball`` is made, since that imports what sends."""
     if "__signature__" in vars(GameballAccessor.send):
         return
-    from ._preview import apreview
+    from ._preview.run import apreview
     from ._sender import asend
 
     faces = {"send": asend, "asend": asend, "validate": validate, "payloads": payloads}

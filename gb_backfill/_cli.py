@@ -48,15 +48,16 @@ from ._errors import (
     LedgerError,
     RepeatedFailureError,
 )
-from ._failures import FailureWriter, failure_rows, input_name
-from ._input import CSV_TYPES, CsvOptions, InputFile, input_mapping
-from ._preview import apreview_path
-from ._reports import PreviewReport, SendPlan, SendReport
-from ._row_keys import ContentKeys, identity_hashes
-from ._rules import check_frame, first_failures
-from ._sampling import DEFAULT_SAMPLE_SIZE
+from ._input.reader import CSV_TYPES, CsvOptions, InputFile, input_mapping
+from ._preview.report import PreviewReport
+from ._preview.run import apreview_path
+from ._preview.sampling import DEFAULT_SAMPLE_SIZE
+from ._reports.send import SendPlan, SendReport
+from ._rows.keys import ContentKeys, identity_hashes
+from ._rows.rules import check_frame, first_failures
+from ._rows.warnings import WarningTally, warning_lines
 from ._sender import asend_path
-from ._warnings import WarningTally, warning_lines
+from ._store.failures import FailureWriter, failure_rows, input_name
 
 __all__ = ["main"]
 

@@ -3,7 +3,7 @@
 The small frozen values users pass (:class:`RateLimits`, :class:`RetryPolicy`), the keys, every
 default the Python API, the CLI's ``--help``, the emulator and the README read, and
 :func:`make_settings`, which checks the options of a send or a preview in the caller's terms
-before anything starts. Gameball's own numbers come from :mod:`._gameball`.
+before anything starts. Gameball's own numbers come from :mod:`gb_backfill._gameball`.
 """
 
 from __future__ import annotations

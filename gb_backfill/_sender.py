@@ -3,8 +3,9 @@
 :func:`asend` sends a DataFrame and :func:`asend_path` a CSV or Parquet file (or a directory or
 glob of them) a batch at a time; :func:`send` and :func:`send_path` are their sync faces, which
 work inside a running event loop (a Jupyter cell) too. Each checks every option first (see
-:mod:`._config`), resolves the column mapping, and hands the input to one run (:mod:`._run`), or
-to the dry run (:mod:`._plan`), which sends nothing.
+:mod:`gb_backfill._config`), resolves the column mapping, and hands the input to one run
+(:mod:`gb_backfill._engine.run`), or to the dry run (:mod:`gb_backfill._engine.plan`), which sends
+nothing.
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from ._config import (
     make_settings,
     unknown_keywords,
 )
+from ._engine.plan import dry_run_plan
+from ._engine.run import run_send
 from ._errors import ConfigError
-from ._input import CsvOptions, InputFile, input_mapping, key_frames, retyped
-from ._mapping import resolve_mapping
-from ._plan import dry_run_plan
-from ._reports import SendPlan, SendReport
-from ._row_keys import check_key_columns, check_unique
-from ._run import run_send
+from ._input.reader import CsvOptions, InputFile, input_mapping, key_frames, retyped
+from ._reports.send import SendPlan, SendReport
+from ._rows.keys import check_key_columns, check_unique
+from ._rows.mapping import resolve_mapping
 from ._sync import run_sync
 
 __all__ = ["asend", "asend_path", "send", "send_path"]

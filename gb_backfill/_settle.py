@@ -12,7 +12,7 @@ event, metadata, when) so it can be looked up in Gameball; :func:`settle` record
 
 A row settled as arrived is ``sent`` from then on (later runs skip it); one settled as not
 arrived is ``failed`` and retryable (``not_arrived``): the next run sends it, once. Each
-settlement is recorded in the ledger with its time (see :mod:`._ledger_extras`).
+settlement is recorded in the ledger with its time (see :mod:`gb_backfill._store.ledger_extras`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Literal
 import pandas as pd
 
 from ._errors import ConfigError
-from ._ledger import Ledger, journal_rows, unknown_rows
-from ._reports import LedgerReport, Settlement
-from ._row_keys import carried_keys
+from ._reports.ledger import LedgerReport, Settlement
+from ._rows.keys import carried_keys
+from ._store.ledger import Ledger, journal_rows, unknown_rows
 from ._vocabulary import LedgerStatus
 
 __all__ = ["ledger_status", "settle"]
@@ -46,7 +46,7 @@ def ledger_status(ledger: str | os.PathLike[str]) -> LedgerReport:
             reader.close()
         journal_only = False
     else:
-        from . import _journal
+        from ._store import journal as _journal
 
         rows = journal_rows(path)
         if rows.empty:

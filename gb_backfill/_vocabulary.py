@@ -37,15 +37,16 @@ STATUSES = tuple(status.value for status in Status)
 
 
 class LedgerStatus(StrEnum):
-    """What the ledger records of a row. The order is the journal's (see :mod:`._journal`)."""
+    """What the ledger records of a row. The order is the journal's (see
+    :mod:`gb_backfill._store.journal`)."""
 
     IN_FLIGHT = "in_flight"  #: its request went out, no outcome recorded (a crash)
     SENT = "sent"
     FAILED = "failed"  #: with ``retryable``
     UNKNOWN = "unknown"
     ABORTED = "aborted"  #: not sent because the run stopped; retryable
-    #: broke Gameball's rules when a run met it (kept apart, see :mod:`._ledger_extras`): a fixed
-    #: copy that carries its key is sent
+    #: broke Gameball's rules when a run met it (kept apart, see
+    #: :mod:`gb_backfill._store.ledger_extras`): a fixed copy that carries its key is sent
     INVALID = "invalid"
 
     @property
@@ -128,7 +129,7 @@ class Verdict(Enum):
 
 
 class Lane(StrEnum):
-    """The endpoint that carries a row (see :func:`._gameball.lane_for`)."""
+    """The endpoint that carries a row (see :func:`~gb_backfill._gameball.lane_for`)."""
 
     EVENTS = "events"  #: one request per row
     BATCH = "batch"  #: asynchronous jobs of many rows

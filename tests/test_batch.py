@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gb_backfill import BatchSettings, Emulator, RateLimits, RetryPolicy, read_failures, send
-from gb_backfill._lanes.jobs import read_status
+from gb_backfill._engine.lanes.jobs import read_status
 
 FAST = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.05, wait_jitter=0.0)
 SHAPES = ["tutorial", "openapi"]
@@ -206,9 +206,9 @@ def test_a_crash_between_posting_a_job_and_its_result_is_settled_by_the_next_run
 
 
 def test_jobs_are_capped_by_bytes_as_well_as_by_items():
+    from gb_backfill._engine.lanes.batch import _ReadyRows
+    from gb_backfill._engine.slices import Batch, Job
     from gb_backfill._gameball import MAX_JOB_BYTES
-    from gb_backfill._lanes.batch import _ReadyRows
-    from gb_backfill._rows import Batch, Job
 
     batch = Batch(pd.DataFrame(), 0)
     ready = _ReadyRows()

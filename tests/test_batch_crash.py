@@ -17,7 +17,7 @@ import pytest
 
 from gb_backfill import Emulator
 from gb_backfill._emulator import BatchSettings
-from gb_backfill._ledger import Ledger
+from gb_backfill._store.ledger import Ledger
 
 
 def _command(emu, source, ledger, failures, *extra):

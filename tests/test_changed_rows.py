@@ -14,7 +14,7 @@ import pytest
 
 from gb_backfill import ChangedRowsError, Emulator, RateLimits, asend, send, send_path
 from gb_backfill._cli import main
-from gb_backfill._loose import canonical
+from gb_backfill._rows.loose import canonical
 
 
 def export(rows=60):

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 
 from gb_backfill import RateLimits, read_failures, send
-from gb_backfill._bookkeeping import Bookkeeper
-from gb_backfill._dispatch import Dispatcher
-from gb_backfill._failures import FailureWriter
-from gb_backfill._lanes.jobs import JobRead, JobResult, job_verdict, job_verdicts
-from gb_backfill._ledger import Ledger
-from gb_backfill._outcomes import SENT
-from gb_backfill._progress import Progress
-from gb_backfill._row_keys import _SALTS, ContentKeys, RowKeys
-from gb_backfill._rows import Batch, Job
+from gb_backfill._engine.bookkeeping import Bookkeeper
+from gb_backfill._engine.dispatch import Dispatcher
+from gb_backfill._engine.lanes.jobs import JobRead, JobResult, job_verdict, job_verdicts
+from gb_backfill._engine.outcomes import SENT
+from gb_backfill._engine.progress import Progress
+from gb_backfill._engine.slices import Batch, Job
+from gb_backfill._rows.keys import _SALTS, ContentKeys, RowKeys
+from gb_backfill._store.failures import FailureWriter
+from gb_backfill._store.ledger import Ledger
 from gb_backfill._vocabulary import Lane, Status
 from tests.conftest import FAST_RETRY
 

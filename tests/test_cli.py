@@ -243,7 +243,7 @@ def test_the_default_failures_file_keeps_the_inputs_full_name_and_never_overwrit
 def test_status_lists_every_status_so_its_lines_add_up(tmp_path, capsys):
     import re
 
-    from gb_backfill._ledger import Ledger
+    from gb_backfill._store.ledger import Ledger
 
     ledger = Ledger(tmp_path / "l")
     for n, status in enumerate(["sent", "failed", "unknown", "aborted", "aborted"]):

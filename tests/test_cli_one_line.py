@@ -11,9 +11,10 @@ import time
 import pandas as pd
 import pytest
 
-from gb_backfill import ConfigError, Emulator, _journal, send
+from gb_backfill import ConfigError, Emulator, send
 from gb_backfill._cli import main
-from gb_backfill._ledger import Ledger
+from gb_backfill._store import journal as _journal
+from gb_backfill._store.ledger import Ledger
 from tests.conftest import sigint_as_in_a_terminal
 
 

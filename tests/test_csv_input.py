@@ -14,11 +14,11 @@ import pytest
 
 from gb_backfill import ConfigError, read_failures, send_path
 from gb_backfill._cli import main
-from gb_backfill._input import CsvOptions, InputFile
-from gb_backfill._mapping import READ_PROBLEMS, resolve_mapping
-from gb_backfill._payloads import encode_rows
-from gb_backfill._row_keys import ContentKeys
-from gb_backfill._rules import check_frame
+from gb_backfill._input.reader import CsvOptions, InputFile
+from gb_backfill._rows.keys import ContentKeys
+from gb_backfill._rows.mapping import READ_PROBLEMS, resolve_mapping
+from gb_backfill._rows.payloads import encode_rows
+from gb_backfill._rows.rules import check_frame
 
 MAPPING = {"customer_id": "user_id", "event_name": "event"}
 

@@ -14,7 +14,7 @@ import pytest
 
 from gb_backfill import Emulator, Faults, LedgerError, RateLimits, RetryPolicy, send
 from gb_backfill._cli import main
-from gb_backfill._ledger import Ledger
+from gb_backfill._store.ledger import Ledger
 
 BOUND = 30
 

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 from gb_backfill import Emulator, RateLimits, asend, read_failures
-from gb_backfill._lanes.jobs import read_status
-from gb_backfill._ledger import Ledger
-from gb_backfill._row_keys import as_keys, natural_hashes
+from gb_backfill._engine.lanes.jobs import read_status
+from gb_backfill._rows.keys import as_keys, natural_hashes
+from gb_backfill._store.ledger import Ledger
 from tests import fake_time
 from tests.conftest import FAST_RETRY
 

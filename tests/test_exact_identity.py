@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from gb_backfill import Emulator, send, send_path
-from gb_backfill._loose import canonical
+from gb_backfill._rows.loose import canonical
 
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 BEYOND_DOUBLE = 2**53 + 1

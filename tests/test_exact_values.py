@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gb_backfill import ConfigError, payloads, send_path, validate
-from gb_backfill._mapping import resolve_mapping
-from gb_backfill._payloads import encode_rows
-from gb_backfill._rules import check_frame
+from gb_backfill._rows.mapping import resolve_mapping
+from gb_backfill._rows.payloads import encode_rows
+from gb_backfill._rows.rules import check_frame
 from tests.conftest import examples
 
 

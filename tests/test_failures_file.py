@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gb_backfill import StoredObject, read_failures, validate
-from gb_backfill._failures import FailureWriter, failure_rows, write_parquet
-from gb_backfill._mapping import resolve_mapping
-from gb_backfill._payloads import encode_rows
-from gb_backfill._row_keys import ContentKeys
-from gb_backfill._rules import check_frame
+from gb_backfill._rows.keys import ContentKeys
+from gb_backfill._rows.mapping import resolve_mapping
+from gb_backfill._rows.payloads import encode_rows
+from gb_backfill._rows.rules import check_frame
+from gb_backfill._store.failures import FailureWriter, failure_rows, write_parquet
 from tests.conftest import examples
 
 

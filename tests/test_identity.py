@@ -13,10 +13,10 @@ import pytest
 
 from gb_backfill import Emulator, RateLimits, RetryPolicy, read_failures, send, send_path
 from gb_backfill._cli import main
-from gb_backfill._input import InputFile
-from gb_backfill._mapping import resolve_mapping
-from gb_backfill._payloads import encode_rows
-from gb_backfill._rules import check_frame
+from gb_backfill._input.reader import InputFile
+from gb_backfill._rows.mapping import resolve_mapping
+from gb_backfill._rows.payloads import encode_rows
+from gb_backfill._rows.rules import check_frame
 from tests.conftest import MockGameball, send_options
 
 FAST = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0)
@@ -237,7 +237,7 @@ def test_csv_types_are_decided_once_for_the_file_and_overridable(tmp_path):
     assert values["flag"].tolist()[0] == "true"
     typed = InputFile(path, csv=None)
     assert typed.types["when"] == "text", "timestamps stay as written unless asked"
-    from gb_backfill._input import CsvOptions
+    from gb_backfill._input.reader import CsvOptions
 
     asked = InputFile(path, csv=CsvOptions.make(dtype={"when": "datetime"}, na_values=["oops"]))
     frame = pd.concat(asked.frames(batch_rows=10))
@@ -248,7 +248,7 @@ def test_csv_types_are_decided_once_for_the_file_and_overridable(tmp_path):
 
 def test_occurrences_are_counted_across_batches_and_spilled_runs(monkeypatch):
     """The hash store spills to disk in runs; counts stay exact across them."""
-    from gb_backfill._row_keys import ContentKeys, _SeenHashes
+    from gb_backfill._rows.keys import ContentKeys, _SeenHashes
 
     monkeypatch.setattr(_SeenHashes, "_SPILL", 16)
     monkeypatch.setattr(_SeenHashes, "_BLOCK", 4)

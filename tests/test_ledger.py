@@ -5,7 +5,7 @@ import os
 import pytest
 
 from gb_backfill import LedgerError
-from gb_backfill._ledger import Ledger
+from gb_backfill._store.ledger import Ledger
 
 
 def settle(ledger, key, status, retryable=False):
@@ -151,7 +151,7 @@ def test_a_mark_made_durable_is_never_followed_by_an_error_that_keeps_its_reques
 ):
     """begin() raising after its mark reached the journal would leave a row in flight whose
     request never went: the next run would call it unknown and never send it."""
-    import gb_backfill._ledger as ledger_module
+    import gb_backfill._store.ledger as ledger_module
     from gb_backfill import LedgerError
 
     ledger = Ledger(tmp_path / "l")
@@ -179,7 +179,7 @@ def test_a_partial_write_of_a_job_record_breaks_the_ledger_like_a_partial_mark(
     """assign_job checks its write as begin does: a job id half written is not durable."""
     import os
 
-    import gb_backfill._ledger as ledger_module
+    import gb_backfill._store.ledger as ledger_module
     from gb_backfill import LedgerError
 
     ledger = Ledger(tmp_path / "l")

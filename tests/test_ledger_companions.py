@@ -21,7 +21,7 @@ import pytest
 
 from gb_backfill import Emulator, LedgerError, send, send_path
 from gb_backfill._cli import main
-from gb_backfill._ledger import Ledger
+from gb_backfill._store.ledger import Ledger
 
 KEYS = [bytes([n]) * 16 for n in range(3)]
 

@@ -5,7 +5,7 @@ import pytest
 
 from gb_backfill import RateLimits
 from gb_backfill._config import BATCH_LIMITS
-from gb_backfill._makespan import (
+from gb_backfill._engine.makespan import (
     LaneCosts,
     Loads,
     batch_seconds,
@@ -14,8 +14,8 @@ from gb_backfill._makespan import (
     route,
     routing_floor,
 )
-from gb_backfill._mapping import resolve_mapping
-from gb_backfill._prepare import LoadCounter
+from gb_backfill._engine.prepare import LoadCounter
+from gb_backfill._rows.mapping import resolve_mapping
 
 COSTS = LaneCosts(
     events_limits=RateLimits(),

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from gb_backfill import ColumnNotFoundError, ConfigError
-from gb_backfill._mapping import resolve_mapping
+from gb_backfill._rows.mapping import resolve_mapping
 
 
 def test_default_names_are_found():

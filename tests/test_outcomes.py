@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from gb_backfill._outcomes import classify_error, classify_response, retry_after_seconds
+from gb_backfill._engine.outcomes import classify_error, classify_response, retry_after_seconds
 from gb_backfill._vocabulary import Verdict
 
 REQUEST = httpx.Request("POST", "https://api.gameball.co/api/v4.0/integrations/events")

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from gb_backfill import RateLimits
-from gb_backfill._dispatch import CustomerCounts
-from gb_backfill._lanes.batch import _ReadyRows
-from gb_backfill._lanes.jobs import JobDurations
-from gb_backfill._limiter import RateLimiter
-from gb_backfill._plan import minimum_seconds
-from gb_backfill._rate_control import AdaptiveRate
-from gb_backfill._rows import Batch, Job
+from gb_backfill._engine.dispatch import CustomerCounts
+from gb_backfill._engine.lanes.batch import _ReadyRows
+from gb_backfill._engine.lanes.jobs import JobDurations
+from gb_backfill._engine.limiter import RateLimiter
+from gb_backfill._engine.plan import minimum_seconds
+from gb_backfill._engine.rate_control import AdaptiveRate
+from gb_backfill._engine.slices import Batch, Job
 
 
 class FakeClock:

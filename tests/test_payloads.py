@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gb_backfill import payloads, validate
-from gb_backfill._mapping import resolve_mapping
-from gb_backfill._payloads import encode_rows
-from gb_backfill._rules import check_frame
+from gb_backfill._rows.mapping import resolve_mapping
+from gb_backfill._rows.payloads import encode_rows
+from gb_backfill._rows.rules import check_frame
 from tests.conftest import examples
 
 

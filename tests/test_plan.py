@@ -10,8 +10,8 @@ import pytest
 
 from gb_backfill import HISTORY_WARNING, BatchSettings, Emulator, RateLimits, SendPlan, asend, send
 from gb_backfill._cli import main
-from gb_backfill._makespan import job_cycle
-from gb_backfill._plan import minimum_seconds
+from gb_backfill._engine.makespan import job_cycle
+from gb_backfill._engine.plan import minimum_seconds
 from tests.conftest import MockGameball, send_options
 
 SECRET = "emulator-secret-key"

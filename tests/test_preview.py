@@ -541,8 +541,14 @@ def test_the_interval_holds_the_exact_total_in_at_least_90_of_100_trials():
     customer does not exist hold the exact figures in at least 90 of them."""
     from datetime import UTC, datetime
 
-    from gb_backfill._forecast import CUSTOMER_NOT_FOUND, QUOTED, Quote, SampledRow, forecast
-    from gb_backfill._sampling import StratifiedSampler
+    from gb_backfill._preview.forecast import (
+        CUSTOMER_NOT_FOUND,
+        QUOTED,
+        Quote,
+        SampledRow,
+        forecast,
+    )
+    from gb_backfill._preview.sampling import StratifiedSampler
 
     df = backfill(rows=3000, seed=11)
     bodies = gb.payloads(df, **MAPPING)

@@ -12,7 +12,7 @@ import pytest
 
 import gb_backfill as gb
 from gb_backfill import RateLimits, RepeatedFailureError
-from gb_backfill._lanes.quotes import quote_problem
+from gb_backfill._engine.lanes.quotes import quote_problem
 from tests import fake_time
 from tests.conftest import API_KEY, FAST_RETRY, MockGameball
 

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from gb_backfill import LedgerError, send, send_path
-from gb_backfill._mapping import resolve_mapping
-from gb_backfill._payloads import encode_rows
-from gb_backfill._row_keys import ContentKeys
-from gb_backfill._rules import check_frame
+from gb_backfill._rows.keys import ContentKeys
+from gb_backfill._rows.mapping import resolve_mapping
+from gb_backfill._rows.payloads import encode_rows
+from gb_backfill._rows.rules import check_frame
 from tests.conftest import MockGameball, send_options
 
 
@@ -176,7 +176,7 @@ def test_send_path_rerun_with_ledger(tmp_path, df):
 
 def test_row_counts_for_the_progress_bar(tmp_path):
     """Exact counts, quoted line breaks included: CSV rows are counted by the first pass."""
-    from gb_backfill._input import InputFile
+    from gb_backfill._input.reader import InputFile
 
     df = pd.DataFrame({"a": range(5), "b": ["v", "w\nx", "y", "z", "q"]})
     df.to_csv(tmp_path / "x.csv", index=False)

@@ -84,7 +84,11 @@ def fail_on_call(n, error):
 def test_an_error_in_any_stage_stops_the_run_with_every_row_accounted(stage, monkeypatch, tmp_path):
     df = orders()
     df.loc[[3, 130], "customerId"] = None  # a few failures to write
-    from gb_backfill import _bookkeeping, _failures, _ledger, _prepare, _sender
+    from gb_backfill import _sender
+    from gb_backfill._engine import bookkeeping as _bookkeeping
+    from gb_backfill._engine import prepare as _prepare
+    from gb_backfill._store import failures as _failures
+    from gb_backfill._store import ledger as _ledger
 
     targets = {
         "checking": (_prepare, "check_frame", 2),
@@ -375,7 +379,7 @@ def test_plain_http_ignores_the_environments_proxy(monkeypatch):
 
 
 def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkeypatch):
-    from gb_backfill import _prepare
+    from gb_backfill._engine import prepare as _prepare
 
     wrapper = fail_on_call(2, Injected("boom"))
     wrapper.original = _prepare.encode_rows
@@ -397,7 +401,8 @@ def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkey
 def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(stage, tmp_path):
     """Reading and checking run in a worker thread, which a cancel cannot interrupt: the batch
     it was working on is still accounted for, and a resume sends every row exactly once."""
-    from gb_backfill import _prepare, _sender
+    from gb_backfill import _sender
+    from gb_backfill._engine import prepare as _prepare
 
     df = orders(120, customers=120)
     entered, release = threading.Event(), threading.Event()

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from gb_backfill import ConfigError, RateLimits
-from gb_backfill import _sampling as sampling
-from gb_backfill._sampling import (
+from gb_backfill._preview import sampling as sampling
+from gb_backfill._preview.sampling import (
     DEFAULT_SAMPLE_SIZE,
     StratifiedSampler,
     estimate_distinct,

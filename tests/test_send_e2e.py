@@ -21,7 +21,7 @@ from gb_backfill import (
 )
 from gb_backfill._cli import main
 from gb_backfill._emulator import DEFAULT_SECRET_KEY as SECRET
-from gb_backfill._plan import minimum_seconds
+from gb_backfill._engine.plan import minimum_seconds
 
 RETRY = RetryPolicy(attempts=10, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
 

@@ -22,7 +22,7 @@ from gb_backfill import (
     asend,
     send,
 )
-from gb_backfill._plan import minimum_seconds
+from gb_backfill._engine.plan import minimum_seconds
 from tests.conftest import (
     API_KEY,
     FAST_RETRY,
@@ -401,7 +401,7 @@ def test_sync_send_works_inside_a_running_loop(events):
 def test_every_batch_is_read_and_prepared_on_one_worker_thread(monkeypatch):
     """pyarrow's allocator keeps a heap per thread: work spread over the default executor's
     threads let a long run's memory creep up (bench_memory), so all of it goes to one."""
-    from gb_backfill import _prepare
+    from gb_backfill._engine import prepare as _prepare
 
     threads: set[int] = set()
     prepare = _prepare.Preparer.prepare
@@ -506,7 +506,7 @@ def test_progress_is_off_when_not_interactive(events, capsys):
 
 def test_the_summary_line_shows_the_pace_found_once_throttled(monkeypatch, capsys):
     """Without a terminal, the periodic line carries the pace as text next to the counts."""
-    from gb_backfill import _progress
+    from gb_backfill._engine import progress as _progress
 
     monkeypatch.setattr(_progress, "interactive", lambda: False)
     monkeypatch.setattr(_progress.Progress, "LINE_EVERY", 0.0)
@@ -528,8 +528,8 @@ def test_the_summary_line_shows_the_pace_found_once_throttled(monkeypatch, capsy
 def test_a_slow_customer_does_not_let_batches_pile_up():
     """Memory stays bounded: reading waits while three batches still hold pending rows."""
     from gb_backfill._config import make_settings
-    from gb_backfill._mapping import resolve_mapping
-    from gb_backfill._run import run_send
+    from gb_backfill._engine.run import run_send
+    from gb_backfill._rows.mapping import resolve_mapping
 
     pulled = []
     seen_while_slow = []

@@ -7,9 +7,9 @@ import pytest
 
 from gb_backfill import validate
 from gb_backfill._cli import main
-from gb_backfill._mapping import resolve_mapping
-from gb_backfill._rules import check_frame
-from gb_backfill._warnings import WARNING_COLUMNS, WarningCode, WarningTally
+from gb_backfill._rows.mapping import resolve_mapping
+from gb_backfill._rows.rules import check_frame
+from gb_backfill._rows.warnings import WARNING_COLUMNS, WarningCode, WarningTally
 
 
 def warned(df, **mapping):

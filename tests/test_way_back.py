@@ -377,9 +377,10 @@ def test_only_the_fate_module_asks_the_ledger_about_rows():
         }
         names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
         if calls & {"lookup", "loose_forms", "changed"} or "LedgerStatus" in names:
-            asking[path.name] = sorted(calls & {"lookup", "loose_forms", "changed"})
-    assert set(asking) <= {"_fate.py", "_ledger.py", "_ledger_extras.py", "_journal.py",
-                           "_settle.py", "_vocabulary.py"}, asking  # fmt: skip
+            name = path.relative_to(package).as_posix()
+            asking[name] = sorted(calls & {"lookup", "loose_forms", "changed"})
+    assert set(asking) <= {"_engine/fate.py", "_store/ledger.py", "_store/ledger_extras.py",
+                           "_store/journal.py", "_settle.py", "_vocabulary.py"}, asking  # fmt: skip
 
 
 def ledger_of_every_state(tmp_path):
@@ -398,8 +399,8 @@ def ledger_of_every_state(tmp_path):
     fixed.loc[fixed["n"] == 30, "customerId"] = "c30"  # a fix
     fixed.loc[fixed["n"] == 3, "amount"] = 1.0  # a fix of a row Gameball refused
     # An aborted row left in flight, as a run killed with its request out leaves it.
-    from gb_backfill._ledger import Ledger
-    from gb_backfill._row_keys import carried_keys
+    from gb_backfill._rows.keys import carried_keys
+    from gb_backfill._store.ledger import Ledger
 
     [key] = carried_keys(fixed.loc[fixed["n"] == 26, "gb_key"])
     ledger = Ledger(tmp_path / "l")
@@ -651,7 +652,7 @@ def test_a_failures_file_that_could_not_be_written_is_not_named(tmp_path, monkey
     ledger, never the file."""
     import errno
 
-    from gb_backfill._failures import FailureWriter
+    from gb_backfill._store.failures import FailureWriter
 
     real_close = FailureWriter.close
 
@@ -685,7 +686,7 @@ def test_where_rows_are_after_a_second_signal_names_what_is_on_disk(tmp_path):
     """A second Ctrl-C can stop the run before its report: the line then says what the files
     on disk hold."""
     from gb_backfill._cli import where_rows_are
-    from gb_backfill._failures import write_parquet
+    from gb_backfill._store.failures import write_parquet
 
     failures = str(tmp_path / "f.parquet")
     parts = tmp_path / "f.parquet.parts"
@@ -786,7 +787,7 @@ def test_a_row_in_flight_at_a_kill_is_shown_as_it_was_sent(tmp_path):
     came between (a kill -9 a moment after the request went out), and after one did."""
     import os
 
-    from gb_backfill._ledger import Ledger
+    from gb_backfill._store.ledger import Ledger
 
     body = b'{"customerId":"c7","events":{"purchase":{"order_id":"o7"}}}'
     ledger = Ledger(tmp_path / "l")

@@ -1,0 +1,371 @@
+"""The fate of every row of a send, recorded in one place.
+
+A lane (see :mod:`gb_backfill._engine.lanes`) owns delivery: when and how a row's request goes out.
+The :class:`Bookkeeper` owns everything a row's outcome touches: the status counts, the ledger, the
+failures file, the progress bar, and the room left for reading more input. Lanes call
+:meth:`Bookkeeper.begin` before a request goes out and :meth:`Bookkeeper.record` once its row's
+outcome is final; rows that need no request (invalid, known to the ledger, never attempted) are
+settled with :meth:`Bookkeeper.settle`. Nothing else changes a row's status, so the counts always
+add up to the rows read.
+
+The bookkeeper also holds the run's stop switch: :meth:`Bookkeeper.halt` stops new requests
+(Ctrl-C, a rejected key, a ledger that cannot be written, any unexpected error) and keeps the
+first error, which the run raises once every row has its status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from .._clock import Clock
+from .._rows.warnings import WarningTally
+from .._store.failures import FailureWriter, failure_rows
+from .._store.ledger import POSTING_JOB, Ledger
+from .._vocabulary import STATUSES, SendErrorCode, Status, Verdict
+from .outcomes import Outcome
+from .progress import Progress
+from .slices import Batch, Job, NotSent
+
+__all__: list[str] = []
+
+_WRITE_FAILURES_EVERY = 2.0  # seconds
+_MAX_LIVE_BATCHES = 3
+
+
+class Bookkeeper:
+    """Counts, ledger, failures file and progress for one run. Strictly private."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger | None,
+        writer: FailureWriter,
+        progress: Progress,
+        max_outstanding: int,
+        max_live_batches: int = _MAX_LIVE_BATCHES,
+        clock: Clock,
+        warnings: WarningTally | None = None,
+    ) -> None:
+        self.ledger = ledger
+        #: the input's warnings, gathered as its batches are prepared (see
+        #: :mod:`gb_backfill._rows.warnings`)
+        self.warnings = warnings
+        self.clock = clock
+        self.writer = writer
+        self.progress = progress
+        self.counts: Counter[str] = Counter(dict.fromkeys(STATUSES, 0))
+        self.error_codes: Counter[str] = Counter()
+        self.rows = 0
+        self.folded = 0  #: rows skipped as copies of a row met elsewhere in the input
+        self.retrying = 0
+        self.error: BaseException | None = None
+        self.stopped = asyncio.Event()
+        self.unwritten: set[Batch] = set()
+        self.written_at = -_WRITE_FAILURES_EVERY  # the first failure is written at once
+        self.outstanding = 0
+        # Rows admitted but not finished; reading pauses above this, so memory stays bounded.
+        self.max_outstanding = max_outstanding
+        # Batches with rows still pending; each holds its frame. A customer stuck in retries
+        # could otherwise keep one row, and so one frame, alive in every batch read since.
+        self.live_batches = 0
+        self.max_live_batches = max_live_batches
+        self.room = asyncio.Event()
+        self.room.set()
+        self.drained = asyncio.Event()
+        self.drained.set()
+
+    # --- the stop switch -------------------------------------------------------------------
+
+    def halt(self, error: BaseException | None = None) -> None:
+        """Stop starting requests; in-flight ones finish, queued rows end ``aborted``.
+
+        The first ``error`` given is the one the run raises at its end.
+        """
+        if error is not None and self.error is None:
+            self.error = error
+        self.stopped.set()
+        self.room.set()
+        self.drained.set()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, but wake at once when the run stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopped.wait(), seconds)
+
+    # --- rows coming in ----------------------------------------------------------------------
+
+    def open_batch(self, batch: Batch) -> None:
+        """Count ``batch``'s rows in: from now on each of them must end with a status."""
+        self.rows += len(batch.frame)
+
+    def queued(self, batch: Batch, jobs: int, settled: int) -> None:
+        """``jobs`` rows of ``batch`` went to a lane; ``settled`` needed no request."""
+        batch.pending += jobs
+        self.outstanding += jobs
+        if batch.pending:
+            self.live_batches += 1
+        if self.outstanding:
+            self.drained.clear()
+        if not self.has_room():
+            self.room.clear()
+        self.progress.advance(settled, self.counts, self.retrying)
+
+    def has_room(self) -> bool:
+        """True while reading another batch keeps memory within its bound."""
+        return self.outstanding < self.max_outstanding and self.live_batches < self.max_live_batches
+
+    def abort_unread(self, frame: pd.DataFrame, offset: int) -> None:
+        """Account a batch read after the run stopped: every row ``aborted``."""
+        self.rows += len(frame)
+        self.counts[Status.ABORTED] += len(frame)
+        self.error_codes[SendErrorCode.ABORTED] += len(frame)
+        message = "not attempted: the run stopped"
+        rows = failure_rows(
+            frame,
+            np.arange(len(frame)),
+            status=Status.ABORTED,
+            code=SendErrorCode.ABORTED,
+            message=message,
+            row_offset=offset,
+            types=self.writer.types,
+        )
+        self.writer.add(rows)
+        self.progress.advance(len(frame), self.counts, self.retrying)
+
+    # --- outcomes -------------------------------------------------------------------------
+
+    def settle(
+        self,
+        batch: Batch,
+        local: int,
+        status: Status,
+        *,
+        code: str | None,
+        message: str | None,
+        http_status: int | None = None,
+        key_index: int | None = None,
+        folded: bool = False,
+    ) -> None:
+        """A row that ends without a request of this run (invalid, known to the ledger, or a
+        copy of another row of the input: ``folded``)."""
+        self.counts[status] += 1
+        self.folded += folded
+        if status not in (Status.SENT, Status.SKIPPED):
+            self._not_sent(batch, (local, status, code, message, http_status, 0, key_index))
+
+    def note_invalid(self, batch: Batch, rows: Sequence[tuple[int, int]]) -> None:
+        """Note in the ledger the invalid ``rows`` of ``batch`` (position, key index), so a
+        fixed copy of one is known as that row."""
+        if self.ledger is not None and rows and batch.keys is not None:
+            keys = batch.keys.keys
+            self.ledger.record_invalid(
+                [(keys[index], batch.offset + local) for local, index in rows]
+            )
+
+    def begin(self, rows: Sequence[Job]) -> None:
+        """Mark ``rows`` in flight in the ledger before their first request goes out, with one
+        write to its journal.
+
+        Raises :class:`LedgerError` when the marks cannot be made: then nothing may be sent.
+        """
+        fresh = [job for job in rows if not job.begun]
+        if self.ledger is None or not fresh:
+            return
+        marks, requests = [], []
+        for job in fresh:
+            batch, index = job.batch, job.key_index
+            loose = None if batch.loose is None else batch.loose[0][index]
+            form = 0 if batch.loose is None else int(batch.loose[1][index])
+            marks.append((job.key, job.customer, batch.offset + job.local, loose, form))
+            requests.append((*batch.shown_key(index), job.body))
+        self.ledger.begin_many(marks, requests)
+        for job in fresh:
+            job.begun = True
+
+    def retry_later(self, rows: Sequence[Job], outcome: Outcome) -> None:
+        """``rows`` were refused in a way the run retries: until their next request they are
+        not in flight, and the ledger says so at once (their next :meth:`begin` marks them
+        again), so a run killed while they wait leaves them to the next run to send."""
+        marked = [job for job in rows if job.begun]
+        if self.ledger is None or not marked:
+            return
+        for job in marked:
+            job.begun = False
+        self.ledger.retry_later(
+            [job.key for job in marked],
+            pacing=outcome.pacing,
+            http_status=outcome.http_status,
+            error_code=outcome.code,
+            error_message=f"to be retried: {outcome.message}",
+        )
+
+    def stopped_early(self, rows: Sequence[Job], error: BaseException | None = None) -> None:
+        """Record ``rows``, whose delivery ended before a final answer: the one rule for a stop.
+
+        * a request out with no answer yet (interrupted, or ``error`` while it was out) may
+          have been processed: ``unknown``;
+        * no request made, or only refusals for the pace (429, 2001): ``aborted``, retryable;
+        * answered with a failure that was to be retried: ``failed``, retryable.
+        """
+        groups: dict[tuple[Status, Outcome], list[Job]] = {}
+        for job in rows:
+            if not job.recorded:
+                groups.setdefault(_stop_outcome(job, error), []).append(job)
+        for (status, outcome), alike in groups.items():  # rows alike recorded together
+            self.record(alike, status, outcome, retryable=status is not Status.UNKNOWN)
+
+    def posting(self, jobs: Sequence[Job]) -> None:
+        """Note in the ledger, before a job's POST goes out, that ``jobs`` left any earlier job:
+        until its answer names the new job, a resume must not ask the old one (which may have
+        answered 2001 for them) and send them again."""
+        if self.ledger is not None:
+            self.ledger.assign_job(POSTING_JOB, [job.key for job in jobs if job.begun])
+
+    def assign_job(self, jobs: Sequence[Job], job_id: int) -> None:
+        """Note in the ledger which batch job carries ``jobs``, so a later run can ask."""
+        if self.ledger is not None:
+            self.ledger.assign_job(job_id, [job.key for job in jobs])
+
+    def record(
+        self,
+        rows: Sequence[Job],
+        status: Status,
+        outcome: Outcome | None,
+        *,
+        retryable: bool = False,
+    ) -> None:
+        """The one place a queued row's final status is recorded (here, for ``rows`` alike:
+        a job's or a chunk's rows at once, counted, noted and settled in the ledger together).
+
+        ``outcome`` is None for a row never attempted. Rows are counted first, so a ledger
+        that then fails to record them still leaves the counts whole.
+        """
+        if not rows:
+            return
+        self.counts[status] += len(rows)
+        if status != Status.SENT:
+            code = outcome.code if outcome else SendErrorCode.ABORTED
+            message = outcome.message if outcome else "not attempted: the run stopped"
+            http = outcome.http_status if outcome else None
+            for job in rows:
+                entry = (job.local, status, code, message, http, job.requests, job.key_index)
+                self._not_sent(job.batch, entry)
+        batch, finished = None, 0  # a job's rows mostly come from one batch: count them so
+        for job in rows:
+            job.recorded = True
+            if job.batch is not batch:
+                if batch is not None:
+                    self._finished(batch, finished)
+                batch, finished = job.batch, 0
+            finished += 1
+        if batch is not None:
+            self._finished(batch, finished)
+        self.outstanding -= len(rows)
+        if self.has_room():
+            self.room.set()
+        if not self.outstanding:
+            self.drained.set()
+        self.progress.advance(len(rows), self.counts, self.retrying)
+        if self.ledger is not None:
+            self.ledger.settle_many(
+                [(job.key, job.requests) for job in rows if job.in_ledger],
+                status,
+                retryable=retryable,
+                http_status=outcome.http_status if outcome else None,
+                error_code=outcome.code if outcome else None,
+                error_message=outcome.message if outcome else None,
+            )
+        self.write_failures_soon()
+
+    def _finished(self, batch: Batch, rows: int) -> None:
+        """``rows`` of ``batch`` have their final status: a batch with none pending is let go."""
+        batch.pending -= rows
+        if not batch.pending:
+            self.live_batches -= 1
+
+    def reconsider(self, rows: Sequence[Job], outcome: Outcome) -> None:
+        """Record in the ledger that ``rows`` failed for the run, not for themselves: retryable."""
+        if self.ledger is None:
+            return
+        for job in rows:
+            if job.in_ledger:
+                self.ledger.settle(
+                    job.key,
+                    Status.FAILED,
+                    retryable=True,
+                    attempts=0,
+                    http_status=outcome.http_status,
+                    error_code=outcome.code,
+                    error_message=outcome.message,
+                )
+
+    def _not_sent(self, batch: Batch, entry: NotSent) -> None:
+        """Note a row that ends without being sent; it reaches the failures file soon."""
+        batch.not_sent.append(entry)
+        self.error_codes[entry[2] or entry[1]] += 1
+        self.unwritten.add(batch)
+
+    def write_failures_soon(self) -> None:
+        """Write noted rows if the last write is a while ago; called as rows come and go."""
+        if self.unwritten and self.clock() - self.written_at > _WRITE_FAILURES_EVERY:
+            self.write_failures()
+
+    def write_failures(self) -> None:
+        """Write every noted row as a complete Parquet part, so a crash cannot lose it."""
+        self.written_at = self.clock()
+        for batch in list(self.unwritten):
+            local, status, code, message, http, attempts, key_index = zip(
+                *batch.not_sent, strict=True
+            )
+            self.writer.add(
+                failure_rows(
+                    batch.frame,
+                    np.asarray(local, dtype=np.int64),
+                    status=status,
+                    code=code,
+                    message=message,
+                    http_status=http,
+                    attempts=attempts,
+                    keys=[batch.key_text(index) for index in key_index],
+                    row_offset=batch.offset,
+                    types=self.writer.types,
+                )
+            )
+            batch.not_sent.clear()
+            # Finished batches are let go here: nothing refers to their frames any more.
+            self.unwritten.discard(batch)
+        try:
+            self.writer.flush()
+        except OSError as error:
+            # A full disk: the rows stay in the writer's buffer, and the run stops.
+            self.halt(error)
+
+
+def _stop_outcome(job: Job, error: BaseException | None) -> tuple[Status, Outcome]:
+    """The status and outcome a stop gives ``job`` (see :meth:`Bookkeeper.stopped_early`)."""
+    last = job.last
+    if job.in_flight:
+        if error is not None:
+            message = f"{type(error).__name__} while its request was out; it may have been sent"
+            return Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.ERROR, message)
+        message = "the run was interrupted while this request was in flight"
+        return Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.INTERRUPTED, message)
+    if last is None:
+        message = "not attempted: the run stopped"
+        return Status.ABORTED, Outcome(Verdict.RETRY, SendErrorCode.ABORTED, message)
+    if last.pacing and not job.attempts:
+        message = (
+            f"not sent: the run stopped while Gameball was asking it to slow down ({last.message})"
+        )
+        return Status.ABORTED, Outcome(
+            Verdict.RETRY, SendErrorCode.ABORTED, message, last.http_status
+        )
+    message = f"the run stopped before the next retry; last error: {last.message}"
+    return Status.FAILED, replace(last, message=message)

@@ -1,0 +1,287 @@
+"""One rule for a row's fate: what a send does with a row, given the ledger and the input.
+
+The live run's admission (:mod:`gb_backfill._engine.run`), the dry run
+(:mod:`gb_backfill._engine.plan`) and the reward preview (:mod:`gb_backfill._preview.run`) all ask
+:class:`Judge`, so what the dry run plans and the preview quotes is what the live run sends. A row
+is judged by its key's word in the ledger (see :mod:`gb_backfill._rows.keys`: a row that carries a
+``gb_key`` from a failures file keeps it, as written or edited):
+
+* sent (or settled by hand as arrived) → ``SKIP``, whatever was edited;
+* in flight at a crash, or ``unknown`` → ``HOLD`` (not sent, named in the report), unless
+  ``retry_unknown=True``, whatever was edited;
+* invalid now → ``INVALID``; and a failures file's invalid row sent again with the very cells it
+  had (its reader's problem is not in the file) stays ``INVALID``;
+* failed for good, unchanged → ``FAILED`` again without a request; edited (a fix) → ``SEND``;
+* failed and retryable, aborted, marked not arrived, invalid before (and fixed now), or unknown
+  to the ledger → ``SEND``; but a row the ledger does not know that looks like a row an earlier
+  run sent, written differently (see :mod:`gb_backfill._rows.loose`), is ``CHANGED``: a live run
+  refuses to start (``ChangedRowsError``) unless ``resend_changed=True``.
+
+**Copies of one row in one input** (an export and its failures file concatenated, two failures
+files together): the same key twice. When the input carries ``gb_key`` values, a first pass
+(:meth:`Folds.scan`) collects them; a row without one whose key a carried row has is a copy of
+that row, and the carried one (the row as the user fixed it) speaks for it. Of the carried
+copies, the first the rule sends is sent; every other copy is ``FOLD``: ``skipped``, counted as
+folded in the report. So a key is sent at most once per run.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from .._config import Settings
+from .._rows.keys import carried_keys
+from .._store.ledger import Ledger, LedgerEntry
+from .._vocabulary import FailureCode, LedgerStatus
+from .prepare import Prepared
+
+__all__: list[str] = []
+
+
+class Fate(enum.Enum):
+    """What a send does with one row."""
+
+    SEND = "send"  #: a request goes out
+    SKIP = "skip"  #: sent before, per the ledger: ``skipped``
+    FOLD = "fold"  #: a copy of a row met elsewhere in this input: ``skipped``, folded
+    HOLD = "hold"  #: may have arrived before: ``unknown``, not sent
+    FAILED = "failed"  #: failed for good before, and unchanged: ``failed``, not sent
+    INVALID = "invalid"  #: breaks a rule: ``invalid``
+    CHANGED = "changed"  #: looks like a row sent before, written differently
+
+
+def fate_of(
+    entry: LedgerEntry | None,
+    *,
+    valid: bool,
+    edited: bool = False,
+    unchanged_invalid: bool = False,
+    looks_sent: bool = False,
+    retry_unknown: bool = False,
+) -> Fate:
+    """The rule (see the module docstring) for one row: ``entry`` is its key's ledger entry,
+    ``edited`` whether it carried a key made from other content, ``unchanged_invalid`` whether
+    it is a failures file's invalid row as it was, ``looks_sent`` whether its loose identity was
+    sent under another key (with ``resend_changed``, pass False)."""
+    status = None if entry is None else LedgerStatus(entry.status)
+    if status is LedgerStatus.SENT:
+        return Fate.SKIP
+    if status is not None and status.may_have_arrived and not retry_unknown:
+        return Fate.HOLD
+    if not valid or unchanged_invalid:
+        return Fate.INVALID
+    if status is LedgerStatus.FAILED and entry is not None and not entry.retryable:
+        return Fate.SEND if edited else Fate.FAILED
+    if status is None and looks_sent:
+        return Fate.CHANGED
+    return Fate.SEND
+
+
+class Folds:
+    """The keys an input's rows carry (``gb_key``), and which of them this run has judged.
+
+    Keys are kept as a sorted array (16 bytes each), so memory follows the carried rows only.
+    """
+
+    _UNSEEN, _JUDGED, _SENT = 0, 1, 2
+
+    def __init__(self, keys: Iterable[bytes] | npt.NDArray[np.bytes_]) -> None:
+        self.keys = np.unique(np.asarray(list(keys) if not isinstance(keys, np.ndarray) else keys,
+                                         dtype="S16"))  # fmt: skip
+        self.state = np.zeros(len(self.keys), dtype=np.int8)
+        self.folded = 0
+
+    @classmethod
+    def scan(cls, frames: Iterator[pd.DataFrame]) -> Folds:
+        """Every ``gb_key`` the input carries (a first pass over it)."""
+        found: list[bytes] = []
+        for frame in frames:
+            if "gb_key" in frame.columns:
+                found += carried_keys(frame["gb_key"].tolist())
+        return cls(found)
+
+    def fresh(self) -> Folds:
+        """The same keys, none judged yet (for another pass over the input)."""
+        return Folds(self.keys)
+
+    def _where(self, key: bytes) -> int | None:
+        if not len(self.keys):
+            return None
+        at = int(np.searchsorted(self.keys, np.bytes_(key)))
+        return at if at < len(self.keys) and self.keys[at] == np.bytes_(key) else None
+
+    def among(self, keys: list[bytes]) -> list[int]:
+        """The indexes of ``keys`` some row of the input carries."""
+        if not len(self.keys) or not keys:
+            return []
+        wanted = np.array(keys, dtype="S16")
+        at = np.searchsorted(self.keys, wanted).clip(max=len(self.keys) - 1)
+        return np.flatnonzero(self.keys[at] == wanted).tolist()
+
+    def apply(self, key: bytes, *, carried: bool, fate: Fate) -> Fate:
+        """The fate of a row with ``key``, once copies of it in this input are counted."""
+        at = self._where(key)
+        if at is None:
+            return fate
+        state = self.state[at]
+        if not carried or state == self._SENT or (state == self._JUDGED and fate is not Fate.SEND):
+            # A copy without the key speaks for nobody; a later copy adds nothing.
+            self.folded += 1
+            return Fate.FOLD
+        self.state[at] = self._SENT if fate is Fate.SEND else self._JUDGED
+        return fate
+
+
+@dataclass(slots=True)
+class Verdicts:
+    """The fate of each row of one prepared batch. Most rows are plain (``SEND`` when valid,
+    ``INVALID`` when not), and are not listed one by one: ``other`` holds the rest."""
+
+    valid: int  #: rows in ``Prepared.jobs``
+    invalid_rows: int  #: rows in ``Prepared.worst``
+    #: the rows whose fate is not the plain one, by key index (a job's index, then
+    #: ``valid + n`` for the n-th invalid row), with their ledger entries
+    other: dict[int, tuple[Fate, LedgerEntry | None]] = field(default_factory=dict)
+    #: valid rows judged ``CHANGED``: job index -> the form mask of the row sent before
+    changed: dict[int, int] = field(default_factory=dict)
+
+    def job(self, index: int) -> Fate:
+        found = self.other.get(index)
+        return Fate.SEND if found is None else found[0]
+
+    def invalid(self, n: int) -> Fate:
+        found = self.other.get(self.valid + n)
+        return Fate.INVALID if found is None else found[0]
+
+    @property
+    def jobs(self) -> list[Fate]:
+        """Each valid row's fate (``Prepared.jobs`` order)."""
+        return [self.job(index) for index in range(self.valid)]
+
+    def held(self) -> list[int]:
+        """The indexes of valid rows that are not sent, in order."""
+        return sorted(
+            i for i, (fate, _) in self.other.items() if i < self.valid and fate is not Fate.SEND
+        )
+
+    def counts(self) -> Counter[Fate]:
+        counts = Counter({Fate.SEND: self.valid, Fate.INVALID: self.invalid_rows})
+        for index, (fate, _) in self.other.items():
+            counts[Fate.SEND if index < self.valid else Fate.INVALID] -= 1
+            counts[fate] += 1
+        return +counts
+
+
+class Judge:
+    """Judges prepared batches in input order by :func:`fate_of`, with the ledger's word and
+    the input's copies (:class:`Folds`). ``check_changed``: also find ``CHANGED`` rows (the
+    live run does so in a first pass over the whole input before it sends anything).
+
+    Only rows something is known of (a ledger entry, a carried key, a key the input carries, a
+    loose match) are judged one by one; the rest are plain, so a first run costs nothing per
+    row here.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger | None,
+        folds: Folds | None,
+        *,
+        check_changed: bool,
+    ) -> None:
+        self.settings, self.ledger, self.folds = settings, ledger, folds
+        self.loose = (
+            check_changed
+            and ledger is not None
+            and not settings.resend_changed
+            and ledger.has_loose_keys()
+        )
+
+    @property
+    def folded(self) -> int:
+        return 0 if self.folds is None else self.folds.folded
+
+    def __call__(self, prepared: Prepared) -> Verdicts:
+        jobs, invalid_at = prepared.jobs, prepared.invalid_positions
+        verdicts = Verdicts(valid=len(jobs), invalid_rows=len(invalid_at))
+        keyed = prepared.batch.keys
+        if keyed is None or not keyed.keys:
+            return verdicts
+        keys = keyed.keys
+        known = self.ledger.lookup(keys) if self.ledger is not None else {}
+        looks = self._looks_sent(prepared, known)
+        known_at = [i for i, key in enumerate(keys) if key in known] if known else []
+        special = {*known_at, *looks}
+        if keyed.carried is not None:
+            special.update(np.flatnonzero(keyed.carried).tolist())
+        if self.folds is not None:
+            special.update(self.folds.among(keys))
+        if not special:
+            return verdicts
+        # Input order, valid and invalid rows together: the first copy of a key comes first.
+        local = {
+            i: jobs[i].local if i < len(jobs) else int(invalid_at[i - len(jobs)]) for i in special
+        }
+        for index in sorted(special, key=local.__getitem__):
+            key, valid = keys[index], index < len(jobs)
+            entry = known.get(key)
+            fate = fate_of(
+                entry, valid=valid, edited=keyed.flag("changed", index),
+                unchanged_invalid=keyed.flag("unchanged_invalid", index),
+                looks_sent=index in looks, retry_unknown=self.settings.retry_unknown,
+            )  # fmt: skip
+            if self.folds is not None:
+                fate = self.folds.apply(key, carried=keyed.flag("carried", index), fate=fate)
+            if fate is not (Fate.SEND if valid else Fate.INVALID) or entry is not None:
+                verdicts.other[index] = (fate, entry)
+        verdicts.changed = {i: looks[i] for i in looks if verdicts.job(i) is Fate.CHANGED}
+        return verdicts
+
+    def _looks_sent(self, prepared: Prepared, known: dict[bytes, LedgerEntry]) -> dict[int, int]:
+        """Valid rows the ledger does not know whose loose identity a row sent (or perhaps
+        sent) has: key index -> that row's form mask."""
+        batch = prepared.batch
+        if not self.loose or self.ledger is None or batch.keys is None or batch.loose is None:
+            return {}
+        looses, keys = batch.loose[0], batch.keys.keys
+        new = [i for i in range(len(prepared.jobs)) if keys[i] not in known]
+        if not new:
+            return {}
+        forms = self.ledger.loose_forms([looses[i] for i in new])
+        return {i: forms[looses[i]] for i in new if looses[i] in forms}
+
+
+def carries_keys(settings: Settings, columns: Iterable[object]) -> bool:
+    """Whether rows of an input with ``columns`` can carry keys (a ``gb_key`` column, rows
+    keyed by content), and so be copies of one another."""
+    return not settings.row_key and "gb_key" in list(columns)
+
+
+def scan_folds(
+    read: Callable[[], Iterator[pd.DataFrame]], columns: Iterable[object], settings: Settings
+) -> Folds | None:
+    """The input's carried keys (a first pass), or None when it can carry none."""
+    return Folds.scan(read()) if carries_keys(settings, columns) else None
+
+
+def unchanged_invalid(frame: pd.DataFrame, local: int) -> tuple[str, str]:
+    """The code and message of a failures file's invalid row sent again as it was."""
+    was = {
+        name: frame[name].iloc[local] if name in frame.columns else None
+        for name in ("gb_error_code", "gb_error_message")
+    }
+    code = was["gb_error_code"] if isinstance(was["gb_error_code"], str) else None
+    known = code in {str(c) for c in FailureCode}
+    reason = was["gb_error_message"] if isinstance(was["gb_error_message"], str) else "see gb_key"
+    return (
+        code if known and code is not None else FailureCode.INVALID_UNCHANGED,
+        f"sent again unchanged since it was invalid, so still invalid: {reason}",
+    )

@@ -1,0 +1,186 @@
+"""The quote lane: one request per sampled row to Gameball's reward preview, and its book.
+
+``POST /api/v{version}/integrations/events/reward-preview`` takes the very body a live send
+would carry and answers what that event would award the customer now, with no side effects. It
+is the events lane with another path, the preview's limits and two differences:
+
+* a quote changes nothing, so a request that may have been processed (a timeout) is simply
+  asked again;
+* a 404 with Gameball's code 7000 is an answer, not a failure: the customer does not exist (a
+  live send would create it). Any other 404 (a wrong path) is a failure, which trips the
+  breaker like any failure repeated on every request;
+* a 2xx answer is a quote only in the documented shape (an object with a number
+  ``totalPoints`` and a list of ``events``, each an object with an ``eventName``): anything
+  else (``{}``, ``{"success": true}``: a server that is not the reward preview) is a failure
+  of that request, ``not_a_quote``, never a quote of 0 points.
+
+Rows' fates go to a :class:`QuoteBook`, not to the run's bookkeeper: a preview writes no ledger
+and no failures file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ... import _gameball as gameball
+from ..._clock import Clock
+from ..._config import Settings
+from ..._vocabulary import Status, Verdict
+from ..dispatch import Dispatcher
+from ..outcomes import Outcome, classify_response, error_details
+from ..progress import Progress
+from ..slices import Job
+from ..timeline import Timeline
+from .events import EventsLane
+
+__all__ = ["NOT_FOUND", "QuoteBook", "QuoteLane"]
+
+#: A quote's outcome for a customer Gameball does not know.
+NOT_FOUND = "customer_not_found"
+#: The failure of a request answered 2xx with something that is not a quote.
+NOT_A_QUOTE = "not_a_quote"
+
+
+def quote_problem(answer: object) -> str | None:
+    """Why ``answer`` (a 2xx answer's JSON) is not a quote in the documented shape, or None."""
+    if not isinstance(answer, dict):
+        return "not a JSON object"
+    points = answer.get("totalPoints")
+    if not isinstance(points, int | float) or isinstance(points, bool):
+        return "no number totalPoints"
+    events = answer.get("events")
+    if not isinstance(events, list):
+        return "no list of events"
+    for event in events:
+        if not isinstance(event, dict) or not isinstance(event.get("eventName"), str):
+            return "an event without its eventName"
+        if not isinstance(event.get("campaigns", []), list):
+            return f"event {event['eventName']!r} has campaigns that are not a list"
+    return None
+
+
+@dataclass(slots=True)
+class QuoteBook:
+    """What the quote lane learned of each sampled row (by ``job.local``). Strictly private.
+
+    ``done`` is set once ``expected`` rows have their final status."""
+
+    progress: Progress
+    expected: int
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    retrying: int = 0
+    error: BaseException | None = None
+    recorded: int = 0
+    counts: Counter[str] = field(default_factory=lambda: Counter(quoted=0, failed=0))
+    #: row -> Gameball's 200 answer
+    answers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: row -> the outcome of a row with no answer: not found, failed, or None (not asked)
+    outcomes: dict[int, Outcome | None] = field(default_factory=dict)
+
+    def halt(self, error: BaseException | None = None) -> None:
+        if error is not None and self.error is None:
+            self.error = error
+        self.stopped.set()
+
+    async def pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopped.wait(), seconds)
+
+    def begin(self, rows: Sequence[Job]) -> None:
+        """Nothing to mark: a quote awards nothing, so there is no ledger."""
+
+    def retry_later(self, rows: Sequence[Job], outcome: Outcome) -> None:
+        """Nothing to unmark: there is no ledger."""
+
+    def record(
+        self,
+        rows: Sequence[Job],
+        status: Status,
+        outcome: Outcome | None,
+        *,
+        retryable: bool = False,
+    ) -> None:
+        for job in rows:
+            job.recorded = True
+            if job.local in self.answers:
+                self.counts["quoted"] += 1
+                continue
+            self.outcomes[job.local] = outcome
+            if outcome is None:
+                self.counts["not asked"] += 1
+            else:
+                self.counts["quoted" if outcome.code == NOT_FOUND else "failed"] += 1
+        self.recorded += len(rows)
+        self.progress.advance(len(rows), self.counts, self.retrying)
+        if self.recorded >= self.expected:
+            self.done.set()
+
+    def stopped_early(self, rows: Sequence[Job], error: BaseException | None = None) -> None:
+        self.record([job for job in rows if not job.recorded], Status.ABORTED, None)
+
+    def reconsider(self, rows: Sequence[Job], outcome: Outcome) -> None:
+        """Nothing to reconsider: a quote is never final in a ledger."""
+
+
+class QuoteLane(EventsLane):
+    """Asks Gameball's reward preview for each row offered. Strictly private."""
+
+    idempotent = True
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        book: QuoteBook,
+        dispatcher: Dispatcher,
+        *,
+        clock: Clock,
+        timeline: Timeline,
+    ) -> None:
+        super().__init__(
+            settings, client, book, dispatcher, clock=clock, timeline=timeline,
+            path=gameball.PREVIEW_PATH,
+        )  # fmt: skip
+        self.quotes = book
+
+    def classify(self, response: httpx.Response) -> Outcome:
+        if response.status_code == 404:
+            code, message = error_details(response)
+            if code == gameball.CUSTOMER_NOT_FOUND:
+                return Outcome(Verdict.SENT, NOT_FOUND, message, 404)
+        outcome = classify_response(response)
+        if outcome.verdict is Verdict.SENT:
+            try:
+                problem = quote_problem(response.json())
+            except ValueError:
+                problem = "not JSON"
+            if problem is not None:
+                message = (
+                    f"answered {response.status_code} with something that is not a quote: {problem}"
+                )
+                return Outcome(Verdict.FAILED, NOT_A_QUOTE, message, response.status_code)
+        return outcome
+
+    def delivered(self, job: Job, response: httpx.Response) -> None:
+        if response.status_code == 404:
+            outcome = Outcome(Verdict.SENT, NOT_FOUND, "the customer does not exist", 404)
+            self.finish([job], Status.SENT, outcome)
+            return
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict):
+            self.quotes.answers[job.local] = answer
+            self.finish([job], Status.SENT, None)
+        else:
+            why = Outcome(Verdict.FAILED, "unreadable_quote", "the quote is not a JSON object", 200)
+            self.finish([job], Status.FAILED, why)

@@ -1,0 +1,266 @@
+"""The dry run: what a send would do, with no network call.
+
+``send(..., dry_run=True)`` reads and prepares every row exactly as a live run would (see
+:mod:`gb_backfill._engine.prepare`; in batch mode after the same count of each customer's rows and
+the same routing of the busiest to the events lane), judges each row by the live run's own rule
+(:mod:`gb_backfill._engine.fate`, with the ledger opened read-only: what it skips, holds, fails
+again or folds), and returns a :class:`~gb_backfill._reports.send.SendPlan`: counts, customers,
+event names, requests and rows per lane, and the time each mode would take, from the model of
+:mod:`gb_backfill._engine.makespan` that routes a live run. ``bodies_path=`` writes every body to
+JSONL, one line per request of the events lane or item of the batch lane (how a live run groups
+items into jobs depends on timing; the items are the same).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO
+
+import pandas as pd
+
+from .. import _gameball as gameball
+from .._config import RateLimits, Settings
+from .._errors import ConfigError
+from .._reports.send import SendPlan
+from .._rows.mapping import ColumnMapping
+from .._rows.warnings import WarningTally
+from .._store.ledger import Ledger, refuse_missing_ledger
+from .._vocabulary import Lane
+from .fate import Fate, Judge, scan_folds, unchanged_invalid
+from .makespan import (
+    LaneCosts,
+    Loads,
+    assumed_costs,
+    batch_seconds,
+    events_seconds,
+    route,
+    routes,
+)
+from .makespan import minimum_seconds as minimum_seconds  # the benches' and tests' import
+from .prepare import LoadCounter, Prepared, Preparer
+from .slices import Job
+
+__all__: list[str] = []
+
+
+def count_loads(read: Callable[[], Iterator[pd.DataFrame]], counter: LoadCounter) -> Loads:
+    """Each customer's rows, read from the input before a batch-mode run (one pass, or two when
+    some customer may be busy enough to move to the events lane)."""
+    for frame in read():
+        counter.count(frame)
+    if counter.needs_busiest():
+        for frame in read():
+            counter.count_busiest(frame)
+    return counter.loads()
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the dry run counts as it goes."""
+
+    rows: int = 0
+    invalid: int = 0
+    skipped: int = 0
+    folded: int = 0
+    unknown: int = 0
+    failed: int = 0
+    changed: int = 0
+    per_customer: Counter[str] = field(default_factory=Counter)
+    batch_customer: Counter[str] = field(default_factory=Counter)
+    events_customer: Counter[str] = field(default_factory=Counter)
+    names: Counter[str] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)
+    lanes: Counter[Lane] = field(default_factory=Counter)
+
+    def add(self, job: Job) -> None:
+        self.lanes[job.lane] += 1
+        self.per_customer[job.customer] += 1
+        if job.lane is Lane.BATCH:
+            self.batch_customer[job.customer] += 1
+        else:
+            self.events_customer[job.customer] += 1
+        self.names.update(list(json.loads(job.body)["events"]))
+
+
+def _plan_batch(
+    prepared: Prepared, tally: _Tally, judge: Judge, out: IO[str] | None, api: str
+) -> None:
+    """Count one batch as the live run would settle it (:mod:`gb_backfill._engine.fate`), and
+    write its bodies."""
+    batch = prepared.batch
+    tally.rows += len(batch.frame)
+    verdicts = judge(prepared)
+    if prepared.worst is not None:
+        invalid = [verdicts.invalid(n) is Fate.INVALID for n in range(len(prepared.worst))]
+        tally.codes.update(prepared.worst["code"][invalid])
+    for job, fate in zip(prepared.jobs, verdicts.jobs, strict=True):
+        if fate is Fate.SEND:
+            tally.add(job)
+            if out is not None:
+                out.write(_line(job, api))
+        elif fate is Fate.INVALID:  # a failures file's invalid row, sent again as it was
+            tally.codes[unchanged_invalid(batch.frame, job.local)[0]] += 1
+    fates = verdicts.counts()
+    tally.invalid += fates[Fate.INVALID]
+    tally.skipped += fates[Fate.SKIP] + fates[Fate.FOLD]
+    tally.folded += fates[Fate.FOLD]
+    tally.unknown += fates[Fate.HOLD]
+    tally.failed += fates[Fate.FAILED]
+    tally.changed += fates[Fate.CHANGED]
+
+
+def _open_bodies(path: str | os.PathLike[str]) -> IO[str]:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return Path(path).open("w", encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the request bodies to {path} ({error.strerror or error}); choose "
+            "another path with bodies_path=PATH (--write-bodies PATH)"
+        ) from None
+
+
+def dry_run_plan(
+    read: Callable[[], Iterator[pd.DataFrame]],
+    *,
+    settings: Settings,
+    mapping: ColumnMapping,
+    ledger_path: str | os.PathLike[str] | None,
+    bodies_path: str | os.PathLike[str] | None,
+    columns: Sequence[Hashable] = (),
+) -> SendPlan:
+    """Prepare every row as a live run would, judge it by the live run's rule (see
+    :mod:`gb_backfill._engine.fate`), and plan; no network call, no write to the ledger."""
+    tally = _Tally()
+    warnings = WarningTally(mapping)
+    with contextlib.ExitStack() as stack:
+        out: IO[str] | None = None
+        if bodies_path is not None:  # before the input is read: a wrong path fails at once
+            out = stack.enter_context(_open_bodies(bodies_path))
+        ledger = None
+        if ledger_path is not None and not settings.rebuild_ledger:
+            refuse_missing_ledger(Path(ledger_path))  # as the live run would refuse it
+        if ledger_path is not None and Path(ledger_path).exists():
+            ledger = Ledger(ledger_path, read_only=True)
+            stack.callback(ledger.close)
+        costs = assumed_costs(settings)
+        routing = None
+        if routes(settings):
+            loads = count_loads(read, LoadCounter(mapping, costs))
+            routing = route(loads, costs, keep_order=settings.keep_order)
+        judge = Judge(settings, ledger, scan_folds(read, columns, settings), check_changed=True)
+        preparer = Preparer(
+            settings, mapping, loose=ledger is not None, routing=routing, warnings=warnings
+        )
+        stack.callback(preparer.close)
+        offset = 0
+        for frame in read():
+            _plan_batch(preparer.prepare(frame, offset), tally, judge, out, settings.api_version)
+            offset += len(frame)
+    return replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
+
+
+def _most(counts: Counter[str]) -> int:
+    return counts.most_common(1)[0][1] if counts else 0
+
+
+def _estimates(tally: _Tally, settings: Settings, costs: LaneCosts) -> dict[str, float]:
+    """Each mode's time, by the model a live run is routed with
+    (:mod:`gb_backfill._engine.makespan`)."""
+    sendable = sum(tally.lanes.values())
+    events_mode = events_seconds(sendable, _most(tally.per_customer), costs)
+    if settings.mode == Lane.BATCH:  # the split the rows were prepared with
+        batch_mode = max(
+            events_seconds(tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs),
+            batch_seconds(tally.lanes[Lane.BATCH], _chain(tally.batch_customer, settings), costs),
+        )
+    else:  # as if every row could ride a job, routed the same way
+        busiest = dict(tally.per_customer.most_common(_ROUTED_AT_MOST))
+        loads = Loads(events_rows=0, events_chain=0, batch_rows=sendable, busiest=busiest)
+        batch_mode = route(loads, costs, keep_order=settings.keep_order).seconds
+    return {Lane.EVENTS.value: events_mode, Lane.BATCH.value: batch_mode}
+
+
+_ROUTED_AT_MOST = 10_000  # customers an events-mode plan considers moving, busiest first
+
+
+def _chain(counts: Counter[str], settings: Settings) -> int:
+    return _most(counts) if settings.keep_order else min(_most(counts), 1)
+
+
+def _plan(
+    tally: _Tally,
+    settings: Settings,
+    costs: LaneCosts,
+    bodies_path: str | os.PathLike[str] | None,
+) -> SendPlan:
+    busiest = tally.per_customer.most_common(1)
+    requests = {Lane.EVENTS.value: tally.lanes[Lane.EVENTS]}
+    lane_rows: dict[str, int] = {}
+    lane_seconds: dict[str, float] = {}
+    if settings.mode == Lane.BATCH:
+        # At least one job per 1,000 items, and one per row of the busiest customer.
+        jobs = math.ceil(tally.lanes[Lane.BATCH] / gameball.MAX_ITEMS_PER_JOB)
+        requests[Lane.BATCH.value] = max(jobs, _chain(tally.batch_customer, settings))
+        lane_rows = {lane.value: tally.lanes[lane] for lane in Lane}
+        lane_seconds = {
+            Lane.EVENTS.value: events_seconds(
+                tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs
+            ),
+            Lane.BATCH.value: batch_seconds(
+                tally.lanes[Lane.BATCH], _chain(tally.batch_customer, settings), costs
+            ),
+        }
+    return SendPlan(
+        mode=settings.mode,
+        rows=tally.rows,
+        valid=tally.rows - tally.invalid,
+        invalid=tally.invalid,
+        skipped=tally.skipped,
+        changed=tally.changed,
+        unknown=tally.unknown,
+        failed=tally.failed,
+        folded=tally.folded,
+        customers=len(tally.per_customer),
+        busiest_customer=busiest[0][0] if busiest else None,
+        busiest_rows=busiest[0][1] if busiest else 0,
+        event_names=dict(tally.names.most_common()),
+        failure_codes=dict(tally.codes.most_common()),
+        requests=requests,
+        estimated_seconds=_estimates(tally, settings, costs),
+        lane_rows=lane_rows,
+        lane_seconds=lane_seconds,
+        events_lane_customers=len(tally.events_customer),
+        round_trip=costs.round_trip,
+        job_seconds=costs.job_seconds,
+        pace=_pace(settings),
+        reserve=settings.reserve,
+        bodies_path=Path(bodies_path) if bodies_path is not None else None,
+    )
+
+
+def _pace(settings: Settings) -> dict[str, RateLimits]:
+    """The limits each lane of the run's mode keeps to (less the reserve)."""
+    pace = {Lane.EVENTS.value: settings.limits}
+    if settings.mode == Lane.BATCH:
+        pace[Lane.BATCH.value] = settings.batch_limits
+    return pace
+
+
+def _line(job: Job, api_version: str) -> str:
+    if job.lane is Lane.EVENTS:
+        version = gameball.TOKEN_API_VERSION if job.token else api_version
+        path = gameball.EVENTS_PATH.format(version=version)
+    else:
+        path = gameball.BATCH_CREATE_PATH
+    # The body goes in as the bytes a live run sends: parsed and dumped again, a decimal such as
+    # 12345678901234567.89 would come out rounded to a float.
+    lane = json.dumps(job.lane.value)
+    return f'{{"lane": {lane}, "body": {job.body.decode()}, "path": {json.dumps(path)}}}\n'

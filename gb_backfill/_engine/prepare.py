@@ -1,0 +1,237 @@
+"""Turning a slice of the input into rows ready to send: checked, encoded, keyed, and laned.
+
+This is the CPU-heavy part of a run, and it touches no run state, so the run does it off the
+event loop (requests keep their pace meanwhile). The dry run and the changed-rows check prepare
+rows the same way, so what they count is what a live run would send.
+
+In batch mode a run first counts each customer's rows (:class:`LoadCounter`, a cheap pass of
+the rules alone, in fixed memory but for the busiest customers) so that
+:func:`~gb_backfill._engine.makespan.route` can send the busiest customers' rows through the events
+lane; the :class:`Preparer` then lanes rows by that routing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._config import Settings
+from .._gameball import lane_for
+from .._rows.keys import ContentKeys, RowKeys, keys_for
+from .._rows.loose import loose_keys
+from .._rows.mapping import ColumnMapping
+from .._rows.payloads import encode_rows
+from .._rows.rules import CheckedFrame, check_frame, first_failures
+from .._rows.warnings import WarningTally
+from .._vocabulary import Lane
+from .dispatch import CustomerCounts
+from .makespan import LaneCosts, Loads, Routing, routing_floor
+from .slices import Batch, Job
+
+__all__: list[str] = []
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch checked, encoded and keyed, ready to be admitted."""
+
+    batch: Batch
+    jobs: list[Job]  #: one per valid row
+    busy: list[int]  #: each job's customer's rows so far (batch mode), else 0
+    worst: pd.DataFrame | None  #: the invalid rows' first failures
+    checked: CheckedFrame | None = None  #: what the checks found
+
+    @property
+    def invalid_positions(self) -> npt.NDArray[np.int64]:
+        """The invalid rows' positions in the batch; the n-th's key follows the valid rows'
+        (key index ``len(jobs) + n``)."""
+        if self.worst is None:
+            return np.zeros(0, dtype=np.int64)
+        return self.worst.index.to_numpy(dtype=np.int64)
+
+
+class Preparer:
+    """Checks, encodes and keys batches and makes their jobs: the CPU-heavy part, which touches
+    no run state, so it runs off the event loop. Strictly private."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        mapping: ColumnMapping,
+        *,
+        loose: bool,
+        routing: Routing | None = None,
+        warnings: WarningTally | None = None,
+    ) -> None:
+        self.settings, self.mapping, self.loose = settings, mapping, loose
+        self.warnings = warnings  #: the dry run's: column warnings gathered as batches pass
+        self.content_keys = ContentKeys()
+        self.customer_counts = CustomerCounts()
+        #: batch mode: customers whose rows all take the events lane, and their rows in all
+        self.routed = routing.customers if routing is not None else frozenset()
+        self.known_rows: dict[str, int] = dict(routing.rows) if routing is not None else {}
+
+    def close(self) -> None:
+        self.content_keys.close()
+
+    def prepare(self, frame: pd.DataFrame, offset: int) -> Prepared:
+        checked = check_frame(frame, self.mapping)
+        encoded = encode_rows(frame, checked)
+        worst = first_failures(checked.failures) if checked.invalid.any() else None
+        keyed = keys_for(
+            frame,
+            encoded.positions,
+            encoded.bodies,
+            row_key=self.settings.row_key,
+            counter=self.content_keys,
+            mapping=self.mapping,
+            invalid=None if worst is None else worst.index.to_numpy(dtype=np.int64),
+        )
+        if self.warnings is not None:
+            # Rows keyed by row_key= columns have no occurrences: the tally compares them.
+            repeated = None if self.settings.row_key else _repeated(keyed, encoded.positions)
+            self.warnings.add(frame, checked.customer_ids, checked.invalid, repeated)
+        loose = loose_keys(frame, checked, encoded, self.content_keys) if self.loose else None
+        batch = Batch(frame, offset, keyed, bool(self.settings.row_key), loose)
+        batched = self.settings.mode == "batch"
+        # How busy each row's customer is: batch mode sends the busiest first, by their rows
+        # in all where the count before the run knows them, else by their rows so far.
+        busy = [0] * len(encoded)
+        if batched:
+            busy = self.customer_counts.add(encoded.customer_ids).tolist()
+            if self.known_rows:
+                known = self.known_rows
+                busy = [known.get(c, b) for c, b in zip(encoded.customer_ids, busy, strict=True)]
+        tokens = encoded.session_tokens or [None] * len(encoded)
+        routed = self.routed
+        rows = zip(
+            encoded.positions.tolist(),
+            encoded.customer_ids,
+            encoded.bodies,
+            tokens,
+            encoded.plain.tolist(),
+            strict=True,
+        )
+        jobs = [
+            Job(
+                batch,
+                local,
+                customer,
+                body,
+                token,
+                index,
+                Lane.EVENTS if customer in routed else lane_for(batch_mode=batched, plain=plain),
+            )
+            for index, (local, customer, body, token, plain) in enumerate(rows)
+        ]
+        return Prepared(batch, jobs, busy, worst, checked)
+
+
+def _repeated(keyed: RowKeys, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The positions of valid rows whose request body an earlier row of the input had (their
+    occurrence counts them), rows that carry a ``gb_key`` left out."""
+    counted = keyed.occurrence[: len(positions)] > 0
+    if keyed.carried is not None:
+        counted &= ~keyed.carried[: len(positions)]
+    return positions[counted]
+
+
+def _lane_ids(checked: CheckedFrame) -> tuple[pa.Array, pa.Array]:
+    """The customer ids of a frame's valid rows: those a batch item can carry, and the rest."""
+    valid = ~checked.invalid
+    plain = valid.copy()
+    for extra in (checked.emails, checked.mobiles, checked.session_tokens):
+        if extra is not None:
+            plain &= ~np.asarray(extra.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    ids = checked.customer_ids
+    return ids.filter(pa.array(plain)), ids.filter(pa.array(valid & ~plain))
+
+
+class _Sketch:
+    """Rows per customer, estimated in fixed memory (8 MB): a count-min sketch, never below the
+    true count and rarely far above it."""
+
+    _BITS = 20
+
+    def __init__(self) -> None:
+        self._counts = np.zeros((2, 1 << self._BITS), dtype=np.int64)
+
+    def _cells(self, customers: pa.Array) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        hashes = pd.util.hash_array(np.asarray(customers.to_numpy(zero_copy_only=False)))
+        mask = (1 << self._BITS) - 1
+        first = (hashes & mask).astype(np.intp)
+        return first, ((hashes >> self._BITS) & mask).astype(np.intp)
+
+    def add(self, customers: pa.Array) -> None:
+        """Count one row per entry of ``customers``."""
+        counted = pc.value_counts(customers)
+        first, second = self._cells(counted.field("values"))
+        weights = counted.field("counts").to_numpy()
+        np.add.at(self._counts[0], first, weights)
+        np.add.at(self._counts[1], second, weights)
+
+    def estimate(self, customers: pa.Array) -> npt.NDArray[np.int64]:
+        """Each entry's estimated count."""
+        first, second = self._cells(customers)
+        found: npt.NDArray[np.int64] = np.minimum(self._counts[0][first], self._counts[1][second])
+        return found
+
+    def most(self) -> int:
+        """An upper bound on any one customer's count."""
+        return int(min(self._counts[0].max(), self._counts[1].max()))
+
+
+class LoadCounter:
+    """Counts each customer's rows before a batch-mode run, in two passes over the input, for
+    :func:`~gb_backfill._engine.makespan.route`. Strictly private.
+
+    The first pass (:meth:`count`) checks the rules alone and counts rows per lane, and per
+    customer in a fixed-size sketch. The second (:meth:`count_busiest`), needed only when some
+    customer may reach :func:`~gb_backfill._engine.makespan.routing_floor`, counts exactly the
+    customers the sketch puts at or above it: at most about rows / floor of them, so memory stays
+    bounded however many customers the input has.
+    """
+
+    def __init__(self, mapping: ColumnMapping, costs: LaneCosts) -> None:
+        self.mapping, self.costs = mapping, costs
+        self.batch_rows = self.events_rows = 0
+        self._batch = _Sketch()
+        self._events = _Sketch()
+        self._busiest: Counter[str] = Counter()
+        self.floor = 0
+
+    def count(self, frame: pd.DataFrame) -> None:
+        batch, events = _lane_ids(check_frame(frame, self.mapping))
+        self.batch_rows += len(batch)
+        self.events_rows += len(events)
+        if len(batch):
+            self._batch.add(batch)
+        if len(events):
+            self._events.add(events)
+
+    def needs_busiest(self) -> bool:
+        """Whether a second pass is needed: some customer may be busy enough to move."""
+        self.floor = routing_floor(self.batch_rows, self.costs)
+        return self._batch.most() >= self.floor
+
+    def count_busiest(self, frame: pd.DataFrame) -> None:
+        batch, _ = _lane_ids(check_frame(frame, self.mapping))
+        if len(batch):
+            busy = batch.filter(pa.array(self._batch.estimate(batch) >= self.floor))
+            self._busiest.update(busy.to_pylist())
+
+    def loads(self) -> Loads:
+        busiest = {c: n for c, n in self._busiest.items() if n >= self.floor}
+        return Loads(
+            events_rows=self.events_rows,
+            events_chain=self._events.most(),
+            batch_rows=self.batch_rows,
+            busiest=busiest,
+            others_chain=min(self._batch.most(), max(self.floor - 1, 0)),
+        )

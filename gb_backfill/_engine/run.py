@@ -1,0 +1,633 @@
+"""One send, start to end: rows read a batch at a time, admitted to the lanes, every row accounted.
+
+How a run goes (:func:`run_send`):
+
+* the failures file and the ledger are checked before anything is read; a ledger that holds sent
+  rows is compared with the whole input first, and rows that look sent but differ stop the run
+  before anything is sent (:func:`refuse_changed_rows`);
+* in batch mode, each customer's rows are counted (a pass of the rules alone) and the busiest
+  customers' rows are routed to the events lane when that finishes the run sooner
+  (:func:`route_customers`, :mod:`gb_backfill._engine.makespan`);
+* batch jobs a crashed run left are asked about
+  (:func:`~gb_backfill._engine.lanes.settle_earlier_jobs`);
+* each batch is read and prepared off the event loop (:mod:`gb_backfill._engine.prepare`), then
+  admitted (:class:`Admission`): invalid rows and rows the ledger settles end at once, the rest go
+  to the dispatcher, which offers each customer's rows to their lane in order;
+* whatever stops the run (Ctrl-C, a rejected key, a failure repeated on every request, a ledger
+  that cannot be written, any unexpected error), in-flight requests finish, every row gets a
+  status, the failures file is completed, and then the run raises what stopped it, carrying the
+  report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from urllib.parse import urlsplit
+
+import httpx
+import pandas as pd
+
+from .._clock import run_clock
+from .._config import Settings
+from .._errors import AuthenticationError, ChangedRowsError, LedgerError, RepeatedFailureError
+from .._reports.send import SendReport
+from .._rows.keys import CONTENT_SCHEME, carried_keys
+from .._rows.loose import ChangedRows
+from .._rows.mapping import ColumnMapping
+from .._rows.warnings import WarningTally, empty_warnings
+from .._store.failures import FailureWriter, input_name
+from .._store.ledger import Ledger, LedgerEntry
+from .._sync import off_loop
+from .._vocabulary import Lane, SendErrorCode, Status
+from .bookkeeping import Bookkeeper
+from .dispatch import Dispatcher
+from .fate import Fate, Folds, Judge, Verdicts, carries_keys, unchanged_invalid
+from .lanes import BaseLane, BatchLane, EventsLane, settle_earlier_jobs
+from .makespan import Routing, assumed_costs, route, routes
+from .prepare import LoadCounter, Prepared, Preparer
+from .progress import Progress
+from .slices import Batch, Job
+from .timeline import Timeline
+
+__all__: list[str] = []
+
+_BATCH_CONNECTIONS = 32
+_SUBMIT_CHUNK = 2_000  # rows handed to the lanes between two turns of the event loop
+
+#: The input, read anew on each call: a DataFrame's slices or a file's batches.
+Reader = Callable[[], Iterator[pd.DataFrame]]
+
+
+class Admission:
+    """Turns prepared batches into settled rows and rows for the lanes. Strictly private."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        mapping: ColumnMapping,
+        book: Bookkeeper,
+        dispatcher: Dispatcher,
+        ledger: Ledger | None,
+        routing: Routing | None = None,
+        folds: Folds | None = None,
+    ) -> None:
+        self.settings, self.mapping, self.book = settings, mapping, book
+        self.dispatcher = dispatcher
+        self.ledger = ledger
+        self.preparer = Preparer(
+            settings, mapping, loose=ledger is not None, routing=routing, warnings=book.warnings
+        )
+        # Rows that look sent but differ were refused before the run (refuse_changed_rows).
+        self.judge = Judge(settings, ledger, folds, check_changed=False)
+        #: the ledger knew rows before this run: unread rows are looked up even after a stop
+        self.ledger_had_rows = ledger is not None and ledger.has_rows()
+
+    def close(self) -> None:
+        self.preparer.close()
+
+    async def admit(self, prepared: Prepared) -> None:
+        """Settle what needs no request and hand the rest to the lanes.
+
+        The ledger's lookup (in the judge), the last thing that can fail, happens before the
+        batch is counted in, so a failure (or a cancel) before then leaves the whole batch to
+        the caller to abort. Once counted in, every row ends with a status even if this is
+        cancelled.
+        """
+        batch, jobs, busy = prepared.batch, prepared.jobs, prepared.busy
+        verdicts = self.judge(prepared)
+        self.book.open_batch(batch)
+        self._settle_invalid(prepared, verdicts)
+        held = verdicts.held()
+        for index in held:
+            self._settle_judged(batch, jobs[index], *verdicts.other[index])
+        if held:
+            keep = sorted(set(range(len(jobs))) - set(held))
+            jobs, busy = [jobs[i] for i in keep], [busy[i] for i in keep]
+        settled = len(batch.frame) - len(jobs)
+        # Counted before any row is offered: a row may be recorded while the rest still wait.
+        self.book.queued(batch, len(jobs), settled)
+        submitted = 0
+        try:
+            for start in range(0, len(jobs), _SUBMIT_CHUNK):
+                stop = min(start + _SUBMIT_CHUNK, len(jobs))
+                if self.book.stopped.is_set():
+                    self.book.stopped_early(jobs[start:stop])
+                else:
+                    self.dispatcher.submit_many(jobs[start:stop], busy[start:stop])
+                submitted = stop
+                await asyncio.sleep(0)  # let requests and answers through between chunks
+        except BaseException:
+            self.book.stopped_early(jobs[submitted:])
+            raise
+
+    def _settle_invalid(self, prepared: Prepared, verdicts: Verdicts) -> None:
+        """The invalid rows: invalid (noted in the ledger by their key), or settled by their
+        key's word (sent before, a copy, unknown)."""
+        if prepared.worst is None:
+            return
+        batch, worst = prepared.batch, prepared.worst
+        first_key = len(prepared.jobs)
+        noted = []
+        rows = zip(worst.index, worst["code"], worst["message"], strict=True)
+        for n, (local, code, message) in enumerate(rows):
+            index = first_key + n if batch.keys is not None else None
+            fate = verdicts.invalid(n)
+            if fate is Fate.INVALID:
+                self.book.settle(
+                    batch, int(local), Status.INVALID, code=code, message=message, key_index=index
+                )
+                if index is not None:
+                    noted.append((int(local), index))
+            else:
+                self._settle_judged(batch, int(local), fate, None, key_index=index)
+        self.book.note_invalid(batch, noted)
+
+    def _settle_judged(
+        self,
+        batch: Batch,
+        row: Job | int,
+        fate: Fate,
+        entry: LedgerEntry | None,
+        *,
+        key_index: int | None = None,
+    ) -> None:
+        """Settle a row the judge says needs no request (see :mod:`gb_backfill._engine.fate`)."""
+        local = row if isinstance(row, int) else row.local
+        index = key_index if isinstance(row, int) else row.key_index
+        book = self.book
+        if fate in (Fate.SKIP, Fate.FOLD):
+            book.settle(
+                batch, local, Status.SKIPPED, code=None, message=None, folded=fate is Fate.FOLD
+            )
+        elif fate is Fate.HOLD:
+            message = (
+                "an earlier run may have sent this row: look it up in Gameball and settle it "
+                "(gb-backfill settle), or pass retry_unknown=True to resend"
+            )
+            book.settle(
+                batch, local, Status.UNKNOWN, code=SendErrorCode.UNKNOWN_EARLIER, message=message,
+                key_index=index,
+            )  # fmt: skip
+        elif fate is Fate.FAILED and entry is not None:
+            book.settle(
+                batch, local, Status.FAILED, code=entry.error_code,
+                message=f"failed in an earlier run: {entry.error_message}",
+                http_status=entry.http_status, key_index=index,
+            )  # fmt: skip
+        else:  # a failures file's invalid row, sent again as it was (CHANGED cannot come here)
+            code, message = unchanged_invalid(batch.frame, local)
+            book.settle(batch, local, Status.INVALID, code=code, message=message, key_index=index)
+
+    async def account_unread(self, batches: Iterator[pd.DataFrame], offset: int) -> None:
+        """Give every row the stopped run did not reach its status.
+
+        Rows an earlier run sent or may have sent must not be called "not attempted": when the
+        ledger held rows before this run, each batch is keyed and looked up (nothing is sent,
+        as the run has stopped). Otherwise, or once that is interrupted too, rows are aborted.
+        """
+        careful = self.ledger is not None and self.ledger_had_rows
+        try:
+            for frame in batches:
+                counted = self.book.rows
+                if careful:
+                    try:
+                        prepared, cancelled = await off_loop(self.preparer.prepare, frame, offset)
+                        if cancelled:
+                            raise asyncio.CancelledError
+                        await self.admit(prepared)
+                    except (Exception, asyncio.CancelledError):
+                        careful = False  # a second Ctrl-C, or a ledger gone bad: be quick
+                if self.book.rows == counted:
+                    self.book.abort_unread(frame, offset)
+                offset += len(frame)
+        except Exception as error:  # a file that breaks mid-read
+            self.book.halt(error)
+
+
+# --- before anything is sent -------------------------------------------------------------------
+
+
+def open_ledger(path: str | os.PathLike[str], settings: Settings) -> Ledger:
+    """The run's ledger, refused if it keys rows another way than this run."""
+    ledger = Ledger(path, rebuild=settings.rebuild_ledger)
+    scheme = f"columns {list(map(str, settings.row_key))}" if settings.row_key else CONTENT_SCHEME
+    try:
+        ledger.use_keys(scheme)
+    except LedgerError:
+        ledger.close()
+        raise
+    return ledger
+
+
+def note_changed_rows(
+    prepared: Prepared, verdicts: Verdicts, mapping: ColumnMapping, changed: ChangedRows
+) -> None:
+    """Note the rows of ``prepared`` the judge found ``CHANGED``: they look like rows an earlier
+    run sent, written differently (see :mod:`gb_backfill._rows.loose`)."""
+    batch = prepared.batch
+    if not verdicts.changed or batch.loose is None:
+        return
+    forms = batch.loose[1]
+    rows = {
+        prepared.jobs[i].local: (int(forms[prepared.jobs[i].key_index]), then)
+        for i, then in verdicts.changed.items()
+    }
+    changed.add(batch.frame, batch.offset, mapping, rows)
+
+
+async def refuse_changed_rows(
+    read: Reader, settings: Settings, mapping: ColumnMapping, ledger: Ledger, folds: Folds | None
+) -> None:
+    """Raise :class:`ChangedRowsError`, before anything is sent, when rows of the input look
+    like rows an earlier run with ``ledger`` sent but are written differently (the judge's
+    ``CHANGED``: the same rule the dry run and the preview apply).
+
+    It reads the whole input once more (checking and keying it off the loop), and only when the
+    ledger holds sent rows to compare with, so a first run pays nothing.
+    """
+    if settings.resend_changed or not ledger.has_loose_keys():
+        return
+    scanner = Preparer(settings, mapping, loose=True)
+    judge = Judge(settings, ledger, None if folds is None else folds.fresh(), check_changed=True)
+    changed = ChangedRows()
+    batches, offset = read(), 0
+    try:
+        while True:
+            frame, cancelled = await off_loop(next, batches, None)
+            if frame is not None and not cancelled:
+                prepared, cancelled = await off_loop(scanner.prepare, frame, offset)
+            if cancelled:
+                raise asyncio.CancelledError
+            if frame is None:
+                break
+            note_changed_rows(prepared, judge(prepared), mapping, changed)
+            offset += len(frame)
+    finally:
+        scanner.close()
+    if changed.count:
+        raise ChangedRowsError(changed.message(), rows=changed.count, examples=changed.frame())
+
+
+async def find_folds(read: Reader, settings: Settings, columns: Sequence[Hashable]) -> Folds | None:
+    """The keys the input's rows carry (see :class:`~gb_backfill._engine.fate.Folds`), read off
+    the loop."""
+    if not carries_keys(settings, columns):
+        return None
+    found: list[bytes] = []
+    await _each_frame(read, lambda frame: found.extend(carried_keys(frame["gb_key"].tolist())))
+    return Folds(found)
+
+
+async def route_customers(read: Reader, settings: Settings, mapping: ColumnMapping) -> Routing:
+    """Count each customer's rows (off the loop, a batch at a time) and route the busiest to
+    the events lane when that finishes a batch-mode run sooner (see
+    :mod:`gb_backfill._engine.makespan`)."""
+    costs = assumed_costs(settings)
+    counter = LoadCounter(mapping, costs)
+    await _each_frame(read, counter.count)
+    if counter.needs_busiest():
+        await _each_frame(read, counter.count_busiest)
+    return route(counter.loads(), costs, keep_order=settings.keep_order)
+
+
+async def _each_frame(read: Reader, work: Callable[[pd.DataFrame], None]) -> None:
+    """Read the input once more and do ``work`` on each batch, both off the loop."""
+    batches = read()
+    while True:
+        frame, cancelled = await off_loop(next, batches, None)
+        if frame is not None and not cancelled:
+            _, cancelled = await off_loop(work, frame)
+        if cancelled:
+            raise asyncio.CancelledError
+        if frame is None:
+            return
+
+
+def quiet_for(ledger: Ledger | None) -> float | None:
+    """The seconds since a run with ``ledger`` last sent (``inf``: none ever did): Gameball's
+    window holds none of its requests a window later, so refusals then are this run's. None
+    without a ledger: the run cannot know."""
+    if ledger is None:
+        return None
+    last = ledger.last_sent_at()
+    return math.inf if last is None else max(0.0, time.time() - last)
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The run's own client, when the caller gave none (it is closed at the end)."""
+    # Batch mode has its own connections for job posts and status reads: a post that waited
+    # in the pool behind the events lane would leave late, bunched with the next ones, and
+    # break the per-second limit its turn was taken under.
+    connections = settings.concurrency + (_BATCH_CONNECTIONS if settings.mode == "batch" else 0)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0), pool=None)
+    # Keys never travel in clear text through a proxy: plain http (loopback, or a host the user
+    # allowed) ignores HTTP_PROXY and friends; https keeps them, as TLS protects the keys there.
+    plain = urlsplit(settings.base_url).scheme == "http"
+    return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=not plain)
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+class SendRun:
+    """The parts of one run, wired together. Strictly private: see :func:`run_send`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        mapping: ColumnMapping,
+        *,
+        writer: FailureWriter,
+        ledger: Ledger | None,
+        client: httpx.AsyncClient,
+        total: int | None,
+        progress: bool | None,
+        routing: Routing | None = None,
+        folds: Folds | None = None,
+    ) -> None:
+        clock = run_clock()
+        self.started = time.perf_counter()
+        self.settings, self.writer, self.ledger, self.client = settings, writer, ledger, client
+        self.bar = Progress(total, enabled=progress, clock=clock)
+        batched = settings.mode == Lane.BATCH
+        self.book = Bookkeeper(
+            ledger=ledger,
+            writer=writer,
+            progress=self.bar,
+            max_outstanding=max((4 if batched else 2) * settings.batch_rows,
+                                4 * settings.concurrency),
+            # Batch mode keeps a busy customer's rows waiting one job cycle each: more batches
+            # may wait on them while later rows fill jobs.
+            max_live_batches=10 if batched else 3,
+            clock=clock,
+            warnings=WarningTally(mapping),
+        )  # fmt: skip
+        self.dispatcher = Dispatcher(keep_order=settings.keep_order)
+        timeline = Timeline(clock)
+        quiet = quiet_for(ledger)
+        self.events = EventsLane(settings, client, self.book, self.dispatcher, clock=clock,
+                                 timeline=timeline, quiet_for=quiet)  # fmt: skip
+        self.batch = BatchLane(settings, client, self.book, self.dispatcher, clock=clock,
+                               timeline=timeline, quiet_for=quiet)  # fmt: skip
+        self.lanes: tuple[BaseLane, ...] = (self.events, self.batch)
+        self.dispatcher.lanes = {lane.kind: lane for lane in self.lanes}
+        self.bar.pace = self.events.pace
+        self.timeline = timeline
+        self.admission = Admission(
+            settings, mapping, self.book, self.dispatcher, ledger, routing=routing, folds=folds
+        )
+        self.routing = routing
+        window = settings.limits.per_window
+        if routing is not None and routing.chain_priority is not None and window:
+            # A long chain's events-lane row must not wait for the window with the rest.
+            self.events.keep_for_chains(priority=routing.chain_priority, places=-(-window // 20))
+        self.interrupted = False
+        self.offset = 0  #: rows read so far
+
+    async def earlier_jobs(self) -> None:
+        """Ask how the batch jobs a crashed run posted ended, before deciding what to send."""
+        if self.ledger is not None and (pending := self.ledger.pending_jobs()):
+            await settle_earlier_jobs(self.batch.poller, self.ledger, pending)
+            self.ledger.commit()
+
+    async def read_and_admit(self, batches: Iterator[pd.DataFrame]) -> bool:
+        """Read, prepare and admit batches while the run goes on and memory allows (counting
+        the rows read in ``self.offset``); returns whether the input can still be read."""
+        book = self.book
+        while not book.stopped.is_set():
+            try:
+                frame, cancelled = await off_loop(next, batches, None)
+            except Exception as error:  # a file that breaks mid-read stops the run
+                book.halt(error)
+                return False
+            if frame is None:
+                if cancelled:
+                    raise asyncio.CancelledError
+                break
+            offset, counted = self.offset, book.rows
+            self.offset += len(frame)
+            try:
+                if not cancelled:
+                    prepared, cancelled = await off_loop(
+                        self.admission.preparer.prepare, frame, offset
+                    )
+                if cancelled:
+                    raise asyncio.CancelledError
+                await self.admission.admit(prepared)
+            except (Exception, asyncio.CancelledError) as error:
+                if book.rows == counted:  # not counted yet: the whole batch is aborted
+                    book.abort_unread(frame, offset)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                book.halt(error)  # checking, encoding, keys, the ledger
+                continue
+            await book.room.wait()
+        return True
+
+    async def go(self, batches: Iterator[pd.DataFrame]) -> None:
+        """Send everything, or stop; either way every row ends with a status."""
+        for lane in self.lanes:
+            lane.start()
+        readable = True
+        try:
+            try:
+                await self.earlier_jobs()
+                readable = await self.read_and_admit(batches)
+                self.batch.no_more_input()
+                await self.book.drained.wait()
+            except asyncio.CancelledError:
+                self.interrupted = True
+                self.book.halt()
+            except Exception as error:  # the ledger, while settling an earlier run's jobs
+                self.book.halt(error)
+            try:
+                if self.book.stopped.is_set() and readable:
+                    await self.admission.account_unread(batches, self.offset)
+                self.book.stopped_early(self.dispatcher.waiting())
+                for lane in self.lanes:
+                    await lane.close()
+            except asyncio.CancelledError:
+                await self._cut_short()
+            self.bar.finish(self.book.counts)
+        finally:
+            for lane in self.lanes:
+                lane.cancel()
+            self.bar.close()
+            self.admission.close()
+
+    async def _cut_short(self) -> None:
+        """A second stop (Ctrl-C or SIGTERM again) while the run winds down: nothing more is
+        waited for. Every row still out or queued is recorded by the stop rule, and the run
+        goes on to write its files (the failures file merged, the ledger closed)."""
+        self.interrupted = True
+        self.book.halt()
+        for lane in self.lanes:
+            lane.cancel()
+        for lane in self.lanes:
+            await lane.abandon()
+        self.book.stopped_early(self.dispatcher.waiting())
+
+    def finish_files(self, columns: Sequence[Hashable]) -> pd.DataFrame | None:
+        """Complete the failures file and commit the ledger, even when the run failed."""
+        book, failures = self.book, None
+        try:
+            book.write_failures()
+            failures = self.writer.close(columns)
+        except OSError as error:
+            book.halt(error)
+            failures = self.writer.in_memory()
+        if self.ledger is not None:
+            try:
+                self.ledger.close()
+            except LedgerError as error:
+                book.halt(error)
+        return failures
+
+    def report(self, failures: pd.DataFrame | None) -> SendReport:
+        book = self.book
+        counts = {status.value: book.counts[status] for status in Status}
+        if sum(counts.values()) != book.rows:  # the promise every caller relies on
+            raise AssertionError(f"statuses {counts} do not add up to {book.rows} rows")
+        found = {lane.option: lane.limits_found() for lane in self.lanes}
+        answers: Counter[int] = Counter()
+        for lane in self.lanes:
+            answers.update(lane.http_statuses)
+        answers.update(self.batch.poller.http_statuses)
+        main_lane = self.batch if self.settings.mode == Lane.BATCH else self.events
+        return SendReport(
+            counts=counts,
+            rows=book.rows,
+            elapsed=time.perf_counter() - self.started,
+            requests=sum(lane.requests for lane in self.lanes) + self.batch.poller.requests,
+            http_statuses=dict(answers),
+            error_codes=dict(book.error_codes.most_common()),
+            failures_path=self.writer.path if self.writer.finished else None,
+            failures_in_memory=failures,
+            interrupted=self.interrupted,
+            limits_found=found["limits"],
+            batch_limits_found=found["batch_limits"],
+            limits=main_lane.limiter.limits,
+            timeline=self.timeline.frame(),
+            folded=book.folded,
+            warnings=book.warnings.frame() if book.warnings is not None else empty_warnings(),
+        )
+
+    def raise_for(self, report: SendReport) -> None:
+        """Raise what stopped the run, now that every row has its status."""
+        where = f"; rows not sent are in {report.failures_path}" if report.failures_path else ""
+        if self.interrupted:
+            cancelled = asyncio.CancelledError()
+            cancelled.report = report  # type: ignore[attr-defined]  # the CLI prints its counts
+            raise cancelled
+        error = self.book.error
+        if error is not None:
+            # The report travels with whatever stopped the run (most exceptions take attributes).
+            with contextlib.suppress(AttributeError):
+                error.report = report  # type: ignore[attr-defined]
+            error.add_note(f"gb-backfill: the run stopped; {report!r}{where}")
+            raise error
+        refused = next((lane.auth_failure for lane in self.lanes if lane.auth_failure), None)
+        if refused is not None:
+            raise AuthenticationError(
+                f"Gameball rejected the keys (HTTP {refused.http_status}: {refused.message}); "
+                f"the run stopped and {report.aborted:,} rows were not attempted. Check the API "
+                "key and secret key (GAMEBALL_API_KEY, GAMEBALL_SECRET_KEY) and the base URL.",
+                status_code=refused.http_status or 401,
+                report=report,
+            )
+        tripped = next((lane.breaker for lane in self.lanes if lane.breaker.tripped_by), None)
+        if tripped is not None and tripped.tripped_by is not None:
+            raise RepeatedFailureError(
+                f"{tripped.threshold} requests in a row failed the same way "
+                f"({tripped.tripped_by.code}: {tripped.tripped_by.message}), so the run stopped "
+                "instead of retrying every row. Check the base URL and that Gameball (or the "
+                f"emulator) is reachable. {rows_left(report, ledger=self.ledger is not None)}",
+                report=report,
+            )
+
+
+def rows_left(report: SendReport, *, ledger: bool) -> str:
+    """What becomes of a stopped run's rows not sent, as their statuses say."""
+    again = report.aborted + report.failed
+    parts = []
+    if again:
+        parts.append(
+            f"{again:,} rows were not sent (aborted: {report.aborted:,}, failed: "
+            f"{report.failed:,}): "
+            + (
+                "a re-run with the same ledger sends the aborted ones and those failed by the "
+                "run (gb_error_code says which)"
+                if ledger
+                else "the failures file lists them; aborted rows, and rows failed by the run "
+                "(gb_error_code), can be sent again"
+            )
+        )
+    if report.unknown:
+        parts.append(
+            f"{report.unknown:,} rows are unknown: their requests went out without an answer, so "
+            "Gameball may have them; "
+            + (
+                "no run sends them again on its own: look them up in Gameball (gb-backfill "
+                "status --ledger PATH lists them), then gb-backfill settle"
+                if ledger
+                else "look them up in Gameball before sending any again (gb_status unknown in "
+                "the failures file): without a ledger nothing holds them back"
+            )
+        )
+    return ". ".join(parts) + "." if parts else ""
+
+
+async def run_send(
+    read: Reader,
+    *,
+    total: int | None,
+    settings: Settings,
+    mapping: ColumnMapping,
+    columns: Sequence[Hashable],
+    client: httpx.AsyncClient | None,
+    ledger_path: str | os.PathLike[str] | None,
+    failures_path: str | os.PathLike[str] | None,
+    progress: bool | None,
+    source: str | os.PathLike[str] | None = None,
+    types: dict[str, str] | None = None,
+) -> SendReport:
+    """One send of the input ``read`` gives; ``source`` is its path (None: a DataFrame), and
+    ``types`` the CSV types its columns were read as (see
+    :class:`~gb_backfill._store.failures.FailureWriter`)."""
+    writer = FailureWriter(failures_path, input_name=input_name(source), types=types)
+    writer.check()
+    ledger = None
+    routing = None
+    try:
+        folds = await find_folds(read, settings, columns)
+        if ledger_path is not None:
+            ledger = open_ledger(ledger_path, settings)
+            await refuse_changed_rows(read, settings, mapping, ledger, folds)
+        if routes(settings):
+            routing = await route_customers(read, settings, mapping)
+    except BaseException:
+        # Refused before anything was sent: no failures file, no parts left behind.
+        if ledger is not None:
+            ledger.close()
+        writer.discard()
+        raise
+    http = client if client is not None else http_client(settings)
+    try:
+        run = SendRun(
+            settings, mapping, writer=writer, ledger=ledger, client=http, total=total,
+            progress=progress, routing=routing, folds=folds,
+        )  # fmt: skip
+        await run.go(read())
+    finally:
+        if client is None:
+            await http.aclose()
+    report = run.report(run.finish_files(columns))
+    run.raise_for(report)
+    return report

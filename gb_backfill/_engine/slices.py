@@ -1,0 +1,88 @@
+"""The rows of a run: a slice of the input (:class:`Batch`) and one row on its way (:class:`Job`).
+
+A :class:`Batch` holds its frame until every row in it has its final status, so the failures
+file can be written with each row's original columns. A :class:`Job` is one valid row on its
+way to Gameball: which lane carries it, its request body, and what happened to it so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .._rows.keys import RowKeys
+from .._vocabulary import Lane
+from .outcomes import Outcome
+
+__all__: list[str] = []
+
+#: A row that ends without being sent: position in its batch, status, code, message, HTTP
+# status, attempts, its index in the batch's keys (None: no key).
+NotSent = tuple[int, str, str | None, str | None, int | None, int, int | None]
+
+
+@dataclass(eq=False, slots=True)
+class Batch:
+    """One slice of the input, kept until every row in it has its final status."""
+
+    frame: pd.DataFrame
+    offset: int
+    keys: RowKeys | None = None
+    natural_keys: bool = False
+    #: each keyed row's loose key and form mask (with a ledger; see :mod:`gb_backfill._rows.loose`)
+    loose: tuple[list[bytes], np.ndarray] | None = None
+    pending: int = 0
+    not_sent: list[NotSent] = field(default_factory=list)
+    #: each key's content hash (16 bytes each, in one string) and occurrence, made on demand
+    _shown: tuple[bytes, list[int]] | None = None
+
+    def shown_key(self, index: int) -> tuple[bytes, int]:
+        """Row ``index``'s ``gb_key`` as the ledger keeps it with a request: its content hash
+        and occurrence (-1: a ``row_key=`` key, shown as itself)."""
+        assert self.keys is not None
+        if self._shown is None:
+            occurrence = [-1] * len(self.keys.keys) if self.natural_keys else None
+            self._shown = (
+                self.keys.content.tobytes(),
+                occurrence if occurrence is not None else self.keys.occurrence.tolist(),
+            )
+        content, occurrences = self._shown
+        return content[16 * index : 16 * index + 16], occurrences[index]
+
+    def key_text(self, index: int | None) -> str | None:
+        if index is None or self.keys is None:
+            return None
+        if self.natural_keys:
+            return self.keys.keys[index].hex()
+        return self.keys.text(index)
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One row on its way to Gameball."""
+
+    batch: Batch
+    local: int
+    customer: str
+    body: bytes
+    token: str | None
+    key_index: int
+    lane: Lane = Lane.EVENTS  #: the lane that delivers it
+    attempts: int = 0  #: tries counted against the retry policy (a 429 or 2001 is none)
+    requests: int = 0  #: requests made for it in this run, refused ones included
+    begun: bool = False  #: the ledger holds its in-flight mark (cleared while it waits to retry)
+    in_flight: bool = False  #: a request is out: an error now may follow a processed request
+    recorded: bool = False  #: its final status is recorded
+    last: Outcome | None = None  #: the answer to its latest request, if any
+
+    @property
+    def in_ledger(self) -> bool:
+        """The ledger has a record of it: marked now, or unmarked while it waits to retry."""
+        return self.begun or self.requests > 0
+
+    @property
+    def key(self) -> bytes:
+        assert self.batch.keys is not None
+        return self.batch.keys.keys[self.key_index]

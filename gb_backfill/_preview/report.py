@@ -1,0 +1,267 @@
+"""What a preview found (:class:`PreviewReport` and its parts): what a send would award,
+estimated from Gameball's quotes for a sample of the rows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .._config import RateLimits
+from .._gameball import PREVIEW_CAVEATS
+from .._reports.html import table
+from .._reports.words import (
+    kept_text,
+    warning_rows,
+)
+from .._rows.warnings import empty_warnings, warning_lines
+from .sampling import Estimate
+
+__all__ = ["CampaignPreview", "CustomerPreview", "EventPreview", "PreviewReport"]
+
+
+def _plain(number: float) -> float | None:
+    """A number JSON can hold: an unbounded end of an interval is None."""
+    return number if math.isfinite(number) else None
+
+
+def _interval(estimate: Estimate | None) -> dict[str, float | None]:
+    if estimate is None:
+        return {"estimate": None, "low": None, "high": None}
+    ends = {"estimate": estimate.value, "low": estimate.low, "high": estimate.high}
+    return {name: _plain(value) for name, value in ends.items()}
+
+
+def _about(estimate: Estimate | None, unit: str = "") -> str:
+    """``12,300 (95%: 10,100 to 14,800)``; "unknown" without one."""
+    if estimate is None:
+        return "unknown (nothing quoted)"
+    value = f"{estimate.value:,.0f}{unit}"
+    if estimate.low == estimate.high:
+        return value  # no spread: every row quoted, or every quote alike
+    return f"{value} ({estimate.confidence:.0%}: {estimate.low:,.0f} to {estimate.high:,.0f})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventPreview:
+    """One event name in a preview: its valid ``rows`` in the input, the rows ``sampled`` and
+    ``quoted`` (answered), the count of each campaign ``reason`` and invalid event reason in
+    its quotes, whether Gameball does not know the name (``not_found_event``), quotes whose
+    customer does not exist, and its ``points`` estimated over its rows."""
+
+    name: str
+    rows: int
+    sampled: int
+    quoted: int
+    reasons: dict[str, int]
+    not_found_event: bool
+    invalid_metadata: int
+    customers_not_found: int
+    points: Estimate | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignPreview:
+    """A campaign that rewarded sampled rows: the rows it rewarded in the sample
+    (``sampled_hits``), and the rows it would reward (``hits``) and the points it would award
+    (``points``, 0 for a coupon) over the whole input."""
+
+    id: Any
+    name: str
+    reward_type: str
+    coupon_type: str | None
+    sampled_hits: int
+    hits: Estimate
+    points: Estimate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerPreview:
+    """Customers in a preview: distinct customers quoted (``sampled``) and, of them, those
+    Gameball does not know (``not_found``); the share of valid rows whose customer does not
+    exist, and the customers a live send would create (``estimated_new``; None when the count
+    of each sampled customer's rows did not finish)."""
+
+    sampled: int
+    not_found: int
+    not_found_share: Estimate | None
+    estimated_new: Estimate | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreviewReport:
+    """What sending the input would award, from Gameball's reward preview of a sample of its
+    valid rows; made by :func:`preview`. Nothing was sent and nothing was awarded.
+
+    ``rows`` were read, ``valid`` of them valid, ``skipped`` left out as an earlier run sent
+    them (with ``ledger=``), ``sampled`` of the rest quoted (``quoted`` answered, in
+    ``requests`` requests). ``points`` estimates the points of the whole input with its 95%
+    interval (an :class:`Estimate`: ``value``, ``low``, ``high``); ``events``,
+    ``campaigns``, ``coupons`` (estimated count by coupon type) and ``customers`` break it
+    down. ``quotes`` holds the sampled rows with their original columns and each quote
+    (``gb_quote``: quoted, customer_not_found, failed, not_asked; ``gb_points``,
+    ``gb_reasons``, ``gb_answer`` as JSON, ``gb_body`` the request body its send would carry).
+    Event names with no answered quote are not estimated: their rows are ``unquoted_rows``.
+    What a quote cannot see is in ``caveats``.
+    """
+
+    rows: int
+    valid: int
+    skipped: int
+    sampled: int
+    quoted: int
+    requests: int
+    elapsed: float
+    interrupted: bool
+    points: Estimate | None
+    events: dict[str, EventPreview]
+    campaigns: list[CampaignPreview]
+    coupons: dict[str, Estimate]
+    customers: CustomerPreview
+    unquoted_rows: int
+    http_statuses: dict[int, int]
+    quotes: pd.DataFrame
+    caveats: str = PREVIEW_CAVEATS
+    #: columns whose values are likely not what was meant (as ``ValidationReport.warnings``):
+    #: amounts written as text are quoted as text, and a campaign on them awards nothing
+    warnings: pd.DataFrame = field(default_factory=empty_warnings)
+    #: the limits the quotes kept to: ``preview_limits`` less ``reserve``, the share of each
+    #: limit left for other clients of the key
+    pace: RateLimits | None = None
+    reserve: float = 0.0
+
+    @property
+    def unknown_events(self) -> list[str]:
+        """Event names Gameball does not know (``EventNotFound``): their rows award nothing."""
+        return [name for name, event in self.events.items() if event.not_found_event]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain numbers, strings and lists (what ``--json`` writes); no key is in it."""
+        customers = self.customers
+        return {
+            "rows": self.rows,
+            "valid": self.valid,
+            "skipped": self.skipped,
+            "sampled": self.sampled,
+            "quoted": self.quoted,
+            "requests": self.requests,
+            "interrupted": self.interrupted,
+            "unquoted_rows": self.unquoted_rows,
+            "points": _interval(self.points),
+            "customers": {
+                "sampled": customers.sampled,
+                "not_found": customers.not_found,
+                "not_found_share": _interval(customers.not_found_share)["estimate"],
+                "not_found_share_interval": _interval(customers.not_found_share),
+                "estimated_new": _interval(customers.estimated_new)["estimate"],
+                "estimated_new_interval": _interval(customers.estimated_new),
+            },
+            "events": {
+                name: {
+                    "rows": event.rows,
+                    "sampled": event.sampled,
+                    "quoted": event.quoted,
+                    "reasons": dict(event.reasons),
+                    "not_found_event": event.not_found_event,
+                    "customers_not_found": event.customers_not_found,
+                    "points": _interval(event.points),
+                }
+                for name, event in self.events.items()
+            },
+            "campaigns": [
+                {
+                    "id": campaign.id,
+                    "name": campaign.name,
+                    "reward_type": campaign.reward_type,
+                    "coupon_type": campaign.coupon_type,
+                    "sampled_hits": campaign.sampled_hits,
+                    "estimated_hits": campaign.hits.value,
+                    "estimated_points": campaign.points.value,
+                }
+                for campaign in self.campaigns
+            ],
+            "coupons": {kind: estimate.value for kind, estimate in self.coupons.items()},
+            "warnings": [
+                {**warning, "column": str(warning["column"]), "count": int(warning["count"])}
+                for warning in self.warnings.to_dict("records")
+            ],
+            "pace": None
+            if self.pace is None
+            else {
+                "per_second": self.pace.per_second,
+                "per_window": self.pace.per_window,
+                "window": self.pace.window,
+                "reserve": self.reserve,
+            },
+            "caveats": self.caveats,
+        }
+
+    def plot(self) -> Any:
+        """A matplotlib figure: points by event name with their intervals, and the reasons of
+        each event name's quotes. Needs ``pip install 'gb-backfill[plot]'``."""
+        from .._reports.plot import plot_preview
+
+        points = {
+            name: (e.points.value, e.points.low, e.points.high)
+            for name, e in self.events.items()
+            if e.points is not None
+        }
+        return plot_preview(points, {name: e.reasons for name, e in self.events.items()})
+
+    def __repr__(self) -> str:
+        stopped = " (interrupted)" if self.interrupted else ""
+        return (
+            f"<PreviewReport rows={self.rows:,} valid={self.valid:,} sampled={self.sampled:,} "
+            f"quoted={self.quoted:,} points~{_about(self.points)}{stopped}>"
+        )
+
+    def _lines(self) -> list[tuple[str, object]]:
+        customers = self.customers
+        rows: list[tuple[str, object]] = [
+            ("points, whole input", _about(self.points)),
+            ("rows", self.rows),
+            ("valid rows", self.valid),
+            *([("left out, sent by an earlier run", self.skipped)] if self.skipped else []),
+            ("rows quoted", f"{self.quoted:,} of {self.sampled:,} sampled"),
+        ]
+        if self.unknown_events:
+            rows.append(("event names Gameball does not know", ", ".join(self.unknown_events)))
+        if customers.not_found_share is not None:
+            share = customers.not_found_share
+            rows.append(
+                ("rows of customers who do not exist",
+                 f"{share.value:.1%} ({share.low:.1%} to {share.high:.1%})")
+            )  # fmt: skip
+        if customers.estimated_new is not None:
+            rows.append(("customers a send would create", _about(customers.estimated_new)))
+        for name, event in self.events.items():
+            rows.append((f"event {name}", f"{event.rows:,} rows, points {_about(event.points)}"))
+        rows += [
+            (f"campaign {c.name}",
+             f"rewards ~{c.hits.value:,.0f} rows, {c.points.value:,.0f} points")
+            for c in self.campaigns
+        ]  # fmt: skip
+        rows += [(f"coupons, {kind}", _about(count)) for kind, count in self.coupons.items()]
+        if self.unquoted_rows:
+            rows.append(("rows not estimated (no quote answered)", self.unquoted_rows))
+        if self.pace is not None:
+            rows.append(("pace of the quotes", kept_text(self.pace, self.reserve)))
+        return rows
+
+    def _repr_html_(self) -> str:
+        title = f"Gameball reward preview: {self.rows:,} rows, {self.quoted:,} quoted"
+        if self.interrupted:
+            title += " (interrupted)"
+        return table(title, self._lines() + warning_rows(self.warnings), note=self.caveats)
+
+    def summary(self) -> str:
+        """Aligned lines for a terminal: the estimate, unknown event names, customers to be
+        created, the breakdown and the caveats."""
+        lines = [repr(self)]
+        lines += [f"  {label}: {value:,}" if isinstance(value, int) else f"  {label}: {value}"
+                  for label, value in self._lines()]  # fmt: skip
+        lines += [f"  {line}" for line in warning_lines(self.warnings)]
+        lines.append(f"  note: {self.caveats}")
+        return "\n".join(lines)

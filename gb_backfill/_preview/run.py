@@ -1,0 +1,537 @@
+"""The reward preview: what a backfill would award, asked of Gameball before anything is sent.
+
+:func:`preview` (and :func:`apreview`, :func:`preview_path`, :func:`apreview_path`) reads the
+input as a send would, in batches, with the same mapping, checks and request bodies, and:
+
+1. samples its valid rows in one pass, stratified by event name
+   (:mod:`gb_backfill._preview.sampling`), building the request body of the sampled rows only; with
+   ``ledger=`` (opened read-only), or rows that carry ``gb_key`` values, only the rows a send would
+   send are sampled, judged by the send's own rule (:mod:`gb_backfill._engine.fate`: sent before,
+   held as unknown, failed for good, copies folded);
+2. asks Gameball's read-only reward preview for each sampled row
+   (:mod:`gb_backfill._engine.lanes.quotes`), within the preview's limits, while a second pass
+   counts each sampled customer's rows;
+3. turns the answers into estimates for the whole input (:mod:`gb_backfill._preview.forecast`).
+
+It sends nothing to the events or batch endpoints, writes no ledger and no failures file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import time
+from collections import Counter
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+
+from .. import _gameball as gameball
+from .._clock import run_clock
+from .._config import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    MAPPING_KEYWORDS,
+    PREVIEW_LIMITS,
+    RateLimits,
+    RetryPolicy,
+    Settings,
+    check_progress,
+    make_settings,
+    unknown_keywords,
+)
+from .._engine.dispatch import Dispatcher
+from .._engine.fate import Fate, Folds, Judge, scan_folds
+from .._engine.lanes import QuoteBook, QuoteLane
+from .._engine.lanes.quotes import NOT_FOUND
+from .._engine.prepare import Preparer
+from .._engine.progress import Progress
+from .._engine.run import Reader, http_client
+from .._engine.slices import Batch, Job
+from .._engine.timeline import Timeline
+from .._errors import AuthenticationError, ConfigError, RepeatedFailureError
+from .._input.reader import CsvOptions, InputFile, input_mapping, retyped
+from .._rows.mapping import ColumnMapping, resolve_mapping
+from .._rows.payloads import encode_rows
+from .._rows.rules import CheckedFrame, check_frame
+from .._rows.warnings import WarningTally
+from .._store.ledger import Ledger, refuse_missing_ledger
+from .._sync import off_loop, run_sync
+from .forecast import CUSTOMER_NOT_FOUND, FAILED, NOT_ASKED, QUOTED, Quote, SampledRow, forecast
+from .report import PreviewReport
+from .sampling import DEFAULT_SAMPLE_SIZE, StratifiedSample, StratifiedSampler
+
+__all__ = ["apreview", "apreview_path", "preview", "preview_path"]
+
+Positions = npt.NDArray[np.int64]
+
+
+class Sampling:
+    """The first pass: counts the rows, samples the valid ones a send would send, and notes
+    which rows those are (a bit per row), for the second pass. Strictly private.
+
+    With a ledger, or an input whose rows carry ``gb_key`` values (``folds``), each batch is
+    prepared and judged as a send would judge it (:mod:`gb_backfill._engine.fate`), and only rows it
+    would send are sampled; otherwise every valid row is (a send would send them all).
+    """
+
+    def __init__(
+        self, settings: Settings, mapping: ColumnMapping, sampler: StratifiedSampler[SampledRow],
+        ledger: Ledger | None, folds: Folds | None = None,
+    ) -> None:  # fmt: skip
+        self.settings, self.mapping, self.sampler, self.ledger = settings, mapping, sampler, ledger
+        self.preparer: Preparer | None = None
+        self.judge: Judge | None = None
+        if ledger is not None or folds is not None:
+            self.preparer = Preparer(settings, mapping, loose=ledger is not None)
+            self.judge = Judge(settings, ledger, folds, check_changed=True)
+        self.warnings = WarningTally(mapping)
+        self.rows = self.valid = self.skipped = 0
+        self.population: list[npt.NDArray[np.uint8]] = []  # per batch, packed bits
+
+    def close(self) -> None:
+        if self.preparer is not None:
+            self.preparer.close()
+
+    def take(self, frame: pd.DataFrame) -> None:
+        offset, self.rows = self.rows, self.rows + len(frame)
+        if self.preparer is not None and self.judge is not None:
+            prepared = self.preparer.prepare(frame, offset)
+            checked = prepared.checked
+            assert checked is not None
+            verdicts = self.judge(prepared)
+            sending = [job.local for job, fate in zip(prepared.jobs, verdicts.jobs, strict=True)
+                       if fate is Fate.SEND]  # fmt: skip
+            candidates = np.array(sending, dtype=np.int64)
+            self.skipped += len(prepared.jobs) - len(candidates)
+        else:
+            checked = check_frame(frame, self.mapping)
+            candidates = np.flatnonzero(~checked.invalid).astype(np.int64)
+        self.warnings.add(frame, checked.customer_ids, checked.invalid)
+        self.valid += int((~checked.invalid).sum())
+        bits = np.zeros(len(frame), dtype=bool)
+        bits[candidates] = True
+        self.population.append(np.packbits(bits))
+        if not len(candidates):
+            return
+
+        def build(chosen: Positions) -> list[SampledRow]:
+            rows = candidates[chosen]
+            mine = encode_rows(frame, checked, only=rows)
+            cells = frame.iloc[rows].to_dict("records")
+            tokens = mine.session_tokens or [None] * len(rows)
+            names = _event_names(checked, rows)
+            return [
+                SampledRow(offset + int(p), customer, str(name), body, token, cell)
+                for p, customer, name, body, token, cell in zip(
+                    rows, mine.customer_ids, names, mine.bodies, tokens, cells, strict=True
+                )
+            ]
+
+        self.sampler.offer(_event_names(checked, candidates), build)
+
+    def count_customers(self, frame: pd.DataFrame, index: int, wanted: pa.Array) -> Counter[str]:
+        """The second pass, one batch: rows per sampled customer among the rows sampled from."""
+        checked = check_frame(frame, self.mapping)
+        bits = np.unpackbits(self.population[index], count=len(frame)).astype(bool)
+        customers = checked.customer_ids.filter(pa.array(bits))
+        mine = customers.filter(pa.compute.is_in(customers, value_set=wanted))
+        return Counter(mine.to_pylist())
+
+
+def _event_names(checked: CheckedFrame, positions: Positions) -> npt.NDArray[np.object_]:
+    if checked.mapping.event is not None:
+        return np.full(len(positions), checked.mapping.event, dtype=object)
+    assert checked.event_names is not None
+    names: npt.NDArray[np.object_] = checked.event_names.take(pa.array(positions)).to_numpy(
+        zero_copy_only=False
+    )
+    return names
+
+
+class PreviewRun:
+    """One preview, start to end. Strictly private: see :func:`run_preview`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        mapping: ColumnMapping,
+        *,
+        size: int,
+        seed: int,
+        ledger: Ledger | None,
+        client: httpx.AsyncClient,
+        progress: bool | None,
+        folds: Folds | None = None,
+    ) -> None:
+        self.settings, self.client, self.progress = settings, client, progress
+        self.started = time.perf_counter()
+        sampler: StratifiedSampler[SampledRow] = StratifiedSampler(size=size, seed=seed)
+        self.sampling = Sampling(settings, mapping, sampler, ledger, folds)
+        self.sample: StratifiedSample[SampledRow] | None = None
+        self.lane: QuoteLane | None = None
+        self.book: QuoteBook | None = None
+        self.rows_per_customer: Counter[Hashable] | None = None
+        self.interrupted = False
+
+    async def read(self, batches: Iterator[pd.DataFrame]) -> None:
+        """The first pass: every batch, off the event loop."""
+        while True:
+            frame, cancelled = await off_loop(next, batches, None)
+            if frame is not None and not cancelled:
+                _, cancelled = await off_loop(self.sampling.take, frame)
+            if cancelled:
+                raise asyncio.CancelledError
+            if frame is None:
+                return
+
+    async def count(self, batches: Iterator[pd.DataFrame], wanted: pa.Array) -> None:
+        """The second pass, while the quotes go out: each sampled customer's rows."""
+        counts: Counter[Hashable] = Counter()
+        for index in range(len(self.sampling.population)):
+            frame, cancelled = await off_loop(next, batches, None)
+            if frame is None or cancelled:
+                return
+            found, cancelled = await off_loop(self.sampling.count_customers, frame, index, wanted)
+            if cancelled:
+                return
+            counts.update(found)
+        self.rows_per_customer = counts
+
+    async def quote(self, sample: StratifiedSample[SampledRow]) -> None:
+        """Ask the reward preview about every sampled row, one request in flight per
+        customer, within the preview's limits; every row ends answered, failed or not asked."""
+        rows = [row for stratum in sample.strata for row in stratum.items]
+        clock = run_clock()
+        bar = Progress(len(rows), enabled=self.progress, clock=clock, desc="gameball preview",
+                       unit="quote")  # fmt: skip
+        self.book = book = QuoteBook(bar, expected=len(rows))
+        dispatcher = Dispatcher()
+        self.lane = lane = QuoteLane(
+            self.settings, self.client, book, dispatcher, clock=clock, timeline=Timeline(clock)
+        )
+        dispatcher.lanes = {lane.kind: lane}
+        batch = Batch(pd.DataFrame(), 0)
+        lane.start()
+        try:
+            for index, row in enumerate(rows):
+                dispatcher.submit(Job(batch, index, row.customer, row.body, row.token, index))
+            if rows:
+                await _first(book.done.wait(), book.stopped.wait())
+        except asyncio.CancelledError:
+            book.halt()  # in-flight quotes finish (bounded); the rest are not asked
+            raise
+        finally:
+            try:
+                book.stopped_early(dispatcher.waiting())
+                await lane.close()
+            finally:
+                lane.cancel()
+                bar.finish(book.counts)
+
+    async def go(self, read: Reader) -> None:
+        try:
+            await self.read(read())
+            self.sample = self.sampling.sampler.sample()
+            wanted = pa.array(
+                sorted({row.customer for s in self.sample.strata for row in s.items}), pa.string()
+            )
+            counting = asyncio.create_task(self.count(read(), wanted))
+            try:
+                await self.quote(self.sample)
+                await counting
+            finally:
+                counting.cancel()
+                await asyncio.gather(counting, return_exceptions=True)
+        except asyncio.CancelledError:
+            self.interrupted = True
+
+    def quotes(self) -> list[Quote]:
+        assert self.sample is not None
+        count = self.sample.size
+        if self.book is None:
+            return [Quote(NOT_ASKED)] * count
+        book, found = self.book, []
+        for index in range(count):
+            if index in book.answers:
+                found.append(Quote(QUOTED, book.answers[index]))
+                continue
+            outcome = book.outcomes.get(index)
+            if outcome is None:
+                found.append(Quote(NOT_ASKED))
+            elif outcome.code == NOT_FOUND:
+                found.append(Quote(CUSTOMER_NOT_FOUND))
+            else:
+                found.append(Quote(FAILED, error=f"{outcome.code}: {outcome.message}"))
+        return found
+
+    def report(self, columns: Sequence[Hashable]) -> PreviewReport:
+        if self.sample is None:
+            self.sample = self.sampling.sampler.sample()
+        lane = self.lane
+        report = forecast(
+            self.sample,
+            self.quotes(),
+            rows=self.sampling.rows,
+            valid=self.sampling.valid,
+            skipped=self.sampling.skipped,
+            requests=lane.requests if lane is not None else 0,
+            elapsed=time.perf_counter() - self.started,
+            interrupted=self.interrupted,
+            rows_per_customer=self.rows_per_customer,
+            columns=columns,
+            http_statuses=dict(lane.http_statuses) if lane is not None else {},
+        )
+        return replace(
+            report, warnings=self.sampling.warnings.frame(), pace=self.settings.limits,
+            reserve=self.settings.reserve,
+        )  # fmt: skip
+
+    def raise_for(self, report: PreviewReport) -> None:
+        """Raise what stopped the preview, with the report of what was quoted so far."""
+        if self.interrupted:
+            cancelled = asyncio.CancelledError()
+            cancelled.report = report  # type: ignore[attr-defined]  # the CLI prints it
+            raise cancelled
+        lane, book = self.lane, self.book
+        if book is not None and book.error is not None:
+            with contextlib.suppress(AttributeError):
+                book.error.report = report  # type: ignore[attr-defined]
+            raise book.error
+        if lane is not None and lane.auth_failure is not None:
+            refused = lane.auth_failure
+            raise AuthenticationError(
+                f"Gameball rejected the keys (HTTP {refused.http_status}: {refused.message}); "
+                f"the preview stopped after {report.quoted:,} quotes. Check the API key and "
+                "secret key (GAMEBALL_API_KEY, GAMEBALL_SECRET_KEY) and the base URL.",
+                status_code=refused.http_status or 401,
+                report=report,
+            )
+        tripped = lane.breaker.tripped_by if lane is not None else None
+        if lane is not None and tripped is not None:
+            raise RepeatedFailureError(
+                f"{lane.breaker.threshold} quotes in a row failed the same way ({tripped.code}: "
+                f"{tripped.message}), so the preview stopped. Check the base URL and that "
+                "Gameball (or the emulator) is reachable, and that it serves the reward preview.",
+                report=report,
+            )
+
+
+async def _first(*waits: Any) -> None:
+    """Wait until the first of ``waits`` is over."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_preview(
+    read: Reader,
+    *,
+    settings: Settings,
+    mapping: ColumnMapping,
+    columns: Sequence[Hashable],
+    sample: int,
+    seed: int,
+    ledger_path: str | os.PathLike[str] | None,
+    client: httpx.AsyncClient | None,
+    progress: bool | None,
+) -> PreviewReport:
+    """One preview of the input ``read`` gives (it is read twice)."""
+    ledger = None
+    if ledger_path is not None:
+        # Not there yet (no send so far) is nothing sent; deleted beside its journal, or copied
+        # alone after a crash, is refused.
+        refuse_missing_ledger(Path(ledger_path))
+    if ledger_path is not None and Path(ledger_path).exists():
+        ledger = Ledger(ledger_path, read_only=True)
+    http = client if client is not None else http_client(settings)
+    run = None
+    try:
+        folds, cancelled = await off_loop(scan_folds, read, columns, settings)
+        if cancelled:
+            raise asyncio.CancelledError
+        run = PreviewRun(
+            settings, mapping, size=sample, seed=seed, ledger=ledger, client=http,
+            progress=progress, folds=folds,
+        )  # fmt: skip
+        await run.go(read)
+    finally:
+        if client is None:
+            await http.aclose()
+        if run is not None:
+            run.sampling.close()
+        if ledger is not None:
+            ledger.close()
+    report = run.report(columns)
+    run.raise_for(report)
+    return report
+
+
+# --- the public functions ----------------------------------------------------------------------
+
+
+def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, max(len(df), 1), rows):
+        yield retyped(df.iloc[start : start + rows])
+
+
+def _sample_size(sample: object) -> int:
+    if isinstance(sample, bool) or not isinstance(sample, int | np.integer) or sample < 1:
+        raise ConfigError(
+            f"sample= is a number of rows to quote, at least 1, e.g. sample={DEFAULT_SAMPLE_SIZE}"
+        )
+    return int(sample)
+
+
+def _seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError("seed= is a whole number, at least 0, e.g. seed=0")
+    return int(seed)
+
+
+def _settings(*, preview_limits: RateLimits | None = None, **options: Any) -> Settings:
+    limits = preview_limits
+    if limits is not None and not isinstance(limits, RateLimits):
+        raise ConfigError(
+            "preview_limits=... is a RateLimits(per_second=..., per_window=...), e.g. "
+            "RateLimits(per_second=30, per_window=360)"
+        )
+    return make_settings(**options, limits=limits or PREVIEW_LIMITS)
+
+
+async def apreview(
+    df: pd.DataFrame,
+    *,
+    sample: int = DEFAULT_SAMPLE_SIZE,
+    seed: int = 0,
+    api_key: str | None = None,
+    secret_key: str | None = None,
+    base_url: str = gameball.BASE_URL,
+    api_version: Literal["4.0", "4.1"] | str = "4.0",
+    preview_limits: RateLimits | None = None,
+    retry: RetryPolicy | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float = DEFAULT_TIMEOUT,
+    retry_unknown: bool = False,
+    allow_insecure_http: bool = False,
+    ledger: str | os.PathLike[str] | None = None,
+    row_key: Sequence[Hashable] | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    reserve: float = 0.0,
+    progress: bool | None = None,
+    client: httpx.AsyncClient | None = None,
+    **mapping: Any,
+) -> PreviewReport:
+    """Estimate what sending ``df`` would award, from Gameball's reward preview of a sample of
+    its rows; the async core. Nothing is sent or awarded.
+
+    The rows are mapped, checked and encoded exactly as :func:`send` would (same keywords for
+    the mapping, keys and connection); ``sample`` valid rows (by default what the preview's
+    limits allow in about 15 seconds) are drawn with ``seed``, stratified by event name so every
+    name is quoted at least a few times, and each is quoted with the very body its send would
+    carry, within ``preview_limits`` (default 30/s and 360 per 30 s), less the ``reserve=`` share
+    left for other clients of the key (as :func:`send`). With ``ledger=``, rows an earlier run
+    sent are left out, as a send would skip them (the ledger is only read).
+
+    Returns a :class:`PreviewReport`: points for the whole input with a 95% interval, per event
+    name, per campaign, coupons, and the customers a send would create. A quote is point in
+    time and per row: see ``report.caveats``. Stops like a send: :class:`AuthenticationError`
+    after the first 401/403, :class:`RepeatedFailureError` when quotes fail the same way
+    repeatedly, and Ctrl-C re-raises; each carries the report so far as ``error.report``.
+    """
+    unknown_keywords(list(mapping), sorted(MAPPING_KEYWORDS | set(_KEYWORDS)), "preview")
+    check_progress(progress)
+    settings = _settings(
+        api_key=api_key, secret_key=secret_key, base_url=base_url, api_version=api_version,
+        preview_limits=preview_limits, retry=retry, concurrency=concurrency, timeout=timeout,
+        retry_unknown=retry_unknown, allow_insecure_http=allow_insecure_http, row_key=row_key,
+        batch_rows=batch_rows, reserve=reserve,
+    )  # fmt: skip
+    size, seed = _sample_size(sample), _seed(seed)
+    if not isinstance(df, pd.DataFrame):
+        raise ConfigError(f"preview() takes a pandas DataFrame, not {type(df).__name__}")
+    resolved = resolve_mapping(df.columns, **mapping)
+    return await run_preview(
+        lambda: _slices(df, settings.batch_rows), settings=settings, mapping=resolved,
+        columns=list(df.columns), sample=size, seed=seed, ledger_path=ledger, client=client,
+        progress=progress,
+    )  # fmt: skip
+
+
+_KEYWORDS = tuple(n for n in inspect.signature(apreview).parameters if n not in ("df", "mapping"))
+
+
+def preview(df: pd.DataFrame, **options: Any) -> PreviewReport:
+    """Estimate what sending ``df`` would award; the sync face of :func:`apreview`, same
+    keywords, and it works inside a running event loop (a Jupyter cell)::
+
+        estimate = df.gameball.preview(event="purchase")
+        estimate.points, estimate.unknown_events
+    """
+    result: PreviewReport = run_sync(apreview(df, **options))
+    return result
+
+
+preview.__signature__ = inspect.signature(apreview)  # type: ignore[attr-defined]
+
+
+async def apreview_path(
+    path: str | os.PathLike[str],
+    *,
+    dtype: dict[Hashable, str] | None = None,
+    na_values: Sequence[str] | None = None,
+    encoding: str | None = None,
+    sep: str | None = None,
+    **options: Any,
+) -> PreviewReport:
+    """Preview a CSV or Parquet file (or a directory or glob of them), reading it in batches
+    twice (memory stays bounded by the batch and the sample); otherwise as :func:`apreview`.
+    The file is read exactly as :func:`send_path` reads it."""
+    unknown_keywords(list(options), sorted(MAPPING_KEYWORDS | set(_KEYWORDS)), "preview_path")
+    check_progress(options.get("progress"))
+    mapping = {k: v for k, v in options.items() if k in MAPPING_KEYWORDS}
+    size = _sample_size(options.pop("sample", DEFAULT_SAMPLE_SIZE))
+    seed = _seed(options.pop("seed", 0))
+    running = {k: options.pop(k, None) for k in ("ledger", "client", "progress")}
+    settings = _settings(**{k: v for k, v in options.items() if k not in MAPPING_KEYWORDS})
+    csv = CsvOptions.make(sep=sep, encoding=encoding, na_values=na_values, dtype=dtype)
+    resolved = input_mapping(path, csv, **mapping)
+    text_columns = [*resolved.identifier_columns, *(settings.row_key or ())]
+    source = InputFile(path, text_columns=text_columns, csv=csv)
+    return await run_preview(
+        lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
+        mapping=resolved, columns=list(source.columns), sample=size, seed=seed,
+        ledger_path=running["ledger"], client=running["client"], progress=running["progress"],
+    )  # fmt: skip
+
+
+def preview_path(path: str | os.PathLike[str], **options: Any) -> PreviewReport:
+    """Preview a CSV or Parquet file; the sync face of :func:`apreview_path`."""
+    result: PreviewReport = run_sync(apreview_path(path, **options))
+    return result
+
+
+def _path_signature() -> inspect.Signature:
+    files = inspect.signature(apreview_path).parameters
+    frames = inspect.signature(apreview).parameters
+    params = [files["path"], *(p for n, p in files.items() if n not in ("path", "options"))]
+    params += [p for n, p in frames.items() if n != "df"]
+    return inspect.Signature(params, return_annotation=PreviewReport)
+
+
+preview_path.__signature__ = _path_signature()  # type: ignore[attr-defined]
+apreview_path.__signature__ = _path_signature()  # type: ignore[attr-defined]

@@ -1,0 +1,350 @@
+"""What a send did (:class:`SendReport`) and what it would do (:class:`SendPlan`, the dry run).
+
+A count for every status, timings, the HTTP answers, the limits Gameball turned out to keep, and
+the rows that did not make it; each shows as a compact HTML table in a notebook and as aligned
+text from ``summary()``, and its counts are plain attributes, so tab completion finds them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .._config import RateLimits
+from .._gameball import HISTORY_WARNING
+from .._rows.warnings import empty_warnings, warning_lines
+from .._store.failures import read_failures, write_parquet
+from .._vocabulary import STATUSES
+from .html import table
+from .words import answers_text, duration_text, held_lines, kept_text, pace_text, warning_rows
+
+__all__ = ["SendPlan", "SendReport"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendReport:
+    """What happened to every row of a send.
+
+    ``counts`` has every status in :data:`STATUSES` (``sent``; ``skipped``: sent by an earlier
+    run, per the ledger; ``invalid``; ``failed``; ``unknown``: may or may not have been
+    processed; ``aborted``: not attempted because the run stopped), and they add up to ``rows``.
+    ``failures`` holds every row that is not ``sent`` or ``skipped``, with its original columns
+    and the ``gb_`` status columns; when the run wrote them to ``failures_path`` they are read
+    from that file on demand, so a report never holds millions of rows. ``error_codes`` counts
+    the not-sent rows per ``gb_error_code``.
+    """
+
+    counts: dict[str, int]
+    rows: int
+    elapsed: float
+    requests: int
+    http_statuses: dict[int, int]
+    error_codes: dict[str, int]
+    failures_path: Path | None = None
+    failures_in_memory: pd.DataFrame | None = None
+    interrupted: bool = False
+    #: the limits Gameball enforced on events, when the run found them lower than configured:
+    #: pass ``limits=report.limits_found`` next time to start at the right pace
+    limits_found: RateLimits | None = None
+    #: the same for batch job creation: pass ``batch_limits=report.batch_limits_found``
+    batch_limits_found: RateLimits | None = None
+    #: the limits the run kept (the batch limits in batch mode), for plots
+    limits: RateLimits | None = None
+    #: per second of the run: requests, accepted, throttled (429) and the adaptive pace
+    timeline: pd.DataFrame | None = None
+    #: ``skipped`` rows that were copies of a row met elsewhere in the input (the same
+    #: ``gb_key``: an export and its failures file together), each sent at most once
+    folded: int = 0
+    #: columns whose values are likely not what was meant, and rows that repeat one another
+    #: (as ``ValidationReport.warnings``)
+    warnings: pd.DataFrame = field(default_factory=empty_warnings)
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Every row not sent (read from ``failures_path`` when there is one)."""
+        if self.failures_in_memory is not None:
+            return self.failures_in_memory
+        if self.failures_path is None:
+            raise ValueError("this report has neither a failures file nor failures in memory")
+        return read_failures(self.failures_path)
+
+    # The counts as plain attributes, so tab completion finds them.
+    @property
+    def sent(self) -> int:
+        return self.counts["sent"]
+
+    @property
+    def skipped(self) -> int:
+        return self.counts["skipped"]
+
+    @property
+    def invalid(self) -> int:
+        return self.counts["invalid"]
+
+    @property
+    def failed(self) -> int:
+        return self.counts["failed"]
+
+    @property
+    def unknown(self) -> int:
+        return self.counts["unknown"]
+
+    @property
+    def aborted(self) -> int:
+        return self.counts["aborted"]
+
+    @property
+    def ok(self) -> bool:
+        """True when every row was sent (now or by an earlier run)."""
+        return self.counts["sent"] + self.counts["skipped"] == self.rows
+
+    @property
+    def rate(self) -> float:
+        """Requests per second over the run (every attempt counts, retries too)."""
+        return self.requests / self.elapsed if self.elapsed > 0 else 0.0
+
+    def plot(self) -> Any:
+        """A matplotlib figure: requests over time against the limits (and the adaptive pace),
+        rows by status, rows not sent by code. Needs ``pip install 'gb-backfill[plot]'``."""
+        from .plot import plot_send
+
+        return plot_send(self.timeline, self.counts, self.error_codes, self.limits)
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write the failures to a Parquet file that can be fixed and sent again."""
+        write_parquet(self.failures, path)
+
+    def __repr__(self) -> str:
+        shown = " ".join(
+            f"{s}={self.counts[s]:,}" for s in STATUSES if self.counts[s] or s == "sent"
+        )
+        return (
+            f"<SendReport rows={self.rows:,} {shown} in {self.elapsed:.1f}s "
+            f"({self.rate:.1f} requests/s)>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            (status, self.counts[status]) for status in STATUSES if self.counts[status]
+        ]
+        rows += [
+            ("requests", self.requests),
+            ("requests/s", round(self.rate, 1)),
+            ("HTTP answers", answers_text(self.http_statuses)),
+        ]
+        rows += [(f"not sent: {code}", count) for code, count in self.error_codes.items()]
+        if self.folded:
+            rows.append(("skipped as copies of one gb_key (folded)", self.folded))
+        if self.failures_path is not None and not self.ok:
+            rows.append(("rows not sent are in", str(self.failures_path)))
+        rows += [(f"{option} found", pace_text(found)) for option, found in self._found()]
+        rows += warning_rows(self.warnings)
+        title = f"Gameball send: {self.rows:,} rows in {self.elapsed:.1f} s"
+        if self.interrupted:
+            title += " (interrupted)"
+        advice = [f"pass {option}=report.{option}_found next time" for option, _ in self._found()]
+        return table(title, rows, note="; ".join(advice) or None)
+
+    def _found(self) -> list[tuple[str, RateLimits]]:
+        """(the option to pass, the limits found) for each lane Gameball held below its limits."""
+        found = [("limits", self.limits_found), ("batch_limits", self.batch_limits_found)]
+        return [(option, limits) for option, limits in found if limits is not None]
+
+    def summary(self) -> str:
+        """A few lines for people: counts, rate, HTTP answers."""
+        lines = [repr(self)]
+        if self.http_statuses:
+            lines.append(f"  HTTP answers: {answers_text(self.http_statuses)}")
+        if self.error_codes:
+            lines.append("  rows not sent, by gb_error_code (an invalid row by its first rule):")
+        lines += [f"    {code}: {count:,}" for code, count in self.error_codes.items()]
+        for option, found in self._found():
+            what = "events" if option == "limits" else "batch job creation"
+            flags = "--rate/--quota" if option == "limits" else "--batch-rate/--batch-quota"
+            lines.append(
+                f"  Gameball's limits for {what} on this account are lower than configured: it "
+                f"settled at {pace_text(found)}; pass {option}=report.{option}_found ({flags}) "
+                "next time"
+            )
+        if self.folded:
+            lines += held_lines(0, 0, self.folded)
+        if self.failures_path is not None and not self.ok:
+            lines.append(f"  rows not sent are in {self.failures_path}")
+        lines += [f"  {line}" for line in warning_lines(self.warnings)]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendPlan:
+    """What a send would do; made by ``send(..., dry_run=True)``. Nothing was sent.
+
+    ``requests`` counts requests per lane for the chosen ``mode``; for the batch lane it is the
+    least number of jobs (1,000 items each, one row per customer per job); a live run may post
+    more, part-full, as rows become ready. ``estimated_seconds`` gives, for each mode, the time
+    a run is expected to take: each lane's rows at its limits, and each customer's rows one at a
+    time (one round trip each in the events lane, one job cycle each in the batch lane). In
+    batch mode the busiest customers' rows take the events lane when that finishes sooner:
+    ``lane_rows``, ``lane_seconds`` and ``events_lane_customers`` show the split a live run
+    makes. The estimates assume a round trip (``round_trip``) and how long Gameball takes to
+    process a job (``job_seconds``), neither documented. Each row is judged by the live run's
+    own rule (:mod:`gb_backfill._engine.fate`): ``skipped``, ``unknown``, ``failed``, ``changed``
+    and ``folded`` count what a live run would settle without a request, and :attr:`sending` what it
+    sends.
+    """
+
+    mode: str
+    rows: int
+    valid: int
+    invalid: int
+    skipped: int
+    #: rows that look like rows an earlier run sent, written differently: a live run stops
+    #: before sending anything unless ``resend_changed=True``
+    changed: int
+    customers: int
+    busiest_customer: str | None
+    busiest_rows: int
+    event_names: dict[str, int]
+    failure_codes: dict[str, int]
+    requests: dict[str, int]
+    estimated_seconds: dict[str, float]
+    #: batch mode: rows and expected seconds per lane, and the customers with rows in the
+    #: events lane (empty and 0 in events mode)
+    lane_rows: dict[str, int] = field(default_factory=dict)
+    lane_seconds: dict[str, float] = field(default_factory=dict)
+    events_lane_customers: int = 0
+    round_trip: float = 0.0  #: seconds per events request assumed by the estimates
+    job_seconds: float = 0.0  #: seconds Gameball is assumed to take to process a job
+    #: the limits each lane of ``mode`` keeps to, by lane: the configured ones less ``reserve``
+    pace: dict[str, RateLimits] = field(default_factory=dict)
+    reserve: float = 0.0  #: the share of every limit left for other clients of the key
+    bodies_path: Path | None = None
+    warning: str = field(default=HISTORY_WARNING)
+    #: columns whose values are likely not what was meant, and rows that repeat one another
+    #: (as ``ValidationReport.warnings``)
+    warnings: pd.DataFrame = field(default_factory=empty_warnings)
+    #: rows a live run would hold as ``unknown`` (an earlier run may have sent them)
+    unknown: int = 0
+    #: rows a live run would report ``failed`` again without a request (failed for good before)
+    failed: int = 0
+    #: of ``skipped``, rows that are copies of a row met elsewhere in the input (one ``gb_key``)
+    folded: int = 0
+
+    @property
+    def sending(self) -> int:
+        """Rows a live run would send: every row but the invalid, skipped, unknown, failed and
+        changed ones (``changed`` rows stop a live run unless ``resend_changed=True``)."""
+        return sum(self.lane_rows.values()) if self.lane_rows else self.requests.get("events", 0)
+
+    @property
+    def ok(self) -> bool:
+        """True when a live run would end with every row sent (now or before): what its exit
+        code 0 says."""
+        return not (self.invalid or self.changed or self.unknown or self.failed)
+
+    def __repr__(self) -> str:
+        lanes = " ".join(f"{lane}={count:,}" for lane, count in self.requests.items())
+        held = "".join(
+            f" {name}={count:,}"
+            for name, count in (("unknown", self.unknown), ("failed", self.failed))
+            if count
+        )
+        return (
+            f"<SendPlan rows={self.rows:,} valid={self.valid:,} invalid={self.invalid:,} "
+            f"skipped={self.skipped:,}{held} sending={self.sending:,} requests: {lanes} "
+            f"(mode={self.mode})>"
+        )
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [
+            ("rows", self.rows),
+            ("valid", self.valid),
+            ("invalid", self.invalid),
+            ("skipped (sent before, or a copy in this input)", self.skipped),
+            *([("of them folded (copies of one gb_key)", self.folded)] if self.folded else []),
+            ("held as unknown (an earlier run may have sent them)", self.unknown),
+            ("failed before, not sent again", self.failed),
+            ("changed since sent (see resend_changed)", self.changed),
+            ("rows it would send", self.sending),
+            ("customers", self.customers),
+        ]
+        if self.busiest_customer is not None:
+            rows.append(
+                ("busiest customer", f"{self.busiest_customer} ({self.busiest_rows:,} rows)")
+            )
+        rows += [(f"event: {name}", count) for name, count in self.event_names.items()]
+        rows += [(f"requests, {lane} lane", count) for lane, count in self.requests.items()]
+        rows += [
+            (f"estimated time, {mode} mode", duration_text(seconds))
+            for mode, seconds in self.estimated_seconds.items()
+        ]
+        rows += [(f"{lane} lane", line) for lane, line in self._lanes().items()]
+        if self.pace:
+            rows.append(("pace", self._pace()))
+        rows.append(("assumed", self._assumed()))
+        rows += [(f"invalid: {code}", count) for code, count in self.failure_codes.items()]
+        if self.bodies_path is not None:
+            rows.append(("request bodies", str(self.bodies_path)))
+        rows += warning_rows(self.warnings)
+        return table(
+            f"Gameball dry run ({self.mode} mode): nothing was sent", rows, note=self.warning
+        )
+
+    def summary(self) -> str:
+        """Aligned lines for a terminal."""
+        lines = [
+            repr(self),
+            f"  customers: {self.customers:,} (busiest: {self.busiest_customer!r} with "
+            f"{self.busiest_rows:,} rows)",
+        ]
+        names = ", ".join(f"{name}: {count:,}" for name, count in self.event_names.items())
+        lines.append(f"  event names: {names or '(none)'}")
+        lines += held_lines(self.unknown, self.failed, self.folded)
+        if self.changed:
+            lines.append(
+                f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "
+                "differently; a live run stops before sending unless resend_changed=True "
+                "(--resend-changed)"
+            )
+        for mode, seconds in self.estimated_seconds.items():
+            lines.append(f"  estimated time in {mode} mode: {duration_text(seconds)}")
+        lines += [f"    {lane} lane: {line}" for lane, line in self._lanes().items()]
+        if self.pace:
+            lines.append(f"    pace: {self._pace()}")
+        lines.append(f"    assumed: {self._assumed()}")
+        if self.failure_codes:
+            lines.append("  invalid rows, by their first broken rule (as gb_error_code):")
+        lines += [f"    {code}: {count:,}" for code, count in self.failure_codes.items()]
+        if self.bodies_path is not None:
+            lines.append(f"  request bodies written to {self.bodies_path}")
+        lines += [f"  {line}" for line in warning_lines(self.warnings)]
+        lines.append(f"  note: {self.warning}")
+        return "\n".join(lines)
+
+    def _lanes(self) -> dict[str, str]:
+        """Batch mode's split: each lane's rows and expected time."""
+        lines = {}
+        for lane, rows in self.lane_rows.items():
+            seconds = self.lane_seconds.get(lane, 0.0)
+            who = ""
+            if lane == "events" and self.events_lane_customers:
+                who = f" of {self.events_lane_customers:,} customers"
+            lines[lane] = f"{rows:,} rows{who}, about {duration_text(seconds)}"
+        return lines
+
+    def _pace(self) -> str:
+        """The limits the run keeps to, and the share left for other clients of the key."""
+        what = {"events": "events", "batch": "batch jobs"}
+        kept = "; ".join(
+            f"{what.get(lane, lane)} {pace_text(limits)}" for lane, limits in self.pace.items()
+        )
+        return kept_text(kept, self.reserve)
+
+    def _assumed(self) -> str:
+        return (
+            f"a round trip of {self.round_trip * 1000:,.0f} ms per events request and "
+            f"{self.job_seconds:g} s for Gameball to process a job"
+        )

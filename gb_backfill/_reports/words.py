@@ -1,0 +1,71 @@
+"""Words and figures the reports share: paces, durations, HTTP answers, held rows, warnings."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .._config import RateLimits
+
+__all__ = [
+    "answers_text", "duration_text", "held_lines", "kept_text", "pace_text", "warning_rows",
+]  # fmt: skip
+
+
+def pace_text(limits: RateLimits) -> str:
+    """The limits as a user writes them; 0 lifts a limit."""
+    parts = [
+        f"{limits.per_second}/s" if limits.per_second else "no limit per second",
+        f"{limits.per_window:,} per {limits.window:g} s"
+        if limits.per_window
+        else f"no limit per {limits.window:g} s",
+    ]
+    return " and ".join(parts)
+
+
+def kept_text(limits: RateLimits | str, reserve: float) -> str:
+    """The limits a run keeps to, and the share of each left for other clients of the key."""
+    kept = pace_text(limits) if isinstance(limits, RateLimits) else limits
+    if not reserve:
+        return f"{kept} (nothing left for other clients of the key)"
+    return f"{kept} ({reserve:.0%} of each limit left for other clients of the key)"
+
+
+def answers_text(http_statuses: dict[int, int]) -> str:
+    return ", ".join(f"{status}: {count:,}" for status, count in sorted(http_statuses.items()))
+
+
+def held_lines(unknown: int, failed: int, folded: int) -> list[str]:
+    """What a send (or its plan) says of rows the ledger or the input settle without a request."""
+    lines = []
+    if unknown:
+        lines.append(
+            f"  unknown: {unknown:,} rows an earlier run may have sent are held, not sent: check "
+            "them in Gameball (gb-backfill status --ledger PATH lists them), then gb-backfill "
+            "settle marks them arrived or not"
+        )
+    if failed:
+        lines.append(f"  failed before: {failed:,} rows failed for good in an earlier run")
+    if folded:
+        lines.append(
+            f"  folded: {folded:,} rows were copies of a row met elsewhere in the input (the same "
+            "gb_key: an export and its failures file together); each is sent at most once"
+        )
+    return lines
+
+
+def warning_rows(warnings: pd.DataFrame) -> list[tuple[str, object]]:
+    """A table's rows for column warnings: the code and column, then the fix."""
+    return [
+        (f"warning: {code} ({column})", message)
+        for column, code, message in zip(
+            warnings["column"], warnings["code"], warnings["message"], strict=True
+        )
+    ]
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:,.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:,.1f} min"
+    return f"{seconds / 3600:,.1f} h"

@@ -1,0 +1,355 @@
+"""A row's loose identity: what it says, whatever way its values were written.
+
+A row's ledger key hashes exactly what would be sent (see :mod:`gb_backfill._rows.keys`), so the
+same event exported twice in different formats gets two keys: a CSV keeps timestamps and numbers as
+text (``"2024-01-01 00:06:21+00:00"``, ``"12.50"``), and writes an empty string as an empty field.
+Sending the second export would award every event twice. The loose identity makes them meet:
+
+* the customer id and the event name, exactly;
+* each metadata value reduced to a canonical form: numbers (typed, or text such as ``12.50``,
+  ``1e3`` or ``7,029.78``) as one float text where float64 carries them exactly, else as
+  their exact digits (an int64 or uint64 id beyond 2**53, a decimal with more than 17 digits:
+  the wire carries them exactly, so they are told apart exactly); booleans (typed, or
+  ``true``/``false`` in any case); timestamps (typed, or ISO-8601 text) as the instant in
+  UTC, a naive one read as UTC; dates; any other text as it is;
+* empty text and missing values alike: left out;
+* email and mobile are not part of it: they say who the customer is, not what happened.
+
+The metadata values are combined in the order of their keys, not of the columns. Each row also
+gets a *form mask*: one bit per metadata key (its name hashed to 0-63) set where the value was
+written loosely (text read as a number, boolean or timestamp, or empty text). Comparing two rows'
+masks says which columns differ in form, to show the user.
+
+Like the exact keys, loose keys tell apart identical rows by their occurrence (the first, the
+second, ...), so a third identical event is not mistaken for the second one sent again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .keys import ContentKeys
+from .mapping import ColumnMapping
+from .payloads import EncodedRows
+from .rules import CheckedFrame
+from .values import to_arrow
+
+__all__: list[str] = []
+
+Hashes = npt.NDArray[np.uint64]  # shape (rows, 2)
+
+_SALTS = ("gb-backfill-lse1", "gb-backfill-lse2")  # pandas wants 16-character hash keys
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+# Thousands grouped by commas or spaces: 7,029.78, 1 234 567.
+_GROUPED = r"^\s*[-+]?\d{1,3}([, \x{a0}\x{202f}]\d{3})+(\.\d+)?\s*$"
+_BOOL = r"(?i)^\s*(true|false)\s*$"
+_DATE = r"^\s*\d{4}-\d{2}-\d{2}\s*$"
+_TIMESTAMP = r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
+_MICROS = {"s": 10**6, "ms": 10**3, "us": 1, "ns": 1}
+_FLOAT_EXACT = 2**53  # integers up to this size are exact in float64
+
+
+def key_bit(key: str) -> int:
+    """The bit of a metadata key in a form mask."""
+    return 1 << (zlib.crc32(key.encode("utf-8", "surrogatepass")) % 64)
+
+
+def _numbers(array: pa.Array) -> pa.Array:
+    floats = pc.add(pc.cast(array, pa.float64()), 0.0)  # -0.0 reads as 0
+    return pc.binary_join_element_wise("n:", pc.cast(floats, pa.string()), "")
+
+
+def _number_text(value: decimal.Decimal) -> str | None:
+    """The canonical text of the number whose exact value is ``value``: its float text when
+    float64 carries it exactly (the float's shortest text is this value), else its exact
+    digits. Never through float64 alone: 2**53 + 1 and 2**53 are two numbers."""
+    if value.is_nan():
+        return None
+    number = float(value)
+    if math.isfinite(number) and decimal.Decimal(repr(number)) == value:
+        return _numbers(pa.array([number], pa.float64()))[0].as_py()  # type: ignore[no-any-return]
+    # Not normalize(): it rounds to the context's 28 digits.
+    sign, digits, exponent = value.as_tuple()
+    text = "".join(map(str, digits)).lstrip("0")
+    stripped = text.rstrip("0")
+    assert isinstance(exponent, int)  # finite
+    return f"n:{'-' if sign else ''}{stripped}e{exponent + len(text) - len(stripped)}"
+
+
+def _replaced(out: pa.Array, where: npt.NDArray[np.bool_], texts: list[str | None]) -> pa.Array:
+    return pc.replace_with_mask(out, pa.array(where), pa.array(texts, pa.string()))
+
+
+def _integers(array: pa.Array) -> pa.Array:
+    """Canonical text of an integer array: beyond 2**53 (rare: ids), exactly."""
+    if array.type not in (pa.int64(), pa.uint64()):
+        return _numbers(array)  # narrower integers are all exact in float64
+    big = pc.greater(array, pa.scalar(_FLOAT_EXACT, array.type))
+    if array.type == pa.int64():
+        big = pc.or_(big, pc.less(array, pa.scalar(-_FLOAT_EXACT, array.type)))
+    where = _where(big)
+    if not where.any():
+        return _numbers(array)
+    exact = [_number_text(decimal.Decimal(v)) for v in array.filter(pa.array(where)).to_pylist()]
+    small = pc.if_else(pa.array(where), pa.scalar(0, array.type), array)
+    return _replaced(_numbers(small), where, exact)
+
+
+def _numeric_texts(digits: pa.Array) -> pa.Array:
+    """Canonical text of numbers written as text (no grouping): through float64 when they have
+    at most 15 significant digits (float64 tells every such number apart), else exactly."""
+    mantissa = pc.replace_substring_regex(digits, r"[eE].*$", "")
+    significant = pc.replace_substring_regex(
+        pc.replace_substring_regex(mantissa, r"[^0-9]", ""), r"^0+|0+$", ""
+    )
+    long = _where(pc.greater(pc.utf8_length(significant), 15))
+    if not long.any():
+        return _numbers(digits)
+    exact = [
+        _number_text(decimal.Decimal(text.strip()))
+        for text in digits.filter(pa.array(long)).to_pylist()
+    ]
+    short = pc.if_else(pa.array(long), "0", digits)
+    return _replaced(_numbers(short), long, exact)
+
+
+def _instants(micros: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise("t:", pc.cast(micros, pa.string()), "")
+
+
+def _typed(array: pa.Array) -> pa.Array:
+    """Canonical text of a typed Arrow array (null where there is no value)."""
+    kind = array.type
+    if pa.types.is_boolean(kind):
+        return pc.if_else(array, "b:true", "b:false")
+    if pa.types.is_integer(kind):
+        return _integers(array)
+    if pa.types.is_decimal(kind):
+        return _numeric_texts(pc.cast(array, pa.string()))  # a decimal's text is exact
+    if pa.types.is_floating(kind):
+        return _numbers(array)
+    if pa.types.is_timestamp(kind):
+        ticks = pc.cast(pc.cast(array, pa.timestamp(kind.unit)), pa.int64())
+        scale = _MICROS[kind.unit]
+        micros = pc.divide(ticks, 1000) if kind.unit == "ns" else pc.multiply(ticks, scale)
+        return _instants(micros)
+    if pa.types.is_date(kind):
+        return pc.binary_join_element_wise("d:", pc.cast(array, pa.string()), "")
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _text(array.cast(pa.string()))[0]
+    return pc.binary_join_element_wise("x:", pc.cast(array, pa.string()), "")
+
+
+def _text(text: pa.Array) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
+    """Canonical text of strings, and where a value was reread (written loosely)."""
+    size = len(text)
+    out = pc.binary_join_element_wise("s:", text, "")
+    loose = np.zeros(size, dtype=bool)
+    blank = _where(pc.equal(pc.utf8_trim_whitespace(text), ""))
+    grouped = _where(pc.match_substring_regex(text, _GROUPED))
+    plain = _where(pc.match_substring_regex(text, _NUMBER))
+    if plain.any() or grouped.any():
+        digits = pc.replace_substring_regex(text, r"[, \x{a0}\x{202f}]", "")
+        numeric = plain | grouped
+        parsed = _numeric_texts(pc.if_else(pa.array(numeric), digits, "0"))
+        out = pc.if_else(pa.array(numeric), parsed, out)
+        loose |= numeric
+    booleans = _where(pc.match_substring_regex(text, _BOOL))
+    if booleans.any():
+        lower = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+        out = pc.if_else(pa.array(booleans), pc.binary_join_element_wise("b:", lower, ""), out)
+        loose |= booleans
+    dates = _where(pc.match_substring_regex(text, _DATE))
+    if dates.any():
+        day = pc.binary_join_element_wise("d:", pc.utf8_trim_whitespace(text), "")
+        out = pc.if_else(pa.array(dates), day, out)
+        loose |= dates
+    stamps = _where(pc.match_substring_regex(text, _TIMESTAMP))
+    if stamps.any():
+        where = np.flatnonzero(stamps)
+        parsed_stamps = pd.to_datetime(
+            pd.Series(text.take(pa.array(where)).to_pylist()),
+            utc=True,
+            format="ISO8601",
+            errors="coerce",
+        )
+        good = parsed_stamps.notna().to_numpy()
+        micros = parsed_stamps.dt.as_unit("us").astype("int64").to_numpy()
+        values = out.to_pylist()
+        for position, ok, value in zip(where, good, micros, strict=True):
+            if ok:
+                values[position] = f"t:{value}"
+                loose[position] = True
+        out = pa.array(values, pa.string())
+    out = pc.if_else(pa.array(blank), pa.nulls(size, pa.string()), out)
+    return out, loose | blank
+
+
+def _where(mask: pa.Array) -> npt.NDArray[np.bool_]:
+    return np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _python_value(value: Any) -> tuple[str | None, bool]:
+    """Canonical text of one Python value (mixed object columns), and whether it was reread."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None, False
+    if isinstance(value, str):
+        text, loose = _text(pa.array([value], pa.string()))
+        return text[0].as_py(), bool(loose[0])
+    if isinstance(value, bool | np.bool_):
+        return ("b:true" if value else "b:false"), False
+    if isinstance(value, int | np.integer | decimal.Decimal):
+        exact = decimal.Decimal(int(value) if isinstance(value, np.integer) else value)
+        return _number_text(exact), False
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if math.isnan(number):
+            return None, False
+        return _numbers(pa.array([number], pa.float64()))[0].as_py(), False
+    if isinstance(value, dt.datetime | np.datetime64):
+        stamp = pd.Timestamp(value)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return f"t:{stamp.value // 1000}", False
+    if isinstance(value, dt.date):
+        return f"d:{value.isoformat()}", False
+    return f"x:{value!r}", False
+
+
+def canonical(series: pd.Series) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
+    """Each value of a metadata column in its canonical form (null: no value), and where the
+    value was written loosely."""
+    array = to_arrow(series)
+    if array is not None:
+        if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+            return _text(array.cast(pa.string()))
+        return _typed(array), np.zeros(len(series), dtype=bool)
+    pairs = [_python_value(value) for value in series]
+    texts = pa.array([text for text, _ in pairs], pa.string())
+    return texts, np.fromiter((loose for _, loose in pairs), dtype=bool, count=len(pairs))
+
+
+def _hash(texts: npt.NDArray[np.object_]) -> Hashes:
+    return np.stack([pd.util.hash_array(texts, hash_key=salt) for salt in _SALTS], axis=1)
+
+
+def loose_hashes(
+    frame: pd.DataFrame,
+    positions: npt.NDArray[np.int64],
+    mapping: ColumnMapping,
+    customer_ids: Sequence[str],
+    event_names: Sequence[str],
+) -> tuple[Hashes, npt.NDArray[np.int64]]:
+    """The loose identity hash (rows x 2) and the form mask of the rows at ``positions``.
+
+    Each row's canonical text is its customer and event name, then one member per metadata key
+    in sorted order (empty where there is no value), hashed once.
+    """
+    rows = frame.iloc[positions]
+    size = len(positions)
+    forms = np.zeros(size, dtype=np.uint64)
+    pairs_of_who = zip(customer_ids, event_names, strict=True)
+    parts: list[pa.Array | str] = [
+        pa.array([f"{customer}\x1e{name}" for customer, name in pairs_of_who], pa.string())
+    ]
+    for key, column in sorted(zip(mapping.metadata_keys, mapping.metadata, strict=True)):
+        texts, loose = canonical(rows[column])
+        parts.append(pc.binary_join_element_wise(f"\x1d{key}\x1f", texts, "").fill_null(""))
+        forms[loose] |= np.uint64(key_bit(key))
+    text = pc.binary_join_element_wise(*parts, "") if size else pa.array([], pa.string())
+    return _hash(text.to_numpy(zero_copy_only=False)), forms.view(np.int64)
+
+
+def event_names_of(checked: CheckedFrame, positions: npt.NDArray[np.int64]) -> list[str]:
+    """The event name of each row at ``positions`` (a column's, or the one ``event=`` gives)."""
+    if checked.mapping.event is not None:
+        return [checked.mapping.event] * len(positions)
+    assert checked.event_names is not None
+    names: list[str] = checked.event_names.take(pa.array(positions)).to_pylist()
+    return names
+
+
+def loose_keys(
+    frame: pd.DataFrame, checked: CheckedFrame, encoded: EncodedRows, counter: ContentKeys
+) -> tuple[list[bytes], npt.NDArray[np.int64]]:
+    """The loose keys and form masks of the encoded rows of ``frame``, counted by ``counter``
+    (the run's, so that occurrences number across the whole input)."""
+    hashes, forms = loose_hashes(
+        frame,
+        encoded.positions,
+        checked.mapping,
+        encoded.customer_ids,
+        event_names_of(checked, encoded.positions),
+    )
+    return counter.occurrence_keys(hashes), forms
+
+
+def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:
+    """The metadata columns whose form differs between two rows with these form masks."""
+    differ = now ^ then
+    columns = [
+        str(c)
+        for k, c in zip(mapping.metadata_keys, mapping.metadata, strict=True)
+        if differ & key_bit(k)
+    ]
+    return columns or ["(email, mobile, or how values are written)"]
+
+
+@dataclass(slots=True)
+class ChangedRows:
+    """Rows that look like rows an earlier run sent, but differ in how they are written."""
+
+    count: int = 0
+    columns: dict[str, None] = field(default_factory=dict)  #: columns that differ, in order
+    examples: list[dict[str, object]] = field(default_factory=list)
+
+    def add(
+        self,
+        frame: pd.DataFrame,
+        offset: int,
+        mapping: ColumnMapping,
+        rows: dict[int, tuple[int, int]],
+    ) -> None:
+        """Note rows of ``frame``: ``rows`` maps each one's position to (its form mask, the
+        form mask of the earlier row it looks like)."""
+        for position, (now, then) in rows.items():
+            self.count += 1
+            differ = differing_columns(mapping, now, then)
+            self.columns.update(dict.fromkeys(differ))
+            if len(self.examples) < _SHOWN:
+                shown = [mapping.customer_id, mapping.event_name] + [
+                    c for c in mapping.metadata if str(c) in differ
+                ]
+                example: dict[str, object] = {"row": offset + position}
+                for column in shown:
+                    if column is not None:
+                        example[str(column)] = frame[column].iloc[position]
+                self.examples.append(example)
+
+    def frame(self) -> pd.DataFrame:
+        """A few of the rows, with their customer, event and the columns that differ."""
+        return pd.DataFrame(self.examples)
+
+    def message(self) -> str:
+        columns = ", ".join(self.columns)
+        return (
+            f"{self.count:,} rows look like rows an earlier run with this ledger sent, written "
+            f"differently ({columns}): the same customer, event and values, but as text, or "
+            "empty where they were missing. Sending them would award them twice. Nothing "
+            "was sent: drop them from the input (the examples below show which), or send them "
+            "anyway with --resend-changed (resend_changed=True)."
+        )
+
+
+_SHOWN = 5  # example rows a refusal shows

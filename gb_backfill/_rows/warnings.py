@@ -1,0 +1,375 @@
+"""Warnings: values that are valid but almost never what was meant, and rows that repeat.
+
+A row with a warning is still sent. Each warning names the column, a stable code from
+:class:`WarningCode`, how many values it is about, one of them, and the fix in words:
+
+* ``number_as_text``: every value of a text metadata column is a number (``"7,029.78"``,
+  ``"1 234"``, ``"12.5"``), so Gameball gets strings;
+* ``bool_as_text``: every value is ``true`` or ``false`` as text;
+* ``timestamp_as_text``: every value is an ISO-8601 date or timestamp, sent as written;
+* ``mixed_offsets``: those timestamps have different UTC offsets (``+02:00`` and ``+03:00`` across
+  a daylight-saving change), or some have one and some not, so equal instants read differently;
+* ``id_mixed_widths``: the customer ids are digits of different widths with zero-padded ones
+  among them (``0012`` next to ``12345``): Gameball sees ``0012`` and ``12`` as two customers;
+* ``duplicate_rows`` (about rows, not a column): valid rows that repeat an earlier row in every
+  column sent. Each is still sent, as an event of its own (two identical purchases may be two
+  purchases), but an export's duplicates would be counted twice: the warning gives the count
+  and the first positions (as ``gb_row``). Rows that carry a ``gb_key`` are copies of one row
+  (see :mod:`gb_backfill._engine.fate`), not duplicates, and are left out. A send and its dry run
+  know them from the row keys (identical request bodies, counted anyway); ``validate`` and the
+  preview compare the values of the sent columns, which agree but for values written two ways that
+  send alike (``3`` and ``3.0`` in one object column).
+
+"Every value" is over the whole input: :class:`WarningTally` gathers the warnings batch by
+batch. The checks are Arrow kernels over whole columns, and a column is first tried on a small
+sample, so columns that are plainly text cost next to nothing; rows are compared by a 64-bit hash
+of their sent columns, counted in fixed memory (:class:`~gb_backfill._rows.keys.ContentKeys`, with
+an 8 MB filter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._vocabulary import WarningCode
+from .keys import ContentKeys, carried_flags
+from .mapping import ColumnMapping
+from .values import plain_column, to_arrow
+
+__all__: list[str] = []
+
+#: The fixed columns of ``ValidationReport.warnings``.
+WARNING_COLUMNS = ("column", "code", "count", "example", "message")
+
+_SAMPLE = 200  # values a column is first tried on
+_SEPARATED = r"[,\s\x{a0}\x{202f}]"  # thousands separators: comma, space, no-break spaces
+_NUMBER = (
+    r"^[-+]?(0|[1-9][0-9]{0,2}(" + _SEPARATED + r"[0-9]{3})+|[1-9][0-9]*)?(\.[0-9]+)?"
+    r"([eE][-+]?[0-9]+)?$"
+)
+_BOOL = r"(?i)^(true|false)$"
+_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?"
+    r"\s*(Z|z|[-+][0-9]{2}(:?[0-9]{2})?)?)?$"
+)
+_OFFSET = r"(?P<offset>[Zz]|[-+][0-9]{2}:?[0-9]{2}|[-+][0-9]{2})$"
+_TIME = r"[T ][0-9]{2}:[0-9]{2}"
+
+
+_LOOKS = {
+    WarningCode.NUMBER_AS_TEXT: _NUMBER,
+    WarningCode.BOOL_AS_TEXT: _BOOL,
+    WarningCode.TIMESTAMP_AS_TEXT: _TIMESTAMP,
+}
+
+
+@dataclass(slots=True)
+class _Look:
+    """Whether every value of a text column seen so far looks like one kind of value."""
+
+    alive: bool = True
+    count: int = 0
+    example: str | None = None
+
+
+@dataclass(slots=True)
+class _TextColumn:
+    looks: dict[WarningCode, _Look] = field(
+        default_factory=lambda: {code: _Look() for code in _LOOKS}
+    )
+    separated: bool = False  # a number with thousands separators (--dtype float cannot read it)
+    offsets: dict[str, str] = field(default_factory=dict)  # offset -> an example
+    naive: str | None = None  # a timestamp with a time and no offset
+
+    @property
+    def alive(self) -> list[WarningCode]:
+        return [code for code, look in self.looks.items() if look.alive]
+
+
+@dataclass(slots=True)
+class _Widths:
+    """The widths of all-digit ids, and a zero-padded one."""
+
+    narrowest: int | None = None
+    widest: int | None = None
+    padded: int = 0
+    padded_example: str | None = None
+    examples: dict[int, str] = field(default_factory=dict)  # width -> an id of that width
+
+
+def _all_match(text: pa.Array, pattern: str) -> bool:
+    return bool(pc.all(pc.match_substring_regex(text, pattern)).as_py())
+
+
+class WarningTally:
+    """Gathers the warnings over the batches of one input, given in input order; :meth:`frame`
+    gives them."""
+
+    def __init__(self, mapping: ColumnMapping) -> None:
+        self.mapping = mapping
+        self._text = {column: _TextColumn() for column in mapping.metadata}
+        self._ids = _Widths()
+        self._repeats = _Repeats(mapping)
+
+    def add(
+        self,
+        frame: pd.DataFrame,
+        customer_ids: pa.Array,
+        invalid: npt.NDArray[np.bool_] | None = None,
+        repeated: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        """Look at one batch (its valid and invalid rows alike for the columns; its valid rows,
+        ``invalid`` left out, for repeats); ``customer_ids`` are the ids as the checks read them
+        (``CheckedFrame.customer_ids``). ``repeated``: the positions of the rows that repeat an
+        earlier one, when the caller knows them already (a send's row keys count identical
+        request bodies), else the rows' sent columns are compared here."""
+        for column, state in self._text.items():
+            if state.alive:
+                self._add_text(plain_column(frame[column]), state)
+        self._add_ids(customer_ids)
+        self._repeats.add(frame, invalid, repeated)
+
+    def _add_text(self, series: pd.Series, state: _TextColumn) -> None:
+        sample = to_arrow(series.iloc[:_SAMPLE])
+        if sample is None or not pa.types.is_string(sample.type):
+            state.looks = {}  # not a text column: nothing to warn about
+            return
+        present = pc.drop_null(sample)
+        for code in state.alive:
+            state.looks[code].alive = _all_match(present, _LOOKS[code])
+        if not state.alive:
+            return
+        whole = to_arrow(series)
+        present = pc.drop_null(whole) if whole is not None else pa.array([], pa.string())
+        if not pa.types.is_string(present.type):
+            state.looks = {}
+            return
+        for code in state.alive:
+            look = state.looks[code]
+            look.alive = _all_match(present, _LOOKS[code])
+            if look.alive and len(present):
+                look.count += len(present)
+                look.example = look.example or str(present[0].as_py())
+        if state.looks[WarningCode.NUMBER_AS_TEXT].alive and len(present):
+            state.separated |= bool(pc.any(pc.match_substring_regex(present, _SEPARATED)).as_py())
+        if state.looks[WarningCode.TIMESTAMP_AS_TEXT].alive and len(present):
+            _add_offsets(present, state)
+
+    def _add_ids(self, ids: pa.Array) -> None:
+        digits = pc.filter(ids, pc.ascii_is_decimal(ids).fill_null(False))
+        if not len(digits):
+            return
+        widths = pc.binary_length(digits)
+        extremes = pc.min_max(widths)
+        low, high = int(extremes["min"].as_py()), int(extremes["max"].as_py())
+        state = self._ids
+        for width in {low, high} - set(state.examples):
+            state.examples[width] = str(pc.filter(digits, pc.equal(widths, width))[0].as_py())
+        state.narrowest = low if state.narrowest is None else min(low, state.narrowest)
+        state.widest = high if state.widest is None else max(high, state.widest)
+        padded = pc.and_(pc.starts_with(digits, "0"), pc.greater(widths, 1))
+        found = int(pc.sum(padded).as_py() or 0)
+        if found:
+            state.padded += found
+            state.padded_example = state.padded_example or str(pc.filter(digits, padded)[0].as_py())
+
+    def frame(self) -> pd.DataFrame:
+        """The warnings so far: one row per column and code (see ``WARNING_COLUMNS``)."""
+        rows = [row for column, state in self._text.items() for row in _text_rows(column, state)]
+        rows += _id_rows(self.mapping.customer_id, self._ids)
+        rows += self._repeats.warning_rows()
+        frame = pd.DataFrame(rows, columns=list(WARNING_COLUMNS))
+        return frame.astype({"count": "int64"}) if len(frame) else empty_warnings()
+
+
+def warning_lines(warnings: pd.DataFrame) -> list[str]:
+    """Lines for a terminal: a heading, then each warning with its count, example and fix."""
+    if not len(warnings):
+        return []
+    lines = ["warnings (their rows are still sent):"]
+    for row in warnings.itertuples(index=False):
+        code, column, example = str(row.code), str(row.column), str(row.example)
+        if code == WarningCode.DUPLICATE_ROWS:
+            lines.append(f"  {code}: {row.count:,} rows, at {example}")
+        else:
+            lines.append(f"  {code} ({column}): {row.count:,} values, e.g. {example!r}")
+        lines.append(f"    {row.message}")
+    return lines
+
+
+def empty_warnings() -> pd.DataFrame:
+    """A warnings frame with no rows."""
+    return _EMPTY.copy()
+
+
+_EMPTY = pd.DataFrame(
+    {name: pd.Series(dtype="int64" if name == "count" else object) for name in WARNING_COLUMNS}
+)
+
+
+def _add_offsets(present: pa.Array, state: _TextColumn) -> None:
+    """Record the UTC offsets the timestamps carry, and whether a timed one has none."""
+    timed = pc.filter(present, pc.match_substring_regex(present, _TIME))
+    if not len(timed):
+        return
+    offsets = pc.struct_field(pc.extract_regex(timed, _OFFSET), "offset").fill_null("")
+    for offset in pc.unique(offsets).to_pylist():
+        if offset in state.offsets or (offset == "" and state.naive is not None):
+            continue
+        example = str(pc.filter(timed, pc.equal(offsets, offset))[0].as_py())
+        if offset == "":
+            state.naive = example
+        elif len(state.offsets) < 3:
+            state.offsets[offset] = example
+
+
+def _text_rows(column: Hashable, state: _TextColumn) -> list[tuple[str, str, int, str, str]]:
+    name = str(column)
+    rows = []
+    for code, look in state.looks.items():
+        if not look.alive or not look.count or look.example is None:
+            continue
+        if code is WarningCode.TIMESTAMP_AS_TEXT and _mixed(state):
+            examples = [*state.offsets.values(), *([state.naive] if state.naive else [])]
+            message = _mixed_message(name, examples[:2])
+            rows.append((name, str(WarningCode.MIXED_OFFSETS), look.count, examples[0], message))
+            continue
+        message = _MESSAGES[code](name, state.separated)
+        rows.append((name, str(code), look.count, look.example, message))
+    return rows
+
+
+def _mixed(state: _TextColumn) -> bool:
+    return len(state.offsets) + (state.naive is not None and bool(state.offsets)) > 1
+
+
+def _number_message(name: str, separated: bool) -> str:
+    text = f"{name!r} holds numbers written as text, which go out as JSON strings: "
+    if separated:
+        return text + (
+            "with thousands separators no --dtype reads them; in pandas: "
+            f"df[{name!r}] = pd.to_numeric(df[{name!r}].str.replace(r'[,\\s]', '', regex=True))"
+        )
+    return text + f"--dtype {name}=float, or in pandas df[{name!r}] = pd.to_numeric(df[{name!r}])"
+
+
+def _bool_message(name: str, separated: bool) -> str:
+    del separated
+    return (
+        f"{name!r} holds true/false as text, which goes out as JSON strings: --dtype "
+        f"{name}=bool, or in pandas df[{name!r}] = df[{name!r}].str.lower().map({{'true': True, "
+        "'false': False})"
+    )
+
+
+def _timestamp_message(name: str, separated: bool) -> str:
+    del separated
+    return (
+        f"{name!r} holds timestamps as text, which go out exactly as written: --dtype "
+        f"{name}=datetime sends ISO-8601 (in UTC where a value has an offset), or in pandas "
+        f"df[{name!r}] = pd.to_datetime(df[{name!r}], format='ISO8601')"
+    )
+
+
+def _mixed_message(name: str, examples: list[str]) -> str:
+    shown = " and ".join(repr(e) for e in examples)
+    return (
+        f"{name!r} holds timestamps with different UTC offsets or none ({shown}), which go out "
+        f"as written, so one instant reads differently: --dtype {name}=datetime converts each "
+        f"to UTC, or in pandas df[{name!r}] = pd.to_datetime(df[{name!r}], utc=True, "
+        "format='ISO8601'); give the ones without an offset one"
+    )
+
+
+_MESSAGES = {
+    WarningCode.NUMBER_AS_TEXT: _number_message,
+    WarningCode.BOOL_AS_TEXT: _bool_message,
+    WarningCode.TIMESTAMP_AS_TEXT: _timestamp_message,
+}
+
+
+_MIX = np.uint64(0x100000001B3)
+_SHOWN = 5  # positions of repeated rows a warning names
+
+
+class _Repeats:
+    """Valid rows that repeat an earlier row in every column sent (see the module docstring)."""
+
+    def __init__(self, mapping: ColumnMapping) -> None:
+        roles = (mapping.customer_id, mapping.event_name, *mapping.metadata, mapping.email,
+                 mapping.mobile, mapping.session_token)  # fmt: skip
+        self.columns = sorted({str(c): c for c in roles if c is not None}.items())
+        self.seen = ContentKeys(bloom_bits=1 << 26)
+        self.read = self.count = 0  #: rows looked at so far, and repeats among them
+        self.first: list[int] = []
+
+    def add(
+        self,
+        frame: pd.DataFrame,
+        invalid: npt.NDArray[np.bool_] | None,
+        repeated: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        offset, self.read = self.read, self.read + len(frame)
+        if repeated is not None:
+            self._note(repeated, offset)
+            return
+        looked = np.ones(len(frame), dtype=bool) if invalid is None else ~np.asarray(invalid)
+        if "gb_key" in frame.columns:
+            looked &= ~carried_flags(frame["gb_key"].tolist())
+        if not looked.any():
+            return
+        positions = np.flatnonzero(looked)
+        part = frame.iloc[positions]
+        hashes = np.zeros(len(part), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for _name, column in self.columns:
+                hashes = hashes * _MIX ^ _column_hashes(part[column])
+        self._note(positions[self.seen.repeats(hashes) > 0], offset)
+
+    def _note(self, repeated: npt.NDArray[np.int64], offset: int) -> None:
+        self.count += len(repeated)
+        self.first += [offset + int(p) for p in repeated[: _SHOWN - len(self.first)]]
+
+    def warning_rows(self) -> list[tuple[str, str, int, str, str]]:
+        if not self.count:
+            return []
+        shown = ", ".join(map(str, self.first)) + (", ..." if self.count > len(self.first) else "")
+        message = (
+            f"{self.count:,} valid rows repeat an earlier row in every column sent (positions "
+            f"{shown}, as gb_row counts): each is sent as an event of its own, so Gameball counts "
+            "it again; if they are an export's duplicates, drop them first "
+            "(df.drop_duplicates())"
+        )
+        return [("(rows)", str(WarningCode.DUPLICATE_ROWS), self.count, f"positions {shown}",
+                 message)]  # fmt: skip
+
+
+def _column_hashes(series: pd.Series) -> npt.NDArray[np.uint64]:
+    """A 64-bit hash of each value of a column (values pandas cannot hash, by their text)."""
+    try:
+        found = pd.util.hash_pandas_object(series, index=False)
+    except TypeError:  # dicts, lists: unhashable
+        found = pd.util.hash_pandas_object(series.map(repr).astype(object), index=False)
+    return np.asarray(found.to_numpy(), dtype=np.uint64)
+
+
+def _id_rows(column: Hashable, state: _Widths) -> list[tuple[str, str, int, str, str]]:
+    if not state.padded or state.padded_example is None or state.narrowest == state.widest:
+        return []
+    name = str(column)
+    padded = state.padded_example
+    other = next(e for w, e in sorted(state.examples.items()) if w != len(padded))
+    message = (
+        f"{name!r} has ids of digits in different widths, zero-padded ones among them "
+        f"({padded!r} next to {other!r}), and Gameball sees '0012' and '12' as two customers: "
+        f"if they are one, make them one width, e.g. df[{name!r}] = "
+        f"df[{name!r}].str.zfill({state.widest}) or .str.lstrip('0'); if two, nothing to do"
+    )
+    return [(name, str(WarningCode.ID_MIXED_WIDTHS), state.padded, padded, message)]
