@@ -105,7 +105,7 @@ def leg(name: str, data: pd.DataFrame | str, delay: float, *, events_limits: boo
         options["limits"] = gb.RateLimits.unlimited()
     send = gb.send_path if isinstance(data, str) else gb.send
     try:
-        plan = send(data, dry_run=True, **options)
+        plan = (gb.plan_path if isinstance(data, str) else gb.plan)(data, **options)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started = time.perf_counter()
         report = send(data, **options)
@@ -141,7 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     legs = args.legs.split(",")
     if "sample" in legs:
-        from gb_backfill._cli import sample_data_path
+        from gb_backfill._demo import sample_data_path
 
         ratio = leg("sample", str(sample_data_path()), 0.2, events_limits=True)
         print(f"  sample: {ratio:.2f}x its minimum (target <= 1.25)")

@@ -113,7 +113,7 @@ else:
                    limits=gb.RateLimits.unlimited(), batch_limits=gb.RateLimits.unlimited(),
                    failures_path=failures)
     if mode == "dry_run":
-        plan = gb.send_path(path, dry_run=True, **options)
+        plan = gb.plan_path(path, **options)
         result = {"rows": plan.rows, "sent": 0, "invalid": plan.invalid}
     else:
         report = gb.send_path(path, client=Instant(), mode=mode, **options)

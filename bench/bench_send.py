@@ -62,7 +62,7 @@ import aiohttp
 import httpx
 import pandas as pd
 
-from gb_backfill import RateLimits, SendPlan, SendReport, asend, send
+from gb_backfill import RateLimits, SendPlan, SendReport, asend, plan
 from gb_backfill._config import leave_room
 from gb_backfill._emulator import DEFAULT_API_KEY, RECORD_PATH
 from gb_backfill._engine.plan import minimum_seconds
@@ -349,9 +349,9 @@ def run_scenario(scenario: Scenario) -> bool | None:
 def planned_seconds(count: int, limits: RateLimits | None) -> float:
     """The dry-run plan's estimate for ``count`` rows in events mode, at ``limits`` (None: the
     client's defaults)."""
-    plan = send(rows(count), dry_run=True, limits=limits, progress=False)
-    assert isinstance(plan, SendPlan)
-    return plan.estimated_seconds["events"]
+    planned = plan(rows(count), limits=limits, progress=False)
+    assert isinstance(planned, SendPlan)
+    return planned.estimated_seconds["events"]
 
 
 def rows(count: int, prefix: str = "cust") -> pd.DataFrame:

@@ -4,6 +4,7 @@ Importing the package registers the ``df.gameball`` accessor::
 
     import gb_backfill
     report = df.gameball.validate(event="purchase")
+    plan = df.gameball.plan(event="purchase", ledger="backfill.ledger")  # sends nothing
     sent = df.gameball.send(event="purchase", ledger="backfill.ledger")
 
 What sends and previews (httpx, asyncio, the ledger, the lanes) and the emulator (aiohttp) are
@@ -20,13 +21,11 @@ import typing as _typing
 from . import _accessor  # noqa: F401  (registers df.gameball)
 from ._config import RateLimits, RetryPolicy
 from ._errors import (
-    AuthenticationError,
     ChangedRowsError,
     ColumnNotFoundError,
     ConfigError,
     GameballError,
     LedgerError,
-    RepeatedFailureError,
 )
 from ._gameball import HISTORY_WARNING
 from ._preview.report import CampaignPreview, CustomerPreview, EventPreview, PreviewReport
@@ -34,8 +33,9 @@ from ._preview.sampling import Estimate
 from ._reports.ledger import LedgerReport, Settlement
 from ._reports.send import SendPlan, SendReport
 from ._reports.validation import ValidationReport
+from ._stops import AuthenticationError, Interrupted, RepeatedFailureError, RunStopped
 from ._store.failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
-from ._validate import payloads, validate
+from ._validate import payloads, validate, validate_path
 from ._vocabulary import STATUSES, FailureCode, SendErrorCode, Status, WarningCode
 
 if _typing.TYPE_CHECKING:
@@ -51,7 +51,16 @@ if _typing.TYPE_CHECKING:
         PointsPerUnit,
     )
     from ._preview.run import apreview, apreview_path, preview, preview_path
-    from ._sender import asend, asend_path, send, send_path
+    from ._sender import (
+        aplan,
+        aplan_path,
+        asend,
+        asend_path,
+        plan,
+        plan_path,
+        send,
+        send_path,
+    )
     from ._settle import ledger_status, settle
 
 __all__ = [
@@ -75,6 +84,7 @@ __all__ = [
     "FailureCode",
     "Faults",
     "GameballError",
+    "Interrupted",
     "LedgerError",
     "LedgerReport",
     "Points",
@@ -83,6 +93,7 @@ __all__ = [
     "RateLimits",
     "RepeatedFailureError",
     "RetryPolicy",
+    "RunStopped",
     "SendErrorCode",
     "SendPlan",
     "SendReport",
@@ -91,12 +102,16 @@ __all__ = [
     "StoredObject",
     "ValidationReport",
     "WarningCode",
+    "aplan",
+    "aplan_path",
     "apreview",
     "apreview_path",
     "asend",
     "asend_path",
     "ledger_status",
     "payloads",
+    "plan",
+    "plan_path",
     "preview",
     "preview_path",
     "read_failures",
@@ -104,11 +119,15 @@ __all__ = [
     "send_path",
     "settle",
     "validate",
+    "validate_path",
 ]
 
 #: Public names imported on first use, and the module each lives in.
 _LAZY = {
-    **dict.fromkeys(("asend", "asend_path", "send", "send_path"), "_sender"),
+    **dict.fromkeys(
+        ("aplan", "aplan_path", "asend", "asend_path", "plan", "plan_path", "send", "send_path"),
+        "_sender",
+    ),
     **dict.fromkeys(("apreview", "apreview_path", "preview", "preview_path"), "_preview.run"),
     **dict.fromkeys(("ledger_status", "settle"), "_settle"),
     **dict.fromkeys(

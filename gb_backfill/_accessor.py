@@ -1,91 +1,81 @@
 """``df.gameball``: the notebook face of gb-backfill, registered when ``gb_backfill`` is imported.
 
 The accessor keeps no state (pandas may build a new one on every attribute access); each method
-forwards to the public function of the same name with ``df`` as its first argument. Sending and
-previewing are imported on first use (they bring httpx, asyncio and the ledger), so registering
-the accessor costs ``import gb_backfill`` nothing beyond pandas.
+forwards to the public function of the same name with ``df`` as its first argument, and takes
+the same keywords (declared once, in :mod:`gb_backfill._options`: mypy and ``help()`` see them).
+Sending and previewing are imported on first use (they bring httpx, asyncio and the ledger).
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from importlib import import_module
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import pandas as pd
 
-from ._validate import payloads, validate
-
-if TYPE_CHECKING:
-    from ._preview.report import PreviewReport
-    from ._reports.send import SendPlan, SendReport
-    from ._reports.validation import ValidationReport
+from ._options import MappingOptions, PlanOptions, PreviewOptions, SendOptions
+from ._preview.report import PreviewReport
+from ._reports.send import SendPlan, SendReport
+from ._reports.validation import ValidationReport
 
 __all__ = ["GameballAccessor"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _method(
+    module: str, name: str, declaration: Callable[P, object], returns: type[R]
+) -> Callable[Concatenate[GameballAccessor, P], R]:
+    """``df.gameball.<name>(**keywords)``: ``gb_backfill.<name>(df, **keywords)``, imported
+    from ``module`` on first use; its keywords are ``declaration``'s."""
+
+    def method(self: GameballAccessor, **keywords: Any) -> Any:
+        function = getattr(import_module(f"gb_backfill.{module}"), name)
+        return function(self._df, **keywords)
+
+    return cast("Callable[Concatenate[GameballAccessor, P], R]", _named(method, name, declaration))
+
+
+def _async_method(
+    module: str, name: str, declaration: Callable[P, object], returns: type[R]
+) -> Callable[Concatenate[GameballAccessor, P], Coroutine[Any, Any, R]]:
+    """:func:`_method` for an async function: ``await df.gameball.<name>(**keywords)``."""
+
+    async def method(self: GameballAccessor, **keywords: Any) -> Any:
+        function = getattr(import_module(f"gb_backfill.{module}"), name)
+        return await function(self._df, **keywords)
+
+    named = _named(method, name, declaration)
+    return cast("Callable[Concatenate[GameballAccessor, P], Coroutine[Any, Any, R]]", named)
+
+
+def _named(method: Callable[..., Any], name: str, declaration: Callable[..., Any]) -> Any:
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    keywords = inspect.signature(declaration).parameters.values()
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``gb_backfill.{name}(df, ...)`` for this DataFrame: see its help."
+    cast(Any, method).__signature__ = inspect.Signature([this, *keywords])
+    return method
 
 
 @pd.api.extensions.register_dataframe_accessor("gameball")
 class GameballAccessor:
-    """``df.gameball.validate/payloads/preview/apreview/send/asend(...)``: the functions of the
-    same name."""
+    """``df.gameball.validate/payloads/plan/preview/send`` (and ``aplan``, ``apreview``,
+    ``asend`` to ``await``): the functions of the same name, for this DataFrame."""
 
     def __init__(self, df: pd.DataFrame) -> None:
         if not isinstance(df, pd.DataFrame):  # pragma: no cover - pandas only passes frames
             raise AttributeError("df.gameball needs a DataFrame")
         self._df = df
-        _show_real_keywords()
 
-    def validate(self, **mapping: Any) -> ValidationReport:
-        """Check the rows against Gameball's event rules (see :func:`gb_backfill.validate`)."""
-        return validate(self._df, **mapping)
-
-    def payloads(self, **mapping: Any) -> pd.Series:
-        """The v4 payloads of the valid rows (see :func:`gb_backfill.payloads`)."""
-        return payloads(self._df, **mapping)
-
-    def preview(self, **options: Any) -> PreviewReport:
-        """Estimate what sending the rows would award (see :func:`gb_backfill.preview`)."""
-        from ._preview.run import preview
-
-        return preview(self._df, **options)
-
-    async def apreview(self, **options: Any) -> PreviewReport:
-        """Estimate what sending the rows would award; ``await`` it (see
-        :func:`gb_backfill.apreview`)."""
-        from ._preview.run import apreview
-
-        return await apreview(self._df, **options)
-
-    def send(self, **options: Any) -> SendReport | SendPlan:
-        """Send the rows to Gameball and wait (see :func:`gb_backfill.send`)."""
-        from ._sender import send
-
-        report: SendReport | SendPlan = send(self._df, **options)
-        return report
-
-    async def asend(self, **options: Any) -> SendReport | SendPlan:
-        """Send the rows to Gameball; ``await`` it in a notebook (see :func:`gb_backfill.asend`)."""
-        from ._sender import asend
-
-        report: SendReport | SendPlan = await asend(self._df, **options)
-        return report
-
-
-def _without_df(function: Any) -> inspect.Signature:
-    """``function``'s signature with ``self`` for its frame: what ``df.gameball.<name>`` takes."""
-    signature = inspect.signature(function)
-    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return signature.replace(parameters=[this, *list(signature.parameters.values())[1:]])
-
-
-def _show_real_keywords() -> None:
-    """help() and tab completion show the real keywords, written once in asend and apreview.
-    Done when the first ``df.gameball`` is made, since that imports what sends."""
-    if "__signature__" in vars(GameballAccessor.send):
-        return
-    from ._preview.run import apreview
-    from ._sender import asend
-
-    faces = {"send": asend, "asend": asend, "validate": validate, "payloads": payloads}
-    faces |= {"preview": apreview, "apreview": apreview}
-    for name, function in faces.items():
-        getattr(GameballAccessor, name).__signature__ = _without_df(function)
+    validate = _method("_validate", "validate", MappingOptions, ValidationReport)
+    payloads = _method("_validate", "payloads", MappingOptions, pd.Series)
+    plan = _method("_sender", "plan", PlanOptions, SendPlan)
+    aplan = _async_method("_sender", "aplan", PlanOptions, SendPlan)
+    preview = _method("_preview.run", "preview", PreviewOptions, PreviewReport)
+    apreview = _async_method("_preview.run", "apreview", PreviewOptions, PreviewReport)
+    send = _method("_sender", "send", SendOptions, SendReport)
+    asend = _async_method("_sender", "asend", SendOptions, SendReport)

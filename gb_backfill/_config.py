@@ -1,24 +1,20 @@
-"""Every option of a run, its default and its check, in one place.
+"""What a run is configured with: the small frozen values users pass, the keys, the defaults.
 
-The small frozen values users pass (:class:`RateLimits`, :class:`RetryPolicy`), the keys, every
-default the Python API, the CLI's ``--help``, the emulator and the README read, and
-:func:`make_settings`, which checks the options of a send or a preview in the caller's terms
-before anything starts. Gameball's own numbers come from :mod:`gb_backfill._gameball`.
+:class:`RateLimits` and :class:`RetryPolicy` (passed as ``limits=``, ``retry=``...), the keys,
+the defaults the options' declaration (:mod:`gb_backfill._options`), the emulator and the README
+read, and :class:`Settings`, the checked options of one run, which
+:func:`gb_backfill._options.make_settings` makes. Gameball's own numbers come from
+:mod:`gb_backfill._gameball`.
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import math
 import os
-import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
-from typing import Literal
 from urllib.parse import urlsplit
-
-import numpy as np
 
 from . import _gameball as gameball
 from ._errors import ConfigError
@@ -137,7 +133,9 @@ class Keys:
         api = api_key or os.environ.get(API_KEY_ENV) or None
         secret = secret_key or os.environ.get(SECRET_KEY_ENV) or None
         if not api and required:
-            raise ConfigError(f"no API key: pass api_key=... or set {API_KEY_ENV}")
+            raise ConfigError(
+                "no API key: pass {api_key=...} or set {env}", option="api_key", env=API_KEY_ENV
+            )
         return cls(api or "", secret)
 
 
@@ -158,15 +156,18 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
         parts.port  # noqa: B018  (reading it checks it: "host:abc", a port beyond 65535)
     except (ValueError, TypeError, AttributeError) as error:
         raise ConfigError(
-            f"base_url={base_url!r} is not a URL ({error}); e.g. {gameball.BASE_URL}"
-        ) from None
+            "{base_url=*} is not a URL ({error}); e.g. {example}",
+            option="base_url", base_url=base_url, error=error, example=gameball.BASE_URL,
+        ) from None  # fmt: skip
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"base_url= must be an http(s) URL, e.g. {gameball.BASE_URL}")
+        raise ConfigError("{base_url=} must be an http(s) URL, e.g. {example}",
+                          option="base_url", example=gameball.BASE_URL)  # fmt: skip
     if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
         raise ConfigError(
-            f"refusing to send keys over plain http to {parts.hostname}: use https, "
-            "or pass allow_insecure_http=True (--allow-insecure-http) if you really mean it"
-        )
+            "refusing to send keys over plain http to {host}: use https, or pass "
+            "{allow_insecure_http=True} if you really mean it",
+            option="allow_insecure_http", host=parts.hostname,
+        )  # fmt: skip
     return base_url.rstrip("/")
 
 
@@ -192,10 +193,6 @@ PREVIEW_LIMITS = RateLimits(
 )
 #: Seconds a preview's sample should take at :data:`PREVIEW_LIMITS`.
 PREVIEW_SECONDS = 15.0
-#: The keywords that say which column is which.
-MAPPING_KEYWORDS = frozenset(
-    {"customer_id", "event_name", "event", "metadata", "email", "mobile", "session_token"}
-)
 
 
 # --- the checked options of a run --------------------------------------------------------------
@@ -227,47 +224,6 @@ class Settings:
     reserve: float = 0.0
 
 
-def _whole(name: str, value: object, *, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise ConfigError(f"{name}= must be a whole number of at least {least}, not {value!r}")
-    return int(value)
-
-
-def _switch(name: str, value: object) -> bool:
-    """A yes/no option, which must be a bool: ``bool("false")`` is True, and a switch read
-    from a config file as text (``retry_unknown="false"``) could resend rows."""
-    if not isinstance(value, bool | np.bool_):
-        raise ConfigError(f"{name}= must be True or False, not {value!r}")
-    return bool(value)
-
-
-def check_progress(value: object) -> None:
-    """``progress=``: True, False or None (a bar when the output is a terminal)."""
-    if value is not None and not isinstance(value, bool | np.bool_):
-        raise ConfigError(f"progress= must be True, False or None (automatic), not {value!r}")
-
-
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ConfigError(f"{name}= must be a number of seconds, not {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{name}= must be a finite number of seconds above 0, not {value!r}")
-    return number
-
-
-def _reserve(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ConfigError(f"reserve= must be a share from 0 to below 1, e.g. 0.3, not {value!r}")
-    share = float(value)
-    if not 0 <= share < 1:
-        raise ConfigError(
-            f"reserve= must be a share from 0 to below 1 (0.3 leaves 30% of the limits to "
-            f"the other clients of the key), not {value!r}"
-        )
-    return share
-
-
 def leave_room(limits: RateLimits, reserve: float) -> RateLimits:
     """The run's own share of ``limits`` when ``reserve`` of them is left for other clients of
     the key (a live shop sending with the same key): each limit times ``1 - reserve``, rounded
@@ -291,130 +247,3 @@ def account_limits(kept: RateLimits, reserve: float) -> RateLimits:
         return math.ceil(limit / (1 - reserve) - 1e-9) if limit else 0
 
     return replace(kept, per_second=whole(kept.per_second), per_window=whole(kept.per_window))
-
-
-def _check_key(keyword: str, env: str, value: str | None) -> None:
-    if value is not None and not re.fullmatch(HEADER_VALUE, value):
-        # The key itself is never shown: it is a secret.
-        raise ConfigError(
-            f"{keyword}= holds whitespace or characters an HTTP header cannot carry (a newline "
-            f"from a file? a no-break space?): fix it where you set {keyword}= or {env}"
-        )
-
-
-def _check_limits(name: str, limits: object) -> None:
-    if limits is None or isinstance(limits, RateLimits):
-        return
-    example = ", ".join(f"{k}={v!r}" for k, v in limits.items()) if isinstance(limits, dict) else ""
-    raise ConfigError(
-        f"{name}= takes gb_backfill.RateLimits(...), not {type(limits).__name__}: "
-        f"{name}=RateLimits({example or 'per_second=100, per_window=1200, window=30'})"
-    )
-
-
-def unknown_keywords(given: Sequence[str], known: Sequence[str], where: str) -> None:
-    """Raise :class:`ConfigError` for keywords not in ``known``, naming the nearest known one."""
-    for keyword in given:
-        if keyword in known:
-            continue
-        near = difflib.get_close_matches(keyword, known, n=1)
-        hint = f"; did you mean {near[0]}=?" if near else f"; the keywords are {', '.join(known)}"
-        raise ConfigError(f"{where}() got an unknown keyword {keyword}={hint}")
-
-
-def _keys(
-    api_key: object, secret_key: object, *, api_version: str, mode: str, dry_run: bool
-) -> Keys:
-    """The keys, checked: a dry run sends nothing, so it needs none (given ones are checked)."""
-    for name, value in (("api_key", api_key), ("secret_key", secret_key)):
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{name}= must be a string, not {type(value).__name__}")
-    keys = Keys.resolve(api_key, secret_key, required=not dry_run)  # type: ignore[arg-type]
-    _check_key("api_key", API_KEY_ENV, keys.api_key or None)
-    _check_key("secret_key", SECRET_KEY_ENV, keys.secret_key)
-    if keys.secret_key or dry_run:
-        return keys
-    if api_version == "4.1":
-        raise ConfigError(
-            f"api_version='4.1' needs the secret key: pass secret_key=... or set {SECRET_KEY_ENV}"
-        )
-    if mode == "batch":
-        raise ConfigError(
-            "mode='batch' needs the secret key (Gameball's batch API requires it): pass "
-            f"secret_key=... or set {SECRET_KEY_ENV}"
-        )
-    return keys
-
-
-def _check_values(*, limits: object, batch_limits: object, retry: object, row_key: object) -> None:
-    for name, given in (("limits", limits), ("batch_limits", batch_limits)):
-        _check_limits(name, given)
-    if retry is not None and not isinstance(retry, RetryPolicy):
-        raise ConfigError(
-            f"retry= takes gb_backfill.RetryPolicy(...), not {type(retry).__name__}: "
-            "e.g. retry=RetryPolicy(attempts=6)"
-        )
-    if isinstance(row_key, str):
-        raise ConfigError(f"row_key= takes a list of columns, e.g. row_key=[{row_key!r}]")
-
-
-def make_settings(
-    *,
-    api_key: str | None = None,
-    secret_key: str | None = None,
-    base_url: str = gameball.BASE_URL,
-    api_version: str = "4.0",
-    limits: RateLimits | None = None,
-    retry: RetryPolicy | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    timeout: float = DEFAULT_TIMEOUT,
-    retry_unknown: bool = False,
-    allow_insecure_http: bool = False,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    row_key: Sequence[Hashable] | None = None,
-    mode: Literal["events", "batch"] | str = "events",
-    batch_limits: RateLimits | None = None,
-    keep_order: bool = True,
-    job_timeout: float = DEFAULT_JOB_TIMEOUT,
-    rebuild_ledger: bool = False,
-    resend_changed: bool = False,
-    reserve: float = 0.0,
-    dry_run: bool = False,
-) -> Settings:
-    """Check every option of a send, in the caller's terms, before anything starts."""
-    if mode not in ("events", "batch"):
-        raise ConfigError(f"mode= must be 'events' or 'batch', not {mode!r}")
-    retry_unknown = _switch("retry_unknown", retry_unknown)
-    allow_insecure_http = _switch("allow_insecure_http", allow_insecure_http)
-    keep_order = _switch("keep_order", keep_order)
-    rebuild_ledger = _switch("rebuild_ledger", rebuild_ledger)
-    resend_changed = _switch("resend_changed", resend_changed)
-    dry_run = _switch("dry_run", dry_run)
-    api_version = str(api_version).removeprefix("v")
-    if api_version not in gameball.API_VERSIONS:
-        raise ConfigError(f"api_version= must be '4.0' or '4.1', not {api_version!r}")
-    keys = _keys(api_key, secret_key, api_version=api_version, mode=mode, dry_run=dry_run)
-    _check_values(limits=limits, batch_limits=batch_limits, retry=retry, row_key=row_key)
-    lifted = batch_limits is not None and not (batch_limits.per_second or batch_limits.per_window)
-    reserve = _reserve(reserve)
-    return Settings(
-        keys=keys,
-        base_url=check_base_url(base_url, allow_insecure_http=allow_insecure_http),
-        api_version=api_version,
-        limits=leave_room(limits or EVENTS_LIMITS, reserve),
-        retry=retry or RetryPolicy(),
-        concurrency=_whole("concurrency", concurrency, least=1),
-        timeout=_seconds("timeout", timeout),
-        retry_unknown=retry_unknown,
-        batch_rows=_whole("batch_rows", batch_rows, least=1),
-        row_key=tuple(row_key) if row_key else None,
-        mode=mode,
-        batch_limits=leave_room(batch_limits or BATCH_LIMITS, reserve),
-        # Lifting the batch limits (a local emulator) lifts the status reads' limits too.
-        status_limits=RateLimits.unlimited() if lifted else leave_room(STATUS_LIMITS, reserve),
-        keep_order=keep_order,
-        job_timeout=_seconds("job_timeout", job_timeout),
-        rebuild_ledger=rebuild_ledger,
-        resend_changed=resend_changed,
-        reserve=reserve,
-    )

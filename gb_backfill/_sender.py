@@ -1,48 +1,51 @@
-"""Sending to Gameball: the public functions, one async core and its sync face.
+"""Sending to Gameball, and its dry run: the public functions, async cores with sync faces.
 
 :func:`asend` sends a DataFrame and :func:`asend_path` a CSV or Parquet file (or a directory or
-glob of them) a batch at a time; :func:`send` and :func:`send_path` are their sync faces, which
-work inside a running event loop (a Jupyter cell) too. Each checks every option first (see
-:mod:`gb_backfill._config`), resolves the column mapping, and hands the input to one run
-(:mod:`gb_backfill._engine.run`), or to the dry run (:mod:`gb_backfill._engine.plan`), which sends
-nothing.
+glob of them) a batch at a time; :func:`aplan` and :func:`aplan_path` are their dry runs, which
+send nothing. :func:`send`, :func:`send_path`, :func:`plan` and :func:`plan_path` are their sync
+faces, which work inside a running event loop (a Jupyter cell) too. Their keywords are declared
+once in :mod:`gb_backfill._options`; each face checks them, resolves the column mapping, and hands
+the input to one run (:mod:`gb_backfill._engine.run`) or to the dry run
+(:mod:`gb_backfill._engine.plan`). Every pass over the input runs off the caller's event loop.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
-from collections.abc import Hashable, Iterator, Sequence
-from typing import Any, Literal, overload
+from collections.abc import Iterator
 
-import httpx
 import pandas as pd
 
-from . import _gameball as gameball
-from ._config import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_JOB_TIMEOUT,
-    DEFAULT_TIMEOUT,
-    MAPPING_KEYWORDS,
-    RateLimits,
-    RetryPolicy,
-    check_progress,
-    make_settings,
-    unknown_keywords,
-)
-from ._engine.plan import dry_run_plan
+from ._config import Settings
+from ._engine.plan import plan_run
 from ._engine.run import run_send
 from ._errors import ConfigError
-from ._input.reader import CsvOptions, InputFile, input_mapping, key_frames, retyped
+from ._faces import declared, open_input, sync_of
+from ._input.reader import retyped
+from ._options import (
+    PlanOptions,
+    PlanPathOptions,
+    SendOptions,
+    SendPathOptions,
+    make_settings,
+    mapping_of,
+)
 from ._reports.send import SendPlan, SendReport
 from ._rows.keys import check_key_columns, check_unique
-from ._rows.mapping import resolve_mapping
-from ._sync import run_sync
+from ._rows.mapping import ColumnMapping, resolve_mapping
+from ._stops import raise_for
+from ._sync import offload
 
-__all__ = ["asend", "asend_path", "send", "send_path"]
-
-_SETTINGS_KEYWORDS = tuple(inspect.signature(make_settings).parameters)
+__all__ = [
+    "aplan",
+    "aplan_path",
+    "asend",
+    "asend_path",
+    "plan",
+    "plan_path",
+    "send",
+    "send_path",
+]
 
 
 def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
@@ -53,42 +56,22 @@ def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
         yield df
 
 
-@overload
-async def asend(df: pd.DataFrame, *, dry_run: Literal[True], **options: Any) -> SendPlan: ...
-@overload
-async def asend(
-    df: pd.DataFrame, *, dry_run: Literal[False] = False, **options: Any
-) -> SendReport: ...
-async def asend(
-    df: pd.DataFrame,
-    *,
-    api_key: str | None = None,
-    secret_key: str | None = None,
-    base_url: str = gameball.BASE_URL,
-    api_version: Literal["4.0", "4.1"] | str = "4.0",
-    limits: RateLimits | None = None,
-    retry: RetryPolicy | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    timeout: float = DEFAULT_TIMEOUT,
-    retry_unknown: bool = False,
-    allow_insecure_http: bool = False,
-    ledger: str | os.PathLike[str] | None = None,
-    row_key: Sequence[Hashable] | None = None,
-    failures_path: str | os.PathLike[str] | None = None,
-    progress: bool | None = None,
-    client: httpx.AsyncClient | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    mode: Literal["events", "batch"] | str = "events",
-    batch_limits: RateLimits | None = None,
-    keep_order: bool = True,
-    job_timeout: float = DEFAULT_JOB_TIMEOUT,
-    rebuild_ledger: bool = False,
-    resend_changed: bool = False,
-    reserve: float = 0.0,
-    dry_run: bool = False,
-    bodies_path: str | os.PathLike[str] | None = None,
-    **mapping: Any,
-) -> SendReport | SendPlan:
+async def _frame_input(
+    df: pd.DataFrame, options: SendOptions, function: str, *, dry_run: bool = False
+) -> tuple[Settings, ColumnMapping]:
+    """The settings and column mapping of a send of ``df``, checked before anything starts."""
+    settings = make_settings(options, dry_run=dry_run)
+    if not isinstance(df, pd.DataFrame):
+        raise ConfigError(f"{function}() takes a pandas DataFrame, not {type(df).__name__}")
+    mapping = resolve_mapping(df.columns, **mapping_of(options))
+    if settings.row_key:
+        check_key_columns(df.columns, settings.row_key)
+        await offload(check_unique, [df], settings.row_key)
+    return settings, mapping
+
+
+@declared(SendOptions)
+async def asend(df: pd.DataFrame, options: SendOptions) -> SendReport:
     """Send every valid row of ``df`` to Gameball as one event each; the async core.
 
     Keys default to the ``GAMEBALL_API_KEY`` and ``GAMEBALL_SECRET_KEY`` environment variables;
@@ -104,12 +87,12 @@ async def asend(
     other 4xx fail the row; a request that may have been processed (timeout, connection lost)
     makes the row ``unknown``, not retried unless ``retry_unknown=True``.
 
-    The run stops early, once every row has a status, with :class:`AuthenticationError` on
-    401/403, with :class:`RepeatedFailureError` when the same failure ends several requests in a
-    row (a wrong base URL, nothing listening), with :class:`LedgerError` when the ledger cannot
-    be written, and with the error itself on anything unexpected; each carries the report so
-    far as ``error.report`` (and as a note in the traceback). Rows failed by the run rather than
-    by their content stay retryable in the ledger.
+    A run that stops early raises :class:`RunStopped` once every row has a status, with the
+    report so far as ``error.report``, from what stopped it: :class:`Interrupted` (Ctrl-C, a
+    cancelled task), :class:`AuthenticationError` (401/403), :class:`RepeatedFailureError` (the
+    same failure ended several requests in a row: a wrong base URL, nothing listening), or
+    ``RunStopped`` itself (a ledger that cannot be written, a full disk, anything unexpected).
+    Rows failed by the run rather than by their content stay retryable in the ledger.
 
     With ``ledger=PATH``, rows sent by an earlier run with the same ledger are ``skipped``, and a
     row that carries a ``gb_key`` (a failures file sent again, edited or not) is judged by that
@@ -118,9 +101,8 @@ async def asend(
     refused; ``rebuild_ledger=True`` rebuilds it from the journal. Rows that look like rows an
     earlier run sent, written differently (numbers or timestamps as text, empty for missing),
     stop the run before anything is sent with :class:`ChangedRowsError`, unless
-    ``resend_changed=True``. Rows not sent are written to
-    ``failures_path`` (Parquet) and are in the report's ``failures``. ``client`` may be your
-    own ``httpx.AsyncClient``; it is not closed.
+    ``resend_changed=True``. Rows not sent are written to ``failures_path`` (Parquet) and are in
+    the report's ``failures``. ``client`` may be your own ``httpx.AsyncClient``; it is not closed.
 
     ``mode="batch"`` sends rows as Gameball batch jobs of up to 1,000 events (about 25 times
     fewer requests), within ``batch_limits`` (default 30/s and 360 per 30 s), polling each job
@@ -129,71 +111,24 @@ async def asend(
     ``keep_order=False``. Rows with an email, a mobile or a session token, which a batch item
     cannot carry, go one by one in the same run; the batch API needs the secret key.
 
-    ``dry_run=True`` sends nothing: it checks and encodes every row as a live run would and
-    returns a :class:`SendPlan` (counts, customers, event names, requests per lane, estimated
-    time for each mode); ``bodies_path=`` writes the request bodies to JSONL.
-
-    Cancelling (Ctrl-C) stops new requests, lets in-flight ones finish (at most ``timeout``
-    seconds, or ``job_timeout`` for posted jobs), writes the failures file and re-raises.
+    The dry run, which sends nothing, is :func:`plan` (same keywords). Cancelling (Ctrl-C)
+    stops new requests, lets in-flight ones finish (at most ``timeout`` seconds, or
+    ``job_timeout`` for posted jobs), writes the failures file and raises :class:`Interrupted`.
     """
-    unknown_keywords(list(mapping), sorted(MAPPING_KEYWORDS | set(_ASEND_KEYWORDS)), "send")
-    check_progress(progress)
-    settings = make_settings(
-        api_key=api_key,
-        secret_key=secret_key,
-        base_url=base_url,
-        api_version=api_version,
-        limits=limits,
-        retry=retry,
-        concurrency=concurrency,
-        timeout=timeout,
-        retry_unknown=retry_unknown,
-        allow_insecure_http=allow_insecure_http,
-        batch_rows=batch_rows,
-        row_key=row_key,
-        mode=mode,
-        batch_limits=batch_limits,
-        keep_order=keep_order,
-        job_timeout=job_timeout,
-        rebuild_ledger=rebuild_ledger,
-        resend_changed=resend_changed,
-        reserve=reserve,
-        dry_run=dry_run,
-    )
-    if not isinstance(df, pd.DataFrame):
-        raise ConfigError(f"send() takes a pandas DataFrame, not {type(df).__name__}")
-    resolved = resolve_mapping(df.columns, **mapping)  # a bad mapping fails before anything starts
-    if settings.row_key:
-        check_key_columns(df.columns, settings.row_key)
-        check_unique([df], settings.row_key)
-    if dry_run:
-        return dry_run_plan(
-            lambda: _slices(df, settings.batch_rows), settings=settings, mapping=resolved,
-            ledger_path=ledger, bodies_path=bodies_path, columns=list(df.columns),
-        )  # fmt: skip
-    return await run_send(
-        lambda: _slices(df, settings.batch_rows),
-        total=len(df),
-        settings=settings,
-        mapping=resolved,
-        columns=list(df.columns),
-        client=client,
-        ledger_path=ledger,
-        failures_path=failures_path,
-        progress=progress,
-    )
+    settings, mapping = await _frame_input(df, options, "send")
+    report, stop = await run_send(
+        lambda: _slices(df, settings.batch_rows), total=len(df), settings=settings,
+        mapping=mapping, columns=list(df.columns), client=options.client,
+        ledger_path=options.ledger, failures_path=options.failures_path,
+        progress=options.progress,
+    )  # fmt: skip
+    raise_for(report, stop, ledger=options.ledger)
+    return report
 
 
-_ASEND_KEYWORDS = tuple(
-    name for name in inspect.signature(asend).parameters if name not in ("df", "mapping")
-)
-
-
-@overload
-def send(df: pd.DataFrame, *, dry_run: Literal[True], **options: Any) -> SendPlan: ...
-@overload
-def send(df: pd.DataFrame, *, dry_run: Literal[False] = False, **options: Any) -> SendReport: ...
-def send(df: pd.DataFrame, **options: Any) -> SendReport | SendPlan:
+send = sync_of(
+    asend,
+    "send",
     """Send ``df`` and wait for the report; the sync face of :func:`asend`, same keywords.
 
     Works in scripts and inside a running event loop (a Jupyter cell) alike::
@@ -202,34 +137,16 @@ def send(df: pd.DataFrame, **options: Any) -> SendReport | SendPlan:
 
     Inside a running loop the send runs on a private loop in a worker thread, so a ``client=``
     made for the caller's loop cannot be used there: in a notebook, pass your own client to
-    ``await asend(...)`` instead.
-    """
-    result: SendReport | SendPlan = run_sync(asend(df, **options))
-    return result
+    ``await asend(...)`` instead. Ctrl-C prints one line (the counts, and where the rows not
+    sent are) and lets the ``KeyboardInterrupt`` go on.
+    """,
+)
 
 
-send.__signature__ = inspect.signature(asend)  # type: ignore[attr-defined]  # help() shows it
-
-
-@overload
-async def asend_path(
-    path: str | os.PathLike[str], *, dry_run: Literal[True], **options: Any
-) -> SendPlan: ...
-@overload
-async def asend_path(
-    path: str | os.PathLike[str], *, dry_run: Literal[False] = False, **options: Any
-) -> SendReport: ...
-async def asend_path(
-    path: str | os.PathLike[str],
-    *,
-    dtype: dict[Hashable, str] | None = None,
-    na_values: Sequence[str] | None = None,
-    encoding: str | None = None,
-    sep: str | None = None,
-    **options: Any,
-) -> SendReport | SendPlan:
+@declared(SendPathOptions)
+async def asend_path(path: str | os.PathLike[str], options: SendPathOptions) -> SendReport:
     """Send a CSV or Parquet file (or a directory or glob of them) without loading it whole;
-    otherwise as :func:`asend`, with the same keywords.
+    otherwise as :func:`asend`, with the same keywords and the CSV's.
 
     At most about ``2 * batch_rows`` rows are held in memory at any time. CSV is read without
     guessing: the mapped id, event name, email, mobile, session token and ``row_key`` columns as
@@ -239,62 +156,68 @@ async def asend_path(
     ``pandas.read_csv``. A file that cannot be read fails with :class:`ConfigError` naming the
     place, before anything is sent.
     """
-    known = sorted(MAPPING_KEYWORDS | set(_ASEND_KEYWORDS))
-    unknown_keywords(list(options), known, "send_path")
-    check_progress(options.get("progress"))
-    mapping = {k: v for k, v in options.items() if k in MAPPING_KEYWORDS}
-    sending = {k: v for k, v in options.items() if k in _SETTINGS_KEYWORDS}
-    settings = make_settings(**sending)
-    csv = CsvOptions.make(sep=sep, encoding=encoding, na_values=na_values, dtype=dtype)
-    resolved = input_mapping(path, csv, **mapping)
-    text_columns = [*resolved.identifier_columns, *(settings.row_key or ())]
-    source = InputFile(path, text_columns=text_columns, csv=csv)
-    if settings.row_key:
-        check_key_columns(source.columns, settings.row_key)
-        keyed = key_frames(source.frames(batch_rows=settings.batch_rows), settings.row_key)
-        check_unique(keyed, settings.row_key)
-    if options.get("dry_run"):
-        return dry_run_plan(
-            lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
-            mapping=resolved, ledger_path=options.get("ledger"),
-            bodies_path=options.get("bodies_path"), columns=list(source.columns),
-        )  # fmt: skip
-    return await run_send(
-        lambda: source.frames(batch_rows=settings.batch_rows),
-        total=source.rows,
-        settings=settings,
-        mapping=resolved,
-        columns=list(source.columns),
-        client=options.get("client"),
-        ledger_path=options.get("ledger"),
-        failures_path=options.get("failures_path"),
-        progress=options.get("progress"),
-        source=path,
+    settings = make_settings(options)
+    source, mapping = await open_input(path, options, row_key=settings.row_key or ())
+    report, stop = await run_send(
+        lambda: source.frames(batch_rows=settings.batch_rows), total=source.rows,
+        settings=settings, mapping=mapping, columns=list(source.columns),
+        client=options.client, ledger_path=options.ledger,
+        failures_path=options.failures_path, progress=options.progress, source=path,
         types=source.types,
-    )
+    )  # fmt: skip
+    raise_for(report, stop, ledger=options.ledger)
+    return report
 
 
-@overload
-def send_path(
-    path: str | os.PathLike[str], *, dry_run: Literal[True], **options: Any
-) -> SendPlan: ...
-@overload
-def send_path(
-    path: str | os.PathLike[str], *, dry_run: Literal[False] = False, **options: Any
-) -> SendReport: ...
-def send_path(path: str | os.PathLike[str], **options: Any) -> SendReport | SendPlan:
-    """Send a CSV or Parquet file, streaming it; the sync face of :func:`asend_path`."""
-    result: SendReport | SendPlan = run_sync(asend_path(path, **options))
-    return result
+send_path = sync_of(
+    asend_path,
+    "send_path",
+    """Send a CSV or Parquet file, streaming it; the sync face of :func:`asend_path`.""",
+)
 
 
-def _path_signature() -> inspect.Signature:
-    files = inspect.signature(asend_path).parameters
-    sending = inspect.signature(asend).parameters
-    params = [files["path"], *(p for n, p in files.items() if n not in ("path", "options"))]
-    params += [p for n, p in sending.items() if n != "df"]
-    return inspect.Signature(params, return_annotation=SendReport | SendPlan)
+@declared(PlanOptions)
+async def aplan(df: pd.DataFrame, options: PlanOptions) -> SendPlan:
+    """What sending ``df`` would do, with no network call: the dry run of :func:`asend`, with
+    its keywords (no key is needed; given ones are checked).
+
+    Every row is checked and encoded exactly as a live run would, judged by the live run's own
+    rule against the ledger (opened read-only), and counted: a :class:`SendPlan` of counts,
+    customers, event names, requests per lane, and the time each mode would take.
+    ``bodies_path=`` writes the request bodies to JSONL.
+    """
+    settings, mapping = await _frame_input(df, options, "plan", dry_run=True)
+    return await plan_run(
+        lambda: _slices(df, settings.batch_rows), settings=settings, mapping=mapping,
+        ledger_path=options.ledger, bodies_path=options.bodies_path, columns=list(df.columns),
+    )  # fmt: skip
 
 
-send_path.__signature__ = _path_signature()  # type: ignore[attr-defined]
-asend_path.__signature__ = _path_signature()  # type: ignore[attr-defined]
+plan = sync_of(
+    aplan,
+    "plan",
+    """What sending ``df`` would do, sending nothing; the sync face of :func:`aplan`::
+
+        df.gameball.plan(event="purchase", mode="batch").estimated_seconds
+    """,
+)
+
+
+@declared(PlanPathOptions)
+async def aplan_path(path: str | os.PathLike[str], options: PlanPathOptions) -> SendPlan:
+    """What sending a CSV or Parquet file would do, reading it as :func:`asend_path` would and
+    sending nothing; otherwise as :func:`aplan`."""
+    settings = make_settings(options, dry_run=True)
+    source, mapping = await open_input(path, options, row_key=settings.row_key or ())
+    return await plan_run(
+        lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
+        mapping=mapping, ledger_path=options.ledger, bodies_path=options.bodies_path,
+        columns=list(source.columns),
+    )  # fmt: skip
+
+
+plan_path = sync_of(
+    aplan_path,
+    "plan_path",
+    """What sending a CSV or Parquet file would do; the sync face of :func:`aplan_path`.""",
+)

@@ -20,11 +20,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 
 from ._errors import ConfigError
+from ._faces import declared
+from ._options import NoOptions, SettleOptions
 from ._reports.ledger import LedgerReport, Settlement
 from ._rows.keys import carried_keys
 from ._store.ledger import Ledger, journal_rows, unknown_rows
@@ -33,7 +34,8 @@ from ._vocabulary import LedgerStatus
 __all__ = ["ledger_status", "settle"]
 
 
-def ledger_status(ledger: str | os.PathLike[str]) -> LedgerReport:
+@declared(NoOptions)
+def ledger_status(ledger: str | os.PathLike[str], options: NoOptions) -> LedgerReport:
     """What the ledger at ``ledger`` knows: rows per status, the rows whose outcome is unknown
     with what was sent for each, and the rows settled by hand. Reads only (a run may be using
     it). A ledger whose database is gone but whose journal remains is read from the journal."""
@@ -50,7 +52,7 @@ def ledger_status(ledger: str | os.PathLike[str]) -> LedgerReport:
 
         rows = journal_rows(path)
         if rows.empty:
-            raise ConfigError(f"{path}: no such ledger (ledger=, --ledger)")
+            raise ConfigError("{path}: no such ledger ({ledger=})", option="ledger", path=path)
         counts = {str(k): int(v) for k, v in rows["status"].value_counts().items()}
         requests = _journal.read(path.with_name(path.name + "-intents")).requests
         unknown, settled, journal_only = unknown_rows(rows, requests), {}, True
@@ -60,12 +62,8 @@ def ledger_status(ledger: str | os.PathLike[str]) -> LedgerReport:
     )
 
 
-def settle(
-    ledger: str | os.PathLike[str],
-    *,
-    arrived: bool,
-    keys: Iterable[str] | Literal["all"],
-) -> Settlement:
+@declared(SettleOptions)
+def settle(ledger: str | os.PathLike[str], options: SettleOptions) -> Settlement:
     """Mark unknown rows of ``ledger`` as ``arrived`` (Gameball has them: ``sent`` from now on)
     or not (the next run sends each once). ``keys`` are ``gb_key`` values (a failures file's
     column, or ``ledger_status(...).unknown["gb_key"]``), or ``"all"`` for every unknown row.
@@ -74,11 +72,13 @@ def settle(
     keys of rows the ledger knows otherwise (sent, failed, ...) are left as they are and listed
     in the result. A run using the ledger holds it: :class:`LedgerError` says so.
     """
+    arrived, keys = options.arrived, options.keys
     if not isinstance(arrived, bool):
-        raise ConfigError("arrived= is True (Gameball has the rows) or False (it has not)")
+        raise ConfigError("{arrived=} is True (Gameball has the rows) or False (it has not)",
+                          option="arrived")  # fmt: skip
     path = Path(ledger)
     if not path.exists():
-        raise ConfigError(f"{path}: no such ledger (ledger=, --ledger)")
+        raise ConfigError("{path}: no such ledger ({ledger=})", option="ledger", path=path)
     wanted = None if isinstance(keys, str) and keys == "all" else _parse(keys)
     opened = Ledger(path)
     try:
@@ -107,7 +107,7 @@ def _parse(keys: Iterable[str]) -> dict[bytes, str]:
     """Each ``gb_key`` text's ledger key: ``<hash>/<occurrence>`` (rows keyed by content) or
     ``<hash>`` (rows keyed by ``row_key=`` columns)."""
     if isinstance(keys, str):
-        raise ConfigError('keys= is a list of gb_key values, or "all"')
+        raise ConfigError('{keys=} is a list of gb_key values, or {keys="all"|all}', option="keys")
     found: dict[bytes, str] = {}
     for text in keys:
         text = str(text).strip()
@@ -126,7 +126,8 @@ def _parse(keys: Iterable[str]) -> dict[bytes, str]:
             )
         found[raw] = text
     if not found:
-        raise ConfigError('keys= names no row: give gb_key values, or keys="all"')
+        raise ConfigError('{keys=} names no row: give gb_key values, or {keys="all"|all}',
+                          option="keys")  # fmt: skip
     return found
 
 

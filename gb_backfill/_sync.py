@@ -9,8 +9,9 @@ from 1M to 10M rows; with one thread it stays flat (``bench/bench_memory.py``).
 
 With no loop running, ``run_sync`` is ``asyncio.run``. Inside a running loop, the coroutine
 runs on a private loop in a worker thread while the caller waits: no ``nest_asyncio``, no
-patching of the kernel's loop. Ctrl-C while waiting cancels the coroutine, lets it finish its
-cleanup, and re-raises ``KeyboardInterrupt``.
+patching of the kernel's loop. Ctrl-C while waiting cancels the coroutine and lets it finish its
+cleanup; then what it raised (a stopped run says so itself, with its report) is raised, or
+``KeyboardInterrupt`` when it raised nothing but the cancellation.
 """
 
 from __future__ import annotations
@@ -47,7 +48,33 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         running = True
     # Run outside the except clause: an error of the run would carry "no running event
     # loop" chained before it in every traceback.
-    return _run_in_thread(coroutine) if running else asyncio.run(coroutine)
+    return _run_in_thread(coroutine) if running else _run(coroutine)
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coroutine)``, what it raises kept as the task's result.
+
+    A second Ctrl-C makes ``asyncio.run`` raise ``KeyboardInterrupt`` at once and finish the
+    task while it shuts down, where an error the task raised would be logged as unhandled: the
+    task hands its error back instead, and it is raised here, after the interrupt.
+    """
+    outcome: dict[str, Any] = {}
+
+    async def kept() -> None:
+        try:
+            outcome["result"] = await coroutine
+        except Exception as error:  # raised below, once the loop is closed
+            outcome["error"] = error
+
+    try:
+        asyncio.run(kept())
+    except KeyboardInterrupt:
+        if "error" not in outcome:
+            raise
+    if "error" in outcome:
+        raise outcome["error"]
+    result: T = outcome["result"]
+    return result
 
 
 def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -80,8 +107,10 @@ def _run_in_thread(coroutine: Coroutine[Any, Any, T]) -> T:
         if task is not None:
             loop.call_soon_threadsafe(task.cancel)
         thread.join()
-        # Keep what the cancelled run reported (its counts) with the interrupt.
-        raise KeyboardInterrupt from outcome.get("error")
+        error = outcome.get("error")
+        if not isinstance(error, Exception):
+            raise KeyboardInterrupt from error
+        # Else raised below: a stopped run says so itself, with its report.
     if "error" in outcome:
         raise outcome["error"]
     result: T = outcome["result"]
@@ -103,3 +132,12 @@ async def off_loop(fn: Callable[..., T], *args: Any) -> tuple[T, bool]:
             if future.cancelled():
                 raise
             cancelled = True
+
+
+async def offload(fn: Callable[..., T], *args: Any) -> T:
+    """:func:`off_loop` for work whose caller stops when cancelled: it waits for ``fn`` (a
+    thread cannot be interrupted), then raises ``CancelledError``."""
+    result, cancelled = await off_loop(fn, *args)
+    if cancelled:
+        raise asyncio.CancelledError
+    return result

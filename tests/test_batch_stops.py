@@ -16,7 +16,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator, LedgerError, asend
+from gb_backfill import Emulator, LedgerError, RunStopped, asend
 from gb_backfill._emulator import BatchSettings
 from tests.conftest import sigint_as_in_a_terminal
 
@@ -131,12 +131,13 @@ def test_a_ledger_failing_while_earlier_jobs_are_asked_still_merges_the_failures
         )  # fmt: skip
 
     try:
-        with pytest.raises(LedgerError, match="cannot write the ledger") as stopped:
+        with pytest.raises(RunStopped, match="cannot write the ledger") as stopped:
             asyncio.run(resume())
     finally:
         for blocker in blockers:
             blocker.rollback()
             blocker.close()
+    assert isinstance(stopped.value.__cause__, LedgerError), "raised from the ledger's error"
     report = stopped.value.report
     assert report.rows == ROWS_EARLIER
     failures = tmp_path / "failures.parquet"

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gb_backfill import ChangedRowsError, Emulator, RateLimits, asend, send, send_path
+import gb_backfill
+from gb_backfill import ChangedRowsError, Emulator, RateLimits, asend, send_path
 from gb_backfill._cli import main
 from gb_backfill._rows.loose import canonical
 
@@ -121,7 +122,7 @@ def test_resend_changed_sends_them_and_the_dry_run_counts_them(tmp_path):
     gameball = Gameball()
     asyncio.run(asend(df, **options(gameball, ledger)))
     text = df.astype(str)
-    plan = send(text, **options(gameball, ledger, dry_run=True))
+    plan = gb_backfill.plan(text, **options(gameball, ledger))
     assert plan.changed == len(df)
     assert "resend_changed" in plan.summary()
     report = asyncio.run(asend(text, **options(gameball, ledger, resend_changed=True)))

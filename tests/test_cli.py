@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+import gb_backfill
 from gb_backfill._cli import main
 
 
@@ -202,10 +203,8 @@ def test_one_exit_code_rule_for_every_command_stated_in_help_and_readme(tmp_path
 
 
 def test_a_dry_run_needs_no_key(tmp_path):
-    from gb_backfill import send
-
     df = pd.DataFrame({"customerId": ["a", "b"], "eventName": "e"})
-    plan = send(df, dry_run=True, mode="batch")
+    plan = gb_backfill.plan(df, mode="batch")
     assert plan.valid == 2
 
 
@@ -233,7 +232,7 @@ def test_the_default_failures_file_keeps_the_inputs_full_name_and_never_overwrit
         nowhere = ["--base-url", "http://127.0.0.1:9", "--attempts", "1", "--no-progress"]
         assert main(["send", name, "--api-key", "k", *nowhere]) == 1
         assert len(read_failures(f"{name}.failures.parquet")) == 2
-    from gb_backfill._cli import default_failures_path
+    from gb_backfill._cli.send import default_failures_path
 
     assert default_failures_path("export.csv") == "export.csv.failures.parquet"
     assert default_failures_path("exports/*.csv") == "_.csv.failures.parquet"

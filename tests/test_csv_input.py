@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gb_backfill import ConfigError, read_failures, send_path
+import gb_backfill
+from gb_backfill import ConfigError, read_failures
 from gb_backfill._cli import main
 from gb_backfill._input.reader import CsvOptions, InputFile
 from gb_backfill._rows.keys import ContentKeys
@@ -104,15 +105,15 @@ def test_a_one_column_header_names_the_separator(tmp_path, capsys, header, sep, 
     err = capsys.readouterr().err
     assert f"is the separator {shown}? pass --sep '{sep}'" in err
     assert err.count("\n") == 1
-    with pytest.raises(ConfigError, match=re.escape(f"pass sep='{sep}' (--sep '{sep}'")):
-        send_path(path, event="x", api_key="k", dry_run=True)
+    with pytest.raises(ConfigError, match=re.escape(f"pass sep='{sep}'")):
+        gb_backfill.plan_path(path, event="x", api_key="k")
 
 
 def test_a_one_column_header_that_can_be_mapped_is_read(tmp_path, capsys):
     path = tmp_path / "one.csv"
     path.write_text("id;x\na;1\n")
     assert main(["validate", str(path), "--customer-id", "id;x", "--event", "e"]) == 0
-    with pytest.raises(ConfigError, match="sep takes one character"):
+    with pytest.raises(ConfigError, match="sep= takes one character"):
         CsvOptions.make(sep="::")
 
 
@@ -175,7 +176,7 @@ def test_a_value_dtype_cannot_convert_is_a_failure_row(tmp_path, capsys, kind, b
     codes, bodies = read(path, csv=csv)
     assert codes == [None, "dtype_unconvertible"]
     assert bodies == [body("1", "buy", v=sent)]
-    plan = send_path(path, dtype={"v": kind}, api_key="k", dry_run=True, **MAPPING)
+    plan = gb_backfill.plan_path(path, dtype={"v": kind}, api_key="k", **MAPPING)
     assert plan.failure_codes == {"dtype_unconvertible": 1}
     frame = next(InputFile(path, text_columns=["user_id", "event"], csv=csv).frames(batch_rows=9))
     message = check_frame(frame, resolve_mapping(frame.columns, **MAPPING)).failures["message"][0]

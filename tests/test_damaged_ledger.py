@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator, Faults, LedgerError, RateLimits, RetryPolicy, send
+from gb_backfill import Emulator, Faults, LedgerError, RateLimits, RetryPolicy, RunStopped, send
 from gb_backfill._cli import main
 from gb_backfill._store.ledger import Ledger
 
@@ -48,14 +48,15 @@ def arrivals(emu):
 
 
 def delete_the_database_mid_run(emu, df, ledger):
-    """Start a run in a thread, delete its database once some rows arrived; its LedgerError."""
+    """Start a run in a thread, delete its database once some rows arrived; its stop (raised
+    from a LedgerError)."""
     outcome = {}
 
     def first():
         try:
             run(emu, df, ledger)
-        except LedgerError as error:
-            outcome["error"] = error
+        except RunStopped as stopped:
+            outcome["error"] = stopped
 
     sender = threading.Thread(target=first)
     sender.start()
@@ -74,6 +75,7 @@ def test_a_ledger_deleted_mid_run_is_refused_then_rebuilt_and_nothing_is_sent_tw
     ledger = tmp_path / "l"
     with Emulator(per_second=0, per_window=0, faults=Faults(latency=0.02)) as emu:
         error = delete_the_database_mid_run(emu, df, ledger)
+        assert isinstance(error.__cause__, LedgerError), "raised from the ledger's error"
         assert "was deleted or replaced" in str(error)
         sent_before = len(emu.events())
         assert (tmp_path / "l-intents").exists(), "the journal keeps what the database knew"

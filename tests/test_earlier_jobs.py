@@ -17,6 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
+import gb_backfill
 from gb_backfill import Emulator, RateLimits, asend, read_failures
 from gb_backfill._engine.lanes.jobs import read_status
 from gb_backfill._rows.keys import as_keys, natural_hashes
@@ -179,7 +180,7 @@ def test_a_run_stopped_while_asking_about_earlier_jobs_never_calls_their_rows_no
         while not reads:
             await asyncio.sleep(0.01)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError) as stopped:
+        with pytest.raises(gb_backfill.Interrupted) as stopped:
             await task
         return stopped.value.report
 

@@ -168,7 +168,8 @@ def test_a_background_client_shares_the_keys_limits_and_counts_its_refusals():
 
 
 def test_the_cli_sets_a_fixed_retry_after_and_a_background_client():
-    from gb_backfill._cli import _emulator_from, build_parser
+    from gb_backfill._cli import build_parser
+    from gb_backfill._cli.emulator import _emulator_from
 
     parse = build_parser().parse_args
     emulator = _emulator_from(parse(["emulator", "--retry-after", "120", "--background-rate", "8"]))

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gb_backfill import ConfigError, payloads, send_path, validate
+import gb_backfill
+from gb_backfill import ConfigError, payloads, validate
 from gb_backfill._rows.mapping import resolve_mapping
 from gb_backfill._rows.payloads import encode_rows
 from gb_backfill._rows.rules import check_frame
@@ -237,7 +238,7 @@ def test_the_dry_runs_bodies_file_keeps_a_parquet_decimals_digits(tmp_path):
     )
     pq.write_table(table, path)
     bodies = tmp_path / "bodies.jsonl"
-    send_path(path, api_key="k", dry_run=True, bodies_path=bodies)
+    gb_backfill.plan_path(path, api_key="k", bodies_path=bodies)
     text = bodies.read_text().splitlines()
     lines = [json.loads(line, parse_float=decimal.Decimal) for line in text]
     assert [line["body"]["events"]["e"]["amount"] for line in lines] == [

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import gb_backfill
 from gb_backfill import Emulator, read_failures, send, validate
 from gb_backfill._cli import main
 
@@ -330,7 +331,7 @@ def test_sparse_and_extension_columns_of_a_frame(tmp_path, emulator):
         {"customerId": "s3", "events": {"buy": {"amount": 0, "n": 9, "dec": D("0.5")}}},
     ]
     bodies = tmp_path / "b.jsonl"
-    plan = send(df, api_key="k", dry_run=True, bodies_path=bodies)
+    plan = gb_backfill.plan(df, api_key="k", bodies_path=bodies)
     assert (plan.valid, plan.invalid) == (2, 1)
     lines = bodies.read_text().splitlines()
     assert [json.loads(line, parse_float=D)["body"] for line in lines] == sent

@@ -19,7 +19,8 @@ import time
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator, LedgerError, send, send_path
+import gb_backfill
+from gb_backfill import Emulator, LedgerError, send
 from gb_backfill._cli import main
 from gb_backfill._store.ledger import Ledger
 
@@ -115,7 +116,7 @@ def test_a_killed_runs_ledger_copied_alone_is_refused_naming_what_to_copy(tmp_pa
         with pytest.raises(LedgerError) as refused:
             Ledger(moved / "run.ledger")
         with pytest.raises(LedgerError, match="copy every file"):  # the dry run says so too
-            send_path(source, dry_run=True, ledger=moved / "run.ledger", api_key="k")
+            gb_backfill.plan_path(source, ledger=moved / "run.ledger", api_key="k")
         assert main(["send", str(source), "--base-url", emu.base_url, "--api-key", emu.api_key,
                      "--ledger", str(moved / "run.ledger"), "--no-progress",
                      "--failures", str(tmp_path / "f2.parquet")]) == 2  # fmt: skip

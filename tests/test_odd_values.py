@@ -15,6 +15,7 @@ import unicodedata
 import pandas as pd
 import pytest
 
+import gb_backfill
 from gb_backfill import ConfigError, Emulator, send_path, validate
 from gb_backfill._cli import main
 
@@ -73,7 +74,7 @@ def test_a_csv_header_naming_a_column_twice_is_an_error_before_anything_is_sent(
     fields = header.count(",") + 1
     path = write(tmp_path, header + "\n" + ",".join(["c1", "e", "1", "2", "3"][:fields]) + "\n")
     with pytest.raises(ConfigError, match=f"names {named} more than once"):
-        send_path(path, api_key="k", dry_run=True)
+        gb_backfill.plan_path(path, api_key="k")
     with Emulator() as emu:
         code = main(["send", str(path), "--base-url", emu.base_url, "--api-key", emu.api_key,
                      "--no-progress", "--failures", str(tmp_path / "f.parquet")])  # fmt: skip

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import gb_backfill
 from gb_backfill import HISTORY_WARNING, BatchSettings, Emulator, RateLimits, SendPlan, asend, send
 from gb_backfill._cli import main
 from gb_backfill._engine.makespan import job_cycle
@@ -36,7 +37,7 @@ def test_a_dry_run_makes_no_request_and_plans(tmp_path):
     df = history()
     gameball = MockGameball()
     documented = send_options(gameball, limits=RateLimits())
-    plan = send(df, **documented, dry_run=True, bodies_path=tmp_path / "b.jsonl")
+    plan = gb_backfill.plan(df, **documented, bodies_path=tmp_path / "b.jsonl")
     assert gameball.requests == []
     assert isinstance(plan, SendPlan)
     assert (plan.rows, plan.valid, plan.invalid) == (500, 498, 2)
@@ -58,7 +59,7 @@ def test_a_dry_run_makes_no_request_and_plans(tmp_path):
 
 def test_the_events_lane_bodies_are_those_a_live_run_sends(tmp_path):
     df = history()
-    send(df, **send_options(MockGameball()), dry_run=True, bodies_path=tmp_path / "b.jsonl")
+    gb_backfill.plan(df, **send_options(MockGameball()), bodies_path=tmp_path / "b.jsonl")
     planned = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
     live = MockGameball()
     send(df, **send_options(live))
@@ -81,8 +82,8 @@ def test_the_batch_items_are_those_a_live_run_posts(tmp_path):
     }
     lifted = BatchSettings(per_second=0, per_window=0, status_per_second=0, status_per_window=0)
     with Emulator(per_second=0, per_window=0, batch=lifted) as emu:
-        plan = send(
-            df, base_url=emu.base_url, dry_run=True, bodies_path=tmp_path / "b.jsonl", **options
+        plan = gb_backfill.plan(
+            df, base_url=emu.base_url, bodies_path=tmp_path / "b.jsonl", **options
         )
         posted = []
 
@@ -135,7 +136,7 @@ def test_the_cli_dry_run_prints_the_plan_and_the_warning(tmp_path, capsys):
 
 def test_the_plan_shows_the_pace_a_reserve_leaves(tmp_path, capsys):
     """The key also serves a live shop: the plan says what the run keeps to, and estimates at it."""
-    plan = send(history(50), dry_run=True, reserve=0.3, mode="batch", secret_key="s")
+    plan = gb_backfill.plan(history(50), reserve=0.3, mode="batch", secret_key="s")
     assert plan.pace["events"] == RateLimits(per_second=70, per_window=840)
     assert plan.pace["batch"] == RateLimits(per_second=21, per_window=252)
     assert "events 70/s and 840 per 30 s; batch jobs 21/s and 252 per 30 s (30% of each" in (
@@ -143,7 +144,7 @@ def test_the_plan_shows_the_pace_a_reserve_leaves(tmp_path, capsys):
     )
     assert "30% of each limit left for other clients of the key" in plan._repr_html_()
     rows = [{"customerId": f"c{n}", "eventName": "e"} for n in range(2400)]
-    full, kept = (send(pd.DataFrame(rows), dry_run=True, reserve=r) for r in (0, 0.3))
+    full, kept = (gb_backfill.plan(pd.DataFrame(rows), reserve=r) for r in (0, 0.3))
     assert "nothing left for other clients of the key" in full.summary()
     assert kept.estimated_seconds["events"] > full.estimated_seconds["events"]
     path = tmp_path / "in.parquet"

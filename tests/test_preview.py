@@ -227,7 +227,7 @@ def test_a_csv_is_quoted_with_the_bodies_send_path_would_send(tmp_path):
     df.to_csv(path, index=False)
     bodies = tmp_path / "bodies.jsonl"
     options = {"api_key": API_KEY, "progress": False, **MAPPING}
-    gb.send_path(path, dry_run=True, bodies_path=bodies, **options)
+    gb.plan_path(path, bodies_path=bodies, **options)
     # Each line holds the body as sent, byte for byte: {"lane": ..., "body": BODY, "path": ...}
     planned = {line[line.index('"body": ') + 8 : line.rindex(', "path"')]
                for line in bodies.read_text(encoding="utf-8").splitlines()}  # fmt: skip
@@ -348,7 +348,7 @@ def test_ctrl_c_returns_what_was_quoted_so_far():
         while len(mock.requests) < 40:
             await asyncio.sleep(0.05)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError) as caught:
+        with pytest.raises(gb.Interrupted) as caught:
             await task
         return caught.value.report, len(mock.requests)
 
@@ -412,7 +412,7 @@ def test_a_ledger_deleted_beside_what_it_left_is_refused(emu, tmp_path):
         ({"sample": 0}, "sample= is a number of rows"),
         ({"sample": 2.5}, "sample= is a number of rows"),
         ({"seed": -1}, "seed= is a whole number"),
-        ({"preview_limits": 30}, "preview_limits=... is a RateLimits"),
+        ({"preview_limits": 30}, r"preview_limits= takes gb_backfill.RateLimits\(...\)"),
         ({"mode": "batch"}, "mode"),
     ],
 )

@@ -49,12 +49,15 @@ def test_the_sync_faces_show_the_real_keywords():
 
     import pandas as pd
 
-    expected = {"api_key", "ledger", "mode", "dry_run", "batch_limits", "failures_path"}
+    expected = {"api_key", "ledger", "mode", "customer_id", "batch_limits", "failures_path"}
     for function in (
         gb_backfill.send,
         gb_backfill.send_path,
         gb_backfill.asend_path,
+        gb_backfill.plan,
+        gb_backfill.aplan_path,
         pd.DataFrame().gameball.send,
         pd.DataFrame().gameball.asend,
+        pd.DataFrame().gameball.plan,
     ):
         assert expected <= set(inspect.signature(function).parameters), function

@@ -4,6 +4,7 @@ import re
 
 import pandas as pd
 
+import gb_backfill
 from gb_backfill import Emulator, send, validate
 
 
@@ -36,7 +37,7 @@ def test_the_send_report_and_the_plan_render_from_a_real_send(tmp_path):
     df = pd.DataFrame({"customerId": ["a", "b", ""], "eventName": "purchase", "amount": 1.5})
     with Emulator(per_second=0, per_window=0) as emu:
         options = {"base_url": emu.base_url, "api_key": emu.api_key, "progress": False}
-        plan = send(df, dry_run=True, **options)
+        plan = gb_backfill.plan(df, **options)
         report = send(df, failures_path=tmp_path / "f.parquet", **options)
     sent = cells(report._repr_html_())
     assert sent["sent"] == "2"

@@ -119,8 +119,9 @@ def test_an_error_in_any_stage_stops_the_run_with_every_row_accounted(stage, mon
         return httpx.Response(200)
 
     options = send_options(MockGameball(handler), batch_rows=50, concurrency=4)
-    with pytest.raises(type(error)) as raised:
+    with pytest.raises(gb_backfill.RunStopped) as raised:
         bounded(asend(df, **options, ledger=tmp_path / "l", failures_path=tmp_path / "f.parquet"))
+    assert raised.value.__cause__ is error, "raised from what stopped it"
     report = raised.value.report
     rows = 50 if stage == "reading" else len(df)  # a file that breaks cannot be read further
     accounted(report, rows)
@@ -135,8 +136,9 @@ def test_a_surprise_while_a_request_is_out_leaves_its_row_unknown_not_lost():
             raise Injected("transport bug")
         return httpx.Response(200)
 
-    with pytest.raises(Injected) as raised:
+    with pytest.raises(gb_backfill.RunStopped) as raised:
         send(orders(40), **send_options(MockGameball(handler), concurrency=1))
+    assert isinstance(raised.value.__cause__, Injected)
     report = raised.value.report
     assert report.unknown == 1
     assert report.sent == 4
@@ -164,14 +166,14 @@ def run(emu, df, ledger, **options):
 
 
 def in_a_thread(emu, df, ledger):
-    """Start ``run`` in a thread; returns it and where its LedgerError will be."""
+    """Start ``run`` in a thread; returns it and where its stop (from a LedgerError) will be."""
     outcome = {}
 
     def first_run():
         try:
             run(emu, df, ledger)
-        except LedgerError as error:
-            outcome["error"] = error
+        except gb_backfill.RunStopped as stopped:
+            outcome["error"] = stopped
 
     sender = threading.Thread(target=first_run)
     sender.start()
@@ -192,6 +194,7 @@ def test_a_lock_held_mid_run_stops_it_and_the_resume_sends_nothing_twice(tmp_pat
         blocker.rollback()
         blocker.close()
         error = outcome["error"]
+        assert isinstance(error.__cause__, LedgerError), "raised from the ledger's error"
         assert "cannot write the ledger" in str(error)
         accounted(error.report, len(df))
         resumed = run(emu, df, ledger)
@@ -384,7 +387,7 @@ def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkey
     wrapper = fail_on_call(2, Injected("boom"))
     wrapper.original = _prepare.encode_rows
     monkeypatch.setattr(_prepare, "encode_rows", wrapper)
-    with pytest.raises(Injected) as raised:
+    with pytest.raises(gb_backfill.RunStopped) as raised:
         send(
             orders(100),
             **send_options(MockGameball()),
@@ -442,7 +445,7 @@ def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(sta
                 task.cancel()
                 await asyncio.sleep(0.05)
                 release.set()  # the thread finishes only now; the cancel waited for it
-                with pytest.raises(asyncio.CancelledError):
+                with pytest.raises(gb_backfill.Interrupted):
                     await task
 
         bounded(cancelled_midway())

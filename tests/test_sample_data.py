@@ -70,9 +70,9 @@ def test_a_few_percent_broken_in_every_promised_way(validation):
 def test_the_csv_holds_the_same_rows_as_text(history, validation):
     """Read by gb-backfill, the CSV keeps every id as written (zeros too); only the nested
     values differ, written as their JSON text, which is a valid string."""
-    kwargs = {"dry_run": True, "api_key": "not-needed"}
-    from_csv = gb.send_path(SAMPLE / "events.csv", **kwargs)
-    from_parquet = gb.send_path(SAMPLE / "events.parquet", **kwargs)
+    kwargs = {"api_key": "not-needed"}
+    from_csv = gb.plan_path(SAMPLE / "events.csv", **kwargs)
+    from_parquet = gb.plan_path(SAMPLE / "events.parquet", **kwargs)
     nested = validation.failures["code"].eq("metadata_type").sum()
     assert from_parquet.invalid == validation.invalid_rows
     assert from_csv.invalid == from_parquet.invalid - nested

@@ -335,7 +335,8 @@ def test_plain_http_to_a_remote_host_is_refused():
 
 
 @pytest.mark.parametrize(
-    "switch", ["retry_unknown", "resend_changed", "keep_order", "dry_run", "allow_insecure_http"]
+    "switch",
+    ["retry_unknown", "resend_changed", "keep_order", "rebuild_ledger", "allow_insecure_http"],
 )
 def test_a_switch_given_as_text_is_a_config_error(switch):
     """bool("false") is True: retry_unknown="false" from a config file would resend rows."""
@@ -369,9 +370,10 @@ def test_reserve_is_a_share_below_one(reserve):
 
 
 def test_reserve_keeps_every_limit_to_the_share_left_and_reports_the_accounts_limits():
-    from gb_backfill._config import account_limits, leave_room, make_settings
+    from gb_backfill._config import account_limits, leave_room
+    from gb_backfill._options import SendOptions, make_settings
 
-    settings = make_settings(api_key="k", secret_key="s", reserve=0.3, mode="batch")
+    settings = make_settings(SendOptions(api_key="k", secret_key="s", reserve=0.3, mode="batch"))
     assert (settings.limits.per_second, settings.limits.per_window) == (70, 840)
     assert (settings.batch_limits.per_second, settings.batch_limits.per_window) == (21, 252)
     assert (settings.status_limits.per_second, settings.status_limits.per_window) == (70, 840)
@@ -456,7 +458,7 @@ def test_cancel_finishes_in_flight_and_accounts_for_every_row(tmp_path):
         await started.wait()
         await asyncio.sleep(0.12)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(gb_backfill.Interrupted):
             await task
 
     asyncio.run(main())
@@ -527,8 +529,8 @@ def test_the_summary_line_shows_the_pace_found_once_throttled(monkeypatch, capsy
 
 def test_a_slow_customer_does_not_let_batches_pile_up():
     """Memory stays bounded: reading waits while three batches still hold pending rows."""
-    from gb_backfill._config import make_settings
     from gb_backfill._engine.run import run_send
+    from gb_backfill._options import SendOptions, make_settings
     from gb_backfill._rows.mapping import resolve_mapping
 
     pulled = []
@@ -555,7 +557,8 @@ def test_a_slow_customer_does_not_let_batches_pile_up():
 
     async def main():
         client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-        settings = make_settings(api_key="k", limits=RateLimits.unlimited(), batch_rows=10)
+        options = SendOptions(api_key="k", limits=RateLimits.unlimited(), batch_rows=10)
+        settings = make_settings(options)
         return await run_send(
             batches, total=120, settings=settings, client=client,
             mapping=resolve_mapping(["customerId", "eventName", "b"]),
@@ -563,7 +566,8 @@ def test_a_slow_customer_does_not_let_batches_pile_up():
             ledger_path=None, failures_path=None, progress=False,
         )  # fmt: skip
 
-    report = asyncio.run(main())
+    report, stop = asyncio.run(main())
+    assert stop is None
     assert report.sent == 120
     assert max(read - batch for batch, read in seen_while_slow) <= 3
 

@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from gb_backfill import RateLimits, asend, read_failures
+from gb_backfill import RateLimits, RunStopped, asend, read_failures
 from tests import fake_time
 from tests.conftest import FAST_RETRY
 
@@ -70,10 +70,8 @@ async def _run(handler, tmp_path, *, stop_after=None, **options):
         task.cancel()
     try:
         return await task
-    except asyncio.CancelledError as cancelled:
-        return cancelled.report
-    except Exception as error:
-        return error.report
+    except RunStopped as stopped:  # Interrupted when cancelled
+        return stopped.report
 
 
 async def answer_429(request, n):

@@ -318,7 +318,7 @@ def test_typed_values_of_a_text_column_come_back_as_the_reader_read_them(tmp_pat
 
     def bodies(source, **more):
         out = tmp_path / "bodies.jsonl"
-        send_path(source, dry_run=True, bodies_path=out, **more)
+        gb.plan_path(source, bodies_path=out, **more)
         return [json.loads(line)["body"] for line in out.read_text().splitlines()]
 
     assert bodies(tmp_path / "f.pq") == bodies(path, dtype=dtype), "the same values, exactly"
@@ -412,7 +412,7 @@ def ledger_of_every_state(tmp_path):
 def test_the_dry_run_equals_the_live_run_on_a_ledger_in_every_state(tmp_path):
     again = ledger_of_every_state(tmp_path)
     bodies = tmp_path / "bodies.jsonl"
-    plan = send(again, **options(Shop()), ledger=tmp_path / "l", dry_run=True,
+    plan = gb.plan(again, **options(Shop()), ledger=tmp_path / "l",
                 bodies_path=bodies)  # fmt: skip
     live = Shop()
     report = send(again, **options(live), ledger=tmp_path / "l")
@@ -549,7 +549,7 @@ def test_duplicate_rows_are_named_everywhere_and_still_sent(tmp_path, capsys):
         return row["count"], row["example"]
 
     assert named(gb.validate(twins).warnings) == (3, "positions 10, 11, 12")
-    assert named(send(twins, **options(Shop()), dry_run=True).warnings) == (
+    assert named(gb.plan(twins, **options(Shop())).warnings) == (
         3,
         "positions 10, 11, 12",
     )
@@ -571,7 +571,7 @@ def test_copies_that_carry_a_gb_key_are_folded_not_named_duplicates(tmp_path):
     shop = Shop()
     _, failures = stopped_run(df, shop, tmp_path, stop_at=4)
     both = pd.concat([df, pd.read_parquet(failures)], ignore_index=True)
-    plan = send(both, **options(Shop()), ledger=tmp_path / "l", dry_run=True)
+    plan = gb.plan(both, **options(Shop()), ledger=tmp_path / "l")
     assert "duplicate_rows" not in set(plan.warnings["code"])
     assert plan.folded > 0
 
@@ -631,7 +631,7 @@ def test_the_breaker_on_timeouts_says_the_rows_are_unknown_not_retryable(tmp_pat
 
 
 def test_an_interrupt_before_the_run_starts_says_nothing_was_sent(tmp_path, monkeypatch, capsys):
-    import gb_backfill._cli as cli
+    import gb_backfill._cli.send as cli
 
     async def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -685,7 +685,7 @@ def test_a_failures_file_that_could_not_be_written_is_not_named(tmp_path, monkey
 def test_where_rows_are_after_a_second_signal_names_what_is_on_disk(tmp_path):
     """A second Ctrl-C can stop the run before its report: the line then says what the files
     on disk hold."""
-    from gb_backfill._cli import where_rows_are
+    from gb_backfill._cli.send import where_rows_are
     from gb_backfill._store.failures import write_parquet
 
     failures = str(tmp_path / "f.parquet")

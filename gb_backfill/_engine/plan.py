@@ -1,14 +1,15 @@
 """The dry run: what a send would do, with no network call.
 
-``send(..., dry_run=True)`` reads and prepares every row exactly as a live run would (see
-:mod:`gb_backfill._engine.prepare`; in batch mode after the same count of each customer's rows and
-the same routing of the busiest to the events lane), judges each row by the live run's own rule
-(:mod:`gb_backfill._engine.fate`, with the ledger opened read-only: what it skips, holds, fails
-again or folds), and returns a :class:`~gb_backfill._reports.send.SendPlan`: counts, customers,
-event names, requests and rows per lane, and the time each mode would take, from the model of
-:mod:`gb_backfill._engine.makespan` that routes a live run. ``bodies_path=`` writes every body to
-JSONL, one line per request of the events lane or item of the batch lane (how a live run groups
-items into jobs depends on timing; the items are the same).
+``plan(...)``, the dry run of ``send``, reads and prepares every row exactly as a live run
+would (see :mod:`gb_backfill._engine.prepare`; in batch mode after the same count of each
+customer's rows and the same routing of the busiest to the events lane), judges each row by the
+live run's own rule (:mod:`gb_backfill._engine.fate`, with the ledger opened read-only: what it
+skips, holds, fails again or folds), and returns a :class:`~gb_backfill._reports.send.SendPlan`:
+counts, customers, event names, requests and rows per lane, and the time each mode would take,
+from the model of :mod:`gb_backfill._engine.makespan` that routes a live run. ``bodies_path=``
+writes every body to JSONL, one line per request of the events lane or item of the batch lane
+(how a live run groups items into jobs depends on timing; the items are the same). Each pass
+over the input runs off the event loop.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from .._reports.send import SendPlan
 from .._rows.mapping import ColumnMapping
 from .._rows.warnings import WarningTally
 from .._store.ledger import Ledger, refuse_missing_ledger
+from .._sync import offload
 from .._vocabulary import Lane
-from .fate import Fate, Judge, scan_folds, unchanged_invalid
+from .fate import Fate, Judge, unchanged_invalid
 from .makespan import (
     LaneCosts,
     Loads,
@@ -44,21 +46,11 @@ from .makespan import (
     routes,
 )
 from .makespan import minimum_seconds as minimum_seconds  # the benches' and tests' import
-from .prepare import LoadCounter, Prepared, Preparer
+from .prepare import Prepared, Preparer
+from .run import find_folds, route_customers
 from .slices import Job
 
 __all__: list[str] = []
-
-
-def count_loads(read: Callable[[], Iterator[pd.DataFrame]], counter: LoadCounter) -> Loads:
-    """Each customer's rows, read from the input before a batch-mode run (one pass, or two when
-    some customer may be busy enough to move to the events lane)."""
-    for frame in read():
-        counter.count(frame)
-    if counter.needs_busiest():
-        for frame in read():
-            counter.count_busiest(frame)
-    return counter.loads()
 
 
 @dataclass(slots=True)
@@ -122,12 +114,15 @@ def _open_bodies(path: str | os.PathLike[str]) -> IO[str]:
         return Path(path).open("w", encoding="utf-8")
     except OSError as error:
         raise ConfigError(
-            f"cannot write the request bodies to {path} ({error.strerror or error}); choose "
-            "another path with bodies_path=PATH (--write-bodies PATH)"
+            "cannot write the request bodies to {path} ({reason}); choose another path with "
+            "{bodies_path=PATH}",
+            option="bodies_path",
+            path=path,
+            reason=error.strerror or error,
         ) from None
 
 
-def dry_run_plan(
+async def plan_run(
     read: Callable[[], Iterator[pd.DataFrame]],
     *,
     settings: Settings,
@@ -137,7 +132,8 @@ def dry_run_plan(
     columns: Sequence[Hashable] = (),
 ) -> SendPlan:
     """Prepare every row as a live run would, judge it by the live run's rule (see
-    :mod:`gb_backfill._engine.fate`), and plan; no network call, no write to the ledger."""
+    :mod:`gb_backfill._engine.fate`), and plan; no network call, no write to the ledger. Each
+    pass over the input runs off the event loop, a batch at a time."""
     tally = _Tally()
     warnings = WarningTally(mapping)
     with contextlib.ExitStack() as stack:
@@ -151,18 +147,22 @@ def dry_run_plan(
             ledger = Ledger(ledger_path, read_only=True)
             stack.callback(ledger.close)
         costs = assumed_costs(settings)
-        routing = None
-        if routes(settings):
-            loads = count_loads(read, LoadCounter(mapping, costs))
-            routing = route(loads, costs, keep_order=settings.keep_order)
-        judge = Judge(settings, ledger, scan_folds(read, columns, settings), check_changed=True)
+        routing = await route_customers(read, settings, mapping) if routes(settings) else None
+        judge = Judge(settings, ledger, await find_folds(read, settings, columns),
+                      check_changed=True)  # fmt: skip
         preparer = Preparer(
             settings, mapping, loose=ledger is not None, routing=routing, warnings=warnings
         )
         stack.callback(preparer.close)
         offset = 0
-        for frame in read():
-            _plan_batch(preparer.prepare(frame, offset), tally, judge, out, settings.api_version)
+
+        def plan_batch(frame: pd.DataFrame) -> None:
+            prepared = preparer.prepare(frame, offset)
+            _plan_batch(prepared, tally, judge, out, settings.api_version)
+
+        batches = read()
+        while (frame := await offload(next, batches, None)) is not None:
+            await offload(plan_batch, frame)
             offset += len(frame)
     return replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
 

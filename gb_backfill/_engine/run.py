@@ -15,14 +15,13 @@ How a run goes (:func:`run_send`):
   to the dispatcher, which offers each customer's rows to their lane in order;
 * whatever stops the run (Ctrl-C, a rejected key, a failure repeated on every request, a ledger
   that cannot be written, any unexpected error), in-flight requests finish, every row gets a
-  status, the failures file is completed, and then the run raises what stopped it, carrying the
-  report.
+  status, the failures file is completed, and the run returns its report with what stopped it
+  (:class:`~gb_backfill._engine.stop.Stop`), which the public functions raise.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import time
@@ -35,7 +34,7 @@ import pandas as pd
 
 from .._clock import run_clock
 from .._config import Settings
-from .._errors import AuthenticationError, ChangedRowsError, LedgerError, RepeatedFailureError
+from .._errors import ChangedRowsError, LedgerError
 from .._reports.send import SendReport
 from .._rows.keys import CONTENT_SCHEME, carried_keys
 from .._rows.loose import ChangedRows
@@ -53,6 +52,7 @@ from .makespan import Routing, assumed_costs, route, routes
 from .prepare import LoadCounter, Prepared, Preparer
 from .progress import Progress
 from .slices import Batch, Job
+from .stop import Stop
 from .timeline import Timeline
 
 __all__: list[str] = []
@@ -389,6 +389,7 @@ class SendRun:
             # A long chain's events-lane row must not wait for the window with the rest.
             self.events.keep_for_chains(priority=routing.chain_priority, places=-(-window // 20))
         self.interrupted = False
+        self.cancelled: asyncio.CancelledError | None = None  #: what interrupted it
         self.offset = 0  #: rows read so far
 
     async def earlier_jobs(self) -> None:
@@ -442,8 +443,8 @@ class SendRun:
                 readable = await self.read_and_admit(batches)
                 self.batch.no_more_input()
                 await self.book.drained.wait()
-            except asyncio.CancelledError:
-                self.interrupted = True
+            except asyncio.CancelledError as cancelled:
+                self.interrupted, self.cancelled = True, cancelled
                 self.book.halt()
             except Exception as error:  # the ledger, while settling an earlier run's jobs
                 self.book.halt(error)
@@ -519,69 +520,20 @@ class SendRun:
             warnings=book.warnings.frame() if book.warnings is not None else empty_warnings(),
         )
 
-    def raise_for(self, report: SendReport) -> None:
-        """Raise what stopped the run, now that every row has its status."""
-        where = f"; rows not sent are in {report.failures_path}" if report.failures_path else ""
+    def stop(self) -> Stop | None:
+        """What stopped the run, if anything did (the faces raise it, see
+        :mod:`gb_backfill._stops`), once every row has its status."""
         if self.interrupted:
-            cancelled = asyncio.CancelledError()
-            cancelled.report = report  # type: ignore[attr-defined]  # the CLI prints its counts
-            raise cancelled
-        error = self.book.error
-        if error is not None:
-            # The report travels with whatever stopped the run (most exceptions take attributes).
-            with contextlib.suppress(AttributeError):
-                error.report = report  # type: ignore[attr-defined]
-            error.add_note(f"gb-backfill: the run stopped; {report!r}{where}")
-            raise error
+            return Stop(interrupted=True, error=self.cancelled)
+        if self.book.error is not None:
+            return Stop(error=self.book.error)
         refused = next((lane.auth_failure for lane in self.lanes if lane.auth_failure), None)
         if refused is not None:
-            raise AuthenticationError(
-                f"Gameball rejected the keys (HTTP {refused.http_status}: {refused.message}); "
-                f"the run stopped and {report.aborted:,} rows were not attempted. Check the API "
-                "key and secret key (GAMEBALL_API_KEY, GAMEBALL_SECRET_KEY) and the base URL.",
-                status_code=refused.http_status or 401,
-                report=report,
-            )
+            return Stop(refused=refused)
         tripped = next((lane.breaker for lane in self.lanes if lane.breaker.tripped_by), None)
-        if tripped is not None and tripped.tripped_by is not None:
-            raise RepeatedFailureError(
-                f"{tripped.threshold} requests in a row failed the same way "
-                f"({tripped.tripped_by.code}: {tripped.tripped_by.message}), so the run stopped "
-                "instead of retrying every row. Check the base URL and that Gameball (or the "
-                f"emulator) is reachable. {rows_left(report, ledger=self.ledger is not None)}",
-                report=report,
-            )
-
-
-def rows_left(report: SendReport, *, ledger: bool) -> str:
-    """What becomes of a stopped run's rows not sent, as their statuses say."""
-    again = report.aborted + report.failed
-    parts = []
-    if again:
-        parts.append(
-            f"{again:,} rows were not sent (aborted: {report.aborted:,}, failed: "
-            f"{report.failed:,}): "
-            + (
-                "a re-run with the same ledger sends the aborted ones and those failed by the "
-                "run (gb_error_code says which)"
-                if ledger
-                else "the failures file lists them; aborted rows, and rows failed by the run "
-                "(gb_error_code), can be sent again"
-            )
-        )
-    if report.unknown:
-        parts.append(
-            f"{report.unknown:,} rows are unknown: their requests went out without an answer, so "
-            "Gameball may have them; "
-            + (
-                "no run sends them again on its own: look them up in Gameball (gb-backfill "
-                "status --ledger PATH lists them), then gb-backfill settle"
-                if ledger
-                else "look them up in Gameball before sending any again (gb_status unknown in "
-                "the failures file): without a ledger nothing holds them back"
-            )
-        )
-    return ". ".join(parts) + "." if parts else ""
+        if tripped is not None:
+            return Stop(repeated=tripped.tripped_by, threshold=tripped.threshold)
+        return None
 
 
 async def run_send(
@@ -597,10 +549,10 @@ async def run_send(
     progress: bool | None,
     source: str | os.PathLike[str] | None = None,
     types: dict[str, str] | None = None,
-) -> SendReport:
-    """One send of the input ``read`` gives; ``source`` is its path (None: a DataFrame), and
-    ``types`` the CSV types its columns were read as (see
-    :class:`~gb_backfill._store.failures.FailureWriter`)."""
+) -> tuple[SendReport, Stop | None]:
+    """One send of the input ``read`` gives, and what stopped it early (None: nothing did);
+    ``source`` is its path (None: a DataFrame), and ``types`` the CSV types its columns were
+    read as (see :class:`~gb_backfill._store.failures.FailureWriter`)."""
     writer = FailureWriter(failures_path, input_name=input_name(source), types=types)
     writer.check()
     ledger = None
@@ -629,5 +581,4 @@ async def run_send(
         if client is None:
             await http.aclose()
     report = run.report(run.finish_files(columns))
-    run.raise_for(report)
-    return report
+    return report, run.stop()

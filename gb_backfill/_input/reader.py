@@ -45,7 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._errors import ConfigError
+from .._errors import ConfigError, Written
 from .._rows.mapping import READ_PROBLEMS, ColumnMapping, read_problems_text, resolve_mapping
 from .._store.failures import as_text_columns, file_notes, restore
 from .._vocabulary import FailureCode
@@ -112,17 +112,20 @@ class CsvOptions:
         dtype: Mapping[Hashable, str] | None = None,
     ) -> CsvOptions:
         if isinstance(na_values, str):
-            raise ConfigError(f"na_values= takes a list of strings, e.g. na_values=[{na_values!r}]")
+            raise ConfigError("{na_values=} takes a list of strings, e.g. {na_values=*}",
+                              option="na_values", na_values=[na_values])  # fmt: skip
         sep = "\t" if sep == "\\t" else sep  # --sep '\t' from a shell
         if sep is not None and len(sep) != 1:
-            raise ConfigError(f"sep takes one character, e.g. sep=';' (--sep ';'), not {sep!r}")
+            raise ConfigError("{sep=} takes one character, e.g. {sep=';'|';'}, not {value!r}",
+                              option="sep", value=sep)  # fmt: skip
         if encoding is not None:
             import codecs
 
             try:
                 codecs.lookup(encoding)
             except LookupError:
-                raise ConfigError(f"unknown encoding {encoding!r}, e.g. utf-8 or latin-1") from None
+                raise ConfigError("unknown encoding {value!r}, e.g. utf-8 or latin-1",
+                                  option="encoding", value=encoding) from None  # fmt: skip
         types = {str(column): canonical_type(kind) for column, kind in (dtype or {}).items()}
         missing = ("", *na_values) if na_values is not None else ("",)
         return cls(
@@ -176,9 +179,10 @@ def _csv_error(file: Path, csv: CsvOptions, error: Exception) -> ConfigError:
     if isinstance(error, UnicodeDecodeError):
         line = _undecodable_line(file, csv.encoding)
         return ConfigError(
-            f"{file}, line {line}: not valid {csv.encoding} text ({error.reason}); pass the "
-            "file's encoding (encoding=..., --encoding), e.g. latin-1"
-        )
+            "{file}, line {line}: not valid {codec} text ({reason}); pass the file's "
+            "encoding ({encoding=...|ENCODING}), e.g. latin-1",
+            option="encoding", file=file, line=line, codec=csv.encoding, reason=error.reason,
+        )  # fmt: skip
     if isinstance(error, pd.errors.EmptyDataError):
         return ConfigError(f"{file}: empty file; a CSV input needs at least a header line")
     return ConfigError(f"{file}: cannot be read as CSV ({error})".replace("\n", " "))
@@ -213,8 +217,10 @@ def _csv_columns(files: Sequence[Path], csv: CsvOptions) -> pd.Index:
     unknown = [c for c in csv.dtype if c not in set(first)]
     if unknown:
         raise ConfigError(
-            f"dtype names missing column(s) {', '.join(unknown)}; the columns are: "
-            f"{', '.join(map(str, first))}"
+            "{dtype=} names missing column(s) {missing}; the columns are: {columns}",
+            option="dtype",
+            missing=", ".join(unknown),
+            columns=", ".join(map(str, first)),
         )
     return first
 
@@ -598,8 +604,9 @@ def columns_of(path: str | os.PathLike[str], csv: CsvOptions | None = None) -> p
     return _csv_columns(files, csv or CsvOptions())
 
 
-def separator_hint(columns: pd.Index, csv: CsvOptions, *, cli: bool) -> str | None:
-    """A hint naming the separator when the header is one column that holds a likelier one."""
+def separator_hint(columns: pd.Index, csv: CsvOptions) -> tuple[str, dict[str, Any]] | None:
+    """A hint naming the separator when the header is one column that holds a likelier one
+    (a template naming ``sep=``, and its values)."""
     if len(columns) != 1:
         return None
     name = str(columns[0])
@@ -607,23 +614,21 @@ def separator_hint(columns: pd.Index, csv: CsvOptions, *, cli: bool) -> str | No
     if not found:
         return None
     shown = "\\t" if found[0] == "\t" else found[0]
-    what = "a tab" if found[0] == "\t" else f"'{shown}'"
-    how = f"--sep '{shown}'" if cli else f"sep='{shown}' (--sep '{shown}' on the command line)"
-    return f"the header is one column, {name!r}: is the separator {what}? pass {how}"
+    said = "a tab" if found[0] == "\t" else f"'{shown}'"
+    hint = "the header is one column, {header!r}: is the separator {separator}? pass {sep=*}"
+    return hint, {"header": name, "separator": said, "sep": Written(f"'{shown}'", f"'{shown}'")}
 
 
-def input_mapping(
-    path: str | os.PathLike[str], csv: CsvOptions, *, cli: bool = False, **keywords: Any
-) -> ColumnMapping:
+def input_mapping(path: str | os.PathLike[str], csv: CsvOptions, **keywords: Any) -> ColumnMapping:
     """The column mapping for an input (see :func:`~gb_backfill._rows.mapping.resolve_mapping`);
     when it cannot be resolved and a wrong separator is the likely cause, the error says so."""
     columns = columns_of(path, csv)
     try:
         return resolve_mapping(columns, **keywords)
     except ConfigError as error:
-        hint = separator_hint(columns, csv, cli=cli)
+        hint = separator_hint(columns, csv)
         if hint is not None:
-            error.args = (f"{error.args[0]}; {hint}", *error.args[1:])
+            error.add_hint(hint[0], **hint[1])
         raise
 
 

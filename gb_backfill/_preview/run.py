@@ -19,15 +19,13 @@ It sends nothing to the events or batch endpoints, writes no ledger and no failu
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import os
 import time
 from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import numpy as np
@@ -35,21 +33,8 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from .. import _gameball as gameball
 from .._clock import run_clock
-from .._config import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_TIMEOUT,
-    MAPPING_KEYWORDS,
-    PREVIEW_LIMITS,
-    RateLimits,
-    RetryPolicy,
-    Settings,
-    check_progress,
-    make_settings,
-    unknown_keywords,
-)
+from .._config import Settings
 from .._engine.dispatch import Dispatcher
 from .._engine.fate import Fate, Folds, Judge, scan_folds
 from .._engine.lanes import QuoteBook, QuoteLane
@@ -58,18 +43,22 @@ from .._engine.prepare import Preparer
 from .._engine.progress import Progress
 from .._engine.run import Reader, http_client
 from .._engine.slices import Batch, Job
+from .._engine.stop import Stop
 from .._engine.timeline import Timeline
-from .._errors import AuthenticationError, ConfigError, RepeatedFailureError
-from .._input.reader import CsvOptions, InputFile, input_mapping, retyped
+from .._errors import ConfigError
+from .._faces import declared, open_input, sync_of
+from .._input.reader import retyped
+from .._options import PreviewOptions, PreviewPathOptions, make_settings, mapping_of
 from .._rows.mapping import ColumnMapping, resolve_mapping
 from .._rows.payloads import encode_rows
 from .._rows.rules import CheckedFrame, check_frame
 from .._rows.warnings import WarningTally
+from .._stops import raise_for
 from .._store.ledger import Ledger, refuse_missing_ledger
-from .._sync import off_loop, run_sync
+from .._sync import off_loop
 from .forecast import CUSTOMER_NOT_FOUND, FAILED, NOT_ASKED, QUOTED, Quote, SampledRow, forecast
 from .report import PreviewReport
-from .sampling import DEFAULT_SAMPLE_SIZE, StratifiedSample, StratifiedSampler
+from .sampling import StratifiedSample, StratifiedSampler
 
 __all__ = ["apreview", "apreview_path", "preview", "preview_path"]
 
@@ -183,6 +172,7 @@ class PreviewRun:
         self.book: QuoteBook | None = None
         self.rows_per_customer: Counter[Hashable] | None = None
         self.interrupted = False
+        self.cancelled: asyncio.CancelledError | None = None  #: what interrupted it
 
     async def read(self, batches: Iterator[pd.DataFrame]) -> None:
         """The first pass: every batch, off the event loop."""
@@ -253,8 +243,8 @@ class PreviewRun:
             finally:
                 counting.cancel()
                 await asyncio.gather(counting, return_exceptions=True)
-        except asyncio.CancelledError:
-            self.interrupted = True
+        except asyncio.CancelledError as cancelled:
+            self.interrupted, self.cancelled = True, cancelled
 
     def quotes(self) -> list[Quote]:
         assert self.sample is not None
@@ -297,34 +287,19 @@ class PreviewRun:
             reserve=self.settings.reserve,
         )  # fmt: skip
 
-    def raise_for(self, report: PreviewReport) -> None:
-        """Raise what stopped the preview, with the report of what was quoted so far."""
+    def stop(self) -> Stop | None:
+        """What stopped the preview, if anything did (the faces raise it, see
+        :mod:`gb_backfill._stops`)."""
         if self.interrupted:
-            cancelled = asyncio.CancelledError()
-            cancelled.report = report  # type: ignore[attr-defined]  # the CLI prints it
-            raise cancelled
+            return Stop(interrupted=True, error=self.cancelled)
         lane, book = self.lane, self.book
         if book is not None and book.error is not None:
-            with contextlib.suppress(AttributeError):
-                book.error.report = report  # type: ignore[attr-defined]
-            raise book.error
+            return Stop(error=book.error)
         if lane is not None and lane.auth_failure is not None:
-            refused = lane.auth_failure
-            raise AuthenticationError(
-                f"Gameball rejected the keys (HTTP {refused.http_status}: {refused.message}); "
-                f"the preview stopped after {report.quoted:,} quotes. Check the API key and "
-                "secret key (GAMEBALL_API_KEY, GAMEBALL_SECRET_KEY) and the base URL.",
-                status_code=refused.http_status or 401,
-                report=report,
-            )
-        tripped = lane.breaker.tripped_by if lane is not None else None
-        if lane is not None and tripped is not None:
-            raise RepeatedFailureError(
-                f"{lane.breaker.threshold} quotes in a row failed the same way ({tripped.code}: "
-                f"{tripped.message}), so the preview stopped. Check the base URL and that "
-                "Gameball (or the emulator) is reachable, and that it serves the reward preview.",
-                report=report,
-            )
+            return Stop(refused=lane.auth_failure)
+        if lane is not None and lane.breaker.tripped_by is not None:
+            return Stop(repeated=lane.breaker.tripped_by, threshold=lane.breaker.threshold)
+        return None
 
 
 async def _first(*waits: Any) -> None:
@@ -349,8 +324,9 @@ async def run_preview(
     ledger_path: str | os.PathLike[str] | None,
     client: httpx.AsyncClient | None,
     progress: bool | None,
-) -> PreviewReport:
-    """One preview of the input ``read`` gives (it is read twice)."""
+) -> tuple[PreviewReport, Stop | None]:
+    """One preview of the input ``read`` gives (it is read twice), and what stopped it early
+    (None: nothing did)."""
     ledger = None
     if ledger_path is not None:
         # Not there yet (no send so far) is nothing sent; deleted beside its journal, or copied
@@ -376,9 +352,7 @@ async def run_preview(
             run.sampling.close()
         if ledger is not None:
             ledger.close()
-    report = run.report(columns)
-    run.raise_for(report)
-    return report
+    return run.report(columns), run.stop()
 
 
 # --- the public functions ----------------------------------------------------------------------
@@ -389,53 +363,8 @@ def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
         yield retyped(df.iloc[start : start + rows])
 
 
-def _sample_size(sample: object) -> int:
-    if isinstance(sample, bool) or not isinstance(sample, int | np.integer) or sample < 1:
-        raise ConfigError(
-            f"sample= is a number of rows to quote, at least 1, e.g. sample={DEFAULT_SAMPLE_SIZE}"
-        )
-    return int(sample)
-
-
-def _seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ConfigError("seed= is a whole number, at least 0, e.g. seed=0")
-    return int(seed)
-
-
-def _settings(*, preview_limits: RateLimits | None = None, **options: Any) -> Settings:
-    limits = preview_limits
-    if limits is not None and not isinstance(limits, RateLimits):
-        raise ConfigError(
-            "preview_limits=... is a RateLimits(per_second=..., per_window=...), e.g. "
-            "RateLimits(per_second=30, per_window=360)"
-        )
-    return make_settings(**options, limits=limits or PREVIEW_LIMITS)
-
-
-async def apreview(
-    df: pd.DataFrame,
-    *,
-    sample: int = DEFAULT_SAMPLE_SIZE,
-    seed: int = 0,
-    api_key: str | None = None,
-    secret_key: str | None = None,
-    base_url: str = gameball.BASE_URL,
-    api_version: Literal["4.0", "4.1"] | str = "4.0",
-    preview_limits: RateLimits | None = None,
-    retry: RetryPolicy | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    timeout: float = DEFAULT_TIMEOUT,
-    retry_unknown: bool = False,
-    allow_insecure_http: bool = False,
-    ledger: str | os.PathLike[str] | None = None,
-    row_key: Sequence[Hashable] | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    reserve: float = 0.0,
-    progress: bool | None = None,
-    client: httpx.AsyncClient | None = None,
-    **mapping: Any,
-) -> PreviewReport:
+@declared(PreviewOptions)
+async def apreview(df: pd.DataFrame, options: PreviewOptions) -> PreviewReport:
     """Estimate what sending ``df`` would award, from Gameball's reward preview of a sample of
     its rows; the async core. Nothing is sent or awarded.
 
@@ -449,89 +378,55 @@ async def apreview(
 
     Returns a :class:`PreviewReport`: points for the whole input with a 95% interval, per event
     name, per campaign, coupons, and the customers a send would create. A quote is point in
-    time and per row: see ``report.caveats``. Stops like a send: :class:`AuthenticationError`
-    after the first 401/403, :class:`RepeatedFailureError` when quotes fail the same way
-    repeatedly, and Ctrl-C re-raises; each carries the report so far as ``error.report``.
+    time and per row: see ``report.caveats``. Stops like a send, with :class:`RunStopped`
+    carrying the report so far: :class:`AuthenticationError` after the first 401/403,
+    :class:`RepeatedFailureError` when quotes fail the same way repeatedly, and
+    :class:`Interrupted` on Ctrl-C.
     """
-    unknown_keywords(list(mapping), sorted(MAPPING_KEYWORDS | set(_KEYWORDS)), "preview")
-    check_progress(progress)
-    settings = _settings(
-        api_key=api_key, secret_key=secret_key, base_url=base_url, api_version=api_version,
-        preview_limits=preview_limits, retry=retry, concurrency=concurrency, timeout=timeout,
-        retry_unknown=retry_unknown, allow_insecure_http=allow_insecure_http, row_key=row_key,
-        batch_rows=batch_rows, reserve=reserve,
-    )  # fmt: skip
-    size, seed = _sample_size(sample), _seed(seed)
+    settings = make_settings(options)
     if not isinstance(df, pd.DataFrame):
         raise ConfigError(f"preview() takes a pandas DataFrame, not {type(df).__name__}")
-    resolved = resolve_mapping(df.columns, **mapping)
-    return await run_preview(
-        lambda: _slices(df, settings.batch_rows), settings=settings, mapping=resolved,
-        columns=list(df.columns), sample=size, seed=seed, ledger_path=ledger, client=client,
-        progress=progress,
+    mapping = resolve_mapping(df.columns, **mapping_of(options))
+    report, stop = await run_preview(
+        lambda: _slices(df, settings.batch_rows), settings=settings, mapping=mapping,
+        columns=list(df.columns), sample=options.sample, seed=options.seed,
+        ledger_path=options.ledger, client=options.client, progress=options.progress,
     )  # fmt: skip
+    raise_for(report, stop)
+    return report
 
 
-_KEYWORDS = tuple(n for n in inspect.signature(apreview).parameters if n not in ("df", "mapping"))
-
-
-def preview(df: pd.DataFrame, **options: Any) -> PreviewReport:
+preview = sync_of(
+    apreview,
+    "preview",
     """Estimate what sending ``df`` would award; the sync face of :func:`apreview`, same
     keywords, and it works inside a running event loop (a Jupyter cell)::
 
         estimate = df.gameball.preview(event="purchase")
         estimate.points, estimate.unknown_events
-    """
-    result: PreviewReport = run_sync(apreview(df, **options))
-    return result
+    """,
+)
 
 
-preview.__signature__ = inspect.signature(apreview)  # type: ignore[attr-defined]
-
-
-async def apreview_path(
-    path: str | os.PathLike[str],
-    *,
-    dtype: dict[Hashable, str] | None = None,
-    na_values: Sequence[str] | None = None,
-    encoding: str | None = None,
-    sep: str | None = None,
-    **options: Any,
-) -> PreviewReport:
+@declared(PreviewPathOptions)
+async def apreview_path(path: str | os.PathLike[str], options: PreviewPathOptions) -> PreviewReport:
     """Preview a CSV or Parquet file (or a directory or glob of them), reading it in batches
     twice (memory stays bounded by the batch and the sample); otherwise as :func:`apreview`.
     The file is read exactly as :func:`send_path` reads it."""
-    unknown_keywords(list(options), sorted(MAPPING_KEYWORDS | set(_KEYWORDS)), "preview_path")
-    check_progress(options.get("progress"))
-    mapping = {k: v for k, v in options.items() if k in MAPPING_KEYWORDS}
-    size = _sample_size(options.pop("sample", DEFAULT_SAMPLE_SIZE))
-    seed = _seed(options.pop("seed", 0))
-    running = {k: options.pop(k, None) for k in ("ledger", "client", "progress")}
-    settings = _settings(**{k: v for k, v in options.items() if k not in MAPPING_KEYWORDS})
-    csv = CsvOptions.make(sep=sep, encoding=encoding, na_values=na_values, dtype=dtype)
-    resolved = input_mapping(path, csv, **mapping)
-    text_columns = [*resolved.identifier_columns, *(settings.row_key or ())]
-    source = InputFile(path, text_columns=text_columns, csv=csv)
-    return await run_preview(
+    settings = make_settings(options)
+    source, mapping = await open_input(path, options)
+    report, stop = await run_preview(
         lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
-        mapping=resolved, columns=list(source.columns), sample=size, seed=seed,
-        ledger_path=running["ledger"], client=running["client"], progress=running["progress"],
+        mapping=mapping, columns=list(source.columns), sample=options.sample,
+        seed=options.seed, ledger_path=options.ledger, client=options.client,
+        progress=options.progress,
     )  # fmt: skip
+    raise_for(report, stop)
+    return report
 
 
-def preview_path(path: str | os.PathLike[str], **options: Any) -> PreviewReport:
-    """Preview a CSV or Parquet file; the sync face of :func:`apreview_path`."""
-    result: PreviewReport = run_sync(apreview_path(path, **options))
-    return result
-
-
-def _path_signature() -> inspect.Signature:
-    files = inspect.signature(apreview_path).parameters
-    frames = inspect.signature(apreview).parameters
-    params = [files["path"], *(p for n, p in files.items() if n not in ("path", "options"))]
-    params += [p for n, p in frames.items() if n != "df"]
-    return inspect.Signature(params, return_annotation=PreviewReport)
-
-
-preview_path.__signature__ = _path_signature()  # type: ignore[attr-defined]
-apreview_path.__signature__ = _path_signature()  # type: ignore[attr-defined]
+preview_path = sync_of(
+    apreview_path,
+    "preview_path",
+    """Preview a CSV or Parquet file; the sync face of :func:`apreview_path`.""",
+)

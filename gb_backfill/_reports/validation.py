@@ -1,9 +1,10 @@
 """What ``validate()`` found: valid rows, one failure row per broken rule, and warnings (about
-columns, and rows that repeat one another)."""
+columns, and rows that repeat one another); what ``validate_path()`` found, as counts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,6 +14,15 @@ from .html import table
 from .words import warning_rows
 
 __all__ = ["ValidationReport"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What ``validate_path()`` counted, as it keeps no rows: the invalid rows, and the broken
+    rules per (code, column)."""
+
+    invalid_rows: int
+    rules: dict[tuple[str, object], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,31 +44,49 @@ class ValidationReport:
     ``warnings`` are about columns and about rows that repeat one another (valid rows with a
     warning are still sent): ``column``, ``code`` (a :class:`WarningCode`), ``count`` (the
     values or rows it is about), ``example`` and ``message`` (the fix).
+
+    :func:`validate_path` keeps no rows (a file may be larger than memory): ``valid`` and
+    ``failures`` are empty, the counts are in ``tallied``, and the invalid rows in
+    ``failures_path`` when it was asked to write them.
     """
 
     valid: pd.DataFrame
     failures: pd.DataFrame
     rows: int
     warnings: pd.DataFrame = field(default_factory=empty_warnings)
+    #: validate_path(): the counts of the rows it did not keep (None: validate(), which keeps
+    #: them in ``valid`` and ``failures``)
+    tallied: Tally | None = None
+    #: validate_path(): where the invalid rows were written (None: nowhere)
+    failures_path: Path | None = None
 
     @property
     def ok(self) -> bool:
         """True when every row is valid."""
-        return self.failures.empty
+        return self.invalid_rows == 0
 
     @property
     def invalid_rows(self) -> int:
         """How many rows have at least one failure."""
+        if self.tallied is not None:
+            return self.tallied.invalid_rows
         return self.rows - len(self.valid)
 
     def counts(self) -> pd.Series:
-        """Failures per code, most frequent first."""
-        return self.failures["code"].value_counts()
+        """Failures (broken rules) per code, most frequent first."""
+        if self.tallied is None:
+            return self.failures["code"].value_counts()
+        per_code: dict[str, int] = {}
+        for (code, _), count in self.tallied.rules.items():
+            per_code[code] = per_code.get(code, 0) + count
+        counted = pd.Series(per_code, dtype="int64", name="count")
+        counted = counted.sort_values(ascending=False, kind="stable")
+        return counted.rename_axis("code")
 
     @property
     def valid_rows(self) -> int:
         """How many rows are valid."""
-        return len(self.valid)
+        return self.rows - self.invalid_rows
 
     def plot(self) -> Any:
         """A matplotlib figure of the failures by code and column. Needs
@@ -69,14 +97,20 @@ class ValidationReport:
 
     def __repr__(self) -> str:
         return (
-            f"<ValidationReport rows={self.rows:,} valid={len(self.valid):,} "
+            f"<ValidationReport rows={self.rows:,} valid={self.valid_rows:,} "
             f"invalid={self.invalid_rows:,}>"
         )
 
     def _by_code(self) -> list[tuple[str, int]]:
-        if self.failures.empty:
+        if self.tallied is not None:
+            if not self.tallied.rules:
+                return []
+            index = pd.MultiIndex.from_tuples(list(self.tallied.rules), names=["code", "column"])
+            grouped = pd.Series(list(self.tallied.rules.values()), index=index, dtype="int64")
+        elif self.failures.empty:
             return []
-        grouped = self.failures.groupby(["code", "column"], sort=False).size()
+        else:
+            grouped = self.failures.groupby(["code", "column"], sort=False).size()
         ordered = grouped.sort_values(ascending=False)
         return [
             (f"{code} ({where})", int(count))
@@ -95,7 +129,7 @@ class ValidationReport:
     def _repr_html_(self) -> str:
         rows: list[tuple[str, object]] = [
             ("rows", self.rows),
-            ("valid", len(self.valid)),
+            ("valid", self.valid_rows),
             ("invalid", self.invalid_rows),
         ]
         rows += [(f"failure: {label}", count) for label, count in self._by_code()]

@@ -462,8 +462,11 @@ def check_key_columns(columns: Iterable[Hashable], key_columns: Sequence[Hashabl
     missing = [c for c in key_columns if c not in present]
     if missing:
         raise ConfigError(
-            f"row_key=[...] names missing column(s) {', '.join(map(str, missing))}; "
-            f"the columns are: {', '.join(map(str, present))}"
+            "{row_key=*} names missing column(s) {missing}; the columns are: {present}",
+            option="row_key",
+            row_key=list(key_columns),
+            missing=", ".join(map(str, missing)),
+            present=", ".join(map(str, present)),
         )
 
 
@@ -480,7 +483,10 @@ def check_unique(chunks: Iterable[pd.DataFrame], key_columns: Sequence[Hashable]
         repeats = int(same.sum())
         first = int(order[int(np.flatnonzero(same)[0]) + 1])
         raise LedgerError(
-            f"row_key={list(key_columns)} is not unique: {repeats:,} row(s) repeat a key "
-            f"(first at row {first}); add columns to the key, or leave row_key= out to key "
-            "rows by their content"
+            "{row_key=*} is not unique: {repeats:,} row(s) repeat a key (first at row {first}); "
+            "add columns to the key, or leave {row_key=} out to key rows by their content",
+            option="row_key",
+            row_key=list(key_columns),
+            repeats=repeats,
+            first=first,
         )

@@ -105,8 +105,10 @@ def metadata_key(column: Hashable) -> str:
         key = str(column)
     else:
         raise ConfigError(
-            f"column name {column!r} cannot be a metadata key: rename the column to a string "
-            "(for a MultiIndex, join its levels), or leave it out with metadata=[...]"
+            "column name {column!r} cannot be a metadata key: rename the column to a string "
+            "(for a MultiIndex, join its levels), or leave it out with {metadata=[...]|COL,COL}",
+            option="metadata",
+            column=column,
         )
     try:
         key.encode("utf-8")
@@ -135,9 +137,13 @@ def _check_keys(metadata: tuple[Hashable, ...]) -> None:
         key = metadata_key(column)
         if key in owners:
             raise ConfigError(
-                f"columns {owners[key]!r} and {column!r} would both be the metadata key "
-                f"{key!r}, and one value would be lost: rename one, or leave one out with "
-                "metadata=[...]"
+                "columns {first!r} and {column!r} would both be the metadata key {key!r}, and "
+                "one value would be lost: rename one, or leave one out with "
+                "{metadata=[...]|COL,COL}",
+                option="metadata",
+                first=owners[key],
+                column=column,
+                key=key,
             )
         owners[key] = column
 
@@ -156,19 +162,26 @@ def _pick(
     if required:
         names = " or ".join(repr(n) for n in _DEFAULT_NAMES[keyword])
         raise ConfigError(
-            f"no {keyword.replace('_', ' ')} column: pass {keyword}=COLUMN or name a column "
-            f"{names}; the columns are: {', '.join(map(str, available)) or '(none)'}"
+            "no {what} column: pass {" + keyword + "=COLUMN} or name a column {names}; the "
+            "columns are: {columns}",
+            option=keyword,
+            what=keyword.replace("_", " "),
+            names=names,
+            columns=", ".join(map(str, available)) or "(none)",
         )
     return None
 
 
 def _check_event(event_name: Hashable | None, event: str | None) -> None:
     if event_name is not None and event is not None:
-        raise ConfigError("pass either event_name=COLUMN or event=NAME, not both")
+        raise ConfigError("pass either {event_name=COLUMN} or {event=NAME}, not both",
+                          option="event")  # fmt: skip
     if event is not None and (not isinstance(event, str) or not event.strip()):
-        raise ConfigError(f"event= must be a non-empty event name, got {event!r}")
+        raise ConfigError("{event=} must be a non-empty event name, got {value!r}",
+                          option="event", value=event)  # fmt: skip
     if event is not None and event != event.strip():
-        raise ConfigError(f"event={event!r} has whitespace at an end: pass {event.strip()!r}")
+        raise ConfigError("{event=*} has whitespace at an end: pass {stripped!r}",
+                          option="event", event=event, stripped=event.strip())  # fmt: skip
 
 
 def _metadata(
@@ -180,7 +193,8 @@ def _metadata(
             c for c in available if c not in mapped and not str(c).startswith(RESERVED_PREFIX)
         )
     if isinstance(metadata, str):
-        raise ConfigError(f"metadata= takes a list of columns, e.g. metadata=[{metadata!r}]")
+        raise ConfigError("{metadata=} takes a list of columns, e.g. {metadata=*}",
+                          option="metadata", metadata=[metadata])  # fmt: skip
     for column in metadata:
         if column not in set(available):
             raise ColumnNotFoundError("metadata", column, available)
@@ -211,9 +225,10 @@ def resolve_mapping(
     name_column = None if event is not None else _pick("event_name", event_name, available)
     if name_column is None and event is None:
         raise ConfigError(
-            "no event name: pass event_name=COLUMN, or event=NAME for one name for every row, "
-            f"or name a column 'eventName' or 'event_name'; the columns are: "
-            f"{', '.join(map(str, available)) or '(none)'}"
+            "no event name: pass {event_name=COLUMN}, or {event=NAME} for one name for every "
+            "row, or name a column 'eventName' or 'event_name'; the columns are: {columns}",
+            option="event_name",
+            columns=", ".join(map(str, available)) or "(none)",
         )
     roles = {
         "email": _pick("email", email, available),

@@ -620,8 +620,11 @@ class FailureWriter:
         recorded = failures_input(self.path) if self.path.exists() else None
         if None not in (recorded, self.input_name) and recorded != self.input_name:
             raise ConfigError(
-                f"{self.path} holds the failures of another input ({recorded}); choose another "
-                "path with failures_path=PATH (--failures PATH), or move that file away first"
+                "{path} holds the failures of another input ({recorded}); choose another path "
+                "with {failures_path=PATH}, or move that file away first",
+                option="failures_path",
+                path=self.path,
+                recorded=recorded,
             )
         # Parts left by a run that was killed belong to that run; this run accounts anew.
         shutil.rmtree(self._parts_dir, ignore_errors=True)
@@ -632,8 +635,11 @@ class FailureWriter:
             probe.unlink()
         except OSError as error:
             raise ConfigError(
-                f"cannot write the failures file {self.path} ({error.strerror or error}); "
-                "choose another path with failures_path=PATH (--failures PATH)"
+                "cannot write the failures file {path} ({reason}); choose another path with "
+                "{failures_path=PATH}",
+                option="failures_path",
+                path=self.path,
+                reason=error.strerror or error,
             ) from None
 
     def discard(self) -> None:

@@ -1,0 +1,70 @@
+"""The ``gb-backfill`` command line: demo, validate, preview, send, status, settle, emulator.
+
+A module per command; each makes its parser and runs it through the library's public
+functions, its flags made from the options' declaration (:mod:`gb_backfill._cli.flags`). One
+exit-code rule for every command (:data:`EXIT_CODES`, also in ``--help`` and the README).
+Whatever ends a run, every row is accounted for in the failures file and the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from .. import _interrupt
+from .._errors import ConfigError, GameballError, Mention, Terms
+from . import demo, emulator, preview, send, settle, status, validate
+from .flags import Flags
+from .shared import EXIT_CODES, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_USAGE
+
+__all__ = ["EXIT_CODES", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gb-backfill",
+        description="Validate and send historical events to Gameball.",
+        epilog=EXIT_CODES,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (demo, validate, preview, send, status, settle, emulator):
+        command.add(commands)
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return str(__version__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    if _interrupt.started():
+        print("gb-backfill: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    made: Flags | None = getattr(args, "flags", None)
+    terms: Terms = made.terms if made is not None else Mention.in_python
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before a send or preview is under way (they say what they did themselves).
+        print("gb-backfill: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ConfigError as error:
+        print(f"gb-backfill: error: {error.in_terms(terms)}", file=sys.stderr)
+        return EXIT_USAGE
+    except GameballError as error:
+        print(f"gb-backfill: {error.in_terms(terms)}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`gb-backfill send ... | head`): say nothing more, and keep
+        # Python from complaining about the flush at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_INCOMPLETE

@@ -1,0 +1,264 @@
+"""``gb-backfill emulator``: a local Gameball to send to, with the faults real networks have."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .._config import EVENTS_LIMITS, PREVIEW_LIMITS, RateLimits
+from .._errors import ConfigError
+from .._options import column_list
+from .flags import add_flag
+from .shared import EXIT_CODES, EXIT_OK, EXIT_STOPPED, check_writable
+
+__all__: list[str] = []
+
+
+def _mask(key: str, default: str) -> str:
+    return key if key == default else "*" * 8
+
+
+def _emulator_from(args: argparse.Namespace) -> Any:
+    """The emulator the ``emulator`` command's flags describe."""
+    from .._emulator import BatchSettings, Campaigns, Emulator, Faults
+
+    # Every Faults field has a flag of the same name.
+    faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
+    batch = BatchSettings(
+        per_second=args.batch_per_second,
+        per_window=args.batch_per_window,
+        window=args.window,
+        status_shape=args.status_shape,
+        delay=args.batch_delay,
+        item_failures=args.batch_item_failures,
+        job_failures=args.batch_job_failures,
+        lost_jobs=args.lost_jobs,
+        seed=args.seed,
+    )
+    return Emulator(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        secret_key=args.secret_key,
+        high_security=args.high_security,
+        per_second=args.per_second,
+        per_window=args.per_window,
+        window=args.window,
+        retry_after=args.retry_after,
+        background_rate=args.background_rate,
+        faults=faults,
+        batch=batch,
+        campaigns=Campaigns.from_json(args.campaigns) if args.campaigns else Campaigns(),
+        customers=args.customers or (),
+        existing_share=args.existing_share,
+        preview_limits=RateLimits(
+            per_second=args.preview_per_second,
+            per_window=args.preview_per_window,
+            window=args.window,
+        ),
+    )
+
+
+async def _serve(emulator: Any, args: argparse.Namespace) -> None:
+    """Serve until Ctrl-C or SIGTERM, saying where and with which keys."""
+    from .._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY
+
+    try:
+        await emulator.start_async()
+    except OSError as error:
+        raise ConfigError(
+            f"cannot serve on {args.host}:{args.port} ({error.strerror or error}); the port "
+            "may be in use: pick another with --port, or --port 0 for a free one"
+        ) from None
+    # Custom keys are the user's secrets; only the documented defaults are shown.
+    print(
+        f"Gameball emulator on {emulator.base_url}  "
+        f"APIKey: {_mask(args.api_key, DEFAULT_API_KEY)}  "
+        f"SecretKey: {_mask(args.secret_key, DEFAULT_SECRET_KEY)}  (Ctrl-C stops it)",
+        flush=True,
+    )
+    if args.campaigns:
+        campaigns = emulator.campaigns
+        print(
+            f"reward preview: {len(campaigns.campaigns)} campaigns, "
+            f"{len(campaigns.known_events)} event names known without one, "
+            f"from {args.campaigns}",
+            flush=True,
+        )
+    stopped = asyncio.Event()
+    # SIGTERM (a service manager, `timeout`) stops it as cleanly as Ctrl-C.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        await emulator.stop_async()
+
+
+def run(args: argparse.Namespace) -> int:
+    emulator = _emulator_from(args)
+    if args.record:
+        check_writable(args.record, "--record")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(emulator, args))
+    if args.record:
+        try:
+            written = emulator.write_events(args.record)
+        except OSError as error:
+            print(
+                f"gb-backfill: cannot write --record {args.record} ({error.strerror or error}): "
+                "the events the emulator received are lost",
+                file=sys.stderr,
+            )
+            return EXIT_STOPPED
+        print(f"the emulator received {written:,} events; written to {args.record}", flush=True)
+    return EXIT_OK
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, not {text!r}")
+    return port
+
+
+#: (flag, type, default, metavar, help) of a flag that takes a value
+_Valued = tuple[str, type, object, str, str]
+
+
+def _add_valued(group: Any, specs: Sequence[_Valued]) -> None:
+    for flag, kind, default, metavar, help_text in specs:
+        add_flag(group, flag, type=kind, default=default, metavar=metavar, help=help_text)
+
+
+def add(commands: Any) -> None:
+    from .._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Faults
+
+    emulator = commands.add_parser(
+        "emulator", help="serve a local Gameball emulator", epilog=EXIT_CODES
+    )
+    add_flag(emulator, "--host", default="127.0.0.1", help="the address to listen on")
+    add_flag(emulator, "--port", type=_port, default=8787, help="0 picks a free port")
+    add_flag(emulator, "--api-key", default=DEFAULT_API_KEY, help="the APIKey it accepts")
+    add_flag(emulator, "--secret-key", default=DEFAULT_SECRET_KEY, help="the SecretKey")
+    add_flag(emulator, "--high-security", action="store_true", help="require SecretKey on v4.0 too")
+    add_flag(
+        emulator,
+        "--record",
+        metavar="PATH",
+        help="on exit, write every event it received to this Parquet file (while it runs: "
+        "GET /_emulator/events with the APIKey header)",
+    )
+    limits = emulator.add_argument_group("rate limits per API key (0 lifts a limit)")
+    _add_valued(limits, [
+        ("--per-second", int, EVENTS_LIMITS.per_second, "N", "requests per second"),
+        ("--per-window", int, EVENTS_LIMITS.per_window, "N", "requests per window"),
+        ("--window", float, EVENTS_LIMITS.window, "SECONDS", "the window's length"),
+    ])  # fmt: skip
+    add_flag(
+        limits, "--retry-after", nargs="?", const=True, default=False, type=float,
+        metavar="SECONDS",
+        help="send Retry-After on 429: the real wait, or always SECONDS (as a gateway may)",
+    )  # fmt: skip
+    add_flag(
+        limits, "--background-rate", type=float, default=0.0, metavar="N",
+        help="another client of the key (a live shop): N events requests a second on "
+        "average, its 429s counted (0: none)",
+    )  # fmt: skip
+    faults = emulator.add_argument_group("fault injection (shares are 0 to 1)")
+    none = Faults()  # the defaults: no fault at all
+    _add_valued(faults, [
+        ("--latency", float, none.latency, "SECONDS", "added to every answer"),
+        ("--jitter", float, none.jitter, "SECONDS", "random extra latency, up to"),
+        ("--server-errors", float, none.server_errors, "SHARE",
+         "share of 500/503 before processing"),
+        ("--dropped-connections", float, none.dropped_connections, "SHARE",
+         "share of connections dropped before processing"),
+        ("--lost-responses", float, none.lost_responses, "SHARE",
+         "share processed whose answer is lost"),
+        ("--slow-reply", float, none.slow_reply, "SECONDS",
+         "how long a lost answer hangs (--lost-mode slow)"),
+        ("--arrival-delay", float, none.arrival_delay, "SECONDS",
+         "before a request is counted against the limits (one-way delay)"),
+        ("--arrival-jitter", float, none.arrival_jitter, "SECONDS",
+         "random extra arrival delay, up to"),
+        ("--seed", int, none.seed, "N", "seed of the faults' random draws"),
+    ])  # fmt: skip
+    add_flag(
+        faults, "--lost-mode", help="drop the connection or hang", choices=["drop", "slow"],
+        default=none.lost_mode,
+    )  # fmt: skip
+    _add_emulator_batch_flags(emulator)
+    _add_preview_flags(emulator)
+    emulator.set_defaults(run=run)
+
+
+def _add_emulator_batch_flags(emulator: argparse.ArgumentParser) -> None:
+    from .._emulator import BatchSettings
+
+    batch = emulator.add_argument_group("batch endpoints")
+    documented = BatchSettings()
+    _add_valued(batch, [
+        ("--batch-per-second", int, documented.per_second, "N", "job creations per second"),
+        ("--batch-per-window", int, documented.per_window, "N", "job creations per window"),
+        ("--batch-delay", float, documented.delay, "SECONDS", "how long a job takes to process"),
+        ("--batch-item-failures", float, documented.item_failures, "SHARE",
+         "share of items that fail, half with the transient 2001"),
+        ("--batch-job-failures", float, documented.job_failures, "SHARE",
+         "share of jobs that fail as a whole"),
+        ("--lost-jobs", float, documented.lost_jobs, "SHARE", "share of jobs that never end"),
+    ])  # fmt: skip
+    add_flag(
+        batch, "--status-shape", choices=["tutorial", "openapi"], default=documented.status_shape,
+        help="which documented job status path and body to serve",
+    )  # fmt: skip
+
+
+def _add_preview_flags(emulator: argparse.ArgumentParser) -> None:
+    preview = emulator.add_argument_group("reward preview (POST .../events/reward-preview)")
+    add_flag(
+        preview,
+        "--campaigns",
+        metavar="FILE.json",
+        help="the campaigns and known event names it quotes from (see the README; e.g. "
+        "sample_data/campaigns.json); without it every event is EventNotFound",
+    )
+    add_flag(
+        preview,
+        "--customers",
+        metavar="ID,ID,...",
+        type=column_list,
+        help="customers that exist without a live event (others: 404 until their first)",
+    )
+    add_flag(
+        preview,
+        "--existing-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of customers that exist anyway, chosen by a hash of the id (1: every one)",
+    )
+    add_flag(
+        preview,
+        "--preview-per-second",
+        type=int,
+        default=PREVIEW_LIMITS.per_second,
+        metavar="N",
+        help="previews per second (0 lifts it)",
+    )
+    add_flag(
+        preview,
+        "--preview-per-window",
+        type=int,
+        default=PREVIEW_LIMITS.per_window,
+        metavar="N",
+        help="previews per window (0 lifts it)",
+    )

@@ -1,0 +1,163 @@
+"""``gb-backfill send``: a file's rows to Gameball (or, with ``--dry-run``, the plan)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import _gameball as gameball
+from .._errors import ChangedRowsError, GameballError, Mention, Terms
+from .._options import PlanPathOptions, SendPathOptions
+from .._reports.send import SendPlan, SendReport
+from .._sender import aplan_path, asend_path
+from .._stops import AuthenticationError, Interrupted, RunStopped
+from .._sync import run_sync
+from .flags import Flags, add_flag, add_options, keywords
+from .shared import (
+    EXIT_CODES,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    INPUT,
+    until_terminated,
+)
+
+__all__: list[str] = []
+
+
+def add(commands: Any) -> None:
+    send = commands.add_parser(
+        "send", help="send a CSV or Parquet file's rows to Gameball", epilog=EXIT_CODES
+    )
+    send.add_argument("input", help=INPUT)
+    made = add_options(send, PlanPathOptions)
+    add_flag(send, "--dry-run", action="store_true",
+             help="send nothing: check and encode every row and print the plan")  # fmt: skip
+    send.set_defaults(run=run, flags=made)
+
+
+def run(args: argparse.Namespace) -> int:
+    made: Flags = args.flags
+    options = keywords(args, made)
+    failures = options.get("failures_path") or default_failures_path(args.input)
+    options["failures_path"] = failures
+    if args.dry_run:
+        return run_send(args.input, failures, options, dry_run=True, terms=made.terms)
+    if options["base_url"].rstrip("/") == gameball.BASE_URL:
+        print(
+            f"gb-backfill: sending to {gameball.BASE_URL}. {gameball.HISTORY_WARNING}",
+            file=sys.stderr,
+        )
+    return run_send(args.input, failures, options, terms=made.terms)
+
+
+def default_failures_path(input_path: str) -> str:
+    """The failures file of an input when none is named: its full name (``export.csv`` and
+    ``export.parquet`` are two inputs) + ``.failures.parquet``, in the working directory."""
+    name = Path(input_path.rstrip("/")).name or "input"
+    return re.sub(r"[*?\[\]]", "_", name) + ".failures.parquet"
+
+
+async def _send(
+    input_path: str, failures: str, options: dict[str, Any], *, dry_run: bool,
+    terminated: list[bool], started: float,
+) -> SendReport | SendPlan | None:  # fmt: skip
+    """The send (or its plan); None when SIGTERM stopped it before it started (after saying
+    so)."""
+    try:
+        if dry_run:
+            planned = {k: v for k, v in options.items() if k in _PLAN_KEYWORDS}
+            return await until_terminated(aplan_path(input_path, **planned), terminated)
+        sending = {k: v for k, v in options.items() if k in _SEND_KEYWORDS}
+        return await until_terminated(asend_path(input_path, **sending), terminated)
+    except asyncio.CancelledError:
+        if not terminated:
+            raise  # Ctrl-C before the run started: asyncio.run turns it into KeyboardInterrupt
+        where = where_rows_are(failures, options.get("ledger"), None, started)
+        print(f"gb-backfill: terminated; {where}", file=sys.stderr)
+        return None
+
+
+_SEND_KEYWORDS = {option.name for option in SendPathOptions.__dataclass_fields__.values()}
+_PLAN_KEYWORDS = {option.name for option in PlanPathOptions.__dataclass_fields__.values()}
+
+
+def run_send(
+    input_path: str, failures: str, options: dict[str, Any], *, dry_run: bool = False,
+    terms: Terms = Mention.in_python,
+) -> int:  # fmt: skip
+    """Send (or plan) ``input_path`` with ``options`` (the Python API's keywords), print what
+    came of it (options named in ``terms``), and return the exit code."""
+    terminated: list[bool] = []
+    ledger = options.get("ledger")
+    started = time.time()
+    try:
+        report = run_sync(_send(input_path, failures, options, dry_run=dry_run,
+                                terminated=terminated, started=started))  # fmt: skip
+    except Interrupted as stopped:
+        word = "terminated" if terminated else "interrupted"
+        where = where_rows_are(failures, ledger, stopped.report, started)
+        print(f"gb-backfill: {word}; {stopped.report!r}; {where}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        where = where_rows_are(failures, ledger, None, started)
+        print(f"gb-backfill: interrupted; {where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ChangedRowsError as error:
+        print(f"gb-backfill: nothing was sent: {error.in_terms(terms)}", file=sys.stderr)
+        print(error.examples, file=sys.stderr)
+        return EXIT_USAGE
+    except RunStopped as stopped:
+        text = stopped.in_terms(terms).splitlines()[0] if str(stopped) else ""
+        counts = f"{stopped.report!r}; {where_rows_are(failures, ledger, stopped.report)}"
+        print(f"gb-backfill: the run stopped: {text}; {counts}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(stopped, AuthenticationError) else EXIT_STOPPED
+    except GameballError:
+        raise  # refused before anything was sent: a usage error
+    except Exception as error:  # before the run started: a file that cannot be read, a bug
+        text = str(error).splitlines()[0] if str(error) else ""
+        where = where_rows_are(failures, ledger, None, started)
+        print(f"gb-backfill: the run stopped: {type(error).__name__}: {text}; {where}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_STOPPED
+    if report is None:
+        return EXIT_TERMINATED
+    print(report.summary())
+    # A plan's rows it would not send make it incomplete, as a live run's.
+    return EXIT_OK if report.ok else EXIT_INCOMPLETE
+
+
+def where_rows_are(
+    failures: str, ledger: str | None, report: object | None, started: float | None = None
+) -> str:
+    """Where the rows not sent are, as the files on disk say (never a file that was not
+    written): the failures file, or the parts written so far, or the ledger. ``started``: when
+    the command started (a failures file written since is this run's)."""
+    if isinstance(report, SendReport) and report.failures_path is not None:
+        return f"rows not sent are in {report.failures_path}"
+    target = Path(failures)
+    parts = target.with_name(target.name + ".parts")
+    if report is None and not parts.exists():
+        # The parts folder is made when the run starts, and goes once the file is merged: a
+        # second signal may stop the run between the merge and its report.
+        if started is not None and target.exists() and target.stat().st_mtime >= started:
+            return f"rows not sent are in {failures}"
+        return "nothing was sent: the run had not started"
+    if any(parts.glob("part-*.parquet")):
+        where = (
+            f"the failures file {failures} was not written; the rows not sent found so far "
+            f"are in {parts}/ (pd.read_parquet reads the folder)"
+        )
+    else:
+        where = f"the failures file {failures} was not written"
+    if ledger:
+        where += f"; the ledger {ledger} knows every row sent or in flight: run again with it"
+    return where

@@ -1,0 +1,47 @@
+"""``gb-backfill status``: what a ledger knows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .._errors import ConfigError
+from .._settle import ledger_status
+from .flags import add_flag
+from .shared import EXIT_CODES, EXIT_OK
+
+__all__: list[str] = []
+
+
+def add(commands: Any) -> None:
+    status = commands.add_parser(
+        "status",
+        help="what a ledger knows: counts, and the rows whose outcome is unknown",
+        epilog=EXIT_CODES,
+    )
+    add_flag(status, "--ledger", required=True, metavar="PATH", help="the ledger a send kept")
+    add_flag(status, "--all", action="store_true", help="list every unknown row")
+    add_flag(status, "--json", metavar="PATH",
+             help="also write the counts and every unknown row as JSON")  # fmt: skip
+    status.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = ledger_status(args.ledger)
+    print(report.summary(limit=None if args.all else 20))
+    if args.json:
+        _write_json(args.json, report.to_dict())
+        print(f"  the ledger's counts and unknown rows are in {args.json}")
+    return EXIT_OK
+
+
+def _write_json(path: str, data: object) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, allow_nan=False, default=str)
+            out.write("\n")
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write {path} ({error.strerror or error}); give another --json PATH"
+        ) from None
