@@ -61,7 +61,10 @@ def unknown_keyword(function: str, keyword: str, known: list[str]) -> ConfigErro
             option=keyword, function=function, keyword=keyword, moved=MOVED[keyword],
         )  # fmt: skip
     near = difflib.get_close_matches(keyword, known, n=1)
-    hint = "did you mean {" + near[0] + "=}?" if near else "the keywords are {known}"
+    if near:
+        hint = "did you mean {" + near[0] + "=}?"
+    else:
+        hint = "the keywords are {known}" if known else "it takes none"
     return ConfigError(
         "{function}() got an unknown keyword {keyword}=; " + hint,
         option=keyword, function=function, keyword=keyword, known=", ".join(known),

@@ -54,6 +54,8 @@ class Flags:
     def __init__(self) -> None:
         self.of: dict[str, tuple[str, bool]] = {}
         self.declared: list[Field[Any]] = []
+        #: the groups of flags made, by :data:`GROUPS`' names (a command adds its own to them)
+        self.groups: dict[str, Any] = {}
 
     def terms(self, mention: Mention) -> str:
         """An option named in a message, as this command's flag (the keyword when it has
@@ -85,7 +87,7 @@ def add_options(
 ) -> Flags:
     """A flag for each option of ``declaration`` that has one (help as ``face`` says it)."""
     made = Flags()
-    groups: dict[str, Any] = {}
+    groups = made.groups
     exclusive: dict[str, Any] = {}
     options = [o for o in fields(declaration) if about_of(o).group and o.name not in skip]
     for name in GROUPS:

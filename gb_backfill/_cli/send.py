@@ -39,7 +39,7 @@ def add(commands: Any) -> None:
     )
     send.add_argument("input", help=INPUT)
     made = add_options(send, PlanPathOptions)
-    add_flag(send, "--dry-run", action="store_true",
+    add_flag(made.groups["batch"], "--dry-run", action="store_true",
              help="send nothing: check and encode every row and print the plan")  # fmt: skip
     send.set_defaults(run=run, flags=made)
 
