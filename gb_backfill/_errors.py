@@ -170,7 +170,10 @@ class ChangedRowsError(LedgerError):
     (a DataFrame) shows a few with the columns that differ; ``resend_changed=True``
     (``--resend-changed``) sends them anyway."""
 
-    def __init__(self, message: str, *, rows: int, examples: object) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, rows: int, examples: object, option: str | None = None,
+        **values: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(message, option=option, **values)
         self.rows = rows
         self.examples = examples

@@ -68,7 +68,7 @@ def test_the_same_rows_as_csv_after_parquet_are_refused_before_anything_is_sent(
     assert len(gameball.bodies) == len(df), "nothing more was sent"
     error = refused.value
     assert error.rows == len(df)
-    assert "--resend-changed" in str(error)
+    assert "resend_changed=True" in str(error)
     assert "occurred_at" in str(error), "the columns that differ are named"
     assert len(error.examples) == 5
     assert {"row", "customer_id", "event_name", "occurred_at"} <= set(error.examples.columns)
@@ -191,6 +191,7 @@ def test_the_cli_refuses_csv_after_parquet_with_exit_2_and_sends_with_the_flag(t
         assert len(emu.events()) == len(df), "0 rows twice"
         assert "nothing was sent" in err
         assert "--resend-changed" in err
+        assert "resend_changed=" not in err, "the command line names its flag, not the keyword"
         assert main(["send", str(tmp_path / "export.csv"), *common, "--dry-run"]) == 1
         assert f"changed: {len(df):,} rows" in capsys.readouterr().out
         assert main(["send", str(tmp_path / "export.csv"), *common, "--resend-changed"]) == 0

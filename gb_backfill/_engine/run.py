@@ -271,7 +271,9 @@ async def refuse_changed_rows(
     finally:
         scanner.close()
     if changed.count:
-        raise ChangedRowsError(changed.message(), rows=changed.count, examples=changed.frame())
+        template, values = changed.message()
+        raise ChangedRowsError(template, rows=changed.count, examples=changed.frame(),
+                               option="resend_changed", **values)  # fmt: skip
 
 
 async def find_folds(read: Reader, settings: Settings, columns: Sequence[Hashable]) -> Folds | None:

@@ -341,15 +341,17 @@ class ChangedRows:
         """A few of the rows, with their customer, event and the columns that differ."""
         return pd.DataFrame(self.examples)
 
-    def message(self) -> str:
-        columns = ", ".join(self.columns)
-        return (
-            f"{self.count:,} rows look like rows an earlier run with this ledger sent, written "
-            f"differently ({columns}): the same customer, event and values, but as text, or "
+    def message(self) -> tuple[str, dict[str, object]]:
+        """The refusal: a template naming ``resend_changed=`` (as each face names it), and its
+        values."""
+        template = (
+            "{count:,} rows look like rows an earlier run with this ledger sent, written "
+            "differently ({columns}): the same customer, event and values, but as text, or "
             "empty where they were missing. Sending them would award them twice. Nothing "
             "was sent: drop them from the input (the examples below show which), or send them "
-            "anyway with --resend-changed (resend_changed=True)."
+            "anyway with {resend_changed=True}."
         )
+        return template, {"count": self.count, "columns": ", ".join(self.columns)}
 
 
 _SHOWN = 5  # example rows a refusal shows
