@@ -433,7 +433,7 @@ def _add_preview_flags(emulator: argparse.ArgumentParser) -> None:
     preview.add_argument(
         "--campaigns",
         metavar="FILE.json",
-        help="the campaigns and known event names it quotes from (see the README; e.g. "
+        help="the campaigns and known event names it quotes from (see docs/reference.md; e.g. "
         "sample_data/campaigns.json); without it every event is EventNotFound",
     )
     preview.add_argument(
