@@ -37,6 +37,7 @@ from ._config import (
     MAPPING_KEYWORDS,
     PREVIEW_LIMITS,
     SECRET_KEY_ENV,
+    STATUS_LIMITS,
     RateLimits,
     RetryPolicy,
 )
@@ -212,9 +213,6 @@ def _emulator_from(args: argparse.Namespace) -> Any:
     # Every Faults field has a flag of the same name.
     faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
     batch = BatchSettings(
-        per_second=args.batch_per_second,
-        per_window=args.batch_per_window,
-        window=args.window,
         status_shape=args.status_shape,
         delay=args.batch_delay,
         item_failures=args.batch_item_failures,
@@ -228,9 +226,15 @@ def _emulator_from(args: argparse.Namespace) -> Any:
         api_key=args.api_key,
         secret_key=args.secret_key,
         high_security=args.high_security,
-        per_second=args.per_second,
-        per_window=args.per_window,
-        window=args.window,
+        # One RateLimits per endpoint; --window is every endpoint's long window.
+        limits=RateLimits(per_second=args.per_second, per_window=args.per_window,
+                          window=args.window),
+        batch_limits=RateLimits(per_second=args.batch_per_second,
+                                per_window=args.batch_per_window, window=args.window),
+        status_limits=RateLimits(per_second=args.status_per_second,
+                                 per_window=args.status_per_window, window=args.window),
+        preview_limits=RateLimits(per_second=args.preview_per_second,
+                                  per_window=args.preview_per_window, window=args.window),
         retry_after=args.retry_after,
         background_rate=args.background_rate,
         faults=faults,
@@ -238,12 +242,7 @@ def _emulator_from(args: argparse.Namespace) -> Any:
         campaigns=Campaigns.from_json(args.campaigns) if args.campaigns else Campaigns(),
         customers=args.customers or (),
         existing_share=args.existing_share,
-        preview_limits=RateLimits(
-            per_second=args.preview_per_second,
-            per_window=args.preview_per_window,
-            window=args.window,
-        ),
-    )
+    )  # fmt: skip
 
 
 async def _serve(emulator: Any, args: argparse.Namespace) -> None:
@@ -413,8 +412,10 @@ def _add_emulator_batch_flags(emulator: argparse.ArgumentParser) -> None:
     batch = emulator.add_argument_group("batch endpoints")
     documented = BatchSettings()
     _add_valued(batch, [
-        ("--batch-per-second", int, documented.per_second, "N", "job creations per second"),
-        ("--batch-per-window", int, documented.per_window, "N", "job creations per window"),
+        ("--batch-per-second", int, BATCH_LIMITS.per_second, "N", "job creations per second"),
+        ("--batch-per-window", int, BATCH_LIMITS.per_window, "N", "job creations per window"),
+        ("--status-per-second", int, STATUS_LIMITS.per_second, "N", "job status reads per second"),
+        ("--status-per-window", int, STATUS_LIMITS.per_window, "N", "job status reads per window"),
         ("--batch-delay", float, documented.delay, "SECONDS", "how long a job takes to process"),
         ("--batch-item-failures", float, documented.item_failures, "SHARE",
          "share of items that fail, half with the transient 2001"),
@@ -433,7 +434,7 @@ def _add_preview_flags(emulator: argparse.ArgumentParser) -> None:
     preview.add_argument(
         "--campaigns",
         metavar="FILE.json",
-        help="the campaigns and known event names it quotes from (see the README; e.g. "
+        help="the campaigns and known event names it quotes from (see docs/reference.md; e.g. "
         "sample_data/campaigns.json); without it every event is EventNotFound",
     )
     preview.add_argument(
@@ -1027,17 +1028,12 @@ def _demo_emulator(fast: bool) -> Any:
     from ._emulator import BatchSettings, Campaigns, Emulator, Faults
 
     faults = Faults(latency=0.03, jitter=0.02, server_errors=0.02, lost_responses=0.002, seed=7)
-    limits = RateLimits.unlimited() if fast else EVENTS_LIMITS
-    batch_limits = RateLimits.unlimited() if fast else BATCH_LIMITS
+    lifted = RateLimits.unlimited()
     return Emulator(
         faults=faults,
-        per_second=limits.per_second,
-        per_window=limits.per_window,
-        batch=BatchSettings(
-            per_second=batch_limits.per_second,
-            per_window=batch_limits.per_window,
-            delay=0.02 if fast else BatchSettings().delay,
-        ),
+        limits=lifted if fast else EVENTS_LIMITS,
+        batch_limits=lifted if fast else BATCH_LIMITS,
+        batch=BatchSettings(delay=0.02 if fast else BatchSettings().delay),
         campaigns=Campaigns.from_json(sample_data_path().parent / "campaigns.json"),
         existing_share=0.7,
         preview_limits=RateLimits.unlimited() if fast else PREVIEW_LIMITS,

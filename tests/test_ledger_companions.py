@@ -19,7 +19,7 @@ import time
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator, LedgerError, send, send_path
+from gb_backfill import Emulator, LedgerError, RateLimits, send, send_path
 from gb_backfill._cli import main
 from gb_backfill._store.ledger import Ledger
 
@@ -93,7 +93,7 @@ def test_a_killed_runs_ledger_copied_alone_is_refused_naming_what_to_copy(tmp_pa
     source = tmp_path / "in.csv"
     frame(400).to_csv(source, index=False)
     path = tmp_path / "run.ledger"
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         command = [
             sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url",
             emu.base_url, "--ledger", str(path), "--rate", "100", "--quota", "0",
