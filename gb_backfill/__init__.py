@@ -9,7 +9,8 @@ Importing the package registers the ``df.gameball`` accessor::
 
 What sends and previews (httpx, asyncio, the ledger, the lanes) and the emulator (aiohttp) are
 imported when one of their names is first used, so ``import gb_backfill`` costs little beyond
-pandas (``bench/bench_startup.py`` measures it).
+pandas (``bench/bench_startup.py`` measures it). aiohttp is the ``emulator`` extra: without it
+everything but the emulator works.
 """
 
 from __future__ import annotations

@@ -49,17 +49,12 @@ def demo_emulator(*, fast: bool) -> Emulator:
     from ._emulator import BatchSettings, Campaigns, Emulator, Faults
 
     faults = Faults(latency=0.03, jitter=0.02, server_errors=0.02, lost_responses=0.002, seed=7)
-    limits = RateLimits.unlimited() if fast else EVENTS_LIMITS
-    batch_limits = RateLimits.unlimited() if fast else BATCH_LIMITS
+    lifted = RateLimits.unlimited()
     return Emulator(
         faults=faults,
-        per_second=limits.per_second,
-        per_window=limits.per_window,
-        batch=BatchSettings(
-            per_second=batch_limits.per_second,
-            per_window=batch_limits.per_window,
-            delay=0.02 if fast else BatchSettings().delay,
-        ),
+        limits=lifted if fast else EVENTS_LIMITS,
+        batch_limits=lifted if fast else BATCH_LIMITS,
+        batch=BatchSettings(delay=0.02 if fast else BatchSettings().delay),
         campaigns=Campaigns.from_json(sample_data_path().parent / "campaigns.json"),
         existing_share=0.7,
         preview_limits=RateLimits.unlimited() if fast else PREVIEW_LIMITS,

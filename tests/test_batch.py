@@ -32,10 +32,14 @@ def history(rows=3000, customers=1200, seed=0):
 
 
 def lifted(**options):
-    """The emulator's batch endpoints without rate limits (the client lifts its own too)."""
-    return BatchSettings(
-        per_second=0, per_window=0, status_per_second=0, status_per_window=0, **options
-    )
+    """The emulator's batch endpoints without rate limits (the client lifts its own too), as
+    the emulator's keywords."""
+    unlimited = RateLimits.unlimited()
+    return {
+        "batch": BatchSettings(**options),
+        "batch_limits": unlimited,
+        "status_limits": unlimited,
+    }
 
 
 def batch_send(emu, df, **options):
@@ -61,7 +65,7 @@ def arrivals(emu):
 def test_batch_mode_delivers_every_valid_row_once_in_customer_order(shape):
     df = history(1500, 600)
     df.loc[[5, 50], "customerId"] = ""
-    with Emulator(batch=lifted(status_shape=shape, delay=0.02)) as emu:
+    with Emulator(**lifted(status_shape=shape, delay=0.02)) as emu:
         report = batch_send(emu, df)
         events = emu.events()
         counters = emu.counters
@@ -80,7 +84,7 @@ def test_batch_mode_delivers_every_valid_row_once_in_customer_order(shape):
 def test_item_failures_land_in_the_failures_file_with_their_reasons(shape, tmp_path):
     df = history(600, 300, seed=1)
     batch = lifted(status_shape=shape, delay=0.01, item_failures=0.2, seed=3)
-    with Emulator(batch=batch) as emu:
+    with Emulator(**batch) as emu:
         report = batch_send(emu, df, failures_path=tmp_path / "f.parquet")
         counts = arrivals(emu)
     failures = read_failures(tmp_path / "f.parquet")
@@ -96,7 +100,7 @@ def test_item_failures_land_in_the_failures_file_with_their_reasons(shape, tmp_p
 def test_a_lost_or_failed_job_leaves_its_rows_unknown(fault, tmp_path):
     df = history(300, 300, seed=2).assign(customerId=lambda d: [f"u{n}" for n in range(len(d))])
     batch = lifted(delay=0.01, **{fault: 1.0})
-    with Emulator(batch=batch) as emu:
+    with Emulator(**batch) as emu:
         report = batch_send(emu, df, job_timeout=0.5, failures_path=tmp_path / "f.parquet")
     assert report.unknown == len(df)
     assert report.sent == 0
@@ -108,7 +112,7 @@ def test_rows_a_batch_item_cannot_carry_take_the_events_lane_in_the_same_run():
     df = history(400, 50, seed=4)
     df["email"] = np.where(df["seq"] % 7 == 0, "a@b.co", None)
     df["sessionToken"] = np.where(df["seq"] % 11 == 0, "tok.x", None)
-    with Emulator(batch=lifted(delay=0.01)) as emu:
+    with Emulator(**lifted(delay=0.01)) as emu:
         report = batch_send(emu, df)
         events = emu.events()
     assert report.sent == len(df)
@@ -123,7 +127,7 @@ def test_rows_a_batch_item_cannot_carry_take_the_events_lane_in_the_same_run():
 
 def test_without_customer_order_a_customer_rides_several_jobs_but_never_twice_in_one():
     df = pd.DataFrame({"customerId": "busy", "eventName": "e", "seq": range(30)})
-    with Emulator(batch=lifted(delay=0.3)) as emu:
+    with Emulator(**lifted(delay=0.3)) as emu:
         started = time.monotonic()
         report = batch_send(emu, df, keep_order=False)
         elapsed = time.monotonic() - started
@@ -166,7 +170,7 @@ def crash_between_posting_and_result(tmp_path, *, rows, customers, delay):
     source = tmp_path / "in.parquet"
     df.to_parquet(source)
     ledger = tmp_path / "l"
-    with Emulator(batch=lifted(delay=delay)) as emu:
+    with Emulator(**lifted(delay=delay)) as emu:
         command = [
             sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url", emu.base_url,
             "--mode", "batch", "--ledger", str(ledger), "--no-progress", "--failures",
@@ -231,7 +235,7 @@ def test_a_job_refused_as_a_whole_is_split_until_the_bad_items_are_alone():
     df["note"] = "short"
     bad = [17, 230, 231]
     df.loc[bad, "note"] = "y" * 20_000  # Gameball refuses a job holding an item this large
-    with Emulator(batch=lifted(delay=0.02, max_item_bytes=10_000)) as emu:
+    with Emulator(**lifted(delay=0.02, max_item_bytes=10_000)) as emu:
         report = batch_send(emu, df)
         counts = arrivals(emu)
         refused = emu.counters["bad_request"]

@@ -176,7 +176,7 @@ def test_the_cli_refuses_csv_after_parquet_with_exit_2_and_sends_with_the_flag(t
     df = export()
     df.to_parquet(tmp_path / "export.parquet")
     df.sample(frac=1, random_state=1).to_csv(tmp_path / "export.csv", index=False)
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         common = [
             "--base-url", emu.base_url, "--api-key", emu.api_key, "--ledger",
             str(tmp_path / "l"), "--no-progress", "--customer-id", "customer_id",

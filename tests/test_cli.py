@@ -154,13 +154,13 @@ def test_without_a_terminal_a_summary_line_comes_every_few_seconds(tmp_path):
     import subprocess
     import sys
 
-    from gb_backfill import Emulator
+    from gb_backfill import Emulator, RateLimits
 
     source = tmp_path / "in.csv"
     pd.DataFrame({"customerId": [f"c{n}" for n in range(120)], "eventName": "e"}).to_csv(
         source, index=False
     )
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         done = subprocess.run(
             [sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url",
              emu.base_url, "--rate", "20", "--quota", "0", "--failures", str(tmp_path / "f.pq")],

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator, Faults, read_failures
+from gb_backfill import Emulator, Faults, RateLimits, read_failures
 from gb_backfill._cli import main
 
 BOUND = 60
@@ -56,7 +56,7 @@ def test_a_full_disk_mid_run_stops_it_loudly_and_the_resume_sends_nothing_twice(
     source = tmp_path / "in.parquet"
     df.to_parquet(source)
     ledger, failures = tmp_path / "l", tmp_path / "f.parquet"
-    with Emulator(per_second=0, per_window=0, faults=Faults(latency=0.01)) as emu:
+    with Emulator(limits=RateLimits.unlimited(), faults=Faults(latency=0.01)) as emu:
         command = cli(
             "send", source, "--base-url", emu.base_url, "--ledger", ledger, "--failures",
             failures, "--rate", "200", "--quota", "0", "--no-progress",

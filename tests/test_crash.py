@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator, Faults
+from gb_backfill import Emulator, Faults, RateLimits
 from gb_backfill._cli import main
 from gb_backfill._store.ledger import Ledger
 from tests.conftest import sigint_as_in_a_terminal
@@ -36,7 +36,7 @@ def kill_and_resume(tmp_path, capsys, *, rows, kills, batch_rows):
     failures = tmp_path / "failures.parquet"
     faults = Faults(latency=0.01, jitter=0.01, server_errors=0.05, lost_responses=0.01, seed=4)
     moments = random.Random(1234)
-    with Emulator(faults=faults, per_second=0, per_window=0) as emu:
+    with Emulator(faults=faults, limits=RateLimits.unlimited()) as emu:
         command = [
             sys.executable, "-m", "gb_backfill", "send", str(source),
             "--base-url", emu.base_url, "--ledger", str(ledger), "--failures", str(failures),
@@ -136,7 +136,8 @@ def test_kill_while_rows_wait_out_a_429_and_resume_sends_them(tmp_path):
     source = tmp_path / "input.csv"
     df = one_row_per_customer(rows, source)
     ledger = tmp_path / "run.ledger"
-    with Emulator(per_second=0, per_window=10, window=30, retry_after=True) as emu:
+    quota = RateLimits(per_second=0, per_window=10, window=30)
+    with Emulator(limits=quota, retry_after=True) as emu:
         command = [
             sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url", emu.base_url,
             "--ledger", str(ledger), "--failures", str(tmp_path / "failures.parquet"),
@@ -158,7 +159,7 @@ def test_kill_while_rows_wait_out_a_429_and_resume_sends_them(tmp_path):
             process.send_signal(signal.SIGKILL)
             process.wait()
         first = emu.events()
-        emu.per_window = 0  # the account's window has room again: the resume is not held
+        emu.limits = RateLimits.unlimited()  # the account's window has room again: no hold
         emu.reset()  # (a window keeps the limit it was opened with)
         resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         events = pd.concat([first, emu.events()])

@@ -73,7 +73,7 @@ def test_a_ledger_deleted_mid_run_is_refused_then_rebuilt_and_nothing_is_sent_tw
 ):
     df = orders(300, 150)
     ledger = tmp_path / "l"
-    with Emulator(per_second=0, per_window=0, faults=Faults(latency=0.02)) as emu:
+    with Emulator(limits=RateLimits.unlimited(), faults=Faults(latency=0.02)) as emu:
         error = delete_the_database_mid_run(emu, df, ledger)
         assert isinstance(error.__cause__, LedgerError), "raised from the ledger's error"
         assert "was deleted or replaced" in str(error)
@@ -104,7 +104,7 @@ def test_the_cli_refuses_a_missing_database_beside_its_journal_with_exit_2(tmp_p
     source = tmp_path / "in.parquet"
     orders(50, 20).to_parquet(source)
     ledger = tmp_path / "l"
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         run(emu, pd.read_parquet(source), ledger)
         (tmp_path / "l-intents").write_bytes(b"GBJ2\n")  # as a killed run leaves it
         ledger.unlink()

@@ -231,7 +231,7 @@ def test_a_resume_after_kill_9_with_nine_jobs_the_server_forgot_finishes_promptl
             str(tmp_path / "f.parquet"), "--row-key", "seq", "--any-order", "--batch-rate", "2",
         ]  # fmt: skip
 
-    slow_jobs = Emulator(batch=_lifted(delay=600))  # its jobs never end while we watch
+    slow_jobs = Emulator(**_lifted(delay=600))  # its jobs never end while we watch
     with slow_jobs as first:
         killed = subprocess.Popen(
             command(first),
@@ -247,7 +247,7 @@ def test_a_resume_after_kill_9_with_nine_jobs_the_server_forgot_finishes_promptl
     lost = first.counters["batch_jobs"]
     assert 9 <= lost < 12
     assert first.counters["batch_items_ok"] == 0, "nothing processed by the server that forgot"
-    with Emulator(batch=_lifted(delay=0.05)) as second:  # a new server: no job of the first
+    with Emulator(**_lifted(delay=0.05)) as second:  # a new server: no job of the first
         started = time.monotonic()
         resumed = subprocess.run(
             command(second),
@@ -269,8 +269,12 @@ def test_a_resume_after_kill_9_with_nine_jobs_the_server_forgot_finishes_promptl
 
 
 def _lifted(**options):
-    from gb_backfill import BatchSettings
+    """The emulator's batch endpoints without rate limits, as the emulator's keywords."""
+    from gb_backfill import BatchSettings, RateLimits
 
-    return BatchSettings(
-        per_second=0, per_window=0, status_per_second=0, status_per_window=0, **options
-    )
+    unlimited = RateLimits.unlimited()
+    return {
+        "batch": BatchSettings(**options),
+        "batch_limits": unlimited,
+        "status_limits": unlimited,
+    }

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 import gb_backfill
+from gb_backfill import RateLimits
 from gb_backfill._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Emulator, Faults
 
 V40 = "/api/v4.0/integrations/events"
@@ -116,7 +117,7 @@ def test_non_json_content_type_and_malformed_json(emu):
 
 
 def test_per_second_limit():
-    with Emulator(per_second=5, per_window=0, retry_after=True) as emu:
+    with Emulator(limits=RateLimits(per_second=5, per_window=0), retry_after=True) as emu:
         statuses = [post(emu).status_code for _ in range(7)]
         assert statuses == [200] * 5 + [429] * 2
         limited = post(emu)
@@ -127,9 +128,44 @@ def test_per_second_limit():
         assert emu.counters["rate_limited"] == 3
 
 
+def test_each_endpoint_keeps_its_own_rate_limits():
+    """One RateLimits per endpoint: events, job creation, status reads and the reward preview
+    each count against their own window (long windows, so the test does not race the clock)."""
+
+    def quota(n):
+        return RateLimits(per_second=0, per_window=n, window=600)
+
+    keys = {"APIKey": DEFAULT_API_KEY, "SecretKey": DEFAULT_SECRET_KEY}
+    job = {"body": [{"customerId": "c", "events": {"e": {}}}]}
+    quote = {"customerId": "c", "events": {"e": {}}}
+    with (
+        Emulator(
+            limits=quota(1), batch_limits=quota(2), status_limits=quota(3), preview_limits=quota(4),
+            customers=["c"],
+        ) as emu,
+        httpx.Client(base_url=emu.base_url, headers=keys, timeout=5) as client,
+    ):  # fmt: skip
+        asked = {
+            "events": lambda: client.post(V40, json=BODY),
+            "jobs": lambda: client.post("/api/v4.0/integrations/batch/events", json=job),
+            "status": lambda: client.get("/api/v4/integrations/batch/1"),
+            "preview": lambda: client.post(V40 + "/reward-preview", json=quote),
+        }
+        refused = {
+            name: [ask().status_code == 429 for _ in range(6)] for name, ask in asked.items()
+        }
+    assert refused == {
+        "events": [False] + [True] * 5,
+        "jobs": [False] * 2 + [True] * 4,
+        "status": [False] * 3 + [True] * 3,
+        "preview": [False] * 4 + [True] * 2,
+    }
+    assert emu.counters["rate_limited_status"] == 3
+
+
 def test_window_quota():
     """The 30-s quota, scaled down: 6 per 1.5 s while 100/s would allow more."""
-    with Emulator(per_second=100, per_window=6, window=1.5) as emu:
+    with Emulator(limits=RateLimits(per_second=100, per_window=6, window=1.5)) as emu:
         assert [post(emu).status_code for _ in range(8)] == [200] * 6 + [429] * 2
         assert "Retry-After" not in post(emu).headers
         time.sleep(1.6)
@@ -138,7 +174,7 @@ def test_window_quota():
 
 def test_a_fixed_retry_after_is_sent_whatever_the_wait():
     """As a gateway in front of an API may: Retry-After: 120 on a refusal of a 5/s limit."""
-    with Emulator(per_second=5, per_window=0, retry_after=120) as emu:
+    with Emulator(limits=RateLimits(per_second=5, per_window=0), retry_after=120) as emu:
         statuses = [post(emu) for _ in range(6)]
         assert [r.status_code for r in statuses] == [200] * 5 + [429]
         assert statuses[-1].headers["Retry-After"] == "120"
@@ -147,7 +183,7 @@ def test_a_fixed_retry_after_is_sent_whatever_the_wait():
 def test_a_background_client_shares_the_keys_limits_and_counts_its_refusals():
     """A live shop on the same key, at 40/s on average (Poisson): under a 50/s limit alone it
     is seldom refused; once another client takes the key's whole second, it is refused."""
-    with Emulator(per_second=50, per_window=0, background_rate=40.0) as emu:
+    with Emulator(limits=RateLimits(per_second=50, per_window=0), background_rate=40.0) as emu:
         deadline = time.monotonic() + 10
         while emu.counters["background_sent"] < 40 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -180,7 +216,7 @@ def test_the_cli_sets_a_fixed_retry_after_and_a_background_client():
 
 
 def test_limits_are_per_api_key():
-    with Emulator(per_second=1, per_window=0) as emu:
+    with Emulator(limits=RateLimits(per_second=1, per_window=0)) as emu:
         assert post(emu).status_code == 200
         assert post(emu, headers={"APIKey": "other"}).status_code == 401
         assert post(emu).status_code == 429
@@ -216,7 +252,7 @@ def test_an_arrival_delay_comes_before_the_limits_count_the_request():
     """A one-way network delay: the request reaches the rate limits late, so a refused one
     waits for it too (``latency`` only delays answers to requests already counted)."""
     faults = Faults(arrival_delay=0.2, arrival_jitter=0.1, seed=3)
-    with Emulator(per_second=1, per_window=0, faults=faults) as emu:
+    with Emulator(limits=RateLimits(per_second=1, per_window=0), faults=faults) as emu:
         answers = []
         for _ in range(2):
             start = time.perf_counter()
@@ -353,7 +389,9 @@ def test_the_cli_emulators_record_is_readable_from_outside(tmp_path):
     [
         lambda: Faults(server_errors=2.0),
         lambda: Faults(latency=-1),
-        lambda: Emulator(per_second=-1),
+        lambda: Emulator(limits=gb_backfill.RateLimits(per_second=-1)),
+        lambda: Emulator(limits=100),
+        lambda: Emulator(status_limits={"per_second": 10}),
         lambda: Emulator(retry_after=-5),
         lambda: Emulator(background_rate=-1.0),
         lambda: gb_backfill.BatchSettings(status_shape="xml"),

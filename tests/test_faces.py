@@ -228,7 +228,7 @@ def test_ctrl_c_in_a_plain_script_prints_one_line_then_the_interrupt_goes_on(tmp
 
     script, failures = tmp_path / "backfill.py", tmp_path / "failed.parquet"
     script.write_text(SCRIPT)
-    with gb.Emulator(per_second=0, per_window=0) as emu:
+    with gb.Emulator(limits=gb.RateLimits.unlimited()) as emu:
         process = subprocess.Popen(
             [sys.executable, str(script), emu.base_url, emu.api_key, str(failures)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

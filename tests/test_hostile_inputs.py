@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import gb_backfill
-from gb_backfill import Emulator, read_failures, send, validate
+from gb_backfill import Emulator, RateLimits, read_failures, send, validate
 from gb_backfill._cli import main
 
 D = decimal.Decimal
@@ -217,7 +217,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def emulator():
-    with Emulator(per_second=0, per_window=0) as running:
+    with Emulator(limits=RateLimits.unlimited()) as running:
         yield running
 
 

@@ -44,7 +44,7 @@ def arrivals(emulator):
 
 @pytest.fixture
 def emulator():
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         yield emu
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import gb_backfill
-from gb_backfill import Emulator, LedgerError, send
+from gb_backfill import Emulator, LedgerError, RateLimits, send
 from gb_backfill._cli import main
 from gb_backfill._store.ledger import Ledger
 
@@ -94,7 +94,7 @@ def test_a_killed_runs_ledger_copied_alone_is_refused_naming_what_to_copy(tmp_pa
     source = tmp_path / "in.csv"
     frame(400).to_csv(source, index=False)
     path = tmp_path / "run.ledger"
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         command = [
             sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url",
             emu.base_url, "--ledger", str(path), "--rate", "100", "--quota", "0",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import gb_backfill
-from gb_backfill import HISTORY_WARNING, BatchSettings, Emulator, RateLimits, SendPlan, asend, send
+from gb_backfill import HISTORY_WARNING, Emulator, RateLimits, SendPlan, asend, send
 from gb_backfill._cli import main
 from gb_backfill._engine.makespan import job_cycle
 from gb_backfill._engine.plan import minimum_seconds
@@ -80,8 +80,8 @@ def test_the_batch_items_are_those_a_live_run_posts(tmp_path):
         # In order, the events lane (limits lifted) would be the quicker for every customer.
         "keep_order": False,
     }
-    lifted = BatchSettings(per_second=0, per_window=0, status_per_second=0, status_per_window=0)
-    with Emulator(per_second=0, per_window=0, batch=lifted) as emu:
+    lifted = RateLimits.unlimited()
+    with Emulator(limits=lifted, batch_limits=lifted, status_limits=lifted) as emu:
         plan = gb_backfill.plan(
             df, base_url=emu.base_url, bodies_path=tmp_path / "b.jsonl", **options
         )

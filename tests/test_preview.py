@@ -375,7 +375,7 @@ def kept_files(folder):
 def test_a_ledger_is_only_read_and_rows_it_sent_are_left_out(tmp_path):
     df = backfill(rows=300)
     ledger = tmp_path / "backfill.ledger"
-    with emulator(preview_limits=RateLimits.unlimited(), per_second=0, per_window=0) as server:
+    with emulator(preview_limits=RateLimits.unlimited(), limits=RateLimits.unlimited()) as server:
         first = df.iloc[:120]
         gb.send(first, base_url=server.base_url, api_key=server.api_key, ledger=ledger,
                 limits=RateLimits.unlimited(), progress=False,

@@ -5,7 +5,7 @@ import re
 import pandas as pd
 
 import gb_backfill
-from gb_backfill import Emulator, send, validate
+from gb_backfill import Emulator, RateLimits, send, validate
 
 
 def cells(html):
@@ -35,7 +35,7 @@ def test_the_validation_report_renders_its_counts_and_failures_by_code():
 
 def test_the_send_report_and_the_plan_render_from_a_real_send(tmp_path):
     df = pd.DataFrame({"customerId": ["a", "b", ""], "eventName": "purchase", "amount": 1.5})
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         options = {"base_url": emu.base_url, "api_key": emu.api_key, "progress": False}
         plan = gb_backfill.plan(df, **options)
         report = send(df, failures_path=tmp_path / "f.parquet", **options)
@@ -53,7 +53,7 @@ def test_the_send_report_and_the_plan_render_from_a_real_send(tmp_path):
 
 
 def test_counts_are_plain_attributes_for_tab_completion():
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         report = send(
             pd.DataFrame({"customerId": ["a"], "eventName": "e"}),
             base_url=emu.base_url, api_key=emu.api_key, progress=False,
@@ -68,7 +68,8 @@ def test_report_plot_renders_a_png_from_a_real_send(tmp_path):
 
     matplotlib.use("Agg")
     df = pd.DataFrame({"customerId": [f"c{n}" for n in range(60)] + [""], "eventName": "e"})
-    with Emulator(per_second=20, per_window=0) as emu:  # lower than the client assumes
+    lower = RateLimits(per_second=20, per_window=0)  # lower than the client assumes
+    with Emulator(limits=lower) as emu:
         report = send(df, base_url=emu.base_url, api_key=emu.api_key, progress=False)
     timeline = report.timeline
     assert timeline is not None

@@ -149,7 +149,7 @@ def test_a_surprise_while_a_request_is_out_leaves_its_row_unknown_not_lost():
 
 
 def slow_emulator():
-    return Emulator(per_second=0, per_window=0, faults=gb_backfill.Faults(latency=0.02))
+    return Emulator(limits=RateLimits.unlimited(), faults=gb_backfill.Faults(latency=0.02))
 
 
 def run(emu, df, ledger, **options):
@@ -242,7 +242,7 @@ def test_a_deleted_database_is_noticed(tmp_path):
 def test_a_wrong_key_then_the_right_one_sends_every_row(tmp_path):
     df = orders(120)
     ledger = tmp_path / "l"
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         with pytest.raises(AuthenticationError):
             send(df, base_url=emu.base_url, api_key="wrong", progress=False, ledger=ledger)
         fixed = run(emu, df, ledger)
@@ -256,7 +256,7 @@ def test_a_wrong_key_then_the_right_one_sends_every_row(tmp_path):
 def test_a_wrong_url_stops_early_and_the_fixed_rerun_sends_every_row(broken, tmp_path):
     df = orders(200)
     ledger = tmp_path / "l"
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         if broken == "wrong-path":
             url = emu.base_url + "/wrong"
         else:
@@ -371,7 +371,7 @@ def test_plain_http_ignores_the_environments_proxy(monkeypatch):
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     try:
-        with Emulator(per_second=0, per_window=0) as emu:
+        with Emulator(limits=RateLimits.unlimited()) as emu:
             report = send(orders(5), base_url=emu.base_url, api_key=emu.api_key, progress=False)
             assert report.sent == 5
             assert len(emu.events()) == 5
@@ -427,7 +427,7 @@ def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(sta
             yield frame.iloc[start : start + 40]
 
     ledger, failures = tmp_path / "ledger.db", tmp_path / "failed.parquet"
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         options = {
             "base_url": emu.base_url, "api_key": emu.api_key, "progress": False, "ledger": ledger,
             "failures_path": failures,

@@ -54,7 +54,7 @@ def test_faults_every_row_accounted_for_and_sent_rows_arrive_once(tmp_path):
         lost_responses=0.03,
         seed=11,
     )
-    with Emulator(faults=faults, per_second=0, per_window=0) as emu:
+    with Emulator(faults=faults, limits=RateLimits.unlimited()) as emu:
         report = send(
             df,
             base_url=emu.base_url,
@@ -86,7 +86,7 @@ def test_faults_every_row_accounted_for_and_sent_rows_arrive_once(tmp_path):
 def test_slow_replies_end_unknown_and_are_not_resent():
     df = frame(30, 30, seed=2)
     faults = Faults(lost_responses=0.2, lost_mode="slow", slow_reply=3.0, seed=5)
-    with Emulator(faults=faults, per_second=0, per_window=0) as emu:
+    with Emulator(faults=faults, limits=RateLimits.unlimited()) as emu:
         report = send(
             df,
             base_url=emu.base_url,
@@ -117,7 +117,7 @@ def test_wrong_key_stops_the_run_at_once():
 def test_the_documented_windows_scaled_down_give_no_429():
     """Both windows at once, scaled to seconds: the client keeps them exactly."""
     df = frame(90, 40, seed=3)
-    with Emulator(per_second=20, per_window=40, window=1.5) as emu:
+    with Emulator(limits=RateLimits(per_second=20, per_window=40, window=1.5)) as emu:
         limits = RateLimits(per_second=20, per_window=40, window=1.5)
         report = send(df, base_url=emu.base_url, api_key=emu.api_key, limits=limits, progress=False)
         assert emu.counters["rate_limited"] == 0
@@ -141,7 +141,7 @@ def test_back_to_back_runs_wait_for_the_window_then_keep_the_limits():
     limits = RateLimits(per_second=100, per_window=600, window=15.0)
     retry = RetryPolicy(wait_initial=0.05, wait_jitter=0.05)
     options = {"limits": limits, "retry": retry, "progress": False}
-    with Emulator(per_second=100, per_window=600, window=15.0) as emu:
+    with Emulator(limits=RateLimits(per_second=100, per_window=600, window=15.0)) as emu:
         where = {"base_url": emu.base_url, "api_key": emu.api_key}
         a = send(distinct_frame(570, "a"), **where, **options)
         b = send(distinct_frame(600, "b"), **where, **options)
@@ -211,7 +211,7 @@ def test_requests_held_back_at_the_start_do_not_overfill_the_next_window():
                 limits=limits, progress=False, client=client,
             )  # fmt: skip
 
-    with Emulator(per_second=100, per_window=40, window=2.0) as emu:
+    with Emulator(limits=RateLimits(per_second=100, per_window=40, window=2.0)) as emu:
         report = asyncio.run(held_back_send(emu))
         refused = emu.counters["rate_limited"]
     assert report.sent == 100
@@ -225,7 +225,7 @@ def test_2001_from_a_second_client_is_retried():
     import httpx
 
     df = pd.DataFrame({"customerId": ["shared"] * 3, "eventName": ["e"] * 3, "n": [1, 2, 3]})
-    with Emulator(faults=Faults(latency=0.3), per_second=0, per_window=0) as emu:
+    with Emulator(faults=Faults(latency=0.3), limits=RateLimits.unlimited()) as emu:
         done = threading.Event()
 
         def other_client():
@@ -264,7 +264,7 @@ def test_cli_send_exit_codes(tmp_path, capsys):
     path = tmp_path / "in.parquet"
     df.to_parquet(path)
     failures = tmp_path / "f.parquet"
-    with Emulator(per_second=0, per_window=0) as emu:
+    with Emulator(limits=RateLimits.unlimited()) as emu:
         args = ["send", str(path), "--base-url", emu.base_url, "--no-progress", "--rate", "0"]
         code = main([*args, "--api-key", emu.api_key, "--failures", str(failures)])
         assert code == 1
@@ -382,7 +382,7 @@ def test_a_lower_per_second_limit_is_kept_end_to_end():
     two windows after the first: tests/test_sender.py checks it on a fake clock, where a run
     can be long; here, with windows scaled to 2 s, any advice given must name about 10/s.)"""
     limits = RateLimits(per_second=100, per_window=1200, window=2.0)
-    with Emulator(per_second=10, per_window=0) as emu:
+    with Emulator(limits=RateLimits(per_second=10, per_window=0)) as emu:
         report = send(
             pd.DataFrame({"customerId": [f"c{n}" for n in range(120)], "eventName": "e"}),
             base_url=emu.base_url, api_key=emu.api_key, progress=False, limits=limits,

@@ -747,7 +747,7 @@ def test_a_lower_real_limit_is_found_and_reported():
     the limits it settled on."""
     limits = RateLimits(per_second=100, per_window=200, window=2.0)
     retry = RetryPolicy(wait_initial=0.05, wait_jitter=0.05)
-    with Emulator(per_second=100, per_window=20, window=2.0) as emu:
+    with Emulator(limits=RateLimits(per_second=100, per_window=20, window=2.0)) as emu:
         report = send(
             pd.DataFrame({"customerId": [f"c{n}" for n in range(130)], "eventName": "e"}),
             base_url=emu.base_url, api_key=emu.api_key, limits=limits, retry=retry,

@@ -115,7 +115,7 @@ def test_the_cli_sends_an_export_and_its_failures_file_once(tmp_path, capsys):
     _, failures = stopped_run(df, shop, tmp_path, stop_at=12)
     both = tmp_path / "both.parquet"
     pd.concat([df, pd.read_parquet(failures)], ignore_index=True).to_parquet(both)
-    with gb.Emulator(per_second=0, per_window=0) as emu:
+    with gb.Emulator(limits=gb.RateLimits.unlimited()) as emu:
         code = main(
             ["send", str(both), "--base-url", emu.base_url, "--api-key", emu.api_key,
              "--ledger", str(tmp_path / "l"), "--failures", str(tmp_path / "f2.parquet"),
@@ -159,7 +159,7 @@ def test_the_cli_sends_a_bulk_edited_failures_file_without_its_unknown_rows(tmp_
     fixed = pd.read_parquet(tmp_path / "f.parquet")
     fixed["eventName"] = fixed["eventName"].str.strip().str.lower()
     fixed.to_parquet(tmp_path / "fixed.parquet")
-    with gb.Emulator(per_second=0, per_window=0) as emu:
+    with gb.Emulator(limits=gb.RateLimits.unlimited()) as emu:
         code = main(
             ["send", str(tmp_path / "fixed.parquet"), "--base-url", emu.base_url, "--api-key",
              emu.api_key, "--ledger", str(tmp_path / "l"), "--no-progress", "--rate", "0",
@@ -277,7 +277,7 @@ def test_a_value_that_failed_dtype_is_kept_as_text_and_arrives_as_fixed(tmp_path
     path = tmp_path / "in.csv"
     path.write_text('customerId,eventName,amount\nc1,buy,12.50\nc2,buy,"1,299.50"\nc3,buy,7\n')
     failures = tmp_path / "in.csv.failures.parquet"
-    with gb.Emulator(per_second=0, per_window=0) as emu:
+    with gb.Emulator(limits=gb.RateLimits.unlimited()) as emu:
         cli = ["--base-url", emu.base_url, "--api-key", emu.api_key, "--no-progress",
                "--rate", "0", "--ledger", str(tmp_path / "l")]  # fmt: skip
         assert main(["send", str(path), "--dtype", "amount=float", "--failures",
@@ -434,7 +434,7 @@ def test_the_dry_run_equals_the_live_run_on_a_ledger_in_every_state(tmp_path):
 
 def test_the_preview_quotes_what_the_live_run_sends(tmp_path):
     again = ledger_of_every_state(tmp_path)
-    with gb.Emulator(per_second=0, per_window=0, existing_share=1.0) as emu:
+    with gb.Emulator(limits=gb.RateLimits.unlimited(), existing_share=1.0) as emu:
         estimate = gb.preview(
             again, base_url=emu.base_url, api_key=emu.api_key, ledger=tmp_path / "l",
             sample=200, progress=False,
@@ -499,7 +499,7 @@ def test_settling_every_unknown_row_as_arrived_makes_the_cli_exit_0(tmp_path, ca
     ledger = str(tmp_path / "l")
     send_path(path, **options(Shop({1: "timeout", 4: "timeout"})), ledger=ledger,
               failures_path=tmp_path / "f.pq")  # fmt: skip
-    with gb.Emulator(per_second=0, per_window=0) as emu:
+    with gb.Emulator(limits=gb.RateLimits.unlimited()) as emu:
         cli = [
             "send",
             str(path),
@@ -559,7 +559,7 @@ def test_duplicate_rows_are_named_everywhere_and_still_sent(tmp_path, capsys):
     assert report.sent == 13
     assert shop.arrived[2] == 3, "each is still sent as its own event"
     assert "duplicate_rows: 3 rows, at positions 10, 11, 12" in report.summary()
-    with gb.Emulator(per_second=0, per_window=0) as emu:
+    with gb.Emulator(limits=gb.RateLimits.unlimited()) as emu:
         estimate = gb.preview(twins, base_url=emu.base_url, api_key=emu.api_key, progress=False)
     assert named(estimate.warnings) == (3, "positions 10, 11, 12")
     assert main(["validate", str(path)]) == 0
@@ -666,7 +666,7 @@ def test_a_failures_file_that_could_not_be_written_is_not_named(tmp_path, monkey
     )
     failures = tmp_path / "f.parquet"
     monkeypatch.setattr(FailureWriter, "close", full)
-    with gb.Emulator(per_second=0, per_window=0) as emu:
+    with gb.Emulator(limits=gb.RateLimits.unlimited()) as emu:
         code = main(
             ["send", str(path), "--base-url", emu.base_url, "--api-key", emu.api_key,
              "--failures", str(failures), "--ledger", str(tmp_path / "l"), "--no-progress"]
@@ -732,7 +732,7 @@ def test_the_readme_loop_ends_with_every_row_accounted_for_and_nothing_twice(tmp
     export.to_parquet(path)
     failures = tmp_path / "export.parquet.failures.parquet"
     faults = gb.Faults(lost_responses=0.05, dropped_connections=0.05, seed=11)
-    with gb.Emulator(per_second=0, per_window=0, faults=faults) as emu:
+    with gb.Emulator(limits=gb.RateLimits.unlimited(), faults=faults) as emu:
         flags = [
             "--ledger", str(tmp_path / "export.ledger"), "--base-url", emu.base_url,
             "--api-key", emu.api_key, "--rate", "0", "--no-progress", "--failures",

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .._config import EVENTS_LIMITS, PREVIEW_LIMITS, RateLimits
+from .._config import BATCH_LIMITS, EVENTS_LIMITS, PREVIEW_LIMITS, STATUS_LIMITS, RateLimits
 from .._errors import ConfigError
 from .._options import column_list
 from .flags import add_flag
@@ -31,9 +31,6 @@ def _emulator_from(args: argparse.Namespace) -> Any:
     # Every Faults field has a flag of the same name.
     faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
     batch = BatchSettings(
-        per_second=args.batch_per_second,
-        per_window=args.batch_per_window,
-        window=args.window,
         status_shape=args.status_shape,
         delay=args.batch_delay,
         item_failures=args.batch_item_failures,
@@ -47,9 +44,15 @@ def _emulator_from(args: argparse.Namespace) -> Any:
         api_key=args.api_key,
         secret_key=args.secret_key,
         high_security=args.high_security,
-        per_second=args.per_second,
-        per_window=args.per_window,
-        window=args.window,
+        # One RateLimits per endpoint; --window is every endpoint's long window.
+        limits=RateLimits(per_second=args.per_second, per_window=args.per_window,
+                          window=args.window),
+        batch_limits=RateLimits(per_second=args.batch_per_second,
+                                per_window=args.batch_per_window, window=args.window),
+        status_limits=RateLimits(per_second=args.status_per_second,
+                                 per_window=args.status_per_window, window=args.window),
+        preview_limits=RateLimits(per_second=args.preview_per_second,
+                                  per_window=args.preview_per_window, window=args.window),
         retry_after=args.retry_after,
         background_rate=args.background_rate,
         faults=faults,
@@ -57,12 +60,7 @@ def _emulator_from(args: argparse.Namespace) -> Any:
         campaigns=Campaigns.from_json(args.campaigns) if args.campaigns else Campaigns(),
         customers=args.customers or (),
         existing_share=args.existing_share,
-        preview_limits=RateLimits(
-            per_second=args.preview_per_second,
-            per_window=args.preview_per_window,
-            window=args.window,
-        ),
-    )
+    )  # fmt: skip
 
 
 async def _serve(emulator: Any, args: argparse.Namespace) -> None:
@@ -207,8 +205,10 @@ def _add_emulator_batch_flags(emulator: argparse.ArgumentParser) -> None:
     batch = emulator.add_argument_group("batch endpoints")
     documented = BatchSettings()
     _add_valued(batch, [
-        ("--batch-per-second", int, documented.per_second, "N", "job creations per second"),
-        ("--batch-per-window", int, documented.per_window, "N", "job creations per window"),
+        ("--batch-per-second", int, BATCH_LIMITS.per_second, "N", "job creations per second"),
+        ("--batch-per-window", int, BATCH_LIMITS.per_window, "N", "job creations per window"),
+        ("--status-per-second", int, STATUS_LIMITS.per_second, "N", "job status reads per second"),
+        ("--status-per-window", int, STATUS_LIMITS.per_window, "N", "job status reads per window"),
         ("--batch-delay", float, documented.delay, "SECONDS", "how long a job takes to process"),
         ("--batch-item-failures", float, documented.item_failures, "SHARE",
          "share of items that fail, half with the transient 2001"),
@@ -228,7 +228,7 @@ def _add_preview_flags(emulator: argparse.ArgumentParser) -> None:
         preview,
         "--campaigns",
         metavar="FILE.json",
-        help="the campaigns and known event names it quotes from (see the README; e.g. "
+        help="the campaigns and known event names it quotes from (see docs/reference.md; e.g. "
         "sample_data/campaigns.json); without it every event is EventNotFound",
     )
     add_flag(

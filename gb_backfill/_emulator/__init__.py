@@ -7,7 +7,8 @@
 * :mod:`.campaigns`: its campaigns, which the reward preview quotes and live events achieve.
 
 aiohttp is imported only when the server is first used: the CLI's ``--help`` and
-``import gb_backfill`` do not load it.
+``import gb_backfill`` do not load it. It is an extra (``pip install 'gb-backfill[emulator]'``):
+without it the rest of the package works, and ``Emulator(...)`` says what to install.
 """
 
 from __future__ import annotations

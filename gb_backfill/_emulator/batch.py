@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._config import BATCH_LIMITS, STATUS_LIMITS
 from .._errors import ConfigError
 
 __all__ = ["BatchSettings"]
@@ -40,18 +39,11 @@ _PERMANENT = "3003: the customer cannot receive events"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BatchSettings:
-    """How the emulator's batch endpoints behave.
-
-    Job creation is limited to ``per_second`` and ``per_window`` per ``window`` (Gameball's
-    "others" row, 30/s and 360 per 30 s, the likeliest for batch), status reads to
-    ``status_per_second`` and ``status_per_window`` (the documented GET row). 0 lifts a limit.
+    """How the emulator's batch jobs behave: which status shape it serves, how long a job takes,
+    and its faults. Their endpoints' rate limits are the emulator's ``batch_limits=`` (job
+    creation) and ``status_limits=`` (status reads), beside its other endpoints' limits.
     """
 
-    per_second: int = BATCH_LIMITS.per_second
-    per_window: int = BATCH_LIMITS.per_window
-    window: float = BATCH_LIMITS.window
-    status_per_second: int = STATUS_LIMITS.per_second
-    status_per_window: int = STATUS_LIMITS.per_window
     status_shape: Literal["tutorial", "openapi"] = "tutorial"
     delay: float = 0.2
     item_failures: float = 0.0

@@ -354,7 +354,8 @@ class Campaigns:
     """The campaigns the emulator quotes from, and the event names it knows without one.
 
     An event name that neither a campaign (even an ended one) nor ``known_events`` knows is
-    ``EventNotFound``. ``Campaigns.from_json(path_or_text)`` reads the file format of the README.
+    ``EventNotFound``. ``Campaigns.from_json(path_or_text)`` reads the file format of
+    ``docs/reference.md`` (the reward preview).
     """
 
     campaigns: tuple[Campaign, ...] = ()

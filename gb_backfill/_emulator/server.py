@@ -8,7 +8,8 @@ It is a real HTTP server on loopback (aiohttp) that follows ``shared/docs/gameba
   ``{"code", "type", "message", "documentationUrl", "requestId"}``;
 * the payload rules: ``customerId`` a non-empty string, ``events`` a non-empty object of name
   to metadata object, scalar metadata values;
-* per-API-key rate limits, 100 requests/s and 1,200 per 30 s by default, answered with 429;
+* per-API-key rate limits, one :class:`RateLimits` per endpoint (events: 100 requests/s and
+  1,200 per 30 s by default), answered with 429;
 * another client of the same key (a live shop's storefront), whose requests take their places
   in the key's limits: a Poisson stream at a given rate, its 429s counted;
 * 422 with code 2001 for a request about a customer whose earlier request is still running;
@@ -44,16 +45,28 @@ from types import TracebackType
 from typing import Any, Self
 
 import pandas as pd
-from aiohttp import web
 
 from .. import _gameball as gameball
-from .._config import EVENTS_LIMITS, PREVIEW_LIMITS, RateLimits
+from .._config import BATCH_LIMITS, EVENTS_LIMITS, PREVIEW_LIMITS, STATUS_LIMITS, RateLimits
 from .._errors import ConfigError
 from .batch import BatchJobs, BatchSettings
 from .campaigns import Campaign, Campaigns, Tally, preview_problem
 from .faults import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Faults
 
+try:
+    from aiohttp import web
+except ModuleNotFoundError as missing:  # a core install: the emulator is an extra
+    if missing.name != "aiohttp":
+        raise
+    web = None  # type: ignore[assignment]  # Emulator() says what to install
+
 __all__ = ["RECORD_PATH", "Emulator"]
+
+#: What using the emulator without its extra says.
+NEEDS_AIOHTTP = (
+    "the emulator needs aiohttp, which `pip install gb-backfill` leaves out: "
+    "pip install 'gb-backfill[emulator]'"
+)
 
 _PATHS = {gameball.EVENTS_PATH.format(version=v): v for v in gameball.API_VERSIONS}
 _PREVIEW_PATHS = {gameball.PREVIEW_PATH.format(version=v): v for v in gameball.API_VERSIONS}
@@ -190,22 +203,30 @@ class Emulator:
             send(df, base_url=emu.base_url, api_key=emu.api_key)
             emu.events()  # what was accepted
 
-    Rate limits are per API key: ``per_second`` requests in any second and ``per_window``
-    requests in any ``window`` seconds (0 lifts a limit). ``retry_after=True`` adds a
+    Rate limits are per API key, a :class:`RateLimits` per endpoint: ``limits`` for events
+    (Gameball's documented 100/s and 1,200 per 30 s), ``batch_limits`` for creating batch jobs
+    and ``status_limits`` for reading their status (undocumented; Gameball's "others" and GET
+    rows), ``preview_limits`` for the reward preview (the "others" row). ``per_second`` requests
+    in any second and ``per_window`` in any ``window`` seconds; 0 lifts a limit, and
+    ``RateLimits.unlimited()`` lifts both (``margin`` is the sender's slack: the emulator counts
+    exactly). ``retry_after=True`` adds a
     ``Retry-After`` header to 429 answers with the real wait; a number of seconds sends that
     number always, whatever the limit (as a proxy or a gateway in front of an API may).
     ``background_rate`` runs another client of the same key, a live shop's storefront sending
     events at that many requests a second on average (a Poisson stream, seeded by
     ``faults.seed``): each takes its place in the key's events limits or is refused and not
     retried, counted as ``background_sent`` and ``background_rate_limited``; it records no
-    event. ``batch`` sets the batch endpoints' limits, status shape and faults.
+    event. ``batch`` sets the batch jobs' status shape, processing time and faults.
 
     The reward preview quotes from ``campaigns`` (a :class:`Campaigns`, e.g.
     ``Campaigns.from_json(path)``, or a list of :class:`Campaign`) and ``known_events``, event
     names Gameball knows without a campaign; other names are ``EventNotFound``. A customer
     exists once it has a live event, or when listed in ``customers``, or for an
     ``existing_share`` of ids (chosen by a stable hash of the id; 1 makes every customer
-    exist); others answer 404. ``preview_limits`` are its rate limits (per API key).
+    exist); others answer 404.
+
+    Without aiohttp (``pip install gb-backfill`` leaves it out) it raises :class:`ConfigError`
+    naming ``pip install 'gb-backfill[emulator]'``.
     """
 
     def __init__(
@@ -216,9 +237,10 @@ class Emulator:
         api_key: str = DEFAULT_API_KEY,
         secret_key: str = DEFAULT_SECRET_KEY,
         high_security: bool = False,
-        per_second: int = EVENTS_LIMITS.per_second,
-        per_window: int = EVENTS_LIMITS.per_window,
-        window: float = EVENTS_LIMITS.window,
+        limits: RateLimits = EVENTS_LIMITS,
+        batch_limits: RateLimits = BATCH_LIMITS,
+        status_limits: RateLimits = STATUS_LIMITS,
+        preview_limits: RateLimits = PREVIEW_LIMITS,
         retry_after: bool | float = False,
         background_rate: float = 0.0,
         faults: Faults | None = None,
@@ -227,10 +249,21 @@ class Emulator:
         known_events: Iterable[str] = (),
         customers: Iterable[str] = (),
         existing_share: float = 0.0,
-        preview_limits: RateLimits = PREVIEW_LIMITS,
     ) -> None:
-        if per_second < 0 or per_window < 0 or window <= 0:
-            raise ConfigError("rate limits must be at least 0 (0 lifts them); window > 0 seconds")
+        if web is None:
+            raise ConfigError(NEEDS_AIOHTTP)
+        endpoints = {
+            "limits": limits,
+            "batch_limits": batch_limits,
+            "status_limits": status_limits,
+            "preview_limits": preview_limits,
+        }
+        for keyword, given in endpoints.items():
+            if not isinstance(given, RateLimits):
+                raise ConfigError(
+                    f"{keyword}= takes gb_backfill.RateLimits(per_second=..., per_window=...), "
+                    f"not {type(given).__name__} (RateLimits.unlimited() lifts them)"
+                )
         seconds = isinstance(retry_after, int | float) and 0 < retry_after < math.inf
         if not (isinstance(retry_after, bool) or seconds):
             raise ConfigError("retry_after= is True, False or a number of seconds above 0")
@@ -240,16 +273,14 @@ class Emulator:
             raise ConfigError("customers=... is a list of customer ids, not one string")
         if not 0 <= existing_share <= 1:
             raise ConfigError("existing_share is a share of customers from 0 to 1 (1: all exist)")
-        if not isinstance(preview_limits, RateLimits):
-            raise ConfigError("preview_limits=... is a RateLimits(per_second=..., per_window=...)")
         self._campaigns = Campaigns.of(campaigns, known_events)
         self.customers = frozenset(customers)
         self.existing_share = existing_share
-        self.preview_limits = preview_limits
+        self.limits, self.batch_limits = limits, batch_limits
+        self.status_limits, self.preview_limits = status_limits, preview_limits
         self.host, self.port = host, port
         self.api_key, self.secret_key = api_key, secret_key
         self.high_security = high_security
-        self.per_second, self.per_window, self.window = per_second, per_window, window
         self.retry_after = retry_after
         self.background_rate = background_rate
         self._background: asyncio.Task[None] | None = None
@@ -296,9 +327,8 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
-        server = site._server  # aiohttp keeps the bound socket here; port 0 needs it
-        if self.port == 0 and server is not None:
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        if self.port == 0:  # the port the system picked
+            self.port = self._runner.addresses[0][1]
         if self.background_rate:
             self._background = asyncio.create_task(self._background_client())
 
@@ -470,25 +500,17 @@ class Emulator:
         ``preview``."""
         now = time.monotonic()
         limits = {
-            "events": (self.per_second, self.per_window, self.window),
-            "batch": (self.batch.per_second, self.batch.per_window, self.batch.window),
-            "status": (
-                self.batch.status_per_second,
-                self.batch.status_per_window,
-                self.batch.window,
-            ),
-            "preview": (
-                self.preview_limits.per_second,
-                self.preview_limits.per_window,
-                self.preview_limits.window,
-            ),
+            "events": self.limits,
+            "batch": self.batch_limits,
+            "status": self.status_limits,
+            "preview": self.preview_limits,
         }[kind]
         with self._lock:
             windows = self._state.windows.get((api_key, kind))
             if windows is None:
                 windows = (
-                    _SlidingWindow(limits[0] or 2**62, 1.0),
-                    _SlidingWindow(limits[1] or 2**62, limits[2]),
+                    _SlidingWindow(limits.per_second or 2**62, 1.0),
+                    _SlidingWindow(limits.per_window or 2**62, limits.window),
                 )
                 self._state.windows[api_key, kind] = windows
             wait = max(w.wait(now) for w in windows)
