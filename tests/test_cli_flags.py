@@ -88,3 +88,27 @@ def test_the_command_line_reads_no_private_argparse_attribute_and_rewrites_no_me
     assert found == []
     modules = {path.stem for path in CLI.glob("*.py")}
     assert {"demo", "validate", "preview", "send", "status", "settle", "emulator"} <= modules
+
+
+def test_the_demo_finds_its_sample_in_the_source_tree_and_installed(tmp_path):
+    """``gb-backfill = "gb_backfill._cli:main"``, and the wheel's copy of the sample inside the
+    package (pyproject's force-include) when there is no source tree around it."""
+    import shutil
+    import subprocess
+    import sys
+
+    from gb_backfill._demo import sample_data_path
+
+    root = CLI.parent.parent
+    assert sample_data_path() == root / "sample_data" / "events.parquet"
+    installed = tmp_path / "site-packages" / "gb_backfill"
+    shutil.copytree(CLI.parent, installed, ignore=shutil.ignore_patterns("__pycache__"))
+    (installed / "sample_data").mkdir()
+    for name in ("events.parquet", "campaigns.json"):
+        shutil.copy(root / "sample_data" / name, installed / "sample_data" / name)
+    code = "import gb_backfill._cli, gb_backfill._demo as d; print(d.sample_data_path())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
+        env={"PYTHONPATH": str(installed.parent), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.stdout.strip() == str(installed / "sample_data" / "events.parquet")
