@@ -112,3 +112,11 @@ def test_the_demo_finds_its_sample_in_the_source_tree_and_installed(tmp_path):
         env={"PYTHONPATH": str(installed.parent), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert done.stdout.strip() == str(installed / "sample_data" / "events.parquet")
+
+
+def test_status_and_settle_name_their_ledger_flag(tmp_path, capsys):
+    for command in (["status"], ["settle", "--arrived", "--all"]):
+        assert main([*command, "--ledger", str(tmp_path / "none")]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'none'}: no such ledger (--ledger)" in err
+        assert "ledger=" not in err

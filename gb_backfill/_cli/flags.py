@@ -57,6 +57,10 @@ class Flags:
         #: the groups of flags made, by :data:`GROUPS`' names (a command adds its own to them)
         self.groups: dict[str, Any] = {}
 
+    def record(self, action: argparse.Action) -> None:
+        """A flag added by hand: the option its ``dest`` names is this flag."""
+        self.of[action.dest] = (action.option_strings[0], action.nargs != 0)
+
     def terms(self, mention: Mention) -> str:
         """An option named in a message, as this command's flag (the keyword when it has
         none)."""
@@ -103,9 +107,8 @@ def add_options(
         if about.parts:
             _add_parts(made, group, option, about, face)
         else:
-            action = add_flag(group, about.flag or _flag(option.name), dest=option.name,
-                              **_settings(option, about, face))  # fmt: skip
-            made.of[option.name] = (action.option_strings[0], action.nargs != 0)
+            made.record(add_flag(group, about.flag or _flag(option.name), dest=option.name,
+                                 **_settings(option, about, face)))  # fmt: skip
         made.declared.append(option)
     return made
 

@@ -41,8 +41,8 @@ def add(commands: Any) -> None:
     )  # fmt: skip
     add_flag(which, "--all", action="store_true", help="every unknown row of the ledger")
     # settle()'s keywords as flags, by their dest (keys= is --key, --keys-file or --all).
-    for action in (ledger, arrived):
-        made.of[action.dest] = (action.option_strings[0], action.nargs != 0)
+    made.record(ledger)
+    made.record(arrived)
     made.of["keys"] = ("--key/--keys-file/--all", False)
     command.set_defaults(run=run, flags=made)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .._errors import ConfigError
 from .._settle import ledger_status
-from .flags import add_flag
+from .flags import Flags, add_flag
 from .shared import EXIT_CODES, EXIT_OK
 
 __all__: list[str] = []
@@ -20,11 +20,13 @@ def add(commands: Any) -> None:
         help="what a ledger knows: counts, and the rows whose outcome is unknown",
         epilog=EXIT_CODES,
     )
-    add_flag(status, "--ledger", required=True, metavar="PATH", help="the ledger a send kept")
+    made = Flags()
+    made.record(add_flag(status, "--ledger", required=True, metavar="PATH",
+                         help="the ledger a send kept"))  # fmt: skip
     add_flag(status, "--all", action="store_true", help="list every unknown row")
     add_flag(status, "--json", metavar="PATH",
              help="also write the counts and every unknown row as JSON")  # fmt: skip
-    status.set_defaults(run=run)
+    status.set_defaults(run=run, flags=made)
 
 
 def run(args: argparse.Namespace) -> int:
