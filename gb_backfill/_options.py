@@ -12,6 +12,10 @@ Each public function takes the fields of one frozen, keyword-only declaration as
     │       └── PlanPathOptions     plan_path()
     └── PreviewOptions              + RunOptions, sample=, seed=: preview()
         └── PreviewPathOptions      preview_path()
+    SettleOptions, NoOptions        settle(), ledger_status()
+
+The async faces (``asend``, ``aplan_path``, ...) and the ``df.gameball`` accessor take the same
+declaration as their sync face.
 
 Each field's metadata (:class:`About`) holds its check, which turns a value given in Python
 into the value used (or raises :class:`ConfigError` naming the option), and what the command
@@ -24,7 +28,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -516,10 +520,6 @@ MOVED = {
 def mapping_of(options: MappingOptions) -> dict[str, Any]:
     """The mapping keywords of ``options`` (for ``resolve_mapping``)."""
     return {option.name: getattr(options, option.name) for option in fields(MappingOptions)}
-
-
-def has_default(option: Field[Any]) -> bool:
-    return option.default is not MISSING or option.default_factory is not MISSING
 
 
 # --- the checked options of one run ------------------------------------------------------------
