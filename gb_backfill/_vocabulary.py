@@ -122,10 +122,19 @@ class Verdict(Enum):
     """What one answer means for the rows it carried."""
 
     SENT = "sent"  #: accepted
+    #: the reward preview's answer for a customer Gameball does not know (a 404 with its code
+    #: 7000): an answer, final for the row, but nothing was sent or quoted
+    NOT_FOUND = "not_found"
     RETRY = "retry"  #: surely not processed: safe to send again
     FAILED = "failed"  #: refused for good
     UNKNOWN = "unknown"  #: may have been processed: not sent again on its own
     AUTH = "auth"  #: the keys were refused: the run stops
+
+    @property
+    def answered(self) -> bool:
+        """True when the request was answered for good without a failure (``SENT``, or the
+        preview's ``NOT_FOUND``): no retry, and a streak of failures ends."""
+        return self in (Verdict.SENT, Verdict.NOT_FOUND)
 
 
 class Lane(StrEnum):

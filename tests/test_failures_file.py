@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gb_backfill import StoredObject, read_failures, validate
-from gb_backfill._rows.keys import ContentKeys
+from gb_backfill._rows.keys import RowKeyMaker
 from gb_backfill._rows.mapping import resolve_mapping
 from gb_backfill._rows.payloads import encode_rows
 from gb_backfill._rows.rules import check_frame
@@ -50,7 +50,7 @@ def verdicts(df):
 def bodies_and_keys(df, carried=None):
     checked = check_frame(df, resolve_mapping(df.columns))
     encoded = encode_rows(df, checked)
-    counter = ContentKeys()
+    counter = RowKeyMaker()
     keyed = counter.keys(encoded.bodies, carried)
     counter.close()
     texts = [keyed.text(i) for i in range(len(keyed.keys))]

@@ -12,7 +12,8 @@ import pytest
 
 import gb_backfill as gb
 from gb_backfill import RateLimits, RepeatedFailureError
-from gb_backfill._engine.lanes.quotes import quote_problem
+from gb_backfill._engine.lanes.quotes import classify_quote, quote_problem
+from gb_backfill._vocabulary import Verdict
 from tests import fake_time
 from tests.conftest import API_KEY, FAST_RETRY, MockGameball
 
@@ -68,3 +69,23 @@ def test_a_few_answers_that_are_not_quotes_are_failures_not_zero_point_quotes():
 def test_the_documented_quote_shape(answer, problem):
     found = quote_problem(answer)
     assert (found is None) if problem is None else (problem in found)
+
+
+def test_a_customer_not_found_is_an_answer_and_not_marked_sent():
+    """Gameball's 404 with code 7000 is the preview's answer for a customer it does not know:
+    final for the row, no failure, and no ``SENT`` verdict (nothing was sent or quoted)."""
+    missing = httpx.Response(404, json={"code": 7000, "message": "Customer not found"})
+    found = classify_quote(missing)
+    assert found.verdict is Verdict.NOT_FOUND
+    assert found.verdict is not Verdict.SENT
+    assert found.verdict.answered, "an answer: not retried, and it ends a streak of failures"
+    assert classify_quote(httpx.Response(200, json=QUOTE)).verdict is Verdict.SENT
+    assert classify_quote(httpx.Response(404, text="Not Found")).verdict is Verdict.FAILED
+
+
+def test_every_customer_not_found_is_quoted_as_not_found_without_tripping_the_breaker():
+    missing = {"code": 7000, "message": "Customer not found"}
+    mock = MockGameball(lambda request, body, n: httpx.Response(404, json=missing))
+    report = fake_time.run(gb.apreview(frame(), client=mock.client(), **OPTIONS))
+    assert (report.quotes["gb_quote"] == "customer_not_found").all()
+    assert report.quoted == ROWS

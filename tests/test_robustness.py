@@ -95,7 +95,7 @@ def test_an_error_in_any_stage_stops_the_run_with_every_row_accounted(stage, mon
         "encoding": (_prepare, "encode_rows", 2),
         "writing-failures": (_failures.FailureWriter, "flush", 2),
         "ledger": (_ledger.Ledger, "begin_many", 40),
-        "keys": (_prepare.ContentKeys, "keys", 2),
+        "keys": (_prepare.RowKeyMaker, "keys", 2),
     }
     error = Injected(f"injected in {stage}")
     if stage == "writing-failures":

@@ -1,6 +1,6 @@
 """One send, start to end, and its dry run.
 
-In the order a row travels: ``slices`` (a slice of the input and its rows on their way),
+In the order a row travels: ``chunks`` (a slice of the input and its rows on their way),
 ``prepare`` (checked, encoded, keyed, laned), ``fate`` (what the ledger says of each row),
 ``dispatch`` (each customer's rows in order), ``lanes/`` (delivery to each kind of endpoint),
 ``limiter`` and ``rate_control`` (the pace), ``outcomes`` (what an answer means),

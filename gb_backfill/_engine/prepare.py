@@ -1,4 +1,4 @@
-"""Turning a slice of the input into rows ready to send: checked, encoded, keyed, and laned.
+"""Turning a chunk of the input into rows ready to send: checked, encoded, keyed, and laned.
 
 This is the CPU-heavy part of a run, and it touches no run state, so the run does it off the
 event loop (requests keep their pace meanwhile). The dry run and the changed-rows check prepare
@@ -23,42 +23,42 @@ import pyarrow.compute as pc
 
 from .._config import Settings
 from .._gameball import lane_for
-from .._rows.keys import ContentKeys, RowKeys, keys_for
+from .._rows.keys import RowKeyMaker, RowKeys, keys_for
 from .._rows.loose import loose_keys
 from .._rows.mapping import ColumnMapping
 from .._rows.payloads import encode_rows
 from .._rows.rules import CheckedFrame, check_frame, first_failures
 from .._rows.warnings import WarningTally
 from .._vocabulary import Lane
+from .chunks import Chunk, OutgoingRow
 from .dispatch import CustomerCounts
 from .makespan import LaneCosts, Loads, Routing, routing_floor
-from .slices import Batch, Job
 
 __all__: list[str] = []
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A batch checked, encoded and keyed, ready to be admitted."""
+    """A chunk checked, encoded and keyed, ready to be admitted."""
 
-    batch: Batch
-    jobs: list[Job]  #: one per valid row
-    busy: list[int]  #: each job's customer's rows so far (batch mode), else 0
+    chunk: Chunk
+    rows: list[OutgoingRow]  #: one per valid row
+    busy: list[int]  #: each row's customer's rows so far (batch mode), else 0
     worst: pd.DataFrame | None  #: the invalid rows' first failures
     checked: CheckedFrame | None = None  #: what the checks found
 
     @property
     def invalid_positions(self) -> npt.NDArray[np.int64]:
-        """The invalid rows' positions in the batch; the n-th's key follows the valid rows'
-        (key index ``len(jobs) + n``)."""
+        """The invalid rows' positions in the chunk; the n-th's key follows the valid rows'
+        (key index ``len(rows) + n``)."""
         if self.worst is None:
             return np.zeros(0, dtype=np.int64)
         return self.worst.index.to_numpy(dtype=np.int64)
 
 
 class Preparer:
-    """Checks, encodes and keys batches and makes their jobs: the CPU-heavy part, which touches
-    no run state, so it runs off the event loop. Strictly private."""
+    """Checks, encodes and keys chunks and makes their outgoing rows: the CPU-heavy part, which
+    touches no run state, so it runs off the event loop. Strictly private."""
 
     def __init__(
         self,
@@ -70,15 +70,15 @@ class Preparer:
         warnings: WarningTally | None = None,
     ) -> None:
         self.settings, self.mapping, self.loose = settings, mapping, loose
-        self.warnings = warnings  #: the dry run's: column warnings gathered as batches pass
-        self.content_keys = ContentKeys()
+        self.warnings = warnings  #: the dry run's: column warnings gathered as chunks pass
+        self.key_maker = RowKeyMaker()
         self.customer_counts = CustomerCounts()
         #: batch mode: customers whose rows all take the events lane, and their rows in all
         self.routed = routing.customers if routing is not None else frozenset()
         self.known_rows: dict[str, int] = dict(routing.rows) if routing is not None else {}
 
     def close(self) -> None:
-        self.content_keys.close()
+        self.key_maker.close()
 
     def prepare(self, frame: pd.DataFrame, offset: int) -> Prepared:
         checked = check_frame(frame, self.mapping)
@@ -89,7 +89,7 @@ class Preparer:
             encoded.positions,
             encoded.bodies,
             row_key=self.settings.row_key,
-            counter=self.content_keys,
+            maker=self.key_maker,
             mapping=self.mapping,
             invalid=None if worst is None else worst.index.to_numpy(dtype=np.int64),
         )
@@ -97,8 +97,8 @@ class Preparer:
             # Rows keyed by row_key= columns have no occurrences: the tally compares them.
             repeated = None if self.settings.row_key else _repeated(keyed, encoded.positions)
             self.warnings.add(frame, checked.customer_ids, checked.invalid, repeated)
-        loose = loose_keys(frame, checked, encoded, self.content_keys) if self.loose else None
-        batch = Batch(frame, offset, keyed, bool(self.settings.row_key), loose)
+        loose = loose_keys(frame, checked, encoded, self.key_maker) if self.loose else None
+        chunk = Chunk(frame, offset, keyed, bool(self.settings.row_key), loose)
         batched = self.settings.mode == "batch"
         # How busy each row's customer is: batch mode sends the busiest first, by their rows
         # in all where the count before the run knows them, else by their rows so far.
@@ -110,7 +110,7 @@ class Preparer:
                 busy = [known.get(c, b) for c, b in zip(encoded.customer_ids, busy, strict=True)]
         tokens = encoded.session_tokens or [None] * len(encoded)
         routed = self.routed
-        rows = zip(
+        fields = zip(
             encoded.positions.tolist(),
             encoded.customer_ids,
             encoded.bodies,
@@ -118,9 +118,9 @@ class Preparer:
             encoded.plain.tolist(),
             strict=True,
         )
-        jobs = [
-            Job(
-                batch,
+        rows = [
+            OutgoingRow(
+                chunk,
                 local,
                 customer,
                 body,
@@ -128,9 +128,9 @@ class Preparer:
                 index,
                 Lane.EVENTS if customer in routed else lane_for(batch_mode=batched, plain=plain),
             )
-            for index, (local, customer, body, token, plain) in enumerate(rows)
+            for index, (local, customer, body, token, plain) in enumerate(fields)
         ]
-        return Prepared(batch, jobs, busy, worst, checked)
+        return Prepared(chunk, rows, busy, worst, checked)
 
 
 def _repeated(keyed: RowKeys, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -66,7 +66,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Keys = npt.NDArray[np.uint64]
+#: each offered row's random key (the sample holds the lowest)
+RandomKeys = npt.NDArray[np.uint64]
 Positions = npt.NDArray[np.int64]
 
 #: Each event name is quoted this many times at least (or every row, when it has fewer): two
@@ -111,14 +112,14 @@ _GOLDEN = 0x9E3779B97F4A7C15
 _NO_KEY = np.uint64(_MASK)  # above every key: "anything fits"
 
 
-def _mix64(z: Keys) -> Keys:
+def _mix64(z: RandomKeys) -> RandomKeys:
     """SplitMix64's finaliser: a bijection on 64-bit integers that scrambles every bit."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
 
 
-def _keys(seed: int, start: int, count: int) -> Keys:
+def _random_keys(seed: int, start: int, count: int) -> RandomKeys:
     """The keys of positions ``start`` to ``start + count - 1``: SplitMix64's stream for
     ``seed``, read at those positions, so a batch's keys do not depend on earlier batches.
     Distinct positions get distinct keys (the map is a bijection), so keys never tie."""
@@ -127,7 +128,7 @@ def _keys(seed: int, start: int, count: int) -> Keys:
     return _mix64(steps * np.uint64(_GOLDEN) + np.uint64(base))
 
 
-def _ranks_within(strata: npt.NDArray[np.intp], keys: Keys) -> npt.NDArray[np.intp]:
+def _ranks_within(strata: npt.NDArray[np.intp], keys: RandomKeys) -> npt.NDArray[np.intp]:
     """Each row's rank by key within its stratum (0 for the lowest)."""
     order = np.lexsort((keys, strata))
     ordered = strata[order]
@@ -223,7 +224,7 @@ class StratifiedSampler(Generic[T]):
         self._labels: dict[Hashable, int] = {}
         self._population = np.zeros(0, dtype=np.int64)
         self._offered = 0
-        self._keys: Keys = np.zeros(0, dtype=np.uint64)
+        self._keys: RandomKeys = np.zeros(0, dtype=np.uint64)
         self._strata = np.zeros(0, dtype=np.intp)
         self._positions: Positions = np.zeros(0, dtype=np.int64)
         self._items: list[T] = []
@@ -266,12 +267,12 @@ class StratifiedSampler(Generic[T]):
         grown = np.zeros(len(self._labels), dtype=np.int64)
         grown[: len(self._population)] = self._population
         self._population = grown + np.bincount(strata_ids, minlength=len(self._labels))
-        keys = _keys(self.seed, self._offered, count)
+        keys = _random_keys(self.seed, self._offered, count)
         local = self._candidates(keys, strata_ids)
         self._keep(keys[local], strata_ids[local], local + self._offered, local, items)
         self._offered += count
 
-    def _candidates(self, keys: Keys, strata: npt.NDArray[np.intp]) -> Positions:
+    def _candidates(self, keys: RandomKeys, strata: npt.NDArray[np.intp]) -> Positions:
         """The batch rows whose keys could make the sample: below the global threshold (the
         ``size``-th lowest key held) or their stratum's (its ``min_per_stratum``-th)."""
         overall = _NO_KEY
@@ -287,7 +288,7 @@ class StratifiedSampler(Generic[T]):
 
     def _keep(
         self,
-        keys: Keys,
+        keys: RandomKeys,
         strata: npt.NDArray[np.intp],
         positions: Positions,
         local: Positions,

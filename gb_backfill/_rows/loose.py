@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .keys import ContentKeys
+from .keys import RowKeyMaker
 from .mapping import ColumnMapping
 from .payloads import EncodedRows
 from .rules import CheckedFrame
@@ -281,9 +281,9 @@ def event_names_of(checked: CheckedFrame, positions: npt.NDArray[np.int64]) -> l
 
 
 def loose_keys(
-    frame: pd.DataFrame, checked: CheckedFrame, encoded: EncodedRows, counter: ContentKeys
+    frame: pd.DataFrame, checked: CheckedFrame, encoded: EncodedRows, maker: RowKeyMaker
 ) -> tuple[list[bytes], npt.NDArray[np.int64]]:
-    """The loose keys and form masks of the encoded rows of ``frame``, counted by ``counter``
+    """The loose keys and form masks of the encoded rows of ``frame``, counted by ``maker``
     (the run's, so that occurrences number across the whole input)."""
     hashes, forms = loose_hashes(
         frame,
@@ -292,7 +292,7 @@ def loose_keys(
         encoded.customer_ids,
         event_names_of(checked, encoded.positions),
     )
-    return counter.occurrence_keys(hashes), forms
+    return maker.occurrence_keys(hashes), forms
 
 
 def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:
