@@ -20,6 +20,7 @@ from gb_backfill._engine.outcomes import SENT
 from gb_backfill._engine.progress import Progress
 from gb_backfill._rows.keys import _SALTS, RowKeyMaker, RowKeys
 from gb_backfill._store.failures import FailureWriter
+from gb_backfill._store.journal import Mark
 from gb_backfill._store.ledger import Ledger
 from gb_backfill._vocabulary import Lane, Status
 from tests.conftest import FAST_RETRY
@@ -176,7 +177,7 @@ def test_rows_stopped_alike_are_recorded_together_with_their_own_outcomes(tmp_pa
     rows[1].in_flight = True
     book.stopped_early(rows)
     assert (book.counts[Status.ABORTED], book.counts[Status.UNKNOWN]) == (3, 1)
-    assert sorted(entry[0] for entry in chunk.not_sent) == [0, 1, 2, 3]
+    assert sorted(entry.local for entry in chunk.not_sent) == [0, 1, 2, 3]
     assert book.outstanding == 0
     assert book.live_chunks == 0
 
@@ -188,7 +189,7 @@ def test_a_crash_in_the_middle_of_a_chunk_leaves_every_row_sent_or_in_flight(tmp
     them again)."""
     ledger = Ledger(tmp_path / "l")
     keys = [n.to_bytes(16, "big") for n in range(1000)]
-    ledger.begin_many([(key, f"c{n}", n, None, 0) for n, key in enumerate(keys)])
+    ledger.begin_many([Mark(key, f"c{n}", n) for n, key in enumerate(keys)])
     outcome = {"retryable": False, "http_status": 200, "error_code": None, "error_message": None}
     ledger.settle_many([(key, 1) for key in keys[:600]], "sent", **outcome)
     ledger.commit()
@@ -206,7 +207,7 @@ def test_a_crash_in_the_middle_of_a_chunk_leaves_every_row_sent_or_in_flight(tmp
 def test_settling_many_rows_keeps_each_rows_attempts(tmp_path):
     ledger = Ledger(tmp_path / "l")
     keys = [n.to_bytes(16, "big") for n in range(3)]
-    ledger.begin_many([(key, "c", n, None, 0) for n, key in enumerate(keys)])
+    ledger.begin_many([Mark(key, "c", n) for n, key in enumerate(keys)])
     ledger.settle_many(
         list(zip(keys, [1, 2, 3], strict=True)), "failed", retryable=True, http_status=503,
         error_code="http_503", error_message="down",
@@ -299,13 +300,11 @@ def test_a_row_marked_and_settled_in_one_commit_is_written_as_the_separate_write
     a, b, c = (bytes([n]) * 16 for n in (1, 2, 3))
     failed = {"retryable": True, "http_status": 503, "error_code": "http_503", "error_message": ""}
     first = Ledger(path)
-    first.begin_many([(a, "first", 5, None, 0), (b, "first", 6, None, 0)])
+    first.begin_many([Mark(a, "first", 5), Mark(b, "first", 6)])
     first.settle_many([(a, 2), (b, 1)], "failed", **failed)
     first.close()
     second = Ledger(path)
-    second.begin_many(
-        [(a, "second", 9, None, 0), (b, "second", 10, None, 0), (c, "new", 11, None, 0)]
-    )
+    second.begin_many([Mark(a, "second", 9), Mark(b, "second", 10), Mark(c, "new", 11)])
     second.assign_job(7, [a, c])
     sent = {"retryable": False, "http_status": 200, "error_code": None, "error_message": None}
     second.settle_many([(a, 1), (c, 1)], "sent", **sent)

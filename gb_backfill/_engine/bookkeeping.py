@@ -27,6 +27,7 @@ import pandas as pd
 from .._clock import Clock
 from .._rows.warnings import WarningTally
 from .._store.failures import FailureWriter, failure_rows
+from .._store.journal import Mark
 from .._store.ledger import POSTING_JOB, Ledger
 from .._vocabulary import STATUSES, SendErrorCode, Status, Verdict
 from .chunks import Chunk, NotSent, OutgoingRow
@@ -158,7 +159,7 @@ class Bookkeeper:
         self.counts[status] += 1
         self.folded += folded
         if status not in (Status.SENT, Status.SKIPPED):
-            self._not_sent(chunk, (local, status, code, message, http_status, 0, key_index))
+            self._not_sent(chunk, NotSent(local, status, code, message, http_status, 0, key_index))
 
     def note_invalid(self, chunk: Chunk, rows: Sequence[tuple[int, int]]) -> None:
         """Note in the ledger the invalid ``rows`` of ``chunk`` (position, key index), so a
@@ -178,14 +179,17 @@ class Bookkeeper:
         fresh = [row for row in rows if not row.begun]
         if self.ledger is None or not fresh:
             return
-        marks, requests = [], []
+        marks = []
         for row in fresh:
             chunk, index = row.chunk, row.key_index
             loose = None if chunk.loose is None else chunk.loose[0][index]
             form = 0 if chunk.loose is None else int(chunk.loose[1][index])
-            marks.append((row.key, row.customer, chunk.offset + row.local, loose, form))
-            requests.append((*chunk.shown_key(index), row.body))
-        self.ledger.begin_many(marks, requests)
+            content, occurrence = chunk.shown_key(index)
+            marks.append(
+                Mark(row.key, row.customer, chunk.offset + row.local, loose, form, content,
+                     occurrence, row.body)
+            )  # fmt: skip
+        self.ledger.begin_many(marks)
         for row in fresh:
             row.begun = True
 
@@ -257,7 +261,7 @@ class Bookkeeper:
             message = outcome.message if outcome else "not attempted: the run stopped"
             http = outcome.http_status if outcome else None
             for row in rows:
-                entry = (row.local, status, code, message, http, row.requests, row.key_index)
+                entry = NotSent(row.local, status, code, message, http, row.requests, row.key_index)
                 self._not_sent(row.chunk, entry)
         chunk, finished = None, 0  # a job's rows mostly come from one chunk: count them so
         for row in rows:
@@ -311,7 +315,7 @@ class Bookkeeper:
     def _not_sent(self, chunk: Chunk, entry: NotSent) -> None:
         """Note a row that ends without being sent; it reaches the failures file soon."""
         chunk.not_sent.append(entry)
-        self.error_codes[entry[2] or entry[1]] += 1
+        self.error_codes[entry.code or entry.status] += 1
         self.unwritten.add(chunk)
 
     def write_failures_soon(self) -> None:
@@ -323,19 +327,17 @@ class Bookkeeper:
         """Write every noted row as a complete Parquet part, so a crash cannot lose it."""
         self.written_at = self.clock()
         for chunk in list(self.unwritten):
-            local, status, code, message, http, attempts, key_index = zip(
-                *chunk.not_sent, strict=True
-            )
+            rows = chunk.not_sent
             self.writer.add(
                 failure_rows(
                     chunk.frame,
-                    np.asarray(local, dtype=np.int64),
-                    status=status,
-                    code=code,
-                    message=message,
-                    http_status=http,
-                    attempts=attempts,
-                    keys=[chunk.key_text(index) for index in key_index],
+                    np.asarray([row.local for row in rows], dtype=np.int64),
+                    status=[row.status for row in rows],
+                    code=[row.code for row in rows],
+                    message=[row.message for row in rows],
+                    http_status=[row.http_status for row in rows],
+                    attempts=[row.attempts for row in rows],
+                    keys=[chunk.key_text(row.key_index) for row in rows],
                     row_offset=chunk.offset,
                     types=self.writer.types,
                 )

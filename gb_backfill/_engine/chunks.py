@@ -10,6 +10,7 @@ on its way to Gameball: which lane carries it, its request body, and what happen
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,17 @@ from .outcomes import Outcome
 
 __all__: list[str] = []
 
-#: A row that ends without being sent: position in its chunk, status, code, message, HTTP
-# status, attempts, its index in the chunk's keys (None: no key).
-NotSent = tuple[int, str, str | None, str | None, int | None, int, int | None]
+
+class NotSent(NamedTuple):
+    """A row that ends without being sent, as the failures file will show it."""
+
+    local: int  #: its position in its chunk
+    status: str
+    code: str | None
+    message: str | None
+    http_status: int | None
+    attempts: int
+    key_index: int | None  #: its index in the chunk's keys (None: no key)
 
 
 @dataclass(eq=False, slots=True)

@@ -38,7 +38,8 @@ import pandas as pd
 
 from .._config import Settings
 from .._rows.keys import carried_keys
-from .._store.ledger import Ledger, LedgerEntry
+from .._store.ledger import Ledger
+from .._store.storage import LedgerEntry
 from .._vocabulary import FailureCode, LedgerStatus
 from .prepare import Prepared
 

@@ -31,7 +31,8 @@ from .._errors import ConfigError
 from .._reports.send import SendPlan
 from .._rows.mapping import ColumnMapping
 from .._rows.warnings import WarningTally
-from .._store.ledger import Ledger, refuse_missing_ledger
+from .._store.companions import refuse_missing_ledger
+from .._store.ledger import Ledger
 from .._vocabulary import Lane
 from .chunks import OutgoingRow
 from .fate import Fate, Judge, scan_folds, unchanged_invalid

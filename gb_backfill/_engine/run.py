@@ -42,7 +42,8 @@ from .._rows.loose import ChangedRows
 from .._rows.mapping import ColumnMapping
 from .._rows.warnings import WarningTally, empty_warnings
 from .._store.failures import FailureWriter, input_name
-from .._store.ledger import Ledger, LedgerEntry
+from .._store.ledger import Ledger
+from .._store.storage import LedgerEntry
 from .._sync import off_loop
 from .._vocabulary import Lane, SendErrorCode, Status
 from .bookkeeping import Bookkeeper

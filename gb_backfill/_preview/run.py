@@ -64,7 +64,8 @@ from .._rows.mapping import ColumnMapping, resolve_mapping
 from .._rows.payloads import encode_rows
 from .._rows.rules import CheckedFrame, check_frame
 from .._rows.warnings import WarningTally
-from .._store.ledger import Ledger, refuse_missing_ledger
+from .._store.companions import refuse_missing_ledger
+from .._store.ledger import Ledger
 from .._sync import off_loop, run_sync
 from .._vocabulary import Verdict
 from .forecast import CUSTOMER_NOT_FOUND, FAILED, NOT_ASKED, QUOTED, Quote, SampledRow, forecast

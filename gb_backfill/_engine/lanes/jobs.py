@@ -28,7 +28,8 @@ import httpx
 from ... import _gameball as gameball
 from ..._clock import Clock
 from ..._config import RateLimits
-from ..._store.ledger import EarlierJob, Ledger
+from ..._store.ledger import Ledger
+from ..._store.storage import EarlierJob
 from ..._vocabulary import SendErrorCode, Status, Verdict
 from ..limiter import RateLimiter
 from ..outcomes import Outcome, classify_response
@@ -311,10 +312,10 @@ async def settle_earlier_jobs(
         read = await poller.wait_for(job.job_id, deadline=deadline)
         if read.result is None and not read.given_up:
             return 0
-        for key, customer in job.rows:
-            verdict = job_verdict(job.job_id, customer, read, timeout)
+        for row in job.rows:
+            verdict = job_verdict(job.job_id, row.customer_id, read, timeout)
             ledger.settle(
-                key, verdict.status, retryable=verdict.transient, attempts=0, http_status=None,
+                row.key, verdict.status, retryable=verdict.transient, attempts=0, http_status=None,
                 error_code=verdict.outcome.code, error_message=verdict.outcome.message,
             )  # fmt: skip
         return len(job.rows)
