@@ -1,9 +1,10 @@
 """The words gb-backfill uses for what happens to rows, as enums, in one place.
 
 Every status, verdict and code a row can get is defined here, and the rest of the package (the
-ledger, the CLI, the plan, the progress bar, the reports) compares these enums, never loose
-strings. The values are stable: they are written to failures files and ledgers, and users
-filter on them.
+ledger, the CLI, the plan, the progress bar, the reports) names them by these enums, never by
+loose strings. The values are stable: they are written to failures files, ledgers and reports
+(a ``StrEnum`` equals its value, so a report's counts are keyed by the plain strings users
+filter on).
 
 * :class:`Status`: how a row of a send ended (every row ends in exactly one).
 * :class:`LedgerStatus`: what the ledger records of a row.
@@ -12,6 +13,7 @@ filter on them.
 * :class:`SendErrorCode`: why a row that was valid was not sent.
 * :class:`Verdict`: what one answer means for its rows.
 * :class:`Lane`: which endpoint carries a row.
+* :class:`QuoteOutcome`: what the reward preview learned of a sampled row.
 """
 
 from __future__ import annotations
@@ -142,3 +144,13 @@ class Lane(StrEnum):
 
     EVENTS = "events"  #: one request per row
     BATCH = "batch"  #: asynchronous jobs of many rows
+
+
+class QuoteOutcome(StrEnum):
+    """What the reward preview learned of a sampled row (``PreviewReport.quotes["gb_quote"]``)."""
+
+    QUOTED = "quoted"  #: Gameball quoted it
+    #: answered: the customer does not exist yet (a live send would create it)
+    CUSTOMER_NOT_FOUND = "customer_not_found"
+    FAILED = "failed"  #: the quote failed (``gb_error`` says why)
+    NOT_ASKED = "not_asked"  #: the preview stopped before asking

@@ -10,6 +10,7 @@ the test, so the layout is decided when a module is added, not later.
 """
 
 import ast
+import itertools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gb_backfill"
@@ -141,3 +142,33 @@ def test_the_checker_sees_every_kind_of_import(tmp_path):
     assert "_store.journal" in edges["_store.ledger"], "`from . import journal`"
     assert "_engine.lanes.base" in edges["_engine.lanes.events"], "`from .base import ...`"
     assert "_config" in edges["_engine.lanes.base"], "`from ..._config import ...`"
+
+
+#: Gameball's error codes (see _gameball); 1000, also a plain thousand, is caught beside a status.
+ERROR_CODES = {1001, 2001, 3000, 3003, 3013, 3016, 4000, 4290, 7000}
+
+
+def spelled_codes(tree):
+    """Where ``tree`` spells an error code: one of ERROR_CODES, or any code written next to
+    an HTTP status (``_error(401, 1000, ...)``, ``return 422, 3003, ...``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and type(node.value) is int and node.value in ERROR_CODES:
+            yield node.lineno, node.value
+        items = node.elts if isinstance(node, ast.Tuple) else getattr(node, "args", None)
+        if isinstance(node, ast.Tuple | ast.Call) and items:
+            for status, code in itertools.pairwise(items):
+                numbers = [getattr(n, "value", None) for n in (status, code)]
+                if all(type(n) is int for n in numbers) and 100 <= numbers[0] < 600 <= numbers[1]:
+                    yield code.lineno, numbers[1]
+
+
+def test_only_the_gameball_module_spells_an_error_code():
+    """Gameball's error codes are spelled once: the client reads them and the emulator answers
+    with them from :mod:`gb_backfill._gameball`."""
+    spelled = [
+        f"{name}:{line}: {code}"
+        for name, path in modules()
+        if name != "_gameball"
+        for line, code in spelled_codes(ast.parse(path.read_text()))
+    ]
+    assert not spelled, "\n".join(spelled)

@@ -11,12 +11,12 @@ import pytest
 
 from gb_backfill import RateLimits
 from gb_backfill._engine.chunks import Chunk, OutgoingRow
-from gb_backfill._engine.dispatch import CustomerCounts
 from gb_backfill._engine.lanes.batch import _ReadyRows
 from gb_backfill._engine.lanes.jobs import JobDurations
 from gb_backfill._engine.limiter import RateLimiter
 from gb_backfill._engine.plan import minimum_seconds
 from gb_backfill._engine.rate_control import AdaptiveRate
+from gb_backfill._engine.sketch import CustomerSketch
 
 
 class FakeClock:
@@ -209,7 +209,7 @@ def test_job_durations_do_not_feed_on_their_own_polling_delay():
 
 
 def test_customer_counts_never_undercount_and_stay_close():
-    counts = CustomerCounts()
+    counts = CustomerSketch()
     first = counts.add([f"c{n}" for n in range(100_000)])
     assert first.min() >= 1
     again = counts.add(["c1", "c1", "c2"])

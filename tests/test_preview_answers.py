@@ -89,3 +89,23 @@ def test_every_customer_not_found_is_quoted_as_not_found_without_tripping_the_br
     report = fake_time.run(gb.apreview(frame(), client=mock.client(), **OPTIONS))
     assert (report.quotes["gb_quote"] == "customer_not_found").all()
     assert report.quoted == ROWS
+
+
+def test_the_preview_counts_its_quotes_in_the_words_of_its_report():
+    """The progress bar's counts and ``gb_quote`` say the same words (``not_asked``, never
+    ``not asked``)."""
+    from gb_backfill._engine.chunks import Chunk, OutgoingRow
+    from gb_backfill._engine.lanes.quotes import QuoteBook
+    from gb_backfill._engine.outcomes import Outcome
+    from gb_backfill._engine.progress import Progress
+    from gb_backfill._vocabulary import QuoteOutcome, Status
+
+    book = QuoteBook(Progress(3, enabled=False, clock=lambda: 0.0), expected=3)
+    chunk = Chunk(pd.DataFrame(), 0)
+    rows = [OutgoingRow(chunk, n, f"c{n}", b"{}", None, n) for n in range(3)]
+    book.record(rows[:1], Status.ABORTED, None)
+    book.record(rows[1:2], Status.FAILED, Outcome(Verdict.FAILED, "http_400", "bad", 400))
+    missing = Outcome(Verdict.NOT_FOUND, "customer_not_found", "no such customer", 404)
+    book.record(rows[2:], Status.SENT, missing)
+    assert dict(book.counts) == {"quoted": 1, "failed": 1, "not_asked": 1}
+    assert set(book.counts) <= {outcome.value for outcome in QuoteOutcome}

@@ -16,7 +16,6 @@ first error, which the run raises once every row has its status.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,14 +32,16 @@ from .._vocabulary import STATUSES, SendErrorCode, Status, Verdict
 from .chunks import Chunk, NotSent, OutgoingRow
 from .outcomes import Outcome
 from .progress import Progress
+from .stopping import StopSwitch
 
 __all__: list[str] = []
 
 _WRITE_FAILURES_EVERY = 2.0  # seconds
 _MAX_LIVE_CHUNKS = 3
+_NOT_ATTEMPTED = "not attempted: the run stopped"
 
 
-class Bookkeeper:
+class Bookkeeper(StopSwitch):
     """Counts, ledger, failures file and progress for one run. Strictly private."""
 
     def __init__(
@@ -54,6 +55,7 @@ class Bookkeeper:
         clock: Clock,
         warnings: WarningTally | None = None,
     ) -> None:
+        super().__init__()
         self.ledger = ledger
         #: the input's warnings, gathered as its chunks are prepared (see
         #: :mod:`gb_backfill._rows.warnings`)
@@ -66,8 +68,6 @@ class Bookkeeper:
         self.rows = 0
         self.folded = 0  #: rows skipped as copies of a row met elsewhere in the input
         self.retrying = 0
-        self.error: BaseException | None = None
-        self.stopped = asyncio.Event()
         self.unwritten: set[Chunk] = set()
         self.written_at = -_WRITE_FAILURES_EVERY  # the first failure is written at once
         self.outstanding = 0
@@ -85,20 +85,10 @@ class Bookkeeper:
     # --- the stop switch -------------------------------------------------------------------
 
     def halt(self, error: BaseException | None = None) -> None:
-        """Stop starting requests; in-flight ones finish, queued rows end ``aborted``.
-
-        The first ``error`` given is the one the run raises at its end.
-        """
-        if error is not None and self.error is None:
-            self.error = error
-        self.stopped.set()
+        """Stop (see :meth:`StopSwitch.halt`), and stop waiting for room or for rows to end."""
+        super().halt(error)
         self.room.set()
         self.drained.set()
-
-    async def pause(self, seconds: float) -> None:
-        """Sleep ``seconds``, but wake at once when the run stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopped.wait(), seconds)
 
     # --- rows coming in ----------------------------------------------------------------------
 
@@ -127,13 +117,12 @@ class Bookkeeper:
         self.rows += len(frame)
         self.counts[Status.ABORTED] += len(frame)
         self.error_codes[SendErrorCode.ABORTED] += len(frame)
-        message = "not attempted: the run stopped"
         rows = failure_rows(
             frame,
             np.arange(len(frame)),
             status=Status.ABORTED,
             code=SendErrorCode.ABORTED,
-            message=message,
+            message=_NOT_ATTEMPTED,
             row_offset=offset,
             types=self.writer.types,
         )
@@ -258,7 +247,7 @@ class Bookkeeper:
         self.counts[status] += len(rows)
         if status != Status.SENT:
             code = outcome.code if outcome else SendErrorCode.ABORTED
-            message = outcome.message if outcome else "not attempted: the run stopped"
+            message = outcome.message if outcome else _NOT_ATTEMPTED
             http = outcome.http_status if outcome else None
             for row in rows:
                 entry = NotSent(row.local, status, code, message, http, row.requests, row.key_index)
@@ -362,8 +351,7 @@ def _stop_outcome(row: OutgoingRow, error: BaseException | None) -> tuple[Status
         message = "the run was interrupted while this request was in flight"
         return Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.INTERRUPTED, message)
     if last is None:
-        message = "not attempted: the run stopped"
-        return Status.ABORTED, Outcome(Verdict.RETRY, SendErrorCode.ABORTED, message)
+        return Status.ABORTED, Outcome(Verdict.RETRY, SendErrorCode.ABORTED, _NOT_ATTEMPTED)
     if last.pacing and not row.attempts:
         message = (
             f"not sent: the run stopped while Gameball was asking it to slow down ({last.message})"

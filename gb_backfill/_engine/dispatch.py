@@ -18,9 +18,6 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
-import pandas as pd
-
 from .._vocabulary import Lane
 from .chunks import OutgoingRow
 
@@ -37,36 +34,6 @@ class Receiver(Protocol):
         ``priority`` estimates how many rows its customer has in all: in batch mode the busiest
         customers are the critical path, so their rows should go first.
         """
-
-
-class CustomerCounts:
-    """How many rows each customer has had so far, estimated in fixed memory (8 MB).
-
-    A count-min sketch: two hashed counters per customer, the lesser is the estimate, which is
-    never below the true count and rarely far above it.
-    """
-
-    _BITS = 20
-
-    def __init__(self) -> None:
-        self._counts = np.zeros((2, 1 << self._BITS), dtype=np.uint32)
-
-    def add(self, customers: Sequence[str]) -> np.ndarray:
-        """Count ``customers`` (one entry per row) and return each row's estimate, these
-        included."""
-        if not customers:
-            return np.zeros(0, dtype=np.uint32)
-        hashes = pd.util.hash_array(np.asarray(customers, dtype=object), categorize=False)
-        mask = (1 << self._BITS) - 1
-        first = (hashes & mask).astype(np.intp)
-        second = ((hashes >> self._BITS) & mask).astype(np.intp)
-        for counts, spots in ((self._counts[0], first), (self._counts[1], second)):
-            # Distinct spots, each added once: several times faster than np.add.at, with
-            # temporaries the size of the chunk (a bincount's would be the whole sketch's).
-            distinct, times = np.unique(spots, return_counts=True)
-            counts[distinct] += times.astype(np.uint32)
-        estimate: np.ndarray = np.minimum(self._counts[0][first], self._counts[1][second])
-        return estimate
 
 
 class _Customer:

@@ -19,7 +19,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .._config import Settings
 from .._gameball import lane_for
@@ -31,8 +30,8 @@ from .._rows.rules import CheckedFrame, check_frame, first_failures
 from .._rows.warnings import WarningTally
 from .._vocabulary import Lane
 from .chunks import Chunk, OutgoingRow
-from .dispatch import CustomerCounts
 from .makespan import LaneCosts, Loads, Routing, routing_floor
+from .sketch import CustomerSketch
 
 __all__: list[str] = []
 
@@ -72,7 +71,7 @@ class Preparer:
         self.settings, self.mapping, self.loose = settings, mapping, loose
         self.warnings = warnings  #: the dry run's: column warnings gathered as chunks pass
         self.key_maker = RowKeyMaker()
-        self.customer_counts = CustomerCounts()
+        self.customer_counts = CustomerSketch()
         #: batch mode: customers whose rows all take the events lane, and their rows in all
         self.routed = routing.customers if routing is not None else frozenset()
         self.known_rows: dict[str, int] = dict(routing.rows) if routing is not None else {}
@@ -145,46 +144,9 @@ def _repeated(keyed: RowKeys, positions: npt.NDArray[np.int64]) -> npt.NDArray[n
 def _lane_ids(checked: CheckedFrame) -> tuple[pa.Array, pa.Array]:
     """The customer ids of a frame's valid rows: those a batch item can carry, and the rest."""
     valid = ~checked.invalid
-    plain = valid.copy()
-    for extra in (checked.emails, checked.mobiles, checked.session_tokens):
-        if extra is not None:
-            plain &= ~np.asarray(extra.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    plain = valid & checked.plain()
     ids = checked.customer_ids
     return ids.filter(pa.array(plain)), ids.filter(pa.array(valid & ~plain))
-
-
-class _Sketch:
-    """Rows per customer, estimated in fixed memory (8 MB): a count-min sketch, never below the
-    true count and rarely far above it."""
-
-    _BITS = 20
-
-    def __init__(self) -> None:
-        self._counts = np.zeros((2, 1 << self._BITS), dtype=np.int64)
-
-    def _cells(self, customers: pa.Array) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        hashes = pd.util.hash_array(np.asarray(customers.to_numpy(zero_copy_only=False)))
-        mask = (1 << self._BITS) - 1
-        first = (hashes & mask).astype(np.intp)
-        return first, ((hashes >> self._BITS) & mask).astype(np.intp)
-
-    def add(self, customers: pa.Array) -> None:
-        """Count one row per entry of ``customers``."""
-        counted = pc.value_counts(customers)
-        first, second = self._cells(counted.field("values"))
-        weights = counted.field("counts").to_numpy()
-        np.add.at(self._counts[0], first, weights)
-        np.add.at(self._counts[1], second, weights)
-
-    def estimate(self, customers: pa.Array) -> npt.NDArray[np.int64]:
-        """Each entry's estimated count."""
-        first, second = self._cells(customers)
-        found: npt.NDArray[np.int64] = np.minimum(self._counts[0][first], self._counts[1][second])
-        return found
-
-    def most(self) -> int:
-        """An upper bound on any one customer's count."""
-        return int(min(self._counts[0].max(), self._counts[1].max()))
 
 
 class LoadCounter:
@@ -201,8 +163,8 @@ class LoadCounter:
     def __init__(self, mapping: ColumnMapping, costs: LaneCosts) -> None:
         self.mapping, self.costs = mapping, costs
         self.batch_rows = self.events_rows = 0
-        self._batch = _Sketch()
-        self._events = _Sketch()
+        self._batch = CustomerSketch()
+        self._events = CustomerSketch()
         self._busiest: Counter[str] = Counter()
         self.floor = 0
 

@@ -59,16 +59,16 @@ from .._engine.progress import Progress
 from .._engine.run import Reader, http_client
 from .._engine.timeline import Timeline
 from .._errors import AuthenticationError, ConfigError, RepeatedFailureError
-from .._input.reader import CsvOptions, InputFile, input_mapping, retyped
+from .._input.reader import CsvOptions, InputFile, frame_chunks, input_mapping
 from .._rows.mapping import ColumnMapping, resolve_mapping
 from .._rows.payloads import encode_rows
-from .._rows.rules import CheckedFrame, check_frame
+from .._rows.rules import check_frame
 from .._rows.warnings import WarningTally
 from .._store.companions import refuse_missing_ledger
 from .._store.ledger import Ledger
 from .._sync import off_loop, run_sync
-from .._vocabulary import Verdict
-from .forecast import CUSTOMER_NOT_FOUND, FAILED, NOT_ASKED, QUOTED, Quote, SampledRow, forecast
+from .._vocabulary import QuoteOutcome, Verdict
+from .forecast import Quote, SampledRow, forecast
 from .report import PreviewReport
 from .sampling import DEFAULT_SAMPLE_SIZE, StratifiedSample, StratifiedSampler
 
@@ -131,7 +131,7 @@ class Sampling:
             mine = encode_rows(frame, checked, only=rows)
             cells = frame.iloc[rows].to_dict("records")
             tokens = mine.session_tokens or [None] * len(rows)
-            names = _event_names(checked, rows)
+            names = checked.event_names_at(rows)
             return [
                 SampledRow(offset + int(p), customer, str(name), body, token, cell)
                 for p, customer, name, body, token, cell in zip(
@@ -139,7 +139,7 @@ class Sampling:
                 )
             ]
 
-        self.sampler.offer(_event_names(checked, candidates), build)
+        self.sampler.offer(checked.event_names_at(candidates), build)
 
     def count_customers(self, frame: pd.DataFrame, index: int, wanted: pa.Array) -> Counter[str]:
         """The second pass, one chunk: rows per sampled customer among the rows sampled from."""
@@ -148,16 +148,6 @@ class Sampling:
         customers = checked.customer_ids.filter(pa.array(bits))
         mine = customers.filter(pa.compute.is_in(customers, value_set=wanted))
         return Counter(mine.to_pylist())
-
-
-def _event_names(checked: CheckedFrame, positions: Positions) -> npt.NDArray[np.object_]:
-    if checked.mapping.event is not None:
-        return np.full(len(positions), checked.mapping.event, dtype=object)
-    assert checked.event_names is not None
-    names: npt.NDArray[np.object_] = checked.event_names.take(pa.array(positions)).to_numpy(
-        zero_copy_only=False
-    )
-    return names
 
 
 class PreviewRun:
@@ -263,19 +253,19 @@ class PreviewRun:
         assert self.sample is not None
         count = self.sample.size
         if self.book is None:
-            return [Quote(NOT_ASKED)] * count
+            return [Quote(QuoteOutcome.NOT_ASKED)] * count
         book, found = self.book, []
         for index in range(count):
             if index in book.answers:
-                found.append(Quote(QUOTED, book.answers[index]))
+                found.append(Quote(QuoteOutcome.QUOTED, book.answers[index]))
                 continue
             outcome = book.outcomes.get(index)
             if outcome is None:
-                found.append(Quote(NOT_ASKED))
+                found.append(Quote(QuoteOutcome.NOT_ASKED))
             elif outcome.verdict is Verdict.NOT_FOUND:
-                found.append(Quote(CUSTOMER_NOT_FOUND))
+                found.append(Quote(QuoteOutcome.CUSTOMER_NOT_FOUND))
             else:
-                found.append(Quote(FAILED, error=f"{outcome.code}: {outcome.message}"))
+                found.append(Quote(QuoteOutcome.FAILED, error=f"{outcome.code}: {outcome.message}"))
         return found
 
     def report(self, columns: Sequence[Hashable]) -> PreviewReport:
@@ -387,11 +377,6 @@ async def run_preview(
 # --- the public functions ----------------------------------------------------------------------
 
 
-def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
-    for start in range(0, max(len(df), 1), rows):
-        yield retyped(df.iloc[start : start + rows])
-
-
 def _sample_size(sample: object) -> int:
     if isinstance(sample, bool) or not isinstance(sample, int | np.integer) or sample < 1:
         raise ConfigError(
@@ -469,7 +454,7 @@ async def apreview(
         raise ConfigError(f"preview() takes a pandas DataFrame, not {type(df).__name__}")
     resolved = resolve_mapping(df.columns, **mapping)
     return await run_preview(
-        lambda: _slices(df, settings.batch_rows), settings=settings, mapping=resolved,
+        lambda: frame_chunks(df, settings.batch_rows), settings=settings, mapping=resolved,
         columns=list(df.columns), sample=size, seed=seed, ledger_path=ledger, client=client,
         progress=progress,
     )  # fmt: skip

@@ -271,15 +271,6 @@ def loose_hashes(
     return _hash(text.to_numpy(zero_copy_only=False)), forms.view(np.int64)
 
 
-def event_names_of(checked: CheckedFrame, positions: npt.NDArray[np.int64]) -> list[str]:
-    """The event name of each row at ``positions`` (a column's, or the one ``event=`` gives)."""
-    if checked.mapping.event is not None:
-        return [checked.mapping.event] * len(positions)
-    assert checked.event_names is not None
-    names: list[str] = checked.event_names.take(pa.array(positions)).to_pylist()
-    return names
-
-
 def loose_keys(
     frame: pd.DataFrame, checked: CheckedFrame, encoded: EncodedRows, maker: RowKeyMaker
 ) -> tuple[list[bytes], npt.NDArray[np.int64]]:
@@ -290,7 +281,7 @@ def loose_keys(
         encoded.positions,
         checked.mapping,
         encoded.customer_ids,
-        event_names_of(checked, encoded.positions),
+        checked.event_names_at(encoded.positions),
     )
     return maker.occurrence_keys(hashes), forms
 

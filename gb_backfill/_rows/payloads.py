@@ -99,18 +99,12 @@ def encode_rows(
     parts.append("}")
     bodies = pc.binary_join_element_wise(*parts, "")
     tokens = checked.session_tokens
-    plain = np.ones(len(positions), dtype=bool)
-    for extra in (checked.emails, checked.mobiles, tokens):
-        if extra is not None:
-            plain &= ~np.asarray(
-                extra.take(take).is_valid().to_numpy(zero_copy_only=False), dtype=bool
-            )
     return EncodedRows(
         positions=positions,
         customer_ids=customer_ids.to_pylist(),
         bodies=bodies.cast(pa.binary()).to_pylist(),
         session_tokens=None if tokens is None else tokens.take(take).to_pylist(),
-        plain=plain,
+        plain=checked.plain(positions),
     )
 
 

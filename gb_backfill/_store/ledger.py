@@ -254,27 +254,24 @@ class Ledger:
     def last_sent_at(self) -> float | None:
         """When (``time.time()``) a run with this ledger last marked a row in flight or
         recorded an outcome: no run with it sent later. None when it recorded no row."""
-        self._commit_pending_outcomes()
+        self._commit_if(self._settles)
         return _storage.last_updated(self._db)
 
-    def _commit_pending_outcomes(self) -> None:
-        if self._settles and not self.read_only and self._broken is None:
+    def _commit_if(self, pending: object) -> None:
+        """Commit when ``pending`` is not empty, so what this run recorded is read back."""
+        if pending and not self.read_only and self._broken is None:
             self.commit()
 
     def lookup(self, keys: Sequence[bytes]) -> dict[bytes, LedgerEntry]:
         """The recorded entry of each key that has one, outcomes not yet committed included."""
-        self._commit_pending_outcomes()
+        self._commit_if(self._settles)
         found = _storage.lookup(self._db, keys)
         if self._has_invalid or self._invalid:
-            self._commit_pending_invalid()
+            self._commit_if(self._invalid)
             new = [key for key in keys if key not in found]
             for key in _ledger_extras.invalid_keys(self._db, new):
                 found[key] = _INVALID_ENTRY
         return found
-
-    def _commit_pending_invalid(self) -> None:
-        if self._invalid and not self.read_only and self._broken is None:
-            self.commit()
 
     def has_loose_keys(self) -> bool:
         """True when a row sent (or perhaps sent) has a loose key to compare new rows with."""

@@ -21,7 +21,6 @@ and no failures file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,11 +31,12 @@ import httpx
 from ... import _gameball as gameball
 from ..._clock import Clock
 from ..._config import Settings
-from ..._vocabulary import Status, Verdict
+from ..._vocabulary import QuoteOutcome, Status, Verdict
 from ..chunks import OutgoingRow
 from ..dispatch import Dispatcher
 from ..outcomes import Outcome, classify_response, error_details
 from ..progress import Progress
+from ..stopping import StopSwitch
 from ..timeline import Timeline
 from .events import EventsLane
 
@@ -89,32 +89,23 @@ def classify_quote(response: httpx.Response) -> Outcome:
 
 
 @dataclass(slots=True)
-class QuoteBook:
+class QuoteBook(StopSwitch):
     """What the quote lane learned of each sampled row (by ``row.local``). Strictly private.
 
     ``done`` is set once ``expected`` rows have their final status."""
 
     progress: Progress
     expected: int
-    stopped: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     retrying: int = 0
-    error: BaseException | None = None
     recorded: int = 0
-    counts: Counter[str] = field(default_factory=lambda: Counter(quoted=0, failed=0))
+    counts: Counter[str] = field(
+        default_factory=lambda: Counter({QuoteOutcome.QUOTED: 0, QuoteOutcome.FAILED: 0})
+    )
     #: row -> Gameball's 200 answer
     answers: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: row -> the outcome of a row with no answer: not found, failed, or None (not asked)
     outcomes: dict[int, Outcome | None] = field(default_factory=dict)
-
-    def halt(self, error: BaseException | None = None) -> None:
-        if error is not None and self.error is None:
-            self.error = error
-        self.stopped.set()
-
-    async def pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopped.wait(), seconds)
 
     def begin(self, rows: Sequence[OutgoingRow]) -> None:
         """Nothing to mark: a quote awards nothing, so there is no ledger."""
@@ -133,13 +124,15 @@ class QuoteBook:
         for row in rows:
             row.recorded = True
             if row.local in self.answers:
-                self.counts["quoted"] += 1
+                self.counts[QuoteOutcome.QUOTED] += 1
                 continue
             self.outcomes[row.local] = outcome
             if outcome is None:
-                self.counts["not asked"] += 1
+                self.counts[QuoteOutcome.NOT_ASKED] += 1
+            elif outcome.verdict is Verdict.NOT_FOUND:  # answered: counted with the quotes
+                self.counts[QuoteOutcome.QUOTED] += 1
             else:
-                self.counts["quoted" if outcome.verdict is Verdict.NOT_FOUND else "failed"] += 1
+                self.counts[QuoteOutcome.FAILED] += 1
         self.recorded += len(rows)
         self.progress.advance(len(rows), self.counts, self.retrying)
         if self.recorded >= self.expected:
