@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .._rows.mapping import READ_PROBLEMS, read_problems_text
-from .._store.failures import as_text_columns
+from .._store.stored_values import as_text_columns
 from .._vocabulary import FailureCode
 from .csv_types import BadValues, ColumnScan, convert
 
@@ -50,9 +50,9 @@ _CONVERTED = {
 def retyped(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (from a failures file) with the text of values a CSV reader could not convert
     converted again by the type it was read as (see
-    :func:`~gb_backfill._store.failures.as_text_columns`); a value that still does not convert is
-    its row's ``dtype_unconvertible`` failure again. Columns the user converted already (no text
-    left) stay as they are."""
+    :func:`~gb_backfill._store.stored_values.as_text_columns`); a value that still does not
+    convert is its row's ``dtype_unconvertible`` failure again. Columns the user converted
+    already (no text left) stay as they are."""
     as_text = as_text_columns(frame)
     if not as_text:
         return frame

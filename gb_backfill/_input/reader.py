@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from .._errors import ConfigError
 from .._rows.mapping import ColumnMapping, resolve_mapping
-from .._store.failures import file_notes, restore
+from .._store.stored_values import file_notes, restore
 from .csv_lines import CsvOptions as CsvOptions  # the faces read CSV options here
 from .csv_lines import Shape, TooWide, count_fields, csv_chunks, csv_columns, mark_shapes, separator
 from .csv_types import CSV_TYPES, ColumnScan, convert

@@ -4,9 +4,9 @@ The preview (:mod:`gb_backfill._preview.run`) quotes a stratified sample of the 
 are event names; see :mod:`gb_backfill._preview.sampling`). Each answered quote gives, for its row,
 numbers such as its points, whether a campaign rewarded it, its coupons of each type, whether its
 customer exists. Each such number is estimated for the whole input with
-:func:`~gb_backfill._preview.sampling.estimate_total` (a share of rows with
-:func:`~gb_backfill._preview.sampling.estimate_share`, the customers to be created with
-:func:`~gb_backfill._preview.sampling.estimate_distinct`).
+:func:`~gb_backfill._preview.estimates.estimate_total` (a share of rows with
+:func:`~gb_backfill._preview.estimates.estimate_share`, the customers to be created with
+:func:`~gb_backfill._preview.estimates.estimate_distinct`).
 
 Rows with no answer (a quote that failed, or was not asked because the preview stopped) are
 left out of their stratum's sample, as if never drawn: the estimate assumes they are like the
@@ -26,8 +26,9 @@ from typing import Any
 import pandas as pd
 
 from .._vocabulary import QuoteOutcome
+from .estimates import Estimate, estimate_distinct, estimate_share, estimate_total
 from .report import CampaignPreview, CustomerPreview, EventPreview, PreviewReport
-from .sampling import Estimate, StratifiedSample, estimate_distinct, estimate_share, estimate_total
+from .sampling import StratifiedSample
 
 __all__: list[str] = []
 
