@@ -122,7 +122,7 @@ def _parquet_columns(files: Sequence[Path]) -> tuple[pd.Index, int]:
 
 
 class InputFile:
-    """One input (a file, a directory or a glob), read a batch at a time.
+    """One input (a file, a directory or a glob), read a chunk at a time.
 
     ``text_columns`` are read as text exactly as written (CSV only); see the module docstring.
     Constructing it reads the schema (Parquet) or makes the first pass (CSV), so a bad file

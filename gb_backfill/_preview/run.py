@@ -1,7 +1,7 @@
 """The reward preview: what a backfill would award, asked of Gameball before anything is sent.
 
 :func:`preview` (and :func:`apreview`, :func:`preview_path`, :func:`apreview_path`) reads the
-input as a send would, in batches, with the same mapping, checks and request bodies, and:
+input as a send would, in chunks, with the same mapping, checks and request bodies, and:
 
 1. samples its valid rows in one pass, stratified by event name
    (:mod:`gb_backfill._preview.sampling`), building the request body of the sampled rows only; with

@@ -8,7 +8,7 @@ The body is assembled from per-column JSON fragments with Arrow string kernels, 
 built and no ``json.dumps`` runs per row. The text is strict JSON: never NaN or Infinity.
 
 The text is canonical: metadata keys in sorted order, each value written by a rule that looks at
-that value alone. So a row's body depends on the row only, never on its batch, its neighbours or
+that value alone. So a row's body depends on the row only, never on its chunk, its neighbours or
 the order of the columns, and the ledger can key rows by it (see :mod:`.keys`).
 
 The public :func:`~gb_backfill.payloads` is in :mod:`gb_backfill._validate`.
