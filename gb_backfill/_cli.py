@@ -54,7 +54,7 @@ from ._preview.report import PreviewReport
 from ._preview.run import apreview_path
 from ._preview.sampling import DEFAULT_SAMPLE_SIZE
 from ._reports.send import SendPlan, SendReport
-from ._rows.keys import ContentKeys, identity_hashes
+from ._rows.keys import RowKeyMaker, identity_hashes
 from ._rows.rules import check_frame, first_failures
 from ._rows.warnings import WarningTally, warning_lines
 from ._sender import asend_path
@@ -166,7 +166,7 @@ def _validate(args: argparse.Namespace) -> int:
         writer.check()
     codes: Counter[str] = Counter()
     warnings = WarningTally(mapping)
-    keys = ContentKeys()  # each invalid row's identity, as a send would key it
+    keys = RowKeyMaker()  # each invalid row's identity, as a send would key it
     rows = offset = invalid = 0
     # A batch at a time, like send: a file of any size validates in bounded memory.
     for frame in source.frames(batch_rows=DEFAULT_BATCH_ROWS):

@@ -107,7 +107,7 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class Keys:
+class ApiKeys:
     """The API and secret keys. They never appear in reprs, messages or files."""
 
     api_key: str = field(repr=False)
@@ -115,7 +115,7 @@ class Keys:
 
     def __repr__(self) -> str:
         secret = "None" if self.secret_key is None else "'********'"
-        return f"Keys(api_key='********', secret_key={secret})"
+        return f"ApiKeys(api_key='********', secret_key={secret})"
 
     def headers(self) -> dict[str, str]:
         """The headers every keyed JSON request carries."""
@@ -129,8 +129,10 @@ class Keys:
         return headers
 
     @classmethod
-    def resolve(cls, api_key: str | None, secret_key: str | None, *, required: bool = True) -> Keys:
-        """Keys from the arguments, else from GAMEBALL_API_KEY and GAMEBALL_SECRET_KEY.
+    def resolve(
+        cls, api_key: str | None, secret_key: str | None, *, required: bool = True
+    ) -> ApiKeys:
+        """The keys from the arguments, else from GAMEBALL_API_KEY and GAMEBALL_SECRET_KEY.
 
         With ``required=False`` (a dry run, which sends nothing) a missing API key is "".
         """
@@ -205,7 +207,7 @@ MAPPING_KEYWORDS = frozenset(
 class Settings:
     """The checked options of one send (or preview). Strictly private."""
 
-    keys: Keys
+    api_keys: ApiKeys
     base_url: str
     api_version: str
     limits: RateLimits
@@ -324,12 +326,12 @@ def unknown_keywords(given: Sequence[str], known: Sequence[str], where: str) -> 
 
 def _keys(
     api_key: object, secret_key: object, *, api_version: str, mode: str, dry_run: bool
-) -> Keys:
+) -> ApiKeys:
     """The keys, checked: a dry run sends nothing, so it needs none (given ones are checked)."""
     for name, value in (("api_key", api_key), ("secret_key", secret_key)):
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{name}= must be a string, not {type(value).__name__}")
-    keys = Keys.resolve(api_key, secret_key, required=not dry_run)  # type: ignore[arg-type]
+    keys = ApiKeys.resolve(api_key, secret_key, required=not dry_run)  # type: ignore[arg-type]
     _check_key("api_key", API_KEY_ENV, keys.api_key or None)
     _check_key("secret_key", SECRET_KEY_ENV, keys.secret_key)
     if keys.secret_key or dry_run:
@@ -398,7 +400,7 @@ def make_settings(
     lifted = batch_limits is not None and not (batch_limits.per_second or batch_limits.per_window)
     reserve = _reserve(reserve)
     return Settings(
-        keys=keys,
+        api_keys=keys,
         base_url=check_base_url(base_url, allow_insecure_http=allow_insecure_http),
         api_version=api_version,
         limits=leave_room(limits or EVENTS_LIMITS, reserve),

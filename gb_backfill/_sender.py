@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Literal, overload
 
 import httpx
@@ -34,7 +34,7 @@ from ._config import (
 from ._engine.plan import dry_run_plan
 from ._engine.run import run_send
 from ._errors import ConfigError
-from ._input.reader import CsvOptions, InputFile, input_mapping, key_frames, retyped
+from ._input.reader import CsvOptions, InputFile, frame_chunks, input_mapping, key_frames
 from ._reports.send import SendPlan, SendReport
 from ._rows.keys import check_key_columns, check_unique
 from ._rows.mapping import resolve_mapping
@@ -43,14 +43,6 @@ from ._sync import run_sync
 __all__ = ["asend", "asend_path", "send", "send_path"]
 
 _SETTINGS_KEYWORDS = tuple(inspect.signature(make_settings).parameters)
-
-
-def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
-    # A failures file read with pandas keeps, as text, values a CSV reader could not convert.
-    for start in range(0, len(df), rows):
-        yield retyped(df.iloc[start : start + rows])
-    if df.empty:
-        yield df
 
 
 @overload
@@ -168,11 +160,11 @@ async def asend(
         check_unique([df], settings.row_key)
     if dry_run:
         return dry_run_plan(
-            lambda: _slices(df, settings.batch_rows), settings=settings, mapping=resolved,
+            lambda: frame_chunks(df, settings.batch_rows), settings=settings, mapping=resolved,
             ledger_path=ledger, bodies_path=bodies_path, columns=list(df.columns),
         )  # fmt: skip
     return await run_send(
-        lambda: _slices(df, settings.batch_rows),
+        lambda: frame_chunks(df, settings.batch_rows),
         total=len(df),
         settings=settings,
         mapping=resolved,

@@ -72,7 +72,8 @@ def damaged_ledger(path):
     ledger.begin(b"a" * 16, "c0", 0)
     os.close(ledger._journal)
     os.close(ledger._lock)
-    record = _journal.settle_record(("sent", 0, 1, 200, None, None, 0.0, b"a" * 16))
+    settle = _journal.Settle(b"a" * 16, "sent", False, 1, 200, None, None, 0.0)
+    record = _journal.settle_record(settle)
     with open(ledger.journal_path, "ab") as journal:
         journal.write(record[:17] + bytes([99]) + record[18:])  # no such status
 

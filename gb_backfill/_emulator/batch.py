@@ -29,11 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .. import _gameball as gameball
 from .._errors import ConfigError
 
 __all__ = ["BatchSettings"]
 
-_TRANSIENT = "2001: a request for this customer is already in progress"
+_TRANSIENT = f"{gameball.CONCURRENT_REQUEST}: a request for this customer is already in progress"
 _PERMANENT = "3003: the customer cannot receive events"
 
 

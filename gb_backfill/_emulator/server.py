@@ -163,28 +163,32 @@ def _scalar(value: object) -> bool:
 def _payload_problem(body: object) -> tuple[int, int, str] | None:
     """(status, code, message) when the body breaks the payload rules."""
     if not isinstance(body, dict):
-        return 400, 3016, "The request body must be a JSON object."
+        return 400, gameball.MALFORMED_JSON, "The request body must be a JSON object."
     customer = body.get("customerId")
     if customer is None:
-        return 400, 3000, "The customerId field is required."
+        return 400, gameball.MISSING_ARGUMENT, "The customerId field is required."
     if not isinstance(customer, str) or not customer.strip():
-        return 422, 3003, "customerId must be a non-empty string."
+        return 422, gameball.INVALID_VALUE, "customerId must be a non-empty string."
     events = body.get("events")
     if events is None or events == {}:
-        return 400, 3000, "At least one event is required."
+        return 400, gameball.MISSING_ARGUMENT, "At least one event is required."
     if not isinstance(events, dict):
-        return 422, 3003, "events must be an object of event name to metadata."
+        return 422, gameball.INVALID_VALUE, "events must be an object of event name to metadata."
     for name, metadata in events.items():
         if not name.strip():
-            return 422, 3003, "Event names must not be empty."
+            return 422, gameball.INVALID_VALUE, "Event names must not be empty."
         if not isinstance(metadata, dict):
-            return 422, 3003, f"The metadata of event {name!r} must be an object."
+            return 422, gameball.INVALID_VALUE, f"The metadata of event {name!r} must be an object."
         for key, value in metadata.items():
             if not _scalar(value):
-                return 422, 3003, f"Metadata {key!r} of event {name!r} must be a scalar value."
+                return (
+                    422,
+                    gameball.INVALID_VALUE,
+                    f"Metadata {key!r} of event {name!r} must be a scalar value.",
+                )
     for optional in ("email", "mobile"):
         if body.get(optional) is not None and not isinstance(body[optional], str):
-            return 422, 3003, f"{optional} must be a string."
+            return 422, gameball.INVALID_VALUE, f"{optional} must be a string."
     return None
 
 
@@ -414,7 +418,12 @@ class Emulator:
     async def _record_view(self, request: web.Request) -> web.StreamResponse:
         """``GET /_emulator/events`` (with the APIKey header): what it received, as JSON."""
         if request.headers.get(gameball.API_KEY_HEADER) != self.api_key:
-            return _error(401, 1000, "Unauthorized: the APIKey header is missing or wrong.", 0)
+            return _error(
+                401,
+                gameball.UNAUTHORIZED,
+                "Unauthorized: the APIKey header is missing or wrong.",
+                0,
+            )
         with self._lock:
             rows = list(self._state.events)
             counters = dict(self._state.counters)
@@ -541,16 +550,20 @@ class Emulator:
     def _authenticate(self, request: web.Request, version: str) -> tuple[int, int, str] | None:
         api_key = request.headers.get(gameball.API_KEY_HEADER)
         if not api_key or api_key != self.api_key:
-            return 401, 1000, "Unauthorized: the APIKey header is missing or wrong."
+            return (
+                401,
+                gameball.UNAUTHORIZED,
+                "Unauthorized: the APIKey header is missing or wrong.",
+            )
         token = request.headers.get(gameball.SESSION_TOKEN_HEADER)
         needs_secret = version == "4.1" or self.high_security
         secret = request.headers.get(gameball.SECRET_KEY_HEADER)
         if version == "4.1" and token:
             return None
         if needs_secret and not secret:
-            return 401, 1001, "A SecretKey is required for this request."
+            return 401, gameball.SECRET_KEY_REQUIRED, "A SecretKey is required for this request."
         if secret is not None and secret != self.secret_key:
-            return 401, 1000, "Unauthorized: the SecretKey is wrong."
+            return 401, gameball.UNAUTHORIZED, "Unauthorized: the SecretKey is wrong."
         return None
 
     async def _admitted(
@@ -562,10 +575,14 @@ class Emulator:
         version = gate.paths.get(request.path)
         if version is None:
             self._count("not_found")
-            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
+            return _error(
+                404, gameball.GENERIC_ERROR, f"No such endpoint: {request.path}", request_id
+            )
         if request.content_type != "application/json":
             self._count(gate.unsupported)
-            return _error(415, 3013, "The request body must be application/json.", request_id)
+            return _error(
+                415, gameball.NOT_JSON, "The request body must be application/json.", request_id
+            )
         problem = self._authenticate(request, version)
         if problem:
             self._count(gate.unauthorized)
@@ -573,7 +590,7 @@ class Emulator:
         wait = self._admit(request.headers[gameball.API_KEY_HEADER], gate.kind)
         if wait:
             self._count(gate.rate_limited)
-            response = _error(429, 4290, "Too many requests.", request_id)
+            response = _error(429, gameball.TOO_MANY_REQUESTS, "Too many requests.", request_id)
             if self.retry_after:
                 response.headers["Retry-After"] = self._retry_after(wait)
             return response
@@ -581,7 +598,7 @@ class Emulator:
             return version, json.loads(await request.read())
         except ValueError:
             self._count(gate.malformed)
-            return _error(400, 3016, "Malformed JSON.", request_id)
+            return _error(400, gameball.MALFORMED_JSON, "Malformed JSON.", request_id)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         faults = self.faults
@@ -610,7 +627,7 @@ class Emulator:
                 self._state.counters["concurrent"] += 1
                 return _error(
                     422,
-                    2001,
+                    gameball.CONCURRENT_REQUEST,
                     "A request for this customer is already in progress.",
                     request_id,
                 )
@@ -661,7 +678,7 @@ class Emulator:
             return _error(400, *problem_400, request_id)
         if not self.customer_exists(body["customerId"]):
             self._count("preview_not_found")
-            return _error(404, 7000, "Customer not found.", request_id)
+            return _error(404, gameball.CUSTOMER_NOT_FOUND, "Customer not found.", request_id)
         delay = self.faults.latency + self._preview_random.random() * self.faults.jitter
         if delay:
             await asyncio.sleep(delay)
@@ -692,15 +709,23 @@ class Emulator:
         if not api_key or api_key != self.api_key:
             self._count("unauthorized")
             return _error(
-                401, 1000, "Unauthorized: the APIKey header is missing or wrong.", request_id
+                401,
+                gameball.UNAUTHORIZED,
+                "Unauthorized: the APIKey header is missing or wrong.",
+                request_id,
             )
         if request.headers.get(gameball.SECRET_KEY_HEADER) != self.secret_key:
             self._count("unauthorized")
-            return _error(401, 1001, "Batch APIs need the right SecretKey.", request_id)
+            return _error(
+                401,
+                gameball.SECRET_KEY_REQUIRED,
+                "Batch APIs need the right SecretKey.",
+                request_id,
+            )
         wait = self._admit(api_key, kind)
         if wait:
             self._count(f"rate_limited_{kind}")
-            response = _error(429, 4290, "Too many requests.", request_id)
+            response = _error(429, gameball.TOO_MANY_REQUESTS, "Too many requests.", request_id)
             if self.retry_after:
                 response.headers["Retry-After"] = self._retry_after(wait)
             return response
@@ -715,13 +740,13 @@ class Emulator:
             body = json.loads(await request.read())
         except ValueError:
             self._count("bad_request")
-            return _error(400, 3016, "Malformed JSON.", request_id)
+            return _error(400, gameball.MALFORMED_JSON, "Malformed JSON.", request_id)
         items = body.get("body") if isinstance(body, dict) else None
         if not isinstance(items, list) or not 1 <= len(items) <= gameball.MAX_ITEMS_PER_JOB:
             self._count("bad_request")
             return _error(
                 400,
-                3000,
+                gameball.MISSING_ARGUMENT,
                 f"body must be a list of 1 to {gameball.MAX_ITEMS_PER_JOB} items.",
                 request_id,
             )
@@ -732,7 +757,7 @@ class Emulator:
         if too_large:
             self._count("bad_request")
             message = f"item {too_large[0]} is larger than {limit:,} bytes."
-            return _error(400, 3016, message, request_id)
+            return _error(400, gameball.MALFORMED_JSON, message, request_id)
         assert self._jobs is not None
         job = self._jobs.create(request.headers[gameball.API_KEY_HEADER], items)
         if self.batch.create_delay:
@@ -746,7 +771,7 @@ class Emulator:
         except ValueError:
             job = None
         if job is None or job.api_key != request.headers.get(gameball.API_KEY_HEADER):
-            return _error(404, 4000, "No such job.", request_id)
+            return _error(404, gameball.GENERIC_ERROR, "No such job.", request_id)
         return job
 
     async def _status(self, request: web.Request, shape: str) -> web.StreamResponse:
@@ -759,7 +784,9 @@ class Emulator:
             "v4.0",
         ):
             self._count("not_found")
-            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
+            return _error(
+                404, gameball.GENERIC_ERROR, f"No such endpoint: {request.path}", request_id
+            )
         job = self._job(request, request_id)
         if isinstance(job, web.Response):
             return job
