@@ -29,13 +29,14 @@ from ._errors import (
     LedgerError,
 )
 from ._gameball import HISTORY_WARNING
+from ._preview.estimates import Estimate
 from ._preview.report import CampaignPreview, CustomerPreview, EventPreview, PreviewReport
-from ._preview.sampling import Estimate
 from ._reports.ledger import LedgerReport, Settlement
 from ._reports.send import SendPlan, SendReport
 from ._reports.validation import ValidationReport
 from ._stops import AuthenticationError, Interrupted, RepeatedFailureError, RunStopped
-from ._store.failures import FAILURE_STATUS_COLUMNS, StoredObject, read_failures
+from ._store.failures import FAILURE_STATUS_COLUMNS, read_failures
+from ._store.stored_values import StoredObject
 from ._validate import payloads, validate, validate_path
 from ._vocabulary import STATUSES, FailureCode, SendErrorCode, Status, WarningCode
 

@@ -103,7 +103,7 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class Keys:
+class ApiKeys:
     """The API and secret keys. They never appear in reprs, messages or files."""
 
     api_key: str = field(repr=False)
@@ -111,7 +111,7 @@ class Keys:
 
     def __repr__(self) -> str:
         secret = "None" if self.secret_key is None else "'********'"
-        return f"Keys(api_key='********', secret_key={secret})"
+        return f"ApiKeys(api_key='********', secret_key={secret})"
 
     def headers(self) -> dict[str, str]:
         """The headers every keyed JSON request carries."""
@@ -125,8 +125,10 @@ class Keys:
         return headers
 
     @classmethod
-    def resolve(cls, api_key: str | None, secret_key: str | None, *, required: bool = True) -> Keys:
-        """Keys from the arguments, else from GAMEBALL_API_KEY and GAMEBALL_SECRET_KEY.
+    def resolve(
+        cls, api_key: str | None, secret_key: str | None, *, required: bool = True
+    ) -> ApiKeys:
+        """The keys from the arguments, else from GAMEBALL_API_KEY and GAMEBALL_SECRET_KEY.
 
         With ``required=False`` (a dry run, which sends nothing) a missing API key is "".
         """
@@ -202,7 +204,7 @@ PREVIEW_SECONDS = 15.0
 class Settings:
     """The checked options of one send (or preview). Strictly private."""
 
-    keys: Keys
+    api_keys: ApiKeys
     base_url: str
     api_version: str
     limits: RateLimits

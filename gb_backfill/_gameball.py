@@ -1,7 +1,7 @@
 """What gb-backfill relies on about Gameball's API, stated once (see the shared API notes).
 
 The sender, the dry run, the preview and the emulator all read these; nothing else spells a
-path, a header, a code or a documented limit.
+path, a header, an error code or a documented limit.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ MAX_CUSTOMER_ID = 100
 CONCURRENT_REQUEST = 2001
 #: 404 with this code: the customer does not exist (the preview never creates one).
 CUSTOMER_NOT_FOUND = 7000
+#: The other codes of an error answer the emulator gives, as the shared API notes list them.
+UNAUTHORIZED = 1000  #: 401: the APIKey (or the SecretKey) is wrong
+SECRET_KEY_REQUIRED = 1001  #: 401
+MISSING_ARGUMENT = 3000  #: 400
+INVALID_VALUE = 3003  #: 422
+NOT_JSON = 3013  #: 415: the body is not ``application/json``
+MALFORMED_JSON = 3016  #: 400: an invalid payload, or malformed JSON
+GENERIC_ERROR = 4000  #: 400 or 404: no such endpoint, no such job
+#: 429: Gameball documents no code for it; the emulator answers with this one.
+TOO_MANY_REQUESTS = 4290
 
 # --- documented rate limits (per account and key, counted by arrival) ------------------------
 

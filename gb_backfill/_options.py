@@ -46,7 +46,7 @@ from ._config import (
     PREVIEW_LIMITS,
     SECRET_KEY_ENV,
     STATUS_LIMITS,
-    Keys,
+    ApiKeys,
     RateLimits,
     RetryPolicy,
     Settings,
@@ -537,9 +537,9 @@ def _check_key(keyword: str, env: str, value: str | None) -> None:
         )
 
 
-def _keys(options: RunOptions, *, mode: str, dry_run: bool) -> Keys:
+def _keys(options: RunOptions, *, mode: str, dry_run: bool) -> ApiKeys:
     """The keys, checked: a dry run sends nothing, so it needs none (given ones are checked)."""
-    keys = Keys.resolve(options.api_key, options.secret_key, required=not dry_run)
+    keys = ApiKeys.resolve(options.api_key, options.secret_key, required=not dry_run)
     _check_key("api_key", API_KEY_ENV, keys.api_key or None)
     _check_key("secret_key", SECRET_KEY_ENV, keys.secret_key)
     if keys.secret_key or dry_run:
@@ -572,7 +572,7 @@ def make_settings(options: RunOptions, *, dry_run: bool = False) -> Settings:
     mode, reserve, batch_limits = sending.mode, options.reserve, sending.batch_limits
     lifted = batch_limits is not None and not (batch_limits.per_second or batch_limits.per_window)
     return Settings(
-        keys=_keys(options, mode=mode, dry_run=dry_run),
+        api_keys=_keys(options, mode=mode, dry_run=dry_run),
         base_url=check_base_url(options.base_url, allow_insecure_http=options.allow_insecure_http),
         api_version=options.api_version,
         limits=leave_room(limits, reserve),

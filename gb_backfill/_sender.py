@@ -12,7 +12,6 @@ the input to one run (:mod:`gb_backfill._engine.run`) or to the dry run
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pandas as pd
 
@@ -21,7 +20,7 @@ from ._engine.plan import plan_run
 from ._engine.run import run_send
 from ._errors import ConfigError
 from ._faces import declared, open_input, sync_of
-from ._input.reader import retyped
+from ._input.reader import frame_chunks
 from ._options import (
     PlanOptions,
     PlanPathOptions,
@@ -46,14 +45,6 @@ __all__ = [
     "send",
     "send_path",
 ]
-
-
-def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
-    # A failures file read with pandas keeps, as text, values a CSV reader could not convert.
-    for start in range(0, len(df), rows):
-        yield retyped(df.iloc[start : start + rows])
-    if df.empty:
-        yield df
 
 
 async def _frame_input(
@@ -117,7 +108,7 @@ async def asend(df: pd.DataFrame, options: SendOptions) -> SendReport:
     """
     settings, mapping = await _frame_input(df, options, "send")
     report, stop = await run_send(
-        lambda: _slices(df, settings.batch_rows), total=len(df), settings=settings,
+        lambda: frame_chunks(df, settings.batch_rows), total=len(df), settings=settings,
         mapping=mapping, columns=list(df.columns), client=options.client,
         ledger_path=options.ledger, failures_path=options.failures_path,
         progress=options.progress,
@@ -188,7 +179,7 @@ async def aplan(df: pd.DataFrame, options: PlanOptions) -> SendPlan:
     """
     settings, mapping = await _frame_input(df, options, "plan", dry_run=True)
     return await plan_run(
-        lambda: _slices(df, settings.batch_rows), settings=settings, mapping=mapping,
+        lambda: frame_chunks(df, settings.batch_rows), settings=settings, mapping=mapping,
         ledger_path=options.ledger, bodies_path=options.bodies_path, columns=list(df.columns),
     )  # fmt: skip
 

@@ -18,12 +18,14 @@ where the rows not sent are) to stderr and let the ``KeyboardInterrupt`` go on.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._engine.stop import Stop
 from ._errors import GameballError
 from ._preview.report import PreviewReport
 from ._reports.send import SendReport
+
+if TYPE_CHECKING:  # not at run time: it imports asyncio, which `import gb_backfill` defers
+    from ._engine.stopping import Stop
 
 __all__ = ["AuthenticationError", "Interrupted", "RepeatedFailureError", "RunStopped"]
 

@@ -16,7 +16,7 @@ from ._faces import csv_options, declared
 from ._input.reader import InputFile, input_mapping, retyped
 from ._options import MappingOptions, ValidatePathOptions, mapping_of
 from ._reports.validation import Tally, ValidationReport
-from ._rows.keys import ContentKeys, identity_hashes
+from ._rows.keys import RowKeyMaker, identity_hashes
 from ._rows.mapping import ColumnMapping, resolve_mapping
 from ._rows.payloads import encode_rows, exact_number
 from ._rows.rules import check_frame, first_failures
@@ -120,7 +120,7 @@ class _Validation:
     ) -> None:
         self.mapping, self.source, self.writer = mapping, source, writer
         self.warnings = WarningTally(mapping)
-        self.keys = ContentKeys()  # each invalid row's identity, as a send would key it
+        self.keys = RowKeyMaker()  # each invalid row's identity, as a send would key it
         self.rules: Counter[tuple[str, object]] = Counter()
         self.rows = self.invalid = 0
         self.no_failures = check_frame(pd.DataFrame(columns=source.columns), mapping).failures

@@ -1,9 +1,10 @@
 """The words gb-backfill uses for what happens to rows, as enums, in one place.
 
 Every status, verdict and code a row can get is defined here, and the rest of the package (the
-ledger, the CLI, the plan, the progress bar, the reports) compares these enums, never loose
-strings. The values are stable: they are written to failures files and ledgers, and users
-filter on them.
+ledger, the CLI, the plan, the progress bar, the reports) names them by these enums, never by
+loose strings. The values are stable: they are written to failures files, ledgers and reports
+(a ``StrEnum`` equals its value, so a report's counts are keyed by the plain strings users
+filter on).
 
 * :class:`Status`: how a row of a send ended (every row ends in exactly one).
 * :class:`LedgerStatus`: what the ledger records of a row.
@@ -12,6 +13,7 @@ filter on them.
 * :class:`SendErrorCode`: why a row that was valid was not sent.
 * :class:`Verdict`: what one answer means for its rows.
 * :class:`Lane`: which endpoint carries a row.
+* :class:`QuoteOutcome`: what the reward preview learned of a sampled row.
 """
 
 from __future__ import annotations
@@ -122,10 +124,19 @@ class Verdict(Enum):
     """What one answer means for the rows it carried."""
 
     SENT = "sent"  #: accepted
+    #: the reward preview's answer for a customer Gameball does not know (a 404 with its code
+    #: 7000): an answer, final for the row, but nothing was sent or quoted
+    NOT_FOUND = "not_found"
     RETRY = "retry"  #: surely not processed: safe to send again
     FAILED = "failed"  #: refused for good
     UNKNOWN = "unknown"  #: may have been processed: not sent again on its own
     AUTH = "auth"  #: the keys were refused: the run stops
+
+    @property
+    def answered(self) -> bool:
+        """True when the request was answered for good without a failure (``SENT``, or the
+        preview's ``NOT_FOUND``): no retry, and a streak of failures ends."""
+        return self in (Verdict.SENT, Verdict.NOT_FOUND)
 
 
 class Lane(StrEnum):
@@ -133,3 +144,13 @@ class Lane(StrEnum):
 
     EVENTS = "events"  #: one request per row
     BATCH = "batch"  #: asynchronous jobs of many rows
+
+
+class QuoteOutcome(StrEnum):
+    """What the reward preview learned of a sampled row (``PreviewReport.quotes["gb_quote"]``)."""
+
+    QUOTED = "quoted"  #: Gameball quoted it
+    #: answered: the customer does not exist yet (a live send would create it)
+    CUSTOMER_NOT_FOUND = "customer_not_found"
+    FAILED = "failed"  #: the quote failed (``gb_error`` says why)
+    NOT_ASKED = "not_asked"  #: the preview stopped before asking

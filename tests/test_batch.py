@@ -210,23 +210,23 @@ def test_a_crash_between_posting_a_job_and_its_result_is_settled_by_the_next_run
 
 
 def test_jobs_are_capped_by_bytes_as_well_as_by_items():
+    from gb_backfill._engine.chunks import Chunk, OutgoingRow
     from gb_backfill._engine.lanes.batch import _ReadyRows
-    from gb_backfill._engine.slices import Batch, Job
     from gb_backfill._gameball import MAX_JOB_BYTES
 
-    batch = Batch(pd.DataFrame(), 0)
+    chunk = Chunk(pd.DataFrame(), 0)
     ready = _ReadyRows()
     for n in range(300):
-        ready.add(Job(batch, n, f"c{n}", b"x" * 20_000, None, n), 0)
+        ready.add(OutgoingRow(chunk, n, f"c{n}", b"x" * 20_000, None, n), 0)
     sizes = []
     while len(ready):
         taken = ready.take(1000)
         sizes.append(len(taken))
-        assert sum(len(job.body) + 1 for job in taken) <= MAX_JOB_BYTES
+        assert sum(len(row.body) + 1 for row in taken) <= MAX_JOB_BYTES
     assert sum(sizes) == 300
     assert max(sizes) == MAX_JOB_BYTES // 20_001
     huge = _ReadyRows()
-    huge.add(Job(batch, 0, "big", b"x" * (2 * MAX_JOB_BYTES), None, 0), 0)
+    huge.add(OutgoingRow(chunk, 0, "big", b"x" * (2 * MAX_JOB_BYTES), None, 0), 0)
     assert len(huge.take(1000)) == 1, "a row bigger than the cap still goes, alone"
 
 

@@ -148,13 +148,13 @@ def test_a_first_run_with_an_empty_ledger_is_not_checked_twice(tmp_path, monkeyp
     import gb_backfill._sender as sender
 
     reads = []
-    original = sender._slices
+    original = sender.frame_chunks
 
     def counting(df, rows):
         reads.append(1)
         return original(df, rows)
 
-    monkeypatch.setattr(sender, "_slices", counting)
+    monkeypatch.setattr(sender, "frame_chunks", counting)
     asyncio.run(asend(export(), **options(Gameball(), tmp_path / "l")))
     assert len(reads) == 1, "no ledger rows to compare with: the input is read once"
 

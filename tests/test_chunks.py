@@ -13,13 +13,14 @@ import pytest
 
 from gb_backfill import RateLimits, read_failures, send
 from gb_backfill._engine.bookkeeping import Bookkeeper
+from gb_backfill._engine.chunks import Chunk, OutgoingRow
 from gb_backfill._engine.dispatch import Dispatcher
 from gb_backfill._engine.lanes.jobs import JobRead, JobResult, job_verdict, job_verdicts
 from gb_backfill._engine.outcomes import SENT
 from gb_backfill._engine.progress import Progress
-from gb_backfill._engine.slices import Batch, Job
-from gb_backfill._rows.keys import _SALTS, ContentKeys, RowKeys
+from gb_backfill._rows.keys import _SALTS, RowKeyMaker, RowKeys
 from gb_backfill._store.failures import FailureWriter
+from gb_backfill._store.journal import Mark
 from gb_backfill._store.ledger import Ledger
 from gb_backfill._vocabulary import Lane, Status
 from tests.conftest import FAST_RETRY
@@ -31,13 +32,16 @@ class Lane_:
     def __init__(self):
         self.offered = []
 
-    def offer(self, job, *, priority=0):
-        self.offered.append((job, priority))
+    def offer(self, row, *, priority=0):
+        self.offered.append((row, priority))
 
 
-def jobs_for(customers, batch=None, lane=Lane.BATCH):
-    batch = batch or Batch(pd.DataFrame({"x": range(len(customers))}), 0)
-    return [Job(batch, n, customer, b"{}", None, n, lane) for n, customer in enumerate(customers)]
+def rows_for(customers, chunk=None, lane=Lane.BATCH):
+    chunk = chunk or Chunk(pd.DataFrame({"x": range(len(customers))}), 0)
+    return [
+        OutgoingRow(chunk, n, customer, b"{}", None, n, lane)
+        for n, customer in enumerate(customers)
+    ]
 
 
 def dispatcher(keep_order=True):
@@ -48,9 +52,9 @@ def dispatcher(keep_order=True):
 
 def test_a_customer_with_nothing_in_flight_costs_no_queue_and_goes_at_once():
     chosen = dispatcher()
-    rows = jobs_for([f"c{n}" for n in range(1000)])
+    rows = rows_for([f"c{n}" for n in range(1000)])
     chosen.submit_many(rows, [1] * len(rows))
-    assert [job for job, _ in chosen.lanes[Lane.BATCH].offered] == rows
+    assert [row for row, _ in chosen.lanes[Lane.BATCH].offered] == rows
     assert not chosen._customers, "no per-customer queue for a customer without a chain"
     chosen.done_many(rows)
     assert not chosen._customers, "nothing is kept once the rows are done"
@@ -59,14 +63,14 @@ def test_a_customer_with_nothing_in_flight_costs_no_queue_and_goes_at_once():
 
 def test_a_chain_keeps_input_order_one_in_flight_and_its_priority():
     chosen = dispatcher()
-    rows = jobs_for(["a", "b", "a", "a", "b"])
+    rows = rows_for(["a", "b", "a", "a", "b"])
     chosen.submit_many(rows, [1, 1, 2, 3, 2])
     offered = chosen.lanes[Lane.BATCH].offered
-    assert [job.local for job, _ in offered] == [0, 1], "one row per customer in flight"
+    assert [row.local for row, _ in offered] == [0, 1], "one row per customer in flight"
     chosen.done_many([rows[0]])
-    assert [(job.local, priority) for job, priority in offered[2:]] == [(2, 3)]
+    assert [(row.local, priority) for row, priority in offered[2:]] == [(2, 3)]
     chosen.done_many([rows[1], rows[2]])
-    assert [job.local for job, _ in offered] == [0, 1, 2, 4, 3]
+    assert [row.local for row, _ in offered] == [0, 1, 2, 4, 3]
     chosen.done_many([rows[4], rows[3]])
     assert not chosen._customers
     assert not chosen._lone
@@ -75,14 +79,14 @@ def test_a_chain_keeps_input_order_one_in_flight_and_its_priority():
 
 def test_rows_waiting_behind_a_chain_are_handed_back_when_the_run_stops():
     chosen = dispatcher()
-    rows = jobs_for(["a", "a", "a", "b"])
+    rows = rows_for(["a", "a", "a", "b"])
     chosen.submit_many(rows, [0] * 4)
     assert chosen.waiting() == rows[1:3]
 
 
 def test_without_customer_order_a_customers_batch_rows_go_together():
     chosen = dispatcher(keep_order=False)
-    rows = jobs_for(["a", "a", "a"])
+    rows = rows_for(["a", "a", "a"])
     chosen.submit_many(rows, [0] * 3)
     assert len(chosen.lanes[Lane.BATCH].offered) == 3
 
@@ -126,11 +130,11 @@ def bookkeeper(tmp_path, ledger=None):
     )
 
 
-def keyed_batch(rows, offset):
+def keyed_chunk(rows, offset):
     keys = [(offset + n).to_bytes(16, "big") for n in range(rows)]
     content = np.zeros((rows, 2), dtype=np.uint64)
     frame = pd.DataFrame({"x": range(rows)})
-    return Batch(frame, offset, RowKeys(keys, content, np.zeros(rows, dtype=np.int64)))
+    return Chunk(frame, offset, RowKeys(keys, content, np.zeros(rows, dtype=np.int64)))
 
 
 class CountingLedger(Ledger):
@@ -141,23 +145,23 @@ class CountingLedger(Ledger):
         super().settle_many(rows, status, **outcome)
 
 
-def test_a_job_across_two_batches_is_recorded_in_one_go_and_lets_each_batch_go(tmp_path):
+def test_a_job_across_two_chunks_is_recorded_in_one_go_and_lets_each_chunk_go(tmp_path):
     ledger = CountingLedger(tmp_path / "l")
     book = bookkeeper(tmp_path, ledger)
-    first, second = keyed_batch(3, 0), keyed_batch(2, 3)
-    rows = jobs_for(["a", "b", "c"], first) + jobs_for(["d", "e"], second)
-    for batch, jobs in ((first, rows[:3]), (second, rows[3:])):
-        book.open_batch(batch)
-        book.queued(batch, len(jobs), 0)
+    first, second = keyed_chunk(3, 0), keyed_chunk(2, 3)
+    rows = rows_for(["a", "b", "c"], first) + rows_for(["d", "e"], second)
+    for chunk, its_rows in ((first, rows[:3]), (second, rows[3:])):
+        book.open_chunk(chunk)
+        book.queued(chunk, len(its_rows), 0)
     book.begin(rows)
-    for job in rows:
-        job.requests = 1
-    assert book.live_batches == 2
+    for row in rows:
+        row.requests = 1
+    assert book.live_chunks == 2
     book.record(rows, Status.SENT, SENT)
     assert CountingLedger.calls == 1, "one ledger write for the job's rows"
-    assert (first.pending, second.pending, book.live_batches, book.outstanding) == (0, 0, 0, 0)
+    assert (first.pending, second.pending, book.live_chunks, book.outstanding) == (0, 0, 0, 0)
     assert book.counts[Status.SENT] == 5
-    assert all(job.recorded for job in rows)
+    assert all(row.recorded for row in rows)
     ledger.close()
     again = Ledger(tmp_path / "l", read_only=True)
     assert again.counts() == {"sent": 5}
@@ -166,16 +170,16 @@ def test_a_job_across_two_batches_is_recorded_in_one_go_and_lets_each_batch_go(t
 
 def test_rows_stopped_alike_are_recorded_together_with_their_own_outcomes(tmp_path):
     book = bookkeeper(tmp_path)
-    batch = keyed_batch(4, 0)
-    rows = jobs_for(["a", "b", "c", "d"], batch)
-    book.open_batch(batch)
-    book.queued(batch, 4, 0)
+    chunk = keyed_chunk(4, 0)
+    rows = rows_for(["a", "b", "c", "d"], chunk)
+    book.open_chunk(chunk)
+    book.queued(chunk, 4, 0)
     rows[1].in_flight = True
     book.stopped_early(rows)
     assert (book.counts[Status.ABORTED], book.counts[Status.UNKNOWN]) == (3, 1)
-    assert sorted(entry[0] for entry in batch.not_sent) == [0, 1, 2, 3]
+    assert sorted(entry.local for entry in chunk.not_sent) == [0, 1, 2, 3]
     assert book.outstanding == 0
-    assert book.live_batches == 0
+    assert book.live_chunks == 0
 
 
 def test_a_crash_in_the_middle_of_a_chunk_leaves_every_row_sent_or_in_flight(tmp_path):
@@ -185,7 +189,7 @@ def test_a_crash_in_the_middle_of_a_chunk_leaves_every_row_sent_or_in_flight(tmp
     them again)."""
     ledger = Ledger(tmp_path / "l")
     keys = [n.to_bytes(16, "big") for n in range(1000)]
-    ledger.begin_many([(key, f"c{n}", n, None, 0) for n, key in enumerate(keys)])
+    ledger.begin_many([Mark(key, f"c{n}", n) for n, key in enumerate(keys)])
     outcome = {"retryable": False, "http_status": 200, "error_code": None, "error_message": None}
     ledger.settle_many([(key, 1) for key in keys[:600]], "sent", **outcome)
     ledger.commit()
@@ -203,7 +207,7 @@ def test_a_crash_in_the_middle_of_a_chunk_leaves_every_row_sent_or_in_flight(tmp
 def test_settling_many_rows_keeps_each_rows_attempts(tmp_path):
     ledger = Ledger(tmp_path / "l")
     keys = [n.to_bytes(16, "big") for n in range(3)]
-    ledger.begin_many([(key, "c", n, None, 0) for n, key in enumerate(keys)])
+    ledger.begin_many([Mark(key, "c", n) for n, key in enumerate(keys)])
     ledger.settle_many(
         list(zip(keys, [1, 2, 3], strict=True)), "failed", retryable=True, http_status=503,
         error_code="http_503", error_message="down",
@@ -220,7 +224,7 @@ def test_settling_many_rows_keeps_each_rows_attempts(tmp_path):
 
 def test_keys_are_the_hashes_of_before_so_existing_ledgers_still_know_their_rows():
     bodies = [b'{"customerId":"a"}', '{"customerId":"\u00e9"}'.encode(), b"", b'{"x":1}'] * 3
-    found = ContentKeys().keys(bodies)
+    found = RowKeyMaker().keys(bodies)
     values = np.asarray(bodies, dtype=object)
     before = np.stack([pd.util.hash_array(values, hash_key=salt) for salt in _SALTS], axis=1)
     assert (found.content == before).all()
@@ -296,13 +300,11 @@ def test_a_row_marked_and_settled_in_one_commit_is_written_as_the_separate_write
     a, b, c = (bytes([n]) * 16 for n in (1, 2, 3))
     failed = {"retryable": True, "http_status": 503, "error_code": "http_503", "error_message": ""}
     first = Ledger(path)
-    first.begin_many([(a, "first", 5, None, 0), (b, "first", 6, None, 0)])
+    first.begin_many([Mark(a, "first", 5), Mark(b, "first", 6)])
     first.settle_many([(a, 2), (b, 1)], "failed", **failed)
     first.close()
     second = Ledger(path)
-    second.begin_many(
-        [(a, "second", 9, None, 0), (b, "second", 10, None, 0), (c, "new", 11, None, 0)]
-    )
+    second.begin_many([Mark(a, "second", 9), Mark(b, "second", 10), Mark(c, "new", 11)])
     second.assign_job(7, [a, c])
     sent = {"retryable": False, "http_status": 200, "error_code": None, "error_message": None}
     second.settle_many([(a, 1), (c, 1)], "sent", **sent)

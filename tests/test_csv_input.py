@@ -16,7 +16,7 @@ import gb_backfill
 from gb_backfill import ConfigError, read_failures
 from gb_backfill._cli import main
 from gb_backfill._input.reader import CsvOptions, InputFile
-from gb_backfill._rows.keys import ContentKeys
+from gb_backfill._rows.keys import RowKeyMaker
 from gb_backfill._rows.mapping import READ_PROBLEMS, resolve_mapping
 from gb_backfill._rows.payloads import encode_rows
 from gb_backfill._rows.rules import check_frame
@@ -135,7 +135,7 @@ def test_a_fixed_failures_file_is_sent_again_without_a_stale_mark(tmp_path, caps
 
 def keys(path, batch_rows):
     source = InputFile(path, text_columns=["user_id", "event"])
-    counter = ContentKeys()
+    counter = RowKeyMaker()
     found = {}
     for frame in source.frames(batch_rows=batch_rows):
         checked = check_frame(frame, resolve_mapping(frame.columns, **MAPPING))

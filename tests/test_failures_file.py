@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gb_backfill import StoredObject, read_failures, validate
-from gb_backfill._rows.keys import ContentKeys
+from gb_backfill._rows.keys import RowKeyMaker
 from gb_backfill._rows.mapping import resolve_mapping
 from gb_backfill._rows.payloads import encode_rows
 from gb_backfill._rows.rules import check_frame
@@ -50,7 +50,7 @@ def verdicts(df):
 def bodies_and_keys(df, carried=None):
     checked = check_frame(df, resolve_mapping(df.columns))
     encoded = encode_rows(df, checked)
-    counter = ContentKeys()
+    counter = RowKeyMaker()
     keyed = counter.keys(encoded.bodies, carried)
     counter.close()
     texts = [keyed.text(i) for i in range(len(keyed.keys))]
@@ -224,3 +224,21 @@ def test_integers_with_nulls_come_back_as_exact_ints_not_floats(parts, tmp_path)
     assert back["customerId"].tolist()[2:4] == [None, 2**53]
     assert type(back["customerId"].iloc[3]) is int
     assert verdicts(back.drop(columns=[c for c in back if c.startswith("gb_")])) == verdicts(df)
+
+
+def test_a_dataframe_is_read_in_retyped_chunks_and_an_empty_one_is_one_empty_chunk():
+    """A send, a dry run and a preview read a DataFrame the same way (one function): chunks of
+    ``batch_rows``, each with a failures file's unconverted text converted again; an empty frame
+    is one empty chunk, so its columns are still seen."""
+    from gb_backfill._input.reader import frame_chunks
+
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(25)], "at": ["2024-01-01"] * 25})
+    df.attrs = {"gb_backfill": {"as_text": {"at": "datetime"}}}  # as a failures file notes it
+    chunks = list(frame_chunks(df, 10))
+    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
+    assert all(pd.api.types.is_datetime64_any_dtype(chunk["at"]) for chunk in chunks)
+    assert [chunk.index[0] for chunk in chunks] == [0, 10, 20]
+    empty = list(frame_chunks(df.iloc[:0], 10))
+    assert len(empty) == 1
+    assert empty[0].empty
+    assert list(empty[0].columns) == ["customerId", "at"]

@@ -248,14 +248,14 @@ def test_csv_types_are_decided_once_for_the_file_and_overridable(tmp_path):
 
 def test_occurrences_are_counted_across_batches_and_spilled_runs(monkeypatch):
     """The hash store spills to disk in runs; counts stay exact across them."""
-    from gb_backfill._rows.keys import ContentKeys, _SeenHashes
+    from gb_backfill._rows.keys import RowKeyMaker, _SeenHashes
 
     monkeypatch.setattr(_SeenHashes, "_SPILL", 16)
     monkeypatch.setattr(_SeenHashes, "_BLOCK", 4)
     rng = np.random.default_rng(3)
     bodies = [f"body-{n}".encode() for n in rng.integers(0, 150, 2_000)]
     expected = pd.Series(bodies).groupby(pd.Series(bodies)).cumcount().tolist()
-    counter = ContentKeys()
+    counter = RowKeyMaker()
     found = []
     for start in range(0, len(bodies), 37):
         found += counter.keys(bodies[start : start + 37]).occurrence.tolist()

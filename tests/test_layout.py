@@ -10,7 +10,10 @@ the test, so the layout is decided when a module is added, not later.
 """
 
 import ast
+import itertools
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gb_backfill"
 
@@ -36,6 +39,8 @@ FLOORS = {
 }  # fmt: skip
 MAX_FUNCTION_LINES = 60  # statements of a function's body, its docstring left out
 MAX_SENDER_LINES = 300
+MAX_CLI_LINES = 300  # a command's module: parsing and printing, the work is the library's
+MAX_FILE_LINES = 600
 
 
 def floor_of(module):
@@ -129,6 +134,26 @@ def test_no_function_is_long():
     assert not long, "\n".join(long)
 
 
+def test_no_file_is_long():
+    """One concept per module: no file of the package over MAX_FILE_LINES lines."""
+    long = [
+        f"{path.relative_to(PACKAGE)}: {lines} lines"
+        for _, path in modules()
+        if (lines := len(path.read_text().splitlines())) > MAX_FILE_LINES
+    ]
+    assert not long, "\n".join(long)
+
+
+def test_the_command_line_is_thin():
+    """Each command's module parses and prints; what it runs is the library's."""
+    long = [
+        f"{path.relative_to(PACKAGE)}: {lines} lines"
+        for path in sorted((PACKAGE / "_cli").glob("*.py"))
+        if (lines := len(path.read_text().splitlines())) > MAX_CLI_LINES
+    ]
+    assert not long, "\n".join(long)
+
+
 def test_the_sender_holds_only_the_public_send_functions():
     lines = len((PACKAGE / "_sender.py").read_text().splitlines())
     assert lines <= MAX_SENDER_LINES, f"_sender.py has {lines} lines"
@@ -142,3 +167,33 @@ def test_the_checker_sees_every_kind_of_import(tmp_path):
     assert "_store.journal" in edges["_store.ledger"], "`from . import journal`"
     assert "_engine.lanes.base" in edges["_engine.lanes.events"], "`from .base import ...`"
     assert "_config" in edges["_engine.lanes.base"], "`from ..._config import ...`"
+
+
+#: Gameball's error codes (see _gameball); 1000, also a plain thousand, is caught beside a status.
+ERROR_CODES = {1001, 2001, 3000, 3003, 3013, 3016, 4000, 4290, 7000}
+
+
+def spelled_codes(tree):
+    """Where ``tree`` spells an error code: one of ERROR_CODES, or any code written next to
+    an HTTP status (``_error(401, 1000, ...)``, ``return 422, 3003, ...``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and type(node.value) is int and node.value in ERROR_CODES:
+            yield node.lineno, node.value
+        items = node.elts if isinstance(node, ast.Tuple) else getattr(node, "args", None)
+        if isinstance(node, ast.Tuple | ast.Call) and items:
+            for status, code in itertools.pairwise(items):
+                numbers = [getattr(n, "value", None) for n in (status, code)]
+                if all(type(n) is int for n in numbers) and 100 <= numbers[0] < 600 <= numbers[1]:
+                    yield code.lineno, numbers[1]
+
+
+def test_only_the_gameball_module_spells_an_error_code():
+    """Gameball's error codes are spelled once: the client reads them and the emulator answers
+    with them from :mod:`gb_backfill._gameball`."""
+    spelled = [
+        f"{name}:{line}: {code}"
+        for name, path in modules()
+        if name != "_gameball"
+        for line, code in spelled_codes(ast.parse(path.read_text()))
+    ]
+    assert not spelled, "\n".join(spelled)

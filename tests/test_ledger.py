@@ -196,3 +196,26 @@ def test_a_partial_write_of_a_job_record_breaks_the_ledger_like_a_partial_mark(
     assert reopened.pending_jobs() == [], "a job id not durably written is not claimed"
     assert reopened.lookup([b"a" * 16])[b"a" * 16].status == "in_flight"
     reopened.close()
+
+
+def test_every_journal_record_reads_back_as_the_named_record_it_was(tmp_path):
+    """The journal's records are named (issue 27): what is written is what replay reads."""
+    from gb_backfill._store import journal
+
+    key, loose = b"k" * 16, b"l" * 16
+    marks, requests = journal.mark_records(
+        [journal.Mark(key, "c1", 7, loose, 3, b"c" * 16, 2, b'{"x":1}')], at=5.0
+    )
+    settle = journal.Settle(key, "failed", True, 2, 503, "http_503", "down", 6.0)
+    assign = journal.Assign(9, [key, b"m" * 16])
+    path = tmp_path / "l-intents"
+    path.write_bytes(
+        journal.header("0" * 32) + b"".join(marks) + requests[key]
+        + journal.settle_record(settle) + journal.job_record(assign)
+    )  # fmt: skip
+    found = journal.read(path)
+    assert found.begins == [journal.Begin(key, "c1", 7, 5.0)]
+    assert found.looses == [journal.Loose(key, loose, 3)]
+    assert found.requests == [journal.Request(key, b"c" * 16, 2, b'{"x":1}', 5.0)]
+    assert found.settles[0]._replace(at=6.0) == settle  # replayed outcomes are stamped anew
+    assert found.jobs == [assign]

@@ -1,13 +1,18 @@
 """The makespan model and the batch-mode routing of the busiest customers (no network)."""
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
 from gb_backfill import RateLimits
 from gb_backfill._config import BATCH_LIMITS
 from gb_backfill._engine.makespan import (
+    ASSUMED_LOCAL_ROUND_TRIP,
+    ASSUMED_ROUND_TRIP,
     LaneCosts,
     Loads,
+    assumed_costs,
     batch_seconds,
     events_seconds,
     job_cycle,
@@ -86,3 +91,19 @@ def test_the_count_before_the_run_is_exact_for_the_busiest():
     assert (loads.events_rows, loads.batch_rows, loads.events_chain) == (10, 3_529, 10)
     assert loads.busiest == {"b2b": 489, "mid": 40}
     assert loads.others_chain < counter.floor
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [("localhost", True), ("localhost.", True), ("127.0.0.1", True), ("[::1]", True),
+     ("api.gameball.co", False), ("localhost.example", False)],
+)  # fmt: skip
+def test_a_loopback_server_is_planned_with_the_local_round_trip(host, local):
+    """One loopback check for the keys' safety and the plan's round trip: ``localhost.`` (the
+    fully qualified name) is loopback to both."""
+    settings = SimpleNamespace(
+        base_url=f"http://{host}:8000", limits=RateLimits(), batch_limits=BATCH_LIMITS,
+        concurrency=32,
+    )  # fmt: skip
+    costs = assumed_costs(settings)
+    assert costs.round_trip == (ASSUMED_LOCAL_ROUND_TRIP if local else ASSUMED_ROUND_TRIP)

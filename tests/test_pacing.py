@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from gb_backfill import RateLimits
-from gb_backfill._engine.dispatch import CustomerCounts
+from gb_backfill._engine.chunks import Chunk, OutgoingRow
 from gb_backfill._engine.lanes.batch import _ReadyRows
 from gb_backfill._engine.lanes.jobs import JobDurations
 from gb_backfill._engine.limiter import RateLimiter
 from gb_backfill._engine.plan import minimum_seconds
 from gb_backfill._engine.rate_control import AdaptiveRate
-from gb_backfill._engine.slices import Batch, Job
+from gb_backfill._engine.sketch import CustomerSketch
 
 
 class FakeClock:
@@ -209,7 +209,7 @@ def test_job_durations_do_not_feed_on_their_own_polling_delay():
 
 
 def test_customer_counts_never_undercount_and_stay_close():
-    counts = CustomerCounts()
+    counts = CustomerSketch()
     first = counts.add([f"c{n}" for n in range(100_000)])
     assert first.min() >= 1
     again = counts.add(["c1", "c1", "c2"])
@@ -219,13 +219,13 @@ def test_customer_counts_never_undercount_and_stay_close():
 
 
 def test_a_job_takes_the_busiest_customers_first_and_one_row_each():
-    batch = Batch(frame=None, offset=0)  # type: ignore[arg-type]
+    chunk = Chunk(frame=None, offset=0)  # type: ignore[arg-type]
     ready = _ReadyRows()
     rows = [("light", 1), ("busy", 50), ("busy", 50), ("mid", 5)]
     for n, (customer, priority) in enumerate(rows):
-        ready.add(Job(batch, n, customer, b"{}", None, n, "batch"), priority)
+        ready.add(OutgoingRow(chunk, n, customer, b"{}", None, n, "batch"), priority)
     taken = ready.take(10)
-    assert [job.customer for job in taken] == ["busy", "mid", "light"]
+    assert [row.customer for row in taken] == ["busy", "mid", "light"]
     assert len(ready) == 1
     assert ready.take(10)[0].customer == "busy"
 

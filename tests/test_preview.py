@@ -541,14 +541,9 @@ def test_the_interval_holds_the_exact_total_in_at_least_90_of_100_trials():
     customer does not exist hold the exact figures in at least 90 of them."""
     from datetime import UTC, datetime
 
-    from gb_backfill._preview.forecast import (
-        CUSTOMER_NOT_FOUND,
-        QUOTED,
-        Quote,
-        SampledRow,
-        forecast,
-    )
+    from gb_backfill._preview.forecast import Quote, SampledRow, forecast
     from gb_backfill._preview.sampling import StratifiedSampler
+    from gb_backfill._vocabulary import QuoteOutcome
 
     df = backfill(rows=3000, seed=11)
     bodies = gb.payloads(df, **MAPPING)
@@ -559,13 +554,13 @@ def test_the_interval_holds_the_exact_total_in_at_least_90_of_100_trials():
         customer = body["customerId"]
         found = oracle.customer_exists(customer)
         quotes.append(
-            Quote(QUOTED, CAMPAIGNS.quote(body, {}, now=now))
+            Quote(QuoteOutcome.QUOTED, CAMPAIGNS.quote(body, {}, now=now))
             if found
-            else Quote(CUSTOMER_NOT_FOUND)
+            else Quote(QuoteOutcome.CUSTOMER_NOT_FOUND)
         )
         rows.append(SampledRow(position, customer, next(iter(body["events"])), b"", None, {}))
     exact = sum(q.answer["totalPoints"] for q in quotes if q.answer is not None)
-    missing = np.mean([q.outcome == CUSTOMER_NOT_FOUND for q in quotes])
+    missing = np.mean([q.outcome == QuoteOutcome.CUSTOMER_NOT_FOUND for q in quotes])
     labels = pd.Series([row.event for row in rows])
     counts = pd.Series([row.customer for row in rows]).value_counts().to_dict()
     covered = shares = 0

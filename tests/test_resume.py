@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from gb_backfill import LedgerError, send, send_path
-from gb_backfill._rows.keys import ContentKeys
+from gb_backfill._rows.keys import RowKeyMaker
 from gb_backfill._rows.mapping import resolve_mapping
 from gb_backfill._rows.payloads import encode_rows
 from gb_backfill._rows.rules import check_frame
@@ -93,7 +93,7 @@ def test_failures_file_sent_again_keeps_its_keys(tmp_path, df):
 
 def keys_of(*frames):
     """The keys one run gives the valid rows of ``frames``, read in that order."""
-    counter = ContentKeys()
+    counter = RowKeyMaker()
     keys = []
     for frame in frames:
         encoded = encode_rows(frame, check_frame(frame, resolve_mapping(frame.columns)))

@@ -95,7 +95,7 @@ def test_an_error_in_any_stage_stops_the_run_with_every_row_accounted(stage, mon
         "encoding": (_prepare, "encode_rows", 2),
         "writing-failures": (_failures.FailureWriter, "flush", 2),
         "ledger": (_ledger.Ledger, "begin_many", 40),
-        "keys": (_prepare.ContentKeys, "keys", 2),
+        "keys": (_prepare.RowKeyMaker, "keys", 2),
     }
     error = Injected(f"injected in {stage}")
     if stage == "writing-failures":
@@ -111,7 +111,7 @@ def test_an_error_in_any_stage_stops_the_run_with_every_row_accounted(stage, mon
             yield frame.iloc[:rows]
             raise error
 
-        monkeypatch.setattr(_sender, "_slices", slices)
+        monkeypatch.setattr(_sender, "frame_chunks", slices)
 
     def handler(request, body, n):
         if stage == "sending" and n == 30:
@@ -438,7 +438,7 @@ def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(sta
                 if stage == "checking":
                     patch.setattr(_prepare, "check_frame", slow_check)
                 else:
-                    patch.setattr(_sender, "_slices", lambda frame, rows: slow_batches(frame))
+                    patch.setattr(_sender, "frame_chunks", lambda frame, rows: slow_batches(frame))
                 task = asyncio.create_task(asend(df, batch_rows=40, **options))
                 while not entered.is_set():
                     await asyncio.sleep(0.01)

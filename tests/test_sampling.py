@@ -10,16 +10,15 @@ import pandas as pd
 import pytest
 
 from gb_backfill import ConfigError, RateLimits
+from gb_backfill._preview import estimates as estimates
 from gb_backfill._preview import sampling as sampling
-from gb_backfill._preview.sampling import (
-    DEFAULT_SAMPLE_SIZE,
-    StratifiedSampler,
+from gb_backfill._preview.estimates import (
     estimate_distinct,
     estimate_share,
     estimate_total,
-    sample_size_for,
     t_quantile,
 )
+from gb_backfill._preview.sampling import DEFAULT_SAMPLE_SIZE, StratifiedSampler, sample_size_for
 
 # --- A synthetic population with the structure of real points --------------------------------
 
@@ -504,3 +503,4 @@ def test_distinct_missing_customers_are_estimated_without_counting_busy_ones_twi
 def test_the_examples_in_the_docstrings_run():
     """The docstrings' examples are true."""
     assert doctest.testmod(sampling).failed == 0
+    assert doctest.testmod(estimates).failed == 0

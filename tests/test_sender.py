@@ -230,9 +230,9 @@ def test_keys_never_leak(tmp_path, caplog):
 
 
 def test_config_repr_masks_keys():
-    from gb_backfill._config import Keys
+    from gb_backfill._config import ApiKeys
 
-    keys = Keys(API_KEY, SECRET_KEY)
+    keys = ApiKeys(API_KEY, SECRET_KEY)
     assert API_KEY not in repr(keys)
     assert SECRET_KEY not in repr(keys)
 

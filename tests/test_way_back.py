@@ -380,7 +380,8 @@ def test_only_the_fate_module_asks_the_ledger_about_rows():
             name = path.relative_to(package).as_posix()
             asking[name] = sorted(calls & {"lookup", "loose_forms", "changed"})
     assert set(asking) <= {"_engine/fate.py", "_store/ledger.py", "_store/ledger_extras.py",
-                           "_store/journal.py", "_settle.py", "_vocabulary.py"}, asking  # fmt: skip
+                           "_store/journal.py", "_store/storage.py", "_store/merging.py",
+                           "_settle.py", "_vocabulary.py"}, asking  # fmt: skip
 
 
 def ledger_of_every_state(tmp_path):
@@ -787,12 +788,13 @@ def test_a_row_in_flight_at_a_kill_is_shown_as_it_was_sent(tmp_path):
     came between (a kill -9 a moment after the request went out), and after one did."""
     import os
 
+    from gb_backfill._store.journal import Mark
     from gb_backfill._store.ledger import Ledger
 
     body = b'{"customerId":"c7","events":{"purchase":{"order_id":"o7"}}}'
     ledger = Ledger(tmp_path / "l")
-    ledger.begin_many([(b"a" * 16, "c7", 7, None, 0)], [(b"\xab" * 16, 3, body)])
-    ledger.begin_many([(b"b" * 16, "c8", 8, None, 0)], [(b"\xcd" * 16, 0, body)])
+    ledger.begin_many([Mark(b"a" * 16, "c7", 7, content=b"\xab" * 16, occurrence=3, body=body)])
+    ledger.begin_many([Mark(b"b" * 16, "c8", 8, content=b"\xcd" * 16, occurrence=0, body=body)])
     ledger.settle(b"b" * 16, "sent", retryable=False, attempts=1, http_status=200,
                   error_code=None, error_message=None)  # fmt: skip
     ledger.commit()  # a7 stays in flight across the commit; b8 is sent: no request kept

@@ -23,17 +23,20 @@ that many seconds later, as across a slow network.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .. import _gameball as gameball
 from .._errors import ConfigError
+from .wire import error, web
 
 __all__ = ["BatchSettings"]
 
-_TRANSIENT = "2001: a request for this customer is already in progress"
+_TRANSIENT = f"{gameball.CONCURRENT_REQUEST}: a request for this customer is already in progress"
 _PERMANENT = "3003: the customer cannot receive events"
 
 
@@ -180,3 +183,99 @@ class BatchJobs:
             "results": job.successful,
             "errors": job.failed,
         }
+
+
+class BatchEndpoints:
+    """The batch endpoints' handlers: create a job, read its status in the shape served, stop
+    it. ``gate`` checks a request's keys and takes its rate-limit slot (the emulator's, shared
+    with its other endpoints); ``count`` counts an answer; ``next_request`` numbers requests.
+    Strictly private."""
+
+    def __init__(
+        self,
+        jobs: BatchJobs,
+        settings: BatchSettings,
+        gate: Callable[[web.Request, str, int], web.Response | None],
+        count: Callable[[str], None],
+        next_request: Callable[[], int],
+    ) -> None:
+        self.jobs, self.settings = jobs, settings
+        self.gate, self.count, self.next_request = gate, count, next_request
+
+    async def create_job(self, request: web.Request) -> web.StreamResponse:
+        request_id = self.next_request()
+        refused = self.gate(request, "batch", request_id)
+        if refused is not None:
+            return refused
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            self.count("bad_request")
+            return error(400, gameball.MALFORMED_JSON, "Malformed JSON.", request_id)
+        items = body.get("body") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= gameball.MAX_ITEMS_PER_JOB:
+            self.count("bad_request")
+            return error(
+                400,
+                gameball.MISSING_ARGUMENT,
+                f"body must be a list of 1 to {gameball.MAX_ITEMS_PER_JOB} items.",
+                request_id,
+            )
+        limit = self.settings.max_item_bytes
+        too_large = [
+            n for n, item in enumerate(items) if limit and len(json.dumps(item).encode()) > limit
+        ]
+        if too_large:
+            self.count("bad_request")
+            message = f"item {too_large[0]} is larger than {limit:,} bytes."
+            return error(400, gameball.MALFORMED_JSON, message, request_id)
+        job = self.jobs.create(request.headers[gameball.API_KEY_HEADER], items)
+        if self.settings.create_delay:
+            await asyncio.sleep(self.settings.create_delay)
+        return web.json_response({"jobId": job.id})
+
+    def _job(self, request: web.Request, request_id: int) -> Any:
+        try:
+            job = self.jobs.jobs.get(int(request.match_info["job"]))
+        except ValueError:
+            job = None
+        if job is None or job.api_key != request.headers.get(gameball.API_KEY_HEADER):
+            return error(404, gameball.GENERIC_ERROR, "No such job.", request_id)
+        return job
+
+    async def _status(self, request: web.Request, shape: str) -> web.StreamResponse:
+        request_id = self.next_request()
+        refused = self.gate(request, "status", request_id)
+        if refused is not None:
+            return refused
+        if self.settings.status_shape != shape or request.match_info.get("version", "v4.0") not in (
+            "v4",
+            "v4.0",
+        ):
+            self.count("not_found")
+            return error(
+                404, gameball.GENERIC_ERROR, f"No such endpoint: {request.path}", request_id
+            )
+        job = self._job(request, request_id)
+        if isinstance(job, web.Response):
+            return job
+        self.count("status_polls")
+        body = self.jobs.tutorial(job) if shape == "tutorial" else self.jobs.openapi(job)
+        return web.json_response(body)
+
+    async def tutorial_status(self, request: web.Request) -> web.StreamResponse:
+        return await self._status(request, "tutorial")
+
+    async def openapi_status(self, request: web.Request) -> web.StreamResponse:
+        return await self._status(request, "openapi")
+
+    async def stop_job(self, request: web.Request) -> web.StreamResponse:
+        request_id = self.next_request()
+        refused = self.gate(request, "status", request_id)
+        if refused is not None:
+            return refused
+        job = self._job(request, request_id)
+        if isinstance(job, web.Response):
+            return job
+        self.jobs.stop(job)
+        return web.json_response({"jobId": job.id, "status": job.status})

@@ -478,27 +478,30 @@ def _event_answer(name: str, outcomes: list[_Outcome] | str) -> dict[str, Any]:
 def preview_problem(body: object) -> tuple[int, str] | None:
     """``(code, message)`` when a preview body breaks the rules (answered 400), else None."""
     if not isinstance(body, dict):
-        return 3016, "The request body must be a JSON object."
+        return gameball.MALFORMED_JSON, "The request body must be a JSON object."
     customer = body.get("customerId")
     if customer is None:
-        return 3000, "The customerId field is required."
+        return gameball.MISSING_ARGUMENT, "The customerId field is required."
     if not isinstance(customer, str) or not customer.strip():
-        return 3003, "customerId must be a non-empty string."
+        return gameball.INVALID_VALUE, "customerId must be a non-empty string."
     if len(customer) > MAX_CUSTOMER_ID:
-        return 3003, f"customerId must be at most {MAX_CUSTOMER_ID} characters."
+        return gameball.INVALID_VALUE, f"customerId must be at most {MAX_CUSTOMER_ID} characters."
     events = body.get("events")
     if events is None or events == {}:
-        return 3000, "At least one event is required."
+        return gameball.MISSING_ARGUMENT, "At least one event is required."
     if not isinstance(events, dict):
-        return 3003, "events must be an object of event name to metadata."
+        return gameball.INVALID_VALUE, "events must be an object of event name to metadata."
     for name, metadata in events.items():
         if not name.strip():
-            return 3003, "Event names must not be empty."
+            return gameball.INVALID_VALUE, "Event names must not be empty."
         if metadata is not None and not isinstance(metadata, dict):
-            return 3003, f"The metadata of event {name!r} must be an object or null."
+            return (
+                gameball.INVALID_VALUE,
+                f"The metadata of event {name!r} must be an object or null.",
+            )
     for optional in ("email", "mobile"):
         if body.get(optional) is not None and not isinstance(body[optional], str):
-            return 3003, f"{optional} must be a string."
+            return gameball.INVALID_VALUE, f"{optional} must be a string."
     return None
 
 

@@ -1,43 +1,24 @@
-"""A local emulator of Gameball's events API, for the demo, notebooks and end-to-end tests.
+"""Gameball on loopback: a real HTTP server (aiohttp) that follows ``shared/docs/gameball-api.md``
+for the demo, notebooks and end-to-end tests.
 
-It is a real HTTP server on loopback (aiohttp) that follows ``shared/docs/gameball-api.md``:
-
-* ``POST /api/v4.0/integrations/events`` and ``POST /api/v4.1/integrations/events``;
-* ``APIKey`` always; ``SecretKey`` on v4.1 (an ``X-GB-TOKEN`` session token may stand in for
-  it) and on v4.0 when ``high_security`` is on. Errors use the JSON body
-  ``{"code", "type", "message", "documentationUrl", "requestId"}``;
-* the payload rules: ``customerId`` a non-empty string, ``events`` a non-empty object of name
-  to metadata object, scalar metadata values;
-* per-API-key rate limits, one :class:`RateLimits` per endpoint (events: 100 requests/s and
-  1,200 per 30 s by default), answered with 429;
-* another client of the same key (a live shop's storefront), whose requests take their places
-  in the key's limits: a Poisson stream at a given rate, its 429s counted;
-* 422 with code 2001 for a request about a customer whose earlier request is still running;
-* seeded fault injection: latency, 500/503 before processing, dropped connections before
-  processing, and requests processed whose answer is then lost (the case that makes blind
-  retries double-count);
-* the batch endpoints, asynchronous jobs of up to 1,000 events with their own limits, both
-  documented status shapes and their faults (see :mod:`.batch`);
-* the reward preview, ``POST /api/v4.0/integrations/events/reward-preview`` (and v4.1): a
-  read-only quote from campaigns (see :mod:`.campaigns`), 404 for a customer it does
-  not know, its own limits (30/s and 360 per 30 s by default); live events achieve campaigns
-  exactly as quoted, and previews change nothing.
-
-Every accepted event is recorded; :meth:`Emulator.events` returns them as a DataFrame and
-:attr:`Emulator.counters` counts every kind of answer given.
+:class:`Emulator` serves the events endpoints (v4.0 and v4.1) with Gameball's keys, payload
+rules, error bodies and per-key rate limits, 2001 for a customer whose request is still running,
+another client of the same key, and seeded faults (:mod:`.faults`); the batch endpoints
+(:mod:`.batch`); and the read-only reward preview, quoted from campaigns (:mod:`.campaigns`).
+What it says on the wire is in :mod:`.wire`. Every accepted event is recorded. The user's
+guide to it is ``docs/reference.md#the-emulator``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import math
 import os
 import random
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,149 +30,46 @@ import pandas as pd
 from .. import _gameball as gameball
 from .._config import BATCH_LIMITS, EVENTS_LIMITS, PREVIEW_LIMITS, STATUS_LIMITS, RateLimits
 from .._errors import ConfigError
-from .batch import BatchJobs, BatchSettings
+from .batch import BatchEndpoints, BatchJobs, BatchSettings
 from .campaigns import Campaign, Campaigns, Tally, preview_problem
 from .faults import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Faults
 
-try:
-    from aiohttp import web
-except ModuleNotFoundError as missing:  # a core install: the emulator is an extra
-    if missing.name != "aiohttp":
-        raise
-    web = None  # type: ignore[assignment]  # Emulator() says what to install
+__all__ = ["NEEDS_AIOHTTP", "RECORD_PATH", "Emulator"]
 
-__all__ = ["RECORD_PATH", "Emulator"]
-
-#: What using the emulator without its extra says.
-NEEDS_AIOHTTP = (
-    "the emulator needs aiohttp, which `pip install gb-backfill` leaves out: "
-    "pip install 'gb-backfill[emulator]'"
+from .wire import (
+    EVENTS_GATE,
+    NEEDS_AIOHTTP,
+    PREVIEW_GATE,
+    Gate,
+    RateWindows,
+    authenticate,
+    error,
+    payload_problem,
+    route,
+    share_draw,
+    web,
 )
 
-_PATHS = {gameball.EVENTS_PATH.format(version=v): v for v in gameball.API_VERSIONS}
-_PREVIEW_PATHS = {gameball.PREVIEW_PATH.format(version=v): v for v in gameball.API_VERSIONS}
-
-
-@dataclass(frozen=True, slots=True)
-class _Gate:
-    """An endpoint's paths, its rate-limit kind, and the counters its refusals go under."""
-
-    paths: Mapping[str, str]
-    kind: str
-    unsupported: str
-    unauthorized: str
-    rate_limited: str
-    malformed: str
-
-
-_EVENTS_GATE = _Gate(
-    _PATHS, "events", "unsupported_media_type", "unauthorized", "rate_limited", "bad_request"
-)
-_PREVIEW_GATE = _Gate(
-    _PREVIEW_PATHS, "preview", "preview_bad_request", "preview_unauthorized",
-    "rate_limited_preview", "preview_bad_request",
-)  # fmt: skip
-
-
-def _route(path: str) -> str:
-    """An API path as an aiohttp route: its version (``v4.0``) as a match."""
-    return path.replace("v{version}", "{version}")
-
-
-_DOCS = "https://docs.gameball.co/api-reference/overview/status-error-codes"
 #: where the emulator shows what it received (GET, with the APIKey header)
 RECORD_PATH = "/_emulator/events"
 
 _EVENT_COLUMNS = [
-    "customer_id",
-    "event_name",
-    "metadata",
-    "email",
-    "mobile",
-    "api_version",
-    "session_token",
+    "customer_id", "event_name", "metadata", "email", "mobile", "api_version", "session_token",
     "received_at",
-]
-
-
-class _SlidingWindow:
-    """At most ``limit`` admissions in any ``period`` seconds."""
-
-    def __init__(self, limit: int, period: float) -> None:
-        self.limit, self.period = limit, period
-        self.times: deque[float] = deque()
-
-    def wait(self, now: float) -> float:
-        """Seconds until one more admission fits; 0 when it fits now."""
-        while self.times and self.times[0] <= now - self.period:
-            self.times.popleft()
-        if len(self.times) < self.limit:
-            return 0.0
-        return self.times[0] + self.period - now
+]  # fmt: skip
 
 
 @dataclass
 class _State:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
-    windows: dict[tuple[str, str], tuple[_SlidingWindow, _SlidingWindow]] = field(
-        default_factory=dict
-    )
+    windows: RateWindows = field(default_factory=RateWindows)
     busy: set[tuple[str, str]] = field(default_factory=set)
     requests: int = 0
     # Customers with a live event, each with what its events did to each campaign (by id).
     standings: dict[str, dict[int, Tally]] = field(default_factory=dict)
     # The points each accepted event earned, by its row in ``events``; only those above 0.
     points: dict[int, int] = field(default_factory=dict)
-
-
-def _error(status: int, code: int, message: str, request_id: int) -> web.Response:
-    body = {
-        "code": code,
-        "type": web.Response(status=status).reason,
-        "message": message,
-        "documentationUrl": _DOCS,
-        "requestId": str(request_id),
-    }
-    return web.json_response(body, status=status)
-
-
-def _scalar(value: object) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
-
-
-def _payload_problem(body: object) -> tuple[int, int, str] | None:
-    """(status, code, message) when the body breaks the payload rules."""
-    if not isinstance(body, dict):
-        return 400, 3016, "The request body must be a JSON object."
-    customer = body.get("customerId")
-    if customer is None:
-        return 400, 3000, "The customerId field is required."
-    if not isinstance(customer, str) or not customer.strip():
-        return 422, 3003, "customerId must be a non-empty string."
-    events = body.get("events")
-    if events is None or events == {}:
-        return 400, 3000, "At least one event is required."
-    if not isinstance(events, dict):
-        return 422, 3003, "events must be an object of event name to metadata."
-    for name, metadata in events.items():
-        if not name.strip():
-            return 422, 3003, "Event names must not be empty."
-        if not isinstance(metadata, dict):
-            return 422, 3003, f"The metadata of event {name!r} must be an object."
-        for key, value in metadata.items():
-            if not _scalar(value):
-                return 422, 3003, f"Metadata {key!r} of event {name!r} must be a scalar value."
-    for optional in ("email", "mobile"):
-        if body.get(optional) is not None and not isinstance(body[optional], str):
-            return 422, 3003, f"{optional} must be a string."
-    return None
-
-
-def _share_draw(customer_id: str) -> float:
-    """A stable draw in [0, 1) for a customer id: an id exists in every run, or in none."""
-    digest = hashlib.sha256(f"gb-emulator-customer:{customer_id}".encode(errors="replace"))
-    return int.from_bytes(digest.digest()[:8], "big") / 2**64
 
 
 class Emulator:
@@ -313,16 +191,18 @@ class Emulator:
         tutorial_status, openapi_status = gameball.BATCH_STATUS_PATHS
         stop_by_delete, stop_by_post = gameball.BATCH_STOP_PATHS
         add = app.router
-        add.add_post(_route(gameball.EVENTS_PATH), self._handle)
-        add.add_post(_route(gameball.PREVIEW_PATH), self._preview)
-        add.add_post(gameball.BATCH_CREATE_PATH, self._create_job)
-        # The tutorial's status path, in any version (the client asks for /api/v4/...).
-        add.add_get(tutorial_status.replace("/v4/", "/{version}/"), self._tutorial_status)
-        add.add_delete(_route(stop_by_delete), self._stop_job)
-        add.add_get(openapi_status, self._openapi_status)
-        add.add_post(stop_by_post, self._stop_job)
-        app.router.add_get(RECORD_PATH, self._record_view)
+        add.add_post(route(gameball.EVENTS_PATH), self._handle)
+        add.add_post(route(gameball.PREVIEW_PATH), self._preview)
         self._jobs = BatchJobs(self.batch, self._record_item, self._count)
+        batch = BatchEndpoints(self._jobs, self.batch, self._batch_gate, self._count,
+                               self._next_request)  # fmt: skip
+        add.add_post(gameball.BATCH_CREATE_PATH, batch.create_job)
+        # The tutorial's status path, in any version (the client asks for /api/v4/...).
+        add.add_get(tutorial_status.replace("/v4/", "/{version}/"), batch.tutorial_status)
+        add.add_delete(route(stop_by_delete), batch.stop_job)
+        add.add_get(openapi_status, batch.openapi_status)
+        add.add_post(stop_by_post, batch.stop_job)
+        app.router.add_get(RECORD_PATH, self._record_view)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
@@ -414,7 +294,12 @@ class Emulator:
     async def _record_view(self, request: web.Request) -> web.StreamResponse:
         """``GET /_emulator/events`` (with the APIKey header): what it received, as JSON."""
         if request.headers.get(gameball.API_KEY_HEADER) != self.api_key:
-            return _error(401, 1000, "Unauthorized: the APIKey header is missing or wrong.", 0)
+            return error(
+                401,
+                gameball.UNAUTHORIZED,
+                "Unauthorized: the APIKey header is missing or wrong.",
+                0,
+            )
         with self._lock:
             rows = list(self._state.events)
             counters = dict(self._state.counters)
@@ -445,7 +330,7 @@ class Emulator:
     def customer_exists(self, customer_id: str) -> bool:
         """Whether the preview knows the customer (else it answers 404): a live event accepted
         for it, listed in ``customers``, or in the ``existing_share`` of ids."""
-        if customer_id in self.customers or _share_draw(customer_id) < self.existing_share:
+        if customer_id in self.customers or share_draw(customer_id) < self.existing_share:
             return True
         with self._lock:
             return customer_id in self._state.standings
@@ -498,7 +383,6 @@ class Emulator:
         """Take a rate-limit slot of ``kind`` for ``api_key``; returns 0, or the seconds until
         one frees. Kinds: ``events``, ``batch`` (job creation), ``status`` (job reads) and
         ``preview``."""
-        now = time.monotonic()
         limits = {
             "events": self.limits,
             "batch": self.batch_limits,
@@ -506,18 +390,7 @@ class Emulator:
             "preview": self.preview_limits,
         }[kind]
         with self._lock:
-            windows = self._state.windows.get((api_key, kind))
-            if windows is None:
-                windows = (
-                    _SlidingWindow(limits.per_second or 2**62, 1.0),
-                    _SlidingWindow(limits.per_window or 2**62, limits.window),
-                )
-                self._state.windows[api_key, kind] = windows
-            wait = max(w.wait(now) for w in windows)
-            if wait == 0:
-                for w in windows:
-                    w.times.append(now)
-            return wait
+            return self._state.windows.admit((api_key, kind), limits, time.monotonic())
 
     async def _background_client(self) -> None:
         """Another client of the key: events requests at ``background_rate`` a second on
@@ -538,23 +411,8 @@ class Emulator:
             return str(max(1, round(wait + 0.5)))
         return f"{self.retry_after:g}"
 
-    def _authenticate(self, request: web.Request, version: str) -> tuple[int, int, str] | None:
-        api_key = request.headers.get(gameball.API_KEY_HEADER)
-        if not api_key or api_key != self.api_key:
-            return 401, 1000, "Unauthorized: the APIKey header is missing or wrong."
-        token = request.headers.get(gameball.SESSION_TOKEN_HEADER)
-        needs_secret = version == "4.1" or self.high_security
-        secret = request.headers.get(gameball.SECRET_KEY_HEADER)
-        if version == "4.1" and token:
-            return None
-        if needs_secret and not secret:
-            return 401, 1001, "A SecretKey is required for this request."
-        if secret is not None and secret != self.secret_key:
-            return 401, 1000, "Unauthorized: the SecretKey is wrong."
-        return None
-
     async def _admitted(
-        self, request: web.Request, request_id: int, gate: _Gate
+        self, request: web.Request, request_id: int, gate: Gate
     ) -> tuple[str, Any] | web.StreamResponse:
         """What the events and preview endpoints check first, in Gameball's order: the path,
         the media type, the keys, the rate limit, the JSON. Returns the API version and the
@@ -562,18 +420,22 @@ class Emulator:
         version = gate.paths.get(request.path)
         if version is None:
             self._count("not_found")
-            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
+            return error(
+                404, gameball.GENERIC_ERROR, f"No such endpoint: {request.path}", request_id
+            )
         if request.content_type != "application/json":
             self._count(gate.unsupported)
-            return _error(415, 3013, "The request body must be application/json.", request_id)
-        problem = self._authenticate(request, version)
+            return error(
+                415, gameball.NOT_JSON, "The request body must be application/json.", request_id
+            )
+        problem = authenticate(request.headers, version, self)
         if problem:
             self._count(gate.unauthorized)
-            return _error(*problem, request_id)
+            return error(*problem, request_id)
         wait = self._admit(request.headers[gameball.API_KEY_HEADER], gate.kind)
         if wait:
             self._count(gate.rate_limited)
-            response = _error(429, 4290, "Too many requests.", request_id)
+            response = error(429, gameball.TOO_MANY_REQUESTS, "Too many requests.", request_id)
             if self.retry_after:
                 response.headers["Retry-After"] = self._retry_after(wait)
             return response
@@ -581,7 +443,7 @@ class Emulator:
             return version, json.loads(await request.read())
         except ValueError:
             self._count(gate.malformed)
-            return _error(400, 3016, "Malformed JSON.", request_id)
+            return error(400, gameball.MALFORMED_JSON, "Malformed JSON.", request_id)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         faults = self.faults
@@ -590,14 +452,14 @@ class Emulator:
                 draw = self._random.random()
             await asyncio.sleep(faults.arrival_delay + draw * faults.arrival_jitter)
         request_id = self._next_request()
-        admitted = await self._admitted(request, request_id, _EVENTS_GATE)
+        admitted = await self._admitted(request, request_id, EVENTS_GATE)
         if isinstance(admitted, web.StreamResponse):
             return admitted
         version, body = admitted
-        problem = _payload_problem(body)
+        problem = payload_problem(body)
         if problem:
             self._count("bad_request")
-            return _error(*problem, request_id)
+            return error(*problem, request_id)
         return await self._process(request, body, version, request_id)
 
     async def _process(
@@ -608,9 +470,9 @@ class Emulator:
         with self._lock:
             if customer_key in self._state.busy:
                 self._state.counters["concurrent"] += 1
-                return _error(
+                return error(
                     422,
-                    2001,
+                    gameball.CONCURRENT_REQUEST,
                     "A request for this customer is already in progress.",
                     request_id,
                 )
@@ -620,7 +482,7 @@ class Emulator:
             if draw < faults.server_errors:
                 status = 500 if pick < 0.5 else 503
                 self._count(f"server_error_{status}")
-                return _error(status, status * 10, "Injected server error.", request_id)
+                return error(status, status * 10, "Injected server error.", request_id)
             draw -= faults.server_errors
             if draw < faults.dropped_connections:
                 self._count("dropped")
@@ -651,17 +513,17 @@ class Emulator:
     async def _preview(self, request: web.Request) -> web.StreamResponse:
         """The reward preview: a quote with no side effects. Of the faults, only latency."""
         request_id = self._next_request()
-        admitted = await self._admitted(request, request_id, _PREVIEW_GATE)
+        admitted = await self._admitted(request, request_id, PREVIEW_GATE)
         if isinstance(admitted, web.StreamResponse):
             return admitted
         _, body = admitted
         problem_400 = preview_problem(body)
         if problem_400:
             self._count("preview_bad_request")
-            return _error(400, *problem_400, request_id)
+            return error(400, *problem_400, request_id)
         if not self.customer_exists(body["customerId"]):
             self._count("preview_not_found")
-            return _error(404, 7000, "Customer not found.", request_id)
+            return error(404, gameball.CUSTOMER_NOT_FOUND, "Customer not found.", request_id)
         delay = self.faults.latency + self._preview_random.random() * self.faults.jitter
         if delay:
             await asyncio.sleep(delay)
@@ -691,100 +553,28 @@ class Emulator:
         api_key = request.headers.get(gameball.API_KEY_HEADER)
         if not api_key or api_key != self.api_key:
             self._count("unauthorized")
-            return _error(
-                401, 1000, "Unauthorized: the APIKey header is missing or wrong.", request_id
+            return error(
+                401,
+                gameball.UNAUTHORIZED,
+                "Unauthorized: the APIKey header is missing or wrong.",
+                request_id,
             )
         if request.headers.get(gameball.SECRET_KEY_HEADER) != self.secret_key:
             self._count("unauthorized")
-            return _error(401, 1001, "Batch APIs need the right SecretKey.", request_id)
+            return error(
+                401,
+                gameball.SECRET_KEY_REQUIRED,
+                "Batch APIs need the right SecretKey.",
+                request_id,
+            )
         wait = self._admit(api_key, kind)
         if wait:
             self._count(f"rate_limited_{kind}")
-            response = _error(429, 4290, "Too many requests.", request_id)
+            response = error(429, gameball.TOO_MANY_REQUESTS, "Too many requests.", request_id)
             if self.retry_after:
                 response.headers["Retry-After"] = self._retry_after(wait)
             return response
         return None
-
-    async def _create_job(self, request: web.Request) -> web.StreamResponse:
-        request_id = self._next_request()
-        refused = self._batch_gate(request, "batch", request_id)
-        if refused is not None:
-            return refused
-        try:
-            body = json.loads(await request.read())
-        except ValueError:
-            self._count("bad_request")
-            return _error(400, 3016, "Malformed JSON.", request_id)
-        items = body.get("body") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not 1 <= len(items) <= gameball.MAX_ITEMS_PER_JOB:
-            self._count("bad_request")
-            return _error(
-                400,
-                3000,
-                f"body must be a list of 1 to {gameball.MAX_ITEMS_PER_JOB} items.",
-                request_id,
-            )
-        limit = self.batch.max_item_bytes
-        too_large = [
-            n for n, item in enumerate(items) if limit and len(json.dumps(item).encode()) > limit
-        ]
-        if too_large:
-            self._count("bad_request")
-            message = f"item {too_large[0]} is larger than {limit:,} bytes."
-            return _error(400, 3016, message, request_id)
-        assert self._jobs is not None
-        job = self._jobs.create(request.headers[gameball.API_KEY_HEADER], items)
-        if self.batch.create_delay:
-            await asyncio.sleep(self.batch.create_delay)
-        return web.json_response({"jobId": job.id})
-
-    def _job(self, request: web.Request, request_id: int) -> Any:
-        assert self._jobs is not None
-        try:
-            job = self._jobs.jobs.get(int(request.match_info["job"]))
-        except ValueError:
-            job = None
-        if job is None or job.api_key != request.headers.get(gameball.API_KEY_HEADER):
-            return _error(404, 4000, "No such job.", request_id)
-        return job
-
-    async def _status(self, request: web.Request, shape: str) -> web.StreamResponse:
-        request_id = self._next_request()
-        refused = self._batch_gate(request, "status", request_id)
-        if refused is not None:
-            return refused
-        if self.batch.status_shape != shape or request.match_info.get("version", "v4.0") not in (
-            "v4",
-            "v4.0",
-        ):
-            self._count("not_found")
-            return _error(404, 4000, f"No such endpoint: {request.path}", request_id)
-        job = self._job(request, request_id)
-        if isinstance(job, web.Response):
-            return job
-        self._count("status_polls")
-        assert self._jobs is not None
-        body = self._jobs.tutorial(job) if shape == "tutorial" else self._jobs.openapi(job)
-        return web.json_response(body)
-
-    async def _tutorial_status(self, request: web.Request) -> web.StreamResponse:
-        return await self._status(request, "tutorial")
-
-    async def _openapi_status(self, request: web.Request) -> web.StreamResponse:
-        return await self._status(request, "openapi")
-
-    async def _stop_job(self, request: web.Request) -> web.StreamResponse:
-        request_id = self._next_request()
-        refused = self._batch_gate(request, "status", request_id)
-        if refused is not None:
-            return refused
-        job = self._job(request, request_id)
-        if isinstance(job, web.Response):
-            return job
-        assert self._jobs is not None
-        self._jobs.stop(job)
-        return web.json_response({"jobId": job.id, "status": job.status})
 
     def _record(self, request: web.Request, body: dict[str, Any], version: str) -> None:
         now = time.time()

@@ -16,7 +16,6 @@ first error, which the run raises once every row has its status.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -27,19 +26,22 @@ import pandas as pd
 from .._clock import Clock
 from .._rows.warnings import WarningTally
 from .._store.failures import FailureWriter, failure_rows
+from .._store.journal import Mark
 from .._store.ledger import POSTING_JOB, Ledger
 from .._vocabulary import STATUSES, SendErrorCode, Status, Verdict
+from .chunks import Chunk, NotSent, OutgoingRow
 from .outcomes import Outcome
 from .progress import Progress
-from .slices import Batch, Job, NotSent
+from .stopping import StopSwitch
 
 __all__: list[str] = []
 
 _WRITE_FAILURES_EVERY = 2.0  # seconds
-_MAX_LIVE_BATCHES = 3
+_MAX_LIVE_CHUNKS = 3
+_NOT_ATTEMPTED = "not attempted: the run stopped"
 
 
-class Bookkeeper:
+class Bookkeeper(StopSwitch):
     """Counts, ledger, failures file and progress for one run. Strictly private."""
 
     def __init__(
@@ -49,12 +51,13 @@ class Bookkeeper:
         writer: FailureWriter,
         progress: Progress,
         max_outstanding: int,
-        max_live_batches: int = _MAX_LIVE_BATCHES,
+        max_live_chunks: int = _MAX_LIVE_CHUNKS,
         clock: Clock,
         warnings: WarningTally | None = None,
     ) -> None:
+        super().__init__()
         self.ledger = ledger
-        #: the input's warnings, gathered as its batches are prepared (see
+        #: the input's warnings, gathered as its chunks are prepared (see
         #: :mod:`gb_backfill._rows.warnings`)
         self.warnings = warnings
         self.clock = clock
@@ -65,17 +68,15 @@ class Bookkeeper:
         self.rows = 0
         self.folded = 0  #: rows skipped as copies of a row met elsewhere in the input
         self.retrying = 0
-        self.error: BaseException | None = None
-        self.stopped = asyncio.Event()
-        self.unwritten: set[Batch] = set()
+        self.unwritten: set[Chunk] = set()
         self.written_at = -_WRITE_FAILURES_EVERY  # the first failure is written at once
         self.outstanding = 0
         # Rows admitted but not finished; reading pauses above this, so memory stays bounded.
         self.max_outstanding = max_outstanding
-        # Batches with rows still pending; each holds its frame. A customer stuck in retries
-        # could otherwise keep one row, and so one frame, alive in every batch read since.
-        self.live_batches = 0
-        self.max_live_batches = max_live_batches
+        # Chunks with rows still pending; each holds its frame. A customer stuck in retries
+        # could otherwise keep one row, and so one frame, alive in every chunk read since.
+        self.live_chunks = 0
+        self.max_live_chunks = max_live_chunks
         self.room = asyncio.Event()
         self.room.set()
         self.drained = asyncio.Event()
@@ -84,33 +85,23 @@ class Bookkeeper:
     # --- the stop switch -------------------------------------------------------------------
 
     def halt(self, error: BaseException | None = None) -> None:
-        """Stop starting requests; in-flight ones finish, queued rows end ``aborted``.
-
-        The first ``error`` given is the one the run raises at its end.
-        """
-        if error is not None and self.error is None:
-            self.error = error
-        self.stopped.set()
+        """Stop (see :meth:`StopSwitch.halt`), and stop waiting for room or for rows to end."""
+        super().halt(error)
         self.room.set()
         self.drained.set()
 
-    async def pause(self, seconds: float) -> None:
-        """Sleep ``seconds``, but wake at once when the run stops."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopped.wait(), seconds)
-
     # --- rows coming in ----------------------------------------------------------------------
 
-    def open_batch(self, batch: Batch) -> None:
-        """Count ``batch``'s rows in: from now on each of them must end with a status."""
-        self.rows += len(batch.frame)
+    def open_chunk(self, chunk: Chunk) -> None:
+        """Count ``chunk``'s rows in: from now on each of them must end with a status."""
+        self.rows += len(chunk.frame)
 
-    def queued(self, batch: Batch, jobs: int, settled: int) -> None:
-        """``jobs`` rows of ``batch`` went to a lane; ``settled`` needed no request."""
-        batch.pending += jobs
-        self.outstanding += jobs
-        if batch.pending:
-            self.live_batches += 1
+    def queued(self, chunk: Chunk, offered: int, settled: int) -> None:
+        """``offered`` rows of ``chunk`` went to a lane; ``settled`` needed no request."""
+        chunk.pending += offered
+        self.outstanding += offered
+        if chunk.pending:
+            self.live_chunks += 1
         if self.outstanding:
             self.drained.clear()
         if not self.has_room():
@@ -118,21 +109,20 @@ class Bookkeeper:
         self.progress.advance(settled, self.counts, self.retrying)
 
     def has_room(self) -> bool:
-        """True while reading another batch keeps memory within its bound."""
-        return self.outstanding < self.max_outstanding and self.live_batches < self.max_live_batches
+        """True while reading another chunk keeps memory within its bound."""
+        return self.outstanding < self.max_outstanding and self.live_chunks < self.max_live_chunks
 
     def abort_unread(self, frame: pd.DataFrame, offset: int) -> None:
-        """Account a batch read after the run stopped: every row ``aborted``."""
+        """Account a chunk read after the run stopped: every row ``aborted``."""
         self.rows += len(frame)
         self.counts[Status.ABORTED] += len(frame)
         self.error_codes[SendErrorCode.ABORTED] += len(frame)
-        message = "not attempted: the run stopped"
         rows = failure_rows(
             frame,
             np.arange(len(frame)),
             status=Status.ABORTED,
             code=SendErrorCode.ABORTED,
-            message=message,
+            message=_NOT_ATTEMPTED,
             row_offset=offset,
             types=self.writer.types,
         )
@@ -143,7 +133,7 @@ class Bookkeeper:
 
     def settle(
         self,
-        batch: Batch,
+        chunk: Chunk,
         local: int,
         status: Status,
         *,
@@ -158,55 +148,60 @@ class Bookkeeper:
         self.counts[status] += 1
         self.folded += folded
         if status not in (Status.SENT, Status.SKIPPED):
-            self._not_sent(batch, (local, status, code, message, http_status, 0, key_index))
+            self._not_sent(chunk, NotSent(local, status, code, message, http_status, 0, key_index))
 
-    def note_invalid(self, batch: Batch, rows: Sequence[tuple[int, int]]) -> None:
-        """Note in the ledger the invalid ``rows`` of ``batch`` (position, key index), so a
+    def note_invalid(self, chunk: Chunk, rows: Sequence[tuple[int, int]]) -> None:
+        """Note in the ledger the invalid ``rows`` of ``chunk`` (position, key index), so a
         fixed copy of one is known as that row."""
-        if self.ledger is not None and rows and batch.keys is not None:
-            keys = batch.keys.keys
+        if self.ledger is not None and rows and chunk.keys is not None:
+            keys = chunk.keys.keys
             self.ledger.record_invalid(
-                [(keys[index], batch.offset + local) for local, index in rows]
+                [(keys[index], chunk.offset + local) for local, index in rows]
             )
 
-    def begin(self, rows: Sequence[Job]) -> None:
+    def begin(self, rows: Sequence[OutgoingRow]) -> None:
         """Mark ``rows`` in flight in the ledger before their first request goes out, with one
         write to its journal.
 
         Raises :class:`LedgerError` when the marks cannot be made: then nothing may be sent.
         """
-        fresh = [job for job in rows if not job.begun]
+        fresh = [row for row in rows if not row.begun]
         if self.ledger is None or not fresh:
             return
-        marks, requests = [], []
-        for job in fresh:
-            batch, index = job.batch, job.key_index
-            loose = None if batch.loose is None else batch.loose[0][index]
-            form = 0 if batch.loose is None else int(batch.loose[1][index])
-            marks.append((job.key, job.customer, batch.offset + job.local, loose, form))
-            requests.append((*batch.shown_key(index), job.body))
-        self.ledger.begin_many(marks, requests)
-        for job in fresh:
-            job.begun = True
+        marks = []
+        for row in fresh:
+            chunk, index = row.chunk, row.key_index
+            loose = None if chunk.loose is None else chunk.loose[0][index]
+            form = 0 if chunk.loose is None else int(chunk.loose[1][index])
+            content, occurrence = chunk.shown_key(index)
+            marks.append(
+                Mark(row.key, row.customer, chunk.offset + row.local, loose, form, content,
+                     occurrence, row.body)
+            )  # fmt: skip
+        self.ledger.begin_many(marks)
+        for row in fresh:
+            row.begun = True
 
-    def retry_later(self, rows: Sequence[Job], outcome: Outcome) -> None:
+    def retry_later(self, rows: Sequence[OutgoingRow], outcome: Outcome) -> None:
         """``rows`` were refused in a way the run retries: until their next request they are
         not in flight, and the ledger says so at once (their next :meth:`begin` marks them
         again), so a run killed while they wait leaves them to the next run to send."""
-        marked = [job for job in rows if job.begun]
+        marked = [row for row in rows if row.begun]
         if self.ledger is None or not marked:
             return
-        for job in marked:
-            job.begun = False
+        for row in marked:
+            row.begun = False
         self.ledger.retry_later(
-            [job.key for job in marked],
+            [row.key for row in marked],
             pacing=outcome.pacing,
             http_status=outcome.http_status,
             error_code=outcome.code,
             error_message=f"to be retried: {outcome.message}",
         )
 
-    def stopped_early(self, rows: Sequence[Job], error: BaseException | None = None) -> None:
+    def stopped_early(
+        self, rows: Sequence[OutgoingRow], error: BaseException | None = None
+    ) -> None:
         """Record ``rows``, whose delivery ended before a final answer: the one rule for a stop.
 
         * a request out with no answer yet (interrupted, or ``error`` while it was out) may
@@ -214,35 +209,35 @@ class Bookkeeper:
         * no request made, or only refusals for the pace (429, 2001): ``aborted``, retryable;
         * answered with a failure that was to be retried: ``failed``, retryable.
         """
-        groups: dict[tuple[Status, Outcome], list[Job]] = {}
-        for job in rows:
-            if not job.recorded:
-                groups.setdefault(_stop_outcome(job, error), []).append(job)
+        groups: dict[tuple[Status, Outcome], list[OutgoingRow]] = {}
+        for row in rows:
+            if not row.recorded:
+                groups.setdefault(_stop_outcome(row, error), []).append(row)
         for (status, outcome), alike in groups.items():  # rows alike recorded together
             self.record(alike, status, outcome, retryable=status is not Status.UNKNOWN)
 
-    def posting(self, jobs: Sequence[Job]) -> None:
-        """Note in the ledger, before a job's POST goes out, that ``jobs`` left any earlier job:
+    def posting(self, rows: Sequence[OutgoingRow]) -> None:
+        """Note in the ledger, before a job's POST goes out, that ``rows`` left any earlier job:
         until its answer names the new job, a resume must not ask the old one (which may have
         answered 2001 for them) and send them again."""
         if self.ledger is not None:
-            self.ledger.assign_job(POSTING_JOB, [job.key for job in jobs if job.begun])
+            self.ledger.assign_job(POSTING_JOB, [row.key for row in rows if row.begun])
 
-    def assign_job(self, jobs: Sequence[Job], job_id: int) -> None:
-        """Note in the ledger which batch job carries ``jobs``, so a later run can ask."""
+    def assign_job(self, rows: Sequence[OutgoingRow], job_id: int) -> None:
+        """Note in the ledger which batch job carries ``rows``, so a later run can ask."""
         if self.ledger is not None:
-            self.ledger.assign_job(job_id, [job.key for job in jobs])
+            self.ledger.assign_job(job_id, [row.key for row in rows])
 
     def record(
         self,
-        rows: Sequence[Job],
+        rows: Sequence[OutgoingRow],
         status: Status,
         outcome: Outcome | None,
         *,
         retryable: bool = False,
     ) -> None:
         """The one place a queued row's final status is recorded (here, for ``rows`` alike:
-        a job's or a chunk's rows at once, counted, noted and settled in the ledger together).
+        a job's rows, or rows stopped together, counted, noted and settled in the ledger at once).
 
         ``outcome`` is None for a row never attempted. Rows are counted first, so a ledger
         that then fails to record them still leaves the counts whole.
@@ -252,21 +247,21 @@ class Bookkeeper:
         self.counts[status] += len(rows)
         if status != Status.SENT:
             code = outcome.code if outcome else SendErrorCode.ABORTED
-            message = outcome.message if outcome else "not attempted: the run stopped"
+            message = outcome.message if outcome else _NOT_ATTEMPTED
             http = outcome.http_status if outcome else None
-            for job in rows:
-                entry = (job.local, status, code, message, http, job.requests, job.key_index)
-                self._not_sent(job.batch, entry)
-        batch, finished = None, 0  # a job's rows mostly come from one batch: count them so
-        for job in rows:
-            job.recorded = True
-            if job.batch is not batch:
-                if batch is not None:
-                    self._finished(batch, finished)
-                batch, finished = job.batch, 0
+            for row in rows:
+                entry = NotSent(row.local, status, code, message, http, row.requests, row.key_index)
+                self._not_sent(row.chunk, entry)
+        chunk, finished = None, 0  # a job's rows mostly come from one chunk: count them so
+        for row in rows:
+            row.recorded = True
+            if row.chunk is not chunk:
+                if chunk is not None:
+                    self._finished(chunk, finished)
+                chunk, finished = row.chunk, 0
             finished += 1
-        if batch is not None:
-            self._finished(batch, finished)
+        if chunk is not None:
+            self._finished(chunk, finished)
         self.outstanding -= len(rows)
         if self.has_room():
             self.room.set()
@@ -275,7 +270,7 @@ class Bookkeeper:
         self.progress.advance(len(rows), self.counts, self.retrying)
         if self.ledger is not None:
             self.ledger.settle_many(
-                [(job.key, job.requests) for job in rows if job.in_ledger],
+                [(row.key, row.requests) for row in rows if row.in_ledger],
                 status,
                 retryable=retryable,
                 http_status=outcome.http_status if outcome else None,
@@ -284,20 +279,20 @@ class Bookkeeper:
             )
         self.write_failures_soon()
 
-    def _finished(self, batch: Batch, rows: int) -> None:
-        """``rows`` of ``batch`` have their final status: a batch with none pending is let go."""
-        batch.pending -= rows
-        if not batch.pending:
-            self.live_batches -= 1
+    def _finished(self, chunk: Chunk, rows: int) -> None:
+        """``rows`` of ``chunk`` have their final status: a chunk with none pending is let go."""
+        chunk.pending -= rows
+        if not chunk.pending:
+            self.live_chunks -= 1
 
-    def reconsider(self, rows: Sequence[Job], outcome: Outcome) -> None:
+    def reconsider(self, rows: Sequence[OutgoingRow], outcome: Outcome) -> None:
         """Record in the ledger that ``rows`` failed for the run, not for themselves: retryable."""
         if self.ledger is None:
             return
-        for job in rows:
-            if job.in_ledger:
+        for row in rows:
+            if row.in_ledger:
                 self.ledger.settle(
-                    job.key,
+                    row.key,
                     Status.FAILED,
                     retryable=True,
                     attempts=0,
@@ -306,11 +301,11 @@ class Bookkeeper:
                     error_message=outcome.message,
                 )
 
-    def _not_sent(self, batch: Batch, entry: NotSent) -> None:
+    def _not_sent(self, chunk: Chunk, entry: NotSent) -> None:
         """Note a row that ends without being sent; it reaches the failures file soon."""
-        batch.not_sent.append(entry)
-        self.error_codes[entry[2] or entry[1]] += 1
-        self.unwritten.add(batch)
+        chunk.not_sent.append(entry)
+        self.error_codes[entry.code or entry.status] += 1
+        self.unwritten.add(chunk)
 
     def write_failures_soon(self) -> None:
         """Write noted rows if the last write is a while ago; called as rows come and go."""
@@ -320,27 +315,25 @@ class Bookkeeper:
     def write_failures(self) -> None:
         """Write every noted row as a complete Parquet part, so a crash cannot lose it."""
         self.written_at = self.clock()
-        for batch in list(self.unwritten):
-            local, status, code, message, http, attempts, key_index = zip(
-                *batch.not_sent, strict=True
-            )
+        for chunk in list(self.unwritten):
+            rows = chunk.not_sent
             self.writer.add(
                 failure_rows(
-                    batch.frame,
-                    np.asarray(local, dtype=np.int64),
-                    status=status,
-                    code=code,
-                    message=message,
-                    http_status=http,
-                    attempts=attempts,
-                    keys=[batch.key_text(index) for index in key_index],
-                    row_offset=batch.offset,
+                    chunk.frame,
+                    np.asarray([row.local for row in rows], dtype=np.int64),
+                    status=[row.status for row in rows],
+                    code=[row.code for row in rows],
+                    message=[row.message for row in rows],
+                    http_status=[row.http_status for row in rows],
+                    attempts=[row.attempts for row in rows],
+                    keys=[chunk.key_text(row.key_index) for row in rows],
+                    row_offset=chunk.offset,
                     types=self.writer.types,
                 )
             )
-            batch.not_sent.clear()
-            # Finished batches are let go here: nothing refers to their frames any more.
-            self.unwritten.discard(batch)
+            chunk.not_sent.clear()
+            # Finished chunks are let go here: nothing refers to their frames any more.
+            self.unwritten.discard(chunk)
         try:
             self.writer.flush()
         except OSError as error:
@@ -348,19 +341,18 @@ class Bookkeeper:
             self.halt(error)
 
 
-def _stop_outcome(job: Job, error: BaseException | None) -> tuple[Status, Outcome]:
-    """The status and outcome a stop gives ``job`` (see :meth:`Bookkeeper.stopped_early`)."""
-    last = job.last
-    if job.in_flight:
+def _stop_outcome(row: OutgoingRow, error: BaseException | None) -> tuple[Status, Outcome]:
+    """The status and outcome a stop gives ``row`` (see :meth:`Bookkeeper.stopped_early`)."""
+    last = row.last
+    if row.in_flight:
         if error is not None:
             message = f"{type(error).__name__} while its request was out; it may have been sent"
             return Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.ERROR, message)
         message = "the run was interrupted while this request was in flight"
         return Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.INTERRUPTED, message)
     if last is None:
-        message = "not attempted: the run stopped"
-        return Status.ABORTED, Outcome(Verdict.RETRY, SendErrorCode.ABORTED, message)
-    if last.pacing and not job.attempts:
+        return Status.ABORTED, Outcome(Verdict.RETRY, SendErrorCode.ABORTED, _NOT_ATTEMPTED)
+    if last.pacing and not row.attempts:
         message = (
             f"not sent: the run stopped while Gameball was asking it to slow down ({last.message})"
         )

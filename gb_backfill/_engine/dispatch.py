@@ -18,11 +18,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
-import pandas as pd
-
 from .._vocabulary import Lane
-from .slices import Job
+from .chunks import OutgoingRow
 
 __all__: list[str] = []
 
@@ -30,49 +27,20 @@ __all__: list[str] = []
 class Receiver(Protocol):
     """What the dispatcher offers rows to: a lane (see :mod:`gb_backfill._engine.lanes`)."""
 
-    def offer(self, job: Job, *, priority: int = 0) -> None:
-        """Take ``job``; it must end with :meth:`Dispatcher.done` once its status is recorded.
+    def offer(self, row: OutgoingRow, *, priority: int = 0) -> None:
+        """Take ``row``; it must end with :meth:`Dispatcher.done_many` once its status is
+        recorded.
 
         ``priority`` estimates how many rows its customer has in all: in batch mode the busiest
         customers are the critical path, so their rows should go first.
         """
 
 
-class CustomerCounts:
-    """How many rows each customer has had so far, estimated in fixed memory (8 MB).
-
-    A count-min sketch: two hashed counters per customer, the lesser is the estimate, which is
-    never below the true count and rarely far above it.
-    """
-
-    _BITS = 20
-
-    def __init__(self) -> None:
-        self._counts = np.zeros((2, 1 << self._BITS), dtype=np.uint32)
-
-    def add(self, customers: Sequence[str]) -> np.ndarray:
-        """Count ``customers`` (one entry per row) and return each row's estimate, this batch
-        included."""
-        if not customers:
-            return np.zeros(0, dtype=np.uint32)
-        hashes = pd.util.hash_array(np.asarray(customers, dtype=object), categorize=False)
-        mask = (1 << self._BITS) - 1
-        first = (hashes & mask).astype(np.intp)
-        second = ((hashes >> self._BITS) & mask).astype(np.intp)
-        for counts, spots in ((self._counts[0], first), (self._counts[1], second)):
-            # Distinct spots, each added once: several times faster than np.add.at, with
-            # temporaries the size of the batch (a bincount's would be the whole sketch's).
-            distinct, times = np.unique(spots, return_counts=True)
-            counts[distinct] += times.astype(np.uint32)
-        estimate: np.ndarray = np.minimum(self._counts[0][first], self._counts[1][second])
-        return estimate
-
-
 class _Customer:
     __slots__ = ("in_flight", "lane", "rows", "waiting")
 
     def __init__(self) -> None:
-        self.waiting: deque[Job] = deque()
+        self.waiting: deque[OutgoingRow] = deque()
         self.in_flight = 0
         self.lane: Lane | None = None
         self.rows = 0  # its rows in the input so far, as far as known
@@ -92,37 +60,33 @@ class Dispatcher:
         self._lone: dict[str, Lane] = {}  # one row in flight, nothing waiting: its lane
         self._customers: dict[str, _Customer] = {}
 
-    def submit(self, job: Job, *, rows: int = 0) -> None:
-        """Queue ``job``; ``rows`` is how many rows its customer has had so far, if known."""
-        self.submit_many([job], [rows])
+    def submit(self, row: OutgoingRow, *, busy: int = 0) -> None:
+        """Queue ``row``; ``busy`` is how many rows its customer has had so far, if known."""
+        self.submit_many([row], [busy])
 
-    def submit_many(self, jobs: Sequence[Job], rows: Sequence[int]) -> None:
-        """Queue ``jobs`` in order; ``rows[i]`` is how many rows ``jobs[i]``'s customer has had
+    def submit_many(self, rows: Sequence[OutgoingRow], busy: Sequence[int]) -> None:
+        """Queue ``rows`` in order; ``busy[i]`` is how many rows ``rows[i]``'s customer has had
         so far (0 if not known)."""
         lone, customers, lanes = self._lone, self._customers, self.lanes
-        for job, count in zip(jobs, rows, strict=True):
-            name = job.customer
+        for row, count in zip(rows, busy, strict=True):
+            name = row.customer
             if name not in lone and name not in customers:  # no chain: it goes at once
-                lone[name] = job.lane
-                lanes[job.lane].offer(job, priority=max(count, 1))
+                lone[name] = row.lane
+                lanes[row.lane].offer(row, priority=max(count, 1))
                 continue
             customer = customers.get(name)
             if customer is None:
                 customer = customers[name] = _Customer()
                 customer.in_flight, customer.lane = 1, lone.pop(name)
-            customer.waiting.append(job)
+            customer.waiting.append(row)
             customer.rows = max(customer.rows, count)
             self._pump(customer)
 
-    def done(self, job: Job) -> None:
-        """``job`` has its final status: the customer's next row may go."""
-        self.done_many([job])
-
-    def done_many(self, jobs: Sequence[Job]) -> None:
-        """``jobs`` have their final status: their customers' next rows may go."""
+    def done_many(self, rows: Sequence[OutgoingRow]) -> None:
+        """``rows`` have their final status: their customers' next rows may go."""
         lone, customers = self._lone, self._customers
-        for job in jobs:
-            name = job.customer
+        for row in rows:
+            name = row.customer
             if lone.pop(name, None) is not None:
                 continue
             customer = customers[name]
@@ -133,12 +97,12 @@ class Dispatcher:
             if not customer.in_flight and not customer.waiting:
                 del customers[name]
 
-    def waiting(self) -> list[Job]:
+    def waiting(self) -> list[OutgoingRow]:
         """Take every row not yet offered to a lane (to abort them when the run stops)."""
-        jobs = [job for customer in self._customers.values() for job in customer.waiting]
+        rows = [row for customer in self._customers.values() for row in customer.waiting]
         for customer in self._customers.values():
             customer.waiting.clear()
-        return jobs
+        return rows
 
     def _pump(self, customer: _Customer) -> None:
         while customer.waiting:

@@ -19,17 +19,17 @@ is judged by its key's word in the ledger (see :mod:`gb_backfill._rows.keys`: a 
 
 **Copies of one row in one input** (an export and its failures file concatenated, two failures
 files together): the same key twice. When the input carries ``gb_key`` values, a first pass
-(:meth:`Folds.scan`) collects them; a row without one whose key a carried row has is a copy of
-that row, and the carried one (the row as the user fixed it) speaks for it. Of the carried
-copies, the first the rule sends is sent; every other copy is ``FOLD``: ``skipped``, counted as
-folded in the report. So a key is sent at most once per run.
+collects them (:func:`~gb_backfill._engine.run.find_folds`); a row without one whose key a
+carried row has is a copy of that row, and the carried one (the row as the user fixed it)
+speaks for it. Of the carried copies, the first the rule sends is sent; every other copy is
+``FOLD``: ``skipped``, counted as folded in the report. So a key is sent at most once per run.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,8 +37,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from .._config import Settings
-from .._rows.keys import carried_keys
-from .._store.ledger import Ledger, LedgerEntry
+from .._store.ledger import Ledger
+from .._store.storage import LedgerEntry
 from .._vocabulary import FailureCode, LedgerStatus
 from .prepare import Prepared
 
@@ -98,15 +98,6 @@ class Folds:
         self.state = np.zeros(len(self.keys), dtype=np.int8)
         self.folded = 0
 
-    @classmethod
-    def scan(cls, frames: Iterator[pd.DataFrame]) -> Folds:
-        """Every ``gb_key`` the input carries (a first pass over it)."""
-        found: list[bytes] = []
-        for frame in frames:
-            if "gb_key" in frame.columns:
-                found += carried_keys(frame["gb_key"].tolist())
-        return cls(found)
-
     def fresh(self) -> Folds:
         """The same keys, none judged yet (for another pass over the input)."""
         return Folds(self.keys)
@@ -141,18 +132,19 @@ class Folds:
 
 @dataclass(slots=True)
 class Verdicts:
-    """The fate of each row of one prepared batch. Most rows are plain (``SEND`` when valid,
+    """The fate of each row of one prepared chunk. Most rows are plain (``SEND`` when valid,
     ``INVALID`` when not), and are not listed one by one: ``other`` holds the rest."""
 
-    valid: int  #: rows in ``Prepared.jobs``
+    valid: int  #: rows in ``Prepared.rows``
     invalid_rows: int  #: rows in ``Prepared.worst``
-    #: the rows whose fate is not the plain one, by key index (a job's index, then
+    #: the rows whose fate is not the plain one, by key index (a valid row's index, then
     #: ``valid + n`` for the n-th invalid row), with their ledger entries
     other: dict[int, tuple[Fate, LedgerEntry | None]] = field(default_factory=dict)
-    #: valid rows judged ``CHANGED``: job index -> the form mask of the row sent before
+    #: valid rows judged ``CHANGED``: row index -> the form mask of the row sent before
     changed: dict[int, int] = field(default_factory=dict)
 
-    def job(self, index: int) -> Fate:
+    def row(self, index: int) -> Fate:
+        """The fate of valid row ``index``."""
         found = self.other.get(index)
         return Fate.SEND if found is None else found[0]
 
@@ -161,9 +153,9 @@ class Verdicts:
         return Fate.INVALID if found is None else found[0]
 
     @property
-    def jobs(self) -> list[Fate]:
-        """Each valid row's fate (``Prepared.jobs`` order)."""
-        return [self.job(index) for index in range(self.valid)]
+    def rows(self) -> list[Fate]:
+        """Each valid row's fate (``Prepared.rows`` order)."""
+        return [self.row(index) for index in range(self.valid)]
 
     def held(self) -> list[int]:
         """The indexes of valid rows that are not sent, in order."""
@@ -180,7 +172,7 @@ class Verdicts:
 
 
 class Judge:
-    """Judges prepared batches in input order by :func:`fate_of`, with the ledger's word and
+    """Judges prepared chunks in input order by :func:`fate_of`, with the ledger's word and
     the input's copies (:class:`Folds`). ``check_changed``: also find ``CHANGED`` rows (the
     live run does so in a first pass over the whole input before it sends anything).
 
@@ -210,9 +202,9 @@ class Judge:
         return 0 if self.folds is None else self.folds.folded
 
     def __call__(self, prepared: Prepared) -> Verdicts:
-        jobs, invalid_at = prepared.jobs, prepared.invalid_positions
-        verdicts = Verdicts(valid=len(jobs), invalid_rows=len(invalid_at))
-        keyed = prepared.batch.keys
+        rows, invalid_at = prepared.rows, prepared.invalid_positions
+        verdicts = Verdicts(valid=len(rows), invalid_rows=len(invalid_at))
+        keyed = prepared.chunk.keys
         if keyed is None or not keyed.keys:
             return verdicts
         keys = keyed.keys
@@ -228,10 +220,10 @@ class Judge:
             return verdicts
         # Input order, valid and invalid rows together: the first copy of a key comes first.
         local = {
-            i: jobs[i].local if i < len(jobs) else int(invalid_at[i - len(jobs)]) for i in special
+            i: rows[i].local if i < len(rows) else int(invalid_at[i - len(rows)]) for i in special
         }
         for index in sorted(special, key=local.__getitem__):
-            key, valid = keys[index], index < len(jobs)
+            key, valid = keys[index], index < len(rows)
             entry = known.get(key)
             fate = fate_of(
                 entry, valid=valid, edited=keyed.flag("changed", index),
@@ -242,17 +234,17 @@ class Judge:
                 fate = self.folds.apply(key, carried=keyed.flag("carried", index), fate=fate)
             if fate is not (Fate.SEND if valid else Fate.INVALID) or entry is not None:
                 verdicts.other[index] = (fate, entry)
-        verdicts.changed = {i: looks[i] for i in looks if verdicts.job(i) is Fate.CHANGED}
+        verdicts.changed = {i: looks[i] for i in looks if verdicts.row(i) is Fate.CHANGED}
         return verdicts
 
     def _looks_sent(self, prepared: Prepared, known: dict[bytes, LedgerEntry]) -> dict[int, int]:
         """Valid rows the ledger does not know whose loose identity a row sent (or perhaps
         sent) has: key index -> that row's form mask."""
-        batch = prepared.batch
-        if not self.loose or self.ledger is None or batch.keys is None or batch.loose is None:
+        chunk = prepared.chunk
+        if not self.loose or self.ledger is None or chunk.keys is None or chunk.loose is None:
             return {}
-        looses, keys = batch.loose[0], batch.keys.keys
-        new = [i for i in range(len(prepared.jobs)) if keys[i] not in known]
+        looses, keys = chunk.loose[0], chunk.keys.keys
+        new = [i for i in range(len(prepared.rows)) if keys[i] not in known]
         if not new:
             return {}
         forms = self.ledger.loose_forms([looses[i] for i in new])
@@ -263,13 +255,6 @@ def carries_keys(settings: Settings, columns: Iterable[object]) -> bool:
     """Whether rows of an input with ``columns`` can carry keys (a ``gb_key`` column, rows
     keyed by content), and so be copies of one another."""
     return not settings.row_key and "gb_key" in list(columns)
-
-
-def scan_folds(
-    read: Callable[[], Iterator[pd.DataFrame]], columns: Iterable[object], settings: Settings
-) -> Folds | None:
-    """The input's carried keys (a first pass), or None when it can carry none."""
-    return Folds.scan(read()) if carries_keys(settings, columns) else None
 
 
 def unchanged_invalid(frame: pd.DataFrame, local: int) -> tuple[str, str]:

@@ -23,14 +23,13 @@ they are assumed (:func:`assumed_costs`) and stated in the plan.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .. import _gameball as gameball
-from .._config import RateLimits, Settings
+from .._config import RateLimits, Settings, is_loopback
 
 __all__: list[str] = []
 
@@ -74,7 +73,7 @@ def assumed_costs(settings: Settings) -> LaneCosts:
     return LaneCosts(
         events_limits=settings.limits,
         batch_limits=settings.batch_limits,
-        round_trip=ASSUMED_LOCAL_ROUND_TRIP if _loopback(host) else ASSUMED_ROUND_TRIP,
+        round_trip=ASSUMED_LOCAL_ROUND_TRIP if is_loopback(host) else ASSUMED_ROUND_TRIP,
         job_seconds=ASSUMED_JOB_SECONDS,
         concurrency=settings.concurrency,
     )
@@ -86,15 +85,6 @@ def routes(settings: Settings) -> bool:
     assumed durations alone, which say nothing of such a server)."""
     lifted = not settings.limits.per_second and not settings.limits.per_window
     return settings.mode == "batch" and settings.keep_order and not lifted
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def minimum_seconds(requests: int, limits: RateLimits) -> float:

@@ -123,8 +123,8 @@ class RepeatedFailures:
         self.tripped_by: Outcome | None = None
 
     def observe(self, outcome: Outcome) -> bool:
-        """Count ``outcome``; True when the breaker has tripped (and ``outcome`` is no success)."""
-        if outcome.verdict is Verdict.SENT:
+        """Count ``outcome``; True when the breaker has tripped (and ``outcome`` is no answer)."""
+        if outcome.verdict.answered:
             self.code, self.count = None, 0
             return False
         if self.tripped_by is not None:

@@ -32,9 +32,11 @@ from .._errors import ConfigError
 from .._reports.send import SendPlan
 from .._rows.mapping import ColumnMapping
 from .._rows.warnings import WarningTally
-from .._store.ledger import Ledger, refuse_missing_ledger
+from .._store.companions import refuse_missing_ledger
+from .._store.ledger import Ledger
 from .._sync import offload
 from .._vocabulary import Lane
+from .chunks import OutgoingRow
 from .fate import Fate, Judge, unchanged_invalid
 from .makespan import (
     LaneCosts,
@@ -48,7 +50,6 @@ from .makespan import (
 from .makespan import minimum_seconds as minimum_seconds  # the benches' and tests' import
 from .prepare import Prepared, Preparer
 from .run import find_folds, route_customers
-from .slices import Job
 
 __all__: list[str] = []
 
@@ -71,34 +72,34 @@ class _Tally:
     codes: Counter[str] = field(default_factory=Counter)
     lanes: Counter[Lane] = field(default_factory=Counter)
 
-    def add(self, job: Job) -> None:
-        self.lanes[job.lane] += 1
-        self.per_customer[job.customer] += 1
-        if job.lane is Lane.BATCH:
-            self.batch_customer[job.customer] += 1
+    def add(self, row: OutgoingRow) -> None:
+        self.lanes[row.lane] += 1
+        self.per_customer[row.customer] += 1
+        if row.lane is Lane.BATCH:
+            self.batch_customer[row.customer] += 1
         else:
-            self.events_customer[job.customer] += 1
-        self.names.update(list(json.loads(job.body)["events"]))
+            self.events_customer[row.customer] += 1
+        self.names.update(list(json.loads(row.body)["events"]))
 
 
-def _plan_batch(
+def _plan_chunk(
     prepared: Prepared, tally: _Tally, judge: Judge, out: IO[str] | None, api: str
 ) -> None:
-    """Count one batch as the live run would settle it (:mod:`gb_backfill._engine.fate`), and
+    """Count one chunk as the live run would settle it (:mod:`gb_backfill._engine.fate`), and
     write its bodies."""
-    batch = prepared.batch
-    tally.rows += len(batch.frame)
+    chunk = prepared.chunk
+    tally.rows += len(chunk.frame)
     verdicts = judge(prepared)
     if prepared.worst is not None:
         invalid = [verdicts.invalid(n) is Fate.INVALID for n in range(len(prepared.worst))]
         tally.codes.update(prepared.worst["code"][invalid])
-    for job, fate in zip(prepared.jobs, verdicts.jobs, strict=True):
+    for row, fate in zip(prepared.rows, verdicts.rows, strict=True):
         if fate is Fate.SEND:
-            tally.add(job)
+            tally.add(row)
             if out is not None:
-                out.write(_line(job, api))
+                out.write(_line(row, api))
         elif fate is Fate.INVALID:  # a failures file's invalid row, sent again as it was
-            tally.codes[unchanged_invalid(batch.frame, job.local)[0]] += 1
+            tally.codes[unchanged_invalid(chunk.frame, row.local)[0]] += 1
     fates = verdicts.counts()
     tally.invalid += fates[Fate.INVALID]
     tally.skipped += fates[Fate.SKIP] + fates[Fate.FOLD]
@@ -133,7 +134,7 @@ async def plan_run(
 ) -> SendPlan:
     """Prepare every row as a live run would, judge it by the live run's rule (see
     :mod:`gb_backfill._engine.fate`), and plan; no network call, no write to the ledger. Each
-    pass over the input runs off the event loop, a batch at a time."""
+    pass over the input runs off the event loop, a chunk at a time."""
     tally = _Tally()
     warnings = WarningTally(mapping)
     with contextlib.ExitStack() as stack:
@@ -156,13 +157,13 @@ async def plan_run(
         stack.callback(preparer.close)
         offset = 0
 
-        def plan_batch(frame: pd.DataFrame) -> None:
+        def plan_chunk(frame: pd.DataFrame) -> None:
             prepared = preparer.prepare(frame, offset)
-            _plan_batch(prepared, tally, judge, out, settings.api_version)
+            _plan_chunk(prepared, tally, judge, out, settings.api_version)
 
-        batches = read()
-        while (frame := await offload(next, batches, None)) is not None:
-            await offload(plan_batch, frame)
+        chunks = read()
+        while (frame := await offload(next, chunks, None)) is not None:
+            await offload(plan_chunk, frame)
             offset += len(frame)
     return replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
 
@@ -254,13 +255,13 @@ def _pace(settings: Settings) -> dict[str, RateLimits]:
     return pace
 
 
-def _line(job: Job, api_version: str) -> str:
-    if job.lane is Lane.EVENTS:
-        version = gameball.TOKEN_API_VERSION if job.token else api_version
+def _line(row: OutgoingRow, api_version: str) -> str:
+    if row.lane is Lane.EVENTS:
+        version = gameball.TOKEN_API_VERSION if row.token else api_version
         path = gameball.EVENTS_PATH.format(version=version)
     else:
         path = gameball.BATCH_CREATE_PATH
     # The body goes in as the bytes a live run sends: parsed and dumped again, a decimal such as
     # 12345678901234567.89 would come out rounded to a float.
-    lane = json.dumps(job.lane.value)
-    return f'{{"lane": {lane}, "body": {job.body.decode()}, "path": {json.dumps(path)}}}\n'
+    lane = json.dumps(row.lane.value)
+    return f'{{"lane": {lane}, "body": {row.body.decode()}, "path": {json.dumps(path)}}}\n'

@@ -1,4 +1,4 @@
-"""Turning a slice of the input into rows ready to send: checked, encoded, keyed, and laned.
+"""Turning a chunk of the input into rows ready to send: checked, encoded, keyed, and laned.
 
 This is the CPU-heavy part of a run, and it touches no run state, so the run does it off the
 event loop (requests keep their pace meanwhile). The dry run and the changed-rows check prepare
@@ -19,46 +19,45 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .._config import Settings
 from .._gameball import lane_for
-from .._rows.keys import ContentKeys, RowKeys, keys_for
+from .._rows.keys import RowKeyMaker, RowKeys, keys_for
 from .._rows.loose import loose_keys
 from .._rows.mapping import ColumnMapping
 from .._rows.payloads import encode_rows
 from .._rows.rules import CheckedFrame, check_frame, first_failures
 from .._rows.warnings import WarningTally
 from .._vocabulary import Lane
-from .dispatch import CustomerCounts
+from .chunks import Chunk, OutgoingRow
 from .makespan import LaneCosts, Loads, Routing, routing_floor
-from .slices import Batch, Job
+from .sketch import CustomerSketch
 
 __all__: list[str] = []
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A batch checked, encoded and keyed, ready to be admitted."""
+    """A chunk checked, encoded and keyed, ready to be admitted."""
 
-    batch: Batch
-    jobs: list[Job]  #: one per valid row
-    busy: list[int]  #: each job's customer's rows so far (batch mode), else 0
+    chunk: Chunk
+    rows: list[OutgoingRow]  #: one per valid row
+    busy: list[int]  #: each row's customer's rows so far (batch mode), else 0
     worst: pd.DataFrame | None  #: the invalid rows' first failures
     checked: CheckedFrame | None = None  #: what the checks found
 
     @property
     def invalid_positions(self) -> npt.NDArray[np.int64]:
-        """The invalid rows' positions in the batch; the n-th's key follows the valid rows'
-        (key index ``len(jobs) + n``)."""
+        """The invalid rows' positions in the chunk; the n-th's key follows the valid rows'
+        (key index ``len(rows) + n``)."""
         if self.worst is None:
             return np.zeros(0, dtype=np.int64)
         return self.worst.index.to_numpy(dtype=np.int64)
 
 
 class Preparer:
-    """Checks, encodes and keys batches and makes their jobs: the CPU-heavy part, which touches
-    no run state, so it runs off the event loop. Strictly private."""
+    """Checks, encodes and keys chunks and makes their outgoing rows: the CPU-heavy part, which
+    touches no run state, so it runs off the event loop. Strictly private."""
 
     def __init__(
         self,
@@ -70,15 +69,15 @@ class Preparer:
         warnings: WarningTally | None = None,
     ) -> None:
         self.settings, self.mapping, self.loose = settings, mapping, loose
-        self.warnings = warnings  #: the dry run's: column warnings gathered as batches pass
-        self.content_keys = ContentKeys()
-        self.customer_counts = CustomerCounts()
+        self.warnings = warnings  #: the dry run's: column warnings gathered as chunks pass
+        self.key_maker = RowKeyMaker()
+        self.customer_counts = CustomerSketch()
         #: batch mode: customers whose rows all take the events lane, and their rows in all
         self.routed = routing.customers if routing is not None else frozenset()
         self.known_rows: dict[str, int] = dict(routing.rows) if routing is not None else {}
 
     def close(self) -> None:
-        self.content_keys.close()
+        self.key_maker.close()
 
     def prepare(self, frame: pd.DataFrame, offset: int) -> Prepared:
         checked = check_frame(frame, self.mapping)
@@ -89,7 +88,7 @@ class Preparer:
             encoded.positions,
             encoded.bodies,
             row_key=self.settings.row_key,
-            counter=self.content_keys,
+            maker=self.key_maker,
             mapping=self.mapping,
             invalid=None if worst is None else worst.index.to_numpy(dtype=np.int64),
         )
@@ -97,8 +96,8 @@ class Preparer:
             # Rows keyed by row_key= columns have no occurrences: the tally compares them.
             repeated = None if self.settings.row_key else _repeated(keyed, encoded.positions)
             self.warnings.add(frame, checked.customer_ids, checked.invalid, repeated)
-        loose = loose_keys(frame, checked, encoded, self.content_keys) if self.loose else None
-        batch = Batch(frame, offset, keyed, bool(self.settings.row_key), loose)
+        loose = loose_keys(frame, checked, encoded, self.key_maker) if self.loose else None
+        chunk = Chunk(frame, offset, keyed, bool(self.settings.row_key), loose)
         batched = self.settings.mode == "batch"
         # How busy each row's customer is: batch mode sends the busiest first, by their rows
         # in all where the count before the run knows them, else by their rows so far.
@@ -110,7 +109,7 @@ class Preparer:
                 busy = [known.get(c, b) for c, b in zip(encoded.customer_ids, busy, strict=True)]
         tokens = encoded.session_tokens or [None] * len(encoded)
         routed = self.routed
-        rows = zip(
+        fields = zip(
             encoded.positions.tolist(),
             encoded.customer_ids,
             encoded.bodies,
@@ -118,9 +117,9 @@ class Preparer:
             encoded.plain.tolist(),
             strict=True,
         )
-        jobs = [
-            Job(
-                batch,
+        rows = [
+            OutgoingRow(
+                chunk,
                 local,
                 customer,
                 body,
@@ -128,9 +127,9 @@ class Preparer:
                 index,
                 Lane.EVENTS if customer in routed else lane_for(batch_mode=batched, plain=plain),
             )
-            for index, (local, customer, body, token, plain) in enumerate(rows)
+            for index, (local, customer, body, token, plain) in enumerate(fields)
         ]
-        return Prepared(batch, jobs, busy, worst, checked)
+        return Prepared(chunk, rows, busy, worst, checked)
 
 
 def _repeated(keyed: RowKeys, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -145,46 +144,9 @@ def _repeated(keyed: RowKeys, positions: npt.NDArray[np.int64]) -> npt.NDArray[n
 def _lane_ids(checked: CheckedFrame) -> tuple[pa.Array, pa.Array]:
     """The customer ids of a frame's valid rows: those a batch item can carry, and the rest."""
     valid = ~checked.invalid
-    plain = valid.copy()
-    for extra in (checked.emails, checked.mobiles, checked.session_tokens):
-        if extra is not None:
-            plain &= ~np.asarray(extra.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    plain = valid & checked.plain()
     ids = checked.customer_ids
     return ids.filter(pa.array(plain)), ids.filter(pa.array(valid & ~plain))
-
-
-class _Sketch:
-    """Rows per customer, estimated in fixed memory (8 MB): a count-min sketch, never below the
-    true count and rarely far above it."""
-
-    _BITS = 20
-
-    def __init__(self) -> None:
-        self._counts = np.zeros((2, 1 << self._BITS), dtype=np.int64)
-
-    def _cells(self, customers: pa.Array) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        hashes = pd.util.hash_array(np.asarray(customers.to_numpy(zero_copy_only=False)))
-        mask = (1 << self._BITS) - 1
-        first = (hashes & mask).astype(np.intp)
-        return first, ((hashes >> self._BITS) & mask).astype(np.intp)
-
-    def add(self, customers: pa.Array) -> None:
-        """Count one row per entry of ``customers``."""
-        counted = pc.value_counts(customers)
-        first, second = self._cells(counted.field("values"))
-        weights = counted.field("counts").to_numpy()
-        np.add.at(self._counts[0], first, weights)
-        np.add.at(self._counts[1], second, weights)
-
-    def estimate(self, customers: pa.Array) -> npt.NDArray[np.int64]:
-        """Each entry's estimated count."""
-        first, second = self._cells(customers)
-        found: npt.NDArray[np.int64] = np.minimum(self._counts[0][first], self._counts[1][second])
-        return found
-
-    def most(self) -> int:
-        """An upper bound on any one customer's count."""
-        return int(min(self._counts[0].max(), self._counts[1].max()))
 
 
 class LoadCounter:
@@ -201,8 +163,8 @@ class LoadCounter:
     def __init__(self, mapping: ColumnMapping, costs: LaneCosts) -> None:
         self.mapping, self.costs = mapping, costs
         self.batch_rows = self.events_rows = 0
-        self._batch = _Sketch()
-        self._events = _Sketch()
+        self._batch = CustomerSketch()
+        self._events = CustomerSketch()
         self._busiest: Counter[str] = Counter()
         self.floor = 0
 

@@ -108,7 +108,6 @@ class AdaptiveRate:
         self.window = limits.window
         #: the window quota learned from the server, when it is lower than the configured one
         self.learned_window: int | None = None
-        self.throttles = 0
         self._cut_at: float | None = None  # when the rate was last cut; None: never throttled
         self._peak = 0.0
         self._young_cut = False  # the last cut came in the run's first window
@@ -171,7 +170,6 @@ class AdaptiveRate:
     def throttled(self, sent_at: float, now: float, *, retry_after: float | None = None) -> None:
         """A request sent at ``sent_at`` was refused for the pace (429, or a burst of 2001),
         with the ``Retry-After`` seconds it named, if any."""
-        self.throttles += 1
         self._refused.append(sent_at)
         self._forget(now)
         if self._testing is not None and sent_at >= self._testing:

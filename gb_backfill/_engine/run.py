@@ -1,4 +1,4 @@
-"""One send, start to end: rows read a batch at a time, admitted to the lanes, every row accounted.
+"""One send, start to end: rows read a chunk at a time, admitted to the lanes, every row accounted.
 
 How a run goes (:func:`run_send`):
 
@@ -10,13 +10,13 @@ How a run goes (:func:`run_send`):
   (:func:`route_customers`, :mod:`gb_backfill._engine.makespan`);
 * batch jobs a crashed run left are asked about
   (:func:`~gb_backfill._engine.lanes.settle_earlier_jobs`);
-* each batch is read and prepared off the event loop (:mod:`gb_backfill._engine.prepare`), then
+* each chunk is read and prepared off the event loop (:mod:`gb_backfill._engine.prepare`), then
   admitted (:class:`Admission`): invalid rows and rows the ledger settles end at once, the rest go
   to the dispatcher, which offers each customer's rows to their lane in order;
 * whatever stops the run (Ctrl-C, a rejected key, a failure repeated on every request, a ledger
   that cannot be written, any unexpected error), in-flight requests finish, every row gets a
   status, the failures file is completed, and the run returns its report with what stopped it
-  (:class:`~gb_backfill._engine.stop.Stop`), which the public functions raise.
+  (:class:`~gb_backfill._engine.stopping.Stop`), which the public functions raise.
 """
 
 from __future__ import annotations
@@ -41,31 +41,32 @@ from .._rows.loose import ChangedRows
 from .._rows.mapping import ColumnMapping
 from .._rows.warnings import WarningTally, empty_warnings
 from .._store.failures import FailureWriter, input_name
-from .._store.ledger import Ledger, LedgerEntry
+from .._store.ledger import Ledger
+from .._store.storage import LedgerEntry
 from .._sync import off_loop
 from .._vocabulary import Lane, SendErrorCode, Status
 from .bookkeeping import Bookkeeper
+from .chunks import Chunk, OutgoingRow
 from .dispatch import Dispatcher
 from .fate import Fate, Folds, Judge, Verdicts, carries_keys, unchanged_invalid
 from .lanes import BaseLane, BatchLane, EventsLane, settle_earlier_jobs
 from .makespan import Routing, assumed_costs, route, routes
 from .prepare import LoadCounter, Prepared, Preparer
 from .progress import Progress
-from .slices import Batch, Job
-from .stop import Stop
+from .stopping import Stop
 from .timeline import Timeline
 
 __all__: list[str] = []
 
 _BATCH_CONNECTIONS = 32
-_SUBMIT_CHUNK = 2_000  # rows handed to the lanes between two turns of the event loop
+_SUBMIT_STEP = 2_000  # rows handed to the lanes between two turns of the event loop
 
-#: The input, read anew on each call: a DataFrame's slices or a file's batches.
+#: The input, read anew on each call: a DataFrame's or a file's chunks.
 Reader = Callable[[], Iterator[pd.DataFrame]]
 
 
 class Admission:
-    """Turns prepared batches into settled rows and rows for the lanes. Strictly private."""
+    """Turns prepared chunks into settled rows and rows for the lanes. Strictly private."""
 
     def __init__(
         self,
@@ -95,35 +96,35 @@ class Admission:
         """Settle what needs no request and hand the rest to the lanes.
 
         The ledger's lookup (in the judge), the last thing that can fail, happens before the
-        batch is counted in, so a failure (or a cancel) before then leaves the whole batch to
+        chunk is counted in, so a failure (or a cancel) before then leaves the whole chunk to
         the caller to abort. Once counted in, every row ends with a status even if this is
         cancelled.
         """
-        batch, jobs, busy = prepared.batch, prepared.jobs, prepared.busy
+        chunk, rows, busy = prepared.chunk, prepared.rows, prepared.busy
         verdicts = self.judge(prepared)
-        self.book.open_batch(batch)
+        self.book.open_chunk(chunk)
         self._settle_invalid(prepared, verdicts)
         held = verdicts.held()
         for index in held:
-            self._settle_judged(batch, jobs[index], *verdicts.other[index])
+            self._settle_judged(chunk, rows[index], *verdicts.other[index])
         if held:
-            keep = sorted(set(range(len(jobs))) - set(held))
-            jobs, busy = [jobs[i] for i in keep], [busy[i] for i in keep]
-        settled = len(batch.frame) - len(jobs)
+            keep = sorted(set(range(len(rows))) - set(held))
+            rows, busy = [rows[i] for i in keep], [busy[i] for i in keep]
+        settled = len(chunk.frame) - len(rows)
         # Counted before any row is offered: a row may be recorded while the rest still wait.
-        self.book.queued(batch, len(jobs), settled)
+        self.book.queued(chunk, len(rows), settled)
         submitted = 0
         try:
-            for start in range(0, len(jobs), _SUBMIT_CHUNK):
-                stop = min(start + _SUBMIT_CHUNK, len(jobs))
+            for start in range(0, len(rows), _SUBMIT_STEP):
+                stop = min(start + _SUBMIT_STEP, len(rows))
                 if self.book.stopped.is_set():
-                    self.book.stopped_early(jobs[start:stop])
+                    self.book.stopped_early(rows[start:stop])
                 else:
-                    self.dispatcher.submit_many(jobs[start:stop], busy[start:stop])
+                    self.dispatcher.submit_many(rows[start:stop], busy[start:stop])
                 submitted = stop
-                await asyncio.sleep(0)  # let requests and answers through between chunks
+                await asyncio.sleep(0)  # let requests and answers through between steps
         except BaseException:
-            self.book.stopped_early(jobs[submitted:])
+            self.book.stopped_early(rows[submitted:])
             raise
 
     def _settle_invalid(self, prepared: Prepared, verdicts: Verdicts) -> None:
@@ -131,27 +132,27 @@ class Admission:
         key's word (sent before, a copy, unknown)."""
         if prepared.worst is None:
             return
-        batch, worst = prepared.batch, prepared.worst
-        first_key = len(prepared.jobs)
+        chunk, worst = prepared.chunk, prepared.worst
+        first_key = len(prepared.rows)
         noted = []
-        rows = zip(worst.index, worst["code"], worst["message"], strict=True)
-        for n, (local, code, message) in enumerate(rows):
-            index = first_key + n if batch.keys is not None else None
+        failures = zip(worst.index, worst["code"], worst["message"], strict=True)
+        for n, (local, code, message) in enumerate(failures):
+            index = first_key + n if chunk.keys is not None else None
             fate = verdicts.invalid(n)
             if fate is Fate.INVALID:
                 self.book.settle(
-                    batch, int(local), Status.INVALID, code=code, message=message, key_index=index
+                    chunk, int(local), Status.INVALID, code=code, message=message, key_index=index
                 )
                 if index is not None:
                     noted.append((int(local), index))
             else:
-                self._settle_judged(batch, int(local), fate, None, key_index=index)
-        self.book.note_invalid(batch, noted)
+                self._settle_judged(chunk, int(local), fate, None, key_index=index)
+        self.book.note_invalid(chunk, noted)
 
     def _settle_judged(
         self,
-        batch: Batch,
-        row: Job | int,
+        chunk: Chunk,
+        row: OutgoingRow | int,
         fate: Fate,
         entry: LedgerEntry | None,
         *,
@@ -163,7 +164,7 @@ class Admission:
         book = self.book
         if fate in (Fate.SKIP, Fate.FOLD):
             book.settle(
-                batch, local, Status.SKIPPED, code=None, message=None, folded=fate is Fate.FOLD
+                chunk, local, Status.SKIPPED, code=None, message=None, folded=fate is Fate.FOLD
             )
         elif fate is Fate.HOLD:
             message = (
@@ -171,29 +172,29 @@ class Admission:
                 "(gb-backfill settle), or pass retry_unknown=True to resend"
             )
             book.settle(
-                batch, local, Status.UNKNOWN, code=SendErrorCode.UNKNOWN_EARLIER, message=message,
+                chunk, local, Status.UNKNOWN, code=SendErrorCode.UNKNOWN_EARLIER, message=message,
                 key_index=index,
             )  # fmt: skip
         elif fate is Fate.FAILED and entry is not None:
             book.settle(
-                batch, local, Status.FAILED, code=entry.error_code,
+                chunk, local, Status.FAILED, code=entry.error_code,
                 message=f"failed in an earlier run: {entry.error_message}",
                 http_status=entry.http_status, key_index=index,
             )  # fmt: skip
         else:  # a failures file's invalid row, sent again as it was (CHANGED cannot come here)
-            code, message = unchanged_invalid(batch.frame, local)
-            book.settle(batch, local, Status.INVALID, code=code, message=message, key_index=index)
+            code, message = unchanged_invalid(chunk.frame, local)
+            book.settle(chunk, local, Status.INVALID, code=code, message=message, key_index=index)
 
-    async def account_unread(self, batches: Iterator[pd.DataFrame], offset: int) -> None:
+    async def account_unread(self, chunks: Iterator[pd.DataFrame], offset: int) -> None:
         """Give every row the stopped run did not reach its status.
 
         Rows an earlier run sent or may have sent must not be called "not attempted": when the
-        ledger held rows before this run, each batch is keyed and looked up (nothing is sent,
+        ledger held rows before this run, each chunk is keyed and looked up (nothing is sent,
         as the run has stopped). Otherwise, or once that is interrupted too, rows are aborted.
         """
         careful = self.ledger is not None and self.ledger_had_rows
         try:
-            for frame in batches:
+            for frame in chunks:
                 counted = self.book.rows
                 if careful:
                     try:
@@ -230,15 +231,15 @@ def note_changed_rows(
 ) -> None:
     """Note the rows of ``prepared`` the judge found ``CHANGED``: they look like rows an earlier
     run sent, written differently (see :mod:`gb_backfill._rows.loose`)."""
-    batch = prepared.batch
-    if not verdicts.changed or batch.loose is None:
+    chunk = prepared.chunk
+    if not verdicts.changed or chunk.loose is None:
         return
-    forms = batch.loose[1]
+    forms = chunk.loose[1]
     rows = {
-        prepared.jobs[i].local: (int(forms[prepared.jobs[i].key_index]), then)
+        prepared.rows[i].local: (int(forms[prepared.rows[i].key_index]), then)
         for i, then in verdicts.changed.items()
     }
-    changed.add(batch.frame, batch.offset, mapping, rows)
+    changed.add(chunk.frame, chunk.offset, mapping, rows)
 
 
 async def refuse_changed_rows(
@@ -256,10 +257,10 @@ async def refuse_changed_rows(
     scanner = Preparer(settings, mapping, loose=True)
     judge = Judge(settings, ledger, None if folds is None else folds.fresh(), check_changed=True)
     changed = ChangedRows()
-    batches, offset = read(), 0
+    chunks, offset = read(), 0
     try:
         while True:
-            frame, cancelled = await off_loop(next, batches, None)
+            frame, cancelled = await off_loop(next, chunks, None)
             if frame is not None and not cancelled:
                 prepared, cancelled = await off_loop(scanner.prepare, frame, offset)
             if cancelled:
@@ -287,7 +288,7 @@ async def find_folds(read: Reader, settings: Settings, columns: Sequence[Hashabl
 
 
 async def route_customers(read: Reader, settings: Settings, mapping: ColumnMapping) -> Routing:
-    """Count each customer's rows (off the loop, a batch at a time) and route the busiest to
+    """Count each customer's rows (off the loop, a chunk at a time) and route the busiest to
     the events lane when that finishes a batch-mode run sooner (see
     :mod:`gb_backfill._engine.makespan`)."""
     costs = assumed_costs(settings)
@@ -299,10 +300,10 @@ async def route_customers(read: Reader, settings: Settings, mapping: ColumnMappi
 
 
 async def _each_frame(read: Reader, work: Callable[[pd.DataFrame], None]) -> None:
-    """Read the input once more and do ``work`` on each batch, both off the loop."""
-    batches = read()
+    """Read the input once more and do ``work`` on each chunk, both off the loop."""
+    chunks = read()
     while True:
-        frame, cancelled = await off_loop(next, batches, None)
+        frame, cancelled = await off_loop(next, chunks, None)
         if frame is not None and not cancelled:
             _, cancelled = await off_loop(work, frame)
         if cancelled:
@@ -365,9 +366,9 @@ class SendRun:
             progress=self.bar,
             max_outstanding=max((4 if batched else 2) * settings.batch_rows,
                                 4 * settings.concurrency),
-            # Batch mode keeps a busy customer's rows waiting one job cycle each: more batches
+            # Batch mode keeps a busy customer's rows waiting one job cycle each: more chunks
             # may wait on them while later rows fill jobs.
-            max_live_batches=10 if batched else 3,
+            max_live_chunks=10 if batched else 3,
             clock=clock,
             warnings=WarningTally(mapping),
         )  # fmt: skip
@@ -400,13 +401,13 @@ class SendRun:
             await settle_earlier_jobs(self.batch.poller, self.ledger, pending)
             self.ledger.commit()
 
-    async def read_and_admit(self, batches: Iterator[pd.DataFrame]) -> bool:
-        """Read, prepare and admit batches while the run goes on and memory allows (counting
+    async def read_and_admit(self, chunks: Iterator[pd.DataFrame]) -> bool:
+        """Read, prepare and admit chunks while the run goes on and memory allows (counting
         the rows read in ``self.offset``); returns whether the input can still be read."""
         book = self.book
         while not book.stopped.is_set():
             try:
-                frame, cancelled = await off_loop(next, batches, None)
+                frame, cancelled = await off_loop(next, chunks, None)
             except Exception as error:  # a file that breaks mid-read stops the run
                 book.halt(error)
                 return False
@@ -425,7 +426,7 @@ class SendRun:
                     raise asyncio.CancelledError
                 await self.admission.admit(prepared)
             except (Exception, asyncio.CancelledError) as error:
-                if book.rows == counted:  # not counted yet: the whole batch is aborted
+                if book.rows == counted:  # not counted yet: the whole chunk is aborted
                     book.abort_unread(frame, offset)
                 if isinstance(error, asyncio.CancelledError):
                     raise
@@ -434,7 +435,7 @@ class SendRun:
             await book.room.wait()
         return True
 
-    async def go(self, batches: Iterator[pd.DataFrame]) -> None:
+    async def go(self, chunks: Iterator[pd.DataFrame]) -> None:
         """Send everything, or stop; either way every row ends with a status."""
         for lane in self.lanes:
             lane.start()
@@ -442,7 +443,7 @@ class SendRun:
         try:
             try:
                 await self.earlier_jobs()
-                readable = await self.read_and_admit(batches)
+                readable = await self.read_and_admit(chunks)
                 self.batch.no_more_input()
                 await self.book.drained.wait()
             except asyncio.CancelledError as cancelled:
@@ -452,7 +453,7 @@ class SendRun:
                 self.book.halt(error)
             try:
                 if self.book.stopped.is_set() and readable:
-                    await self.admission.account_unread(batches, self.offset)
+                    await self.admission.account_unread(chunks, self.offset)
                 self.book.stopped_early(self.dispatcher.waiting())
                 for lane in self.lanes:
                     await lane.close()

@@ -4,9 +4,9 @@ The preview (:mod:`gb_backfill._preview.run`) quotes a stratified sample of the 
 are event names; see :mod:`gb_backfill._preview.sampling`). Each answered quote gives, for its row,
 numbers such as its points, whether a campaign rewarded it, its coupons of each type, whether its
 customer exists. Each such number is estimated for the whole input with
-:func:`~gb_backfill._preview.sampling.estimate_total` (a share of rows with
-:func:`~gb_backfill._preview.sampling.estimate_share`, the customers to be created with
-:func:`~gb_backfill._preview.sampling.estimate_distinct`).
+:func:`~gb_backfill._preview.estimates.estimate_total` (a share of rows with
+:func:`~gb_backfill._preview.estimates.estimate_share`, the customers to be created with
+:func:`~gb_backfill._preview.estimates.estimate_distinct`).
 
 Rows with no answer (a quote that failed, or was not asked because the preview stopped) are
 left out of their stratum's sample, as if never drawn: the estimate assumes they are like the
@@ -25,14 +25,13 @@ from typing import Any
 
 import pandas as pd
 
+from .._vocabulary import QuoteOutcome
+from .estimates import Estimate, estimate_distinct, estimate_share, estimate_total
 from .report import CampaignPreview, CustomerPreview, EventPreview, PreviewReport
-from .sampling import Estimate, StratifiedSample, estimate_distinct, estimate_share, estimate_total
+from .sampling import StratifiedSample
 
 __all__: list[str] = []
 
-#: A quote's outcome, per sampled row, in ``PreviewReport.quotes["gb_quote"]``.
-QUOTED, CUSTOMER_NOT_FOUND = "quoted", "customer_not_found"
-FAILED, NOT_ASKED = "failed", "not_asked"
 #: Campaign reasons that mean the campaign rewards the row (points or a coupon).
 _HITS = frozenset({"Rewarded", "NonPointsReward"})
 
@@ -52,17 +51,16 @@ class SampledRow:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """What the preview learned of one sampled row: ``outcome`` is one of QUOTED,
-    CUSTOMER_NOT_FOUND, FAILED, NOT_ASKED; ``answer`` Gameball's 200 answer; ``error`` why a
-    quote failed."""
+    """What the preview learned of one sampled row: ``outcome``; ``answer`` Gameball's 200
+    answer; ``error`` why a quote failed."""
 
-    outcome: str
+    outcome: QuoteOutcome
     answer: dict[str, Any] | None = None
     error: str | None = None
 
     @property
     def answered(self) -> bool:
-        return self.outcome in (QUOTED, CUSTOMER_NOT_FOUND)
+        return self.outcome in (QuoteOutcome.QUOTED, QuoteOutcome.CUSTOMER_NOT_FOUND)
 
 
 @dataclass(slots=True)
@@ -82,7 +80,7 @@ def _number(value: object) -> float:
 
 def _measure(quote: Quote, campaigns: dict[Hashable, dict[str, Any]]) -> _Measures:
     """The numbers of one answered row; ``campaigns`` collects each campaign's description."""
-    if quote.outcome == CUSTOMER_NOT_FOUND or quote.answer is None:
+    if quote.outcome == QuoteOutcome.CUSTOMER_NOT_FOUND or quote.answer is None:
         return _Measures(not_found=True)
     hits: dict[Hashable, float] = defaultdict(float)
     points: dict[Hashable, float] = defaultdict(float)
@@ -246,10 +244,14 @@ class Forecast:
                         **row.cells,
                         "gb_row": row.position,
                         "gb_event": row.event,
-                        "gb_quote": quote.outcome,
+                        "gb_quote": quote.outcome.value,
                         "gb_points": _number(answer.get("totalPoints"))
                         if answer is not None
-                        else (0.0 if quote.outcome == CUSTOMER_NOT_FOUND else float("nan")),
+                        else (
+                            0.0
+                            if quote.outcome == QuoteOutcome.CUSTOMER_NOT_FOUND
+                            else float("nan")
+                        ),
                         "gb_reasons": ", ".join(sorted(_reasons([quote]))) or None,
                         "gb_answer": None if answer is None else json.dumps(answer),
                         "gb_error": quote.error,

@@ -17,7 +17,7 @@ from .._reports.words import (
     warning_rows,
 )
 from .._rows.warnings import empty_warnings, warning_lines
-from .sampling import Estimate
+from .estimates import Estimate
 
 __all__ = ["CampaignPreview", "CustomerPreview", "EventPreview", "PreviewReport"]
 

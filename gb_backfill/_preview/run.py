@@ -1,7 +1,7 @@
 """The reward preview: what a backfill would award, asked of Gameball before anything is sent.
 
 :func:`preview` (and :func:`apreview`, :func:`preview_path`, :func:`apreview_path`) reads the
-input as a send would, in batches, with the same mapping, checks and request bodies, and:
+input as a send would, in chunks, with the same mapping, checks and request bodies, and:
 
 1. samples its valid rows in one pass, stratified by event name
    (:mod:`gb_backfill._preview.sampling`), building the request body of the sampled rows only; with
@@ -35,28 +35,29 @@ import pyarrow as pa
 
 from .._clock import run_clock
 from .._config import Settings
+from .._engine.chunks import Chunk, OutgoingRow
 from .._engine.dispatch import Dispatcher
-from .._engine.fate import Fate, Folds, Judge, scan_folds
+from .._engine.fate import Fate, Folds, Judge
 from .._engine.lanes import QuoteBook, QuoteLane
-from .._engine.lanes.quotes import NOT_FOUND
 from .._engine.prepare import Preparer
 from .._engine.progress import Progress
-from .._engine.run import Reader, http_client
-from .._engine.slices import Batch, Job
-from .._engine.stop import Stop
+from .._engine.run import Reader, find_folds, http_client
+from .._engine.stopping import Stop
 from .._engine.timeline import Timeline
 from .._errors import ConfigError
 from .._faces import declared, open_input, sync_of
-from .._input.reader import retyped
+from .._input.reader import frame_chunks
 from .._options import PreviewOptions, PreviewPathOptions, make_settings, mapping_of
 from .._rows.mapping import ColumnMapping, resolve_mapping
 from .._rows.payloads import encode_rows
-from .._rows.rules import CheckedFrame, check_frame
+from .._rows.rules import check_frame
 from .._rows.warnings import WarningTally
 from .._stops import raise_for
-from .._store.ledger import Ledger, refuse_missing_ledger
+from .._store.companions import refuse_missing_ledger
+from .._store.ledger import Ledger
 from .._sync import off_loop
-from .forecast import CUSTOMER_NOT_FOUND, FAILED, NOT_ASKED, QUOTED, Quote, SampledRow, forecast
+from .._vocabulary import QuoteOutcome, Verdict
+from .forecast import Quote, SampledRow, forecast
 from .report import PreviewReport
 from .sampling import StratifiedSample, StratifiedSampler
 
@@ -69,7 +70,7 @@ class Sampling:
     """The first pass: counts the rows, samples the valid ones a send would send, and notes
     which rows those are (a bit per row), for the second pass. Strictly private.
 
-    With a ledger, or an input whose rows carry ``gb_key`` values (``folds``), each batch is
+    With a ledger, or an input whose rows carry ``gb_key`` values (``folds``), each chunk is
     prepared and judged as a send would judge it (:mod:`gb_backfill._engine.fate`), and only rows it
     would send are sampled; otherwise every valid row is (a send would send them all).
     """
@@ -86,7 +87,7 @@ class Sampling:
             self.judge = Judge(settings, ledger, folds, check_changed=True)
         self.warnings = WarningTally(mapping)
         self.rows = self.valid = self.skipped = 0
-        self.population: list[npt.NDArray[np.uint8]] = []  # per batch, packed bits
+        self.population: list[npt.NDArray[np.uint8]] = []  # per chunk, packed bits
 
     def close(self) -> None:
         if self.preparer is not None:
@@ -99,10 +100,10 @@ class Sampling:
             checked = prepared.checked
             assert checked is not None
             verdicts = self.judge(prepared)
-            sending = [job.local for job, fate in zip(prepared.jobs, verdicts.jobs, strict=True)
+            sending = [row.local for row, fate in zip(prepared.rows, verdicts.rows, strict=True)
                        if fate is Fate.SEND]  # fmt: skip
             candidates = np.array(sending, dtype=np.int64)
-            self.skipped += len(prepared.jobs) - len(candidates)
+            self.skipped += len(prepared.rows) - len(candidates)
         else:
             checked = check_frame(frame, self.mapping)
             candidates = np.flatnonzero(~checked.invalid).astype(np.int64)
@@ -119,7 +120,7 @@ class Sampling:
             mine = encode_rows(frame, checked, only=rows)
             cells = frame.iloc[rows].to_dict("records")
             tokens = mine.session_tokens or [None] * len(rows)
-            names = _event_names(checked, rows)
+            names = checked.event_names_at(rows)
             return [
                 SampledRow(offset + int(p), customer, str(name), body, token, cell)
                 for p, customer, name, body, token, cell in zip(
@@ -127,25 +128,15 @@ class Sampling:
                 )
             ]
 
-        self.sampler.offer(_event_names(checked, candidates), build)
+        self.sampler.offer(checked.event_names_at(candidates), build)
 
     def count_customers(self, frame: pd.DataFrame, index: int, wanted: pa.Array) -> Counter[str]:
-        """The second pass, one batch: rows per sampled customer among the rows sampled from."""
+        """The second pass, one chunk: rows per sampled customer among the rows sampled from."""
         checked = check_frame(frame, self.mapping)
         bits = np.unpackbits(self.population[index], count=len(frame)).astype(bool)
         customers = checked.customer_ids.filter(pa.array(bits))
         mine = customers.filter(pa.compute.is_in(customers, value_set=wanted))
         return Counter(mine.to_pylist())
-
-
-def _event_names(checked: CheckedFrame, positions: Positions) -> npt.NDArray[np.object_]:
-    if checked.mapping.event is not None:
-        return np.full(len(positions), checked.mapping.event, dtype=object)
-    assert checked.event_names is not None
-    names: npt.NDArray[np.object_] = checked.event_names.take(pa.array(positions)).to_numpy(
-        zero_copy_only=False
-    )
-    return names
 
 
 class PreviewRun:
@@ -174,10 +165,10 @@ class PreviewRun:
         self.interrupted = False
         self.cancelled: asyncio.CancelledError | None = None  #: what interrupted it
 
-    async def read(self, batches: Iterator[pd.DataFrame]) -> None:
-        """The first pass: every batch, off the event loop."""
+    async def read(self, chunks: Iterator[pd.DataFrame]) -> None:
+        """The first pass: every chunk, off the event loop."""
         while True:
-            frame, cancelled = await off_loop(next, batches, None)
+            frame, cancelled = await off_loop(next, chunks, None)
             if frame is not None and not cancelled:
                 _, cancelled = await off_loop(self.sampling.take, frame)
             if cancelled:
@@ -185,11 +176,11 @@ class PreviewRun:
             if frame is None:
                 return
 
-    async def count(self, batches: Iterator[pd.DataFrame], wanted: pa.Array) -> None:
+    async def count(self, chunks: Iterator[pd.DataFrame], wanted: pa.Array) -> None:
         """The second pass, while the quotes go out: each sampled customer's rows."""
         counts: Counter[Hashable] = Counter()
         for index in range(len(self.sampling.population)):
-            frame, cancelled = await off_loop(next, batches, None)
+            frame, cancelled = await off_loop(next, chunks, None)
             if frame is None or cancelled:
                 return
             found, cancelled = await off_loop(self.sampling.count_customers, frame, index, wanted)
@@ -211,11 +202,13 @@ class PreviewRun:
             self.settings, self.client, book, dispatcher, clock=clock, timeline=Timeline(clock)
         )
         dispatcher.lanes = {lane.kind: lane}
-        batch = Batch(pd.DataFrame(), 0)
+        chunk = Chunk(pd.DataFrame(), 0)
         lane.start()
         try:
             for index, row in enumerate(rows):
-                dispatcher.submit(Job(batch, index, row.customer, row.body, row.token, index))
+                dispatcher.submit(
+                    OutgoingRow(chunk, index, row.customer, row.body, row.token, index)
+                )
             if rows:
                 await _first(book.done.wait(), book.stopped.wait())
         except asyncio.CancelledError:
@@ -250,19 +243,19 @@ class PreviewRun:
         assert self.sample is not None
         count = self.sample.size
         if self.book is None:
-            return [Quote(NOT_ASKED)] * count
+            return [Quote(QuoteOutcome.NOT_ASKED)] * count
         book, found = self.book, []
         for index in range(count):
             if index in book.answers:
-                found.append(Quote(QUOTED, book.answers[index]))
+                found.append(Quote(QuoteOutcome.QUOTED, book.answers[index]))
                 continue
             outcome = book.outcomes.get(index)
             if outcome is None:
-                found.append(Quote(NOT_ASKED))
-            elif outcome.code == NOT_FOUND:
-                found.append(Quote(CUSTOMER_NOT_FOUND))
+                found.append(Quote(QuoteOutcome.NOT_ASKED))
+            elif outcome.verdict is Verdict.NOT_FOUND:
+                found.append(Quote(QuoteOutcome.CUSTOMER_NOT_FOUND))
             else:
-                found.append(Quote(FAILED, error=f"{outcome.code}: {outcome.message}"))
+                found.append(Quote(QuoteOutcome.FAILED, error=f"{outcome.code}: {outcome.message}"))
         return found
 
     def report(self, columns: Sequence[Hashable]) -> PreviewReport:
@@ -337,9 +330,7 @@ async def run_preview(
     http = client if client is not None else http_client(settings)
     run = None
     try:
-        folds, cancelled = await off_loop(scan_folds, read, columns, settings)
-        if cancelled:
-            raise asyncio.CancelledError
+        folds = await find_folds(read, settings, columns)
         run = PreviewRun(
             settings, mapping, size=sample, seed=seed, ledger=ledger, client=http,
             progress=progress, folds=folds,
@@ -356,11 +347,6 @@ async def run_preview(
 
 
 # --- the public functions ----------------------------------------------------------------------
-
-
-def _slices(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
-    for start in range(0, max(len(df), 1), rows):
-        yield retyped(df.iloc[start : start + rows])
 
 
 @declared(PreviewOptions)
@@ -388,7 +374,7 @@ async def apreview(df: pd.DataFrame, options: PreviewOptions) -> PreviewReport:
         raise ConfigError(f"preview() takes a pandas DataFrame, not {type(df).__name__}")
     mapping = resolve_mapping(df.columns, **mapping_of(options))
     report, stop = await run_preview(
-        lambda: _slices(df, settings.batch_rows), settings=settings, mapping=mapping,
+        lambda: frame_chunks(df, settings.batch_rows), settings=settings, mapping=mapping,
         columns=list(df.columns), sample=options.sample, seed=options.seed,
         ledger_path=options.ledger, client=options.client, progress=options.progress,
     )  # fmt: skip

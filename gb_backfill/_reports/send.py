@@ -18,7 +18,7 @@ from .._config import RateLimits
 from .._gameball import HISTORY_WARNING
 from .._rows.warnings import empty_warnings, warning_lines
 from .._store.failures import read_failures, write_parquet
-from .._vocabulary import STATUSES
+from .._vocabulary import STATUSES, Status
 from .html import table
 from .words import answers_text, duration_text, held_lines, kept_text, pace_text, warning_rows
 
@@ -75,32 +75,32 @@ class SendReport:
     # The counts as plain attributes, so tab completion finds them.
     @property
     def sent(self) -> int:
-        return self.counts["sent"]
+        return self.counts[Status.SENT]
 
     @property
     def skipped(self) -> int:
-        return self.counts["skipped"]
+        return self.counts[Status.SKIPPED]
 
     @property
     def invalid(self) -> int:
-        return self.counts["invalid"]
+        return self.counts[Status.INVALID]
 
     @property
     def failed(self) -> int:
-        return self.counts["failed"]
+        return self.counts[Status.FAILED]
 
     @property
     def unknown(self) -> int:
-        return self.counts["unknown"]
+        return self.counts[Status.UNKNOWN]
 
     @property
     def aborted(self) -> int:
-        return self.counts["aborted"]
+        return self.counts[Status.ABORTED]
 
     @property
     def ok(self) -> bool:
         """True when every row was sent (now or by an earlier run)."""
-        return self.counts["sent"] + self.counts["skipped"] == self.rows
+        return self.counts[Status.SENT] + self.counts[Status.SKIPPED] == self.rows
 
     @property
     def rate(self) -> float:
@@ -120,7 +120,7 @@ class SendReport:
 
     def __repr__(self) -> str:
         shown = " ".join(
-            f"{s}={self.counts[s]:,}" for s in STATUSES if self.counts[s] or s == "sent"
+            f"{s}={self.counts[s]:,}" for s in STATUSES if self.counts[s] or s == Status.SENT
         )
         return (
             f"<SendReport rows={self.rows:,} {shown} in {self.elapsed:.1f}s "

@@ -2,7 +2,7 @@
 
 By default a row's key is a function of the row alone: a 128-bit hash of the request body it
 would be sent as (customer id, event name, metadata, email and mobile, in the canonical text of
-:mod:`gb_backfill._rows.payloads`, which depends on no batch, chunk, column order or neighbour) and,
+:mod:`gb_backfill._rows.payloads`, which depends on no chunk, column order or neighbour) and,
 for rows whose bodies are identical, which occurrence of that body it is in the input (the first,
 the second, ...). Sorting, filtering, adding or dropping unsent columns, another ``batch_rows`` or
 fixing other rows never changes a key.
@@ -72,8 +72,8 @@ def as_keys(hashes: Hashes) -> list[bytes]:
     return [raw[i : i + 16] for i in range(0, len(raw), 16)]
 
 
-class ContentKeys:
-    """Keys from request bodies, counting identical bodies across the whole input.
+class RowKeyMaker:
+    """Makes row keys from request bodies, counting identical bodies across the whole input.
 
     Make one per run and feed it the input's valid rows in input order; :meth:`close` it at
     the end. ``carried`` are ``gb_key`` values from a failures file (or None).
@@ -255,7 +255,7 @@ def _found(
 
 @dataclass(frozen=True, slots=True)
 class RowKeys:
-    """The keys of a batch of rows: ledger keys, and what ``gb_key`` shows, made on demand.
+    """The keys of a chunk's rows: ledger keys, and what ``gb_key`` shows, made on demand.
 
     ``carried`` marks the rows keyed by the ``gb_key`` they carried, ``changed`` those of them
     whose content is not what that key was made from (edited, or fixed from invalid), and
@@ -280,7 +280,7 @@ class RowKeys:
         return flags is not None and bool(flags[index])
 
     def __add__(self, other: RowKeys) -> RowKeys:
-        """These keys, then ``other``'s (a batch's valid rows, then its invalid ones)."""
+        """These keys, then ``other``'s (a chunk's valid rows, then its invalid ones)."""
         size, more = len(self.keys), len(other.keys)
 
         def joined(name: str) -> npt.NDArray[np.bool_] | None:
@@ -311,7 +311,7 @@ def keys_for(
     bodies: Sequence[bytes],
     *,
     row_key: Sequence[Hashable] | None,
-    counter: ContentKeys,
+    maker: RowKeyMaker,
     mapping: ColumnMapping | None = None,
     invalid: npt.NDArray[np.int64] | None = None,
 ) -> RowKeys:
@@ -323,7 +323,7 @@ def keys_for(
         hashes = natural_hashes(frame.iloc[every], row_key)
         return RowKeys(as_keys(hashes), hashes, np.zeros(len(every), dtype=np.int64))
     carried = frame["gb_key"].tolist() if "gb_key" in frame.columns else None
-    valid = counter.keys(bodies, None if carried is None else [carried[p] for p in positions])
+    valid = maker.keys(bodies, None if carried is None else [carried[p] for p in positions])
     if carried is not None and mapping is not None and valid.changed is not None:
         # A fixed copy of an invalid row is valid; sent again as it was, it is not fixed.
         edited = np.flatnonzero(valid.changed)
@@ -338,7 +338,7 @@ def keys_for(
         return valid
     hashes = identity_hashes(frame, invalid, mapping)
     taken = None if carried is None else [carried[p] for p in invalid]
-    return valid + counter.identity_keys(hashes, taken)
+    return valid + maker.identity_keys(hashes, taken)
 
 
 def identity_hashes(

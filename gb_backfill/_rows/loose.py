@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .keys import ContentKeys
+from .keys import RowKeyMaker
 from .mapping import ColumnMapping
 from .payloads import EncodedRows
 from .rules import CheckedFrame
@@ -271,28 +271,19 @@ def loose_hashes(
     return _hash(text.to_numpy(zero_copy_only=False)), forms.view(np.int64)
 
 
-def event_names_of(checked: CheckedFrame, positions: npt.NDArray[np.int64]) -> list[str]:
-    """The event name of each row at ``positions`` (a column's, or the one ``event=`` gives)."""
-    if checked.mapping.event is not None:
-        return [checked.mapping.event] * len(positions)
-    assert checked.event_names is not None
-    names: list[str] = checked.event_names.take(pa.array(positions)).to_pylist()
-    return names
-
-
 def loose_keys(
-    frame: pd.DataFrame, checked: CheckedFrame, encoded: EncodedRows, counter: ContentKeys
+    frame: pd.DataFrame, checked: CheckedFrame, encoded: EncodedRows, maker: RowKeyMaker
 ) -> tuple[list[bytes], npt.NDArray[np.int64]]:
-    """The loose keys and form masks of the encoded rows of ``frame``, counted by ``counter``
+    """The loose keys and form masks of the encoded rows of ``frame``, counted by ``maker``
     (the run's, so that occurrences number across the whole input)."""
     hashes, forms = loose_hashes(
         frame,
         encoded.positions,
         checked.mapping,
         encoded.customer_ids,
-        event_names_of(checked, encoded.positions),
+        checked.event_names_at(encoded.positions),
     )
-    return counter.occurrence_keys(hashes), forms
+    return maker.occurrence_keys(hashes), forms
 
 
 def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:

@@ -89,11 +89,6 @@ class ColumnMapping:
         roles = (self.customer_id, self.event_name, self.email, self.mobile, self.session_token)
         return [column for column in roles if column is not None]
 
-    @property
-    def event_label(self) -> str:
-        """How failures name the event-name source: the column, or ``event`` for a constant."""
-        return "event" if self.event_name is None else str(self.event_name)
-
 
 def metadata_key(column: Hashable) -> str:
     """The JSON key a column name becomes; :class:`ConfigError` for names that cannot be one."""

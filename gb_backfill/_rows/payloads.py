@@ -8,7 +8,7 @@ The body is assembled from per-column JSON fragments with Arrow string kernels, 
 built and no ``json.dumps`` runs per row. The text is strict JSON: never NaN or Infinity.
 
 The text is canonical: metadata keys in sorted order, each value written by a rule that looks at
-that value alone. So a row's body depends on the row only, never on its batch, its neighbours or
+that value alone. So a row's body depends on the row only, never on its chunk, its neighbours or
 the order of the columns, and the ledger can key rows by it (see :mod:`.keys`).
 
 The public :func:`~gb_backfill.payloads` is in :mod:`gb_backfill._validate`.
@@ -99,18 +99,12 @@ def encode_rows(
     parts.append("}")
     bodies = pc.binary_join_element_wise(*parts, "")
     tokens = checked.session_tokens
-    plain = np.ones(len(positions), dtype=bool)
-    for extra in (checked.emails, checked.mobiles, tokens):
-        if extra is not None:
-            plain &= ~np.asarray(
-                extra.take(take).is_valid().to_numpy(zero_copy_only=False), dtype=bool
-            )
     return EncodedRows(
         positions=positions,
         customer_ids=customer_ids.to_pylist(),
         bodies=bodies.cast(pa.binary()).to_pylist(),
         session_tokens=None if tokens is None else tokens.take(take).to_pylist(),
-        plain=plain,
+        plain=checked.plain(positions),
     )
 
 

@@ -107,6 +107,27 @@ class CheckedFrame:
     mobiles: pa.Array | None
     session_tokens: pa.Array | None
 
+    def event_names_at(self, positions: npt.NDArray[np.int64]) -> list[str]:
+        """The event name of each row at ``positions`` (a column's, or the one ``event=``
+        gives)."""
+        if self.mapping.event is not None:
+            return [self.mapping.event] * len(positions)
+        assert self.event_names is not None
+        names: list[str] = self.event_names.take(pa.array(positions)).to_pylist()
+        return names
+
+    def plain(self, positions: npt.NDArray[np.int64] | None = None) -> BoolArray:
+        """Whether each row (or each row at ``positions``) is plain: no email, mobile or
+        session token, so a batch item, which holds only ``customerId`` and ``events``, can
+        carry it (see :func:`~gb_backfill._gameball.lane_for`)."""
+        size = len(self.invalid) if positions is None else len(positions)
+        plain = np.ones(size, dtype=bool)
+        for extra in (self.emails, self.mobiles, self.session_tokens):
+            if extra is not None:
+                given = extra if positions is None else extra.take(pa.array(positions))
+                plain &= ~np.asarray(given.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return plain
+
 
 def _blank(text: pa.Array) -> BoolArray:
     trimmed = pc.utf8_trim_whitespace(text)

@@ -21,7 +21,7 @@ neighbours are. The conversions, which the README documents too:
 Sparse columns are read densified (:func:`plain_column`); a dtype whose values no JSON reader
 holds exactly (a long double) or whose rows pandas cannot take is a :class:`ConfigError`.
 
-No rule here looks at more than one value, so a row's text never depends on its batch.
+No rule here looks at more than one value, so a row's text never depends on its chunk.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def plain_column(series: pd.Series) -> pd.Series:
             "double is fine"
         )
     try:
-        # Rows are taken by position for failures and batches; some Arrow types cannot be.
+        # Rows are taken by position for failures and chunks; some Arrow types cannot be.
         if isinstance(dtype, pd.ArrowDtype):
             series.iloc[np.zeros(min(len(series), 1), dtype=np.int64)]
     except (pa.ArrowException, NotImplementedError, TypeError):

@@ -20,10 +20,10 @@ A row with a warning is still sent. Each warning names the column, a stable code
   preview compare the values of the sent columns, which agree but for values written two ways that
   send alike (``3`` and ``3.0`` in one object column).
 
-"Every value" is over the whole input: :class:`WarningTally` gathers the warnings batch by
-batch. The checks are Arrow kernels over whole columns, and a column is first tried on a small
+"Every value" is over the whole input: :class:`WarningTally` gathers the warnings chunk by
+chunk. The checks are Arrow kernels over whole columns, and a column is first tried on a small
 sample, so columns that are plainly text cost next to nothing; rows are compared by a 64-bit hash
-of their sent columns, counted in fixed memory (:class:`~gb_backfill._rows.keys.ContentKeys`, with
+of their sent columns, counted in fixed memory (:class:`~gb_backfill._rows.keys.RowKeyMaker`, with
 an 8 MB filter).
 """
 
@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._vocabulary import WarningCode
-from .keys import ContentKeys, carried_flags
+from .keys import RowKeyMaker, carried_flags
 from .mapping import ColumnMapping
 from .values import plain_column, to_arrow
 
@@ -109,7 +109,7 @@ def _all_match(text: pa.Array, pattern: str) -> bool:
 
 
 class WarningTally:
-    """Gathers the warnings over the batches of one input, given in input order; :meth:`frame`
+    """Gathers the warnings over the chunks of one input, given in input order; :meth:`frame`
     gives them."""
 
     def __init__(self, mapping: ColumnMapping) -> None:
@@ -125,7 +125,7 @@ class WarningTally:
         invalid: npt.NDArray[np.bool_] | None = None,
         repeated: npt.NDArray[np.int64] | None = None,
     ) -> None:
-        """Look at one batch (its valid and invalid rows alike for the columns; its valid rows,
+        """Look at one chunk (its valid and invalid rows alike for the columns; its valid rows,
         ``invalid`` left out, for repeats); ``customer_ids`` are the ids as the checks read them
         (``CheckedFrame.customer_ids``). ``repeated``: the positions of the rows that repeat an
         earlier one, when the caller knows them already (a send's row keys count identical
@@ -306,7 +306,7 @@ class _Repeats:
         roles = (mapping.customer_id, mapping.event_name, *mapping.metadata, mapping.email,
                  mapping.mobile, mapping.session_token)  # fmt: skip
         self.columns = sorted({str(c): c for c in roles if c is not None}.items())
-        self.seen = ContentKeys(bloom_bits=1 << 26)
+        self.seen = RowKeyMaker(bloom_bits=1 << 26)
         self.read = self.count = 0  #: rows looked at so far, and repeats among them
         self.first: list[int] = []
 

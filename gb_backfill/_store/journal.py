@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -52,12 +53,68 @@ _REQUEST = struct.Struct("<16sd16sqI")
 #: the statuses a settle record can hold, by index (never reorder: journals on disk use it)
 STATUSES = tuple(status.value for status in LedgerStatus)
 
-Begin = tuple[bytes, str, int, float]  #: key, customer id, input row, time
-Loose = tuple[bytes, int, bytes]  #: loose key, form mask, key (the order of the ledger's UPDATE)
-Settle = tuple[object, ...]  #: status, retryable, attempts, HTTP status, code, message, time, key
-Assign = tuple[int, bytes]  #: job id, key
-#: key, content hash, occurrence (-1: a row_key key), request body, time sent
-Request = tuple[bytes, bytes, int, bytes, float]
+
+class Begin(NamedTuple):
+    """A row marked in flight: its request may go out from now on."""
+
+    key: bytes
+    customer_id: str
+    input_row: int
+    at: float  #: ``time.time()`` when it was marked
+
+
+class Mark(NamedTuple):
+    """A row about to be sent, as the ledger marks it in flight: a ``B`` record, an ``L``
+    record when it has a loose key, and an ``R`` record when its request is given (kept while
+    its outcome is not known, for ``status``)."""
+
+    key: bytes
+    customer_id: str
+    input_row: int
+    loose: bytes | None = None  #: its loose key (see :mod:`gb_backfill._rows.loose`)
+    form: int = 0  #: its form mask
+    content: bytes = b""  #: the content hash its ``gb_key`` shows
+    occurrence: int = 0  #: the occurrence its ``gb_key`` shows (-1: a ``row_key=`` key)
+    body: bytes | None = None  #: its request body
+
+
+class Loose(NamedTuple):
+    """A row's loose key and form mask (see :mod:`gb_backfill._rows.loose`)."""
+
+    key: bytes
+    loose: bytes
+    form: int
+
+
+class Settle(NamedTuple):
+    """A row's outcome."""
+
+    key: bytes
+    status: str
+    retryable: bool
+    attempts: int  #: requests made for it, added to those recorded before
+    http_status: int | None
+    error_code: str | None
+    error_message: str | None
+    at: float  #: ``time.time()`` when it was recorded
+
+
+class Assign(NamedTuple):
+    """A batch job carries rows (``job_id`` -1: their next job is being posted)."""
+
+    job_id: int
+    keys: Sequence[bytes]
+
+
+class Request(NamedTuple):
+    """A row's request, kept while its outcome is not known (the ``requests`` table's columns,
+    in order)."""
+
+    key: bytes
+    content: bytes  #: the content hash its ``gb_key`` shows
+    occurrence: int  #: the occurrence its ``gb_key`` shows (-1: a ``row_key=`` key)
+    body: bytes
+    sent_at: float
 
 
 def header(identity: str) -> bytes:
@@ -65,36 +122,55 @@ def header(identity: str) -> bytes:
     return _HEADER + identity.encode("ascii") + b"\n"
 
 
-def begin_record(key: bytes, customer_id: str, input_row: int, when: float) -> bytes:
-    customer = customer_id.encode("utf-8", "replace")[:65535]
-    return b"B" + _BEGIN.pack(key, input_row, when, len(customer)) + customer
+def begin_record(begin: Begin) -> bytes:
+    customer = begin.customer_id.encode("utf-8", "replace")[:65535]
+    return b"B" + _BEGIN.pack(begin.key, begin.input_row, begin.at, len(customer)) + customer
 
 
-def loose_record(key: bytes, loose: bytes, form: int) -> bytes:
-    return b"L" + _LOOSE.pack(key, loose, form)
+def mark_records(marks: Sequence[Mark], at: float) -> tuple[list[bytes], dict[bytes, bytes]]:
+    """The records of ``marks``, marked in flight at ``at``: their ``B`` and ``L`` records, and
+    the ``R`` record of each mark given with its request, by key."""
+    records, requests = [], {}
+    for mark in marks:
+        customer = mark.customer_id.encode("utf-8", "replace")[:65535]
+        fixed = _BEGIN.pack(mark.key, mark.input_row, at, len(customer))
+        records.append(b"B" + fixed + customer)
+        if mark.loose is not None:
+            records.append(b"L" + _LOOSE.pack(mark.key, mark.loose, mark.form))
+        if mark.body is not None:
+            size = len(mark.body)
+            fixed = _REQUEST.pack(mark.key, at, mark.content, mark.occurrence, size)
+            requests[mark.key] = b"R" + fixed + mark.body
+    return records, requests
+
+
+def loose_record(loose: Loose) -> bytes:
+    return b"L" + _LOOSE.pack(loose.key, loose.loose, loose.form)
 
 
 def settle_record(settle: Settle) -> bytes:
-    status, retryable, attempts, http, code, message, _when, key = settle
-    text = json.dumps([code, message]).encode()
+    text = json.dumps([settle.error_code, settle.error_message]).encode()
+    http = -1 if settle.http_status is None else int(settle.http_status)
     fixed = _SETTLE.pack(
-        key,
-        STATUSES.index(str(status)),
-        int(retryable),  # type: ignore[call-overload]
-        int(attempts),  # type: ignore[call-overload]
-        -1 if http is None else int(http),  # type: ignore[call-overload]
+        settle.key,
+        STATUSES.index(str(settle.status)),
+        int(settle.retryable),
+        int(settle.attempts),
+        http,
         len(text),
     )
     return b"S" + fixed + text
 
 
-def job_record(job_id: int, keys: Sequence[bytes]) -> bytes:
-    return b"J" + _JOB.pack(job_id, len(keys)) + b"".join(keys)
+def job_record(assign: Assign) -> bytes:
+    return b"J" + _JOB.pack(assign.job_id, len(assign.keys)) + b"".join(assign.keys)
 
 
 def request_record(request: Request) -> bytes:
-    key, content, occurrence, body, when = request
-    return b"R" + _REQUEST.pack(key, when, content, occurrence, len(body)) + body
+    fixed = _REQUEST.pack(
+        request.key, request.sent_at, request.content, request.occurrence, len(request.body)
+    )
+    return b"R" + fixed + request.body
 
 
 def gb_key_text(key: bytes, content: bytes, occurrence: int) -> str:
@@ -113,9 +189,6 @@ class Journal:
     settles: list[Settle] = field(default_factory=list)
     jobs: list[Assign] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.begins) + len(self.settles) + len(self.jobs)
 
 
 def read(path: Path) -> Journal:
@@ -154,7 +227,7 @@ def _read_legacy(data: bytes, journal: Journal) -> None:
         if end > len(data):
             return
         journal.begins.append(
-            (key, data[at + _BEGIN.size : end].decode("utf-8", "replace"), row, when)
+            Begin(key, data[at + _BEGIN.size : end].decode("utf-8", "replace"), row, when)
         )
         at = end
 
@@ -164,59 +237,89 @@ def _records(data: bytes, at: int) -> Iterator[tuple[str, object]]:
     crash cut short), and raises :class:`ValueError` at one that is whole but unreadable."""
     while at < len(data):
         kind = data[at : at + 1]
-        at += 1
-        if kind == b"B":
-            if at + _BEGIN.size > len(data):
-                return
-            key, row, when, size = _BEGIN.unpack_from(data, at)
-            end = at + _BEGIN.size + size
-            if end > len(data):
-                return
-            customer = data[at + _BEGIN.size : end].decode("utf-8", "replace")
-            yield "begins", (key, customer, row, when)
-        elif kind == b"L":
-            end = at + _LOOSE.size
-            if end > len(data):
-                return
-            key, loose, form = _LOOSE.unpack_from(data, at)
-            yield "looses", (loose, form, key)
-        elif kind == b"S":
-            if at + _SETTLE.size > len(data):
-                return
-            key, status, retryable, attempts, http, size = _SETTLE.unpack_from(data, at)
-            end = at + _SETTLE.size + size
-            if end > len(data):
-                return
-            try:
-                code, message = json.loads(data[at + _SETTLE.size : end])
-                settled = (STATUSES[status], retryable, attempts, None if http < 0 else http,
-                           code, message)  # fmt: skip
-            except (ValueError, TypeError, IndexError) as error:
-                raise ValueError(f"an outcome record at byte {at - 1} ({error})") from None
-            yield "settles", (*settled, time.time(), key)
-        elif kind == b"J":
-            if at + _JOB.size > len(data):
-                return
-            job_id, count = _JOB.unpack_from(data, at)
-            end = at + _JOB.size + 16 * count
-            if end > len(data):
-                return
-            keys = data[at + _JOB.size : end]
-            for start in range(0, len(keys), 16):
-                yield "jobs", (job_id, keys[start : start + 16])
-        elif kind == b"R":
-            if at + _REQUEST.size > len(data):
-                return
-            key, when, content, occurrence, body_size = _REQUEST.unpack_from(data, at)
-            end = at + _REQUEST.size + body_size
-            if end > len(data):
-                return
-            yield "requests", (key, content, occurrence, data[at + _REQUEST.size : end], when)
-        elif not data[at - 1 :].strip(b"\x00"):
-            return  # a tail of zeros: space a crashed file system had not filled yet
-        else:
-            raise ValueError(f"no record starts at byte {at - 1} (kind {kind!r})")
+        found = _DECODERS.get(kind)
+        if found is None:
+            if not data[at:].strip(b"\x00"):
+                return  # a tail of zeros: space a crashed file system had not filled yet
+            raise ValueError(f"no record starts at byte {at} (kind {kind!r})")
+        name, decode = found
+        record, end = decode(data, at + 1)
+        if record is None:
+            return
+        yield name, record
         at = end
+
+
+#: a decoder's answer: the record and where the next one starts, or (None, _) when torn
+_Decoded = tuple[object | None, int]
+
+
+def _fits(data: bytes, end: int) -> bool:
+    return end <= len(data)
+
+
+def _begin(data: bytes, at: int) -> _Decoded:
+    if not _fits(data, at + _BEGIN.size):
+        return None, at
+    key, row, when, size = _BEGIN.unpack_from(data, at)
+    end = at + _BEGIN.size + size
+    if not _fits(data, end):
+        return None, at
+    return Begin(key, data[at + _BEGIN.size : end].decode("utf-8", "replace"), row, when), end
+
+
+def _loose(data: bytes, at: int) -> _Decoded:
+    end = at + _LOOSE.size
+    return (Loose(*_LOOSE.unpack_from(data, at)), end) if _fits(data, end) else (None, at)
+
+
+def _settle(data: bytes, at: int) -> _Decoded:
+    if not _fits(data, at + _SETTLE.size):
+        return None, at
+    key, status, retryable, attempts, http, size = _SETTLE.unpack_from(data, at)
+    end = at + _SETTLE.size + size
+    if not _fits(data, end):
+        return None, at
+    try:
+        code, message = json.loads(data[at + _SETTLE.size : end])
+        outcome = STATUSES[status], bool(retryable), attempts, None if http < 0 else http
+    except (ValueError, TypeError, IndexError) as error:
+        raise ValueError(f"an outcome record at byte {at - 1} ({error})") from None
+    return Settle(key, *outcome, code, message, time.time()), end
+
+
+def _job(data: bytes, at: int) -> _Decoded:
+    if not _fits(data, at + _JOB.size):
+        return None, at
+    job_id, count = _JOB.unpack_from(data, at)
+    end = at + _JOB.size + 16 * count
+    if not _fits(data, end):
+        return None, at
+    keys = data[at + _JOB.size : end]
+    return Assign(job_id, [keys[start : start + 16] for start in range(0, len(keys), 16)]), end
+
+
+def _request(data: bytes, at: int) -> _Decoded:
+    if not _fits(data, at + _REQUEST.size):
+        return None, at
+    key, when, content, occurrence, size = _REQUEST.unpack_from(data, at)
+    end = at + _REQUEST.size + size
+    if not _fits(data, end):
+        return None, at
+    return Request(key, content, occurrence, data[at + _REQUEST.size : end], when), end
+
+
+_DECODERS = {
+    b"B": ("begins", _begin), b"L": ("looses", _loose), b"S": ("settles", _settle),
+    b"J": ("jobs", _job), b"R": ("requests", _request),
+}  # fmt: skip
+
+
+def request_of(record: bytes) -> Request:
+    """The request a whole ``R`` record holds (see :func:`request_record`)."""
+    request, _ = _request(record, 1)
+    assert isinstance(request, Request)
+    return request
 
 
 def rows(journal: Journal) -> pd.DataFrame:
@@ -224,18 +327,18 @@ def rows(journal: Journal) -> pd.DataFrame:
     columns ``key``, ``customer_id``, ``input_row``, ``status``, ``attempts``, ``error_code``,
     ``error_message``, ``updated_at``."""
     known: dict[bytes, dict[str, object]] = {}
-    for key, customer, row, when in journal.begins:
-        known[key] = {
-            "key": key, "customer_id": customer, "input_row": row,
+    for begin in journal.begins:
+        known[begin.key] = {
+            "key": begin.key, "customer_id": begin.customer_id, "input_row": begin.input_row,
             "status": LedgerStatus.IN_FLIGHT.value, "attempts": 0, "error_code": None,
-            "error_message": None, "updated_at": when,
+            "error_message": None, "updated_at": begin.at,
         }  # fmt: skip
-    for status, _retryable, attempts, _http, code, message, settled_at, settled in journal.settles:
-        entry = known.get(settled)  # type: ignore[call-overload]
+    for settle in journal.settles:
+        entry = known.get(settle.key)
         if entry is not None:
             entry.update(
-                status=status, attempts=attempts, error_code=code, error_message=message,
-                updated_at=settled_at,
+                status=settle.status, attempts=settle.attempts, error_code=settle.error_code,
+                error_message=settle.error_message, updated_at=settle.at,
             )  # fmt: skip
     columns = [
         "key", "customer_id", "input_row", "status", "attempts", "error_code", "error_message",

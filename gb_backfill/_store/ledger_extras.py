@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import NamedTuple
 
 import pandas as pd
 
 from .._errors import LedgerError
 from .._vocabulary import LedgerStatus, SendErrorCode
 from .journal import Request, gb_key_text
+from .storage import select_in
 
 __all__: list[str] = []
 
@@ -50,7 +52,14 @@ CREATE TABLE IF NOT EXISTS settlements (
 _NAMES = ("invalid_rows", "requests", "settlements")
 #: statuses whose row may or may not have reached Gameball: its request is kept
 DOUBTFUL = (LedgerStatus.IN_FLIGHT.value, LedgerStatus.UNKNOWN.value)
-_BATCH = 5_000
+
+
+class InvalidRow(NamedTuple):
+    """A row a run found invalid (the ``invalid_rows`` table's columns, in order)."""
+
+    key: bytes
+    input_row: int
+    recorded_at: float
 
 
 def create(db: sqlite3.Connection) -> None:
@@ -74,12 +83,6 @@ def present(db: sqlite3.Connection) -> bool:
     return set(_NAMES) <= names
 
 
-def _select_in(db: sqlite3.Connection, query: str, values: Sequence[Any]) -> Iterator[Any]:
-    for start in range(0, len(values), _BATCH):
-        batch = list(values[start : start + _BATCH])
-        yield from db.execute(query.format(marks=",".join("?" * len(batch))), batch)
-
-
 # --- during a run, in the ledger's commit group ------------------------------------------------
 
 
@@ -87,21 +90,26 @@ def write_group(
     db: sqlite3.Connection,
     *,
     keep: Sequence[Request],
-    invalid: Sequence[tuple[bytes, int, float]],
+    invalid: Sequence[InvalidRow],
 ) -> None:
     """One commit group's share (inside its transaction): the requests of rows whose outcome is
     not known, and invalid rows (never over a row the ledger knows otherwise: the ``rows``
     table wins in every lookup)."""
+    by_key = attrgetter("key")
     if keep:
-        db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?)", sorted(keep))
+        db.executemany(
+            "INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?)", sorted(keep, key=by_key)
+        )
     if invalid:
-        db.executemany("INSERT OR IGNORE INTO invalid_rows VALUES (?, ?, ?)", sorted(invalid))
+        db.executemany(
+            "INSERT OR IGNORE INTO invalid_rows VALUES (?, ?, ?)", sorted(invalid, key=by_key)
+        )
 
 
 def invalid_keys(db: sqlite3.Connection, keys: Sequence[bytes]) -> set[bytes]:
     """Which of ``keys`` a run found invalid."""
     query = "SELECT key FROM invalid_rows WHERE key IN ({marks})"
-    return {row[0] for row in _select_in(db, query, keys)}
+    return {row[0] for row in select_in(db, query, keys)}
 
 
 def has_invalid(db: sqlite3.Connection) -> bool:
@@ -130,29 +138,51 @@ def tidy(db: sqlite3.Connection) -> None:
 
 def stored_requests(db: sqlite3.Connection) -> list[Request]:
     query = "SELECT key, content, occurrence, body, sent_at FROM requests"
-    return [(k, c, int(n), bytes(b), float(t)) for k, c, n, b, t in db.execute(query)]
+    return [Request(k, c, int(n), bytes(b), float(t)) for k, c, n, b, t in db.execute(query)]
 
 
 def describe(requests: Sequence[Request]) -> pd.DataFrame:
     """What each request said, for a person to look it up in Gameball: ``key``, ``gb_key``,
     ``event``, ``metadata`` (JSON text), ``email``, ``mobile``, ``sent_at`` (UTC)."""
     rows = []
-    for key, content, occurrence, body, when in requests:
-        gb_key = gb_key_text(key, content, occurrence)
+    for request in requests:
+        gb_key = gb_key_text(request.key, request.content, request.occurrence)
         try:
-            sent = json.loads(body)
+            sent = json.loads(request.body)
             (event, metadata), *_ = sent["events"].items()
         except (ValueError, KeyError, AttributeError, TypeError):
             sent, event, metadata = {}, None, None
         rows.append(
-            (key, gb_key or None, event, None if metadata is None else json.dumps(metadata),
-             sent.get("email"), sent.get("mobile"), when)
+            (request.key, gb_key or None, event,
+             None if metadata is None else json.dumps(metadata), sent.get("email"),
+             sent.get("mobile"), request.sent_at)
         )  # fmt: skip
     columns = ["key", "gb_key", "event", "metadata", "email", "mobile", "sent_at"]
     frame = pd.DataFrame(rows, columns=columns)
     sent_at = pd.to_datetime(frame["sent_at"].astype("float64"), unit="s", utc=True)
     frame["sent_at"] = sent_at.dt.round("ms")  # a float's nanoseconds are noise
     return frame
+
+
+#: the columns of :func:`unknown_rows`, in order
+UNKNOWN_COLUMNS = (
+    "gb_key", "customer_id", "event", "metadata", "email", "mobile", "sent_at", "status",
+    "error_code", "error_message", "input_row", "attempts", "updated_at",
+)  # fmt: skip
+
+
+def unknown_rows(rows: pd.DataFrame, requests: Sequence[Request] = ()) -> pd.DataFrame:
+    """The rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash), in input
+    order, without their keys: each with its ``gb_key``, customer, event, metadata (JSON text),
+    email and mobile, and when its request went out (``sent_at``, UTC), where the ledger has its
+    request (a ledger written before gb-backfill 0.2 has not); ``updated_at`` is when its status
+    was last written. ``rows``: the ledger's rows, as :meth:`Ledger.counts
+    <gb_backfill._store.ledger.Ledger.counts>` reads them."""
+    unknown = rows[rows["status"].isin(DOUBTFUL)].sort_values("input_row", kind="stable")
+    unknown = unknown.assign(updated_at=pd.to_datetime(unknown["updated_at"], unit="s", utc=True))
+    described = describe(requests).drop_duplicates("key", keep="last")
+    unknown = unknown.merge(described, on="key", how="left")
+    return unknown[list(UNKNOWN_COLUMNS)].reset_index(drop=True)
 
 
 def settlement_counts(db: sqlite3.Connection) -> dict[str, int]:
@@ -177,7 +207,7 @@ def settle_by_hand(
         )
     else:
         query = "SELECT key, status FROM rows WHERE key IN ({marks})"
-        found = dict(_select_in(db, query, keys))
+        found = dict(select_in(db, query, keys))
     settle = [key for key, status in found.items() if status in DOUBTFUL]
     others = [key for key, status in found.items() if status not in DOUBTFUL]
     missing = [] if keys is None else [key for key in keys if key not in found]

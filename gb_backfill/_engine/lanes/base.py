@@ -36,11 +36,11 @@ import httpx
 from ..._clock import Clock
 from ..._config import RateLimits, Settings, account_limits
 from ..._vocabulary import Lane, Status, Verdict
+from ..chunks import OutgoingRow
 from ..dispatch import Dispatcher
 from ..limiter import RateLimiter, Slot
 from ..outcomes import Outcome, RepeatedFailures, classify_error, classify_response
 from ..rate_control import AdaptiveRate
-from ..slices import Job
 from ..timeline import Timeline
 
 __all__ = ["BaseLane"]
@@ -60,22 +60,24 @@ class Book(Protocol):
 
     async def pause(self, seconds: float) -> None: ...
 
-    def begin(self, rows: Sequence[Job]) -> None: ...
+    def begin(self, rows: Sequence[OutgoingRow]) -> None: ...
 
-    def retry_later(self, rows: Sequence[Job], outcome: Outcome) -> None: ...
+    def retry_later(self, rows: Sequence[OutgoingRow], outcome: Outcome) -> None: ...
 
     def record(
         self,
-        rows: Sequence[Job],
+        rows: Sequence[OutgoingRow],
         status: Status,
         outcome: Outcome | None,
         *,
         retryable: bool = False,
     ) -> None: ...
 
-    def stopped_early(self, rows: Sequence[Job], error: BaseException | None = None) -> None: ...
+    def stopped_early(
+        self, rows: Sequence[OutgoingRow], error: BaseException | None = None
+    ) -> None: ...
 
-    def reconsider(self, rows: Sequence[Job], outcome: Outcome) -> None: ...
+    def reconsider(self, rows: Sequence[OutgoingRow], outcome: Outcome) -> None: ...
 
 
 class BaseLane:
@@ -117,8 +119,8 @@ class BaseLane:
         self.requests = 0
         self.auth_failure: Outcome | None = None
         self.breaker = RepeatedFailures()
-        self._streak: list[tuple[Sequence[Job], Outcome]] = []
-        self.headers = settings.keys.headers()
+        self._streak: list[tuple[Sequence[OutgoingRow], Outcome]] = []
+        self.headers = settings.api_keys.headers()
 
     # --- the interface the run drives --------------------------------------------------------
 
@@ -126,8 +128,8 @@ class BaseLane:
         """Start the lane's tasks (inside the run's loop)."""
         raise NotImplementedError
 
-    def offer(self, job: Job, *, priority: int = 0) -> None:
-        """Take ``job``; its status is recorded and the dispatcher told when it is final."""
+    def offer(self, row: OutgoingRow, *, priority: int = 0) -> None:
+        """Take ``row``; its status is recorded and the dispatcher told when it is final."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -162,7 +164,7 @@ class BaseLane:
 
     def finish(
         self,
-        rows: Sequence[Job],
+        rows: Sequence[OutgoingRow],
         status: Status,
         outcome: Outcome | None,
         *,
@@ -172,9 +174,9 @@ class BaseLane:
         self.book.record(rows, status, outcome, retryable=retryable)
         self.dispatcher.done_many(rows)
 
-    def stop_rows(self, rows: Sequence[Job], error: BaseException | None = None) -> None:
+    def stop_rows(self, rows: Sequence[OutgoingRow], error: BaseException | None = None) -> None:
         """Record the rows of ``rows`` not yet recorded by the stop rule."""
-        pending = [job for job in rows if not job.recorded]
+        pending = [row for row in rows if not row.recorded]
         self.book.stopped_early(pending, error)
         self.dispatcher.done_many(pending)
 
@@ -190,18 +192,25 @@ class BaseLane:
         """What an answer means for its rows (see :mod:`gb_backfill._engine.outcomes`)."""
         return classify_response(response)
 
-    async def refused(self, rows: Sequence[Job], outcome: Outcome) -> None:
+    async def refused(self, rows: Sequence[OutgoingRow], outcome: Outcome) -> None:
         """Gameball refused the request for good (a 4xx): by default the rows failed."""
         self.finish(rows, Status.FAILED, outcome)
 
     # --- the delivery loop ---------------------------------------------------------------------
 
     async def deliver(
-        self, rows: Sequence[Job], post: Post, *, slot: Slot | None = None, part: bool = False
+        self,
+        rows: Sequence[OutgoingRow],
+        post: Post,
+        *,
+        slot: Slot | None = None,
+        part: bool = False,
     ) -> httpx.Response | None:
         """Send ``rows`` in one request until it is answered for good.
 
-        Returns the accepted (2xx) answer; otherwise records the rows and returns None.
+        Returns the answer when it is final without a failure (a 2xx, or the preview's
+        "customer not found": :attr:`Verdict.answered`); otherwise records the rows and returns
+        None.
         ``slot``: the first request's place in the limits, taken by the caller.
         ``part``: the rows are part of a request refused as a whole; their refusals do not
         count towards the breaker.
@@ -216,16 +225,16 @@ class BaseLane:
             response, outcome = await self._attempt(rows, post, slot)
             slot = None
             tries += 1
-            if outcome.verdict is Verdict.SENT:
-                self.breaker.observe(outcome)  # a success ends a streak
+            if outcome.verdict.answered:
+                self.breaker.observe(outcome)  # an answer ends a streak
                 return response
             if await self._final(rows, outcome, first=tries == 1 and not part):
                 return None
             now = self.clock()
             if outcome.pacing:
                 tries -= 1  # the account's pace, not the rows: no attempt is used up
-                for job in rows:
-                    job.attempts -= 1
+                for row in rows:
+                    row.attempts -= 1
                 throttled_since = now if throttled_since is None else throttled_since
             else:
                 throttled_since = None
@@ -237,15 +246,15 @@ class BaseLane:
             await self._wait(rows, outcome, tries)
 
     async def _attempt(
-        self, rows: Sequence[Job], post: Post, slot: Slot
+        self, rows: Sequence[OutgoingRow], post: Post, slot: Slot
     ) -> tuple[httpx.Response | None, Outcome]:
         """One request in ``slot``: marked in the ledger first, then sent, classified and
         observed; its slot is held until one window after the answer."""
         self.book.begin(rows)  # a ledger that cannot mark them: nothing may be sent
-        for job in rows:
-            job.attempts += 1
-            job.requests += 1
-            job.in_flight = True
+        for row in rows:
+            row.attempts += 1
+            row.requests += 1
+            row.in_flight = True
         self.requests += 1
         sent_at = slot.sent_at  # what the limits counted
         posted_at = self.clock()
@@ -267,12 +276,12 @@ class BaseLane:
             self.adaptive.throttled(sent_at, answered_at, retry_after=outcome.retry_after)
         elif outcome.http_status is not None:
             self.adaptive.accepted(sent_at, answered_at)
-        for job in rows:
-            job.in_flight = False
-            job.last = outcome
+        for row in rows:
+            row.in_flight = False
+            row.last = outcome
         return response, outcome
 
-    async def _final(self, rows: Sequence[Job], outcome: Outcome, *, first: bool) -> bool:
+    async def _final(self, rows: Sequence[OutgoingRow], outcome: Outcome, *, first: bool) -> bool:
         """Record ``rows`` when ``outcome`` is final for them; True if so."""
         if self._tripped(rows, outcome, counts=first):
             return True
@@ -290,7 +299,7 @@ class BaseLane:
             await self.refused(rows, outcome)
         return verdict is not Verdict.RETRY
 
-    def _tripped(self, rows: Sequence[Job], outcome: Outcome, *, counts: bool) -> bool:
+    def _tripped(self, rows: Sequence[OutgoingRow], outcome: Outcome, *, counts: bool) -> bool:
         """Feed the breaker; True when it has tripped, having recorded ``rows``.
 
         Only first attempts count: one request failing its retries says nothing about the run,
@@ -314,7 +323,7 @@ class BaseLane:
         return True
 
     def _out_of_tries(
-        self, rows: Sequence[Job], outcome: Outcome, tries: int, throttled_for: float
+        self, rows: Sequence[OutgoingRow], outcome: Outcome, tries: int, throttled_for: float
     ) -> bool:
         """Fail ``rows`` (retryable) when retrying is over; True if so."""
         retry = self.settings.retry
@@ -330,7 +339,7 @@ class BaseLane:
         )  # fmt: skip
         return True
 
-    async def _wait(self, rows: Sequence[Job], outcome: Outcome, tries: int) -> None:
+    async def _wait(self, rows: Sequence[OutgoingRow], outcome: Outcome, tries: int) -> None:
         """Back off before the next try; a 429 holds every request of the lane."""
         retry = self.settings.retry
         wait = retry.backoff(max(tries, 1), self.random.random())

@@ -30,10 +30,10 @@ from ..._clock import Clock
 from ..._config import Settings
 from ..._vocabulary import Lane, SendErrorCode, Status, Verdict
 from ..bookkeeping import Bookkeeper
+from ..chunks import OutgoingRow
 from ..dispatch import Dispatcher
 from ..limiter import Slot
 from ..outcomes import Outcome
-from ..slices import Job
 from ..timeline import Timeline
 from .base import BaseLane
 from .jobs import JobPoller, JobRead, job_id_of, job_verdicts
@@ -58,32 +58,32 @@ class _ReadyRows:
     LEVELS = 64
 
     def __init__(self) -> None:
-        self._levels = [deque[Job]() for _ in range(self.LEVELS)]
+        self._levels = [deque[OutgoingRow]() for _ in range(self.LEVELS)]
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def add(self, job: Job, priority: int) -> None:
-        self._levels[min(max(priority, 0), self.LEVELS - 1)].append(job)
+    def add(self, row: OutgoingRow, priority: int) -> None:
+        self._levels[min(max(priority, 0), self.LEVELS - 1)].append(row)
         self._count += 1
 
-    def take(self, most: int, max_bytes: int = gameball.MAX_JOB_BYTES) -> list[Job]:
+    def take(self, most: int, max_bytes: int = gameball.MAX_JOB_BYTES) -> list[OutgoingRow]:
         """Up to ``most`` rows, at most one per customer, whose bodies take at most
         ``max_bytes`` (a single row bigger than that goes alone)."""
-        taken: list[Job] = []
+        taken: list[OutgoingRow] = []
         customers: set[str] = set()
         size = 0
         for level in reversed(self._levels):
-            skipped: deque[Job] = deque()
+            skipped: deque[OutgoingRow] = deque()
             while level and len(taken) < most:
-                job = level.popleft()
-                cost = len(job.body) + 1
-                if job.customer in customers or (taken and size + cost > max_bytes):
-                    skipped.append(job)
+                row = level.popleft()
+                cost = len(row.body) + 1
+                if row.customer in customers or (taken and size + cost > max_bytes):
+                    skipped.append(row)
                     continue
-                customers.add(job.customer)
-                taken.append(job)
+                customers.add(row.customer)
+                taken.append(row)
                 size += cost
             level.extendleft(reversed(skipped))
             if len(taken) == most:
@@ -91,12 +91,12 @@ class _ReadyRows:
         self._count -= len(taken)
         return taken
 
-    def drain(self) -> list[Job]:
-        jobs = [job for level in self._levels for job in level]
+    def drain(self) -> list[OutgoingRow]:
+        rows = [row for level in self._levels for row in level]
         for level in self._levels:
             level.clear()
         self._count = 0
-        return jobs
+        return rows
 
 
 class BatchLane(BaseLane):
@@ -134,18 +134,13 @@ class BatchLane(BaseLane):
         self._jobs: set[asyncio.Task[None]] = set()
         self.create_url = settings.base_url + gameball.BATCH_CREATE_PATH
 
-    # Status reads count as this lane's requests and answers.
-    @property
-    def all_requests(self) -> int:
-        return self.requests + self.poller.requests
-
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         self._filler = asyncio.create_task(self._fill())
 
-    def offer(self, job: Job, *, priority: int = 0) -> None:
-        self.ready.add(job, priority)
+    def offer(self, row: OutgoingRow, *, priority: int = 0) -> None:
+        self.ready.add(row, priority)
         self.wake.set()
 
     def no_more_input(self) -> None:
@@ -207,12 +202,12 @@ class BatchLane(BaseLane):
             if slot is None:
                 self.slots.release()
                 continue
-            jobs = self.ready.take(gameball.MAX_ITEMS_PER_JOB)
-            if not jobs:
+            rows = self.ready.take(gameball.MAX_ITEMS_PER_JOB)
+            if not rows:
                 self.limiter.answered(slot, self.clock())  # nothing went out
                 self.slots.release()
                 continue
-            task = asyncio.create_task(self._run_job(jobs, slot))
+            task = asyncio.create_task(self._run_job(rows, slot))
             self._jobs.add(task)
             task.add_done_callback(self._jobs.discard)
 
@@ -232,15 +227,15 @@ class BatchLane(BaseLane):
 
     # --- one job ---------------------------------------------------------------------------
 
-    async def _run_job(self, jobs: list[Job], slot: Slot) -> None:
+    async def _run_job(self, rows: list[OutgoingRow], slot: Slot) -> None:
         try:
-            await self._send_job(jobs, slot=slot)
+            await self._send_job(rows, slot=slot)
         except asyncio.CancelledError:
-            self.stop_rows(jobs)
+            self.stop_rows(rows)
             raise
         except Exception as error:  # any surprise stops the run; every row keeps a status
             self.book.halt(error)
-            self.stop_rows(jobs, error)
+            self.stop_rows(rows, error)
         finally:
             self.slots.release()
             self.wake.set()
@@ -249,31 +244,31 @@ class BatchLane(BaseLane):
         return await self.client.post(self.create_url, content=body, headers=self.headers)
 
     async def _send_job(
-        self, jobs: Sequence[Job], *, slot: Slot | None = None, part: bool = False
+        self, rows: Sequence[OutgoingRow], *, slot: Slot | None = None, part: bool = False
     ) -> None:
-        """Post ``jobs`` as one batch job, then settle its rows once it has ended."""
-        body = b'{"body":[' + b",".join(job.body for job in jobs) + b"]}"
+        """Post ``rows`` as one batch job, then settle them once it has ended."""
+        body = b'{"body":[' + b",".join(row.body for row in rows) + b"]}"
 
         async def post() -> httpx.Response:
             # Before every POST: the rows leave any earlier job (one that answered 2001).
-            self.bookkeeper.posting(jobs)
+            self.bookkeeper.posting(rows)
             return await self._post(body)
 
-        response = await self.deliver(jobs, post, slot=slot, part=part)
+        response = await self.deliver(rows, post, slot=slot, part=part)
         if response is None:
             return  # the rows are recorded
         job_id = job_id_of(response)
         if job_id is None:
             why = "the batch was accepted without a job id; its outcome is unknown"
             outcome = Outcome(Verdict.UNKNOWN, SendErrorCode.BATCH_NO_JOB_ID, why)
-            self.finish(jobs, Status.UNKNOWN, outcome)
+            self.finish(rows, Status.UNKNOWN, outcome)
             return
-        for job in jobs:
-            job.in_flight = True  # accepted: processed or not, its outcome is the job's
-        self.bookkeeper.assign_job(jobs, job_id)
-        self._settle(jobs, job_id, await self.poller.wait_for(job_id))
+        for row in rows:
+            row.in_flight = True  # accepted: processed or not, its outcome is the job's
+        self.bookkeeper.assign_job(rows, job_id)
+        self._settle(rows, job_id, await self.poller.wait_for(job_id))
 
-    async def refused(self, rows: Sequence[Job], outcome: Outcome) -> None:
+    async def refused(self, rows: Sequence[OutgoingRow], outcome: Outcome) -> None:
         if outcome.http_status in _SPLIT_ON and len(rows) > 1:
             # One bad item (or too many bytes) refuses the whole job: halves find it.
             middle = len(rows) // 2
@@ -285,22 +280,22 @@ class BatchLane(BaseLane):
         judged = outcome.http_status in (400, 422) or outcome.http_status == 413
         self.finish(rows, Status.FAILED, outcome, retryable=not judged)
 
-    def _settle(self, jobs: Sequence[Job], job_id: int, read: JobRead) -> None:
+    def _settle(self, rows: Sequence[OutgoingRow], job_id: int, read: JobRead) -> None:
         """Record a job's rows: one verdict pass over the job, and the rows of each verdict
         recorded together."""
         self.settled.set()
         settings = self.settings
         again = not self.book.stopped.is_set()
-        for job in jobs:
-            job.in_flight = False
-        customers = [job.customer for job in jobs]
+        for row in rows:
+            row.in_flight = False
+        customers = [row.customer for row in rows]
         for verdict, positions in job_verdicts(job_id, customers, read, settings.job_timeout):
-            rows = [jobs[i] for i in positions]
+            alike = [rows[i] for i in positions]
             if verdict.transient and again:
                 # Still these customers' rows in flight: those with tries left go into a
                 # later job.
-                retried = [job for job in rows if job.attempts < settings.retry.attempts]
-                for job in retried:
-                    self.offer(job, priority=_ReadyRows.LEVELS)
-                rows = [job for job in rows if job.attempts >= settings.retry.attempts]
-            self.finish(rows, verdict.status, verdict.outcome, retryable=verdict.transient)
+                retried = [row for row in alike if row.attempts < settings.retry.attempts]
+                for row in retried:
+                    self.offer(row, priority=_ReadyRows.LEVELS)
+                alike = [row for row in alike if row.attempts >= settings.retry.attempts]
+            self.finish(alike, verdict.status, verdict.outcome, retryable=verdict.transient)

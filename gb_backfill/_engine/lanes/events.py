@@ -22,9 +22,9 @@ from ... import _gameball as gameball
 from ..._clock import Clock
 from ..._config import RateLimits, Settings
 from ..._vocabulary import Lane, Status
+from ..chunks import OutgoingRow
 from ..dispatch import Dispatcher
 from ..outcomes import SENT
-from ..slices import Job
 from ..timeline import Timeline
 from .base import BaseLane, Book
 
@@ -60,7 +60,9 @@ class EventsLane(BaseLane):
             quiet_for=quiet_for,
         )  # fmt: skip
         #: (-priority, order offered, row); None, last of all, tells a worker to stop
-        self.ready: asyncio.PriorityQueue[tuple[float, int, Job | None]] = asyncio.PriorityQueue()
+        self.ready: asyncio.PriorityQueue[tuple[float, int, OutgoingRow | None]] = (
+            asyncio.PriorityQueue()
+        )
         self._order = itertools.count()
         self.in_flight = 0
         self.round_trip = 0.0  # seconds, smoothed over recent answers
@@ -91,10 +93,10 @@ class EventsLane(BaseLane):
         """
         self._chain_priority, self._kept = priority, places
 
-    def offer(self, job: Job, *, priority: int = 0) -> None:
+    def offer(self, row: OutgoingRow, *, priority: int = 0) -> None:
         # Events mode keeps the order offered: there the input's order is the plan.
         rank = -priority if self.settings.mode == Lane.BATCH else 0
-        self.ready.put_nowait((rank, next(self._order), job))
+        self.ready.put_nowait((rank, next(self._order), row))
 
     async def close(self) -> None:
         for _ in self._workers:
@@ -105,9 +107,9 @@ class EventsLane(BaseLane):
 
     def stop_queued(self) -> None:
         while not self.ready.empty():
-            _, _, job = self.ready.get_nowait()
-            if job is not None:
-                self.stop_rows([job])
+            _, _, row = self.ready.get_nowait()
+            if row is not None:
+                self.stop_rows([row])
 
     def cancel(self) -> None:
         for task in self._workers:
@@ -155,39 +157,39 @@ class EventsLane(BaseLane):
             return False
         return not self.limiter.room_beyond(self._kept + self._short_going)
 
-    async def _post(self, job: Job) -> httpx.Response:
-        version = gameball.TOKEN_API_VERSION if job.token else self.settings.api_version
+    async def _post(self, row: OutgoingRow) -> httpx.Response:
+        version = gameball.TOKEN_API_VERSION if row.token else self.settings.api_version
         headers = self.headers
-        if job.token:
-            headers = {**headers, gameball.SESSION_TOKEN_HEADER: job.token}
-        return await self.client.post(self.urls[version], content=job.body, headers=headers)
+        if row.token:
+            headers = {**headers, gameball.SESSION_TOKEN_HEADER: row.token}
+        return await self.client.post(self.urls[version], content=row.body, headers=headers)
 
-    def delivered(self, job: Job, response: httpx.Response) -> None:
-        """Gameball accepted ``job``'s request."""
-        self.finish([job], Status.SENT, SENT)
+    def delivered(self, row: OutgoingRow, response: httpx.Response) -> None:
+        """Gameball accepted ``row``'s request."""
+        self.finish([row], Status.SENT, SENT)
 
     async def _worker(self) -> None:
         while True:
-            rank, order, job = await self.ready.get()
-            if job is None:
+            rank, order, row = await self.ready.get()
+            if row is None:
                 return
             short = -rank < self._chain_priority
             if short and self._waits_for_the_window():
                 # Back in the queue, where a long chain's row that comes up goes first.
-                self.ready.put_nowait((rank, order, job))
+                self.ready.put_nowait((rank, order, row))
                 await self.book.pause(_LOOK_AGAIN)
                 continue
             self._short_going += short
             try:
                 if self.book.stopped.is_set():
-                    self.stop_rows([job])
-                elif (response := await self.deliver([job], partial(self._post, job))) is not None:
-                    self.delivered(job, response)
+                    self.stop_rows([row])
+                elif (response := await self.deliver([row], partial(self._post, row))) is not None:
+                    self.delivered(row, response)
             except asyncio.CancelledError:
-                self.stop_rows([job])
+                self.stop_rows([row])
                 raise
             except Exception as error:  # any surprise stops the run; the row keeps a status
                 self.book.halt(error)
-                self.stop_rows([job], error)
+                self.stop_rows([row], error)
             finally:
                 self._short_going -= short

@@ -28,10 +28,11 @@ import httpx
 from ... import _gameball as gameball
 from ..._clock import Clock
 from ..._config import RateLimits
-from ..._store.ledger import EarlierJob, Ledger
+from ..._store.ledger import Ledger
+from ..._store.storage import EarlierJob
 from ..._vocabulary import SendErrorCode, Status, Verdict
 from ..limiter import RateLimiter
-from ..outcomes import Outcome, classify_response
+from ..outcomes import SENT, Outcome, classify_response
 from ..rate_control import AdaptiveRate
 
 __all__: list[str] = []
@@ -221,7 +222,8 @@ class _RowVerdict:
     transient: bool = False  #: refused for a reason worth another job (2001)
 
 
-_SENT = _RowVerdict(Status.SENT, Outcome(Verdict.SENT, http_status=200))
+#: a row the job lists as successful
+_LISTED_SENT = _RowVerdict(Status.SENT, SENT)
 
 
 def job_verdict(job_id: int, customer: str, read: JobRead, job_timeout: float) -> _RowVerdict:
@@ -244,7 +246,7 @@ def job_verdict(job_id: int, customer: str, read: JobRead, job_timeout: float) -
             )
         return _RowVerdict(Status.UNKNOWN, Outcome(Verdict.UNKNOWN, code, message))
     if customer in result.successful:
-        return _SENT
+        return _LISTED_SENT
     if customer in result.failed:
         reason = result.failed[customer]
         outcome = Outcome(
@@ -271,7 +273,7 @@ def job_verdicts(
         return [(job_verdict(job_id, "", read, job_timeout), list(range(len(customers))))]
     successful = result.successful
     sent = [i for i, customer in enumerate(customers) if customer in successful]
-    groups: dict[_RowVerdict, list[int]] = {_SENT: sent} if sent else {}
+    groups: dict[_RowVerdict, list[int]] = {_LISTED_SENT: sent} if sent else {}
     if len(sent) < len(customers):
         for i, customer in enumerate(customers):
             if customer not in successful:
@@ -311,10 +313,10 @@ async def settle_earlier_jobs(
         read = await poller.wait_for(job.job_id, deadline=deadline)
         if read.result is None and not read.given_up:
             return 0
-        for key, customer in job.rows:
-            verdict = job_verdict(job.job_id, customer, read, timeout)
+        for row in job.rows:
+            verdict = job_verdict(job.job_id, row.customer_id, read, timeout)
             ledger.settle(
-                key, verdict.status, retryable=verdict.transient, attempts=0, http_status=None,
+                row.key, verdict.status, retryable=verdict.transient, attempts=0, http_status=None,
                 error_code=verdict.outcome.code, error_message=verdict.outcome.message,
             )  # fmt: skip
         return len(job.rows)

@@ -21,7 +21,6 @@ and no failures file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,11 +31,12 @@ import httpx
 from ... import _gameball as gameball
 from ..._clock import Clock
 from ..._config import Settings
-from ..._vocabulary import Status, Verdict
+from ..._vocabulary import QuoteOutcome, Status, Verdict
+from ..chunks import OutgoingRow
 from ..dispatch import Dispatcher
 from ..outcomes import Outcome, classify_response, error_details
 from ..progress import Progress
-from ..slices import Job
+from ..stopping import StopSwitch
 from ..timeline import Timeline
 from .events import EventsLane
 
@@ -66,67 +66,84 @@ def quote_problem(answer: object) -> str | None:
     return None
 
 
+def classify_quote(response: httpx.Response) -> Outcome:
+    """What the reward preview's answer means for its row: a quote (``SENT``), the customer not
+    found (``NOT_FOUND``: an answer, not a failure), or as any answer (see
+    :func:`~gb_backfill._engine.outcomes.classify_response`); a 2xx that is not a quote fails."""
+    if response.status_code == 404:
+        code, message = error_details(response)
+        if code == gameball.CUSTOMER_NOT_FOUND:
+            return Outcome(Verdict.NOT_FOUND, NOT_FOUND, message, 404)
+    outcome = classify_response(response)
+    if outcome.verdict is Verdict.SENT:
+        try:
+            problem = quote_problem(response.json())
+        except ValueError:
+            problem = "not JSON"
+        if problem is not None:
+            message = (
+                f"answered {response.status_code} with something that is not a quote: {problem}"
+            )
+            return Outcome(Verdict.FAILED, NOT_A_QUOTE, message, response.status_code)
+    return outcome
+
+
 @dataclass(slots=True)
-class QuoteBook:
-    """What the quote lane learned of each sampled row (by ``job.local``). Strictly private.
+class QuoteBook(StopSwitch):
+    """What the quote lane learned of each sampled row (by ``row.local``). Strictly private.
 
     ``done`` is set once ``expected`` rows have their final status."""
 
     progress: Progress
     expected: int
-    stopped: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     retrying: int = 0
-    error: BaseException | None = None
     recorded: int = 0
-    counts: Counter[str] = field(default_factory=lambda: Counter(quoted=0, failed=0))
+    counts: Counter[str] = field(
+        default_factory=lambda: Counter({QuoteOutcome.QUOTED: 0, QuoteOutcome.FAILED: 0})
+    )
     #: row -> Gameball's 200 answer
     answers: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: row -> the outcome of a row with no answer: not found, failed, or None (not asked)
     outcomes: dict[int, Outcome | None] = field(default_factory=dict)
 
-    def halt(self, error: BaseException | None = None) -> None:
-        if error is not None and self.error is None:
-            self.error = error
-        self.stopped.set()
-
-    async def pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopped.wait(), seconds)
-
-    def begin(self, rows: Sequence[Job]) -> None:
+    def begin(self, rows: Sequence[OutgoingRow]) -> None:
         """Nothing to mark: a quote awards nothing, so there is no ledger."""
 
-    def retry_later(self, rows: Sequence[Job], outcome: Outcome) -> None:
+    def retry_later(self, rows: Sequence[OutgoingRow], outcome: Outcome) -> None:
         """Nothing to unmark: there is no ledger."""
 
     def record(
         self,
-        rows: Sequence[Job],
+        rows: Sequence[OutgoingRow],
         status: Status,
         outcome: Outcome | None,
         *,
         retryable: bool = False,
     ) -> None:
-        for job in rows:
-            job.recorded = True
-            if job.local in self.answers:
-                self.counts["quoted"] += 1
+        for row in rows:
+            row.recorded = True
+            if row.local in self.answers:
+                self.counts[QuoteOutcome.QUOTED] += 1
                 continue
-            self.outcomes[job.local] = outcome
+            self.outcomes[row.local] = outcome
             if outcome is None:
-                self.counts["not asked"] += 1
+                self.counts[QuoteOutcome.NOT_ASKED] += 1
+            elif outcome.verdict is Verdict.NOT_FOUND:  # answered: counted with the quotes
+                self.counts[QuoteOutcome.QUOTED] += 1
             else:
-                self.counts["quoted" if outcome.code == NOT_FOUND else "failed"] += 1
+                self.counts[QuoteOutcome.FAILED] += 1
         self.recorded += len(rows)
         self.progress.advance(len(rows), self.counts, self.retrying)
         if self.recorded >= self.expected:
             self.done.set()
 
-    def stopped_early(self, rows: Sequence[Job], error: BaseException | None = None) -> None:
-        self.record([job for job in rows if not job.recorded], Status.ABORTED, None)
+    def stopped_early(
+        self, rows: Sequence[OutgoingRow], error: BaseException | None = None
+    ) -> None:
+        self.record([row for row in rows if not row.recorded], Status.ABORTED, None)
 
-    def reconsider(self, rows: Sequence[Job], outcome: Outcome) -> None:
+    def reconsider(self, rows: Sequence[OutgoingRow], outcome: Outcome) -> None:
         """Nothing to reconsider: a quote is never final in a ledger."""
 
 
@@ -152,35 +169,20 @@ class QuoteLane(EventsLane):
         self.quotes = book
 
     def classify(self, response: httpx.Response) -> Outcome:
-        if response.status_code == 404:
-            code, message = error_details(response)
-            if code == gameball.CUSTOMER_NOT_FOUND:
-                return Outcome(Verdict.SENT, NOT_FOUND, message, 404)
-        outcome = classify_response(response)
-        if outcome.verdict is Verdict.SENT:
-            try:
-                problem = quote_problem(response.json())
-            except ValueError:
-                problem = "not JSON"
-            if problem is not None:
-                message = (
-                    f"answered {response.status_code} with something that is not a quote: {problem}"
-                )
-                return Outcome(Verdict.FAILED, NOT_A_QUOTE, message, response.status_code)
-        return outcome
+        return classify_quote(response)
 
-    def delivered(self, job: Job, response: httpx.Response) -> None:
+    def delivered(self, row: OutgoingRow, response: httpx.Response) -> None:
         if response.status_code == 404:
-            outcome = Outcome(Verdict.SENT, NOT_FOUND, "the customer does not exist", 404)
-            self.finish([job], Status.SENT, outcome)
+            outcome = Outcome(Verdict.NOT_FOUND, NOT_FOUND, "the customer does not exist", 404)
+            self.finish([row], Status.SENT, outcome)
             return
         try:
             answer = response.json()
         except ValueError:
             answer = None
         if isinstance(answer, dict):
-            self.quotes.answers[job.local] = answer
-            self.finish([job], Status.SENT, None)
+            self.quotes.answers[row.local] = answer
+            self.finish([row], Status.SENT, None)
         else:
             why = Outcome(Verdict.FAILED, "unreadable_quote", "the quote is not a JSON object", 200)
-            self.finish([job], Status.FAILED, why)
+            self.finish([row], Status.FAILED, why)

@@ -1,13 +1,16 @@
-"""The rows of a run: a slice of the input (:class:`Batch`) and one row on its way (:class:`Job`).
+"""The rows of a run: a slice of the input (:class:`Chunk`) and one row on its way
+(:class:`OutgoingRow`).
 
-A :class:`Batch` holds its frame until every row in it has its final status, so the failures
-file can be written with each row's original columns. A :class:`Job` is one valid row on its
-way to Gameball: which lane carries it, its request body, and what happened to it so far.
+A :class:`Chunk` holds its frame until every row in it has its final status, so the failures
+file can be written with each row's original columns. An :class:`OutgoingRow` is one valid row
+on its way to Gameball: which lane carries it, its request body, and what happened to it so far.
+(A Gameball batch job carries many outgoing rows; "job" means only such a job.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,13 +21,21 @@ from .outcomes import Outcome
 
 __all__: list[str] = []
 
-#: A row that ends without being sent: position in its batch, status, code, message, HTTP
-# status, attempts, its index in the batch's keys (None: no key).
-NotSent = tuple[int, str, str | None, str | None, int | None, int, int | None]
+
+class NotSent(NamedTuple):
+    """A row that ends without being sent, as the failures file will show it."""
+
+    local: int  #: its position in its chunk
+    status: str
+    code: str | None
+    message: str | None
+    http_status: int | None
+    attempts: int
+    key_index: int | None  #: its index in the chunk's keys (None: no key)
 
 
 @dataclass(eq=False, slots=True)
-class Batch:
+class Chunk:
     """One slice of the input, kept until every row in it has its final status."""
 
     frame: pd.DataFrame
@@ -60,10 +71,10 @@ class Batch:
 
 
 @dataclass(eq=False, slots=True)
-class Job:
+class OutgoingRow:
     """One row on its way to Gameball."""
 
-    batch: Batch
+    chunk: Chunk
     local: int
     customer: str
     body: bytes
@@ -84,5 +95,5 @@ class Job:
 
     @property
     def key(self) -> bytes:
-        assert self.batch.keys is not None
-        return self.batch.keys.keys[self.key_index]
+        assert self.chunk.keys is not None
+        return self.chunk.keys.keys[self.key_index]
