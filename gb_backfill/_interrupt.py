@@ -11,9 +11,13 @@ keeps its own.
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from types import TracebackType
-from typing import Any
+
+TYPE_CHECKING = False  # not `from typing import ...`: typing takes ms to import, before the hook
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
 
 __all__: list[str] = []
 
@@ -25,12 +29,26 @@ def _one_line(
         # Python still ends the process as SIGINT would (exit status 130 in a shell).
         print("gb-backfill: interrupted", file=sys.stderr)
         return
+    if interrupted_while_starting and not _started:
+        # Ctrl-C inside a C extension's import (numpy's) comes out as an ImportError: still
+        # Ctrl-C, so one line, and the process ends as SIGINT ends it.
+        print("gb-backfill: interrupted", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     sys.__excepthook__(kind, value, traceback)
 
 
-#: Set when Ctrl-C landed, while starting, where Python cannot raise it (see _held).
+#: Set when Ctrl-C came while starting (see _noted and _held).
 interrupted_while_starting = False
 _started = False
+
+
+def _noted(signum: int, frame: object) -> None:
+    """Python's own Ctrl-C handler, which also notes that Ctrl-C came (a C extension may turn
+    the KeyboardInterrupt into another error)."""
+    global interrupted_while_starting
+    interrupted_while_starting = True
+    raise KeyboardInterrupt
 
 
 def _held(unraisable: Any) -> None:
@@ -49,6 +67,9 @@ def started() -> bool:
     (then the command must not run)."""
     global _started
     _started = True
+    if signal.getsignal(signal.SIGINT) is _noted:
+        # Python's handler again: asyncio turns Ctrl-C into a cancelled run only under it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     return interrupted_while_starting
 
 
@@ -57,6 +78,8 @@ def quiet_when_run_as_the_cli() -> None:
     if command == "-m" or os.path.basename(command) == "gb-backfill":
         sys.excepthook = _one_line
         sys.unraisablehook = _held
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not SIG_IGN (`&`)
+            signal.signal(signal.SIGINT, _noted)
 
 
 quiet_when_run_as_the_cli()

@@ -96,19 +96,30 @@ def test_a_damaged_journal_is_named_in_one_line_by_status_and_send(tmp_path, sou
 
 
 def test_ctrl_c_while_starting_up_is_one_line(tmp_path, source):
-    command = [sys.executable, "-m", "gb_backfill", "send", str(source), "--api-key", "k",
-               "--base-url", "http://127.0.0.1:9", "--no-progress",
+    # -X importtime says on stderr when each module is imported: the signal goes a delay after
+    # the package's first module (which sets the hook) has run, not a delay after the process
+    # started, which on a loaded machine may still be the interpreter's own start.
+    command = [sys.executable, "-X", "importtime", "-m", "gb_backfill", "send", str(source),
+               "--api-key", "k", "--base-url", "http://127.0.0.1:9", "--no-progress",
                "--failures", str(tmp_path / "f.parquet")]  # fmt: skip
-    # From 0.1 s: before that, the interpreter itself may still be starting (no code of ours).
     interrupted = 0
-    for delay in (0.12, 0.24, 0.36):
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-            preexec_fn=sigint_as_in_a_terminal,
-        )  # fmt: skip
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.3):
+        stderr = tmp_path / f"stderr-{delay}.txt"
+        with stderr.open("w") as sink:
+            process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=sink, text=True, cwd=tmp_path,
+                preexec_fn=sigint_as_in_a_terminal,
+            )  # fmt: skip
+        hook_set = "|   gb_backfill._interrupt\n"
+        deadline = time.monotonic() + 30
+        while hook_set not in stderr.read_text() and process.poll() is None:
+            assert time.monotonic() < deadline, "the package never started"
+            time.sleep(0.005)
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        process.wait(timeout=60)
+        lines = stderr.read_text().splitlines(keepends=True)
+        err = "".join(line for line in lines if not line.startswith("import time:"))
         assert "Traceback" not in err, f"after {delay} s: {err}"
         assert "Exception ignored" not in err, f"after {delay} s: {err}"
         if process.returncode in (1, 3) and "interrupted" not in err:
