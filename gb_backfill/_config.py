@@ -181,6 +181,10 @@ DEFAULT_BATCH_ROWS = 50_000  # rows read at a time
 DEFAULT_JOB_TIMEOUT = 300.0  # seconds for a batch job to end
 #: The events endpoint's documented limits.
 EVENTS_LIMITS = RateLimits()
+#: The orders endpoint's documented limits ("Orders (Tracking)").
+ORDERS_LIMITS = RateLimits(
+    per_second=gameball.ORDERS_PER_SECOND, per_window=gameball.ORDERS_PER_WINDOW
+)
 #: Batch job creation: Gameball's "others" row, the likeliest; not documented.
 BATCH_LIMITS = RateLimits(
     per_second=gameball.OTHERS_PER_SECOND, per_window=gameball.OTHERS_PER_WINDOW

@@ -6,6 +6,8 @@ path, a header, an error code or a documented limit.
 
 from __future__ import annotations
 
+import re
+
 from ._vocabulary import Lane
 
 __all__ = ["HISTORY_WARNING", "PREVIEW_CAVEATS"]
@@ -20,6 +22,11 @@ TOKEN_API_VERSION = "4.1"
 EVENTS_PATH = "/api/v{version}/integrations/events"
 PREVIEW_PATH = "/api/v{version}/integrations/events/reward-preview"
 BATCH_CREATE_PATH = "/api/v4.0/integrations/batch/events"
+#: Orders: one order per request; a batch job of orders (the same jobs, status and stop paths
+#: as batch events); the order reward preview (read-only, evaluates ``place_order`` only).
+ORDERS_PATH = "/api/v{version}/integrations/orders"
+ORDERS_BATCH_CREATE_PATH = "/api/v4.0/integrations/batch/orders"
+ORDERS_PREVIEW_PATH = "/api/v{version}/integrations/orders/reward-preview"
 #: Job status: the tutorial's path (``response.successful/failed``), then the OpenAPI's
 #: (``results/errors``); both are documented, and the client tries them in this order.
 BATCH_STATUS_PATHS = (
@@ -44,6 +51,8 @@ SESSION_TOKEN_HEADER = "X-GB-TOKEN"
 
 #: Items a batch job may hold (documented).
 MAX_ITEMS_PER_JOB = 1000
+#: Orders a batch job of orders may hold (documented: "up to 1,000 orders").
+MAX_ORDERS_PER_JOB = 1000
 #: Bytes a batch job's body is kept under (1 MiB): Gameball documents no size limit, and 1 MiB
 #: is the smallest request-body limit common in front of web APIs (nginx's default).
 MAX_JOB_BYTES = 1 << 20
@@ -64,6 +73,34 @@ GENERIC_ERROR = 4000  #: 400 or 404: no such endpoint, no such job
 #: 429: Gameball documents no code for it; the emulator answers with this one.
 TOO_MANY_REQUESTS = 4290
 
+# --- orders ----------------------------------------------------------------------------------
+
+#: The fields every order must carry, on ``/orders`` and in each ``/batch/orders`` item.
+ORDER_REQUIRED_FIELDS = ("customerId", "orderId", "orderDate", "totalPaid")
+#: The event Gameball records for every order (never sent by hand for orders).
+PLACE_ORDER_EVENT = "place_order"
+#: 422 with one of these: the order is already there ("Never reuse an orderId, duplicates are
+#: rejected"). Which of the two Gameball answers is not documented.
+TRANSACTION_TIME_EXISTS = 9003  #: "Transaction Time Already Exists"
+TRANSACTION_ID_EXISTS = 9004  #: "Transaction ID Already Exists"
+ORDER_EXISTS_CODES = frozenset({TRANSACTION_TIME_EXISTS, TRANSACTION_ID_EXISTS})
+# A message that says the order (or transaction) exists: "Transaction ID Already Exists",
+# "Order already exists", "orderId 123 exists"; not "the customer of this order does not exist".
+_EXISTS_MESSAGE = re.compile(
+    r"\balready\s+exists?\b|\b(?:order|transaction)(?:\s*id)?\b(?:(?!\bnot\b)[^.])*\bexists\b",
+    re.IGNORECASE,
+)
+
+
+def is_duplicate_order(status: int | None, code: int | None, message: str) -> bool:
+    """Whether an answer to an order says it is already there: a 422 with code 9003 or 9004,
+    or whose message says the order exists. ``status`` is None for a batch job's failed item,
+    which carries only a code and a message."""
+    if status is not None and status != 422:
+        return False
+    return code in ORDER_EXISTS_CODES or bool(_EXISTS_MESSAGE.search(message or ""))
+
+
 # --- documented rate limits (per account and key, counted by arrival) ------------------------
 
 WINDOW = 30.0  #: seconds of the long window
@@ -74,6 +111,8 @@ EVENTS_PER_SECOND, EVENTS_PER_WINDOW = 100, 1200
 OTHERS_PER_SECOND, OTHERS_PER_WINDOW = 30, 360
 #: Reads (GET): 100/s, 1,200 per 30 s; batch job status reads are assumed to count as these.
 READS_PER_SECOND, READS_PER_WINDOW = 100, 1200
+#: Orders ("Orders (Tracking)"): 30 requests in any second and 360 in any 30 s (documented).
+ORDERS_PER_SECOND, ORDERS_PER_WINDOW = 30, 360
 
 
 def lane_for(*, batch_mode: bool, plain: bool) -> Lane:
