@@ -120,9 +120,7 @@ def raise_for(
             stopped = RunStopped(error.template, report=report, option=error.option,
                                  **error.values)  # fmt: skip
         else:
-            first = str(error).splitlines()[0] if str(error) else ""
-            text = first if isinstance(error, GameballError) else f"{type(error).__name__}: {first}"
-            stopped = RunStopped(text, report=report)
+            stopped = RunStopped(cause_text(error), report=report)
         written = report.failures_path if isinstance(report, SendReport) else None
         where = f"; rows not sent are in {written}" if written else ""
         stopped.add_note(f"gb-backfill: the {what} stopped; {report!r}{where}")
@@ -142,20 +140,39 @@ def raise_for(
             report=report,
         )
     if stop.repeated is not None:
-        failed = f"({stop.repeated.code}: {stop.repeated.message})"
+        failed = f"{stop.repeated.code}: {stop.repeated.message}"
         if isinstance(report, SendReport):
             message = (
-                f"{stop.threshold} requests in a row failed the same way {failed}, so the run "
-                "stopped instead of retrying every row. Check the base URL and that Gameball (or "
-                f"the emulator) is reachable. {rows_left(report, ledger=ledger is not None)}"
+                "{threshold} requests in a row failed the same way ({failed}), so the run "
+                "stopped instead of retrying every row. Check {base_url=} and that Gameball (or "
+                "the emulator) is reachable. {left}"
             )
+            left = rows_left(report, ledger=ledger is not None)
         else:
             message = (
-                f"{stop.threshold} quotes in a row failed the same way {failed}, so the preview "
-                "stopped. Check the base URL and that Gameball (or the emulator) is reachable, "
+                "{threshold} quotes in a row failed the same way ({failed}), so the preview "
+                "stopped. Check {base_url=} and that Gameball (or the emulator) is reachable, "
                 "and that it serves the reward preview."
             )
-        raise RepeatedFailureError(message, report=report)
+            left = ""
+        raise RepeatedFailureError(message, report=report, option="base_url",
+                                   threshold=stop.threshold, failed=failed, left=left)  # fmt: skip
+
+
+def cause_text(error: BaseException) -> str:
+    """What stopped a run, in words: a file's trouble as the system says it (``No space left
+    on device: failed.parquet``); an unexpected error with its kind, for a bug report."""
+    first = str(error).splitlines()[0] if str(error) else ""
+    if isinstance(error, GameballError):
+        return first
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return (
+        f"an unexpected error ({type(error).__name__}: {first})"
+        if first
+        else (f"an unexpected error ({type(error).__name__})")
+    )
 
 
 def rows_left(report: SendReport, *, ledger: bool) -> str:

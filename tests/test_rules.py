@@ -23,7 +23,7 @@ def test_valid_frame_is_ok():
     assert report.ok
     assert len(report.valid) == 2
     assert list(report.failures.columns) == ["row", "column", "code", "message", "value"]
-    assert repr(report) == "<ValidationReport rows=2 valid=2 invalid=0>"
+    assert repr(report) == "<ValidationReport rows=2 valid_rows=2 invalid_rows=0>"
 
 
 def test_customer_id_missing_empty_and_whitespace():

@@ -85,7 +85,7 @@ def _tell(args: argparse.Namespace, accepted: int, points: int, lost: int, code:
         print(
             f"{lost:,} of them had their answer lost on the way back (a fault the demo injects, "
             "as real networks do): gb-backfill cannot know whether those rows arrived, so it "
-            "marks them unknown and never resends them on its own (retry_unknown=True would). "
+            "marks them unknown and never resends them on its own (--retry-unknown would). "
             "With a ledger, `gb-backfill status --ledger PATH` lists them as sent, and "
             "`gb-backfill settle` records what Gameball says of them."
         )

@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_STOPPED
         print(f"the emulator received {written:,} events; written to {args.record}", flush=True)
+    else:
+        print("the emulator stopped", flush=True)
     return EXIT_OK
 
 

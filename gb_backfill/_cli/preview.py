@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from .. import _gameball as gameball
 from .._errors import Mention, Terms
 from .._options import PreviewPathOptions
 from .._preview.report import PreviewReport
@@ -48,7 +49,14 @@ def run(args: argparse.Namespace) -> int:
     made: Flags = args.flags
     if args.json:
         check_writable(args.json, "--json")
-    return run_preview(args.input, keywords(args, made), args.json, terms=made.terms)
+    options = keywords(args, made)
+    if options["base_url"].rstrip("/") == gameball.BASE_URL:
+        print(
+            f"gb-backfill: asking the real Gameball, {gameball.BASE_URL} (no --base-url given), "
+            "for quotes; nothing is sent",
+            file=sys.stderr,
+        )
+    return run_preview(args.input, options, args.json, terms=made.terms)
 
 
 def _print(report: PreviewReport, json_path: str | None) -> None:

@@ -15,7 +15,7 @@ from .._errors import ChangedRowsError, GameballError, Mention, Terms
 from .._options import PlanPathOptions, SendPathOptions
 from .._reports.send import SendPlan, SendReport
 from .._sender import aplan_path, asend_path
-from .._stops import AuthenticationError, Interrupted, RunStopped
+from .._stops import AuthenticationError, Interrupted, RunStopped, cause_text
 from .._sync import run_sync
 from .flags import Flags, add_flag, add_options, keywords
 from .shared import (
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         return run_send(args.input, failures, options, dry_run=True, terms=made.terms)
     if options["base_url"].rstrip("/") == gameball.BASE_URL:
         print(
-            f"gb-backfill: sending to {gameball.BASE_URL}. {gameball.HISTORY_WARNING}",
+            f"gb-backfill: sending to the real Gameball, {gameball.BASE_URL} (no --base-url "
+            f"given). {gameball.HISTORY_WARNING}",
             file=sys.stderr,
         )
     return run_send(args.input, failures, options, terms=made.terms)
@@ -105,7 +106,7 @@ def run_send(
     except Interrupted as stopped:
         word = "terminated" if terminated else "interrupted"
         where = where_rows_are(failures, ledger, stopped.report, started)
-        print(f"gb-backfill: {word}; {stopped.report!r}; {where}", file=sys.stderr)
+        print(f"gb-backfill: {word}; {_counts(stopped.report)}; {where}", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except KeyboardInterrupt:
         where = where_rows_are(failures, ledger, None, started)
@@ -116,23 +117,26 @@ def run_send(
         print(error.examples, file=sys.stderr)
         return EXIT_USAGE
     except RunStopped as stopped:
-        text = stopped.in_terms(terms).splitlines()[0] if str(stopped) else ""
-        counts = f"{stopped.report!r}; {where_rows_are(failures, ledger, stopped.report)}"
+        text = stopped.in_terms(terms).splitlines()[0].rstrip(".") if str(stopped) else ""
+        counts = f"{_counts(stopped.report)}; {where_rows_are(failures, ledger, stopped.report)}"
         print(f"gb-backfill: the run stopped: {text}; {counts}", file=sys.stderr)
         return EXIT_USAGE if isinstance(stopped, AuthenticationError) else EXIT_STOPPED
     except GameballError:
         raise  # refused before anything was sent: a usage error
     except Exception as error:  # before the run started: a file that cannot be read, a bug
-        text = str(error).splitlines()[0] if str(error) else ""
         where = where_rows_are(failures, ledger, None, started)
-        print(f"gb-backfill: the run stopped: {type(error).__name__}: {text}; {where}",
-              file=sys.stderr)  # fmt: skip
+        print(f"gb-backfill: the run stopped: {cause_text(error)}; {where}", file=sys.stderr)
         return EXIT_STOPPED
     if report is None:
         return EXIT_TERMINATED
     print(report.summary())
     # A plan's rows it would not send make it incomplete, as a live run's.
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
+
+
+def _counts(report: object) -> str:
+    """A stopped run's rows by status, in words."""
+    return report.counts_text() if isinstance(report, SendReport) else "no rows were sent"
 
 
 def where_rows_are(

@@ -154,9 +154,24 @@ class SendReport:
         found = [("limits", self.limits_found), ("batch_limits", self.batch_limits_found)]
         return [(option, limits) for option, limits in found if limits is not None]
 
+    def counts_text(self) -> str:
+        """The rows by status in words: ``30 rows: 8 sent, 22 aborted``."""
+        shown = ", ".join(
+            f"{self.counts[s]:,} {s}" for s in STATUSES if self.counts[s] or s == Status.SENT
+        )
+        return f"{self.rows:,} rows: {shown}"
+
+    def headline(self) -> str:
+        """One line in words: the rows by status, the time and the pace."""
+        stopped = " (interrupted)" if self.interrupted else ""
+        return (
+            f"{self.counts_text()}, in {duration_text(self.elapsed)} ({self.requests:,} "
+            f"requests, {self.rate:.1f} per second){stopped}"
+        )
+
     def summary(self) -> str:
         """A few lines for people: counts, rate, HTTP answers."""
-        lines = [repr(self)]
+        lines = [self.headline()]
         if self.http_statuses:
             lines.append(f"  HTTP answers: {answers_text(self.http_statuses)}")
         if self.error_codes:
@@ -295,11 +310,14 @@ class SendPlan:
 
     def summary(self) -> str:
         """Aligned lines for a terminal."""
-        lines = [
-            repr(self),
-            f"  customers: {self.customers:,} (busiest: {self.busiest_customer!r} with "
-            f"{self.busiest_rows:,} rows)",
-        ]
+        lines = [self.headline()]
+        if self.busiest_customer is not None:
+            lines.append(
+                f"  customers: {self.customers:,} (the busiest, {self.busiest_customer}, has "
+                f"{self.busiest_rows:,} rows)"
+            )
+        else:
+            lines.append(f"  customers: {self.customers:,}")
         names = ", ".join(f"{name}: {count:,}" for name, count in self.event_names.items())
         lines.append(f"  event names: {names or '(none)'}")
         lines += held_lines(self.unknown, self.failed, self.folded)
@@ -323,6 +341,26 @@ class SendPlan:
         lines += [f"  {line}" for line in warning_lines(self.warnings)]
         lines.append(f"  note: {self.warning}")
         return "\n".join(lines)
+
+    def headline(self) -> str:
+        """One line in words: what a live run would do with the rows."""
+        held = [
+            f"{count:,} {name}"
+            for name, count in (
+                ("skipped", self.skipped), ("held as unknown", self.unknown),
+                ("failed before", self.failed), ("changed", self.changed),
+            )
+            if count
+        ]  # fmt: skip
+        requests = ", ".join(
+            f"{count:,} {'requests' if lane == 'events' else 'batch jobs'}"
+            for lane, count in self.requests.items()
+        )
+        return (
+            f"dry run, nothing was sent: {self.rows:,} rows, {self.valid:,} valid, "
+            f"{self.invalid:,} invalid{''.join(', ' + h for h in held)}; a send would send "
+            f"{self.sending:,} rows in {requests or 'no requests'} ({self.mode} mode)"
+        )
 
     def _lanes(self) -> dict[str, str]:
         """Batch mode's split: each lane's rows and expected time."""
