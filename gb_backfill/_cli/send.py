@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .. import _gameball as gameball
 from .._errors import ChangedRowsError, GameballError, Mention, Terms
 from .._options import PlanPathOptions, SendPathOptions
@@ -113,8 +115,9 @@ def run_send(
         print(f"gb-backfill: interrupted; {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ChangedRowsError as error:
-        print(f"gb-backfill: nothing was sent: {error.in_terms(terms)}", file=sys.stderr)
-        print(error.examples, file=sys.stderr)
+        print(f"gb-backfill: {error.in_terms(terms)}", file=sys.stderr)
+        print(_examples(error.examples), file=sys.stderr)
+        print(f"gb-backfill: {_list_changed(error, failures)}", file=sys.stderr)
         return EXIT_USAGE
     except RunStopped as stopped:
         text = stopped.in_terms(terms).splitlines()[0].rstrip(".") if str(stopped) else ""
@@ -129,9 +132,30 @@ def run_send(
         return EXIT_STOPPED
     if report is None:
         return EXIT_TERMINATED
-    print(report.summary())
+    print(report.summary(terms=terms))
     # A plan's rows it would not send make it incomplete, as a live run's.
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
+
+
+def _examples(examples: object) -> str:
+    """A refusal's examples as a table: empty cells for missing values."""
+    if not isinstance(examples, pd.DataFrame):
+        return str(examples)
+    return examples.astype(object).where(examples.notna(), "").to_string(index=False)
+
+
+def _list_changed(error: ChangedRowsError, failures: str) -> str:
+    """Write every changed row beside the failures file, as CSV; say where (or why not)."""
+    every = error.every
+    path = Path(failures).with_name(Path(failures).name.removesuffix(".failures.parquet")
+                                    + ".changed-rows.csv")  # fmt: skip
+    if not isinstance(every, pd.DataFrame):
+        return f"{error.rows:,} rows were refused"
+    try:
+        every.to_csv(path, index=False)
+    except OSError as problem:
+        return f"the {len(every):,} rows could not be listed in {path} ({problem.strerror})"
+    return f"all {len(every):,} of them (row: the row's position in the input) are in {path}"
 
 
 def _counts(report: object) -> str:

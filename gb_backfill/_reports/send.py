@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .._config import RateLimits
+from .._errors import Mention, Terms, render
 from .._gameball import HISTORY_WARNING
 from .._rows.warnings import empty_warnings, warning_lines
 from .._store.failures import read_failures, write_parquet
@@ -169,8 +170,10 @@ class SendReport:
             f"requests, {self.rate:.1f} per second){stopped}"
         )
 
-    def summary(self) -> str:
-        """A few lines for people: counts, rate, HTTP answers."""
+    def summary(self, *, terms: Terms = Mention.in_python) -> str:
+        """A few lines for people: counts, rate, HTTP answers (options named in ``terms``: the
+        command line's flags, or the Python API's keywords)."""
+        python = terms is Mention.in_python
         lines = [self.headline()]
         if self.http_statuses:
             lines.append(f"  HTTP answers: {answers_text(self.http_statuses)}")
@@ -179,11 +182,16 @@ class SendReport:
         lines += [f"    {code}: {count:,}" for code, count in self.error_codes.items()]
         for option, found in self._found():
             what = "events" if option == "limits" else "batch job creation"
-            flags = "--rate/--quota" if option == "limits" else "--batch-rate/--batch-quota"
+            flags = "--rate" if option == "limits" else "--batch-rate"
+            advice = (
+                f"{option}=report.{option}_found"
+                if python
+                else f"{flags} {found.per_second:g} {flags.replace('rate', 'quota')} "
+                f"{found.per_window} --quota-window {found.window:g}"
+            )
             lines.append(
                 f"  Gameball's limits for {what} on this account are lower than configured: it "
-                f"settled at {pace_text(found)}; pass {option}=report.{option}_found ({flags}) "
-                "next time"
+                f"settled at {pace_text(found)}; pass {advice} next time"
             )
         if self.folded:
             lines += held_lines(0, 0, self.folded)
@@ -308,8 +316,8 @@ class SendPlan:
             f"Gameball dry run ({self.mode} mode): nothing was sent", rows, note=self.warning
         )
 
-    def summary(self) -> str:
-        """Aligned lines for a terminal."""
+    def summary(self, *, terms: Terms = Mention.in_python) -> str:
+        """Aligned lines for a terminal (options named in ``terms``)."""
         lines = [self.headline()]
         if self.busiest_customer is not None:
             lines.append(
@@ -324,8 +332,8 @@ class SendPlan:
         if self.changed:
             lines.append(
                 f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "
-                "differently; a live run stops before sending unless resend_changed=True "
-                "(--resend-changed)"
+                "differently; a live run stops before sending unless "
+                + render("{resend_changed=True}", {}, terms)
             )
         for mode, seconds in self.estimated_seconds.items():
             lines.append(f"  estimated time in {mode} mode: {duration_text(seconds)}")
