@@ -88,8 +88,11 @@ class AuthenticationError(RunStopped):
     every row not yet attempted is ``aborted``. The keys themselves never appear in the message.
     """
 
-    def __init__(self, message: str, *, status_code: int, report: StoppedReport) -> None:
-        super().__init__(message, report=report)
+    def __init__(
+        self, message: str, *, status_code: int, report: StoppedReport,
+        option: str | None = None, **values: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(message, report=report, option=option, **values)
         self.status_code = status_code
 
 
@@ -133,12 +136,12 @@ def raise_for(
             else f"the preview stopped after {report.quoted:,} quotes"
         )
         raise AuthenticationError(
-            f"Gameball rejected the keys (HTTP {refused.http_status}: {refused.message}); "
-            f"{after}. Check the API key and secret key (GAMEBALL_API_KEY, GAMEBALL_SECRET_KEY) "
-            "and the base URL.",
-            status_code=refused.http_status or 401,
-            report=report,
-        )
+            "Gameball rejected the keys (HTTP {status}: {said}); {after}. Check the API key and "
+            "secret key ({api_key=} and {secret_key=}, or GAMEBALL_API_KEY and "
+            "GAMEBALL_SECRET_KEY) and {base_url=}.",
+            status_code=refused.http_status or 401, report=report, option="base_url",
+            status=refused.http_status, said=refused.message, after=after,
+        )  # fmt: skip
     if stop.repeated is not None:
         failed = f"{stop.repeated.code}: {stop.repeated.message}"
         if isinstance(report, SendReport):
