@@ -264,6 +264,6 @@ def test_status_lists_every_status_so_its_lines_add_up(tmp_path, capsys):
     }  # fmt: skip
     assert "6 rows recorded" in out
     assert "1 of them in flight when a run was killed" in out
-    assert out.splitlines()[-1] == "2 rows are held as unknown until they are settled"
+    assert out.splitlines()[-1] == "2 rows are held as unknown until settled (gb-backfill settle)"
     assert "NaN" not in out, "empty cells, not Python's words"
     assert "None" not in out, "empty cells, not Python's words"

@@ -183,8 +183,13 @@ def ledger_with_unknown(path):
 def test_status_and_settle_exit_paths(tmp_path, capsys):
     ledger = ledger_with_unknown(tmp_path / "l")
     code, out, _ = run(capsys, "status", "--ledger", ledger)
-    assert (code, last_line(out)) == (1, "1 rows are held as unknown until they are settled")
+    assert (code, last_line(out)) == (
+        1,
+        "1 row is held as unknown until settled (gb-backfill settle)",
+    )
     assert f"gb-backfill settle --ledger {ledger} --arrived" in out, "how to settle them"
+    assert "  held as unknown: 1 (" in out
+    assert "the ledger has no record of (a run stopped before it reached them" in out
     code, out, _ = run(capsys, "settle", "--ledger", ledger, "--not-arrived", "--all")
     assert code == 0
     assert last_line(out) == (

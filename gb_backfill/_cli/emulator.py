@@ -74,6 +74,10 @@ async def _serve(emulator: Any, args: argparse.Namespace) -> None:
             f"cannot serve on {args.host}:{args.port} ({error.strerror or error}); the port "
             "may be in use: pick another with --port, or --port 0 for a free one"
         ) from None
+    stopped = asyncio.Event()
+    # SIGTERM (a service manager, `timeout`) stops it as cleanly as Ctrl-C: from before the
+    # line that says it serves, which a script may wait for and then stop it.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     # Custom keys are the user's secrets; only the documented defaults are shown.
     print(
         f"Gameball emulator on {emulator.base_url}  "
@@ -89,9 +93,6 @@ async def _serve(emulator: Any, args: argparse.Namespace) -> None:
             f"from {args.campaigns}",
             flush=True,
         )
-    stopped = asyncio.Event()
-    # SIGTERM (a service manager, `timeout`) stops it as cleanly as Ctrl-C.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     try:
         await stopped.wait()
     finally:

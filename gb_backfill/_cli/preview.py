@@ -92,9 +92,13 @@ def run_preview(
         report = run_sync(_preview(input_path, options, terminated))
     except Interrupted as stopped:
         word = "terminated" if terminated else "interrupted"
-        print(f"gb-backfill: {word}; what was quoted so far:", file=sys.stderr)
-        if isinstance(stopped.report, PreviewReport):
-            _print(stopped.report, json_path)
+        report = stopped.report
+        if isinstance(report, PreviewReport):
+            _print(report, json_path)
+            said = f"the estimates above are from the {report.quoted:,} quotes answered so far"
+        else:
+            said = "nothing was quoted"
+        print(f"gb-backfill: {word}; {said}; nothing was sent", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("gb-backfill: interrupted; nothing was quoted", file=sys.stderr)

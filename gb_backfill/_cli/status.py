@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     held = report.next_run["held_as_unknown"]
     if held:
         # Exit 1, as for a run that leaves rows unknown: they wait for a settle.
-        print(f"{held:,} rows are held as unknown until they are settled")
+        rows = "1 row is" if held == 1 else f"{held:,} rows are"
+        print(f"{rows} held as unknown until settled (gb-backfill settle)")
         return EXIT_INCOMPLETE
     return EXIT_OK
 

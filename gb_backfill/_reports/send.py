@@ -322,7 +322,7 @@ class SendPlan:
         if self.busiest_customer is not None:
             lines.append(
                 f"  customers: {self.customers:,} (the busiest, {self.busiest_customer}, has "
-                f"{self.busiest_rows:,} rows)"
+                f"{self.busiest_rows:,} {'row' if self.busiest_rows == 1 else 'rows'})"
             )
         else:
             lines.append(f"  customers: {self.customers:,}")
