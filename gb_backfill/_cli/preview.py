@@ -92,10 +92,10 @@ def run_preview(
         report = run_sync(_preview(input_path, options, terminated))
     except Interrupted as stopped:
         word = "terminated" if terminated else "interrupted"
-        report = stopped.report
-        if isinstance(report, PreviewReport):
-            _print(report, json_path)
-            said = f"the estimates above are from the {report.quoted:,} quotes answered so far"
+        so_far = stopped.report
+        if isinstance(so_far, PreviewReport):
+            _print(so_far, json_path)
+            said = f"the estimates above are from the {so_far.quoted:,} quotes answered so far"
         else:
             said = "nothing was quoted"
         print(f"gb-backfill: {word}; {said}; nothing was sent", file=sys.stderr)
