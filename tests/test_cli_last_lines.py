@@ -100,7 +100,7 @@ def test_send_exit_paths(files, capsys):
         assert last_line(err).endswith(
             f"rows not sent are in {files / 'good.csv.failures.parquet'}"
         )
-        assert "12 rows: 0 sent, 1 failed, 11 aborted" in err
+        assert re.search(r"12 rows: 0 sent, \d+ failed, \d+ aborted;", err), err
     code, _, err = run(capsys, "send", files / "good.csv", "--base-url", "http://127.0.0.1:9",
                        "--api-key", "k", "--no-progress")  # fmt: skip
     assert code == 3, "nothing listens there"
