@@ -113,8 +113,8 @@ class LedgerReport:
             for name, count in will.items()
         ]  # fmt: skip
         lines.append(
-            "  rows of the input the ledger has no record of (a run stopped before it reached "
-            "them, counted as aborted in that run's report) are sent by the next run too"
+            "  (rows a stopped run never reached, aborted in its report, are not recorded: the "
+            "next run sends them too)"
         )
         return lines
 

@@ -377,7 +377,7 @@ class ChangedRows:
         template = (
             "{count:,} rows look like rows an earlier run with this ledger sent, written "
             "differently ({columns}): the same customer, event and values, but as text, or "
-            "empty where they were missing. Sending them would award them twice. Nothing "
+            "empty where they were missing. Sending them would award them twice, so nothing "
             "was sent: "
         )
         values: dict[str, object] = {"count": self.count, "columns": ", ".join(self.columns)}
