@@ -166,14 +166,16 @@ class LedgerError(GameballError):
 class ChangedRowsError(LedgerError):
     """Rows whose exact key is new but which look like rows an earlier run with the ledger
     sent: the same customer, event and values, written differently (text for numbers or
-    timestamps, empty for missing). Nothing was sent. ``rows`` counts them and ``examples``
-    (a DataFrame) shows a few with the columns that differ; ``resend_changed=True``
-    (``--resend-changed``) sends them anyway."""
+    timestamps, empty for missing). Nothing was sent. ``rows`` counts them, ``examples`` (a
+    DataFrame) shows a few with the columns that differ, and ``every`` holds them all (e.g.
+    ``error.every.to_csv(PATH)``); ``resend_changed=True`` (``--resend-changed``) sends them
+    anyway."""
 
     def __init__(
-        self, message: str, *, rows: int, examples: object, option: str | None = None,
-        **values: Any,
+        self, message: str, *, rows: int, examples: object, every: object = None,
+        option: str | None = None, **values: Any,
     ) -> None:  # fmt: skip
         super().__init__(message, option=option, **values)
         self.rows = rows
         self.examples = examples
+        self.every = examples if every is None else every

@@ -139,7 +139,8 @@ def sync_of(async_face: Callable[P, Coroutine[Any, Any, R]], name: str, doc: str
 def csv_options(options: ReadOptions) -> CsvOptions:
     """The checked CSV options of a path's keywords."""
     return CsvOptions.make(sep=options.sep, encoding=options.encoding,
-                           na_values=options.na_values, dtype=options.dtype)  # fmt: skip
+                           na_values=options.na_values, dtype=options.dtype,
+                           thousands=options.thousands, decimal=options.decimal)  # fmt: skip
 
 
 async def open_input(

@@ -343,6 +343,10 @@ class ReadOptions:
     encoding: str | None = option(None, "the files' encoding (default: utf-8)", group="csv")
     sep: str | None = option(
         None, "the field separator (default: , or a tab for .tsv)", group="csv")
+    thousands: str | None = option(None, "the thousands separator of the columns --dtype reads "
+        "as float or int: --thousands , reads 1,299.50", metavar="CHAR", group="csv")
+    decimal: str | None = option(None, "their decimal mark (default: .): --thousands . "
+        "--decimal , reads 1.299,50", metavar="CHAR", group="csv")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,7 +43,9 @@ def ledger_status(ledger: str | os.PathLike[str], options: NoOptions) -> LedgerR
     if path.exists():
         reader = Ledger(path, read_only=True)
         try:
-            counts, unknown, settled = reader.counts(), reader.unknown_rows(), reader.settlements()
+            rows = reader.rows()
+            counts, unknown = reader.counts(rows=rows), reader.unknown_rows()
+            settled = reader.settlements()
         finally:
             reader.close()
         journal_only = False
@@ -58,8 +60,9 @@ def ledger_status(ledger: str | os.PathLike[str], options: NoOptions) -> LedgerR
         unknown, settled, journal_only = unknown_rows(rows, requests), {}, True
     every = {status.value: counts.get(status.value, 0) for status in LedgerStatus}
     return LedgerReport(
-        path=path, counts=every, unknown=unknown, settled=settled, journal_only=journal_only
-    )
+        path=path, counts=every, unknown=unknown, settled=settled, journal_only=journal_only,
+        retryable_failed=int(((rows["status"] == "failed") & rows["retryable"].astype(bool)).sum()),
+    )  # fmt: skip
 
 
 @declared(SettleOptions)

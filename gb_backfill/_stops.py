@@ -88,8 +88,11 @@ class AuthenticationError(RunStopped):
     every row not yet attempted is ``aborted``. The keys themselves never appear in the message.
     """
 
-    def __init__(self, message: str, *, status_code: int, report: StoppedReport) -> None:
-        super().__init__(message, report=report)
+    def __init__(
+        self, message: str, *, status_code: int, report: StoppedReport,
+        option: str | None = None, **values: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(message, report=report, option=option, **values)
         self.status_code = status_code
 
 
@@ -120,9 +123,7 @@ def raise_for(
             stopped = RunStopped(error.template, report=report, option=error.option,
                                  **error.values)  # fmt: skip
         else:
-            first = str(error).splitlines()[0] if str(error) else ""
-            text = first if isinstance(error, GameballError) else f"{type(error).__name__}: {first}"
-            stopped = RunStopped(text, report=report)
+            stopped = RunStopped(cause_text(error), report=report)
         written = report.failures_path if isinstance(report, SendReport) else None
         where = f"; rows not sent are in {written}" if written else ""
         stopped.add_note(f"gb-backfill: the {what} stopped; {report!r}{where}")
@@ -135,27 +136,46 @@ def raise_for(
             else f"the preview stopped after {report.quoted:,} quotes"
         )
         raise AuthenticationError(
-            f"Gameball rejected the keys (HTTP {refused.http_status}: {refused.message}); "
-            f"{after}. Check the API key and secret key (GAMEBALL_API_KEY, GAMEBALL_SECRET_KEY) "
-            "and the base URL.",
-            status_code=refused.http_status or 401,
-            report=report,
-        )
+            "Gameball rejected the keys (HTTP {status}: {said}); {after}. Check the API key and "
+            "secret key ({api_key=} and {secret_key=}, or GAMEBALL_API_KEY and "
+            "GAMEBALL_SECRET_KEY) and {base_url=}.",
+            status_code=refused.http_status or 401, report=report, option="base_url",
+            status=refused.http_status, said=refused.message, after=after,
+        )  # fmt: skip
     if stop.repeated is not None:
-        failed = f"({stop.repeated.code}: {stop.repeated.message})"
+        failed = f"{stop.repeated.code}: {stop.repeated.message}"
         if isinstance(report, SendReport):
             message = (
-                f"{stop.threshold} requests in a row failed the same way {failed}, so the run "
-                "stopped instead of retrying every row. Check the base URL and that Gameball (or "
-                f"the emulator) is reachable. {rows_left(report, ledger=ledger is not None)}"
+                "{threshold} requests in a row failed the same way ({failed}), so the run "
+                "stopped instead of retrying every row. Check {base_url=} and that Gameball (or "
+                "the emulator) is reachable. {left}"
             )
+            left = rows_left(report, ledger=ledger is not None)
         else:
             message = (
-                f"{stop.threshold} quotes in a row failed the same way {failed}, so the preview "
-                "stopped. Check the base URL and that Gameball (or the emulator) is reachable, "
+                "{threshold} quotes in a row failed the same way ({failed}), so the preview "
+                "stopped. Check {base_url=} and that Gameball (or the emulator) is reachable, "
                 "and that it serves the reward preview."
             )
-        raise RepeatedFailureError(message, report=report)
+            left = ""
+        raise RepeatedFailureError(message, report=report, option="base_url",
+                                   threshold=stop.threshold, failed=failed, left=left)  # fmt: skip
+
+
+def cause_text(error: BaseException) -> str:
+    """What stopped a run, in words: a file's trouble as the system says it (``No space left
+    on device: failed.parquet``); an unexpected error with its kind, for a bug report."""
+    first = str(error).splitlines()[0] if str(error) else ""
+    if isinstance(error, GameballError):
+        return first
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return (
+        f"an unexpected error ({type(error).__name__}: {first})"
+        if first
+        else (f"an unexpected error ({type(error).__name__})")
+    )
 
 
 def rows_left(report: SendReport, *, ledger: bool) -> str:

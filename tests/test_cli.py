@@ -255,10 +255,15 @@ def test_status_lists_every_status_so_its_lines_add_up(tmp_path, capsys):
     ledger.begin(b"x" * 16, "c9", 9)  # in flight, as a crash leaves it
     ledger.commit()
     ledger.close()
-    assert main(["status", "--ledger", str(tmp_path / "l")]) == 0
+    assert main(["status", "--ledger", str(tmp_path / "l")]) == 1, "rows are held as unknown"
     out = capsys.readouterr().out
-    lines = dict(re.findall(r"^  ([a-z_]+): ([\d,]+)$", out, flags=re.MULTILINE))
+    lines = dict(re.findall(r"^  ([a-z ]+): ([\d,]+)\b", out, flags=re.MULTILINE))
     assert lines == {
-        "sent": "1", "failed": "1", "unknown": "1", "aborted": "2", "invalid": "0", "in_flight": "1"
+        "sent": "1", "will be sent": "2", "will be retried": "1", "failed for good": "0",
+        "held as unknown": "2", "invalid": "0",
     }  # fmt: skip
     assert "6 rows recorded" in out
+    assert "1 of them in flight when a run was killed" in out
+    assert out.splitlines()[-1] == "2 rows are held as unknown until settled (gb-backfill settle)"
+    assert "NaN" not in out, "empty cells, not Python's words"
+    assert "None" not in out, "empty cells, not Python's words"

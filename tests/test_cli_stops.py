@@ -102,7 +102,7 @@ def test_sigterm_stops_like_ctrl_c_and_accounts_for_every_row(tmp_path):
         sent = len(emu.events())
     assert process.returncode == 143, err
     assert "terminated" in err
-    assert f"sent={sent:,}" in err, "the counts so far are printed"
+    assert f"rows: {sent:,} sent" in err, "the counts so far are printed"
     written = read_failures(failures)
     assert sent + len(written) == len(df), "every row is sent or in the failures file"
     assert set(written["gb_status"]) <= {"aborted", "unknown"}

@@ -129,7 +129,7 @@ def test_the_cli_dry_run_prints_the_plan_and_the_warning(tmp_path, capsys):
                  "--secret-key", "s", "--write-bodies", str(tmp_path / "b.jsonl")])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 1, "two rows are invalid: the plan leaves them unsent"
-    assert "<SendPlan rows=50 valid=48 invalid=2" in out
+    assert "dry run, nothing was sent: 50 rows, 48 valid, 2 invalid;" in out
     assert "estimated time in batch mode" in out
     assert "test API key" in out
 

@@ -527,7 +527,10 @@ def test_ctrl_c_and_sigterm_print_what_was_quoted_so_far(tmp_path, signal_number
         process.send_signal(signal_number)
         out, err = process.communicate(timeout=60)
     assert process.returncode == code, err
-    assert "what was quoted so far" in err
+    last = err.splitlines()[-1]
+    assert last.startswith("gb-backfill: "), err
+    assert "the estimates above are from the " in last
+    assert last.endswith("quotes answered so far; nothing was sent")
     assert "(interrupted)" in out
     partial = json.loads((tmp_path / "partial.json").read_text())
     assert partial["interrupted"]

@@ -157,8 +157,8 @@ def test_the_python_quickstart_runs_against_the_emulator(tmp_path):
         timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "<ValidationReport rows=200 " in done.stdout
-    assert "<SendReport rows=200 " in done.stdout
+    assert "200 rows: " in done.stdout.splitlines()[0]
+    assert "200 rows: " in done.stdout
     failures = pd.read_parquet(tmp_path / "events.failures.parquet")
     assert set(failures["gb_status"]) == {"invalid"}, "every valid row was sent"
     assert (tmp_path / "events.ledger").exists()
@@ -211,6 +211,6 @@ def test_the_command_line_quickstart_runs_against_the_emulator(tmp_path):
             for words, out in outputs.items()}  # fmt: skip
     valid = rows - invalid
     assert f"rows: {rows} valid: {valid} invalid: {invalid}" in said["validate"]
-    assert f"sending={valid} " in said["send --dry-run"], "the plan"
-    assert f"<SendReport rows={rows} sent={valid} invalid={invalid} " in said["send"]
+    assert f"a send would send {valid} rows " in said["send --dry-run"], "the plan"
+    assert f"{rows} rows: {valid} sent, {invalid} invalid, " in said["send"]
     assert f"sent: {valid} " in said["status"], "the ledger counts every row sent"

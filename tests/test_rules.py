@@ -23,7 +23,7 @@ def test_valid_frame_is_ok():
     assert report.ok
     assert len(report.valid) == 2
     assert list(report.failures.columns) == ["row", "column", "code", "message", "value"]
-    assert repr(report) == "<ValidationReport rows=2 valid=2 invalid=0>"
+    assert repr(report) == "<ValidationReport rows=2 valid_rows=2 invalid_rows=0>"
 
 
 def test_customer_id_missing_empty_and_whitespace():
@@ -64,7 +64,9 @@ def test_unusable_customer_id_types():
 def test_event_name_missing_and_empty_and_constant():
     df = pd.DataFrame({"customerId": ["a", "b", "c"], "eventName": ["x", None, " "]})
     assert codes_by_row(validate(df)) == {1: ["event_name_missing"], 2: ["event_name_empty"]}
-    assert validate(df, event="signup").ok, "event= replaces the column for every row"
+    # event= with the column of event names still there is refused (issue 30); with the
+    # metadata listed, it names every row.
+    assert validate(df, event="signup", metadata=[]).ok, "event= names every row"
 
 
 def test_metadata_types():

@@ -268,12 +268,12 @@ def test_cli_send_exit_codes(tmp_path, capsys):
         args = ["send", str(path), "--base-url", emu.base_url, "--no-progress", "--rate", "0"]
         code = main([*args, "--api-key", emu.api_key, "--failures", str(failures)])
         assert code == 1
-        assert "sent=19 invalid=1" in capsys.readouterr().out
+        assert "20 rows: 19 sent, 1 invalid," in capsys.readouterr().out
         assert pd.read_parquet(failures)["gb_row"].tolist() == [3]
         assert main([*args, "--api-key", "nope", "--failures", str(failures)]) == 2
         err = capsys.readouterr().err
         assert "rejected the keys" in err
-        assert "<SendReport rows=20 " in err, "the counts when the key was rejected"
+        assert "20 rows: " in err, "the counts when the key was rejected"
         assert f"rows not sent are in {failures}" in err
         assert "nope" not in err.replace("rejected", "")
         clean = tmp_path / "clean.csv"
@@ -337,9 +337,9 @@ def test_a_demo_slice_runs_end_to_end_fast_and_again(tmp_path):
         outputs.append(result.stdout)
     first, second = outputs
     assert "customers a send would create" in first
-    assert first.index("<PreviewReport rows=100 ") < first.index("<SendReport rows=100 ")
-    assert "<PreviewReport" not in second
-    assert "<SendReport rows=100 " in second
+    assert first.index("preview of 100 rows ") < first.index("100 rows: ")
+    assert "preview of" not in second
+    assert "100 rows: " in second
     assert "exit code 1, as for any run that leaves rows unsent" in second
     failures = pd.read_parquet(tmp_path / "demo.failures.parquet")
     assert set(failures["gb_status"]) <= {"invalid", "unknown"}, "every other row was sent"
@@ -362,8 +362,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 1, result.stderr  # the sample's broken rows are not sent
     assert "exit code 1, as for any run that leaves rows unsent" in result.stdout
     assert "in batch mode" in result.stdout
-    assert "<SendReport rows=25,000 " in result.stdout
-    assert "<PreviewReport rows=25,000 " in result.stdout
+    assert "\n25,000 rows: " in result.stdout
+    assert "preview of 25,000 rows " in result.stdout
     assert "event names Gameball does not know: profile_completed" in result.stdout
     assert "the run stopped" not in result.stderr
     assert "gameball: " in result.stderr, "a summary line every few seconds"

@@ -208,7 +208,7 @@ def test_a_fixed_row_that_matches_a_sent_row_arrives_once(tmp_path, capsys):
         assert main(
             ["send", str(source), "--dry-run", "--ledger", str(tmp_path / "l")]
         ) == 0  # fmt: skip
-        assert "sending=0" in capsys.readouterr().out
+        assert "a send would send 0 rows" in capsys.readouterr().out
     again = send(fixed, **options(gameball), ledger=tmp_path / "l")
     assert (again.skipped, len(gameball.requests)) == (1, 1)
 
@@ -462,7 +462,7 @@ def test_unknown_rows_are_shown_and_settled_both_ways_and_the_run_then_exits_0(t
     first = send_path(path, **options(shop), ledger=ledger, failures_path=tmp_path / "f.pq")
     assert first.unknown == 3
     # status shows each unknown row as sent: customer, event, metadata, when.
-    assert main(["status", "--ledger", ledger, "--json", str(tmp_path / "s.json")]) == 0
+    assert main(["status", "--ledger", ledger, "--json", str(tmp_path / "s.json")]) == 1
     out = capsys.readouterr().out
     assert "c5" in out
     assert "purchase" in out
@@ -491,6 +491,7 @@ def test_unknown_rows_are_shown_and_settled_both_ways_and_the_run_then_exits_0(t
     assert len(shop.requests) == before + 2, "and never again"
     counts = gb.ledger_status(ledger).counts
     assert (counts["sent"], counts["unknown"]) == (12, 0)
+    assert main(["status", "--ledger", ledger]) == 0, "no row held as unknown any more"
 
 
 def test_settling_every_unknown_row_as_arrived_makes_the_cli_exit_0(tmp_path, capsys):
@@ -749,7 +750,7 @@ def test_the_readme_loop_ends_with_every_row_accounted_for_and_nothing_twice(tmp
         main(["send", str(tmp_path / "fixed.parquet"), *flags, str(tmp_path / "f2.parquet")])
         # 5. Settle what is unknown, as looked up in Gameball.
         assert main(["status", "--ledger", str(tmp_path / "export.ledger"), "--json",
-                     str(tmp_path / "status.json")]) == 0  # fmt: skip
+                     str(tmp_path / "status.json")]) == 1  # fmt: skip
         unknown = json.loads((tmp_path / "status.json").read_text())["unknown"]
         assert unknown, "the faults left rows unknown"
         received = {json.dumps(m, sort_keys=True) for m in emu.events()["metadata"]}

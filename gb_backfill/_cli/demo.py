@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from .._demo import awarded, demo_emulator, demo_options, sample_data_path, sample_slice
-from .flags import add_flag
+from .._options import PlanPathOptions, PreviewPathOptions
+from .flags import add_flag, add_options
 from .preview import run_preview
 from .send import run_send
 from .shared import EXIT_CODES, EXIT_INCOMPLETE, EXIT_OK
@@ -58,17 +59,25 @@ def run(args: argparse.Namespace) -> int:
                                progress=False if args.no_progress else None)  # fmt: skip
         if not args.no_preview:
             print(f"previewing what sending {sample.name} would award (nothing is sent yet)")
-            if run_preview(str(sample), options.preview, None) in (EXIT_OK, EXIT_INCOMPLETE):
+            previewed = run_preview(
+                str(sample), options.preview, None, terms=_terms(PreviewPathOptions)
+            )
+            if previewed in (EXIT_OK, EXIT_INCOMPLETE):
                 print(
                     "the estimate leaves out customers the emulator does not know yet (a live "
                     f"send creates them); now sending the sample to {emulator.base_url}"
                 )
         print(f"sending {sample} in {args.mode} mode")
-        code = run_send(str(sample), args.failures, {**options.send,
-                                                     "failures_path": args.failures})  # fmt: skip
+        sending = {**options.send, "failures_path": args.failures}
+        code = run_send(str(sample), args.failures, sending, terms=_terms(PlanPathOptions))
         accepted, points, lost = awarded(emulator)
     _tell(args, accepted, points, lost, code)
     return code
+
+
+def _terms(declaration: type) -> Any:
+    """Options named as the send's and the preview's flags (the demo has none of its own)."""
+    return add_options(argparse.ArgumentParser(add_help=False), declaration).terms
 
 
 def _tell(args: argparse.Namespace, accepted: int, points: int, lost: int, code: int) -> None:
@@ -85,7 +94,7 @@ def _tell(args: argparse.Namespace, accepted: int, points: int, lost: int, code:
         print(
             f"{lost:,} of them had their answer lost on the way back (a fault the demo injects, "
             "as real networks do): gb-backfill cannot know whether those rows arrived, so it "
-            "marks them unknown and never resends them on its own (retry_unknown=True would). "
+            "marks them unknown and never resends them on its own (--retry-unknown would). "
             "With a ledger, `gb-backfill status --ledger PATH` lists them as sent, and "
             "`gb-backfill settle` records what Gameball says of them."
         )

@@ -31,6 +31,14 @@ def _mask(key: str, default: str) -> str:
     return key if key == default else "*" * 8
 
 
+def _limits(args: argparse.Namespace, endpoint: str) -> RateLimits:
+    """An endpoint's limits from its flags (``--batch-per-second``, ``--batch-per-window``)."""
+    per_second, per_window = (
+        getattr(args, f"{endpoint}per_{unit}") for unit in ("second", "window")
+    )
+    return RateLimits(per_second=per_second, per_window=per_window, window=args.window)
+
+
 def _emulator_from(args: argparse.Namespace) -> Any:
     """The emulator the ``emulator`` command's flags describe."""
     from .._emulator import BatchSettings, Campaigns, Emulator, Faults, OrderSettings, PointsPerUnit
@@ -52,16 +60,11 @@ def _emulator_from(args: argparse.Namespace) -> Any:
         secret_key=args.secret_key,
         high_security=args.high_security,
         # One RateLimits per endpoint; --window is every endpoint's long window.
-        limits=RateLimits(per_second=args.per_second, per_window=args.per_window,
-                          window=args.window),
-        batch_limits=RateLimits(per_second=args.batch_per_second,
-                                per_window=args.batch_per_window, window=args.window),
-        status_limits=RateLimits(per_second=args.status_per_second,
-                                 per_window=args.status_per_window, window=args.window),
-        preview_limits=RateLimits(per_second=args.preview_per_second,
-                                  per_window=args.preview_per_window, window=args.window),
-        orders_limits=RateLimits(per_second=args.orders_per_second,
-                                 per_window=args.orders_per_window, window=args.window),
+        limits=_limits(args, ""),
+        batch_limits=_limits(args, "batch_"),
+        status_limits=_limits(args, "status_"),
+        preview_limits=_limits(args, "preview_"),
+        orders_limits=_limits(args, "orders_"),
         orders=OrderSettings(
             cashback=PointsPerUnit(points=1, per=args.cashback_per, of="totalPaid")
             if args.cashback_per else None,
@@ -88,6 +91,10 @@ async def _serve(emulator: Any, args: argparse.Namespace) -> None:
             f"cannot serve on {args.host}:{args.port} ({error.strerror or error}); the port "
             "may be in use: pick another with --port, or --port 0 for a free one"
         ) from None
+    stopped = asyncio.Event()
+    # SIGTERM (a service manager, `timeout`) stops it as cleanly as Ctrl-C: from before the
+    # line that says it serves, which a script may wait for and then stop it.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     # Custom keys are the user's secrets; only the documented defaults are shown.
     print(
         f"Gameball emulator on {emulator.base_url}  "
@@ -103,9 +110,6 @@ async def _serve(emulator: Any, args: argparse.Namespace) -> None:
             f"from {args.campaigns}",
             flush=True,
         )
-    stopped = asyncio.Event()
-    # SIGTERM (a service manager, `timeout`) stops it as cleanly as Ctrl-C.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     try:
         await stopped.wait()
     finally:
@@ -135,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"the emulator received {written:,} events; written to {args.record}", flush=True)
         if orders:
             print(f"the emulator received {orders:,} orders; written to {orders_path}", flush=True)
+    else:
+        print("the emulator stopped", flush=True)
     return EXIT_OK
 
 
@@ -273,27 +279,11 @@ def _add_preview_flags(emulator: argparse.ArgumentParser) -> None:
         type=column_list,
         help="customers that exist without a live event (others: 404 until their first)",
     )
-    add_flag(
-        preview,
-        "--existing-share",
-        type=float,
-        default=0.0,
-        metavar="SHARE",
-        help="share of customers that exist anyway, chosen by a hash of the id (1: every one)",
-    )
-    add_flag(
-        preview,
-        "--preview-per-second",
-        type=int,
-        default=PREVIEW_LIMITS.per_second,
-        metavar="N",
-        help="previews per second (0 lifts it)",
-    )
-    add_flag(
-        preview,
-        "--preview-per-window",
-        type=int,
-        default=PREVIEW_LIMITS.per_window,
-        metavar="N",
-        help="previews per window (0 lifts it)",
-    )
+    _add_valued(preview, [
+        ("--existing-share", float, 0.0, "SHARE",
+         "share of customers that exist anyway, chosen by a hash of the id (1: every one)"),
+        ("--preview-per-second", int, PREVIEW_LIMITS.per_second, "N",
+         "previews per second (0 lifts it)"),
+        ("--preview-per-window", int, PREVIEW_LIMITS.per_window, "N",
+         "previews per window (0 lifts it)"),
+    ])  # fmt: skip

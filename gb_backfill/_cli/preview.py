@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from .. import _gameball as gameball
 from .._errors import Mention, Terms
 from .._options import PreviewPathOptions
 from .._preview.report import PreviewReport
@@ -48,7 +49,14 @@ def run(args: argparse.Namespace) -> int:
     made: Flags = args.flags
     if args.json:
         check_writable(args.json, "--json")
-    return run_preview(args.input, keywords(args, made), args.json, terms=made.terms)
+    options = keywords(args, made)
+    if options["base_url"].rstrip("/") == gameball.BASE_URL:
+        print(
+            f"gb-backfill: asking the real Gameball, {gameball.BASE_URL} (no --base-url given), "
+            "for quotes; nothing is sent",
+            file=sys.stderr,
+        )
+    return run_preview(args.input, options, args.json, terms=made.terms)
 
 
 def _print(report: PreviewReport, json_path: str | None) -> None:
@@ -84,9 +92,13 @@ def run_preview(
         report = run_sync(_preview(input_path, options, terminated))
     except Interrupted as stopped:
         word = "terminated" if terminated else "interrupted"
-        print(f"gb-backfill: {word}; what was quoted so far:", file=sys.stderr)
-        if isinstance(stopped.report, PreviewReport):
-            _print(stopped.report, json_path)
+        so_far = stopped.report
+        if isinstance(so_far, PreviewReport):
+            _print(so_far, json_path)
+            said = f"the estimates above are from the {so_far.quoted:,} quotes answered so far"
+        else:
+            said = "nothing was quoted"
+        print(f"gb-backfill: {word}; {said}; nothing was sent", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("gb-backfill: interrupted; nothing was quoted", file=sys.stderr)

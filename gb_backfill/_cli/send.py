@@ -10,12 +10,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .. import _gameball as gameball
 from .._errors import ChangedRowsError, GameballError, Mention, Terms
 from .._options import PlanPathOptions, SendPathOptions
 from .._reports.send import SendPlan, SendReport
 from .._sender import aplan_path, asend_path
-from .._stops import AuthenticationError, Interrupted, RunStopped
+from .._stops import AuthenticationError, Interrupted, RunStopped, cause_text
 from .._sync import run_sync
 from .flags import Flags, add_flag, add_options, keywords
 from .shared import (
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return run_send(args.input, failures, options, dry_run=True, terms=made.terms)
     if options["base_url"].rstrip("/") == gameball.BASE_URL:
         print(
-            f"gb-backfill: sending to {gameball.BASE_URL}. {gameball.HISTORY_WARNING}",
+            f"gb-backfill: sending to the real Gameball, {gameball.BASE_URL} (no --base-url "
+            f"given). {gameball.HISTORY_WARNING}",
             file=sys.stderr,
         )
     return run_send(args.input, failures, options, terms=made.terms)
@@ -105,34 +108,59 @@ def run_send(
     except Interrupted as stopped:
         word = "terminated" if terminated else "interrupted"
         where = where_rows_are(failures, ledger, stopped.report, started)
-        print(f"gb-backfill: {word}; {stopped.report!r}; {where}", file=sys.stderr)
+        print(f"gb-backfill: {word}; {_counts(stopped.report)}; {where}", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except KeyboardInterrupt:
         where = where_rows_are(failures, ledger, None, started)
         print(f"gb-backfill: interrupted; {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ChangedRowsError as error:
-        print(f"gb-backfill: nothing was sent: {error.in_terms(terms)}", file=sys.stderr)
-        print(error.examples, file=sys.stderr)
+        print(f"gb-backfill: {error.in_terms(terms)}", file=sys.stderr)
+        print(_examples(error.examples), file=sys.stderr)
+        print(f"gb-backfill: {_list_changed(error, failures)}", file=sys.stderr)
         return EXIT_USAGE
     except RunStopped as stopped:
-        text = stopped.in_terms(terms).splitlines()[0] if str(stopped) else ""
-        counts = f"{stopped.report!r}; {where_rows_are(failures, ledger, stopped.report)}"
+        text = stopped.in_terms(terms).splitlines()[0].rstrip(".") if str(stopped) else ""
+        counts = f"{_counts(stopped.report)}; {where_rows_are(failures, ledger, stopped.report)}"
         print(f"gb-backfill: the run stopped: {text}; {counts}", file=sys.stderr)
         return EXIT_USAGE if isinstance(stopped, AuthenticationError) else EXIT_STOPPED
     except GameballError:
         raise  # refused before anything was sent: a usage error
     except Exception as error:  # before the run started: a file that cannot be read, a bug
-        text = str(error).splitlines()[0] if str(error) else ""
         where = where_rows_are(failures, ledger, None, started)
-        print(f"gb-backfill: the run stopped: {type(error).__name__}: {text}; {where}",
-              file=sys.stderr)  # fmt: skip
+        print(f"gb-backfill: the run stopped: {cause_text(error)}; {where}", file=sys.stderr)
         return EXIT_STOPPED
     if report is None:
         return EXIT_TERMINATED
-    print(report.summary())
+    print(report.summary(terms=terms))
     # A plan's rows it would not send make it incomplete, as a live run's.
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
+
+
+def _examples(examples: object) -> str:
+    """A refusal's examples as a table: empty cells for missing values."""
+    if not isinstance(examples, pd.DataFrame):
+        return str(examples)
+    return examples.astype(object).where(examples.notna(), "").to_string(index=False)
+
+
+def _list_changed(error: ChangedRowsError, failures: str) -> str:
+    """Write every changed row beside the failures file, as CSV; say where (or why not)."""
+    every = error.every
+    path = Path(failures).with_name(Path(failures).name.removesuffix(".failures.parquet")
+                                    + ".changed-rows.csv")  # fmt: skip
+    if not isinstance(every, pd.DataFrame):
+        return f"{error.rows:,} rows were refused"
+    try:
+        every.to_csv(path, index=False)
+    except OSError as problem:
+        return f"the {len(every):,} rows could not be listed in {path} ({problem.strerror})"
+    return f"all {len(every):,} of them (row: the row's position in the input) are in {path}"
+
+
+def _counts(report: object) -> str:
+    """A stopped run's rows by status, in words."""
+    return report.counts_text() if isinstance(report, SendReport) else "no rows were sent"
 
 
 def where_rows_are(

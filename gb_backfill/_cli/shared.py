@@ -20,7 +20,8 @@ EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 #: The exit-code rule, as ``--help`` and the README state it.
 EXIT_CODES = (
     "exit codes: 0 everything asked was done, with nothing invalid or unsent; 1 it finished "
-    "with rows invalid, failed or unknown (the failures file says which and why); 2 usage "
+    "with rows invalid, failed or unknown (the failures file says which and why; status: rows "
+    "are held as unknown until settled); 2 usage "
     "error (a bad argument, a refused ledger, keys Gameball rejects); 3 stopped early (a "
     "ledger that cannot be written, the same failure on every request, an unexpected error); "
     "130 interrupted (Ctrl-C); 143 terminated (SIGTERM)"

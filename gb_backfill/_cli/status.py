@@ -9,7 +9,7 @@ from typing import Any
 from .._errors import ConfigError
 from .._settle import ledger_status
 from .flags import Flags, add_flag
-from .shared import EXIT_CODES, EXIT_OK
+from .shared import EXIT_CODES, EXIT_INCOMPLETE, EXIT_OK
 
 __all__: list[str] = []
 
@@ -17,7 +17,8 @@ __all__: list[str] = []
 def add(commands: Any) -> None:
     status = commands.add_parser(
         "status",
-        help="what a ledger knows: counts, and the rows whose outcome is unknown",
+        help="what a ledger knows and what the next run with it will do; exits 1 while rows "
+        "are held as unknown",
         epilog=EXIT_CODES,
     )
     made = Flags()
@@ -35,6 +36,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(args.json, report.to_dict())
         print(f"  the ledger's counts and unknown rows are in {args.json}")
+    held = report.next_run["held_as_unknown"]
+    if held:
+        # Exit 1, as for a run that leaves rows unknown: they wait for a settle.
+        rows = "1 row is" if held == 1 else f"{held:,} rows are"
+        print(f"{rows} held as unknown until settled (gb-backfill settle)")
+        return EXIT_INCOMPLETE
     return EXIT_OK
 
 

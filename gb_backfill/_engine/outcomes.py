@@ -92,18 +92,51 @@ def classify_response(response: httpx.Response) -> Outcome:
     return Outcome(Verdict.FAILED, name, detail, status)
 
 
+#: A transport error in words, by its kind (the first that matches): what a person reads in
+#: a message and in the failures file's ``gb_error_message``, never httpx's class names.
+_ERROR_WORDS: tuple[tuple[type[httpx.HTTPError], str], ...] = (
+    (httpx.ConnectTimeout, "connecting timed out"),
+    (httpx.ConnectError, "could not connect"),
+    (httpx.PoolTimeout, "no connection was free in time"),
+    (httpx.UnsupportedProtocol, "the URL's scheme is not http or https"),
+    (httpx.LocalProtocolError, "the request could not be written"),
+    (httpx.ReadTimeout, "no answer within the timeout"),
+    (httpx.WriteTimeout, "sending the request timed out"),
+    (httpx.RemoteProtocolError, "the server closed the connection without a proper answer"),
+    (httpx.ReadError, "the connection broke while waiting for the answer"),
+    (httpx.WriteError, "the connection broke while sending the request"),
+    (httpx.TimeoutException, "it timed out"),
+)
+
+
+def error_words(error: httpx.HTTPError) -> str:
+    """What went wrong, in words, with the address tried (``scheme://host:port``) and the
+    system's own reason when it gives one (``[Errno 111] Connection refused``)."""
+    said = next((words for kind, words in _ERROR_WORDS if isinstance(error, kind)), None)
+    said = said or "the connection failed"
+    try:
+        url = error.request.url
+    except RuntimeError:  # an error raised without its request
+        where = ""
+    else:
+        port = f":{url.port}" if url.port is not None else ""
+        where = f" ({url.scheme}://{url.host}{port})"
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{said}{where}: {reason}" if reason else f"{said}{where}"
+
+
 def classify_error(error: httpx.HTTPError) -> Outcome:
-    kind = type(error).__name__
+    said = error_words(error)
     if isinstance(error, _NOT_SENT):
         return Outcome(
-            Verdict.RETRY, SendErrorCode.CONNECT_ERROR, f"{kind}: the request was not sent"
+            Verdict.RETRY, SendErrorCode.CONNECT_ERROR, f"{said}; the request was not sent"
         )
     return Outcome(
         Verdict.UNKNOWN,
         SendErrorCode.TIMEOUT
         if isinstance(error, httpx.TimeoutException)
         else SendErrorCode.CONNECTION_LOST,
-        f"{kind}: the request may have been processed; not retried, to avoid sending it twice",
+        f"{said}; the request may have been processed: not retried, to avoid sending it twice",
     )
 
 

@@ -274,7 +274,8 @@ async def refuse_changed_rows(
     if changed.count:
         template, values = changed.message()
         raise ChangedRowsError(template, rows=changed.count, examples=changed.frame(),
-                               option="resend_changed", **values)  # fmt: skip
+                               every=changed.every(), option="resend_changed",
+                               **values)  # fmt: skip
 
 
 async def find_folds(read: Reader, settings: Settings, columns: Sequence[Hashable]) -> Folds | None:

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from .._errors import ConfigError
+from .._errors import ConfigError, Written
 from .._vocabulary import FailureCode
 from .csv_types import canonical_type
 from .problems import ReadMarks
@@ -38,6 +40,27 @@ class CsvOptions:
     encoding: str = "utf-8"
     na_values: tuple[str, ...] = ("",)
     dtype: Mapping[str, str] = field(default_factory=dict)
+    #: how the numbers of the columns ``dtype`` reads as int or float are written for people
+    #: (``1,299.50``: ``thousands=","``; ``1.299,50``: also ``decimal=","``)
+    thousands: str | None = None
+    decimal: str = "."
+
+    def marks_numbers(self, name: str) -> bool:
+        """True when column ``name``'s numbers are written with a thousands separator or a
+        decimal mark other than a point (``dtype`` reads it as a number)."""
+        marked = self.thousands is not None or self.decimal != "."
+        return marked and self.dtype.get(name) in ("int", "float")
+
+    def plain_numbers(self, name: str, text: pa.Array) -> pa.Array:
+        """``text`` of column ``name`` as the number rules read it: the thousands separator
+        dropped and the decimal mark a point, for a column ``dtype`` reads as a number."""
+        if not self.marks_numbers(name):
+            return text
+        if self.thousands is not None:
+            text = pc.replace_substring(text, self.thousands, "")
+        if self.decimal != ".":
+            text = pc.replace_substring(text, self.decimal, ".")
+        return text
 
     @classmethod
     def make(
@@ -47,6 +70,8 @@ class CsvOptions:
         encoding: str | None = None,
         na_values: Iterable[str] | None = None,
         dtype: Mapping[Hashable, str] | None = None,
+        thousands: str | None = None,
+        decimal: str | None = None,
     ) -> CsvOptions:
         if isinstance(na_values, str):
             raise ConfigError("{na_values=} takes a list of strings, e.g. {na_values=*}",
@@ -64,13 +89,47 @@ class CsvOptions:
                 raise ConfigError("unknown encoding {value!r}, e.g. utf-8 or latin-1",
                                   option="encoding", value=encoding) from None  # fmt: skip
         types = {str(column): canonical_type(kind) for column, kind in (dtype or {}).items()}
+        _check_number_marks(thousands, decimal, types)
         missing = ("", *na_values) if na_values is not None else ("",)
         return cls(
             sep=sep,
             encoding=encoding or "utf-8",
             na_values=tuple(dict.fromkeys(missing)),
             dtype=types,
+            thousands=thousands,
+            decimal=decimal or ".",
         )
+
+
+def _check_number_marks(
+    thousands: str | None, decimal: str | None, types: Mapping[str, str]
+) -> None:
+    """``thousands=`` and ``decimal=``: one character each, not a digit, sign or letter, not the
+    same, and only with a column ``dtype=`` reads as a number (they apply to no other)."""
+    for name, mark in (("thousands", thousands), ("decimal", decimal)):
+        if mark is None:
+            continue
+        if not isinstance(mark, str) or len(mark) != 1 or mark.isalnum() or mark in "+-":
+            raise ConfigError(
+                "{" + name + "=} takes one character that is not a digit, a letter or a sign "
+                "(not {value!r}), e.g. {" + name + "=*}",
+                option=name, value=mark, **{name: ","},
+            )  # fmt: skip
+    if thousands is not None and thousands == (decimal or "."):
+        raise ConfigError(
+            "{thousands=} and the decimal mark are both {mark!r}: a number could be read two "
+            "ways; give {decimal=} the other one",
+            option="thousands", mark=thousands,
+        )  # fmt: skip
+    if (thousands is not None or decimal not in (None, ".")) and not any(
+        kind in ("int", "float") for kind in types.values()
+    ):
+        given = "thousands" if thousands is not None else "decimal"
+        raise ConfigError(
+            "{" + given + "=} applies to the columns read as numbers with {dtype=*}: name "
+            "each column that holds numbers written for people",
+            option=given, dtype=Written("{'amount': 'float'}", "amount=float"),
+        )  # fmt: skip
 
 
 # pandas' words when a line has more fields than the names it reads with.

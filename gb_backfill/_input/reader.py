@@ -175,7 +175,7 @@ class InputFile:
         for chunk in csv_chunks(file, self.csv, shape, _SCAN_ROWS):
             for name, scan in scans.items():
                 text = pa.array(chunk.iloc[:, positions[name]], pa.string(), from_pandas=True)
-                scan.add(text, self.csv.dtype.get(name))
+                scan.add(self.csv.plain_numbers(name, text), self.csv.dtype.get(name))
             if shape.named:
                 maybe_short |= bool(chunk.iloc[:, shape.named - 1].isna().any())
             rows += len(chunk)
@@ -252,8 +252,14 @@ class InputFile:
             if kind == "text":
                 continue
             text = frame[name]
+            read = text
+            if self.csv.marks_numbers(str(name)):  # 1,299.50 read as 1299.50
+                plain = self.csv.plain_numbers(
+                    str(name), pa.array(text, pa.string(), from_pandas=True)
+                )
+                read = pd.Series(plain.to_pandas(), index=text.index, name=name)
             frame[name], bad = convert(
-                text, kind, self._scans[str(name)], asked=str(name) in self.csv.dtype
+                read, kind, self._scans[str(name)], asked=str(name) in self.csv.dtype
             )
             mark_values(text, bad, marks)
         return marks.attach(frame)

@@ -217,6 +217,15 @@ class PreviewReport:
             f"quoted={self.quoted:,} points~{_about(self.points)}{stopped}>"
         )
 
+    def headline(self) -> str:
+        """One line in words: the rows, the quotes and the points estimated."""
+        stopped = " (interrupted)" if self.interrupted else ""
+        return (
+            f"preview of {self.rows:,} rows ({self.valid:,} valid): {self.quoted:,} of "
+            f"{self.sampled:,} sampled rows quoted, about {_about(self.points)} points for the "
+            f"whole input{stopped}; nothing was sent"
+        )
+
     def _lines(self) -> list[tuple[str, object]]:
         customers = self.customers
         rows: list[tuple[str, object]] = [
@@ -259,7 +268,7 @@ class PreviewReport:
     def summary(self) -> str:
         """Aligned lines for a terminal: the estimate, unknown event names, customers to be
         created, the breakdown and the caveats."""
-        lines = [repr(self)]
+        lines = [self.headline()]
         lines += [f"  {label}: {value:,}" if isinstance(value, int) else f"  {label}: {value}"
                   for label, value in self._lines()]  # fmt: skip
         lines += [f"  {line}" for line in warning_lines(self.warnings)]

@@ -33,15 +33,36 @@ class LedgerReport:
     settled: dict[str, int] = field(default_factory=dict)
     #: the database is missing and this is what its journal holds
     journal_only: bool = False
+    #: of ``counts["failed"]``, the rows failed for a reason worth retrying (a lost connection,
+    #: an answer 5xx or 429) or settled by hand as not arrived: the next run sends them again
+    retryable_failed: int = 0
 
     @property
     def rows(self) -> int:
         """Rows the ledger records."""
         return sum(self.counts.values())
 
+    @property
+    def next_run(self) -> dict[str, int]:
+        """What the next run with this ledger does with its rows, by what it does: ``sent``
+        (skipped: Gameball has them), ``will_be_sent`` (aborted: never attempted),
+        ``will_be_retried`` (failed, retryable), ``failed_for_good`` (reported failed again
+        without a request, unless the row was fixed), ``held_as_unknown`` (unknown, or in flight
+        at a crash: never sent on its own; settle them) and ``invalid`` (a fixed copy is
+        sent)."""
+        counts = self.counts
+        return {
+            "sent": counts.get("sent", 0),
+            "will_be_sent": counts.get("aborted", 0),
+            "will_be_retried": self.retryable_failed,
+            "failed_for_good": counts.get("failed", 0) - self.retryable_failed,
+            "held_as_unknown": counts.get("unknown", 0) + counts.get("in_flight", 0),
+            "invalid": counts.get("invalid", 0),
+        }
+
     def __repr__(self) -> str:
-        shown = " ".join(f"{status}={count:,}" for status, count in self.counts.items() if count)
-        return f"<LedgerReport {self.path} rows={self.rows:,} {shown}>".replace("  ", " ")
+        shown = {status: count for status, count in self.counts.items() if count}
+        return f"<LedgerReport {self.path} rows={self.rows:,} counts={shown}>"
 
     def summary(self, *, limit: int | None = 20) -> str:
         """Lines for a terminal: the counts (every status), the settlements, and the unknown rows
@@ -53,22 +74,49 @@ class LedgerReport:
             ]
         else:
             lines = [f"ledger {self.path}: {self.rows:,} rows recorded"]
-        in_flight_last = sorted(self.counts, key=lambda status: status == "in_flight")
-        lines += [f"  {status}: {self.counts[status]:,}" for status in in_flight_last]
+        lines += self._outlook_lines()
         for verdict, count in sorted(self.settled.items()):
             lines.append(f"  (settled by hand as {verdict.replace('_', ' ')}: {count:,})")
         if len(self.unknown):
             lines.append(
-                f"rows whose outcome is unknown ({len(self.unknown):,}): look each up in "
-                "Gameball, then `gb-backfill settle --ledger PATH --arrived|--not-arrived "
-                "--key GB_KEY` (or --keys-file, or --all)"
+                f"rows held as unknown ({len(self.unknown):,}): look each up in Gameball, then "
+                f"gb-backfill settle --ledger {self.path} --arrived (Gameball has it) or "
+                "--not-arrived (the next run sends it), with --key GB_KEY, --keys-file PATH or "
+                "--all"
             )
             columns = ["gb_key", "customer_id", "event", "metadata", "sent_at", "status"]
             shown = self.unknown if limit is None else self.unknown.head(limit)
-            lines.append(shown[columns].to_string(index=False))
+            lines.append(_table(shown[columns]))
             if len(shown) < len(self.unknown):
                 lines.append(f"  ... {len(self.unknown) - len(shown):,} more (--all shows them)")
         return "\n".join(lines)
+
+    def _outlook_lines(self) -> list[str]:
+        """Each status as what the next run with the ledger does with its rows."""
+        will = self.next_run
+        in_flight = self.counts.get("in_flight", 0)
+        crash = f", {in_flight:,} of them in flight when a run was killed" if in_flight else ""
+        said = {
+            "sent": "Gameball has them; the next run skips them",
+            "will_be_sent": "never attempted (a run stopped first); the next run sends them",
+            "will_be_retried": "failed in a way worth retrying (no connection, an answer 5xx "
+            "or 429) or settled as not arrived; the next run sends them again",
+            "failed_for_good": "Gameball refused them (the failures file's gb_error_message "
+            "says why); the next run reports them again unless they were fixed",
+            "held_as_unknown": "their requests went out without an answer, so Gameball may "
+            f"have them{crash}; no run sends them on its own: settle them (below)",
+            "invalid": "they break Gameball's rules; the next run sends a fixed copy",
+        }
+        lines = [
+            f"  {name.replace('_', ' ')}: {count:,} ({said[name]})" if count
+            else f"  {name.replace('_', ' ')}: 0"
+            for name, count in will.items()
+        ]  # fmt: skip
+        lines.append(
+            "  (rows a stopped run never reached, aborted in its report, are not recorded: the "
+            "next run sends them too)"
+        )
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, strings and lists (what ``gb-backfill status --json`` writes)."""
@@ -82,6 +130,7 @@ class LedgerReport:
             "ledger": str(self.path),
             "rows": self.rows,
             "counts": dict(self.counts),
+            "next_run": self.next_run,
             "settled": dict(self.settled),
             "journal_only": self.journal_only,
             "unknown": unknown.to_dict("records"),
@@ -97,6 +146,12 @@ class LedgerReport:
             else None
         )
         return table(f"Gameball ledger {self.path.name}: {self.rows:,} rows", rows, note=note)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """A table for a terminal: missing values as empty cells (never ``NaN`` or ``None``)."""
+    shown = frame.astype(object).where(frame.notna(), "")
+    return shown.to_string(index=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

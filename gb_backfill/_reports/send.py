@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .._config import RateLimits
+from .._errors import Mention, Terms, render
 from .._gameball import HISTORY_WARNING
 from .._rows.warnings import empty_warnings, warning_lines
 from .._store.failures import read_failures, write_parquet
@@ -154,9 +155,26 @@ class SendReport:
         found = [("limits", self.limits_found), ("batch_limits", self.batch_limits_found)]
         return [(option, limits) for option, limits in found if limits is not None]
 
-    def summary(self) -> str:
-        """A few lines for people: counts, rate, HTTP answers."""
-        lines = [repr(self)]
+    def counts_text(self) -> str:
+        """The rows by status in words: ``30 rows: 8 sent, 22 aborted``."""
+        shown = ", ".join(
+            f"{self.counts[s]:,} {s}" for s in STATUSES if self.counts[s] or s == Status.SENT
+        )
+        return f"{self.rows:,} rows: {shown}"
+
+    def headline(self) -> str:
+        """One line in words: the rows by status, the time and the pace."""
+        stopped = " (interrupted)" if self.interrupted else ""
+        return (
+            f"{self.counts_text()}, in {duration_text(self.elapsed)} ({self.requests:,} "
+            f"requests, {self.rate:.1f} per second){stopped}"
+        )
+
+    def summary(self, *, terms: Terms = Mention.in_python) -> str:
+        """A few lines for people: counts, rate, HTTP answers (options named in ``terms``: the
+        command line's flags, or the Python API's keywords)."""
+        python = terms is Mention.in_python
+        lines = [self.headline()]
         if self.http_statuses:
             lines.append(f"  HTTP answers: {answers_text(self.http_statuses)}")
         if self.error_codes:
@@ -164,11 +182,16 @@ class SendReport:
         lines += [f"    {code}: {count:,}" for code, count in self.error_codes.items()]
         for option, found in self._found():
             what = "events" if option == "limits" else "batch job creation"
-            flags = "--rate/--quota" if option == "limits" else "--batch-rate/--batch-quota"
+            flags = "--rate" if option == "limits" else "--batch-rate"
+            advice = (
+                f"{option}=report.{option}_found"
+                if python
+                else f"{flags} {found.per_second:g} {flags.replace('rate', 'quota')} "
+                f"{found.per_window} --quota-window {found.window:g}"
+            )
             lines.append(
                 f"  Gameball's limits for {what} on this account are lower than configured: it "
-                f"settled at {pace_text(found)}; pass {option}=report.{option}_found ({flags}) "
-                "next time"
+                f"settled at {pace_text(found)}; pass {advice} next time"
             )
         if self.folded:
             lines += held_lines(0, 0, self.folded)
@@ -293,21 +316,24 @@ class SendPlan:
             f"Gameball dry run ({self.mode} mode): nothing was sent", rows, note=self.warning
         )
 
-    def summary(self) -> str:
-        """Aligned lines for a terminal."""
-        lines = [
-            repr(self),
-            f"  customers: {self.customers:,} (busiest: {self.busiest_customer!r} with "
-            f"{self.busiest_rows:,} rows)",
-        ]
+    def summary(self, *, terms: Terms = Mention.in_python) -> str:
+        """Aligned lines for a terminal (options named in ``terms``)."""
+        lines = [self.headline()]
+        if self.busiest_customer is not None:
+            lines.append(
+                f"  customers: {self.customers:,} (the busiest, {self.busiest_customer}, has "
+                f"{self.busiest_rows:,} {'row' if self.busiest_rows == 1 else 'rows'})"
+            )
+        else:
+            lines.append(f"  customers: {self.customers:,}")
         names = ", ".join(f"{name}: {count:,}" for name, count in self.event_names.items())
         lines.append(f"  event names: {names or '(none)'}")
         lines += held_lines(self.unknown, self.failed, self.folded)
         if self.changed:
             lines.append(
                 f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "
-                "differently; a live run stops before sending unless resend_changed=True "
-                "(--resend-changed)"
+                "differently; a live run stops before sending unless "
+                + render("{resend_changed=True}", {}, terms)
             )
         for mode, seconds in self.estimated_seconds.items():
             lines.append(f"  estimated time in {mode} mode: {duration_text(seconds)}")
@@ -323,6 +349,26 @@ class SendPlan:
         lines += [f"  {line}" for line in warning_lines(self.warnings)]
         lines.append(f"  note: {self.warning}")
         return "\n".join(lines)
+
+    def headline(self) -> str:
+        """One line in words: what a live run would do with the rows."""
+        held = [
+            f"{count:,} {name}"
+            for name, count in (
+                ("skipped", self.skipped), ("held as unknown", self.unknown),
+                ("failed before", self.failed), ("changed", self.changed),
+            )
+            if count
+        ]  # fmt: skip
+        requests = ", ".join(
+            f"{count:,} {'requests' if lane == 'events' else 'batch jobs'}"
+            for lane, count in self.requests.items()
+        )
+        return (
+            f"dry run, nothing was sent: {self.rows:,} rows, {self.valid:,} valid, "
+            f"{self.invalid:,} invalid{''.join(', ' + h for h in held)}; a send would send "
+            f"{self.sending:,} rows in {requests or 'no requests'} ({self.mode} mode)"
+        )
 
     def _lanes(self) -> dict[str, str]:
         """Batch mode's split: each lane's rows and expected time."""

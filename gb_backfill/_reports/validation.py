@@ -97,9 +97,13 @@ class ValidationReport:
 
     def __repr__(self) -> str:
         return (
-            f"<ValidationReport rows={self.rows:,} valid={self.valid_rows:,} "
-            f"invalid={self.invalid_rows:,}>"
+            f"<ValidationReport rows={self.rows:,} valid_rows={self.valid_rows:,} "
+            f"invalid_rows={self.invalid_rows:,}>"
         )
+
+    def headline(self) -> str:
+        """One line in words: the rows, valid and invalid."""
+        return f"{self.rows:,} rows: {self.valid_rows:,} valid, {self.invalid_rows:,} invalid"
 
     def _by_code(self) -> list[tuple[str, int]]:
         if self.tallied is not None:
@@ -120,7 +124,7 @@ class ValidationReport:
     def summary(self) -> str:
         """Aligned lines for a terminal: counts, failures per code and column, then the
         warnings about columns with their fixes."""
-        lines = [repr(self)]
+        lines = [self.headline()]
         by_code = self._by_code()
         width = max((len(label) for label, _ in by_code), default=0)
         lines += [f"  {label:<{width}}  {count:>9,}" for label, count in by_code]

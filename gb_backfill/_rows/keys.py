@@ -471,10 +471,31 @@ def check_key_columns(columns: Iterable[Hashable], key_columns: Sequence[Hashabl
 
 
 def check_unique(chunks: Iterable[pd.DataFrame], key_columns: Sequence[Hashable]) -> None:
-    """Raise :class:`LedgerError` if ``key_columns`` do not identify every row."""
-    parts = [natural_hashes(chunk, key_columns) for chunk in chunks]
+    """Raise :class:`LedgerError` if ``key_columns`` do not identify every row: rows with no
+    key (every key column empty) are told apart from rows that repeat a key."""
+    parts, missing, seen = [], [], 0
+    for chunk in chunks:
+        parts.append(natural_hashes(chunk, key_columns))
+        empty = np.ones(len(chunk), dtype=bool)
+        for column in key_columns:
+            values = chunk[column]
+            empty &= values.isna().to_numpy() | (values.astype(object) == "").to_numpy()
+        missing.append(np.flatnonzero(empty) + seen)
+        seen += len(chunk)
     if not parts:
         return
+    lacking = np.concatenate(missing)
+    if len(lacking) > 1:  # one row without a key is a key of its own; more would share it
+        raise LedgerError(
+            "{row_key=*} is not given in every row: {count:,} rows have no key (an empty "
+            "{columns}; first at row {first}), so they cannot be told apart; fill them, or "
+            "leave {row_key=} out to key rows by their content",
+            option="row_key",
+            row_key=list(key_columns),
+            count=len(lacking),
+            columns=" and ".join(map(str, key_columns)),
+            first=int(lacking[0]),
+        )
     hashes = np.concatenate(parts)
     order = np.lexsort((hashes[:, 1], hashes[:, 0]))
     ordered = hashes[order]
@@ -483,8 +504,9 @@ def check_unique(chunks: Iterable[pd.DataFrame], key_columns: Sequence[Hashable]
         repeats = int(same.sum())
         first = int(order[int(np.flatnonzero(same)[0]) + 1])
         raise LedgerError(
-            "{row_key=*} is not unique: {repeats:,} row(s) repeat a key (first at row {first}); "
-            "add columns to the key, or leave {row_key=} out to key rows by their content",
+            "{row_key=*} is not unique: {repeats:,} row(s) repeat a key given in an earlier row "
+            "(first at row {first}); add columns to the key, or leave {row_key=} out to key rows "
+            "by their content",
             option="row_key",
             row_key=list(key_columns),
             repeats=repeats,

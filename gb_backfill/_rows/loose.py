@@ -29,6 +29,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import re
+import shlex
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._errors import Written
 from .keys import RowKeyMaker
 from .mapping import ColumnMapping
 from .payloads import EncodedRows
@@ -304,6 +307,12 @@ class ChangedRows:
     count: int = 0
     columns: dict[str, None] = field(default_factory=dict)  #: columns that differ, in order
     examples: list[dict[str, object]] = field(default_factory=list)
+    #: every changed row, a frame per chunk: its position, customer, event and the columns
+    #: that differ
+    parts: list[pd.DataFrame] = field(default_factory=list)
+    #: per differing column, the types its values (as text) would read as: what ``dtype=``
+    #: would make them match the rows sent (None: a value that is not text of one type)
+    kinds: dict[str, set[str | None]] = field(default_factory=dict)
 
     def add(
         self,
@@ -314,35 +323,94 @@ class ChangedRows:
     ) -> None:
         """Note rows of ``frame``: ``rows`` maps each one's position to (its form mask, the
         form mask of the earlier row it looks like)."""
+        named = [c for c in (mapping.customer_id, mapping.event_name) if c is not None]
+        seen: dict[str, None] = {}
         for position, (now, then) in rows.items():
             self.count += 1
             differ = differing_columns(mapping, now, then)
             self.columns.update(dict.fromkeys(differ))
+            seen.update(dict.fromkeys(differ))
+            shown = named + [c for c in mapping.metadata if str(c) in differ]
+            for column in shown[len(named) :]:
+                self.kinds.setdefault(str(column), set()).add(
+                    text_kind(frame[column].iloc[position])
+                )
             if len(self.examples) < _SHOWN:
-                shown = [mapping.customer_id, mapping.event_name] + [
-                    c for c in mapping.metadata if str(c) in differ
-                ]
                 example: dict[str, object] = {"row": offset + position}
                 for column in shown:
-                    if column is not None:
-                        example[str(column)] = frame[column].iloc[position]
+                    example[str(column)] = frame[column].iloc[position]
                 self.examples.append(example)
+        if rows:
+            columns = named + [c for c in mapping.metadata if str(c) in seen]
+            part = frame.iloc[list(rows)][columns].copy()
+            part.columns = [str(c) for c in columns]
+            part.insert(0, "row", [offset + position for position in rows])
+            self.parts.append(part)
 
     def frame(self) -> pd.DataFrame:
         """A few of the rows, with their customer, event and the columns that differ."""
         return pd.DataFrame(self.examples)
 
+    def every(self) -> pd.DataFrame:
+        """Every changed row, with its customer, event and the columns that differ."""
+        if not self.parts:
+            return self.frame()
+        return pd.concat(self.parts, ignore_index=True)
+
+    def dtype_fix(self) -> dict[str, str]:
+        """The ``dtype=`` that reads every differing column as the earlier run sent it, when
+        one does: each column's values all text of one type (else empty)."""
+        fix: dict[str, str] = {}
+        for column in self.columns:
+            kinds = self.kinds.get(column, {None})
+            if kinds == {"int", "float"}:
+                kinds = {"float"}
+            kind = next(iter(kinds)) if len(kinds) == 1 else None
+            if kind is None:
+                return {}
+            fix[column] = kind
+        return fix
+
     def message(self) -> tuple[str, dict[str, object]]:
-        """The refusal: a template naming ``resend_changed=`` (as each face names it), and its
-        values."""
+        """The refusal: a template naming ``resend_changed=`` (and ``dtype=`` when it would
+        make them match), as each face names them, and its values."""
         template = (
             "{count:,} rows look like rows an earlier run with this ledger sent, written "
             "differently ({columns}): the same customer, event and values, but as text, or "
-            "empty where they were missing. Sending them would award them twice. Nothing "
-            "was sent: drop them from the input (the examples below show which), or send them "
-            "anyway with {resend_changed=True}."
+            "empty where they were missing. Sending them would award them twice, so nothing "
+            "was sent: "
         )
-        return template, {"count": self.count, "columns": ", ".join(self.columns)}
+        values: dict[str, object] = {"count": self.count, "columns": ", ".join(self.columns)}
+        fix = self.dtype_fix()
+        if fix:
+            template += (
+                "read them as the earlier run sent them, and the run skips them as sent: "
+                "{dtype=*}; or "
+            )
+            cli = " --dtype ".join(shlex.quote(f"{c}={k}") for c, k in fix.items())
+            python = f"{fix!r} (a file's; a DataFrame's columns converted in pandas)"
+            values["dtype"] = Written(python, cli)
+        template += (
+            "drop them from the input (the examples show which), or send them anyway with "
+            "{resend_changed=True}."
+        )
+        return template, values
+
+
+_TEXT_KINDS = (
+    ("int", r"^[-+]?[0-9]+$"),
+    ("float", r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"),
+    ("bool", r"(?i)^(true|false)$"),
+    ("datetime", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.,]+\s*(Z|z|[-+][0-9:]+)?)?$"),
+)
+
+
+def text_kind(value: object) -> str | None:
+    """The type a text value reads as (``"datetime"`` for ``2024-01-01T10:00:00Z``); None for
+    a value that is not text or reads as none."""
+    if not isinstance(value, str):
+        return None
+    return next((kind for kind, pattern in _TEXT_KINDS if re.match(pattern, value)), None)
 
 
 _SHOWN = 5  # example rows a refusal shows

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -179,6 +180,31 @@ def _check_event(event_name: Hashable | None, event: str | None) -> None:
                           option="event", event=event, stripped=event.strip())  # fmt: skip
 
 
+def _names_events(column: Hashable) -> bool:
+    """True for a column named as event names are (``event``, ``eventName``, ``Event name``)."""
+    return re.sub(r"[^a-z]", "", str(column).lower()) in ("event", "eventname")
+
+
+def _check_one_name(event: str, available: list[Hashable], metadata: object) -> None:
+    """``event=`` names every row one event: refuse it where it surely is not what was meant (a
+    column of that name, or a column of event names whose names would go out as metadata)."""
+    if event in set(available):
+        raise ConfigError(
+            "{event=*} names a column, but {event=} is one event name for every row (they would "
+            "all be called {event!r}); to read each row's event name from the column, pass "
+            "{event_name=*}",
+            option="event", event=event, event_name=event,
+        )  # fmt: skip
+    named = next((c for c in available if _names_events(c)), None)
+    if named is not None and metadata is None:
+        raise ConfigError(
+            "{event=*} would call every row {event!r}, but column {column!r} holds event names "
+            "(they would go out as metadata): pass {event_name=*} to use it, or list the "
+            "metadata columns with {metadata=...} to call every row {event!r}",
+            option="event", event=event, column=str(named), event_name=named,
+        )  # fmt: skip
+
+
 def _metadata(
     metadata: Sequence[Hashable] | None, available: list[Hashable], mapped: set[Hashable]
 ) -> tuple[Hashable, ...]:
@@ -217,6 +243,8 @@ def resolve_mapping(
     _check_names(available)
     _check_event(event_name, event)
     id_column = _pick("customer_id", customer_id, available, required=True)
+    if event is not None:
+        _check_one_name(event, available, metadata)
     name_column = None if event is not None else _pick("event_name", event_name, available)
     if name_column is None and event is None:
         raise ConfigError(

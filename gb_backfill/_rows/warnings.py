@@ -84,7 +84,7 @@ class _TextColumn:
     looks: dict[WarningCode, _Look] = field(
         default_factory=lambda: {code: _Look() for code in _LOOKS}
     )
-    separated: bool = False  # a number with thousands separators (--dtype float cannot read it)
+    separated: bool = False  # a number with thousands separators (--thousands reads it)
     offsets: dict[str, str] = field(default_factory=dict)  # offset -> an example
     naive: str | None = None  # a timestamp with a time and no offset
 
@@ -254,7 +254,9 @@ def _number_message(name: str, separated: bool) -> str:
     text = f"{name!r} holds numbers written as text, which go out as JSON strings: "
     if separated:
         return text + (
-            "with thousands separators no --dtype reads them; in pandas: "
+            f"with thousands separators, --dtype {name}=float --thousands , reads them (or "
+            "--thousands with the separator they use; with a decimal comma also --decimal ,), "
+            "as send_path(..., thousands=',') does; in pandas: "
             f"df[{name!r}] = pd.to_numeric(df[{name!r}].str.replace(r'[,\\s]', '', regex=True))"
         )
     return text + f"--dtype {name}=float, or in pandas df[{name!r}] = pd.to_numeric(df[{name!r}])"

@@ -324,24 +324,26 @@ def request_of(record: bytes) -> Request:
 
 def rows(journal: Journal) -> pd.DataFrame:
     """One row per key the journal knows, with its latest status (for ``gb-backfill status``):
-    columns ``key``, ``customer_id``, ``input_row``, ``status``, ``attempts``, ``error_code``,
-    ``error_message``, ``updated_at``."""
+    columns ``key``, ``customer_id``, ``input_row``, ``status``, ``retryable``, ``attempts``,
+    ``error_code``, ``error_message``, ``updated_at``."""
     known: dict[bytes, dict[str, object]] = {}
     for begin in journal.begins:
         known[begin.key] = {
             "key": begin.key, "customer_id": begin.customer_id, "input_row": begin.input_row,
-            "status": LedgerStatus.IN_FLIGHT.value, "attempts": 0, "error_code": None,
+            "status": LedgerStatus.IN_FLIGHT.value, "retryable": 0, "attempts": 0,
+            "error_code": None,
             "error_message": None, "updated_at": begin.at,
         }  # fmt: skip
     for settle in journal.settles:
         entry = known.get(settle.key)
         if entry is not None:
             entry.update(
-                status=settle.status, attempts=settle.attempts, error_code=settle.error_code,
+                status=settle.status, retryable=int(settle.retryable), attempts=settle.attempts,
+                error_code=settle.error_code,
                 error_message=settle.error_message, updated_at=settle.at,
             )  # fmt: skip
     columns = [
-        "key", "customer_id", "input_row", "status", "attempts", "error_code", "error_message",
-        "updated_at",
+        "key", "customer_id", "input_row", "status", "retryable", "attempts", "error_code",
+        "error_message", "updated_at",
     ]  # fmt: skip
     return pd.DataFrame(list(known.values()), columns=columns)

@@ -290,15 +290,19 @@ class Ledger:
             rows = pd.concat([rows[~rows["key"].isin(set(pending["key"]))], pending])
         return rows
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, *, rows: pd.DataFrame | None = None) -> dict[str, int]:
         """Rows per recorded status (``invalid`` too: rows a run found invalid, whose fixed
-        copy no run has recorded since)."""
-        statuses = self._rows()["status"].value_counts()
+        copy no run has recorded since); of ``rows`` when given (:meth:`rows`)."""
+        statuses = (self._rows() if rows is None else rows)["status"].value_counts()
         counts = {str(status): int(count) for status, count in statuses.items()}
         invalid = _ledger_extras.invalid_count(self._db) if self._extras else 0
         if invalid:
             counts[LedgerStatus.INVALID.value] = invalid
         return counts
+
+    def rows(self) -> pd.DataFrame:
+        """Every row the ledger records, with its latest status (the journal's too)."""
+        return self._rows()
 
     def unknown_rows(self) -> pd.DataFrame:
         """Rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash), with what

@@ -344,11 +344,11 @@ def pending_jobs(db: sqlite3.Connection) -> list[EarlierJob]:
 
 
 def rows_frame(db: sqlite3.Connection) -> pd.DataFrame:
-    """Every row (``key``, ``input_row``, ``customer_id``, ``status``, ``attempts``,
-    ``error_code``, ``error_message``, ``updated_at``), as :func:`journal.rows
+    """Every row (``key``, ``input_row``, ``customer_id``, ``status``, ``retryable``,
+    ``attempts``, ``error_code``, ``error_message``, ``updated_at``), as :func:`journal.rows
     <gb_backfill._store.journal.rows>` gives a journal's."""
     columns = [
-        "key", "input_row", "customer_id", "status", "attempts", "error_code",
+        "key", "input_row", "customer_id", "status", "retryable", "attempts", "error_code",
         "error_message", "updated_at",
     ]  # fmt: skip
     return pd.read_sql_query(f"SELECT {', '.join(columns)} FROM rows", db)

@@ -1,0 +1,265 @@
+"""Every line the command line prints is in its own terms (issue 30, item 1): each exit path of
+each command runs here, and its last line is checked, with all it printed: counts in words,
+flags not keywords, no reprs, no library class names, no NaN or None."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from gb_backfill import Emulator
+from gb_backfill._cli import main
+from gb_backfill._store.ledger import Ledger
+from tests.conftest import sigint_as_in_a_terminal
+
+#: What a person reading a terminal should never need Python to understand.
+PYTHON = [
+    (r"<[A-Z]\w+[ >]", "a repr"),
+    (r"\b[A-Z][a-z]+[A-Z]\w*(Error|Exception|Timeout)\b", "a class name"),
+    (r"\bNaN\b|\bNone\b|\bnan\b", "NaN or None"),
+    (r"\b[a-z][a-z_]*=(True|False|None|report\.|\[|\{|')", "a keyword as Python writes it"),
+    (r"busiest: None", "an empty busiest customer"),
+]
+
+
+def in_cli_terms(text):
+    """Fail on the first thing of ``text`` only Python explains."""
+    for pattern, what in PYTHON:
+        found = re.search(pattern, text)
+        assert found is None, f"{what}: {found.group(0)!r} in\n{text}"
+    assert "Traceback" not in text, text
+    return text
+
+
+def last_line(text):
+    return in_cli_terms(text).rstrip("\n").splitlines()[-1]
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    in_cli_terms(out)
+    in_cli_terms(err)
+    return code, out, err
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a failures file by default is written here
+    good = pd.DataFrame({"customer_id": [f"c{n}" for n in range(12)], "event_name": "buy",
+                         "amount": [n + 0.5 for n in range(12)]})  # fmt: skip
+    good.to_csv(tmp_path / "good.csv", index=False)
+    bad = good.copy()
+    bad.loc[3, "customer_id"] = ""
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    empty = good.iloc[:0]
+    empty.to_csv(tmp_path / "empty.csv", index=False)
+    return tmp_path
+
+
+# --- validate -----------------------------------------------------------------------------------
+
+
+def test_validate_exit_paths(files, capsys):
+    code, out, _ = run(capsys, "validate", files / "good.csv")
+    assert (code, last_line(out)) == (0, "rows: 12  valid: 12  invalid: 0")
+    code, out, _ = run(capsys, "validate", files / "bad.csv", "--failures", files / "i.parquet")
+    assert (code, last_line(out)) == (1, f"invalid rows written to {files / 'i.parquet'}")
+    code, _, err = run(capsys, "validate", files / "good.csv", "--customer-id", "user")
+    assert code == 2
+    assert last_line(err).startswith("gb-backfill: error: --customer-id user: no such column")
+
+
+# --- send and its dry run -----------------------------------------------------------------------
+
+
+def send(files, emu, name, *more):
+    return ["send", files / name, "--base-url", emu.base_url, "--api-key", emu.api_key,
+            "--no-progress", "--failures", files / f"{name}.failures.parquet", *more]  # fmt: skip
+
+
+def test_send_exit_paths(files, capsys):
+    with Emulator() as emu:
+        code, out, _ = run(capsys, *send(files, emu, "good.csv", "--ledger", files / "l"))
+        assert code == 0
+        assert re.fullmatch(
+            r"12 rows: 12 sent, in [\d,.]+ (s|min) \(12 requests, [\d.]+ per second\)",
+            out.splitlines()[0],
+        ), out
+        assert last_line(out) == "  HTTP answers: 200: 12"
+        code, out, _ = run(capsys, *send(files, emu, "bad.csv"))
+        assert code == 1
+        assert out.startswith("12 rows: 11 sent, 1 invalid, in ")
+        assert last_line(out) == f"  rows not sent are in {files / 'bad.csv.failures.parquet'}"
+        code, _, err = run(capsys, *send(files, emu, "good.csv"), "--api-key", "wrong")
+        assert code == 2, "Gameball rejected the key"
+        assert "Gameball rejected the keys (HTTP 401" in err
+        assert last_line(err).endswith(
+            f"rows not sent are in {files / 'good.csv.failures.parquet'}"
+        )
+        assert re.search(r"12 rows: 0 sent, \d+ failed, \d+ aborted;", err), err
+    code, _, err = run(capsys, "send", files / "good.csv", "--base-url", "http://127.0.0.1:9",
+                       "--api-key", "k", "--no-progress")  # fmt: skip
+    assert code == 3, "nothing listens there"
+    said = last_line(err)
+    assert "could not connect (http://127.0.0.1:9)" in said, "the URL it tried"
+    assert "Check --base-url" in said
+    code, _, err = run(capsys, "send", files / "good.csv", "--no-progress")
+    assert (code, last_line(err)) == (
+        2, "gb-backfill: error: no API key: pass --api-key ... or set GAMEBALL_API_KEY"
+    )  # fmt: skip
+
+
+def test_a_send_without_base_url_says_it_goes_to_the_real_gameball(files, capsys):
+    code, _, err = run(capsys, "send", files / "empty.csv", "--api-key", "k", "--no-progress")
+    assert code == 0
+    assert err.splitlines()[0].startswith(
+        "gb-backfill: sending to the real Gameball, https://api.gameball.co (no --base-url given)"
+    )
+
+
+def test_dry_run_exit_paths(files, capsys):
+    code, out, _ = run(capsys, "send", files / "good.csv", "--dry-run")
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "dry run, nothing was sent: 12 rows, 12 valid, 0 invalid; a send would send 12 rows in "
+        "12 requests (events mode)"
+    )
+    assert last_line(out).startswith("  note: Gameball stamps events when it receives them")
+    code, out, _ = run(capsys, "send", files / "bad.csv", "--dry-run")
+    assert code == 1
+    assert "  invalid rows, by their first broken rule (as gb_error_code):" in out
+    code, out, _ = run(capsys, "send", files / "empty.csv", "--dry-run")
+    assert code == 0
+    assert "  customers: 0\n" in out, "no busiest customer when there is none"
+
+
+# --- preview ------------------------------------------------------------------------------------
+
+
+def test_preview_exit_paths(files, capsys):
+    with Emulator(known_events=["buy"], existing_share=1.0) as emu:
+        flags = ["--base-url", emu.base_url, "--api-key", emu.api_key, "--no-progress"]
+        code, out, err = run(capsys, "preview", files / "good.csv", *flags)
+        assert (code, err) == (0, "")
+        assert out.startswith("preview of 12 rows (12 valid): 12 of 12 sampled rows quoted")
+        assert last_line(out).startswith("  note: A quote is what one event would award")
+        code, _, err = run(capsys, "preview", files / "good.csv", *flags[:-3], "--api-key",
+                           "wrong", "--no-progress")  # fmt: skip
+        assert code == 2
+        assert last_line(err).startswith("gb-backfill: the preview stopped: Gameball rejected")
+    code, _, err = run(capsys, "preview", files / "good.csv", "--base-url", "http://127.0.0.1:9",
+                       "--api-key", "k", "--no-progress")  # fmt: skip
+    assert code == 3
+    assert "could not connect (http://127.0.0.1:9)" in last_line(err)
+
+
+def test_a_preview_without_base_url_says_it_asks_the_real_gameball(files, capsys):
+    _, _, err = run(capsys, "preview", files / "empty.csv", "--api-key", "k", "--no-progress")
+    assert err.splitlines()[0] == (
+        "gb-backfill: asking the real Gameball, https://api.gameball.co (no --base-url given), "
+        "for quotes; nothing is sent"
+    )
+
+
+# --- status and settle ---------------------------------------------------------------------------
+
+
+def ledger_with_unknown(path):
+    ledger = Ledger(path)
+    for n, status in enumerate(["sent", "unknown"]):
+        key = bytes([n]) * 16
+        ledger.begin(key, f"c{n}", n)
+        ledger.settle(key, status, retryable=False, attempts=1, http_status=None,
+                      error_code=None, error_message=None)  # fmt: skip
+    ledger.commit()
+    ledger.close()
+    return path
+
+
+def test_status_and_settle_exit_paths(tmp_path, capsys):
+    ledger = ledger_with_unknown(tmp_path / "l")
+    code, out, _ = run(capsys, "status", "--ledger", ledger)
+    assert (code, last_line(out)) == (
+        1,
+        "1 row is held as unknown until settled (gb-backfill settle)",
+    )
+    assert f"gb-backfill settle --ledger {ledger} --arrived" in out, "how to settle them"
+    assert "  held as unknown: 1 (" in out
+    assert "(rows a stopped run never reached, aborted in its report, are not recorded" in out
+    code, out, _ = run(capsys, "settle", "--ledger", ledger, "--not-arrived", "--all")
+    assert code == 0
+    assert last_line(out) == (
+        "settled 1 unknown rows as not arrived: the next run with this ledger sends each of "
+        "them once"
+    )
+    code, out, _ = run(capsys, "status", "--ledger", ledger)
+    assert code == 0
+    assert "  will be retried: 1 (" in out
+    code, _, err = run(capsys, "status", "--ledger", tmp_path / "none")
+    assert code == 2
+    assert last_line(err).startswith("gb-backfill: error: ")
+    code, _, err = run(capsys, "settle", "--ledger", ledger, "--arrived")
+    assert (code, last_line(err)) == (
+        2, "gb-backfill: error: name the rows to settle: --key GB_KEY, --keys-file PATH, or --all"
+    )  # fmt: skip
+
+
+# --- signals, the demo and the emulator, in a process of their own ------------------------------
+
+
+def command(*args):
+    return [sys.executable, "-m", "gb_backfill", *map(str, args)]
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_a_stopped_send_says_so_in_words(tmp_path, sig, code, word):
+    pd.DataFrame({"customer_id": [f"c{n}" for n in range(300)], "event_name": "buy"}).to_csv(
+        tmp_path / "in.csv", index=False
+    )
+    with Emulator() as emu:
+        process = subprocess.Popen(
+            command("send", tmp_path / "in.csv", "--base-url", emu.base_url, "--api-key",
+                    emu.api_key, "--rate", "30", "--failures", tmp_path / "f.parquet"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=sigint_as_in_a_terminal,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while len(emu.events()) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    said = last_line(err)
+    assert re.fullmatch(
+        rf"gb-backfill: {word}; 300 rows: [\d,]+ sent, (([\d,]+ unknown|[\d,]+ failed), )*"
+        rf"[\d,]+ aborted; rows not sent are in {re.escape(str(tmp_path / 'f.parquet'))}",
+        said,
+    ), said
+    in_cli_terms(out)
+
+
+@pytest.mark.slow
+def test_the_demo_ends_by_saying_why_it_exits_1(tmp_path):
+    done = subprocess.run(command("demo", "--fast", "--rows", "200", "--no-progress"),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert last_line(done.stdout).startswith("exit code 1, as for any run that leaves rows unsent")
+    in_cli_terms(done.stderr)
+
+
+def test_the_emulator_says_it_stopped(tmp_path):
+    process = subprocess.Popen(command("emulator", "--port", "0"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert process.stdout.readline().startswith("Gameball emulator on http://")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert (last_line(out), err) == ("the emulator stopped", "")
