@@ -431,6 +431,7 @@ class SendRun:
             limits_found=found["limits"],
             batch_limits_found=found["batch_limits"],
             limits=main_lane.limiter.limits,
+            lane_limits={lane.kind.value: lane.limiter.limits for lane in self.lanes},
             timeline=self.timeline.frame(),
             folded=book.folded,
             warnings=book.warnings.frame() if book.warnings is not None else empty_warnings(),

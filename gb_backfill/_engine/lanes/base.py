@@ -276,7 +276,9 @@ class BaseLane:
             self._release(took)
         answered_at = self.clock()
         self.limiter.answered(slot, answered_at)
-        self.timeline.answer(outcome.http_status, self.adaptive.rate(answered_at))
+        self.timeline.answer(
+            outcome.http_status, self.adaptive.rate(answered_at), lane=self.kind.value
+        )
         if outcome.pacing:
             self.adaptive.throttled(sent_at, answered_at, retry_after=outcome.retry_after)
         elif outcome.http_status is not None:
