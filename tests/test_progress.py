@@ -234,3 +234,23 @@ def test_a_sigterm_leaves_the_bar_where_the_run_stopped_in_80_columns(tmp_path):
     assert total == 3_000
     assert done < total, f"the bar ends where the run ended: {last!r}"
     assert "100%" not in last
+
+
+def test_a_refused_key_leaves_the_bar_where_the_run_stopped(capsys):
+    """A 401 stops the run: the rows never attempted are aborted, and the bar does not count
+    them as done."""
+    from gb_backfill import RunStopped
+
+    def handler(request, body, n):
+        return httpx.Response(200, json={}) if n <= 2 else httpx.Response(401, json={})
+
+    rows = pd.DataFrame({"customerId": [f"c{n}" for n in range(50)], "eventName": "e"})
+    options = send_options(MockGameball(handler), progress=True, concurrency=1)
+    with pytest.raises(RunStopped) as stopped:
+        send_fast(rows, **options)
+    report = stopped.value.report
+    assert report.aborted > 0
+    last = capsys.readouterr().err.strip().splitlines()[-1].split("\r")[-1]
+    assert last.startswith("gameball (stopped):"), last
+    done = int(re.search(r"\| (\d+)/50 ", last).group(1))
+    assert done == report.rows - report.aborted < 50, last
