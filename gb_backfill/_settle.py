@@ -29,7 +29,7 @@ from ._options import NoOptions, SettleOptions
 from ._reports.ledger import LedgerReport, Settlement
 from ._rows.keys import carried_keys
 from ._store.ledger import Ledger, journal_rows, unknown_rows
-from ._vocabulary import LedgerStatus
+from ._vocabulary import LedgerStatus, Status
 
 __all__ = ["ledger_status", "settle"]
 
@@ -144,7 +144,7 @@ def keys_from_file(path: str | os.PathLike[str]) -> list[str]:
             if "gb_key" not in frame.columns:
                 raise ConfigError(f"{file} has no gb_key column; give a failures file, or keys")
             if "gb_status" in frame.columns:
-                frame = frame[frame["gb_status"] == "unknown"]
+                frame = frame[frame["gb_status"] == Status.UNKNOWN]
             return [str(key) for key in frame["gb_key"].dropna()]
         lines = file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
