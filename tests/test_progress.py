@@ -194,6 +194,7 @@ def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
         assert any("unknown=27" in s and "pace=" in s for s in states), states
 
 
+@pytest.mark.slow
 def test_a_sigterm_leaves_the_bar_where_the_run_stopped_in_80_columns(tmp_path):
     """Through the real CLI in a real terminal: the pace fits, and SIGTERM does not fill the
     bar to 100%."""
