@@ -7,19 +7,21 @@ three customers. Two values are spellings of one when they fold to the same text
 runs of them made one).
 
 :class:`Spellings` counts the rows of each spelling over a whole input, a chunk at a time, in
-fixed memory: a table of ``slots`` folded values (a 64-bit hash each, and the first spelling
-met, its count and its text cut to 32 bytes), each tried in two places; a folded value found
-with a second spelling moves to an exact count of its spellings (at most ``MAX_GROUPS`` of
-them, each with at most ``MAX_SPELLINGS`` spellings). A folded value whose two places are both
-taken is not looked at (:attr:`Spellings.unchecked` counts them): on an input with far more
-distinct values than slots some variants may go unseen, never a false one. A text longer
-than 32 bytes is shown cut (when the table held it).
+bounded memory: a table of at most ``slots`` folded values (a 64-bit hash each, and the first
+spelling met, its count and its text cut to 32 bytes: 56 bytes a place, doubling from 1,024
+places while more than half are taken, 28 MB at most), each tried in two places; a folded
+value found with a second spelling moves to an exact count of its spellings (at most
+``MAX_GROUPS`` of them, each with at most ``MAX_SPELLINGS`` spellings). A folded value whose
+two places are both taken is not looked at (:attr:`Spellings.unchecked` counts them): on an
+input with far more distinct values than slots some variants may go unseen, never a false
+one. A text longer than 32 bytes is shown cut (when the table held it).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -76,16 +78,63 @@ class Spellings:
     MAX_GROUPS = 1_000
     MAX_SPELLINGS = 20
 
-    def __init__(self, slots: int = 1 << 19) -> None:
+    def __init__(self, slots: int = 1 << 19, *, start: int = 1 << 10) -> None:
+        """``slots``: the most values the table holds; it starts with ``start`` places and
+        doubles while more than half of them are taken, so a small input costs little."""
         self.slots = slots
-        # np.zeros takes zeroed pages from the system: only the slots used cost memory.
-        self._folded = np.zeros(slots, dtype=np.uint64)
-        self._spelling = np.zeros(slots, dtype=np.uint64)
-        self._count = np.zeros(slots, dtype=np.int64)
-        self._text = np.zeros(slots, dtype=f"S{_TEXT_BYTES}")
+        self._size = self._used = 0
+        self._folded = self._spelling = np.zeros(0, dtype=np.uint64)
+        self._count = np.zeros(0, dtype=np.int64)
+        self._text: npt.NDArray[Any] = np.zeros(0, dtype=f"S{_TEXT_BYTES}")
+        self._resize(min(start, slots))
         self._groups: dict[int, Counter[str]] = {}
         self.unchecked = 0  #: distinct folded values not looked at (both their places taken)
         self.full = False  #: more folded values had several spellings than ``MAX_GROUPS``
+
+    def _resize(self, size: int) -> None:
+        """A table of ``size`` places, holding what the old one held."""
+        old = self._folded, self._spelling, self._count, self._text
+        self._size = size
+        self._folded = np.zeros(size, dtype=np.uint64)
+        self._spelling = np.zeros(size, dtype=np.uint64)
+        self._count = np.zeros(size, dtype=np.int64)
+        self._text = np.zeros(size, dtype=f"S{_TEXT_BYTES}")
+        self._used = 0
+        held = np.flatnonzero(old[0])
+        if len(held):
+            folds, raw, counts, texts = old
+            self.unchecked += self._place(folds[held], raw[held], counts[held], texts[held])
+
+    def _places(self, folds: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.uint64], ...]:
+        size = np.uint64(self._size)
+        return folds % size, (folds // size) % size
+
+    def _place(
+        self,
+        folds: npt.NDArray[np.uint64],
+        raw: npt.NDArray[np.uint64],
+        counts: npt.NDArray[np.int64],
+        texts: npt.NDArray[Any],
+    ) -> int:
+        """Put new values in the table, each in the first of its two places that is free;
+        returns how many found neither free."""
+        new = np.arange(len(folds))
+        for places in self._places(folds):  # each new value tries its two places in turn
+            place = places[new]
+            # Two new values may want one place: the first takes it.
+            _, firsts = np.unique(place, return_index=True)
+            takes = np.zeros(len(new), dtype=bool)
+            takes[firsts] = True
+            takes &= self._folded[place] == 0
+            chosen, slots = new[takes], place[takes]
+            self._folded[slots] = folds[chosen]
+            self._spelling[slots] = raw[chosen]
+            self._count[slots] = counts[chosen]
+            # Cut to the slot's bytes by numpy (a character cut in two is dropped when shown).
+            self._text[slots] = texts[chosen]
+            self._used += len(chosen)
+            new = new[~takes]
+        return len(new)
 
     def add(self, values: pa.Array) -> None:
         """Count one chunk's values (nulls left out)."""
@@ -118,8 +167,7 @@ class Spellings:
         """Values whose folded value has one spelling in the chunk: counted in the table, or
         made a group when the table holds another spelling."""
         raw = _hashes(spellings)
-        first = folds % np.uint64(self.slots)
-        second = (folds // np.uint64(self.slots)) % np.uint64(self.slots)
+        first, second = self._places(folds)
         at_first = self._folded[first] == folds
         at = np.where(at_first, first, second)
         found = at_first | (self._folded[second] == folds)
@@ -131,31 +179,16 @@ class Spellings:
         new = np.flatnonzero(~found)
         if not len(new):
             return
-        for places in (first, second):  # each new value tries its two places in turn
-            place = places[new]
-            free = self._folded[place] == 0
-            # Two new values of this chunk may want one place: the first takes it.
-            _, firsts = np.unique(place, return_index=True)
-            takes = np.zeros(len(new), dtype=bool)
-            takes[firsts] = True
-            takes &= free
-            chosen, slots = new[takes], place[takes]
-            self._folded[slots] = folds[chosen]
-            self._spelling[slots] = raw[chosen]
-            self._count[slots] = counts[chosen]
-            # Cut to the slot's bytes by numpy (a character cut in two is dropped when shown).
-            texts = pc.cast(spellings.take(pa.array(chosen)), pa.binary())
-            self._text[slots] = texts.to_numpy(zero_copy_only=False)
-            new = new[~takes]
-        self.unchecked += len(new)
+        while 2 * (self._used + len(new)) > self._size and self._size < self.slots:
+            self._resize(min(2 * self._size, self.slots))
+        texts = pc.cast(spellings.take(pa.array(new)), pa.binary()).to_numpy(zero_copy_only=False)
+        self.unchecked += self._place(folds[new], raw[new], counts[new], texts)
 
     def _from_table(self, fold: int) -> None:
         """The spelling the table holds for ``fold``, if any, into its group."""
         key = np.uint64(fold)
-        for slot in (
-            key % np.uint64(self.slots),
-            (key // np.uint64(self.slots)) % np.uint64(self.slots),
-        ):
+        for places in self._places(np.array([key], dtype=np.uint64)):
+            slot = places[0]
             if self._folded[slot] == key:
                 cut = bytes(self._text[slot])
                 text = cut.decode("utf-8", "ignore") + ("…" if len(cut) == _TEXT_BYTES else "")
