@@ -181,7 +181,7 @@ def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
         bar.status = lambda: "waiting for the 30 s window: 12 s"
         bar.tick()
         bar.status = lambda: None
-        bar.finish(counts)
+        bar.finish({**counts, "failed": 0, "aborted": 9_645}, stopped=True)
         screen.flush()
     states = drawn(drain(reader))
     os.close(reader)
@@ -192,6 +192,10 @@ def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
     assert any("waiting for the 30 s window: 12 s" in s for s in states), states
     if columns >= 120:
         assert any("unknown=27" in s and "pace=" in s for s in states), states
+    stopped = states[-1]
+    assert stopped.startswith("gameball (stopped):"), stopped
+    assert "aborted=9,645" in stopped, "a stopped run says first what it did not send"
+    assert "failed=0" not in stopped or "unknown=27" in stopped, "no zero in place of a count"
 
 
 @pytest.mark.slow

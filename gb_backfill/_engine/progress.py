@@ -235,7 +235,8 @@ def _pieces(
         # A re-run's rows are mostly skipped: counted apart, the bar never says they were sent.
         for rare in (Status.SKIPPED, Status.ABORTED):
             if counts.get(rare):
-                count(rare, counts[rare], _NOTABLE)
+                # A stopped run's rows never attempted: said first, with why it waits.
+                count(rare, counts[rare], _PACE if rare == Status.ABORTED else _NOTABLE)
         for status in (Status.FAILED, Status.INVALID, Status.UNKNOWN):
             count(status, counts.get(status, 0), _NOTABLE)
     if retrying:
@@ -281,11 +282,16 @@ def _choose(pieces: list[tuple[int, str]], room: int) -> list[tuple[int, str]]:
     shortened to fit when it alone does not."""
     kept: dict[int, str] = {}
     used = -2  # no ", " before the first part
+    dropped = False
     for index in sorted(range(len(pieces)), key=lambda i: pieces[i][0]):
         rank, text = pieces[index]
+        if rank == _ZERO and dropped:
+            break  # a zero in the place of a count that did not fit would mislead
         if used + len(text) + 2 > room and rank == _WHY and room - used - 2 > 1:
             text = text[: room - used - 3] + "…"
         if used + len(text) + 2 <= room:
             kept[index] = text
             used += len(text) + 2
+        else:
+            dropped = True
     return [(pieces[i][0], kept[i]) for i in sorted(kept)]
