@@ -94,6 +94,10 @@ class WarningCode(StrEnum):
     TIMESTAMP_AS_TEXT = "timestamp_as_text"
     MIXED_OFFSETS = "mixed_offsets"
     ID_MIXED_WIDTHS = "id_mixed_widths"
+    #: one event name in several spellings that differ only in case, spaces or width
+    EVENT_NAME_VARIANTS = "event_name_variants"
+    #: customer ids in several spellings that differ only in case, spaces or width
+    ID_VARIANTS = "id_variants"
     #: about rows, not a column: valid rows that repeat an earlier row in every column sent
     DUPLICATE_ROWS = "duplicate_rows"
 

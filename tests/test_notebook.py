@@ -51,6 +51,11 @@ def test_walkthrough_notebook_runs_start_to_end_with_reports_and_plots(tmp_path)
     rich = [output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", [])]
     html = "\n".join(data.get("text/html", "") for data in rich)
     assert sum("image/png" in data for data in rich) >= 3, "validation, preview and send plots"
+    plots = [cell for cell in notebook.cells if cell.source.strip().endswith(".plot()")]
+    assert len(plots) == 3
+    for cell in plots:
+        shown = sum("image/png" in output.get("data", {}) for output in cell.outputs)
+        assert shown == 1, f"{cell.source!r} showed {shown} figures, not one"
     widgets = sum("application/vnd.jupyter.widget-view+json" in data for data in rich)
     assert widgets >= 1, "the send showed its progress bar as a widget in the kernel"
     assert "Gameball validation" in html

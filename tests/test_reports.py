@@ -80,7 +80,7 @@ def test_report_plot_renders_a_png_from_a_real_send(tmp_path):
     figure.savefig(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     titles = [axes.get_title() for axes in figure.axes]
-    assert titles == ["requests over time", "rows by status", "rows not sent, by code"]
+    assert titles == ["events lane: requests over time", "rows by status", "rows not sent, by code"]
     labels = figure.axes[0].get_legend_handles_labels()[1]
     assert "per-second limit" in labels
     if report.http_statuses.get(429):

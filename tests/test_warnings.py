@@ -89,6 +89,8 @@ def test_the_warnings_frame_has_fixed_columns_and_codes():
         "timestamp_as_text",
         "mixed_offsets",
         "id_mixed_widths",
+        "event_name_variants",
+        "id_variants",
         "duplicate_rows",
     }
 
@@ -140,3 +142,113 @@ def test_the_dry_run_and_the_preview_warn_as_validate_does(tmp_path, capsys):
     assert [w["code"] for w in json.loads(json.dumps(report.to_dict()))["warnings"]] == [
         "number_as_text"
     ]
+
+
+# --- spellings of one event name, of one customer id (issue 30.4) ------------------------------
+
+
+def spelt(names, ids=None):
+    return pd.DataFrame(
+        {"customerId": ids or [f"c{n}" for n in range(len(names))], "eventName": names}
+    )
+
+
+WIDE = "\uff53\uff49\uff47\uff4e \uff55\uff50"  # "sign up" in full-width letters
+NAMES = ["purchase"] * 5 + ["Purchase"] * 3 + ["PURCHASE"] * 2 + ["SIGN_UP", "Sign_Up", "review"]
+
+
+def test_event_names_in_several_spellings_are_a_warning_with_the_rows_of_each():
+    report = validate(spelt(NAMES))
+    assert report.ok, "a warning is no failure"
+    found = report.warnings[report.warnings["code"] == "event_name_variants"]
+    rows = found.set_index("example").to_dict("index")
+    assert set(rows) == {"Purchase", "Sign_Up"}
+    purchase = rows["Purchase"]
+    assert purchase["count"] == 5, "the rows in the spellings other than the most common"
+    assert "3 spellings ('purchase' 5 rows, 'Purchase' 3, 'PURCHASE' 2)" in purchase["message"]
+    assert "replace({'Purchase': 'purchase', 'PURCHASE': 'purchase'})" in purchase["message"]
+    assert "'SIGN_UP' 1 rows, 'Sign_Up' 1" in rows["Sign_Up"]["message"]
+
+
+def test_spacing_and_width_make_variants_too_and_invalid_rows_are_left_out():
+    names = ["sign up", "Sign  Up", WIDE, " sign up", "signup"]
+    found = validate(spelt(names)).warnings
+    [message] = found.loc[found["code"] == "event_name_variants", "message"]
+    assert "3 spellings" in message, "' sign up' is invalid (not sent); 'signup' is another name"
+    assert "'Sign  Up' 1" in message
+    assert f"{WIDE!r} 1" in message
+
+
+def test_customer_ids_that_differ_only_in_case_or_width_are_a_warning():
+    wide = "\uff23" + "12"  # a full-width C
+    ids = ["C12", "c12", wide, "C12", "d7", "D8"]
+    found = validate(spelt(["e"] * 6, ids)).warnings
+    [row] = found[found["code"] == "id_variants"].to_dict("records")
+    assert row["count"] == 2
+    assert "1 customer id(s)" in row["message"]
+    assert f"'C12' 2 rows, 'c12' 1, {wide!r} 1" in row["message"]
+    assert ".str.normalize('NFKC')" in row["message"]
+    assert warned(spelt(["e", "e"], ["C12", "C13"])) == {}
+
+
+def test_spellings_are_counted_over_every_chunk():
+    """The first spelling in one chunk, the others later: every row is counted."""
+    first, second = spelt(["purchase"] * 4), spelt(["Purchase", "purchase", "PURCHASE"])
+    mapping = resolve_mapping(first.columns)
+    tally = WarningTally(mapping)
+    for frame in (first, second):
+        tally.add(frame, check_frame(frame, mapping).customer_ids)
+    [message] = tally.frame().query("code == 'event_name_variants'")["message"]
+    assert "('purchase' 5 rows, 'PURCHASE' 1, 'Purchase' 1)" in message
+
+
+def test_spellings_take_bounded_memory_and_never_invent_a_variant():
+    """A table far smaller than the distinct values: some variants go unseen, none is false,
+    and the counts of those found are right."""
+    import numpy as np
+    import pyarrow as pa
+
+    from gb_backfill._rows.spellings import Spellings
+
+    spellings = Spellings(slots=256, start=16)
+    ids = [f"id{n}" for n in range(20_000)]
+    variants = {f"ID{n}" for n in range(0, 20_000, 97)}
+    rng = np.random.default_rng(0)
+    for chunk in np.array_split(rng.permutation(ids + sorted(variants)), 40):
+        spellings.add(pa.array(chunk.tolist()))
+    found = spellings.variants()
+    assert len(spellings._folded) == len(spellings._text) == 256, "grown to its bound, no more"
+    assert spellings.unchecked > 0, "the table was too small for all of them"
+    assert found, "those whose place was free are found"
+    for variant in found:
+        [upper] = {text for text, _ in variant.spellings} & variants
+        assert {text for text, _ in variant.spellings} == {upper, upper.lower()}
+        assert [rows for _, rows in variant.spellings] == [1, 1]
+
+
+def test_validate_the_dry_run_the_preview_and_a_send_say_so_through_the_cli(tmp_path, capsys):
+    from gb_backfill import Emulator
+
+    path = tmp_path / "events.csv"
+    spelt(NAMES).to_csv(path, index=False)
+    said = "event_name_variants (eventName): 5 rows in other spellings, e.g. 'Purchase'"
+    spellings = "('purchase' 5 rows, 'Purchase' 3, 'PURCHASE' 2)"
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert said in out
+    assert spellings in out
+    assert main(["send", str(path), "--dry-run", "--api-key", "k"]) == 0
+    out = capsys.readouterr().out
+    assert said in out
+    assert spellings in out
+    with Emulator(known_events=["purchase"], existing_share=1) as emu:
+        flags = ["--base-url", emu.base_url, "--api-key", emu.api_key, "--no-progress"]
+        main(["preview", str(path), *flags])
+        out = capsys.readouterr().out
+        assert said in out
+        assert spellings in out
+        failures = ["--failures", str(tmp_path / "failures.parquet")]
+        assert main(["send", str(path), *flags, *failures]) == 0
+        out = capsys.readouterr().out
+        assert said in out
+        assert spellings in out

@@ -19,7 +19,7 @@ is judged by its key's word in the ledger (see :mod:`gb_backfill._rows.keys`: a 
 
 **Copies of one row in one input** (an export and its failures file concatenated, two failures
 files together): the same key twice. When the input carries ``gb_key`` values, a first pass
-collects them (:func:`~gb_backfill._engine.run.find_folds`); a row without one whose key a
+collects them (:func:`~gb_backfill._engine.passes.find_folds`); a row without one whose key a
 carried row has is a copy of that row, and the carried one (the row as the user fixed it)
 speaks for it. Of the carried copies, the first the rule sends is sent; every other copy is
 ``FOLD``: ``skipped``, counted as folded in the report. So a key is sent at most once per run.

@@ -36,6 +36,8 @@ _RECHECK = 0.05  # seconds between looks while waiting: answers end holds and fr
 # A wait this short is none: the loop fires a timer this close at once, without the clock
 # passing it, so waiting for it would spin.
 _NO_WAIT = 1e-6
+#: A wait shorter than this is the usual spacing between requests, not worth a word.
+_WORTH_SAYING = 1.0
 
 
 def _schedule(rate: float) -> tuple[float, int]:
@@ -123,6 +125,8 @@ class RateLimiter:
         )
         self._due = -math.inf  # when the next request is due on the schedule
         self._held_until = 0.0
+        self._deferred_for = 0.0  # the seconds the last defer() asked for (a Retry-After)
+        self.waiting = 0  # callers in acquire() waiting for room (none: nothing is held up)
         # One waiter at a time keeps requests in arrival order and avoids a thundering herd.
         self._turn = asyncio.Lock()
 
@@ -132,7 +136,9 @@ class RateLimiter:
 
     def defer(self, seconds: float) -> None:
         """Send nothing for ``seconds`` from now."""
-        self._held_until = max(self._held_until, self.clock() + seconds)
+        until = self.clock() + seconds
+        if until > self._held_until:
+            self._held_until, self._deferred_for = until, seconds
 
     def _pace(self, now: float) -> tuple[float, int]:
         """The spacing between requests and the slots a late one may catch up, at ``now``."""
@@ -154,6 +160,29 @@ class RateLimiter:
         if self._window is not None:
             ready = max(ready, self._window.free_at(self._limit_of(self._window, now), now))
         return ready
+
+    def holdup(self) -> str | None:
+        """Why a request waiting for its turn cannot go yet, and for how long, in a person's
+        words (for the progress bar); None when nothing waits, or not for long. A
+        ``Retry-After`` holds every request, the one that got it too: it is said while it lasts."""
+        now = self.clock()
+        if self._held_until - now >= _WORTH_SAYING:
+            left = self._held_until - now
+            return f"Retry-After {self._deferred_for:g} s: {math.ceil(left):,} s left"
+        if not self.waiting or self.ready_at() - now < _WORTH_SAYING:
+            return None
+        if self.adaptive is not None and self.adaptive.held_until(now) - now >= _WORTH_SAYING:
+            left = self.adaptive.held_until(now) - now
+            return f"throttled by Gameball: next try in {math.ceil(left):,} s"
+        window = self._window
+        if window is not None:
+            free = window.free_at(self._limit_of(window, now), now)
+            period = f"{self.limits.window:g} s window"
+            if math.isinf(free):
+                return f"waiting for the {period}: answers due"
+            if free - now >= _WORTH_SAYING:
+                return f"waiting for the {period}: {math.ceil(free - now):,} s"
+        return None
 
     def room_beyond(self, reserve: int) -> bool:
         """Whether one more request fits in the long window now with ``reserve`` places kept
@@ -202,13 +231,17 @@ class RateLimiter:
         if self.unlimited and not self._held_until:
             return None if stop.is_set() else Slot(self.clock(), math.inf, answered=True)
         async with self._turn:
-            while True:
-                if stop.is_set():
-                    return None
-                wait = self.ready_at() - self.clock()
-                if wait <= _NO_WAIT:
-                    break
-                # Look again soon: an answer may end a hold or free a slot meanwhile.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), min(wait, _RECHECK))
+            self.waiting += 1
+            try:
+                while True:
+                    if stop.is_set():
+                        return None
+                    wait = self.ready_at() - self.clock()
+                    if wait <= _NO_WAIT:
+                        break
+                    # Look again soon: an answer may end a hold or free a slot meanwhile.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), min(wait, _RECHECK))
+            finally:
+                self.waiting -= 1
             return self.take()

@@ -48,8 +48,8 @@ from .makespan import (
     routes,
 )
 from .makespan import minimum_seconds as minimum_seconds  # the benches' and tests' import
+from .passes import find_folds, route_customers
 from .prepare import Prepared, Preparer
-from .run import find_folds, route_customers
 
 __all__: list[str] = []
 

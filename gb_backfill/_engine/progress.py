@@ -2,16 +2,43 @@
 
 When output is neither a terminal nor a notebook (a CI log, ``nohup``, a pipe) and the caller
 did not choose, a bar would be noise: a summary line goes to stderr every few seconds instead.
+
+The bar never goes silent: while it stands still (a full window, a ``Retry-After``, a batch job
+not yet ended, the input being read or looked up in the ledger), :meth:`Progress.tick`, called
+every second by :meth:`Progress.ticking`, shows why and for how long. In a terminal the line is
+fitted to its width: what says why the run waits, and its pace, come first; counts of zero go
+before counts that are not. A stopped run's bar ends where the run ended: rows never attempted
+(``aborted``) do not move it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from .._clock import Clock
 from .._vocabulary import Status
+
+#: The terminal's line, richest first: the first whose fixed part leaves room for what must be
+#: said (why it waits, the pace) is used. ``{postfix}`` is tqdm's: ", " and the text, or nothing.
+_FORMATS = (
+    "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+    "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+    "{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}",
+)
+#: The same without a total (rows of an input whose length is not known).
+_UNSIZED_FORMATS = (
+    "{desc}: {n_fmt}{unit} [{elapsed}, {rate_fmt}{postfix}]",
+    "{desc}: {n_fmt}{unit} [{elapsed}{postfix}]",
+    "{desc}: {n_fmt}{unit}{postfix}",
+)
+_MIN_BAR = 10  # columns the bar itself keeps
+_SLACK = 2  # columns for the times to grow before the next redraw
+#: Ranks of the parts of the postfix: what is shown first when the line is short.
+_WHY, _PACE, _NOTABLE, _ZERO = range(4)
 
 
 def interactive() -> bool:
@@ -32,6 +59,8 @@ class Progress:
 
     _REFRESH = 0.5  # seconds between postfix updates; tqdm redraws on its own schedule
     LINE_EVERY = 5.0  # seconds between summary lines when there is no bar
+    TICK = 1.0  # seconds between looks at a bar that may stand still
+    STILL = 1.0  # seconds without a row settled before the bar says why
 
     def __init__(
         self,
@@ -48,32 +77,102 @@ class Progress:
         self._last = 0.0
         self._total = total
         self._done = 0
+        self._aborted = 0  # rows never attempted, counted so far: they do not move the bar
+        self._counts: Mapping[str, int] = {}
+        self._retrying = 0
         self._lines = enabled is None and not interactive()
         self._line_at = self.clock()
+        self._moved_at = self.clock()
+        self._doing: tuple[str, float] | None = None
         #: the pace to show next to the counts (the adaptive rate once Gameball throttled)
         self.pace: Callable[[], str | None] = lambda: None
+        #: why nothing can be sent now, and for how long (the lanes' holdups); None: nothing
+        self.status: Callable[[], str | None] = lambda: None
         if enabled is None:
             enabled = interactive()
         if enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True)
+            # miniters=1: tqdm's own estimate would skip redraws for long after a jump (a
+            # resumed run's skipped rows), and the bar would stand still while rows go out.
+            self._bar = tqdm(
+                total=total, unit=unit, desc=desc, dynamic_ncols=True, miniters=1,
+                bar_format=(_FORMATS if total is not None else _UNSIZED_FORMATS)[0],
+            )  # fmt: skip
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is shown (a bar or summary lines)."""
+        return self._bar is not None or self._lines
 
     def advance(self, rows: int, counts: Mapping[str, int], retrying: int) -> None:
-        self._done += rows
-        if self._lines and rows:
-            now = self.clock()
-            if now - self._line_at >= self.LINE_EVERY:
-                self._line_at = now
-                print(self._line(counts, retrying), file=sys.stderr, flush=True)
+        self._counts, self._retrying = counts, retrying
+        moved = rows
+        if Status.SENT in counts:  # a send's statuses: rows never attempted do not count
+            aborted = counts.get(Status.ABORTED, 0)
+            moved -= aborted - self._aborted
+            self._aborted = aborted
+        self._done += moved
+        now = self.clock()
+        if moved:
+            self._moved_at = now
+        if self._lines and rows and now - self._line_at >= self.LINE_EVERY:
+            self._line_at = now
+            print(self._line(), file=sys.stderr, flush=True)
         if self._bar is None or not rows:
             return
-        self._bar.update(rows)
-        now = self.clock()
+        self._bar.update(moved)
         if now - self._last >= self._REFRESH:
             self._last = now
-            pace = self.pace()
-            self._bar.set_postfix(_postfix(counts, retrying, pace), refresh=False)
+            self._show(refresh=False)
+
+    def doing(self, what: str | None) -> None:
+        """Say what the run is doing while no row settles (reading the input, looking rows up
+        in the ledger); None: nothing worth saying."""
+        if what is None:
+            self._doing = None
+        elif self._doing is None or self._doing[0] != what:
+            self._doing = (what, self._doing[1] if self._doing else self.clock())
+
+    def why(self) -> str | None:
+        """What the bar says while it stands still: why nothing is sent, and for how long."""
+        now = self.clock()
+        if now - self._moved_at < self.STILL:
+            return None
+        parts = [self.status()]
+        if self._doing is not None:
+            what, since = self._doing
+            parts.append(f"{what} ({now - since:,.0f} s)" if now - since >= 1 else what)
+        return "; ".join(part for part in parts if part) or None
+
+    def tick(self) -> None:
+        """Look again (every :attr:`TICK` seconds): a bar that stands still says why."""
+        now = self.clock()
+        if self._lines and now - self._line_at >= self.LINE_EVERY:
+            self._line_at = now
+            print(self._line(), file=sys.stderr, flush=True)
+        if self._bar is not None:
+            self._last = now
+            self._show(refresh=True)
+
+    @contextlib.asynccontextmanager
+    async def ticking(self) -> AsyncIterator[None]:
+        """While inside, :meth:`tick` every :attr:`TICK` seconds (on the run's loop)."""
+        if not self.active:
+            yield
+            return
+
+        async def tick_forever() -> None:
+            while True:
+                await asyncio.sleep(self.TICK)
+                self.tick()
+
+        task = asyncio.create_task(tick_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     def note(self, text: str) -> None:
         """Tell the user something now (on stderr, above the bar if there is one)."""
@@ -84,39 +183,115 @@ class Progress:
         else:
             print(text, file=sys.stderr, flush=True)
 
-    def finish(self, counts: Mapping[str, int]) -> None:
-        """Show the final counts, so the bar agrees with the report, and close it."""
+    def finish(self, counts: Mapping[str, int], *, stopped: bool = False) -> None:
+        """Show the final counts, so the bar agrees with the report, and close it; a
+        ``stopped`` run's bar says so, and stays where the run ended."""
+        self._counts, self._retrying, self._doing = counts, 0, None
+        self._moved_at = self.clock()
+        self.pace = lambda: None
         if self._bar is not None:
-            self._bar.set_postfix(_postfix(counts, 0, None), refresh=True)
+            if stopped:
+                self._bar.set_description_str(f"{self.desc} (stopped)", refresh=False)
+            self._show(refresh=True)
             self._bar.close()
             self._bar = None
 
-    def close(self) -> None:
+    def close(self, *, leave: bool = True) -> None:
+        """Close the bar; ``leave=False`` wipes it (a run refused before it began)."""
         if self._bar is not None:
+            if not leave:
+                self._bar.leave = False
             self._bar.close()
+            self._bar = None
 
-    def _line(self, counts: Mapping[str, int], retrying: int) -> str:
+    def _show(self, *, refresh: bool) -> None:
+        pieces = _pieces(self._counts, self._retrying, self.pace(), self.why())
+        bar_format, text = _fit(self._bar, pieces)
+        self._bar.bar_format = bar_format
+        self._bar.set_postfix_str(text, refresh=refresh)
+
+    def _line(self) -> str:
         of = f" of {self._total:,}" if self._total is not None else ""
         share = f" ({self._done / self._total:.0%})" if self._total else ""
-        postfix = _postfix(counts, retrying, self.pace())
-        shown = ", ".join(
-            f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in postfix.items()
-        )
+        pieces = _pieces(self._counts, self._retrying, self.pace(), self.why())
+        shown = ", ".join(text for _, text in pieces)
         return f"{self.desc}: {self._done:,}{of} {self.unit}s{share}: {shown}"
 
 
-def _postfix(counts: Mapping[str, int], retrying: int, pace: str | None) -> dict[str, Any]:
+def _pieces(
+    counts: Mapping[str, int], retrying: int, pace: str | None, why: str | None
+) -> list[tuple[int, str]]:
+    """The postfix's parts in the order shown, each with its rank (see :func:`_fit`)."""
+    shown: list[tuple[int, str]] = []
+
+    def count(name: str, value: int, rank: int) -> None:
+        shown.append((rank if value else _ZERO, f"{name}={value:,}"))
+
     if Status.SENT not in counts:  # counts of something else (quotes): shown as they are
-        return {**counts, **({"retrying": retrying} if retrying else {})}
-    shown: dict[str, Any] = {Status.SENT: counts.get(Status.SENT, 0)}
-    # A re-run's rows are mostly skipped: counted apart, the bar never says they were sent.
-    for rare in (Status.SKIPPED, Status.ABORTED):
-        if counts.get(rare):
-            shown[rare] = counts[rare]
-    for status in (Status.FAILED, Status.INVALID, Status.UNKNOWN):
-        shown[status] = counts.get(status, 0)
+        for name, value in counts.items():
+            count(name, value, _NOTABLE)
+    else:
+        count(Status.SENT, counts.get(Status.SENT, 0), _NOTABLE)
+        # A re-run's rows are mostly skipped: counted apart, the bar never says they were sent.
+        for rare in (Status.SKIPPED, Status.ABORTED):
+            if counts.get(rare):
+                # A stopped run's rows never attempted: said first, with why it waits.
+                count(rare, counts[rare], _PACE if rare == Status.ABORTED else _NOTABLE)
+        for status in (Status.FAILED, Status.INVALID, Status.UNKNOWN):
+            count(status, counts.get(status, 0), _NOTABLE)
     if retrying:
-        shown["retrying"] = retrying
+        count("retrying", retrying, _NOTABLE)
     if pace:
-        shown["pace"] = pace
+        shown.append((_PACE, f"pace={pace}"))
+    if why:
+        shown.append((_WHY, why))
     return shown
+
+
+def _fit(bar: Any, pieces: list[tuple[int, str]]) -> tuple[str, str]:
+    """The line's format and postfix for ``bar``'s width: the richest format that shows why
+    the run waits, its pace and every count that is not zero, in full; when none does, the one
+    that shows the most of them, by rank. Without a width (a notebook's widget, a file), the
+    richest format and every part."""
+    formats = _FORMATS if bar.total is not None else _UNSIZED_FORMATS
+    state = bar.format_dict
+    width = state.get("ncols")
+    if not width:
+        return formats[0], ", ".join(text for _, text in pieces)
+    best: tuple[tuple[int, ...], str, str] | None = None
+    for bar_format in formats:
+        fixed = bar.format_meter(
+            **{**state, "bar_format": bar_format.replace("{bar}", ""), "postfix": None,
+               "ncols": None},
+        )  # fmt: skip
+        room = width - len(fixed) - _SLACK - (_MIN_BAR if "{bar}" in bar_format else 0)
+        room -= 2  # the ", " before the postfix
+        chosen = [text for _, text in _choose(pieces, room)]
+        shown = [rank for rank, text in pieces if text in chosen]
+        if all(text in chosen for rank, text in pieces if rank <= _NOTABLE):
+            return bar_format, ", ".join(chosen)
+        score = tuple(shown.count(rank) for rank in range(_ZERO + 1))
+        if best is None or score > best[0]:
+            best = (score, bar_format, ", ".join(chosen))
+    assert best is not None
+    return best[1], best[2]
+
+
+def _choose(pieces: list[tuple[int, str]], room: int) -> list[tuple[int, str]]:
+    """The parts that fit in ``room`` columns, by rank, in their order; why the run waits is
+    shortened to fit when it alone does not."""
+    kept: dict[int, str] = {}
+    used = -2  # no ", " before the first part
+    dropped = False
+    for index in sorted(range(len(pieces)), key=lambda i: pieces[i][0]):
+        rank, text = pieces[index]
+        if rank == _ZERO and dropped:
+            break  # a zero in the place of a count that did not fit would mislead
+        if used + len(text) + 2 > room and rank == _WHY and room - used - 2 > 1:
+            text = text[: room - used - 3] + "…"
+        if used + len(text) + 2 <= room:
+            kept[index] = text
+            used += len(text) + 2
+        else:
+            dropped = True
+    return [(pieces[i][0], kept[i]) for i in sorted(kept)]

@@ -4,10 +4,10 @@ How a run goes (:func:`run_send`):
 
 * the failures file and the ledger are checked before anything is read; a ledger that holds sent
   rows is compared with the whole input first, and rows that look sent but differ stop the run
-  before anything is sent (:func:`refuse_changed_rows`);
+  before anything is sent (:func:`~gb_backfill._engine.passes.refuse_changed_rows`);
 * in batch mode, each customer's rows are counted (a pass of the rules alone) and the busiest
   customers' rows are routed to the events lane when that finishes the run sooner
-  (:func:`route_customers`, :mod:`gb_backfill._engine.makespan`);
+  (:func:`~gb_backfill._engine.passes.route_customers`, :mod:`gb_backfill._engine.makespan`);
 * batch jobs a crashed run left are asked about
   (:func:`~gb_backfill._engine.lanes.settle_earlier_jobs`);
 * each chunk is read and prepared off the event loop (:mod:`gb_backfill._engine.prepare`), then
@@ -16,7 +16,9 @@ How a run goes (:func:`run_send`):
 * whatever stops the run (Ctrl-C, a rejected key, a failure repeated on every request, a ledger
   that cannot be written, any unexpected error), in-flight requests finish, every row gets a
   status, the failures file is completed, and the run returns its report with what stopped it
-  (:class:`~gb_backfill._engine.stopping.Stop`), which the public functions raise.
+  (:class:`~gb_backfill._engine.stopping.Stop`), which the public functions raise;
+* all along, the progress bar says what the run does or waits for while no row settles (see
+  :mod:`gb_backfill._engine.progress`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,10 +36,8 @@ import pandas as pd
 
 from .._clock import run_clock
 from .._config import Settings
-from .._errors import ChangedRowsError, LedgerError
+from .._errors import LedgerError
 from .._reports.send import SendReport
-from .._rows.keys import CONTENT_SCHEME, carried_keys
-from .._rows.loose import ChangedRows
 from .._rows.mapping import ColumnMapping
 from .._rows.warnings import WarningTally, empty_warnings
 from .._store.failures import FailureWriter, input_name
@@ -48,10 +48,11 @@ from .._vocabulary import Lane, SendErrorCode, Status
 from .bookkeeping import Bookkeeper
 from .chunks import Chunk, OutgoingRow
 from .dispatch import Dispatcher
-from .fate import Fate, Folds, Judge, Verdicts, carries_keys, unchanged_invalid
+from .fate import Fate, Folds, Judge, Verdicts, unchanged_invalid
 from .lanes import BaseLane, BatchLane, EventsLane, settle_earlier_jobs
-from .makespan import Routing, assumed_costs, route, routes
-from .prepare import LoadCounter, Prepared, Preparer
+from .makespan import Routing, routes
+from .passes import Reader, find_folds, open_ledger, refuse_changed_rows, route_customers
+from .prepare import Prepared, Preparer
 from .progress import Progress
 from .stopping import Stop
 from .timeline import Timeline
@@ -60,9 +61,6 @@ __all__: list[str] = []
 
 _BATCH_CONNECTIONS = 32
 _SUBMIT_STEP = 2_000  # rows handed to the lanes between two turns of the event loop
-
-#: The input, read anew on each call: a DataFrame's or a file's chunks.
-Reader = Callable[[], Iterator[pd.DataFrame]]
 
 
 class Admission:
@@ -214,105 +212,6 @@ class Admission:
 # --- before anything is sent -------------------------------------------------------------------
 
 
-def open_ledger(path: str | os.PathLike[str], settings: Settings) -> Ledger:
-    """The run's ledger, refused if it keys rows another way than this run."""
-    ledger = Ledger(path, rebuild=settings.rebuild_ledger)
-    scheme = f"columns {list(map(str, settings.row_key))}" if settings.row_key else CONTENT_SCHEME
-    try:
-        ledger.use_keys(scheme)
-    except LedgerError:
-        ledger.close()
-        raise
-    return ledger
-
-
-def note_changed_rows(
-    prepared: Prepared, verdicts: Verdicts, mapping: ColumnMapping, changed: ChangedRows
-) -> None:
-    """Note the rows of ``prepared`` the judge found ``CHANGED``: they look like rows an earlier
-    run sent, written differently (see :mod:`gb_backfill._rows.loose`)."""
-    chunk = prepared.chunk
-    if not verdicts.changed or chunk.loose is None:
-        return
-    forms = chunk.loose[1]
-    rows = {
-        prepared.rows[i].local: (int(forms[prepared.rows[i].key_index]), then)
-        for i, then in verdicts.changed.items()
-    }
-    changed.add(chunk.frame, chunk.offset, mapping, rows)
-
-
-async def refuse_changed_rows(
-    read: Reader, settings: Settings, mapping: ColumnMapping, ledger: Ledger, folds: Folds | None
-) -> None:
-    """Raise :class:`ChangedRowsError`, before anything is sent, when rows of the input look
-    like rows an earlier run with ``ledger`` sent but are written differently (the judge's
-    ``CHANGED``: the same rule the dry run and the preview apply).
-
-    It reads the whole input once more (checking and keying it off the loop), and only when the
-    ledger holds sent rows to compare with, so a first run pays nothing.
-    """
-    if settings.resend_changed or not ledger.has_loose_keys():
-        return
-    scanner = Preparer(settings, mapping, loose=True)
-    judge = Judge(settings, ledger, None if folds is None else folds.fresh(), check_changed=True)
-    changed = ChangedRows()
-    chunks, offset = read(), 0
-    try:
-        while True:
-            frame, cancelled = await off_loop(next, chunks, None)
-            if frame is not None and not cancelled:
-                prepared, cancelled = await off_loop(scanner.prepare, frame, offset)
-            if cancelled:
-                raise asyncio.CancelledError
-            if frame is None:
-                break
-            note_changed_rows(prepared, judge(prepared), mapping, changed)
-            offset += len(frame)
-    finally:
-        scanner.close()
-    if changed.count:
-        template, values = changed.message()
-        raise ChangedRowsError(template, rows=changed.count, examples=changed.frame(),
-                               every=changed.every(), option="resend_changed",
-                               **values)  # fmt: skip
-
-
-async def find_folds(read: Reader, settings: Settings, columns: Sequence[Hashable]) -> Folds | None:
-    """The keys the input's rows carry (see :class:`~gb_backfill._engine.fate.Folds`), read off
-    the loop."""
-    if not carries_keys(settings, columns):
-        return None
-    found: list[bytes] = []
-    await _each_frame(read, lambda frame: found.extend(carried_keys(frame["gb_key"].tolist())))
-    return Folds(found)
-
-
-async def route_customers(read: Reader, settings: Settings, mapping: ColumnMapping) -> Routing:
-    """Count each customer's rows (off the loop, a chunk at a time) and route the busiest to
-    the events lane when that finishes a batch-mode run sooner (see
-    :mod:`gb_backfill._engine.makespan`)."""
-    costs = assumed_costs(settings)
-    counter = LoadCounter(mapping, costs)
-    await _each_frame(read, counter.count)
-    if counter.needs_busiest():
-        await _each_frame(read, counter.count_busiest)
-    return route(counter.loads(), costs, keep_order=settings.keep_order)
-
-
-async def _each_frame(read: Reader, work: Callable[[pd.DataFrame], None]) -> None:
-    """Read the input once more and do ``work`` on each chunk, both off the loop."""
-    chunks = read()
-    while True:
-        frame, cancelled = await off_loop(next, chunks, None)
-        if frame is not None and not cancelled:
-            _, cancelled = await off_loop(work, frame)
-        if cancelled:
-            raise asyncio.CancelledError
-        if frame is None:
-            return
-
-
 def quiet_for(ledger: Ledger | None) -> float | None:
     """The seconds since a run with ``ledger`` last sent (``inf``: none ever did): Gameball's
     window holds none of its requests a window later, so refusals then are this run's. None
@@ -351,15 +250,14 @@ class SendRun:
         writer: FailureWriter,
         ledger: Ledger | None,
         client: httpx.AsyncClient,
-        total: int | None,
-        progress: bool | None,
+        bar: Progress,
         routing: Routing | None = None,
         folds: Folds | None = None,
     ) -> None:
         clock = run_clock()
         self.started = time.perf_counter()
         self.settings, self.writer, self.ledger, self.client = settings, writer, ledger, client
-        self.bar = Progress(total, enabled=progress, clock=clock)
+        self.bar = bar
         batched = settings.mode == Lane.BATCH
         self.book = Bookkeeper(
             ledger=ledger,
@@ -383,6 +281,7 @@ class SendRun:
         self.lanes: tuple[BaseLane, ...] = (self.events, self.batch)
         self.dispatcher.lanes = {lane.kind: lane for lane in self.lanes}
         self.bar.pace = self.events.pace
+        self.bar.status = self.holdup
         self.timeline = timeline
         self.admission = Admission(
             settings, mapping, self.book, self.dispatcher, ledger, routing=routing, folds=folds
@@ -396,17 +295,23 @@ class SendRun:
         self.cancelled: asyncio.CancelledError | None = None  #: what interrupted it
         self.offset = 0  #: rows read so far
 
+    def holdup(self) -> str | None:
+        """Why no lane sends now, and for how long (for the progress bar)."""
+        return "; ".join(filter(None, (lane.holdup() for lane in self.lanes))) or None
+
     async def earlier_jobs(self) -> None:
         """Ask how the batch jobs a crashed run posted ended, before deciding what to send."""
         if self.ledger is not None and (pending := self.ledger.pending_jobs()):
+            self.bar.doing(f"asking Gameball how {len(pending):,} earlier batch job(s) ended")
             await settle_earlier_jobs(self.batch.poller, self.ledger, pending)
             self.ledger.commit()
 
     async def read_and_admit(self, chunks: Iterator[pd.DataFrame]) -> bool:
         """Read, prepare and admit chunks while the run goes on and memory allows (counting
         the rows read in ``self.offset``); returns whether the input can still be read."""
-        book = self.book
+        book, bar = self.book, self.bar
         while not book.stopped.is_set():
+            bar.doing(f"reading the input after row {self.offset:,}")
             try:
                 frame, cancelled = await off_loop(next, chunks, None)
             except Exception as error:  # a file that breaks mid-read stops the run
@@ -418,6 +323,11 @@ class SendRun:
                 break
             offset, counted = self.offset, book.rows
             self.offset += len(frame)
+            rows = f"rows {offset + 1:,}-{self.offset:,}"
+            bar.doing(
+                f"checking {rows} and looking them up in the ledger" if self.ledger is not None
+                else f"checking {rows}"
+            )  # fmt: skip
             try:
                 if not cancelled:
                     prepared, cancelled = await off_loop(
@@ -433,7 +343,9 @@ class SendRun:
                     raise
                 book.halt(error)  # checking, encoding, keys, the ledger
                 continue
+            bar.doing(None)
             await book.room.wait()
+        bar.doing(None)
         return True
 
     async def go(self, chunks: Iterator[pd.DataFrame]) -> None:
@@ -460,7 +372,7 @@ class SendRun:
                     await lane.close()
             except asyncio.CancelledError:
                 await self._cut_short()
-            self.bar.finish(self.book.counts)
+            self.bar.finish(self.book.counts, stopped=self.book.stopped.is_set())
         finally:
             for lane in self.lanes:
                 lane.cancel()
@@ -519,6 +431,7 @@ class SendRun:
             limits_found=found["limits"],
             batch_limits_found=found["batch_limits"],
             limits=main_lane.limiter.limits,
+            lane_limits={lane.kind.value: lane.limiter.limits for lane in self.lanes},
             timeline=self.timeline.frame(),
             folded=book.folded,
             warnings=book.warnings.frame() if book.warnings is not None else empty_warnings(),
@@ -559,30 +472,54 @@ async def run_send(
     read as (see :class:`~gb_backfill._store.failures.FailureWriter`)."""
     writer = FailureWriter(failures_path, input_name=input_name(source), types=types)
     writer.check()
+    bar = Progress(total, enabled=progress, clock=run_clock())
+    async with bar.ticking():
+        run = await _prepare_and_go(
+            read, settings=settings, mapping=mapping, columns=columns, client=client,
+            ledger_path=ledger_path, writer=writer, bar=bar,
+        )  # fmt: skip
+    report = run.report(run.finish_files(columns))
+    return report, run.stop()
+
+
+async def _prepare_and_go(
+    read: Reader,
+    *,
+    settings: Settings,
+    mapping: ColumnMapping,
+    columns: Sequence[Hashable],
+    client: httpx.AsyncClient | None,
+    ledger_path: str | os.PathLike[str] | None,
+    writer: FailureWriter,
+    bar: Progress,
+) -> SendRun:
+    """The passes over the input before anything is sent (each may refuse the run), then the
+    run itself; ``bar`` says which pass is under way."""
     ledger = None
     routing = None
     try:
-        folds = await find_folds(read, settings, columns)
+        folds = await find_folds(read, settings, columns, bar)
         if ledger_path is not None:
             ledger = open_ledger(ledger_path, settings)
-            await refuse_changed_rows(read, settings, mapping, ledger, folds)
+            await refuse_changed_rows(read, settings, mapping, ledger, folds, bar)
         if routes(settings):
-            routing = await route_customers(read, settings, mapping)
+            routing = await route_customers(read, settings, mapping, bar)
     except BaseException:
-        # Refused before anything was sent: no failures file, no parts left behind.
+        # Refused before anything was sent: no failures file, no parts left behind, no bar.
+        bar.close(leave=False)
         if ledger is not None:
             ledger.close()
         writer.discard()
         raise
+    bar.doing(None)
     http = client if client is not None else http_client(settings)
     try:
         run = SendRun(
-            settings, mapping, writer=writer, ledger=ledger, client=http, total=total,
-            progress=progress, routing=routing, folds=folds,
+            settings, mapping, writer=writer, ledger=ledger, client=http,
+            bar=bar, routing=routing, folds=folds,
         )  # fmt: skip
         await run.go(read())
     finally:
         if client is None:
             await http.aclose()
-    report = run.report(run.finish_files(columns))
-    return report, run.stop()
+    return run

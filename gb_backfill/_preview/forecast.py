@@ -123,6 +123,16 @@ def _reasons(quotes: Sequence[Quote]) -> Counter[str]:
     return reasons
 
 
+def _invalid_texts(quotes: Sequence[Quote]) -> Counter[str]:
+    """Each invalid event's reason in full (``InvalidMetadata: 'amount' ...``)."""
+    texts: Counter[str] = Counter()
+    for quote in quotes:
+        for event in _events(quote.answer or {}):
+            if not event.get("valid", True):
+                texts[str(event.get("invalidReason") or "Invalid")] += 1
+    return texts
+
+
 class Forecast:
     """Builds a :class:`PreviewReport` from the sample and its quotes. Strictly private."""
 
@@ -177,8 +187,21 @@ class Forecast:
                 invalid_metadata=reasons["InvalidMetadata"],
                 customers_not_found=sum(1 for _, _, m in rows if m.not_found),
                 points=points,
+                invalid_reasons=dict(_invalid_texts(quotes).most_common(3)),
             )
         return events
+
+    def campaign_reasons(self) -> dict[str, dict[str, int]]:
+        """Each campaign met in an answered quote, by name: the reasons it was there for."""
+        found: dict[str, Counter[str]] = {}
+        for _, _, rows in self.strata:
+            for _, quote, _ in rows:
+                for event in _events(quote.answer or {}):
+                    for campaign in event.get("campaigns") or ():
+                        if isinstance(campaign, dict) and campaign.get("reason"):
+                            name = str(campaign.get("campaignName") or campaign.get("campaignId"))
+                            found.setdefault(name, Counter())[str(campaign["reason"])] += 1
+        return {name: dict(reasons.most_common()) for name, reasons in found.items()}
 
     def campaign_previews(self) -> list[CampaignPreview]:
         previews = []
@@ -297,6 +320,7 @@ def forecast(
         points=made.total(lambda m: m.points),
         events=made.events(),
         campaigns=made.campaign_previews(),
+        campaign_reasons=made.campaign_reasons(),
         coupons=made.coupons(),
         customers=made.customers(rows_per_customer),
         unquoted_rows=sum(population for _, population, answered in made.strata if not answered),

@@ -60,6 +60,8 @@ class EventPreview:
     invalid_metadata: int
     customers_not_found: int
     points: Estimate | None
+    #: the invalid events' reasons in full, as Gameball wrote them (the most common three)
+    invalid_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +133,9 @@ class PreviewReport:
     #: limit left for other clients of the key
     pace: RateLimits | None = None
     reserve: float = 0.0
+    #: every campaign met in the quotes, by name: how many quotes it was in for each reason
+    #: (``Rewarded``, ``NonPointsReward``, ``ProgressOnly``, ``NoMatchingConditions``)
+    campaign_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def unknown_events(self) -> list[str]:
@@ -166,6 +171,7 @@ class PreviewReport:
                     "reasons": dict(event.reasons),
                     "not_found_event": event.not_found_event,
                     "customers_not_found": event.customers_not_found,
+                    "invalid_reasons": dict(event.invalid_reasons),
                     "points": _interval(event.points),
                 }
                 for name, event in self.events.items()
@@ -182,6 +188,7 @@ class PreviewReport:
                 }
                 for campaign in self.campaigns
             ],
+            "campaign_reasons": {name: dict(r) for name, r in self.campaign_reasons.items()},
             "coupons": {kind: estimate.value for kind, estimate in self.coupons.items()},
             "warnings": [
                 {**warning, "column": str(warning["column"]), "count": int(warning["count"])}
@@ -246,11 +253,16 @@ class PreviewReport:
         if customers.estimated_new is not None:
             rows.append(("customers a send would create", _about(customers.estimated_new)))
         for name, event in self.events.items():
-            rows.append((f"event {name}", f"{event.rows:,} rows, points {_about(event.points)}"))
+            text = f"{event.rows:,} rows, points {_about(event.points)}"
+            rows.append((f"event {name}", text + less_because(event)))
+        rewarding = {c.name for c in self.campaigns}
+        for c in self.campaigns:
+            text = f"rewards ~{c.hits.value:,.0f} rows, {c.points.value:,.0f} points"
+            rows.append((f"campaign {c.name}", text + not_rewarded(self.campaign_reasons, c.name)))
         rows += [
-            (f"campaign {c.name}",
-             f"rewards ~{c.hits.value:,.0f} rows, {c.points.value:,.0f} points")
-            for c in self.campaigns
+            (f"campaign {name}", "rewards nothing in the sample" + not_rewarded(
+                self.campaign_reasons, name))
+            for name in self.campaign_reasons if name not in rewarding
         ]  # fmt: skip
         rows += [(f"coupons, {kind}", _about(count)) for kind, count in self.coupons.items()]
         if self.unquoted_rows:
@@ -274,3 +286,42 @@ class PreviewReport:
         lines += [f"  {line}" for line in warning_lines(self.warnings)]
         lines.append(f"  note: {self.caveats}")
         return "\n".join(lines)
+
+
+#: Gameball's reasons, in a person's words
+_REASON_WORDS = {
+    "InvalidMetadata": "invalid metadata",
+    "EventNotFound": "an event name Gameball does not know",
+    "ProgressOnly": "progress only (short of the campaign's target)",
+    "NoMatchingConditions": "no matching conditions",
+}
+_REWARDING = frozenset({"Rewarded", "NonPointsReward"})
+
+
+def less_because(event: EventPreview) -> str:
+    """Why an event name awards less than its rows suggest, with counts (empty: nothing)."""
+    of = f" of {event.quoted:,} quotes"
+    parts = []
+    for reason, count in event.reasons.items():
+        if reason in _REWARDING:
+            continue
+        part = f"{_REASON_WORDS.get(reason, reason)} in {count:,}"
+        if reason == "InvalidMetadata" and event.invalid_reasons:
+            part += f" ({next(iter(event.invalid_reasons))})"
+        parts.append(part)
+    if event.customers_not_found:
+        parts.append(f"customer not found in {event.customers_not_found:,}")
+    if not event.quoted and event.sampled:
+        parts.append(f"no quote answered of {event.sampled:,} asked")
+        of = ""
+    return f"; less because: {', '.join(parts)}{of}" if parts else ""
+
+
+def not_rewarded(campaign_reasons: dict[str, dict[str, int]], name: str) -> str:
+    """The quotes a campaign was in without rewarding the row, by reason (empty: none)."""
+    reasons = campaign_reasons.get(name, {})
+    shown = [f"{_REASON_WORDS.get(r, r)} in {n:,}" for r, n in reasons.items()
+             if r not in _REWARDING]  # fmt: skip
+    if not shown:
+        return ""
+    return f"; not rewarded: {', '.join(shown)} of {sum(reasons.values()):,} quotes it was in"

@@ -39,9 +39,10 @@ from .._engine.chunks import Chunk, OutgoingRow
 from .._engine.dispatch import Dispatcher
 from .._engine.fate import Fate, Folds, Judge
 from .._engine.lanes import QuoteBook, QuoteLane
+from .._engine.passes import Reader, find_folds
 from .._engine.prepare import Preparer
 from .._engine.progress import Progress
-from .._engine.run import Reader, find_folds, http_client
+from .._engine.run import http_client
 from .._engine.stopping import Stop
 from .._engine.timeline import Timeline
 from .._errors import ConfigError
@@ -202,6 +203,7 @@ class PreviewRun:
             self.settings, self.client, book, dispatcher, clock=clock, timeline=Timeline(clock)
         )
         dispatcher.lanes = {lane.kind: lane}
+        bar.status = lane.holdup  # a full window, a Retry-After: said while the bar stands still
         chunk = Chunk(pd.DataFrame(), 0)
         lane.start()
         try:
@@ -210,7 +212,8 @@ class PreviewRun:
                     OutgoingRow(chunk, index, row.customer, row.body, row.token, index)
                 )
             if rows:
-                await _first(book.done.wait(), book.stopped.wait())
+                async with bar.ticking():
+                    await _first(book.done.wait(), book.stopped.wait())
         except asyncio.CancelledError:
             book.halt()  # in-flight quotes finish (bounded); the rest are not asked
             raise

@@ -1,7 +1,11 @@
 """Plots of reports, with matplotlib (an optional extra: ``pip install 'gb-backfill[plot]'``).
 
-Each function returns the figure (shown by Jupyter, or saved with ``fig.savefig``), and draws
-nothing on pyplot's global state besides creating it.
+Each function returns the figure (shown by Jupyter once, as the cell's value, or saved with
+``fig.savefig``) and leaves nothing on pyplot's global state: the figure is closed there, so
+Jupyter's inline backend does not show it a second time. Every bar carries its count, and bars
+of very different sizes get a log scale, so 50 invalid rows beside 17,500 sent still read. A
+send's plot draws each lane against its own limits: batch-mode job posts against the batch
+limits, the events lane's requests against the events limits.
 """
 
 from __future__ import annotations
@@ -27,42 +31,92 @@ def _pyplot() -> Any:
     return plt
 
 
+def _returned(plt: Any, figure: Any) -> Any:
+    """``figure``, no longer pyplot's: Jupyter shows it once, as the cell's value (pyplot's
+    inline backend would show it a second time at the end of the cell)."""
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+#: Bars whose largest count is this many times their smallest get a log scale.
+_LOG_ABOVE = 50
+
+#: What each lane's requests are, for the plot's titles.
+_LANE_WORDS = {"events": "events lane: requests", "batch": "batch lane: job posts", "": "requests"}
+
+
+def _counted_bars(axes: Any, counts: Mapping[str, int], *, color: str, horizontal: bool) -> None:
+    """Bars of ``counts``, each labelled with its count, on a log scale when a small count would
+    be invisible beside a large one (50 invalid rows next to 17,500 sent)."""
+    names, values = list(counts), list(counts.values())
+    if horizontal:
+        bars = axes.barh(names[::-1], values[::-1], color=color)
+    else:
+        bars = axes.bar(names, values, color=color)
+    axes.bar_label(bars, labels=[f"{v:,}" for v in (values[::-1] if horizontal else values)],
+                   fontsize="small", padding=2)  # fmt: skip
+    if values and min(values) > 0 and max(values) > _LOG_ABOVE * min(values):
+        (axes.set_xscale if horizontal else axes.set_yscale)("log")
+    axes.margins(**{"x" if horizontal else "y": 0.15})
+
+
+def _lane(axes: Any, timeline: pd.DataFrame, lane: str, limits: RateLimits | None) -> None:
+    """One lane's requests per second against that lane's own limits."""
+    prefix = f"{lane}_" if lane else ""
+    second = timeline["second"]
+    axes.plot(second, timeline[f"{prefix}accepted"], label="accepted/s", color="tab:green")
+    if timeline[f"{prefix}throttled"].any():
+        axes.bar(second, timeline[f"{prefix}throttled"], label="429/s", color="tab:red")
+    if timeline[f"{prefix}pace"].notna().any():
+        axes.plot(second, timeline[f"{prefix}pace"], label="adaptive pace", color="tab:blue")
+    if limits is not None:
+        if limits.per_second:
+            axes.axhline(limits.per_second, ls="--", color="grey", label="per-second limit")
+        if limits.per_window:
+            sustained = limits.per_window / limits.window
+            axes.axhline(sustained, ls=":", color="grey", label="window limit, sustained")
+    title = _LANE_WORDS.get(lane, f"{lane}: requests")
+    axes.set(title=f"{title} over time", xlabel="second of the run", ylabel="per second")
+    axes.legend(loc="upper right", fontsize="small")
+
+
 def plot_send(
     timeline: pd.DataFrame | None,
     counts: Mapping[str, int],
     error_codes: Mapping[str, int],
-    limits: RateLimits | None,
+    lane_limits: Mapping[str, RateLimits],
 ) -> Any:
-    """Requests per second against the limits (and the adaptive pace), rows by status, rows
-    not sent by code (a send report's ``timeline``, ``counts``, ``error_codes``, ``limits``)."""
+    """Each lane's requests per second against its own limits (and its adaptive pace), rows by
+    status, rows not sent by code (a send report's ``timeline``, ``counts``, ``error_codes``,
+    and the limits of each lane that sent, by name; ``""``: the timeline's totals)."""
     plt = _pyplot()
-    figure, (pace, statuses, codes) = plt.subplots(
-        1, 3, figsize=(14, 3.8), gridspec_kw={"width_ratios": [3, 1.2, 1.6]}
-    )
-    if timeline is not None and len(timeline):
-        pace.plot(timeline["second"], timeline["accepted"], label="accepted/s", color="tab:green")
-        if timeline["throttled"].any():
-            pace.bar(timeline["second"], timeline["throttled"], label="429/s", color="tab:red")
-        if timeline["pace"].notna().any():
-            pace.plot(timeline["second"], timeline["pace"], label="adaptive pace", color="tab:blue")
-    if limits is not None:
-        if limits.per_second:
-            pace.axhline(limits.per_second, ls="--", color="grey", label="per-second limit")
-        if limits.per_window:
-            sustained = limits.per_window / limits.window
-            pace.axhline(sustained, ls=":", color="grey", label="window limit, sustained")
-    pace.set(title="requests over time", xlabel="second of the run", ylabel="per second")
-    pace.legend(loc="upper right", fontsize="small")
+    lanes = [
+        lane for lane in lane_limits
+        if timeline is not None and len(timeline)
+        and timeline.get(f"{lane}_requests" if lane else "requests", pd.Series()).sum()
+    ]  # fmt: skip
+    widths = [3] * max(len(lanes), 1) + [1.2, 1.6]
+    figure, axes = plt.subplots(
+        1, len(widths), figsize=(11 + 3 * max(len(lanes), 1), 3.8),
+        gridspec_kw={"width_ratios": widths},
+    )  # fmt: skip
+    *paces, statuses, codes = axes
+    for pace, lane in zip(paces, lanes, strict=False):
+        assert timeline is not None
+        _lane(pace, timeline, lane, lane_limits[lane])
+    if not lanes:
+        paces[0].set(title="no requests")
     shown = {status: count for status, count in counts.items() if count}
-    statuses.bar(list(shown), list(shown.values()), color="tab:gray")
+    _counted_bars(statuses, shown, color="tab:gray", horizontal=False)
     statuses.set(title="rows by status")
     statuses.tick_params(axis="x", labelrotation=45)
     if error_codes:
         names = list(error_codes)[:10]
-        codes.barh(names[::-1], [error_codes[n] for n in names][::-1], color="tab:orange")
+        _counted_bars(codes, {n: error_codes[n] for n in names}, color="tab:orange",
+                      horizontal=True)  # fmt: skip
     codes.set(title="rows not sent, by code")
-    figure.tight_layout()
-    return figure
+    return _returned(plt, figure)
 
 
 def plot_validation(failures: pd.DataFrame, rows: int) -> Any:
@@ -73,11 +127,12 @@ def plot_validation(failures: pd.DataFrame, rows: int) -> Any:
         axes.set(title=f"all {rows:,} rows are valid")
     else:
         table = failures.groupby(["code", "column"]).size().unstack(fill_value=0)
-        table.loc[table.sum(axis=1).sort_values().index].plot.barh(stacked=True, ax=axes)
+        table = table.loc[table.sum(axis=1).sort_values().index]
+        table.plot.barh(stacked=True, ax=axes)
+        _label_totals(axes, table.sum(axis=1))
         axes.set(title="failures by code and column", xlabel="rows")
         axes.legend(title="column", fontsize="small")
-    figure.tight_layout()
-    return figure
+    return _returned(plt, figure)
 
 
 def plot_preview(
@@ -98,7 +153,15 @@ def plot_preview(
         why.set(title="no quote answered")
     else:
         table.iloc[::-1].plot.barh(stacked=True, ax=why)
+        _label_totals(why, table.iloc[::-1].sum(axis=1))
         why.set(title="reasons in the quotes, by event name", xlabel="campaign quotes")
         why.legend(fontsize="small")
-    figure.tight_layout()
-    return figure
+    return _returned(plt, figure)
+
+
+def _label_totals(axes: Any, totals: pd.Series) -> None:
+    """Each stacked bar's total at its end, so a short one still reads."""
+    for position, total in enumerate(totals):
+        axes.annotate(f"{total:,.0f}", (total, position), xytext=(3, 0),
+                      textcoords="offset points", va="center", fontsize="small")  # fmt: skip
+    axes.margins(x=0.12)

@@ -55,8 +55,11 @@ class SendReport:
     batch_limits_found: RateLimits | None = None
     #: the limits the run kept (the batch limits in batch mode), for plots
     limits: RateLimits | None = None
-    #: per second of the run: requests, accepted, throttled (429) and the adaptive pace
+    #: per second of the run: requests, accepted, throttled (429) and the adaptive pace, in
+    #: all and for each lane (``events_requests``, ``batch_requests``...)
     timeline: pd.DataFrame | None = None
+    #: the limits each lane kept (``events``, ``batch``), for plots: each lane against its own
+    lane_limits: dict[str, RateLimits] = field(default_factory=dict)
     #: ``skipped`` rows that were copies of a row met elsewhere in the input (the same
     #: ``gb_key``: an export and its failures file together), each sent at most once
     folded: int = 0
@@ -109,11 +112,13 @@ class SendReport:
         return self.requests / self.elapsed if self.elapsed > 0 else 0.0
 
     def plot(self) -> Any:
-        """A matplotlib figure: requests over time against the limits (and the adaptive pace),
-        rows by status, rows not sent by code. Needs ``pip install 'gb-backfill[plot]'``."""
+        """A matplotlib figure: each lane's requests over time against its own limits (and the
+        adaptive pace), rows by status, rows not sent by code (each bar labelled). Needs
+        ``pip install 'gb-backfill[plot]'``."""
         from .plot import plot_send
 
-        return plot_send(self.timeline, self.counts, self.error_codes, self.limits)
+        lanes = self.lane_limits or ({"": self.limits} if self.limits is not None else {})
+        return plot_send(self.timeline, self.counts, self.error_codes, lanes)
 
     def to_parquet(self, path: str | os.PathLike[str]) -> None:
         """Write the failures to a Parquet file that can be fixed and sent again."""

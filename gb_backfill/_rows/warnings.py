@@ -11,6 +11,12 @@ A row with a warning is still sent. Each warning names the column, a stable code
   a daylight-saving change), or some have one and some not, so equal instants read differently;
 * ``id_mixed_widths``: the customer ids are digits of different widths with zero-padded ones
   among them (``0012`` next to ``12345``): Gameball sees ``0012`` and ``12`` as two customers;
+* ``event_name_variants``: one event name in several spellings that differ only in case, spaces
+  or character width (``purchase``, ``Purchase``, ``PURCHASE ``): Gameball's campaigns count
+  them as different events. One warning per name, with the rows of each spelling;
+* ``id_variants``: customer ids in several such spellings (``C12``, ``c12``): Gameball sees
+  different customers. One warning for the column, with the ids' count and examples (counted in
+  fixed memory, see :mod:`gb_backfill._rows.spellings`);
 * ``duplicate_rows`` (about rows, not a column): valid rows that repeat an earlier row in every
   column sent. Each is still sent, as an event of its own (two identical purchases may be two
   purchases), but an export's duplicates would be counted twice: the warning gives the count
@@ -41,7 +47,8 @@ import pyarrow.compute as pc
 from .._vocabulary import WarningCode
 from .keys import RowKeyMaker, carried_flags
 from .mapping import ColumnMapping
-from .values import plain_column, to_arrow
+from .spellings import Spellings, Variants
+from .values import identifier_strings, plain_column, to_arrow
 
 __all__: list[str] = []
 
@@ -117,6 +124,8 @@ class WarningTally:
         self._text = {column: _TextColumn() for column in mapping.metadata}
         self._ids = _Widths()
         self._repeats = _Repeats(mapping)
+        self._id_spellings = Spellings()
+        self._event_spellings = Spellings(1 << 12) if mapping.event_name is not None else None
 
     def add(
         self,
@@ -134,7 +143,18 @@ class WarningTally:
             if state.alive:
                 self._add_text(plain_column(frame[column]), state)
         self._add_ids(customer_ids)
+        self._add_spellings(frame, customer_ids, invalid)
         self._repeats.add(frame, invalid, repeated)
+
+    def _add_spellings(
+        self, frame: pd.DataFrame, ids: pa.Array, invalid: npt.NDArray[np.bool_] | None
+    ) -> None:
+        """The spellings of the ids and event names of the rows sent (the valid ones)."""
+        valid = None if invalid is None or not invalid.any() else pa.array(~np.asarray(invalid))
+        self._id_spellings.add(ids if valid is None else ids.filter(valid))
+        if self._event_spellings is not None:
+            names = identifier_strings(frame[self.mapping.event_name]).text
+            self._event_spellings.add(names if valid is None else names.filter(valid))
 
     def _add_text(self, series: pd.Series, state: _TextColumn) -> None:
         sample = to_arrow(series.iloc[:_SAMPLE])
@@ -184,6 +204,10 @@ class WarningTally:
         """The warnings so far: one row per column and code (see ``WARNING_COLUMNS``)."""
         rows = [row for column, state in self._text.items() for row in _text_rows(column, state)]
         rows += _id_rows(self.mapping.customer_id, self._ids)
+        if self._event_spellings is not None:
+            name = self.mapping.event_name
+            rows += [_event_variant_row(name, v) for v in self._event_spellings.variants()]
+        rows += _id_variant_rows(self.mapping.customer_id, self._id_spellings)
         rows += self._repeats.warning_rows()
         frame = pd.DataFrame(rows, columns=list(WARNING_COLUMNS))
         return frame.astype({"count": "int64"}) if len(frame) else empty_warnings()
@@ -198,6 +222,9 @@ def warning_lines(warnings: pd.DataFrame) -> list[str]:
         code, column, example = str(row.code), str(row.column), str(row.example)
         if code == WarningCode.DUPLICATE_ROWS:
             lines.append(f"  {code}: {row.count:,} rows, at {example}")
+        elif code in (WarningCode.EVENT_NAME_VARIANTS, WarningCode.ID_VARIANTS):
+            lines.append(f"  {code} ({column}): {row.count:,} rows in other spellings, "
+                         f"e.g. {example!r}")  # fmt: skip
         else:
             lines.append(f"  {code} ({column}): {row.count:,} values, e.g. {example!r}")
         lines.append(f"    {row.message}")
@@ -375,3 +402,37 @@ def _id_rows(column: Hashable, state: _Widths) -> list[tuple[str, str, int, str,
         f"df[{name!r}].str.zfill({state.widest}) or .str.lstrip('0'); if two, nothing to do"
     )
     return [(name, str(WarningCode.ID_MIXED_WIDTHS), state.padded, padded, message)]
+
+
+def _event_variant_row(column: Hashable, variants: Variants) -> tuple[str, str, int, str, str]:
+    name = str(column)
+    main = variants.spellings[0][0]
+    others = variants.spellings[1:]
+    fix = ", ".join(f"{text!r}: {main!r}" for text, _ in others[:4])
+    message = (
+        f"{name!r} holds one event name in {len(variants.spellings)} spellings "
+        f"({variants.words()}), which Gameball's campaigns count as different events: if they "
+        f"are one event, make them one before sending, e.g. df[{name!r}] = "
+        f"df[{name!r}].replace({{{fix}}}) (or the spelling your campaigns use)"
+    )
+    return (name, str(WarningCode.EVENT_NAME_VARIANTS), variants.others, others[0][0], message)
+
+
+def _id_variant_rows(
+    column: Hashable, spellings: Spellings
+) -> list[tuple[str, str, int, str, str]]:
+    found = spellings.variants()
+    if not found:
+        return []
+    name = str(column)
+    shown = "; ".join(v.words(3) for v in found[:2])
+    more = " (at least: more spellings were not counted)" if spellings.full else ""
+    message = (
+        f"{name!r} has {len(found):,} customer id(s){more} written in several spellings that "
+        f"differ only in case, spaces or character width ({shown}), and Gameball sees each "
+        f"spelling as a customer of its own: if they are one customer, make them one, e.g. "
+        f"df[{name!r}] = df[{name!r}].str.normalize('NFKC').str.strip().str.upper() (or "
+        "whichever spelling Gameball knows them by)"
+    )
+    others = sum(v.others for v in found)
+    return [(name, str(WarningCode.ID_VARIANTS), others, found[0].spellings[1][0], message)]

@@ -154,6 +154,11 @@ class BaseLane:
         await asyncio.gather(*self.tasks(), return_exceptions=True)
         self.stop_queued()
 
+    def holdup(self) -> str | None:
+        """Why the lane sends nothing now, and for how long (for the progress bar); None while
+        it can send, or has nothing to send."""
+        return self.limiter.holdup()
+
     def limits_found(self) -> RateLimits | None:
         """The limits Gameball kept this lane to, when lower than its configured ones: as the
         account's limits, which the same ``reserve=`` shares out the same way."""
@@ -271,7 +276,9 @@ class BaseLane:
             self._release(took)
         answered_at = self.clock()
         self.limiter.answered(slot, answered_at)
-        self.timeline.answer(outcome.http_status, self.adaptive.rate(answered_at))
+        self.timeline.answer(
+            outcome.http_status, self.adaptive.rate(answered_at), lane=self.kind.value
+        )
         if outcome.pacing:
             self.adaptive.throttled(sent_at, answered_at, retry_after=outcome.retry_after)
         elif outcome.http_status is not None:

@@ -181,6 +181,10 @@ class BatchLane(BaseLane):
     def tasks(self) -> list[asyncio.Task[None]]:
         return [task for task in (self._filler, *self._jobs) if task is not None]
 
+    def holdup(self) -> str | None:
+        # Job posts held by the limits come first; then the jobs posted and not yet ended.
+        return self.limiter.holdup() or self.poller.holdup()
+
     # --- filling jobs ----------------------------------------------------------------------
 
     async def _fill(self) -> None:

@@ -139,6 +139,7 @@ class JobPoller:
         self.requests = 0
         self._status_path: str | None = None
         self._never = asyncio.Event()  # polls are not stopped by the run's stop
+        self._waiting: dict[int, float] = {}  # the jobs waited for, and since when
 
     async def wait_for(self, job_id: int, *, deadline: float | None = None) -> JobRead:
         """Poll ``job_id`` with backoff until it ends, until ``deadline`` (on the run clock;
@@ -149,6 +150,23 @@ class JobPoller:
         and its rows deserve their real outcome.
         """
         started = self.clock()
+        self._waiting[job_id] = started
+        try:
+            return await self._wait_for(job_id, started, deadline)
+        finally:
+            self._waiting.pop(job_id, None)
+
+    def holdup(self) -> str | None:
+        """The jobs being waited for, oldest first, in a person's words (for the progress
+        bar); None when none is."""
+        if not self._waiting:
+            return None
+        job_id, since = min(self._waiting.items(), key=lambda item: item[1])
+        more = len(self._waiting) - 1
+        others = f" and {more:,} more" if more else ""
+        return f"waiting for job {job_id}{others}: {self.clock() - since:,.0f} s so far"
+
+    async def _wait_for(self, job_id: int, started: float, deadline: float | None) -> JobRead:
         deadline = started + self.job_timeout if deadline is None else deadline
         wait = self.durations.first_wait()
         running_at, reads, failed = 0.0, 0, 0

@@ -1,0 +1,63 @@
+"""The preview's text says why an event or a campaign awards less than its rows suggest
+(issue 30.5): the reason, with counts, in the lines a person reads, not only in ``--json``."""
+
+import pandas as pd
+import pytest
+
+from gb_backfill import Campaign, Campaigns, Condition, Emulator, Points, RateLimits
+from gb_backfill._cli import main
+
+CAMPAIGNS = Campaigns(
+    campaigns=(
+        Campaign(id=1, name="Big order", event="purchase",
+                 conditions=(Condition("amount", ">=", 500),), reward=Points(points=100)),
+        Campaign(id=2, name="Five reviews", event="review", target=5, reward=Points(points=50)),
+    ),
+)  # fmt: skip
+
+
+@pytest.fixture
+def export(tmp_path):
+    """Purchases whose amounts were written as text (as a CSV read without --dtype gives them),
+    reviews that each customer writes once (short of a 5-review target), a name Gameball does
+    not know."""
+    rows = 40
+    frame = pd.concat([
+        pd.DataFrame({"customerId": [f"p{n}" for n in range(rows)], "eventName": "purchase",
+                      "amount": [f"{1000 + n:,}" for n in range(rows)]}),
+        pd.DataFrame({"customerId": [f"r{n}" for n in range(rows)], "eventName": "review",
+                      "amount": None}),
+        pd.DataFrame({"customerId": [f"s{n}" for n in range(10)], "eventName": "sign_up",
+                      "amount": None}),
+    ])  # fmt: skip
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_the_preview_names_why_each_event_and_campaign_awards_less(export, capsys):
+    emulator = Emulator(campaigns=CAMPAIGNS, existing_share=0.75,
+                        preview_limits=RateLimits.unlimited())  # fmt: skip
+    with emulator as emu:
+        flags = ["--base-url", emu.base_url, "--api-key", emu.api_key, "--no-progress"]
+        lifted = ["--preview-rate", "0", "--preview-quota", "0"]
+        main(["preview", str(export), *flags, *lifted, "--sample", "90"])
+    out = capsys.readouterr().out
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines() if ":" in line}
+    purchase = lines["event purchase"]
+    assert "points 0" in purchase
+    assert "less because: invalid metadata in " in purchase, purchase
+    assert "(InvalidMetadata: amount must be a number)" in purchase
+    assert "customer not found in " in purchase, "a quarter of the customers do not exist"
+    quoted = int(purchase.rsplit(" of ", 1)[1].split()[0])
+    invalid = int(purchase.split("invalid metadata in ")[1].split()[0])
+    missing = int(purchase.split("customer not found in ")[1].split()[0])
+    assert invalid + missing == quoted == 40, "every purchase quote is one or the other"
+    review = lines["event review"]
+    assert "progress only (short of the campaign's target) in " in review, review
+    sign_up = lines["event sign_up"]
+    unknown = int(sign_up.split("an event name Gameball does not know in ")[1].split(",")[0])
+    assert unknown + int(sign_up.split("customer not found in ")[1].split()[0]) == 10
+    five = lines["campaign Five reviews"].strip()
+    assert five.startswith("campaign Five reviews: rewards nothing in the sample; not rewarded: ")
+    assert "progress only (short of the campaign's target) in " in five

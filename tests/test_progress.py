@@ -1,0 +1,261 @@
+"""The progress bar never goes silent, fits the terminal, and ends where the run ended.
+
+Waits play out on the fake clock (``tests/fake_time.py``): a 30 s window or a ``Retry-After``
+takes no real time. Widths are a real terminal's: a pseudo-terminal with its size set.
+"""
+
+import contextlib
+import fcntl
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+import httpx
+import pandas as pd
+import pytest
+
+from gb_backfill import Emulator, RateLimits, RetryPolicy
+from gb_backfill._engine import progress as _progress
+from tests import fake_time
+from tests.conftest import MockGameball, send_fast, send_options
+
+ROWS = pd.DataFrame({"customerId": [f"c{n}" for n in range(6)], "eventName": "e"})
+
+
+@pytest.fixture
+def summary_lines(monkeypatch, capsys):
+    """The lines a run prints without a terminal (a log), one per look of the bar."""
+    monkeypatch.setattr(_progress, "interactive", lambda: False)
+    monkeypatch.setattr(_progress.Progress, "LINE_EVERY", 0.0)
+    return lambda: capsys.readouterr().err.splitlines()
+
+
+def seconds_said(lines, pattern):
+    return [int(m.group(1).replace(",", "")) for line in lines if (m := re.search(pattern, line))]
+
+
+def test_a_full_window_says_so_and_counts_down(summary_lines):
+    """3 requests per 30 s: the fourth row waits for the window, and the bar says for how long."""
+    window = RateLimits(per_second=0, per_window=3, window=30.0)
+    report = send_fast(ROWS, **send_options(MockGameball(), progress=None, limits=window))
+    assert report.sent == 6
+    left = seconds_said(summary_lines(), r"waiting for the 30 s window: ([\d,]+) s")
+    assert len(left) >= 20, "said every second while the window was full"
+    assert max(left) <= 31
+    assert min(left) <= 2
+    assert left[:10] == sorted(left[:10], reverse=True), "it counts down"
+
+
+def test_a_retry_after_says_what_gameball_asked_and_how_long_is_left(summary_lines):
+    def handler(request, body, n):
+        if n == 1:
+            return httpx.Response(429, headers={"Retry-After": "30"}, json={"code": 4290})
+        return httpx.Response(200, json={})
+
+    options = send_options(MockGameball(handler), progress=None, retry=RetryPolicy())
+    report = send_fast(ROWS, **{**options, "concurrency": 1})
+    assert report.sent == 6
+    left = seconds_said(summary_lines(), r"Retry-After 30 s: ([\d,]+) s left")
+    assert left
+    assert max(left) <= 30
+    assert min(left) <= 2
+
+
+def test_a_batch_job_not_yet_ended_is_named(summary_lines):
+    """While every row is in a posted job, the bar names the job and how long it has taken."""
+    posted = {}
+
+    def handler(request):
+        now = fake_time.now()
+        if request.method == "POST":
+            posted[14] = now
+            return httpx.Response(200, json={"jobId": 14})
+        done = now - posted[14] >= 20
+        body = {"status": "completed" if done else "processing"}
+        if done:
+            body["response"] = {"successful": [{"customerId": f"c{n}"} for n in range(6)]}
+        return httpx.Response(200, json=body)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    options = send_options(MockGameball(), progress=None, mode="batch", client=client,
+                           secret_key="s", batch_limits=RateLimits.unlimited())  # fmt: skip
+    report = send_fast(ROWS, **options)
+    assert report.sent == 6
+    waited = seconds_said(summary_lines(), r"waiting for job 14: ([\d,]+) s so far")
+    assert waited
+    assert max(waited) >= 15, "named while the job ran"
+
+
+def test_a_bar_that_jumped_keeps_moving(monkeypatch, capsys):
+    """A resumed run settles thousands of skipped rows at once; the rows sent after them one by
+    one must still move the bar (tqdm's own estimate would hold it still for seconds)."""
+    clock = FakeClock()
+    monkeypatch.setattr("tqdm.std.time", clock)
+    bar = _progress.Progress(20_000, enabled=True, clock=clock)
+    bar.advance(15_000, {"sent": 0, "skipped": 15_000}, 0)
+    for n in range(1, 101):
+        clock.now += 0.2
+        bar.advance(1, {"sent": n, "skipped": 15_000}, 0)
+    bar.close()
+    shown = {int(m) for m in re.findall(r"(\d+)/20000", capsys.readouterr().err)}
+    assert len({n for n in shown if 15_000 < n < 15_100}) >= 50, sorted(shown)
+
+
+def test_what_a_resumed_run_does_while_the_bar_stands_still(summary_lines):
+    clock = FakeClock()
+    bar = _progress.Progress(20_000, enabled=None, clock=clock)
+    bar.advance(10_000, {"sent": 0, "skipped": 10_000}, 0)
+    bar.doing("checking rows 10,001-20,000 and looking them up in the ledger")
+    bar.tick()
+    clock.now += 12
+    bar.tick()
+    lines = summary_lines()
+    assert "looking them up" not in lines[-2], "not while the bar moves"
+    said = "checking rows 10,001-20,000 and looking them up in the ledger (12 s)"
+    assert lines[-1].endswith(said)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+# --- a real terminal's width -------------------------------------------------------------------
+
+
+def terminal(columns):
+    """A pseudo-terminal ``columns`` wide: (the side a program writes to, the side we read)."""
+    reader, writer = pty.openpty()
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    return writer, reader
+
+
+def drain(reader, until=None, timeout=60.0):
+    """Read what the terminal shows until ``until()`` is true and nothing more comes."""
+    out, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([reader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(reader, 65536)
+            except OSError:  # the writer side closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif until is None or until():
+            break
+    return out.decode("utf-8", "replace")
+
+
+def drawn(output):
+    """Each state of the bar drawn, as a person sees it (no cursor moves)."""
+    clean = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", output)
+    return [part for line in clean.split("\n") for part in line.split("\r") if part.strip()]
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
+    writer, reader = terminal(columns)
+    with os.fdopen(writer, "w", closefd=True) as screen:
+        monkeypatch.setattr(sys, "stderr", screen)
+        clock = FakeClock()
+        monkeypatch.setattr("tqdm.std.time", clock)  # tqdm's rate too, on the fake clock
+        bar = _progress.Progress(17_572, enabled=True, clock=clock)
+        bar.pace = lambda: "17/s, 1,201/30s"
+        counts = {"sent": 7_800, "skipped": 12, "failed": 3, "invalid": 85, "unknown": 27}
+        clock.now += 40
+        bar.advance(7_927, counts, 4)
+        bar.tick()
+        clock.now += 5
+        bar.status = lambda: "waiting for the 30 s window: 12 s"
+        bar.tick()
+        bar.status = lambda: None
+        bar.finish({**counts, "failed": 0, "aborted": 9_645}, stopped=True)
+        screen.flush()
+    states = drawn(drain(reader))
+    os.close(reader)
+    assert states
+    for state in states:
+        assert len(state) < columns, f"cut at {columns} columns: {state!r}"
+    assert any("pace=17/s, 1,201/30s" in s for s in states), states
+    assert any("waiting for the 30 s window: 12 s" in s for s in states), states
+    if columns >= 120:
+        assert any("unknown=27" in s and "pace=" in s for s in states), states
+    stopped = states[-1]
+    assert stopped.startswith("gameball (stopped):"), stopped
+    assert "aborted=9,645" in stopped, "a stopped run says first what it did not send"
+    assert "failed=0" not in stopped or "unknown=27" in stopped, "no zero in place of a count"
+
+
+@pytest.mark.slow
+def test_a_sigterm_leaves_the_bar_where_the_run_stopped_in_80_columns(tmp_path):
+    """Through the real CLI in a real terminal: the pace fits, and SIGTERM does not fill the
+    bar to 100%."""
+    df = pd.DataFrame({"customerId": [f"c{n % 97}" for n in range(3_000)], "eventName": "e"})
+    source = tmp_path / "in.parquet"
+    df.to_parquet(source)
+    writer, reader = terminal(80)
+    with Emulator(limits=RateLimits(per_second=20, per_window=0)) as emu:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gb_backfill", "send", str(source), "--base-url",
+             emu.base_url, "--ledger", str(tmp_path / "ledger"), "--failures",
+             str(tmp_path / "failures.parquet")],
+            env={"GAMEBALL_API_KEY": emu.api_key, "PATH": "/usr/bin:/bin"},
+            stdin=subprocess.DEVNULL, stdout=writer, stderr=writer,
+        )  # fmt: skip
+        os.close(writer)
+        try:
+            seen = ""
+            deadline = time.monotonic() + 60
+            while "pace=" not in seen and time.monotonic() < deadline:
+                seen += drain(reader, until=lambda: True, timeout=1.0)
+            process.send_signal(signal.SIGTERM)
+            seen += drain(reader, until=lambda: process.poll() is not None)
+            process.wait(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            os.close(reader)
+    states = drawn(seen)
+    bars = [s for s in states if "gameball" in s and "|" in s]
+    assert bars, seen
+    for state in bars:
+        assert len(state) < 80, f"cut at 80 columns: {state!r}"
+    assert any("pace=" in s for s in bars), "the pace Gameball set is shown"
+    last = bars[-1]
+    assert "(stopped)" in last, last
+    done, total = map(int, re.search(r"(\d+)/(\d+)", last).groups())
+    assert total == 3_000
+    assert done < total, f"the bar ends where the run ended: {last!r}"
+    assert "100%" not in last
+
+
+def test_a_refused_key_leaves_the_bar_where_the_run_stopped(capsys):
+    """A 401 stops the run: the rows never attempted are aborted, and the bar does not count
+    them as done."""
+    from gb_backfill import RunStopped
+
+    def handler(request, body, n):
+        return httpx.Response(200, json={}) if n <= 2 else httpx.Response(401, json={})
+
+    rows = pd.DataFrame({"customerId": [f"c{n}" for n in range(50)], "eventName": "e"})
+    options = send_options(MockGameball(handler), progress=True, concurrency=1)
+    with pytest.raises(RunStopped) as stopped:
+        send_fast(rows, **options)
+    report = stopped.value.report
+    assert report.aborted > 0
+    last = capsys.readouterr().err.strip().splitlines()[-1].split("\r")[-1]
+    assert last.startswith("gameball (stopped):"), last
+    done = int(re.search(r"\| (\d+)/50 ", last).group(1))
+    assert done == report.rows - report.aborted < 50, last
