@@ -115,10 +115,13 @@ READS_PER_SECOND, READS_PER_WINDOW = 100, 1200
 ORDERS_PER_SECOND, ORDERS_PER_WINDOW = 30, 360
 
 
-def lane_for(*, batch_mode: bool, plain: bool) -> Lane:
+def lane_for(*, batch_mode: bool, plain: bool, order: bool = False) -> Lane:
     """The lane that can carry a row: a batch item holds only ``customerId`` and ``events``, so
     unless the row is ``plain`` (no email, mobile or session token), it goes one request at a
-    time."""
+    time. An ``order`` goes to the orders endpoints: in jobs in batch mode (a batch order takes
+    every field a single one does), else one per request."""
+    if order:
+        return Lane.BATCH_ORDERS if batch_mode else Lane.ORDERS
     return Lane.BATCH if batch_mode and plain else Lane.EVENTS
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._config import BATCH_LIMITS, EVENTS_LIMITS, PREVIEW_LIMITS, STATUS_LIMITS, RateLimits
 from .._errors import ConfigError
-from .._options import column_list
+from .._option_checks import column_list
 from .flags import add_flag
 from .shared import EXIT_CODES, EXIT_OK, EXIT_STOPPED, check_writable
 

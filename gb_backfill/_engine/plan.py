@@ -210,7 +210,8 @@ def _plan(
         # At least one job per 1,000 items, and one per row of the busiest customer.
         jobs = math.ceil(tally.lanes[Lane.BATCH] / gameball.MAX_ITEMS_PER_JOB)
         requests[Lane.BATCH.value] = max(jobs, _chain(tally.batch_customer, settings))
-        lane_rows = {lane.value: tally.lanes[lane] for lane in Lane}
+        lane_rows = {lane.value: tally.lanes[lane] for lane in Lane
+                     if tally.lanes[lane] or not lane.carries_orders}  # fmt: skip
         lane_seconds = {
             Lane.EVENTS.value: events_seconds(
                 tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs

@@ -62,6 +62,9 @@ class SendReport:
     #: columns whose values are likely not what was meant, and rows that repeat one another
     #: (as ``ValidationReport.warnings``)
     warnings: pd.DataFrame = field(default_factory=empty_warnings)
+    #: ``sent`` orders that Gameball already had: it refused their ``orderId`` as a duplicate
+    #: (an earlier run, or a retry after a lost answer, had sent them)
+    already_there: int = 0
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -226,6 +229,9 @@ class SendPlan:
     #: columns whose values are likely not what was meant, and rows that repeat one another
     #: (as ``ValidationReport.warnings``)
     warnings: pd.DataFrame = field(default_factory=empty_warnings)
+    #: ``sent`` orders that Gameball already had: it refused their ``orderId`` as a duplicate
+    #: (an earlier run, or a retry after a lost answer, had sent them)
+    already_there: int = 0
     #: rows a live run would hold as ``unknown`` (an earlier run may have sent them)
     unknown: int = 0
     #: rows a live run would report ``failed`` again without a request (failed for good before)
