@@ -49,6 +49,7 @@ if _typing.TYPE_CHECKING:
         Coupon,
         Emulator,
         Faults,
+        OrderSettings,
         Points,
         PointsPerUnit,
     )
@@ -89,6 +90,7 @@ __all__ = [
     "Interrupted",
     "LedgerError",
     "LedgerReport",
+    "OrderSettings",
     "Points",
     "PointsPerUnit",
     "PreviewReport",
@@ -141,6 +143,7 @@ _LAZY = {
             "Coupon",
             "Emulator",
             "Faults",
+            "OrderSettings",
             "Points",
             "PointsPerUnit",
         ),

@@ -11,7 +11,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .._config import BATCH_LIMITS, EVENTS_LIMITS, PREVIEW_LIMITS, STATUS_LIMITS, RateLimits
+from .._config import (
+    BATCH_LIMITS,
+    EVENTS_LIMITS,
+    ORDERS_LIMITS,
+    PREVIEW_LIMITS,
+    STATUS_LIMITS,
+    RateLimits,
+)
 from .._errors import ConfigError
 from .._option_checks import column_list
 from .flags import add_flag
@@ -26,7 +33,7 @@ def _mask(key: str, default: str) -> str:
 
 def _emulator_from(args: argparse.Namespace) -> Any:
     """The emulator the ``emulator`` command's flags describe."""
-    from .._emulator import BatchSettings, Campaigns, Emulator, Faults
+    from .._emulator import BatchSettings, Campaigns, Emulator, Faults, OrderSettings, PointsPerUnit
 
     # Every Faults field has a flag of the same name.
     faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
@@ -53,6 +60,13 @@ def _emulator_from(args: argparse.Namespace) -> Any:
                                  per_window=args.status_per_window, window=args.window),
         preview_limits=RateLimits(per_second=args.preview_per_second,
                                   per_window=args.preview_per_window, window=args.window),
+        orders_limits=RateLimits(per_second=args.orders_per_second,
+                                 per_window=args.orders_per_window, window=args.window),
+        orders=OrderSettings(
+            cashback=PointsPerUnit(points=1, per=args.cashback_per, of="totalPaid")
+            if args.cashback_per else None,
+            duplicate_code=args.duplicate_code,
+        ),
         retry_after=args.retry_after,
         background_rate=args.background_rate,
         faults=faults,
@@ -105,16 +119,22 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(emulator, args))
     if args.record:
+        from .._emulator.record import orders_beside
+
+        orders_path = orders_beside(args.record)
         try:
             written = emulator.write_events(args.record)
+            orders = emulator.write_orders(orders_path) if len(emulator.orders()) else 0
         except OSError as error:
             print(
                 f"gb-backfill: cannot write --record {args.record} ({error.strerror or error}): "
-                "the events the emulator received are lost",
+                "the events or orders the emulator received are lost",
                 file=sys.stderr,
             )
             return EXIT_STOPPED
         print(f"the emulator received {written:,} events; written to {args.record}", flush=True)
+        if orders:
+            print(f"the emulator received {orders:,} orders; written to {orders_path}", flush=True)
     return EXIT_OK
 
 
@@ -152,8 +172,9 @@ def add(commands: Any) -> None:
         emulator,
         "--record",
         metavar="PATH",
-        help="on exit, write every event it received to this Parquet file (while it runs: "
-        "GET /_emulator/events with the APIKey header)",
+        help="on exit, write every event it received to this Parquet file, and every order to "
+        "NAME.orders.parquet beside it (while it runs: GET /_emulator/events with the APIKey "
+        "header)",
     )
     limits = emulator.add_argument_group("rate limits per API key (0 lifts a limit)")
     _add_valued(limits, [
@@ -194,9 +215,23 @@ def add(commands: Any) -> None:
         faults, "--lost-mode", help="drop the connection or hang", choices=["drop", "slow"],
         default=none.lost_mode,
     )  # fmt: skip
-    _add_emulator_batch_flags(emulator)
-    _add_preview_flags(emulator)
+    for endpoints in (_add_emulator_batch_flags, _add_preview_flags, _add_orders_flags):
+        endpoints(emulator)
     emulator.set_defaults(run=run)
+
+
+def _add_orders_flags(emulator: argparse.ArgumentParser) -> None:
+    from .._emulator import OrderSettings
+
+    orders = emulator.add_argument_group("orders (POST .../orders, .../batch/orders)")
+    _add_valued(orders, [
+        ("--orders-per-second", int, ORDERS_LIMITS.per_second, "N", "orders per second"),
+        ("--orders-per-window", int, ORDERS_LIMITS.per_window, "N", "orders per window"),
+        ("--cashback-per", float, 0.0, "AMOUNT",
+         "cashback: 1 point per AMOUNT of totalPaid, floored (0: none)"),
+        ("--duplicate-code", int, OrderSettings().duplicate_code, "CODE",
+         "the 422's code for a reused orderId: 9004 or 9003 (another: only the message says so)"),
+    ])  # fmt: skip
 
 
 def _add_emulator_batch_flags(emulator: argparse.ArgumentParser) -> None:

@@ -3,7 +3,9 @@
 * :mod:`.server`: the HTTP server (aiohttp): events, the reward preview, the batch endpoints,
   per-key rate limits, faults, and the record of what it accepted;
 * :mod:`.faults`: the faults it injects, and its default keys;
-* :mod:`.batch`: its batch jobs;
+* :mod:`.batch`: its batch jobs (of events and of orders);
+* :mod:`.orders`: its orders endpoints, their rules, and the order reward preview;
+* :mod:`.record`: what it remembers and shows (events, orders, points, counters);
 * :mod:`.campaigns`: its campaigns, which the reward preview quotes and live events achieve.
 
 aiohttp is imported only when the server is first used: the CLI's ``--help`` and
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .batch import BatchSettings
 from .campaigns import Campaign, Campaigns, Condition, Coupon, Points, PointsPerUnit
 from .faults import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Faults
+from .orders import OrderSettings
 
 if TYPE_CHECKING:
     from .server import RECORD_PATH, Emulator
@@ -33,6 +36,7 @@ __all__ = [
     "Coupon",
     "Emulator",
     "Faults",
+    "OrderSettings",
     "Points",
     "PointsPerUnit",
 ]

@@ -1,7 +1,10 @@
-"""The emulator's batch endpoints: asynchronous jobs of up to 1,000 events.
+"""The emulator's batch endpoints: asynchronous jobs of up to 1,000 events or orders.
 
 ``POST /api/v4.0/integrations/batch/events`` takes ``{"body": [{"customerId", "events"}, ...]}``
-and answers ``{"jobId": n}``; the job is processed ``delay`` seconds later. Its status is served
+and ``POST /api/v4.0/integrations/batch/orders`` ``{"body": [order, ...]}`` (each item checked
+and recorded as ``POST .../orders`` would, see :mod:`.orders`); both answer ``{"jobId": n}``,
+and the job is processed ``delay`` seconds later. An order job's entries in ``successful`` and
+``failed`` name the ``orderId`` beside the ``customerId``. Its status is served
 in one of the two documented shapes, chosen by ``status_shape``:
 
 * ``"tutorial"``: ``GET /api/v4/integrations/batch/{jobId}`` (also ``/api/v4.0/...``), body
@@ -34,7 +37,7 @@ from .. import _gameball as gameball
 from .._errors import ConfigError
 from .wire import error, web
 
-__all__ = ["BatchSettings"]
+__all__ = ["BatchSettings", "Operation"]
 
 _TRANSIENT = f"{gameball.CONCURRENT_REQUEST}: a request for this customer is already in progress"
 _PERMANENT = "3003: the customer cannot receive events"
@@ -70,11 +73,24 @@ class BatchSettings:
             raise ConfigError("busy_jobs is a number of jobs, at least 0")
 
 
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What a job of one kind does with an item: ``check`` says why it cannot be processed
+    (None: it can); ``record`` records it, or says why it is refused (a duplicate order).
+    ``names`` are the item's fields its status entries repeat; ``done`` their message."""
+
+    check: Callable[[Any], str | None]
+    record: Callable[[str, dict[str, Any]], str | None]
+    names: tuple[str, ...] = ("customerId",)
+    done: str = "Event processed"
+
+
 @dataclass(eq=False, slots=True)
 class Job:
     id: int
     api_key: str
     items: list[Any]
+    operation: str = "events"
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     status: str = "queued"
@@ -83,6 +99,7 @@ class Job:
 
 
 def item_problem(item: object) -> str | None:
+    """Why a batch events item cannot be processed, or None."""
     if not isinstance(item, dict):
         return "each item must be an object"
     customer = item.get("customerId")
@@ -98,21 +115,18 @@ class BatchJobs:
     """The jobs of one emulator. Call from the emulator's event loop only."""
 
     def __init__(
-        self,
-        settings: BatchSettings,
-        record: Callable[[str, dict[str, Any]], None],
-        count: Callable[[str], None],
+        self, settings: BatchSettings, count: Callable[[str], None], **operations: Operation
     ) -> None:
         self.settings = settings
-        self._record = record
+        self.operations = operations  # by kind: "events", "orders"
         self._count = count
         self._random = random.Random(settings.seed)
         self.jobs: dict[int, Job] = {}
         self._next_id = 1000
 
-    def create(self, api_key: str, items: list[Any]) -> Job:
+    def create(self, api_key: str, items: list[Any], operation: str = "events") -> Job:
         self._next_id += 1
-        job = Job(self._next_id, api_key, items)
+        job = Job(self._next_id, api_key, items, operation)
         self.jobs[job.id] = job
         self._count("batch_jobs")
         draw = self._random.random()
@@ -133,9 +147,11 @@ class BatchJobs:
             job.status = "failed"
             self._count("batch_jobs_failed")
             return
+        operation = self.operations[job.operation]
         for number, item in enumerate(job.items):
-            customer = item.get("customerId") if isinstance(item, dict) else None
-            problem = item_problem(item)
+            named = {n: item.get(n) for n in operation.names} if isinstance(item, dict) else {}
+            named.setdefault("customerId", None)
+            problem = operation.check(item)
             if problem is None and busy:
                 problem = _TRANSIENT
             elif problem is None and self._random.random() < self.settings.item_failures:
@@ -144,11 +160,15 @@ class BatchJobs:
             if problem is not None:
                 # Gameball's examples give the reason as "error" in one item, "message" in another.
                 reason = "error" if number % 2 else "message"
-                job.failed.append({"customerId": customer, reason: problem})
+                job.failed.append({**named, reason: problem})
                 self._count("batch_items_failed")
                 continue
-            self._record(job.api_key, item)
-            job.successful.append({"customerId": customer, "message": "Event processed"})
+            refused = operation.record(job.api_key, item)
+            if refused is not None:
+                job.failed.append({**named, "error" if number % 2 else "message": refused})
+                self._count("batch_items_failed")
+                continue
+            job.successful.append({**named, "message": operation.done})
             self._count("batch_items_ok")
         job.status = "completed"
 
@@ -159,7 +179,7 @@ class BatchJobs:
     def tutorial(self, job: Job) -> dict[str, Any]:
         done = len(job.successful) + len(job.failed)
         return {
-            "operation": "events",
+            "operation": job.operation,
             "status": job.status,
             "totalCount": len(job.items),
             "finishedCount": done,
@@ -203,6 +223,12 @@ class BatchEndpoints:
         self.gate, self.count, self.next_request = gate, count, next_request
 
     async def create_job(self, request: web.Request) -> web.StreamResponse:
+        return await self._create(request, "events")
+
+    async def create_order_job(self, request: web.Request) -> web.StreamResponse:
+        return await self._create(request, "orders")
+
+    async def _create(self, request: web.Request, operation: str) -> web.StreamResponse:
         request_id = self.next_request()
         refused = self.gate(request, "batch", request_id)
         if refused is not None:
@@ -213,12 +239,13 @@ class BatchEndpoints:
             self.count("bad_request")
             return error(400, gameball.MALFORMED_JSON, "Malformed JSON.", request_id)
         items = body.get("body") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not 1 <= len(items) <= gameball.MAX_ITEMS_PER_JOB:
+        cap = gameball.MAX_ORDERS_PER_JOB if operation == "orders" else gameball.MAX_ITEMS_PER_JOB
+        if not isinstance(items, list) or not 1 <= len(items) <= cap:
             self.count("bad_request")
             return error(
                 400,
                 gameball.MISSING_ARGUMENT,
-                f"body must be a list of 1 to {gameball.MAX_ITEMS_PER_JOB} items.",
+                f"body must be a list of 1 to {cap} items.",
                 request_id,
             )
         limit = self.settings.max_item_bytes
@@ -229,7 +256,7 @@ class BatchEndpoints:
             self.count("bad_request")
             message = f"item {too_large[0]} is larger than {limit:,} bytes."
             return error(400, gameball.MALFORMED_JSON, message, request_id)
-        job = self.jobs.create(request.headers[gameball.API_KEY_HEADER], items)
+        job = self.jobs.create(request.headers[gameball.API_KEY_HEADER], items, operation)
         if self.settings.create_delay:
             await asyncio.sleep(self.settings.create_delay)
         return web.json_response({"jobId": job.id})

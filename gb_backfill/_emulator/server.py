@@ -14,25 +14,29 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import random
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-import pandas as pd
-
 from .. import _gameball as gameball
-from .._config import BATCH_LIMITS, EVENTS_LIMITS, PREVIEW_LIMITS, STATUS_LIMITS, RateLimits
+from .._config import (
+    BATCH_LIMITS,
+    EVENTS_LIMITS,
+    ORDERS_LIMITS,
+    PREVIEW_LIMITS,
+    STATUS_LIMITS,
+    RateLimits,
+)
 from .._errors import ConfigError
-from .batch import BatchEndpoints, BatchJobs, BatchSettings
-from .campaigns import Campaign, Campaigns, Tally, preview_problem
+from .batch import BatchEndpoints, BatchJobs, BatchSettings, Operation, item_problem
+from .campaigns import Campaign, Campaigns, preview_problem
 from .faults import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Faults
+from .orders import OrderEndpoints, OrderSettings, quote_order
+from .record import RECORD_PATH, Records, State
 
 __all__ = ["NEEDS_AIOHTTP", "RECORD_PATH", "Emulator"]
 
@@ -41,7 +45,6 @@ from .wire import (
     NEEDS_AIOHTTP,
     PREVIEW_GATE,
     Gate,
-    RateWindows,
     authenticate,
     error,
     payload_problem,
@@ -50,41 +53,21 @@ from .wire import (
     web,
 )
 
-#: where the emulator shows what it received (GET, with the APIKey header)
-RECORD_PATH = "/_emulator/events"
 
-_EVENT_COLUMNS = [
-    "customer_id", "event_name", "metadata", "email", "mobile", "api_version", "session_token",
-    "received_at",
-]  # fmt: skip
-
-
-@dataclass
-class _State:
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-    counters: Counter[str] = field(default_factory=Counter)
-    windows: RateWindows = field(default_factory=RateWindows)
-    busy: set[tuple[str, str]] = field(default_factory=set)
-    requests: int = 0
-    # Customers with a live event, each with what its events did to each campaign (by id).
-    standings: dict[str, dict[int, Tally]] = field(default_factory=dict)
-    # The points each accepted event earned, by its row in ``events``; only those above 0.
-    points: dict[int, int] = field(default_factory=dict)
-
-
-class Emulator:
-    """Gameball's events API on loopback.
+class Emulator(Records):
+    """Gameball's events and orders API on loopback.
 
     Use it as a context manager, which serves from a background thread::
 
         with Emulator(faults=Faults(latency=0.05)) as emu:
             send(df, base_url=emu.base_url, api_key=emu.api_key)
-            emu.events()  # what was accepted
+            emu.events()  # what was accepted (emu.orders(): the orders)
 
     Rate limits are per API key, a :class:`RateLimits` per endpoint: ``limits`` for events
     (Gameball's documented 100/s and 1,200 per 30 s), ``batch_limits`` for creating batch jobs
     and ``status_limits`` for reading their status (undocumented; Gameball's "others" and GET
-    rows), ``preview_limits`` for the reward preview (the "others" row). ``per_second`` requests
+    rows), ``preview_limits`` for both reward previews (the "others" row), ``orders_limits`` for
+    orders (Gameball's documented 30/s and 360 per 30 s). ``per_second`` requests
     in any second and ``per_window`` in any ``window`` seconds; 0 lifts a limit, and
     ``RateLimits.unlimited()`` lifts both (``margin`` is the sender's slack: the emulator counts
     exactly). ``retry_after=True`` adds a
@@ -94,7 +77,8 @@ class Emulator:
     events at that many requests a second on average (a Poisson stream, seeded by
     ``faults.seed``): each takes its place in the key's events limits or is refused and not
     retried, counted as ``background_sent`` and ``background_rate_limited``; it records no
-    event. ``batch`` sets the batch jobs' status shape, processing time and faults.
+    event. ``batch`` sets the batch jobs' status shape, processing time and faults; ``orders``
+    the orders' cashback and duplicate answer (:class:`OrderSettings`, see :mod:`.orders`).
 
     The reward preview quotes from ``campaigns`` (a :class:`Campaigns`, e.g.
     ``Campaigns.from_json(path)``, or a list of :class:`Campaign`) and ``known_events``, event
@@ -119,10 +103,12 @@ class Emulator:
         batch_limits: RateLimits = BATCH_LIMITS,
         status_limits: RateLimits = STATUS_LIMITS,
         preview_limits: RateLimits = PREVIEW_LIMITS,
+        orders_limits: RateLimits = ORDERS_LIMITS,
         retry_after: bool | float = False,
         background_rate: float = 0.0,
         faults: Faults | None = None,
         batch: BatchSettings | None = None,
+        orders: OrderSettings | None = None,
         campaigns: Campaigns | Iterable[Campaign] = (),
         known_events: Iterable[str] = (),
         customers: Iterable[str] = (),
@@ -135,6 +121,7 @@ class Emulator:
             "batch_limits": batch_limits,
             "status_limits": status_limits,
             "preview_limits": preview_limits,
+            "orders_limits": orders_limits,
         }
         for keyword, given in endpoints.items():
             if not isinstance(given, RateLimits):
@@ -156,6 +143,7 @@ class Emulator:
         self.existing_share = existing_share
         self.limits, self.batch_limits = limits, batch_limits
         self.status_limits, self.preview_limits = status_limits, preview_limits
+        self.orders_limits = orders_limits
         self.host, self.port = host, port
         self.api_key, self.secret_key = api_key, secret_key
         self.high_security = high_security
@@ -164,11 +152,12 @@ class Emulator:
         self._background: asyncio.Task[None] | None = None
         self.faults = faults or Faults()
         self.batch = batch or BatchSettings()
+        self.order_settings = orders or OrderSettings()
         self._jobs: BatchJobs | None = None
         self._random = random.Random(self.faults.seed)
         # Previews draw their jitter apart, so they never shift the events' seeded faults.
         self._preview_random = random.Random(self.faults.seed)
-        self._state = _State()
+        self._state = State()
         self._lock = threading.Lock()
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -193,10 +182,15 @@ class Emulator:
         add = app.router
         add.add_post(route(gameball.EVENTS_PATH), self._handle)
         add.add_post(route(gameball.PREVIEW_PATH), self._preview)
-        self._jobs = BatchJobs(self.batch, self._record_item, self._count)
+        orders = OrderEndpoints(self)
+        self._jobs = BatchJobs(self.batch, self._count, events=Operation(
+            item_problem, self._record_item), orders=orders.batch_operation)  # fmt: skip
         batch = BatchEndpoints(self._jobs, self.batch, self._batch_gate, self._count,
                                self._next_request)  # fmt: skip
         add.add_post(gameball.BATCH_CREATE_PATH, batch.create_job)
+        add.add_post(gameball.ORDERS_BATCH_CREATE_PATH, batch.create_order_job)
+        add.add_post(route(gameball.ORDERS_PATH), orders.track)
+        add.add_post(route(gameball.ORDERS_PREVIEW_PATH), orders.preview)
         # The tutorial's status path, in any version (the client asks for /api/v4/...).
         add.add_get(tutorial_status.replace("/v4/", "/{version}/"), batch.tutorial_status)
         add.add_delete(route(stop_by_delete), batch.stop_job)
@@ -267,50 +261,6 @@ class Emulator:
     ) -> None:
         self.stop()
 
-    # --- what happened ---------------------------------------------------------------------
-
-    @property
-    def counters(self) -> Counter[str]:
-        """How many answers of each kind were given (``accepted``, ``rate_limited``, ...)."""
-        with self._lock:
-            return Counter(self._state.counters)
-
-    def events(self) -> pd.DataFrame:
-        """Every accepted event, one row per event, in the order they were processed."""
-        with self._lock:
-            rows = list(self._state.events)
-        events = pd.DataFrame(rows, columns=_EVENT_COLUMNS)
-        events["received_at"] = pd.to_datetime(events["received_at"], unit="s", utc=True)
-        return events
-
-    def write_events(self, path: str | os.PathLike[str]) -> int:
-        """Write every accepted event to a Parquet file (metadata as JSON text); returns the
-        number of events."""
-        events = self.events()
-        events["metadata"] = events["metadata"].map(lambda m: json.dumps(m, sort_keys=True))
-        events.to_parquet(path, index=False)
-        return len(events)
-
-    async def _record_view(self, request: web.Request) -> web.StreamResponse:
-        """``GET /_emulator/events`` (with the APIKey header): what it received, as JSON."""
-        if request.headers.get(gameball.API_KEY_HEADER) != self.api_key:
-            return error(
-                401,
-                gameball.UNAUTHORIZED,
-                "Unauthorized: the APIKey header is missing or wrong.",
-                0,
-            )
-        with self._lock:
-            rows = list(self._state.events)
-            counters = dict(self._state.counters)
-        events = [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows]
-        return web.json_response({"counters": counters, "events": events})
-
-    def reset(self) -> None:
-        """Forget recorded events, counters, rate-limit windows and what customers achieved."""
-        with self._lock:
-            self._state = _State()
-
     # --- the reward preview ------------------------------------------------------------------
 
     @property
@@ -344,15 +294,11 @@ class Emulator:
             raise ConfigError(f"the preview would answer 400: {problem[1]}")
         return self._quote(body, now or datetime.now(UTC))
 
-    def awards(self) -> pd.DataFrame:
-        """The points each accepted event earned from the campaigns when it arrived, one row
-        per row of :meth:`events`, in the same order: customer_id, event_name, points."""
-        with self._lock:
-            rows = [row[:2] for row in self._state.events]
-            points = dict(self._state.points)
-        awards = pd.DataFrame(rows, columns=["customer_id", "event_name"])
-        awards["points"] = pd.Series([points.get(n, 0) for n in range(len(rows))], dtype="int64")
-        return awards
+    def quote_order(self, body: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+        """What the order reward preview answers now for ``body``, computed in process,
+        consuming nothing: an exact oracle for tests. Raises ConfigError for a body it answers
+        400."""
+        return quote_order(self, body, now or datetime.now(UTC))
 
     def _quote(self, body: dict[str, Any], now: datetime) -> dict[str, Any]:
         with self._lock:
@@ -381,10 +327,11 @@ class Emulator:
 
     def _admit(self, api_key: str, kind: str = "events") -> float:
         """Take a rate-limit slot of ``kind`` for ``api_key``; returns 0, or the seconds until
-        one frees. Kinds: ``events``, ``batch`` (job creation), ``status`` (job reads) and
-        ``preview``."""
+        one frees. Kinds: ``events``, ``batch`` (job creation), ``status`` (job reads),
+        ``preview`` (both previews) and ``orders``."""
         limits = {
             "events": self.limits,
+            "orders": self.orders_limits,
             "batch": self.batch_limits,
             "status": self.status_limits,
             "preview": self.preview_limits,
@@ -428,7 +375,7 @@ class Emulator:
             return error(
                 415, gameball.NOT_JSON, "The request body must be application/json.", request_id
             )
-        problem = authenticate(request.headers, version, self)
+        problem = authenticate(request.headers, version, self, secret_always=gate.secret_always)
         if problem:
             self._count(gate.unauthorized)
             return error(*problem, request_id)
@@ -445,12 +392,16 @@ class Emulator:
             self._count(gate.malformed)
             return error(400, gameball.MALFORMED_JSON, "Malformed JSON.", request_id)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _arrive(self) -> None:
+        """The arrival delay (a one-way network delay) before a request is counted."""
         faults = self.faults
         if faults.arrival_delay or faults.arrival_jitter:
             with self._lock:
                 draw = self._random.random()
             await asyncio.sleep(faults.arrival_delay + draw * faults.arrival_jitter)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        await self._arrive()
         request_id = self._next_request()
         admitted = await self._admitted(request, request_id, EVENTS_GATE)
         if isinstance(admitted, web.StreamResponse):
@@ -460,16 +411,28 @@ class Emulator:
         if problem:
             self._count("bad_request")
             return error(*problem, request_id)
-        return await self._process(request, body, version, request_id)
+
+        def accept() -> dict[str, Any]:
+            self._record(request, body, version)
+            return {"success": True, "message": "Events processed"}
+
+        return await self._process(request, body["customerId"], request_id, accept)
 
     async def _process(
-        self, request: web.Request, body: dict[str, Any], version: str, request_id: int
+        self,
+        request: web.Request,
+        customer: str,
+        request_id: int,
+        accept: Callable[[], dict[str, Any] | web.Response],
+        prefix: str = "",
     ) -> web.StreamResponse:
-        customer_key = (request.headers[gameball.API_KEY_HEADER], body["customerId"])
+        """The faults and 2001 around ``accept`` (which records and gives the answer's body, or
+        refuses); the counters are named with ``prefix`` (``orders_`` for orders)."""
+        customer_key = (request.headers[gameball.API_KEY_HEADER], customer)
         faults = self.faults
         with self._lock:
             if customer_key in self._state.busy:
-                self._state.counters["concurrent"] += 1
+                self._state.counters[f"{prefix}concurrent"] += 1
                 return error(
                     422,
                     gameball.CONCURRENT_REQUEST,
@@ -481,28 +444,30 @@ class Emulator:
         try:
             if draw < faults.server_errors:
                 status = 500 if pick < 0.5 else 503
-                self._count(f"server_error_{status}")
+                self._count(f"{prefix}server_error_{status}")
                 return error(status, status * 10, "Injected server error.", request_id)
             draw -= faults.server_errors
             if draw < faults.dropped_connections:
-                self._count("dropped")
+                self._count(f"{prefix}dropped")
                 return self._drop(request)
             draw -= faults.dropped_connections
             delay = faults.latency + jitter * faults.jitter
             if delay:
                 await asyncio.sleep(delay)
-            self._record(request, body, version)
+            answer = accept()
         finally:
             with self._lock:
                 self._state.busy.discard(customer_key)
+        if isinstance(answer, web.Response):  # refused (a duplicate order)
+            return answer
         if draw < faults.lost_responses:
-            self._count("lost_response")
+            self._count(f"{prefix}lost_response")
             if faults.lost_mode == "drop":
                 return self._drop(request)
             await asyncio.sleep(faults.slow_reply)
         else:
-            self._count("accepted")
-        return web.json_response({"success": True, "message": "Events processed"})
+            self._count(f"{prefix}accepted")
+        return web.json_response(answer)
 
     def _drop(self, request: web.Request) -> web.StreamResponse:
         if request.transport is not None:

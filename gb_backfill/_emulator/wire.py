@@ -24,7 +24,8 @@ except ModuleNotFoundError as missing:  # a core install: the emulator is an ext
     web = None  # type: ignore[assignment]  # Emulator() says what to install
 
 __all__ = [
-    "EVENTS_GATE", "NEEDS_AIOHTTP", "PREVIEW_GATE", "Gate", "RateWindows", "SlidingWindow",
+    "EVENTS_GATE", "NEEDS_AIOHTTP", "ORDERS_GATE", "ORDERS_PREVIEW_GATE", "PREVIEW_GATE", "Gate",
+    "RateWindows", "SlidingWindow",
     "authenticate", "error", "payload_problem", "route", "share_draw", "web",
 ]  # fmt: skip
 
@@ -36,6 +37,10 @@ NEEDS_AIOHTTP = (
 
 _EVENTS_PATHS = {gameball.EVENTS_PATH.format(version=v): v for v in gameball.API_VERSIONS}
 _PREVIEW_PATHS = {gameball.PREVIEW_PATH.format(version=v): v for v in gameball.API_VERSIONS}
+_ORDERS_PATHS = {gameball.ORDERS_PATH.format(version=v): v for v in gameball.API_VERSIONS}
+_ORDERS_PREVIEW_PATHS = {
+    gameball.ORDERS_PREVIEW_PATH.format(version=v): v for v in gameball.API_VERSIONS
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,8 @@ class Gate:
     unauthorized: str
     rate_limited: str
     malformed: str
+    #: the SecretKey is required in every version (orders: "Requires both apikey and secretkey")
+    secret_always: bool = False
 
 
 EVENTS_GATE = Gate(
@@ -56,6 +63,15 @@ EVENTS_GATE = Gate(
 PREVIEW_GATE = Gate(
     _PREVIEW_PATHS, "preview", "preview_bad_request", "preview_unauthorized",
     "rate_limited_preview", "preview_bad_request",
+)  # fmt: skip
+ORDERS_GATE = Gate(
+    _ORDERS_PATHS, "orders", "orders_bad_request", "orders_unauthorized", "rate_limited_orders",
+    "orders_bad_request", secret_always=True,
+)  # fmt: skip
+#: The order reward preview shares the "others" row's limits with the events' preview.
+ORDERS_PREVIEW_GATE = Gate(
+    _ORDERS_PREVIEW_PATHS, "preview", "order_preview_bad_request", "order_preview_unauthorized",
+    "rate_limited_preview", "order_preview_bad_request",
 )  # fmt: skip
 
 
@@ -145,11 +161,11 @@ class Keyed(Protocol):
 
 
 def authenticate(
-    headers: Mapping[str, str], version: str, keys: Keyed
+    headers: Mapping[str, str], version: str, keys: Keyed, *, secret_always: bool = False
 ) -> tuple[int, int, str] | None:
     """(status, code, message) when the keys in ``headers`` do not open an events or preview
     endpoint of ``version``: ``APIKey`` always, ``SecretKey`` on v4.1 (a session token may stand
-    in for it) and in High Security Mode."""
+    in for it) and in High Security Mode; ``secret_always``: ``SecretKey`` always (orders)."""
     api_key = headers.get(gameball.API_KEY_HEADER)
     if not api_key or api_key != keys.api_key:
         return (
@@ -158,9 +174,9 @@ def authenticate(
             "Unauthorized: the APIKey header is missing or wrong.",
         )
     token = headers.get(gameball.SESSION_TOKEN_HEADER)
-    needs_secret = version == "4.1" or keys.high_security
+    needs_secret = version == "4.1" or keys.high_security or secret_always
     secret = headers.get(gameball.SECRET_KEY_HEADER)
-    if version == "4.1" and token:
+    if version == "4.1" and token and not secret_always:
         return None
     if needs_secret and not secret:
         return 401, gameball.SECRET_KEY_REQUIRED, "A SecretKey is required for this request."
