@@ -108,7 +108,7 @@ class BatchOrdersLane(BatchLane):
         order alone refused so is already there."""
         if outcome.http_status not in _SPLIT_ON and _duplicate(outcome):
             if len(rows) == 1:
-                there = already_there(outcome, None, outcome.message or "")
+                there = already_there(outcome, _code_of(outcome), outcome.message or "")
                 self.finish(rows, Status.SENT, there)
                 return
             middle = len(rows) // 2
