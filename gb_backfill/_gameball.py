@@ -77,6 +77,8 @@ TOO_MANY_REQUESTS = 4290
 
 #: The fields every order must carry, on ``/orders`` and in each ``/batch/orders`` item.
 ORDER_REQUIRED_FIELDS = ("customerId", "orderId", "orderDate", "totalPaid")
+#: The channels an order may name (the OpenAPI file's enum).
+ORDER_CHANNELS = ("mobile", "pos", "web", "callcenter")
 #: The event Gameball records for every order (never sent by hand for orders).
 PLACE_ORDER_EVENT = "place_order"
 #: 422 with one of these: the order is already there ("Never reuse an orderId, duplicates are

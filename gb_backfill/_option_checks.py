@@ -187,3 +187,15 @@ def column_type(text: str) -> tuple[str, str]:
     if not sep or not column:
         raise argparse.ArgumentTypeError(f"expected COL=TYPE, e.g. amount=float; got {text!r}")
     return column, kind
+
+
+def field_columns(name: str, value: Any) -> Mapping[str, Hashable] | None:
+    """A dict of Gameball's field names to columns (None: none given)."""
+    if value is not None and not isinstance(value, Mapping):
+        raise ConfigError(
+            "{" + name + "=} takes a dict of Gameball's field names to columns, e.g. "
+            "{" + name + "=*}",
+            option=name,
+            **{name: {"totalTax": "tax"}},
+        )
+    return value

@@ -62,6 +62,7 @@ from ._option_checks import (
     column_list,
     column_type,
     columns,
+    field_columns,
     key_text,
     listed_texts,
     one_of,
@@ -187,6 +188,10 @@ class MappingOptions:
     extra: Sequence[Hashable] | None = option(
         None, "columns sent as the order's extra (text values)", check=columns,
         metavar="COL,COL,...", parse=column_list, group="orders")
+    order_fields: Mapping[str, Hashable] | None = option(
+        None, "a column for one of the order's optional fields (totalPrice, totalDiscount, "
+        "totalShipping, totalTax, channel, cartId, guest)", check=field_columns,
+        metavar="FIELD=COL", parse=column_type, repeated=True, group="orders")
 
 
 @dataclass(frozen=True, kw_only=True)

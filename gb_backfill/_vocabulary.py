@@ -98,7 +98,7 @@ class FailureCode(StrEnum):
     ORDER_AMOUNT_TYPE = "order_amount_type"  #: a total that is not a number
     ORDER_AMOUNT_NEGATIVE = "order_amount_negative"
     ORDER_AMOUNT_NOT_FINITE = "order_amount_not_finite"
-    ORDER_FIELD_TYPE = "order_field_type"  #: channel, cartId or guest of the wrong type
+    ORDER_FIELD_TYPE = "order_field_type"  #: channel (not a listed one), cartId or guest
     EXTRA_NOT_TEXT = "extra_not_text"  #: an ``extra`` value that is not a string
 
 

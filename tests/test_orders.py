@@ -43,9 +43,10 @@ def options(gameball, **more):
 # --- the mapping and the options -------------------------------------------------------------
 
 
-def test_the_order_columns_are_found_by_their_usual_names_and_bodies_carry_them():
+def test_the_order_columns_are_found_by_their_usual_names_and_bodies_carry_the_mapped_ones():
     df = orders_frame(2).assign(store=["Cairo", None], totalTax=[1, 2.5], channel=["web", None])
-    bodies = payloads(df, kind="orders", extra=["store"]).tolist()
+    fields = {"totalTax": "totalTax", "channel": "channel"}
+    bodies = payloads(df, kind="orders", extra=["store"], order_fields=fields).tolist()
     assert bodies[0] == {
         "customerId": "c0", "orderId": "o0", "orderDate": "2024-01-01T10:00:00.123Z",
         "totalPaid": 10.5, "totalTax": 1, "channel": "web", "extra": {"store": "Cairo"},
@@ -54,6 +55,15 @@ def test_the_order_columns_are_found_by_their_usual_names_and_bodies_carry_them(
         "customerId": "c1", "orderId": "o1", "orderDate": "2024-01-01T11:00:00.123Z",
         "totalPaid": 11.5, "totalTax": 2.5,
     }  # fmt: skip
+    # Optional fields go only where mapped: an export's "channel" is seldom Gameball's.
+    assert set(payloads(df, kind="orders").iloc[0]) == {
+        "customerId",
+        "orderId",
+        "orderDate",
+        "totalPaid",
+    }
+    report = validate(df.assign(channel=["ios", "web"]), kind="orders", order_fields=fields)
+    assert report.failures["code"].tolist() == ["order_field_type"]
 
 
 @pytest.mark.parametrize(
@@ -65,6 +75,8 @@ def test_the_order_columns_are_found_by_their_usual_names_and_bodies_carry_them(
         ({"kind": "orders", "orders_from": "purchase"}, "orders_from"),
         ({"kind": "orders", "order_date": "nope"}, "order_date"),
         ({"kind": "order"}, "kind"),
+        ({"kind": "orders", "order_fields": {"tax": "x"}}, "order_fields"),
+        ({"kind": "orders", "order_fields": {"totalTax": "nope"}}, "order_fields"),
     ],
 )
 def test_keywords_that_do_not_go_with_orders_are_refused_naming_the_option(keywords, option):
@@ -76,13 +88,15 @@ def test_keywords_that_do_not_go_with_orders_are_refused_naming_the_option(keywo
 def test_the_command_line_flags_come_from_the_declaration():
     args = build_parser().parse_args(
         ["send", "x.csv", "--orders", "--order-id", "id", "--order-date", "at",
-         "--total-paid", "paid", "--extra", "a,b", "--order-rate", "5"]
+         "--total-paid", "paid", "--extra", "a,b", "--order-rate", "5",
+         "--order-field", "totalTax=tax", "--order-field", "channel=ch"]
     )  # fmt: skip
     found = keywords(args, args.flags)
     assert found["kind"] == "orders"
     assert (found["order_id"], found["order_date"], found["total_paid"]) == ("id", "at", "paid")
     assert found["extra"] == ["a", "b"]
     assert found["order_limits"].per_second == 5
+    assert found["order_fields"] == {"totalTax": "tax", "channel": "ch"}
     for command in ("validate", "preview"):
         args = build_parser().parse_args([command, "x.csv", "--orders", "--order-id", "id"])
         assert keywords(args, args.flags)["kind"] == "orders"

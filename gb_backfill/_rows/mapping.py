@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -67,17 +67,11 @@ _DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "total_paid": ("totalPaid", "total_paid"),
 }
 
-#: An order's optional fields found by their usual names (Gameball's name, then snake_case):
-#: the wire name and the columns that may hold it.
-ORDER_FIELDS: dict[str, tuple[str, ...]] = {
-    "totalPrice": ("totalPrice", "total_price"),
-    "totalDiscount": ("totalDiscount", "total_discount"),
-    "totalShipping": ("totalShipping", "total_shipping"),
-    "totalTax": ("totalTax", "total_tax"),
-    "channel": ("channel",),
-    "cartId": ("cartId", "cart_id"),
-    "guest": ("guest",),
-}
+#: An order's optional fields a column may be mapped to (``order_fields={"totalTax": "tax"}``),
+#: by Gameball's names. None is found by name: a column called ``channel`` in an export seldom
+#: holds Gameball's channels (mobile, pos, web, callcenter).
+ORDER_FIELDS = ("totalPrice", "totalDiscount", "totalShipping", "totalTax", "channel", "cartId",
+                "guest")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,7 +83,7 @@ class OrderMapping:
     total_paid: Hashable
     #: columns sent as the order's ``extra`` (string values), by their names
     extra: tuple[Hashable, ...] = ()
-    #: optional fields found by their usual names: (wire name, column)
+    #: the optional fields mapped: (Gameball's name, column)
     fields: tuple[tuple[str, Hashable], ...] = ()
 
     @property
@@ -252,8 +246,10 @@ def _order_mapping(
     order_date: Hashable | None,
     total_paid: Hashable | None,
     extra: Sequence[Hashable] | None,
+    order_fields: Mapping[str, Hashable] | None,
 ) -> OrderMapping:
-    """The order's columns: those named, else found by their usual names."""
+    """The order's columns: those named, else (the required ones) found by their usual
+    names."""
     picked = {
         keyword: _pick(keyword, given, available, required=True)
         for keyword, given in (
@@ -268,12 +264,16 @@ def _order_mapping(
             raise ColumnNotFoundError("extra", column, available)
     extras = tuple(dict.fromkeys(extra or ()))
     _check_keys(extras)
-    named = {*picked.values(), *extras}
     found = []
-    for wire, names in ORDER_FIELDS.items():
-        column = next((name for name in names if name in available and name not in named), None)
-        if column is not None:
-            found.append((wire, column))
+    for wire, column in (order_fields or {}).items():
+        if wire not in ORDER_FIELDS:
+            raise ConfigError(
+                "{order_fields=} maps Gameball's order fields ({known}), not {wire!r}",
+                option="order_fields", known=", ".join(ORDER_FIELDS), wire=wire,
+            )  # fmt: skip
+        if column not in set(available):
+            raise ColumnNotFoundError("order_fields", column, available)
+        found.append((wire, column))
     return OrderMapping(
         order_id=picked["order_id"], order_date=picked["order_date"],
         total_paid=picked["total_paid"], extra=extras, fields=tuple(found),
@@ -282,7 +282,8 @@ def _order_mapping(
 
 def _check_kind(kind: str, orders_from: str | None, given: dict[str, object]) -> None:
     """The keywords that do not go with ``kind`` and ``orders_from``."""
-    ordered = [name for name in ("order_id", "order_date", "total_paid", "extra") if given[name]]
+    ordered = [name for name in ("order_id", "order_date", "total_paid", "extra", "order_fields")
+               if given[name]]  # fmt: skip
     if kind == "orders":
         if orders_from is not None:
             raise ConfigError(
@@ -327,6 +328,7 @@ def resolve_mapping(
     order_date: Hashable | None = None,
     total_paid: Hashable | None = None,
     extra: Sequence[Hashable] | None = None,
+    order_fields: Mapping[str, Hashable] | None = None,
     orders_from: str | None = None,
 ) -> ColumnMapping:
     """Resolve the mapping keywords against ``columns``.
@@ -341,13 +343,15 @@ def resolve_mapping(
     _check_names(available)
     given = {"event_name": event_name, "event": event, "metadata": metadata,
              "session_token": session_token, "order_id": order_id, "order_date": order_date,
-             "total_paid": total_paid, "extra": extra}  # fmt: skip
+             "total_paid": total_paid, "extra": extra, "order_fields": order_fields}  # fmt: skip
     _check_kind(kind, orders_from, given)
     id_column = _pick("customer_id", customer_id, available, required=True)
     order = None
     if kind == "orders" or orders_from is not None:
-        order = _order_mapping(available, order_id=order_id, order_date=order_date,
-                               total_paid=total_paid, extra=extra)  # fmt: skip
+        order = _order_mapping(
+            available, order_id=order_id, order_date=order_date, total_paid=total_paid,
+            extra=extra, order_fields=order_fields,
+        )  # fmt: skip
     contacts: dict[str, Hashable | None] = {
         "email": _pick("email", email, available), "mobile": _pick("mobile", mobile, available)
     }  # fmt: skip

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import _gameball as gameball
 from .._vocabulary import FailureCode
 from .mapping import ColumnMapping, OrderMapping, metadata_key
 from .order_values import amounts, order_dates
@@ -122,7 +123,12 @@ def _text_rules(wire: str, column: Hashable, series: pd.Series) -> tuple[pa.Arra
                                                     message, wrong)  # fmt: skip
     ids = identifier_strings(series)
     wrong = ids.wrong_type | ids.inexact | ids.not_unicode
-    broken = _Broken(column, FailureCode.ORDER_FIELD_TYPE, f"{wire} must be a string", wrong)
+    message = f"{wire} must be a string"
+    if wire == "channel":
+        listed = pc.or_(pc.is_in(ids.text, pa.array(gameball.ORDER_CHANNELS)), ids.text.is_null())
+        wrong |= ~np.asarray(listed.to_numpy(zero_copy_only=False), dtype=bool)
+        message = f"channel must be one of {', '.join(gameball.ORDER_CHANNELS)}"
+    broken = _Broken(column, FailureCode.ORDER_FIELD_TYPE, message, wrong)
     return pc.if_else(pa.array(wrong), None, json_strings(ids.text)), broken
 
 
