@@ -11,6 +11,12 @@ The export is what a data team pulls from its warehouse before a backfill, one r
   or missing event name, stray whitespace around an id or an event name, nested metadata, an
   infinite amount, a malformed email or mobile.
 
+Each purchase carries what a Gameball order needs (``shared/docs/gameball-api.md`` §6c): its
+``order_id`` (unique), the purchase time ``occurred_at`` (UTC, to the second: the order's
+``orderDate``) and ``amount``, the total paid after any coupon (``totalPaid``), with its
+``currency`` (a string, for an order's ``extra``). ``campaigns.json`` has campaigns on the
+``place_order`` event Gameball makes of every order, on ``totalPaid``.
+
 Both files hold the same rows. Parquet keeps the types (a timestamp, integers with gaps, the
 nested values); CSV is text, so a nested value is written as its JSON, which is a valid string.
 
