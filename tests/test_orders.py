@@ -377,3 +377,27 @@ def test_decimal_totals_are_sent_with_their_exact_digits():
     df.loc[0, "totalPaid"] = decimal.Decimal("12345678901234567.89")
     body = payloads(df, **ORDERS).iloc[0]
     assert body["totalPaid"] == decimal.Decimal("12345678901234567.89")
+
+
+def test_orders_a_crashed_run_left_in_flight_are_sent_again_and_found_there(tmp_path):
+    from gb_backfill._rows.keys import CONTENT_SCHEME, as_keys, order_hashes
+    from gb_backfill._store.ledger import Ledger
+
+    df = orders_frame(4)
+    keys = as_keys(order_hashes(df["orderId"].to_numpy(dtype=object)))
+    ledger = Ledger(tmp_path / "l")
+    ledger.use_keys(CONTENT_SCHEME)
+    for row in (1, 2):  # their requests were out when the run was killed
+        ledger.begin(keys[row], df["customerId"][row], row)
+    ledger.close()
+
+    def answer(request, body, n):
+        if body["orderId"] in ("o1", "o2"):  # they had arrived
+            return httpx.Response(422, json={"code": 9004, "message": "Transaction ID Exists"})
+        return httpx.Response(200, json={})
+
+    gameball = MockGameball(answer)
+    report = send_fast(df, **options(gameball), ledger=tmp_path / "l")
+    assert report.counts["unknown"] == 0
+    assert (report.sent, report.already_there) == (4, 2)
+    assert sorted(body["orderId"] for _, body in gameball.requests) == ["o0", "o1", "o2", "o3"]
