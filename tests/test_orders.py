@@ -401,3 +401,40 @@ def test_orders_a_crashed_run_left_in_flight_are_sent_again_and_found_there(tmp_
     assert report.counts["unknown"] == 0
     assert (report.sent, report.already_there) == (4, 2)
     assert sorted(body["orderId"] for _, body in gameball.requests) == ["o0", "o1", "o2", "o3"]
+
+
+# --- the dry run -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["events", "batch"])
+def test_the_dry_run_plans_the_orders_a_live_run_sends(tmp_path, mode):
+    from gb_backfill import plan
+
+    df = pd.DataFrame(
+        {
+            "customerId": ["c1", "c1", "c2", "c3"],
+            "eventName": ["review", "purchase", "purchase", "signup"],
+            "orderId": [None, "o1", "o2", None],
+            "orderDate": pd.to_datetime([None, "2024-01-01 10:00", "2024-02-01 10:00", None]),
+            "totalPaid": [None, 10.0, 20.0, None],
+        }
+    )
+    mapping = {
+        "orders_from": "purchase",
+        "mode": mode,
+        "order_limits": RateLimits(per_second=30, per_window=360),
+    }
+    planned = plan(df, **mapping, bodies_path=tmp_path / "b.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    orders = [line for line in lines if "orderId" in line["body"]]
+    assert [line["body"]["orderId"] for line in orders] == ["o1", "o2"]
+    if mode == "events":
+        assert {line["path"] for line in orders} == {"/api/v4.0/integrations/orders"}
+        assert planned.requests == {"events": 2, "orders": 2}
+        assert planned.pace["orders"] == RateLimits(per_second=30, per_window=360)
+    else:
+        assert {line["path"] for line in orders} == {"/api/v4.0/integrations/batch/orders"}
+        assert planned.requests["batch_orders"] == 1
+        assert planned.lane_rows["batch_orders"] == 2
+    assert planned.event_names == {"place_order": 2, "review": 1, "signup": 1}
+    assert orders[1]["body"]["orderDate"] == "2024-02-01T10:00:00.000Z"
