@@ -123,6 +123,9 @@ class PreviewReport:
     unquoted_rows: int
     http_statuses: dict[int, int]
     quotes: pd.DataFrame
+    #: orders: the cashback points of the whole input (part of ``points``), None without
+    #: orders; coupons are in ``coupons`` and ``campaigns`` as for events
+    cashback: Estimate | None = None
     caveats: str = PREVIEW_CAVEATS
     #: columns whose values are likely not what was meant (as ``ValidationReport.warnings``):
     #: amounts written as text are quoted as text, and a campaign on them awards nothing
@@ -150,6 +153,7 @@ class PreviewReport:
             "interrupted": self.interrupted,
             "unquoted_rows": self.unquoted_rows,
             "points": _interval(self.points),
+            **({"cashback": _interval(self.cashback)} if self.cashback is not None else {}),
             "customers": {
                 "sampled": customers.sampled,
                 "not_found": customers.not_found,
@@ -221,6 +225,7 @@ class PreviewReport:
         customers = self.customers
         rows: list[tuple[str, object]] = [
             ("points, whole input", _about(self.points)),
+            *([("of which cashback (orders)", _about(self.cashback))] if self.cashback else []),
             ("rows", self.rows),
             ("valid rows", self.valid),
             *([("left out, sent by an earlier run", self.skipped)] if self.skipped else []),

@@ -120,10 +120,11 @@ class Sampling:
             cells = frame.iloc[rows].to_dict("records")
             tokens = mine.session_tokens or [None] * len(rows)
             names = checked.event_names_at(rows)
+            orders = mine.order_ids or [None] * len(rows)
             return [
-                SampledRow(offset + int(p), customer, str(name), body, token, cell)
-                for p, customer, name, body, token, cell in zip(
-                    rows, mine.customer_ids, names, mine.bodies, tokens, cells, strict=True
+                SampledRow(offset + int(p), customer, str(name), body, token, cell, o is not None)
+                for p, customer, name, body, token, cell, o in zip(
+                    rows, mine.customer_ids, names, mine.bodies, tokens, cells, orders, strict=True
                 )
             ]
 
@@ -201,6 +202,7 @@ class PreviewRun:
             self.settings, self.client, book, dispatcher, clock=clock, timeline=Timeline(clock)
         )
         dispatcher.lanes = {lane.kind: lane}
+        lane.orders = {index for index, row in enumerate(rows) if row.order}
         chunk = Chunk(pd.DataFrame(), 0)
         lane.start()
         try:

@@ -69,6 +69,10 @@ class CheckedOrders(CheckedFrame):
     #: ``extra``'s key -> JSON string of each row's value
     extras: list[tuple[str, pa.Array]] = field(default_factory=list)
 
+    def event_names_at(self, positions: npt.NDArray[np.int64]) -> list[str]:
+        """Each order's event: the ``place_order`` Gameball records for it."""
+        return [gameball.PLACE_ORDER_EVENT] * len(positions)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckedMixed(CheckedFrame):
