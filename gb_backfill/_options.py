@@ -419,6 +419,13 @@ def _keys(options: RunOptions, *, mode: str, dry_run: bool) -> ApiKeys:
             option="secret_key",
             env=SECRET_KEY_ENV,
         )
+    if isinstance(options, SendOptions) and (options.kind == "orders" or options.orders_from):
+        raise ConfigError(
+            "orders need the secret key (Gameball's orders API requires it): pass "
+            "{secret_key=...} or set {env}",
+            option="secret_key",
+            env=SECRET_KEY_ENV,
+        )
     if mode == "batch":
         raise ConfigError(
             "{mode='batch'|batch} needs the secret key (Gameball's batch API requires it): pass "

@@ -102,6 +102,15 @@ def test_the_command_line_flags_come_from_the_declaration():
         assert keywords(args, args.flags)["kind"] == "orders"
 
 
+def test_a_send_of_orders_needs_the_secret_key_as_gameballs_orders_api_does():
+    from gb_backfill import send
+
+    for mapped in ({"kind": "orders"}, {"orders_from": "purchase", "event_name": "e"}):
+        with pytest.raises(ConfigError) as caught:
+            send(orders_frame().assign(e="purchase"), api_key="k", **mapped)
+        assert caught.value.option == "secret_key"
+
+
 # --- the rules -------------------------------------------------------------------------------
 
 
