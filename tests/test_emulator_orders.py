@@ -59,10 +59,18 @@ def wait_for(condition, seconds=10.0):
     assert condition()
 
 
-@pytest.fixture
-def emu():
+@pytest.fixture(scope="module")
+def shared():
     with Emulator() as running:
         yield running
+
+
+@pytest.fixture
+def emu(shared):
+    """A running emulator with the default settings, as new (one per module: fast)."""
+    shared.reset()
+    shared.set_campaigns(())
+    return shared
 
 
 # --- POST /orders -------------------------------------------------------------------------------
@@ -235,9 +243,9 @@ def test_a_lost_answer_then_the_same_order_again_is_refused_as_already_there():
 
 
 def test_a_slow_lost_answer_is_processed_too():
-    with Emulator(faults=Faults(lost_responses=1.0, lost_mode="slow", slow_reply=2.0)) as emu:
+    with Emulator(faults=Faults(lost_responses=1.0, lost_mode="slow", slow_reply=0.6)) as emu:
         with pytest.raises(httpx.ReadTimeout):
-            post(emu, ORDERS, ORDER, timeout=0.3)
+            post(emu, ORDERS, ORDER, timeout=0.2)
         assert emu.orders()["order_id"].tolist() == ["A-1"]
 
 
@@ -256,7 +264,7 @@ def test_server_errors_and_dropped_connections_come_before_processing():
 
 
 def test_a_second_order_for_a_customer_in_progress_gets_2001():
-    with Emulator(faults=Faults(latency=0.5)) as emu:
+    with Emulator(faults=Faults(latency=0.3)) as emu:
         answers = []
         slow = threading.Thread(target=lambda: answers.append(post(emu, ORDERS, ORDER)))
         slow.start()
@@ -275,7 +283,7 @@ def test_faults_on_orders_are_reproducible_with_a_seed():
     def outcomes():
         seen = []
         with Emulator(faults=faults) as emu:
-            for n in range(20):
+            for n in range(12):
                 try:
                     seen.append(post(emu, ORDERS, {**ORDER, "orderId": f"o{n}"}).status_code)
                 except httpx.TransportError as error:
@@ -523,6 +531,23 @@ def test_reset_forgets_orders_and_their_ids(emu):
     assert post(emu, ORDERS, ORDER).status_code == 200, "the id is free again"
 
 
+def test_the_cli_flags_make_the_orders_settings():
+    from gb_backfill._cli import build_parser
+    from gb_backfill._cli.emulator import _emulator_from
+
+    argv = ["emulator", "--cashback-per", "10", "--duplicate-code", "9003",
+            "--orders-per-second", "5", "--orders-per-window", "50", "--window", "10"]  # fmt: skip
+    emulator = _emulator_from(build_parser().parse_args(argv))
+    assert emulator.orders_limits == RateLimits(per_second=5, per_window=50, window=10)
+    settings = emulator.order_settings
+    assert settings.duplicate_code == 9003
+    assert settings.cashback_points({"totalPaid": 250.75}) == 25
+    defaults = _emulator_from(build_parser().parse_args(["emulator"]))
+    assert defaults.orders_limits == ORDERS_LIMITS
+    assert defaults.order_settings == OrderSettings()
+
+
+@pytest.mark.slow
 def test_the_cli_records_orders_beside_the_events(tmp_path):
     record = tmp_path / "received.parquet"
     process = subprocess.Popen(
