@@ -95,7 +95,7 @@ def test_batch_mode_orders_arrive_once_with_their_dates(tmp_path):
     check_recorded_once_with_their_dates(df, recorded, report)
 
 
-@pytest.mark.parametrize("rows", [500, pytest.param(None, marks=pytest.mark.slow, id="all")])
+@pytest.mark.parametrize("rows", [300, pytest.param(None, marks=pytest.mark.slow, id="all")])
 def test_a_mixed_export_sends_purchases_as_orders_and_the_rest_as_events(tmp_path, rows):
     df = pd.read_parquet(SAMPLE).iloc[:rows]
     mapping = {**AS_ORDERS, "kind": "events", "orders_from": "purchase_completed",

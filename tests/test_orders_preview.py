@@ -91,11 +91,11 @@ def test_the_orders_preview_quotes_points_cashback_and_coupons_within_their_inte
 
 
 def test_a_mixed_export_previews_its_orders_and_its_events():
-    df = history(800)
+    df = history(600)
     with emulator(preview_limits=RateLimits.unlimited()) as emu:
         report = gb.preview(df, base_url=emu.base_url, api_key=emu.api_key, event_name="event",
                             orders_from="purchase", preview_limits=RateLimits.unlimited(),
-                            progress=False, sample=300, **AS_ORDERS)  # fmt: skip
+                            progress=False, sample=150, concurrency=8, **AS_ORDERS)  # fmt: skip
         orders, events = emu.counters["order_preview_ok"], emu.counters.get("preview_ok", 0)
     assert set(report.events) == {"purchase", "rating"}
     quotes = report.quotes
