@@ -217,6 +217,8 @@ def test_a_duplicate_refusal_is_sent_already_there_never_a_failure(refusal):
     report = send_fast(orders_frame(), **options(gameball))
     assert report.counts["sent"] == 4
     assert report.already_there == 1
+    assert "1 of the sent rows are orders Gameball already had" in report.summary()
+    assert "orders already there" in report._repr_html_()
     assert {request.url.path for request, _ in gameball.requests} == {
         "/api/v4.0/integrations/orders"
     }
@@ -440,6 +442,7 @@ def test_the_dry_run_plans_the_orders_a_live_run_sends(tmp_path, mode):
     if mode == "events":
         assert {line["path"] for line in orders} == {"/api/v4.0/integrations/orders"}
         assert planned.requests == {"events": 2, "orders": 2}
+        assert planned.sending == 4
         assert planned.pace["orders"] == RateLimits(per_second=30, per_window=360)
     else:
         assert {line["path"] for line in orders} == {"/api/v4.0/integrations/batch/orders"}
