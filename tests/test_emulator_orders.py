@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -336,6 +337,16 @@ def test_orders_have_their_own_limits_over_the_socket():
         assert len(emu.orders()) == 2
 
 
+def test_order_jobs_and_event_jobs_share_the_batch_limits():
+    """Job creation is Gameball's "others" row whatever the job holds (undocumented)."""
+    quota = RateLimits(per_second=0, per_window=1, window=600)
+    with Emulator(batch_limits=quota, batch=BatchSettings(delay=0)) as emu:
+        events_job = {"body": [{"customerId": "c", "events": {"e": {}}}]}
+        assert post(emu, BATCH.replace("orders", "events"), events_job).status_code == 200
+        assert post(emu, BATCH, {"body": [ORDER]}).status_code == 429
+        assert emu.counters["rate_limited_batch"] == 1
+
+
 def test_a_bad_orders_limits_or_setting_is_a_config_error():
     with pytest.raises(ConfigError, match="orders_limits="):
         Emulator(orders_limits=30)
@@ -534,6 +545,7 @@ def test_reset_forgets_orders_and_their_ids(emu):
 def test_the_cli_flags_make_the_orders_settings():
     from gb_backfill._cli import build_parser
     from gb_backfill._cli.emulator import _emulator_from
+    from gb_backfill._emulator.record import orders_beside
 
     argv = ["emulator", "--cashback-per", "10", "--duplicate-code", "9003",
             "--orders-per-second", "5", "--orders-per-window", "50", "--window", "10"]  # fmt: skip
@@ -542,6 +554,8 @@ def test_the_cli_flags_make_the_orders_settings():
     settings = emulator.order_settings
     assert settings.duplicate_code == 9003
     assert settings.cashback_points({"totalPaid": 250.75}) == 25
+    assert orders_beside("out/got.parquet") == str(Path("out/got.orders.parquet"))
+    assert orders_beside("got") == "got.orders.parquet"
     defaults = _emulator_from(build_parser().parse_args(["emulator"]))
     assert defaults.orders_limits == ORDERS_LIMITS
     assert defaults.order_settings == OrderSettings()

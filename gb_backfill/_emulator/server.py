@@ -4,9 +4,10 @@ for the demo, notebooks and end-to-end tests.
 :class:`Emulator` serves the events endpoints (v4.0 and v4.1) with Gameball's keys, payload
 rules, error bodies and per-key rate limits, 2001 for a customer whose request is still running,
 another client of the same key, and seeded faults (:mod:`.faults`); the batch endpoints
-(:mod:`.batch`); and the read-only reward preview, quoted from campaigns (:mod:`.campaigns`).
-What it says on the wire is in :mod:`.wire`. Every accepted event is recorded. The user's
-guide to it is ``docs/reference.md#the-emulator``.
+(:mod:`.batch`); the read-only reward preview, quoted from campaigns (:mod:`.campaigns`); and
+the orders endpoints, through the same faults (:mod:`.orders`). What it says on the wire is in
+:mod:`.wire`. Every accepted event and order is recorded (:mod:`.record`). The user's guide to
+it is ``docs/reference.md#the-emulator``.
 """
 
 from __future__ import annotations
