@@ -450,3 +450,31 @@ def test_the_dry_run_plans_the_orders_a_live_run_sends(tmp_path, mode):
         assert planned.lane_rows["batch_orders"] == 2
     assert planned.event_names == {"place_order": 2, "review": 1, "signup": 1}
     assert orders[1]["body"]["orderDate"] == "2024-02-01T10:00:00.000Z"
+
+
+def test_a_csv_of_orders_keeps_ids_as_written_and_dates_to_the_millisecond(tmp_path):
+    from gb_backfill import asend_path
+    from tests import fake_time
+
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "customer,order,at,paid\n"
+        "0042,007,2024-03-01 10:00:00.5+02:00,19.90\n"
+        "0042,008,2024-03-02T00:00:00Z,5\n"
+        "17,009,03/04/2024,1\n",
+        encoding="utf-8",
+    )
+    gameball = MockGameball()
+    report = fake_time.run(
+        asend_path(path, **options(gameball), customer_id="customer", order_id="order",
+                   order_date="at", total_paid="paid", failures_path=tmp_path / "f.parquet")
+    )  # fmt: skip
+    assert (report.sent, report.invalid) == (2, 1)
+    bodies = [body for _, body in gameball.requests]
+    assert bodies == [
+        {"customerId": "0042", "orderId": "007", "orderDate": "2024-03-01T08:00:00.500Z",
+         "totalPaid": 19.9},
+        {"customerId": "0042", "orderId": "008", "orderDate": "2024-03-02T00:00:00.000Z",
+         "totalPaid": 5},
+    ]  # fmt: skip
+    assert report.failures["gb_error_code"].tolist() == ["order_date_invalid"]
