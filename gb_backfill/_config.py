@@ -221,6 +221,8 @@ class Settings:
     mode: str = "events"
     batch_limits: RateLimits = BATCH_LIMITS
     status_limits: RateLimits = STATUS_LIMITS
+    #: the orders endpoint's (one order per request; jobs of orders keep the batch limits)
+    order_limits: RateLimits = ORDERS_LIMITS
     keep_order: bool = True
     job_timeout: float = DEFAULT_JOB_TIMEOUT
     rebuild_ledger: bool = False

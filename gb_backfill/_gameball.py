@@ -77,6 +77,8 @@ TOO_MANY_REQUESTS = 4290
 
 #: The fields every order must carry, on ``/orders`` and in each ``/batch/orders`` item.
 ORDER_REQUIRED_FIELDS = ("customerId", "orderId", "orderDate", "totalPaid")
+#: The channels an order may name (the OpenAPI file's enum).
+ORDER_CHANNELS = ("mobile", "pos", "web", "callcenter")
 #: The event Gameball records for every order (never sent by hand for orders).
 PLACE_ORDER_EVENT = "place_order"
 #: 422 with one of these: the order is already there ("Never reuse an orderId, duplicates are
@@ -115,10 +117,13 @@ READS_PER_SECOND, READS_PER_WINDOW = 100, 1200
 ORDERS_PER_SECOND, ORDERS_PER_WINDOW = 30, 360
 
 
-def lane_for(*, batch_mode: bool, plain: bool) -> Lane:
+def lane_for(*, batch_mode: bool, plain: bool, order: bool = False) -> Lane:
     """The lane that can carry a row: a batch item holds only ``customerId`` and ``events``, so
     unless the row is ``plain`` (no email, mobile or session token), it goes one request at a
-    time."""
+    time. An ``order`` goes to the orders endpoints: in jobs in batch mode (a batch order takes
+    every field a single one does), else one per request."""
+    if order:
+        return Lane.BATCH_ORDERS if batch_mode else Lane.ORDERS
     return Lane.BATCH if batch_mode and plain else Lane.EVENTS
 
 

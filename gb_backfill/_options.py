@@ -21,10 +21,11 @@ Each field's metadata (:class:`About`) holds its check, which turns a value give
 into the value used (or raises :class:`ConfigError` naming the option), and what the command
 line needs to make its flag (help text, flag name, how the flag's text becomes the value).
 
+The checks themselves are in :mod:`gb_backfill._option_checks`.
+
 No ``from __future__ import annotations`` here: the command line reads the fields' types.
 """
 
-import math
 import os
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -43,6 +44,7 @@ from ._config import (
     DEFAULT_TIMEOUT,
     EVENTS_LIMITS,
     HEADER_VALUE,
+    ORDERS_LIMITS,
     PREVIEW_LIMITS,
     SECRET_KEY_ENV,
     STATUS_LIMITS,
@@ -53,7 +55,25 @@ from ._config import (
     check_base_url,
     leave_room,
 )
-from ._errors import ConfigError, Written
+from ._errors import ConfigError
+from ._option_checks import (
+    Check,
+    automatic_switch,
+    column_list,
+    column_type,
+    columns,
+    field_columns,
+    key_text,
+    listed_texts,
+    one_of,
+    rate_limits,
+    retry_policy,
+    seconds,
+    share,
+    switch,
+    type_names,
+    whole,
+)
 from ._preview.sampling import DEFAULT_SAMPLE_SIZE
 
 if TYPE_CHECKING:
@@ -61,8 +81,6 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
-#: A check: the option's name and the value given, to the value used.
-Check = Callable[[str, Any], Any]
 PathLike = str | os.PathLike[str]
 
 
@@ -92,8 +110,9 @@ class About:
     metavar: str | None = None
     #: the flag's text to the option's value (default: by the field's type)
     parse: Callable[[str], Any] | None = None
-    #: a flag that takes no value and sets the option to this (``--no-progress``: False)
-    switch: bool | None = None
+    #: a flag that takes no value and sets the option to this (``--no-progress``: False,
+    #: ``--orders``: "orders")
+    switch: bool | str | None = None
     #: the flag may be repeated, each time adding one item (``--dtype``)
     repeated: bool = False
     #: flags of one exclusive group (``--event-name`` or ``--event``) share a name
@@ -116,179 +135,6 @@ def about(help: str, **more: Any) -> dict[str, About]:
 def about_of(option: Field[Any]) -> About:
     found: About = option.metadata["about"]
     return found
-
-
-# --- checks ------------------------------------------------------------------------------------
-
-
-def whole(least: int) -> Check:
-    """A whole number of at least ``least``."""
-
-    def check(name: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-            raise ConfigError(
-                "{" + name + "=} must be a whole number of at least {least}, not {value!r}",
-                option=name,
-                least=least,
-                value=value,
-            )
-        return int(value)
-
-    return check
-
-
-def seconds(name: str, value: Any) -> float:
-    """A finite number of seconds above 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ConfigError(
-            "{" + name + "=} must be a number of seconds, not {value!r}", option=name, value=value
-        )
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise ConfigError(
-            "{" + name + "=} must be a finite number of seconds above 0, not {value!r}",
-            option=name,
-            value=value,
-        )
-    return number
-
-
-def switch(name: str, value: Any) -> bool:
-    """A yes/no option, which must be a bool: ``bool("false")`` is True, and a switch read
-    from a config file as text (``retry_unknown="false"``) could resend rows."""
-    if not isinstance(value, bool | np.bool_):
-        raise ConfigError(
-            "{" + name + "=} must be True or False, not {value!r}", option=name, value=value
-        )
-    return bool(value)
-
-
-def automatic_switch(name: str, value: Any) -> bool | None:
-    """True, False or None (decided for you)."""
-    if value is not None and not isinstance(value, bool | np.bool_):
-        raise ConfigError(
-            "{" + name + "=} must be True, False or None (automatic), not {value!r}",
-            option=name,
-            value=value,
-        )
-    return None if value is None else bool(value)
-
-
-def share(name: str, value: Any) -> float:
-    """A share of the limits from 0 to below 1."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ConfigError(
-            "{" + name + "=} must be a share from 0 to below 1, e.g. 0.3, not {value!r}",
-            option=name,
-            value=value,
-        )
-    number = float(value)
-    if not 0 <= number < 1:
-        raise ConfigError(
-            "{" + name + "=} must be a share from 0 to below 1 (0.3 leaves 30% of the limits to "
-            "the other clients of the key), not {value!r}",
-            option=name,
-            value=value,
-        )
-    return number
-
-
-def rate_limits(name: str, value: Any) -> RateLimits | None:
-    if value is None or isinstance(value, RateLimits):
-        return value
-    example = ", ".join(f"{k}={v!r}" for k, v in value.items()) if isinstance(value, dict) else ""
-    example = f"RateLimits({example or 'per_second=100, per_window=1200, window=30'})"
-    raise ConfigError(
-        "{" + name + "=} takes gb_backfill.RateLimits(...), not {kind}: {" + name + "=*}",
-        option=name, kind=type(value).__name__, **{name: Written(example, example)},
-    )  # fmt: skip
-
-
-def retry_policy(name: str, value: Any) -> RetryPolicy | None:
-    if value is None or isinstance(value, RetryPolicy):
-        return value
-    raise ConfigError(
-        "{retry=} takes gb_backfill.RetryPolicy(...), not {kind}: e.g. "
-        "{retry=RetryPolicy(attempts=6)}",
-        option=name,
-        kind=type(value).__name__,
-    )
-
-
-def columns(name: str, value: Any) -> tuple[Hashable, ...] | None:
-    """A list of columns (None: none given)."""
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ConfigError(
-            "{" + name + "=} takes a list of columns, e.g. {" + name + "=*}",
-            option=name,
-            **{name: [value]},
-        )
-    return tuple(value)
-
-
-def key_text(name: str, value: Any) -> str | None:
-    """A key as given (checked against what a header may carry later, with the environment's)."""
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(
-            "{" + name + "=} must be a string, not {kind}", option=name, kind=type(value).__name__
-        )
-    return value
-
-
-def one_of(*allowed: str) -> Check:
-    def check(name: str, value: Any) -> str:
-        text = str(value).removeprefix("v") if name == "api_version" else value
-        if text not in allowed:
-            listed = " or ".join(map(repr, allowed))
-            raise ConfigError(
-                "{" + name + "=} must be {listed}, not {value!r}",
-                option=name,
-                listed=listed,
-                value=text,
-            )
-        return str(text)
-
-    return check
-
-
-def listed_texts(name: str, value: Any) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ConfigError(
-            "{" + name + "=} takes a list of strings, e.g. {" + name + "=*}",
-            option=name,
-            **{name: [value]},
-        )
-    return tuple(map(str, value))
-
-
-def type_names(name: str, value: Any) -> Mapping[Hashable, str] | None:
-    if value is not None and not isinstance(value, Mapping):
-        raise ConfigError(
-            "{" + name + "=} takes a dict of column types, not {kind}",
-            option=name,
-            kind=type(value).__name__,
-        )
-    return value
-
-
-# --- the command line's text to a value ---------------------------------------------------------
-
-
-def column_list(text: str) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()]
-
-
-def column_type(text: str) -> tuple[str, str]:
-    import argparse
-
-    column, sep, kind = text.rpartition("=")
-    if not sep or not column:
-        raise argparse.ArgumentTypeError(f"expected COL=TYPE, e.g. amount=float; got {text!r}")
-    return column, kind
 
 
 # --- the declarations --------------------------------------------------------------------------
@@ -327,6 +173,25 @@ class MappingOptions:
     mobile: Hashable | None = option(None, "the mobile column", metavar="COL", group="mapping")
     session_token: Hashable | None = option(
         None, "the session token column", metavar="COL", group="mapping")
+    kind: Literal["events", "orders"] | str = option(
+        "events", "send every row as a Gameball order, with its date", flag="--orders",
+        switch="orders", check=one_of("events", "orders"), group="orders")
+    orders_from: str | None = option(
+        None, "send the rows of this event name as orders, the rest as events",
+        metavar="NAME", group="orders")
+    order_id: Hashable | None = option(
+        None, "the order id column (default: orderId or order_id)", metavar="COL", group="orders")
+    order_date: Hashable | None = option(None, "the order date column (default: orderDate or "
+                                         "order_date)", metavar="COL", group="orders")
+    total_paid: Hashable | None = option(None, "the total paid column (default: totalPaid or "
+                                         "total_paid)", metavar="COL", group="orders")
+    extra: Sequence[Hashable] | None = option(
+        None, "columns sent as the order's extra (text values)", check=columns,
+        metavar="COL,COL,...", parse=column_list, group="orders")
+    order_fields: Mapping[str, Hashable] | None = option(
+        None, "a column for one of the order's optional fields (totalPrice, totalDiscount, "
+        "totalShipping, totalTax, channel, cartId, guest)", check=field_columns,
+        metavar="FIELD=COL", parse=column_type, repeated=True, group="orders")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -420,6 +285,10 @@ class SendOptions(RunOptions, MappingOptions):
         Part("batch_rate", "per_second", "batch jobs per second"),
         Part("batch_quota", "per_window", "batch jobs per quota window"), BATCH_LIMITS,
         "batch job creation's limits")
+    order_limits: RateLimits | None = _limits(
+        Part("order_rate", "per_second", "orders per second, one per request (0: none)"),
+        Part("order_quota", "per_window", "orders per quota window"), ORDERS_LIMITS,
+        "the orders endpoint's limits")
     keep_order: bool = option(
         True, "let a customer's rows go in several jobs at once (order not kept)", check=switch,
         flag="--any-order", switch=False, group="batch")
@@ -554,6 +423,13 @@ def _keys(options: RunOptions, *, mode: str, dry_run: bool) -> ApiKeys:
             option="secret_key",
             env=SECRET_KEY_ENV,
         )
+    if isinstance(options, SendOptions) and (options.kind == "orders" or options.orders_from):
+        raise ConfigError(
+            "orders need the secret key (Gameball's orders API requires it): pass "
+            "{secret_key=...} or set {env}",
+            option="secret_key",
+            env=SECRET_KEY_ENV,
+        )
     if mode == "batch":
         raise ConfigError(
             "{mode='batch'|batch} needs the secret key (Gameball's batch API requires it): pass "
@@ -588,6 +464,7 @@ def make_settings(options: RunOptions, *, dry_run: bool = False) -> Settings:
         row_key=tuple(options.row_key) if options.row_key else None,
         mode=mode,
         batch_limits=leave_room(batch_limits or BATCH_LIMITS, reserve),
+        order_limits=leave_room(sending.order_limits or ORDERS_LIMITS, reserve),
         # Lifting the batch limits (a local emulator) lifts the status reads' limits too.
         status_limits=RateLimits.unlimited() if lifted else leave_room(STATUS_LIMITS, reserve),
         keep_order=sending.keep_order,

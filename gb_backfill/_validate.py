@@ -18,8 +18,9 @@ from ._options import MappingOptions, ValidatePathOptions, mapping_of
 from ._reports.validation import Tally, ValidationReport
 from ._rows.keys import RowKeyMaker, identity_hashes
 from ._rows.mapping import ColumnMapping, resolve_mapping
-from ._rows.payloads import encode_rows, exact_number
-from ._rows.rules import check_frame, first_failures
+from ._rows.orders import check_rows, encode_checked
+from ._rows.payloads import exact_number
+from ._rows.rules import first_failures
 from ._rows.warnings import WarningTally
 from ._store.failures import FailureWriter, failure_rows, input_name
 
@@ -38,7 +39,7 @@ def validate(df: pd.DataFrame, options: MappingOptions) -> ValidationReport:
     """
     mapping = resolve_mapping(df.columns, **mapping_of(options))
     df = retyped(df)  # a failures file's text of values a CSV reader could not convert
-    checked = check_frame(df, mapping)
+    checked = check_rows(df, mapping)
     warnings = WarningTally(mapping)
     warnings.add(df, checked.customer_ids, checked.invalid)
     return ValidationReport(
@@ -63,7 +64,7 @@ def payloads(df: pd.DataFrame, options: MappingOptions) -> pd.Series:
     """
     mapping = resolve_mapping(df.columns, **mapping_of(options))
     df = retyped(df)  # a failures file's text of values a CSV reader could not convert
-    encoded = encode_rows(df, check_frame(df, mapping))
+    encoded = encode_checked(df, check_rows(df, mapping))
     decoded: list[dict[str, Any]] = [
         json.loads(body, parse_float=exact_number) for body in encoded.bodies
     ]
@@ -123,11 +124,11 @@ class _Validation:
         self.keys = RowKeyMaker()  # each invalid row's identity, as a send would key it
         self.rules: Counter[tuple[str, object]] = Counter()
         self.rows = self.invalid = 0
-        self.no_failures = check_frame(pd.DataFrame(columns=source.columns), mapping).failures
+        self.no_failures = check_rows(pd.DataFrame(columns=source.columns), mapping).failures
         self.no_failures = self.no_failures.drop(columns="position")
 
     def add(self, frame: pd.DataFrame) -> None:
-        checked = check_frame(frame, self.mapping)
+        checked = check_rows(frame, self.mapping)
         self.warnings.add(frame, checked.customer_ids, checked.invalid)
         failures = checked.failures
         self.rules.update(zip(failures["code"], failures["column"], strict=True))

@@ -84,6 +84,22 @@ class FailureCode(StrEnum):
     TIMESTAMP_TOO_PRECISE = "timestamp_too_precise"
     #: a failures file's invalid row sent again unchanged (its reader's problem is not in the file)
     INVALID_UNCHANGED = "invalid_unchanged"
+    # orders (see :mod:`gb_backfill._rows.orders`)
+    ORDER_ID_MISSING = "order_id_missing"
+    ORDER_ID_EMPTY = "order_id_empty"
+    ORDER_ID_TYPE = "order_id_type"
+    ORDER_ID_INEXACT = "order_id_inexact"
+    ORDER_ID_WHITESPACE = "order_id_whitespace"
+    ORDER_DATE_MISSING = "order_date_missing"
+    ORDER_DATE_INVALID = "order_date_invalid"  #: not a date, or not one Gameball can take
+    ORDER_DATE_FUTURE = "order_date_future"
+    ORDER_DATE_TOO_PRECISE = "order_date_too_precise"  #: finer than the millisecond
+    TOTAL_PAID_MISSING = "total_paid_missing"
+    ORDER_AMOUNT_TYPE = "order_amount_type"  #: a total that is not a number
+    ORDER_AMOUNT_NEGATIVE = "order_amount_negative"
+    ORDER_AMOUNT_NOT_FINITE = "order_amount_not_finite"
+    ORDER_FIELD_TYPE = "order_field_type"  #: channel (not a listed one), cartId or guest
+    EXTRA_NOT_TEXT = "extra_not_text"  #: an ``extra`` value that is not a string
 
 
 class WarningCode(StrEnum):
@@ -122,6 +138,8 @@ class SendErrorCode(StrEnum):
     BATCH_JOB_LOST = "batch_job_lost"  #: its job's status could not be read (server forgot it)
     BATCH_NO_JOB_ID = "batch_no_job_id"  #: the job was accepted without an id
     NOT_ARRIVED = "not_arrived"  #: marked by hand as not arrived (``settle``): sent again once
+    #: not an error: a ``sent`` order Gameball refused as a duplicate, so it was already there
+    ALREADY_THERE = "already_there"
 
 
 class Verdict(Enum):
@@ -148,6 +166,13 @@ class Lane(StrEnum):
 
     EVENTS = "events"  #: one request per row
     BATCH = "batch"  #: asynchronous jobs of many rows
+    ORDERS = "orders"  #: one order per request
+    BATCH_ORDERS = "batch_orders"  #: asynchronous jobs of many orders
+
+    @property
+    def carries_orders(self) -> bool:
+        """True for the lanes that send orders, which Gameball refuses twice (idempotent)."""
+        return self in (Lane.ORDERS, Lane.BATCH_ORDERS)
 
 
 class QuoteOutcome(StrEnum):

@@ -10,7 +10,7 @@ import pytest
 from gb_backfill import ConfigError, RateLimits, RetryPolicy
 from gb_backfill._cli import build_parser, main
 from gb_backfill._cli.flags import keywords
-from gb_backfill._config import BATCH_LIMITS, PREVIEW_LIMITS
+from gb_backfill._config import BATCH_LIMITS, ORDERS_LIMITS, PREVIEW_LIMITS
 from gb_backfill._options import (
     PlanPathOptions,
     PreviewPathOptions,
@@ -29,7 +29,8 @@ def test_every_declared_option_is_a_flag_whose_default_is_the_declarations(comma
     declared = [o for o in fields(COMMANDS[command]) if about_of(o).group]
     assert {o.name for o in declared} == set(given), "every option with a flag, no other"
     composites = {"limits": RateLimits(), "retry": RetryPolicy(attempts=RetryPolicy().attempts),
-                  "batch_limits": BATCH_LIMITS, "preview_limits": PREVIEW_LIMITS}  # fmt: skip
+                  "batch_limits": BATCH_LIMITS, "preview_limits": PREVIEW_LIMITS,
+                  "order_limits": ORDERS_LIMITS}  # fmt: skip
     for option in declared:
         expected = composites.get(option.name, option.default)
         assert given[option.name] == expected, option.name

@@ -30,7 +30,7 @@ FLOORS = {
     "_engine": 5,
     # the reward preview, which runs on the engine's lanes; the options' declaration, the
     # faces' machinery and a stopped run's error, which see every report
-    "_preview": 6, "_options": 6, "_faces": 6, "_stops": 6,
+    "_preview": 6, "_options": 6, "_option_checks": 6, "_faces": 6, "_stops": 6,
     # the faces
     "_sender": 7, "_validate": 7, "_settle": 7, "_demo": 7,
     "_accessor": 8, "_cli": 8, "__init__": 8, "__main__": 8,

@@ -21,6 +21,15 @@ def outputs(cell):
     return "\n".join(texts)
 
 
+def _numbers(text, after, before):
+    """The numbers on the line that says ``... N {after}M {before} ...``."""
+    import re
+
+    found = re.search(r"([\d,]+) " + re.escape(after) + r"([\d,]+) " + re.escape(before), text)
+    assert found, f"no line with {after!r} and {before!r}"
+    return found.group(1), found.group(2)
+
+
 def load(name):
     return nbformat.read(ROOT / "notebooks" / name, as_version=4)
 
@@ -75,3 +84,8 @@ def test_walkthrough_notebook_runs_start_to_end_with_reports_and_plots(tmp_path)
     assert "<SendReport rows=25,000 sent=23,298 skipped=1,303 invalid=399" in text, "the rest"
     assert "24,601 events arrived; sent by the three runs: 24,601" in text, "nothing twice"
     assert (tmp_path / "notebooks" / "walkthrough.failures.parquet").exists()
+    # Purchases at their real dates: a mixed export, then the orders again with no ledger.
+    assert "purchases arrived as orders, each dated when it happened: True" in text
+    assert "other events arrived, stamped on arrival" in text
+    sent, there = [int(n.replace(",", "")) for n in _numbers(text, "sent, ", "of them already")]
+    assert sent == there > 0, "sent again with no ledger: every order already there"

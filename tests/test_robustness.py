@@ -91,8 +91,8 @@ def test_an_error_in_any_stage_stops_the_run_with_every_row_accounted(stage, mon
     from gb_backfill._store import ledger as _ledger
 
     targets = {
-        "checking": (_prepare, "check_frame", 2),
-        "encoding": (_prepare, "encode_rows", 2),
+        "checking": (_prepare, "check_rows", 2),
+        "encoding": (_prepare, "encode_checked", 2),
         "writing-failures": (_failures.FailureWriter, "flush", 2),
         "ledger": (_ledger.Ledger, "begin_many", 40),
         "keys": (_prepare.RowKeyMaker, "keys", 2),
@@ -385,8 +385,8 @@ def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkey
     from gb_backfill._engine import prepare as _prepare
 
     wrapper = fail_on_call(2, Injected("boom"))
-    wrapper.original = _prepare.encode_rows
-    monkeypatch.setattr(_prepare, "encode_rows", wrapper)
+    wrapper.original = _prepare.encode_checked
+    monkeypatch.setattr(_prepare, "encode_checked", wrapper)
     with pytest.raises(gb_backfill.RunStopped) as raised:
         send(
             orders(100),
@@ -409,7 +409,7 @@ def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(sta
 
     df = orders(120, customers=120)
     entered, release = threading.Event(), threading.Event()
-    original = _prepare.check_frame if stage == "checking" else None
+    original = _prepare.check_rows if stage == "checking" else None
     calls = {"n": 0}
 
     def slow_check(frame, mapping):
@@ -436,7 +436,7 @@ def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(sta
         async def cancelled_midway():
             with pytest.MonkeyPatch.context() as patch:
                 if stage == "checking":
-                    patch.setattr(_prepare, "check_frame", slow_check)
+                    patch.setattr(_prepare, "check_rows", slow_check)
                 else:
                     patch.setattr(_sender, "frame_chunks", lambda frame, rows: slow_batches(frame))
                 task = asyncio.create_task(asend(df, batch_rows=40, **options))

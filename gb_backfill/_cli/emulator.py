@@ -20,7 +20,7 @@ from .._config import (
     RateLimits,
 )
 from .._errors import ConfigError
-from .._options import column_list
+from .._option_checks import column_list
 from .flags import add_flag
 from .shared import EXIT_CODES, EXIT_OK, EXIT_STOPPED, check_writable
 

@@ -23,6 +23,7 @@ __all__: list[str] = []
 #: The groups of flags in ``--help``, in order.
 GROUPS = {
     "mapping": "column mapping (default: found by name)",
+    "orders": "orders (purchases at their real dates; default columns found by name)",
     "csv": "CSV input (ids, emails and mobiles are always read as text)",
     "gameball": "Gameball",
     "pace": "pace and retries",

@@ -67,6 +67,7 @@ class Bookkeeper(StopSwitch):
         self.error_codes: Counter[str] = Counter()
         self.rows = 0
         self.folded = 0  #: rows skipped as copies of a row met elsewhere in the input
+        self.already_there = 0  #: ``sent`` orders Gameball refused as duplicates
         self.retrying = 0
         self.unwritten: set[Chunk] = set()
         self.written_at = -_WRITE_FAILURES_EVERY  # the first failure is written at once
@@ -245,6 +246,8 @@ class Bookkeeper(StopSwitch):
         if not rows:
             return
         self.counts[status] += len(rows)
+        if outcome is not None and outcome.code == SendErrorCode.ALREADY_THERE:
+            self.already_there += len(rows)
         if status != Status.SENT:
             code = outcome.code if outcome else SendErrorCode.ABORTED
             message = outcome.message if outcome else _NOT_ATTEMPTED

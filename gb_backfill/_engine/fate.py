@@ -228,7 +228,10 @@ class Judge:
             fate = fate_of(
                 entry, valid=valid, edited=keyed.flag("changed", index),
                 unchanged_invalid=keyed.flag("unchanged_invalid", index),
-                looks_sent=index in looks, retry_unknown=self.settings.retry_unknown,
+                looks_sent=index in looks,
+                # An order that may have arrived is sent again: Gameball refuses it if it did.
+                retry_unknown=self.settings.retry_unknown
+                or (valid and rows[index].lane.carries_orders),
             )  # fmt: skip
             if self.folds is not None:
                 fate = self.folds.apply(key, carried=keyed.flag("carried", index), fate=fate)

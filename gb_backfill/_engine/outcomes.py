@@ -125,6 +125,30 @@ def error_words(error: httpx.HTTPError) -> str:
     return f"{said}{where}: {reason}" if reason else f"{said}{where}"
 
 
+def already_there(outcome: Outcome, code: int | None, message: str) -> Outcome:
+    """``outcome`` of an order, unless Gameball refused it as a duplicate (see
+    :func:`~gb_backfill._gameball.is_duplicate_order`): then it is ``sent``, already there."""
+    if outcome.verdict is not Verdict.FAILED:
+        return outcome
+    if not gameball.is_duplicate_order(outcome.http_status, code, message):
+        return outcome
+    said = f"{message} (Gameball code {code})" if code is not None else message
+    return Outcome(
+        Verdict.SENT, SendErrorCode.ALREADY_THERE,
+        f"already there: Gameball has this orderId ({said})", outcome.http_status,
+    )  # fmt: skip
+
+
+def classify_order(response: httpx.Response) -> Outcome:
+    """What an answer to an order means: as :func:`classify_response` says, but a refusal that
+    says the order exists is ``sent`` (orders are idempotent by ``orderId``)."""
+    outcome = classify_response(response)
+    if outcome.verdict is not Verdict.FAILED:
+        return outcome
+    code, message = error_details(response)
+    return already_there(outcome, code, message)
+
+
 def classify_error(error: httpx.HTTPError) -> Outcome:
     said = error_words(error)
     if isinstance(error, _NOT_SENT):

@@ -5,7 +5,8 @@ would (see :mod:`gb_backfill._engine.prepare`; in batch mode after the same coun
 customer's rows and the same routing of the busiest to the events lane), judges each row by the
 live run's own rule (:mod:`gb_backfill._engine.fate`, with the ledger opened read-only: what it
 skips, holds, fails again or folds), and returns a :class:`~gb_backfill._reports.send.SendPlan`:
-counts, customers, event names, requests and rows per lane, and the time each mode would take,
+counts, customers, event names (an order counts as the ``place_order`` event Gameball records
+for it), requests and rows per lane, and the time each mode would take,
 from the model of :mod:`gb_backfill._engine.makespan` that routes a live run. ``bodies_path=``
 writes every body to JSONL, one line per request of the events lane or item of the batch lane
 (how a live run groups items into jobs depends on timing; the items are the same). Each pass
@@ -68,6 +69,7 @@ class _Tally:
     per_customer: Counter[str] = field(default_factory=Counter)
     batch_customer: Counter[str] = field(default_factory=Counter)
     events_customer: Counter[str] = field(default_factory=Counter)
+    orders_customer: Counter[str] = field(default_factory=Counter)  #: orders, either lane
     names: Counter[str] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
     lanes: Counter[Lane] = field(default_factory=Counter)
@@ -75,11 +77,15 @@ class _Tally:
     def add(self, row: OutgoingRow) -> None:
         self.lanes[row.lane] += 1
         self.per_customer[row.customer] += 1
-        if row.lane is Lane.BATCH:
+        if row.lane in (Lane.BATCH, Lane.BATCH_ORDERS):
             self.batch_customer[row.customer] += 1
-        else:
+        elif row.lane is Lane.EVENTS:
             self.events_customer[row.customer] += 1
-        self.names.update(list(json.loads(row.body)["events"]))
+        if row.lane.carries_orders:  # Gameball records each order as this event
+            self.orders_customer[row.customer] += 1
+            self.names[gameball.PLACE_ORDER_EVENT] += 1
+        else:
+            self.names.update(list(json.loads(row.body)["events"]))
 
 
 def _plan_chunk(
@@ -148,7 +154,8 @@ async def plan_run(
             ledger = Ledger(ledger_path, read_only=True)
             stack.callback(ledger.close)
         costs = assumed_costs(settings)
-        routing = await route_customers(read, settings, mapping) if routes(settings) else None
+        routed = routes(settings) and mapping.order is None  # as the live run routes
+        routing = await route_customers(read, settings, mapping) if routed else None
         judge = Judge(settings, ledger, await find_folds(read, settings, columns),
                       check_changed=True)  # fmt: skip
         preparer = Preparer(
@@ -176,11 +183,16 @@ def _estimates(tally: _Tally, settings: Settings, costs: LaneCosts) -> dict[str,
     """Each mode's time, by the model a live run is routed with
     (:mod:`gb_backfill._engine.makespan`)."""
     sendable = sum(tally.lanes.values())
-    events_mode = events_seconds(sendable, _most(tally.per_customer), costs)
+    # Orders one per request: a lane of their own at the orders limits, beside the events'.
+    orders = replace(costs, events_limits=settings.order_limits)
+    ordered = events_seconds(tally.lanes[Lane.ORDERS], _most(tally.orders_customer), orders)
+    events_rows = sendable - tally.lanes[Lane.ORDERS] - tally.lanes[Lane.BATCH_ORDERS]
+    events_mode = max(events_seconds(events_rows, _most(tally.per_customer), costs), ordered)
     if settings.mode == Lane.BATCH:  # the split the rows were prepared with
+        jobs = tally.lanes[Lane.BATCH] + tally.lanes[Lane.BATCH_ORDERS]
         batch_mode = max(
             events_seconds(tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs),
-            batch_seconds(tally.lanes[Lane.BATCH], _chain(tally.batch_customer, settings), costs),
+            batch_seconds(jobs, _chain(tally.batch_customer, settings), costs),
         )
     else:  # as if every row could ride a job, routed the same way
         busiest = dict(tally.per_customer.most_common(_ROUTED_AT_MOST))
@@ -204,13 +216,19 @@ def _plan(
 ) -> SendPlan:
     busiest = tally.per_customer.most_common(1)
     requests = {Lane.EVENTS.value: tally.lanes[Lane.EVENTS]}
+    if tally.lanes[Lane.ORDERS]:
+        requests[Lane.ORDERS.value] = tally.lanes[Lane.ORDERS]
     lane_rows: dict[str, int] = {}
     lane_seconds: dict[str, float] = {}
     if settings.mode == Lane.BATCH:
         # At least one job per 1,000 items, and one per row of the busiest customer.
         jobs = math.ceil(tally.lanes[Lane.BATCH] / gameball.MAX_ITEMS_PER_JOB)
         requests[Lane.BATCH.value] = max(jobs, _chain(tally.batch_customer, settings))
-        lane_rows = {lane.value: tally.lanes[lane] for lane in Lane}
+        if tally.lanes[Lane.BATCH_ORDERS]:
+            jobs = math.ceil(tally.lanes[Lane.BATCH_ORDERS] / gameball.MAX_ORDERS_PER_JOB)
+            requests[Lane.BATCH_ORDERS.value] = max(jobs, _chain(tally.orders_customer, settings))
+        lane_rows = {lane.value: tally.lanes[lane] for lane in Lane
+                     if tally.lanes[lane] or not lane.carries_orders}  # fmt: skip
         lane_seconds = {
             Lane.EVENTS.value: events_seconds(
                 tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs
@@ -241,15 +259,17 @@ def _plan(
         events_lane_customers=len(tally.events_customer),
         round_trip=costs.round_trip,
         job_seconds=costs.job_seconds,
-        pace=_pace(settings),
+        pace=_pace(settings, orders=bool(tally.lanes[Lane.ORDERS])),
         reserve=settings.reserve,
         bodies_path=Path(bodies_path) if bodies_path is not None else None,
     )
 
 
-def _pace(settings: Settings) -> dict[str, RateLimits]:
+def _pace(settings: Settings, *, orders: bool) -> dict[str, RateLimits]:
     """The limits each lane of the run's mode keeps to (less the reserve)."""
     pace = {Lane.EVENTS.value: settings.limits}
+    if orders:
+        pace[Lane.ORDERS.value] = settings.order_limits
     if settings.mode == Lane.BATCH:
         pace[Lane.BATCH.value] = settings.batch_limits
     return pace
@@ -259,6 +279,10 @@ def _line(row: OutgoingRow, api_version: str) -> str:
     if row.lane is Lane.EVENTS:
         version = gameball.TOKEN_API_VERSION if row.token else api_version
         path = gameball.EVENTS_PATH.format(version=version)
+    elif row.lane is Lane.ORDERS:
+        path = gameball.ORDERS_PATH.format(version=api_version)
+    elif row.lane is Lane.BATCH_ORDERS:
+        path = gameball.ORDERS_BATCH_CREATE_PATH
     else:
         path = gameball.BATCH_CREATE_PATH
     # The body goes in as the bytes a live run sends: parsed and dumped again, a decimal such as

@@ -25,8 +25,8 @@ from .._gameball import lane_for
 from .._rows.keys import RowKeyMaker, RowKeys, keys_for
 from .._rows.loose import loose_keys
 from .._rows.mapping import ColumnMapping
-from .._rows.payloads import encode_rows
-from .._rows.rules import CheckedFrame, check_frame, first_failures
+from .._rows.orders import check_rows, encode_checked, is_order
+from .._rows.rules import CheckedFrame, first_failures
 from .._rows.warnings import WarningTally
 from .._vocabulary import Lane
 from .chunks import Chunk, OutgoingRow
@@ -80,8 +80,8 @@ class Preparer:
         self.key_maker.close()
 
     def prepare(self, frame: pd.DataFrame, offset: int) -> Prepared:
-        checked = check_frame(frame, self.mapping)
-        encoded = encode_rows(frame, checked)
+        checked = check_rows(frame, self.mapping)
+        encoded = encode_checked(frame, checked)
         worst = first_failures(checked.failures) if checked.invalid.any() else None
         keyed = keys_for(
             frame,
@@ -91,12 +91,16 @@ class Preparer:
             maker=self.key_maker,
             mapping=self.mapping,
             invalid=None if worst is None else worst.index.to_numpy(dtype=np.int64),
+            order_ids=encoded.order_ids,
         )
         if self.warnings is not None:
             # Rows keyed by row_key= columns have no occurrences: the tally compares them.
             repeated = None if self.settings.row_key else _repeated(keyed, encoded.positions)
             self.warnings.add(frame, checked.customer_ids, checked.invalid, repeated)
-        loose = loose_keys(frame, checked, encoded, self.key_maker) if self.loose else None
+        # Orders are keyed by their id, which no other way of writing them changes.
+        loose = None
+        if self.loose and not self.mapping.all_orders:
+            loose = loose_keys(frame, checked, encoded, self.key_maker)
         chunk = Chunk(frame, offset, keyed, bool(self.settings.row_key), loose)
         batched = self.settings.mode == "batch"
         # How busy each row's customer is: batch mode sends the busiest first, by their rows
@@ -115,6 +119,7 @@ class Preparer:
             encoded.bodies,
             tokens,
             encoded.plain.tolist(),
+            is_order(encoded).tolist(),
             strict=True,
         )
         rows = [
@@ -125,9 +130,11 @@ class Preparer:
                 body,
                 token,
                 index,
-                Lane.EVENTS if customer in routed else lane_for(batch_mode=batched, plain=plain),
+                Lane.EVENTS
+                if customer in routed and not order
+                else lane_for(batch_mode=batched, plain=plain, order=order),
             )
-            for index, (local, customer, body, token, plain) in enumerate(fields)
+            for index, (local, customer, body, token, plain, order) in enumerate(fields)
         ]
         return Prepared(chunk, rows, busy, worst, checked)
 
@@ -169,7 +176,7 @@ class LoadCounter:
         self.floor = 0
 
     def count(self, frame: pd.DataFrame) -> None:
-        batch, events = _lane_ids(check_frame(frame, self.mapping))
+        batch, events = _lane_ids(check_rows(frame, self.mapping))
         self.batch_rows += len(batch)
         self.events_rows += len(events)
         if len(batch):
@@ -183,7 +190,7 @@ class LoadCounter:
         return self._batch.most() >= self.floor
 
     def count_busiest(self, frame: pd.DataFrame) -> None:
-        batch, _ = _lane_ids(check_frame(frame, self.mapping))
+        batch, _ = _lane_ids(check_rows(frame, self.mapping))
         if len(batch):
             busy = batch.filter(pa.array(self._batch.estimate(batch) >= self.floor))
             self._busiest.update(busy.to_pylist())

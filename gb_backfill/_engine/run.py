@@ -49,7 +49,7 @@ from .bookkeeping import Bookkeeper
 from .chunks import Chunk, OutgoingRow
 from .dispatch import Dispatcher
 from .fate import Fate, Folds, Judge, Verdicts, unchanged_invalid
-from .lanes import BaseLane, BatchLane, EventsLane, settle_earlier_jobs
+from .lanes import BaseLane, BatchLane, EventsLane, orders_lanes, settle_earlier_jobs
 from .makespan import Routing, routes
 from .passes import Reader, find_folds, open_ledger, refuse_changed_rows, route_customers
 from .prepare import Prepared, Preparer
@@ -278,15 +278,19 @@ class SendRun:
                                  timeline=timeline, quiet_for=quiet)  # fmt: skip
         self.batch = BatchLane(settings, client, self.book, self.dispatcher, clock=clock,
                                timeline=timeline, quiet_for=quiet)  # fmt: skip
-        self.lanes: tuple[BaseLane, ...] = (self.events, self.batch)
+        self.orders, self.batch_orders = orders_lanes(
+            settings, client, self.book, self.dispatcher, clock=clock, timeline=timeline,
+            batch=self.batch)  # fmt: skip
+        self.lanes: tuple[BaseLane, ...] = (self.events, self.batch, self.orders, self.batch_orders)
         self.dispatcher.lanes = {lane.kind: lane for lane in self.lanes}
-        self.bar.pace = self.events.pace
+        self.bar.pace = (self.orders if mapping.all_orders else self.events).pace
         self.bar.status = self.holdup
         self.timeline = timeline
         self.admission = Admission(
             settings, mapping, self.book, self.dispatcher, ledger, routing=routing, folds=folds
         )
         self.routing = routing
+        self.all_orders = mapping.all_orders  #: the orders lanes are the run's own
         window = settings.limits.per_window
         if routing is not None and routing.chain_priority is not None and window:
             # A long chain's events-lane row must not wait for the window with the rest.
@@ -357,7 +361,8 @@ class SendRun:
             try:
                 await self.earlier_jobs()
                 readable = await self.read_and_admit(chunks)
-                self.batch.no_more_input()
+                for batch in (self.batch, self.batch_orders):
+                    batch.no_more_input()
                 await self.book.drained.wait()
             except asyncio.CancelledError as cancelled:
                 self.interrupted, self.cancelled = True, cancelled
@@ -417,7 +422,8 @@ class SendRun:
         for lane in self.lanes:
             answers.update(lane.http_statuses)
         answers.update(self.batch.poller.http_statuses)
-        main_lane = self.batch if self.settings.mode == Lane.BATCH else self.events
+        single = self.orders if self.all_orders else self.events
+        main_lane = self.batch if self.settings.mode == Lane.BATCH else single
         return SendReport(
             counts=counts,
             rows=book.rows,
@@ -434,6 +440,7 @@ class SendRun:
             lane_limits={lane.kind.value: lane.limiter.limits for lane in self.lanes},
             timeline=self.timeline.frame(),
             folded=book.folded,
+            already_there=book.already_there,
             warnings=book.warnings.frame() if book.warnings is not None else empty_warnings(),
         )
 
@@ -502,7 +509,7 @@ async def _prepare_and_go(
         if ledger_path is not None:
             ledger = open_ledger(ledger_path, settings)
             await refuse_changed_rows(read, settings, mapping, ledger, folds, bar)
-        if routes(settings):
+        if routes(settings) and mapping.order is None:  # orders take no events lane
             routing = await route_customers(read, settings, mapping, bar)
     except BaseException:
         # Refused before anything was sent: no failures file, no parts left behind, no bar.

@@ -2,8 +2,8 @@
 
 The preview (:mod:`gb_backfill._preview.run`) quotes a stratified sample of the valid rows (strata
 are event names; see :mod:`gb_backfill._preview.sampling`). Each answered quote gives, for its row,
-numbers such as its points, whether a campaign rewarded it, its coupons of each type, whether its
-customer exists. Each such number is estimated for the whole input with
+numbers such as its points (an order's cashback too), whether a campaign rewarded it, its coupons
+of each type, whether its customer exists. Each such number is estimated for the whole input with
 :func:`~gb_backfill._preview.estimates.estimate_total` (a share of rows with
 :func:`~gb_backfill._preview.estimates.estimate_share`, the customers to be created with
 :func:`~gb_backfill._preview.estimates.estimate_distinct`).
@@ -47,6 +47,7 @@ class SampledRow:
     body: bytes
     token: str | None
     cells: dict[Hashable, Any]
+    order: bool = False  #: quoted by the orders' reward preview
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class _Measures:
     """The numbers one answered row contributes, by measure name (absent: 0)."""
 
     points: float = 0.0
+    cashback: float = 0.0  #: an order's cashback points (in ``points`` too)
     not_found: bool = False
     campaign_hits: dict[Hashable, float] | None = None
     campaign_points: dict[Hashable, float] | None = None
@@ -99,6 +101,7 @@ def _measure(quote: Quote, campaigns: dict[Hashable, dict[str, Any]]) -> _Measur
                 )
     return _Measures(
         points=_number(quote.answer.get("totalPoints")),
+        cashback=_number(quote.answer.get("cashback")),
         campaign_hits=dict(hits),
         campaign_points=dict(points),
         coupons=dict(coupons),
@@ -153,6 +156,11 @@ class Forecast:
                     answered.append((row, quote, _measure(quote, self.campaigns)))
             self.strata.append((str(stratum.label), stratum.population, answered))
         self.quotes = quotes
+
+    @property
+    def rows(self) -> list[SampledRow]:
+        """Every sampled row."""
+        return [row for stratum in self.sample.strata for row in stratum.items]
 
     @property
     def estimable(self) -> list[tuple[str, int, list[tuple[SampledRow, Quote, _Measures]]]]:
@@ -318,6 +326,7 @@ def forecast(
         elapsed=elapsed,
         interrupted=interrupted,
         points=made.total(lambda m: m.points),
+        cashback=made.total(lambda m: m.cashback) if any(r.order for r in made.rows) else None,
         events=made.events(),
         campaigns=made.campaign_previews(),
         campaign_reasons=made.campaign_reasons(),

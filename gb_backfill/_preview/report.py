@@ -27,6 +27,19 @@ def _plain(number: float) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _event_dict(event: EventPreview) -> dict[str, Any]:
+    return {
+        "rows": event.rows,
+        "sampled": event.sampled,
+        "quoted": event.quoted,
+        "reasons": dict(event.reasons),
+        "not_found_event": event.not_found_event,
+        "customers_not_found": event.customers_not_found,
+        "invalid_reasons": dict(event.invalid_reasons),
+        "points": _interval(event.points),
+    }
+
+
 def _interval(estimate: Estimate | None) -> dict[str, float | None]:
     if estimate is None:
         return {"estimate": None, "low": None, "high": None}
@@ -125,6 +138,9 @@ class PreviewReport:
     unquoted_rows: int
     http_statuses: dict[int, int]
     quotes: pd.DataFrame
+    #: orders: the cashback points of the whole input (part of ``points``), None without
+    #: orders; coupons are in ``coupons`` and ``campaigns`` as for events
+    cashback: Estimate | None = None
     caveats: str = PREVIEW_CAVEATS
     #: columns whose values are likely not what was meant (as ``ValidationReport.warnings``):
     #: amounts written as text are quoted as text, and a campaign on them awards nothing
@@ -155,6 +171,7 @@ class PreviewReport:
             "interrupted": self.interrupted,
             "unquoted_rows": self.unquoted_rows,
             "points": _interval(self.points),
+            **({"cashback": _interval(self.cashback)} if self.cashback is not None else {}),
             "customers": {
                 "sampled": customers.sampled,
                 "not_found": customers.not_found,
@@ -163,19 +180,7 @@ class PreviewReport:
                 "estimated_new": _interval(customers.estimated_new)["estimate"],
                 "estimated_new_interval": _interval(customers.estimated_new),
             },
-            "events": {
-                name: {
-                    "rows": event.rows,
-                    "sampled": event.sampled,
-                    "quoted": event.quoted,
-                    "reasons": dict(event.reasons),
-                    "not_found_event": event.not_found_event,
-                    "customers_not_found": event.customers_not_found,
-                    "invalid_reasons": dict(event.invalid_reasons),
-                    "points": _interval(event.points),
-                }
-                for name, event in self.events.items()
-            },
+            "events": {name: _event_dict(event) for name, event in self.events.items()},
             "campaigns": [
                 {
                     "id": campaign.id,
@@ -237,6 +242,7 @@ class PreviewReport:
         customers = self.customers
         rows: list[tuple[str, object]] = [
             ("points, whole input", _about(self.points)),
+            *([("of which cashback (orders)", _about(self.cashback))] if self.cashback else []),
             ("rows", self.rows),
             ("valid rows", self.valid),
             *([("left out, sent by an earlier run", self.skipped)] if self.skipped else []),

@@ -50,8 +50,7 @@ from .._faces import declared, open_input, sync_of
 from .._input.reader import frame_chunks
 from .._options import PreviewOptions, PreviewPathOptions, make_settings, mapping_of
 from .._rows.mapping import ColumnMapping, resolve_mapping
-from .._rows.payloads import encode_rows
-from .._rows.rules import check_frame
+from .._rows.orders import check_rows, encode_checked
 from .._rows.warnings import WarningTally
 from .._stops import raise_for
 from .._store.companions import refuse_missing_ledger
@@ -106,7 +105,7 @@ class Sampling:
             candidates = np.array(sending, dtype=np.int64)
             self.skipped += len(prepared.rows) - len(candidates)
         else:
-            checked = check_frame(frame, self.mapping)
+            checked = check_rows(frame, self.mapping)
             candidates = np.flatnonzero(~checked.invalid).astype(np.int64)
         self.warnings.add(frame, checked.customer_ids, checked.invalid)
         self.valid += int((~checked.invalid).sum())
@@ -118,14 +117,15 @@ class Sampling:
 
         def build(chosen: Positions) -> list[SampledRow]:
             rows = candidates[chosen]
-            mine = encode_rows(frame, checked, only=rows)
+            mine = encode_checked(frame, checked, only=rows)
             cells = frame.iloc[rows].to_dict("records")
             tokens = mine.session_tokens or [None] * len(rows)
             names = checked.event_names_at(rows)
+            orders = mine.order_ids or [None] * len(rows)
             return [
-                SampledRow(offset + int(p), customer, str(name), body, token, cell)
-                for p, customer, name, body, token, cell in zip(
-                    rows, mine.customer_ids, names, mine.bodies, tokens, cells, strict=True
+                SampledRow(offset + int(p), customer, str(name), body, token, cell, o is not None)
+                for p, customer, name, body, token, cell, o in zip(
+                    rows, mine.customer_ids, names, mine.bodies, tokens, cells, orders, strict=True
                 )
             ]
 
@@ -133,7 +133,7 @@ class Sampling:
 
     def count_customers(self, frame: pd.DataFrame, index: int, wanted: pa.Array) -> Counter[str]:
         """The second pass, one chunk: rows per sampled customer among the rows sampled from."""
-        checked = check_frame(frame, self.mapping)
+        checked = check_rows(frame, self.mapping)
         bits = np.unpackbits(self.population[index], count=len(frame)).astype(bool)
         customers = checked.customer_ids.filter(pa.array(bits))
         mine = customers.filter(pa.compute.is_in(customers, value_set=wanted))
@@ -204,6 +204,7 @@ class PreviewRun:
         )
         dispatcher.lanes = {lane.kind: lane}
         bar.status = lane.holdup  # a full window, a Retry-After: said while the bar stands still
+        lane.orders = {index for index, row in enumerate(rows) if row.order}
         chunk = Chunk(pd.DataFrame(), 0)
         lane.start()
         try:

@@ -66,6 +66,9 @@ class SendReport:
     #: columns whose values are likely not what was meant, and rows that repeat one another
     #: (as ``ValidationReport.warnings``)
     warnings: pd.DataFrame = field(default_factory=empty_warnings)
+    #: ``sent`` orders that Gameball already had: it refused their ``orderId`` as a duplicate
+    #: (an earlier run, or a retry after a lost answer, had sent them)
+    already_there: int = 0
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -145,6 +148,8 @@ class SendReport:
         rows += [(f"not sent: {code}", count) for code, count in self.error_codes.items()]
         if self.folded:
             rows.append(("skipped as copies of one gb_key (folded)", self.folded))
+        if self.already_there:
+            rows.append(("sent: orders already there", self.already_there))
         if self.failures_path is not None and not self.ok:
             rows.append(("rows not sent are in", str(self.failures_path)))
         rows += [(f"{option} found", pace_text(found)) for option, found in self._found()]
@@ -200,6 +205,11 @@ class SendReport:
             )
         if self.folded:
             lines += held_lines(0, 0, self.folded)
+        if self.already_there:
+            lines.append(
+                f"  {self.already_there:,} of the sent rows are orders Gameball already had (it "
+                "refused their orderId as a duplicate): none was counted twice"
+            )
         if self.failures_path is not None and not self.ok:
             lines.append(f"  rows not sent are in {self.failures_path}")
         lines += [f"  {line}" for line in warning_lines(self.warnings)]
@@ -254,6 +264,9 @@ class SendPlan:
     #: columns whose values are likely not what was meant, and rows that repeat one another
     #: (as ``ValidationReport.warnings``)
     warnings: pd.DataFrame = field(default_factory=empty_warnings)
+    #: ``sent`` orders that Gameball already had: it refused their ``orderId`` as a duplicate
+    #: (an earlier run, or a retry after a lost answer, had sent them)
+    already_there: int = 0
     #: rows a live run would hold as ``unknown`` (an earlier run may have sent them)
     unknown: int = 0
     #: rows a live run would report ``failed`` again without a request (failed for good before)
@@ -265,7 +278,9 @@ class SendPlan:
     def sending(self) -> int:
         """Rows a live run would send: every row but the invalid, skipped, unknown, failed and
         changed ones (``changed`` rows stop a live run unless ``resend_changed=True``)."""
-        return sum(self.lane_rows.values()) if self.lane_rows else self.requests.get("events", 0)
+        if self.lane_rows:
+            return sum(self.lane_rows.values())
+        return self.requests.get("events", 0) + self.requests.get("orders", 0)  # one row each
 
     @property
     def ok(self) -> bool:

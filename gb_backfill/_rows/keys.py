@@ -14,7 +14,11 @@ the row it was (the ledger's word on that key decides what becomes of it: see
 :mod:`gb_backfill._engine.fate`). An invalid row has no body, so its key hashes its cells instead
 (:func:`identity_hashes`, with salts of its own, so it never meets a body's); a fixed copy of it
 that carries that key is that row. With ``row_key=[columns]`` the key is the hash of those columns
-alone, which must be unique, for valid and invalid rows alike.
+alone, which must be unique, for valid and invalid rows alike. A valid order (see
+:mod:`gb_backfill._rows.orders`) is keyed by its ``orderId`` alone, with salts of its own,
+counted like a body (a second row with the same order id is its second occurrence): Gameball
+knows an order by its id, so whatever else a re-run's row says, the same order id is the same
+order.
 
 Occurrences are counted with a fixed-size Bloom filter and sorted runs of hashes spilled to
 temporary files, so memory stays flat however many rows the input has.
@@ -47,6 +51,7 @@ CONTENT_SCHEME = "content-v2"
 
 _SALTS = ("gb-backfill-row1", "gb-backfill-row2")  # pandas wants 16-character hash keys
 _IDENTITY_SALTS = ("gb-backfill-inv1", "gb-backfill-inv2")
+_ORDER_SALTS = ("gb-backfill-ord1", "gb-backfill-ord2")
 _MIX = np.uint64(0x100000001B3)
 _QUERY_CHUNK = 10_000
 
@@ -279,6 +284,17 @@ class RowKeys:
         flags = getattr(self, name)
         return flags is not None and bool(flags[index])
 
+    def take(self, order: npt.NDArray[np.int64]) -> RowKeys:
+        """These keys in the order ``order`` gives (positions into them)."""
+
+        def taken(flags: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.bool_] | None:
+            return None if flags is None else flags[order]
+
+        return RowKeys(
+            [self.keys[i] for i in order.tolist()], self.content[order], self.occurrence[order],
+            taken(self.carried), taken(self.changed), taken(self.unchanged_invalid),
+        )  # fmt: skip
+
     def __add__(self, other: RowKeys) -> RowKeys:
         """These keys, then ``other``'s (a chunk's valid rows, then its invalid ones)."""
         size, more = len(self.keys), len(other.keys)
@@ -314,16 +330,20 @@ def keys_for(
     maker: RowKeyMaker,
     mapping: ColumnMapping | None = None,
     invalid: npt.NDArray[np.int64] | None = None,
+    order_ids: Sequence[str | None] | None = None,
 ) -> RowKeys:
     """The keys of the rows of ``frame`` at ``positions``, whose bodies are ``bodies``, then
     (with ``mapping``) of its ``invalid`` rows: from the ``row_key`` columns when given, else
-    from the bodies and the invalid rows' cells, a failures file's ``gb_key`` kept."""
-    if row_key:
+    from the bodies and the invalid rows' cells, a failures file's ``gb_key`` kept. A row with
+    an order id (``order_ids[i]``, see :mod:`.orders`) is keyed by it (:func:`order_hashes`),
+    whatever ``row_key`` says: Gameball knows an order by its id alone."""
+    orders = np.array([o is not None for o in order_ids or ()], dtype=bool)
+    if row_key and not orders.any():
         every = positions if invalid is None else np.concatenate([positions, invalid])
         hashes = natural_hashes(frame.iloc[every], row_key)
         return RowKeys(as_keys(hashes), hashes, np.zeros(len(every), dtype=np.int64))
-    carried = frame["gb_key"].tolist() if "gb_key" in frame.columns else None
-    valid = maker.keys(bodies, None if carried is None else [carried[p] for p in positions])
+    carried = frame["gb_key"].tolist() if "gb_key" in frame.columns and not row_key else None
+    valid = _valid_keys(frame, positions, bodies, row_key, maker, carried, order_ids)
     if carried is not None and mapping is not None and valid.changed is not None:
         # A fixed copy of an invalid row is valid; sent again as it was, it is not fixed.
         edited = np.flatnonzero(valid.changed)
@@ -336,9 +356,46 @@ def keys_for(
         )
     if mapping is None or invalid is None:
         return valid
+    if row_key:
+        hashes = natural_hashes(frame.iloc[invalid], row_key)
+        return valid + RowKeys(as_keys(hashes), hashes, np.zeros(len(invalid), dtype=np.int64))
     hashes = identity_hashes(frame, invalid, mapping)
     taken = None if carried is None else [carried[p] for p in invalid]
     return valid + maker.identity_keys(hashes, taken)
+
+
+def _valid_keys(
+    frame: pd.DataFrame,
+    positions: npt.NDArray[np.int64],
+    bodies: Sequence[bytes],
+    row_key: Sequence[Hashable] | None,
+    maker: RowKeyMaker,
+    carried: list[object] | None,
+    order_ids: Sequence[str | None] | None,
+) -> RowKeys:
+    """The valid rows' keys: orders by their id, events by their body (or ``row_key``)."""
+    if order_ids is None or all(o is None for o in order_ids):
+        return maker.keys(bodies, None if carried is None else [carried[p] for p in positions])
+    orders = np.array([o is not None for o in order_ids], dtype=bool)
+    events_at, orders_at = np.flatnonzero(~orders), np.flatnonzero(orders)
+
+    def given(at: npt.NDArray[np.int64]) -> list[object] | None:
+        return None if carried is None else [carried[p] for p in positions[at]]
+
+    if row_key:
+        hashes = natural_hashes(frame.iloc[positions[events_at]], row_key)
+        events = RowKeys(as_keys(hashes), hashes, np.zeros(len(events_at), dtype=np.int64))
+    else:
+        events = maker.keys([bodies[i] for i in events_at.tolist()], given(events_at))
+    ids = np.array([order_ids[i] for i in orders_at.tolist()], dtype=np.object_)
+    placed = events + maker.identity_keys(order_hashes(ids), given(orders_at))
+    return placed.take(np.argsort(np.concatenate([events_at, orders_at]), kind="stable"))
+
+
+def order_hashes(order_ids: npt.NDArray[np.object_]) -> Hashes:
+    """The content hash of orders with these ids (salts of their own: never a body's, never an
+    invalid row's)."""
+    return _hash_with(order_ids, _ORDER_SALTS)
 
 
 def identity_hashes(
@@ -360,6 +417,12 @@ def identity_hashes(
         )
         if column is not None
     ]  # fmt: skip
+    if mapping.order is not None:
+        order = mapping.order
+        roles += [("\x00orderId", order.order_id), ("\x00orderDate", order.order_date),
+                  ("\x00totalPaid", order.total_paid)]  # fmt: skip
+        roles += [(f"\x00extra\x1f{metadata_key(column)}", column) for column in order.extra]
+        roles += [(f"\x00{wire}", column) for wire, column in order.fields]
     read = unconverted_texts(rows[READ_PROBLEMS].tolist()) if READ_PROBLEMS in rows else {}
     combined = np.zeros((len(rows), 2), dtype=np.uint64)
     with np.errstate(over="ignore"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -63,7 +63,35 @@ _DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "email": ("email",),
     "mobile": ("mobile",),
     "session_token": ("sessionToken", "session_token"),
+    "order_id": ("orderId", "order_id"),
+    "order_date": ("orderDate", "order_date"),
+    "total_paid": ("totalPaid", "total_paid"),
 }
+
+#: An order's optional fields a column may be mapped to (``order_fields={"totalTax": "tax"}``),
+#: by Gameball's names. None is found by name: a column called ``channel`` in an export seldom
+#: holds Gameball's channels (mobile, pos, web, callcenter).
+ORDER_FIELDS = ("totalPrice", "totalDiscount", "totalShipping", "totalTax", "channel", "cartId",
+                "guest")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderMapping:
+    """Which column is which part of a Gameball order (see :mod:`gb_backfill._rows.orders`)."""
+
+    order_id: Hashable
+    order_date: Hashable
+    total_paid: Hashable
+    #: columns sent as the order's ``extra`` (string values), by their names
+    extra: tuple[Hashable, ...] = ()
+    #: the optional fields mapped: (Gameball's name, column)
+    fields: tuple[tuple[str, Hashable], ...] = ()
+
+    @property
+    def columns(self) -> list[Hashable]:
+        """Every column an order is made of, beyond the customer's."""
+        named = [self.order_id, self.order_date, self.total_paid, *self.extra]
+        return named + [column for _, column in self.fields]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +105,20 @@ class ColumnMapping:
     email: Hashable | None = None
     mobile: Hashable | None = None
     session_token: Hashable | None = None
+    #: set when rows are sent as orders: every row (``orders_from`` None), or the rows whose
+    #: event name is ``orders_from`` (the rest are events)
+    order: OrderMapping | None = None
+    orders_from: str | None = None
+
+    @property
+    def all_orders(self) -> bool:
+        """Every row is an order."""
+        return self.order is not None and self.orders_from is None
+
+    @property
+    def mixed(self) -> bool:
+        """Rows whose event name is ``orders_from`` are orders, the rest events."""
+        return self.order is not None and self.orders_from is not None
 
     @property
     def metadata_keys(self) -> tuple[str, ...]:
@@ -88,7 +130,8 @@ class ColumnMapping:
         """The mapped id, event name, email, mobile and session token columns (CSV reads them
         as text, exactly as written)."""
         roles = (self.customer_id, self.event_name, self.email, self.mobile, self.session_token)
-        return [column for column in roles if column is not None]
+        order_id = () if self.order is None else (self.order.order_id,)
+        return [column for column in (*roles, *order_id) if column is not None]
 
 
 def metadata_key(column: Hashable) -> str:
@@ -222,6 +265,80 @@ def _metadata(
     return tuple(dict.fromkeys(metadata))
 
 
+def _order_mapping(
+    available: list[Hashable],
+    *,
+    order_id: Hashable | None,
+    order_date: Hashable | None,
+    total_paid: Hashable | None,
+    extra: Sequence[Hashable] | None,
+    order_fields: Mapping[str, Hashable] | None,
+) -> OrderMapping:
+    """The order's columns: those named, else (the required ones) found by their usual
+    names."""
+    picked = {
+        keyword: _pick(keyword, given, available, required=True)
+        for keyword, given in (
+            ("order_id", order_id), ("order_date", order_date), ("total_paid", total_paid)
+        )
+    }  # fmt: skip
+    if isinstance(extra, str):
+        raise ConfigError("{extra=} takes a list of columns, e.g. {extra=*}",
+                          option="extra", extra=[extra])  # fmt: skip
+    for column in extra or ():
+        if column not in set(available):
+            raise ColumnNotFoundError("extra", column, available)
+    extras = tuple(dict.fromkeys(extra or ()))
+    _check_keys(extras)
+    found = []
+    for wire, column in (order_fields or {}).items():
+        if wire not in ORDER_FIELDS:
+            raise ConfigError(
+                "{order_fields=} maps Gameball's order fields ({known}), not {wire!r}",
+                option="order_fields", known=", ".join(ORDER_FIELDS), wire=wire,
+            )  # fmt: skip
+        if column not in set(available):
+            raise ColumnNotFoundError("order_fields", column, available)
+        found.append((wire, column))
+    return OrderMapping(
+        order_id=picked["order_id"], order_date=picked["order_date"],
+        total_paid=picked["total_paid"], extra=extras, fields=tuple(found),
+    )  # fmt: skip
+
+
+def _check_kind(kind: str, orders_from: str | None, given: dict[str, object]) -> None:
+    """The keywords that do not go with ``kind`` and ``orders_from``."""
+    ordered = [name for name in ("order_id", "order_date", "total_paid", "extra", "order_fields")
+               if given[name]]  # fmt: skip
+    if kind == "orders":
+        if orders_from is not None:
+            raise ConfigError(
+                "{kind='orders'|--orders} sends every row as an order; {orders_from=} sends "
+                "some: pass one of them", option="orders_from",
+            )  # fmt: skip
+        wrong = [name for name in ("event_name", "event", "metadata", "session_token")
+                 if given[name] is not None]  # fmt: skip
+        if wrong:
+            raise ConfigError(
+                "{kind='orders'|--orders} sends orders, which have no {wrong}: leave it out "
+                "(an order's own columns go in {extra=})",
+                option=wrong[0],
+                wrong=wrong[0] + "=",
+            )
+    elif orders_from is None and ordered:
+        raise ConfigError(
+            "{" + ordered[0] + "=} maps an order's column: pass {kind='orders'|--orders} to "
+            "send every row as an order, or {orders_from=NAME} for the rows of one event name",
+            option=ordered[0],
+        )
+    if orders_from is not None and (not isinstance(orders_from, str) or not orders_from.strip()):
+        raise ConfigError("{orders_from=} must be an event name, got {value!r}",
+                          option="orders_from", value=orders_from)  # fmt: skip
+    if orders_from is not None and given["event"] is not None:
+        raise ConfigError("{orders_from=} picks rows by their event name column: pass "
+                          "{event_name=COLUMN}, not {event=}", option="orders_from")  # fmt: skip
+
+
 def resolve_mapping(
     columns: Sequence[Hashable] | pd.Index,
     *,
@@ -232,17 +349,45 @@ def resolve_mapping(
     email: Hashable | None = None,
     mobile: Hashable | None = None,
     session_token: Hashable | None = None,
+    kind: str = "events",
+    order_id: Hashable | None = None,
+    order_date: Hashable | None = None,
+    total_paid: Hashable | None = None,
+    extra: Sequence[Hashable] | None = None,
+    order_fields: Mapping[str, Hashable] | None = None,
+    orders_from: str | None = None,
 ) -> ColumnMapping:
     """Resolve the mapping keywords against ``columns``.
 
     Raises :class:`ColumnNotFoundError` for a keyword naming a missing column, and
     :class:`ConfigError` when no customer id or event name can be found, or when both
-    ``event_name`` and ``event`` are given.
+    ``event_name`` and ``event`` are given. With ``kind="orders"`` every row is an order (no
+    event name); with ``orders_from=NAME`` the rows of that event name are (see
+    :class:`OrderMapping`).
     """
     available = list(columns)
     _check_names(available)
-    _check_event(event_name, event)
+    given = {"event_name": event_name, "event": event, "metadata": metadata,
+             "session_token": session_token, "order_id": order_id, "order_date": order_date,
+             "total_paid": total_paid, "extra": extra, "order_fields": order_fields}  # fmt: skip
+    _check_kind(kind, orders_from, given)
     id_column = _pick("customer_id", customer_id, available, required=True)
+    order = None
+    if kind == "orders" or orders_from is not None:
+        order = _order_mapping(
+            available, order_id=order_id, order_date=order_date, total_paid=total_paid,
+            extra=extra, order_fields=order_fields,
+        )  # fmt: skip
+    contacts: dict[str, Hashable | None] = {
+        "email": _pick("email", email, available), "mobile": _pick("mobile", mobile, available)
+    }  # fmt: skip
+    if kind == "orders":
+        assert order is not None
+        return ColumnMapping(
+            customer_id=id_column, event_name=None, event=None, metadata=(),
+            email=contacts["email"], mobile=contacts["mobile"], order=order,
+        )  # fmt: skip
+    _check_event(event_name, event)
     if event is not None:
         _check_one_name(event, available, metadata)
     name_column = None if event is not None else _pick("event_name", event_name, available)
@@ -253,19 +398,20 @@ def resolve_mapping(
             option="event_name",
             columns=", ".join(map(str, available)) or "(none)",
         )
-    roles = {
-        "email": _pick("email", email, available),
-        "mobile": _pick("mobile", mobile, available),
-        "session_token": _pick("session_token", session_token, available),
-    }
-    chosen = _metadata(metadata, available, {id_column, name_column, *roles.values()} - {None})
+    token = _pick("session_token", session_token, available)
+    mapped = {id_column, name_column, token, *contacts.values()} - {None}
+    if order is not None:
+        mapped |= {*order.columns}
+    chosen = _metadata(metadata, available, mapped)
     _check_keys(chosen)
     return ColumnMapping(
         customer_id=id_column,
         event_name=name_column,
         event=event,
         metadata=chosen,
-        email=roles["email"],
-        mobile=roles["mobile"],
-        session_token=roles["session_token"],
+        email=contacts["email"],
+        mobile=contacts["mobile"],
+        session_token=token,
+        order=order,
+        orders_from=orders_from,
     )

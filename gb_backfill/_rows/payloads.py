@@ -46,6 +46,9 @@ class EncodedRows:
     #: True where the body is only ``customerId`` and ``events`` and no session token goes with
     #: it: what a batch item can carry
     plain: npt.NDArray[np.bool_]
+    #: each row's order id where it is an order (see :mod:`.orders`), None for an event; None
+    #: when every row is an event
+    order_ids: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.bodies)

@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from .. import _gameball as gameball
 from .._errors import LedgerError
 from .._vocabulary import LedgerStatus, SendErrorCode
 from .journal import Request, gb_key_text
@@ -141,15 +142,23 @@ def stored_requests(db: sqlite3.Connection) -> list[Request]:
     return [Request(k, c, int(n), bytes(b), float(t)) for k, c, n, b, t in db.execute(query)]
 
 
+_WHO = ("customerId", "email", "mobile")
+
+
 def describe(requests: Sequence[Request]) -> pd.DataFrame:
     """What each request said, for a person to look it up in Gameball: ``key``, ``gb_key``,
-    ``event``, ``metadata`` (JSON text), ``email``, ``mobile``, ``sent_at`` (UTC)."""
+    ``event``, ``metadata`` (JSON text), ``email``, ``mobile``, ``sent_at`` (UTC); for an order,
+    ``place_order`` and the order's fields."""
     rows = []
     for request in requests:
         gb_key = gb_key_text(request.key, request.content, request.occurrence)
         try:
             sent = json.loads(request.body)
-            (event, metadata), *_ = sent["events"].items()
+            if "orderId" in sent:  # an order: its place_order event, and the order itself
+                metadata = {k: v for k, v in sent.items() if k not in _WHO}
+                event = gameball.PLACE_ORDER_EVENT
+            else:
+                (event, metadata), *_ = sent["events"].items()
         except (ValueError, KeyError, AttributeError, TypeError):
             sent, event, metadata = {}, None, None
         rows.append(

@@ -109,6 +109,7 @@ class BaseLane:
         self.dispatcher = dispatcher
         self.clock = clock
         self.timeline = timeline
+        self.quiet_for = quiet_for
         earlier = None if quiet_for is None else clock() - quiet_for
         self.adaptive = AdaptiveRate(limits, earlier_sent=earlier)
         # Each request holds its place in the long window until one window after its answer:

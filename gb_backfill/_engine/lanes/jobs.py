@@ -32,7 +32,7 @@ from ..._store.ledger import Ledger
 from ..._store.storage import EarlierJob
 from ..._vocabulary import SendErrorCode, Status, Verdict
 from ..limiter import RateLimiter
-from ..outcomes import SENT, Outcome, classify_response
+from ..outcomes import SENT, Outcome, already_there, classify_response
 from ..rate_control import AdaptiveRate
 
 __all__: list[str] = []
@@ -270,6 +270,10 @@ def job_verdict(job_id: int, customer: str, read: JobRead, job_timeout: float) -
         outcome = Outcome(
             Verdict.FAILED, SendErrorCode.BATCH_ITEM_FAILED, f"batch job {job_id}: {reason}"
         )
+        # Only an order can be refused as already there (events have no id to repeat).
+        there = already_there(outcome, result.codes.get(customer), reason)
+        if there is not outcome:
+            return _RowVerdict(Status.SENT, there)
         transient = result.codes.get(customer) == gameball.CONCURRENT_REQUEST
         return _RowVerdict(Status.FAILED, outcome, transient=transient)
     why = "failed as a whole" if result.failed_as_a_whole else "ended without listing this customer"

@@ -1,7 +1,11 @@
 """The quote lane: one request per sampled row to Gameball's reward preview, and its book.
 
 ``POST /api/v{version}/integrations/events/reward-preview`` takes the very body a live send
-would carry and answers what that event would award the customer now, with no side effects. It
+would carry and answers what that event would award the customer now, with no side effects; an
+order is quoted by ``/orders/reward-preview``, its body without ``orderId`` and ``orderDate``,
+whose answer (``customerFound``, ``totalPoints``: cashback and campaigns, ``cashback``,
+``eventRewards``: its ``place_order`` event's quote) is read as an event's quote
+(:func:`as_event_quote`), ``customerFound: false`` as the 404 below. It
 is the events lane with another path, the preview's limits and two differences:
 
 * a quote changes nothing, so a request that may have been processed (a timeout) is simply
@@ -21,6 +25,7 @@ and no failures file.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +71,45 @@ def quote_problem(answer: object) -> str | None:
     return None
 
 
+def order_quote_problem(answer: object) -> str | None:
+    """Why ``answer`` is not an order quote in the documented shape (``customerFound``,
+    ``totalPoints``; ``eventRewards`` an event's quote or null), or None."""
+    if not isinstance(answer, dict):
+        return "not a JSON object"
+    points = answer.get("totalPoints")
+    if not isinstance(points, int | float) or isinstance(points, bool):
+        return "no number totalPoints"
+    if not isinstance(answer.get("customerFound"), bool):
+        return "no customerFound"
+    rewards = answer.get("eventRewards")
+    if rewards is not None and quote_problem({"totalPoints": 0, "events": [rewards]}):
+        return "eventRewards is not an event's quote"
+    return None
+
+
+def as_event_quote(answer: dict[str, Any]) -> dict[str, Any]:
+    """An order quote in the shape of an event quote (its ``place_order`` rewards as the one
+    event), with its ``cashback`` points and ``totalCoupons`` beside: what the forecast reads."""
+    rewards = answer.get("eventRewards")
+    cashback = answer.get("cashback")
+    points = cashback.get("totalPoints") if isinstance(cashback, dict) else cashback
+    return {
+        "customerId": answer.get("customerId"),
+        "totalPoints": answer["totalPoints"],
+        "events": [rewards] if isinstance(rewards, dict) else [],
+        "cashback": points if isinstance(points, int | float) else 0,
+        "totalCoupons": answer.get("totalCoupons", 0),
+    }
+
+
+def _is_order_quote(response: httpx.Response) -> bool:
+    try:
+        path = response.request.url.path
+    except RuntimeError:  # a response made without a request
+        return False
+    return path.endswith(gameball.ORDERS_PREVIEW_PATH.rsplit("}", 1)[-1])
+
+
 def classify_quote(response: httpx.Response) -> Outcome:
     """What the reward preview's answer means for its row: a quote (``SENT``), the customer not
     found (``NOT_FOUND``: an answer, not a failure), or as any answer (see
@@ -76,10 +120,15 @@ def classify_quote(response: httpx.Response) -> Outcome:
             return Outcome(Verdict.NOT_FOUND, NOT_FOUND, message, 404)
     outcome = classify_response(response)
     if outcome.verdict is Verdict.SENT:
+        order = _is_order_quote(response)
         try:
-            problem = quote_problem(response.json())
+            answer = response.json()
+            problem = (order_quote_problem if order else quote_problem)(answer)
         except ValueError:
             problem = "not JSON"
+        if order and problem is None and not answer["customerFound"]:
+            # An order's customer Gameball does not know: answered 200, but like the 404.
+            return Outcome(Verdict.NOT_FOUND, NOT_FOUND, "the customer does not exist", 200)
         if problem is not None:
             message = (
                 f"answered {response.status_code} with something that is not a quote: {problem}"
@@ -167,12 +216,27 @@ class QuoteLane(EventsLane):
             path=gameball.PREVIEW_PATH,
         )  # fmt: skip
         self.quotes = book
+        #: the rows (``row.local``) that are orders: quoted by the orders' reward preview
+        self.orders: set[int] = set()
+        base = settings.base_url
+        self.order_urls = {
+            v: base + gameball.ORDERS_PREVIEW_PATH.format(version=v) for v in gameball.API_VERSIONS
+        }
+
+    async def _post(self, row: OutgoingRow) -> httpx.Response:
+        if row.local not in self.orders:
+            return await super()._post(row)
+        # The order preview takes the order without its orderId and orderDate.
+        order = json.loads(row.body)
+        body = {k: v for k, v in order.items() if k not in ("orderId", "orderDate")}
+        url = self.order_urls[self.settings.api_version]
+        return await self.client.post(url, json=body, headers=self.headers)
 
     def classify(self, response: httpx.Response) -> Outcome:
         return classify_quote(response)
 
     def delivered(self, row: OutgoingRow, response: httpx.Response) -> None:
-        if response.status_code == 404:
+        if response.status_code == 404 or (row.last and row.last.verdict is Verdict.NOT_FOUND):
             outcome = Outcome(Verdict.NOT_FOUND, NOT_FOUND, "the customer does not exist", 404)
             self.finish([row], Status.SENT, outcome)
             return
@@ -180,6 +244,8 @@ class QuoteLane(EventsLane):
             answer = response.json()
         except ValueError:
             answer = None
+        if isinstance(answer, dict) and row.local in self.orders:
+            answer = as_event_quote(answer)
         if isinstance(answer, dict):
             self.quotes.answers[row.local] = answer
             self.finish([row], Status.SENT, None)
