@@ -74,6 +74,31 @@ def test_the_same_rows_as_csv_after_parquet_are_refused_before_anything_is_sent(
     assert {"row", "customer_id", "event_name", "occurred_at"} <= set(error.examples.columns)
 
 
+def test_a_regional_csv_after_parquet_is_refused_too(tmp_path):
+    """As regional Excel writes it: ';'-separated cp1252, a decimal comma and a point between
+    thousands (2.277,83). Read with only --sep and --encoding, its amounts are text; they are
+    still the amounts already sent, so nothing goes twice."""
+    df = export().assign(amount=lambda d: (d["amount"] * 10).round(2), place="São Paulo")
+    df.to_parquet(tmp_path / "export.parquet")
+    regional = df.assign(
+        amount=[
+            f"{a:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".") for a in df["amount"]
+        ]
+    )
+    assert regional["amount"].str.fullmatch(r"\d{1,3}(?:\.\d{3})*,\d{2}").all()
+    assert regional["amount"].str.contains(".", regex=False).any(), "some have thousands"
+    regional.to_csv(tmp_path / "export.csv", index=False, sep=";", encoding="cp1252")
+    ledger = tmp_path / "l"
+    gameball = Gameball()
+    assert send_path(tmp_path / "export.parquet", **options(gameball, ledger)).sent == len(df)
+
+    with pytest.raises(ChangedRowsError) as refused:
+        send_path(tmp_path / "export.csv", sep=";", encoding="cp1252", **options(gameball, ledger))
+    assert len(gameball.bodies) == len(df), "nothing more was sent"
+    assert refused.value.rows == len(df)
+    assert "amount" in str(refused.value)
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -168,6 +193,10 @@ def test_canonical_forms_meet():
     assert canonical(stamps)[0].to_pylist() == canonical(cairo)[0].to_pylist()
     assert canonical(pd.Series([True]))[0] == canonical(pd.Series(["TRUE"]))[0]
     assert canonical(pd.Series(["7,029.78"]))[0] == canonical(pd.Series([7029.78]))[0]
+    regional = pd.Series(["2.277,83", "99,16", "1 234,5", "-0,5"])
+    assert canonical(regional)[0] == canonical(pd.Series([2277.83, 99.16, 1234.5, -0.5]))[0]
+    assert canonical(pd.Series(["1,234"]))[0] == canonical(pd.Series([1234]))[0], "thousands"
+    assert canonical(pd.Series(["1,2,3"]))[0] != canonical(pd.Series([1.23]))[0]
     assert canonical(pd.Series(["A1"]))[0] != canonical(pd.Series(["a1"]))[0]
 
 

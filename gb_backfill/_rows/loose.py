@@ -7,11 +7,12 @@ Sending the second export would award every event twice. The loose identity make
 
 * the customer id and the event name, exactly;
 * each metadata value reduced to a canonical form: numbers (typed, or text such as ``12.50``,
-  ``1e3`` or ``7,029.78``) as one float text where float64 carries them exactly, else as
-  their exact digits (an int64 or uint64 id beyond 2**53, a decimal with more than 17 digits:
-  the wire carries them exactly, so they are told apart exactly); booleans (typed, or
-  ``true``/``false`` in any case); timestamps (typed, or ISO-8601 text) as the instant in
-  UTC, a naive one read as UTC; dates; any other text as it is;
+  ``1e3``, ``7,029.78`` or, with a decimal comma, ``2.277,83``) as one float text where float64
+  carries them exactly, else as their exact digits (an int64 or uint64 id beyond 2**53, a
+  decimal with more than 17 digits: the wire carries them exactly, so they are told apart
+  exactly); booleans (typed, or ``true``/``false`` in any case); timestamps (typed, or
+  ISO-8601 text) as the instant in UTC, a naive one read as UTC; dates; any other text as it
+  is;
 * empty text and missing values alike: left out;
 * email and mobile are not part of it: they say who the customer is, not what happened.
 
@@ -57,6 +58,9 @@ _SALTS = ("gb-backfill-lse1", "gb-backfill-lse2")  # pandas wants 16-character h
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 # Thousands grouped by commas or spaces: 7,029.78, 1 234 567.
 _GROUPED = r"^\s*[-+]?\d{1,3}([, \x{a0}\x{202f}]\d{3})+(\.\d+)?\s*$"
+# A decimal comma, as regional Excel writes: 99,16, 2.277,83, 1 234,5. (Three digits after a
+# lone comma, 1,234, read as thousands above.)
+_DECIMAL_COMMA = r"^\s*[-+]?(\d+|\d{1,3}([. \x{a0}\x{202f}]\d{3})+),\d+\s*$"
 _BOOL = r"(?i)^\s*(true|false)\s*$"
 _DATE = r"^\s*\d{4}-\d{2}-\d{2}\s*$"
 _TIMESTAMP = r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
@@ -163,9 +167,15 @@ def _text(text: pa.Array) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
     blank = _where(pc.equal(pc.utf8_trim_whitespace(text), ""))
     grouped = _where(pc.match_substring_regex(text, _GROUPED))
     plain = _where(pc.match_substring_regex(text, _NUMBER))
-    if plain.any() or grouped.any():
+    comma = _where(pc.match_substring_regex(text, _DECIMAL_COMMA)) & ~grouped
+    if plain.any() or grouped.any() or comma.any():
         digits = pc.replace_substring_regex(text, r"[, \x{a0}\x{202f}]", "")
-        numeric = plain | grouped
+        # A decimal comma's number: its grouping marks out, its comma a point.
+        regional = pc.replace_substring(
+            pc.replace_substring_regex(text, r"[. \x{a0}\x{202f}]", ""), ",", "."
+        )
+        digits = pc.if_else(pa.array(comma), regional, digits)
+        numeric = plain | grouped | comma
         parsed = _numeric_texts(pc.if_else(pa.array(numeric), digits, "0"))
         out = pc.if_else(pa.array(numeric), parsed, out)
         loose |= numeric
