@@ -96,3 +96,20 @@ def test_the_warning_about_separated_numbers_names_the_flag(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "--dtype amount=float --thousands , reads them" in out
     assert "no --dtype reads them" not in out
+
+
+def test_a_thousands_mark_that_does_not_group_thousands_is_not_dropped(tmp_path):
+    """--thousands , on a file written with a decimal comma (99,16, 2.277,83): dropping the
+    commas would send 9916 for 99.16 without a word; the rows fail their conversion instead."""
+    path = tmp_path / "regional.csv"
+    path.write_text(
+        "customer_id,event_name,amount\nc1,purchase,\"1,299.50\"\nc2,purchase,\"99,16\"\n"
+        "c3,purchase,\"2.277,83\"\n",
+        encoding="utf-8",
+    )
+    plan = gb_backfill.plan_path(path, dtype={"amount": "float"}, thousands=",")
+    assert (plan.valid, plan.invalid) == (1, 2)
+    bodies = tmp_path / "bodies.jsonl"
+    gb_backfill.plan_path(path, dtype={"amount": "float"}, thousands=",", bodies_path=bodies)
+    assert "1299.5" in bodies.read_text()
+    assert "9916" not in bodies.read_text()

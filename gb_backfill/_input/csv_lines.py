@@ -57,7 +57,13 @@ class CsvOptions:
         if not self.marks_numbers(name):
             return text
         if self.thousands is not None:
-            text = pc.replace_substring(text, self.thousands, "")
+            # Only where the marks group thousands (1,299.50, not 99,16): a number the mark
+            # does not fit is left as written, to fail its conversion, not change its value.
+            mark, point = re.escape(self.thousands), re.escape(self.decimal)
+            grouped = rf"^\s*[-+]?\d{{1,3}}({mark}\d{{3}})+({point}\d*)?\s*$"
+            fits = pc.or_(pc.match_substring_regex(text, grouped),
+                          pc.invert(pc.match_substring(text, self.thousands)))  # fmt: skip
+            text = pc.if_else(fits, pc.replace_substring(text, self.thousands, ""), text)
         if self.decimal != ".":
             text = pc.replace_substring(text, self.decimal, ".")
         return text
