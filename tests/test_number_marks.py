@@ -103,8 +103,8 @@ def test_a_thousands_mark_that_does_not_group_thousands_is_not_dropped(tmp_path)
     commas would send 9916 for 99.16 without a word; the rows fail their conversion instead."""
     path = tmp_path / "regional.csv"
     path.write_text(
-        "customer_id,event_name,amount\nc1,purchase,\"1,299.50\"\nc2,purchase,\"99,16\"\n"
-        "c3,purchase,\"2.277,83\"\n",
+        'customer_id,event_name,amount\nc1,purchase,"1,299.50"\nc2,purchase,"99,16"\n'
+        'c3,purchase,"2.277,83"\n',
         encoding="utf-8",
     )
     plan = gb_backfill.plan_path(path, dtype={"amount": "float"}, thousands=",")
