@@ -244,7 +244,9 @@ class InputFile:
         """A chunk as the input's columns, typed, with its rows' problems marked."""
         marks = ReadMarks()
         mark_shapes(chunk, shape, start, file, separator(file, self.csv), marks)
-        frame = chunk.iloc[:, : shape.width] if shape.fields > shape.width else chunk
+        # The extra fields' columns go; a slice of the chunk would be a view that pandas 2.2
+        # warns about (SettingWithCopyWarning) when the typed columns are set below.
+        frame = chunk.iloc[:, : shape.width].copy() if shape.fields > shape.width else chunk
         frame.columns = self.columns
         frame.index = pd.RangeIndex(len(frame))
         for name in frame.columns:
