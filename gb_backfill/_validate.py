@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._faces import csv_options, declared
+from ._input.arrow import Frame, whole_frame
 from ._input.reader import InputFile, input_mapping, retyped
 from ._options import MappingOptions, ValidatePathOptions, mapping_of
 from ._reports.validation import Tally, ValidationReport
@@ -27,7 +28,7 @@ __all__ = ["payloads", "validate", "validate_path"]
 
 
 @declared(MappingOptions)
-def validate(df: pd.DataFrame, options: MappingOptions) -> ValidationReport:
+def validate(df: Frame, options: MappingOptions) -> ValidationReport:
     """Check every row of ``df`` against Gameball's event rules.
 
     The keywords say which column is which (see the README); without them the usual column
@@ -35,7 +36,11 @@ def validate(df: pd.DataFrame, options: MappingOptions) -> ValidationReport:
 
         report = validate(df, event="purchase")
         report.failures.groupby("code").size()
+
+    ``df`` may be any frame that speaks Arrow (Polars, DuckDB, pyarrow); the report holds its
+    rows, so it is read whole, as pandas.
     """
+    df = whole_frame(df, "validate")
     mapping = resolve_mapping(df.columns, **mapping_of(options))
     df = retyped(df)  # a failures file's text of values a CSV reader could not convert
     checked = check_frame(df, mapping)
@@ -50,7 +55,7 @@ def validate(df: pd.DataFrame, options: MappingOptions) -> ValidationReport:
 
 
 @declared(MappingOptions)
-def payloads(df: pd.DataFrame, options: MappingOptions) -> pd.Series:
+def payloads(df: Frame, options: MappingOptions) -> pd.Series:
     """The Gameball v4 payloads of the valid rows of ``df``, in input order.
 
     Returns a Series of dicts named ``payload`` whose index is the rows' original index, so each
@@ -60,7 +65,11 @@ def payloads(df: pd.DataFrame, options: MappingOptions) -> pd.Series:
 
         df.gameball.payloads(event="purchase").iloc[0]
         {'customerId': 'c-1', 'events': {'purchase': {'amount': 9.5}}}
+
+    ``df`` may be any frame that speaks Arrow, read whole as pandas (the index is then its
+    rows' positions).
     """
+    df = whole_frame(df, "payloads")
     mapping = resolve_mapping(df.columns, **mapping_of(options))
     df = retyped(df)  # a failures file's text of values a CSV reader could not convert
     encoded = encode_rows(df, check_frame(df, mapping))
