@@ -54,10 +54,12 @@ from ._config import (
     leave_room,
 )
 from ._errors import ConfigError, Written
+from ._input.stores import a_filesystem
 from ._preview.sampling import DEFAULT_SAMPLE_SIZE
 
 if TYPE_CHECKING:
     import httpx
+    import pyarrow.fs
 
 __all__: list[str] = []
 
@@ -343,6 +345,9 @@ class ReadOptions:
     encoding: str | None = option(None, "the files' encoding (default: utf-8)", group="csv")
     sep: str | None = option(
         None, "the field separator (default: , or a tab for .tsv)", group="csv")
+    filesystem: "pyarrow.fs.FileSystem | None" = option(
+        None, "a pyarrow.fs.FileSystem the path is in (default: the local disk, or the store an "
+        "s3://, gs:// or abfs:// URI names); no flag", check=a_filesystem)
 
 
 @dataclass(frozen=True, kw_only=True)

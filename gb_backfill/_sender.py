@@ -19,6 +19,7 @@ from ._engine.run import run_send
 from ._faces import declared, open_input, sync_of
 from ._input.arrow import ArrowInput, Frame, FrameInput, open_frame
 from ._input.reader import key_frames
+from ._input.stores import shown_path
 from ._options import (
     PlanOptions,
     PlanPathOptions,
@@ -159,7 +160,8 @@ async def asend_path(path: str | os.PathLike[str], options: SendPathOptions) -> 
         lambda: source.frames(batch_rows=settings.batch_rows), total=source.rows,
         settings=settings, mapping=mapping, columns=list(source.columns),
         client=options.client, ledger_path=options.ledger,
-        failures_path=options.failures_path, progress=options.progress, source=path,
+        failures_path=options.failures_path, progress=options.progress,
+        source=shown_path(path),
         types=source.types,
     )  # fmt: skip
     raise_for(report, stop, ledger=options.ledger)

@@ -15,6 +15,7 @@ import pandas as pd
 from ._faces import csv_options, declared
 from ._input.arrow import Frame, whole_frame
 from ._input.reader import InputFile, input_mapping, retyped
+from ._input.stores import shown_path
 from ._options import MappingOptions, ValidatePathOptions, mapping_of
 from ._reports.validation import Tally, ValidationReport
 from ._rows.keys import RowKeyMaker, identity_hashes
@@ -92,11 +93,12 @@ def validate_path(path: str | os.PathLike[str], options: ValidatePathOptions) ->
     ``gb_error_code`` and every rule in ``gb_error_message``), to fix and send again.
     """
     csv = csv_options(options)
-    mapping = input_mapping(path, csv, **mapping_of(options))
-    source = InputFile(path, text_columns=mapping.identifier_columns, csv=csv)
+    mapping = input_mapping(path, csv, options.filesystem, **mapping_of(options))
+    source = InputFile(path, text_columns=mapping.identifier_columns, csv=csv,
+                       filesystem=options.filesystem)  # fmt: skip
     writer = None
     if options.failures_path is not None:
-        writer = FailureWriter(options.failures_path, input_name=input_name(path),
+        writer = FailureWriter(options.failures_path, input_name=input_name(shown_path(path)),
                                types=source.types)  # fmt: skip
         writer.check()
     tally = _Validation(mapping, source, writer)
