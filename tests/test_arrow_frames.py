@@ -243,3 +243,16 @@ def test_spooled_reader_keeps_its_rows_and_removes_its_copy(sample):
     assert Path(spool).exists()
     source.close()
     assert not Path(spool).exists()
+
+
+def test_a_polars_frame_is_previewed_as_pandas_is(sample):
+    path, df = sample
+    unlimited = RateLimits.unlimited()
+    with Emulator(existing_share=0.5, preview_limits=unlimited) as emu:
+        options = {"base_url": emu.base_url, "api_key": emu.api_key, "preview_limits": unlimited,
+                   "progress": False, "sample": 40, "seed": 7, **MAPPING}  # fmt: skip
+        from_polars = gb_backfill.preview(pl.read_parquet(path), **options)
+        from_pandas = gb_backfill.preview(df, **options)
+    assert from_polars.rows == from_pandas.rows == len(df)
+    assert from_polars.quoted == from_pandas.quoted == 40
+    assert from_polars.points == from_pandas.points, "the same sample, the same quotes"
