@@ -195,9 +195,10 @@ class ArrowInput:
         try:
             return pa.RecordBatchReader.from_stream(data)
         except (pa.ArrowException, TypeError, ValueError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else "no reason given"
             raise ConfigError(
                 f"{self._function}() could not read {type(data).__name__} as an Arrow stream: "
-                f"{error}"
+                f"{first}"
             ) from None
 
     def _schema(self) -> pa.Schema:
@@ -225,13 +226,14 @@ class ArrowInput:
             yield pd.DataFrame(columns=self.columns)
 
     def whole(self) -> pd.DataFrame:
-        """The whole input as one DataFrame (for the functions that return its rows)."""
-        frames = [f for f in self.frames(batch_rows=1_000_000) if len(f)]
-        if not frames:
+        """The whole input as one DataFrame (for the functions that return its rows), made by
+        one conversion: pandas 2.2 warns when it concatenates frames with all-missing columns."""
+        batches = [plain_batch(batch) for batch in self._batches()]
+        if not batches:
             return pd.DataFrame(columns=self.columns)
-        if len(frames) == 1:
-            return frames[0]
-        return pd.concat(frames)
+        frame = _as_pandas(pa.Table.from_batches(batches))
+        frame.index = pd.RangeIndex(len(frame))
+        return frame
 
 
 def _sized(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
