@@ -69,7 +69,7 @@ def test_an_arrow_frame_gives_the_bytes_pandas_gives(sample, tmp_path, kind):
 
 
 @pytest.mark.parametrize(
-    "rows", [pytest.param(300, id="300-rows"), pytest.param(2_000, marks=pytest.mark.slow)]
+    "rows", [pytest.param(150, id="150-rows"), pytest.param(2_000, marks=pytest.mark.slow)]
 )
 def test_a_polars_frame_sends_every_valid_row_and_pandas_again_sends_nothing(
     sample, tmp_path, rows

@@ -62,7 +62,7 @@ def _store(endpoint):
 
 @pytest.fixture(scope="module")
 def sample():
-    return pq.read_table(SAMPLE).slice(0, 1_500)
+    return pq.read_table(SAMPLE).slice(0, 600)
 
 
 def put(store, path, table):
@@ -80,10 +80,10 @@ def valid_rows(table):
 
 
 @pytest.mark.parametrize(
-    "rows", [pytest.param(300, id="300-rows"), pytest.param(1_500, marks=pytest.mark.slow)]
+    "rows", [pytest.param(150, id="150-rows"), pytest.param(1_500, marks=pytest.mark.slow)]
 )
-def test_the_cli_sends_a_stored_file_once(s3, sample, tmp_path, capsys, rows):
-    sample = sample.slice(0, rows)
+def test_the_cli_sends_a_stored_file_once(s3, tmp_path, capsys, rows):
+    sample = pq.read_table(SAMPLE).slice(0, rows)
     put(s3, "exports/prefix/events.parquet", sample)
     ledger, failures = tmp_path / "ledger", tmp_path / "failures.parquet"
     with Emulator(limits=RateLimits.unlimited()) as emu:
@@ -113,7 +113,7 @@ def test_the_cli_sends_a_stored_file_once(s3, sample, tmp_path, capsys, rows):
 
 
 def test_a_prefix_of_several_files_is_one_input(s3, sample):
-    parts = [sample.slice(0, 500), sample.slice(500, 400), sample.slice(900, 600)]
+    parts = [sample.slice(0, 200), sample.slice(200, 150), sample.slice(350, 250)]
     for n, part in enumerate(parts):
         put(s3, f"exports/parts/part-{n}.parquet", part)
     put_text(s3, "exports/parts/_SUCCESS", "")
@@ -121,20 +121,20 @@ def test_a_prefix_of_several_files_is_one_input(s3, sample):
     valid = valid_rows(sample)
     for uri in ("s3://exports/parts/", "s3://exports/parts", "s3://exports/parts/part-*.parquet"):
         plan = gb_backfill.plan_path(uri, **MAPPING)
-        assert (plan.rows, plan.valid) == (1_500, valid), uri
+        assert (plan.rows, plan.valid) == (600, valid), uri
     one = gb_backfill.plan_path("s3://exports/parts/part-1.parquet", **MAPPING)
-    assert one.rows == 400
+    assert one.rows == 150
 
 
 def test_stored_csv_reads_as_a_local_csv_does(s3, sample, tmp_path):
     frame = sample.to_pandas().drop(columns=["utm"])
-    for n, start in enumerate((0, 700)):
-        text = frame.iloc[start : start + 700].to_csv(index=False)
+    for n, start in enumerate((0, 300)):
+        text = frame.iloc[start : start + 300].to_csv(index=False)
         put_text(s3, f"exports/csv/events-{n}.csv", text)
         (tmp_path / f"events-{n}.csv").write_text(text)
-    stored = gb_backfill.validate_path("s3://exports/csv/", **MAPPING, batch_rows=300)
-    local = gb_backfill.validate_path(tmp_path, **MAPPING, batch_rows=300)
-    assert stored.rows == local.rows == 1_400
+    stored = gb_backfill.validate_path("s3://exports/csv/", **MAPPING, batch_rows=200)
+    local = gb_backfill.validate_path(tmp_path, **MAPPING, batch_rows=200)
+    assert stored.rows == local.rows == 600
     assert stored.counts().equals(local.counts())
     remote_bodies, local_bodies = tmp_path / "s3.jsonl", tmp_path / "local.jsonl"
     gb_backfill.plan_path("s3://exports/csv/*.csv", bodies_path=remote_bodies, **MAPPING)
@@ -180,7 +180,7 @@ def test_a_filesystem_argument(s3, s3_server, sample, monkeypatch, tmp_path):
     filesystem = _store(s3_server)
     for path in ("exports/fs/events.parquet", "s3://exports/fs/events.parquet"):
         plan = gb_backfill.plan_path(path, filesystem=filesystem, **MAPPING)
-        assert plan.rows == 1_500
+        assert plan.rows == 600
     local = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
     pq.write_table(sample.slice(0, 10), tmp_path / "few.parquet")
     assert gb_backfill.validate_path("few.parquet", filesystem=local).rows == 10
@@ -190,7 +190,7 @@ def test_a_filesystem_argument(s3, s3_server, sample, monkeypatch, tmp_path):
 
 
 def test_the_failures_file_and_the_ledger_stay_local(s3, sample, tmp_path, monkeypatch):
-    put(s3, "exports/local/events.parquet", sample.slice(0, 200))
+    put(s3, "exports/local/events.parquet", sample.slice(0, 100))
     monkeypatch.chdir(tmp_path)
     with Emulator(limits=RateLimits.unlimited()) as emu:
         report = gb_backfill.send_path(
