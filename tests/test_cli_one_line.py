@@ -108,7 +108,7 @@ def test_ctrl_c_while_starting_up_is_one_line(tmp_path, source):
         )  # fmt: skip
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
         assert "Traceback" not in err, f"after {delay} s: {err}"
         assert "Exception ignored" not in err, f"after {delay} s: {err}"
         if process.returncode in (1, 3) and "interrupted" not in err:

@@ -13,8 +13,6 @@ import ast
 import itertools
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "gb_backfill"
 
 #: Each package's (or top-level module's) floor, lowest first.
