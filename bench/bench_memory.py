@@ -18,8 +18,15 @@ every row valid. Target: within 10% of the all-valid run.
 Part 3, ledger cost: rows/s sending to the emulator (a separate process, limits lifted) with
 and without a ledger, in the same run. Target: under 5% slower with it.
 
+Part 4, an object store: the peak memory and rows/s of ``send_path`` (batch mode, the instant
+client of part 1) of one Parquet file read from a local S3-compatible server (moto's server
+mode, a test dependency, in a process of its own on loopback, found through
+``AWS_ENDPOINT_URL``) next to the same file read from the local disk, in the same run.
+Target: the S3 run's peak within 10% of the local run's.
+
 Run: python bench/bench_memory.py [--rows-large N] [--failing-rows N] [--ledger-rows N]
      python bench/bench_memory.py --only-pipelines [--pipelines batch events]  (part 1 alone)
+     python bench/bench_memory.py --only-store [--store-rows N]  (part 4 alone)
 """
 
 from __future__ import annotations
@@ -126,7 +133,7 @@ print(json.dumps(result))
 """
 
 
-def child(mode: str, path: Path, failures: Path | None = None) -> dict[str, float]:
+def child(mode: str, path: Path | str, failures: Path | None = None) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, mode, str(path), str(failures or "")],
         capture_output=True,
@@ -242,6 +249,66 @@ def ledger_cost(rows: int, repeats: int) -> None:
         server.wait(timeout=10)
 
 
+STORE_SERVER = r"""
+import sys
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print("http://%s:%d" % server.get_host_and_port(), flush=True)
+sys.stdin.read()  # until the bench closes its end (or exits): the server stops by itself
+server.stop()
+"""
+
+
+def object_store(rows: int, mode: str = "batch") -> None:
+    """Part 4: ``send_path`` of one file from a local S3 server vs from the local disk."""
+    import os
+
+    import pyarrow.fs as pafs
+
+    path = make_parquet(rows)
+    server = subprocess.Popen(
+        [sys.executable, "-c", STORE_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert server.stdout is not None
+    assert server.stdin is not None
+    endpoint = server.stdout.readline().strip()
+    saved = dict(os.environ)
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+        AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+    )  # fmt: skip
+    try:
+        store = pafs.S3FileSystem(
+            endpoint_override=endpoint, access_key="bench", secret_key="bench",
+            region="us-east-1", allow_bucket_creation=True,
+        )  # fmt: skip
+        store.create_dir("bench")
+        start = time.perf_counter()
+        pafs.copy_files(str(path), f"bench/{path.name}", destination_filesystem=store)
+        uploaded = time.perf_counter() - start
+        size_mb = path.stat().st_size / 1e6
+        print(f"an object store, {rows:,} rows ({size_mb:,.0f} MB file, uploaded in "
+              f"{uploaded:.1f} s), send_path in {mode} mode:")  # fmt: skip
+        peaks = {}
+        for where, source in (("local disk", str(path)), ("S3 (moto)", f"s3://bench/{path.name}")):
+            result = child(mode, source)
+            assert result["sent"] == rows, result
+            peaks[where] = result["peak_mb"]
+            print(
+                f"  {where:<11} {result['peak_mb']:8,.0f} MB peak, {result['seconds']:6.1f} s"
+                f" ({rows / result['seconds']:,.0f} rows/s)"
+            )
+        ratio = peaks["S3 (moto)"] / peaks["local disk"]
+        print(f"  S3 peak / local peak: {ratio:.3f} ({ratio - 1:+.1%}; target within 10%)")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows-large", type=int, default=10_000_000)
@@ -251,13 +318,19 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only-pipelines", action="store_true", help="part 1 alone")
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=PIPELINES)
+    parser.add_argument("--store-rows", type=int, default=10_000_000)
+    parser.add_argument("--only-store", action="store_true", help="part 4 alone")
     args = parser.parse_args()
+    if args.only_store:
+        object_store(args.store_rows)
+        return
     if not args.skip_memory:
         memory(args.rows_large, args.pipelines)
         if args.only_pipelines:
             return
         failing(args.failing_rows)
     ledger_cost(args.ledger_rows, args.repeats)
+    object_store(args.store_rows)
     print(f"(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB)")
 
 

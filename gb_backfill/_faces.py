@@ -151,9 +151,12 @@ async def open_input(
     from ._sync import offload  # asyncio: not at ``import gb_backfill``
 
     csv = csv_options(options)
-    mapping = input_mapping(path, csv, **mapping_of(cast(MappingOptions, options)))
+    filesystem = options.filesystem
+    mapping = input_mapping(path, csv, filesystem, **mapping_of(cast(MappingOptions, options)))
     text = [*mapping.identifier_columns, *row_key]
-    source = await offload(functools.partial(InputFile, path, text_columns=text, csv=csv))
+    source = await offload(
+        functools.partial(InputFile, path, text_columns=text, csv=csv, filesystem=filesystem)
+    )
     if row_key:
         check_key_columns(source.columns, row_key)
         frames = source.frames(batch_rows=cast(Any, options).batch_rows)

@@ -56,6 +56,7 @@ from ._config import (
     leave_room,
 )
 from ._errors import ConfigError
+from ._input.stores import a_filesystem
 from ._option_checks import (
     Check,
     automatic_switch,
@@ -78,6 +79,7 @@ from ._preview.sampling import DEFAULT_SAMPLE_SIZE
 
 if TYPE_CHECKING:
     import httpx
+    import pyarrow.fs
 
 __all__: list[str] = []
 
@@ -212,6 +214,9 @@ class ReadOptions:
         "as float or int: --thousands , reads 1,299.50", metavar="CHAR", group="csv")
     decimal: str | None = option(None, "their decimal mark (default: .): --thousands . "
         "--decimal , reads 1.299,50", metavar="CHAR", group="csv")
+    filesystem: "pyarrow.fs.FileSystem | None" = option(
+        None, "a pyarrow.fs.FileSystem the path is in (default: the local disk, or the store an "
+        "s3://, gs:// or abfs:// URI names); no flag", check=a_filesystem)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 
-import pandas as pd
-
 from ._config import Settings
 from ._engine.plan import plan_run
 from ._engine.run import run_send
-from ._errors import ConfigError
 from ._faces import declared, open_input, sync_of
-from ._input.reader import frame_chunks
+from ._input.arrow import ArrowInput, Frame, FrameInput, open_frame
+from ._input.reader import key_frames
+from ._input.stores import shown_path
 from ._options import (
     PlanOptions,
     PlanPathOptions,
@@ -48,21 +47,26 @@ __all__ = [
 
 
 async def _frame_input(
-    df: pd.DataFrame, options: SendOptions, function: str, *, dry_run: bool = False
-) -> tuple[Settings, ColumnMapping]:
-    """The settings and column mapping of a send of ``df``, checked before anything starts."""
+    df: Frame, options: SendOptions, function: str, *, dry_run: bool = False
+) -> tuple[Settings, ColumnMapping, FrameInput | ArrowInput]:
+    """The settings, column mapping and input of a send of ``df`` (a DataFrame or a frame that
+    speaks Arrow), checked before anything starts; the caller closes the input."""
     settings = make_settings(options, dry_run=dry_run)
-    if not isinstance(df, pd.DataFrame):
-        raise ConfigError(f"{function}() takes a pandas DataFrame, not {type(df).__name__}")
-    mapping = resolve_mapping(df.columns, **mapping_of(options))
-    if settings.row_key:
-        check_key_columns(df.columns, settings.row_key)
-        await offload(check_unique, [df], settings.row_key)
-    return settings, mapping
+    source = await offload(open_frame, df, function)
+    try:
+        mapping = resolve_mapping(source.columns, **mapping_of(options))
+        if settings.row_key:
+            check_key_columns(source.columns, settings.row_key)
+            frames = source.frames(batch_rows=settings.batch_rows)
+            await offload(check_unique, key_frames(frames, settings.row_key), settings.row_key)
+    except BaseException:
+        source.close()
+        raise
+    return settings, mapping, source
 
 
 @declared(SendOptions)
-async def asend(df: pd.DataFrame, options: SendOptions) -> SendReport:
+async def asend(df: Frame, options: SendOptions) -> SendReport:
     """Send every valid row of ``df`` to Gameball as one event each; the async core.
 
     Keys default to the ``GAMEBALL_API_KEY`` and ``GAMEBALL_SECRET_KEY`` environment variables;
@@ -106,13 +110,16 @@ async def asend(df: pd.DataFrame, options: SendOptions) -> SendReport:
     stops new requests, lets in-flight ones finish (at most ``timeout`` seconds, or
     ``job_timeout`` for posted jobs), writes the failures file and raises :class:`Interrupted`.
     """
-    settings, mapping = await _frame_input(df, options, "send")
-    report, stop = await run_send(
-        lambda: frame_chunks(df, settings.batch_rows), total=len(df), settings=settings,
-        mapping=mapping, columns=list(df.columns), client=options.client,
-        ledger_path=options.ledger, failures_path=options.failures_path,
-        progress=options.progress,
-    )  # fmt: skip
+    settings, mapping, source = await _frame_input(df, options, "send")
+    try:
+        report, stop = await run_send(
+            lambda: source.frames(batch_rows=settings.batch_rows), total=source.rows,
+            settings=settings, mapping=mapping, columns=list(source.columns),
+            client=options.client, ledger_path=options.ledger,
+            failures_path=options.failures_path, progress=options.progress,
+        )  # fmt: skip
+    finally:
+        source.close()
     raise_for(report, stop, ledger=options.ledger)
     return report
 
@@ -153,7 +160,8 @@ async def asend_path(path: str | os.PathLike[str], options: SendPathOptions) -> 
         lambda: source.frames(batch_rows=settings.batch_rows), total=source.rows,
         settings=settings, mapping=mapping, columns=list(source.columns),
         client=options.client, ledger_path=options.ledger,
-        failures_path=options.failures_path, progress=options.progress, source=path,
+        failures_path=options.failures_path, progress=options.progress,
+        source=shown_path(path),
         types=source.types,
     )  # fmt: skip
     raise_for(report, stop, ledger=options.ledger)
@@ -168,7 +176,7 @@ send_path = sync_of(
 
 
 @declared(PlanOptions)
-async def aplan(df: pd.DataFrame, options: PlanOptions) -> SendPlan:
+async def aplan(df: Frame, options: PlanOptions) -> SendPlan:
     """What sending ``df`` would do, with no network call: the dry run of :func:`asend`, with
     its keywords (no key is needed; given ones are checked).
 
@@ -177,11 +185,15 @@ async def aplan(df: pd.DataFrame, options: PlanOptions) -> SendPlan:
     customers, event names, requests per lane, and the time each mode would take.
     ``bodies_path=`` writes the request bodies to JSONL.
     """
-    settings, mapping = await _frame_input(df, options, "plan", dry_run=True)
-    return await plan_run(
-        lambda: frame_chunks(df, settings.batch_rows), settings=settings, mapping=mapping,
-        ledger_path=options.ledger, bodies_path=options.bodies_path, columns=list(df.columns),
-    )  # fmt: skip
+    settings, mapping, source = await _frame_input(df, options, "plan", dry_run=True)
+    try:
+        return await plan_run(
+            lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
+            mapping=mapping, ledger_path=options.ledger, bodies_path=options.bodies_path,
+            columns=list(source.columns),
+        )  # fmt: skip
+    finally:
+        source.close()
 
 
 plan = sync_of(

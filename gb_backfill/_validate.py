@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ._faces import csv_options, declared
+from ._input.arrow import Frame, whole_frame
 from ._input.reader import InputFile, input_mapping, retyped
+from ._input.stores import shown_path
 from ._options import MappingOptions, ValidatePathOptions, mapping_of
 from ._reports.validation import Tally, ValidationReport
 from ._rows.keys import RowKeyMaker, identity_hashes
@@ -28,7 +30,7 @@ __all__ = ["payloads", "validate", "validate_path"]
 
 
 @declared(MappingOptions)
-def validate(df: pd.DataFrame, options: MappingOptions) -> ValidationReport:
+def validate(df: Frame, options: MappingOptions) -> ValidationReport:
     """Check every row of ``df`` against Gameball's event rules.
 
     The keywords say which column is which (see the README); without them the usual column
@@ -36,7 +38,11 @@ def validate(df: pd.DataFrame, options: MappingOptions) -> ValidationReport:
 
         report = validate(df, event="purchase")
         report.failures.groupby("code").size()
+
+    ``df`` may be any frame that speaks Arrow (Polars, DuckDB, pyarrow); the report holds its
+    rows, so it is read whole, as pandas.
     """
+    df = whole_frame(df, "validate")
     mapping = resolve_mapping(df.columns, **mapping_of(options))
     df = retyped(df)  # a failures file's text of values a CSV reader could not convert
     checked = check_rows(df, mapping)
@@ -51,7 +57,7 @@ def validate(df: pd.DataFrame, options: MappingOptions) -> ValidationReport:
 
 
 @declared(MappingOptions)
-def payloads(df: pd.DataFrame, options: MappingOptions) -> pd.Series:
+def payloads(df: Frame, options: MappingOptions) -> pd.Series:
     """The Gameball v4 payloads of the valid rows of ``df``, in input order.
 
     Returns a Series of dicts named ``payload`` whose index is the rows' original index, so each
@@ -61,7 +67,11 @@ def payloads(df: pd.DataFrame, options: MappingOptions) -> pd.Series:
 
         df.gameball.payloads(event="purchase").iloc[0]
         {'customerId': 'c-1', 'events': {'purchase': {'amount': 9.5}}}
+
+    ``df`` may be any frame that speaks Arrow, read whole as pandas (the index is then its
+    rows' positions).
     """
+    df = whole_frame(df, "payloads")
     mapping = resolve_mapping(df.columns, **mapping_of(options))
     df = retyped(df)  # a failures file's text of values a CSV reader could not convert
     encoded = encode_checked(df, check_rows(df, mapping))
@@ -84,11 +94,12 @@ def validate_path(path: str | os.PathLike[str], options: ValidatePathOptions) ->
     ``gb_error_code`` and every rule in ``gb_error_message``), to fix and send again.
     """
     csv = csv_options(options)
-    mapping = input_mapping(path, csv, **mapping_of(options))
-    source = InputFile(path, text_columns=mapping.identifier_columns, csv=csv)
+    mapping = input_mapping(path, csv, options.filesystem, **mapping_of(options))
+    source = InputFile(path, text_columns=mapping.identifier_columns, csv=csv,
+                       filesystem=options.filesystem)  # fmt: skip
     writer = None
     if options.failures_path is not None:
-        writer = FailureWriter(options.failures_path, input_name=input_name(path),
+        writer = FailureWriter(options.failures_path, input_name=input_name(shown_path(path)),
                                types=source.types)  # fmt: skip
         writer.check()
     tally = _Validation(mapping, source, writer)

@@ -170,7 +170,7 @@ def test_new_rows_and_new_occurrences_are_not_taken_for_changed_ones(tmp_path):
 
 
 def test_a_first_run_with_an_empty_ledger_is_not_checked_twice(tmp_path, monkeypatch):
-    import gb_backfill._sender as sender
+    import gb_backfill._input.arrow as sender  # where a DataFrame input is read in chunks
 
     reads = []
     original = sender.frame_chunks

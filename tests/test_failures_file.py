@@ -27,7 +27,10 @@ class Opaque:
 
 def missing(value):
     try:
-        return value is None or value is pd.NaT or value is pd.NA or bool(pd.isna(value))
+        if value is None or value is pd.NaT or value is pd.NA:
+            return True
+        found = pd.isna(value)
+        return bool(found) if np.ndim(found) == 0 else False  # a list or an array is a value
     except (TypeError, ValueError):
         return False
 

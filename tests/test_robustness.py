@@ -84,9 +84,9 @@ def fail_on_call(n, error):
 def test_an_error_in_any_stage_stops_the_run_with_every_row_accounted(stage, monkeypatch, tmp_path):
     df = orders()
     df.loc[[3, 130], "customerId"] = None  # a few failures to write
-    from gb_backfill import _sender
     from gb_backfill._engine import bookkeeping as _bookkeeping
     from gb_backfill._engine import prepare as _prepare
+    from gb_backfill._input import arrow as _frames  # where a DataFrame is read in chunks
     from gb_backfill._store import failures as _failures
     from gb_backfill._store import ledger as _ledger
 
@@ -111,7 +111,7 @@ def test_an_error_in_any_stage_stops_the_run_with_every_row_accounted(stage, mon
             yield frame.iloc[:rows]
             raise error
 
-        monkeypatch.setattr(_sender, "frame_chunks", slices)
+        monkeypatch.setattr(_frames, "frame_chunks", slices)
 
     def handler(request, body, n):
         if stage == "sending" and n == 30:
@@ -404,8 +404,8 @@ def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkey
 def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(stage, tmp_path):
     """Reading and checking run in a worker thread, which a cancel cannot interrupt: the batch
     it was working on is still accounted for, and a resume sends every row exactly once."""
-    from gb_backfill import _sender
     from gb_backfill._engine import prepare as _prepare
+    from gb_backfill._input import arrow as _frames  # where a DataFrame is read in chunks
 
     df = orders(120, customers=120)
     entered, release = threading.Event(), threading.Event()
@@ -438,7 +438,7 @@ def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(sta
                 if stage == "checking":
                     patch.setattr(_prepare, "check_rows", slow_check)
                 else:
-                    patch.setattr(_sender, "frame_chunks", lambda frame, rows: slow_batches(frame))
+                    patch.setattr(_frames, "frame_chunks", lambda frame, rows: slow_batches(frame))
                 task = asyncio.create_task(asend(df, batch_rows=40, **options))
                 while not entered.is_set():
                     await asyncio.sleep(0.01)

@@ -29,7 +29,10 @@ EXIT_CODES = (
 
 
 #: The help of every command's input.
-INPUT = "a .csv or .parquet file, a directory of them, or a quoted glob"
+INPUT = (
+    "a .csv or .parquet file, a directory of them, or a quoted glob; on disk or in an object "
+    "store (s3://, gs://, abfs://)"
+)
 
 
 async def until_terminated(work: Awaitable[T], terminated: list[bool]) -> T:

@@ -15,7 +15,6 @@ import io
 import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from .._errors import ConfigError, Written
 from .._vocabulary import FailureCode
 from .csv_types import canonical_type
 from .problems import ReadMarks
+from .stores import SourceFile, StoreFile
 
 __all__: list[str] = []
 
@@ -144,14 +144,48 @@ _TOO_WIDE = re.compile(r"Expected \d+ fields in line \d+, saw (\d+)")
 _EXTRA = "\x00extra-field-"
 
 
-def separator(file: Path, csv: CsvOptions) -> str:
+def separator(file: SourceFile, csv: CsvOptions) -> str:
     return csv.sep if csv.sep is not None else ("\t" if file.suffix.lower() == ".tsv" else ",")
 
 
-def read_csv_text(file: Path, csv: CsvOptions, **options: Any) -> Any:
-    """``pd.read_csv`` with every field as text and only ``csv.na_values`` missing."""
+def read_csv_text(file: SourceFile, csv: CsvOptions, **options: Any) -> Any:
+    """``pd.read_csv`` with every field as text and only ``csv.na_values`` missing; a stored
+    file (:mod:`gb_backfill._input.stores`) is read from its stream, which closes with the
+    reader (``iterator=True``) or at once."""
+    if isinstance(file, StoreFile):
+        stream = file.open("rb")
+        try:
+            read = _read_csv_text(stream, file, csv, **options)
+        except BaseException:
+            stream.close()
+            raise
+        if not options.get("iterator"):
+            stream.close()
+            return read
+        return _Closing(read, stream)
+    return _read_csv_text(file, file, csv, **options)
+
+
+class _Closing:
+    """A ``read_csv`` iterator that closes its stream when it is closed."""
+
+    def __init__(self, reader: Any, stream: Any) -> None:
+        self.reader, self.stream = reader, stream
+
+    def get_chunk(self, size: int) -> pd.DataFrame:
+        return self.reader.get_chunk(size)  # type: ignore[no-any-return]
+
+    def __enter__(self) -> _Closing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reader.close()
+        self.stream.close()
+
+
+def _read_csv_text(source: Any, file: SourceFile, csv: CsvOptions, **options: Any) -> Any:
     return pd.read_csv(
-        file,
+        source,
         sep=separator(file, csv),
         encoding=csv.encoding,
         dtype=str,
@@ -161,7 +195,7 @@ def read_csv_text(file: Path, csv: CsvOptions, **options: Any) -> Any:
     )
 
 
-def csv_error(file: Path, csv: CsvOptions, error: Exception) -> ConfigError:
+def csv_error(file: SourceFile, csv: CsvOptions, error: Exception) -> ConfigError:
     if isinstance(error, UnicodeDecodeError):
         line = _undecodable_line(file, csv.encoding)
         return ConfigError(
@@ -174,7 +208,7 @@ def csv_error(file: Path, csv: CsvOptions, error: Exception) -> ConfigError:
     return ConfigError(f"{file}: cannot be read as CSV ({error})".replace("\n", " "))
 
 
-def csv_columns(files: Sequence[Path], csv: CsvOptions) -> pd.Index:
+def csv_columns(files: Sequence[SourceFile], csv: CsvOptions) -> pd.Index:
     """The header the CSV files share; :class:`ConfigError` if they differ or cannot be read."""
     first: pd.Index | None = None
     for file in files:
@@ -244,7 +278,7 @@ def _is_blank(fields: list[str]) -> bool:
     return not fields or (len(fields) == 1 and not fields[0].strip(" \t"))
 
 
-def count_fields(file: Path, csv: CsvOptions, shape: Shape) -> Shape:
+def count_fields(file: SourceFile, csv: CsvOptions, shape: Shape) -> Shape:
     """Count every line's fields with Python's csv module, which, unlike pandas, tells a
     missing field from an empty one: the widest line, and the rows with too few fields."""
     rows: list[int] = []
@@ -273,7 +307,9 @@ def count_fields(file: Path, csv: CsvOptions, shape: Shape) -> Shape:
     )
 
 
-def csv_chunks(file: Path, csv: CsvOptions, shape: Shape, rows: int) -> Iterator[pd.DataFrame]:
+def csv_chunks(
+    file: SourceFile, csv: CsvOptions, shape: Shape, rows: int
+) -> Iterator[pd.DataFrame]:
     """The file's rows, ``rows`` at a time, each line read into ``shape.fields`` columns: the
     header's, then the extra ones. No index is inferred, so no value moves to another column."""
     names = [f"{_EXTRA}{n}" for n in range(shape.fields)]
@@ -310,7 +346,7 @@ def _line_text(values: Iterable[object], sep: str) -> str:
 
 
 def mark_shapes(
-    chunk: pd.DataFrame, shape: Shape, start: int, file: Path, sep: str, marks: ReadMarks
+    chunk: pd.DataFrame, shape: Shape, start: int, file: SourceFile, sep: str, marks: ReadMarks
 ) -> None:
     """Mark the rows whose lines do not fit the header (see the module docstring)."""
     if shape.fields > shape.width:
@@ -344,7 +380,7 @@ def mark_shapes(
         )
 
 
-def _undecodable_line(file: Path, encoding: str) -> int:
+def _undecodable_line(file: SourceFile, encoding: str) -> int:
     """The number of the first line of ``file`` that does not decode (1-based)."""
     with file.open("rb") as handle:
         for number, line in enumerate(handle, start=1):

@@ -244,7 +244,8 @@ def _timestamps(series: pd.Series, *, utc: bool) -> tuple[pd.Series, BoolArray]:
         return stamps, finer
     # One column, one unit: microseconds, and values with digits below them cannot stay.
     lost = (stamps.notna() & (stamps.dt.nanosecond != 0)).to_numpy()
-    stamps = stamps.where(~lost).dt.as_unit("us")
+    # .copy(): pandas 2.2 takes what .dt gives for a view and warns at the assignments below.
+    stamps = stamps.where(~lost).dt.as_unit("us").copy()
     for position, stamp in far.items():
         stamps.iloc[position] = stamp
     return stamps, finer | lost

@@ -49,6 +49,7 @@ from .csv_lines import Shape, TooWide, count_fields, csv_chunks, csv_columns, ma
 from .csv_types import CSV_TYPES, ColumnScan, convert
 from .problems import ReadMarks, mark_values
 from .problems import retyped as retyped  # (the faces read a DataFrame through it too)
+from .stores import SourceFile, is_uri, random_access, shown_uri, store_files
 
 __all__ = ["CSV_TYPES", "InputFile"]
 
@@ -68,7 +69,7 @@ def frame_chunks(df: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
         yield retyped(df.iloc[start : start + rows])
 
 
-def _kind(path: Path) -> str:
+def _kind(path: SourceFile) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     if any(s in _PARQUET for s in suffixes):
         return "parquet"
@@ -77,8 +78,14 @@ def _kind(path: Path) -> str:
     raise ConfigError(f"{path}: unknown input format; use .csv or .parquet files")
 
 
-def _files(path: str | os.PathLike[str]) -> list[Path]:
+def _files(path: str | os.PathLike[str], filesystem: Any = None) -> list[SourceFile]:
     text = os.fspath(path)
+    if filesystem is not None or is_uri(text):
+        return list(store_files(text, filesystem, frozenset(_PARQUET | _CSV)))
+    return list(_local_files(text))
+
+
+def _local_files(text: str) -> list[Path]:
     if glob.has_magic(text):
         found = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
         if not found:
@@ -96,14 +103,14 @@ def _files(path: str | os.PathLike[str]) -> list[Path]:
     return [given]
 
 
-def _parquet_columns(files: Sequence[Path]) -> tuple[pd.Index, int]:
+def _parquet_columns(files: Sequence[SourceFile]) -> tuple[pd.Index, int]:
     """The columns the Parquet files share, and their rows; :class:`ConfigError` if they differ."""
     first: list[str] | None = None
     rows = 0
     for file in files:
         try:
-            metadata = pq.read_metadata(file)
-            schema = pq.read_schema(file)
+            with random_access(file) as source, pq.ParquetFile(source) as parquet:
+                metadata, schema = parquet.metadata, parquet.schema_arrow
         except (pa.ArrowException, OSError) as error:
             raise ConfigError(f"{file}: not a readable Parquet file ({error})") from None
         names = [n for n in schema.names if not n.startswith("__index_level_")]
@@ -135,16 +142,18 @@ class InputFile:
         *,
         text_columns: Iterable[Hashable] = (),
         csv: CsvOptions | None = None,
+        filesystem: Any = None,
     ) -> None:
-        self.files = _files(path)
+        self.files = _files(path, filesystem)
         kinds = {_kind(f) for f in self.files}
         if len(kinds) > 1:
-            raise ConfigError(f"{path}: mixes CSV and Parquet files; give one kind at a time")
+            shown = shown_uri(os.fspath(path)) if is_uri(os.fspath(path)) else path
+            raise ConfigError(f"{shown}: mixes CSV and Parquet files; give one kind at a time")
         self.kind = kinds.pop()
         self.csv = csv or CsvOptions()
         self.types: dict[str, str] = {}
         self._scans: dict[str, ColumnScan] = {}
-        self._shapes: dict[Path, Shape] = {}
+        self._shapes: dict[SourceFile, Shape] = {}
         if self.kind == "parquet":
             self.columns, self.rows = _parquet_columns(self.files)
         else:
@@ -156,7 +165,7 @@ class InputFile:
     def _parquet_frames(self, batch_rows: int) -> Iterator[pd.DataFrame]:
         for file in self.files:
             # pre_buffer would keep every column chunk read so far: memory grows with the file.
-            with pq.ParquetFile(file, pre_buffer=False) as parquet:
+            with random_access(file) as source, pq.ParquetFile(source, pre_buffer=False) as parquet:
                 notes = file_notes(parquet.schema_arrow)
                 for batch in parquet.iter_batches(batch_size=batch_rows):
                     # Integers with nulls stay exact Python ints rather than become floats.
@@ -165,7 +174,7 @@ class InputFile:
     # --- CSV -----------------------------------------------------------------------------
 
     def _scan_file(
-        self, file: Path, shape: Shape, scanned: list[str]
+        self, file: SourceFile, shape: Shape, scanned: list[str]
     ) -> tuple[int, dict[str, ColumnScan], bool]:
         """One file's first pass: its rows, what its values are, and whether a line may be
         short (its last named field is missing)."""
@@ -182,7 +191,7 @@ class InputFile:
         return rows, scans, maybe_short
 
     def _scan_shaped(
-        self, file: Path, scanned: list[str]
+        self, file: SourceFile, scanned: list[str]
     ) -> tuple[Shape, int, dict[str, ColumnScan]]:
         """:meth:`_scan_file` with as many fields per line as the file's widest line has.
 
@@ -239,12 +248,14 @@ class InputFile:
                 start += len(chunk)
 
     def _read_chunk(
-        self, chunk: pd.DataFrame, file: Path, shape: Shape, start: int
+        self, chunk: pd.DataFrame, file: SourceFile, shape: Shape, start: int
     ) -> pd.DataFrame:
         """A chunk as the input's columns, typed, with its rows' problems marked."""
         marks = ReadMarks()
         mark_shapes(chunk, shape, start, file, separator(file, self.csv), marks)
-        frame = chunk.iloc[:, : shape.width] if shape.fields > shape.width else chunk
+        # The extra fields' columns go; a slice of the chunk would be a view that pandas 2.2
+        # warns about (SettingWithCopyWarning) when the typed columns are set below.
+        frame = chunk.iloc[:, : shape.width].copy() if shape.fields > shape.width else chunk
         frame.columns = self.columns
         frame.index = pd.RangeIndex(len(frame))
         for name in frame.columns:
@@ -280,9 +291,11 @@ class InputFile:
             yield frame
 
 
-def columns_of(path: str | os.PathLike[str], csv: CsvOptions | None = None) -> pd.Index:
+def columns_of(
+    path: str | os.PathLike[str], csv: CsvOptions | None = None, filesystem: Any = None
+) -> pd.Index:
     """The input's column names, reading no rows (for resolving the column mapping)."""
-    files = _files(path)
+    files = _files(path, filesystem)
     if _kind(files[0]) == "parquet":
         return _parquet_columns(files)[0]
     return csv_columns(files, csv or CsvOptions())
@@ -303,10 +316,12 @@ def separator_hint(columns: pd.Index, csv: CsvOptions) -> tuple[str, dict[str, A
     return hint, {"header": name, "separator": said, "sep": Written(f"'{shown}'", f"'{shown}'")}
 
 
-def input_mapping(path: str | os.PathLike[str], csv: CsvOptions, **keywords: Any) -> ColumnMapping:
+def input_mapping(
+    path: str | os.PathLike[str], csv: CsvOptions, filesystem: Any = None, **keywords: Any
+) -> ColumnMapping:
     """The column mapping for an input (see :func:`~gb_backfill._rows.mapping.resolve_mapping`);
     when it cannot be resolved and a wrong separator is the likely cause, the error says so."""
-    columns = columns_of(path, csv)
+    columns = columns_of(path, csv, filesystem)
     try:
         return resolve_mapping(columns, **keywords)
     except ConfigError as error:

@@ -45,9 +45,8 @@ from .._engine.progress import Progress
 from .._engine.run import http_client
 from .._engine.stopping import Stop
 from .._engine.timeline import Timeline
-from .._errors import ConfigError
 from .._faces import declared, open_input, sync_of
-from .._input.reader import frame_chunks
+from .._input.arrow import Frame, open_frame
 from .._options import PreviewOptions, PreviewPathOptions, make_settings, mapping_of
 from .._rows.mapping import ColumnMapping, resolve_mapping
 from .._rows.orders import check_rows, encode_checked
@@ -55,7 +54,7 @@ from .._rows.warnings import WarningTally
 from .._stops import raise_for
 from .._store.companions import refuse_missing_ledger
 from .._store.ledger import Ledger
-from .._sync import off_loop
+from .._sync import off_loop, offload
 from .._vocabulary import QuoteOutcome, Verdict
 from .forecast import Quote, SampledRow, forecast
 from .report import PreviewReport
@@ -354,7 +353,7 @@ async def run_preview(
 
 
 @declared(PreviewOptions)
-async def apreview(df: pd.DataFrame, options: PreviewOptions) -> PreviewReport:
+async def apreview(df: Frame, options: PreviewOptions) -> PreviewReport:
     """Estimate what sending ``df`` would award, from Gameball's reward preview of a sample of
     its rows; the async core. Nothing is sent or awarded.
 
@@ -374,14 +373,17 @@ async def apreview(df: pd.DataFrame, options: PreviewOptions) -> PreviewReport:
     :class:`Interrupted` on Ctrl-C.
     """
     settings = make_settings(options)
-    if not isinstance(df, pd.DataFrame):
-        raise ConfigError(f"preview() takes a pandas DataFrame, not {type(df).__name__}")
-    mapping = resolve_mapping(df.columns, **mapping_of(options))
-    report, stop = await run_preview(
-        lambda: frame_chunks(df, settings.batch_rows), settings=settings, mapping=mapping,
-        columns=list(df.columns), sample=options.sample, seed=options.seed,
-        ledger_path=options.ledger, client=options.client, progress=options.progress,
-    )  # fmt: skip
+    source = await offload(open_frame, df, "preview")
+    try:
+        mapping = resolve_mapping(source.columns, **mapping_of(options))
+        report, stop = await run_preview(
+            lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
+            mapping=mapping, columns=list(source.columns), sample=options.sample,
+            seed=options.seed, ledger_path=options.ledger, client=options.client,
+            progress=options.progress,
+        )  # fmt: skip
+    finally:
+        source.close()
     raise_for(report, stop)
     return report
 

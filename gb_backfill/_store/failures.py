@@ -186,9 +186,13 @@ def write_parquet(
 
 
 def input_name(source: str | os.PathLike[str] | None) -> str:
-    """How a failures file names its input: a file, directory or glob as an absolute path, or
+    """How a failures file names its input: a file, directory or glob as an absolute path, an
+    object store's URI as given (the caller has taken its credentials out), or
     ``"a DataFrame"``."""
-    return "a DataFrame" if source is None else os.path.abspath(os.fspath(source))
+    if source is None:
+        return "a DataFrame"
+    text = os.fspath(source)
+    return text if "://" in text else os.path.abspath(text)
 
 
 def failures_input(path: str | os.PathLike[str]) -> str | None:

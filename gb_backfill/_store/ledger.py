@@ -286,9 +286,11 @@ class Ledger:
         rows = _storage.rows_frame(self._db)
         # A running (or killed) run's marks may still be in the journal only.
         pending = _journal.rows(_journal.read(self.journal_path))
-        if not pending.empty:
-            rows = pd.concat([rows[~rows["key"].isin(set(pending["key"]))], pending])
-        return rows
+        if pending.empty:
+            return rows
+        kept = rows[~rows["key"].isin(set(pending["key"]))]
+        # pandas 2.2 warns (FutureWarning) when an empty frame takes part in a concat.
+        return pending if kept.empty else pd.concat([kept, pending])
 
     def counts(self, *, rows: pd.DataFrame | None = None) -> dict[str, int]:
         """Rows per recorded status (``invalid`` too: rows a run found invalid, whose fixed

@@ -69,3 +69,20 @@ async def misspelt(df: pd.DataFrame) -> None:
     GameballAccessor(df).validate(evnt="e")  # type: ignore[call-arg]
     await gb_backfill.asend(df, customr_id="c")  # type: ignore[call-arg]
     await GameballAccessor(df).apreview(sampel=10)  # type: ignore[call-arg]
+
+
+class _PolarsLike:
+    """Any frame that speaks the Arrow C stream interface (Polars ships its own types)."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return None
+
+
+async def arrow_frames(frame: _PolarsLike) -> None:
+    report: SendReport = gb_backfill.send(frame, api_key="k")
+    plan: SendPlan = await gb_backfill.aplan(frame, mode="batch")
+    estimate: gb_backfill.PreviewReport = gb_backfill.preview(frame, api_key="k")
+    valid: int = gb_backfill.validate(frame).valid_rows
+    bodies: pd.Series = gb_backfill.payloads(frame)
+    gb_backfill.send(42, api_key="k")  # type: ignore[arg-type]
+    print(report, plan, estimate, valid, bodies)
