@@ -101,9 +101,9 @@ def test_the_cli_sends_a_stored_file_once(s3, tmp_path, capsys, rows):
         again = capsys.readouterr()
         assert len(emu.events()) == arrived, "the second run sent nothing"
     assert arrived == valid_rows(sample) > rows * 0.9
-    assert f"sent={arrived:,} " in first.out
-    assert "sent=0 " in again.out
-    assert f"skipped={arrived:,}" in again.out
+    assert f": {arrived:,} sent," in first.out.splitlines()[0]
+    assert ": 0 sent," in again.out.splitlines()[0]
+    assert f"{arrived:,} skipped" in again.out.splitlines()[0]
     assert failures_input(failures) == "s3://exports/prefix/events.parquet"
     shown = first.out + first.err + again.out + again.err
     stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
