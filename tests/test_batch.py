@@ -61,6 +61,7 @@ def arrivals(emu):
     return emu.events()["metadata"].map(lambda m: m["seq"]).value_counts()
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 @pytest.mark.parametrize("shape", SHAPES)
 def test_batch_mode_delivers_every_valid_row_once_in_customer_order(shape):
     df = history(1500, 600)
@@ -80,6 +81,7 @@ def test_batch_mode_delivers_every_valid_row_once_in_customer_order(shape):
         assert rows["seq"].is_monotonic_increasing, "a customer's rows arrive in input order"
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 @pytest.mark.parametrize("shape", SHAPES)
 def test_item_failures_land_in_the_failures_file_with_their_reasons(shape, tmp_path):
     df = history(600, 300, seed=1)
@@ -108,6 +110,7 @@ def test_a_lost_or_failed_job_leaves_its_rows_unknown(fault, tmp_path):
     assert codes == ({"batch_unconfirmed"} if fault == "lost_jobs" else {"batch_unlisted"})
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_rows_a_batch_item_cannot_carry_take_the_events_lane_in_the_same_run():
     df = history(400, 50, seed=4)
     df["email"] = np.where(df["seq"] % 7 == 0, "a@b.co", None)

@@ -40,6 +40,7 @@ def _wait_for(condition, process, seconds=60.0):
         time.sleep(0.005)
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_killed_while_the_second_job_is_posted_sends_no_row_twice(tmp_path):
     rows = 10
     df = pd.DataFrame(

@@ -84,6 +84,7 @@ def test_ctrl_c_with_a_job_that_never_ends_stops_within_seconds_saying_why(tmp_p
     check_failures_file(failures)
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_second_signal_cuts_the_wait_short_and_still_merges_the_failures_file(
     tmp_path, source, stop, code

@@ -216,6 +216,7 @@ def command(*args):
     return [sys.executable, "-m", "gb_backfill", *map(str, args)]
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 @pytest.mark.parametrize(
     ("sig", "code", "word"),
     [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],

@@ -82,6 +82,7 @@ def test_a_full_disk_mid_run_stops_it_loudly_and_the_resume_sends_nothing_twice(
     assert counts.max() == 1, "the resume sent nothing twice"
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_sigterm_stops_like_ctrl_c_and_accounts_for_every_row(tmp_path):
     df = orders(400)
     source = tmp_path / "in.csv"

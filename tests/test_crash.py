@@ -131,6 +131,7 @@ def test_sigkill_and_resume(tmp_path, capsys):
     kill_and_resume(tmp_path, capsys, rows=2500, kills=12, batch_rows=300)
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_kill_while_rows_wait_out_a_429_and_resume_sends_them(tmp_path):
     """Rows refused with 429 wait out its Retry-After (30 s here) before their retry; a kill -9
     meanwhile must leave them to the resume to send, not ``in_flight`` (hence ``unknown``)."""
@@ -172,6 +173,7 @@ def test_kill_while_rows_wait_out_a_429_and_resume_sends_them(tmp_path):
     assert (arrived == 1).all(), "none twice"
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_ctrl_c_finishes_in_flight_and_writes_every_row(tmp_path):
     """SIGINT: no new requests, in-flight ones finish, the failures file accounts for the rest."""
     rows = 2_000  # 50 s at 40/s, stopped after 20 arrivals: the run cannot finish first

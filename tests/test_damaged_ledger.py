@@ -68,6 +68,7 @@ def delete_the_database_mid_run(emu, df, ledger):
     return outcome["error"]
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_a_ledger_deleted_mid_run_is_refused_then_rebuilt_and_nothing_is_sent_twice(
     tmp_path, capsys
 ):

@@ -163,6 +163,7 @@ def test_each_endpoint_keeps_its_own_rate_limits():
     assert emu.counters["rate_limited_status"] == 3
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_window_quota():
     """The 30-s quota, scaled down: 6 per 1.5 s while 100/s would allow more."""
     with Emulator(limits=RateLimits(per_second=100, per_window=6, window=1.5)) as emu:
@@ -287,6 +288,7 @@ def test_lost_responses_are_processed_then_dropped():
         assert emu.counters["lost_response"] == 1
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_lost_responses_slower_than_the_client():
     with Emulator(faults=Faults(lost_responses=1.0, lost_mode="slow", slow_reply=2.0)) as emu:
         with pytest.raises(httpx.ReadTimeout):

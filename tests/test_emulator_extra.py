@@ -80,6 +80,7 @@ except gb.ConfigError as error:
     assert lines[4].endswith(INSTALL)
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 @pytest.mark.parametrize("command", [["demo"], ["emulator", "--port", "0"]])
 def test_without_aiohttp_the_emulator_commands_exit_2_with_one_line(command, tmp_path):
     done = run_without_aiohttp(RUN_THE_CLI, *command, cwd=tmp_path)

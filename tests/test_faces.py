@@ -217,6 +217,7 @@ print("not reached")
 """
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_ctrl_c_in_a_plain_script_prints_one_line_then_the_interrupt_goes_on(tmp_path):
     """Issue 27, item 6: a real SIGINT during send(), in a script of the user's own."""
     import signal

@@ -71,6 +71,7 @@ def test_rerun_with_another_batch_size_sends_nothing(emulator, tmp_path):
     assert arrivals(emulator).max() == 1
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 @pytest.mark.parametrize(
     "change",
     [
@@ -158,6 +159,7 @@ def test_resending_the_failures_file_with_the_same_ledger_sends_only_what_failed
     assert again.unknown == 2
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_cli_rerun_with_another_batch_size_and_the_failures_file(emulator, tmp_path, capsys):
     df = orders(120)
     df.loc[4, "customerId"] = ""
@@ -188,6 +190,7 @@ def test_cli_rerun_with_another_batch_size_and_the_failures_file(emulator, tmp_p
     assert len(arrivals(emulator)) == 119
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_a_120k_row_csv_keeps_every_id_exactly_as_written(tmp_path):
     """Zero-padded and 19-digit ids in some chunks only; every chunk reads them the same."""
     rows = 120_000

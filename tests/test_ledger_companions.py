@@ -90,6 +90,7 @@ def test_a_finished_runs_ledger_is_one_file_and_copied_alone_knows_every_row(tmp
     assert again.skipped == len(df), again
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_a_killed_runs_ledger_copied_alone_is_refused_naming_what_to_copy(tmp_path, capsys):
     source = tmp_path / "in.csv"
     frame(400).to_csv(source, index=False)

@@ -11,6 +11,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 import gb_backfill as gb
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "events.csv"
@@ -39,6 +41,7 @@ async def beating_while(work):
     return result, gaps
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_the_dry_run_of_a_25k_row_csv_leaves_the_loop_free(tmp_path):
     keyed = tmp_path / "keyed.csv"
     keyed.write_text(

@@ -112,6 +112,7 @@ def test_the_cli_sends_a_stored_file_once(s3, tmp_path, capsys, rows):
         assert secret.encode() not in stored, "not in the ledger, not in the failures file"
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_a_prefix_of_several_files_is_one_input(s3, sample):
     parts = [sample.slice(0, 200), sample.slice(200, 150), sample.slice(350, 250)]
     for n, part in enumerate(parts):

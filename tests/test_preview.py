@@ -128,6 +128,7 @@ def emu():
         yield server
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_the_estimate_is_within_a_quarter_of_the_exact_total(emu):
     df = backfill()
     exact, missing_share, new = truth(emu, df)
@@ -372,6 +373,7 @@ def kept_files(folder):
     }
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_a_ledger_is_only_read_and_rows_it_sent_are_left_out(tmp_path):
     df = backfill(rows=300)
     ledger = tmp_path / "backfill.ledger"

@@ -148,6 +148,7 @@ def test_the_notebook_quickstart_is_python_a_kernel_runs():
     assert "df.gameball.asend(" in source
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_the_python_quickstart_runs_against_the_emulator(tmp_path):
     """As written, from a folder holding the repository's ``sample_data/``."""
     (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
@@ -164,6 +165,7 @@ def test_the_python_quickstart_runs_against_the_emulator(tmp_path):
     assert (tmp_path / "events.ledger").exists()
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_the_command_line_quickstart_runs_against_the_emulator(tmp_path):
     """Each line as written, ``gb-backfill`` as ``python -m gb_backfill``, on a slice of the
     sample as ``events.csv``; the emulator on a free port instead of 8787 (others may use it)."""

@@ -3,6 +3,7 @@
 import re
 
 import pandas as pd
+import pytest
 
 import gb_backfill
 from gb_backfill import Emulator, RateLimits, send, validate
@@ -63,6 +64,7 @@ def test_counts_are_plain_attributes_for_tab_completion():
     assert report.sent == 1
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_report_plot_renders_a_png_from_a_real_send(tmp_path):
     import matplotlib
 

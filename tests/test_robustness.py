@@ -180,6 +180,7 @@ def in_a_thread(emu, df, ledger):
     return sender, outcome
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_a_lock_held_mid_run_stops_it_and_the_resume_sends_nothing_twice(tmp_path):
     df = orders(250, 125)
     ledger = tmp_path / "l"
@@ -206,6 +207,7 @@ def test_a_lock_held_mid_run_stops_it_and_the_resume_sends_nothing_twice(tmp_pat
     )
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_a_deleted_journal_stops_the_run_and_does_not_admit_a_second_one(tmp_path):
     df = orders(250, 125)
     ledger = tmp_path / "l"
@@ -252,6 +254,7 @@ def test_a_wrong_key_then_the_right_one_sends_every_row(tmp_path):
     assert len(counts) == len(df)
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 @pytest.mark.parametrize("broken", ["wrong-path", "nothing-listening"])
 def test_a_wrong_url_stops_early_and_the_fixed_rerun_sends_every_row(broken, tmp_path):
     df = orders(200)
@@ -400,6 +403,7 @@ def test_failures_of_a_run_stopped_by_an_error_can_be_read_back(tmp_path, monkey
     assert len(written) + raised.value.report.sent == 100  # the first batch may have gone out
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 @pytest.mark.parametrize("stage", ["reading", "checking"])
 def test_a_cancel_while_a_batch_is_read_or_checked_off_the_loop_loses_no_row(stage, tmp_path):
     """Reading and checking run in a worker thread, which a cancel cannot interrupt: the batch

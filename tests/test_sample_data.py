@@ -67,6 +67,7 @@ def test_a_few_percent_broken_in_every_promised_way(validation):
     }
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_the_csv_holds_the_same_rows_as_text(history, validation):
     """Read by gb-backfill, the CSV keeps every id as written (zeros too); only the nested
     values differ, written as their JSON text, which is a valid string."""

@@ -43,6 +43,7 @@ def arrivals(emulator):
     return events["metadata"].map(lambda m: m["row_id"]).value_counts()
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_faults_every_row_accounted_for_and_sent_rows_arrive_once(tmp_path):
     df = frame(400, 60)
     df.loc[[5, 77], "customerId"] = None
@@ -83,6 +84,7 @@ def test_faults_every_row_accounted_for_and_sent_rows_arrive_once(tmp_path):
     assert counts.sum() == len(sent) + lost_arrived
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_slow_replies_end_unknown_and_are_not_resent():
     df = frame(30, 30, seed=2)
     faults = Faults(lost_responses=0.2, lost_mode="slow", slow_reply=3.0, seed=5)
@@ -322,6 +324,7 @@ def test_cli_send_bad_usage(tmp_path, capsys):
     assert "GAMEBALL_API_KEY" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 def test_a_demo_slice_runs_end_to_end_fast_and_again(tmp_path):
     """The demo's path on the sample's first rows, limits lifted: the quick version of the
     README's first command, in the default run. Run twice, as users do: the second run writes

@@ -687,6 +687,7 @@ class SharedKey:
         return report, now() - started
 
 
+@pytest.mark.slow  # seconds of end-to-end: the default run stays under 90 s
 @pytest.mark.parametrize("reserve", [0.3, 0.0])
 def test_reserve_leaves_room_for_a_live_shop_on_the_same_key(reserve, tmp_path):
     """The merchant's storefront sends 8 events a second with the same key while the backfill
