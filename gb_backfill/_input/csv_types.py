@@ -63,8 +63,8 @@ _OFFSET = r"[T ][0-9]{2}(:?[0-9]{2}){0,2}([.,][0-9]+)?\s*([Zz]|[-+][0-9]{2}(:?[0
 _EXPECTED = {
     "int": "a whole number such as 42",
     "bigint": "a whole number such as 42",
-    "float": "a number such as 1234.5 (no thousands separators)",
-    "decimal": "a number such as 1234.5 (no thousands separators)",
+    "float": "a number such as 1234.5 (with separators only as --thousands and --decimal say)",
+    "decimal": "a number such as 1234.5 (with separators only as --thousands and --decimal say)",
     "bool": "true or false",
     "datetime": "an ISO-8601 timestamp such as 2024-01-31T10:00:00+02:00",
 }
@@ -331,7 +331,8 @@ def convert(
         failed = present & ~_mask(valid)
         if kind == "float":
             bad.append(_beyond_double(text, valid, column))
-    how = "asked for with dtype=/--dtype" if asked else "as the first pass decided"
+    # Asked for: by --dtype (dtype=), or by the note a failures file keeps of its columns' types.
+    how = "as --dtype or the failures file's note asks" if asked else "as its values suggested"
     name = {"bigint": "int", "decimal": "float"}.get(kind, kind)
     bad.append(
         BadValues(
