@@ -302,6 +302,8 @@ _REASON_WORDS = {
     "NoMatchingConditions": "no matching conditions",
 }
 _REWARDING = frozenset({"Rewarded", "NonPointsReward"})
+#: Reasons given per campaign a quote was checked against, not once per quote
+_PER_CAMPAIGN = frozenset({"ProgressOnly", "NoMatchingConditions"})
 
 
 def less_because(event: EventPreview) -> str:
@@ -312,6 +314,8 @@ def less_because(event: EventPreview) -> str:
         if reason in _REWARDING:
             continue
         part = f"{_REASON_WORDS.get(reason, reason)} in {count:,}"
+        if reason in _PER_CAMPAIGN:  # a quote checked against three campaigns counts three
+            part += " campaign checks"
         if reason == "InvalidMetadata" and event.invalid_reasons:
             part += f" ({next(iter(event.invalid_reasons))})"
         parts.append(part)
