@@ -57,7 +57,7 @@ def _in_kernel() -> bool:
 class Progress:
     """One bar over every input row; rows are counted as they reach their final status."""
 
-    _REFRESH = 0.5  # seconds between postfix updates; tqdm redraws on its own schedule
+    _REFRESH = 0.1  # seconds between postfix updates: tqdm's own least interval between redraws
     LINE_EVERY = 5.0  # seconds between summary lines when there is no bar
     TICK = 1.0  # seconds between looks at a bar that may stand still
     STILL = 1.0  # seconds without a row settled before the bar says why
@@ -121,10 +121,12 @@ class Progress:
             print(self._line(), file=sys.stderr, flush=True)
         if self._bar is None or not rows:
             return
-        self._bar.update(moved)
+        # The counts first: tqdm redraws inside update(), and a position ahead of stale counts
+        # reads as rows nobody accounts for.
         if now - self._last >= self._REFRESH:
             self._last = now
             self._show(refresh=False)
+        self._bar.update(moved)
 
     def doing(self, what: str | None) -> None:
         """Say what the run is doing while no row settles (reading the input, looking rows up
