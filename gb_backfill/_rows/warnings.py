@@ -335,6 +335,7 @@ class _Repeats:
         roles = (mapping.customer_id, mapping.event_name, *mapping.metadata, mapping.email,
                  mapping.mobile, mapping.session_token)  # fmt: skip
         self.columns = sorted({str(c): c for c in roles if c is not None}.items())
+        self.mapping = mapping
         self.seen = RowKeyMaker(bloom_bits=1 << 26)
         self.read = self.count = 0  #: rows looked at so far, and repeats among them
         self.first: list[int] = []
@@ -352,6 +353,11 @@ class _Repeats:
         looked = np.ones(len(frame), dtype=bool) if invalid is None else ~np.asarray(invalid)
         if "gb_key" in frame.columns:
             looked &= ~carried_flags(frame["gb_key"].tolist())
+        # Orders are left out: Gameball refuses a repeated orderId, so none is counted twice.
+        if self.mapping.all_orders:
+            return
+        if self.mapping.mixed and self.mapping.event_name is not None:
+            looked &= (frame[self.mapping.event_name] != self.mapping.orders_from).to_numpy(bool)
         if not looked.any():
             return
         positions = np.flatnonzero(looked)
