@@ -494,3 +494,22 @@ def test_orders_of_one_customer_are_not_warned_of_as_repeated_rows():
     report = validate(mixed, orders_from="purchase", event_name="event", metadata=[])
     repeats = report.warnings[report.warnings["code"] == "duplicate_rows"]
     assert repeats["count"].tolist() == [1], report.warnings
+
+
+def test_status_says_unknown_orders_are_sent_again_not_held_for_a_settle(tmp_path):
+    """An order whose answer was lost in a crash is sent again by the next run (Gameball
+    refuses an orderId it has): status must not tell the user to settle it by hand."""
+    from gb_backfill import LedgerReport
+
+    unknown = pd.DataFrame({"gb_key": ["a", "b", "c"], "customer_id": ["c1", "c2", "c3"],
+                            "event": ["place_order", "place_order", "signed_up"],
+                            "metadata": [{}, {}, {}], "sent_at": [None] * 3,
+                            "status": ["in_flight", "unknown", "unknown"]})  # fmt: skip
+    report = LedgerReport(path=tmp_path / "l", counts={"sent": 5, "unknown": 2, "in_flight": 1},
+                          unknown=unknown)  # fmt: skip
+    assert report.next_run["orders_sent_again"] == 2
+    assert report.next_run["held_as_unknown"] == 1
+    text = report.summary()
+    assert "orders sent again: 2 (" in text, text
+    assert "none counts twice" in text, text
+    assert "rows held as unknown (1)" in text, text

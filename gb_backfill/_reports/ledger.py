@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import _gameball as gameball
 from .html import table
 
 __all__ = ["LedgerReport", "Settlement"]
@@ -51,14 +52,24 @@ class LedgerReport:
         at a crash: never sent on its own; settle them) and ``invalid`` (a fixed copy is
         sent)."""
         counts = self.counts
+        orders = self.unknown_orders
         return {
             "sent": counts.get("sent", 0),
             "will_be_sent": counts.get("aborted", 0),
             "will_be_retried": self.retryable_failed,
             "failed_for_good": counts.get("failed", 0) - self.retryable_failed,
-            "held_as_unknown": counts.get("unknown", 0) + counts.get("in_flight", 0),
+            "orders_sent_again": orders,
+            "held_as_unknown": counts.get("unknown", 0) + counts.get("in_flight", 0) - orders,
             "invalid": counts.get("invalid", 0),
         }
+
+    @property
+    def unknown_orders(self) -> int:
+        """Of the unknown and in-flight rows, the orders: the next run sends them again, since
+        Gameball refuses an ``orderId`` it has (they show as ``place_order``)."""
+        if "event" not in self.unknown.columns:
+            return 0
+        return int((self.unknown["event"] == gameball.PLACE_ORDER_EVENT).sum())
 
     def __repr__(self) -> str:
         shown = {status: count for status, count in self.counts.items() if count}
@@ -77,9 +88,10 @@ class LedgerReport:
         lines += self._outlook_lines()
         for verdict, count in sorted(self.settled.items()):
             lines.append(f"  (settled by hand as {verdict.replace('_', ' ')}: {count:,})")
-        if len(self.unknown):
+        if len(self.unknown) > self.unknown_orders:  # orders are sent again, not settled
             lines.append(
-                f"rows held as unknown ({len(self.unknown):,}): look each up in Gameball, then "
+                f"rows held as unknown ({len(self.unknown) - self.unknown_orders:,}): look each "
+                "up in Gameball, then "
                 f"gb-backfill settle --ledger {self.path} --arrived (Gameball has it) or "
                 "--not-arrived (the next run sends it), with --key GB_KEY, --keys-file PATH or "
                 "--all"
@@ -103,6 +115,8 @@ class LedgerReport:
             "or 429) or settled as not arrived; the next run sends them again",
             "failed_for_good": "Gameball refused them (the failures file's gb_error_message "
             "says why); the next run reports them again unless they were fixed",
+            "orders_sent_again": "orders whose requests went out without an answer; the next "
+            "run sends them again, and Gameball refuses an orderId it has, so none counts twice",
             "held_as_unknown": "their requests went out without an answer, so Gameball may "
             f"have them{crash}; no run sends them on its own: settle them (below)",
             "invalid": "they break Gameball's rules; the next run sends a fixed copy",
@@ -111,6 +125,7 @@ class LedgerReport:
             f"  {name.replace('_', ' ')}: {count:,} ({said[name]})" if count
             else f"  {name.replace('_', ' ')}: 0"
             for name, count in will.items()
+            if count or name != "orders_sent_again"  # a ledger of events has no such line
         ]  # fmt: skip
         lines.append(
             "  (rows a stopped run never reached, aborted in its report, are not recorded: the "
