@@ -487,10 +487,15 @@ def test_orders_of_one_customer_are_not_warned_of_as_repeated_rows():
     orders = orders_frame(12)
     warned = validate(orders, kind="orders").warnings
     assert "duplicate_rows" not in set(warned["code"]), warned
-    events = pd.DataFrame({"customerId": ["c0", "c0"], "orderId": [None, None],
-                           "orderDate": [None, None], "totalPaid": [None, None],
-                           "event": ["signed_up", "signed_up"]})  # fmt: skip
-    mixed = pd.concat([orders.assign(event="purchase"), events], ignore_index=True)
+    # Two sign-ups of c0, alike in every column, beside the orders (built whole: pandas 2.2
+    # warns when concatenating all-missing columns).
+    mixed = pd.DataFrame({
+        "customerId": [*orders["customerId"], "c0", "c0"],
+        "orderId": [*orders["orderId"], None, None],
+        "orderDate": [*orders["orderDate"], pd.NaT, pd.NaT],
+        "totalPaid": [*orders["totalPaid"], None, None],
+        "event": ["purchase"] * len(orders) + ["signed_up", "signed_up"],
+    })  # fmt: skip
     report = validate(mixed, orders_from="purchase", event_name="event", metadata=[])
     repeats = report.warnings[report.warnings["code"] == "duplicate_rows"]
     assert repeats["count"].tolist() == [1], report.warnings
