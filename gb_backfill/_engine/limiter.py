@@ -126,6 +126,7 @@ class RateLimiter:
         self._due = -math.inf  # when the next request is due on the schedule
         self._held_until = 0.0
         self._deferred_for = 0.0  # the seconds the last defer() asked for (a Retry-After)
+        self._said_until = 0.0  # the end of the wait holdup() last said: said to its last second
         self.waiting = 0  # callers in acquire() waiting for room (none: nothing is held up)
         # One waiter at a time keeps requests in arrival order and avoids a thundering herd.
         self._turn = asyncio.Lock()
@@ -166,12 +167,19 @@ class RateLimiter:
         words (for the progress bar); None when nothing waits, or not for long. A
         ``Retry-After`` holds every request, the one that got it too: it is said while it lasts."""
         now = self.clock()
-        if self._held_until - now >= _WORTH_SAYING:
+        # A wait worth a word when it began is counted down to its last second ("1 s"), so the
+        # bar is never silent at the end of a wait it announced.
+        if self._held_until > now and self._deferred_for >= _WORTH_SAYING:
             left = self._held_until - now
             return f"Retry-After {self._deferred_for:g} s: {math.ceil(left):,} s left"
-        if not self.waiting or self.ready_at() - now < _WORTH_SAYING:
+        if not self.waiting:
             return None
-        if self.adaptive is not None and self.adaptive.held_until(now) - now >= _WORTH_SAYING:
+        least = _NO_WAIT if now < self._said_until else _WORTH_SAYING
+        ready = self.ready_at()
+        if ready - now < least:
+            return None
+        self._said_until = ready
+        if self.adaptive is not None and self.adaptive.held_until(now) - now >= least:
             left = self.adaptive.held_until(now) - now
             return f"throttled by Gameball: next try in {math.ceil(left):,} s"
         window = self._window
@@ -180,7 +188,7 @@ class RateLimiter:
             period = f"{self.limits.window:g} s window"
             if math.isinf(free):
                 return f"waiting for the {period}: answers due"
-            if free - now >= _WORTH_SAYING:
+            if free - now >= least:
                 return f"waiting for the {period}: {math.ceil(free - now):,} s"
         return None
 

@@ -36,9 +36,13 @@ _UNSIZED_FORMATS = (
     "{desc}: {n_fmt}{unit}{postfix}",
 )
 _MIN_BAR = 10  # columns the bar itself keeps
-_SLACK = 2  # columns for the times to grow before the next redraw
-#: Ranks of the parts of the postfix: what is shown first when the line is short.
-_WHY, _PACE, _NOTABLE, _ZERO = range(4)
+#: columns for the times and the rate to grow before our next redraw (tqdm redraws between two
+#: of ours): a line that outgrew the terminal would be cut at its end
+_SLACK = 3
+_USUAL_RATE = 41.87  # rows/s: what the rate is measured at before tqdm has one
+#: Ranks of the parts of the postfix: what is shown first when the line is short. Rows whose
+#: fate needs a look (unknown, failed) outrank the rest of the counts.
+_WHY, _PACE, _ALARM, _NOTABLE, _ZERO = range(5)
 
 
 def interactive() -> bool:
@@ -240,7 +244,7 @@ def _pieces(
                 # A stopped run's rows never attempted: said first, with why it waits.
                 count(rare, counts[rare], _PACE if rare == Status.ABORTED else _NOTABLE)
         for status in (Status.FAILED, Status.INVALID, Status.UNKNOWN):
-            count(status, counts.get(status, 0), _NOTABLE)
+            count(status, counts.get(status, 0), _NOTABLE if status == Status.INVALID else _ALARM)
     if retrying:
         count("retrying", retrying, _NOTABLE)
     if pace:
@@ -262,9 +266,11 @@ def _fit(bar: Any, pieces: list[tuple[int, str]]) -> tuple[str, str]:
         return formats[0], ", ".join(text for _, text in pieces)
     best: tuple[tuple[int, ...], str, str] | None = None
     for bar_format in formats:
+        # Measured at a rate of the usual width when tqdm has none yet: "?row/s" and "?"
+        # become "41.87row/s" and "07:02" at the next redraw, which may be tqdm's, not ours.
         fixed = bar.format_meter(
             **{**state, "bar_format": bar_format.replace("{bar}", ""), "postfix": None,
-               "ncols": None},
+               "ncols": None, "rate": state.get("rate") or _USUAL_RATE},
         )  # fmt: skip
         room = width - len(fixed) - _SLACK - (_MIN_BAR if "{bar}" in bar_format else 0)
         room -= 2  # the ", " before the postfix
@@ -280,8 +286,9 @@ def _fit(bar: Any, pieces: list[tuple[int, str]]) -> tuple[str, str]:
 
 
 def _choose(pieces: list[tuple[int, str]], room: int) -> list[tuple[int, str]]:
-    """The parts that fit in ``room`` columns, by rank, in their order; why the run waits is
-    shortened to fit when it alone does not."""
+    """The parts that fit in ``room`` columns, by rank, in their order, counts of zero last
+    (should tqdm still cut the line's end, a zero goes first); why the run waits is shortened
+    to fit when it alone does not."""
     kept: dict[int, str] = {}
     used = -2  # no ", " before the first part
     dropped = False
@@ -296,4 +303,4 @@ def _choose(pieces: list[tuple[int, str]], room: int) -> list[tuple[int, str]]:
             used += len(text) + 2
         else:
             dropped = True
-    return [(pieces[i][0], kept[i]) for i in sorted(kept)]
+    return [(pieces[i][0], kept[i]) for i in sorted(kept, key=lambda i: (pieces[i][0] == _ZERO, i))]

@@ -301,7 +301,9 @@ class SendRun:
 
     def holdup(self) -> str | None:
         """Why no lane sends now, and for how long (for the progress bar)."""
-        return "; ".join(filter(None, (lane.holdup() for lane in self.lanes))) or None
+        # Lanes that share a job poller name the same job: said once.
+        said = dict.fromkeys(filter(None, (lane.holdup() for lane in self.lanes)))
+        return "; ".join(said) or None
 
     async def earlier_jobs(self) -> None:
         """Ask how the batch jobs a crashed run posted ended, before deciding what to send."""

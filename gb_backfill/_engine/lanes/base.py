@@ -45,6 +45,9 @@ from ..timeline import Timeline
 
 __all__ = ["BaseLane"]
 
+#: Seconds an answer may take before the progress bar says the run waits for it.
+_SLOW_ANSWER = 2.0
+
 #: What a lane sends: one request for its rows; returns the answer or raises httpx's errors.
 Post = Callable[[], Awaitable[httpx.Response]]
 
@@ -118,6 +121,7 @@ class BaseLane:
         self.random = random.Random()
         self.http_statuses: Counter[int] = Counter()
         self.requests = 0
+        self._unanswered: dict[int, float] = {}  # requests posted, by when, until answered
         self.auth_failure: Outcome | None = None
         self.breaker = RepeatedFailures()
         self._streak: list[tuple[Sequence[OutgoingRow], Outcome]] = []
@@ -158,7 +162,16 @@ class BaseLane:
     def holdup(self) -> str | None:
         """Why the lane sends nothing now, and for how long (for the progress bar); None while
         it can send, or has nothing to send."""
-        return self.limiter.holdup()
+        if said := self.limiter.holdup():
+            return said
+        if not self._unanswered:
+            return None
+        oldest = self.clock() - min(self._unanswered.values())
+        if oldest < _SLOW_ANSWER:
+            return None
+        count = len(self._unanswered)
+        answers = "an answer" if count == 1 else f"{count:,} answers"
+        return f"waiting for {answers} from Gameball: {oldest:,.0f} s so far"
 
     def limits_found(self) -> RateLimits | None:
         """The limits Gameball kept this lane to, when lower than its configured ones: as the
@@ -266,6 +279,7 @@ class BaseLane:
         posted_at = self.clock()
         took: float | None = None
         response: httpx.Response | None = None
+        self._unanswered[id(slot)] = posted_at
         try:
             response = await post()
             took = self.clock() - posted_at
@@ -274,6 +288,7 @@ class BaseLane:
         except httpx.HTTPError as error:
             outcome = classify_error(error)
         finally:
+            self._unanswered.pop(id(slot), None)
             self._release(took)
         answered_at = self.clock()
         self.limiter.answered(slot, answered_at)

@@ -182,8 +182,10 @@ class BatchLane(BaseLane):
         return [task for task in (self._filler, *self._jobs) if task is not None]
 
     def holdup(self) -> str | None:
-        # Job posts held by the limits come first; then the jobs posted and not yet ended.
-        return self.limiter.holdup() or self.poller.holdup()
+        # The jobs posted and not yet ended first (their rows are what the bar waits for),
+        # then what holds the next post or poll.
+        said = filter(None, (self.poller.holdup(), self.limiter.holdup()))
+        return "; ".join(said) or None
 
     # --- filling jobs ----------------------------------------------------------------------
 
