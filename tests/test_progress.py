@@ -292,3 +292,6 @@ def test_a_refused_key_leaves_the_bar_where_the_run_stopped(capsys):
     assert found, last
     done = int(found.group(1))
     assert done == report.rows - report.aborted < 50, last
+    # The report's codes are plain strings, as the failures file's gb_error_code holds them.
+    assert {type(code) for code in report.error_codes} == {str}
+    assert "<" not in repr(report.error_codes)

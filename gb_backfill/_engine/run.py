@@ -432,7 +432,8 @@ class SendRun:
             elapsed=time.perf_counter() - self.started,
             requests=sum(lane.requests for lane in self.lanes) + self.batch.poller.requests,
             http_statuses=dict(answers),
-            error_codes=dict(book.error_codes.most_common()),
+            # plain strings, as the failures file's gb_error_code column holds them
+            error_codes={str(code): count for code, count in book.error_codes.most_common()},
             failures_path=self.writer.path if self.writer.finished else None,
             failures_in_memory=failures,
             interrupted=self.interrupted,
