@@ -6,6 +6,7 @@ Each case makes the same mistake through both faces and checks what each one say
 import re
 from dataclasses import fields
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -172,3 +173,30 @@ def test_an_error_from_the_sync_face_carries_no_chained_loop_error():
     with pytest.raises(ConfigError) as raised:
         send(pd.DataFrame({"customerId": ["a"], "eventName": "e"}), ledgr="x")
     assert raised.value.__context__ is None
+
+
+def test_what_to_do_with_unknown_rows_is_said_in_the_callers_terms(tmp_path, capsys):
+    """The Python API's summaries name Python calls; ``gb-backfill status`` names commands."""
+    from gb_backfill import ledger_status, plan
+    from tests.conftest import MockGameball, send_fast, send_options
+    from tests.test_cli_last_lines import ledger_with_unknown
+
+    ledger = ledger_with_unknown(tmp_path / "l")
+    said = ledger_status(ledger).summary()
+    assert "gb_backfill.settle(ledger, keys=[...], arrived=True)" in said
+    assert "--" not in said, said
+    assert "gb-backfill " not in said, said
+    assert main(["status", "--ledger", str(ledger)]) == 1
+    assert f"gb-backfill settle --ledger {ledger} --arrived" in capsys.readouterr().out
+
+    # A dry run over a row an earlier run left unknown (its request timed out).
+    def timed_out(request, body, n):
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    rows = pd.DataFrame({"customerId": ["c9"], "eventName": ["e"]})
+    other = tmp_path / "other"
+    sent = send_fast(rows, **send_options(MockGameball(timed_out), ledger=other, progress=False))
+    assert sent.unknown == 1
+    dry = plan(rows, ledger=other)
+    assert dry.unknown == 1
+    assert "gb_backfill.ledger_status(ledger).unknown lists them" in dry.summary()

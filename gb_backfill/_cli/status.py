@@ -32,7 +32,7 @@ def add(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     report = ledger_status(args.ledger)
-    print(report.summary(limit=None if args.all else 20))
+    print(report.summary(limit=None if args.all else 20, terms=args.flags.terms))
     if args.json:
         _write_json(args.json, report.to_dict())
         print(f"  the ledger's counts and unknown rows are in {args.json}")

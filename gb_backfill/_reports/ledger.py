@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from .. import _gameball as gameball
+from .._errors import Mention, Terms
 from .html import table
 
 __all__ = ["LedgerReport", "Settlement"]
@@ -75,13 +76,16 @@ class LedgerReport:
         shown = {status: count for status, count in self.counts.items() if count}
         return f"<LedgerReport {self.path} rows={self.rows:,} counts={shown}>"
 
-    def summary(self, *, limit: int | None = 20) -> str:
+    def summary(self, *, limit: int | None = 20, terms: Terms = Mention.in_python) -> str:
         """Lines for a terminal: the counts (every status), the settlements, and the unknown rows
-        (the first ``limit``; None: every one)."""
+        (the first ``limit``; None: every one). What to do next is said in ``terms``: Python
+        calls, or the command line's (``gb-backfill status``)."""
+        python = terms is Mention.in_python
         if self.journal_only:
+            rebuild = "rebuild_ledger=True" if python else "--rebuild-ledger"
             lines = [
                 f"ledger {self.path}: the database is missing; its journal holds {self.rows:,} "
-                "rows (send again with --rebuild-ledger to rebuild the ledger from them)"
+                f"rows (send again with {rebuild} to rebuild the ledger from them)"
             ]
         else:
             lines = [f"ledger {self.path}: {self.rows:,} rows recorded"]
@@ -89,18 +93,24 @@ class LedgerReport:
         for verdict, count in sorted(self.settled.items()):
             lines.append(f"  (settled by hand as {verdict.replace('_', ' ')}: {count:,})")
         if len(self.unknown) > self.unknown_orders:  # orders are sent again, not settled
-            lines.append(
-                f"rows held as unknown ({len(self.unknown) - self.unknown_orders:,}): look each "
-                "up in Gameball, then "
-                f"gb-backfill settle --ledger {self.path} --arrived (Gameball has it) or "
+            settle = (
+                "gb_backfill.settle(ledger, keys=[...], arrived=True) (Gameball has it) or "
+                "arrived=False (the next run sends it), with their gb_key values or keys='all'"
+                if python
+                else f"gb-backfill settle --ledger {self.path} --arrived (Gameball has it) or "
                 "--not-arrived (the next run sends it), with --key GB_KEY, --keys-file PATH or "
                 "--all"
+            )
+            lines.append(
+                f"rows held as unknown ({len(self.unknown) - self.unknown_orders:,}): look each "
+                f"up in Gameball, then {settle}"
             )
             columns = ["gb_key", "customer_id", "event", "metadata", "sent_at", "status"]
             shown = self.unknown if limit is None else self.unknown.head(limit)
             lines.append(_table(shown[columns]))
             if len(shown) < len(self.unknown):
-                lines.append(f"  ... {len(self.unknown) - len(shown):,} more (--all shows them)")
+                every = ".unknown holds every one" if python else "--all shows them"
+                lines.append(f"  ... {len(self.unknown) - len(shown):,} more ({every})")
         return "\n".join(lines)
 
     def _outlook_lines(self) -> list[str]:

@@ -348,7 +348,9 @@ class SendPlan:
             lines.append(f"  customers: {self.customers:,}")
         names = ", ".join(f"{name}: {count:,}" for name, count in self.event_names.items())
         lines.append(f"  event names: {names or '(none)'}")
-        lines += held_lines(self.unknown, self.failed, self.folded)
+        lines += held_lines(
+            self.unknown, self.failed, self.folded, cli=terms is not Mention.in_python
+        )
         if self.changed:
             lines.append(
                 f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "

@@ -34,14 +34,20 @@ def answers_text(http_statuses: dict[int, int]) -> str:
     return ", ".join(f"{status}: {count:,}" for status, count in sorted(http_statuses.items()))
 
 
-def held_lines(unknown: int, failed: int, folded: int) -> list[str]:
-    """What a send (or its plan) says of rows the ledger or the input settle without a request."""
+def held_lines(unknown: int, failed: int, folded: int, *, cli: bool = False) -> list[str]:
+    """What a send (or its plan) says of rows the ledger or the input settle without a request;
+    the tools to settle unknown rows are named as the command line (``cli``) or Python calls
+    them."""
     lines = []
     if unknown:
+        lists, settles = (
+            ("gb-backfill status --ledger PATH", "gb-backfill settle")
+            if cli
+            else ("gb_backfill.ledger_status(ledger).unknown", "gb_backfill.settle(ledger, ...)")
+        )
         lines.append(
             f"  unknown: {unknown:,} rows an earlier run may have sent are held, not sent: check "
-            "them in Gameball (gb-backfill status --ledger PATH lists them), then gb-backfill "
-            "settle marks them arrived or not"
+            f"them in Gameball ({lists} lists them), then {settles} marks them arrived or not"
         )
     if failed:
         lines.append(f"  failed before: {failed:,} rows failed for good in an earlier run")
