@@ -67,6 +67,10 @@ def files(tmp_path, monkeypatch):
 def test_validate_exit_paths(files, capsys):
     code, out, _ = run(capsys, "validate", files / "good.csv")
     assert (code, last_line(out)) == (0, "rows: 12  valid: 12  invalid: 0")
+    code, out, _ = run(capsys, "validate", files / "bad.csv")
+    assert (code, last_line(out)) == (
+        1, "--failures PATH writes the invalid rows there, each with its columns and rules"
+    )  # fmt: skip
     code, out, _ = run(capsys, "validate", files / "bad.csv", "--failures", files / "i.parquet")
     assert (code, last_line(out)) == (1, f"invalid rows written to {files / 'i.parquet'}")
     code, _, err = run(capsys, "validate", files / "good.csv", "--customer-id", "user")

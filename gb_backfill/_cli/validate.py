@@ -16,7 +16,10 @@ __all__: list[str] = []
 
 def add(commands: Any) -> None:
     validate = commands.add_parser(
-        "validate", help="check a CSV or Parquet file's rows", epilog=EXIT_CODES
+        "validate",
+        help="check a CSV or Parquet file's rows: the invalid ones counted by broken rule, and "
+        "with --failures PATH written there",
+        epilog=EXIT_CODES,
     )
     validate.add_argument("input", help=INPUT)
     made = add_options(validate, ValidatePathOptions, face="validate")
@@ -37,4 +40,6 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     if report.failures_path is not None:
         print(f"invalid rows written to {report.failures_path}")
+    elif invalid:
+        print("--failures PATH writes the invalid rows there, each with its columns and rules")
     return EXIT_INCOMPLETE if invalid else EXIT_OK
