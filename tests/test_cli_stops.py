@@ -238,3 +238,20 @@ def test_sigterm_stops_a_shell_scripts_background_job_within_2_s(tmp_path, mode)
     written = read_failures(failures)
     assert sent + len(written) == len(df), "every row is sent or in the failures file"
     assert sent < len(df), "it stopped before the end"
+
+
+@pytest.mark.parametrize(
+    ("raw", "likely"),
+    [
+        ("customerId;eventName\nc1;Café\n".encode("cp1252"), "cp1252 (as Excel writes on Windows)"),
+        (b"customerId,eventName\nc1,e\x81\n", "latin-1"),  # 0x81 is no cp1252 character
+    ],
+    ids=["excel-cp1252", "other-8-bit"],
+)
+def test_a_file_in_another_encoding_is_told_the_likely_one(tmp_path, capsys, raw, likely):
+    path = tmp_path / "in.csv"
+    path.write_bytes(raw)
+    assert main(["validate", str(path), "--sep", ";" if b";" in raw else ","]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"pass the file's encoding (--encoding ENCODING), likely {likely}"), err
+    assert "line 2: not valid utf-8" in err

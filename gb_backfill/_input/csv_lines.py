@@ -197,11 +197,13 @@ def _read_csv_text(source: Any, file: SourceFile, csv: CsvOptions, **options: An
 
 def csv_error(file: SourceFile, csv: CsvOptions, error: Exception) -> ConfigError:
     if isinstance(error, UnicodeDecodeError):
-        line = _undecodable_line(file, csv.encoding)
+        line, likely = _undecodable_line(file, csv.encoding)
+        excel = " (as Excel writes on Windows)" if likely == "cp1252" else ""
         return ConfigError(
             "{file}, line {line}: not valid {codec} text ({reason}); pass the file's "
-            "encoding ({encoding=...|ENCODING}), e.g. latin-1",
+            "encoding ({encoding=...|ENCODING}), likely {likely}{excel}",
             option="encoding", file=file, line=line, codec=csv.encoding, reason=error.reason,
+            likely=likely, excel=excel,
         )  # fmt: skip
     if isinstance(error, pd.errors.EmptyDataError):
         return ConfigError(f"{file}: empty file; a CSV input needs at least a header line")
@@ -380,12 +382,18 @@ def mark_shapes(
         )
 
 
-def _undecodable_line(file: SourceFile, encoding: str) -> int:
-    """The number of the first line of ``file`` that does not decode (1-based)."""
+def _undecodable_line(file: SourceFile, encoding: str) -> tuple[int, str]:
+    """The number of the first line of ``file`` that does not decode (1-based), and the
+    encoding to suggest: cp1252 (what Excel writes on Windows in Western Europe and the
+    Americas) when that line reads in it, else latin-1, which reads any byte."""
     with file.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 line.decode(encoding)
             except UnicodeDecodeError:
-                return number
-    return 0
+                try:
+                    line.decode("cp1252")
+                except UnicodeDecodeError:
+                    return number, "latin-1"
+                return number, "cp1252"
+    return 0, "cp1252"
