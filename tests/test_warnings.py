@@ -35,6 +35,16 @@ def test_amounts_written_as_text_are_a_warning_that_says_the_fix():
     assert "--dtype amount=float" in plain
 
 
+def test_amounts_with_a_few_that_are_not_numbers_are_still_a_warning():
+    """A trial's 8,817 amounts as text went unwarned because one of them was "n/a"."""
+    amounts = ["1,299.50"] * 499 + ["n/a"]
+    [row] = validate(events(amount=amounts)).warnings.to_dict("records")
+    assert (row["code"], row["count"], row["example"]) == ("number_as_text", 499, "1,299.50")
+    assert "1 other value is not a number (e.g. 'n/a')" in row["message"]
+    assert "dtype_unconvertible" in row["message"]
+    assert warned(events(amount=["1.5"] * 98 + ["n/a", "?"])) == {}, "2 in 100: not a few"
+
+
 @pytest.mark.parametrize(
     ("values", "code"),
     [

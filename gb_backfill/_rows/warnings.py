@@ -4,7 +4,8 @@ A row with a warning is still sent. Each warning names the column, a stable code
 :class:`WarningCode`, how many values it is about, one of them, and the fix in words:
 
 * ``number_as_text``: every value of a text metadata column is a number (``"7,029.78"``,
-  ``"1 234"``, ``"12.5"``), so Gameball gets strings;
+  ``"1 234"``, ``"12.5"``), so Gameball gets strings; or all but at most 1% of them, which the
+  warning names (``"n/a"`` among thousands of amounts);
 * ``bool_as_text``: every value is ``true`` or ``false`` as text;
 * ``timestamp_as_text``: every value is an ISO-8601 date or timestamp, sent as written;
 * ``mixed_offsets``: those timestamps have different UTC offsets (``+02:00`` and ``+03:00`` across
@@ -77,19 +78,62 @@ _LOOKS = {
 }
 
 
+#: The share of a column's values that may be something else and the column still be warned
+#: about: an export's amounts with one "n/a" among thousands are still amounts written as text.
+_TOLERATED = {WarningCode.NUMBER_AS_TEXT: 0.01}
+_MISSES_KEPT = 10_000
+
+
 @dataclass(slots=True)
 class _Look:
-    """Whether every value of a text column seen so far looks like one kind of value."""
+    """Whether the values of a text column seen so far look like one kind of value: every one,
+    or all but a tolerated few (``misses``)."""
 
+    code: WarningCode
     alive: bool = True
-    count: int = 0
+    count: int = 0  # the values that look like it
     example: str | None = None
+    misses: int = 0  # the values that do not
+    miss_example: str | None = None
+
+    @property
+    def tolerated(self) -> int:
+        """The misses allowed among the values seen so far."""
+        return int((self.count + self.misses) * _TOLERATED.get(self.code, 0.0))
+
+    def look(self, present: pa.Array, *, sample: bool) -> None:
+        """Look at the present values of a chunk (or of its first few, ``sample``, which only
+        ends a look that cannot hold: more than half of them something else)."""
+        matched = pc.match_substring_regex(present, _LOOKS[self.code])
+        hits = int(pc.sum(matched).as_py() or 0)
+        if sample:
+            self.alive = hits == len(present) or (
+                self.code in _TOLERATED and 2 * hits > len(present)
+            )
+            return
+        self.count += hits
+        self.misses += len(present) - hits
+        if hits and self.example is None:
+            self.example = str(pc.filter(present, matched)[0].as_py())
+        if hits < len(present) and self.miss_example is None:
+            self.miss_example = str(pc.filter(present, pc.invert(matched))[0].as_py())
+        if self.code not in _TOLERATED:
+            self.alive = self.misses == 0
+        else:
+            # A share above the tolerated one may fall back under it as more values come;
+            # past _MISSES_KEPT, looking on is not worth a regex per chunk.
+            self.alive = self.misses <= max(self.tolerated, _MISSES_KEPT)
+
+    @property
+    def holds(self) -> bool:
+        """Whether the values seen make a warning."""
+        return self.alive and self.count > 0 and self.misses <= self.tolerated
 
 
 @dataclass(slots=True)
 class _TextColumn:
     looks: dict[WarningCode, _Look] = field(
-        default_factory=lambda: {code: _Look() for code in _LOOKS}
+        default_factory=lambda: {code: _Look(code) for code in _LOOKS}
     )
     separated: bool = False  # a number with thousands separators (--thousands reads it)
     offsets: dict[str, str] = field(default_factory=dict)  # offset -> an example
@@ -109,10 +153,6 @@ class _Widths:
     padded: int = 0
     padded_example: str | None = None
     examples: dict[int, str] = field(default_factory=dict)  # width -> an id of that width
-
-
-def _all_match(text: pa.Array, pattern: str) -> bool:
-    return bool(pc.all(pc.match_substring_regex(text, pattern)).as_py())
 
 
 class WarningTally:
@@ -163,7 +203,7 @@ class WarningTally:
             return
         present = pc.drop_null(sample)
         for code in state.alive:
-            state.looks[code].alive = _all_match(present, _LOOKS[code])
+            state.looks[code].look(present, sample=True)
         if not state.alive:
             return
         whole = to_arrow(series)
@@ -172,11 +212,7 @@ class WarningTally:
             state.looks = {}
             return
         for code in state.alive:
-            look = state.looks[code]
-            look.alive = _all_match(present, _LOOKS[code])
-            if look.alive and len(present):
-                look.count += len(present)
-                look.example = look.example or str(present[0].as_py())
+            state.looks[code].look(present, sample=False)
         if state.looks[WarningCode.NUMBER_AS_TEXT].alive and len(present):
             state.separated |= bool(pc.any(pc.match_substring_regex(present, _SEPARATED)).as_py())
         if state.looks[WarningCode.TIMESTAMP_AS_TEXT].alive and len(present):
@@ -261,7 +297,7 @@ def _text_rows(column: Hashable, state: _TextColumn) -> list[tuple[str, str, int
     name = str(column)
     rows = []
     for code, look in state.looks.items():
-        if not look.alive or not look.count or look.example is None:
+        if not look.holds or look.example is None:
             continue
         if code is WarningCode.TIMESTAMP_AS_TEXT and _mixed(state):
             examples = [*state.offsets.values(), *([state.naive] if state.naive else [])]
@@ -269,6 +305,12 @@ def _text_rows(column: Hashable, state: _TextColumn) -> list[tuple[str, str, int
             rows.append((name, str(WarningCode.MIXED_OFFSETS), look.count, examples[0], message))
             continue
         message = _MESSAGES[code](name, state.separated)
+        if look.misses:
+            others = "1 other value is" if look.misses == 1 else f"{look.misses:,} other values are"
+            message += (
+                f". {others} not a number (e.g. {look.miss_example!r}): --dtype makes their "
+                "rows invalid (dtype_unconvertible), to fix; pd.to_numeric needs errors='coerce'"
+            )
         rows.append((name, str(code), look.count, look.example, message))
     return rows
 
