@@ -108,7 +108,8 @@ def test_the_warnings_frame_has_fixed_columns_and_codes():
 def test_summary_and_html_show_the_warnings():
     report = validate(events(amount=["7,029.78"], flag=["true"]))
     summary = report.summary()
-    assert "number_as_text (amount): 1 values, e.g. '7,029.78'" in summary
+    assert "number_as_text (amount): 1 value, e.g. '7,029.78'" in summary
+    assert "warnings (about values Gameball accepts; no row is held back for them):" in summary
     assert "bool_as_text (flag)" in summary
     html = report._repr_html_()
     assert "warning: number_as_text (amount)" in html

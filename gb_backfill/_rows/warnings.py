@@ -253,16 +253,17 @@ def warning_lines(warnings: pd.DataFrame) -> list[str]:
     """Lines for a terminal: a heading, then each warning with its count, example and fix."""
     if not len(warnings):
         return []
-    lines = ["warnings (their rows are still sent):"]
+    lines = ["warnings (about values Gameball accepts; no row is held back for them):"]
     for row in warnings.itertuples(index=False):
         code, column, example = str(row.code), str(row.column), str(row.example)
+        rows = "1 row" if row.count == 1 else f"{row.count:,} rows"
         if code == WarningCode.DUPLICATE_ROWS:
-            lines.append(f"  {code}: {row.count:,} rows, at {example}")
+            lines.append(f"  {code}: {rows}, at {example}")
         elif code in (WarningCode.EVENT_NAME_VARIANTS, WarningCode.ID_VARIANTS):
-            lines.append(f"  {code} ({column}): {row.count:,} rows in other spellings, "
-                         f"e.g. {example!r}")  # fmt: skip
+            lines.append(f"  {code} ({column}): {rows} in other spellings, e.g. {example!r}")
         else:
-            lines.append(f"  {code} ({column}): {row.count:,} values, e.g. {example!r}")
+            values = "1 value" if row.count == 1 else f"{row.count:,} values"
+            lines.append(f"  {code} ({column}): {values}, e.g. {example!r}")
         lines.append(f"    {row.message}")
     return lines
 
