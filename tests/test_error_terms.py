@@ -193,10 +193,12 @@ def test_what_to_do_with_unknown_rows_is_said_in_the_callers_terms(tmp_path, cap
     def timed_out(request, body, n):
         raise httpx.ReadTimeout("no answer", request=request)
 
-    rows = pd.DataFrame({"customerId": ["c9"], "eventName": ["e"]})
+    rows = pd.DataFrame({"customerId": ["c9"], "eventName": ["e"], "city": ["São Paulo"]})
     other = tmp_path / "other"
     sent = send_fast(rows, **send_options(MockGameball(timed_out), ledger=other, progress=False))
     assert sent.unknown == 1
     dry = plan(rows, ledger=other)
     assert dry.unknown == 1
     assert "gb_backfill.ledger_status(ledger).unknown lists them" in dry.summary()
+    # The row to look up is shown as it was written, not as JSON escapes.
+    assert '"city": "São Paulo"' in ledger_status(other).summary()

@@ -163,8 +163,8 @@ def describe(requests: Sequence[Request]) -> pd.DataFrame:
             sent, event, metadata = {}, None, None
         rows.append(
             (request.key, gb_key or None, event,
-             None if metadata is None else json.dumps(metadata), sent.get("email"),
-             sent.get("mobile"), request.sent_at)
+             None if metadata is None else json.dumps(metadata, ensure_ascii=False),
+             sent.get("email"), sent.get("mobile"), request.sent_at)
         )  # fmt: skip
     columns = ["key", "gb_key", "event", "metadata", "email", "mobile", "sent_at"]
     frame = pd.DataFrame(rows, columns=columns)
