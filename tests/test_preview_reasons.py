@@ -15,6 +15,7 @@ CAMPAIGNS = Campaigns(
                  conditions=(Condition("amount", ">=", 500),), reward=Points(points=100)),
         Campaign(id=2, name="Five reviews", event="review", target=5, reward=Points(points=50)),
     ),
+    known_events=frozenset({"wishlist_add"}),  # Gameball knows it; no campaign is about it
 )  # fmt: skip
 
 
@@ -31,6 +32,8 @@ def export(tmp_path):
                       "amount": None}),
         pd.DataFrame({"customerId": [f"s{n}" for n in range(10)], "eventName": "sign_up",
                       "amount": None}),
+        pd.DataFrame({"customerId": [f"w{n}" for n in range(10)], "eventName": "wishlist_add",
+                      "amount": None}),
     ])  # fmt: skip
     path = tmp_path / "export.csv"
     frame.to_csv(path, index=False)
@@ -43,7 +46,7 @@ def test_the_preview_names_why_each_event_and_campaign_awards_less(export, capsy
     with emulator as emu:
         flags = ["--base-url", emu.base_url, "--api-key", emu.api_key, "--no-progress"]
         lifted = ["--preview-rate", "0", "--preview-quota", "0"]
-        main(["preview", str(export), *flags, *lifted, "--sample", "90"])
+        main(["preview", str(export), *flags, *lifted, "--sample", "100"])
     out = capsys.readouterr().out
     lines = {line.split(":")[0].strip(): line for line in out.splitlines() if ":" in line}
     purchase = lines["event purchase"]
@@ -64,6 +67,10 @@ def test_the_preview_names_why_each_event_and_campaign_awards_less(export, capsy
     sign_up = lines["event sign_up"]
     unknown = int(sign_up.split("an event name Gameball does not know in ")[1].split(",")[0])
     assert unknown + int(sign_up.split("customer not found in ")[1].split()[0]) == 10
+    wishlist = lines["event wishlist_add"]
+    about = int(wishlist.split("no campaign is about this event in ")[1].split()[0])
+    missing = re.search(r"customer not found in (\d+)", wishlist)
+    assert about + (int(missing.group(1)) if missing else 0) == 10, wishlist
     five = lines["campaign Five reviews"].strip()
     assert five.startswith("campaign Five reviews: rewards nothing in the sample; not rewarded: ")
     assert "progress only (short of the campaign's target) in " in five

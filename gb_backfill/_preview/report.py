@@ -321,6 +321,10 @@ def less_because(event: EventPreview) -> str:
         parts.append(part)
     if event.customers_not_found:
         parts.append(f"customer not found in {event.customers_not_found:,}")
+    answered = event.quoted - event.customers_not_found
+    if answered > 0 and not event.reasons:
+        # Gameball knows the event and checked it, but no campaign of the account is about it.
+        parts.append(f"no campaign is about this event in {answered:,}")
     if not event.quoted and event.sampled:
         parts.append(f"no quote answered of {event.sampled:,} asked")
         of = ""
