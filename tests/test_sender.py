@@ -615,6 +615,12 @@ def test_a_lower_per_second_limit_is_found_and_reported():
     assert report.limits_found is not None
     assert 8 <= report.limits_found.per_second <= 11
     assert report.limits_found.per_window == 1200
+    # The words say what was learned, and only that: the window quota was never met.
+    found = report.limits_found.per_second
+    cli = report.summary(terms=lambda mention: mention.option)  # any terms but Python's
+    assert f"it held the run to {found:g}/s; pass --rate {found:g} next time" in cli, cli
+    assert "--quota" not in cli
+    assert "1,200" not in cli
 
 
 def test_with_a_fresh_ledger_a_lower_quota_is_learned_in_the_first_window(tmp_path):

@@ -439,6 +439,10 @@ class SendRun:
             interrupted=self.interrupted,
             limits_found=found["limits"],
             batch_limits_found=found["batch_limits"],
+            configured_limits={
+                "limits": self.settings.limits,
+                "batch_limits": self.settings.batch_limits,
+            },
             limits=main_lane.limiter.limits,
             lane_limits={lane.kind.value: lane.limiter.limits for lane in self.lanes},
             timeline=self.timeline.frame(),

@@ -53,6 +53,9 @@ class SendReport:
     limits_found: RateLimits | None = None
     #: the same for batch job creation: pass ``batch_limits=report.batch_limits_found``
     batch_limits_found: RateLimits | None = None
+    #: the limits the run was given, by option (``limits``, ``batch_limits``): what the found
+    #: ones are compared with
+    configured_limits: dict[str, RateLimits] = field(default_factory=dict)
     #: the limits the run kept (the batch limits in batch mode), for plots
     limits: RateLimits | None = None
     #: per second of the run: requests, accepted, throttled (429) and the adaptive pace, in
@@ -192,16 +195,27 @@ class SendReport:
         lines += [f"    {code}: {count:,}" for code, count in self.error_codes.items()]
         for option, found in self._found():
             what = "events" if option == "limits" else "batch job creation"
-            flags = "--rate" if option == "limits" else "--batch-rate"
+            rate = "--rate" if option == "limits" else "--batch-rate"
+            quota = rate.replace("rate", "quota")
+            given = self.configured_limits.get(option)
+            # Only what the run learned is said: a window quota it never reached stays as given.
+            learned = [
+                (f"{found.per_second:g}/s", f"{rate} {found.per_second:g}")
+                if given is None or found.per_second != given.per_second else None,
+                (f"{found.per_window:,} per {found.window:g} s",
+                 f"{quota} {found.per_window} --quota-window {found.window:g}")
+                if given is None or found.per_window != given.per_window else None,
+            ]  # fmt: skip
+            said = [pair for pair in learned if pair is not None]
             advice = (
                 f"{option}=report.{option}_found"
                 if python
-                else f"{flags} {found.per_second:g} {flags.replace('rate', 'quota')} "
-                f"{found.per_window} --quota-window {found.window:g}"
+                else " ".join(flags for _, flags in said)
             )
             lines.append(
                 f"  Gameball's limits for {what} on this account are lower than configured: it "
-                f"settled at {pace_text(found)}; pass {advice} next time"
+                f"held the run to {' and '.join(text for text, _ in said)}; pass {advice} next "
+                "time"
             )
         if self.folded:
             lines += held_lines(0, 0, self.folded)
