@@ -254,17 +254,22 @@ def warning_lines(warnings: pd.DataFrame) -> list[str]:
     if not len(warnings):
         return []
     lines = ["warnings (about values Gameball accepts; no row is held back for them):"]
-    for row in warnings.itertuples(index=False):
-        code, column, example = str(row.code), str(row.column), str(row.example)
-        rows = "1 row" if row.count == 1 else f"{row.count:,} rows"
+    for row in warnings.to_dict("records"):
+        code, column, example, count = (
+            str(row["code"]),
+            str(row["column"]),
+            str(row["example"]),
+            int(row["count"]),
+        )
+        rows = "1 row" if count == 1 else f"{count:,} rows"
         if code == WarningCode.DUPLICATE_ROWS:
             lines.append(f"  {code}: {rows}, at {example}")
         elif code in (WarningCode.EVENT_NAME_VARIANTS, WarningCode.ID_VARIANTS):
             lines.append(f"  {code} ({column}): {rows} in other spellings, e.g. {example!r}")
         else:
-            values = "1 value" if row.count == 1 else f"{row.count:,} values"
+            values = "1 value" if count == 1 else f"{count:,} values"
             lines.append(f"  {code} ({column}): {values}, e.g. {example!r}")
-        lines.append(f"    {row.message}")
+        lines.append(f"    {row['message']}")
     return lines
 
 
