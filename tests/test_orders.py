@@ -450,6 +450,17 @@ def test_the_dry_run_plans_the_orders_a_live_run_sends(tmp_path, mode):
         assert planned.lane_rows["batch_orders"] == 2
     assert planned.event_names == {"place_order": 2, "review": 1, "signup": 1}
     assert orders[1]["body"]["orderDate"] == "2024-02-01T10:00:00.000Z"
+    # Its words name each kind of request (orders are no batch jobs in events mode), and each
+    # mode's estimate is the same whichever mode was planned.
+    said = planned.headline()
+    if mode == "events":
+        assert said.endswith("in 2 event requests, 2 order requests (events mode)"), said
+    else:
+        assert "batch jobs of orders" in said, said
+        assert "batch orders lane: 2 rows" in planned.summary()
+        assert planned.lane_seconds["batch_orders"] > 0
+    other = plan(df, **{**mapping, "mode": "batch" if mode == "events" else "events"})
+    assert other.estimated_seconds["events"] == planned.estimated_seconds["events"]
 
 
 def test_a_csv_of_orders_keeps_ids_as_written_and_dates_to_the_millisecond(tmp_path):

@@ -35,6 +35,13 @@ def test_amounts_written_as_text_are_a_warning_that_says_the_fix():
     assert "--dtype amount=float" in plain
 
 
+@pytest.mark.parametrize("name", ["referred_customer_id", "orderId", "member_no", "zip"])
+def test_identifiers_of_digits_are_text_on_purpose(name):
+    """A sample's referred_customer_id was told to become a float; ids stay text."""
+    assert warned(events(**{name: ["104280", "12"]})) == {}
+    assert warned(events(paid=["104280", "12"])) == {"paid": "number_as_text"}
+
+
 def test_amounts_with_a_few_that_are_not_numbers_are_still_a_warning():
     """A trial's 8,817 amounts as text went unwarned because one of them was "n/a"."""
     amounts = ["1,299.50"] * 499 + ["n/a"]

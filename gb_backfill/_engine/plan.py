@@ -183,10 +183,12 @@ def _estimates(tally: _Tally, settings: Settings, costs: LaneCosts) -> dict[str,
     """Each mode's time, by the model a live run is routed with
     (:mod:`gb_backfill._engine.makespan`)."""
     sendable = sum(tally.lanes.values())
-    # Orders one per request: a lane of their own at the orders limits, beside the events'.
+    # Orders one per request in events mode (a batch-mode plan's job orders too): a lane of
+    # their own at the orders limits, beside the events'.
     orders = replace(costs, events_limits=settings.order_limits)
-    ordered = events_seconds(tally.lanes[Lane.ORDERS], _most(tally.orders_customer), orders)
-    events_rows = sendable - tally.lanes[Lane.ORDERS] - tally.lanes[Lane.BATCH_ORDERS]
+    orders_rows = tally.lanes[Lane.ORDERS] + tally.lanes[Lane.BATCH_ORDERS]
+    ordered = events_seconds(orders_rows, _most(tally.orders_customer), orders)
+    events_rows = sendable - orders_rows
     events_mode = max(events_seconds(events_rows, _most(tally.per_customer), costs), ordered)
     if settings.mode == Lane.BATCH:  # the split the rows were prepared with
         jobs = tally.lanes[Lane.BATCH] + tally.lanes[Lane.BATCH_ORDERS]
@@ -215,6 +217,7 @@ def _plan(
     bodies_path: str | os.PathLike[str] | None,
 ) -> SendPlan:
     busiest = tally.per_customer.most_common(1)
+    orders_costs = replace(costs, events_limits=settings.order_limits)
     requests = {Lane.EVENTS.value: tally.lanes[Lane.EVENTS]}
     if tally.lanes[Lane.ORDERS]:
         requests[Lane.ORDERS.value] = tally.lanes[Lane.ORDERS]
@@ -237,6 +240,14 @@ def _plan(
                 tally.lanes[Lane.BATCH], _chain(tally.batch_customer, settings), costs
             ),
         }
+        if tally.lanes[Lane.BATCH_ORDERS]:
+            lane_seconds[Lane.BATCH_ORDERS.value] = batch_seconds(
+                tally.lanes[Lane.BATCH_ORDERS], _chain(tally.orders_customer, settings), costs
+            )
+        if tally.lanes[Lane.ORDERS]:
+            lane_seconds[Lane.ORDERS.value] = events_seconds(
+                tally.lanes[Lane.ORDERS], _most(tally.orders_customer), orders_costs
+            )
     return SendPlan(
         mode=settings.mode,
         rows=tally.rows,

@@ -230,6 +230,13 @@ class SendReport:
         return "\n".join(lines)
 
 
+_REQUEST_WORDS = {"events": "requests", "batch": "batch jobs"}
+_REQUEST_WORDS_WITH_ORDERS = {
+    "events": "event requests", "orders": "order requests",
+    "batch": "batch jobs of events", "batch_orders": "batch jobs of orders",
+}  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendPlan:
     """What a send would do; made by ``send(..., dry_run=True)``. Nothing was sent.
@@ -373,7 +380,9 @@ class SendPlan:
             )
         for mode, seconds in self.estimated_seconds.items():
             lines.append(f"  estimated time in {mode} mode: {duration_text(seconds)}")
-        lines += [f"    {lane} lane: {line}" for lane, line in self._lanes().items()]
+        lines += [
+            f"    {lane.replace('_', ' ')} lane: {line}" for lane, line in self._lanes().items()
+        ]
         if self.pace:
             lines.append(f"    pace: {self._pace()}")
         lines.append(f"    assumed: {self._assumed()}")
@@ -396,9 +405,11 @@ class SendPlan:
             )
             if count
         ]  # fmt: skip
+        # Each lane's requests in words; "of events" and "of orders" only when both are sent.
+        both = any(lane in self.requests for lane in ("orders", "batch_orders"))
+        words = _REQUEST_WORDS_WITH_ORDERS if both else _REQUEST_WORDS
         requests = ", ".join(
-            f"{count:,} {'requests' if lane == 'events' else 'batch jobs'}"
-            for lane, count in self.requests.items()
+            f"{count:,} {words[lane]}" for lane, count in self.requests.items() if count
         )
         return (
             f"dry run, nothing was sent: {self.rows:,} rows, {self.valid:,} valid, "

@@ -36,6 +36,7 @@ an 8 MB filter).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -144,6 +145,23 @@ class _TextColumn:
         return [code for code, look in self.looks.items() if look.alive]
 
 
+#: Column names of identifiers, whose digits are text on purpose (``referred_customer_id``,
+#: ``orderId``, ``member_no``, ``zip``): never "numbers written as text".
+_IDENTIFIER_WORD = re.compile(
+    r"(?i)(?:^|[_\W])(?:id|ids|no|nr|num|number|code|zip|postcode|postal|phone|mobile|sku|ean"
+    r"|upc)$"
+)
+_IDENTIFIER_CAMEL = re.compile(r"[a-z0-9](?:Id|ID|Ids|No|Nr|Number|Code|Zip|Phone|Mobile|Sku)$")
+
+
+def _text_column(column: Hashable) -> _TextColumn:
+    state = _TextColumn()
+    name = str(column)
+    if _IDENTIFIER_WORD.search(name) or _IDENTIFIER_CAMEL.search(name):
+        del state.looks[WarningCode.NUMBER_AS_TEXT]
+    return state
+
+
 @dataclass(slots=True)
 class _Widths:
     """The widths of all-digit ids, and a zero-padded one."""
@@ -161,7 +179,7 @@ class WarningTally:
 
     def __init__(self, mapping: ColumnMapping) -> None:
         self.mapping = mapping
-        self._text = {column: _TextColumn() for column in mapping.metadata}
+        self._text = {column: _text_column(column) for column in mapping.metadata}
         self._ids = _Widths()
         self._repeats = _Repeats(mapping)
         self._id_spellings = Spellings()
@@ -213,7 +231,8 @@ class WarningTally:
             return
         for code in state.alive:
             state.looks[code].look(present, sample=False)
-        if state.looks[WarningCode.NUMBER_AS_TEXT].alive and len(present):
+        number = state.looks.get(WarningCode.NUMBER_AS_TEXT)
+        if number is not None and number.alive and len(present):
             state.separated |= bool(pc.any(pc.match_substring_regex(present, _SEPARATED)).as_py())
         if state.looks[WarningCode.TIMESTAMP_AS_TEXT].alive and len(present):
             _add_offsets(present, state)
