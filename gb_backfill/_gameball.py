@@ -134,6 +134,25 @@ HISTORY_WARNING = (
     "creates a customer. Try it with a test API key first, and `gb-backfill preview` it."
 )
 
+_ORDERS_HISTORY_WARNING = (
+    "Gameball records orders at their orderDate, but rewards them by the account's live "
+    "cashback and campaigns: a backfill can award real points and send real notifications, and "
+    "an unknown customerId creates a customer. Try it with a test API key first, and "
+    "`gb-backfill preview` it."
+)
+
+
+def history_warning(*, events: bool, orders: bool) -> str:
+    """:data:`HISTORY_WARNING` for what a run sends: events, orders, or both."""
+    if orders and not events:
+        return _ORDERS_HISTORY_WARNING
+    if orders:
+        return HISTORY_WARNING.replace(
+            "when it receives them", "when it receives them (orders keep their orderDate)"
+        )
+    return HISTORY_WARNING
+
+
 #: What the reward preview cannot see, said by its report, the CLI and the README.
 PREVIEW_CAVEATS = (
     "A quote is what one event would award now, on its own: a customer's many backfilled events "

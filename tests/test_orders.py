@@ -461,6 +461,15 @@ def test_the_dry_run_plans_the_orders_a_live_run_sends(tmp_path, mode):
         assert planned.lane_seconds["batch_orders"] > 0
     other = plan(df, **{**mapping, "mode": "batch" if mode == "events" else "events"})
     assert other.estimated_seconds["events"] == planned.estimated_seconds["events"]
+    assert "(orders keep their orderDate)" in planned.warning, "events and orders: both said"
+
+
+def test_an_orders_only_plan_warns_of_what_orders_do():
+    from gb_backfill import plan
+
+    planned = plan(orders_frame(), **ORDERS)
+    assert planned.warning.startswith("Gameball records orders at their orderDate"), planned.warning
+    assert "stamps events" not in planned.summary()
 
 
 def test_a_csv_of_orders_keeps_ids_as_written_and_dates_to_the_millisecond(tmp_path):

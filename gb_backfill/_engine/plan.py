@@ -271,6 +271,10 @@ def _plan(
         round_trip=costs.round_trip,
         job_seconds=costs.job_seconds,
         pace=_pace(settings, orders=bool(tally.lanes[Lane.ORDERS])),
+        warning=gameball.history_warning(
+            events=any(tally.lanes[lane] for lane in Lane if not lane.carries_orders),
+            orders=any(tally.lanes[lane] for lane in Lane if lane.carries_orders),
+        ),
         reserve=settings.reserve,
         bodies_path=Path(bodies_path) if bodies_path is not None else None,
     )
