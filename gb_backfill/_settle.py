@@ -44,7 +44,11 @@ def ledger_status(ledger: str | os.PathLike[str], options: NoOptions) -> LedgerR
         reader = Ledger(path, read_only=True)
         try:
             rows = reader.rows()
-            counts, unknown = reader.counts(rows=rows), reader.unknown_rows()
+            # Rows in batch jobs a stopped run posted: the next run asks Gameball how each
+            # job ended, so they are not for a person to settle.
+            in_jobs = [row.key for job in reader.pending_jobs() for row in job.rows]
+            counts = reader.counts(rows=rows)
+            unknown = reader.unknown_rows(leaving_out=in_jobs)
             settled = reader.settlements()
         finally:
             reader.close()
@@ -58,9 +62,11 @@ def ledger_status(ledger: str | os.PathLike[str], options: NoOptions) -> LedgerR
         counts = {str(k): int(v) for k, v in rows["status"].value_counts().items()}
         requests = _journal.read(path.with_name(path.name + "-intents")).requests
         unknown, settled, journal_only = unknown_rows(rows, requests), {}, True
+        in_jobs = []
     every = {status.value: counts.get(status.value, 0) for status in LedgerStatus}
     return LedgerReport(
         path=path, counts=every, unknown=unknown, settled=settled, journal_only=journal_only,
+        in_batch_jobs=len(in_jobs),
         retryable_failed=int(((rows["status"] == "failed") & rows["retryable"].astype(bool)).sum()),
     )  # fmt: skip
 

@@ -278,3 +278,25 @@ def _lifted(**options):
         "batch_limits": unlimited,
         "status_limits": unlimited,
     }
+
+
+def test_status_says_the_next_run_asks_gameball_about_rows_in_batch_jobs(tmp_path, capsys):
+    """Rows a killed run left in posted batch jobs are not for a person to settle: status says
+    the next run asks Gameball how each job ended, exits 0 for them, and settle --all leaves
+    them to that run."""
+    from gb_backfill._cli import main
+
+    ledger = tmp_path / "ledger"
+    crashed_ledger(ledger, frame(), jobs=3)
+    status = gb_backfill.ledger_status(ledger)
+    assert status.next_run["asked_of_gameball"] == ROWS
+    assert status.next_run["held_as_unknown"] == 0
+    assert status.unknown.empty, "none is listed to look up and settle"
+    assert main(["status", "--ledger", str(ledger)]) == 0
+    out = capsys.readouterr().out
+    assert f"asked of gameball: {ROWS} (in batch jobs a stopped run posted; the next run asks" in (
+        out
+    )
+    settled = gb_backfill.settle(ledger, keys="all", arrived=False)
+    assert settled.settled == 0, "a guess by hand would risk sending a processed row again"
+    assert gb_backfill.ledger_status(ledger).next_run["asked_of_gameball"] == ROWS

@@ -25,8 +25,10 @@ class LedgerReport:
     holds the rows whose outcome is not known (``unknown`` and ``in_flight``), one each, with
     what was sent: ``gb_key``, ``customer_id``, ``event``, ``metadata`` (JSON text), ``email``,
     ``mobile``, ``sent_at`` (UTC), ``status``, ``error_code``, ``error_message``,
-    ``input_row``; look them up in Gameball, then :func:`settle` them. ``settled`` counts the
-    rows settled by hand so far, per verdict (``arrived``, ``not_arrived``).
+    ``input_row``; look them up in Gameball, then :func:`settle` them. Rows in batch jobs a
+    stopped run posted (``in_batch_jobs``) are not among them: the next run asks Gameball how
+    each job ended. ``settled`` counts the rows settled by hand so far, per verdict
+    (``arrived``, ``not_arrived``).
     """
 
     path: Path
@@ -38,6 +40,9 @@ class LedgerReport:
     #: of ``counts["failed"]``, the rows failed for a reason worth retrying (a lost connection,
     #: an answer 5xx or 429) or settled by hand as not arrived: the next run sends them again
     retryable_failed: int = 0
+    #: of ``counts["in_flight"]``, the rows in batch jobs a stopped run posted: the next run
+    #: asks Gameball how each job ended, then skips what arrived and sends the rest
+    in_batch_jobs: int = 0
 
     @property
     def rows(self) -> int:
@@ -54,13 +59,15 @@ class LedgerReport:
         sent)."""
         counts = self.counts
         orders = self.unknown_orders
+        doubtful = counts.get("unknown", 0) + counts.get("in_flight", 0)
         return {
             "sent": counts.get("sent", 0),
             "will_be_sent": counts.get("aborted", 0),
             "will_be_retried": self.retryable_failed,
             "failed_for_good": counts.get("failed", 0) - self.retryable_failed,
             "orders_sent_again": orders,
-            "held_as_unknown": counts.get("unknown", 0) + counts.get("in_flight", 0) - orders,
+            "asked_of_gameball": self.in_batch_jobs,
+            "held_as_unknown": doubtful - orders - self.in_batch_jobs,
             "invalid": counts.get("invalid", 0),
         }
 
@@ -127,6 +134,8 @@ class LedgerReport:
             "says why); the next run reports them again unless they were fixed",
             "orders_sent_again": "orders whose requests went out without an answer; the next "
             "run sends them again, and Gameball refuses an orderId it has, so none counts twice",
+            "asked_of_gameball": "in batch jobs a stopped run posted; the next run asks "
+            "Gameball how each job ended, then skips the rows that arrived and sends the rest",
             "held_as_unknown": "their requests went out without an answer, so Gameball may "
             f"have them{crash}; no run sends them on its own: settle them (below)",
             "invalid": "they break Gameball's rules; the next run sends a fixed copy",
@@ -135,7 +144,8 @@ class LedgerReport:
             f"  {name.replace('_', ' ')}: {count:,} ({said[name]})" if count
             else f"  {name.replace('_', ' ')}: 0"
             for name, count in will.items()
-            if count or name != "orders_sent_again"  # a ledger of events has no such line
+            # a ledger of events, or of no batch jobs, has no such line
+            if count or name not in ("orders_sent_again", "asked_of_gameball")
         ]  # fmt: skip
         lines.append(
             "  (rows a stopped run never reached, aborted in its report, are not recorded: the "

@@ -55,7 +55,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -306,12 +306,16 @@ class Ledger:
         """Every row the ledger records, with its latest status (the journal's too)."""
         return self._rows()
 
-    def unknown_rows(self) -> pd.DataFrame:
+    def unknown_rows(self, *, leaving_out: Collection[bytes] = ()) -> pd.DataFrame:
         """Rows whose outcome is not known (``unknown``, or ``in_flight`` at a crash), with what
-        their request said where the ledger has it (see :func:`unknown_rows`)."""
+        their request said where the ledger has it (see :func:`unknown_rows`); the rows of
+        ``leaving_out`` keys are left out."""
         stored = _ledger_extras.stored_requests(self._db) if self._extras else []
         pending = _journal.read(self.journal_path).requests
-        return unknown_rows(self._rows(), [*stored, *pending])
+        rows = self._rows()
+        if leaving_out:
+            rows = rows[~rows["key"].isin(set(leaving_out))]
+        return unknown_rows(rows, [*stored, *pending])
 
     def settlements(self) -> dict[str, int]:
         """Rows settled by hand, per verdict."""

@@ -203,17 +203,22 @@ def settlement_counts(db: sqlite3.Connection) -> dict[str, int]:
 def settle_by_hand(
     db: sqlite3.Connection, keys: Sequence[bytes] | None, *, arrived: bool, now: float
 ) -> tuple[list[bytes], list[bytes], list[bytes]]:
-    """Mark unknown rows (``keys``, or every one when None) as arrived (``sent`` from now on)
-    or not (``failed`` and retryable: the next run sends it once), in one transaction.
+    """Mark unknown rows (``keys``, or every one held as unknown when None: not those in batch
+    jobs the next run asks Gameball about) as arrived (``sent`` from now on) or not (``failed``
+    and retryable: the next run sends it once), in one transaction.
 
     Returns (the keys settled, the keys the ledger knows but not as unknown, left as they are,
     the keys it does not know).
     """
     if keys is None:
+        # Every row held as unknown: not those in a batch job a stopped run posted, which the
+        # next run asks Gameball about (a verdict by hand could only be a guess there).
         marks = ",".join("?" * len(DOUBTFUL))
-        found = dict(
-            db.execute(f"SELECT key, status FROM rows WHERE status IN ({marks})", DOUBTFUL)
+        query = (
+            f"SELECT key, status FROM rows WHERE status IN ({marks}) AND NOT "
+            "(status = 'in_flight' AND job_id IS NOT NULL AND job_id >= 0)"
         )
+        found = dict(db.execute(query, DOUBTFUL))
     else:
         query = "SELECT key, status FROM rows WHERE key IN ({marks})"
         found = dict(select_in(db, query, keys))

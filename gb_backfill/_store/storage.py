@@ -332,6 +332,8 @@ def pending_jobs(db: sqlite3.Connection) -> list[EarlierJob]:
     """Batch jobs whose rows are still in flight, oldest first (rows whose job was being
     posted, id unknown, are in none: they stay in flight)."""
     jobs: dict[int, EarlierJob] = {}
+    if "job_id" not in {row[1] for row in db.execute("PRAGMA table_info(rows)")}:
+        return []  # a ledger from before batch jobs, opened read-only (not migrated)
     query = (
         "SELECT job_id, key, customer_id, updated_at FROM rows "
         "WHERE status = 'in_flight' AND job_id IS NOT NULL AND job_id >= 0 "
