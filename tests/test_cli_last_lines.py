@@ -2,6 +2,7 @@
 each command runs here, and its last line is checked, with all it printed: counts in words,
 flags not keywords, no reprs, no library class names, no NaN or None."""
 
+import argparse
 import re
 import signal
 import subprocess
@@ -258,6 +259,21 @@ def test_the_demo_ends_by_saying_why_it_exits_1(tmp_path):
     assert done.returncode == 1, done.stderr
     assert last_line(done.stdout).startswith("exit code 1, as for any run that leaves rows unsent")
     in_cli_terms(done.stderr)
+
+
+@pytest.mark.parametrize("ledger", [None, "demo.ledger"])
+def test_the_demo_says_where_its_unknown_rows_are_listed(capsys, ledger):
+    from gb_backfill._cli.demo import _tell
+
+    args = argparse.Namespace(no_preview=True, ledger=ledger, failures="demo.failures.parquet")
+    _tell(args, accepted=10, points=50, lost=2, code=1)
+    said = capsys.readouterr().out
+    assert "lists them as sent" not in said
+    if ledger:
+        assert "`gb-backfill status --ledger demo.ledger` lists them with what was sent" in said
+    else:
+        assert "With --ledger PATH the demo keeps a ledger" in said
+    in_cli_terms(said)
 
 
 def test_the_emulator_says_it_stopped(tmp_path):

@@ -95,8 +95,14 @@ def _tell(args: argparse.Namespace, accepted: int, points: int, lost: int, code:
             f"{lost:,} of them had their answer lost on the way back (a fault the demo injects, "
             "as real networks do): gb-backfill cannot know whether those rows arrived, so it "
             "marks them unknown and never resends them on its own (--retry-unknown would). "
-            "With a ledger, `gb-backfill status --ledger PATH` lists them as sent, and "
-            "`gb-backfill settle` records what Gameball says of them."
+            + (
+                f"`gb-backfill status --ledger {args.ledger}` lists them with what was sent, and "
+                f"`gb-backfill settle --ledger {args.ledger}` records what Gameball says of them."
+                if args.ledger
+                else "With --ledger PATH the demo keeps a ledger: `gb-backfill status --ledger "
+                "PATH` then lists them with what was sent, and `gb-backfill settle` records "
+                "what Gameball says of them."
+            )
         )
     if code == EXIT_INCOMPLETE:
         print(
