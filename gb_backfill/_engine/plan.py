@@ -217,7 +217,6 @@ def _plan(
     bodies_path: str | os.PathLike[str] | None,
 ) -> SendPlan:
     busiest = tally.per_customer.most_common(1)
-    orders_costs = replace(costs, events_limits=settings.order_limits)
     requests = {Lane.EVENTS.value: tally.lanes[Lane.EVENTS]}
     if tally.lanes[Lane.ORDERS]:
         requests[Lane.ORDERS.value] = tally.lanes[Lane.ORDERS]
@@ -232,22 +231,7 @@ def _plan(
             requests[Lane.BATCH_ORDERS.value] = max(jobs, _chain(tally.orders_customer, settings))
         lane_rows = {lane.value: tally.lanes[lane] for lane in Lane
                      if tally.lanes[lane] or not lane.carries_orders}  # fmt: skip
-        lane_seconds = {
-            Lane.EVENTS.value: events_seconds(
-                tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs
-            ),
-            Lane.BATCH.value: batch_seconds(
-                tally.lanes[Lane.BATCH], _chain(tally.batch_customer, settings), costs
-            ),
-        }
-        if tally.lanes[Lane.BATCH_ORDERS]:
-            lane_seconds[Lane.BATCH_ORDERS.value] = batch_seconds(
-                tally.lanes[Lane.BATCH_ORDERS], _chain(tally.orders_customer, settings), costs
-            )
-        if tally.lanes[Lane.ORDERS]:
-            lane_seconds[Lane.ORDERS.value] = events_seconds(
-                tally.lanes[Lane.ORDERS], _most(tally.orders_customer), orders_costs
-            )
+        lane_seconds = _lane_seconds(tally, settings, costs)
     return SendPlan(
         mode=settings.mode,
         rows=tally.rows,
@@ -278,6 +262,28 @@ def _plan(
         reserve=settings.reserve,
         bodies_path=Path(bodies_path) if bodies_path is not None else None,
     )
+
+
+def _lane_seconds(tally: _Tally, settings: Settings, costs: LaneCosts) -> dict[str, float]:
+    """Batch mode's split: the time each lane's rows take at its limits."""
+    seconds = {
+        Lane.EVENTS.value: events_seconds(
+            tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs
+        ),
+        Lane.BATCH.value: batch_seconds(
+            tally.lanes[Lane.BATCH], _chain(tally.batch_customer, settings), costs
+        ),
+    }
+    if tally.lanes[Lane.BATCH_ORDERS]:
+        seconds[Lane.BATCH_ORDERS.value] = batch_seconds(
+            tally.lanes[Lane.BATCH_ORDERS], _chain(tally.orders_customer, settings), costs
+        )
+    if tally.lanes[Lane.ORDERS]:
+        seconds[Lane.ORDERS.value] = events_seconds(
+            tally.lanes[Lane.ORDERS], _most(tally.orders_customer),
+            replace(costs, events_limits=settings.order_limits),
+        )  # fmt: skip
+    return seconds
 
 
 def _pace(settings: Settings, *, orders: bool) -> dict[str, RateLimits]:
