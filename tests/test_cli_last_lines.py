@@ -276,6 +276,23 @@ def test_the_demo_says_where_its_unknown_rows_are_listed(capsys, ledger):
     in_cli_terms(said)
 
 
+def test_the_demos_refusals_name_its_own_flags(tmp_path, capsys, monkeypatch):
+    """A demo's failures file of another input is refused naming --failures, not the keyword
+    (a trial was told failures_path=PATH on the command line)."""
+    other = tmp_path / "taken.parquet"
+    df = pd.DataFrame({"customerId": ["c1", ""], "eventName": "e"})
+    (tmp_path / "x.csv").write_text(df.to_csv(index=False))
+    main(["validate", str(tmp_path / "x.csv"), "--failures", str(other)])
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    code = main(["demo", "--fast", "--rows", "20", "--no-preview", "--no-progress",
+                 "--failures", str(other)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "choose another path with --failures PATH" in err, err
+    in_cli_terms(err)
+
+
 def test_the_emulator_says_it_stopped(tmp_path):
     process = subprocess.Popen(command("emulator", "--port", "0"), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip

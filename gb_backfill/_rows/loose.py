@@ -307,7 +307,7 @@ def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:
         for k, c in zip(mapping.metadata_keys, mapping.metadata, strict=True)
         if differ & key_bit(k)
     ]
-    return columns or ["(email, mobile, or how values are written)"]
+    return columns or ["email, mobile, or how a value is written"]
 
 
 @dataclass(slots=True)
