@@ -103,6 +103,7 @@ def test_send_exit_paths(files, capsys):
         code, _, err = run(capsys, *send(files, emu, "good.csv"), "--api-key", "wrong")
         assert code == 2, "Gameball rejected the key"
         assert "Gameball rejected the keys (HTTP 401" in err
+        assert err.count("stopped") == 1, err
         assert last_line(err).endswith(
             f"rows not sent are in {files / 'good.csv.failures.parquet'}"
         )
@@ -205,6 +206,7 @@ def test_status_and_settle_exit_paths(tmp_path, capsys):
     code, out, _ = run(capsys, "status", "--ledger", ledger)
     assert code == 0
     assert "  will be retried: 1 (" in out
+    assert "keys Gameball refused (401, 403)" in out, "every way a row is retried is named"
     code, _, err = run(capsys, "status", "--ledger", tmp_path / "none")
     assert code == 2
     assert last_line(err).startswith("gb-backfill: error: ")
