@@ -230,6 +230,12 @@ class SendReport:
         return "\n".join(lines)
 
 
+def _singular(words: str) -> str:
+    """``batch jobs of orders`` -> ``batch job of orders``."""
+    head, _, rest = words.partition(" of ")
+    return head.removesuffix("s") + (f" of {rest}" if rest else "")
+
+
 _REQUEST_WORDS = {"events": "requests", "batch": "batch jobs"}
 _REQUEST_WORDS_WITH_ORDERS = {
     "events": "event requests", "orders": "order requests",
@@ -409,7 +415,9 @@ class SendPlan:
         both = any(lane in self.requests for lane in ("orders", "batch_orders"))
         words = _REQUEST_WORDS_WITH_ORDERS if both else _REQUEST_WORDS
         requests = ", ".join(
-            f"{count:,} {words[lane]}" for lane, count in self.requests.items() if count
+            f"{count:,} {_singular(words[lane]) if count == 1 else words[lane]}"
+            for lane, count in self.requests.items()
+            if count
         )
         return (
             f"dry run, nothing was sent: {self.rows:,} rows, {self.valid:,} valid, "
@@ -424,8 +432,11 @@ class SendPlan:
             seconds = self.lane_seconds.get(lane, 0.0)
             who = ""
             if lane == "events" and self.events_lane_customers:
-                who = f" of {self.events_lane_customers:,} customers"
-            lines[lane] = f"{rows:,} rows{who}, about {duration_text(seconds)}"
+                customers = self.events_lane_customers
+                who = f" of {customers:,} customer{'' if customers == 1 else 's'}"
+            lines[lane] = (
+                f"{rows:,} row{'' if rows == 1 else 's'}{who}, about {duration_text(seconds)}"
+            )
         return lines
 
     def _pace(self) -> str:
