@@ -277,3 +277,14 @@ def test_validate_the_dry_run_the_preview_and_a_send_say_so_through_the_cli(tmp_
         out = capsys.readouterr().out
         assert said in out
         assert spellings in out
+
+
+def test_amounts_with_a_decimal_comma_are_numbers_written_as_text():
+    """A regional Excel's ';' CSV writes 570,30 and 1.299,50: a trial got no warning for them."""
+    [row] = validate(events(amount=["570,30", "1.299,50", "12"])).warnings.to_dict("records")
+    assert (row["code"], row["count"]) == ("number_as_text", 3)
+    assert "--dtype amount=float --decimal , reads them" in row["message"]
+    assert warned(events(amount=["1,299.50", "3"])) == {"amount": "number_as_text"}
+    thousands = validate(events(amount=["1,299", "12"])).warnings["message"][0]
+    assert "--thousands , reads them" in thousands, "1,299 alone is a thousands comma"
+    assert warned(events(version=["1,2,3", "4,5"])) == {}, "not a number"
