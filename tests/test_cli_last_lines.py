@@ -144,6 +144,28 @@ def test_dry_run_exit_paths(files, capsys):
     assert "  customers: 0\n" in out, "no busiest customer when there is none"
 
 
+def test_a_dry_run_with_the_api_key_is_held_to_the_keys_the_live_send_needs(
+    files, capsys, monkeypatch
+):
+    """A trial's batch-mode dry run exited 0, and the live send was then refused for the
+    secret key: a dry run made ready for a live send exits as that send would."""
+    monkeypatch.delenv("GAMEBALL_SECRET_KEY", raising=False)
+    monkeypatch.delenv("GAMEBALL_API_KEY", raising=False)
+    batch = ("send", files / "good.csv", "--dry-run", "--mode", "batch")
+    code, out, _ = run(capsys, *batch, "--api-key", "k")
+    assert code == 2
+    assert last_line(out) == (
+        "a live send would be refused: --mode batch needs the secret key (Gameball's batch API "
+        "requires it): pass --secret-key ... or set GAMEBALL_SECRET_KEY"
+    )
+    code, out, _ = run(capsys, *batch, "--api-key", "k", "--secret-key", "s")
+    assert code == 0
+    assert "live send would be refused" not in out
+    code, out, _ = run(capsys, *batch)
+    assert code == 0, "a dry run needs no key: one made without any is not held to them"
+    assert "live send would be refused" not in out
+
+
 # --- preview ------------------------------------------------------------------------------------
 
 

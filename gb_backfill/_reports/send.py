@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .._config import RateLimits
-from .._errors import Mention, Terms, render
+from .._errors import ConfigError, Mention, Terms, render
 from .._gameball import HISTORY_WARNING
 from .._rows.warnings import empty_warnings, warning_lines
 from .._store.failures import read_failures, write_parquet
@@ -287,6 +287,9 @@ class SendPlan:
     pace: dict[str, RateLimits] = field(default_factory=dict)
     reserve: float = 0.0  #: the share of every limit left for other clients of the key
     bodies_path: Path | None = None
+    #: why a live send with the same options would be refused before sending (a key it needs
+    #: is missing: the dry run itself needs none), or None
+    live_refusal: ConfigError | None = field(default=None, repr=False, compare=False)
     warning: str = field(default=HISTORY_WARNING)
     #: columns whose values are likely not what was meant, and rows that repeat one another
     #: (as ``ValidationReport.warnings``)
@@ -399,6 +402,8 @@ class SendPlan:
             lines.append(f"  request bodies written to {self.bodies_path}")
         lines += [f"  {line}" for line in warning_lines(self.warnings)]
         lines.append(f"  note: {self.warning}")
+        if self.live_refusal is not None:
+            lines.append(f"a live send would be refused: {self.live_refusal.in_terms(terms)}")
         return "\n".join(lines)
 
     def headline(self) -> str:
