@@ -335,9 +335,9 @@ def _fit(bar: Any, pieces: list[tuple[int, str]]) -> tuple[str, str]:
 
 
 def _choose(pieces: list[tuple[int, str]], room: int) -> list[tuple[int, str]]:
-    """The parts that fit in ``room`` columns, by rank, in their order, counts of zero last
-    (should tqdm still cut the line's end, a zero goes first); why the run waits is shortened
-    to fit when it alone does not."""
+    """The parts that fit in ``room`` columns, by rank, in their order; when some do not fit,
+    counts of zero go last (should tqdm still cut the line's end, a zero goes first); why the
+    run waits is shortened to fit when it alone does not."""
     kept: dict[int, str] = {}
     used = -2  # no ", " before the first part
     dropped = False
@@ -352,4 +352,6 @@ def _choose(pieces: list[tuple[int, str]], room: int) -> list[tuple[int, str]]:
             used += len(text) + 2
         else:
             dropped = True
+    if not dropped:  # everything fits: in its order, always the same
+        return [(pieces[i][0], kept[i]) for i in sorted(kept)]
     return [(pieces[i][0], kept[i]) for i in sorted(kept, key=lambda i: (pieces[i][0] == _ZERO, i))]
