@@ -53,7 +53,7 @@ def note_changed_rows(
     chunk = prepared.chunk
     if not verdicts.changed or chunk.loose is None:
         return
-    forms = chunk.loose[1]
+    forms = chunk.loose.forms
     rows = {
         prepared.rows[i].local: (int(forms[prepared.rows[i].key_index]), then)
         for i, then in verdicts.changed.items()
