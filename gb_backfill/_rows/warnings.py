@@ -350,10 +350,14 @@ def _number_message(name: str, separated: bool) -> str:
         return text + (
             f"with thousands separators, --dtype {name}=float --thousands , reads them (or "
             "--thousands with the separator they use; with a decimal comma also --decimal ,), "
-            "as send_path(..., thousands=',') does; in pandas: "
+            f"in Python dtype={{{name!r}: 'float'}}, thousands=','; a DataFrame, in pandas: "
             f"df[{name!r}] = pd.to_numeric(df[{name!r}].str.replace(r'[,\\s]', '', regex=True))"
         )
-    return text + f"--dtype {name}=float, or in pandas df[{name!r}] = pd.to_numeric(df[{name!r}])"
+    # Shown on the command line and in Python alike: each face's words, said as such.
+    return text + (
+        f"--dtype {name}=float reads them, in Python dtype={{{name!r}: 'float'}}; a DataFrame, "
+        f"in pandas: df[{name!r}] = pd.to_numeric(df[{name!r}])"
+    )
 
 
 def _bool_message(name: str, separated: bool) -> str:
