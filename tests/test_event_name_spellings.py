@@ -6,6 +6,8 @@ identity reads event names folded (case, surrounding spaces, character width), s
 recognises the row; a row whose event really differs is still a new row.
 """
 
+import contextlib
+import sqlite3
 from collections import Counter
 
 import httpx
@@ -121,12 +123,25 @@ def test_a_ledger_from_before_the_folding_still_refuses_a_changed_row(tmp_path, 
                 "limits": RateLimits.unlimited(), "progress": False,
                 "ledger": tmp_path / "l"}  # fmt: skip
 
-    # The earlier version: no folding.
+    # The earlier version: no folding, and no note of it in the ledger.
     with monkeypatch.context() as earlier:
         earlier.setattr(loose, "folded_names", lambda names: (names, np.zeros(len(names), bool)))
         assert send(df, **run()).sent == 2
+    with contextlib.closing(sqlite3.connect(tmp_path / "l")) as db, db:
+        assert db.execute("DELETE FROM meta WHERE name = 'loose_names'").rowcount == 1
     with pytest.raises(ChangedRowsError) as refused:
         send(df.assign(amount=["12.50", "7"]), **run())
     assert refused.value.rows == 2
     assert len(bodies) == 2
     assert "written differently (amount)" in str(refused.value), "the same name: not named"
+
+
+def test_a_new_ledger_needs_no_former_keys_and_an_older_one_does(tmp_path):
+    from gb_backfill._store.ledger import Ledger
+
+    with contextlib.closing(Ledger(tmp_path / "new")) as ledger:
+        assert not ledger.keeps_names_as_written()
+    with contextlib.closing(sqlite3.connect(tmp_path / "new")) as db, db:
+        db.execute("DELETE FROM meta WHERE name = 'loose_names'")
+    with contextlib.closing(Ledger(tmp_path / "new")) as ledger:
+        assert ledger.keeps_names_as_written(), "a ledger an older version created"

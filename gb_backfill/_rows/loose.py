@@ -283,10 +283,12 @@ def loose_hashes(
     mapping: ColumnMapping,
     customer_ids: Sequence[str],
     event_names: Sequence[str],
+    *,
+    former: bool = True,
 ) -> tuple[Hashes, npt.NDArray[np.int64], Hashes, npt.NDArray[np.bool_]]:
     """The loose identity hash (rows x 2) and the form mask of the rows at ``positions``, and
-    the former hashes (the event name as written) of the rows whose name folding changes,
-    with where they are.
+    (``former``) the former hashes (the event name as written) of the rows whose name folding
+    changes, with where they are.
 
     Each row's canonical text is its customer and folded event name, then one member per
     metadata key in sorted order (empty where there is no value), hashed once.
@@ -308,15 +310,16 @@ def loose_hashes(
     forms[refolded] |= np.uint64(NAME_BIT)
     who = pc.binary_join_element_wise(customers, folded, "\x1e")
     text = pc.binary_join_element_wise(who, *parts, "")
-    former = np.zeros((0, 2), dtype=np.uint64)
-    if refolded.any():
+    earlier = np.zeros((0, 2), dtype=np.uint64)
+    if former and refolded.any():
         where = pa.array(np.flatnonzero(refolded))
         who = pc.binary_join_element_wise(customers.take(where), written.take(where), "\x1e")
         members = [part.take(where) for part in parts if isinstance(part, pa.Array)]
-        former = _hash(
+        earlier = _hash(
             pc.binary_join_element_wise(who, *members, "").to_numpy(zero_copy_only=False)
         )
-    return _hash(text.to_numpy(zero_copy_only=False)), forms.view(np.int64), former, refolded
+    hashes = _hash(text.to_numpy(zero_copy_only=False))
+    return hashes, forms.view(np.int64), earlier, refolded
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,23 +334,29 @@ class LooseKeys:
 
 
 def loose_keys(
-    frame: pd.DataFrame, checked: CheckedFrame, encoded: EncodedRows, maker: RowKeyMaker
+    frame: pd.DataFrame,
+    checked: CheckedFrame,
+    encoded: EncodedRows,
+    maker: RowKeyMaker,
+    *,
+    former: bool = True,
 ) -> LooseKeys:
     """The loose keys of the encoded rows of ``frame``, counted by ``maker`` (the run's, so
-    that occurrences number across the whole input)."""
-    hashes, forms, former, refolded = loose_hashes(
+    that occurrences number across the whole input); their former keys only with ``former``
+    (a ledger created before names were folded: :meth:`Ledger.keeps_names_as_written`)."""
+    hashes, forms, earlier_hashes, refolded = loose_hashes(
         frame,
         encoded.positions,
         checked.mapping,
         encoded.customer_ids,
         checked.event_names_at(encoded.positions),
+        former=former,
     )
     keys = maker.occurrence_keys(hashes)
     # A name as written hashes apart from every folded one: its occurrences count as before.
-    earlier = maker.occurrence_keys(former)
-    return LooseKeys(
-        keys, forms, dict(zip(np.flatnonzero(refolded).tolist(), earlier, strict=True))
-    )
+    earlier = maker.occurrence_keys(earlier_hashes)
+    where = np.flatnonzero(refolded).tolist() if former else []
+    return LooseKeys(keys, forms, dict(zip(where, earlier, strict=True)))
 
 
 def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:
