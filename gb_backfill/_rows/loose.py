@@ -27,10 +27,11 @@ to show the user.
 Like the exact keys, loose keys tell apart identical rows by their occurrence (the first, the
 second, ...), so a third identical event is not mistaken for the second one sent again.
 
-Ledgers written before names were folded hold loose keys made with the name as written; a name
-that folding changes gives the same hash both ways when it was already folded, so only rows
-whose name is not gets a second, *former* key (the name as written) to look up as well
-(:func:`loose_keys`). Which rows old ledgers match is thus unchanged, and no ledger is rewritten.
+Ledgers created before names were folded hold loose keys made with the name as written. A name
+folding leaves as it is hashes the same both ways, so only a row whose name folding changes
+gets a second, *former* key (the name as written) to look up as well (:func:`loose_keys`), and
+only with such a ledger (a new one notes that it reads names folded). Which rows old ledgers
+match is thus unchanged, and no ledger is rewritten.
 """
 
 from __future__ import annotations
