@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator, RateLimits, send_path, validate_path
+from gb_backfill import Emulator, RateLimits, send_path, validate, validate_path
 from gb_backfill._cli import main
 
 FLAGS = ["--dtype", "amount=float", "--thousands", ","]
@@ -78,6 +78,24 @@ def test_a_dry_run_and_a_preview_on_parquet_take_the_flags(tmp_path, capsys):
         assert out.startswith("preview of 12 rows (12 valid)")
         code, out, _ = cli(capsys, "preview", small, *run, *FLAGS)
         assert out.startswith("preview of 12 rows (11 valid)")
+
+
+def test_the_failures_file_notes_the_type_as_for_a_csv(tmp_path):
+    """The way back: the failures file keeps n/a as text, noted as float, so the row fixed with
+    plain pandas sends a number, and one left as it was is dtype_unconvertible again."""
+    source = trial(tmp_path / "export.parquet", rows=20)
+    frame = pd.read_parquet(source)
+    frame.loc[3, "amount"] = "also n/a"
+    frame.to_parquet(source)
+    validate_path(source, dtype={"amount": "float"}, thousands=",", failures_path=tmp_path / "f.pq")
+    failures = pd.read_parquet(tmp_path / "f.pq")
+    assert failures.attrs["gb_backfill"]["as_text"] == {"amount": "float"}
+    failures.loc[failures["amount"] == "n/a", "amount"] = "12.5"
+    again = validate(failures)
+    assert again.failures[["code", "value"]].to_dict("records") == [
+        {"code": "dtype_unconvertible", "value": "also n/a"}
+    ]
+    assert again.valid["amount"].tolist() == [12.5]
 
 
 def test_dtype_naming_a_missing_column_is_the_csvs_one_line_error(tmp_path, capsys):

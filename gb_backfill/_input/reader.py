@@ -212,6 +212,8 @@ class InputFile:
         for name, scan in scans.items():
             reread = functools.partial(self._reread, name)
             self._asked[name] = Asked(scan.decide(self.csv.dtype[name]), scan, reread)
+            # The failures file notes it, so that its text is read as this type again.
+            self.types[name] = self._asked[name].kind
 
     def _reread(self, name: str, text: pa.Array) -> pa.Array:
         return self.csv.plain_numbers(name, self.csv.missing(text))
