@@ -57,6 +57,7 @@ from .keys import RowKeyMaker
 from .mapping import ColumnMapping
 from .payloads import EncodedRows
 from .rules import CheckedFrame
+from .spellings import folded
 from .values import to_arrow
 
 __all__: list[str] = []
@@ -272,10 +273,11 @@ def _hash(texts: npt.NDArray[np.object_]) -> Hashes:
 
 
 def folded_names(written: pa.Array) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
-    """Event names as the loose identity reads them: NFKC (full-width letters as plain ones),
-    surrounding spaces trimmed, lower case; and where that differs from the name as written."""
-    folded = pc.utf8_lower(pc.utf8_trim_whitespace(pc.utf8_normalize(written, "NFKC")))
-    return folded, _where(pc.not_equal(folded, written))
+    """Event names as the loose identity reads them: folded as the ``event_name_variants``
+    warning folds them (:func:`~gb_backfill._rows.spellings.folded`: NFKC, lower case, spaces
+    trimmed and runs of them one); and where that differs from the name as written."""
+    names = folded(written)
+    return names, _where(pc.not_equal(names, written))
 
 
 def loose_hashes(
@@ -454,7 +456,7 @@ class ChangedRows:
             "{count:,} rows look like rows an earlier run with this ledger sent, written "
             "differently ({columns}): the same customer, event and values, but as text, or "
             "empty where they were missing"
-            + (", or with the event name in other case or width" if named else "")
+            + (", or with the event name spelt otherwise (case, spaces, width)" if named else "")
             + ". Sending them would award them twice, so nothing was sent: "
         )
         values: dict[str, object] = {"count": self.count, "columns": ", ".join(self.columns)}
