@@ -119,6 +119,15 @@ class GameballError(Exception):
             return str(self)
         return render(self.template, self.values, terms)
 
+    def put_first(self, template: str, **values: Any) -> None:
+        """Say ``template`` first, the message after it in parentheses (a hint that is the
+        fix)."""
+        said = self.template if self.template is not None else _literal(str(self))
+        assert not set(values) & set(self.values), "a hint's values have names of their own"
+        self.template = f"{template} ({said})"
+        self.values = {**self.values, **values}
+        self.args = (render(self.template, self.values, Mention.in_python), *self.args[1:])
+
     def add_hint(self, template: str, **values: Any) -> None:
         """Say ``template`` (naming options as the message may) after the message."""
         said = self.template if self.template is not None else _literal(str(self))

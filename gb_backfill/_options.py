@@ -445,6 +445,21 @@ def _keys(options: RunOptions, *, mode: str, dry_run: bool) -> ApiKeys:
     return keys
 
 
+def live_refusal(options: RunOptions) -> ConfigError | None:
+    """Why a live send with ``options`` would be refused before sending anything (a key it
+    needs is missing), or None: what a dry run says. A dry run needs no key, so one made
+    without any (to look at a file before the keys are at hand) is not held to them; one made
+    with the API key is held to the rest (the secret key batch mode and orders need)."""
+    if not ApiKeys.resolve(options.api_key, options.secret_key, required=False).api_key:
+        return None
+    mode = options.mode if isinstance(options, SendOptions) else "events"
+    try:
+        _keys(options, mode=mode, dry_run=False)
+    except ConfigError as refused:
+        return refused
+    return None
+
+
 def make_settings(options: RunOptions, *, dry_run: bool = False) -> Settings:
     """The settings of one send (``options`` a :class:`SendOptions`; with ``dry_run``, no key is
     needed) or preview (a :class:`PreviewOptions`), the options checked together (one at a time

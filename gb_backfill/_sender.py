@@ -12,6 +12,7 @@ the input to one run (:mod:`gb_backfill._engine.run`) or to the dry run
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from ._config import Settings
 from ._engine.plan import plan_run
@@ -25,6 +26,7 @@ from ._options import (
     PlanPathOptions,
     SendOptions,
     SendPathOptions,
+    live_refusal,
     make_settings,
     mapping_of,
 )
@@ -187,13 +189,14 @@ async def aplan(df: Frame, options: PlanOptions) -> SendPlan:
     """
     settings, mapping, source = await _frame_input(df, options, "plan", dry_run=True)
     try:
-        return await plan_run(
+        planned = await plan_run(
             lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
             mapping=mapping, ledger_path=options.ledger, bodies_path=options.bodies_path,
             columns=list(source.columns),
         )  # fmt: skip
     finally:
         source.close()
+    return replace(planned, live_refusal=live_refusal(options))
 
 
 plan = sync_of(
@@ -212,11 +215,12 @@ async def aplan_path(path: str | os.PathLike[str], options: PlanPathOptions) -> 
     sending nothing; otherwise as :func:`aplan`."""
     settings = make_settings(options, dry_run=True)
     source, mapping = await open_input(path, options, row_key=settings.row_key or ())
-    return await plan_run(
+    planned = await plan_run(
         lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
         mapping=mapping, ledger_path=options.ledger, bodies_path=options.bodies_path,
         columns=list(source.columns),
     )  # fmt: skip
+    return replace(planned, live_refusal=live_refusal(options))
 
 
 plan_path = sync_of(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import GameballError
 from ._preview.report import PreviewReport
 from ._reports.send import SendReport
+from ._reports.words import WORTH_RETRYING
 
 if TYPE_CHECKING:  # not at run time: it imports asyncio, which `import gb_backfill` defers
     from ._engine.stopping import Stop
@@ -131,9 +132,9 @@ def raise_for(
     if stop.refused is not None:
         refused = stop.refused
         after = (
-            f"the run stopped and {report.aborted:,} rows were not attempted"
+            f"{report.aborted:,} rows were not attempted"
             if isinstance(report, SendReport)
-            else f"the preview stopped after {report.quoted:,} quotes"
+            else f"{report.quoted:,} quotes were answered before it"
         )
         raise AuthenticationError(
             "Gameball rejected the keys (HTTP {status}: {said}); {after}. Check the API key and "
@@ -187,11 +188,11 @@ def rows_left(report: SendReport, *, ledger: bool) -> str:
             f"{again:,} rows were not sent (aborted: {report.aborted:,}, failed: "
             f"{report.failed:,}): "
             + (
-                "a re-run with the same ledger sends the aborted ones and those failed by the "
-                "run (gb_error_code says which)"
+                "a re-run with the same ledger sends the aborted ones and the failed ones worth "
+                f"retrying ({WORTH_RETRYING}; gb_error_code says which)"
                 if ledger
-                else "the failures file lists them; aborted rows, and rows failed by the run "
-                "(gb_error_code), can be sent again"
+                else "the failures file lists them; aborted rows, and failed ones worth retrying "
+                f"({WORTH_RETRYING}; gb_error_code says which), can be sent again"
             )
         )
     if report.unknown:

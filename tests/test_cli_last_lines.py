@@ -103,6 +103,7 @@ def test_send_exit_paths(files, capsys):
         code, _, err = run(capsys, *send(files, emu, "good.csv"), "--api-key", "wrong")
         assert code == 2, "Gameball rejected the key"
         assert "Gameball rejected the keys (HTTP 401" in err
+        assert err.count("stopped") == 1, err
         assert last_line(err).endswith(
             f"rows not sent are in {files / 'good.csv.failures.parquet'}"
         )
@@ -141,6 +142,28 @@ def test_dry_run_exit_paths(files, capsys):
     code, out, _ = run(capsys, "send", files / "empty.csv", "--dry-run")
     assert code == 0
     assert "  customers: 0\n" in out, "no busiest customer when there is none"
+
+
+def test_a_dry_run_with_the_api_key_is_held_to_the_keys_the_live_send_needs(
+    files, capsys, monkeypatch
+):
+    """A trial's batch-mode dry run exited 0, and the live send was then refused for the
+    secret key: a dry run made ready for a live send exits as that send would."""
+    monkeypatch.delenv("GAMEBALL_SECRET_KEY", raising=False)
+    monkeypatch.delenv("GAMEBALL_API_KEY", raising=False)
+    batch = ("send", files / "good.csv", "--dry-run", "--mode", "batch")
+    code, out, _ = run(capsys, *batch, "--api-key", "k")
+    assert code == 2
+    assert last_line(out) == (
+        "a live send would be refused: --mode batch needs the secret key (Gameball's batch API "
+        "requires it): pass --secret-key ... or set GAMEBALL_SECRET_KEY"
+    )
+    code, out, _ = run(capsys, *batch, "--api-key", "k", "--secret-key", "s")
+    assert code == 0
+    assert "live send would be refused" not in out
+    code, out, _ = run(capsys, *batch)
+    assert code == 0, "a dry run needs no key: one made without any is not held to them"
+    assert "live send would be refused" not in out
 
 
 # --- preview ------------------------------------------------------------------------------------
@@ -205,6 +228,7 @@ def test_status_and_settle_exit_paths(tmp_path, capsys):
     code, out, _ = run(capsys, "status", "--ledger", ledger)
     assert code == 0
     assert "  will be retried: 1 (" in out
+    assert "keys Gameball refused (401, 403)" in out, "every way a row is retried is named"
     code, _, err = run(capsys, "status", "--ledger", tmp_path / "none")
     assert code == 2
     assert last_line(err).startswith("gb-backfill: error: ")
@@ -274,6 +298,23 @@ def test_the_demo_says_where_its_unknown_rows_are_listed(capsys, ledger):
     else:
         assert "With --ledger PATH the demo keeps a ledger" in said
     in_cli_terms(said)
+
+
+def test_the_demos_refusals_name_its_own_flags(tmp_path, capsys, monkeypatch):
+    """A demo's failures file of another input is refused naming --failures, not the keyword
+    (a trial was told failures_path=PATH on the command line)."""
+    other = tmp_path / "taken.parquet"
+    df = pd.DataFrame({"customerId": ["c1", ""], "eventName": "e"})
+    (tmp_path / "x.csv").write_text(df.to_csv(index=False))
+    main(["validate", str(tmp_path / "x.csv"), "--failures", str(other)])
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    code = main(["demo", "--fast", "--rows", "20", "--no-preview", "--no-progress",
+                 "--failures", str(other)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "choose another path with --failures PATH" in err, err
+    in_cli_terms(err)
 
 
 def test_the_emulator_says_it_stopped(tmp_path):

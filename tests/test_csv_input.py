@@ -103,7 +103,9 @@ def test_a_one_column_header_names_the_separator(tmp_path, capsys, header, sep, 
     path.write_text(f"{header}\n1;2;3\n")
     assert main(["validate", str(path), "--event", "x"]) == 2
     err = capsys.readouterr().err
-    assert f"is the separator {shown}? pass --sep '{sep}'" in err
+    first = err.split(" (", 1)[0]
+    assert first.startswith("gb-backfill: error: the header is one column, "), "the fix first"
+    assert first.endswith(f"is the separator {shown}? pass --sep '{sep}'"), err
     assert err.count("\n") == 1
     with pytest.raises(ConfigError, match=re.escape(f"pass sep='{sep}'")):
         gb_backfill.plan_path(path, event="x", api_key="k")

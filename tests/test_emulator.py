@@ -117,15 +117,23 @@ def test_non_json_content_type_and_malformed_json(emu):
 
 
 def test_per_second_limit():
-    with Emulator(limits=RateLimits(per_second=5, per_window=0), retry_after=True) as emu:
-        statuses = [post(emu).status_code for _ in range(7)]
-        assert statuses == [200] * 5 + [429] * 2
-        limited = post(emu)
-        assert limited.status_code == 429
-        assert int(limited.headers["Retry-After"]) >= 1
-        time.sleep(1.05)
-        assert post(emu).status_code == 200
-        assert emu.counters["rate_limited"] == 3
+    # The premise is eight requests within one second: on a loaded machine a burst can take
+    # longer, and then it proves nothing; it is tried again (a bounded number of times).
+    for _ in range(5):
+        with Emulator(limits=RateLimits(per_second=5, per_window=0), retry_after=True) as emu:
+            started = time.monotonic()
+            statuses = [post(emu).status_code for _ in range(7)]
+            limited = post(emu)
+            if time.monotonic() - started > 0.9:
+                continue
+            assert statuses == [200] * 5 + [429] * 2
+            assert limited.status_code == 429
+            assert int(limited.headers["Retry-After"]) >= 1
+            time.sleep(1.05)
+            assert post(emu).status_code == 200
+            assert emu.counters["rate_limited"] == 3
+            return
+    pytest.fail("no burst of eight requests fit in a second in five tries")
 
 
 def test_each_endpoint_keeps_its_own_rate_limits():

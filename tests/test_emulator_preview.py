@@ -727,7 +727,10 @@ def test_the_cli_serves_the_preview_from_a_campaigns_file():
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         url = process.stdout.readline().split()[3]
-        assert process.stdout.readline().startswith("reward preview: 10 campaigns, 1 event")
+        assert process.stdout.readline().startswith(
+            "reward preview: 10 campaigns, and 1 more event name it knows that no campaign "
+            "rewards, from "
+        )
         sent = {"customerId": "alice", "events": {"signed_up": None}}
         answer = httpx.post(url + PREVIEW, json=sent, headers=KEY)
         assert (answer.status_code, answer.json()["totalPoints"]) == (200, 100)

@@ -456,7 +456,7 @@ def test_the_dry_run_plans_the_orders_a_live_run_sends(tmp_path, mode):
     if mode == "events":
         assert said.endswith("in 2 event requests, 2 order requests (events mode)"), said
     else:
-        assert "batch jobs of orders" in said, said
+        assert "1 batch job of orders" in said, said
         assert "batch orders lane: 2 rows" in planned.summary()
         assert planned.lane_seconds["batch_orders"] > 0
     other = plan(df, **{**mapping, "mode": "batch" if mode == "events" else "events"})

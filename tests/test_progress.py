@@ -119,7 +119,8 @@ def test_the_counts_keep_up_with_the_position(capsys):
     for n in range(1, 41):
         clock.now += 0.15
         bar.advance(1, {"sent": n, "failed": 0}, 0)
-        assert f"sent={n}" in bar._bar.postfix, (n, bar._bar.postfix)
+        shown = bar._counts_bar.desc if bar._counts_bar is not None else bar._bar.postfix
+        assert f"sent={n}" in shown, (n, shown)
     bar.close()
 
 
@@ -218,15 +219,19 @@ def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
     assert states
     for state in states:
         assert len(state) <= columns, f"cut at {columns} columns: {state!r}"
-    assert any("pace=17/s, 1,201/30s" in s for s in states), states
-    assert any("waiting for the 30 s window: 12 s" in s for s in states), states
-    if columns >= 120:
-        assert any("unknown=27" in s and "pace=" in s for s in states), states
-    stopped = states[-1]
-    assert stopped.startswith("gameball (stopped):"), stopped
-    assert "aborted=9,645" in stopped, "a stopped run says first what it did not send"
-    assert "unknown=27" in stopped, "rows whose fate needs a look outrank the other counts"
-    assert "failed=0" not in stopped, "no zero in place of a count"
+    bars = [s for s in states if s.startswith("gameball")]
+    counts = [s for s in states if not s.startswith("gameball")]
+    # The bar keeps its times beside the pace, and says in full why it waits.
+    assert any(re.search(r"\[00:40<00:\d\d.*pace=17/s, 1,201/30s", s) for s in bars), bars
+    assert any(re.search(r"waiting for the 30 s window: 12 s\]?$", s) for s in bars), bars
+    # Every count, on a line of its own under the bar.
+    every = "sent=7,800, skipped=12, failed=3, invalid=85, unknown=27, retrying=4"
+    assert counts[0].strip() == every, counts
+    stopped = [s for s in bars if s.startswith("gameball (stopped):")][-1]
+    assert stopped.endswith("7927/17572 [00:45]"), "no time left promised by a stopped run"
+    assert states[-1].strip() == (
+        "sent=7,800, skipped=12, aborted=9,645, invalid=85, unknown=27, failed=0"
+    ), "a stopped run's counts: what it sent as well as what it did not"
 
 
 @pytest.mark.slow
@@ -286,8 +291,12 @@ def test_a_refused_key_leaves_the_bar_where_the_run_stopped(capsys):
         send_fast(rows, **options)
     report = stopped.value.report
     assert report.aborted > 0
-    last = capsys.readouterr().err.strip().splitlines()[-1].split("\r")[-1]
+    drawn_states = drawn(capsys.readouterr().err)
+    last = [s for s in drawn_states if s.startswith("gameball")][-1]
     assert last.startswith("gameball (stopped):"), last
+    assert drawn_states[-1].strip() == (
+        f"sent=2, aborted={report.aborted}, failed={report.failed}, invalid=0, unknown=0"
+    ), "every count on its own line: what the run sent as well as what it did not"
     found = re.search(r"\| (\d+)/50\b", last)  # when narrow, tqdm leaves the times out
     assert found, last
     done = int(found.group(1))
@@ -295,3 +304,41 @@ def test_a_refused_key_leaves_the_bar_where_the_run_stopped(capsys):
     # The report's codes are plain strings, as the failures file's gb_error_code holds them.
     assert {type(code) for code in report.error_codes} == {str}
     assert "<" not in repr(report.error_codes)
+
+
+def test_a_terminal_that_says_it_has_no_width_still_gets_a_bar(monkeypatch):
+    """``script`` and some CI runners give a terminal of 0 columns, where tqdm draws nothing:
+    the bar is drawn 80 columns wide instead."""
+    writer, reader = terminal(0)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    with os.fdopen(writer, "w", closefd=True) as screen:
+        monkeypatch.setattr(sys, "stderr", screen)
+        clock = FakeClock()
+        bar = _progress.Progress(100, enabled=True, clock=clock)
+        clock.now += 1
+        bar.advance(40, {"sent": 40}, 0)
+        bar.advance(60, {"sent": 100}, 0)
+        bar.finish({"sent": 100})
+        screen.flush()
+    states = drawn(drain(reader))
+    os.close(reader)
+    assert any(s.startswith("gameball: 100%|") and len(s) <= 80 for s in states), states
+    assert states[-1].strip() == "sent=100, failed=0, invalid=0, unknown=0"
+
+
+def test_rows_settled_without_a_request_do_not_make_the_rate(monkeypatch, capsys):
+    """426 invalid rows settled at once, then one row sent a second: tqdm's rate and time left
+    are those of the rows sent, not 400 rows a second (a trial was promised 22 s for 7 min)."""
+    clock = FakeClock()
+    monkeypatch.setattr("tqdm.std.time", clock)
+    monkeypatch.setenv("COLUMNS", "200")
+    bar = _progress.Progress(1_426, enabled=True, clock=clock)
+    clock.now += 0.5
+    bar.advance(426, {"sent": 0, "invalid": 426}, 0)
+    for n in range(1, 4):
+        clock.now += 1.0
+        bar.advance(1, {"sent": n, "invalid": 426}, 0)
+    rate = bar._bar.format_dict["rate"]
+    bar.close()
+    assert rate is not None
+    assert 0.5 < rate < 2.0, rate

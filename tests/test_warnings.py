@@ -42,6 +42,13 @@ def test_identifiers_of_digits_are_text_on_purpose(name):
     assert warned(events(paid=["104280", "12"])) == {"paid": "number_as_text"}
 
 
+def test_a_spelling_of_one_row_is_said_in_the_singular():
+    df = pd.DataFrame({"customerId": ["a", "b"], "eventName": ["buy", "Buy"]})
+    [message] = validate(df).warnings["message"]
+    assert "1 row, " in message, message
+    assert "1 rows" not in message, message
+
+
 def test_amounts_with_a_few_that_are_not_numbers_are_still_a_warning():
     """A trial's 8,817 amounts as text went unwarned because one of them was "n/a"."""
     amounts = ["1,299.50"] * 499 + ["n/a"]
@@ -185,7 +192,7 @@ def test_event_names_in_several_spellings_are_a_warning_with_the_rows_of_each():
     assert purchase["count"] == 5, "the rows in the spellings other than the most common"
     assert "3 spellings ('purchase' 5 rows, 'Purchase' 3, 'PURCHASE' 2)" in purchase["message"]
     assert "replace({'Purchase': 'purchase', 'PURCHASE': 'purchase'})" in purchase["message"]
-    assert "'SIGN_UP' 1 rows, 'Sign_Up' 1" in rows["Sign_Up"]["message"]
+    assert "'SIGN_UP' 1 row, 'Sign_Up' 1" in rows["Sign_Up"]["message"]
 
 
 def test_spacing_and_width_make_variants_too_and_invalid_rows_are_left_out():
@@ -270,3 +277,14 @@ def test_validate_the_dry_run_the_preview_and_a_send_say_so_through_the_cli(tmp_
         out = capsys.readouterr().out
         assert said in out
         assert spellings in out
+
+
+def test_amounts_with_a_decimal_comma_are_numbers_written_as_text():
+    """A regional Excel's ';' CSV writes 570,30 and 1.299,50: a trial got no warning for them."""
+    [row] = validate(events(amount=["570,30", "1.299,50", "12"])).warnings.to_dict("records")
+    assert (row["code"], row["count"]) == ("number_as_text", 3)
+    assert "--dtype amount=float --decimal , reads them" in row["message"]
+    assert warned(events(amount=["1,299.50", "3"])) == {"amount": "number_as_text"}
+    thousands = validate(events(amount=["1,299", "12"])).warnings["message"][0]
+    assert "--thousands , reads them" in thousands, "1,299 alone is a thousands comma"
+    assert warned(events(version=["1,2,3", "4,5"])) == {}, "not a number"

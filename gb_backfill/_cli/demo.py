@@ -7,7 +7,7 @@ from typing import Any
 
 from .._demo import awarded, demo_emulator, demo_options, sample_data_path, sample_slice
 from .._options import PlanPathOptions, PreviewPathOptions
-from .flags import add_flag, add_options
+from .flags import Flags, add_flag, add_options
 from .preview import run_preview
 from .send import run_send
 from .shared import EXIT_CODES, EXIT_INCOMPLETE, EXIT_OK
@@ -31,9 +31,13 @@ def add(commands: Any) -> None:
         help="preview and send sample_data/ to a local emulator with the sample's campaigns",
         epilog=EXIT_CODES,
     )
-    add_flag(demo, "--failures", default="demo.failures.parquet", metavar="PATH",
-             help="Parquet file for rows not sent")  # fmt: skip
-    add_flag(demo, "--ledger", metavar="PATH", help="a ledger file (a re-run skips all)")
+    made = Flags()  # refusals name the demo's own flags (--failures, --ledger)
+    failures = add_flag(demo, "--failures", default="demo.failures.parquet", metavar="PATH",
+                        help="Parquet file for rows not sent")  # fmt: skip
+    made.record(failures, option="failures_path")
+    made.record(
+        add_flag(demo, "--ledger", metavar="PATH", help="a ledger file (a re-run skips all)")
+    )
     add_flag(
         demo, "--mode", choices=("batch", "events"), default="batch",
         help="batch jobs (about a minute), or one request per event (about 10 minutes at the "
@@ -46,7 +50,7 @@ def add(commands: Any) -> None:
     add_flag(demo, "--no-preview", action="store_true",
              help="send without previewing the rewards first")  # fmt: skip
     add_flag(demo, "--no-progress", action="store_true", help="no progress bar")
-    demo.set_defaults(run=run)
+    demo.set_defaults(run=run, flags=made)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -104,10 +104,16 @@ async def _serve(emulator: Any, args: argparse.Namespace) -> None:
     )
     if args.campaigns:
         campaigns = emulator.campaigns
+        count, known = len(campaigns.campaigns), len(campaigns.known_events)
+        others = (
+            f", and {known:,} more event name{'' if known == 1 else 's'} it knows that no "
+            "campaign rewards"
+            if known
+            else ""
+        )
         print(
-            f"reward preview: {len(campaigns.campaigns)} campaigns, "
-            f"{len(campaigns.known_events)} event names known without one, "
-            f"from {args.campaigns}",
+            f"reward preview: {count:,} campaign{'' if count == 1 else 's'}{others}, from "
+            f"{args.campaigns}",
             flush=True,
         )
     try:

@@ -59,9 +59,9 @@ class Flags:
         #: the groups of flags made, by :data:`GROUPS`' names (a command adds its own to them)
         self.groups: dict[str, Any] = {}
 
-    def record(self, action: argparse.Action) -> None:
-        """A flag added by hand: the option its ``dest`` names is this flag."""
-        self.of[action.dest] = (action.option_strings[0], action.nargs != 0)
+    def record(self, action: argparse.Action, *, option: str | None = None) -> None:
+        """A flag added by hand: the option its ``dest`` (or ``option``) names is this flag."""
+        self.of[option or action.dest] = (action.option_strings[0], action.nargs != 0)
 
     def terms(self, mention: Mention) -> str:
         """An option named in a message, as this command's flag (the keyword when it has

@@ -133,6 +133,8 @@ def run_send(
     if report is None:
         return EXIT_TERMINATED
     print(report.summary(terms=terms))
+    if isinstance(report, SendPlan) and report.live_refusal is not None:
+        return EXIT_USAGE  # as the live send would: it is refused before sending
     # A plan's rows it would not send make it incomplete, as a live run's.
     return EXIT_OK if report.ok else EXIT_INCOMPLETE
 

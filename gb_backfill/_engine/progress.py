@@ -4,17 +4,20 @@ When output is neither a terminal nor a notebook (a CI log, ``nohup``, a pipe) a
 did not choose, a bar would be noise: a summary line goes to stderr every few seconds instead.
 
 The bar never goes silent: while it stands still (a full window, a ``Retry-After``, a batch job
-not yet ended, the input being read or looked up in the ledger), :meth:`Progress.tick`, called
-every second by :meth:`Progress.ticking`, shows why and for how long. In a terminal the line is
-fitted to its width: what says why the run waits, and its pace, come first; counts of zero go
-before counts that are not. A stopped run's bar ends where the run ended: rows never attempted
-(``aborted``) do not move it.
+not yet ended, slow answers, the input being read or looked up in the ledger),
+:meth:`Progress.tick`, called every second by :meth:`Progress.ticking`, shows why and for how
+long. In a terminal the counts have a line of their own under the bar, so neither hides the
+other at 80 columns: the bar's line keeps the times, the pace and why the run waits (fitted to
+the width, why first), the counts' line every count (zeros dropped first should it not fit). In
+a notebook's widget, which has no width, all of it follows the bar. A stopped run's bar ends
+where the run ended: rows never attempted (``aborted``) do not move it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -82,6 +85,7 @@ class Progress:
         self._total = total
         self._done = 0
         self._aborted = 0  # rows never attempted, counted so far: they do not move the bar
+        self._instant = 0  # rows settled without a request (skipped, invalid), counted so far
         self._counts: Mapping[str, int] = {}
         self._retrying = 0
         self._lines = enabled is None and not interactive()
@@ -94,15 +98,20 @@ class Progress:
         self.status: Callable[[], str | None] = lambda: None
         if enabled is None:
             enabled = interactive()
+        self._counts_bar: Any = None  # the counts' own line, in a terminal
+        self._stopped = False
         if enabled:
             from tqdm.auto import tqdm
 
+            width = _width()
             # miniters=1: tqdm's own estimate would skip redraws for long after a jump (a
             # resumed run's skipped rows), and the bar would stand still while rows go out.
             self._bar = tqdm(
-                total=total, unit=unit, desc=desc, dynamic_ncols=True, miniters=1,
+                total=total, unit=unit, desc=desc, miniters=1, **width,
                 bar_format=(_FORMATS if total is not None else _UNSIZED_FORMATS)[0],
             )  # fmt: skip
+            if not _in_kernel():
+                self._counts_bar = tqdm(total=0, bar_format="  {desc}", leave=True, **width)
 
     @property
     def active(self) -> bool:
@@ -117,6 +126,10 @@ class Progress:
             moved -= aborted - self._aborted
             self._aborted = aborted
         self._done += moved
+        instant = 0
+        if Status.SENT in counts:
+            settled = counts.get(Status.SKIPPED, 0) + counts.get(Status.INVALID, 0)
+            instant, self._instant = min(max(settled - self._instant, 0), moved), settled
         now = self.clock()
         if moved:
             self._moved_at = now
@@ -130,7 +143,12 @@ class Progress:
         if now - self._last >= self._REFRESH:
             self._last = now
             self._show(refresh=False)
-        self._bar.update(moved)
+        if instant:
+            # Rows settled without a request move the bar but not tqdm's rate: thousands of
+            # skipped or invalid rows at once would promise a run minutes shorter than it is.
+            self._bar.n += instant
+            self._bar.last_print_n += instant
+        self._bar.update(moved - instant)
 
     def doing(self, what: str | None) -> None:
         """Say what the run is doing while no row settles (reading the input, looking rows up
@@ -198,36 +216,66 @@ class Progress:
         if self._bar is not None:
             if stopped:
                 self._bar.set_description_str(f"{self.desc} (stopped)", refresh=False)
+            self._stopped = stopped
             self._show(refresh=True)
-            self._bar.close()
-            self._bar = None
+        self.close()
 
     def close(self, *, leave: bool = True) -> None:
         """Close the bar; ``leave=False`` wipes it (a run refused before it began)."""
-        if self._bar is not None:
-            if not leave:
-                self._bar.leave = False
-            self._bar.close()
-            self._bar = None
+        for bar in (self._bar, self._counts_bar):
+            if bar is not None:
+                if not leave:
+                    bar.leave = False
+                bar.close()
+        self._bar = self._counts_bar = None
 
     def _show(self, *, refresh: bool) -> None:
-        pieces = _pieces(self._counts, self._retrying, self.pace(), self.why())
+        counts = _count_pieces(self._counts, self._retrying)
+        waits = _wait_pieces(self.pace(), self.why())
+        if self._counts_bar is not None:
+            line = _counts_line(self._counts_bar, counts)
+            self._counts_bar.set_description_str(line, refresh=refresh)
+            pieces = waits
+        else:
+            pieces = counts + waits
         bar_format, text = _fit(self._bar, pieces)
+        if self._stopped:  # a time left would promise rows the stopped run will not send
+            bar_format = bar_format.replace("<{remaining}", "").replace(", {rate_fmt}", "")
         self._bar.bar_format = bar_format
         self._bar.set_postfix_str(text, refresh=refresh)
 
     def _line(self) -> str:
         of = f" of {self._total:,}" if self._total is not None else ""
         share = f" ({self._done / self._total:.0%})" if self._total else ""
-        pieces = _pieces(self._counts, self._retrying, self.pace(), self.why())
+        pieces = _count_pieces(self._counts, self._retrying) + _wait_pieces(self.pace(), self.why())
         shown = ", ".join(text for _, text in pieces)
         return f"{self.desc}: {self._done:,}{of} {self.unit}s{share}: {shown}"
 
 
-def _pieces(
-    counts: Mapping[str, int], retrying: int, pace: str | None, why: str | None
-) -> list[tuple[int, str]]:
-    """The postfix's parts in the order shown, each with its rank (see :func:`_fit`)."""
+def _width() -> dict[str, Any]:
+    """tqdm's width options: the terminal's, followed as it changes; a fixed 80 columns (or
+    ``COLUMNS``) when the terminal says it has none (``script``, some CI runners), where tqdm
+    would draw nothing at all."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return {"dynamic_ncols": True}  # not a terminal: a notebook, a file
+    if columns:
+        return {"dynamic_ncols": True}
+    fallback = os.environ.get("COLUMNS", "")
+    return {"ncols": int(fallback) if fallback.isdigit() and int(fallback) else 80}
+
+
+def _counts_line(bar: Any, counts: list[tuple[int, str]]) -> str:
+    """The counts' own line: every count, fitted to the terminal (zeros dropped first)."""
+    width = bar.format_dict.get("ncols")
+    if not width:
+        return ", ".join(text for _, text in counts)
+    return ", ".join(text for _, text in _choose(counts, width - 2 - _SLACK))
+
+
+def _count_pieces(counts: Mapping[str, int], retrying: int) -> list[tuple[int, str]]:
+    """The counts in the order shown, each with its rank (see :func:`_fit`)."""
     shown: list[tuple[int, str]] = []
 
     def count(name: str, value: int, rank: int) -> None:
@@ -247,11 +295,12 @@ def _pieces(
             count(status, counts.get(status, 0), _NOTABLE if status == Status.INVALID else _ALARM)
     if retrying:
         count("retrying", retrying, _NOTABLE)
-    if pace:
-        shown.append((_PACE, f"pace={pace}"))
-    if why:
-        shown.append((_WHY, why))
     return shown
+
+
+def _wait_pieces(pace: str | None, why: str | None) -> list[tuple[int, str]]:
+    """The pace and why the run waits, each with its rank."""
+    return [*([(_PACE, f"pace={pace}")] if pace else []), *([(_WHY, why)] if why else [])]
 
 
 def _fit(bar: Any, pieces: list[tuple[int, str]]) -> tuple[str, str]:

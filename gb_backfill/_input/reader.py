@@ -387,8 +387,8 @@ def input_mapping(
         return resolve_mapping(columns, **keywords)
     except ConfigError as error:
         hint = separator_hint(columns, csv)
-        if hint is not None:
-            error.add_hint(hint[0], **hint[1])
+        if hint is not None:  # the separator is the fix: said first, what it caused after
+            error.put_first(hint[0], **hint[1])
         raise
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from .. import _gameball as gameball
 from .._errors import Mention, Terms
 from .html import table
+from .words import WORTH_RETRYING
 
 __all__ = ["LedgerReport", "Settlement"]
 
@@ -128,8 +129,8 @@ class LedgerReport:
         said = {
             "sent": "Gameball has them; the next run skips them",
             "will_be_sent": "never attempted (a run stopped first); the next run sends them",
-            "will_be_retried": "failed in a way worth retrying (no connection, an answer 5xx "
-            "or 429) or settled as not arrived; the next run sends them again",
+            "will_be_retried": f"failed in a way worth retrying ({WORTH_RETRYING}) or settled "
+            "as not arrived; the next run sends them again",
             "failed_for_good": "Gameball refused them (the failures file's gb_error_message "
             "says why); the next run reports them again unless they were fixed",
             "orders_sent_again": "orders whose requests went out without an answer; the next "

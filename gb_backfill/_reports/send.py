@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .._config import RateLimits
-from .._errors import Mention, Terms, render
+from .._errors import ConfigError, Mention, Terms, render
 from .._gameball import HISTORY_WARNING
 from .._rows.warnings import empty_warnings, warning_lines
 from .._store.failures import read_failures, write_parquet
@@ -230,6 +230,12 @@ class SendReport:
         return "\n".join(lines)
 
 
+def _singular(words: str) -> str:
+    """``batch jobs of orders`` -> ``batch job of orders``."""
+    head, _, rest = words.partition(" of ")
+    return head.removesuffix("s") + (f" of {rest}" if rest else "")
+
+
 _REQUEST_WORDS = {"events": "requests", "batch": "batch jobs"}
 _REQUEST_WORDS_WITH_ORDERS = {
     "events": "event requests", "orders": "order requests",
@@ -281,6 +287,9 @@ class SendPlan:
     pace: dict[str, RateLimits] = field(default_factory=dict)
     reserve: float = 0.0  #: the share of every limit left for other clients of the key
     bodies_path: Path | None = None
+    #: why a live send with the same options would be refused before sending (a key it needs
+    #: is missing: the dry run itself needs none), or None
+    live_refusal: ConfigError | None = field(default=None, repr=False, compare=False)
     warning: str = field(default=HISTORY_WARNING)
     #: columns whose values are likely not what was meant, and rows that repeat one another
     #: (as ``ValidationReport.warnings``)
@@ -393,6 +402,8 @@ class SendPlan:
             lines.append(f"  request bodies written to {self.bodies_path}")
         lines += [f"  {line}" for line in warning_lines(self.warnings)]
         lines.append(f"  note: {self.warning}")
+        if self.live_refusal is not None:
+            lines.append(f"a live send would be refused: {self.live_refusal.in_terms(terms)}")
         return "\n".join(lines)
 
     def headline(self) -> str:
@@ -409,7 +420,9 @@ class SendPlan:
         both = any(lane in self.requests for lane in ("orders", "batch_orders"))
         words = _REQUEST_WORDS_WITH_ORDERS if both else _REQUEST_WORDS
         requests = ", ".join(
-            f"{count:,} {words[lane]}" for lane, count in self.requests.items() if count
+            f"{count:,} {_singular(words[lane]) if count == 1 else words[lane]}"
+            for lane, count in self.requests.items()
+            if count
         )
         return (
             f"dry run, nothing was sent: {self.rows:,} rows, {self.valid:,} valid, "
@@ -424,8 +437,11 @@ class SendPlan:
             seconds = self.lane_seconds.get(lane, 0.0)
             who = ""
             if lane == "events" and self.events_lane_customers:
-                who = f" of {self.events_lane_customers:,} customers"
-            lines[lane] = f"{rows:,} rows{who}, about {duration_text(seconds)}"
+                customers = self.events_lane_customers
+                who = f" of {customers:,} customer{'' if customers == 1 else 's'}"
+            lines[lane] = (
+                f"{rows:,} row{'' if rows == 1 else 's'}{who}, about {duration_text(seconds)}"
+            )
         return lines
 
     def _pace(self) -> str:

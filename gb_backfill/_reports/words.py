@@ -7,8 +7,16 @@ import pandas as pd
 from .._config import RateLimits
 
 __all__ = [
-    "answers_text", "duration_text", "held_lines", "kept_text", "pace_text", "warning_rows",
+    "WORTH_RETRYING", "answers_text", "duration_text", "held_lines", "kept_text", "pace_text",
+    "warning_rows",
 ]  # fmt: skip
+
+
+#: The failures a later run retries, in a person's words (the ledger keeps them retryable).
+WORTH_RETRYING = (
+    "no connection, an answer 5xx or 429, keys Gameball refused (401, 403), or a run stopped "
+    "after repeated failures"
+)
 
 
 def pace_text(limits: RateLimits) -> str:

@@ -371,7 +371,7 @@ def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:
         for k, c in zip(mapping.metadata_keys, mapping.metadata, strict=True)
         if differ & key_bit(k)
     ]
-    return named + columns or ["(email, mobile, or how values are written)"]
+    return named + columns or ["email, mobile, or how a value is written"]
 
 
 @dataclass(slots=True)

@@ -65,7 +65,7 @@ class Variants:
     def words(self, shown: int = 4) -> str:
         """``'purchase' 8,817 rows, 'Purchase' 412, 'PURCHASE ' 3``."""
         parts = [
-            f"{text!r} {rows:,}" + (" rows" if n == 0 else "")
+            f"{text!r} {rows:,}" + ((" row" if rows == 1 else " rows") if n == 0 else "")
             for n, (text, rows) in enumerate(self.spellings[:shown])
         ]
         more = len(self.spellings) - shown

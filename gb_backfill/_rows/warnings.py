@@ -59,10 +59,17 @@ WARNING_COLUMNS = ("column", "code", "count", "example", "message")
 
 _SAMPLE = 200  # values a column is first tried on
 _SEPARATED = r"[,\s\x{a0}\x{202f}]"  # thousands separators: comma, space, no-break spaces
-_NUMBER = (
+_POINT_NUMBER = (
     r"^[-+]?(0|[1-9][0-9]{0,2}(" + _SEPARATED + r"[0-9]{3})+|[1-9][0-9]*)?(\.[0-9]+)?"
     r"([eE][-+]?[0-9]+)?$"
 )
+#: A decimal comma, as much of Europe writes numbers (``570,30``, ``1.299,50``, ``1 299,50``);
+#: ``1,299`` alone is read as a thousands comma.
+_COMMA_NUMBER = (
+    r"^[-+]?((0|[1-9][0-9]{0,2})([.\s\x{a0}\x{202f}][0-9]{3})+,[0-9]+"
+    r"|(0|[1-9][0-9]*),([0-9]{1,2}|[0-9]{4,}))$"
+)
+_NUMBER = f"({_POINT_NUMBER})|({_COMMA_NUMBER})"
 _BOOL = r"(?i)^(true|false)$"
 _TIMESTAMP = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?"
@@ -137,6 +144,7 @@ class _TextColumn:
         default_factory=lambda: {code: _Look(code) for code in _LOOKS}
     )
     separated: bool = False  # a number with thousands separators (--thousands reads it)
+    decimal_comma: bool = False  # a number with a decimal comma (--decimal reads it)
     offsets: dict[str, str] = field(default_factory=dict)  # offset -> an example
     naive: str | None = None  # a timestamp with a time and no offset
 
@@ -233,7 +241,10 @@ class WarningTally:
             state.looks[code].look(present, sample=False)
         number = state.looks.get(WarningCode.NUMBER_AS_TEXT)
         if number is not None and number.alive and len(present):
-            state.separated |= bool(pc.any(pc.match_substring_regex(present, _SEPARATED)).as_py())
+            comma = pc.match_substring_regex(present, _COMMA_NUMBER)
+            point = pc.filter(present, pc.invert(comma))
+            state.decimal_comma |= bool(pc.any(comma).as_py())
+            state.separated |= bool(pc.any(pc.match_substring_regex(point, _SEPARATED)).as_py())
         if state.looks[WarningCode.TIMESTAMP_AS_TEXT].alive and len(present):
             _add_offsets(present, state)
 
@@ -329,7 +340,10 @@ def _text_rows(column: Hashable, state: _TextColumn) -> list[tuple[str, str, int
             message = _mixed_message(name, examples[:2])
             rows.append((name, str(WarningCode.MIXED_OFFSETS), look.count, examples[0], message))
             continue
-        message = _MESSAGES[code](name, state.separated)
+        if code is WarningCode.NUMBER_AS_TEXT and state.decimal_comma:
+            message = _decimal_comma_message(name)
+        else:
+            message = _MESSAGES[code](name, state.separated)
         if look.misses:
             others = "1 other value is" if look.misses == 1 else f"{look.misses:,} other values are"
             message += (
@@ -357,6 +371,16 @@ def _number_message(name: str, separated: bool) -> str:
     return text + (
         f"--dtype {name}=float reads them, in Python dtype={{{name!r}: 'float'}}; a DataFrame, "
         f"in pandas: df[{name!r}] = pd.to_numeric(df[{name!r}])"
+    )
+
+
+def _decimal_comma_message(name: str) -> str:
+    return (
+        f"{name!r} holds numbers written with a decimal comma, which go out as JSON strings: "
+        f"--dtype {name}=float --decimal , reads them (with --thousands . when they group "
+        f"thousands with a dot), in Python dtype={{{name!r}: 'float'}}, decimal=',' (and "
+        "thousands='.'); a DataFrame, in pandas: "
+        f"df[{name!r}] = pd.to_numeric(df[{name!r}].str.replace('.', '').str.replace(',', '.'))"
     )
 
 
