@@ -62,6 +62,20 @@ def test_validate_on_parquet_converts_the_amounts_the_warning_names(tmp_path, ca
     assert (code, out.splitlines()[0]) == (0, "rows: 200  valid: 200  invalid: 0")
 
 
+def test_the_decimal_comma_warning_names_flags_not_a_python_call(tmp_path, capsys):
+    source = tmp_path / "regional.parquet"
+    amounts = [f"{1 + n}.{n % 1000:03d},50" for n in range(50)]
+    pd.DataFrame({"customer_id": [f"c{n}" for n in range(50)], "event_name": "e",
+                  "amount": amounts}).to_parquet(source)  # fmt: skip
+    code, out, _ = cli(capsys, "validate", source)
+    assert "--dtype amount=float --decimal , reads them" in out
+    assert "send_path(" not in out
+    code, out, _ = cli(capsys, "validate", source, "--dtype", "amount=float", "--decimal", ",",
+                       "--thousands", ".")  # fmt: skip
+    assert (code, out.splitlines()[0]) == (0, "rows: 50  valid: 50  invalid: 0")
+    assert "decimal comma" not in out
+
+
 def test_a_dry_run_and_a_preview_on_parquet_take_the_flags(tmp_path, capsys):
     source = trial(tmp_path / "export.parquet")
     code, out, _ = cli(capsys, "send", source, "--dry-run")
