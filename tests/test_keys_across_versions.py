@@ -167,7 +167,10 @@ def fingerprints(frames):
         for frame in frames:
             prepared = preparer.prepare(frame, offset)
             chunk = prepared.chunk
-            loose, forms = chunk.loose
+            # The loose key ledgers written before event names were folded hold: the former
+            # key where folding changes the name (it is looked up too), else the loose key.
+            loose, forms = chunk.loose.keys, chunk.loose.forms
+            loose = [chunk.loose.former.get(index, key) for index, key in enumerate(loose)]
             for index, row in enumerate(prepared.rows):
                 rows.append([
                     offset + row.local, row.body.decode(), chunk.keys.keys[row.key_index].hex(),

@@ -143,6 +143,21 @@ def test_stored_csv_reads_as_a_local_csv_does(s3, sample, tmp_path):
     assert remote_bodies.read_bytes() == local_bodies.read_bytes()
 
 
+def test_dtype_reads_a_stored_parquet_files_text_as_a_local_csvs(s3, tmp_path):
+    """Issue 30: dtype=, thousands= and na_values= convert a stored Parquet file's text column
+    as they convert the same values in a local CSV: the same bodies, numbers in them."""
+    frame = pd.DataFrame({"customer_id": [f"c{n}" for n in range(6)], "event_name": "buy",
+                          "amount": ["1,299.50", "12", "n/a", "7,000", "0.5", "3"]})  # fmt: skip
+    put(s3, "exports/amounts.parquet", pa.Table.from_pandas(frame, preserve_index=False))
+    frame.to_csv(tmp_path / "amounts.csv", index=False)
+    read = {"dtype": {"amount": "float"}, "thousands": ",", "na_values": ["n/a"], **MAPPING}
+    stored, local = tmp_path / "s3.jsonl", tmp_path / "local.jsonl"
+    gb_backfill.plan_path("s3://exports/amounts.parquet", bodies_path=stored, **read)
+    gb_backfill.plan_path(tmp_path / "amounts.csv", bodies_path=local, **read)
+    assert stored.read_bytes() == local.read_bytes()
+    assert b'"amount":1299.5' in stored.read_bytes()
+
+
 def test_a_wrong_bucket_is_one_line_that_names_it(s3, capsys, tmp_path):
     with pytest.raises(ConfigError) as caught:
         gb_backfill.send_path("s3://no-such-bucket/events.parquet", api_key="k", **MAPPING)

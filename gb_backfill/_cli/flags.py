@@ -24,7 +24,8 @@ __all__: list[str] = []
 GROUPS = {
     "mapping": "column mapping (default: found by name)",
     "orders": "orders (purchases at their real dates; default columns found by name)",
-    "csv": "CSV input (ids, emails and mobiles are always read as text)",
+    "csv": "CSV input (ids, emails and mobiles are always read as text); --dtype, --na-values, "
+    "--thousands and --decimal also convert a Parquet input's text columns",
     "gameball": "Gameball",
     "pace": "pace and retries",
     "sample": "sample",

@@ -172,8 +172,8 @@ class Bookkeeper(StopSwitch):
         marks = []
         for row in fresh:
             chunk, index = row.chunk, row.key_index
-            loose = None if chunk.loose is None else chunk.loose[0][index]
-            form = 0 if chunk.loose is None else int(chunk.loose[1][index])
+            loose = None if chunk.loose is None else chunk.loose.keys[index]
+            form = 0 if chunk.loose is None else int(chunk.loose.forms[index])
             content, occurrence = chunk.shown_key(index)
             marks.append(
                 Mark(row.key, row.customer, chunk.offset + row.local, loose, form, content,

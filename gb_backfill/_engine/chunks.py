@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 
 from .._rows.keys import RowKeys
+from .._rows.loose import LooseKeys
 from .._vocabulary import Lane
 from .outcomes import Outcome
 
@@ -43,7 +43,7 @@ class Chunk:
     keys: RowKeys | None = None
     natural_keys: bool = False
     #: each keyed row's loose key and form mask (with a ledger; see :mod:`gb_backfill._rows.loose`)
-    loose: tuple[list[bytes], np.ndarray] | None = None
+    loose: LooseKeys | None = None
     pending: int = 0
     not_sent: list[NotSent] = field(default_factory=list)
     #: each key's content hash (16 bytes each, in one string) and occurrence, made on demand

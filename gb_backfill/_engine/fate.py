@@ -37,6 +37,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from .._config import Settings
+from .._rows.loose import NAME_BIT
 from .._store.ledger import Ledger
 from .._store.storage import LedgerEntry
 from .._vocabulary import FailureCode, LedgerStatus
@@ -246,12 +247,16 @@ class Judge:
         chunk = prepared.chunk
         if not self.loose or self.ledger is None or chunk.keys is None or chunk.loose is None:
             return {}
-        looses, keys = chunk.loose[0], chunk.keys.keys
+        looses, former, keys = chunk.loose.keys, chunk.loose.former, chunk.keys.keys
         new = [i for i in range(len(prepared.rows)) if keys[i] not in known]
         if not new:
             return {}
-        forms = self.ledger.loose_forms([looses[i] for i in new])
-        return {i: forms[looses[i]] for i in new if looses[i] in forms}
+        # A ledger written before event names were folded keeps the name as written.
+        asked = [looses[i] for i in new] + [former[i] for i in new if i in former]
+        forms = self.ledger.loose_forms(asked)
+        # Such a row was sent with this very name: its spelling is no difference to show.
+        found = {i: forms[former[i]] | NAME_BIT for i in new if former.get(i) in forms}
+        return found | {i: forms[looses[i]] for i in new if looses[i] in forms}
 
 
 def carries_keys(settings: Settings, columns: Iterable[object]) -> bool:

@@ -53,7 +53,7 @@ def note_changed_rows(
     chunk = prepared.chunk
     if not verdicts.changed or chunk.loose is None:
         return
-    forms = chunk.loose[1]
+    forms = chunk.loose.forms
     rows = {
         prepared.rows[i].local: (int(forms[prepared.rows[i].key_index]), then)
         for i, then in verdicts.changed.items()
@@ -78,7 +78,7 @@ async def refuse_changed_rows(
     """
     if settings.resend_changed or not ledger.has_loose_keys():
         return
-    scanner = Preparer(settings, mapping, loose=True)
+    scanner = Preparer(settings, mapping, loose=True, former=ledger.keeps_names_as_written())
     judge = Judge(settings, ledger, None if folds is None else folds.fresh(), check_changed=True)
     changed = ChangedRows()
     chunks, offset = read(), 0

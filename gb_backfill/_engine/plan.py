@@ -159,8 +159,9 @@ async def plan_run(
         judge = Judge(settings, ledger, await find_folds(read, settings, columns),
                       check_changed=True)  # fmt: skip
         preparer = Preparer(
-            settings, mapping, loose=ledger is not None, routing=routing, warnings=warnings
-        )
+            settings, mapping, loose=ledger is not None, routing=routing, warnings=warnings,
+            former=ledger is not None and ledger.keeps_names_as_written(),
+        )  # fmt: skip
         stack.callback(preparer.close)
         offset = 0
 

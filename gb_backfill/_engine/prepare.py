@@ -65,10 +65,14 @@ class Preparer:
         mapping: ColumnMapping,
         *,
         loose: bool,
+        former: bool = True,
         routing: Routing | None = None,
         warnings: WarningTally | None = None,
     ) -> None:
         self.settings, self.mapping, self.loose = settings, mapping, loose
+        #: also the loose keys with event names as written, for a ledger created before names
+        #: were folded (see :mod:`gb_backfill._rows.loose`); only lookups need them
+        self.former = former
         self.warnings = warnings  #: the dry run's: column warnings gathered as chunks pass
         self.key_maker = RowKeyMaker()
         self.customer_counts = CustomerSketch()
@@ -100,7 +104,7 @@ class Preparer:
         # Orders are keyed by their id, which no other way of writing them changes.
         loose = None
         if self.loose and not self.mapping.all_orders:
-            loose = loose_keys(frame, checked, encoded, self.key_maker)
+            loose = loose_keys(frame, checked, encoded, self.key_maker, former=self.former)
         chunk = Chunk(frame, offset, keyed, bool(self.settings.row_key), loose)
         batched = self.settings.mode == "batch"
         # How busy each row's customer is: batch mode sends the busiest first, by their rows

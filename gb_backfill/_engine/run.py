@@ -79,9 +79,11 @@ class Admission:
         self.settings, self.mapping, self.book = settings, mapping, book
         self.dispatcher = dispatcher
         self.ledger = ledger
+        # The loose keys are kept, not looked up (that was refuse_changed_rows'): no former ones.
         self.preparer = Preparer(
-            settings, mapping, loose=ledger is not None, routing=routing, warnings=book.warnings
-        )
+            settings, mapping, loose=ledger is not None, former=False, routing=routing,
+            warnings=book.warnings,
+        )  # fmt: skip
         # Rows that look sent but differ were refused before the run (refuse_changed_rows).
         self.judge = Judge(settings, ledger, folds, check_changed=False)
         #: the ledger knew rows before this run: unread rows are looked up even after a stop

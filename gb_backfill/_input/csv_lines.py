@@ -51,6 +51,11 @@ class CsvOptions:
         marked = self.thousands is not None or self.decimal != "."
         return marked and self.dtype.get(name) in ("int", "float")
 
+    def missing(self, text: pa.Array) -> pa.Array:
+        """``text`` with the values ``na_values`` names (an empty one too) as nulls: a CSV
+        reader's missing values, for text read from Parquet."""
+        return pc.if_else(pc.is_in(text, pa.array(self.na_values, pa.string())), None, text)
+
     def plain_numbers(self, name: str, text: pa.Array) -> pa.Array:
         """``text`` of column ``name`` as the number rules read it: the thousands separator
         dropped and the decimal mark a point, for a column ``dtype`` reads as a number."""
@@ -236,15 +241,20 @@ def csv_columns(files: Sequence[SourceFile], csv: CsvOptions) -> pd.Index:
                 "need the same columns"
             )
     assert first is not None
-    unknown = [c for c in csv.dtype if c not in set(first)]
+    check_asked_columns(first, csv)
+    return first
+
+
+def check_asked_columns(columns: pd.Index, csv: CsvOptions) -> None:
+    """:class:`ConfigError` when ``dtype=`` names a column the input (CSV or Parquet) lacks."""
+    unknown = [c for c in csv.dtype if c not in {str(n) for n in columns}]
     if unknown:
         raise ConfigError(
             "{dtype=} names missing column(s) {missing}; the columns are: {columns}",
             option="dtype",
             missing=", ".join(unknown),
-            columns=", ".join(map(str, first)),
+            columns=", ".join(map(str, columns)),
         )
-    return first
 
 
 @dataclass(frozen=True, slots=True)

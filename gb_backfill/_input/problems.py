@@ -8,6 +8,9 @@ failures. A failures file keeps as text the values a CSV reader could not conver
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -47,27 +50,48 @@ _CONVERTED = {
 }  # fmt: skip
 
 
-def retyped(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` (from a failures file) with the text of values a CSV reader could not convert
-    converted again by the type it was read as (see
-    :func:`~gb_backfill._store.stored_values.as_text_columns`); a value that still does not
-    convert is its row's ``dtype_unconvertible`` failure again. Columns the user converted
-    already (no text left) stay as they are."""
-    as_text = as_text_columns(frame)
-    if not as_text:
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """How ``dtype=`` reads a column of an input that is not CSV (Parquet): the type the first
+    pass decided (:meth:`ColumnScan.decide`), that pass's scan, and the text as the converters
+    read it (``na_values`` missing, numbers without thousands separators)."""
+
+    kind: str
+    scan: ColumnScan
+    reread: Callable[[pa.Array], pa.Array]
+
+
+def retyped(frame: pd.DataFrame, asked: Mapping[str, Asked] | None = None) -> pd.DataFrame:
+    """``frame`` with its text converted as a CSV reader converts it: the text of values a CSV
+    reader could not convert, from a failures file, by the type it was read as (see
+    :func:`~gb_backfill._store.stored_values.as_text_columns`), and the text of the columns
+    ``asked`` names (``dtype=`` on Parquet), which it overrides. A value that does not convert
+    is its row's ``dtype_unconvertible`` failure (again). Columns with no text (typed already,
+    or converted by the user) stay as they are."""
+    kinds = {**as_text_columns(frame), **{n: a.kind for n, a in (asked or {}).items()}}
+    if not any(kind in _CONVERTED for kind in kinds.values()):
         return frame
     frame = frame.copy()
     marks = ReadMarks()
-    for name, kind in as_text.items():
+    for name, kind in kinds.items():
+        if kind not in _CONVERTED:
+            continue
         column = next(c for c in frame.columns if str(c) == name)
+        how = (asked or {}).get(name)
         values = frame[column]
         text = np.array([isinstance(v, str) for v in values.tolist()], dtype=bool)
-        if not text.any() or kind not in _CONVERTED:
+        if not text.any():
             continue
+        if how is not None and (text | values.isna().to_numpy()).all():
+            text[:] = True  # a text column, missing values and all: converted whole, as a CSV's
         cells = pd.Series(values[text].tolist(), name=column, dtype=object)
-        scan = ColumnScan()
-        scan.add(pa.array(cells, pa.string()), _CONVERTED[kind])
-        converted, bad = convert(cells, kind, scan, asked=True)
+        read = pa.array(cells, pa.string(), from_pandas=True)
+        if how is None:
+            scan = ColumnScan()
+            scan.add(read, _CONVERTED[kind])
+        else:
+            read, scan = how.reread(read), how.scan
+        converted, bad = convert(pd.Series(read.to_pandas(), name=column), kind, scan, asked=True)
         if text.all():
             frame[column] = converted.set_axis(frame.index)
         else:

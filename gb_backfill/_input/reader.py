@@ -25,18 +25,24 @@ Problems found while reading reach the checks as data: the reader marks the row 
 :func:`~gb_backfill._rows.rules.check_frame` turns into failures.
 
 Parquet keeps its own types; a failures file's stored values are restored (see
-:mod:`gb_backfill._store.failures`). How CSV lines are read is :mod:`gb_backfill._input.csv_lines`,
-and the problems marked on rows :mod:`gb_backfill._input.problems`.
+:mod:`gb_backfill._store.failures`). The read options that convert text apply to its text
+columns as to a CSV's: the columns ``dtype=`` names get the same first pass (over only those
+columns) and the same conversions (:func:`~gb_backfill._input.problems.retyped`), and
+``na_values=`` makes its texts missing. How CSV lines are read is
+:mod:`gb_backfill._input.csv_lines`, and the problems marked on rows
+:mod:`gb_backfill._input.problems`.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,9 +51,18 @@ from .._errors import ConfigError, Written
 from .._rows.mapping import ColumnMapping, resolve_mapping
 from .._store.stored_values import file_notes, restore
 from .csv_lines import CsvOptions as CsvOptions  # the faces read CSV options here
-from .csv_lines import Shape, TooWide, count_fields, csv_chunks, csv_columns, mark_shapes, separator
+from .csv_lines import (
+    Shape,
+    TooWide,
+    check_asked_columns,
+    count_fields,
+    csv_chunks,
+    csv_columns,
+    mark_shapes,
+    separator,
+)
 from .csv_types import CSV_TYPES, ColumnScan, convert
-from .problems import ReadMarks, mark_values
+from .problems import Asked, ReadMarks, mark_values
 from .problems import retyped as retyped  # (the faces read a DataFrame through it too)
 from .stores import SourceFile, is_uri, random_access, shown_uri, store_files
 
@@ -154,22 +169,68 @@ class InputFile:
         self.types: dict[str, str] = {}
         self._scans: dict[str, ColumnScan] = {}
         self._shapes: dict[SourceFile, Shape] = {}
+        self._asked: dict[str, Asked] = {}
         if self.kind == "parquet":
             self.columns, self.rows = _parquet_columns(self.files)
+            check_asked_columns(self.columns, self.csv)
+            self._parquet_scan()
         else:
             self.columns = csv_columns(self.files, self.csv)
             self.rows = self._csv_scan({str(c) for c in text_columns})
 
     # --- Parquet -------------------------------------------------------------------------
 
-    def _parquet_frames(self, batch_rows: int) -> Iterator[pd.DataFrame]:
+    def _parquet_batches(
+        self, batch_rows: int, columns: list[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
         for file in self.files:
             # pre_buffer would keep every column chunk read so far: memory grows with the file.
             with random_access(file) as source, pq.ParquetFile(source, pre_buffer=False) as parquet:
                 notes = file_notes(parquet.schema_arrow)
-                for batch in parquet.iter_batches(batch_size=batch_rows):
+                for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
                     # Integers with nulls stay exact Python ints rather than become floats.
-                    yield retyped(restore(batch.to_pandas(integer_object_nulls=True), notes))
+                    yield restore(batch.to_pandas(integer_object_nulls=True), notes)
+
+    def _parquet_frames(self, batch_rows: int) -> Iterator[pd.DataFrame]:
+        for frame in self._parquet_batches(batch_rows):
+            yield retyped(self._missing_text(frame), self._asked)
+
+    def _parquet_scan(self) -> None:
+        """``dtype=`` on Parquet: the first pass a CSV's columns get, over the text of the
+        columns it names (only those are read), so that each is converted as a CSV's column
+        with the same values would be (:func:`~gb_backfill._input.problems.retyped`)."""
+        named = [str(c) for c in self.columns if self.csv.dtype.get(str(c), "text") != "text"]
+        if not named:
+            return
+        scans = {name: ColumnScan() for name in named}
+        for frame in self._parquet_batches(_SCAN_ROWS, named):
+            for name, scan in scans.items():
+                values = frame[name]
+                text = values[[isinstance(v, str) for v in values.tolist()]]
+                if len(text):
+                    scan.add(self._reread(name, pa.array(text, pa.string())), self.csv.dtype[name])
+        for name, scan in scans.items():
+            reread = functools.partial(self._reread, name)
+            self._asked[name] = Asked(scan.decide(self.csv.dtype[name]), scan, reread)
+            # The failures file notes it, so that its text is read as this type again.
+            self.types[name] = self._asked[name].kind
+
+    def _reread(self, name: str, text: pa.Array) -> pa.Array:
+        return self.csv.plain_numbers(name, self.csv.missing(text))
+
+    def _missing_text(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``na_values=`` on Parquet: the texts it names (beyond the empty one, which a
+        Parquet column tells from a missing value) are missing in every text column."""
+        more = {v for v in self.csv.na_values if v}
+        if not more:
+            return frame
+        for column in frame.columns:
+            values = frame[column]
+            if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+                missing = np.array([isinstance(v, str) and v in more for v in values.tolist()])
+                if missing.any():
+                    frame[column] = values.astype(object).where(~missing, None)
+        return frame
 
     # --- CSV -----------------------------------------------------------------------------
 

@@ -82,7 +82,8 @@ class Sampling:
         self.preparer: Preparer | None = None
         self.judge: Judge | None = None
         if ledger is not None or folds is not None:
-            self.preparer = Preparer(settings, mapping, loose=ledger is not None)
+            former = ledger is not None and ledger.keeps_names_as_written()
+            self.preparer = Preparer(settings, mapping, loose=ledger is not None, former=former)
             self.judge = Judge(settings, ledger, folds, check_changed=True)
         self.warnings = WarningTally(mapping)
         self.rows = self.valid = self.skipped = 0

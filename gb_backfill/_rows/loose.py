@@ -5,7 +5,9 @@ same event exported twice in different formats gets two keys: a CSV keeps timest
 text (``"2024-01-01 00:06:21+00:00"``, ``"12.50"``), and writes an empty string as an empty field.
 Sending the second export would award every event twice. The loose identity makes them meet:
 
-* the customer id and the event name, exactly;
+* the customer id, exactly, and the event name folded (:func:`folded_names`: ``Purchase``,
+  ``PURCHASE`` and ``purchase`` in full-width letters are one name), so a row sent again under
+  another spelling of its event is refused as changed, never sent twice;
 * each metadata value reduced to a canonical form: numbers (typed, or text such as ``12.50``,
   ``1e3``, ``7,029.78`` or, with a decimal comma, ``2.277,83``) as one float text where float64
   carries them exactly, else as their exact digits (an int64 or uint64 id beyond 2**53, a
@@ -18,11 +20,18 @@ Sending the second export would award every event twice. The loose identity make
 
 The metadata values are combined in the order of their keys, not of the columns. Each row also
 gets a *form mask*: one bit per metadata key (its name hashed to 0-63) set where the value was
-written loosely (text read as a number, boolean or timestamp, or empty text). Comparing two rows'
-masks says which columns differ in form, to show the user.
+written loosely (text read as a number, boolean or timestamp, or empty text), and one for an
+event name that folding changes. Comparing two rows' masks says which columns differ in form,
+to show the user.
 
 Like the exact keys, loose keys tell apart identical rows by their occurrence (the first, the
 second, ...), so a third identical event is not mistaken for the second one sent again.
+
+Ledgers created before names were folded hold loose keys made with the name as written. A name
+folding leaves as it is hashes the same both ways, so only a row whose name folding changes
+gets a second, *former* key (the name as written) to look up as well (:func:`loose_keys`), and
+only with such a ledger (a new one notes that it reads names folded). Which rows old ledgers
+match is thus unchanged, and no ledger is rewritten.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from .keys import RowKeyMaker
 from .mapping import ColumnMapping
 from .payloads import EncodedRows
 from .rules import CheckedFrame
+from .spellings import folded
 from .values import to_arrow
 
 __all__: list[str] = []
@@ -71,6 +81,11 @@ _FLOAT_EXACT = 2**53  # integers up to this size are exact in float64
 def key_bit(key: str) -> int:
     """The bit of a metadata key in a form mask."""
     return 1 << (zlib.crc32(key.encode("utf-8", "surrogatepass")) % 64)
+
+
+#: The form mask's bit of an event name that folding changes (``Purchase``); it may share its
+#: bit with a metadata key, as keys may with each other: a message names one column more.
+NAME_BIT = key_bit("\x00event name")
 
 
 def _numbers(array: pa.Array) -> pa.Array:
@@ -257,57 +272,106 @@ def _hash(texts: npt.NDArray[np.object_]) -> Hashes:
     return np.stack([pd.util.hash_array(texts, hash_key=salt) for salt in _SALTS], axis=1)
 
 
+def folded_names(written: pa.Array) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
+    """Event names as the loose identity reads them: folded as the ``event_name_variants``
+    warning folds them (:func:`~gb_backfill._rows.spellings.folded`: NFKC, lower case, spaces
+    trimmed and runs of them one); and where that differs from the name as written."""
+    names = folded(written)
+    return names, _where(pc.not_equal(names, written))
+
+
 def loose_hashes(
     frame: pd.DataFrame,
     positions: npt.NDArray[np.int64],
     mapping: ColumnMapping,
     customer_ids: Sequence[str],
     event_names: Sequence[str],
-) -> tuple[Hashes, npt.NDArray[np.int64]]:
-    """The loose identity hash (rows x 2) and the form mask of the rows at ``positions``.
+    *,
+    former: bool = True,
+) -> tuple[Hashes, npt.NDArray[np.int64], Hashes, npt.NDArray[np.bool_]]:
+    """The loose identity hash (rows x 2) and the form mask of the rows at ``positions``, and
+    (``former``) the former hashes (the event name as written) of the rows whose name folding
+    changes, with where they are.
 
-    Each row's canonical text is its customer and event name, then one member per metadata key
-    in sorted order (empty where there is no value), hashed once.
+    Each row's canonical text is its customer and folded event name, then one member per
+    metadata key in sorted order (empty where there is no value), hashed once.
     """
     rows = frame.iloc[positions]
     size = len(positions)
     forms = np.zeros(size, dtype=np.uint64)
-    pairs_of_who = zip(customer_ids, event_names, strict=True)
-    parts: list[pa.Array | str] = [
-        pa.array([f"{customer}\x1e{name}" for customer, name in pairs_of_who], pa.string())
-    ]
+    parts: list[pa.Array | str] = []
     for key, column in sorted(zip(mapping.metadata_keys, mapping.metadata, strict=True)):
         texts, loose = canonical(rows[column])
         parts.append(pc.binary_join_element_wise(f"\x1d{key}\x1f", texts, "").fill_null(""))
         forms[loose] |= np.uint64(key_bit(key))
-    text = pc.binary_join_element_wise(*parts, "") if size else pa.array([], pa.string())
-    return _hash(text.to_numpy(zero_copy_only=False)), forms.view(np.int64)
+    if not size:
+        empty = np.zeros((0, 2), dtype=np.uint64)
+        return empty, forms.view(np.int64), empty, np.zeros(0, dtype=bool)
+    customers = pa.array(list(customer_ids), pa.string())
+    written = pa.array(list(event_names), pa.string())
+    folded, refolded = folded_names(written)
+    forms[refolded] |= np.uint64(NAME_BIT)
+    who = pc.binary_join_element_wise(customers, folded, "\x1e")
+    text = pc.binary_join_element_wise(who, *parts, "")
+    earlier = np.zeros((0, 2), dtype=np.uint64)
+    if former and refolded.any():
+        where = pa.array(np.flatnonzero(refolded))
+        who = pc.binary_join_element_wise(customers.take(where), written.take(where), "\x1e")
+        members = [part.take(where) for part in parts if isinstance(part, pa.Array)]
+        earlier = _hash(
+            pc.binary_join_element_wise(who, *members, "").to_numpy(zero_copy_only=False)
+        )
+    hashes = _hash(text.to_numpy(zero_copy_only=False))
+    return hashes, forms.view(np.int64), earlier, refolded
+
+
+@dataclass(frozen=True, slots=True)
+class LooseKeys:
+    """The loose keys and form masks of a chunk's keyed rows, and the former keys (made with
+    the event name as written, as ledgers written before names were folded hold them) of the
+    rows whose name folding changes: key index -> former key."""
+
+    keys: list[bytes]
+    forms: npt.NDArray[np.int64]
+    former: dict[int, bytes] = field(default_factory=dict)
 
 
 def loose_keys(
-    frame: pd.DataFrame, checked: CheckedFrame, encoded: EncodedRows, maker: RowKeyMaker
-) -> tuple[list[bytes], npt.NDArray[np.int64]]:
-    """The loose keys and form masks of the encoded rows of ``frame``, counted by ``maker``
-    (the run's, so that occurrences number across the whole input)."""
-    hashes, forms = loose_hashes(
+    frame: pd.DataFrame,
+    checked: CheckedFrame,
+    encoded: EncodedRows,
+    maker: RowKeyMaker,
+    *,
+    former: bool = True,
+) -> LooseKeys:
+    """The loose keys of the encoded rows of ``frame``, counted by ``maker`` (the run's, so
+    that occurrences number across the whole input); their former keys only with ``former``
+    (a ledger created before names were folded: :meth:`Ledger.keeps_names_as_written`)."""
+    hashes, forms, earlier_hashes, refolded = loose_hashes(
         frame,
         encoded.positions,
         checked.mapping,
         encoded.customer_ids,
         checked.event_names_at(encoded.positions),
+        former=former,
     )
-    return maker.occurrence_keys(hashes), forms
+    keys = maker.occurrence_keys(hashes)
+    # A name as written hashes apart from every folded one: its occurrences count as before.
+    earlier = maker.occurrence_keys(earlier_hashes)
+    where = np.flatnonzero(refolded).tolist() if former else []
+    return LooseKeys(keys, forms, dict(zip(where, earlier, strict=True)))
 
 
 def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:
     """The metadata columns whose form differs between two rows with these form masks."""
     differ = now ^ then
+    named = [str(mapping.event_name)] if differ & NAME_BIT and mapping.event_name else []
     columns = [
         str(c)
         for k, c in zip(mapping.metadata_keys, mapping.metadata, strict=True)
         if differ & key_bit(k)
     ]
-    return columns or ["email, mobile, or how a value is written"]
+    return named + columns or ["email, mobile, or how a value is written"]
 
 
 @dataclass(slots=True)
@@ -323,6 +387,7 @@ class ChangedRows:
     #: per differing column, the types its values (as text) would read as: what ``dtype=``
     #: would make them match the rows sent (None: a value that is not text of one type)
     kinds: dict[str, set[str | None]] = field(default_factory=dict)
+    event_name: str | None = None  #: the event name's column, when a row's spelling differs
 
     def add(
         self,
@@ -338,6 +403,8 @@ class ChangedRows:
         for position, (now, then) in rows.items():
             self.count += 1
             differ = differing_columns(mapping, now, then)
+            if mapping.event_name is not None and str(mapping.event_name) in differ:
+                self.event_name = str(mapping.event_name)
             self.columns.update(dict.fromkeys(differ))
             seen.update(dict.fromkeys(differ))
             shown = named + [c for c in mapping.metadata if str(c) in differ]
@@ -384,11 +451,13 @@ class ChangedRows:
     def message(self) -> tuple[str, dict[str, object]]:
         """The refusal: a template naming ``resend_changed=`` (and ``dtype=`` when it would
         make them match), as each face names them, and its values."""
+        named = self.event_name is not None
         template = (
             "{count:,} rows look like rows an earlier run with this ledger sent, written "
             "differently ({columns}): the same customer, event and values, but as text, or "
-            "empty where they were missing. Sending them would award them twice, so nothing "
-            "was sent: "
+            "empty where they were missing"
+            + (", or with the event name spelt otherwise (case, spaces, width)" if named else "")
+            + ". Sending them would award them twice, so nothing was sent: "
         )
         values: dict[str, object] = {"count": self.count, "columns": ", ".join(self.columns)}
         fix = self.dtype_fix()

@@ -364,17 +364,22 @@ def _number_message(name: str, separated: bool) -> str:
         return text + (
             f"with thousands separators, --dtype {name}=float --thousands , reads them (or "
             "--thousands with the separator they use; with a decimal comma also --decimal ,), "
-            "as send_path(..., thousands=',') does; in pandas: "
+            f"in Python dtype={{{name!r}: 'float'}}, thousands=','; a DataFrame, in pandas: "
             f"df[{name!r}] = pd.to_numeric(df[{name!r}].str.replace(r'[,\\s]', '', regex=True))"
         )
-    return text + f"--dtype {name}=float, or in pandas df[{name!r}] = pd.to_numeric(df[{name!r}])"
+    # Shown on the command line and in Python alike: each face's words, said as such.
+    return text + (
+        f"--dtype {name}=float reads them, in Python dtype={{{name!r}: 'float'}}; a DataFrame, "
+        f"in pandas: df[{name!r}] = pd.to_numeric(df[{name!r}])"
+    )
 
 
 def _decimal_comma_message(name: str) -> str:
     return (
         f"{name!r} holds numbers written with a decimal comma, which go out as JSON strings: "
         f"--dtype {name}=float --decimal , reads them (with --thousands . when they group "
-        "thousands with a dot), as send_path(..., decimal=',', thousands='.') does; in pandas: "
+        f"thousands with a dot), in Python dtype={{{name!r}: 'float'}}, decimal=',' (and "
+        "thousands='.'); a DataFrame, in pandas: "
         f"df[{name!r}] = pd.to_numeric(df[{name!r}].str.replace('.', '').str.replace(',', '.'))"
     )
 

@@ -277,6 +277,11 @@ class Ledger:
         """True when a row sent (or perhaps sent) has a loose key to compare new rows with."""
         return _storage.has_loose_keys(self._db)
 
+    def keeps_names_as_written(self) -> bool:
+        """True when loose keys made with event names as written may be in the ledger (it
+        was created before names were folded): rows need their former keys looked up too."""
+        return _storage.keeps_names_as_written(self._db)
+
     def loose_forms(self, looses: Sequence[bytes]) -> dict[bytes, int]:
         """The form mask of the row sent (or perhaps sent) with each of ``looses`` that one
         has."""

@@ -155,6 +155,10 @@ ON CONFLICT (key) DO UPDATE SET status = 'in_flight', updated_at = excluded.upda
 #: already holds (the crash came between the commit and the journal's truncation), and then it
 #: must not turn a settled row back into one in flight.
 _MARK_REPLAYED = _MARK + " WHERE rows.status = 'in_flight' OR rows.updated_at < excluded.updated_at"
+
+#: The meta row that says how the ledger's loose keys read event names (see
+#: :mod:`gb_backfill._rows.loose`).
+_LOOSE_NAMES = "loose_names"
 #: The meta row that says a run has this ledger open: its latest rows may be in the companion
 #: files (the WAL and the journal) rather than in the database file itself.
 _IN_USE = "in_use"
@@ -220,7 +224,18 @@ def prepare(db: sqlite3.Connection) -> str:
         return str(found[0])
     identity = uuid.uuid4().hex
     db.execute("INSERT INTO meta (name, value) VALUES ('ledger_id', ?)", (identity,))
+    if db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is None:
+        # A new ledger: every loose key it will hold is made with event names folded.
+        db.execute(f"INSERT INTO meta (name, value) VALUES ('{_LOOSE_NAMES}', 'folded')")
     return identity
+
+
+def keeps_names_as_written(db: sqlite3.Connection) -> bool:
+    """True unless the ledger was created by a version that folds event names in loose keys:
+    one created before may hold loose keys made with the names as written."""
+    query = f"SELECT value FROM meta WHERE name = '{_LOOSE_NAMES}'"
+    found = db.execute(query).fetchone()
+    return found is None or found[0] != "folded"
 
 
 # --- whether a run has the ledger open ---------------------------------------------------------
