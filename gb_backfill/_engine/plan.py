@@ -70,6 +70,10 @@ class _Tally:
     batch_customer: Counter[str] = field(default_factory=Counter)
     events_customer: Counter[str] = field(default_factory=Counter)
     orders_customer: Counter[str] = field(default_factory=Counter)  #: orders, either lane
+    #: events a batch job could carry, and those only the events lane can (an email, a mobile,
+    #: a token), per customer: what an events-mode plan routes as a batch-mode run would
+    batchable: Counter[str] = field(default_factory=Counter)
+    unbatchable: Counter[str] = field(default_factory=Counter)
     names: Counter[str] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
     lanes: Counter[Lane] = field(default_factory=Counter)
@@ -86,6 +90,7 @@ class _Tally:
             self.names[gameball.PLACE_ORDER_EVENT] += 1
         else:
             self.names.update(list(json.loads(row.body)["events"]))
+            (self.batchable if row.plain else self.unbatchable)[row.customer] += 1
 
 
 def _plan_chunk(
@@ -197,9 +202,13 @@ def _estimates(tally: _Tally, settings: Settings, costs: LaneCosts) -> dict[str,
             events_seconds(tally.lanes[Lane.EVENTS], _most(tally.events_customer), costs),
             batch_seconds(jobs, _chain(tally.batch_customer, settings), costs),
         )
-    else:  # as if every row could ride a job, routed the same way
-        busiest = dict(tally.per_customer.most_common(_ROUTED_AT_MOST))
-        loads = Loads(events_rows=0, events_chain=0, batch_rows=sendable, busiest=busiest)
+    else:  # routed as a batch-mode run would route these rows
+        unbatchable = sum(tally.unbatchable.values())
+        busiest = dict(tally.batchable.most_common(_ROUTED_AT_MOST))
+        loads = Loads(
+            events_rows=unbatchable, events_chain=_most(tally.unbatchable),
+            batch_rows=sendable - unbatchable, busiest=busiest,
+        )  # fmt: skip
         batch_mode = route(loads, costs, keep_order=settings.keep_order).seconds
     return {Lane.EVENTS.value: events_mode, Lane.BATCH.value: batch_mode}
 

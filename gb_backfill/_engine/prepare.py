@@ -137,6 +137,7 @@ class Preparer:
                 Lane.EVENTS
                 if customer in routed and not order
                 else lane_for(batch_mode=batched, plain=plain, order=order),
+                plain=plain,
             )
             for index, (local, customer, body, token, plain, order) in enumerate(fields)
         ]
