@@ -24,6 +24,7 @@ from ._errors import GameballError
 from ._preview.report import PreviewReport
 from ._reports.send import SendReport
 from ._reports.words import WORTH_RETRYING
+from ._vocabulary import SendErrorCode
 
 if TYPE_CHECKING:  # not at run time: it imports asyncio, which `import gb_backfill` defers
     from ._engine.stopping import Stop
@@ -195,10 +196,16 @@ def rows_left(report: SendReport, *, ledger: bool) -> str:
                 f"({WORTH_RETRYING}; gb_error_code says which), can be sent again"
             )
         )
-    if report.unknown:
+    in_jobs = report.error_codes.get(SendErrorCode.BATCH_JOB_OPEN.value, 0) if ledger else 0
+    if in_jobs:
         parts.append(
-            f"{report.unknown:,} rows are unknown: their requests went out without an answer, so "
-            "Gameball may have them; "
+            f"{in_jobs:,} rows are in batch jobs that had not ended: the next run with the "
+            "ledger asks Gameball how those jobs ended"
+        )
+    if report.unknown - in_jobs:
+        parts.append(
+            f"{report.unknown - in_jobs:,} rows are unknown: their requests went out without an "
+            "answer, so Gameball may have them; "
             + (
                 "no run sends them again on its own: look them up in Gameball (gb-backfill "
                 "status --ledger PATH lists them), then gb-backfill settle"

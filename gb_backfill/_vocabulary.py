@@ -137,6 +137,8 @@ class SendErrorCode(StrEnum):
     BATCH_UNCONFIRMED = "batch_unconfirmed"  #: its job was not confirmed within job_timeout
     BATCH_JOB_LOST = "batch_job_lost"  #: its job's status could not be read (server forgot it)
     BATCH_NO_JOB_ID = "batch_no_job_id"  #: the job was accepted without an id
+    #: its job had not ended when the run stopped: the next run with the ledger asks about it
+    BATCH_JOB_OPEN = "batch_job_open"
     NOT_ARRIVED = "not_arrived"  #: marked by hand as not arrived (``settle``): sent again once
     #: not an error: a ``sent`` order Gameball refused as a duplicate, so it was already there
     ALREADY_THERE = "already_there"

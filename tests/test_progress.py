@@ -69,6 +69,23 @@ def test_a_retry_after_says_what_gameball_asked_and_how_long_is_left(summary_lin
     assert min(left) == 1, "counted down to its last second, never silent at the end"
 
 
+def test_a_row_to_be_retried_is_counted_until_its_next_request(summary_lines):
+    """A trial's rows refused with a 5xx waited for the window, in no count on the bar, then
+    showed as failed when the run stopped: they are 'retrying' until their next request."""
+
+    def handler(request, body, n):
+        return httpx.Response(503, json={}) if n == 3 else httpx.Response(200, json={})
+
+    window = RateLimits(per_second=0, per_window=3, window=30.0)
+    options = send_options(MockGameball(handler), progress=None, limits=window,
+                           retry=RetryPolicy(wait_initial=0.1, wait_jitter=0.0))  # fmt: skip
+    report = send_fast(ROWS, **{**options, "concurrency": 1})
+    assert report.sent == 6
+    waiting = [line for line in summary_lines() if "waiting for the 30 s window" in line]
+    assert waiting
+    assert all("retrying=1" in line for line in waiting[:10]), waiting[:3]
+
+
 def test_a_slow_answer_is_said_to_be_waited_for(summary_lines):
     async def handler(request):
         await asyncio.sleep(20)  # fake time: Gameball takes 20 s to answer

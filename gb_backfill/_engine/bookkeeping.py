@@ -215,17 +215,25 @@ class Bookkeeper(StopSwitch):
             if not row.recorded:
                 groups.setdefault(_stop_outcome(row, error), []).append(row)
         for (status, outcome), alike in groups.items():  # rows alike recorded together
-            self.record(alike, status, outcome, retryable=status is not Status.UNKNOWN)
+            if outcome.code == SendErrorCode.BATCH_JOB_OPEN:
+                # The ledger keeps them in flight with their job: the next run asks Gameball.
+                self.record(alike, status, outcome, ledger=False)
+            else:
+                self.record(alike, status, outcome, retryable=status is not Status.UNKNOWN)
 
     def posting(self, rows: Sequence[OutgoingRow]) -> None:
         """Note in the ledger, before a job's POST goes out, that ``rows`` left any earlier job:
         until its answer names the new job, a resume must not ask the old one (which may have
         answered 2001 for them) and send them again."""
+        for row in rows:
+            row.job_id = None  # out of any earlier job until this one's answer names it
         if self.ledger is not None:
             self.ledger.assign_job(POSTING_JOB, [row.key for row in rows if row.begun])
 
     def assign_job(self, rows: Sequence[OutgoingRow], job_id: int) -> None:
         """Note in the ledger which batch job carries ``rows``, so a later run can ask."""
+        for row in rows:
+            row.job_id = job_id
         if self.ledger is not None:
             self.ledger.assign_job(job_id, [row.key for row in rows])
 
@@ -236,6 +244,7 @@ class Bookkeeper(StopSwitch):
         outcome: Outcome | None,
         *,
         retryable: bool = False,
+        ledger: bool = True,
     ) -> None:
         """The one place a queued row's final status is recorded (here, for ``rows`` alike:
         a job's rows, or rows stopped together, counted, noted and settled in the ledger at once).
@@ -271,7 +280,7 @@ class Bookkeeper(StopSwitch):
         if not self.outstanding:
             self.drained.set()
         self.progress.advance(len(rows), self.counts, self.retrying)
-        if self.ledger is not None:
+        if self.ledger is not None and ledger:
             self.ledger.settle_many(
                 [(row.key, row.requests) for row in rows if row.in_ledger],
                 status,
@@ -347,6 +356,12 @@ class Bookkeeper(StopSwitch):
 def _stop_outcome(row: OutgoingRow, error: BaseException | None) -> tuple[Status, Outcome]:
     """The status and outcome a stop gives ``row`` (see :meth:`Bookkeeper.stopped_early`)."""
     last = row.last
+    if row.in_flight and row.job_id is not None and row.job_id >= 0 and error is None:
+        message = (
+            f"its batch job {row.job_id} had not ended when the run stopped: the next run with "
+            "the ledger asks Gameball how it ended"
+        )
+        return Status.UNKNOWN, Outcome(Verdict.UNKNOWN, SendErrorCode.BATCH_JOB_OPEN, message)
     if row.in_flight:
         if error is not None:
             message = f"{type(error).__name__} while its request was out; it may have been sent"

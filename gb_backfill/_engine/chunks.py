@@ -82,6 +82,8 @@ class OutgoingRow:
     key_index: int
     lane: Lane = Lane.EVENTS  #: the lane that delivers it
     plain: bool = True  #: a batch job could carry it (no email, mobile or session token)
+    job_id: int | None = None  #: the batch job that carries it, once Gameball named it
+    retry_due: bool = False  #: refused in a way retried, its next request not yet made
     attempts: int = 0  #: tries counted against the retry policy (a 429 or 2001 is none)
     requests: int = 0  #: requests made for it in this run, refused ones included
     begun: bool = False  #: the ledger holds its in-flight mark (cleared while it waits to retry)

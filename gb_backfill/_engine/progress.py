@@ -96,6 +96,8 @@ class Progress:
         self.pace: Callable[[], str | None] = lambda: None
         #: why nothing can be sent now, and for how long (the lanes' holdups); None: nothing
         self.status: Callable[[], str | None] = lambda: None
+        #: the rows waiting to be retried now (None: as the last advance() said)
+        self.retrying: Callable[[], int | None] = lambda: None
         if enabled is None:
             enabled = interactive()
         self._counts_bar: Any = None  # the counts' own line, in a terminal
@@ -213,6 +215,7 @@ class Progress:
         self._counts, self._retrying, self._doing = counts, 0, None
         self._moved_at = self.clock()
         self.pace = lambda: None
+        self.retrying = lambda: None
         if self._bar is not None:
             if stopped:
                 self._bar.set_description_str(f"{self.desc} (stopped)", refresh=False)
@@ -229,8 +232,12 @@ class Progress:
                 bar.close()
         self._bar = self._counts_bar = None
 
+    def _retrying_now(self) -> int:
+        now = self.retrying()
+        return self._retrying if now is None else now
+
     def _show(self, *, refresh: bool) -> None:
-        counts = _count_pieces(self._counts, self._retrying)
+        counts = _count_pieces(self._counts, self._retrying_now())
         waits = _wait_pieces(self.pace(), self.why())
         if self._counts_bar is not None:
             line = _counts_line(self._counts_bar, counts)
@@ -247,7 +254,9 @@ class Progress:
     def _line(self) -> str:
         of = f" of {self._total:,}" if self._total is not None else ""
         share = f" ({self._done / self._total:.0%})" if self._total else ""
-        pieces = _count_pieces(self._counts, self._retrying) + _wait_pieces(self.pace(), self.why())
+        pieces = _count_pieces(self._counts, self._retrying_now()) + _wait_pieces(
+            self.pace(), self.why()
+        )
         shown = ", ".join(text for _, text in pieces)
         return f"{self.desc}: {self._done:,}{of} {self.unit}s{share}: {shown}"
 

@@ -287,6 +287,7 @@ class SendRun:
         self.dispatcher.lanes = {lane.kind: lane for lane in self.lanes}
         self.bar.pace = (self.orders if mapping.all_orders else self.events).pace
         self.bar.status = self.holdup
+        self.bar.retrying = lambda: self.book.retrying
         self.timeline = timeline
         self.admission = Admission(
             settings, mapping, self.book, self.dispatcher, ledger, routing=routing, folds=folds

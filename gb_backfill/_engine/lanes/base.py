@@ -190,14 +190,23 @@ class BaseLane:
         retryable: bool = False,
     ) -> None:
         """Record ``rows``' final status, and let their customers' next rows go."""
+        self._no_longer_due(rows)
         self.book.record(rows, status, outcome, retryable=retryable)
         self.dispatcher.done_many(rows)
 
     def stop_rows(self, rows: Sequence[OutgoingRow], error: BaseException | None = None) -> None:
         """Record the rows of ``rows`` not yet recorded by the stop rule."""
         pending = [row for row in rows if not row.recorded]
+        self._no_longer_due(pending)
         self.book.stopped_early(pending, error)
         self.dispatcher.done_many(pending)
+
+    def _no_longer_due(self, rows: Sequence[OutgoingRow]) -> None:
+        """``rows`` are retried now, or ended: no longer counted as retrying."""
+        for row in rows:
+            if row.retry_due:
+                row.retry_due = False
+                self.book.retrying -= 1
 
     # --- hooks a lane may override -----------------------------------------------------------
 
@@ -269,6 +278,7 @@ class BaseLane:
     ) -> tuple[httpx.Response | None, Outcome]:
         """One request in ``slot``: marked in the ledger first, then sent, classified and
         observed; its slot is held until one window after the answer."""
+        self._no_longer_due(rows)
         self.book.begin(rows)  # a ledger that cannot mark them: nothing may be sent
         for row in rows:
             row.attempts += 1
@@ -375,11 +385,13 @@ class BaseLane:
             # Gameball said how long the account is over its limit: hold every request. (Any
             # 429 holds them anyway: the shared controller probes until there is room.)
             self.limiter.defer(wait)
-        self.book.retrying += len(rows)
-        try:
-            await self.book.pause(wait)
-        finally:
-            self.book.retrying -= len(rows)
+        # Counted as retrying from now until the next request goes (after the backoff, and
+        # after waiting for a place in the limits) or the row ends: the bar never loses them.
+        for row in rows:
+            if not row.retry_due:
+                row.retry_due = True
+                self.book.retrying += 1
+        await self.book.pause(wait)
 
     async def _drain_tasks(self, tasks: Sequence[asyncio.Task[None]], grace: float | None) -> None:
         """Wait for ``tasks`` (at most ``grace`` seconds), then cancel the late ones."""

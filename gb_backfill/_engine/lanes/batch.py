@@ -154,10 +154,15 @@ class BatchLane(BaseLane):
         if self.book.stopped.is_set():
             grace = min(STOP_GRACE, self.settings.job_timeout + self.settings.timeout)
             if self._jobs:
+                later = (
+                    "the next run with the ledger asks Gameball how their jobs ended"
+                    if self.bookkeeper.ledger is not None
+                    else "look them up in Gameball before sending any again"
+                )
                 self.bookkeeper.progress.note(
                     f"gb-backfill: stopping: waiting up to {grace:g} s for {len(self._jobs):,} "
                     "batch job(s) already posted to end; rows of jobs not ended by then are "
-                    "recorded unknown"
+                    f"unknown: {later}"
                 )
         loop = asyncio.get_running_loop()
         deadline = None if grace is None else loop.time() + grace
