@@ -181,10 +181,10 @@ class FakeClock:
 # --- a real terminal's width -------------------------------------------------------------------
 
 
-def terminal(columns):
+def terminal(columns, lines=24):
     """A pseudo-terminal ``columns`` wide: (the side a program writes to, the side we read)."""
     reader, writer = pty.openpty()
-    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     return writer, reader
 
 
@@ -323,11 +323,13 @@ def test_a_refused_key_leaves_the_bar_where_the_run_stopped(capsys):
     assert "<" not in repr(report.error_codes)
 
 
-def test_a_terminal_that_says_it_has_no_width_still_gets_a_bar(monkeypatch):
-    """``script`` and some CI runners give a terminal of 0 columns, where tqdm draws nothing:
-    the bar is drawn 80 columns wide instead."""
-    writer, reader = terminal(0)
+@pytest.mark.parametrize("lines", [24, 0])
+def test_a_terminal_that_says_it_has_no_width_still_gets_a_bar(monkeypatch, lines):
+    """``script`` and some CI runners give a terminal of 0 columns (and 0 lines), where tqdm
+    draws nothing: the bar is drawn 80 columns wide instead, its counts' line too."""
+    writer, reader = terminal(0, lines)
     monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
     with os.fdopen(writer, "w", closefd=True) as screen:
         monkeypatch.setattr(sys, "stderr", screen)
         clock = FakeClock()

@@ -266,13 +266,19 @@ def _width() -> dict[str, Any]:
     ``COLUMNS``) when the terminal says it has none (``script``, some CI runners), where tqdm
     would draw nothing at all."""
     try:
-        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+        columns, lines = os.get_terminal_size(sys.stderr.fileno())
     except (OSError, ValueError, AttributeError):
         return {"dynamic_ncols": True}  # not a terminal: a notebook, a file
+    # A terminal of no height would hide the counts' line (tqdm hides bars below the screen).
+    height = {} if lines else {"nrows": _env_number("LINES", 24)}
     if columns:
-        return {"dynamic_ncols": True}
-    fallback = os.environ.get("COLUMNS", "")
-    return {"ncols": int(fallback) if fallback.isdigit() and int(fallback) else 80}
+        return {"dynamic_ncols": True, **height}
+    return {"ncols": _env_number("COLUMNS", 80), **height}
+
+
+def _env_number(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and int(value) else default
 
 
 def _counts_line(bar: Any, counts: list[tuple[int, str]]) -> str:
