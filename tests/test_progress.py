@@ -160,13 +160,13 @@ def test_what_a_resumed_run_does_while_the_bar_stands_still(summary_lines):
     clock = FakeClock()
     bar = _progress.Progress(20_000, enabled=None, clock=clock)
     bar.advance(10_000, {"sent": 0, "skipped": 10_000}, 0)
-    bar.doing("checking rows 10,001-20,000 and looking them up in the ledger")
+    bar.doing("checking rows 10,001-20,000 against the ledger")
     bar.tick()
     clock.now += 12
     bar.tick()
     lines = summary_lines()
-    assert "looking them up" not in lines[-2], "not while the bar moves"
-    said = "checking rows 10,001-20,000 and looking them up in the ledger (12 s)"
+    assert "against the ledger" not in lines[-2], "not while the bar moves"
+    said = "checking rows 10,001-20,000 against the ledger (12 s)"
     assert lines[-1].endswith(said)
 
 
@@ -361,3 +361,23 @@ def test_rows_settled_without_a_request_do_not_make_the_rate(monkeypatch, capsys
     bar.close()
     assert rate is not None
     assert 0.5 < rate < 2.0, rate
+
+
+def test_what_the_run_does_is_said_in_full_at_80_columns(monkeypatch):
+    """A trial read 'comparing the…' at 80 columns, the times kept: the bar gives way first."""
+    writer, reader = terminal(80)
+    with os.fdopen(writer, "w", closefd=True) as screen:
+        monkeypatch.setattr(sys, "stderr", screen)
+        clock = FakeClock()
+        monkeypatch.setattr("tqdm.std.time", clock)
+        bar = _progress.Progress(18_000, enabled=True, clock=clock)
+        clock.now += 3
+        bar.doing("comparing with the ledger: 12,000 rows read")
+        clock.now += 2
+        bar.tick()
+        bar.close()
+        screen.flush()
+    states = drawn(drain(reader))
+    os.close(reader)
+    said = "comparing with the ledger: 12,000 rows read (2 s)"
+    assert any(s.rstrip().endswith(said) and len(s) <= 80 for s in states), states

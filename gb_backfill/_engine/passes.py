@@ -94,7 +94,7 @@ async def refuse_changed_rows(
             note_changed_rows(prepared, judge(prepared), mapping, changed)
             offset += len(frame)
             if bar is not None:
-                bar.doing(f"comparing the input with the ledger: {offset:,} rows read")
+                bar.doing(f"comparing with the ledger: {offset:,} rows read")
     finally:
         scanner.close()
     if changed.count:
@@ -127,7 +127,7 @@ async def route_customers(
     :mod:`gb_backfill._engine.makespan`)."""
     costs = assumed_costs(settings)
     counter = LoadCounter(mapping, costs)
-    await _each_frame(read, counter.count, bar, "counting each customer's rows")
+    await _each_frame(read, counter.count, bar, "counting rows per customer")
     if counter.needs_busiest():
         await _each_frame(read, counter.count_busiest, bar, "finding the busiest customers")
     return route(counter.loads(), costs, keep_order=settings.keep_order)

@@ -31,6 +31,8 @@ _FORMATS = (
     "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
     "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
     "{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}",
+    # No bar at all: the room for a long "why" at 80 columns (what is read, what is waited for)
+    "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt}{postfix}",
 )
 #: The same without a total (rows of an input whose length is not known).
 _UNSIZED_FORMATS = (
@@ -338,11 +340,15 @@ def _fit(bar: Any, pieces: list[tuple[int, str]]) -> tuple[str, str]:
         )  # fmt: skip
         room = width - len(fixed) - _SLACK - (_MIN_BAR if "{bar}" in bar_format else 0)
         room -= 2  # the ", " before the postfix
-        chosen = [text for _, text in _choose(pieces, room)]
+        kept = _choose(pieces, room)
+        chosen = [text for _, text in kept]
         shown = [rank for rank, text in pieces if text in chosen]
         if all(text in chosen for rank, text in pieces if rank <= _NOTABLE):
             return bar_format, ", ".join(chosen)
-        score = tuple(shown.count(rank) for rank in range(_ZERO + 1))
+        # What says why the run waits counts by its characters shown: the format that cuts
+        # it least wins over one that keeps the times.
+        why = sum(len(text) for rank, text in kept if rank == _WHY)
+        score = (why, *(shown.count(rank) for rank in range(1, _ZERO + 1)))
         if best is None or score > best[0]:
             best = (score, bar_format, ", ".join(chosen))
     assert best is not None

@@ -334,7 +334,7 @@ class SendRun:
             self.offset += len(frame)
             rows = f"rows {offset + 1:,}-{self.offset:,}"
             bar.doing(
-                f"checking {rows} and looking them up in the ledger" if self.ledger is not None
+                f"checking {rows} against the ledger" if self.ledger is not None
                 else f"checking {rows}"
             )  # fmt: skip
             try:
