@@ -126,6 +126,14 @@ __all__ = [
     "validate_path",
 ]
 
+# A traceback names the public path: gb_backfill.ConfigError, not gb_backfill._errors....
+for _error in (
+    AuthenticationError, ChangedRowsError, ColumnNotFoundError, ConfigError, GameballError,
+    Interrupted, LedgerError, RepeatedFailureError, RunStopped,
+):  # fmt: skip
+    _error.__module__ = __name__
+del _error
+
 #: Public names imported on first use, and the module each lives in.
 _LAZY = {
     **dict.fromkeys(

@@ -1,6 +1,7 @@
 """The public surface: a sorted, complete __all__ and the accessor registered on import."""
 
 import pandas as pd
+import pytest
 
 import gb_backfill
 
@@ -61,3 +62,15 @@ def test_the_sync_faces_show_the_real_keywords():
         pd.DataFrame().gameball.plan,
     ):
         assert expected <= set(inspect.signature(function).parameters), function
+
+
+def test_an_error_in_a_traceback_is_named_by_its_public_path():
+    """A trial's traceback named gb_backfill._errors.ConfigError, a private module."""
+    import pickle
+    import traceback
+
+    with pytest.raises(gb_backfill.ConfigError) as raised:
+        gb_backfill.validate(pd.DataFrame({"customerId": ["a"], "eventName": "e"}), custmer="x")
+    last = traceback.format_exception(raised.value)[-1]
+    assert last.startswith("gb_backfill.ConfigError: "), last
+    assert isinstance(pickle.loads(pickle.dumps(raised.value)), gb_backfill.ConfigError)

@@ -348,7 +348,8 @@ def _text_rows(column: Hashable, state: _TextColumn) -> list[tuple[str, str, int
             others = "1 other value is" if look.misses == 1 else f"{look.misses:,} other values are"
             message += (
                 f". {others} not a number (e.g. {look.miss_example!r}): --dtype makes their "
-                "rows invalid (dtype_unconvertible), to fix; pd.to_numeric needs errors='coerce'"
+                "rows invalid (dtype_unconvertible), to fix, unless --na-values names them as "
+                f"missing (--na-values {look.miss_example}); pd.to_numeric needs errors='coerce'"
             )
         rows.append((name, str(code), look.count, look.example, message))
     return rows
@@ -364,13 +365,13 @@ def _number_message(name: str, separated: bool) -> str:
         return text + (
             f"with thousands separators, --dtype {name}=float --thousands , reads them (or "
             "--thousands with the separator they use; with a decimal comma also --decimal ,), "
-            f"in Python dtype={{{name!r}: 'float'}}, thousands=','; a DataFrame, in pandas: "
+            f"in Python dtype={{{name!r}: 'float'}}, thousands=','; for a DataFrame in pandas: "
             f"df[{name!r}] = pd.to_numeric(df[{name!r}].str.replace(r'[,\\s]', '', regex=True))"
         )
     # Shown on the command line and in Python alike: each face's words, said as such.
     return text + (
-        f"--dtype {name}=float reads them, in Python dtype={{{name!r}: 'float'}}; a DataFrame, "
-        f"in pandas: df[{name!r}] = pd.to_numeric(df[{name!r}])"
+        f"--dtype {name}=float reads them, in Python dtype={{{name!r}: 'float'}}; for a "
+        f"DataFrame in pandas: df[{name!r}] = pd.to_numeric(df[{name!r}])"
     )
 
 
@@ -379,7 +380,7 @@ def _decimal_comma_message(name: str) -> str:
         f"{name!r} holds numbers written with a decimal comma, which go out as JSON strings: "
         f"--dtype {name}=float --decimal , reads them (with --thousands . when they group "
         f"thousands with a dot), in Python dtype={{{name!r}: 'float'}}, decimal=',' (and "
-        "thousands='.'); a DataFrame, in pandas: "
+        "thousands='.'); for a DataFrame in pandas: "
         f"df[{name!r}] = pd.to_numeric(df[{name!r}].str.replace('.', '').str.replace(',', '.'))"
     )
 
@@ -471,13 +472,15 @@ class _Repeats:
         if not self.count:
             return []
         shown = ", ".join(map(str, self.first)) + (", ..." if self.count > len(self.first) else "")
+        rows = "1 valid row repeats" if self.count == 1 else f"{self.count:,} valid rows repeat"
+        at = "position" if self.count == 1 else "positions"
         message = (
-            f"{self.count:,} valid rows repeat an earlier row in every column sent (positions "
-            f"{shown}, as gb_row counts): each is sent as an event of its own, so Gameball counts "
-            "it again; if they are an export's duplicates, drop them first "
-            "(df.drop_duplicates())"
+            f"{rows} an earlier row in every column sent ({at} {shown}, as gb_row counts): each "
+            "is sent as an event of its own, so Gameball counts it again; if they are an "
+            "export's duplicates, drop them first (df.drop_duplicates(subset="
+            f"{[name for name, _ in self.columns]!r}))"
         )
-        return [("(rows)", str(WarningCode.DUPLICATE_ROWS), self.count, f"positions {shown}",
+        return [("(rows)", str(WarningCode.DUPLICATE_ROWS), self.count, f"{at} {shown}",
                  message)]  # fmt: skip
 
 
