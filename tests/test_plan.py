@@ -165,3 +165,24 @@ def test_both_modes_plans_agree_on_the_batch_mode_estimate():
     events = gb_backfill.plan(df, mode="events").estimated_seconds["batch"]
     batch = gb_backfill.plan(df, mode="batch").estimated_seconds["batch"]
     assert events == pytest.approx(batch, rel=0.05), (events, batch)
+
+
+def test_invalid_rows_whose_fixed_copies_were_sent_are_not_counted_valid(tmp_path):
+    """A trial's plan of its export after the fixed failures file was sent said '18,000 valid,
+    0 invalid' of an input with 30 invalid rows."""
+    from tests.conftest import MockGameball, send_fast, send_options
+
+    df = pd.DataFrame({"customerId": ["a", "", "c", "d"], "eventName": ["e", "e", "e", " e"]})
+    ledger, failures = tmp_path / "ledger", tmp_path / "f.parquet"
+    first = send_fast(df, **send_options(MockGameball(), ledger=ledger, failures_path=failures))
+    assert first.invalid == 2
+    fixed = pd.read_parquet(failures)
+    fixed["customerId"] = fixed["customerId"].replace("", "b")
+    fixed["eventName"] = fixed["eventName"].str.strip()
+    assert send_fast(fixed, **send_options(MockGameball(), ledger=ledger)).sent == 2
+    again = gb_backfill.plan(df, ledger=ledger)
+    assert (again.valid, again.invalid, again.fixed_before, again.skipped) == (2, 0, 2, 4)
+    assert again.headline().startswith(
+        "dry run, nothing was sent: 4 rows, 2 valid, 0 invalid, 2 invalid but sent fixed "
+        "before, 4 skipped;"
+    ), again.headline()

@@ -66,6 +66,7 @@ class _Tally:
     unknown: int = 0
     failed: int = 0
     changed: int = 0
+    fixed_before: int = 0  #: invalid rows whose fixed copies an earlier run sent
     per_customer: Counter[str] = field(default_factory=Counter)
     batch_customer: Counter[str] = field(default_factory=Counter)
     events_customer: Counter[str] = field(default_factory=Counter)
@@ -102,8 +103,11 @@ def _plan_chunk(
     tally.rows += len(chunk.frame)
     verdicts = judge(prepared)
     if prepared.worst is not None:
-        invalid = [verdicts.invalid(n) is Fate.INVALID for n in range(len(prepared.worst))]
+        judged = [verdicts.invalid(n) for n in range(len(prepared.worst))]
+        invalid = [fate is Fate.INVALID for fate in judged]
         tally.codes.update(prepared.worst["code"][invalid])
+        # Invalid here, but their fixed copies were sent before: skipped, and not valid.
+        tally.fixed_before += sum(fate in (Fate.SKIP, Fate.FOLD) for fate in judged)
     for row, fate in zip(prepared.rows, verdicts.rows, strict=True):
         if fate is Fate.SEND:
             tally.add(row)
@@ -245,8 +249,9 @@ def _plan(
     return SendPlan(
         mode=settings.mode,
         rows=tally.rows,
-        valid=tally.rows - tally.invalid,
+        valid=tally.rows - tally.invalid - tally.fixed_before,
         invalid=tally.invalid,
+        fixed_before=tally.fixed_before,
         skipped=tally.skipped,
         changed=tally.changed,
         unknown=tally.unknown,

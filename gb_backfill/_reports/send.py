@@ -289,6 +289,9 @@ class SendPlan:
     bodies_path: Path | None = None
     #: why a live send with the same options would be refused before sending (a key it needs
     #: is missing: the dry run itself needs none), or None
+    #: invalid rows the ledger skips: their fixed copies were sent before (counted in
+    #: ``skipped``, not in ``valid`` or ``invalid``)
+    fixed_before: int = 0
     live_refusal: ConfigError | None = field(default=None, repr=False, compare=False)
     warning: str = field(default=HISTORY_WARNING)
     #: columns whose values are likely not what was meant, and rows that repeat one another
@@ -411,6 +414,7 @@ class SendPlan:
         held = [
             f"{count:,} {name}"
             for name, count in (
+                ("invalid but sent fixed before", self.fixed_before),
                 ("skipped", self.skipped), ("held as unknown", self.unknown),
                 ("failed before", self.failed), ("changed", self.changed),
             )
