@@ -325,3 +325,18 @@ def test_the_emulator_says_it_stopped(tmp_path):
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0
     assert (last_line(out), err) == ("the emulator stopped", "")
+
+
+def test_a_value_that_does_not_convert_names_each_fix_in_its_face(tmp_path):
+    """A trial read dtype={'amount': 'text'} on the command line, unlabelled, and no word of
+    --na-values, which fixes an 'n/a'."""
+    path = tmp_path / "in.csv"
+    path.write_text("customerId,eventName,amount\nc1,e,12.5\nc2,e,n/a\n")
+    failures = tmp_path / "f.parquet"
+    assert (
+        main(["validate", str(path), "--dtype", "amount=float", "--failures", str(failures)]) == 1
+    )
+    [message] = pd.read_parquet(failures)["gb_error_message"]
+    assert "name it as missing (--na-values; in Python na_values=)" in message, message
+    assert "(--dtype amount=text; in Python dtype={'amount': 'text'})" in message, message
+    assert main(["validate", str(path), "--dtype", "amount=float", "--na-values", "n/a"]) == 0

@@ -290,7 +290,7 @@ def _beyond_double(text: pa.Array, valid: pa.Array, column: str) -> BadValues:
         f"column {column!r} holds {{value}}, beyond what a JSON reader holding doubles reads "
         "as that number (about 5e-324 to 1.8e308, and 0): it would arrive as 0 or infinity; "
         "round it, or read the column as text (--dtype "
-        f"{column}=text, dtype={{{column!r}: 'text'}})",
+        f"{column}=text; in Python dtype={{{column!r}: 'text'}})",
     )
 
 
@@ -339,8 +339,9 @@ def convert(
             failed,
             FailureCode.DTYPE_UNCONVERTIBLE,
             f"column {column!r} is read as {name} ({how}), and {{value}} is not "
-            f"{_EXPECTED[kind]}: fix the value, or read the column as text (--dtype "
-            f"{column}=text, dtype={{{column!r}: 'text'}})",
+            f"{_EXPECTED[kind]}: fix the value, name it as missing (--na-values; in Python "
+            f"na_values=), or read the column as text (--dtype {column}=text; in Python "
+            f"dtype={{{column!r}: 'text'}})",
         )
     )
     converted.index = series.index

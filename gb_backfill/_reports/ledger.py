@@ -139,7 +139,8 @@ class LedgerReport:
             "Gameball how each job ended, then skips the rows that arrived and sends the rest",
             "held_as_unknown": "their requests went out without an answer, so Gameball may "
             f"have them{crash}; no run sends them on its own: settle them (below)",
-            "invalid": "they break Gameball's rules; the next run sends a fixed copy",
+            "invalid": "they break Gameball's rules: reported again by each run until their "
+            "fixed copies (the failures file's rows, fixed) are sent",
         }
         lines = [
             f"  {name.replace('_', ' ')}: {count:,} ({said[name]})" if count
