@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from typing import Any
 
 from ._config import Settings
 from ._engine.plan import plan_run
@@ -189,14 +190,9 @@ async def aplan(df: Frame, options: PlanOptions) -> SendPlan:
     """
     settings, mapping, source = await _frame_input(df, options, "plan", dry_run=True)
     try:
-        planned = await plan_run(
-            lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
-            mapping=mapping, ledger_path=options.ledger, bodies_path=options.bodies_path,
-            columns=list(source.columns),
-        )  # fmt: skip
+        return await _plan_input(source, mapping, settings, options)
     finally:
         source.close()
-    return replace(planned, live_refusal=live_refusal(options))
 
 
 plan = sync_of(
@@ -215,6 +211,14 @@ async def aplan_path(path: str | os.PathLike[str], options: PlanPathOptions) -> 
     sending nothing; otherwise as :func:`aplan`."""
     settings = make_settings(options, dry_run=True)
     source, mapping = await open_input(path, options, row_key=settings.row_key or ())
+    return await _plan_input(source, mapping, settings, options)
+
+
+async def _plan_input(
+    source: Any, mapping: ColumnMapping, settings: Settings, options: PlanOptions
+) -> SendPlan:
+    """The dry run of an opened input (a frame's or a file's), with what would refuse the live
+    send."""
     planned = await plan_run(
         lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
         mapping=mapping, ledger_path=options.ledger, bodies_path=options.bodies_path,

@@ -377,16 +377,9 @@ async def apreview(df: Frame, options: PreviewOptions) -> PreviewReport:
     source = await offload(open_frame, df, "preview")
     try:
         mapping = resolve_mapping(source.columns, **mapping_of(options))
-        report, stop = await run_preview(
-            lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
-            mapping=mapping, columns=list(source.columns), sample=options.sample,
-            seed=options.seed, ledger_path=options.ledger, client=options.client,
-            progress=options.progress,
-        )  # fmt: skip
+        return await _preview_input(source, mapping, settings, options)
     finally:
         source.close()
-    raise_for(report, stop)
-    return report
 
 
 preview = sync_of(
@@ -408,6 +401,13 @@ async def apreview_path(path: str | os.PathLike[str], options: PreviewPathOption
     The file is read exactly as :func:`send_path` reads it."""
     settings = make_settings(options)
     source, mapping = await open_input(path, options)
+    return await _preview_input(source, mapping, settings, options)
+
+
+async def _preview_input(
+    source: Any, mapping: ColumnMapping, settings: Settings, options: PreviewOptions
+) -> PreviewReport:
+    """The preview of an opened input (a frame's or a file's), raising as a send does."""
     report, stop = await run_preview(
         lambda: source.frames(batch_rows=settings.batch_rows), settings=settings,
         mapping=mapping, columns=list(source.columns), sample=options.sample,
