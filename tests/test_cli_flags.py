@@ -121,3 +121,29 @@ def test_status_and_settle_name_their_ledger_flag(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"{tmp_path / 'none'}: no such ledger (--ledger)" in err
         assert "ledger=" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "meant"),
+    [
+        (["send", "--customer_id", "cid", "in.csv"], "--customer_id", "--customer-id?"),
+        (["send", "in.csv", "--event-col", "e"], "--event-col", "--event or --event-name?"),
+        (["status", "--ledger", "x", "--json_out", "y"], "--json_out", "--json?"),
+    ],
+)
+def test_a_mistyped_flag_is_refused_with_its_commands_usage_and_the_flag_meant(
+    capsys, argv, flag, meant
+):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert err.startswith(f"usage: gb-backfill {argv[0]} "), "the command's usage, not the top's"
+    assert f"gb-backfill {argv[0]}: error: no flag {flag}; did you mean {meant}" in err
+
+
+def test_an_argument_that_is_no_flag_is_refused_as_argparse_would(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["send", "in.csv", "extra.csv"])
+    assert stopped.value.code == 2
+    assert "gb-backfill send: error: unrecognized arguments: extra.csv" in capsys.readouterr().err

@@ -9,7 +9,9 @@ Whatever ends a run, every row is accounted for in the failures file and the led
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -32,7 +34,25 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (demo, validate, preview, send, status, settle, emulator):
         command.add(commands)
+    for command_parser in commands.choices.values():
+        command_parser.set_defaults(parser=command_parser)
     return parser
+
+
+def _refuse_unknown(command_parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """Refuse flags the command does not have, with its usage and the flags meant, if any are
+    close (argparse would show the top-level usage and no suggestion)."""
+    known = sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command_parser.format_help())))
+    for word in unknown:
+        written = word.split("=", 1)[0]
+        if not written.startswith("-"):
+            continue
+        normal = written.lower().replace("_", "-")
+        close = [normal] if normal in known else difflib.get_close_matches(normal, known, n=2)
+        if close:
+            meant = " or ".join(close)
+            command_parser.error(f"no flag {written}; did you mean {meant}? (--help lists all)")
+    command_parser.error(f"unrecognized arguments: {' '.join(unknown)} (--help lists the flags)")
 
 
 def _version() -> str:
@@ -46,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _interrupt.started():
         print("gb-backfill: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(args.parser, unknown)
     run: Callable[[argparse.Namespace], int] = args.run
     made: Flags | None = getattr(args, "flags", None)
     terms: Terms = made.terms if made is not None else Mention.in_python
