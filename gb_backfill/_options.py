@@ -201,8 +201,9 @@ class ReadOptions:
     """How a CSV input is read (ids, emails and mobiles always as text)."""
 
     dtype: Mapping[Hashable, str] | None = option(
-        None, "a column's type, one of text, int, float, bool, datetime (default: decided once "
-        "for the whole file; timestamps stay text unless asked)", check=type_names,
+        None, "a column's type, one of text, int, float, bool, datetime, or their pandas names "
+        "string, int64, float64, boolean, datetime64 (default: decided once for the whole "
+        "file; timestamps stay text unless asked)", check=type_names,
         metavar="COL=TYPE", parse=column_type, repeated=True, group="csv")
     na_values: Sequence[str] | None = option(
         None, "more texts that mean missing (default: only an empty field)", check=listed_texts,

@@ -7,6 +7,7 @@ could not convert recursed without end (item 4).
 import decimal
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -242,3 +243,22 @@ def test_floats_that_a_double_holds_stay_floats(tmp_path):
     frame = pd.concat(source.frames(batch_rows=10))
     assert frame["x"].tolist() == [float(v) for v in values]
     assert np.isfinite(frame["x"].to_numpy(dtype=float)).all()
+
+
+def test_every_name_a_type_goes_by_is_said_where_the_types_are_listed(tmp_path, capsys):
+    from gb_backfill._input.csv_types import CSV_TYPES
+
+    path = tmp_path / "in.csv"
+    pd.DataFrame({"customerId": ["c1"], "eventName": ["e"], "amount": ["1"]}).to_csv(path)
+    for names in CSV_TYPES.values():
+        for name in names:  # each is accepted ...
+            assert main(["validate", str(path), "--dtype", f"amount={name}"]) in (0, 1)
+    capsys.readouterr()
+    assert main(["validate", str(path), "--dtype", "amount=decimal"]) == 2
+    refusal = capsys.readouterr().err
+    reference = (Path(__file__).parent.parent / "docs" / "reference.md").read_text()
+    said = reference[reference.index("the types are") :].split(").", 1)[0]
+    for names in CSV_TYPES.values():  # ... and said in the refusal and the reference
+        for name in names:
+            assert re.search(rf"\b{name}\b", refusal), name
+            assert re.search(rf"\b{name}\b", said), name

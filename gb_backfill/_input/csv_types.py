@@ -73,7 +73,11 @@ _EXPECTED = {
 def canonical_type(name: str) -> str:
     kind = _TYPE_NAMES.get(str(name).lower() if str(name) != "Int64" else "int")
     if kind is None:
-        raise ConfigError(f"unknown column type {name!r}; use one of {', '.join(CSV_TYPES)}")
+        others = [alias for aliases in CSV_TYPES.values() for alias in aliases[1:]]
+        raise ConfigError(
+            f"unknown column type {name!r}; use one of {', '.join(CSV_TYPES)} (or another name "
+            f"of one: {', '.join(others)})"
+        )
     return kind
 
 
