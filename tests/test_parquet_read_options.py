@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from gb_backfill import Emulator, RateLimits, send_path, validate, validate_path
+from gb_backfill import ConfigError, Emulator, RateLimits, send_path, validate, validate_path
 from gb_backfill._cli import main
 
 FLAGS = ["--dtype", "amount=float", "--thousands", ","]
@@ -196,3 +196,35 @@ def test_dtype_reads_the_files_of_a_parquet_input_as_one(tmp_path, layout):
     assert (failure["customer_id"], failure["gb_error_code"]) == ("c", "metadata_mixed_timezones")
     sent = bodies(path, dtype={"at": "datetime"})
     assert [body["events"]["e"]["at"] for body in sent] == ["2024-03-01T08:00:00Z"] * 2
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"sep": ";"}, "sep=';' is for CSV files"),
+        ({"encoding": "cp1252"}, "encoding='cp1252' is for CSV files"),
+        (
+            {"dtype": {"amount": "datetime"}},
+            "asks column amount as datetime, but the Parquet "
+            "file stores it as numbers (double); only text columns are converted (drop amount "
+            "from dtype=)",
+        ),
+        (
+            {"dtype": {"at": "int"}},
+            "asks column at as int, but the Parquet file stores it as timestamps (",
+        ),
+        ({"dtype": {"items": "text"}}, "asks column items as text"),
+    ],
+)
+def test_what_a_parquet_input_would_ignore_is_refused_before_anything_is_sent(
+    tmp_path, given, said
+):
+    source = tmp_path / "typed.parquet"
+    pd.DataFrame({"customer_id": ["a"], "event_name": "e", "amount": [1.5], "items": [1],
+                  "at": pd.to_datetime(["2024-01-01"])}).to_parquet(source)  # fmt: skip
+    with Emulator() as emu:
+        with pytest.raises(ConfigError) as refused:
+            send_path(source, base_url=emu.base_url, api_key=emu.api_key,
+                      ledger=tmp_path / "l.db", progress=False, **given)  # fmt: skip
+        assert len(emu.events()) == 0
+    assert said in str(refused.value)

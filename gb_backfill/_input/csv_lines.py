@@ -44,6 +44,8 @@ class CsvOptions:
     #: (``1,299.50``: ``thousands=","``; ``1.299,50``: also ``decimal=","``)
     thousands: str | None = None
     decimal: str = "."
+    #: whether ``encoding`` was given (not the default): a Parquet input refuses it
+    encoding_given: bool = False
 
     def marks_numbers(self, name: str) -> bool:
         """True when column ``name``'s numbers are written with a thousands separator or a
@@ -105,6 +107,7 @@ class CsvOptions:
         return cls(
             sep=sep,
             encoding=encoding or "utf-8",
+            encoding_given=encoding is not None,
             na_values=tuple(dict.fromkeys(missing)),
             dtype=types,
             thousands=thousands,

@@ -118,9 +118,11 @@ def _local_files(text: str) -> list[Path]:
     return [given]
 
 
-def _parquet_columns(files: Sequence[SourceFile]) -> tuple[pd.Index, int]:
-    """The columns the Parquet files share, and their rows; :class:`ConfigError` if they differ."""
+def _parquet_columns(files: Sequence[SourceFile]) -> tuple[pd.Index, int, pa.Schema]:
+    """The columns the Parquet files share, their rows and the first file's schema;
+    :class:`ConfigError` if they differ."""
     first: list[str] | None = None
+    first_schema = pa.schema([])
     rows = 0
     for file in files:
         try:
@@ -130,14 +132,71 @@ def _parquet_columns(files: Sequence[SourceFile]) -> tuple[pd.Index, int]:
             raise ConfigError(f"{file}: not a readable Parquet file ({error})") from None
         names = [n for n in schema.names if not n.startswith("__index_level_")]
         if first is None:
-            first = names
+            first, first_schema = names, schema
         elif names != first:
             raise ConfigError(
                 f"{file}: its columns differ from {files[0].name}'s; files read as one input "
                 "need the same columns"
             )
         rows += metadata.num_rows
-    return pd.Index(first or []), rows
+    return pd.Index(first or []), rows, first_schema
+
+
+def _number(stored: pa.DataType) -> bool:
+    kinds = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
+    return any(is_kind(stored) for is_kind in kinds)
+
+
+# What each type dtype= may ask a Parquet column that is not text is already (a number is sent
+# as the number it is, whole or not, as a CSV's would be).
+_STORED_AS = {
+    "int": _number,
+    "float": _number,
+    "bool": pa.types.is_boolean,
+    "datetime": lambda t: pa.types.is_timestamp(t) or pa.types.is_date(t),
+}
+
+
+def _check_parquet_reading(schema: pa.Schema, csv: CsvOptions) -> None:
+    """:class:`ConfigError` for options a Parquet input would ignore: a CSV file's separator
+    and encoding, and ``dtype=`` asking a column stored as another type than text (it converts
+    text; a stored number stays the number it is, and a timestamp the time it is)."""
+    if csv.sep is not None or csv.encoding_given:
+        option = "sep" if csv.sep is not None else "encoding"
+        given = {option: csv.sep if option == "sep" else csv.encoding}
+        raise ConfigError("{" + option + "=*} is for CSV files; a Parquet file has no "
+                          "separator or encoding to give (drop it)", option=option,
+                          **given)  # fmt: skip
+    for name, kind in csv.dtype.items():
+        stored = schema.field(name).type if name in schema.names else pa.string()
+        textual = pa.types.is_string(stored) or pa.types.is_large_string(stored)
+        if textual or pa.types.is_null(stored) or _STORED_AS.get(kind, _never)(stored):
+            continue
+        raise ConfigError(
+            "{dtype=} asks column {column} as {kind}, but the Parquet file stores it as "
+            "{stored}; only text columns are converted (drop {column} from {dtype=})",
+            option="dtype",
+            column=name,
+            kind=kind,
+            stored=_in_words(stored),
+        )
+
+
+def _in_words(stored: pa.DataType) -> str:
+    """A Parquet column's type as a person says it."""
+    if pa.types.is_integer(stored):
+        return f"whole numbers ({stored})"
+    if _number(stored):
+        return f"numbers ({stored})"
+    if pa.types.is_boolean(stored):
+        return "true/false"
+    if pa.types.is_timestamp(stored) or pa.types.is_date(stored):
+        return f"timestamps ({stored})"
+    return str(stored)
+
+
+def _never(_: pa.DataType) -> bool:
+    return False
 
 
 # --- the shape of CSV lines ------------------------------------------------------------------
@@ -171,8 +230,9 @@ class InputFile:
         self._shapes: dict[SourceFile, Shape] = {}
         self._asked: dict[str, Asked] = {}
         if self.kind == "parquet":
-            self.columns, self.rows = _parquet_columns(self.files)
+            self.columns, self.rows, schema = _parquet_columns(self.files)
             check_asked_columns(self.columns, self.csv)
+            _check_parquet_reading(schema, self.csv)
             self._parquet_scan()
         else:
             self.columns = csv_columns(self.files, self.csv)
