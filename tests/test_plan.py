@@ -106,6 +106,11 @@ def test_the_batch_items_are_those_a_live_run_posts(tmp_path):
     )
     assert plan.requests == {"events": 20, "batch": 1}  # any order: no customer's chain
     assert plan.lane_rows == {"events": 20, "batch": 478}
+    # Why the 20 take the events lane, said where they are counted.
+    events_lane = next(line for line in plan.summary().splitlines() if "events lane:" in line)
+    assert events_lane.endswith(
+        "(rows with an email, mobile or session token: no job carries them)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -446,6 +446,9 @@ class SendPlan:
             lines[lane] = (
                 f"{rows:,} row{'' if rows == 1 else 's'}{who}, about {duration_text(seconds)}"
             )
+            if lane == "events" and rows:
+                # Said, since a batch-mode plan with most rows here reads as a routing mistake.
+                lines[lane] += " (rows with an email, mobile or session token: no job carries them)"
         return lines
 
     def _pace(self) -> str:
