@@ -67,6 +67,11 @@ class RateLimits:
             return min(_MIN_SLACK, self.margin * period)
         return max(_MIN_SLACK, self.margin * period)
 
+    def sustained(self) -> float | None:
+        """The most requests a second these limits let through over time (None: no limit)."""
+        rates = [rate for rate in (self.per_second, self.per_window / self.window) if rate]
+        return min(rates) if rates else None
+
     @classmethod
     def unlimited(cls) -> RateLimits:
         """No client-side limit (for local emulators and benchmarks)."""

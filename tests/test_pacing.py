@@ -644,3 +644,16 @@ def test_a_fresh_run_with_its_ledger_advises_both_lower_limits():
     found = simulate(SlidingServer(20, 240), rows=1500, quiet=True).adaptive.found(1e9)
     assert found is not None
     assert (found.per_second, found.per_window) == (20, 240)
+
+
+@pytest.mark.parametrize(
+    ("limits", "sustained"),
+    [
+        (RateLimits(), 40.0),  # 1,200 per 30 s under 100/s
+        (RateLimits(per_second=30, per_window=0), 30.0),
+        (RateLimits(per_second=0, per_window=600, window=60), 10.0),
+        (RateLimits.unlimited(), None),
+    ],
+)
+def test_the_sustained_rate_the_bar_never_promises_more_than(limits, sustained):
+    assert limits.sustained() == sustained

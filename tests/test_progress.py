@@ -222,8 +222,10 @@ def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
         bar = _progress.Progress(17_572, enabled=True, clock=clock)
         bar.pace = lambda: "17/s, 1,201/30s"
         counts = {"sent": 7_800, "skipped": 12, "failed": 3, "invalid": 85, "unknown": 27}
-        clock.now += 40
-        bar.advance(7_927, counts, 4)
+        clock.now += 37
+        bar.advance(100, {"sent": 100}, 0)
+        clock.now += 3
+        bar.advance(7_827, counts, 4)
         bar.tick()
         clock.now += 5
         bar.status = lambda: "waiting for the 30 s window: 12 s"
@@ -381,3 +383,32 @@ def test_what_the_run_does_is_said_in_full_at_80_columns(monkeypatch):
     os.close(reader)
     said = "comparing with the ledger: 12,000 rows read (2 s)"
     assert any(s.rstrip().endswith(said) and len(s) <= 80 for s in states), states
+
+
+def test_a_run_that_began_with_a_wait_is_promised_the_time_its_pace_takes(monkeypatch):
+    """A resumed run waited 30 s for the window its last run filled, then sent at 40 rows a
+    second: tqdm's rate of the whole time promised a trial 24:48 for a run of a minute."""
+    writer, reader = terminal(120)
+    with os.fdopen(writer, "w", closefd=True) as screen:
+        monkeypatch.setattr(sys, "stderr", screen)
+        clock = FakeClock()
+        monkeypatch.setattr("tqdm.std.time", clock)
+        bar = _progress.Progress(2_500, enabled=True, clock=clock)
+        bar.sustained = 40.0  # 1,200 per 30 s
+        clock.now += 30
+        bar.advance(100, {"sent": 100}, 0)  # a burst at 100/s: faster than the run can go
+        bar.tick()
+        early = bar._bar.format_dict["rate"]
+        for second in range(1, 11):
+            clock.now += 1
+            bar.advance(40, {"sent": 100 + 40 * second}, 0)
+        bar.tick()
+        bar.close()
+        screen.flush()
+    states = drawn(drain(reader))
+    os.close(reader)
+    assert early is None, "no time left promised before the pace is known"
+    left = [m.group(1) for s in states if (m := re.search(r"<(\d\d:\d\d), ", s))]
+    assert left, states
+    minutes, seconds = map(int, left[-1].split(":"))
+    assert 50 <= minutes * 60 + seconds <= 60, left  # 2,000 rows at 40/s; tqdm said 10 min

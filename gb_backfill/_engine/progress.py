@@ -70,6 +70,9 @@ class Progress:
     LINE_EVERY = 5.0  # seconds between summary lines when there is no bar
     TICK = 1.0  # seconds between looks at a bar that may stand still
     STILL = 1.0  # seconds without a row settled before the bar says why
+    #: seconds of sending before the bar promises a time left: the first answers come in a
+    #: burst (100/s), and a run that began with a wait would be promised hours
+    SETTLE = 2.0
 
     def __init__(
         self,
@@ -104,13 +107,18 @@ class Progress:
             enabled = interactive()
         self._counts_bar: Any = None  # the counts' own line, in a terminal
         self._stopped = False
+        #: the most rows per second the run's limits let through over time (None: no such
+        #: limit): the bar never promises a faster run
+        self.sustained: float | None = None
+        self._sending_since: float | None = None  # when the first row a request settled came
+        self._by_requests = 0  # rows settled by requests (not skipped or invalid at once)
         if enabled:
             from tqdm.auto import tqdm
 
             width = _width()
             # miniters=1: tqdm's own estimate would skip redraws for long after a jump (a
             # resumed run's skipped rows), and the bar would stand still while rows go out.
-            self._bar = tqdm(
+            self._bar = _with_rate(tqdm, self._rate)(
                 total=total, unit=unit, desc=desc, miniters=1, **width,
                 bar_format=(_FORMATS if total is not None else _UNSIZED_FORMATS)[0],
             )  # fmt: skip
@@ -137,6 +145,10 @@ class Progress:
         now = self.clock()
         if moved:
             self._moved_at = now
+        if moved > instant:
+            self._by_requests += moved - instant
+            if self._sending_since is None:
+                self._sending_since = now
         if self._lines and rows and now - self._line_at >= self.LINE_EVERY:
             self._line_at = now
             print(self._line(), file=sys.stderr, flush=True)
@@ -147,12 +159,21 @@ class Progress:
         if now - self._last >= self._REFRESH:
             self._last = now
             self._show(refresh=False)
-        if instant:
-            # Rows settled without a request move the bar but not tqdm's rate: thousands of
-            # skipped or invalid rows at once would promise a run minutes shorter than it is.
-            self._bar.n += instant
-            self._bar.last_print_n += instant
-        self._bar.update(moved - instant)
+        self._bar.update(moved)
+
+    def _rate(self) -> float | None:
+        """The rows a second the bar shows and its time left is made of: rows settled by
+        requests since the first of them (waits included, the run's start and rows settled
+        without a request not), never above :attr:`sustained`; None until :attr:`SETTLE`
+        seconds of sending (tqdm's own rate follows the last few redraws, and after a 30 s
+        wait promised a trial 25 minutes for a run of 7)."""
+        if self._sending_since is None:
+            return None
+        seconds = self.clock() - self._sending_since
+        if seconds < self.SETTLE:
+            return None
+        rate = self._by_requests / seconds
+        return rate if self.sustained is None else min(rate, self.sustained)
 
     def doing(self, what: str | None) -> None:
         """Say what the run is doing while no row settles (reading the input, looking rows up
@@ -261,6 +282,22 @@ class Progress:
         )
         shown = ", ".join(text for _, text in pieces)
         return f"{self.desc}: {self._done:,}{of} {self.unit}s{share}: {shown}"
+
+
+def _with_rate(tqdm: Any, rate: Callable[[], float | None]) -> Any:
+    """``tqdm`` (the terminal's or the notebook's class) with its rate, and so its time left,
+    taken from ``rate`` ("?" while it is None)."""
+
+    class Bar(tqdm):  # type: ignore[misc]
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            state = dict(super().format_dict)
+            state["rate"] = rate()
+            if state["rate"] is None:
+                state["initial"] = state["n"]  # tqdm then shows "?", not its average
+            return state
+
+    return Bar
 
 
 def _width() -> dict[str, Any]:

@@ -241,6 +241,19 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 # --- the run -----------------------------------------------------------------------------------
 
 
+def _sustained(settings: Settings, mapping: ColumnMapping) -> float | None:
+    """The most rows a second a run sending one row per request can settle over time (the
+    events and orders lanes it uses, side by side); None in batch mode (a job carries up to
+    1,000 rows) or when a lane it uses has no limit."""
+    if settings.mode == Lane.BATCH:
+        return None
+    lanes = [settings.order_limits] if mapping.all_orders else [settings.limits]
+    if mapping.mixed:
+        lanes.append(settings.order_limits)
+    rates = [limits.sustained() for limits in lanes]
+    return None if None in rates else sum(rate for rate in rates if rate is not None)
+
+
 class SendRun:
     """The parts of one run, wired together. Strictly private: see :func:`run_send`."""
 
@@ -286,6 +299,7 @@ class SendRun:
         self.lanes: tuple[BaseLane, ...] = (self.events, self.batch, self.orders, self.batch_orders)
         self.dispatcher.lanes = {lane.kind: lane for lane in self.lanes}
         self.bar.pace = (self.orders if mapping.all_orders else self.events).pace
+        self.bar.sustained = _sustained(settings, mapping)
         self.bar.status = self.holdup
         self.bar.retrying = lambda: self.book.retrying
         self.timeline = timeline
