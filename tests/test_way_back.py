@@ -872,7 +872,9 @@ def test_after_a_second_ctrl_c_the_line_names_only_what_is_on_disk(tmp_path, gap
             process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         arrived = len(emu.events())
-    line = next(text for text in err.splitlines() if text.startswith("gb-backfill: interrupted"))
+    said = [text for text in err.splitlines() if text.startswith("gb-backfill: interrupted")]
+    assert said, f"exit {process.returncode}; stderr: {err}"
+    line = said[0]
     assert process.returncode == 130, err
     if f"rows not sent are in {failures}" in line:
         written = read_failures(failures)
