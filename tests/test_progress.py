@@ -246,8 +246,10 @@ def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
     # Every count, on a line of its own under the bar.
     every = "sent=7,800, skipped=12, failed=3, invalid=85, unknown=27, retrying=4"
     assert counts[0].strip() == every, counts
-    stopped = [s for s in bars if s.startswith("gameball (stopped):")][-1]
-    assert stopped.endswith("7927/17572 [00:45]"), "no time left promised by a stopped run"
+    stopped = [s for s in bars if s.startswith("gameball (stopped):")]
+    assert len(stopped) == 1, "the stopped bar is drawn once (a trial read it twice)"
+    assert stopped[0].endswith("7927/17572 [00:45]"), "no time left promised by a stopped run"
+    assert counts.count(states[-1]) == 1, "and the final counts once"
     assert states[-1].strip() == (
         "sent=7,800, skipped=12, aborted=9,645, failed=0, invalid=85, unknown=27"
     ), "a stopped run's counts: what it sent as well as what it did not"

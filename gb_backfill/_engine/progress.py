@@ -243,7 +243,7 @@ class Progress:
             if stopped:
                 self._bar.set_description_str(f"{self.desc} (stopped)", refresh=False)
             self._stopped = stopped
-            self._show(refresh=True)
+            self._show(refresh=False)  # close() draws each line once more
         self.close()
 
     def close(self, *, leave: bool = True) -> None:
