@@ -218,7 +218,10 @@ def test_status_and_settle_exit_paths(tmp_path, capsys):
     )
     assert f"gb-backfill settle --ledger {ledger} --arrived" in out, "how to settle them"
     assert "  held as unknown: 1 (" in out
-    assert "(rows a stopped run never reached, aborted in its report, are not recorded" in out
+    assert (
+        "  will be sent: 0 recorded (rows a stopped run never reached, aborted in its report, "
+        "are not recorded: the next run sends them too)" in out
+    ), "said beside the 0"
     code, out, _ = run(capsys, "settle", "--ledger", ledger, "--not-arrived", "--all")
     assert code == 0
     assert last_line(out) == (

@@ -128,7 +128,8 @@ class LedgerReport:
         crash = f", {in_flight:,} of them in flight when a run was killed" if in_flight else ""
         said = {
             "sent": "Gameball has them; the next run skips them",
-            "will_be_sent": "never attempted (a run stopped first); the next run sends them",
+            "will_be_sent": "never attempted: a run stopped first; the next run sends them, "
+            "and the rows a stopped run never reached, which are not recorded",
             "will_be_retried": f"failed in a way worth retrying ({WORTH_RETRYING}) or settled "
             "as not arrived; the next run sends them again",
             "failed_for_good": "Gameball refused them (the failures file's gb_error_message "
@@ -142,18 +143,16 @@ class LedgerReport:
             "invalid": "they break Gameball's rules: reported again by each run until their "
             "fixed copies (the failures file's rows, fixed) are sent",
         }
-        lines = [
+        # Beside its 0, or it reads as if the aborted rows a stopped run just printed were lost.
+        said_of_zero = {"will_be_sent": "recorded (rows a stopped run never reached, aborted in "
+                        "its report, are not recorded: the next run sends them too)"}  # fmt: skip
+        return [
             f"  {name.replace('_', ' ')}: {count:,} ({said[name]})" if count
-            else f"  {name.replace('_', ' ')}: 0"
+            else f"  {name.replace('_', ' ')}: 0 {said_of_zero.get(name, '')}".rstrip()
             for name, count in will.items()
             # a ledger of events, or of no batch jobs, has no such line
             if count or name not in ("orders_sent_again", "asked_of_gameball")
         ]  # fmt: skip
-        lines.append(
-            "  (rows a stopped run never reached, aborted in its report, are not recorded: the "
-            "next run sends them too)"
-        )
-        return lines
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, strings and lists (what ``gb-backfill status --json`` writes)."""
