@@ -59,7 +59,8 @@ def test_every_refused_row_is_listed_in_the_file_the_last_line_names(sent_as_par
     listed = tmp_path / "export.csv.changed-rows.csv"
     assert (
         last
-        == f"gb-backfill: all 40 of them (row: the row's position in the input) are in {listed}"
+        == f"gb-backfill: all 40 of them (row: the row's position in the input, the first row 0) "
+        f"are in {listed}"
     )
     every = pd.read_csv(listed)
     assert list(every["row"]) == list(range(40))

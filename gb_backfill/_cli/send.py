@@ -157,7 +157,10 @@ def _list_changed(error: ChangedRowsError, failures: str) -> str:
         every.to_csv(path, index=False)
     except OSError as problem:
         return f"the {len(every):,} rows could not be listed in {path} ({problem.strerror})"
-    return f"all {len(every):,} of them (row: the row's position in the input) are in {path}"
+    return (
+        f"all {len(every):,} of them (row: the row's position in the input, the first row 0) "
+        f"are in {path}"
+    )
 
 
 def _counts(report: object) -> str:
