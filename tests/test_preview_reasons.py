@@ -62,8 +62,8 @@ def test_the_preview_names_why_each_event_and_campaign_awards_less(export, capsy
     assert "progress only (short of the campaign's target) in " in review, review
     # Counted per campaign a quote was checked against, which the line says (it can exceed
     # the quotes).
-    assert re.search(r"progress only \(short of the campaign's target\) in [\d,]+ campaign checks",
-                     review), review  # fmt: skip
+    assert re.search(r"; progress only \(short of the campaign's target\) in [\d,]+ checks of a "
+                     r"row against a campaign$", review), review  # fmt: skip
     sign_up = lines["event sign_up"]
     unknown = int(sign_up.split("an event name Gameball does not know in ")[1].split(",")[0])
     assert unknown + int(sign_up.split("customer not found in ")[1].split()[0]) == 10

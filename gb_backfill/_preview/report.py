@@ -308,17 +308,15 @@ _PER_CAMPAIGN = frozenset({"ProgressOnly", "NoMatchingConditions"})
 
 def less_because(event: EventPreview) -> str:
     """Why an event name awards less than its rows suggest, with counts (empty: nothing)."""
-    of = f" of {event.quoted:,} quotes"
-    parts = []
+    parts, checks = [], []
     for reason, count in event.reasons.items():
         if reason in _REWARDING:
             continue
         part = f"{_REASON_WORDS.get(reason, reason)} in {count:,}"
-        if reason in _PER_CAMPAIGN:  # a quote checked against three campaigns counts three
-            part += " campaign checks"
         if reason == "InvalidMetadata" and event.invalid_reasons:
             part += f" ({next(iter(event.invalid_reasons))})"
-        parts.append(part)
+        # A row checked against three campaigns counts three: said apart from the rows.
+        (checks if reason in _PER_CAMPAIGN else parts).append(part)
     if event.customers_not_found:
         parts.append(f"customer not found in {event.customers_not_found:,}")
     answered = event.quoted - event.customers_not_found
@@ -326,9 +324,11 @@ def less_because(event: EventPreview) -> str:
         # Gameball knows the event and checked it, but no campaign of the account is about it.
         parts.append(f"no campaign is about this event in {answered:,}")
     if not event.quoted and event.sampled:
-        parts.append(f"no quote answered of {event.sampled:,} asked")
-        of = ""
-    return f"; less because: {', '.join(parts)}{of}" if parts else ""
+        return f"; less because: no quote answered of {event.sampled:,} asked"
+    said = [f"{', '.join(parts)} of {event.quoted:,} rows quoted"] if parts else []
+    if checks:
+        said.append(f"{', '.join(checks)} checks of a row against a campaign")
+    return f"; less because: {'; '.join(said)}" if said else ""
 
 
 def not_rewarded(campaign_reasons: dict[str, dict[str, int]], name: str) -> str:
@@ -338,4 +338,5 @@ def not_rewarded(campaign_reasons: dict[str, dict[str, int]], name: str) -> str:
              if r not in _REWARDING]  # fmt: skip
     if not shown:
         return ""
-    return f"; not rewarded: {', '.join(shown)} of {sum(reasons.values()):,} quotes it was in"
+    quoted = sum(reasons.values())
+    return f"; not rewarded: {', '.join(shown)} of the {quoted:,} rows quoted against it"
