@@ -308,7 +308,8 @@ _PER_CAMPAIGN = frozenset({"ProgressOnly", "NoMatchingConditions"})
 
 def less_because(event: EventPreview) -> str:
     """Why an event name awards less than its rows suggest, with counts (empty: nothing)."""
-    parts, checks = [], []
+    parts: list[str] = []
+    checks: list[str] = []
     for reason, count in event.reasons.items():
         if reason in _REWARDING:
             continue
