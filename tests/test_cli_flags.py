@@ -147,3 +147,19 @@ def test_an_argument_that_is_no_flag_is_refused_as_argparse_would(capsys):
         main(["send", "in.csv", "extra.csv"])
     assert stopped.value.code == 2
     assert "gb-backfill send: error: unrecognized arguments: extra.csv" in capsys.readouterr().err
+
+
+def test_a_mistyped_command_names_the_command_meant(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["sned", "in.csv"])
+    assert stopped.value.code == 2
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said == "gb-backfill: error: no command 'sned'; did you mean send? (--help lists all)"
+
+
+def test_a_flag_like_no_other_gets_no_suggestion(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--bogus"])  # "--bogus" and "--rows" share only their dashes
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "gb-backfill demo: error: unrecognized arguments: --bogus (--help lists the flags)"
+    )

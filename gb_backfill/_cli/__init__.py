@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (demo, validate, preview, send, status, settle, emulator):
         command.add(commands)
+    assert tuple(commands.choices) == _COMMANDS
     for command_parser in commands.choices.values():
         command_parser.set_defaults(parser=command_parser)
     return parser
@@ -48,11 +49,28 @@ def _refuse_unknown(command_parser: argparse.ArgumentParser, unknown: list[str])
         if not written.startswith("-"):
             continue
         normal = written.lower().replace("_", "-")
-        close = [normal] if normal in known else difflib.get_close_matches(normal, known, n=2)
+        # Words compared without their dashes, which every flag shares.
+        words = {flag.lstrip("-"): flag for flag in known}
+        close = [normal] if normal in known else [
+            words[word] for word in difflib.get_close_matches(normal.lstrip("-"), words, n=2)
+        ]  # fmt: skip
         if close:
             meant = " or ".join(close)
             command_parser.error(f"no flag {written}; did you mean {meant}? (--help lists all)")
     command_parser.error(f"unrecognized arguments: {' '.join(unknown)} (--help lists the flags)")
+
+
+def _refuse_unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Refuse a mistyped command with the one meant (argparse lists them all, none named)."""
+    written = next((word for word in argv if not word.startswith("-")), None)
+    if written is None or written in _COMMANDS:
+        return
+    close = difflib.get_close_matches(written.lower(), _COMMANDS, n=1)
+    if close:
+        parser.error(f"no command {written!r}; did you mean {close[0]}? (--help lists all)")
+
+
+_COMMANDS = ("demo", "validate", "preview", "send", "status", "settle", "emulator")
 
 
 def _version() -> str:
@@ -66,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _interrupt.started():
         print("gb-backfill: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    args, unknown = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    _refuse_unknown_command(parser, list(sys.argv[1:] if argv is None else argv))
+    args, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse_unknown(args.parser, unknown)
     run: Callable[[argparse.Namespace], int] = args.run
