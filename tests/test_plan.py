@@ -191,3 +191,31 @@ def test_invalid_rows_whose_fixed_copies_were_sent_are_not_counted_valid(tmp_pat
         "dry run, nothing was sent: 4 rows, 2 valid, 0 invalid, 2 invalid but sent fixed "
         "before, 4 skipped;"
     ), again.headline()
+
+
+def test_invalid_rows_with_a_copy_in_the_input_are_folded_not_sent_fixed_before(tmp_path):
+    """A trial sent its fixed failures file, then planned its export with the failures file of
+    that send (the rows it could not fix): the plan said '213 invalid but sent fixed before'
+    where 208 were, the 5 unfixed rows' export copies counted as if they had been sent."""
+    from tests.conftest import MockGameball, send_fast, send_options
+
+    df = pd.DataFrame(
+        {"customerId": ["a", "", "", "d", "e"], "eventName": ["e", "e", "e", "", "e"]}
+    )
+    ledger, failures, again = tmp_path / "ledger", tmp_path / "f.parquet", tmp_path / "g.parquet"
+    assert (
+        send_fast(df, **send_options(MockGameball(), ledger=ledger, failures_path=failures)).invalid
+        == 3
+    )
+    fixed = pd.read_parquet(failures)
+    fixed["customerId"] = fixed["customerId"].replace("", "b")  # the event name stays missing
+    report = send_fast(fixed, **send_options(MockGameball(), ledger=ledger, failures_path=again))
+    assert (report.sent, report.invalid) == (2, 1)
+    both = pd.concat([df, pd.read_parquet(again)], ignore_index=True)
+    plan = gb_backfill.plan(both, ledger=ledger)
+    assert (plan.rows, plan.valid, plan.invalid) == (6, 2, 1)
+    assert (plan.fixed_before, plan.invalid_folded, plan.skipped) == (2, 1, 5)
+    assert (
+        "6 rows, 2 valid, 1 invalid, 2 invalid but sent fixed before, 1 invalid folded into "
+        "their copies, 5 skipped;" in plan.headline()
+    ), plan.headline()

@@ -67,6 +67,7 @@ class _Tally:
     failed: int = 0
     changed: int = 0
     fixed_before: int = 0  #: invalid rows whose fixed copies an earlier run sent
+    invalid_folded: int = 0  #: invalid rows with a copy elsewhere in the input (folded)
     per_customer: Counter[str] = field(default_factory=Counter)
     batch_customer: Counter[str] = field(default_factory=Counter)
     events_customer: Counter[str] = field(default_factory=Counter)
@@ -106,8 +107,10 @@ def _plan_chunk(
         judged = [verdicts.invalid(n) for n in range(len(prepared.worst))]
         invalid = [fate is Fate.INVALID for fate in judged]
         tally.codes.update(prepared.worst["code"][invalid])
-        # Invalid here, but their fixed copies were sent before: skipped, and not valid.
-        tally.fixed_before += sum(fate in (Fate.SKIP, Fate.FOLD) for fate in judged)
+        # Invalid here, but their fixed copies were sent before: skipped, and not valid. An
+        # invalid row with a copy in this input (fixed or not) is folded into that copy.
+        tally.fixed_before += judged.count(Fate.SKIP)
+        tally.invalid_folded += judged.count(Fate.FOLD)
     for row, fate in zip(prepared.rows, verdicts.rows, strict=True):
         if fate is Fate.SEND:
             tally.add(row)
@@ -249,9 +252,10 @@ def _plan(
     return SendPlan(
         mode=settings.mode,
         rows=tally.rows,
-        valid=tally.rows - tally.invalid - tally.fixed_before,
+        valid=tally.rows - tally.invalid - tally.fixed_before - tally.invalid_folded,
         invalid=tally.invalid,
         fixed_before=tally.fixed_before,
+        invalid_folded=tally.invalid_folded,
         skipped=tally.skipped,
         changed=tally.changed,
         unknown=tally.unknown,

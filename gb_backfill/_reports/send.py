@@ -292,6 +292,9 @@ class SendPlan:
     #: invalid rows the ledger skips: their fixed copies were sent before (counted in
     #: ``skipped``, not in ``valid`` or ``invalid``)
     fixed_before: int = 0
+    #: invalid rows folded into a copy elsewhere in the input, which is sent or reported in
+    #: their place (counted in ``skipped`` and ``folded``, not in ``valid`` or ``invalid``)
+    invalid_folded: int = 0
     live_refusal: ConfigError | None = field(default=None, repr=False, compare=False)
     warning: str = field(default=HISTORY_WARNING)
     #: columns whose values are likely not what was meant, and rows that repeat one another
@@ -415,6 +418,7 @@ class SendPlan:
             f"{count:,} {name}"
             for name, count in (
                 ("invalid but sent fixed before", self.fixed_before),
+                ("invalid folded into their copies", self.invalid_folded),
                 ("skipped", self.skipped), ("held as unknown", self.unknown),
                 ("failed before", self.failed), ("changed", self.changed),
             )
