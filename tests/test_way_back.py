@@ -149,6 +149,11 @@ def test_a_bulk_edit_of_a_failures_file_with_unknown_rows_sends_none_twice(tmp_p
     held = again.failures
     assert held["n"].tolist() == [3, 4, 5]
     assert set(held["gb_error_code"]) == {"unknown_earlier"}
+    # The file is read by command-line and Python users alike: each finds its own words.
+    (message,) = set(held["gb_error_message"])
+    assert "gb-backfill settle" in message, message
+    assert "gb_backfill.settle" in message, message
+    assert "--retry-unknown (retry_unknown=True)" in message, message
 
 
 def test_the_cli_sends_a_bulk_edited_failures_file_without_its_unknown_rows(tmp_path, capsys):

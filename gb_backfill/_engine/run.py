@@ -169,7 +169,8 @@ class Admission:
         elif fate is Fate.HOLD:
             message = (
                 "an earlier run may have sent this row: look it up in Gameball and settle it "
-                "(gb-backfill settle), or pass retry_unknown=True to resend"
+                "(gb-backfill settle; gb_backfill.settle in Python), or resend it with "
+                "--retry-unknown (retry_unknown=True)"
             )
             book.settle(
                 chunk, local, Status.UNKNOWN, code=SendErrorCode.UNKNOWN_EARLIER, message=message,
