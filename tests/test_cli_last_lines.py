@@ -225,8 +225,7 @@ def test_status_and_settle_exit_paths(tmp_path, capsys):
     code, out, _ = run(capsys, "settle", "--ledger", ledger, "--not-arrived", "--all")
     assert code == 0
     assert last_line(out) == (
-        "settled 1 unknown rows as not arrived: the next run with this ledger sends each of "
-        "them once"
+        "settled 1 unknown row as not arrived: the next run with this ledger sends it once"
     )
     code, out, _ = run(capsys, "status", "--ledger", ledger)
     assert code == 0

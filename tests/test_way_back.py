@@ -525,7 +525,10 @@ def test_settling_every_unknown_row_as_arrived_makes_the_cli_exit_0(tmp_path, ca
                      str(tmp_path / "f.pq")]) == 0  # fmt: skip
         assert main(cli) == 0, "no unknown rows left"
         assert emu.events().empty
-    assert "settled 2 unknown rows as arrived" in capsys.readouterr().out
+    assert (
+        "settled 2 unknown rows as arrived: the ledger counts them as sent, and runs skip "
+        "them" in capsys.readouterr().out
+    )
 
 
 def test_settling_refuses_keys_the_ledger_does_not_have_and_settles_nothing(tmp_path, capsys):

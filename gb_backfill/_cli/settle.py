@@ -25,7 +25,7 @@ def add(commands: Any) -> None:
     verdict = command.add_mutually_exclusive_group(required=True)
     arrived = add_flag(
         verdict, "--arrived", dest="arrived", action="store_true", default=None,
-        help="Gameball has them: they are sent from now on, and runs skip them",
+        help="Gameball has them: the ledger counts them as sent, and runs skip them",
     )  # fmt: skip
     add_flag(
         verdict, "--not-arrived", dest="arrived", action="store_false", default=None,

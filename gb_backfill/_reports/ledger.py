@@ -201,12 +201,14 @@ class Settlement:
     not_unknown: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        them = "it" if self.settled == 1 else "them"
         verdict = (
-            "arrived: they are sent from now on, and runs skip them"
+            f"arrived: the ledger counts {them} as sent, and runs skip {them}"
             if self.arrived
-            else "not arrived: the next run with this ledger sends each of them once"
+            else f"not arrived: the next run with this ledger sends {them} once"
         )
-        lines = [f"settled {self.settled:,} unknown rows as {verdict}"]
+        rows = "row" if self.settled == 1 else "rows"
+        lines = [f"settled {self.settled:,} unknown {rows} as {verdict}"]
         if self.not_unknown:
             lines.append(
                 f"  {len(self.not_unknown):,} of the keys are rows whose outcome is known (sent, "
