@@ -219,3 +219,26 @@ def test_invalid_rows_with_a_copy_in_the_input_are_folded_not_sent_fixed_before(
         "6 rows, 2 valid, 1 invalid, 2 invalid but sent fixed before, 1 invalid folded into "
         "their copies, 5 skipped;" in plan.headline()
     ), plan.headline()
+
+
+def test_why_batch_mode_sends_rows_one_request_each_is_said_in_the_plan_and_the_report():
+    """A trial's rows all had an email: the events-mode plan gave batch mode's time without a
+    reason, and the batch-mode report never said no row rode a job."""
+    emails = [f"u{n}@example.com" if n % 2 else None for n in range(6)]
+    df = pd.DataFrame(
+        {"customerId": [f"c{n}" for n in range(6)], "eventName": "e", "email": emails}
+    )
+    batch_line = next(
+        line for line in gb_backfill.plan(df).summary().splitlines() if "in batch mode" in line
+    )
+    assert batch_line.endswith(
+        "(3 of the rows have an email, mobile or session token: no job carries them)"
+    )
+    with Emulator() as emu:
+        keys = {"api_key": emu.api_key, "secret_key": emu.secret_key}
+        report = send(df, base_url=emu.base_url, **keys, mode="batch", progress=False)
+    assert report.lane_requests == {"events": 3, "batch": 1}
+    assert (
+        "  batch mode: 1 batch job posted, 3 single event requests (rows with an email, "
+        "mobile or session token, which no job carries" in report.summary()
+    )

@@ -256,6 +256,7 @@ def _plan(
         invalid=tally.invalid,
         fixed_before=tally.fixed_before,
         invalid_folded=tally.invalid_folded,
+        events_only_rows=sum(tally.unbatchable.values()),
         skipped=tally.skipped,
         changed=tally.changed,
         unknown=tally.unknown,

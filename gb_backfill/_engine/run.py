@@ -463,6 +463,8 @@ class SendRun:
             },
             limits=main_lane.limiter.limits,
             lane_limits={lane.kind.value: lane.limiter.limits for lane in self.lanes},
+            mode=self.settings.mode,
+            lane_requests={lane.kind.value: lane.requests for lane in self.lanes if lane.requests},
             timeline=self.timeline.frame(),
             folded=book.folded,
             already_there=book.already_there,

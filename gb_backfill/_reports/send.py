@@ -63,6 +63,10 @@ class SendReport:
     timeline: pd.DataFrame | None = None
     #: the limits each lane kept (``events``, ``batch``), for plots: each lane against its own
     lane_limits: dict[str, RateLimits] = field(default_factory=dict)
+    mode: str = "events"  #: the run's mode: ``events`` or ``batch``
+    #: the requests each lane made (``events``, ``batch`` job posts, ``orders``...), retries
+    #: included; a lane that made none is left out
+    lane_requests: dict[str, int] = field(default_factory=dict)
     #: ``skipped`` rows that were copies of a row met elsewhere in the input (the same
     #: ``gb_key``: an export and its failures file together), each sent at most once
     folded: int = 0
@@ -183,6 +187,18 @@ class SendReport:
             f"requests, {self.rate:.1f} per second){stopped}"
         )
 
+    def _single_requests_line(self) -> str:
+        """Why a batch-mode run sent rows one request at a time (it reads as if it did not
+        use batch mode when every row has an email)."""
+        jobs = self.lane_requests.get("batch", 0)
+        singles = self.lane_requests["events"]
+        return (
+            f"  batch mode: {jobs:,} batch job{'' if jobs == 1 else 's'} posted, {singles:,} "
+            f"single event request{'' if singles == 1 else 's'} (rows with an email, mobile or "
+            "session token, which no job carries, and the busiest customers' rows, when one "
+            "request at a time ends sooner than a job each)"
+        )
+
     def summary(self, *, terms: Terms = Mention.in_python) -> str:
         """A few lines for people: counts, rate, HTTP answers (options named in ``terms``: the
         command line's flags, or the Python API's keywords)."""
@@ -217,6 +233,8 @@ class SendReport:
                 f"held the run to {' and '.join(text for text, _ in said)}; pass {advice} next "
                 "time"
             )
+        if self.mode == "batch" and self.lane_requests.get("events"):
+            lines.append(self._single_requests_line())
         if self.folded:
             lines += held_lines(0, 0, self.folded)
         if self.already_there:
@@ -292,6 +310,8 @@ class SendPlan:
     #: invalid rows the ledger skips: their fixed copies were sent before (counted in
     #: ``skipped``, not in ``valid`` or ``invalid``)
     fixed_before: int = 0
+    #: valid rows only the events lane can carry (an email, a mobile or a session token)
+    events_only_rows: int = 0
     #: invalid rows folded into a copy elsewhere in the input, which is sent or reported in
     #: their place (counted in ``skipped`` and ``folded``, not in ``valid`` or ``invalid``)
     invalid_folded: int = 0
@@ -394,7 +414,14 @@ class SendPlan:
                 + render("{resend_changed=True}", {}, terms)
             )
         for mode, seconds in self.estimated_seconds.items():
-            lines.append(f"  estimated time in {mode} mode: {duration_text(seconds)}")
+            why = ""
+            if mode == "batch" and self.mode != "batch" and self.events_only_rows:
+                # Said, or batch mode's time next to events mode's reads as a mistake.
+                why = (
+                    f" ({self.events_only_rows:,} of the rows have an email, mobile or session "
+                    "token: no job carries them)"
+                )
+            lines.append(f"  estimated time in {mode} mode: {duration_text(seconds)}{why}")
         lines += [
             f"    {lane.replace('_', ' ')} lane: {line}" for lane, line in self._lanes().items()
         ]
