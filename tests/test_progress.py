@@ -414,3 +414,20 @@ def test_a_run_that_began_with_a_wait_is_promised_the_time_its_pace_takes(monkey
     assert left, states
     minutes, seconds = map(int, left[-1].split(":"))
     assert 50 <= minutes * 60 + seconds <= 60, left  # 2,000 rows at 40/s; tqdm said 10 min
+
+
+@pytest.mark.parametrize(("total", "shown"), [(400, 100.0), (5_000, 40.0)])
+def test_a_run_within_one_windows_quota_shows_its_own_pace(monkeypatch, total, shown):
+    """400 rows at 100/s fit in the window's 1,200: a trial's bar said 40.00row/s next to a
+    report of 60.6 per second. A run beyond the quota is held to 40/s over time."""
+    clock = FakeClock()
+    monkeypatch.setattr("tqdm.std.time", clock)
+    monkeypatch.setenv("COLUMNS", "120")
+    bar = _progress.Progress(total, enabled=True, clock=clock)
+    bar.sustained, bar.burst = 40.0, 1_200
+    for second in range(4):
+        bar.advance(100, {"sent": 100 * (second + 1)}, 0)
+        clock.now += 1
+    rate = bar._bar.format_dict["rate"]
+    bar.close()
+    assert rate == pytest.approx(shown)

@@ -110,6 +110,9 @@ class Progress:
         #: the most rows per second the run's limits let through over time (None: no such
         #: limit): the bar never promises a faster run
         self.sustained: float | None = None
+        #: the rows the limits let through before :attr:`sustained` holds (a window's quota):
+        #: a run that sends no more goes at its own pace (None: no such allowance)
+        self.burst: int | None = None
         self._sending_since: float | None = None  # when the first row a request settled came
         self._by_requests = 0  # rows settled by requests (not skipped or invalid at once)
         if enabled:
@@ -164,7 +167,8 @@ class Progress:
     def _rate(self) -> float | None:
         """The rows a second the bar shows and its time left is made of: rows settled by
         requests since the first of them (waits included, the run's start and rows settled
-        without a request not), never above :attr:`sustained`; None until :attr:`SETTLE`
+        without a request not), never above :attr:`sustained` when the run sends more than
+        :attr:`burst`; None until :attr:`SETTLE`
         seconds of sending (tqdm's own rate follows the last few redraws, and after a 30 s
         wait promised a trial 25 minutes for a run of 7)."""
         if self._sending_since is None:
@@ -173,7 +177,10 @@ class Progress:
         if seconds < self.SETTLE:
             return None
         rate = self._by_requests / seconds
-        return rate if self.sustained is None else min(rate, self.sustained)
+        left = (self._total or 0) - self._done
+        if self.sustained is None or self._by_requests + left <= (self.burst or 0):
+            return rate
+        return min(rate, self.sustained)
 
     def doing(self, what: str | None) -> None:
         """Say what the run is doing while no row settles (reading the input, looking rows up

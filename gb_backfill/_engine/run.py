@@ -301,6 +301,8 @@ class SendRun:
         self.dispatcher.lanes = {lane.kind: lane for lane in self.lanes}
         self.bar.pace = (self.orders if mapping.all_orders else self.events).pace
         self.bar.sustained = _sustained(settings, mapping)
+        main_limits = settings.order_limits if mapping.all_orders else settings.limits
+        self.bar.burst = main_limits.per_window
         self.bar.status = self.holdup
         self.bar.retrying = lambda: self.book.retrying
         self.timeline = timeline
