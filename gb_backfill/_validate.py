@@ -119,7 +119,7 @@ def validate_path(path: str | os.PathLike[str], options: ValidatePathOptions) ->
         failures=tally.no_failures,
         rows=tally.rows,
         warnings=tally.warnings.frame(),
-        tallied=Tally(invalid_rows=tally.invalid, rules=dict(tally.rules)),
+        tallied=Tally(invalid_rows=tally.invalid, rules=dict(tally.rules), examples=tally.examples),
         failures_path=written,
     )
 
@@ -134,6 +134,7 @@ class _Validation:
         self.warnings = WarningTally(mapping)
         self.keys = RowKeyMaker()  # each invalid row's identity, as a send would key it
         self.rules: Counter[tuple[str, object]] = Counter()
+        self.examples: dict[str, str] = {}  # the first message of each code
         self.rows = self.invalid = 0
         self.no_failures = check_rows(pd.DataFrame(columns=source.columns), mapping).failures
         self.no_failures = self.no_failures.drop(columns="position")
@@ -143,6 +144,8 @@ class _Validation:
         self.warnings.add(frame, checked.customer_ids, checked.invalid)
         failures = checked.failures
         self.rules.update(zip(failures["code"], failures["column"], strict=True))
+        for code, message in zip(failures["code"], failures["message"], strict=True):
+            self.examples.setdefault(code, message)
         per_row = first_failures(failures)
         self.invalid += len(per_row)
         if self.writer is not None and not per_row.empty:

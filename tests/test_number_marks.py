@@ -113,3 +113,29 @@ def test_a_thousands_mark_that_does_not_group_thousands_is_not_dropped(tmp_path)
     gb_backfill.plan_path(path, dtype={"amount": "float"}, thousands=",", bodies_path=bodies)
     assert "1299.5" in bodies.read_text()
     assert "9916" not in bodies.read_text()
+
+
+@pytest.mark.parametrize(
+    ("amounts", "said"),
+    [
+        (
+            ['"1.299,50"', '"4.479,09"', "x"],
+            "--decimal , reads 99,50, and with --thousands . 1.299,50",
+        ),
+        (['"1,299.50"', '"4,479.09"', "x"], "--thousands , reads 1,299.50"),
+        (["x", "y", "1.5"], "or read the column as text (--dtype amount=text"),
+    ],
+)
+def test_validate_shows_what_a_code_looks_like_and_the_flags_that_read_such_numbers(
+    tmp_path, capsys, amounts, said
+):
+    """A trial's `validate --dtype amount=float` said only 'dtype_unconvertible: 4,000' of
+    amounts written '4.479,09'; the fix was in the failures file alone."""
+    source = tmp_path / "in.csv"
+    lines = [f"c{n},purchase,{amount}" for n, amount in enumerate(amounts)]
+    source.write_text("customer_id,event_name,amount\n" + "\n".join(lines) + "\n")
+    assert main(["validate", str(source), "--dtype", "amount=float"]) == 1
+    (line,) = [s for s in capsys.readouterr().out.splitlines() if "dtype_unconvertible" in s]
+    assert line.startswith("  dtype_unconvertible: "), line
+    assert ", e.g. column 'amount' is read as float" in line
+    assert said in line

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if int(codes.sum()) > invalid:
         print("broken rules by code (a row that breaks two rules counts under each):")
     for code, count in codes.items():
-        print(f"  {code}: {count:,}")
+        print(f"  {code}: {count:,}, e.g. {report.example(str(code))}")
     for line in warning_lines(report.warnings):
         print(line)
     if report.failures_path is not None:

@@ -298,6 +298,30 @@ def _beyond_double(text: pa.Array, valid: pa.Array, column: str) -> BadValues:
     )
 
 
+# Numbers written for people, as most of a column's values that did not convert are.
+_DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+\s*$"  # 1.299,50 or 99,5
+_THOUSANDS_COMMA = r"^\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*$"  # 1,299.50 or 1,299
+
+
+_MOST = "most of the column's values that do not convert are numbers written for people:"
+
+
+def _marks_hint(failed: pa.Array) -> str | None:
+    """The flags that read values written for people, when most of those that did not convert
+    are (None: they are not)."""
+    if not len(failed):
+        return None
+    majority = len(failed) / 2
+    if _count(pc.match_substring_regex(failed, _THOUSANDS_COMMA)) > majority:
+        return f"{_MOST} --thousands , reads 1,299.50 (in Python thousands=',')"
+    if _count(pc.match_substring_regex(failed, _DECIMAL_COMMA)) > majority:
+        return (
+            f"{_MOST} --decimal , reads 99,50, and with --thousands . 1.299,50 (in Python "
+            "decimal=',', thousands='.')"
+        )
+    return None
+
+
 def convert(
     series: pd.Series, kind: str, scan: ColumnScan, *, asked: bool
 ) -> tuple[pd.Series, list[BadValues]]:
@@ -338,14 +362,19 @@ def convert(
     # Asked for: by --dtype (dtype=), or by the note a failures file keeps of its columns' types.
     how = "as --dtype or the failures file's note asks" if asked else "as its values suggested"
     name = {"bigint": "int", "decimal": "float"}.get(kind, kind)
+    marks = _marks_hint(pc.filter(text, pa.array(failed))) if kind != "bool" else None
+    fix = (
+        f"{marks}; fix any other value"
+        if marks
+        else "fix the value, name it as missing (--na-values; in Python na_values=), or read "
+        f"the column as text (--dtype {column}=text; in Python dtype={{{column!r}: 'text'}})"
+    )
     bad.append(
         BadValues(
             failed,
             FailureCode.DTYPE_UNCONVERTIBLE,
             f"column {column!r} is read as {name} ({how}), and {{value}} is not "
-            f"{_EXPECTED[kind]}: fix the value, name it as missing (--na-values; in Python "
-            f"na_values=), or read the column as text (--dtype {column}=text; in Python "
-            f"dtype={{{column!r}: 'text'}})",
+            f"{_EXPECTED[kind]}: {fix}",
         )
     )
     converted.index = series.index

@@ -23,6 +23,7 @@ class Tally:
 
     invalid_rows: int
     rules: dict[tuple[str, object], int]
+    examples: dict[str, str] = field(default_factory=dict)  #: the first message of each code
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,14 @@ class ValidationReport:
         counted = pd.Series(per_code, dtype="int64", name="count")
         counted = counted.sort_values(ascending=False, kind="stable")
         return counted.rename_axis("code")
+
+    def example(self, code: str) -> str | None:
+        """The message of the first failure with ``code`` (None: there is none): what it
+        looks like, and often the fix."""
+        if self.tallied is not None:
+            return self.tallied.examples.get(code)
+        messages = self.failures.loc[self.failures["code"] == code, "message"]
+        return str(messages.iloc[0]) if len(messages) else None
 
     @property
     def valid_rows(self) -> int:
