@@ -163,3 +163,10 @@ def test_a_flag_like_no_other_gets_no_suggestion(capsys):
     assert capsys.readouterr().err.splitlines()[-1] == (
         "gb-backfill demo: error: unrecognized arguments: --bogus (--help lists the flags)"
     )
+
+
+def test_a_flag_is_written_whole(capsys):
+    """'--thousand .' was taken for --thousands without a word (argparse's abbreviations)."""
+    with pytest.raises(SystemExit):
+        main(["validate", "in.csv", "--thousand", "."])
+    assert "no flag --thousand; did you mean --thousands?" in capsys.readouterr().err

@@ -89,7 +89,7 @@ def test_the_command_line_flags_come_from_the_declaration():
     args = build_parser().parse_args(
         ["send", "x.csv", "--orders", "--order-id", "id", "--order-date", "at",
          "--total-paid", "paid", "--extra", "a,b", "--order-rate", "5",
-         "--order-field", "totalTax=tax", "--order-field", "channel=ch"]
+         "--order-fields", "totalTax=tax", "--order-fields", "channel=ch"]
     )  # fmt: skip
     found = keywords(args, args.flags)
     assert found["kind"] == "orders"

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     assert tuple(commands.choices) == _COMMANDS
     for command_parser in commands.choices.values():
         command_parser.set_defaults(parser=command_parser)
+        # "--thousand ." would be taken for --thousands, and --event for --event-name once
+        # there is no --event: a flag is written whole, or refused with the one meant.
+        command_parser.allow_abbrev = False
     return parser
 
 
