@@ -51,10 +51,10 @@ def test_the_preview_names_why_each_event_and_campaign_awards_less(export, capsy
     lines = {line.split(":")[0].strip(): line for line in out.splitlines() if ":" in line}
     purchase = lines["event purchase"]
     assert "points 0" in purchase
-    assert "less because: invalid metadata in " in purchase, purchase
+    assert "less because (of 40 rows quoted): invalid metadata in " in purchase, purchase
     assert "(InvalidMetadata: amount must be a number)" in purchase
     assert "customer not found in " in purchase, "a quarter of the customers do not exist"
-    quoted = int(purchase.rsplit(" of ", 1)[1].split()[0])
+    quoted = int(purchase.split("less because (of ")[1].split()[0])
     invalid = int(purchase.split("invalid metadata in ")[1].split()[0])
     missing = int(purchase.split("customer not found in ")[1].split()[0])
     assert invalid + missing == quoted == 40, "every purchase quote is one or the other"

@@ -326,10 +326,11 @@ def less_because(event: EventPreview) -> str:
         parts.append(f"no campaign is about this event in {answered:,}")
     if not event.quoted and event.sampled:
         return f"; less because: no quote answered of {event.sampled:,} asked"
-    said = [f"{', '.join(parts)} of {event.quoted:,} rows quoted"] if parts else []
+    said = [", ".join(parts)] if parts else []
     if checks:
         said.append(f"{', '.join(checks)} checks of a row against a campaign")
-    return f"; less because: {'; '.join(said)}" if said else ""
+    # The rows quoted first, so that every count is read against them.
+    return f"; less because (of {event.quoted:,} rows quoted): {'; '.join(said)}" if said else ""
 
 
 def not_rewarded(campaign_reasons: dict[str, dict[str, int]], name: str) -> str:
