@@ -96,7 +96,12 @@ class LedgerReport:
                 f"rows (send again with {rebuild} to rebuild the ledger from them)"
             ]
         else:
-            lines = [f"ledger {self.path}: {self.rows:,} rows recorded"]
+            # Every run's, not the last one's: a row an earlier run failed and the last run never
+            # reached (aborted in its report) is counted here as the earlier run left it.
+            lines = [
+                f"ledger {self.path}: {self.rows:,} rows recorded, by every run that used it (a "
+                "row the last run never reached counts as an earlier run left it)"
+            ]
         lines += self._outlook_lines()
         for verdict, count in sorted(self.settled.items()):
             lines.append(f"  (settled by hand as {verdict.replace('_', ' ')}: {count:,})")
