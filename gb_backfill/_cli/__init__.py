@@ -9,9 +9,7 @@ Whatever ends a run, every row is accounted for in the failures file and the led
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -46,16 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _refuse_unknown(command_parser: argparse.ArgumentParser, unknown: list[str]) -> None:
     """Refuse flags the command does not have, with its usage and the flags meant, if any are
     close (argparse would show the top-level usage and no suggestion)."""
-    known = sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command_parser.format_help())))
+    import difflib  # only when a flag is mistyped: not on every command's start
+    import re
+
+    known = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", command_parser.format_help()))
+    # Flags compared without their dashes, which every flag shares.
+    bare = {flag.lstrip("-"): flag for flag in sorted(known)}
     for word in unknown:
         written = word.split("=", 1)[0]
         if not written.startswith("-"):
             continue
         normal = written.lower().replace("_", "-")
-        # Words compared without their dashes, which every flag shares.
-        words = {flag.lstrip("-"): flag for flag in known}
         close = [normal] if normal in known else [
-            words[word] for word in difflib.get_close_matches(normal.lstrip("-"), words, n=2)
+            bare[name] for name in difflib.get_close_matches(normal.lstrip("-"), bare, n=2)
         ]  # fmt: skip
         if close:
             meant = " or ".join(close)
@@ -65,6 +66,8 @@ def _refuse_unknown(command_parser: argparse.ArgumentParser, unknown: list[str])
 
 def _refuse_unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """Refuse a mistyped command with the one meant (argparse lists them all, none named)."""
+    import difflib
+
     written = next((word for word in argv if not word.startswith("-")), None)
     if written is None or written in _COMMANDS:
         return
