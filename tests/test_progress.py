@@ -86,6 +86,24 @@ def test_a_row_to_be_retried_is_counted_until_its_next_request(summary_lines):
     assert all("retrying=1" in line for line in waiting[:10]), waiting[:3]
 
 
+def test_rows_backing_off_before_a_retry_are_said_to_be_what_the_run_waits_for(summary_lines):
+    """A trial's bar stood 4 s at 2627/4000 with 'retrying=9' and no reason: every row left
+    belonged to customers whose refused row was backing off (one request at a time each)."""
+
+    def handler(request, body, n):
+        return httpx.Response(503, json={}) if n == 1 else httpx.Response(200, json={})
+
+    one_customer = ROWS.assign(customerId="c1")  # its later rows wait for the first one
+    options = send_options(MockGameball(handler), progress=None,
+                           retry=RetryPolicy(wait_initial=20.0, wait_jitter=0.0))  # fmt: skip
+    report = send_fast(one_customer, **options)
+    assert report.sent == 6
+    left = seconds_said(summary_lines(), r"retrying 1 row: the next try in ([\d,]+) s")
+    assert left, "the bar says why it stands still"
+    assert max(left) <= 20
+    assert min(left) <= 2, "counted down"
+
+
 def test_a_slow_answer_is_said_to_be_waited_for(summary_lines):
     async def handler(request):
         await asyncio.sleep(20)  # fake time: Gameball takes 20 s to answer

@@ -25,6 +25,7 @@ recorded. The run drives every lane alike: :meth:`~BaseLane.start`, :meth:`~Base
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -122,6 +123,8 @@ class BaseLane:
         self.http_statuses: Counter[int] = Counter()
         self.requests = 0
         self._unanswered: dict[int, float] = {}  # requests posted, by when, until answered
+        #: rows backing off before their next try: when each wait ends, and its rows
+        self._backing_off: dict[int, tuple[float, int]] = {}
         self.auth_failure: Outcome | None = None
         self.breaker = RepeatedFailures()
         self._streak: list[tuple[Sequence[OutgoingRow], Outcome]] = []
@@ -164,14 +167,20 @@ class BaseLane:
         it can send, or has nothing to send."""
         if said := self.limiter.holdup():
             return said
-        if not self._unanswered:
-            return None
-        oldest = self.clock() - min(self._unanswered.values())
-        if oldest < _SLOW_ANSWER:
-            return None
-        count = len(self._unanswered)
-        answers = "an answer" if count == 1 else f"{count:,} answers"
-        return f"waiting for {answers} from Gameball: {oldest:,.0f} s so far"
+        if self._unanswered:
+            oldest = self.clock() - min(self._unanswered.values())
+            if oldest >= _SLOW_ANSWER:
+                count = len(self._unanswered)
+                answers = "an answer" if count == 1 else f"{count:,} answers"
+                return f"waiting for {answers} from Gameball: {oldest:,.0f} s so far"
+        if self._backing_off:
+            # Rows refused in a way that is retried wait out their backoff (and keep their
+            # customers' later rows waiting, in order): the bar says so, not nothing.
+            soonest = min(until for until, _ in self._backing_off.values())
+            rows = sum(count for _, count in self._backing_off.values())
+            left = max(math.ceil(soonest - self.clock()), 1)
+            return f"retrying {rows:,} row{'' if rows == 1 else 's'}: the next try in {left:,} s"
+        return None
 
     def limits_found(self) -> RateLimits | None:
         """The limits Gameball kept this lane to, when lower than its configured ones: as the
@@ -391,7 +400,12 @@ class BaseLane:
             if not row.retry_due:
                 row.retry_due = True
                 self.book.retrying += 1
-        await self.book.pause(wait)
+        token = object()
+        self._backing_off[id(token)] = (self.clock() + wait, len(rows))
+        try:
+            await self.book.pause(wait)
+        finally:
+            del self._backing_off[id(token)]
 
     async def _drain_tasks(self, tasks: Sequence[asyncio.Task[None]], grace: float | None) -> None:
         """Wait for ``tasks`` (at most ``grace`` seconds), then cancel the late ones."""
