@@ -106,6 +106,8 @@ def test_the_batch_items_are_those_a_live_run_posts(tmp_path):
     )
     assert plan.requests == {"events": 20, "batch": 1}  # any order: no customer's chain
     assert plan.lane_rows == {"events": 20, "batch": 478}
+    # The job count is the least a send posts (it posts a job as soon as rows are ready).
+    assert plan.headline().endswith("in 20 requests, at least 1 batch job (batch mode)")
     # Why the 20 take the events lane, said where they are counted.
     events_lane = next(line for line in plan.summary().splitlines() if "events lane:" in line)
     assert events_lane.endswith(

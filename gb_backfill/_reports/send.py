@@ -454,8 +454,11 @@ class SendPlan:
         # Each lane's requests in words; "of events" and "of orders" only when both are sent.
         both = any(lane in self.requests for lane in ("orders", "batch_orders"))
         words = _REQUEST_WORDS_WITH_ORDERS if both else _REQUEST_WORDS
+        # A job count is the least: a live run posts a job as soon as rows are ready, and a
+        # customer's rows one job each (a trial's plan said 56 of the 539 its send posted).
         requests = ", ".join(
-            f"{count:,} {_singular(words[lane]) if count == 1 else words[lane]}"
+            f"{'at least ' if lane.startswith('batch') else ''}{count:,} "
+            f"{_singular(words[lane]) if count == 1 else words[lane]}"
             for lane, count in self.requests.items()
             if count
         )
