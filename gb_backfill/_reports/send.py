@@ -346,13 +346,20 @@ class SendPlan:
 
     def __repr__(self) -> str:
         lanes = " ".join(f"{lane}={count:,}" for lane, count in self.requests.items())
+        # Every count a row is in, so that valid, invalid and these add up to the rows.
+        apart = "".join(
+            f" {name}={count:,}"
+            for name, count in (("fixed_before", self.fixed_before),
+                                ("invalid_folded", self.invalid_folded))
+            if count
+        )  # fmt: skip
         held = "".join(
             f" {name}={count:,}"
             for name, count in (("unknown", self.unknown), ("failed", self.failed))
             if count
         )
         return (
-            f"<SendPlan rows={self.rows:,} valid={self.valid:,} invalid={self.invalid:,} "
+            f"<SendPlan rows={self.rows:,} valid={self.valid:,} invalid={self.invalid:,}{apart} "
             f"skipped={self.skipped:,}{held} sending={self.sending:,} requests: {lanes} "
             f"(mode={self.mode})>"
         )
@@ -407,6 +414,17 @@ class SendPlan:
         lines += held_lines(
             self.unknown, self.failed, self.folded, cli=terms is not Mention.in_python
         )
+        if self.fixed_before:
+            lines.append(
+                f"  invalid but sent fixed before: {self.fixed_before:,} invalid rows whose fixed "
+                "copies (the failures file's rows, fixed) an earlier run sent; skipped"
+            )
+        if self.invalid_folded:
+            lines.append(
+                f"  invalid folded into their copies: {self.invalid_folded:,} invalid rows with "
+                "a copy elsewhere in this input (the same gb_key: a failures file's row), which "
+                "is sent or reported in their place; skipped"
+            )
         if self.changed:
             lines.append(
                 f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "
