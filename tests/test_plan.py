@@ -223,7 +223,7 @@ def test_invalid_rows_with_a_copy_in_the_input_are_folded_not_sent_fixed_before(
     ), plan.headline()
     said = plan.summary()
     assert "  invalid but sent fixed before: 2 invalid rows whose fixed copies" in said
-    assert "  invalid folded into their copies: 1 invalid rows with a copy elsewhere" in said
+    assert "  invalid folded into their copies: 1 invalid row with a copy elsewhere" in said
     # The repr's counts add up to its rows too (a trial's did not: 3,990 + 15 of 4,227).
     assert repr(plan).startswith(
         "<SendPlan rows=6 valid=2 invalid=1 fixed_before=2 invalid_folded=1 skipped=5"

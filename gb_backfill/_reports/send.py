@@ -254,6 +254,10 @@ def _singular(words: str) -> str:
     return head.removesuffix("s") + (f" of {rest}" if rest else "")
 
 
+def _rows(count: int) -> str:
+    return f"{count:,} invalid row{'' if count == 1 else 's'}"
+
+
 _REQUEST_WORDS = {"events": "requests", "batch": "batch jobs"}
 _REQUEST_WORDS_WITH_ORDERS = {
     "events": "event requests", "orders": "order requests",
@@ -416,14 +420,14 @@ class SendPlan:
         )
         if self.fixed_before:
             lines.append(
-                f"  invalid but sent fixed before: {self.fixed_before:,} invalid rows whose fixed "
-                "copies (the failures file's rows, fixed) an earlier run sent; skipped"
+                f"  invalid but sent fixed before: {_rows(self.fixed_before)} whose fixed copies "
+                "(the failures file's rows, fixed) an earlier run sent; skipped"
             )
         if self.invalid_folded:
             lines.append(
-                f"  invalid folded into their copies: {self.invalid_folded:,} invalid rows with "
-                "a copy elsewhere in this input (the same gb_key: a failures file's row), which "
-                "is sent or reported in their place; skipped"
+                f"  invalid folded into their copies: {_rows(self.invalid_folded)} with a copy "
+                "elsewhere in this input (the same gb_key: a failures file's row), which is sent "
+                "or reported in their place; skipped"
             )
         if self.changed:
             lines.append(
