@@ -50,6 +50,7 @@ def ledger_status(ledger: str | os.PathLike[str], options: NoOptions) -> LedgerR
             counts = reader.counts(rows=rows)
             unknown = reader.unknown_rows(leaving_out=in_jobs)
             settled = reader.settlements()
+            last_run = reader.last_run() or {}
         finally:
             reader.close()
         journal_only = False
@@ -62,11 +63,12 @@ def ledger_status(ledger: str | os.PathLike[str], options: NoOptions) -> LedgerR
         counts = {str(k): int(v) for k, v in rows["status"].value_counts().items()}
         requests = _journal.read(path.with_name(path.name + "-intents")).requests
         unknown, settled, journal_only = unknown_rows(rows, requests), {}, True
-        in_jobs = []
+        in_jobs, last_run = [], {}
     every = {status.value: counts.get(status.value, 0) for status in LedgerStatus}
     return LedgerReport(
         path=path, counts=every, unknown=unknown, settled=settled, journal_only=journal_only,
-        in_batch_jobs=len(in_jobs),
+        in_batch_jobs=len(in_jobs), never_reached=int(last_run.get("never_reached", 0)),
+        last_run_rows=last_run.get("rows"),
         retryable_failed=int(((rows["status"] == "failed") & rows["retryable"].astype(bool)).sum()),
     )  # fmt: skip
 

@@ -195,3 +195,31 @@ def test_a_ledger_refuses_rows_keyed_another_way(tmp_path, df):
     with pytest.raises(LedgerError, match=r"keys rows by columns \['order_id'\]"):
         send(keyed, **send_options(gameball), ledger=ledger)
     assert gameball.requests == []
+
+
+def test_status_counts_the_rows_a_stopped_run_never_reached_as_rows_to_send(tmp_path):
+    """A trial's status said 'will be sent: 0' after a Ctrl-C that left 2,201 rows never
+    reached (they have no record of their own); the ledger now keeps the last run's count."""
+    from gb_backfill import RunStopped, ledger_status
+    from tests.conftest import MockGameball, send_fast, send_options
+
+    def refused_after_two(request, body, n):
+        return httpx.Response(200, json={}) if n <= 2 else httpx.Response(401, json={})
+
+    rows = pd.DataFrame({"customerId": [f"c{n}" for n in range(60)], "eventName": "e"})
+    ledger = tmp_path / "ledger"
+    options = send_options(MockGameball(refused_after_two), concurrency=1, ledger=ledger)
+    with pytest.raises(RunStopped) as stopped:
+        send_fast(rows, **options)
+    aborted = stopped.value.report.counts["aborted"]
+    assert aborted > 30
+    status = ledger_status(ledger)
+    assert status.next_run["will_be_sent"] == aborted, status.summary()
+    assert (
+        f"the last run stopped before reaching {aborted - status.counts['aborted']:,} of its "
+        "60 rows" in status.summary()
+    )
+    # The next run sends them all; then nothing is left to send.
+    again = send_fast(rows, **send_options(MockGameball(), ledger=ledger))
+    assert again.sent == 60 - stopped.value.report.counts["sent"]
+    assert ledger_status(ledger).next_run["will_be_sent"] == 0

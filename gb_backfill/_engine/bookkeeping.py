@@ -69,6 +69,9 @@ class Bookkeeper(StopSwitch):
         self.folded = 0  #: rows skipped as copies of a row met elsewhere in the input
         self.already_there = 0  #: ``sent`` orders Gameball refused as duplicates
         self.retrying = 0
+        #: ``aborted`` rows the ledger has no record of (never reached): a ledger keeps their
+        #: count for ``status`` (see :meth:`~gb_backfill._store.ledger.Ledger.note_last_run`)
+        self.never_reached = 0
         self.unwritten: set[Chunk] = set()
         self.written_at = -_WRITE_FAILURES_EVERY  # the first failure is written at once
         self.outstanding = 0
@@ -117,6 +120,7 @@ class Bookkeeper(StopSwitch):
         """Account a chunk read after the run stopped: every row ``aborted``."""
         self.rows += len(frame)
         self.counts[Status.ABORTED] += len(frame)
+        self.never_reached += len(frame)
         self.error_codes[SendErrorCode.ABORTED] += len(frame)
         rows = failure_rows(
             frame,
@@ -255,6 +259,8 @@ class Bookkeeper(StopSwitch):
         if not rows:
             return
         self.counts[status] += len(rows)
+        if status == Status.ABORTED:
+            self.never_reached += sum(not row.in_ledger for row in rows)
         if outcome is not None and outcome.code == SendErrorCode.ALREADY_THERE:
             self.already_there += len(rows)
         if status != Status.SENT:

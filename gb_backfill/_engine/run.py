@@ -428,6 +428,7 @@ class SendRun:
             book.halt(error)
             failures = self.writer.in_memory()
         if self.ledger is not None:
+            self.ledger.note_last_run(rows=book.rows, never_reached=book.never_reached)
             try:
                 self.ledger.close()
             except LedgerError as error:

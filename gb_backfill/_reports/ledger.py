@@ -44,6 +44,12 @@ class LedgerReport:
     #: of ``counts["in_flight"]``, the rows in batch jobs a stopped run posted: the next run
     #: asks Gameball how each job ended, then skips what arrived and sends the rest
     in_batch_jobs: int = 0
+    #: the rows of the last run's input it never reached, which the ledger has no record of
+    #: (its report counted them ``aborted``): the next run with the same input sends them; 0
+    #: when that run reached every row, or was killed, or kept no such count
+    never_reached: int = 0
+    #: the rows of the last run's input (None: not kept)
+    last_run_rows: int | None = None
 
     @property
     def rows(self) -> int:
@@ -63,7 +69,7 @@ class LedgerReport:
         doubtful = counts.get("unknown", 0) + counts.get("in_flight", 0)
         return {
             "sent": counts.get("sent", 0),
-            "will_be_sent": counts.get("aborted", 0),
+            "will_be_sent": counts.get("aborted", 0) + self.never_reached,
             "will_be_retried": self.retryable_failed,
             "failed_for_good": counts.get("failed", 0) - self.retryable_failed,
             "orders_sent_again": orders,
@@ -102,6 +108,11 @@ class LedgerReport:
                 f"ledger {self.path}: {self.rows:,} rows recorded, by every run that used it (a "
                 "row the last run never reached counts as an earlier run left it)"
             ]
+            if self.never_reached:
+                lines[0] += (
+                    f"; the last run never reached {self.never_reached:,} rows of its input, not "
+                    "recorded"
+                )
         lines += self._outlook_lines()
         for verdict, count in sorted(self.settled.items()):
             lines.append(f"  (settled by hand as {verdict.replace('_', ' ')}: {count:,})")
@@ -126,6 +137,17 @@ class LedgerReport:
                 lines.append(f"  ... {len(self.unknown) - len(shown):,} more ({every})")
         return "\n".join(lines)
 
+    def _will_be_sent(self) -> str:
+        """What ``will be sent`` counts: rows a stopped run recorded as never attempted, and
+        the rows of its input it never reached."""
+        if not self.never_reached:
+            return "never attempted: a run stopped first; the next run sends them"
+        of = f" of its {self.last_run_rows:,}" if self.last_run_rows is not None else ""
+        return (
+            f"never attempted: the last run stopped before reaching {self.never_reached:,}"
+            f"{of} rows; the next run with the same input sends them"
+        )
+
     def _outlook_lines(self) -> list[str]:
         """Each status as what the next run with the ledger does with its rows."""
         will = self.next_run
@@ -133,8 +155,7 @@ class LedgerReport:
         crash = f", {in_flight:,} of them in flight when a run was killed" if in_flight else ""
         said = {
             "sent": "Gameball has them; the next run skips them",
-            "will_be_sent": "never attempted: a run stopped first; the next run sends them, "
-            "and the rows a stopped run never reached, which are not recorded",
+            "will_be_sent": self._will_be_sent(),
             "will_be_retried": f"failed in a way worth retrying ({WORTH_RETRYING}) or settled "
             "as not arrived; the next run sends them again",
             "failed_for_good": "Gameball refused them (the failures file's gb_error_message "
@@ -149,8 +170,12 @@ class LedgerReport:
             "fixed copies (the failures file's rows, fixed) are sent",
         }
         # Beside its 0, or it reads as if the aborted rows a stopped run just printed were lost.
+        # Without the last run's count (a ledger of an earlier version, a run killed), said
+        # beside its 0, or it reads as if the aborted rows a stopped run printed were lost.
+        unkept = self.last_run_rows is None
         said_of_zero = {"will_be_sent": "recorded (rows a stopped run never reached, aborted in "
-                        "its report, are not recorded: the next run sends them too)"}  # fmt: skip
+                        "its report, are not recorded: the next run sends them too)"} if unkept \
+            else {}  # fmt: skip
         return [
             f"  {name.replace('_', ' ')}: {count:,} ({said[name]})" if count
             else f"  {name.replace('_', ' ')}: 0 {said_of_zero.get(name, '')}".rstrip()

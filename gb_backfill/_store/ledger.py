@@ -129,6 +129,7 @@ class Ledger:
         self._carried: dict[bytes, bytes] = {}
         self._invalid: list[InvalidRow] = []
         self._extras = True  #: the extras tables are there (a read-only old ledger: not)
+        self._last_run: dict[str, int] | None = None
         self._has_invalid = False
         self._last_commit = time.monotonic()
         if read_only:
@@ -543,6 +544,17 @@ class Ledger:
         for start in range(0, len(records), 10_000):
             os.write(self._journal, b"".join(records[start : start + 10_000]))
 
+    def note_last_run(self, *, rows: int, never_reached: int) -> None:
+        """Keep, at :meth:`close`, the ending run's rows and the ``aborted`` ones it never
+        reached (which have no record of their own): ``status`` counts those as rows the next
+        run with the same input sends."""
+        self._last_run = {"rows": rows, "never_reached": never_reached}
+
+    def last_run(self) -> dict[str, int] | None:
+        """What :meth:`note_last_run` kept of the last run that closed this ledger (None: no
+        run kept it: a ledger of an earlier version, or a run that was killed)."""
+        return _storage.last_run(self._db)
+
     def close(self) -> None:
         """Commit what is pending and release the ledger.
 
@@ -567,6 +579,9 @@ class Ledger:
             if failure is None:
                 with contextlib.suppress(sqlite3.Error):  # the next open checks again
                     _storage.clear_in_use(self._db)
+                if self._last_run is not None:
+                    with contextlib.suppress(sqlite3.Error):  # for status only: best effort
+                        _storage.keep_last_run(self._db, self._last_run)
             if failure is None and ours and empty:
                 self.journal_path.unlink()
             os.close(self._journal)

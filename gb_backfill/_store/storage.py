@@ -13,6 +13,7 @@ new column is added here and in the record that carries it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -273,6 +274,22 @@ def mark_in_use(db: sqlite3.Connection) -> None:
 
 def clear_in_use(db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM meta WHERE name = ?", (_IN_USE,))
+
+
+def keep_last_run(db: sqlite3.Connection, last_run: dict[str, int]) -> None:
+    """Keep what the run closing the ledger noted of its input (for ``status``)."""
+    db.execute(
+        "INSERT OR REPLACE INTO meta (name, value) VALUES ('last_run', ?)", (json.dumps(last_run),)
+    )
+
+
+def last_run(db: sqlite3.Connection) -> dict[str, int] | None:
+    """What :func:`keep_last_run` kept (None: nothing, or a ledger that cannot say)."""
+    try:
+        found = db.execute("SELECT value FROM meta WHERE name = 'last_run'").fetchone()
+    except sqlite3.Error:
+        return None
+    return None if found is None else dict(json.loads(found[0]))
 
 
 def use_keys(db: sqlite3.Connection, path: Path, scheme: str) -> None:
