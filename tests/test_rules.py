@@ -228,3 +228,14 @@ def test_dtypes_that_cannot_be_read_exactly_are_one_line_config_errors(column, m
     with pytest.raises(gb_backfill.ConfigError, match=message) as caught:
         validate(df)
     assert "\n" not in str(caught.value)
+
+
+def test_a_rule_on_a_renamed_column_names_the_column():
+    """A trial's validate said 'customerId is missing' of its column user_id."""
+    df = pd.DataFrame({"user_id": ["u1", None], "action": [None, "e"]})
+    failures = gb_backfill.validate(df, customer_id="user_id", event_name="action").failures
+    messages = dict(zip(failures["code"], failures["message"], strict=True))
+    assert messages["customer_id_missing"] == "customerId (column user_id) is missing"
+    assert messages["event_name_missing"] == "the event name (column action) is missing"
+    plain = gb_backfill.validate(pd.DataFrame({"customerId": [None], "eventName": ["e"]}))
+    assert plain.failures["message"].tolist() == ["customerId is missing"]

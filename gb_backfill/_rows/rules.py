@@ -308,13 +308,19 @@ def _token_rules(column: Hashable, tokens: Identifiers) -> list[_Broken]:
     ]
 
 
+def _named(field: str, column: Hashable, usual: str) -> str:
+    """A field in a message, with the user's column when it is not the ``usual`` one (a trial
+    read 'customerId is missing' of its column user_id)."""
+    return field if str(column) == usual else f"{field} (column {column})"
+
+
 def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
     """Run every rule over ``df`` at once (no per-row Python loop for the checks)."""
     customer = df[mapping.customer_id]
     customer_ids = identifier_strings(customer)
     broken = list(
-        _required(mapping.customer_id, customer_ids, customer.isna().to_numpy(), "customerId",
-                  _CUSTOMER_CODES)
+        _required(mapping.customer_id, customer_ids, customer.isna().to_numpy(),
+                  _named("customerId", mapping.customer_id, "customerId"), _CUSTOMER_CODES)
     )  # fmt: skip
     event_names = None
     if mapping.event_name is not None:
@@ -323,8 +329,9 @@ def check_frame(df: pd.DataFrame, mapping: ColumnMapping) -> CheckedFrame:
         event_names = event_ids.text
         missing = names.isna().to_numpy()
         broken += _required(
-            mapping.event_name, event_ids, missing, "the event name", _EVENT_NAME_CODES
-        )
+            mapping.event_name, event_ids, missing,
+            _named("the event name", mapping.event_name, "eventName"), _EVENT_NAME_CODES,
+        )  # fmt: skip
     for column in mapping.metadata:
         broken += _metadata_rules(df, column)
     optional = _contact_rules(df, mapping, broken)
