@@ -208,9 +208,10 @@ class ReadOptions:
     na_values: Sequence[str] | None = option(
         None, "more texts that mean missing (default: only an empty field)", check=listed_texts,
         metavar="TEXT,TEXT,...", parse=lambda text: text.split(","), group="csv")
-    encoding: str | None = option(None, "the files' encoding (default: utf-8)", group="csv")
+    encoding: str | None = option(
+        None, "the files' encoding (default: utf-8)", metavar="NAME", group="csv")
     sep: str | None = option(
-        None, "the field separator (default: , or a tab for .tsv)", group="csv")
+        None, "the field separator (default: , or a tab for .tsv)", metavar="CHAR", group="csv")
     thousands: str | None = option(None, "the thousands separator of the columns --dtype reads "
         "as float or int: --thousands , reads 1,299.50", metavar="CHAR", group="csv")
     decimal: str | None = option(None, "their decimal mark (default: .): --thousands . "
@@ -225,12 +226,14 @@ class RunOptions:
     """What a send and a preview share: the keys, the connection, the pace, the ledger."""
 
     api_key: str | None = option(
-        None, f"default: ${API_KEY_ENV} (safer than this flag)", check=key_text, group="gameball")
+        None, f"default: ${API_KEY_ENV} (safer than this flag)", check=key_text, metavar="KEY",
+        group="gameball")
     secret_key: str | None = option(
-        None, f"default: ${SECRET_KEY_ENV}", check=key_text, group="gameball")
+        None, f"default: ${SECRET_KEY_ENV}", check=key_text, metavar="KEY", group="gameball")
     base_url: str = option(
         gameball.BASE_URL, "where to send: the real Gameball API unless you point it at an "
-        "emulator, e.g. http://127.0.0.1:8787 (run `gb-backfill emulator`)", group="gameball")
+        "emulator, e.g. http://127.0.0.1:8787 (run `gb-backfill emulator`)", metavar="URL",
+        group="gameball")
     api_version: Literal["4.0", "4.1"] | str = option(
         "4.0", "events API version", check=one_of(*gameball.API_VERSIONS), group="gameball")
     allow_insecure_http: bool = option(
@@ -243,7 +246,7 @@ class RunOptions:
                     {_PREVIEW: "tries per quote for retryable errors"}),))
     concurrency: int = option(
         DEFAULT_CONCURRENCY, "requests in flight at most (fewer when the rate and round trip "
-        "need fewer)", check=whole(1), group="pace",
+        "need fewer)", check=whole(1), metavar="N", group="pace",
         help_for={_PREVIEW: "quotes in flight at most"})
     timeout: float = option(
         DEFAULT_TIMEOUT, "how long to wait for an answer (after it, the row is unknown)",
@@ -264,7 +267,8 @@ class RunOptions:
         parse=column_list, group="bookkeeping",
         help_for={_PREVIEW: "the send's own unique row key (with --ledger)"})
     batch_rows: int = option(
-        DEFAULT_BATCH_ROWS, "rows read at a time", check=whole(1), group="bookkeeping")
+        DEFAULT_BATCH_ROWS, "rows read at a time", check=whole(1), metavar="N",
+        group="bookkeeping")
     progress: bool | None = option(
         None, "no progress bar", check=automatic_switch, flag="--no-progress", switch=False,
         group="bookkeeping")
@@ -349,7 +353,7 @@ class PreviewOptions(RunOptions, MappingOptions):
     sample: int = option(
         DEFAULT_SAMPLE_SIZE, "valid rows to quote (the default takes about 15 s at the "
         "preview's limits)", check=_sample_size, metavar="N", group="sample")
-    seed: int = option(0, "the sample's random seed", check=_seed, group="sample")
+    seed: int = option(0, "the sample's random seed", check=_seed, metavar="N", group="sample")
     preview_limits: RateLimits | None = _limits(
         Part("preview_rate", "per_second", "quotes per second (0: none)"),
         Part("preview_quota", "per_window", "quotes per quota window"), PREVIEW_LIMITS,
@@ -369,7 +373,8 @@ class ValidatePathOptions(ReadOptions, MappingOptions):
         None, "write the invalid rows to this Parquet file", flag="--failures", metavar="PATH",
         group="bookkeeping")
     batch_rows: int = option(
-        DEFAULT_BATCH_ROWS, "rows read at a time", check=whole(1), group="bookkeeping")
+        DEFAULT_BATCH_ROWS, "rows read at a time", check=whole(1), metavar="N",
+        group="bookkeeping")
 
 
 # fmt: on

@@ -47,8 +47,8 @@ CASES = {
     "no event name": (
         lambda f: validate(frame(f, "no_event.csv")),
         ["validate", "{no_event}"],
-        "pass event_name=COLUMN",
-        "pass --event-name COLUMN",
+        "pass event_name=COL",
+        "pass --event-name COL",
     ),
     "no API key": (
         lambda f: send(frame(f)),

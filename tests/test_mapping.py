@@ -58,7 +58,7 @@ def test_missing_metadata_column():
 
 
 def test_no_customer_column_is_a_config_error():
-    with pytest.raises(ConfigError, match="customer_id=COLUMN"):
+    with pytest.raises(ConfigError, match="customer_id=COL"):
         resolve_mapping(["who", "eventName"])
 
 

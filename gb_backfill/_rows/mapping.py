@@ -201,7 +201,7 @@ def _pick(
     if required:
         names = " or ".join(repr(n) for n in _DEFAULT_NAMES[keyword])
         raise ConfigError(
-            "no {what} column: pass {" + keyword + "=COLUMN} or name a column {names}; the "
+            "no {what} column: pass {" + keyword + "=COL} or name a column {names}; the "
             "columns are: {columns}",
             option=keyword,
             what=keyword.replace("_", " "),
@@ -213,7 +213,7 @@ def _pick(
 
 def _check_event(event_name: Hashable | None, event: str | None) -> None:
     if event_name is not None and event is not None:
-        raise ConfigError("pass either {event_name=COLUMN} or {event=NAME}, not both",
+        raise ConfigError("pass either {event_name=COL} or {event=NAME}, not both",
                           option="event")  # fmt: skip
     if event is not None and (not isinstance(event, str) or not event.strip()):
         raise ConfigError("{event=} must be a non-empty event name, got {value!r}",
@@ -336,7 +336,7 @@ def _check_kind(kind: str, orders_from: str | None, given: dict[str, object]) ->
                           option="orders_from", value=orders_from)  # fmt: skip
     if orders_from is not None and given["event"] is not None:
         raise ConfigError("{orders_from=} picks rows by their event name column: pass "
-                          "{event_name=COLUMN}, not {event=}", option="orders_from")  # fmt: skip
+                          "{event_name=COL}, not {event=}", option="orders_from")  # fmt: skip
 
 
 def resolve_mapping(
@@ -393,7 +393,7 @@ def resolve_mapping(
     name_column = None if event is not None else _pick("event_name", event_name, available)
     if name_column is None and event is None:
         raise ConfigError(
-            "no event name: pass {event_name=COLUMN}, or {event=NAME} for one name for every "
+            "no event name: pass {event_name=COL}, or {event=NAME} for one name for every "
             "row, or name a column 'eventName' or 'event_name'; the columns are: {columns}",
             option="event_name",
             columns=", ".join(map(str, available)) or "(none)",
