@@ -175,10 +175,13 @@ def add(commands: Any) -> None:
     emulator = commands.add_parser(
         "emulator", help="serve a local Gameball emulator", epilog=EXIT_CODES
     )
-    add_flag(emulator, "--host", default="127.0.0.1", help="the address to listen on")
-    add_flag(emulator, "--port", type=_port, default=8787, help="0 picks a free port")
-    add_flag(emulator, "--api-key", default=DEFAULT_API_KEY, help="the APIKey it accepts")
-    add_flag(emulator, "--secret-key", default=DEFAULT_SECRET_KEY, help="the SecretKey")
+    add_flag(emulator, "--host", default="127.0.0.1", metavar="ADDRESS",
+             help="the address to listen on")  # fmt: skip
+    add_flag(emulator, "--port", type=_port, default=8787, metavar="N", help="0 picks a free port")
+    add_flag(emulator, "--api-key", default=DEFAULT_API_KEY, metavar="KEY",
+             help="the APIKey it accepts")  # fmt: skip
+    add_flag(emulator, "--secret-key", default=DEFAULT_SECRET_KEY, metavar="KEY",
+             help="the SecretKey")  # fmt: skip
     add_flag(emulator, "--high-security", action="store_true", help="require SecretKey on v4.0 too")
     add_flag(
         emulator,
