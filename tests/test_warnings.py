@@ -81,6 +81,8 @@ def test_ids_of_digits_in_mixed_widths_are_a_warning():
     [row] = found[found["code"] == "id_mixed_widths"].to_dict("records")
     assert (row["code"], row["count"], row["example"]) == ("id_mixed_widths", 2, "0012")
     assert "'0012' next to '77'" in row["message"]
+    said = validate(df).summary()
+    assert "id_mixed_widths (customerId): 2 rows with a zero-padded id, e.g. '0012'" in said
     same_width = pd.DataFrame({"customerId": ["0012", "1234"], "eventName": "e"})
     assert warned(same_width) == {}
     assert warned(pd.DataFrame({"customerId": [12, 12345], "eventName": "e"})) == {}

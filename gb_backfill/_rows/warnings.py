@@ -296,6 +296,8 @@ def warning_lines(warnings: pd.DataFrame) -> list[str]:
             lines.append(f"  {code}: {rows}, at {example}")
         elif code in (WarningCode.EVENT_NAME_VARIANTS, WarningCode.ID_VARIANTS):
             lines.append(f"  {code} ({column}): {rows} in other spellings, e.g. {example!r}")
+        elif code == WarningCode.ID_MIXED_WIDTHS:  # a trial took "1,199 values" for ids
+            lines.append(f"  {code} ({column}): {rows} with a zero-padded id, e.g. {example!r}")
         else:
             values = "1 value" if count == 1 else f"{count:,} values"
             lines.append(f"  {code} ({column}): {values}, e.g. {example!r}")
