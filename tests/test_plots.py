@@ -126,3 +126,13 @@ def test_plots_of_every_report_stay_readable_on_an_empty_run():
     figure = plot_send(pd.DataFrame({"second": [], "requests": []}), {}, {}, {"events": None})
     assert figure.axes[0].get_title() == "no requests"
     assert np.isfinite(figure.get_size_inches()).all()
+
+
+def test_a_run_with_nothing_to_show_in_a_panel_says_so():
+    """A trial's plot of a run that sent every row had an empty 0-1 axis for the codes."""
+    from gb_backfill._reports.plot import plot_send
+
+    figure = plot_send(pd.DataFrame({"second": [], "requests": []}), {"sent": 3}, {}, {})
+    panels = {axes.get_title(): [t.get_text() for t in axes.texts] for axes in figure.axes}
+    assert panels["rows not sent, by code"] == ["every row was sent"]
+    assert panels["no requests"] == ["no request was made"]

@@ -116,7 +116,16 @@ def plot_send(
         _counted_bars(codes, {n: error_codes[n] for n in names}, color="tab:orange",
                       horizontal=True)  # fmt: skip
     codes.set(title="rows not sent, by code")
+    if not error_codes:  # said, not an empty 0-1 axis a reader must interpret
+        _say_none(codes, "every row was sent")
+    if not lanes:
+        _say_none(paces[0], "no request was made")
     return _returned(plt, figure)
+
+
+def _say_none(axes: Any, text: str) -> None:
+    axes.set(xticks=[], yticks=[])
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
 
 
 def plot_validation(failures: pd.DataFrame, rows: int) -> Any:
