@@ -449,3 +449,21 @@ def test_a_run_within_one_windows_quota_shows_its_own_pace(monkeypatch, total, s
     rate = bar._bar.format_dict["rate"]
     bar.close()
     assert rate == pytest.approx(shown)
+
+
+def test_a_batch_run_promises_no_time_left_before_a_window_has_held_it(monkeypatch):
+    """A trial's batch run was promised 15 s at 12 s in, from its first jobs' burst, and took
+    63 s more: its pace is only known once a window's limits have held it."""
+    clock = FakeClock()
+    monkeypatch.setattr("tqdm.std.time", clock)
+    monkeypatch.setenv("COLUMNS", "120")
+    bar = _progress.Progress(4_000, enabled=True, clock=clock)
+    bar.settle = 30.0
+    rates = []
+    for second in range(32):
+        bar.advance(50, {"sent": 50 * (second + 1)}, 0)
+        rates.append(bar._bar.format_dict["rate"])
+        clock.now += 1
+    bar.close()
+    assert rates[12] is None
+    assert rates[31] == pytest.approx(50 * 32 / 31)

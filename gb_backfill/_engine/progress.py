@@ -113,6 +113,9 @@ class Progress:
         #: the rows the limits let through before :attr:`sustained` holds (a window's quota):
         #: a run that sends no more goes at its own pace (None: no such allowance)
         self.burst: int | None = None
+        #: seconds of sending before a time left is promised (a batch-mode run sets a window:
+        #: its jobs' pace is only known once the window's limits have held it)
+        self.settle = self.SETTLE
         self._sending_since: float | None = None  # when the first row a request settled came
         self._by_requests = 0  # rows settled by requests (not skipped or invalid at once)
         if enabled:
@@ -168,13 +171,13 @@ class Progress:
         """The rows a second the bar shows and its time left is made of: rows settled by
         requests since the first of them (waits included, the run's start and rows settled
         without a request not), never above :attr:`sustained` when the run sends more than
-        :attr:`burst`; None until :attr:`SETTLE`
+        :attr:`burst`; None until :attr:`settle`
         seconds of sending (tqdm's own rate follows the last few redraws, and after a 30 s
         wait promised a trial 25 minutes for a run of 7)."""
         if self._sending_since is None:
             return None
         seconds = self.clock() - self._sending_since
-        if seconds < self.SETTLE:
+        if seconds < self.settle:
             return None
         rate = self._by_requests / seconds
         left = (self._total or 0) - self._done

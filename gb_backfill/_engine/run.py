@@ -303,6 +303,8 @@ class SendRun:
         self.bar.sustained = _sustained(settings, mapping)
         main_limits = settings.order_limits if mapping.all_orders else settings.limits
         self.bar.burst = main_limits.per_window
+        if batched:  # a trial's batch run was promised 15 s at 12 s in, and took 63 s more
+            self.bar.settle = max(settings.batch_limits.window, settings.limits.window)
         self.bar.status = self.holdup
         self.bar.retrying = lambda: self.book.retrying
         self.timeline = timeline
