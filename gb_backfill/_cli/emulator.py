@@ -170,27 +170,19 @@ def _add_valued(group: Any, specs: Sequence[_Valued]) -> None:
 
 
 def add(commands: Any) -> None:
-    from .._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, Faults
+    from .._emulator import DEFAULT_API_KEY, DEFAULT_SECRET_KEY
 
     emulator = commands.add_parser(
         "emulator", help="serve a local Gameball emulator", epilog=EXIT_CODES
     )
-    add_flag(emulator, "--host", default="127.0.0.1", metavar="ADDRESS",
-             help="the address to listen on")  # fmt: skip
+    add_flag(emulator, "--host", default="127.0.0.1", metavar="ADDRESS", help="where to listen")
+    add_flag(emulator, "--api-key", default=DEFAULT_API_KEY, metavar="KEY", help="its APIKey")
+    add_flag(emulator, "--secret-key", default=DEFAULT_SECRET_KEY, metavar="KEY", help="SecretKey")
     add_flag(emulator, "--port", type=_port, default=8787, metavar="N", help="0 picks a free port")
-    add_flag(emulator, "--api-key", default=DEFAULT_API_KEY, metavar="KEY",
-             help="the APIKey it accepts")  # fmt: skip
-    add_flag(emulator, "--secret-key", default=DEFAULT_SECRET_KEY, metavar="KEY",
-             help="the SecretKey")  # fmt: skip
     add_flag(emulator, "--high-security", action="store_true", help="require SecretKey on v4.0 too")
-    add_flag(
-        emulator,
-        "--record",
-        metavar="PATH",
-        help="on exit, write every event it received to this Parquet file, and every order to "
-        "NAME.orders.parquet beside it (while it runs: GET /_emulator/events with the APIKey "
-        "header)",
-    )
+    add_flag(emulator, "--record", metavar="PATH", help="on exit, write every event it received "
+             "to this Parquet file, and every order to NAME.orders.parquet beside it (while it "
+             "runs: GET /_emulator/events with the APIKey header)")  # fmt: skip
     limits = emulator.add_argument_group("rate limits per API key (0 lifts a limit)")
     _add_valued(limits, [
         ("--per-second", int, EVENTS_LIMITS.per_second, "N", "requests per second"),
@@ -207,6 +199,15 @@ def add(commands: Any) -> None:
         help="another client of the key (a live shop): N events requests a second on "
         "average, its 429s counted (0: none)",
     )  # fmt: skip
+    for endpoints in (_add_fault_flags, _add_emulator_batch_flags, _add_preview_flags,
+                      _add_orders_flags):  # fmt: skip
+        endpoints(emulator)
+    emulator.set_defaults(run=run)
+
+
+def _add_fault_flags(emulator: argparse.ArgumentParser) -> None:
+    from .._emulator import Faults
+
     faults = emulator.add_argument_group("fault injection (shares are 0 to 1)")
     none = Faults()  # the defaults: no fault at all
     _add_valued(faults, [
@@ -230,9 +231,6 @@ def add(commands: Any) -> None:
         faults, "--lost-mode", help="drop the connection or hang", choices=["drop", "slow"],
         default=none.lost_mode,
     )  # fmt: skip
-    for endpoints in (_add_emulator_batch_flags, _add_preview_flags, _add_orders_flags):
-        endpoints(emulator)
-    emulator.set_defaults(run=run)
 
 
 def _add_orders_flags(emulator: argparse.ArgumentParser) -> None:
