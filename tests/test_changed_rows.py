@@ -225,3 +225,28 @@ def test_the_cli_refuses_csv_after_parquet_with_exit_2_and_sends_with_the_flag(t
         assert f"changed: {len(df):,} rows" in capsys.readouterr().out
         assert main(["send", str(tmp_path / "export.csv"), *common, "--resend-changed"]) == 0
         assert len(emu.events()) == 2 * len(df)
+
+
+def test_rows_that_differ_in_no_column_are_not_said_to_be_written_differently(tmp_path):
+    """A trial sent its export (n/a read as missing) after the fixed failures file: the
+    refusal said its rows were 'written differently (email, mobile, or how a value is
+    written)', and no column differed."""
+    import gb_backfill as gb
+
+    source = tmp_path / "in.csv"
+    source.write_text("customer_id,event_name,total\nc1,e,1.5\nc2,e,n/a\nc3,e,2\n")
+    with gb.Emulator() as emu:
+        options = {"base_url": emu.base_url, "api_key": emu.api_key, "progress": False,
+                   "ledger": tmp_path / "l.db"}  # fmt: skip
+        gb.send_path(source, dtype={"total": "float"}, failures_path=tmp_path / "f.parquet",
+                     **options)  # fmt: skip
+        fixed = pd.read_parquet(tmp_path / "f.parquet")
+        fixed["total"] = fixed["total"].replace({"n/a": None}).astype(float)
+        assert gb.send(fixed, **options).sent == 1
+        export = pd.read_csv(source, na_values=["n/a"])
+        with pytest.raises(gb.ChangedRowsError) as refused:
+            gb.send(pd.concat([export, fixed], ignore_index=True), **options)
+    said = str(refused.value)
+    assert said.startswith("1 row has the same customer, event and values as rows an earlier")
+    assert "as an export's row and its fixed copy from a failures file do" in said
+    assert "written differently" not in said

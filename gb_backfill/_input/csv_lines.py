@@ -142,7 +142,7 @@ def _check_number_marks(
         raise ConfigError(
             "{" + given + "=} applies to the columns read as numbers with {dtype=*}: name "
             "each column that holds numbers written for people",
-            option=given, dtype=Written("{'amount': 'float'}", "amount=float"),
+            option=given, dtype=Written("{'COL': 'float'}", "COL=float"),
         )  # fmt: skip
 
 

@@ -371,7 +371,13 @@ def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:
         for k, c in zip(mapping.metadata_keys, mapping.metadata, strict=True)
         if differ & key_bit(k)
     ]
-    return named + columns or ["email, mobile, or how a value is written"]
+    return named + columns or [SAME_VALUES]
+
+
+#: What :func:`differing_columns` names when no column's form differs: the values are the
+#: same as far as they show (the exact text, an email or a mobile may differ; or the row is
+#: the export's copy of a row whose fixed copy, from a failures file, was sent)
+SAME_VALUES = "email, mobile, or how a value is written"
 
 
 @dataclass(slots=True)
@@ -452,13 +458,28 @@ class ChangedRows:
         """The refusal: a template naming ``resend_changed=`` (and ``dtype=`` when it would
         make them match), as each face names them, and its values."""
         named = self.event_name is not None
-        template = (
-            "{count:,} rows look like rows an earlier run with this ledger sent, written "
-            "differently ({columns}): the same customer, event and values, but as text, or "
-            "empty where they were missing"
-            + (", or with the event name spelt otherwise (case, spaces, width)" if named else "")
-            + ". Sending them would award them twice, so nothing was sent: "
-        )
+        if list(self.columns) == [SAME_VALUES]:
+            # No column differs in form: a trial's export, sent after its fixed failures file,
+            # was told its rows were "written differently" when they were not.
+            rows_have = "row has" if self.count == 1 else "rows have"
+            template = (
+                "{count:,} "
+                + rows_have
+                + " the same customer, event and values as rows an earlier run "
+                "with this ledger sent, under other keys: as an export's row and its fixed copy "
+                "from a failures file do, or rows that differ only in email, mobile or the exact "
+                "text of a value. Sending them would award them twice, so nothing was sent: "
+            )
+        else:
+            template = (
+                "{count:,} " + ("row looks" if self.count == 1 else "rows look")
+                + " like rows an earlier run with this ledger sent, written "
+                "differently ({columns}): the same customer, event and values, but as text, or "
+                "empty where they were missing"
+                + (", or with the event name spelt otherwise (case, spaces, width)"
+                   if named else "")
+                + ". Sending them would award them twice, so nothing was sent: "
+            )  # fmt: skip
         values: dict[str, object] = {"count": self.count, "columns": ", ".join(self.columns)}
         fix = self.dtype_fix()
         if fix:
