@@ -110,9 +110,7 @@ def test_the_batch_items_are_those_a_live_run_posts(tmp_path):
     assert plan.headline().endswith("in 20 requests, at least 1 batch job (batch mode)")
     # Why the 20 take the events lane, said where they are counted.
     events_lane = next(line for line in plan.summary().splitlines() if "events lane:" in line)
-    assert events_lane.endswith(
-        "(rows with an email, mobile or session token: no job carries them)"
-    )
+    assert events_lane.endswith("(20 with an email, mobile or session token: no job carries them)")
 
 
 @pytest.mark.parametrize(
@@ -251,3 +249,16 @@ def test_why_batch_mode_sends_rows_one_request_each_is_said_in_the_plan_and_the_
         "  batch mode: 1 batch job posted, 3 single event requests (rows with an email, "
         "mobile or session token, which no job carries" in report.summary()
     )
+
+
+def test_a_batch_plan_says_its_busiest_customers_go_one_request_each():
+    """A trial's batch plan said its busiest customers' rows took the events lane for an email
+    none of them had."""
+    busy = [f"b{n % 3}" for n in range(600)]
+    df = pd.DataFrame({"customerId": busy + [f"c{n}" for n in range(500)], "eventName": "e"})
+    plan = gb_backfill.plan(df, mode="batch")
+    assert plan.lane_rows["events"] == 600, plan.lane_rows
+    line = next(line for line in plan.summary().splitlines() if "events lane:" in line)
+    assert line.endswith(
+        "(600 of the busiest customers: one request at a time ends sooner than a job cycle each)"
+    ), line

@@ -504,8 +504,22 @@ class SendPlan:
             )
             if lane == "events" and rows:
                 # Said, since a batch-mode plan with most rows here reads as a routing mistake.
-                lines[lane] += " (rows with an email, mobile or session token: no job carries them)"
+                lines[lane] += f" ({self._why_events_lane(rows)})"
         return lines
+
+    def _why_events_lane(self, rows: int) -> str:
+        """Why a batch-mode plan's events-lane rows go one request each."""
+        contact = min(self.events_only_rows, rows)
+        busiest = rows - contact
+        said = []
+        if contact:
+            said.append(f"{contact:,} with an email, mobile or session token: no job carries them")
+        if busiest:
+            said.append(
+                f"{busiest:,} of the busiest customers: one request at a time ends sooner than "
+                "a job cycle each"
+            )
+        return "; ".join(said)
 
     def _pace(self) -> str:
         """The limits the run keeps to, and the share left for other clients of the key."""
