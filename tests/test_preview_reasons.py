@@ -1,6 +1,7 @@
 """The preview's text says why an event or a campaign awards less than its rows suggest
 (issue 30.5): the reason, with counts, in the lines a person reads, not only in ``--json``."""
 
+import dataclasses
 import re
 
 import pandas as pd
@@ -74,3 +75,20 @@ def test_the_preview_names_why_each_event_and_campaign_awards_less(export, capsy
     five = lines["campaign Five reviews"].strip()
     assert five.startswith("campaign Five reviews: rewards nothing in the sample; not rewarded: ")
     assert "progress only (short of the campaign's target) in " in five
+
+
+def test_reasons_are_in_a_persons_words_with_their_singulars():
+    """A trial read 'no matching conditions in 1 checks' of a campaign with no condition (its
+    amount was short of the campaign's step)."""
+    from gb_backfill._preview.report import EventPreview, less_because, not_rewarded
+
+    fields = {f.name for f in dataclasses.fields(EventPreview)}
+    event = EventPreview(**{**dict.fromkeys(fields, 0), "name": "purchase", "quoted": 1,
+                            "sampled": 1, "reasons": {"NoMatchingConditions": 1},
+                            "invalid_reasons": {}, "customers_not_found": 0})  # fmt: skip
+    assert less_because(event) == (
+        "; less because (of 1 row quoted): the campaign's rule not met (a condition, or an "
+        "amount short of its step) in 1 check of a row against a campaign"
+    )
+    said = not_rewarded({"Per 100": {"NoMatchingConditions": 1}}, "Per 100")
+    assert said.endswith("in 1 (of 1 row quoted against it)")

@@ -299,7 +299,10 @@ _REASON_WORDS = {
     "InvalidMetadata": "invalid metadata",
     "EventNotFound": "an event name Gameball does not know",
     "ProgressOnly": "progress only (short of the campaign's target)",
-    "NoMatchingConditions": "no matching conditions",
+    # A campaign with no condition says it too, of an amount short of its step ("1 point per
+    # 100" of 50): a trial read "no matching conditions" of a campaign that had none.
+    "NoMatchingConditions": "the campaign's rule not met (a condition, or an amount short of "
+    "its step)",
 }
 _REWARDING = frozenset({"Rewarded", "NonPointsReward"})
 #: Reasons given per campaign a quote was checked against, not once per quote
@@ -328,9 +331,12 @@ def less_because(event: EventPreview) -> str:
         return f"; less because: no quote answered of {event.sampled:,} asked"
     said = [", ".join(parts)] if parts else []
     if checks:
-        said.append(f"{', '.join(checks)} checks of a row against a campaign")
+        many = sum(count for reason, count in event.reasons.items() if reason in _PER_CAMPAIGN)
+        said.append(f"{', '.join(checks)} check{'s' if many != 1 else ''} of a row against a "
+                    "campaign")  # fmt: skip
     # The rows quoted first, so that every count is read against them.
-    return f"; less because (of {event.quoted:,} rows quoted): {'; '.join(said)}" if said else ""
+    rows = "row" if event.quoted == 1 else "rows"
+    return f"; less because (of {event.quoted:,} {rows} quoted): {'; '.join(said)}" if said else ""
 
 
 def not_rewarded(campaign_reasons: dict[str, dict[str, int]], name: str) -> str:
@@ -341,4 +347,5 @@ def not_rewarded(campaign_reasons: dict[str, dict[str, int]], name: str) -> str:
     if not shown:
         return ""
     quoted = sum(reasons.values())
-    return f"; not rewarded: {', '.join(shown)} of the {quoted:,} rows quoted against it"
+    rows = "row" if quoted == 1 else "rows"
+    return f"; not rewarded: {', '.join(shown)} (of {quoted:,} {rows} quoted against it)"
