@@ -244,6 +244,12 @@ def test_rows_that_differ_in_no_column_are_not_said_to_be_written_differently(tm
         fixed["total"] = fixed["total"].replace({"n/a": None}).astype(float)
         assert gb.send(fixed, **options).sent == 1
         export = pd.read_csv(source, na_values=["n/a"])
+        planned = gb.plan(pd.concat([export, fixed], ignore_index=True), ledger=tmp_path / "l.db")
+        # What the rows are adds up to the rows; what a send would do with them is said apart.
+        assert planned.headline().startswith(
+            "dry run, nothing was sent: 4 rows, 4 valid, 0 invalid; a send would skip 3, refuse "
+            "1 as changed and send 0 rows in no requests"
+        ), planned.headline()
         with pytest.raises(gb.ChangedRowsError) as refused:
             gb.send(pd.concat([export, fixed], ignore_index=True), **options)
     said = str(refused.value)

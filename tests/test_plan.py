@@ -189,7 +189,7 @@ def test_invalid_rows_whose_fixed_copies_were_sent_are_not_counted_valid(tmp_pat
     assert (again.valid, again.invalid, again.fixed_before, again.skipped) == (2, 0, 2, 4)
     assert again.headline().startswith(
         "dry run, nothing was sent: 4 rows, 2 valid, 0 invalid, 2 invalid but sent fixed "
-        "before, 4 skipped;"
+        "before; a send would skip 4 and send 0 rows"
     ), again.headline()
 
 
@@ -217,7 +217,7 @@ def test_invalid_rows_with_a_copy_in_the_input_are_folded_not_sent_fixed_before(
     assert (plan.fixed_before, plan.invalid_folded, plan.skipped) == (2, 1, 5)
     assert (
         "6 rows, 2 valid, 1 invalid, 2 invalid but sent fixed before, 1 invalid folded into "
-        "their copies, 5 skipped;" in plan.headline()
+        "their copies; a send would skip 5 and send 0 rows" in plan.headline()
     ), plan.headline()
     said = plan.summary()
     assert "  invalid but sent fixed before: 2 invalid rows whose fixed copies" in said

@@ -213,7 +213,7 @@ def test_a_fixed_row_that_matches_a_sent_row_arrives_once(tmp_path, capsys):
         assert main(
             ["send", str(source), "--dry-run", "--ledger", str(tmp_path / "l")]
         ) == 0  # fmt: skip
-        assert "a send would send 0 rows" in capsys.readouterr().out
+        assert " and send 0 rows in no requests" in capsys.readouterr().out
     again = send(fixed, **options(gameball), ledger=tmp_path / "l")
     assert (again.skipped, len(gameball.requests)) == (1, 1)
 

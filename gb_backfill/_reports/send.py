@@ -463,13 +463,19 @@ class SendPlan:
 
     def headline(self) -> str:
         """One line in words: what a live run would do with the rows."""
-        held = [
+        # Two sums, said apart (a trial added them as one list): what the rows are, which adds
+        # up to the rows; then what a send would do with them.
+        kinds = [
             f"{count:,} {name}"
-            for name, count in (
-                ("invalid but sent fixed before", self.fixed_before),
-                ("invalid folded into their copies", self.invalid_folded),
-                ("skipped", self.skipped), ("held as unknown", self.unknown),
-                ("failed before", self.failed), ("changed", self.changed),
+            for name, count in (("invalid but sent fixed before", self.fixed_before),
+                                ("invalid folded into their copies", self.invalid_folded))
+            if count
+        ]  # fmt: skip
+        done = [
+            said.format(f"{count:,}")
+            for said, count in (
+                ("skip {}", self.skipped), ("hold {} as unknown", self.unknown),
+                ("report {} as failed before", self.failed), ("refuse {} as changed", self.changed),
             )
             if count
         ]  # fmt: skip
@@ -485,9 +491,12 @@ class SendPlan:
             if count
         )
         return (
-            f"dry run, nothing was sent: {self.rows:,} rows, {self.valid:,} valid, "
-            f"{self.invalid:,} invalid{''.join(', ' + h for h in held)}; a send would send "
-            f"{self.sending:,} rows in {requests or 'no requests'} ({self.mode} mode)"
+            f"dry run, nothing was sent: {self.rows:,} row{'' if self.rows == 1 else 's'}, "
+            f"{self.valid:,} valid, {self.invalid:,} invalid"
+            f"{''.join(', ' + kind for kind in kinds)}; a send would "
+            f"{', '.join(done)}{' and ' if done else ''}send {self.sending:,} "
+            f"row{'' if self.sending == 1 else 's'} in {requests or 'no requests'} "
+            f"({self.mode} mode)"
         )
 
     def _lanes(self) -> dict[str, str]:
