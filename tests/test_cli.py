@@ -262,7 +262,9 @@ def test_status_lists_every_status_so_its_lines_add_up(tmp_path, capsys):
         "sent": "1", "will be sent": "2", "will be retried": "1", "failed for good": "0",
         "held as unknown": "2", "invalid": "0",
     }  # fmt: skip
-    assert "6 rows recorded, by every run that used it" in out, "not the last run's alone"
+    assert (
+        "6 rows recorded by the runs that used it, each as the last run to reach it left it" in out
+    ), "not the last run's alone"
     assert "1 of them in flight when a run was killed" in out
     assert out.splitlines()[-1] == "2 rows are held as unknown until settled (gb-backfill settle)"
     assert "NaN" not in out, "empty cells, not Python's words"

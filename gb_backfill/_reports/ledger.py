@@ -105,8 +105,8 @@ class LedgerReport:
             # Every run's, not the last one's: a row an earlier run failed and the last run never
             # reached (aborted in its report) is counted here as the earlier run left it.
             lines = [
-                f"ledger {self.path}: {self.rows:,} rows recorded, by every run that used it (a "
-                "row the last run never reached counts as an earlier run left it)"
+                f"ledger {self.path}: {self.rows:,} rows recorded by the runs that used it, each "
+                "as the last run to reach it left it"
             ]
             if self.never_reached:
                 lines[0] += (

@@ -205,7 +205,11 @@ class SendReport:
         python = terms is Mention.in_python
         lines = [self.headline()]
         if self.http_statuses:
-            lines.append(f"  HTTP answers: {answers_text(self.http_statuses)}")
+            # Requests whose answer never came (lost, timed out) are counted too, or the
+            # answers do not add up to the requests the headline gives.
+            unanswered = self.requests - sum(self.http_statuses.values())
+            none = f", no answer: {unanswered:,}" if unanswered > 0 else ""
+            lines.append(f"  HTTP answers: {answers_text(self.http_statuses)}{none}")
         if self.error_codes:
             lines.append("  rows not sent, by gb_error_code (an invalid row by its first rule):")
         lines += [f"    {code}: {count:,}" for code, count in self.error_codes.items()]
