@@ -290,3 +290,21 @@ def test_amounts_with_a_decimal_comma_are_numbers_written_as_text():
     thousands = validate(events(amount=["1,299", "12"])).warnings["message"][0]
     assert "--thousands , reads them" in thousands, "1,299 alone is a thousands comma"
     assert warned(events(version=["1,2,3", "4,5"])) == {}, "not a number"
+
+
+@pytest.mark.parametrize(
+    ("values", "code"),
+    [
+        (["2024-01-01T10:00:00Z", "2024-01-02T10:00:00Z"], "timestamp_as_text"),
+        (["true", "false"], "bool_as_text"),
+        (["2024-01-01T10:00:00+02:00", "2024-01-02T10:00:00"], "mixed_offsets"),
+    ],
+)
+def test_a_warnings_fix_is_named_for_each_face(values, code):
+    """A trial's DataFrame send was told '--dtype ts=datetime', a flag it cannot pass."""
+    found = validate(pd.DataFrame({"customerId": ["a", "b"], "eventName": "e", "ts": values}))
+    messages = dict(zip(found.warnings["code"], found.warnings["message"], strict=True))
+    message = messages[code]
+    assert "--dtype ts=" in message, message
+    assert "(in Python dtype={'ts': " in message, message
+    assert "for a DataFrame in pandas: df['ts'] = " in message, message

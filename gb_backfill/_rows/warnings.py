@@ -391,8 +391,8 @@ def _bool_message(name: str, separated: bool) -> str:
     del separated
     return (
         f"{name!r} holds true/false as text, which goes out as JSON strings: --dtype "
-        f"{name}=bool, or in pandas df[{name!r}] = df[{name!r}].str.lower().map({{'true': True, "
-        "'false': False})"
+        f"{name}=bool (in Python dtype={{{name!r}: 'bool'}}) reads a file's; for a DataFrame in "
+        f"pandas: df[{name!r}] = df[{name!r}].str.lower().map({{'true': True, 'false': False}})"
     )
 
 
@@ -400,7 +400,8 @@ def _timestamp_message(name: str, separated: bool) -> str:
     del separated
     return (
         f"{name!r} holds timestamps as text, which go out exactly as written: --dtype "
-        f"{name}=datetime sends ISO-8601 (in UTC where a value has an offset), or in pandas "
+        f"{name}=datetime (in Python dtype={{{name!r}: 'datetime'}}) sends a file's as ISO-8601 "
+        f"(in UTC where a value has an offset); for a DataFrame in pandas: "
         f"df[{name!r}] = pd.to_datetime(df[{name!r}], format='ISO8601')"
     )
 
@@ -409,9 +410,10 @@ def _mixed_message(name: str, examples: list[str]) -> str:
     shown = " and ".join(repr(e) for e in examples)
     return (
         f"{name!r} holds timestamps with different UTC offsets or none ({shown}), which go out "
-        f"as written, so one instant reads differently: --dtype {name}=datetime converts each "
-        f"to UTC, or in pandas df[{name!r}] = pd.to_datetime(df[{name!r}], utc=True, "
-        "format='ISO8601'); give the ones without an offset one"
+        f"as written, so one instant reads differently: --dtype {name}=datetime (in Python "
+        f"dtype={{{name!r}: 'datetime'}}) converts a file's to UTC; for a DataFrame in pandas: "
+        f"df[{name!r}] = pd.to_datetime(df[{name!r}], utc=True, format='ISO8601'); give the "
+        "ones without an offset one"
     )
 
 
