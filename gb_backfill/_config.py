@@ -235,6 +235,11 @@ class Settings:
     #: the share of the account's limits left for other clients of the key; the limits above
     #: are the run's own share already (see :func:`leave_room`)
     reserve: float = 0.0
+    #: a path input's name, and the read options it was given (JSON: ``dtype=``,
+    #: ``na_values=``, ...), which the ledger keeps per input, so that the same input read
+    #: another way is told how it was read before (None: a DataFrame)
+    input_name: str | None = None
+    read_with: str = "{}"
 
 
 def leave_room(limits: RateLimits, reserve: float) -> RateLimits:

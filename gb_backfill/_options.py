@@ -26,6 +26,7 @@ The checks themselves are in :mod:`gb_backfill._option_checks`.
 No ``from __future__ import annotations`` here: the command line reads the fields' types.
 """
 
+import json
 import os
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -464,6 +465,25 @@ def live_refusal(options: RunOptions) -> ConfigError | None:
     except ConfigError as refused:
         return refused
     return None
+
+
+#: The read options a ledger keeps per input (those that change how a value reads).
+READ_OPTIONS = ("dtype", "na_values", "thousands", "decimal", "encoding", "sep")
+
+
+def read_with_of(options: ReadOptions) -> str:
+    """The read options given (not left to their defaults), as JSON."""
+    given: dict[str, object] = {}
+    for name in READ_OPTIONS:
+        value = getattr(options, name)
+        if value is None:
+            continue
+        if name == "dtype":
+            value = {str(column): kind for column, kind in value.items()}
+        elif name == "na_values":
+            value = list(value)
+        given[name] = value
+    return json.dumps(given, sort_keys=True)
 
 
 def make_settings(options: RunOptions, *, dry_run: bool = False) -> Settings:

@@ -30,11 +30,13 @@ from ._options import (
     live_refusal,
     make_settings,
     mapping_of,
+    read_with_of,
 )
 from ._reports.send import SendPlan, SendReport
 from ._rows.keys import check_key_columns, check_unique
 from ._rows.mapping import ColumnMapping, resolve_mapping
 from ._stops import raise_for
+from ._store.failures import input_name
 from ._sync import offload
 
 __all__ = [
@@ -157,7 +159,8 @@ async def asend_path(path: str | os.PathLike[str], options: SendPathOptions) -> 
     ``pandas.read_csv``. A file that cannot be read fails with :class:`ConfigError` naming the
     place, before anything is sent.
     """
-    settings = make_settings(options)
+    settings = replace(make_settings(options), input_name=input_name(shown_path(path)),
+                       read_with=read_with_of(options))  # fmt: skip
     source, mapping = await open_input(path, options, row_key=settings.row_key or ())
     report, stop = await run_send(
         lambda: source.frames(batch_rows=settings.batch_rows), total=source.rows,

@@ -256,3 +256,26 @@ def test_rows_that_differ_in_no_column_are_not_said_to_be_written_differently(tm
     assert said.startswith("1 row has the same customer, event and values as rows an earlier")
     assert "as an export's row and its fixed copy from a failures file do" in said
     assert "written differently" not in said
+
+
+def test_an_input_sent_again_read_another_way_is_told_how_it_was_read(tmp_path, capsys):
+    """A trial sent its export with --dtype total=float --na-values n/a, sent it again with
+    neither, dropped the rows refused as changed, and its n/a rows went twice (missing the
+    first time, "n/a" the second): the refusal names the read options it was sent with."""
+    source = tmp_path / "export.csv"
+    source.write_text("customer_id,event_name,total\nc1,e,1.5\nc2,e,n/a\nc3,e,2\n")
+    ledger = tmp_path / "l.db"
+    with Emulator() as emu:
+        flags = ["--base-url", emu.base_url, "--api-key", emu.api_key, "--ledger", str(ledger),
+                 "--no-progress", "--failures", str(tmp_path / "f.parquet")]  # fmt: skip
+        read = ["--dtype", "total=float", "--na-values", "n/a"]
+        assert main(["send", str(source), *flags, *read]) == 0
+        capsys.readouterr()
+        assert main(["send", str(source), *flags]) == 2
+        refusal = capsys.readouterr().err
+        assert (
+            "this input was sent before read another way: read it as then, --dtype "
+            "total=float --na-values n/a, and the run skips the rows it sent" in refusal
+        )
+        assert main(["send", str(source), *flags, *read]) == 0, "read as then: all skipped"
+        assert len(emu.events()) == 3

@@ -10,6 +10,7 @@ what it does, as it may take a while on a large file.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Callable, Hashable, Iterator, Sequence
 
@@ -98,7 +99,10 @@ async def refuse_changed_rows(
     finally:
         scanner.close()
     if changed.count:
-        template, values = changed.message()
+        # The same input sent before read another way: its read options are the fix.
+        before = ledger.read_with(settings.input_name) if settings.input_name else None
+        differs = before and before != json.loads(settings.read_with)
+        template, values = changed.message(before if differs else None)
         raise ChangedRowsError(template, rows=changed.count, examples=changed.frame(),
                                every=changed.every(), option="resend_changed",
                                **values)  # fmt: skip

@@ -430,7 +430,10 @@ class SendRun:
             book.halt(error)
             failures = self.writer.in_memory()
         if self.ledger is not None:
-            self.ledger.note_last_run(rows=book.rows, never_reached=book.never_reached)
+            self.ledger.note_last_run(
+                rows=book.rows, never_reached=book.never_reached,
+                input_name=self.settings.input_name, read_with=self.settings.read_with,
+            )  # fmt: skip
             try:
                 self.ledger.close()
             except LedgerError as error:

@@ -42,7 +42,7 @@ import math
 import re
 import shlex
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -454,9 +454,12 @@ class ChangedRows:
             fix[column] = kind
         return fix
 
-    def message(self) -> tuple[str, dict[str, object]]:
+    def message(
+        self, read_before: Mapping[str, object] | None = None
+    ) -> tuple[str, dict[str, object]]:
         """The refusal: a template naming ``resend_changed=`` (and ``dtype=`` when it would
-        make them match), as each face names them, and its values."""
+        make them match, or every read option this input was sent with, ``read_before``, when
+        it was read another way now), as each face names them, and its values."""
         named = self.event_name is not None
         if list(self.columns) == [SAME_VALUES]:
             # No column differs in form: a trial's export, sent after its fixed failures file,
@@ -482,7 +485,16 @@ class ChangedRows:
             )  # fmt: skip
         values: dict[str, object] = {"count": self.count, "columns": ", ".join(self.columns)}
         fix = self.dtype_fix()
-        if fix:
+        if read_before:
+            # The whole fix: a trial re-sent its export without the flags it was sent with,
+            # dropped the rows refused, and sent its n/a rows twice (n/a had been missing).
+            template += (
+                "this input was sent before read another way: read it as then, "
+                + " ".join("{" + name + "=*}" for name in read_before)
+                + ", and the run skips the rows it sent (and sends none of them again); or "
+            )
+            values.update({name: _written(name, value) for name, value in read_before.items()})
+        elif fix:
             template += (
                 "read them as the earlier run sent them, and the run skips them as sent: "
                 "{dtype=*}; or "
@@ -495,6 +507,17 @@ class ChangedRows:
             "{resend_changed=True}."
         )
         return template, values
+
+
+def _written(name: str, value: object) -> Written:
+    """A read option's value as each face writes it."""
+    if name == "dtype" and isinstance(value, Mapping):
+        cli = " --dtype ".join(shlex.quote(f"{c}={k}") for c, k in value.items())
+    elif isinstance(value, list):
+        cli = shlex.quote(",".join(map(str, value)))
+    else:
+        cli = shlex.quote(str(value))
+    return Written(repr(value), cli)
 
 
 _TEXT_KINDS = (

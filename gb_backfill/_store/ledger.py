@@ -130,6 +130,7 @@ class Ledger:
         self._invalid: list[InvalidRow] = []
         self._extras = True  #: the extras tables are there (a read-only old ledger: not)
         self._last_run: dict[str, int] | None = None
+        self._read_with: tuple[str, str] | None = None
         self._has_invalid = False
         self._last_commit = time.monotonic()
         if read_only:
@@ -242,14 +243,12 @@ class Ledger:
         return f"<Ledger {self.path}>"
 
     def use_keys(self, scheme: str) -> None:
-        """Record how rows are keyed; refuse a ledger whose rows were keyed another way
-        (see :func:`~gb_backfill._store.storage.use_keys`)."""
+        """Record how rows are keyed; refuse a ledger keyed another way (``storage.use_keys``)."""
         _storage.use_keys(self._db, self.path, scheme)
 
     # --- reading -------------------------------------------------------------------------
 
     def has_rows(self) -> bool:
-        """True when any row is recorded."""
         return _storage.has_rows(self._db)
 
     def last_sent_at(self) -> float | None:
@@ -284,8 +283,7 @@ class Ledger:
         return _storage.keeps_names_as_written(self._db)
 
     def loose_forms(self, looses: Sequence[bytes]) -> dict[bytes, int]:
-        """The form mask of the row sent (or perhaps sent) with each of ``looses`` that one
-        has."""
+        """The form mask of the row sent (or perhaps sent) with each loose key that has one."""
         return _storage.loose_forms(self._db, looses)
 
     def _rows(self) -> pd.DataFrame:
@@ -544,15 +542,20 @@ class Ledger:
         for start in range(0, len(records), 10_000):
             os.write(self._journal, b"".join(records[start : start + 10_000]))
 
-    def note_last_run(self, *, rows: int, never_reached: int) -> None:
+    def note_last_run(
+        self, *, rows: int, never_reached: int, input_name: str | None = None, read_with: str = ""
+    ) -> None:
         """Keep, at :meth:`close`, the ending run's rows and the ``aborted`` ones it never
-        reached (which have no record of their own): ``status`` counts those as rows the next
-        run with the same input sends."""
+        reached (no record of their own: ``status`` counts them), and a path input's read
+        options (JSON), so that the same input read another way is told how."""
         self._last_run = {"rows": rows, "never_reached": never_reached}
+        self._read_with = (input_name, read_with) if input_name is not None else None
+
+    def read_with(self, input_name: str) -> dict[str, object] | None:
+        return _storage.read_with(self._db, input_name)
 
     def last_run(self) -> dict[str, int] | None:
-        """What :meth:`note_last_run` kept of the last run that closed this ledger (None: no
-        run kept it: a ledger of an earlier version, or a run that was killed)."""
+        """What :meth:`note_last_run` kept (None: nothing: an older ledger, a killed run)."""
         return _storage.last_run(self._db)
 
     def close(self) -> None:
@@ -580,8 +583,10 @@ class Ledger:
                 with contextlib.suppress(sqlite3.Error):  # the next open checks again
                     _storage.clear_in_use(self._db)
                 if self._last_run is not None:
-                    with contextlib.suppress(sqlite3.Error):  # for status only: best effort
+                    with contextlib.suppress(sqlite3.Error):  # advice only: best effort
                         _storage.keep_last_run(self._db, self._last_run)
+                        if self._read_with is not None:
+                            _storage.keep_read_with(self._db, *self._read_with)
             if failure is None and ours and empty:
                 self.journal_path.unlink()
             os.close(self._journal)

@@ -292,6 +292,29 @@ def last_run(db: sqlite3.Connection) -> dict[str, int] | None:
     return None if found is None else dict(json.loads(found[0]))
 
 
+def keep_read_with(db: sqlite3.Connection, name: str, given: str) -> None:
+    """Keep how the input ``name`` was read (``given``: its read options, as JSON)."""
+    kept = _read_withs(db)
+    kept[name] = json.loads(given)
+    db.execute(
+        "INSERT OR REPLACE INTO meta (name, value) VALUES ('read_with', ?)", (json.dumps(kept),)
+    )
+
+
+def read_with(db: sqlite3.Connection, name: str) -> dict[str, object] | None:
+    """How the input ``name`` was last read (None: never, as far as the ledger knows)."""
+    found = _read_withs(db).get(name)
+    return None if found is None else dict(found)
+
+
+def _read_withs(db: sqlite3.Connection) -> dict[str, dict[str, object]]:
+    try:
+        found = db.execute("SELECT value FROM meta WHERE name = 'read_with'").fetchone()
+    except sqlite3.Error:
+        return {}
+    return {} if found is None else dict(json.loads(found[0]))
+
+
 def use_keys(db: sqlite3.Connection, path: Path, scheme: str) -> None:
     """Record how rows are keyed; refuse a ledger whose rows were keyed another way.
 
