@@ -212,7 +212,11 @@ plan = sync_of(
 async def aplan_path(path: str | os.PathLike[str], options: PlanPathOptions) -> SendPlan:
     """What sending a CSV or Parquet file would do, reading it as :func:`asend_path` would and
     sending nothing; otherwise as :func:`aplan`."""
-    settings = make_settings(options, dry_run=True)
+    settings = replace(
+        make_settings(options, dry_run=True),
+        input_name=input_name(shown_path(path)),
+        read_with=read_with_of(options),
+    )
     source, mapping = await open_input(path, options, row_key=settings.row_key or ())
     return await _plan_input(source, mapping, settings, options)
 

@@ -271,6 +271,13 @@ def test_an_input_sent_again_read_another_way_is_told_how_it_was_read(tmp_path, 
         read = ["--dtype", "total=float", "--na-values", "n/a"]
         assert main(["send", str(source), *flags, *read]) == 0
         capsys.readouterr()
+        assert main(["send", str(source), *flags, "--dry-run"]) == 1  # rows would be refused
+        planned = capsys.readouterr().out
+        assert (
+            "  changed: 2 rows look like rows an earlier run sent; this input was sent "
+            "before read another way: read it as then, --dtype total=float --na-values n/a"
+            in planned
+        ), "the dry run names the fix as the live refusal does"
         assert main(["send", str(source), *flags]) == 2
         refusal = capsys.readouterr().err
         assert (

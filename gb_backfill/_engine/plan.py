@@ -185,7 +185,11 @@ async def plan_run(
         while (frame := await offload(next, chunks, None)) is not None:
             await offload(plan_chunk, frame)
             offset += len(frame)
-    return replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
+        # As the live refusal says it: the read options this input was sent with.
+        before = ledger.read_with(settings.input_name) if ledger and settings.input_name else None
+        differs = tally.changed and before and before != json.loads(settings.read_with)
+    plan = _plan(tally, settings, costs, bodies_path)
+    return replace(plan, warnings=warnings.frame(), read_before=before if differs else None)
 
 
 def _most(counts: Counter[str]) -> int:

@@ -17,6 +17,7 @@ import pandas as pd
 from .._config import RateLimits
 from .._errors import ConfigError, Mention, Terms, render
 from .._gameball import HISTORY_WARNING
+from .._rows.loose import written_option
 from .._rows.warnings import empty_warnings, warning_lines
 from .._store.failures import read_failures, write_parquet
 from .._vocabulary import STATUSES, Status
@@ -320,6 +321,9 @@ class SendPlan:
     fixed_before: int = 0
     #: valid rows only the events lane can carry (an email, a mobile or a session token)
     events_only_rows: int = 0
+    #: the read options this input was sent with, when it is read another way now and rows
+    #: look ``changed`` (None: not so): reading it as then makes them match
+    read_before: dict[str, object] | None = field(default=None, compare=False)
     #: invalid rows folded into a copy elsewhere in the input, which is sent or reported in
     #: their place (counted in ``skipped`` and ``folded``, not in ``valid`` or ``invalid``)
     invalid_folded: int = 0
@@ -431,11 +435,7 @@ class SendPlan:
                 "which is sent or reported in their place; skipped"
             )
         if self.changed:
-            lines.append(
-                f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "
-                "differently; a live run stops before sending unless "
-                + render("{resend_changed=True}", {}, terms)
-            )
+            lines.append(self._changed_line(terms))
         for mode, seconds in self.estimated_seconds.items():
             why = ""
             if mode == "batch" and self.mode != "batch" and self.events_only_rows:
@@ -516,6 +516,25 @@ class SendPlan:
                 # Said, since a batch-mode plan with most rows here reads as a routing mistake.
                 lines[lane] += f" ({self._why_events_lane(rows)})"
         return lines
+
+    def _changed_line(self, terms: Terms) -> str:
+        """What a live run would do with the changed rows, and the fix."""
+        if not self.read_before:
+            return (
+                f"  changed: {self.changed:,} rows look like rows an earlier run sent, written "
+                "differently; a live run stops before sending unless "
+                + render("{resend_changed=True}", {}, terms)
+            )
+        # The whole fix, as the live refusal names it (a trial dropped the changed rows
+        # instead, and sent the rest twice).
+        options = " ".join("{" + name + "=*}" for name in self.read_before)
+        values = {name: written_option(name, v) for name, v in self.read_before.items()}
+        return (
+            f"  changed: {self.changed:,} rows look like rows an earlier run sent; this input "
+            "was sent before read another way: read it as then, "
+            + render(options, values, terms)
+            + ", and the run skips the rows it sent"
+        )
 
     @property
     def with_a_copy(self) -> int:

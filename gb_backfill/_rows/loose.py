@@ -493,7 +493,7 @@ class ChangedRows:
                 + " ".join("{" + name + "=*}" for name in read_before)
                 + ", and the run skips the rows it sent (and sends none of them again); or "
             )
-            values.update({name: _written(name, value) for name, value in read_before.items()})
+            values.update({name: written_option(name, v) for name, v in read_before.items()})
         elif fix:
             template += (
                 "read them as the earlier run sent them, and the run skips them as sent: "
@@ -509,7 +509,7 @@ class ChangedRows:
         return template, values
 
 
-def _written(name: str, value: object) -> Written:
+def written_option(name: str, value: object) -> Written:
     """A read option's value as each face writes it."""
     if name == "dtype" and isinstance(value, Mapping):
         cli = " --dtype ".join(shlex.quote(f"{c}={k}") for c, k in value.items())
