@@ -129,6 +129,7 @@ def test_status_and_settle_name_their_ledger_flag(tmp_path, capsys):
         (["send", "--customer_id", "cid", "in.csv"], "--customer_id", "--customer-id?"),
         (["send", "in.csv", "--event-col", "e"], "--event-col", "--event or --event-name?"),
         (["status", "--ledger", "x", "--json_out", "y"], "--json_out", "--json?"),
+        (["validate", "in.csv", "--seperator", ";"], "--seperator", "--sep?"),
     ],
 )
 def test_a_mistyped_flag_is_refused_with_its_commands_usage_and_the_flag_meant(

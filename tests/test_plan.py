@@ -246,7 +246,8 @@ def test_why_batch_mode_sends_rows_one_request_each_is_said_in_the_plan_and_the_
         line for line in gb_backfill.plan(df).summary().splitlines() if "in batch mode" in line
     )
     assert batch_line.endswith(
-        "(3 of the rows have an email, mobile or session token: no job carries them)"
+        "(3 of the rows have an email, mobile or session token: no job carries them, so they go "
+        "one request each)"
     )
     with Emulator() as emu:
         keys = {"api_key": emu.api_key, "secret_key": emu.secret_key}

@@ -63,8 +63,8 @@ def test_the_preview_names_why_each_event_and_campaign_awards_less(export, capsy
     assert "progress only (short of the campaign's target) in " in review, review
     # Counted per campaign a quote was checked against, which the line says (it can exceed
     # the quotes).
-    assert re.search(r"; progress only \(short of the campaign's target\) in [\d,]+ checks of a "
-                     r"row against a campaign$", review), review  # fmt: skip
+    assert re.search(r"; progress only \(short of the campaign's target\) in [\d,]+ checks \(a "
+                     r"row is checked against each campaign\)$", review), review  # fmt: skip
     sign_up = lines["event sign_up"]
     unknown = int(sign_up.split("an event name Gameball does not know in ")[1].split(",")[0])
     assert unknown + int(sign_up.split("customer not found in ")[1].split()[0]) == 10
@@ -88,7 +88,7 @@ def test_reasons_are_in_a_persons_words_with_their_singulars():
                             "invalid_reasons": {}, "customers_not_found": 0})  # fmt: skip
     assert less_because(event) == (
         "; less because (of 1 row quoted): the campaign's rule not met (a condition, or an "
-        "amount short of its step) in 1 check of a row against a campaign"
+        "amount short of its step) in 1 check (a row is checked against each campaign)"
     )
     said = not_rewarded({"Per 100": {"NoMatchingConditions": 1}}, "Per 100")
     assert said.endswith("in 1 (of 1 row quoted against it)")

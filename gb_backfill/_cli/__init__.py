@@ -55,9 +55,12 @@ def _refuse_unknown(command_parser: argparse.ArgumentParser, unknown: list[str])
         if not written.startswith("-"):
             continue
         normal = written.lower().replace("_", "-")
-        close = [normal] if normal in known else [
-            bare[name] for name in difflib.get_close_matches(normal.lstrip("-"), bare, n=2)
-        ]  # fmt: skip
+        word_written = normal.lstrip("-")
+        # A flag the written one begins with (--seperator: --sep), else the closest spelling.
+        begins = [flag for name, flag in bare.items() if len(name) >= 3
+                  and word_written.startswith(name)]  # fmt: skip
+        spelt = [bare[name] for name in difflib.get_close_matches(word_written, bare, n=2)]
+        close = [normal] if normal in known else list(dict.fromkeys(begins[-1:] + spelt))[:2]
         if close:
             meant = " or ".join(close)
             command_parser.error(f"no flag {written}; did you mean {meant}? (--help lists all)")

@@ -360,7 +360,11 @@ def convert(
         if kind == "float":
             bad.append(_beyond_double(text, valid, column))
     # Asked for: by --dtype (dtype=), or by the note a failures file keeps of its columns' types.
-    how = "as --dtype or the failures file's note asks" if asked else "as its values suggested"
+    how = (
+        "as --dtype asks, or the record a failures file keeps of how its columns were read"
+        if asked
+        else "as its values suggested"
+    )
     name = {"bigint": "int", "decimal": "float"}.get(kind, kind)
     marks = _marks_hint(pc.filter(text, pa.array(failed))) if kind != "bool" else None
     fix = (

@@ -317,6 +317,8 @@ def less_because(event: EventPreview) -> str:
         if reason in _REWARDING:
             continue
         part = f"{_REASON_WORDS.get(reason, reason)} in {count:,}"
+        if reason in _PER_CAMPAIGN:  # each count says what it counts
+            part += f" check{'' if count == 1 else 's'}"
         if reason == "InvalidMetadata" and event.invalid_reasons:
             part += f" ({next(iter(event.invalid_reasons))})"
         # A row checked against three campaigns counts three: said apart from the rows.
@@ -331,9 +333,7 @@ def less_because(event: EventPreview) -> str:
         return f"; less because: no quote answered of {event.sampled:,} asked"
     said = [", ".join(parts)] if parts else []
     if checks:
-        many = sum(count for reason, count in event.reasons.items() if reason in _PER_CAMPAIGN)
-        said.append(f"{', '.join(checks)} check{'s' if many != 1 else ''} of a row against a "
-                    "campaign")  # fmt: skip
+        said.append(f"{', '.join(checks)} (a row is checked against each campaign)")
     # The rows quoted first, so that every count is read against them.
     rows = "row" if event.quoted == 1 else "rows"
     return f"; less because (of {event.quoted:,} {rows} quoted): {'; '.join(said)}" if said else ""

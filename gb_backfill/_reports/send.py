@@ -442,7 +442,7 @@ class SendPlan:
                 # Said, or batch mode's time next to events mode's reads as a mistake.
                 why = (
                     f" ({self.events_only_rows:,} of the rows have an email, mobile or session "
-                    "token: no job carries them)"
+                    "token: no job carries them, so they go one request each)"
                 )
             lines.append(f"  estimated time in {mode} mode: {duration_text(seconds)}{why}")
         lines += [
