@@ -480,8 +480,8 @@ def read_with_of(options: ReadOptions) -> str:
             continue
         if name == "dtype":
             value = {str(column): kind for column, kind in value.items()}
-        elif name == "na_values":
-            value = list(value)
+        elif name == "na_values":  # a set: the same texts in another order read the same
+            value = sorted(set(value))
         given[name] = value
     return json.dumps(given, sort_keys=True)
 

@@ -231,7 +231,7 @@ async def _plan_input(
         mapping=mapping, ledger_path=options.ledger, bodies_path=options.bodies_path,
         columns=list(source.columns),
     )  # fmt: skip
-    return replace(planned, live_refusal=live_refusal(options))
+    return replace(planned, live_refusal=live_refusal(options) or planned.live_refusal)
 
 
 plan_path = sync_of(

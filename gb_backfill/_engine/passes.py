@@ -23,7 +23,7 @@ from .._rows.loose import ChangedRows
 from .._rows.mapping import ColumnMapping
 from .._store.ledger import Ledger
 from .._sync import off_loop
-from .fate import Folds, Judge, Verdicts, carries_keys
+from .fate import Fate, Folds, Judge, Verdicts, carries_keys
 from .makespan import Routing, assumed_costs, route
 from .prepare import LoadCounter, Prepared, Preparer
 from .progress import Progress
@@ -79,6 +79,11 @@ async def refuse_changed_rows(
     """
     if settings.resend_changed or not ledger.has_loose_keys():
         return
+    # The same input sent before read another way: its read options are the fix, and rows it
+    # would send read so may be rows sent then (an "n/a" that was missing: a trial's went twice).
+    before = ledger.read_with(settings.input_name) if settings.input_name else None
+    read_before = before if before and before != json.loads(settings.read_with) else None
+    sending = 0
     scanner = Preparer(settings, mapping, loose=True, former=ledger.keeps_names_as_written())
     judge = Judge(settings, ledger, None if folds is None else folds.fresh(), check_changed=True)
     changed = ChangedRows()
@@ -92,17 +97,16 @@ async def refuse_changed_rows(
                 raise asyncio.CancelledError
             if frame is None:
                 break
-            note_changed_rows(prepared, judge(prepared), mapping, changed)
+            verdicts = judge(prepared)
+            note_changed_rows(prepared, verdicts, mapping, changed)
+            sending += verdicts.counts()[Fate.SEND]
             offset += len(frame)
             if bar is not None:
                 bar.doing(f"comparing with the ledger: {offset:,} rows read")
     finally:
         scanner.close()
-    if changed.count:
-        # The same input sent before read another way: its read options are the fix.
-        before = ledger.read_with(settings.input_name) if settings.input_name else None
-        differs = before and before != json.loads(settings.read_with)
-        template, values = changed.message(before if differs else None)
+    if changed.count or (read_before and sending):
+        template, values = changed.message(read_before, sending=sending)
         raise ChangedRowsError(template, rows=changed.count, examples=changed.frame(),
                                every=changed.every(), option="resend_changed",
                                **values)  # fmt: skip

@@ -31,6 +31,7 @@ from .. import _gameball as gameball
 from .._config import RateLimits, Settings
 from .._errors import ConfigError
 from .._reports.send import SendPlan
+from .._rows.loose import ChangedRows
 from .._rows.mapping import ColumnMapping
 from .._rows.warnings import WarningTally
 from .._store.companions import refuse_missing_ledger
@@ -187,9 +188,16 @@ async def plan_run(
             offset += len(frame)
         # As the live refusal says it: the read options this input was sent with.
         before = ledger.read_with(settings.input_name) if ledger and settings.input_name else None
-        differs = tally.changed and before and before != json.loads(settings.read_with)
-    plan = _plan(tally, settings, costs, bodies_path)
-    return replace(plan, warnings=warnings.frame(), read_before=before if differs else None)
+        differs = before and before != json.loads(settings.read_with)
+    plan = replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
+    sending = sum(tally.lanes.values())
+    if not differs or settings.resend_changed or not (tally.changed or sending):
+        return plan
+    if tally.changed:
+        return replace(plan, read_before=before)
+    # Rows that look new only because they are read another way: the live run refuses them.
+    template, values = ChangedRows().message(before, sending=sending)
+    return replace(plan, live_refusal=ConfigError(template, option="resend_changed", **values))
 
 
 def _most(counts: Counter[str]) -> int:

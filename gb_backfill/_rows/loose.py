@@ -455,46 +455,37 @@ class ChangedRows:
         return fix
 
     def message(
-        self, read_before: Mapping[str, object] | None = None
+        self, read_before: Mapping[str, object] | None = None, *, sending: int = 0
     ) -> tuple[str, dict[str, object]]:
         """The refusal: a template naming ``resend_changed=`` (and ``dtype=`` when it would
         make them match, or every read option this input was sent with, ``read_before``, when
-        it was read another way now), as each face names them, and its values."""
-        named = self.event_name is not None
-        if list(self.columns) == [SAME_VALUES]:
-            # No column differs in form: a trial's export, sent after its fixed failures file,
-            # was told its rows were "written differently" when they were not.
-            rows_have = "row has" if self.count == 1 else "rows have"
-            template = (
-                "{count:,} "
-                + rows_have
-                + " the same customer, event and values as rows an earlier run "
-                "with this ledger sent, under other keys: as an export's row and its fixed copy "
-                "from a failures file do, or rows that differ only in email, mobile or the exact "
-                "text of a value. Sending them would award them twice, so nothing was sent: "
-            )
-        else:
-            template = (
-                "{count:,} " + ("row looks" if self.count == 1 else "rows look")
-                + " like rows an earlier run with this ledger sent, written "
-                "differently ({columns}): the same customer, event and values, but as text, or "
-                "empty where they were missing"
-                + (", or with the event name spelt otherwise (case, spaces, width)"
-                   if named else "")
-                + ". Sending them would award them twice, so nothing was sent: "
-            )  # fmt: skip
+        it was read another way now: then the ``sending`` rows it would send are suspect too),
+        as each face names them, and its values."""
         values: dict[str, object] = {"count": self.count, "columns": ", ".join(self.columns)}
-        fix = self.dtype_fix()
+        template = self._what() if self.count else ""
         if read_before:
             # The whole fix: a trial re-sent its export without the flags it was sent with,
-            # dropped the rows refused, and sent its n/a rows twice (n/a had been missing).
-            template += (
-                "this input was sent before read another way: read it as then, "
-                + " ".join("{" + name + "=*}" for name in read_before)
-                + ", and the run skips the rows it sent (and sends none of them again); or "
+            # dropped the rows refused, and sent its n/a rows twice (n/a had been missing, so
+            # they looked new, not changed).
+            rows = (
+                "row it would send now may be a row"
+                if sending == 1
+                else ("rows it would send now may be rows")
             )
+            template += (
+                "this input was sent before read another way, so the {sending:,} " + rows + " it "
+                "sent then, read otherwise (a text such as n/a that was missing). Nothing was "
+                "sent: read it as then, "
+                + " ".join("{" + name + "=*}" for name in read_before)
+                + ", and the run skips the rows it sent; or, if that reading was wrong, send the "
+                "rows as read now with {resend_changed=True} (rows that read the same either "
+                "way are skipped still)."
+            )
+            values["sending"] = sending
             values.update({name: written_option(name, v) for name, v in read_before.items()})
-        elif fix:
+            return template, values
+        fix = self.dtype_fix()
+        if fix:
             template += (
                 "read them as the earlier run sent them, and the run skips them as sent: "
                 "{dtype=*}; or "
@@ -507,6 +498,28 @@ class ChangedRows:
             "{resend_changed=True}."
         )
         return template, values
+
+    def _what(self) -> str:
+        """What the changed rows are, and why they are not sent."""
+        if list(self.columns) == [SAME_VALUES]:
+            # No column differs in form: a trial's export, sent after its fixed failures file,
+            # was told its rows were "written differently" when they were not.
+            rows_have = "row has" if self.count == 1 else "rows have"
+            return (
+                "{count:,} " + rows_have + " the same customer, event and values as rows an "
+                "earlier run with this ledger sent, under other keys: as an export's row and "
+                "its fixed copy from a failures file do, or rows that differ only in email, "
+                "mobile or the exact text of a value. Sending them would award them twice, so "
+                "nothing was sent: "
+            )
+        named = ", or with the event name spelt otherwise (case, spaces, width)"
+        return (
+            "{count:,} " + ("row looks" if self.count == 1 else "rows look")
+            + " like rows an earlier run with this ledger sent, written differently "
+            "({columns}): the same customer, event and values, but as text, or empty where "
+            "they were missing" + (named if self.event_name is not None else "")
+            + ". Sending them would award them twice, so nothing was sent: "
+        )  # fmt: skip
 
 
 def written_option(name: str, value: object) -> Written:
