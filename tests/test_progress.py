@@ -467,3 +467,18 @@ def test_a_batch_run_promises_no_time_left_before_a_window_has_held_it(monkeypat
     bar.close()
     assert rates[12] is None
     assert rates[31] == pytest.approx(50 * 32 / 31)
+
+
+def test_a_wiped_bar_leaves_the_cursor_at_the_start_of_the_line(monkeypatch):
+    """A trial's refusal, printed after a bar wiped before the run began, started two columns
+    in: the counts line's indent was left behind."""
+    writer, reader = terminal(80)
+    with os.fdopen(writer, "w", closefd=True) as screen:
+        monkeypatch.setattr(sys, "stderr", screen)
+        bar = _progress.Progress(100, enabled=True, clock=FakeClock())
+        bar.close(leave=False)
+        print("gb-backfill: refused", file=screen)
+        screen.flush()
+    out = drain(reader)
+    os.close(reader)
+    assert re.search(r"\r(\x1b\[[0-9;]*[A-Za-z])*gb-backfill: refused", out), repr(out)

@@ -263,6 +263,11 @@ class Progress:
                 if not leave:
                     bar.leave = False
                 bar.close()
+        if not leave and self._counts_bar is not None:
+            # The wiped counts line leaves the cursor where its indent ended: the refusal
+            # printed next began two columns in.
+            sys.stderr.write("\r")
+            sys.stderr.flush()
         self._bar = self._counts_bar = None
 
     def _retrying_now(self) -> int:

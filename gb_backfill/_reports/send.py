@@ -195,8 +195,8 @@ class SendReport:
         singles = self.lane_requests["events"]
         return (
             f"  batch mode: {jobs:,} batch job{'' if jobs == 1 else 's'} posted, {singles:,} "
-            f"single event request{'' if singles == 1 else 's'} (rows with an email, mobile or "
-            "session token, which no job carries, and the busiest customers' rows, when one "
+            f"single event request{'' if singles == 1 else 's'} (for rows with an email, mobile "
+            "or session token, which no job carries, or of the busiest customers, when one "
             "request at a time ends sooner than a job each)"
         )
 
@@ -423,16 +423,16 @@ class SendPlan:
             lines.append(f"  customers: {self.customers:,}")
         names = ", ".join(f"{name}: {count:,}" for name, count in self.event_names.items())
         lines.append(f"  event names: {names or '(none)'}")
-        # The invalid rows with a copy are said on their own line, not again among the folded.
+        # Every folded row, as the live report counts them (a trial compared the two).
         lines += held_lines(
-            self.unknown, self.failed, self.folded - self.invalid_folded,
-            cli=terms is not Mention.in_python,
-        )  # fmt: skip
+            self.unknown, self.failed, self.folded, cli=terms is not Mention.in_python
+        )
         if self.with_a_copy:
+            among = f" ({self.invalid_folded:,} of them among the folded)" if self.folded else ""
             lines.append(
                 f"  invalid with a copy: {_rows(self.with_a_copy)} whose copy (the same gb_key: "
                 "the failures file's row, fixed or not) an earlier run sent or this input holds, "
-                "which is sent or reported in their place; skipped"
+                f"which is sent or reported in their place; skipped{among}"
             )
         if self.changed:
             lines.append(self._changed_line(terms))

@@ -15,7 +15,7 @@ __all__ = [
 #: The failures a later run retries, in a person's words (the ledger keeps them retryable).
 WORTH_RETRYING = (
     "no connection, an answer 5xx or 429, keys Gameball refused (401, 403), or a run stopped "
-    "after repeated failures"
+    "after repeated failures, or while they waited for their next try"
 )
 
 
