@@ -96,7 +96,7 @@ def test_no_dtype_is_named_when_none_would_make_them_match(tmp_path):
 
 def test_the_dry_run_names_the_flag_on_the_command_line(sent_as_parquet, capsys):
     emu, tmp_path = sent_as_parquet
-    assert cli(emu, tmp_path, "--dry-run") == 1
+    assert cli(emu, tmp_path, "--dry-run") == 2, "as the live send: refused"
     out = capsys.readouterr().out
     assert "unless --resend-changed" in out
     assert "resend_changed=True" not in out

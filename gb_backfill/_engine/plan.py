@@ -191,10 +191,17 @@ async def plan_run(
         differs = before and before != json.loads(settings.read_with)
     plan = replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
     sending = sum(tally.lanes.values())
-    if not differs or settings.resend_changed or not (tally.changed or sending):
+    if settings.resend_changed:
         return plan
-    if tally.changed:
-        return replace(plan, read_before=before)
+    if tally.changed:  # the live run sends nothing: said so, and the dry run exits as it does
+        refusal = ConfigError(
+            "{count:,} {rows} an earlier run sent (changed, above): nothing would be sent",
+            option="resend_changed", count=tally.changed,
+            rows="row looks like a row" if tally.changed == 1 else "rows look like rows",
+        )  # fmt: skip
+        return replace(plan, read_before=before if differs else None, live_refusal=refusal)
+    if not differs or not sending:
+        return plan
     # Rows that look new only because they are read another way: the live run refuses them.
     template, values = ChangedRows().message(before, sending=sending)
     return replace(plan, live_refusal=ConfigError(template, option="resend_changed", **values))

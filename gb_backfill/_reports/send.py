@@ -473,7 +473,7 @@ class SendPlan:
             said.format(f"{count:,}")
             for said, count in (
                 ("skip {}", self.skipped), ("hold {} as unknown", self.unknown),
-                ("report {} as failed before", self.failed), ("refuse {} as changed", self.changed),
+                ("report {} as failed before", self.failed),
             )
             if count
         ]  # fmt: skip
@@ -491,6 +491,15 @@ class SendPlan:
             for lane, count in self.requests.items()
             if count
         ) + (", and the jobs' status reads" if jobs else "")
+        if self.changed:  # the live run refuses them all before sending anything
+            return (
+                f"dry run, nothing was sent: {self.rows:,} row{'' if self.rows == 1 else 's'}, "
+                f"{self.valid:,} valid, {self.invalid:,} invalid"
+                f"{''.join(', ' + kind for kind in kinds)}; a send would send nothing: "
+                f"{self.changed:,} "
+                + ("row looks like a row" if self.changed == 1 else "rows look like rows")
+                + " an earlier run sent (changed, below)"
+            )
         return (
             f"dry run, nothing was sent: {self.rows:,} row{'' if self.rows == 1 else 's'}, "
             f"{self.valid:,} valid, {self.invalid:,} invalid"

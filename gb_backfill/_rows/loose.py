@@ -474,8 +474,9 @@ class ChangedRows:
             )
             template += (
                 "this input was sent before read another way, so the {sending:,} " + rows + " it "
-                "sent then, read otherwise (a text such as n/a that was missing). Nothing was "
-                "sent: read it as then, "
+                "sent then, read otherwise (a text such as n/a that was missing). "
+                + ("Read" if self.count else "Nothing was sent: read")  # said once
+                + " it as then, "
                 + " ".join("{" + name + "=*}" for name in read_before)
                 + ", and the run skips the rows it sent; or, if that reading was wrong, send the "
                 "rows as read now with {resend_changed=True} (rows that read the same either "
