@@ -221,7 +221,7 @@ def test_the_cli_refuses_csv_after_parquet_with_exit_2_and_sends_with_the_flag(t
         assert "nothing was sent" in err
         assert "--resend-changed" in err
         assert "resend_changed=" not in err, "the command line names its flag, not the keyword"
-        assert main(["send", str(tmp_path / "export.csv"), *common, "--dry-run"]) == 1
+        assert main(["send", str(tmp_path / "export.csv"), *common, "--dry-run"]) == 2
         assert f"changed: {len(df):,} rows" in capsys.readouterr().out
         assert main(["send", str(tmp_path / "export.csv"), *common, "--resend-changed"]) == 0
         assert len(emu.events()) == 2 * len(df)
