@@ -278,41 +278,36 @@ def clear_in_use(db: sqlite3.Connection) -> None:
 
 def keep_last_run(db: sqlite3.Connection, last_run: dict[str, int]) -> None:
     """Keep what the run closing the ledger noted of its input (for ``status``)."""
-    db.execute(
-        "INSERT OR REPLACE INTO meta (name, value) VALUES ('last_run', ?)", (json.dumps(last_run),)
-    )
+    _keep_json(db, "last_run", last_run)
 
 
 def last_run(db: sqlite3.Connection) -> dict[str, int] | None:
     """What :func:`keep_last_run` kept (None: nothing, or a ledger that cannot say)."""
-    try:
-        found = db.execute("SELECT value FROM meta WHERE name = 'last_run'").fetchone()
-    except sqlite3.Error:
-        return None
-    return None if found is None else dict(json.loads(found[0]))
+    return _kept_json(db, "last_run")
 
 
 def keep_read_with(db: sqlite3.Connection, name: str, given: str) -> None:
     """Keep how the input ``name`` was read (``given``: its read options, as JSON)."""
-    kept = _read_withs(db)
-    kept[name] = json.loads(given)
-    db.execute(
-        "INSERT OR REPLACE INTO meta (name, value) VALUES ('read_with', ?)", (json.dumps(kept),)
-    )
+    _keep_json(db, "read_with", {**(_kept_json(db, "read_with") or {}), name: json.loads(given)})
 
 
 def read_with(db: sqlite3.Connection, name: str) -> dict[str, object] | None:
     """How the input ``name`` was last read (None: never, as far as the ledger knows)."""
-    found = _read_withs(db).get(name)
+    found = (_kept_json(db, "read_with") or {}).get(name)
     return None if found is None else dict(found)
 
 
-def _read_withs(db: sqlite3.Connection) -> dict[str, dict[str, object]]:
+def _keep_json(db: sqlite3.Connection, name: str, value: object) -> None:
+    db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, json.dumps(value)))
+
+
+def _kept_json(db: sqlite3.Connection, name: str) -> Any:
+    """A value :func:`_keep_json` kept (None: none, or a ledger whose meta cannot be read)."""
     try:
-        found = db.execute("SELECT value FROM meta WHERE name = 'read_with'").fetchone()
+        found = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
     except sqlite3.Error:
-        return {}
-    return {} if found is None else dict(json.loads(found[0]))
+        return None
+    return None if found is None else json.loads(found[0])
 
 
 def use_keys(db: sqlite3.Connection, path: Path, scheme: str) -> None:
