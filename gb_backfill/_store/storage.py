@@ -283,7 +283,8 @@ def keep_last_run(db: sqlite3.Connection, last_run: dict[str, int]) -> None:
 
 def last_run(db: sqlite3.Connection) -> dict[str, int] | None:
     """What :func:`keep_last_run` kept (None: nothing, or a ledger that cannot say)."""
-    return _kept_json(db, "last_run")
+    found = _kept_json(db, "last_run")
+    return None if found is None else dict(found)
 
 
 def keep_read_with(db: sqlite3.Connection, name: str, given: str) -> None:
