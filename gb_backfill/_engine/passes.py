@@ -62,6 +62,15 @@ def note_changed_rows(
     changed.add(chunk.frame, chunk.offset, mapping, rows)
 
 
+def read_another_way(ledger: Ledger | None, settings: Settings) -> dict[str, object] | None:
+    """The read options a path input was sent with before, when it is read another way now
+    (None: it was not, or it is a DataFrame, or the ledger does not know)."""
+    if ledger is None or settings.input_name is None:
+        return None
+    before = ledger.read_with(settings.input_name)
+    return before if before and before != json.loads(settings.read_with) else None
+
+
 async def refuse_changed_rows(
     read: Reader,
     settings: Settings,
@@ -81,8 +90,7 @@ async def refuse_changed_rows(
         return
     # The same input sent before read another way: its read options are the fix, and rows it
     # would send read so may be rows sent then (an "n/a" that was missing: a trial's went twice).
-    before = ledger.read_with(settings.input_name) if settings.input_name else None
-    read_before = before if before and before != json.loads(settings.read_with) else None
+    read_before = read_another_way(ledger, settings)
     sending = 0
     scanner = Preparer(settings, mapping, loose=True, former=ledger.keeps_names_as_written())
     judge = Judge(settings, ledger, None if folds is None else folds.fresh(), check_changed=True)

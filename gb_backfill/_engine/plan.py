@@ -50,7 +50,7 @@ from .makespan import (
     routes,
 )
 from .makespan import minimum_seconds as minimum_seconds  # the benches' and tests' import
-from .passes import find_folds, route_customers
+from .passes import find_folds, read_another_way, route_customers
 from .prepare import Prepared, Preparer
 
 __all__: list[str] = []
@@ -186,9 +186,7 @@ async def plan_run(
         while (frame := await offload(next, chunks, None)) is not None:
             await offload(plan_chunk, frame)
             offset += len(frame)
-        # As the live refusal says it: the read options this input was sent with.
-        before = ledger.read_with(settings.input_name) if ledger and settings.input_name else None
-        differs = before and before != json.loads(settings.read_with)
+        before = read_another_way(ledger, settings)  # as the live refusal reads it
     plan = replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
     sending = sum(tally.lanes.values())
     if settings.resend_changed:
@@ -199,8 +197,8 @@ async def plan_run(
             option="resend_changed", count=tally.changed,
             rows="row looks like a row" if tally.changed == 1 else "rows look like rows",
         )  # fmt: skip
-        return replace(plan, read_before=before if differs else None, live_refusal=refusal)
-    if not differs or not sending:
+        return replace(plan, read_before=before, live_refusal=refusal)
+    if before is None or not sending:
         return plan
     # Rows that look new only because they are read another way: the live run refuses them.
     template, values = ChangedRows().message(before, sending=sending)
