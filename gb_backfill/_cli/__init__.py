@@ -30,9 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (demo, validate, preview, send, status, settle, emulator):
+    for command in _COMMAND_MODULES:
         command.add(commands)
-    assert tuple(commands.choices) == _COMMANDS
     for command_parser in commands.choices.values():
         command_parser.set_defaults(parser=command_parser)
         # "--thousand ." would be taken for --thousands, and --event for --event-name once
@@ -79,7 +78,9 @@ def _refuse_unknown_command(parser: argparse.ArgumentParser, argv: list[str]) ->
         parser.error(f"no command {written!r}; did you mean {close[0]}? (--help lists all)")
 
 
-_COMMANDS = ("demo", "validate", "preview", "send", "status", "settle", "emulator")
+_COMMAND_MODULES = (demo, validate, preview, send, status, settle, emulator)
+#: each command is named as its module
+_COMMANDS = tuple(module.__name__.rsplit(".", 1)[-1] for module in _COMMAND_MODULES)
 
 
 def _version() -> str:
