@@ -31,7 +31,7 @@ from .. import _gameball as gameball
 from .._config import RateLimits, Settings
 from .._errors import ConfigError
 from .._reports.send import SendPlan
-from .._rows.loose import ChangedRows
+from .._rows.loose import ChangedRows, rows_look_like
 from .._rows.mapping import ColumnMapping
 from .._rows.warnings import WarningTally
 from .._store.companions import refuse_missing_ledger
@@ -193,9 +193,8 @@ async def plan_run(
         return plan
     if tally.changed:  # the live run sends nothing: said so, and the dry run exits as it does
         refusal = ConfigError(
-            "{count:,} {rows} an earlier run sent (changed, above): nothing would be sent",
-            option="resend_changed", count=tally.changed,
-            rows="row looks like a row" if tally.changed == 1 else "rows look like rows",
+            "{rows} an earlier run sent (changed, above): nothing would be sent",
+            option="resend_changed", rows=rows_look_like(tally.changed),
         )  # fmt: skip
         return replace(plan, read_before=before, live_refusal=refusal)
     if before is None or not sending:

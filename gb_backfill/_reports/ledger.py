@@ -169,7 +169,6 @@ class LedgerReport:
             "invalid": "they break Gameball's rules: reported again by each run until their "
             "fixed copies (the failures file's rows, fixed) are sent",
         }
-        # Beside its 0, or it reads as if the aborted rows a stopped run just printed were lost.
         # Without the last run's count (a ledger of an earlier version, a run killed), said
         # beside its 0, or it reads as if the aborted rows a stopped run printed were lost.
         unkept = self.last_run_rows is None

@@ -17,7 +17,7 @@ import pandas as pd
 from .._config import RateLimits
 from .._errors import ConfigError, Mention, Terms, render
 from .._gameball import HISTORY_WARNING
-from .._rows.loose import written_option
+from .._rows.loose import rows_look_like, written_option
 from .._rows.warnings import empty_warnings, warning_lines
 from .._store.failures import read_failures, write_parquet
 from .._vocabulary import STATUSES, Status
@@ -259,7 +259,7 @@ def _singular(words: str) -> str:
     return head.removesuffix("s") + (f" of {rest}" if rest else "")
 
 
-def _rows(count: int) -> str:
+def _invalid_rows(count: int) -> str:
     return f"{count:,} invalid row{'' if count == 1 else 's'}"
 
 
@@ -314,8 +314,6 @@ class SendPlan:
     pace: dict[str, RateLimits] = field(default_factory=dict)
     reserve: float = 0.0  #: the share of every limit left for other clients of the key
     bodies_path: Path | None = None
-    #: why a live send with the same options would be refused before sending (a key it needs
-    #: is missing: the dry run itself needs none), or None
     #: invalid rows the ledger skips: their fixed copies were sent before (counted in
     #: ``skipped``, not in ``valid`` or ``invalid``)
     fixed_before: int = 0
@@ -327,6 +325,8 @@ class SendPlan:
     #: invalid rows folded into a copy elsewhere in the input, which is sent or reported in
     #: their place (counted in ``skipped`` and ``folded``, not in ``valid`` or ``invalid``)
     invalid_folded: int = 0
+    #: why a live send with the same options would be refused before sending (a key it needs
+    #: is missing: the dry run itself needs none; rows look changed), or None
     live_refusal: ConfigError | None = field(default=None, repr=False, compare=False)
     warning: str = field(default=HISTORY_WARNING)
     #: columns whose values are likely not what was meant, and rows that repeat one another
@@ -430,9 +430,9 @@ class SendPlan:
         if self.with_a_copy:
             among = f" ({self.invalid_folded:,} of them among the folded)" if self.folded else ""
             lines.append(
-                f"  invalid with a copy: {_rows(self.with_a_copy)} whose copy (the same gb_key: "
-                "the failures file's row, fixed or not) an earlier run sent or this input holds, "
-                f"which is sent or reported in their place; skipped{among}"
+                f"  invalid with a copy: {_invalid_rows(self.with_a_copy)} whose copy (the same "
+                "gb_key: the failures file's row, fixed or not) an earlier run sent or this input "
+                f"holds, which is sent or reported in their place; skipped{among}"
             )
         if self.changed:
             lines.append(self._changed_line(terms))
@@ -491,20 +491,18 @@ class SendPlan:
             for lane, count in self.requests.items()
             if count
         ) + (", and the jobs' status reads" if jobs else "")
-        if self.changed:  # the live run refuses them all before sending anything
-            return (
-                f"dry run, nothing was sent: {self.rows:,} row{'' if self.rows == 1 else 's'}, "
-                f"{self.valid:,} valid, {self.invalid:,} invalid"
-                f"{''.join(', ' + kind for kind in kinds)}; a send would send nothing: "
-                f"{self.changed:,} "
-                + ("row looks like a row" if self.changed == 1 else "rows look like rows")
-                + " an earlier run sent (changed, below)"
-            )
-        return (
+        said = (
             f"dry run, nothing was sent: {self.rows:,} row{'' if self.rows == 1 else 's'}, "
             f"{self.valid:,} valid, {self.invalid:,} invalid"
             f"{''.join(', ' + kind for kind in kinds)}; a send would "
-            f"{', '.join(done)}{' and ' if done else ''}send {self.sending:,} "
+        )
+        if self.changed:  # the live run refuses them all before sending anything
+            return (
+                f"{said}send nothing: {rows_look_like(self.changed)} an earlier run sent "
+                "(changed, below)"
+            )
+        return (
+            f"{said}{', '.join(done)}{' and ' if done else ''}send {self.sending:,} "
             f"row{'' if self.sending == 1 else 's'} in {requests or 'no requests'} "
             f"({self.mode} mode)"
         )

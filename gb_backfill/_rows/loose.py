@@ -515,12 +515,17 @@ class ChangedRows:
             )
         named = ", or with the event name spelt otherwise (case, spaces, width)"
         return (
-            "{count:,} " + ("row looks" if self.count == 1 else "rows look")
-            + " like rows an earlier run with this ledger sent, written differently "
+            rows_look_like(self.count)
+            + " an earlier run with this ledger sent, written differently "
             "({columns}): the same customer, event and values, but as text, or empty where "
             "they were missing" + (named if self.event_name is not None else "")
             + ". Sending them would award them twice, so nothing was sent: "
         )  # fmt: skip
+
+
+def rows_look_like(count: int) -> str:
+    """``count`` changed rows, said as the refusal, the dry run and its headline say them."""
+    return f"{count:,} " + ("row looks like a row" if count == 1 else "rows look like rows")
 
 
 def written_option(name: str, value: object) -> Written:
