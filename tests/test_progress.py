@@ -230,13 +230,24 @@ def drawn(output):
     return [part for line in clean.split("\n") for part in line.split("\r") if part.strip()]
 
 
-@pytest.mark.parametrize("columns", [80, 120])
-def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
+@contextlib.contextmanager
+def on_a_terminal(monkeypatch, columns):
+    """A pseudo-terminal ``columns`` wide as stderr, on a fake clock (tqdm's too, so its rate
+    is): yields the clock and a list that holds each state drawn once the block ends."""
     writer, reader = terminal(columns)
+    clock, states = FakeClock(), []
     with os.fdopen(writer, "w", closefd=True) as screen:
         monkeypatch.setattr(sys, "stderr", screen)
-        clock = FakeClock()
-        monkeypatch.setattr("tqdm.std.time", clock)  # tqdm's rate too, on the fake clock
+        monkeypatch.setattr("tqdm.std.time", clock)
+        yield clock, states
+        screen.flush()
+    states += drawn(drain(reader))
+    os.close(reader)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
+    with on_a_terminal(monkeypatch, columns) as (clock, states):
         bar = _progress.Progress(17_572, enabled=True, clock=clock)
         bar.pace = lambda: "17/s, 1,201/30s"
         counts = {"sent": 7_800, "skipped": 12, "failed": 3, "invalid": 85, "unknown": 27}
@@ -250,9 +261,6 @@ def test_the_pace_and_why_it_waits_fit_the_terminal(monkeypatch, columns):
         bar.tick()
         bar.status = lambda: None
         bar.finish({**counts, "failed": 0, "aborted": 9_645}, stopped=True)
-        screen.flush()
-    states = drawn(drain(reader))
-    os.close(reader)
     assert states
     for state in states:
         assert len(state) <= columns, f"cut at {columns} columns: {state!r}"
@@ -387,20 +395,13 @@ def test_rows_settled_without_a_request_do_not_make_the_rate(monkeypatch, capsys
 
 def test_what_the_run_does_is_said_in_full_at_80_columns(monkeypatch):
     """A trial read 'comparing the…' at 80 columns, the times kept: the bar gives way first."""
-    writer, reader = terminal(80)
-    with os.fdopen(writer, "w", closefd=True) as screen:
-        monkeypatch.setattr(sys, "stderr", screen)
-        clock = FakeClock()
-        monkeypatch.setattr("tqdm.std.time", clock)
+    with on_a_terminal(monkeypatch, 80) as (clock, states):
         bar = _progress.Progress(18_000, enabled=True, clock=clock)
         clock.now += 3
         bar.doing("comparing with the ledger: 12,000 rows read")
         clock.now += 2
         bar.tick()
         bar.close()
-        screen.flush()
-    states = drawn(drain(reader))
-    os.close(reader)
     said = "comparing with the ledger: 12,000 rows read (2 s)"
     assert any(s.rstrip().endswith(said) and len(s) <= 80 for s in states), states
 
@@ -408,11 +409,7 @@ def test_what_the_run_does_is_said_in_full_at_80_columns(monkeypatch):
 def test_a_run_that_began_with_a_wait_is_promised_the_time_its_pace_takes(monkeypatch):
     """A resumed run waited 30 s for the window its last run filled, then sent at 40 rows a
     second: tqdm's rate of the whole time promised a trial 24:48 for a run of a minute."""
-    writer, reader = terminal(120)
-    with os.fdopen(writer, "w", closefd=True) as screen:
-        monkeypatch.setattr(sys, "stderr", screen)
-        clock = FakeClock()
-        monkeypatch.setattr("tqdm.std.time", clock)
+    with on_a_terminal(monkeypatch, 120) as (clock, states):
         bar = _progress.Progress(2_500, enabled=True, clock=clock)
         bar.sustained = 40.0  # 1,200 per 30 s
         clock.now += 30
@@ -424,9 +421,6 @@ def test_a_run_that_began_with_a_wait_is_promised_the_time_its_pace_takes(monkey
             bar.advance(40, {"sent": 100 + 40 * second}, 0)
         bar.tick()
         bar.close()
-        screen.flush()
-    states = drawn(drain(reader))
-    os.close(reader)
     assert early is None, "no time left promised before the pace is known"
     left = [m.group(1) for s in states if (m := re.search(r"<(\d\d:\d\d), ", s))]
     assert left, states
