@@ -93,9 +93,8 @@ class Folds:
 
     _UNSEEN, _JUDGED, _SENT = 0, 1, 2
 
-    def __init__(self, keys: Iterable[bytes] | npt.NDArray[np.bytes_]) -> None:
-        self.keys = np.unique(np.asarray(list(keys) if not isinstance(keys, np.ndarray) else keys,
-                                         dtype="S16"))  # fmt: skip
+    def __init__(self, keys: Iterable[bytes] | npt.NDArray[np.void]) -> None:
+        self.keys = np.unique(keys if isinstance(keys, np.ndarray) else _as_array(list(keys)))
         self.state = np.zeros(len(self.keys), dtype=np.int8)
         self.folded = 0
 
@@ -104,18 +103,20 @@ class Folds:
         return Folds(self.keys)
 
     def _where(self, key: bytes) -> int | None:
-        if not len(self.keys):
-            return None
-        at = int(np.searchsorted(self.keys, np.bytes_(key)))
-        return at if at < len(self.keys) and self.keys[at] == np.bytes_(key) else None
+        at = int(self._found(_as_array([key]))[0])
+        return at if at >= 0 else None
 
     def among(self, keys: list[bytes]) -> list[int]:
         """The indexes of ``keys`` some row of the input carries."""
-        if not len(self.keys) or not keys:
-            return []
-        wanted = np.array(keys, dtype="S16")
+        found = self._found(_as_array(keys))
+        return np.flatnonzero(found >= 0).tolist()
+
+    def _found(self, wanted: npt.NDArray[np.void]) -> npt.NDArray[np.int64]:
+        """Where each of ``wanted`` is among the keys, or -1."""
+        if not len(self.keys) or not len(wanted):
+            return np.full(len(wanted), -1, dtype=np.int64)
         at = np.searchsorted(self.keys, wanted).clip(max=len(self.keys) - 1)
-        return np.flatnonzero(self.keys[at] == wanted).tolist()
+        return np.where(self.keys[at] == wanted, at, -1)
 
     def apply(self, key: bytes, *, carried: bool, fate: Fate) -> Fate:
         """The fate of a row with ``key``, once copies of it in this input are counted."""
@@ -129,6 +130,12 @@ class Folds:
             return Fate.FOLD
         self.state[at] = self._SENT if fate is Fate.SEND else self._JUDGED
         return fate
+
+
+def _as_array(keys: list[bytes]) -> npt.NDArray[np.void]:
+    # Raw 16-byte values: a bytes ("S16") array would drop a key's trailing zero bytes, and
+    # such a key (one in 256) would then never be found, its copies never folded.
+    return np.frombuffer(b"".join(keys), dtype="V16")
 
 
 @dataclass(slots=True)
