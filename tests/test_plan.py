@@ -229,11 +229,24 @@ def test_invalid_rows_with_a_copy_in_the_input_are_folded_not_sent_fixed_before(
         "file's row, fixed or not) an earlier run sent or this input holds" in said
     )
     assert "skipped (1 of them among the folded)" in said, "as the live report counts them"
-    assert "  folded: 1 rows were copies" in said, said
+    assert "  folded: 1 row was a copy" in said, said
     # The repr's counts add up to its rows too (a trial's did not: 3,990 + 15 of 4,227).
     assert repr(plan).startswith(
         "<SendPlan rows=6 valid=2 invalid=1 fixed_before=2 invalid_folded=1 skipped=5"
     ), repr(plan)
+    # The live report says it too, under its headline: a trial read "5 skipped" of 2 valid rows
+    # and could not tell where the other 3 came from.
+    live = send_fast(both, **send_options(MockGameball(), ledger=ledger))
+    assert (live.skipped, live.fixed_before, live.invalid_folded) == (5, 2, 1)
+    lines = live.summary().splitlines()
+    assert (
+        lines[1] == "  folded: 1 row was a copy of a row met elsewhere in the input (the same "
+        "gb_key: an export and its failures file together); each is sent at most once"
+    )
+    assert lines[2].startswith("  invalid with a copy: 3 invalid rows whose copy (the same gb_key")
+    assert lines[2].endswith(
+        "which was sent or reported in their place; skipped (1 of them among the folded)"
+    ), lines[2]
 
 
 def test_why_batch_mode_sends_rows_one_request_each_is_said_in_the_plan_and_the_report():

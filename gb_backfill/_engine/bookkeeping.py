@@ -67,6 +67,8 @@ class Bookkeeper(StopSwitch):
         self.error_codes: Counter[str] = Counter()
         self.rows = 0
         self.folded = 0  #: rows skipped as copies of a row met elsewhere in the input
+        self.fixed_before = 0  #: invalid rows skipped: their fixed copies were sent before
+        self.invalid_folded = 0  #: invalid rows among the folded
         self.already_there = 0  #: ``sent`` orders Gameball refused as duplicates
         self.retrying = 0
         #: ``aborted`` rows the ledger has no record of (never reached): a ledger keeps their

@@ -146,6 +146,9 @@ class Admission:
                 if index is not None:
                     noted.append((int(local), index))
             else:
+                # Skipped for a copy: sent before (fixed), or folded into one in this input.
+                self.book.fixed_before += fate is Fate.SKIP
+                self.book.invalid_folded += fate is Fate.FOLD
                 self._settle_judged(chunk, int(local), fate, None, key_index=index)
         self.book.note_invalid(chunk, noted)
 
@@ -475,6 +478,8 @@ class SendRun:
             lane_requests={lane.kind.value: lane.requests for lane in self.lanes if lane.requests},
             timeline=self.timeline.frame(),
             folded=book.folded,
+            fixed_before=book.fixed_before,
+            invalid_folded=book.invalid_folded,
             already_there=book.already_there,
             warnings=book.warnings.frame() if book.warnings is not None else empty_warnings(),
         )

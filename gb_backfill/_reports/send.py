@@ -22,7 +22,15 @@ from .._rows.warnings import empty_warnings, warning_lines
 from .._store.failures import read_failures, write_parquet
 from .._vocabulary import STATUSES, Status
 from .html import table
-from .words import answers_text, duration_text, held_lines, kept_text, pace_text, warning_rows
+from .words import (
+    answers_text,
+    duration_text,
+    held_lines,
+    kept_text,
+    pace_text,
+    warning_rows,
+    with_a_copy_line,
+)
 
 __all__ = ["SendPlan", "SendReport"]
 
@@ -77,6 +85,10 @@ class SendReport:
     #: ``sent`` orders that Gameball already had: it refused their ``orderId`` as a duplicate
     #: (an earlier run, or a retry after a lost answer, had sent them)
     already_there: int = 0
+    #: invalid rows skipped as their fixed copies were sent by an earlier run (in ``skipped``)
+    fixed_before: int = 0
+    #: invalid rows folded into a copy elsewhere in the input (in ``skipped`` and ``folded``)
+    invalid_folded: int = 0
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -156,6 +168,8 @@ class SendReport:
         rows += [(f"not sent: {code}", count) for code, count in self.error_codes.items()]
         if self.folded:
             rows.append(("skipped as copies of one gb_key (folded)", self.folded))
+        if self.with_a_copy:
+            rows.append(("skipped: invalid rows whose copy was sent or reported", self.with_a_copy))
         if self.already_there:
             rows.append(("sent: orders already there", self.already_there))
         if self.failures_path is not None and not self.ok:
@@ -172,6 +186,12 @@ class SendReport:
         """(the option to pass, the limits found) for each lane Gameball held below its limits."""
         found = [("limits", self.limits_found), ("batch_limits", self.batch_limits_found)]
         return [(option, limits) for option, limits in found if limits is not None]
+
+    @property
+    def with_a_copy(self) -> int:
+        """Invalid rows skipped for a copy (the same ``gb_key``) an earlier run sent or this
+        input holds: ``fixed_before + invalid_folded``."""
+        return self.fixed_before + self.invalid_folded
 
     def counts_text(self) -> str:
         """The rows by status in words: ``30 rows: 8 sent, 22 aborted``."""
@@ -205,6 +225,12 @@ class SendReport:
         command line's flags, or the Python API's keywords)."""
         python = terms is Mention.in_python
         lines = [self.headline()]
+        # What the headline's skipped count holds besides rows an earlier run sent.
+        lines += held_lines(0, 0, self.folded)
+        if self.with_a_copy:
+            lines.append(
+                with_a_copy_line(self.with_a_copy, self.invalid_folded, self.folded, done=True)
+            )
         if self.http_statuses:
             # Requests whose answer never came (lost, timed out) are counted too, or the
             # answers do not add up to the requests the headline gives.
@@ -240,8 +266,6 @@ class SendReport:
             )
         if self.mode == "batch" and self.lane_requests.get("events"):
             lines.append(self._single_requests_line())
-        if self.folded:
-            lines += held_lines(0, 0, self.folded)
         if self.already_there:
             lines.append(
                 f"  {self.already_there:,} of the sent rows are orders Gameball already had (it "
@@ -257,10 +281,6 @@ def _singular(words: str) -> str:
     """``batch jobs of orders`` -> ``batch job of orders``."""
     head, _, rest = words.partition(" of ")
     return head.removesuffix("s") + (f" of {rest}" if rest else "")
-
-
-def _invalid_rows(count: int) -> str:
-    return f"{count:,} invalid row{'' if count == 1 else 's'}"
 
 
 _REQUEST_WORDS = {"events": "requests", "batch": "batch jobs"}
@@ -428,11 +448,8 @@ class SendPlan:
             self.unknown, self.failed, self.folded, cli=terms is not Mention.in_python
         )
         if self.with_a_copy:
-            among = f" ({self.invalid_folded:,} of them among the folded)" if self.folded else ""
             lines.append(
-                f"  invalid with a copy: {_invalid_rows(self.with_a_copy)} whose copy (the same "
-                "gb_key: the failures file's row, fixed or not) an earlier run sent or this input "
-                f"holds, which is sent or reported in their place; skipped{among}"
+                with_a_copy_line(self.with_a_copy, self.invalid_folded, self.folded, done=False)
             )
         if self.changed:
             lines.append(self._changed_line(terms))

@@ -8,7 +8,7 @@ from .._config import RateLimits
 
 __all__ = [
     "WORTH_RETRYING", "answers_text", "duration_text", "held_lines", "kept_text", "pace_text",
-    "warning_rows",
+    "warning_rows", "with_a_copy_line",
 ]  # fmt: skip
 
 
@@ -61,10 +61,24 @@ def held_lines(unknown: int, failed: int, folded: int, *, cli: bool = False) -> 
         lines.append(f"  failed before: {failed:,} rows failed for good in an earlier run")
     if folded:
         lines.append(
-            f"  folded: {folded:,} rows were copies of a row met elsewhere in the input (the same "
+            f"  folded: {folded:,} {'row was a copy' if folded == 1 else 'rows were copies'} of a "
+            "row met elsewhere in the input (the same "
             "gb_key: an export and its failures file together); each is sent at most once"
         )
     return lines
+
+
+def with_a_copy_line(with_a_copy: int, invalid_folded: int, folded: int, *, done: bool) -> str:
+    """What a send says (``done``) or a dry run plans of invalid rows skipped for a copy: the
+    same ``gb_key`` sent before, or in this input. Without it a skipped count above the valid
+    rows reads as an error (a trial asked where the extra came from)."""
+    among = f" ({invalid_folded:,} of them among the folded)" if folded else ""
+    rows = f"{with_a_copy:,} invalid row{'' if with_a_copy == 1 else 's'}"
+    return (
+        f"  invalid with a copy: {rows} whose copy (the same gb_key: the failures file's row, "
+        "fixed or not) an earlier run sent or this input holds, which "
+        f"{'was' if done else 'is'} sent or reported in their place; skipped{among}"
+    )
 
 
 def warning_rows(warnings: pd.DataFrame) -> list[tuple[str, object]]:
