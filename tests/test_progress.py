@@ -445,6 +445,24 @@ def test_a_run_within_one_windows_quota_shows_its_own_pace(monkeypatch, total, s
     assert rate == pytest.approx(shown)
 
 
+def test_a_finished_bar_shows_the_pace_the_run_kept(monkeypatch):
+    """A trial's finished bar said 40.00row/s (the pace promised for the rows left) next to a
+    report of 51.9 per second: with none left, the bar shows what the run did."""
+    clock = FakeClock()
+    monkeypatch.setattr("tqdm.std.time", clock)
+    monkeypatch.setenv("COLUMNS", "120")
+    bar = _progress.Progress(2_000, enabled=True, clock=clock)
+    bar.sustained, bar.burst = 40.0, 1_200
+    rates = []
+    for second in range(20):
+        clock.now += 1
+        bar.advance(100, {"sent": 100 * (second + 1)}, 0)
+        rates.append(bar._bar.format_dict["rate"])
+    bar.close()
+    assert rates[-2] == pytest.approx(40.0), "100 rows left: held to the pace over time"
+    assert rates[-1] == pytest.approx(2_000 / 19)
+
+
 def test_a_batch_run_promises_no_time_left_before_a_window_has_held_it(monkeypatch):
     """A trial's batch run was promised 15 s at 12 s in, from its first jobs' burst, and took
     63 s more: its pace is only known once a window's limits have held it."""

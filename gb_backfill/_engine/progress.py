@@ -171,9 +171,9 @@ class Progress:
         """The rows a second the bar shows and its time left is made of: rows settled by
         requests since the first of them (waits included, the run's start and rows settled
         without a request not), never above :attr:`sustained` when the run sends more than
-        :attr:`burst`; None until :attr:`settle`
-        seconds of sending (tqdm's own rate follows the last few redraws, and after a 30 s
-        wait promised a trial 25 minutes for a run of 7)."""
+        :attr:`burst` and has rows left (a finished bar shows the pace it kept, as its report
+        does); None until :attr:`settle` seconds of sending (tqdm's own rate follows the last
+        few redraws, and after a 30 s wait promised a trial 25 minutes for a run of 7)."""
         if self._sending_since is None:
             return None
         seconds = self.clock() - self._sending_since
@@ -181,7 +181,7 @@ class Progress:
             return None
         rate = self._by_requests / seconds
         left = (self._total or 0) - self._done
-        if self.sustained is None or self._by_requests + left <= (self.burst or 0):
+        if self.sustained is None or left <= 0 or self._by_requests + left <= (self.burst or 0):
             return rate
         return min(rate, self.sustained)
 
