@@ -59,28 +59,27 @@ class Interrupted(RunStopped):
 
     def summary(self) -> str:
         """One line for a terminal: what was done, and where the rows not sent are."""
-        report = self.report
-        if isinstance(report, PreviewReport):
-            return (
-                f"gb-backfill: the preview was interrupted: {report.quoted:,} of "
-                f"{report.sampled:,} sampled rows quoted; nothing was sent"
-            )
-        done = ", ".join(f"{count:,} {status}" for status, count in report.counts.items() if count)
-        return f"gb-backfill: the send was interrupted: {done or 'no rows'}; {self.where()}"
+        return f"gb-backfill: {self}"
 
-    def where(self) -> str:
-        """Where the rows a stopped send did not send are."""
-        report = self.report
-        assert isinstance(report, SendReport)
-        if report.failures_path is not None:
-            where = f"rows not sent are in {report.failures_path}"
-        elif report.failures_in_memory is not None and report.failures_in_memory.empty:
-            where = "every row was sent"
-        else:
-            where = "no failures_path= was given, so the rows not sent were written nowhere"
-        if self.ledger is not None:
-            where += f"; the ledger {self.ledger} knows every row sent: run again with it"
-        return where
+
+def _interrupted_text(report: StoppedReport, ledger: str | os.PathLike[str] | None) -> str:
+    """What an interrupted run did, of how many rows, and where the rows not sent are: the
+    exception's message (a script's traceback ends with it), and the command line's last line."""
+    if isinstance(report, PreviewReport):
+        return (
+            f"the preview was interrupted: {report.quoted:,} of {report.sampled:,} sampled rows "
+            "quoted; nothing was sent"
+        )
+    done = ", ".join(f"{count:,} {status}" for status, count in report.counts.items() if count)
+    if report.failures_path is not None:
+        where = f"rows not sent are in {report.failures_path}"
+    elif report.failures_in_memory is not None and report.failures_in_memory.empty:
+        where = "every row was sent"
+    else:
+        where = "no failures_path= was given, so the rows not sent were written nowhere"
+    if ledger is not None:
+        where += f"; the ledger {ledger} knows every row sent: run again with it"
+    return f"the send was interrupted: {done or 'no rows'} of {report.rows:,} rows; {where}"
 
 
 class AuthenticationError(RunStopped):
@@ -115,7 +114,7 @@ def raise_for(
         return
     what = "run" if isinstance(report, SendReport) else "preview"
     if stop.interrupted:
-        raise Interrupted(f"the {what} was interrupted", report=report, ledger=ledger) from (
+        raise Interrupted(_interrupted_text(report, ledger), report=report, ledger=ledger) from (
             stop.error
         )
     if stop.error is not None:

@@ -195,6 +195,10 @@ def test_a_cancelled_send_raises_interrupted_from_its_cancellation_with_its_type
     assert f"{stopped.report.sent:,} sent" in line
     assert f"rows not sent are in {tmp_path / 'f.parquet'}" in line
     assert "\n" not in line
+    # A script's traceback ends with the message: it says as much, of how many rows (a trial's
+    # said only 'the run was interrupted').
+    assert str(stopped) == line.removeprefix("gb-backfill: ")
+    assert " of 400 rows; " in line, line
 
 
 def test_the_errors_that_stop_a_run_are_one_documented_type():
