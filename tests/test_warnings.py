@@ -83,6 +83,9 @@ def test_ids_of_digits_in_mixed_widths_are_a_warning():
     assert "'0012' next to '77'" in row["message"]
     said = validate(df).summary()
     assert "id_mixed_widths (customerId): 2 rows with a zero-padded id, e.g. '0012'" in said
+    # The two customers it names are the input's (a trial's ids were '0077', not '0012').
+    other = validate(df.replace({"0012": "0770"})).warnings
+    assert "sees '0770' and '770' as two customers" in other["message"].iloc[0]
     same_width = pd.DataFrame({"customerId": ["0012", "1234"], "eventName": "e"})
     assert warned(same_width) == {}
     assert warned(pd.DataFrame({"customerId": [12, 12345], "eventName": "e"})) == {}

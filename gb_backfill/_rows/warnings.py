@@ -503,9 +503,11 @@ def _id_rows(column: Hashable, state: _Widths) -> list[tuple[str, str, int, str,
     name = str(column)
     padded = state.padded_example
     other = next(e for w, e in sorted(state.examples.items()) if w != len(padded))
+    unpadded = padded.lstrip("0") or "0"
     message = (
         f"{name!r} has ids of digits in different widths, zero-padded ones among them "
-        f"({padded!r} next to {other!r}), and Gameball sees '0012' and '12' as two customers: "
+        f"({padded!r} next to {other!r}), and Gameball sees {padded!r} and {unpadded!r} as two "
+        "customers: "
         f"if they are one, make them one width, e.g. df[{name!r}] = "
         f"df[{name!r}].str.zfill({state.widest}) or .str.lstrip('0'); if two, nothing to do"
     )
