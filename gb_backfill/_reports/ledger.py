@@ -109,9 +109,10 @@ class LedgerReport:
                 "as the last run to reach it left it"
             ]
             if self.never_reached:
+                of = f" of its {self.last_run_rows:,}" if self.last_run_rows is not None else ""
                 lines[0] += (
-                    f"; the last run never reached {self.never_reached:,} rows of its input, not "
-                    "recorded"
+                    f", and {self.never_reached:,}{of} rows the last run never reached, "
+                    "counted under will be sent"
                 )
         lines += self._outlook_lines()
         for verdict, count in sorted(self.settled.items()):
@@ -139,13 +140,12 @@ class LedgerReport:
 
     def _will_be_sent(self) -> str:
         """What ``will be sent`` counts: rows a stopped run recorded as never attempted, and
-        the rows of its input it never reached."""
+        the rows of its input it never reached (counted in the headline)."""
         if not self.never_reached:
             return "never attempted: a run stopped first; the next run sends them"
-        of = f" of its {self.last_run_rows:,}" if self.last_run_rows is not None else ""
         return (
-            f"never attempted: the last run stopped before reaching {self.never_reached:,}"
-            f"{of} rows; the next run with the same input sends them"
+            "never attempted: a run stopped before them; the next run with the same input "
+            "sends them"
         )
 
     def _outlook_lines(self) -> list[str]:
