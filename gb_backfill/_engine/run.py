@@ -35,7 +35,7 @@ import httpx
 import pandas as pd
 
 from .._clock import run_clock
-from .._config import Settings
+from .._config import RateLimits, Settings
 from .._errors import LedgerError
 from .._reports.send import SendReport
 from .._rows.mapping import ColumnMapping
@@ -245,13 +245,18 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 # --- the run -----------------------------------------------------------------------------------
 
 
+def _main_limits(settings: Settings, mapping: ColumnMapping) -> RateLimits:
+    """The limits of the lane one row per request mostly goes in: orders when every row is one."""
+    return settings.order_limits if mapping.all_orders else settings.limits
+
+
 def _sustained(settings: Settings, mapping: ColumnMapping) -> float | None:
     """The most rows a second a run sending one row per request can settle over time (the
     events and orders lanes it uses, side by side); None in batch mode (a job carries up to
     1,000 rows) or when a lane it uses has no limit."""
     if settings.mode == Lane.BATCH:
         return None
-    lanes = [settings.order_limits] if mapping.all_orders else [settings.limits]
+    lanes = [_main_limits(settings, mapping)]
     if mapping.mixed:
         lanes.append(settings.order_limits)
     rates = [limits.sustained() for limits in lanes]
@@ -304,8 +309,7 @@ class SendRun:
         self.dispatcher.lanes = {lane.kind: lane for lane in self.lanes}
         self.bar.pace = (self.orders if mapping.all_orders else self.events).pace
         self.bar.sustained = _sustained(settings, mapping)
-        main_limits = settings.order_limits if mapping.all_orders else settings.limits
-        self.bar.burst = main_limits.per_window
+        self.bar.burst = _main_limits(settings, mapping).per_window
         if batched:  # a trial's batch run was promised 15 s at 12 s in, and took 63 s more
             self.bar.settle = max(settings.batch_limits.window, settings.limits.window)
         self.bar.status = self.holdup
