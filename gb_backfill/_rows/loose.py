@@ -363,7 +363,10 @@ def loose_keys(
 
 
 def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:
-    """The metadata columns whose form differs between two rows with these form masks."""
+    """The event name's and metadata columns whose form differs between two rows with these
+    form masks. None may: the values are the same as far as they show (the exact text, an
+    email or a mobile may differ; or the row is an export's copy of a row whose fixed copy,
+    from a failures file, was sent)."""
     differ = now ^ then
     named = [str(mapping.event_name)] if differ & NAME_BIT and mapping.event_name else []
     columns = [
@@ -371,13 +374,7 @@ def differing_columns(mapping: ColumnMapping, now: int, then: int) -> list[str]:
         for k, c in zip(mapping.metadata_keys, mapping.metadata, strict=True)
         if differ & key_bit(k)
     ]
-    return named + columns or [SAME_VALUES]
-
-
-#: What :func:`differing_columns` names when no column's form differs: the values are the
-#: same as far as they show (the exact text, an email or a mobile may differ; or the row is
-#: the export's copy of a row whose fixed copy, from a failures file, was sent)
-SAME_VALUES = "email, mobile, or how a value is written"
+    return named + columns
 
 
 @dataclass(slots=True)
@@ -386,6 +383,7 @@ class ChangedRows:
 
     count: int = 0
     columns: dict[str, None] = field(default_factory=dict)  #: columns that differ, in order
+    alike: int = 0  #: rows that differ in no column's form (see :func:`differing_columns`)
     examples: list[dict[str, object]] = field(default_factory=list)
     #: every changed row, a frame per chunk: its position, customer, event and the columns
     #: that differ
@@ -409,6 +407,7 @@ class ChangedRows:
         for position, (now, then) in rows.items():
             self.count += 1
             differ = differing_columns(mapping, now, then)
+            self.alike += not differ
             if mapping.event_name is not None and str(mapping.event_name) in differ:
                 self.event_name = str(mapping.event_name)
             self.columns.update(dict.fromkeys(differ))
@@ -444,6 +443,8 @@ class ChangedRows:
         """The ``dtype=`` that reads every differing column as the earlier run sent it, when
         one does: each column's values all text of one type (else empty)."""
         fix: dict[str, str] = {}
+        if self.alike:  # no reading makes rows alike in every column match
+            return fix
         for column in self.columns:
             kinds = self.kinds.get(column, {None})
             if kinds == {"int", "float"}:
@@ -502,24 +503,25 @@ class ChangedRows:
 
     def _what(self) -> str:
         """What the changed rows are, and why they are not sent."""
-        if list(self.columns) == [SAME_VALUES]:
-            # No column differs in form: a trial's export, sent after its fixed failures file,
-            # was told its rows were "written differently" when they were not.
-            rows_have = "row has" if self.count == 1 else "rows have"
-            return (
-                "{count:,} " + rows_have + " the same customer, event and values as rows an "
-                "earlier run with this ledger sent, under other keys: as an export's row and "
-                "its fixed copy from a failures file do, or rows that differ only in email, "
-                "mobile or the exact text of a value. Sending them would award them twice, so "
-                "nothing was sent: "
-            )
+        twice = ". Sending them would award them twice, so nothing was sent: "
+        # No column differs in form: a trial's export, sent after its fixed failures file, was
+        # told its rows were "written differently" when they were not.
+        alike = (
+            "the same customer, event and values as rows an earlier run with this ledger sent, "
+            "under other keys: as an export's row and its fixed copy from a failures file do, "
+            "or rows that differ only in email, mobile or the exact text of a value"
+        )
+        if not self.columns:
+            return "{count:,} " + ("row has " if self.count == 1 else "rows have ") + alike + twice
         named = ", or with the event name spelt otherwise (case, spaces, width)"
+        # Said apart from the columns (a trial read "(email, mobile, or how a value is
+        # written, activity)" as one list of columns).
+        also = f"; {self.alike:,} of them have {alike}" if self.alike else ""
         return (
             rows_look_like(self.count)
             + " an earlier run with this ledger sent, written differently "
             "({columns}): the same customer, event and values, but as text, or empty where "
-            "they were missing" + (named if self.event_name is not None else "")
-            + ". Sending them would award them twice, so nothing was sent: "
+            "they were missing" + (named if self.event_name is not None else "") + also + twice
         )  # fmt: skip
 
 
