@@ -223,30 +223,59 @@ def test_invalid_rows_with_a_copy_in_the_input_are_folded_not_sent_fixed_before(
         "6 rows, 2 valid, 1 invalid, 3 invalid with a copy; a send would skip 5 and send 0 rows"
         in plan.headline()
     ), plan.headline()
-    said = plan.summary()
-    assert (
-        "  invalid with a copy: 3 invalid rows whose copy (the same gb_key: the failures "
-        "file's row, fixed or not) an earlier run sent or this input holds" in said
-    )
-    assert "skipped (1 of them among the folded)" in said, "as the live report counts them"
-    assert "  folded: 1 row was a copy" in said, said
+    # The skip, each kind of row once, adding up to it (a trial read "1,200 skipped"
+    # unexplained, and the same 211 rows explained as folded and as invalid with a copy).
+    explained = [
+        "  skipped: 5 rows:",
+        "    2 sent by an earlier run (the ledger has them as sent, or settled by hand as arrived)",
+        "    3 invalid with a copy: invalid rows whose copy (the same gb_key: the failures "
+        "file's row, fixed or not) an earlier run sent or this input holds, which {} sent or "
+        "reported in their place",
+    ]
+    said = plan.summary().splitlines()
+    assert said[1:4] == [line.format("is") for line in explained], said
     # The repr's counts add up to its rows too (a trial's did not: 3,990 + 15 of 4,227).
     assert repr(plan).startswith(
         "<SendPlan rows=6 valid=2 invalid=1 fixed_before=2 invalid_folded=1 skipped=5"
     ), repr(plan)
-    # The live report says it too, under its headline: a trial read "5 skipped" of 2 valid rows
-    # and could not tell where the other 3 came from.
+    # The live report says it too, under its headline, as the dry run does.
     live = send_fast(both, **send_options(MockGameball(), ledger=ledger))
     assert (live.skipped, live.fixed_before, live.invalid_folded) == (5, 2, 1)
     lines = live.summary().splitlines()
-    assert (
-        lines[1] == "  folded: 1 row was a copy of a row met elsewhere in the input (the same "
-        "gb_key: an export and its failures file together); each is sent at most once"
+    assert lines[1:4] == [line.format("was") for line in explained], lines
+
+
+def test_skipped_rows_of_one_kind_are_explained_in_one_line(tmp_path):
+    """A second run's skip, all sent before; an export and its stopped run's failures file,
+    all folded: one line each, in the dry run and in the report."""
+    from tests.conftest import MockGameball, send_fast, send_options
+
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(6)], "eventName": "e"})
+    ledger = tmp_path / "ledger"
+    send_fast(df, **send_options(MockGameball(), ledger=ledger))
+    earlier = "  skipped: 6 sent by an earlier run (the ledger has them as sent, or settled by hand"
+    assert gb_backfill.plan(df, ledger=ledger).summary().splitlines()[1].startswith(earlier)
+    again = send_fast(df, **send_options(MockGameball(), ledger=ledger))
+    assert again.summary().splitlines()[1].startswith(earlier)
+    copies = pd.concat([df, df.assign(gb_key=again_keys(df, tmp_path))], ignore_index=True)
+    folded = send_fast(copies, **send_options(MockGameball(), ledger=tmp_path / "other"))
+    assert (folded.sent, folded.skipped, folded.folded) == (6, 6, 6)
+    assert folded.summary().splitlines()[1] == (
+        "  skipped: 6 folded: copies of a row met elsewhere in this input (the same gb_key: an "
+        "export and its failures file together), which was sent once"
     )
-    assert lines[2].startswith("  invalid with a copy: 3 invalid rows whose copy (the same gb_key")
-    assert lines[2].endswith(
-        "which was sent or reported in their place; skipped (1 of them among the folded)"
-    ), lines[2]
+
+
+def again_keys(df, tmp_path):
+    """The gb_key of each row of ``df``, as a failures file of a run that sent none carries it."""
+    from gb_backfill import AuthenticationError
+    from tests.conftest import MockGameball, send_options
+
+    refused = MockGameball(lambda request, body, n: httpx.Response(401, json={}))
+    failures = tmp_path / "refused.parquet"
+    with pytest.raises(AuthenticationError):
+        gb_backfill.send(df, **send_options(refused, failures_path=failures, concurrency=1))
+    return pd.read_parquet(failures).sort_values("gb_row")["gb_key"].tolist()
 
 
 def test_why_batch_mode_sends_rows_one_request_each_is_said_in_the_plan_and_the_report():

@@ -28,8 +28,8 @@ from .words import (
     held_lines,
     kept_text,
     pace_text,
+    skipped_lines,
     warning_rows,
-    with_a_copy_line,
 )
 
 __all__ = ["SendPlan", "SendReport"]
@@ -225,12 +225,10 @@ class SendReport:
         command line's flags, or the Python API's keywords)."""
         python = terms is Mention.in_python
         lines = [self.headline()]
-        # What the headline's skipped count holds besides rows an earlier run sent.
-        lines += held_lines(0, 0, self.folded)
-        if self.with_a_copy:
-            lines.append(
-                with_a_copy_line(self.with_a_copy, self.invalid_folded, self.folded, done=True)
-            )
+        lines += skipped_lines(
+            self.skipped, folded=self.folded, fixed_before=self.fixed_before,
+            invalid_folded=self.invalid_folded, done=True,
+        )  # fmt: skip
         if self.http_statuses:
             # Requests whose answer never came (lost, timed out) are counted too, or the
             # answers do not add up to the requests the headline gives.
@@ -434,6 +432,12 @@ class SendPlan:
     def summary(self, *, terms: Terms = Mention.in_python) -> str:
         """Aligned lines for a terminal (options named in ``terms``)."""
         lines = [self.headline()]
+        # The skip the headline promises, as the live report explains its own (a trial
+        # compared the two).
+        lines += skipped_lines(
+            self.skipped, folded=self.folded, fixed_before=self.fixed_before,
+            invalid_folded=self.invalid_folded, done=False,
+        )  # fmt: skip
         if self.busiest_customer is not None:
             lines.append(
                 f"  customers: {self.customers:,} (the busiest, {self.busiest_customer}, has "
@@ -443,14 +447,7 @@ class SendPlan:
             lines.append(f"  customers: {self.customers:,}")
         names = ", ".join(f"{name}: {count:,}" for name, count in self.event_names.items())
         lines.append(f"  event names: {names or '(none)'}")
-        # Every folded row, as the live report counts them (a trial compared the two).
-        lines += held_lines(
-            self.unknown, self.failed, self.folded, cli=terms is not Mention.in_python
-        )
-        if self.with_a_copy:
-            lines.append(
-                with_a_copy_line(self.with_a_copy, self.invalid_folded, self.folded, done=False)
-            )
+        lines += held_lines(self.unknown, self.failed, cli=terms is not Mention.in_python)
         if self.changed:
             lines.append(self._changed_line(terms))
         for mode, seconds in self.estimated_seconds.items():

@@ -8,7 +8,7 @@ from .._config import RateLimits
 
 __all__ = [
     "WORTH_RETRYING", "answers_text", "duration_text", "held_lines", "kept_text", "pace_text",
-    "warning_rows", "with_a_copy_line",
+    "skipped_lines", "warning_rows",
 ]  # fmt: skip
 
 
@@ -42,9 +42,9 @@ def answers_text(http_statuses: dict[int, int]) -> str:
     return ", ".join(f"{status}: {count:,}" for status, count in sorted(http_statuses.items()))
 
 
-def held_lines(unknown: int, failed: int, folded: int, *, cli: bool = False) -> list[str]:
-    """What a send (or its plan) says of rows the ledger or the input settle without a request;
-    the tools to settle unknown rows are named as the command line (``cli``) or Python calls
+def held_lines(unknown: int, failed: int, *, cli: bool = False) -> list[str]:
+    """What a send (or its plan) says of rows the ledger holds back without a request; the
+    tools to settle unknown rows are named as the command line (``cli``) or Python calls
     them."""
     lines = []
     if unknown:
@@ -59,26 +59,32 @@ def held_lines(unknown: int, failed: int, folded: int, *, cli: bool = False) -> 
         )
     if failed:
         lines.append(f"  failed before: {failed:,} rows failed for good in an earlier run")
-    if folded:
-        lines.append(
-            f"  folded: {folded:,} {'row was a copy' if folded == 1 else 'rows were copies'} of a "
-            "row met elsewhere in the input (the same "
-            "gb_key: an export and its failures file together); each is sent at most once"
-        )
     return lines
 
 
-def with_a_copy_line(with_a_copy: int, invalid_folded: int, folded: int, *, done: bool) -> str:
-    """What a send says (``done``) or a dry run plans of invalid rows skipped for a copy: the
-    same ``gb_key`` sent before, or in this input. Without it a skipped count above the valid
-    rows reads as an error (a trial asked where the extra came from)."""
-    among = f" ({invalid_folded:,} of them among the folded)" if folded else ""
-    rows = f"{with_a_copy:,} invalid row{'' if with_a_copy == 1 else 's'}"
-    return (
-        f"  invalid with a copy: {rows} whose copy (the same gb_key: the failures file's row, "
-        "fixed or not) an earlier run sent or this input holds, which "
-        f"{'was' if done else 'is'} sent or reported in their place; skipped{among}"
-    )
+def skipped_lines(
+    skipped: int, *, folded: int, fixed_before: int, invalid_folded: int, done: bool
+) -> list[str]:
+    """What a send's (``done``) or a dry run's skipped count holds: each kind of row once, the
+    kinds adding up to it. A trial read "1,200 skipped" unexplained, and "folded" and "invalid
+    with a copy" explaining the same 211 rows on two lines."""
+    was = "was" if done else "is"
+    kinds = [
+        (skipped - folded - fixed_before,
+         "sent by an earlier run (the ledger has them as sent, or settled by hand as arrived)"),
+        (fixed_before + invalid_folded,
+         "invalid with a copy: invalid rows whose copy (the same gb_key: the failures file's "
+         "row, fixed or not) an earlier run sent or this input holds, which "
+         f"{was} sent or reported in their place"),
+        (folded - invalid_folded,
+         "folded: copies of a row met elsewhere in this input (the same gb_key: an export and "
+         f"its failures file together), which {was} sent once"),
+    ]  # fmt: skip
+    said = [(count, text) for count, text in kinds if count > 0]
+    if len(said) == 1:
+        return [f"  skipped: {said[0][0]:,} {said[0][1]}"]
+    lines = [f"  skipped: {skipped:,} rows:"] if said else []
+    return lines + [f"    {count:,} {text}" for count, text in said]
 
 
 def warning_rows(warnings: pd.DataFrame) -> list[tuple[str, object]]:
