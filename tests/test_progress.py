@@ -445,22 +445,20 @@ def test_a_run_within_one_windows_quota_shows_its_own_pace(monkeypatch, total, s
     assert rate == pytest.approx(shown)
 
 
-def test_a_finished_bar_shows_the_pace_the_run_kept(monkeypatch):
-    """A trial's finished bar said 40.00row/s (the pace promised for the rows left) next to a
-    report of 51.9 per second: with none left, the bar shows what the run did."""
-    clock = FakeClock()
-    monkeypatch.setattr("tqdm.std.time", clock)
-    monkeypatch.setenv("COLUMNS", "120")
-    bar = _progress.Progress(2_000, enabled=True, clock=clock)
-    bar.sustained, bar.burst = 40.0, 1_200
-    rates = []
-    for second in range(20):
-        clock.now += 1
-        bar.advance(100, {"sent": 100 * (second + 1)}, 0)
-        rates.append(bar._bar.format_dict["rate"])
-    bar.close()
-    assert rates[-2] == pytest.approx(40.0), "100 rows left: held to the pace over time"
-    assert rates[-1] == pytest.approx(2_000 / 19)
+def test_a_finished_bar_shows_the_time_it_took_and_no_pace_of_its_own(monkeypatch):
+    """A trial's finished bar said 41.42row/s (rows since the first answer) over a report of
+    38.9 per second, and a short batch run's '?row/s': the report gives the run's pace."""
+    with on_a_terminal(monkeypatch, 120) as (clock, states):
+        bar = _progress.Progress(2_000, enabled=True, clock=clock)
+        bar.sustained, bar.burst = 40.0, 1_200
+        for second in range(20):
+            clock.now += 1
+            bar.advance(100, {"sent": 100 * (second + 1)}, 0)
+        bar.tick()
+        bar.finish({"sent": 2_000})
+    bars = [s for s in states if s.startswith("gameball")]
+    assert any("row/s" in s for s in bars), "a running bar shows its pace"
+    assert bars[-1].endswith("2000/2000 [00:20]"), bars[-1]
 
 
 def test_a_batch_run_promises_no_time_left_before_a_window_has_held_it(monkeypatch):
