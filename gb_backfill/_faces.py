@@ -18,7 +18,6 @@ import difflib
 import functools
 import inspect
 import os
-import sys
 from collections.abc import Callable, Coroutine, Hashable, Sequence
 from dataclasses import fields
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -111,7 +110,7 @@ def sync_of(async_face: Callable[P, Coroutine[Any, Any, R]], name: str, doc: str
     Jupyter cell too, see :func:`~gb_backfill._sync.run_sync`).
 
     Its keywords are checked before anything runs, in its own name. Stopped by Ctrl-C, it
-    prints the run's one-line summary to stderr, then lets the ``KeyboardInterrupt`` go on.
+    lets the ``KeyboardInterrupt`` go on, with the run's one-line summary as its message.
     """
     declaration = cast(Any, async_face).__options__
 
@@ -122,8 +121,9 @@ def sync_of(async_face: Callable[P, Coroutine[Any, Any, R]], name: str, doc: str
         try:
             return run_sync(async_face(*args, **keywords))
         except Interrupted as stopped:
-            print(stopped.summary(), file=sys.stderr)
-            raise KeyboardInterrupt from None
+            # The script stops as Ctrl-C stops it; its traceback's last line says what the run
+            # did (a trial's ended with a bare KeyboardInterrupt, the summary lines above it).
+            raise KeyboardInterrupt(str(stopped)) from None
 
     face.__name__ = face.__qualname__ = name
     face.__module__ = async_face.__module__

@@ -140,8 +140,8 @@ send = sync_of(
 
     Inside a running loop the send runs on a private loop in a worker thread, so a ``client=``
     made for the caller's loop cannot be used there: in a notebook, pass your own client to
-    ``await asend(...)`` instead. Ctrl-C prints one line (the counts, and where the rows not
-    sent are) and lets the ``KeyboardInterrupt`` go on.
+    ``await asend(...)`` instead. Ctrl-C lets the ``KeyboardInterrupt`` go on, its message
+    one line: the counts, and where the rows not sent are.
     """,
 )
 

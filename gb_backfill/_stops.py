@@ -11,8 +11,8 @@ the run so far::
     except gb_backfill.RunStopped as stopped:
         stopped.report.failures  # every row not sent, with its status
 
-The sync faces, stopped by Ctrl-C, print :meth:`Interrupted.summary` (one line: the counts and
-where the rows not sent are) to stderr and let the ``KeyboardInterrupt`` go on.
+The sync faces, stopped by Ctrl-C, let the ``KeyboardInterrupt`` go on, with the
+:class:`Interrupted` message as its own (one line: the counts and where the rows not sent are).
 """
 
 from __future__ import annotations

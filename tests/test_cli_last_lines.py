@@ -104,9 +104,17 @@ def test_send_exit_paths(files, capsys):
         assert code == 2, "Gameball rejected the key"
         assert "Gameball rejected the keys (HTTP 401" in err
         assert err.count("stopped") == 1, err
+        # How to go on, said last: without a ledger, the failures file is the rest.
         assert last_line(err).endswith(
-            f"rows not sent are in {files / 'good.csv.failures.parquet'}"
+            f"rows not sent are in {files / 'good.csv.failures.parquet'}; without --ledger "
+            "nothing knows which rows were sent: send that file, not the input, for the rest"
         )
+        _, _, kept = run(capsys, *send(files, emu, "bad.csv", "--ledger", files / "l2"),
+                         "--api-key", "wrong")  # fmt: skip
+        assert last_line(kept).endswith(
+            f"rows not sent are in {files / 'bad.csv.failures.parquet'}; the ledger "
+            f"{files / 'l2'} knows every row sent: the same command again sends the rest"
+        ), kept
         assert re.search(r"12 rows: 0 sent, \d+ failed, \d+ aborted;", err), err
     code, _, err = run(capsys, "send", files / "good.csv", "--base-url", "http://127.0.0.1:9",
                        "--api-key", "k", "--no-progress")  # fmt: skip

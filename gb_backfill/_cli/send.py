@@ -175,7 +175,14 @@ def where_rows_are(
     written): the failures file, or the parts written so far, or the ledger. ``started``: when
     the command started (a failures file written since is this run's)."""
     if isinstance(report, SendReport) and report.failures_path is not None:
-        return f"rows not sent are in {report.failures_path}"
+        # How to go on, said where the run ends (a trial's Ctrl-C line did not say it).
+        then = (
+            f"; the ledger {ledger} knows every row sent: the same command again sends the rest"
+            if ledger
+            else "; without --ledger nothing knows which rows were sent: send that file, not "
+            "the input, for the rest"
+        )
+        return f"rows not sent are in {report.failures_path}{then}"
     target = Path(failures)
     parts = target.with_name(target.name + ".parts")
     if report is None and not parts.exists():
