@@ -12,6 +12,7 @@ shared loop of :mod:`.base`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import math
 from functools import partial
@@ -71,7 +72,10 @@ class EventsLane(BaseLane):
         self._chain_priority = math.inf
         self._kept = 0
         self._short_going = 0  # short chains' rows past the check, not yet answered
-        self._freed = asyncio.Event()
+        # Workers waiting for a place in flight, first come first served: a place freed goes
+        # to the first of them, not to the worker that freed it (which took every place while
+        # fresh rows lasted, and rows waiting to be retried waited for the end of the run).
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._workers: list[asyncio.Task[None]] = []
         base = settings.base_url
         self.urls = {v: base + path.format(version=v) for v in gameball.API_VERSIONS}
@@ -139,16 +143,34 @@ class EventsLane(BaseLane):
         return max(2, min(ceiling, math.ceil(rate * self.round_trip * 1.5) + 1))
 
     async def _admit(self) -> None:
-        while self.in_flight >= self.allowed_in_flight():
-            self._freed.clear()
-            await self._freed.wait()
-        self.in_flight += 1
+        if not self._waiting and self.in_flight < self.allowed_in_flight():
+            self.in_flight += 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn  # the place is counted as ours when the turn comes
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.in_flight -= 1  # given a place, cancelled before taking it: pass it on
+                self._hand_on()
+            else:
+                self._waiting.remove(turn)
+            raise
 
     def _release(self, took: float | None) -> None:
         self.in_flight -= 1
         if took is not None:
             self.round_trip = 0.8 * self.round_trip + 0.2 * took if self.round_trip else took
-        self._freed.set()
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Give the places free in flight to the workers waiting longest."""
+        while self._waiting and self.in_flight < self.allowed_in_flight():
+            turn = self._waiting.popleft()
+            if not turn.done():
+                self.in_flight += 1
+                turn.set_result(None)
 
     def _waits_for_the_window(self) -> bool:
         """Whether a short chain's row must wait: the window has no place for it beyond those
