@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 from collections import defaultdict
@@ -847,3 +848,20 @@ def test_a_row_waiting_to_be_retried_goes_before_rows_not_yet_sent():
     assert report.sent == 300
     again = [at for at, n in enumerate(order) if n == 0][1]
     assert again <= 20, f"retried as request {again} of {len(order)}"
+
+
+def test_the_pace_shown_once_throttled_names_the_window_quota_the_run_keeps(monkeypatch, capsys):
+    """A trial's lines said 'pace=87/s' of a run the 1,200 per 30 s window held to 36/s: the
+    quota is shown with the rate, the configured one until a lower one is learned."""
+    from gb_backfill._engine import progress as _progress
+
+    monkeypatch.setattr(_progress, "interactive", lambda: False)
+    monkeypatch.setattr(_progress.Progress, "LINE_EVERY", 0.0)
+    limits = RateLimits(per_second=100, per_window=1200, window=2.0)
+    df = pd.DataFrame({"customerId": [f"c{n}" for n in range(200)], "eventName": "e"})
+    report = send_fast(df, **send_options(LimitedGameball(per_second=10), limits=limits,
+                                          progress=None))  # fmt: skip
+    assert report.sent == 200
+    paces = set(re.findall(r"pace=\d+/s(?:, [\d,]+/[\d.]+s)?", capsys.readouterr().err))
+    assert paces, "the run was throttled, and said its pace"
+    assert all(pace.endswith(", 1,200/2s") for pace in paces), paces

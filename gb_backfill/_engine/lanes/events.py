@@ -125,11 +125,13 @@ class EventsLane(BaseLane):
     # --- delivery --------------------------------------------------------------------------
 
     def pace(self) -> str | None:
-        """The pace Gameball's answers have set, for the progress bar; None while unthrottled."""
+        """The pace Gameball's answers have set, for the progress bar, with the window quota
+        the run keeps (learned, or configured); None while unthrottled."""
         rate = self.adaptive.rate(self.clock())
         if rate is None:
             return None
-        window = self.adaptive.learned_window
+        # The quota too, or the rate alone says 87/s of a run the window holds to 36/s.
+        window = self.adaptive.learned_window or self.adaptive.configured_window
         quota = f", {window:,}/{self.adaptive.window:g}s" if window else ""
         return f"{rate:.0f}/s{quota}"
 
