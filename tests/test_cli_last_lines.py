@@ -280,7 +280,9 @@ def test_a_stopped_send_says_so_in_words(tmp_path, sig, code, word):
     said = last_line(err)
     assert re.fullmatch(
         rf"gb-backfill: {word}; 300 rows: [\d,]+ sent, (([\d,]+ unknown|[\d,]+ failed), )*"
-        rf"[\d,]+ aborted; rows not sent are in {re.escape(str(tmp_path / 'f.parquet'))}",
+        rf"[\d,]+ aborted; rows not sent are in {re.escape(str(tmp_path / 'f.parquet'))}; "
+        "without --ledger nothing knows which rows were sent: send that file, not the input, "
+        "for the rest",
         said,
     ), said
     in_cli_terms(out)
