@@ -295,10 +295,13 @@ def test_why_batch_mode_sends_rows_one_request_each_is_said_in_the_plan_and_the_
     with Emulator() as emu:
         keys = {"api_key": emu.api_key, "secret_key": emu.secret_key}
         report = send(df, base_url=emu.base_url, **keys, mode="batch", progress=False)
-    assert report.lane_requests == {"events": 3, "batch": 1}
+    reads = report.lane_requests["job_status"]
+    assert report.lane_requests == {"events": 3, "batch": 1, "job_status": reads}
+    assert 1 + reads + 3 == report.requests, "the kinds add up to the headline's requests"
     assert (
-        "  batch mode: 1 batch job posted, 3 single event requests (for rows with an email, "
-        "mobile or session token, which no job carries" in report.summary()
+        f"  batch mode: 1 batch job posted, {reads:,} job status read{'' if reads == 1 else 's'}, "
+        "3 single event requests (for rows with an email, mobile or session token, which no job "
+        "carries" in report.summary()
     )
 
 

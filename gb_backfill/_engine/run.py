@@ -463,7 +463,7 @@ class SendRun:
             counts=counts,
             rows=book.rows,
             elapsed=time.perf_counter() - self.started,
-            requests=sum(lane.requests for lane in self.lanes) + self.batch.poller.requests,
+            requests=sum(self._requests_by_kind().values()),
             http_statuses=dict(answers),
             # plain strings, as the failures file's gb_error_code column holds them
             error_codes={str(code): count for code, count in book.error_codes.most_common()},
@@ -479,7 +479,7 @@ class SendRun:
             limits=main_lane.limiter.limits,
             lane_limits={lane.kind.value: lane.limiter.limits for lane in self.lanes},
             mode=self.settings.mode,
-            lane_requests={lane.kind.value: lane.requests for lane in self.lanes if lane.requests},
+            lane_requests=self._requests_by_kind(),
             timeline=self.timeline.frame(),
             folded=book.folded,
             fixed_before=book.fixed_before,
@@ -487,6 +487,13 @@ class SendRun:
             already_there=book.already_there,
             warnings=book.warnings.frame() if book.warnings is not None else empty_warnings(),
         )
+
+    def _requests_by_kind(self) -> dict[str, int]:
+        """Each lane's requests, and the jobs' status reads (``job_status``): they add up to
+        the run's requests. A kind that made none is left out."""
+        made = {lane.kind.value: lane.requests for lane in self.lanes}
+        made["job_status"] = self.batch.poller.requests
+        return {kind: count for kind, count in made.items() if count}
 
     def stop(self) -> Stop | None:
         """What stopped the run, if anything did (the faces raise it, see
