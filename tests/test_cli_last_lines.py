@@ -92,7 +92,7 @@ def test_send_exit_paths(files, capsys):
         code, out, _ = run(capsys, *send(files, emu, "good.csv", "--ledger", files / "l"))
         assert code == 0
         assert re.fullmatch(
-            r"12 rows: 12 sent, in [\d,.]+ (s|min) \(12 requests, [\d.]+ per second\)",
+            r"12 rows: 12 sent, in [\d,.]+ (s|min) \(12 requests, [\d.]+ requests per second\)",
             out.splitlines()[0],
         ), out
         assert last_line(out) == "  HTTP answers: 200: 12"
@@ -107,13 +107,15 @@ def test_send_exit_paths(files, capsys):
         # How to go on, said last: without a ledger, the failures file is the rest.
         assert last_line(err).endswith(
             f"rows not sent are in {files / 'good.csv.failures.parquet'}; without --ledger "
-            "nothing knows which rows were sent: send that file, not the input, for the rest"
+            "nothing knows which rows were sent: once that is fixed, send that file, not the "
+            "input, for the rest"
         )
         _, _, kept = run(capsys, *send(files, emu, "bad.csv", "--ledger", files / "l2"),
                          "--api-key", "wrong")  # fmt: skip
         assert last_line(kept).endswith(
             f"rows not sent are in {files / 'bad.csv.failures.parquet'}; the ledger "
-            f"{files / 'l2'} knows every row sent: the same command again sends the rest"
+            f"{files / 'l2'} knows every row sent: once that is fixed, the same command again "
+            "sends the rest"
         ), kept
         assert re.search(r"12 rows: 0 sent, \d+ failed, \d+ aborted;", err), err
     code, _, err = run(capsys, "send", files / "good.csv", "--base-url", "http://127.0.0.1:9",

@@ -121,7 +121,8 @@ def run_send(
         return EXIT_USAGE
     except RunStopped as stopped:
         text = stopped.in_terms(terms).splitlines()[0].rstrip(".") if str(stopped) else ""
-        counts = f"{_counts(stopped.report)}; {where_rows_are(failures, ledger, stopped.report)}"
+        where = where_rows_are(failures, ledger, stopped.report, fix_first=True)
+        counts = f"{_counts(stopped.report)}; {where}"
         print(f"gb-backfill: the run stopped: {text}; {counts}", file=sys.stderr)
         return EXIT_USAGE if isinstance(stopped, AuthenticationError) else EXIT_STOPPED
     except GameballError:
@@ -169,18 +170,23 @@ def _counts(report: object) -> str:
 
 
 def where_rows_are(
-    failures: str, ledger: str | None, report: object | None, started: float | None = None
-) -> str:
+    failures: str, ledger: str | None, report: object | None, started: float | None = None,
+    *, fix_first: bool = False,
+) -> str:  # fmt: skip
     """Where the rows not sent are, as the files on disk say (never a file that was not
-    written): the failures file, or the parts written so far, or the ledger. ``started``: when
-    the command started (a failures file written since is this run's)."""
+    written): the failures file, or the parts written so far, or the ledger; and how to go on
+    (``fix_first``: once what stopped the run is fixed). ``started``: when the command started
+    (a failures file written since is this run's)."""
     if isinstance(report, SendReport) and report.failures_path is not None:
-        # How to go on, said where the run ends (a trial's Ctrl-C line did not say it).
+        # How to go on, said where the run ends (a trial's Ctrl-C line did not say it; after a
+        # refused key, "the same command again" alone contradicted the advice before it).
+        fixed = "once that is fixed, " if fix_first else ""
         then = (
-            f"; the ledger {ledger} knows every row sent: the same command again sends the rest"
+            f"; the ledger {ledger} knows every row sent: {fixed}the same command again sends "
+            "the rest"
             if ledger
-            else "; without --ledger nothing knows which rows were sent: send that file, not "
-            "the input, for the rest"
+            else f"; without --ledger nothing knows which rows were sent: {fixed}send that file, "
+            "not the input, for the rest"
         )
         return f"rows not sent are in {report.failures_path}{then}"
     target = Path(failures)

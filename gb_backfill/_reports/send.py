@@ -206,7 +206,7 @@ class SendReport:
         stopped = " (interrupted)" if self.interrupted else ""
         return (
             f"{self.counts_text()}, in {duration_text(self.elapsed)} ({self.requests:,} "
-            f"requests, {self.rate:.1f} per second){stopped}"
+            f"requests, {self.rate:.1f} requests per second){stopped}"
         )
 
     def _batch_requests_line(self) -> str:
