@@ -316,3 +316,17 @@ def test_a_batch_plan_says_its_busiest_customers_go_one_request_each():
     assert line.endswith(
         "(600 of the busiest customers: one request at a time ends sooner than a job cycle each)"
     ), line
+
+
+def test_a_batch_plan_says_why_it_needs_more_jobs_than_its_rows_fill():
+    """A trial asked why 331 rows took 'at least 8 batch jobs' when a job carries 1,000."""
+    df = pd.DataFrame({"customerId": [f"x{n % 50}" for n in range(400)], "eventName": "e"})
+    plan = gb_backfill.plan(df, mode="batch")
+    assert plan.requests["batch"] == 8
+    line = next(line for line in plan.summary().splitlines() if "batch lane:" in line)
+    assert line.endswith(
+        "in at least 8 jobs: a job carries one row of each customer, and a customer here has 8 rows"
+    ), line
+    few = gb_backfill.plan(df.drop_duplicates("customerId"), mode="batch")
+    line = next(line for line in few.summary().splitlines() if "batch lane:" in line)
+    assert "in at least" not in line, "one job carries them all: nothing to explain"

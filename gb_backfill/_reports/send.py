@@ -7,6 +7,7 @@ text from ``summary()``, and its counts are plain attributes, so tab completion 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import pandas as pd
 
 from .._config import RateLimits
 from .._errors import ConfigError, Mention, Terms, render
-from .._gameball import HISTORY_WARNING
+from .._gameball import HISTORY_WARNING, MAX_ITEMS_PER_JOB
 from .._rows.loose import rows_look_like, written_option
 from .._rows.warnings import empty_warnings, warning_lines
 from .._store.failures import read_failures, write_parquet
@@ -541,6 +542,13 @@ class SendPlan:
             lines[lane] = (
                 f"{rows:,} row{'' if rows == 1 else 's'}{who}, about {duration_text(seconds)}"
             )
+            jobs = self.requests.get(lane, 0)
+            if lane.startswith("batch") and jobs > math.ceil(rows / MAX_ITEMS_PER_JOB):
+                # A trial asked why 331 rows took "at least 8 batch jobs", not one.
+                lines[lane] += (
+                    f", in at least {jobs:,} jobs: a job carries one row of each customer, and "
+                    f"a customer here has {jobs:,} rows"
+                )
             if lane == "events" and rows:
                 # Said, since a batch-mode plan with most rows here reads as a routing mistake.
                 lines[lane] += f" ({self._why_events_lane(rows)})"
