@@ -32,7 +32,8 @@ from ._gameball import HISTORY_WARNING
 from ._preview.estimates import Estimate
 from ._preview.report import CampaignPreview, CustomerPreview, EventPreview, PreviewReport
 from ._reports.ledger import LedgerReport, Settlement
-from ._reports.send import SendPlan, SendReport
+from ._reports.plan import SendPlan
+from ._reports.send import SendReport
 from ._reports.validation import ValidationReport
 from ._stops import AuthenticationError, Interrupted, RepeatedFailureError, RunStopped
 from ._store.failures import FAILURE_STATUS_COLUMNS, read_failures

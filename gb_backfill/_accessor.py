@@ -17,7 +17,8 @@ import pandas as pd
 
 from ._options import MappingOptions, PlanOptions, PreviewOptions, SendOptions
 from ._preview.report import PreviewReport
-from ._reports.send import SendPlan, SendReport
+from ._reports.plan import SendPlan
+from ._reports.send import SendReport
 from ._reports.validation import ValidationReport
 
 __all__ = ["GameballAccessor"]

@@ -32,7 +32,8 @@ from ._options import (
     mapping_of,
     read_with_of,
 )
-from ._reports.send import SendPlan, SendReport
+from ._reports.plan import SendPlan
+from ._reports.send import SendReport
 from ._rows.keys import check_key_columns, check_unique
 from ._rows.mapping import ColumnMapping, resolve_mapping
 from ._stops import raise_for

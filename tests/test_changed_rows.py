@@ -250,6 +250,14 @@ def test_rows_that_differ_in_no_column_are_not_said_to_be_written_differently(tm
             "dry run, nothing was sent: 4 rows, 4 valid, 0 invalid; a send would send nothing: "
             "1 row looks like a row an earlier run sent (changed, below)"
         ), planned.headline()
+        # The counts after it are of the rows it would send without the changed ones (a trial
+        # read customers and event names under "send nothing" and could not place them).
+        lines = planned.summary().splitlines()
+        at = next(n for n, line in enumerate(lines) if line.startswith("  changed: 1 row looks"))
+        assert lines[at + 1 : at + 3] == [
+            "  without the changed rows, a send would send 0 rows; of those:",
+            "  customers: 0",
+        ], lines
         with pytest.raises(gb.ChangedRowsError) as refused:
             gb.send(pd.concat([export, fixed], ignore_index=True), **options)
     said = str(refused.value)

@@ -15,7 +15,8 @@ import pandas as pd
 from .. import _gameball as gameball
 from .._errors import ChangedRowsError, GameballError, Mention, Terms
 from .._options import PlanPathOptions, SendPathOptions
-from .._reports.send import SendPlan, SendReport
+from .._reports.plan import SendPlan
+from .._reports.send import SendReport
 from .._sender import aplan_path, asend_path
 from .._stops import AuthenticationError, Interrupted, RunStopped, cause_text
 from .._sync import run_sync

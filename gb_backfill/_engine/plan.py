@@ -4,7 +4,7 @@
 would (see :mod:`gb_backfill._engine.prepare`; in batch mode after the same count of each
 customer's rows and the same routing of the busiest to the events lane), judges each row by the
 live run's own rule (:mod:`gb_backfill._engine.fate`, with the ledger opened read-only: what it
-skips, holds, fails again or folds), and returns a :class:`~gb_backfill._reports.send.SendPlan`:
+skips, holds, fails again or folds), and returns a :class:`~gb_backfill._reports.plan.SendPlan`:
 counts, customers, event names (an order counts as the ``place_order`` event Gameball records
 for it), requests and rows per lane, and the time each mode would take,
 from the model of :mod:`gb_backfill._engine.makespan` that routes a live run. ``bodies_path=``
@@ -30,7 +30,7 @@ import pandas as pd
 from .. import _gameball as gameball
 from .._config import RateLimits, Settings
 from .._errors import ConfigError
-from .._reports.send import SendPlan
+from .._reports.plan import SendPlan
 from .._rows.loose import ChangedRows, rows_look_like
 from .._rows.mapping import ColumnMapping
 from .._rows.warnings import WarningTally
