@@ -6,6 +6,7 @@ they compare with is the emulator's own quote of every row. Pacing is tested on 
 
 import asyncio
 import json
+import re
 
 import httpx
 import numpy as np
@@ -158,6 +159,13 @@ def test_an_unknown_event_name_is_reported_and_every_name_is_quoted(emu):
     # Rare names are quoted too (at least 5 rows each), and the counts add up.
     assert all(event.sampled >= 5 for event in report.events.values())
     assert sum(event.rows for event in report.events.values()) == report.valid
+    # In words: the names most rows first, and every interval says what it is.
+    said = report.summary().splitlines()
+    named = [line.split(":")[0].removeprefix("  event ") for line in said
+             if line.startswith("  event ") and not line.startswith("  event names")]  # fmt: skip
+    assert named == sorted(report.events, key=lambda name: -report.events[name].rows), named
+    share = next(line for line in said if "rows of customers who do not exist" in line)
+    assert re.search(r": [\d.]+% \(95%: [\d.]+% to [\d.]+%\)$", share), share
     assert {c.name for c in report.campaigns} >= {"2 points per 25 spent", "Stars", "Hello"}
     assert set(report.coupons) == {"FreeShipping"}
 

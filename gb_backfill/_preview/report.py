@@ -254,11 +254,13 @@ class PreviewReport:
             share = customers.not_found_share
             rows.append(
                 ("rows of customers who do not exist",
-                 f"{share.value:.1%} ({share.low:.1%} to {share.high:.1%})")
+                 f"{share.value:.1%} ({share.confidence:.0%}: {share.low:.1%} to "
+                 f"{share.high:.1%})")
             )  # fmt: skip
         if customers.estimated_new is not None:
             rows.append(("customers a send would create", _about(customers.estimated_new)))
-        for name, event in self.events.items():
+        # Most rows first (a trial could not tell what order the names came in).
+        for name, event in sorted(self.events.items(), key=lambda item: -item[1].rows):
             text = f"{event.rows:,} rows, points {_about(event.points)}"
             rows.append((f"event {name}", text + less_because(event)))
         rewarding = {c.name for c in self.campaigns}
