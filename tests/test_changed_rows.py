@@ -282,6 +282,12 @@ def test_an_input_sent_again_read_another_way_is_told_how_it_was_read(tmp_path, 
         assert main(["send", str(source), *flags, "--dry-run"]) == 2  # as the live send: refused
         planned = " ".join(capsys.readouterr().out.split())
         assert "read it as then, --dtype total=float --na-values n/a" in planned, planned
+        # The rows it would send are suspect too: the n/a row sent then is one of them.
+        assert (
+            "so the rows it would send may hold rows it sent then, read otherwise (a text such "
+            "as n/a that was missing)" in planned
+        ), planned
+        assert "without the changed rows, a send would send 1 row; of those:" in planned
         assert main(["send", str(source), *flags]) == 2
         refusal = " ".join(capsys.readouterr().err.split())
         assert (

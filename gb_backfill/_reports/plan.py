@@ -312,7 +312,9 @@ class SendPlan:
         values = {name: written_option(name, v) for name, v in self.read_before.items()}
         return (
             f"  changed: {rows_look_like(self.changed)} an earlier run sent; this input "
-            "was sent before read another way: read it as then, "
+            # The rest may be such rows too: a trial counted 4 sent rows fewer than its status.
+            "was sent before read another way, so the rows it would send may hold rows it "
+            "sent then, read otherwise (a text such as n/a that was missing): read it as then, "
             + render(options, values, terms)
             + ", and the run skips the rows it sent"
         )
