@@ -57,12 +57,13 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import cast
 
 import aiohttp
 import httpx
 import pandas as pd
 
-from gb_backfill import RateLimits, SendPlan, SendReport, asend, plan
+from gb_backfill import Interrupted, RateLimits, SendPlan, SendReport, asend, plan
 from gb_backfill._config import leave_room
 from gb_backfill._emulator import DEFAULT_API_KEY, RECORD_PATH
 from gb_backfill._engine.plan import minimum_seconds
@@ -172,8 +173,8 @@ async def interrupted_send(url: str, df: pd.DataFrame, ledger: str, after: float
     task.cancel()
     try:
         return await task
-    except asyncio.CancelledError as stopped:
-        return stopped.report  # type: ignore[attr-defined, no-any-return]
+    except Interrupted as stopped:  # raised from the cancellation, with the run's report
+        return cast(SendReport, stopped.report)
 
 
 def second_run_met(name: str, first: SendReport, second: SendReport, elapsed: float) -> bool:
