@@ -314,7 +314,8 @@ def test_a_batch_plan_says_its_busiest_customers_go_one_request_each():
     assert plan.lane_rows["events"] == 600, plan.lane_rows
     line = next(line for line in plan.summary().splitlines() if "events lane:" in line)
     assert line.endswith(
-        "(600 of the busiest customers: one request at a time ends sooner than a job cycle each)"
+        "(600 rows of the busiest customers: a customer's rows go one at a time, in order, and a "
+        "request each ends sooner than a batch job each)"
     ), line
 
 
@@ -330,3 +331,25 @@ def test_a_batch_plan_says_why_it_needs_more_jobs_than_its_rows_fill():
     few = gb_backfill.plan(df.drop_duplicates("customerId"), mode="batch")
     line = next(line for line in few.summary().splitlines() if "batch lane:" in line)
     assert "in at least" not in line, "one job carries them all: nothing to explain"
+
+
+def test_an_invalid_row_whose_fixed_copy_is_unknown_is_not_counted_valid(tmp_path):
+    """A trial's fixed copy of one invalid row went out without an answer; the export's plan
+    then said 3,565 valid, of the 3,564 validate counted."""
+    from tests.conftest import MockGameball, send_fast, send_options
+
+    def no_answer(request, body, n):
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    df = pd.DataFrame({"customerId": ["a", "", "c"], "eventName": "e"})
+    ledger, failures = tmp_path / "ledger", tmp_path / "f.parquet"
+    send_fast(df, **send_options(MockGameball(), ledger=ledger, failures_path=failures))
+    fixed = pd.read_parquet(failures)
+    fixed["customerId"] = "b"
+    assert send_fast(fixed, **send_options(MockGameball(no_answer), ledger=ledger)).unknown == 1
+    plan = gb_backfill.plan(df, ledger=ledger)
+    assert (plan.valid, plan.invalid, plan.invalid_held, plan.unknown) == (2, 0, 1, 1)
+    assert plan.headline().startswith(
+        "dry run, nothing was sent: 3 rows, 2 valid, 0 invalid, 1 invalid with a copy; a send "
+        "would skip 2, hold 1 as unknown and send 0 rows"
+    ), plan.headline()

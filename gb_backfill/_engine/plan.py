@@ -69,6 +69,7 @@ class _Tally:
     changed: int = 0
     fixed_before: int = 0  #: invalid rows whose fixed copies an earlier run sent
     invalid_folded: int = 0  #: invalid rows with a copy elsewhere in the input (folded)
+    invalid_held: int = 0  #: invalid rows whose fixed copy is held as unknown
     per_customer: Counter[str] = field(default_factory=Counter)
     batch_customer: Counter[str] = field(default_factory=Counter)
     events_customer: Counter[str] = field(default_factory=Counter)
@@ -112,6 +113,7 @@ def _plan_chunk(
         # invalid row with a copy in this input (fixed or not) is folded into that copy.
         tally.fixed_before += judged.count(Fate.SKIP)
         tally.invalid_folded += judged.count(Fate.FOLD)
+        tally.invalid_held += judged.count(Fate.HOLD)
     for row, fate in zip(prepared.rows, verdicts.rows, strict=True):
         if fate is Fate.SEND:
             tally.add(row)
@@ -268,10 +270,15 @@ def _plan(
     return SendPlan(
         mode=settings.mode,
         rows=tally.rows,
-        valid=tally.rows - tally.invalid - tally.fixed_before - tally.invalid_folded,
+        valid=tally.rows
+        - tally.invalid
+        - tally.fixed_before
+        - tally.invalid_folded
+        - tally.invalid_held,
         invalid=tally.invalid,
         fixed_before=tally.fixed_before,
         invalid_folded=tally.invalid_folded,
+        invalid_held=tally.invalid_held,
         events_only_rows=sum(tally.unbatchable.values()),
         skipped=tally.skipped,
         changed=tally.changed,
