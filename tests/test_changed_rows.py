@@ -331,3 +331,22 @@ def test_rows_that_look_new_only_because_of_how_they_are_read_are_refused(tmp_pa
         # A reading that was wrong is fixed on purpose: rows read as now are sent.
         assert main(["send", str(source), *flags, "--resend-changed"]) == 0
         assert len(emu.events()) == 4
+
+
+def test_read_options_of_one_punctuation_mark_are_quoted_in_the_fix(tmp_path, capsys):
+    """A trial read "read it as then, --decimal , --dtype ..." with the comma lost in the
+    sentence's own punctuation."""
+    source = tmp_path / "export.csv"
+    source.write_text('customer_id;event_name;total\nc1;e;"1.299,50"\nc2;e;"2,5"\n')
+    with Emulator() as emu:
+        flags = ["--base-url", emu.base_url, "--api-key", emu.api_key, "--sep", ";",
+                 "--ledger", str(tmp_path / "l.db"), "--no-progress",
+                 "--failures", str(tmp_path / "f.pq")]  # fmt: skip
+        read = ["--dtype", "total=float", "--thousands", ".", "--decimal", ","]
+        assert main(["send", str(source), *flags, *read]) == 0
+        capsys.readouterr()
+        assert main(["send", str(source), *flags, "--dry-run"]) == 2
+    planned = " ".join(capsys.readouterr().out.split())
+    assert "read it as then, --decimal ',' --dtype total=float --sep ';' --thousands '.'," in (
+        planned
+    ), planned

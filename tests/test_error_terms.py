@@ -199,6 +199,6 @@ def test_what_to_do_with_unknown_rows_is_said_in_the_callers_terms(tmp_path, cap
     assert sent.unknown == 1
     dry = plan(rows, ledger=other)
     assert dry.unknown == 1
-    assert "gb_backfill.ledger_status(ledger).unknown lists them" in dry.summary()
+    assert "gb_backfill.ledger_status(ledger).unknown lists it" in dry.summary()
     # The row to look up is shown as it was written, not as JSON escapes.
     assert '"city": "São Paulo"' in ledger_status(other).summary()

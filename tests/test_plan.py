@@ -353,3 +353,30 @@ def test_an_invalid_row_whose_fixed_copy_is_unknown_is_not_counted_valid(tmp_pat
         "dry run, nothing was sent: 3 rows, 2 valid, 0 invalid, 1 invalid with a copy; a send "
         "would skip 2, hold 1 as unknown and send 0 rows"
     ), plan.headline()
+
+
+def test_a_report_says_its_unknown_rows_may_have_arrived_and_how_to_settle_them(tmp_path):
+    """A trial's report listed its unknown rows under 'rows not sent' (Gameball had them), and
+    named no way to settle them."""
+    from tests.conftest import MockGameball, send_fast, send_options
+
+    def lost_for_b(request, body, n):
+        if body["customerId"] == "b":
+            raise httpx.ReadTimeout("no answer", request=request)
+        return httpx.Response(200, json={})
+
+    df = pd.DataFrame({"customerId": ["a", "b", ""], "eventName": "e"})
+    failures = tmp_path / "f.parquet"
+    report = send_fast(df, **send_options(MockGameball(lost_for_b), ledger=tmp_path / "l",
+                                          failures_path=failures))  # fmt: skip
+    assert (report.sent, report.unknown, report.invalid) == (1, 1, 1)
+    said = report.summary(terms=lambda mention: mention.option).splitlines()
+    assert (
+        "  rows not sent or unknown, by gb_error_code (an invalid row by its first rule):" in said
+    )
+    assert (
+        "  unknown: 1 row went out without an answer, so Gameball may have it; with a ledger no "
+        "run sends it again on its own: check it in Gameball (gb-backfill status --ledger PATH "
+        "lists it), then gb-backfill settle marks it arrived or not"
+    ) in said, said
+    assert f"  rows not sent, and the unknown ones, are in {failures}" in said

@@ -23,6 +23,7 @@ from .html import table
 from .words import (
     answers_text,
     duration_text,
+    held_lines,
     pace_text,
     skipped_lines,
     warning_rows,
@@ -240,8 +241,10 @@ class SendReport:
             none = f", no answer: {unanswered:,}" if unanswered > 0 else ""
             lines.append(f"  HTTP answers: {answers_text(self.http_statuses)}{none}")
         if self.error_codes:
-            lines.append("  rows not sent, by gb_error_code (an invalid row by its first rule):")
+            rows = "rows not sent or unknown" if self.unknown else "rows not sent"
+            lines.append(f"  {rows}, by gb_error_code (an invalid row by its first rule):")
         lines += [f"    {code}: {count:,}" for code, count in self.error_codes.items()]
+        lines += held_lines(self.unknown, 0, cli=terms is not Mention.in_python, this_run=True)
         for option, found in self._found():
             what = "events" if option == "limits" else "batch job creation"
             rate = "--rate" if option == "limits" else "--batch-rate"
@@ -274,6 +277,7 @@ class SendReport:
                 "refused their orderId as a duplicate): none was counted twice"
             )
         if self.failures_path is not None and not self.ok:
-            lines.append(f"  rows not sent are in {self.failures_path}")
+            rows = "rows not sent, and the unknown ones," if self.unknown else "rows not sent"
+            lines.append(f"  {rows} are in {self.failures_path}")
         lines += [f"  {line}" for line in warning_lines(self.warnings)]
         return "\n".join(lines)

@@ -42,10 +42,12 @@ def answers_text(http_statuses: dict[int, int]) -> str:
     return ", ".join(f"{status}: {count:,}" for status, count in sorted(http_statuses.items()))
 
 
-def held_lines(unknown: int, failed: int, *, cli: bool = False) -> list[str]:
-    """What a send (or its plan) says of rows the ledger holds back without a request; the
-    tools to settle unknown rows are named as the command line (``cli``) or Python calls
-    them."""
+def held_lines(
+    unknown: int, failed: int, *, cli: bool = False, this_run: bool = False
+) -> list[str]:
+    """What a plan says of rows the ledger holds back without a request, or a send
+    (``this_run``) of rows it sent without an answer; the tools to settle unknown rows are
+    named as the command line (``cli``) or Python calls them."""
     lines = []
     if unknown:
         lists, settles = (
@@ -53,9 +55,18 @@ def held_lines(unknown: int, failed: int, *, cli: bool = False) -> list[str]:
             if cli
             else ("gb_backfill.ledger_status(ledger).unknown", "gb_backfill.settle(ledger, ...)")
         )
+        # A trial read its unknown rows as "not sent", though Gameball had them.
+        one = unknown == 1
+        rows, them = ("row", "it") if one else ("rows", "them")
+        what = (
+            f"{rows} went out without an answer, so Gameball may have {them}; with a ledger no "
+            f"run sends {them} again on its own"
+            if this_run
+            else f"{rows} an earlier run may have sent {'is' if one else 'are'} held, not sent"
+        )
         lines.append(
-            f"  unknown: {unknown:,} rows an earlier run may have sent are held, not sent: check "
-            f"them in Gameball ({lists} lists them), then {settles} marks them arrived or not"
+            f"  unknown: {unknown:,} {what}: check {them} in Gameball ({lists} lists {them}), "
+            f"then {settles} marks {them} arrived or not"
         )
     if failed:
         lines.append(f"  failed before: {failed:,} rows failed for good in an earlier run")

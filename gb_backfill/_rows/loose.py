@@ -536,6 +536,10 @@ def written_option(name: str, value: object) -> Written:
         cli = " --dtype ".join(shlex.quote(f"{c}={k}") for c, k in value.items())
     elif isinstance(value, list):
         cli = shlex.quote(",".join(map(str, value)))
+    elif isinstance(value, str) and len(value) == 1 and not value.isalnum() and value != "'":
+        # Quoted though the shell needs no quotes: a bare , or . ran into the sentence's own
+        # punctuation ("read it as then, --decimal , --dtype ...").
+        cli = f"'{value}'"
     else:
         cli = shlex.quote(str(value))
     return Written(repr(value), cli)
