@@ -174,19 +174,29 @@ def test_both_modes_plans_agree_on_the_batch_mode_estimate():
     assert events == pytest.approx(batch, rel=0.05), (events, batch)
 
 
+def sent_then_fixed(tmp_path, df, fix, fixed_answer=None):
+    """``df`` sent with a ledger, then its failures file fixed by ``fix`` and sent (answered
+    by ``fixed_answer``); returns the ledger and the second run's report."""
+    from tests.conftest import MockGameball, send_fast, send_options
+
+    ledger, failures = tmp_path / "ledger", tmp_path / "f.parquet"
+    send_fast(df, **send_options(MockGameball(), ledger=ledger, failures_path=failures))
+    fixed = fix(pd.read_parquet(failures))
+    return ledger, send_fast(fixed, **send_options(MockGameball(fixed_answer), ledger=ledger))
+
+
 def test_invalid_rows_whose_fixed_copies_were_sent_are_not_counted_valid(tmp_path):
     """A trial's plan of its export after the fixed failures file was sent said '18,000 valid,
     0 invalid' of an input with 30 invalid rows."""
-    from tests.conftest import MockGameball, send_fast, send_options
-
     df = pd.DataFrame({"customerId": ["a", "", "c", "d"], "eventName": ["e", "e", "e", " e"]})
-    ledger, failures = tmp_path / "ledger", tmp_path / "f.parquet"
-    first = send_fast(df, **send_options(MockGameball(), ledger=ledger, failures_path=failures))
-    assert first.invalid == 2
-    fixed = pd.read_parquet(failures)
-    fixed["customerId"] = fixed["customerId"].replace("", "b")
-    fixed["eventName"] = fixed["eventName"].str.strip()
-    assert send_fast(fixed, **send_options(MockGameball(), ledger=ledger)).sent == 2
+
+    def fix(failed):
+        assert len(failed) == 2
+        return failed.assign(customerId=failed["customerId"].replace("", "b"),
+                             eventName=failed["eventName"].str.strip())  # fmt: skip
+
+    ledger, fixed = sent_then_fixed(tmp_path, df, fix)
+    assert fixed.sent == 2
     again = gb_backfill.plan(df, ledger=ledger)
     assert (again.valid, again.invalid, again.fixed_before, again.skipped) == (2, 0, 2, 4)
     assert again.headline().startswith(
@@ -336,17 +346,13 @@ def test_a_batch_plan_says_why_it_needs_more_jobs_than_its_rows_fill():
 def test_an_invalid_row_whose_fixed_copy_is_unknown_is_not_counted_valid(tmp_path):
     """A trial's fixed copy of one invalid row went out without an answer; the export's plan
     then said 3,565 valid, of the 3,564 validate counted."""
-    from tests.conftest import MockGameball, send_fast, send_options
 
     def no_answer(request, body, n):
         raise httpx.ReadTimeout("no answer", request=request)
 
     df = pd.DataFrame({"customerId": ["a", "", "c"], "eventName": "e"})
-    ledger, failures = tmp_path / "ledger", tmp_path / "f.parquet"
-    send_fast(df, **send_options(MockGameball(), ledger=ledger, failures_path=failures))
-    fixed = pd.read_parquet(failures)
-    fixed["customerId"] = "b"
-    assert send_fast(fixed, **send_options(MockGameball(no_answer), ledger=ledger)).unknown == 1
+    ledger, fixed = sent_then_fixed(tmp_path, df, lambda f: f.assign(customerId="b"), no_answer)
+    assert fixed.unknown == 1
     plan = gb_backfill.plan(df, ledger=ledger)
     assert (plan.valid, plan.invalid, plan.invalid_held, plan.unknown) == (2, 0, 1, 1)
     assert plan.headline().startswith(
