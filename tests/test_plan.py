@@ -359,6 +359,11 @@ def test_an_invalid_row_whose_fixed_copy_is_unknown_is_not_counted_valid(tmp_pat
         "dry run, nothing was sent: 3 rows, 2 valid, 0 invalid, 1 invalid with a copy; a send "
         "would skip 2, hold 1 as unknown and send 0 rows"
     ), plan.headline()
+    said = plan.summary().splitlines()
+    at = next(n for n, line in enumerate(said) if line.startswith("  unknown: 1 row"))
+    assert said[at + 1] == (
+        "    of them, 1 invalid row whose fixed copy an earlier run may have sent: held with it"
+    ), said
 
 
 def test_a_report_says_its_unknown_rows_may_have_arrived_and_how_to_settle_them(tmp_path):

@@ -136,3 +136,13 @@ def test_a_run_with_nothing_to_show_in_a_panel_says_so():
     panels = {axes.get_title(): [t.get_text() for t in axes.texts] for axes in figure.axes}
     assert panels["rows not sent, by code"] == ["every row was sent"]
     assert panels["no requests"] == ["no request was made"]
+
+
+def test_a_run_with_unknown_rows_does_not_call_them_not_sent():
+    """A trial's plot titled its codes 'rows not sent' over connection_lost rows Gameball had."""
+    from gb_backfill._reports.plot import plot_send
+
+    counts = {"sent": 3, "unknown": 2}
+    figure = plot_send(pd.DataFrame({"second": [], "requests": []}), counts,
+                       {"connection_lost": 2}, {})  # fmt: skip
+    assert "rows not sent or unknown, by code" in [axes.get_title() for axes in figure.axes]

@@ -192,6 +192,12 @@ class SendPlan:
             invalid_folded=self.invalid_folded, done=False,
         )  # fmt: skip
         lines += held_lines(self.unknown, self.failed, cli=terms is not Mention.in_python)
+        if self.invalid_held:
+            # Among the unknown, said (a trial could not find 8 of its 14 invalid with a copy).
+            rows = f"{self.invalid_held:,} invalid row{'' if self.invalid_held == 1 else 's'}"
+            lines.append(
+                f"    of them, {rows} whose fixed copy an earlier run may have sent: held with it"
+            )
         if self.changed:
             # What follows is of the rows it would send without them (a trial read customers
             # and event names under "a send would send nothing", and could not place them).

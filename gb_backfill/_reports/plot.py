@@ -17,6 +17,7 @@ import pandas as pd
 
 from .._config import RateLimits
 from .._errors import ConfigError
+from .._vocabulary import Status
 
 __all__: list[str] = []
 
@@ -115,7 +116,9 @@ def plot_send(
         names = list(error_codes)[:10]
         _counted_bars(codes, {n: error_codes[n] for n in names}, color="tab:orange",
                       horizontal=True)  # fmt: skip
-    codes.set(title="rows not sent, by code")
+    # Unknown rows may have arrived: named apart, as the report's text does.
+    unknown = counts.get(Status.UNKNOWN, 0)
+    codes.set(title="rows not sent or unknown, by code" if unknown else "rows not sent, by code")
     if not error_codes:  # said, not an empty 0-1 axis a reader must interpret
         _say_none(codes, "every row was sent")
     if not lanes:
