@@ -190,7 +190,6 @@ async def plan_run(
             offset += len(frame)
         before = read_another_way(ledger, settings)  # as the live refusal reads it
     plan = replace(_plan(tally, settings, costs, bodies_path), warnings=warnings.frame())
-    sending = sum(tally.lanes.values())
     if settings.resend_changed:
         return plan
     if tally.changed:  # the live run sends nothing: said so, and the dry run exits as it does
@@ -199,10 +198,10 @@ async def plan_run(
             option="resend_changed", rows=rows_look_like(tally.changed),
         )  # fmt: skip
         return replace(plan, read_before=before, live_refusal=refusal)
-    if before is None or not sending:
+    if before is None or not plan.sending:
         return plan
     # Rows that look new only because they are read another way: the live run refuses them.
-    template, values = ChangedRows().message(before, sending=sending)
+    template, values = ChangedRows().message(before, sending=plan.sending)
     return replace(plan, live_refusal=ConfigError(template, option="resend_changed", **values))
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .._config import RateLimits
 from .._errors import ConfigError, Mention, Terms, render
-from .._gameball import HISTORY_WARNING, MAX_ITEMS_PER_JOB
+from .._gameball import HISTORY_WARNING, MAX_ITEMS_PER_JOB, MAX_ORDERS_PER_JOB
 from .._rows.loose import rows_look_like, written_option
 from .._rows.warnings import empty_warnings, warning_lines
 from .html import table
@@ -300,7 +300,8 @@ class SendPlan:
                 f"{rows:,} row{'' if rows == 1 else 's'}{who}, about {duration_text(seconds)}"
             )
             jobs = self.requests.get(lane, 0)
-            if lane.startswith("batch") and jobs > math.ceil(rows / MAX_ITEMS_PER_JOB):
+            per_job = MAX_ORDERS_PER_JOB if lane == "batch_orders" else MAX_ITEMS_PER_JOB
+            if lane.startswith("batch") and jobs > math.ceil(rows / per_job):
                 # A trial asked why 331 rows took "at least 8 batch jobs", not one.
                 lines[lane] += (
                     f", in at least {jobs:,} jobs: a job carries one row of each customer, and "

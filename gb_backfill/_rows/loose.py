@@ -471,7 +471,7 @@ class ChangedRows:
             rows = (
                 "row it would send now may be a row"
                 if sending == 1
-                else ("rows it would send now may be rows")
+                else "rows it would send now may be rows"
             )
             template += (
                 "this input was sent before read another way, so the {sending:,} " + rows + " it "
@@ -492,9 +492,8 @@ class ChangedRows:
                 "read them as the earlier run sent them, and the run skips them as sent: "
                 "{dtype=*}; or "
             )
-            cli = " --dtype ".join(shlex.quote(f"{c}={k}") for c, k in fix.items())
             python = f"{fix!r} (a file's; a DataFrame's columns converted in pandas)"
-            values["dtype"] = Written(python, cli)
+            values["dtype"] = Written(python, written_option("dtype", fix).cli)
         template += (
             "drop them from the input (the examples show which), or send them anyway with "
             "{resend_changed=True}."
